@@ -1,0 +1,66 @@
+# Sprig's front door.  `make run` and `make test` work on a fresh Debian 12
+# machine as root: both install what is missing (scripts/deps.sh) first.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+DATA       ?= ./sprig-data
+
+.PHONY: all deps build build-asan run test test-normal test-asan bench \
+        crash-long format format-check clean install
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DSPRIG_SANITIZE=ON -DSPRIG_WERROR=ON \
+	    -DCMAKE_BUILD_TYPE=Debug -DSPRIG_BENCH=OFF $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Sprig's main job on an embedded default storage in the working directory.
+run: build
+	@$(BUILD)/tools/sprig --path $(DATA) demo
+
+# The whole suite, in a normal build and in an ASan+UBSan build.
+test: test-normal test-asan
+
+test-normal: build
+	@echo "== test suite: normal build"
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	@echo "== test suite: ASan+UBSan build"
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+# Benchmarks against raw LMDB and SQLite; writes docs/benchmarks.md.
+bench:
+	@sh scripts/deps.sh --bench
+	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
+	    $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@sh bench/run.sh $(BUILD)
+
+# The long crash loop: 10,000 SIGKILL rounds (make test runs a short one).
+crash-long: build
+	@SPRIG_CRASH_ROUNDS=10000 $(BUILD)/tests/test_crash
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+install: build
+	@cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

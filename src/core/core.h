@@ -1,0 +1,276 @@
+/*
+ * core.h -- private interface of src/core, the bottom layer of Sprig.
+ *
+ * Everything here is shared by the layers above (src/local today; the
+ * protocol, server and client later): error reporting, the allocation
+ * gateway, name validation, schema copies, the value objects that cross the
+ * public API (documents, lists, transactions, results, logs), and the
+ * operations tables through which a `sprig_db` or `sprig_storage` handle
+ * dispatches to its implementation (local engine, remote client, ...).
+ * Nothing in this folder knows about LMDB or sockets.
+ */
+#ifndef SPRIG_CORE_H
+#define SPRIG_CORE_H
+
+#include "sprig/sprig.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* ---- errors ---------------------------------------------------------- */
+
+/** Record `fmt` as this thread's error detail and return `rc`. */
+int sprig__err(int rc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** Return `rc` keeping the detail already recorded (for propagation). */
+#define sprig__pass(rc) (rc)
+
+/* ---- allocation gateway ---------------------------------------------- */
+
+void *sprig__malloc(size_t n);
+void *sprig__calloc(size_t n, size_t size);
+void *sprig__realloc(void *p, size_t n);
+void sprig__free(void *p);
+char *sprig__strdup(const char *s);
+void *sprig__memdup(const void *p, size_t n);
+/** Test seam: make the n-th allocation from now fail (0 = never). */
+void sprig__alloc_fail_after(unsigned long n);
+/** Number of live allocations made through the gateway. */
+long sprig__alloc_live(void);
+
+/* ---- byte helpers ---------------------------------------------------- */
+
+static inline void
+sprig__put_u64be(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t
+sprig__get_u64be(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static inline void
+sprig__put_u32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t
+sprig__get_u32be(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | p[3];
+}
+
+/** Compare two byte strings as memcmp order (shorter prefix first). */
+int sprig__bytes_cmp(sprig_bytes a, sprig_bytes b);
+
+/** Reserve room for `extra` more bytes; SPRIG_ENOMEM on failure. */
+int sprig__buf_reserve(sprig_buf *b, size_t extra);
+/** Append a big-endian u64 / u32 / one byte. */
+int sprig__buf_put_u64(sprig_buf *b, uint64_t v);
+int sprig__buf_put_u32(sprig_buf *b, uint32_t v);
+int sprig__buf_put_u8(sprig_buf *b, uint8_t v);
+
+/** A bounds-checked reader over borrowed bytes; every get returns
+ *  SPRIG_ECORRUPT when the input runs out. */
+typedef struct sprig__rd {
+    const uint8_t *p;
+    size_t left;
+} sprig__rd;
+int sprig__rd_u64(sprig__rd *r, uint64_t *v);
+int sprig__rd_u32(sprig__rd *r, uint32_t *v);
+int sprig__rd_u8(sprig__rd *r, uint8_t *v);
+int sprig__rd_bytes(sprig__rd *r, size_t n, const uint8_t **p);
+
+/* ---- names and schemas ----------------------------------------------- */
+
+#define SPRIG_NAME_MAX 64
+
+/** Check a database name; SPRIG_EINVAL with a detail naming `what`. */
+int sprig__check_db_name(const char *name);
+/** Check a collection or schema name. */
+int sprig__check_coll_name(const char *what, const char *name);
+
+/** A heap copy of a schema definition (one allocation). */
+int sprig__schema_copy(const sprig_schema_def *src, sprig_schema_def **out);
+/** Validate a definition's names and uniqueness. */
+int sprig__schema_check(const sprig_schema_def *s);
+/** The collection named `name`, or NULL. */
+const sprig_collection_def *sprig__schema_find(const sprig_schema_def *s,
+                                               const char *name);
+/** Serialise / parse a schema description (names + id kinds). */
+int sprig__schema_encode(const sprig_schema_def *s, sprig_buf *out);
+int sprig__schema_decode(sprig_bytes in, sprig_schema_def **out);
+
+/* ---- value objects --------------------------------------------------- */
+
+struct sprig_doc {
+    uint64_t revision;
+    uint8_t hash[16];
+    uint32_t id_len;
+    size_t len;
+    uint8_t *contents; /* points into data[] after the id */
+    uint8_t data[];    /* id, then contents */
+};
+
+/** One allocation holding a copy of id and contents. */
+sprig_doc *sprig__doc_new(sprig_bytes id, uint64_t revision,
+                          const uint8_t hash[16], sprig_bytes contents);
+
+struct sprig_doc_list {
+    size_t n, cap;
+    sprig_doc **docs;
+};
+int sprig__doc_list_push(sprig_doc_list *l, sprig_doc *d);
+
+struct sprig_header_list {
+    size_t n, cap;
+    sprig_header_buf *items;
+};
+int sprig__header_list_push(sprig_header_list *l, const sprig_header_buf *h);
+
+/** Fill a header_buf from a header (id truncated to SPRIG_ID_MAX). */
+void sprig__header_set(sprig_header_buf *hb, const sprig_header *h);
+
+typedef enum sprig__op_kind {
+    SPRIG__OP_INSERT,
+    SPRIG__OP_UPDATE,
+    SPRIG__OP_OVERWRITE,
+    SPRIG__OP_DELETE,
+    SPRIG__OP_CHECK
+} sprig__op_kind;
+
+/** One operation of a transaction.  Bytes are borrowed from the
+ *  transaction's arena (or, for the single-operation calls, from the
+ *  caller). */
+typedef struct sprig__op {
+    sprig__op_kind kind;
+    const char *collection;
+    bool has_id; /* false: push */
+    sprig_bytes id;
+    sprig_bytes contents; /* insert, update, overwrite */
+    bool has_expected;    /* update, delete, check */
+    uint64_t expected_rev;
+    uint8_t expected_hash[16]; /* all zero: compare the revision only */
+    void *mem;                 /* the copies, when the transaction owns them */
+} sprig__op;
+
+/** Make `op` expect header `expected` (id, revision, hash);
+ *  SPRIG_EINVAL when it is NULL. */
+int sprig__op_expect(sprig__op *op, const sprig_header *expected);
+
+struct sprig_txn {
+    size_t n, cap;
+    sprig__op *ops;
+};
+
+struct sprig_txn_result {
+    uint64_t id;
+    size_t n;
+    sprig_header_buf *headers;
+    long failed;
+    int error;
+    bool has_conflict;
+    sprig_header_buf conflict;
+    bool heap; /* allocated by sprig__txn_result_new */
+};
+
+/** A result with room for n headers on the heap. */
+sprig_txn_result *sprig__txn_result_new(size_t n);
+/** Reset a result to "nothing done" over caller storage. */
+void sprig__txn_result_init(sprig_txn_result *r, sprig_header_buf *headers,
+                            size_t n);
+
+/** A transaction log being built by an implementation. */
+typedef struct sprig__log_entry {
+    uint64_t id;
+    uint64_t timestamp_ms;
+    size_t n;
+    sprig_change *changes; /* collection/id point into `mem` */
+    void *mem;
+} sprig__log_entry;
+
+struct sprig_txn_log {
+    size_t n, cap;
+    sprig__log_entry *entries;
+};
+
+/** Encode the changes of one transaction (a log record value). */
+int sprig__log_record_encode(uint64_t timestamp_ms, const sprig_change *c,
+                             size_t n, sprig_buf *out);
+/** Decode a record and append it to the log as entry `id`. */
+int sprig__txn_log_append(sprig_txn_log *l, uint64_t id, sprig_bytes record);
+
+/* ---- operations tables ----------------------------------------------- */
+
+typedef struct sprig_db_ops {
+    void (*close)(sprig_db *db);
+    const char *(*name)(const sprig_db *db);
+    /* Apply a transaction; `res` has room for t->n headers. */
+    int (*apply)(sprig_db *db, const sprig_txn *t, sprig_txn_result *res);
+    int (*get)(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out);
+    int (*get_multiple)(sprig_db *db, const char *coll, const sprig_bytes *ids,
+                        size_t n, sprig_doc_list **out);
+    /* headers_only: docs carry no contents. */
+    int (*list)(sprig_db *db, const char *coll, const sprig_range *r,
+                sprig_order order, uint32_t limit, bool headers_only,
+                sprig_doc_list **out);
+    int (*count)(sprig_db *db, const char *coll, const sprig_range *r,
+                 uint64_t *out);
+    int (*list_executed)(sprig_db *db, uint64_t since, uint32_t limit,
+                         sprig_txn_log **out);
+    int (*last_txn_id)(sprig_db *db, uint64_t *out);
+} sprig_db_ops;
+
+/** Every database handle starts with this. */
+struct sprig_db {
+    const sprig_db_ops *ops;
+};
+
+typedef struct sprig_storage_ops {
+    void (*close)(sprig_storage *st);
+    int (*register_schema)(sprig_storage *st, const sprig_schema_def *s);
+    int (*create_database)(sprig_storage *st, const char *name,
+                           const char *schema, bool only_if_needed);
+    int (*delete_database)(sprig_storage *st, const char *name);
+    int (*list_databases)(sprig_storage *st, sprig_database_list **out);
+    int (*list_schemas)(sprig_storage *st, sprig_schema_list **out);
+    int (*database)(sprig_storage *st, const char *name, sprig_db **out);
+} sprig_storage_ops;
+
+/** Every storage handle starts with this. */
+struct sprig_storage {
+    const sprig_storage_ops *ops;
+};
+
+struct sprig_database_list {
+    size_t n, cap;
+    char **names;
+    char **schemas;
+};
+int sprig__database_list_push(sprig_database_list *l, const char *name,
+                              const char *schema);
+void sprig__database_list_sort(sprig_database_list *l);
+
+struct sprig_schema_list {
+    size_t n, cap;
+    sprig_schema_def **items;
+};
+/** Takes ownership of `s` (even on failure). */
+int sprig__schema_list_push(sprig_schema_list *l, sprig_schema_def *s);
+
+#endif /* SPRIG_CORE_H */

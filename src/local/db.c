@@ -1,0 +1,490 @@
+/*
+ * db.c -- a database engine (sprig__ldb) and the local `sprig_db` handle.
+ *
+ * One engine per open database: its LMDB environment, a table handle (dbi)
+ * per collection plus `meta` and `log`, and its writer.  Handles are small
+ * objects pointing at the engine; the storage counts them (storage.c).
+ * Writes go through docs.c; the reads live here: each runs in one pooled
+ * read transaction, so a multi-document read is one consistent snapshot.
+ */
+#include "local.h"
+
+#include <stdio.h>
+
+typedef struct ldb_handle {
+    sprig_db base;
+    sprig__ldb *ldb;
+    bool owns_storage;
+} ldb_handle;
+
+#define LDB(db) (((ldb_handle *)(db))->ldb)
+
+/* Table name of a collection's documents. */
+static void
+coll_table(char *out, size_t n, const char *coll)
+{
+    snprintf(out, n, "c.%s", coll);
+}
+
+static int
+open_tables(sprig__ldb *ldb)
+{
+    size_t n = ldb->n_colls + 2;
+    char(*names)[SPRIG_NAME_MAX + 3] = sprig__calloc(n, sizeof *names);
+    const char **ptrs = sprig__calloc(n, sizeof *ptrs);
+    MDB_dbi *dbis = sprig__calloc(n, sizeof *dbis);
+    int rc = SPRIG_OK;
+    if (!names || !ptrs || !dbis) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory opening a database");
+        goto done;
+    }
+    snprintf(names[0], sizeof names[0], "meta");
+    snprintf(names[1], sizeof names[1], "log");
+    for (size_t i = 0; i < ldb->n_colls; i++) {
+        coll_table(names[i + 2], sizeof names[0], ldb->colls[i].name);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = names[i];
+    }
+    rc = sprig__env_open_dbis(ldb->env, ptrs, n, dbis);
+    if (rc == 0) {
+        ldb->meta = dbis[0];
+        ldb->log = dbis[1];
+        for (size_t i = 0; i < ldb->n_colls; i++) {
+            ldb->colls[i].dbi = dbis[i + 2];
+        }
+    }
+done:
+    sprig__free(names);
+    sprig__free(ptrs);
+    sprig__free(dbis);
+    return rc;
+}
+
+int
+sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
+                const sprig_schema_def *schema, sprig__ldb **out)
+{
+    *out = NULL;
+    sprig__ldb *ldb = sprig__calloc(1, sizeof *ldb);
+    if (!ldb) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening '%s'", name);
+    }
+    ldb->st = st;
+    int rc = SPRIG_OK;
+    ldb->name = sprig__strdup(name);
+    ldb->dir = sprig__strdup(dir);
+    ldb->colls = sprig__calloc(schema->n_collections, sizeof *ldb->colls);
+    if (!ldb->name || !ldb->dir || !ldb->colls) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory opening '%s'", name);
+    }
+    rc = rc ? rc : sprig__schema_copy(schema, &ldb->schema);
+    for (size_t i = 0; rc == 0 && i < schema->n_collections; i++) {
+        ldb->colls[i].name = (char *)ldb->schema->collections[i].name;
+        ldb->colls[i].id_kind = schema->collections[i].id_kind;
+        ldb->n_colls++;
+    }
+    /* tables: collections + meta + log, with room for views later */
+    unsigned maxdbs = (unsigned)(16 + ldb->n_colls * 8);
+    rc = rc ? rc : sprig__env_open(dir, &st->opts, maxdbs, &ldb->env);
+    rc = rc ? rc : open_tables(ldb);
+    rc = rc ? rc : sprig__writer_init(&ldb->writer, ldb->env);
+    if (rc) { /* the writer is last: it never needs undoing here */
+        sprig__env_close(ldb->env);
+        sprig__free(ldb->schema);
+        sprig__free(ldb->colls);
+        sprig__free(ldb->name);
+        sprig__free(ldb->dir);
+        sprig__free(ldb);
+        return rc;
+    }
+    *out = ldb;
+    return SPRIG_OK;
+}
+
+void
+sprig__ldb_free(sprig__ldb *ldb)
+{
+    if (!ldb) {
+        return;
+    }
+    sprig__writer_destroy(&ldb->writer);
+    sprig__env_close(ldb->env);
+    if (atomic_load(&ldb->dropped)) {
+        sprig__rmdir_tree(ldb->dir);
+    }
+    sprig__free(ldb->schema);
+    sprig__free(ldb->colls);
+    sprig__free(ldb->name);
+    sprig__free(ldb->dir);
+    sprig__free(ldb);
+}
+
+int
+sprig__ldb_coll(sprig__ldb *ldb, const char *name, sprig__coll **out)
+{
+    for (size_t i = 0; i < ldb->n_colls; i++) {
+        if (strcmp(ldb->colls[i].name, name) == 0) {
+            *out = &ldb->colls[i];
+            return SPRIG_OK;
+        }
+    }
+    *out = NULL;
+    return sprig__err(SPRIG_ESCHEMA, "collection '%s' is not in schema '%s'",
+                      name, ldb->schema->name);
+}
+
+/* ---- handle operations ------------------------------------------------ */
+
+static void
+h_close(sprig_db *db)
+{
+    ldb_handle *h = (ldb_handle *)db;
+    sprig__storage_release(h->ldb->st, h->ldb, h->owns_storage);
+    sprig__free(h);
+}
+
+static const char *
+h_name(const sprig_db *db)
+{
+    return ((const ldb_handle *)db)->ldb->name;
+}
+
+static int
+h_apply(sprig_db *db, const sprig_txn *t, sprig_txn_result *res)
+{
+    return sprig__docs_apply(LDB(db), t, res);
+}
+
+/* Start a read on a live database, resolving `coll` if given. */
+static int
+read_begin(sprig__ldb *ldb, const char *coll, sprig__coll **c, MDB_txn **txn)
+{
+    if (atomic_load(&ldb->dropped)) {
+        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
+                          ldb->name);
+    }
+    int rc = coll ? sprig__ldb_coll(ldb, coll, c) : 0;
+    return rc ? rc : sprig__env_read_begin(ldb->env, txn);
+}
+
+/* Copy the stored document at (k, v) into a new sprig_doc. */
+static int
+doc_from(MDB_val *k, MDB_val *v, bool headers_only, sprig_doc **out)
+{
+    uint64_t rev;
+    const uint8_t *hash;
+    sprig_bytes contents;
+    int rc = sprig__doc_parse(v, &rev, &hash, &contents);
+    if (rc) {
+        return rc;
+    }
+    if (headers_only) {
+        contents.len = 0;
+    }
+    sprig_bytes id = {k->mv_data, k->mv_size};
+    *out = sprig__doc_new(id, rev, hash, contents);
+    return *out ? SPRIG_OK : SPRIG_ENOMEM;
+}
+
+static int
+h_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
+{
+    sprig__ldb *ldb = LDB(db);
+    sprig__coll *c;
+    MDB_txn *txn;
+    int rc = read_begin(ldb, coll, &c, &txn);
+    if (rc) {
+        return rc;
+    }
+    MDB_val k = {id.len, (void *)id.data}, v;
+    int mrc = mdb_get(txn, c->dbi, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        rc = sprig__err(SPRIG_ENOTFOUND,
+                        "no such document in collection "
+                        "'%s'",
+                        coll);
+    } else if (mrc) {
+        rc = sprig__mdb_err(mrc, "reading a document");
+    } else {
+        rc = doc_from(&k, &v, false, out);
+    }
+    sprig__env_read_end(ldb->env, txn);
+    return rc;
+}
+
+static int
+h_get_multiple(sprig_db *db, const char *coll, const sprig_bytes *ids, size_t n,
+               sprig_doc_list **out)
+{
+    sprig__ldb *ldb = LDB(db);
+    sprig__coll *c;
+    MDB_txn *txn;
+    sprig_doc_list *l = sprig__calloc(1, sizeof *l);
+    if (!l) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory reading documents");
+    }
+    int rc = read_begin(ldb, coll, &c, &txn);
+    if (rc) {
+        sprig__free(l);
+        return rc;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        MDB_val k = {ids[i].len, (void *)ids[i].data}, v;
+        int mrc = mdb_get(txn, c->dbi, &k, &v);
+        sprig_doc *d;
+        if (mrc == MDB_NOTFOUND) {
+            continue;
+        }
+        rc = mrc ? sprig__mdb_err(mrc, "reading a document")
+                 : doc_from(&k, &v, false, &d);
+        rc = rc ? rc : sprig__doc_list_push(l, d);
+    }
+    sprig__env_read_end(ldb->env, txn);
+    if (rc) {
+        sprig_doc_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return SPRIG_OK;
+}
+
+/* ---- range iteration --------------------------------------------------- */
+
+/* Does key k lie beyond the far end of the walk? */
+static bool
+past_end(const MDB_val *k, const sprig_bound *b, bool asc)
+{
+    if (b->kind == SPRIG_UNBOUNDED) {
+        return false;
+    }
+    sprig_bytes kb = {k->mv_data, k->mv_size};
+    int c = sprig__bytes_cmp(kb, b->key);
+    if (!asc) {
+        c = -c;
+    }
+    return c > 0 || (c == 0 && b->kind == SPRIG_EXCLUDED);
+}
+
+/* Position the cursor on the first key of the walk.  Returns an MDB code. */
+static int
+range_first(MDB_cursor *cur, const sprig_range *r, bool asc, MDB_val *k,
+            MDB_val *v)
+{
+    const sprig_bound *b = asc ? &r->start : &r->end;
+    if (b->kind == SPRIG_UNBOUNDED) {
+        return mdb_cursor_get(cur, k, v, asc ? MDB_FIRST : MDB_LAST);
+    }
+    k->mv_size = b->key.len;
+    k->mv_data = (void *)b->key.data;
+    int mrc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (asc) {
+        if (mrc == 0 && b->kind == SPRIG_EXCLUDED &&
+            sprig__bytes_cmp((sprig_bytes){k->mv_data, k->mv_size}, b->key) ==
+                0) {
+            mrc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+        }
+        return mrc;
+    }
+    if (mrc == MDB_NOTFOUND) {
+        return mdb_cursor_get(cur, k, v, MDB_LAST);
+    }
+    if (mrc == 0) {
+        int c = sprig__bytes_cmp((sprig_bytes){k->mv_data, k->mv_size}, b->key);
+        if (c > 0 || (c == 0 && b->kind == SPRIG_EXCLUDED)) {
+            mrc = mdb_cursor_get(cur, k, v, MDB_PREV);
+        }
+    }
+    return mrc;
+}
+
+typedef int (*visit_fn)(MDB_val *k, MDB_val *v, void *arg);
+
+/* Walk the keys of `dbi` in range r (NULL: all), calling fn on each. */
+static int
+walk(MDB_txn *txn, MDB_dbi dbi, const sprig_range *r, sprig_order order,
+     uint32_t limit, visit_fn fn, void *arg)
+{
+    static const sprig_range all;
+    if (!r) {
+        r = &all;
+    }
+    bool asc = order != SPRIG_DESC;
+    const sprig_bound *far = asc ? &r->end : &r->start;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int mrc = mdb_cursor_open(txn, dbi, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    int rc = SPRIG_OK;
+    uint32_t n = 0;
+    mrc = range_first(cur, r, asc, &k, &v);
+    while (mrc == 0 && (limit == 0 || n < limit) && !past_end(&k, far, asc)) {
+        if ((rc = fn(&k, &v, arg))) {
+            break;
+        }
+        n++;
+        mrc = mdb_cursor_get(cur, &k, &v, asc ? MDB_NEXT : MDB_PREV);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "walking a range");
+    }
+    return rc;
+}
+
+typedef struct list_arg {
+    sprig_doc_list *l;
+    bool headers_only;
+} list_arg;
+
+static int
+list_visit(MDB_val *k, MDB_val *v, void *arg)
+{
+    list_arg *a = arg;
+    sprig_doc *d;
+    int rc = doc_from(k, v, a->headers_only, &d);
+    return rc ? rc : sprig__doc_list_push(a->l, d);
+}
+
+static int
+h_list(sprig_db *db, const char *coll, const sprig_range *r, sprig_order order,
+       uint32_t limit, bool headers_only, sprig_doc_list **out)
+{
+    sprig__ldb *ldb = LDB(db);
+    sprig__coll *c;
+    MDB_txn *txn;
+    list_arg a = {sprig__calloc(1, sizeof(sprig_doc_list)), headers_only};
+    if (!a.l) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory listing");
+    }
+    int rc = read_begin(ldb, coll, &c, &txn);
+    if (rc == 0) {
+        rc = walk(txn, c->dbi, r, order, limit, list_visit, &a);
+        sprig__env_read_end(ldb->env, txn);
+    }
+    if (rc) {
+        sprig_doc_list_free(a.l);
+        return rc;
+    }
+    *out = a.l;
+    return SPRIG_OK;
+}
+
+static int
+count_visit(MDB_val *k, MDB_val *v, void *arg)
+{
+    (void)k;
+    (void)v;
+    ++*(uint64_t *)arg;
+    return SPRIG_OK;
+}
+
+static int
+h_count(sprig_db *db, const char *coll, const sprig_range *r, uint64_t *out)
+{
+    sprig__ldb *ldb = LDB(db);
+    sprig__coll *c;
+    MDB_txn *txn;
+    int rc = read_begin(ldb, coll, &c, &txn);
+    if (rc) {
+        return rc;
+    }
+    bool all = !r || (r->start.kind == SPRIG_UNBOUNDED &&
+                      r->end.kind == SPRIG_UNBOUNDED);
+    if (all) {
+        MDB_stat s;
+        int mrc = mdb_stat(txn, c->dbi, &s);
+        rc = mrc ? sprig__mdb_err(mrc, "counting") : 0;
+        *out = mrc ? 0 : s.ms_entries;
+    } else {
+        rc = walk(txn, c->dbi, r, SPRIG_ASC, 0, count_visit, out);
+    }
+    sprig__env_read_end(ldb->env, txn);
+    return rc;
+}
+
+static int
+log_visit(MDB_val *k, MDB_val *v, void *arg)
+{
+    if (k->mv_size != 8) {
+        return sprig__err(SPRIG_ECORRUPT, "log key has %zu bytes", k->mv_size);
+    }
+    return sprig__txn_log_append(arg, sprig__get_u64be(k->mv_data),
+                                 (sprig_bytes){v->mv_data, v->mv_size});
+}
+
+static int
+h_list_executed(sprig_db *db, uint64_t since, uint32_t limit,
+                sprig_txn_log **out)
+{
+    sprig__ldb *ldb = LDB(db);
+    MDB_txn *txn;
+    sprig_txn_log *l = sprig__calloc(1, sizeof *l);
+    if (!l) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory reading the log");
+    }
+    uint8_t kb[8];
+    sprig__put_u64be(kb, since);
+    sprig_range r = {{SPRIG_INCLUDED, {kb, 8}}, {SPRIG_UNBOUNDED, {0}}};
+    int rc = read_begin(ldb, NULL, NULL, &txn);
+    if (rc == 0) {
+        rc = walk(txn, ldb->log, &r, SPRIG_ASC, limit, log_visit, l);
+        sprig__env_read_end(ldb->env, txn);
+    }
+    if (rc) {
+        sprig_txn_log_free(l);
+        return rc;
+    }
+    *out = l;
+    return SPRIG_OK;
+}
+
+static int
+h_last_txn_id(sprig_db *db, uint64_t *out)
+{
+    sprig__ldb *ldb = LDB(db);
+    MDB_txn *txn;
+    int rc = read_begin(ldb, NULL, NULL, &txn);
+    if (rc) {
+        return rc;
+    }
+    MDB_val k = {strlen(SPRIG__META_TXID), SPRIG__META_TXID}, v;
+    int mrc = mdb_get(txn, ldb->meta, &k, &v);
+    if (mrc == 0 && v.mv_size == 8) {
+        *out = sprig__get_u64be(v.mv_data);
+    } else if (mrc == 0) {
+        rc = sprig__err(SPRIG_ECORRUPT, "stored transaction id is malformed");
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "reading the last transaction id");
+    }
+    sprig__env_read_end(ldb->env, txn);
+    return rc;
+}
+
+static const sprig_db_ops local_db_ops = {
+    .close = h_close,
+    .name = h_name,
+    .apply = h_apply,
+    .get = h_get,
+    .get_multiple = h_get_multiple,
+    .list = h_list,
+    .count = h_count,
+    .list_executed = h_list_executed,
+    .last_txn_id = h_last_txn_id,
+};
+
+int
+sprig__ldb_handle(sprig__ldb *ldb, bool owns_storage, sprig_db **out)
+{
+    ldb_handle *h = sprig__calloc(1, sizeof *h);
+    if (!h) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory for a handle");
+    }
+    h->base.ops = &local_db_ops;
+    h->ldb = ldb;
+    h->owns_storage = owns_storage;
+    *out = &h->base;
+    return SPRIG_OK;
+}

@@ -1,0 +1,397 @@
+/*
+ * docs.c -- applying a transaction's operations to a database.
+ *
+ * sprig__docs_apply() resolves the collections, then submits one write
+ * request to the database's writer (writer.c), which runs apply_txn() inside
+ * an LMDB write transaction -- possibly nested in a group commit, possibly
+ * more than once if the map had to grow, so apply_txn() resets its outputs
+ * on entry.  Each successful transaction takes the next id from the meta
+ * table and appends one log record naming the documents it changed.
+ *
+ * Revisions: a new document has revision 1; each change adds one; writing
+ * contents whose hash equals the stored hash changes nothing.  An expected
+ * header matches when its revision equals the stored one and its hash is
+ * either all zero (revision-only) or equal to the stored hash, so a header
+ * taken before a delete does not match a re-created document.
+ */
+#include "local.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <time.h>
+
+void
+sprig__doc_hash(sprig_bytes contents, uint8_t out[16])
+{
+    crypto_generichash(out, 16, contents.data, contents.len, NULL, 0);
+}
+
+int
+sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
+                 sprig_bytes *contents)
+{
+    if (v->mv_size < SPRIG__DOC_HDR) {
+        return sprig__err(SPRIG_ECORRUPT,
+                          "stored document is %zu bytes, "
+                          "shorter than its header",
+                          v->mv_size);
+    }
+    const uint8_t *p = v->mv_data;
+    *rev = sprig__get_u64be(p);
+    *hash = p + 8;
+    contents->data = p + SPRIG__DOC_HDR;
+    contents->len = v->mv_size - SPRIG__DOC_HDR;
+    return SPRIG_OK;
+}
+
+typedef struct apply_ctx {
+    sprig__ldb *ldb;
+    const sprig_txn *t;
+    sprig_txn_result *res;
+    sprig__coll **colls;   /* per operation */
+    sprig_change *changes; /* up to t->n */
+    size_t n_changes;
+    sprig_buf record; /* log record scratch */
+} apply_ctx;
+
+/* What the operation found stored. */
+typedef struct stored {
+    bool found;
+    uint64_t rev;
+    uint8_t hash[16];
+} stored;
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int
+meta_get_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int mrc = mdb_get(txn, meta, &k, &v);
+    *out = 0;
+    if (mrc == MDB_NOTFOUND) {
+        return SPRIG_OK;
+    }
+    if (mrc) {
+        return sprig__mdb_err(mrc, "reading meta");
+    }
+    if (v.mv_size != 8) {
+        return sprig__err(SPRIG_ECORRUPT, "meta '%s' has %zu bytes", key,
+                          v.mv_size);
+    }
+    *out = sprig__get_u64be(v.mv_data);
+    return SPRIG_OK;
+}
+
+static int
+meta_put_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t val)
+{
+    uint8_t b[8];
+    sprig__put_u64be(b, val);
+    MDB_val k = {strlen(key), (void *)key}, v = {8, b};
+    return sprig__mdb_err(mdb_put(txn, meta, &k, &v, 0), "writing meta");
+}
+
+/* The next pushed id: one past both the persisted sequence and the
+ * largest id stored, so deleted ids are never handed out again. */
+static int
+next_push_id(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c, uint64_t *out)
+{
+    char key[8 + SPRIG_NAME_MAX];
+    snprintf(key, sizeof key, SPRIG__META_SEQ "%s", c->name);
+    uint64_t seq, last = 0;
+    int rc = meta_get_u64(txn, ldb->meta, key, &seq);
+    if (rc) {
+        return rc;
+    }
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int mrc = mdb_cursor_open(txn, c->dbi, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (mrc == 0 && k.mv_size == 8) {
+        last = sprig__get_u64be(k.mv_data);
+    }
+    mdb_cursor_close(cur);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return sprig__mdb_err(mrc, "finding the last id");
+    }
+    if (last > seq) {
+        seq = last;
+    }
+    if (seq == UINT64_MAX) {
+        return sprig__err(SPRIG_EFULL, "collection '%s' has no u64 ids left",
+                          c->name);
+    }
+    *out = seq + 1;
+    return meta_put_u64(txn, ldb->meta, key, *out);
+}
+
+/* Fill hb->id for the operation: its own id, or a pushed one. */
+static int
+op_id(MDB_txn *txn, apply_ctx *a, size_t i, sprig_header_buf *hb)
+{
+    const sprig__op *op = &a->t->ops[i];
+    sprig__coll *c = a->colls[i];
+    if (!op->has_id) {
+        if (c->id_kind != SPRIG_ID_U64) {
+            return sprig__err(SPRIG_EINVAL,
+                              "collection '%s' has natural "
+                              "ids: an insert must name its id",
+                              c->name);
+        }
+        uint64_t n = 0;
+        int rc = next_push_id(txn, a->ldb, c, &n);
+        if (rc) {
+            return rc;
+        }
+        sprig_key_u64(n, hb->id);
+        hb->id_len = 8;
+        return SPRIG_OK;
+    }
+    if (c->id_kind == SPRIG_ID_U64 && op->id.len != 8) {
+        return sprig__err(SPRIG_EINVAL,
+                          "collection '%s' has u64 ids: an id "
+                          "is 8 bytes (sprig_id_u64), not %zu",
+                          c->name, op->id.len);
+    }
+    memcpy(hb->id, op->id.data, op->id.len);
+    hb->id_len = (uint32_t)op->id.len;
+    return SPRIG_OK;
+}
+
+static int
+load_stored(MDB_txn *txn, sprig__coll *c, MDB_val *k, stored *s)
+{
+    MDB_val v;
+    int mrc = mdb_get(txn, c->dbi, k, &v);
+    memset(s, 0, sizeof *s);
+    if (mrc == MDB_NOTFOUND) {
+        return SPRIG_OK;
+    }
+    if (mrc) {
+        return sprig__mdb_err(mrc, "reading a document");
+    }
+    const uint8_t *hash;
+    sprig_bytes contents;
+    int rc = sprig__doc_parse(&v, &s->rev, &hash, &contents);
+    if (rc == 0) {
+        s->found = true;
+        memcpy(s->hash, hash, 16);
+    }
+    return rc;
+}
+
+static bool
+expected_matches(const sprig__op *op, const stored *s)
+{
+    static const uint8_t zero[16];
+    if (op->expected_rev != s->rev) {
+        return false;
+    }
+    return memcmp(op->expected_hash, zero, 16) == 0 ||
+           memcmp(op->expected_hash, s->hash, 16) == 0;
+}
+
+static int
+conflict(apply_ctx *a, const sprig_header_buf *hb, const stored *s,
+         const char *why)
+{
+    a->res->has_conflict = true;
+    a->res->conflict = *hb;
+    a->res->conflict.revision = s->rev;
+    memcpy(a->res->conflict.hash, s->hash, 16);
+    return sprig__err(SPRIG_ECONFLICT, "%s (stored revision %llu)", why,
+                      (unsigned long long)s->rev);
+}
+
+static void
+record_change(apply_ctx *a, size_t i, const sprig_header_buf *hb, bool del)
+{
+    sprig_change *ch = &a->changes[a->n_changes++];
+    ch->collection = a->colls[i]->name;
+    ch->id.data = hb->id;
+    ch->id.len = hb->id_len;
+    ch->revision = hb->revision;
+    ch->deleted = del;
+}
+
+/* Store contents as revision `rev`; the header gets rev and the hash. */
+static int
+put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
+        const uint8_t hash[16], sprig_header_buf *hb)
+{
+    const sprig__op *op = &a->t->ops[i];
+    MDB_val v = {SPRIG__DOC_HDR + op->contents.len, NULL};
+    int mrc = mdb_put(txn, a->colls[i]->dbi, k, &v, MDB_RESERVE);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "writing a document");
+    }
+    uint8_t *p = v.mv_data;
+    sprig__put_u64be(p, rev);
+    memcpy(p + 8, hash, 16);
+    if (op->contents.len) {
+        memcpy(p + SPRIG__DOC_HDR, op->contents.data, op->contents.len);
+    }
+    hb->revision = rev;
+    memcpy(hb->hash, hash, 16);
+    record_change(a, i, hb, false);
+    return SPRIG_OK;
+}
+
+/* Insert, overwrite or update: write unless the contents are unchanged. */
+static int
+write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
+          sprig_header_buf *hb)
+{
+    uint8_t hash[16];
+    sprig__doc_hash(a->t->ops[i].contents, hash);
+    if (s->found && memcmp(hash, s->hash, 16) == 0) {
+        hb->revision = s->rev;
+        memcpy(hb->hash, hash, 16);
+        return SPRIG_OK;
+    }
+    return put_doc(txn, a, i, k, s->found ? s->rev + 1 : 1, hash, hb);
+}
+
+static int
+apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
+{
+    const sprig__op *op = &a->t->ops[i];
+    sprig_header_buf *hb = &a->res->headers[i];
+    const char *cname = a->colls[i]->name;
+    stored s;
+    int rc = op_id(txn, a, i, hb);
+    MDB_val k = {hb->id_len, hb->id};
+    rc = rc ? rc : load_stored(txn, a->colls[i], &k, &s);
+    if (rc) {
+        return rc;
+    }
+    if (op->kind == SPRIG__OP_INSERT && s.found) {
+        return conflict(a, hb, &s, "document already exists");
+    }
+    if (op->kind != SPRIG__OP_INSERT && op->kind != SPRIG__OP_OVERWRITE) {
+        if (!s.found) {
+            return sprig__err(SPRIG_ENOTFOUND,
+                              "no such document in "
+                              "collection '%s'",
+                              cname);
+        }
+        if (op->has_expected && !expected_matches(op, &s)) {
+            return conflict(a, hb, &s, "document revision does not match");
+        }
+    }
+    switch (op->kind) {
+    case SPRIG__OP_INSERT:
+    case SPRIG__OP_OVERWRITE:
+    case SPRIG__OP_UPDATE: return write_doc(txn, a, i, &k, &s, hb);
+    case SPRIG__OP_DELETE:
+        hb->revision = s.rev;
+        memcpy(hb->hash, s.hash, 16);
+        rc = sprig__mdb_err(mdb_del(txn, a->colls[i]->dbi, &k, NULL),
+                            "deleting a document");
+        if (rc == 0) {
+            record_change(a, i, hb, true);
+        }
+        return rc;
+    case SPRIG__OP_CHECK:
+        hb->revision = s.rev;
+        memcpy(hb->hash, s.hash, 16);
+        return SPRIG_OK;
+    }
+    return sprig__err(SPRIG_EINVAL, "unknown operation kind %d", op->kind);
+}
+
+/* Give the transaction its id and write its log record. */
+static int
+log_txn(MDB_txn *txn, apply_ctx *a)
+{
+    uint64_t id;
+    int rc = meta_get_u64(txn, a->ldb->meta, SPRIG__META_TXID, &id);
+    rc = rc ? rc : meta_put_u64(txn, a->ldb->meta, SPRIG__META_TXID, id + 1);
+    if (rc) {
+        return rc;
+    }
+    a->record.len = 0;
+    rc = sprig__log_record_encode(now_ms(), a->changes, a->n_changes,
+                                  &a->record);
+    if (rc) {
+        return rc;
+    }
+    uint8_t kb[8];
+    sprig__put_u64be(kb, id + 1);
+    MDB_val k = {8, kb}, v = {a->record.len, a->record.data};
+    rc = sprig__mdb_err(mdb_put(txn, a->ldb->log, &k, &v, MDB_APPEND),
+                        "writing the transaction log");
+    if (rc == 0) {
+        a->res->id = id + 1;
+    }
+    return rc;
+}
+
+static int
+apply_txn(MDB_txn *txn, void *arg)
+{
+    apply_ctx *a = arg;
+    a->n_changes = 0;
+    a->res->id = 0;
+    a->res->failed = -1;
+    a->res->error = 0;
+    a->res->has_conflict = false;
+    for (size_t i = 0; i < a->t->n; i++) {
+        int rc = apply_op(txn, a, i);
+        if (rc) {
+            a->res->failed = (long)i;
+            a->res->error = rc;
+            return rc;
+        }
+    }
+    return log_txn(txn, a);
+}
+
+int
+sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
+{
+    if (atomic_load(&ldb->dropped)) {
+        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
+                          ldb->name);
+    }
+    sprig__coll *colls1[1];
+    sprig_change changes1[1];
+    apply_ctx a = {ldb, t, res, colls1, changes1, 0, {0}};
+    if (t->n > 1) {
+        a.colls = sprig__malloc(t->n * sizeof *a.colls);
+        a.changes = sprig__malloc(t->n * sizeof *a.changes);
+        if (!a.colls || !a.changes) {
+            sprig__free(a.colls);
+            sprig__free(a.changes);
+            return sprig__err(SPRIG_ENOMEM, "out of memory applying");
+        }
+    }
+    int rc = 0;
+    for (size_t i = 0; i < t->n && rc == 0; i++) {
+        rc = sprig__ldb_coll(ldb, t->ops[i].collection, &a.colls[i]);
+        if (rc) {
+            res->failed = (long)i;
+            res->error = rc;
+        }
+    }
+    if (rc == 0) {
+        sprig__wreq req = {.apply = apply_txn, .arg = &a};
+        rc = sprig__writer_submit(&ldb->writer, &req);
+    }
+    if (t->n > 1) {
+        sprig__free(a.colls);
+        sprig__free(a.changes);
+    }
+    sprig_buf_free(&a.record);
+    return rc;
+}

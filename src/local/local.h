@@ -1,0 +1,177 @@
+/*
+ * local.h -- private interface of src/local, the embedded engine.
+ *
+ * The engine stores everything in LMDB: one environment per database plus
+ * one for the storage's `_admin` registry.  Its pieces:
+ *
+ *   env.c      an LMDB environment: open with the durability mode, pooled
+ *              read transactions, invisible map growth, error mapping
+ *   writer.c   group commit: concurrent write requests of one database are
+ *              applied by one leader thread in one LMDB transaction, each in
+ *              a nested child, and answered after one durable commit
+ *   storage.c  the storage: directory lock, registry of databases and
+ *              schemas, create/delete/list, crash clean-up, handle refs
+ *   db.c       a database engine (sprig__ldb) and its handles: the
+ *              sprig_db_ops table, reads (get, list, count, log)
+ *   docs.c     applying a transaction's operations inside a write request
+ *
+ * Invariants:
+ *  - Every LMDB transaction runs under the env's map lock held shared;
+ *    growing the map takes it exclusively, with no transaction active.
+ *  - Only the current writer leader of a database opens write transactions
+ *    on its environment.
+ *  - A document value is [revision u64 BE][BLAKE2b-128 hash][contents].
+ */
+#ifndef SPRIG_LOCAL_H
+#define SPRIG_LOCAL_H
+
+#include "core/core.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- env.c ----------------------------------------------------------- */
+
+typedef struct sprig__env {
+    MDB_env *env;
+    char *path;
+    pthread_rwlock_t map_lock;
+    size_t map_size, max_map_size;
+    pthread_mutex_t pool_lock;
+    MDB_txn **pool;
+    size_t pool_n, pool_cap;
+} sprig__env;
+
+/** Map an LMDB error to a Sprig code, recording `what` in the detail. */
+int sprig__mdb_err(int mrc, const char *what);
+
+/** Open (creating) an environment in directory `dir`. */
+int sprig__env_open(const char *dir, const sprig_storage_options *o,
+                    unsigned maxdbs, sprig__env **out);
+void sprig__env_close(sprig__env *e);
+
+/** A read-only snapshot (pooled).  Holds the map lock shared until
+ *  sprig__env_read_end(). */
+int sprig__env_read_begin(sprig__env *e, MDB_txn **txn);
+void sprig__env_read_end(sprig__env *e, MDB_txn *txn);
+
+/** Double the map (bounded by max_map_size).  Call with no transaction
+ *  of this thread active.  SPRIG_EFULL at the bound. */
+int sprig__env_grow(sprig__env *e, size_t seen_size);
+
+/** Open or create named databases in one write transaction. */
+int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
+                         MDB_dbi *out);
+
+/* ---- writer.c -------------------------------------------------------- */
+
+/** A write request.  `apply` runs inside an LMDB write transaction and may
+ *  run more than once (after the map grows): it must only write through
+ *  `txn` and overwrite its outputs each time.  Return 0 to keep its
+ *  changes, a negative code to discard them (and fail the request). */
+typedef struct sprig__wreq {
+    int (*apply)(MDB_txn *txn, void *arg);
+    void *arg;
+    int rc;
+    bool done;
+    struct sprig__wreq *next;
+    char msg[256]; /* the failure detail, carried to the caller's thread */
+} sprig__wreq;
+
+/** Internal code: LMDB's map is full; the writer grows it and retries. */
+#define SPRIG__EMAPFULL (-1000)
+
+typedef struct sprig__writer {
+    sprig__env *env;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool leader_active;
+    sprig__wreq *head, *tail;
+    atomic_ulong batches, requests; /* statistics */
+} sprig__writer;
+
+int sprig__writer_init(sprig__writer *w, sprig__env *env);
+void sprig__writer_destroy(sprig__writer *w);
+/** Apply `req` durably (per the env's durability); blocks until done.
+ *  Returns req->rc. */
+int sprig__writer_submit(sprig__writer *w, sprig__wreq *req);
+
+/* ---- db.c: a database engine ----------------------------------------- */
+
+typedef struct sprig__coll {
+    char *name;
+    sprig_id_kind id_kind;
+    MDB_dbi dbi;
+} sprig__coll;
+
+typedef struct sprig__lstorage sprig__lstorage;
+
+typedef struct sprig__ldb {
+    char *name;
+    char *dir;
+    sprig_schema_def *schema; /* copy */
+    sprig__env *env;
+    MDB_dbi meta, log;
+    sprig__coll *colls;
+    size_t n_colls;
+    sprig__writer writer;
+    int refs;            /* handles; guarded by the storage lock */
+    atomic_bool dropped; /* deleted: ops fail, files go at last close */
+    sprig__lstorage *st;
+} sprig__ldb;
+
+/** Open the engine of a database living in `dir` with `schema`. */
+int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
+                    const sprig_schema_def *schema, sprig__ldb **out);
+/** Close the environment and free; removes the files when dropped. */
+void sprig__ldb_free(sprig__ldb *ldb);
+/** The collection named `name`, or SPRIG_ESCHEMA. */
+int sprig__ldb_coll(sprig__ldb *ldb, const char *name, sprig__coll **out);
+/** A new handle on `ldb` (the caller already took a reference). */
+int sprig__ldb_handle(sprig__ldb *ldb, bool owns_storage, sprig_db **out);
+
+/* meta keys */
+#define SPRIG__META_TXID "txid"
+#define SPRIG__META_SEQ "seq:" /* + collection name */
+
+/* ---- docs.c ---------------------------------------------------------- */
+
+#define SPRIG__DOC_HDR 24 /* revision + hash before the contents */
+
+/** Apply transaction `t` to `ldb` through its writer. */
+int sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t,
+                      sprig_txn_result *res);
+/** Parse a stored document value. */
+int sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
+                     sprig_bytes *contents);
+/** BLAKE2b-128 of contents. */
+void sprig__doc_hash(sprig_bytes contents, uint8_t out[16]);
+
+/* ---- storage.c ------------------------------------------------------- */
+
+struct sprig__lstorage {
+    sprig_storage base;
+    sprig_storage_options opts;
+    char *path;
+    bool temp_dir; /* memory_only: remove the directory at close */
+    int lock_fd;
+    sprig__env *admin;
+    MDB_dbi reg_dbs, reg_schemas, reg_meta;
+    pthread_mutex_t lock;
+    sprig_schema_def **schemas;
+    size_t n_schemas;
+    sprig__ldb **open;
+    size_t n_open;
+    int handles;  /* open sprig_db handles */
+    bool closing; /* sprig_storage_close was called */
+};
+
+/** Drop one handle's reference on `ldb` (and on the storage). */
+void sprig__storage_release(sprig__lstorage *st, sprig__ldb *ldb,
+                            bool owns_storage);
+
+/** Remove a directory and everything below it. */
+int sprig__rmdir_tree(const char *dir);
+
+#endif /* SPRIG_LOCAL_H */

@@ -1,0 +1,745 @@
+/*
+ * storage.c -- a local storage: a directory holding many databases.
+ *
+ * Layout of a storage directory:
+ *   sprig.lock        flock()ed while a process has the storage open
+ *   _admin/           LMDB env: `databases` (name -> schema, directory id),
+ *                     `schemas` (name -> collections), `meta` (next dir id)
+ *   db/<name>.<id>/   LMDB env of one database
+ *
+ * Design notes.  Creating a database makes its directory first and records
+ * it in the registry second; deleting removes it from the registry first and
+ * its directory second (after its last handle closes).  A crash between the
+ * two steps leaves a directory the registry does not name, which the next
+ * open removes: the registry is the truth.  Directory ids never repeat, so
+ * a deleted database still open through old handles never shares files with
+ * a new one of the same name.
+ *
+ * Engines (sprig__ldb) stay open in `open` until the storage closes or the
+ * database is deleted.  `handles` counts sprig_db handles: a closed storage
+ * is destroyed when its last handle goes.  All of this is guarded by `lock`;
+ * database work itself never takes it.
+ */
+#include "local.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ST(s) ((sprig__lstorage *)(s))
+
+void
+sprig_storage_options_init(sprig_storage_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->durability = SPRIG_DURABILITY_FULL;
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int
+sprig__rmdir_tree(const char *dir)
+{
+    if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
+        return sprig__err(SPRIG_EIO, "cannot remove '%s': %s", dir,
+                          strerror(errno));
+    }
+    return SPRIG_OK;
+}
+
+static void
+db_dir(const sprig__lstorage *st, const char *name, uint64_t id, char *out,
+       size_t n)
+{
+    snprintf(out, n, "%s/db/%s.%llu", st->path, name, (unsigned long long)id);
+}
+
+/* ---- registry records --------------------------------------------------- */
+
+typedef struct reg_entry {
+    char schema[SPRIG_NAME_MAX + 1];
+    uint64_t dir_id;
+} reg_entry;
+
+static int
+reg_decode(const char *name, MDB_val *v, reg_entry *e)
+{
+    sprig__rd r = {v->mv_data, v->mv_size};
+    uint8_t ver;
+    uint32_t n;
+    const uint8_t *p;
+    int rc = sprig__rd_u8(&r, &ver);
+    rc = rc ? rc : sprig__rd_u32(&r, &n);
+    if (rc == 0 && (ver != 1 || n > SPRIG_NAME_MAX)) {
+        rc = SPRIG_ECORRUPT;
+    }
+    rc = rc ? rc : sprig__rd_bytes(&r, n, &p);
+    rc = rc ? rc : sprig__rd_u64(&r, &e->dir_id);
+    if (rc) {
+        return sprig__err(SPRIG_ECORRUPT,
+                          "registry entry of database '%s' "
+                          "is malformed",
+                          name);
+    }
+    memcpy(e->schema, p, n);
+    e->schema[n] = 0;
+    return SPRIG_OK;
+}
+
+/* Look `name` up in the registry: SPRIG_ENOTFOUND when absent. */
+static int
+reg_get(sprig__lstorage *st, const char *name, reg_entry *e)
+{
+    MDB_txn *txn;
+    int rc = sprig__env_read_begin(st->admin, &txn);
+    if (rc) {
+        return rc;
+    }
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int mrc = mdb_get(txn, st->reg_dbs, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        rc = sprig__err(SPRIG_ENOTFOUND, "no database named '%s'", name);
+    } else {
+        rc = mrc ? sprig__mdb_err(mrc, "reading the registry")
+                 : reg_decode(name, &v, e);
+    }
+    sprig__env_read_end(st->admin, txn);
+    return rc;
+}
+
+/* One admin write: a put (v non-NULL) or delete under `dbi`. */
+typedef struct admin_put {
+    MDB_dbi dbi;
+    MDB_val k, v;
+    bool del;
+    MDB_dbi meta; /* when bump: increment meta "next_dir" into *dir_id */
+    bool bump;
+    uint64_t *dir_id;
+} admin_put;
+
+static int
+admin_apply(MDB_txn *txn, void *arg)
+{
+    admin_put *a = arg;
+    if (a->bump) {
+        MDB_val k = {8, "next_dir"}, v;
+        int mrc = mdb_get(txn, a->meta, &k, &v);
+        uint64_t n =
+            (mrc == 0 && v.mv_size == 8) ? sprig__get_u64be(v.mv_data) : 0;
+        uint8_t b[8];
+        sprig__put_u64be(b, ++n);
+        MDB_val nv = {8, b};
+        int rc = sprig__mdb_err(mdb_put(txn, a->meta, &k, &nv, 0),
+                                "writing the registry");
+        if (rc) {
+            return rc;
+        }
+        *a->dir_id = n;
+        return SPRIG_OK;
+    }
+    int mrc = a->del ? mdb_del(txn, a->dbi, &a->k, NULL)
+                     : mdb_put(txn, a->dbi, &a->k, &a->v, 0);
+    return sprig__mdb_err(mrc, "writing the registry");
+}
+
+/* Run one admin write durably (admin writes are rare: no batching). */
+static int
+admin_write(sprig__lstorage *st, admin_put *a)
+{
+    sprig__writer w;
+    int rc = sprig__writer_init(&w, st->admin);
+    if (rc) {
+        return rc;
+    }
+    sprig__wreq req = {.apply = admin_apply, .arg = a};
+    rc = sprig__writer_submit(&w, &req);
+    sprig__writer_destroy(&w);
+    return rc;
+}
+
+/* ---- schemas ------------------------------------------------------------ */
+
+static const sprig_schema_def *
+find_schema(sprig__lstorage *st, const char *name)
+{
+    for (size_t i = 0; i < st->n_schemas; i++) {
+        if (strcmp(st->schemas[i]->name, name) == 0) {
+            return st->schemas[i];
+        }
+    }
+    return NULL;
+}
+
+/* Put `copy` in the in-memory list, replacing one of the same name. */
+static int
+remember_schema(sprig__lstorage *st, sprig_schema_def *copy)
+{
+    for (size_t i = 0; i < st->n_schemas; i++) {
+        if (strcmp(st->schemas[i]->name, copy->name) == 0) {
+            sprig__free(st->schemas[i]);
+            st->schemas[i] = copy;
+            return SPRIG_OK;
+        }
+    }
+    sprig_schema_def **p =
+        sprig__realloc(st->schemas, (st->n_schemas + 1) * sizeof *p);
+    if (!p) {
+        sprig__free(copy);
+        return sprig__err(SPRIG_ENOMEM, "out of memory registering a schema");
+    }
+    st->schemas = p;
+    st->schemas[st->n_schemas++] = copy;
+    return SPRIG_OK;
+}
+
+static int
+load_schemas(sprig__lstorage *st)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = sprig__env_read_begin(st->admin, &txn);
+    if (rc) {
+        return rc;
+    }
+    int mrc = mdb_cursor_open(txn, st->reg_schemas, &cur);
+    if (mrc == 0) {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (mrc == 0 && rc == 0) {
+            sprig_schema_def *s;
+            rc = sprig__schema_decode((sprig_bytes){v.mv_data, v.mv_size}, &s);
+            rc = rc ? rc : remember_schema(st, s);
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+    }
+    sprig__env_read_end(st->admin, txn);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "reading schemas");
+    }
+    return rc;
+}
+
+/* Drop cached engines of schema `name` that no handle uses, so the next
+ * handle opens them with the new definition. */
+static void
+forget_idle_engines(sprig__lstorage *st, const char *name)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < st->n_open; i++) {
+        sprig__ldb *l = st->open[i];
+        if (l->refs == 0 && strcmp(l->schema->name, name) == 0) {
+            sprig__ldb_free(l);
+        } else {
+            st->open[j++] = l;
+        }
+    }
+    st->n_open = j;
+}
+
+static int
+l_register_schema(sprig_storage *s, const sprig_schema_def *def)
+{
+    sprig__lstorage *st = ST(s);
+    sprig_buf enc = {0};
+    sprig_schema_def *copy;
+    int rc = sprig__schema_copy(def, &copy);
+    if (rc) {
+        return rc;
+    }
+    rc = sprig__schema_encode(def, &enc);
+    pthread_mutex_lock(&st->lock);
+    if (rc == 0) {
+        admin_put a = {.dbi = st->reg_schemas,
+                       .k = {strlen(def->name), (void *)def->name},
+                       .v = {enc.len, enc.data}};
+        rc = admin_write(st, &a);
+    }
+    if (rc == 0) {
+        rc = remember_schema(st, copy);
+        copy = NULL;
+        forget_idle_engines(st, def->name);
+    }
+    pthread_mutex_unlock(&st->lock);
+    sprig__free(copy);
+    sprig_buf_free(&enc);
+    return rc;
+}
+
+static int
+l_list_schemas(sprig_storage *s, sprig_schema_list **out)
+{
+    sprig__lstorage *st = ST(s);
+    sprig_schema_list *l = sprig__calloc(1, sizeof *l);
+    int rc = l ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory listing");
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; rc == 0 && i < st->n_schemas; i++) {
+        sprig_schema_def *c;
+        rc = sprig__schema_copy(st->schemas[i], &c);
+        rc = rc ? rc : sprig__schema_list_push(l, c);
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (rc) {
+        sprig_schema_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return SPRIG_OK;
+}
+
+/* ---- databases ---------------------------------------------------------- */
+
+static int
+l_create_database(sprig_storage *s, const char *name, const char *schema,
+                  bool only_if_needed)
+{
+    sprig__lstorage *st = ST(s);
+    reg_entry e;
+    pthread_mutex_lock(&st->lock);
+    int rc = reg_get(st, name, &e);
+    if (rc == 0) {
+        if (!only_if_needed) {
+            rc = sprig__err(SPRIG_EEXIST, "database '%s' exists", name);
+        } else if (strcmp(e.schema, schema) != 0) {
+            rc = sprig__err(SPRIG_ESCHEMA,
+                            "database '%s' exists with schema "
+                            "'%s', not '%s'",
+                            name, e.schema, schema);
+        }
+        pthread_mutex_unlock(&st->lock);
+        return rc;
+    }
+    if (rc != SPRIG_ENOTFOUND) {
+        pthread_mutex_unlock(&st->lock);
+        return rc;
+    }
+    const sprig_schema_def *def = find_schema(st, schema);
+    rc = def ? 0
+             : sprig__err(SPRIG_ESCHEMA, "schema '%s' is not registered",
+                          schema);
+    uint64_t dir_id = 0;
+    admin_put bump = {.meta = st->reg_meta, .bump = true, .dir_id = &dir_id};
+    rc = rc ? rc : admin_write(st, &bump);
+    char dir[4096];
+    sprig__ldb *ldb = NULL;
+    if (rc == 0) {
+        db_dir(st, name, dir_id, dir, sizeof dir);
+        rc = sprig__ldb_open(st, name, dir, def, &ldb);
+    }
+    sprig_buf rec = {0};
+    if (rc == 0) {
+        rc = sprig__buf_put_u8(&rec, 1);
+        rc = rc ? rc : sprig__buf_put_u32(&rec, (uint32_t)strlen(schema));
+        rc = rc ? rc : sprig_buf_append(&rec, schema, strlen(schema));
+        rc = rc ? rc : sprig__buf_put_u64(&rec, dir_id);
+        admin_put a = {.dbi = st->reg_dbs,
+                       .k = {strlen(name), (void *)name},
+                       .v = {rec.len, rec.data}};
+        rc = rc ? rc : admin_write(st, &a);
+    }
+    sprig__ldb **p = NULL;
+    if (rc == 0) {
+        p = sprig__realloc(st->open, (st->n_open + 1) * sizeof *p);
+    }
+    if (p) {
+        st->open = p;
+        st->open[st->n_open++] = ldb;
+    } else if (ldb) {
+        /* registered but not cached: it reopens on first use */
+        sprig__ldb_free(ldb);
+    }
+    pthread_mutex_unlock(&st->lock);
+    sprig_buf_free(&rec);
+    return rc;
+}
+
+static int
+l_delete_database(sprig_storage *s, const char *name)
+{
+    sprig__lstorage *st = ST(s);
+    reg_entry e;
+    pthread_mutex_lock(&st->lock);
+    int rc = reg_get(st, name, &e);
+    if (rc == 0) {
+        admin_put a = {
+            .dbi = st->reg_dbs, .k = {strlen(name), (void *)name}, .del = true};
+        rc = admin_write(st, &a);
+    }
+    if (rc) {
+        pthread_mutex_unlock(&st->lock);
+        return rc;
+    }
+    sprig__ldb *ldb = NULL;
+    for (size_t i = 0; i < st->n_open; i++) {
+        if (strcmp(st->open[i]->name, name) == 0) {
+            ldb = st->open[i];
+            st->open[i] = st->open[--st->n_open];
+            break;
+        }
+    }
+    if (ldb) {
+        atomic_store(&ldb->dropped, true);
+        if (ldb->refs == 0) {
+            sprig__ldb_free(ldb);
+        }
+    } else {
+        char dir[4096];
+        db_dir(st, name, e.dir_id, dir, sizeof dir);
+        rc = sprig__rmdir_tree(dir);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+static int
+l_list_databases(sprig_storage *s, sprig_database_list **out)
+{
+    sprig__lstorage *st = ST(s);
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    sprig_database_list *l = sprig__calloc(1, sizeof *l);
+    if (!l) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory listing");
+    }
+    int rc = sprig__env_read_begin(st->admin, &txn);
+    if (rc) {
+        sprig__free(l);
+        return rc;
+    }
+    int mrc = mdb_cursor_open(txn, st->reg_dbs, &cur);
+    if (mrc == 0) {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (mrc == 0 && rc == 0) {
+            char name[SPRIG_NAME_MAX + 1];
+            reg_entry e;
+            size_t n = k.mv_size > SPRIG_NAME_MAX ? SPRIG_NAME_MAX : k.mv_size;
+            memcpy(name, k.mv_data, n);
+            name[n] = 0;
+            rc = reg_decode(name, &v, &e);
+            rc = rc ? rc : sprig__database_list_push(l, name, e.schema);
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+    }
+    sprig__env_read_end(st->admin, txn);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "listing databases");
+    }
+    if (rc) {
+        sprig_database_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return SPRIG_OK;
+}
+
+/* The engine of `name`, opening it if needed.  Call with st->lock held. */
+static int
+engine(sprig__lstorage *st, const char *name, sprig__ldb **out)
+{
+    for (size_t i = 0; i < st->n_open; i++) {
+        if (strcmp(st->open[i]->name, name) == 0) {
+            *out = st->open[i];
+            return SPRIG_OK;
+        }
+    }
+    reg_entry e;
+    int rc = reg_get(st, name, &e);
+    if (rc) {
+        return rc;
+    }
+    const sprig_schema_def *def = find_schema(st, e.schema);
+    if (!def) {
+        return sprig__err(SPRIG_ESCHEMA,
+                          "database '%s' uses schema '%s', "
+                          "which is not registered",
+                          name, e.schema);
+    }
+    sprig__ldb **p = sprig__realloc(st->open, (st->n_open + 1) * sizeof *p);
+    if (!p) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening '%s'", name);
+    }
+    st->open = p;
+    char dir[4096];
+    db_dir(st, name, e.dir_id, dir, sizeof dir);
+    rc = sprig__ldb_open(st, name, dir, def, out);
+    if (rc == 0) {
+        st->open[st->n_open++] = *out;
+    }
+    return rc;
+}
+
+static int
+open_handle(sprig__lstorage *st, const char *name, bool owns, sprig_db **out)
+{
+    sprig__ldb *ldb;
+    pthread_mutex_lock(&st->lock);
+    int rc = st->closing ? sprig__err(SPRIG_ECLOSED, "storage is closed")
+                         : engine(st, name, &ldb);
+    rc = rc ? rc : sprig__ldb_handle(ldb, owns, out);
+    if (rc == 0) {
+        ldb->refs++;
+        st->handles++;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+static int
+l_database(sprig_storage *s, const char *name, sprig_db **out)
+{
+    return open_handle(ST(s), name, false, out);
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+static void
+destroy(sprig__lstorage *st)
+{
+    for (size_t i = 0; i < st->n_open; i++) {
+        sprig__ldb_free(st->open[i]);
+    }
+    sprig__free(st->open);
+    for (size_t i = 0; i < st->n_schemas; i++) {
+        sprig__free(st->schemas[i]);
+    }
+    sprig__free(st->schemas);
+    sprig__env_close(st->admin);
+    if (st->temp_dir && st->path) {
+        sprig__rmdir_tree(st->path);
+    }
+    if (st->lock_fd >= 0) {
+        close(st->lock_fd);
+    }
+    pthread_mutex_destroy(&st->lock);
+    sprig__free(st->path);
+    sprig__free(st);
+}
+
+void
+sprig__storage_release(sprig__lstorage *st, sprig__ldb *ldb, bool owns_storage)
+{
+    pthread_mutex_lock(&st->lock);
+    ldb->refs--;
+    st->handles--;
+    if (ldb->refs == 0 && atomic_load(&ldb->dropped)) {
+        sprig__ldb_free(ldb);
+    }
+    if (owns_storage) {
+        st->closing = true;
+    }
+    bool last = st->closing && st->handles == 0;
+    pthread_mutex_unlock(&st->lock);
+    if (last) {
+        destroy(st);
+    }
+}
+
+static void
+l_close(sprig_storage *s)
+{
+    sprig__lstorage *st = ST(s);
+    pthread_mutex_lock(&st->lock);
+    st->closing = true;
+    bool last = st->handles == 0;
+    pthread_mutex_unlock(&st->lock);
+    if (last) {
+        destroy(st);
+    }
+}
+
+/* Remove database directories the registry does not name. */
+static void
+sweep_orphans(sprig__lstorage *st)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/db", st->path);
+    DIR *d = opendir(p);
+    if (!d) {
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        char name[256];
+        snprintf(name, sizeof name, "%s", de->d_name);
+        char *dot = strrchr(name, '.');
+        reg_entry e;
+        bool keep = false;
+        if (dot) {
+            *dot = 0;
+            keep = reg_get(st, name, &e) == 0 &&
+                   e.dir_id == strtoull(dot + 1, NULL, 10);
+        }
+        if (!keep) {
+            char q[4400];
+            snprintf(q, sizeof q, "%s/%s", p, de->d_name);
+            sprig__rmdir_tree(q);
+        }
+    }
+    closedir(d);
+}
+
+static int
+make_dirs(sprig__lstorage *st, const sprig_storage_options *o)
+{
+    if (o->memory_only) {
+        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        char tmpl[256];
+        snprintf(tmpl, sizeof tmpl, "%s/sprig-mem-XXXXXX", base);
+        if (!mkdtemp(tmpl)) {
+            return sprig__err(SPRIG_EIO, "cannot make a memory directory: %s",
+                              strerror(errno));
+        }
+        st->temp_dir = true;
+        st->path = sprig__strdup(tmpl);
+    } else {
+        st->path = sprig__strdup(o->path);
+    }
+    if (!st->path) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening a storage");
+    }
+    if (mkdir(st->path, 0755) != 0 && errno != EEXIST) {
+        return sprig__err(errno == ENOSPC ? SPRIG_EFULL : SPRIG_EIO,
+                          "cannot create storage directory '%s': %s", st->path,
+                          strerror(errno));
+    }
+    char p[4096];
+    snprintf(p, sizeof p, "%s/db", st->path);
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        return sprig__err(SPRIG_EIO, "cannot create '%s': %s", p,
+                          strerror(errno));
+    }
+    return SPRIG_OK;
+}
+
+static int
+take_lock(sprig__lstorage *st)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/sprig.lock", st->path);
+    st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (st->lock_fd < 0) {
+        return sprig__err(SPRIG_EIO, "cannot open '%s': %s", p,
+                          strerror(errno));
+    }
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return sprig__err(SPRIG_EBUSY,
+                          "storage '%s' is open in another "
+                          "process or handle",
+                          st->path);
+    }
+    return SPRIG_OK;
+}
+
+static int
+open_admin(sprig__lstorage *st)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/_admin", st->path);
+    sprig_storage_options ao = st->opts;
+    ao.initial_map_size = 8u << 20;
+    ao.max_map_size = 0;
+    int rc = sprig__env_open(p, &ao, 8, &st->admin);
+    const char *names[3] = {"databases", "schemas", "meta"};
+    MDB_dbi dbis[3];
+    rc = rc ? rc : sprig__env_open_dbis(st->admin, names, 3, dbis);
+    if (rc == 0) {
+        st->reg_dbs = dbis[0];
+        st->reg_schemas = dbis[1];
+        st->reg_meta = dbis[2];
+    }
+    return rc;
+}
+
+static const sprig_storage_ops local_storage_ops = {
+    .close = l_close,
+    .register_schema = l_register_schema,
+    .create_database = l_create_database,
+    .delete_database = l_delete_database,
+    .list_databases = l_list_databases,
+    .list_schemas = l_list_schemas,
+    .database = l_database,
+};
+
+int
+sprig_storage_open(const sprig_storage_options *o, sprig_storage **out)
+{
+    if (!out) {
+        return sprig__err(SPRIG_EINVAL, "out is NULL");
+    }
+    *out = NULL;
+    if (!o || (!o->memory_only && (!o->path || !*o->path))) {
+        return sprig__err(SPRIG_EINVAL, "storage options need a path");
+    }
+    if (sodium_init() < 0) {
+        return sprig__err(SPRIG_EIO, "libsodium failed to initialise");
+    }
+    sprig__lstorage *st = sprig__calloc(1, sizeof *st);
+    if (!st) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening a storage");
+    }
+    st->base.ops = &local_storage_ops;
+    st->opts = *o;
+    st->opts.path = NULL;
+    st->lock_fd = -1;
+    pthread_mutex_init(&st->lock, NULL);
+    int rc = make_dirs(st, o);
+    rc = rc ? rc : take_lock(st);
+    rc = rc ? rc : open_admin(st);
+    rc = rc ? rc : load_schemas(st);
+    if (rc) {
+        destroy(st);
+        return rc;
+    }
+    sweep_orphans(st);
+    *out = &st->base;
+    return SPRIG_OK;
+}
+
+int
+sprig_db_open_local(const char *path, const sprig_schema_def *schema,
+                    sprig_db **out)
+{
+    if (!out) {
+        return sprig__err(SPRIG_EINVAL, "out is NULL");
+    }
+    *out = NULL;
+    int rc = sprig__schema_check(schema);
+    if (rc) {
+        return rc;
+    }
+    sprig_storage_options o;
+    sprig_storage_options_init(&o);
+    o.path = path;
+    sprig_storage *s;
+    rc = sprig_storage_open(&o, &s);
+    if (rc) {
+        return rc;
+    }
+    rc = sprig_storage_register_schema(s, schema);
+    rc = rc ? rc
+            : sprig_storage_create_database(s, "default", schema->name, true);
+    rc = rc ? rc : open_handle(ST(s), "default", true, out);
+    if (rc) {
+        sprig_storage_close(s);
+    }
+    return rc;
+}

@@ -1,0 +1,201 @@
+/*
+ * writer.c -- group commit for one database.
+ *
+ * Design notes.  Write requests queue on the database's writer.  The first
+ * thread to find no leader becomes the leader: it takes every queued
+ * request, opens one LMDB write transaction, applies each request inside its
+ * own nested child transaction (so a failing request discards only its own
+ * changes), commits once -- one durable write for the whole batch -- and
+ * then answers them all.  Requests arriving meanwhile queue for the next
+ * batch, whose leader is one of their own threads: there is no writer
+ * thread, and a lone writer pays no hand-off.
+ *
+ * A batch of one request runs directly in the parent transaction (children
+ * cost a page-list copy).  When the map fills (SPRIG__EMAPFULL from a
+ * request or MDB_MAP_FULL from a commit), the whole batch is aborted, the
+ * map doubled with no transaction active, and the batch re-applied: callers
+ * never see it.
+ *
+ * Errors are recorded in the leader's thread; each request carries its
+ * detail text back to its own thread in `msg`.
+ */
+#include "local.h"
+
+#include <stdio.h>
+
+int
+sprig__writer_init(sprig__writer *w, sprig__env *env)
+{
+    memset(w, 0, sizeof *w);
+    w->env = env;
+    if (pthread_mutex_init(&w->lock, NULL)) {
+        return sprig__err(SPRIG_ENOMEM, "cannot create a mutex");
+    }
+    if (pthread_cond_init(&w->cond, NULL)) {
+        pthread_mutex_destroy(&w->lock);
+        return sprig__err(SPRIG_ENOMEM, "cannot create a condition");
+    }
+    return SPRIG_OK;
+}
+
+void
+sprig__writer_destroy(sprig__writer *w)
+{
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+}
+
+static void
+fail_req(sprig__wreq *r, int rc)
+{
+    r->rc = rc;
+    snprintf(r->msg, sizeof r->msg, "%s", sprig_errmsg());
+}
+
+/* Set `rc` on every request of the batch that has not failed already. */
+static void
+fail_rest(sprig__wreq *batch, int rc)
+{
+    for (sprig__wreq *r = batch; r; r = r->next) {
+        if (r->rc == 0) {
+            fail_req(r, rc);
+        }
+    }
+}
+
+/* Run one request in a child of `parent`.  Returns SPRIG__EMAPFULL to ask
+ * for the batch to be retried, else 0 (the request's own outcome is in
+ * r->rc). */
+static int
+apply_child(sprig__env *e, MDB_txn *parent, sprig__wreq *r)
+{
+    MDB_txn *child;
+    int mrc = mdb_txn_begin(e->env, parent, 0, &child);
+    if (mrc) {
+        int rc = sprig__mdb_err(mrc, "beginning a nested write");
+        return rc == SPRIG__EMAPFULL ? rc : (fail_req(r, rc), 0);
+    }
+    int rc = r->apply(child, r->arg);
+    if (rc) {
+        mdb_txn_abort(child);
+        return rc == SPRIG__EMAPFULL ? rc : (fail_req(r, rc), 0);
+    }
+    mrc = mdb_txn_commit(child);
+    if (mrc) {
+        rc = sprig__mdb_err(mrc, "committing a nested write");
+        return rc == SPRIG__EMAPFULL ? rc : (fail_req(r, rc), 0);
+    }
+    return 0;
+}
+
+/* One attempt at the batch.  Returns SPRIG__EMAPFULL when it must be
+ * retried after growing the map; otherwise each request's rc is set. */
+static int
+try_batch(sprig__env *e, sprig__wreq *batch)
+{
+    MDB_txn *parent;
+    int rc = 0;
+    for (sprig__wreq *r = batch; r; r = r->next) {
+        r->rc = 0;
+    }
+    int mrc = mdb_txn_begin(e->env, NULL, 0, &parent);
+    if (mrc) {
+        rc = sprig__mdb_err(mrc, "beginning a write");
+        if (rc != SPRIG__EMAPFULL) {
+            fail_rest(batch, rc);
+        }
+        return rc == SPRIG__EMAPFULL ? rc : 0;
+    }
+    if (!batch->next) {
+        rc = batch->apply(parent, batch->arg);
+        if (rc) {
+            mdb_txn_abort(parent);
+            if (rc != SPRIG__EMAPFULL) {
+                fail_req(batch, rc);
+            }
+            return rc == SPRIG__EMAPFULL ? rc : 0;
+        }
+    } else {
+        for (sprig__wreq *r = batch; r && rc == 0; r = r->next) {
+            rc = apply_child(e, parent, r);
+        }
+        if (rc) {
+            mdb_txn_abort(parent);
+            return rc;
+        }
+    }
+    mrc = mdb_txn_commit(parent);
+    if (mrc) {
+        rc = sprig__mdb_err(mrc, "committing");
+        if (rc != SPRIG__EMAPFULL) {
+            fail_rest(batch, rc);
+        }
+        return rc == SPRIG__EMAPFULL ? rc : 0;
+    }
+    return 0;
+}
+
+static void
+run_batch(sprig__writer *w, sprig__wreq *batch)
+{
+    sprig__env *e = w->env;
+    for (;;) {
+        pthread_rwlock_rdlock(&e->map_lock);
+        size_t seen = e->map_size;
+        int rc = try_batch(e, batch);
+        pthread_rwlock_unlock(&e->map_lock);
+        if (rc != SPRIG__EMAPFULL) {
+            return;
+        }
+        rc = sprig__env_grow(e, seen);
+        if (rc) {
+            for (sprig__wreq *r = batch; r; r = r->next) {
+                fail_req(r, rc);
+            }
+            return;
+        }
+    }
+}
+
+int
+sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
+{
+    req->done = false;
+    req->next = NULL;
+    req->rc = 0;
+    req->msg[0] = 0;
+    pthread_mutex_lock(&w->lock);
+    if (w->tail) {
+        w->tail->next = req;
+    } else {
+        w->head = req;
+    }
+    w->tail = req;
+    while (!req->done) {
+        if (w->leader_active) {
+            pthread_cond_wait(&w->cond, &w->lock);
+            continue;
+        }
+        w->leader_active = true;
+        sprig__wreq *batch = w->head;
+        w->head = w->tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        run_batch(w, batch);
+        unsigned long n = 0;
+        pthread_mutex_lock(&w->lock);
+        for (sprig__wreq *r = batch, *next; r; r = next) {
+            next = r->next;
+            r->done = true; /* the owner may return once we unlock */
+            n++;
+        }
+        w->leader_active = false;
+        atomic_fetch_add(&w->batches, 1);
+        atomic_fetch_add(&w->requests, n);
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (req->rc) {
+        sprig__err(req->rc, "%s", req->msg);
+    }
+    return req->rc;
+}
