@@ -475,6 +475,13 @@ static const sprig_db_ops local_db_ops = {
     .last_txn_id = h_last_txn_id,
 };
 
+void
+sprig__db_writer_stats(sprig_db *db, uint64_t *batches, uint64_t *requests)
+{
+    *batches = atomic_load(&LDB(db)->writer.batches);
+    *requests = atomic_load(&LDB(db)->writer.requests);
+}
+
 int
 sprig__ldb_handle(sprig__ldb *ldb, bool owns_storage, sprig_db **out)
 {

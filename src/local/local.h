@@ -128,6 +128,10 @@ int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
 void sprig__ldb_free(sprig__ldb *ldb);
 /** The collection named `name`, or SPRIG_ESCHEMA. */
 int sprig__ldb_coll(sprig__ldb *ldb, const char *name, sprig__coll **out);
+/** Test seam: group-commit statistics of the database behind a local
+ *  handle (batches committed, requests answered). */
+void sprig__db_writer_stats(sprig_db *db, uint64_t *batches,
+                            uint64_t *requests);
 /** A new handle on `ldb` (the caller already took a reference). */
 int sprig__ldb_handle(sprig__ldb *ldb, bool owns_storage, sprig_db **out);
 
