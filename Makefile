@@ -24,9 +24,13 @@ build-asan: deps
 	    -DCMAKE_BUILD_TYPE=Debug -DSPRIG_BENCH=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Sprig's main job on an embedded default storage in the working directory.
+# Sprig's main job on an embedded default storage in the working directory:
+# the demo writes a few documents (so there is something to look at), then
+# the server serves ./sprig-data on 127.0.0.1:5646 until Ctrl-C.
 run: build
 	@$(BUILD)/tools/sprig --path $(DATA) demo
+	@echo
+	@$(BUILD)/tools/sprig --path $(DATA) serve --ws 127.0.0.1:5646
 
 # The whole suite, in a normal build and in an ASan+UBSan build.
 test: test-normal test-asan

@@ -6,7 +6,8 @@
 set -eu
 
 PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev \
-libjansson-dev libcmocka-dev python3"
+libjansson-dev libcmocka-dev libmsgpack-dev python3 \
+libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl"
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox"
 
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS $BENCH_PKGS"

@@ -236,6 +236,16 @@ test_schema_replaced(void **state)
     SPRIG_OK_(sprig_storage_database(st, "d", &db));
     SPRIG_OK_(sprig_insert(db, "added", NULL, sprig_str("a"), NULL));
     sprig_db_close(db);
+    /* never drop a collection or change an id kind */
+    static const sprig_collection_def fewer[] = {{"added", SPRIG_ID_U64, 0}};
+    static const sprig_schema_def dropped = {"second", fewer, 1};
+    SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_storage_register_schema(st, &dropped));
+    assert_non_null(strstr(sprig_errmsg(), "drop collection 'other'"));
+    static const sprig_collection_def kinds[] = {
+        {"other", SPRIG_ID_NATURAL, 0}, {"added", SPRIG_ID_U64, 0}};
+    static const sprig_schema_def changed = {"second", kinds, 2};
+    SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_storage_register_schema(st, &changed));
+    assert_non_null(strstr(sprig_errmsg(), "id kind"));
     static const sprig_collection_def badc[] = {{"a b", SPRIG_ID_U64, 0}};
     static const sprig_schema_def bad = {"bad", badc, 1};
     SPRIG_EXPECT(SPRIG_EINVAL, sprig_storage_register_schema(st, &bad));

@@ -70,7 +70,8 @@ enum {
     SPRIG_ETIMEDOUT = -16, /**< the deadline passed                     */
     SPRIG_ECONNECT = -17,  /**< could not connect                       */
     SPRIG_EBUSY = -18,     /**< in use by another process or handle     */
-    SPRIG_ENOTLEADER = -19 /**< cluster: this node is not the leader    */
+    SPRIG_ENOTLEADER = -19, /**< cluster: this node is not the leader   */
+    SPRIG_ERANGE = -20      /**< a number would leave its type's range  */
 };
 
 /** A short constant name for a code ("not found"); never NULL. */
@@ -239,12 +240,131 @@ typedef enum sprig_id_kind {
     SPRIG_ID_NATURAL = 1 /**< the caller always names the id             */
 } sprig_id_kind;
 
+/* ---- views (F4): map/reduce indexes declared with a collection ---------- */
+
+typedef struct sprig_doc sprig_doc;
+/** Where a map function sends its (key, value) pairs. */
+typedef struct sprig_emitter sprig_emitter;
+
+/**
+ * Emit one pair from a map function.  Key and value are copied.  The key
+ * should be an encoded key (sprig_key_*) so views sort by it; it is at most
+ * SPRIG_KEY_MAX bytes.  Errors: SPRIG_ETOOBIG, SPRIG_ENOMEM (return them
+ * from the map function to fail the write).
+ */
+SPRIG_API int sprig_emit(sprig_emitter *e, sprig_bytes key,
+                         sprig_bytes value);
+
+/**
+ * Map: emit zero or more pairs for `doc` (borrowed for the call; its
+ * header and contents are those being written).  Runs inside the database's
+ * write transaction -- on the writing thread for eager and unique views,
+ * on whichever thread brings a lazy view up to date -- so it must be quick,
+ * must not call Sprig functions on the same database (deadlock), and must
+ * give the same pairs for the same document every time.  Return 0, or a
+ * negative code to fail: for an eager or unique view the transaction that
+ * wrote the document fails with it; for a lazy view the query that indexes
+ * the document does (and the document stays pending).
+ */
+typedef int (*sprig_map_fn)(const sprig_doc *doc, sprig_emitter *e,
+                            void *udata);
+/**
+ * Reduce `n` values into `out` (empty on entry; the function appends).
+ * Without `rereduce`, `values` are the values mapped to one key, in source
+ * id order; with it, they are earlier outputs of this function (per-key
+ * results being combined over a range, or a stored result combined with
+ * new values), so the function must be associative and commutative over
+ * its outputs.  A reduce over no mappings at all calls it once with n = 0
+ * and rereduce false.  Called inside write transactions (to keep per-key
+ * results current) and read snapshots: same rules as sprig_map_fn.  Return
+ * 0 or a negative code, which fails the write or query that called it.
+ */
+typedef int (*sprig_reduce_fn)(const sprig_bytes *values, size_t n,
+                               bool rereduce, sprig_buf *out, void *udata);
+
+typedef enum sprig_view_policy {
+    SPRIG_VIEW_LAZY = 0, /**< indexed when next queried (the default) */
+    SPRIG_VIEW_EAGER,    /**< indexed inside the writing transaction  */
+    SPRIG_VIEW_UNIQUE    /**< eager; a duplicate key fails the write  */
+} sprig_view_policy;
+
+typedef enum sprig_builtin_reduce {
+    SPRIG_REDUCE_NONE = 0,
+    SPRIG_REDUCE_COUNT,
+    SPRIG_REDUCE_SUM,
+    SPRIG_REDUCE_MIN,
+    SPRIG_REDUCE_MAX
+} sprig_builtin_reduce;
+
+/**
+ * A view: an index of (key, value) pairs, the mappings, that each document
+ * of its collection emits; queried by key (sprig_view_query_mappings()) and reduced
+ * (sprig_view_reduce()).  Either
+ *  - a C view: `map`, optional `reduce` or `builtin_reduce`, `udata`; or
+ *  - a declarative view over JSON documents: `json_key`, optional
+ *    `json_value` and `builtin_reduce` (a sum, min or max needs a
+ *    json_value).  No C code, so it can come from a schema file and work
+ *    in the CLI and a server.
+ *
+ * Declarative keys and values.  `json_key` is a dotted path ("a.b.c";
+ * a segment of digits also indexes an array) or several separated by
+ * commas.  The key is a tuple key with one element per path (so a single
+ * path gives a 1-tuple): JSON strings, true, false and null use their
+ * elements, and a number is a float element when it has an exact double
+ * (every integer up to 2^53 and every JSON real), else an integer element,
+ * so numbers sort by value whether written 10 or 10.5 (integers beyond
+ * +-2^53 without an exact double sort before all other numbers; equality
+ * still finds them).  sprig_key_from_json() encodes a JSON query key the
+ * same way and sprig_key_to_json() prints one.  A document that is not
+ * JSON, or lacks a key path, or where a path reaches an object (or, for
+ * a tuple, an array) emits nothing -- except that a single path ending at
+ * an array emits one mapping per scalar element.  Integers beyond 64 bits
+ * make a document unreadable as JSON (it emits nothing).  The value is the
+ * compact JSON text at `json_value`, or "null" when it is missing or there
+ * is no json_value.
+ *
+ * Built-in reduces (C or declarative views) read values as JSON numbers
+ * and answer JSON text: COUNT the number of mappings; SUM the sum of the
+ * numeric values (exact integer arithmetic while every value is an
+ * integer and the sum fits 64 bits, else a double; "0" for none); MIN, MAX
+ * the extreme numeric value or "null".  Values that are not numbers count
+ * for COUNT and are skipped by the others.
+ *
+ * Policies.  LAZY: a write records the changed documents in the same
+ * transaction; a query indexes them first (sprig_view_access).  EAGER: the
+ * writing transaction indexes them.  UNIQUE: eager, and a transaction
+ * making two documents emit the same key fails whole with SPRIG_EUNIQUE.
+ *
+ * Versions.  When a database is opened with a view whose version,
+ * policy, reduce or (declarative) paths differ from what its index was
+ * built with, the index is rebuilt from scratch before the open returns
+ * (so queries never see a half-built index; a unique view over duplicate
+ * data fails the open with SPRIG_EUNIQUE).  A schema read back from a
+ * storage without the program (the CLI) has C views without code: their
+ * queries fail with SPRIG_ESCHEMA; writes still record changed documents
+ * for lazy and eager views, indexed when the program opens the database
+ * again, and are refused (SPRIG_ESCHEMA) for collections with unique ones.
+ */
+typedef struct sprig_view_def {
+    const char *name; /**< same rules as collection names */
+    unsigned version;
+    sprig_view_policy policy;
+    sprig_map_fn map;
+    sprig_reduce_fn reduce;
+    void *udata;
+    const char *json_key;   /**< dotted path(s); commas make a tuple key */
+    const char *json_value; /**< dotted path, or NULL */
+    sprig_builtin_reduce builtin_reduce;
+} sprig_view_def;
+
 typedef struct sprig_collection_def {
     /** "authority.name" or "name": [A-Za-z0-9_][A-Za-z0-9_.-]*, at most 64
      *  bytes. */
     const char *name;
     sprig_id_kind id_kind;
     unsigned flags; /**< reserved, 0 */
+    const sprig_view_def *views;
+    size_t n_views;
 } sprig_collection_def;
 
 typedef struct sprig_schema_def {
@@ -252,6 +372,38 @@ typedef struct sprig_schema_def {
     const sprig_collection_def *collections;
     size_t n_collections;
 } sprig_schema_def;
+
+/**
+ * Read a schema file: collections, id kinds and declarative views as JSON,
+ * so a database can be used without compiled schema code.  The format:
+ *
+ *   {"name": "shop",
+ *    "collections": [
+ *      {"name": "products", "id_kind": "u64" | "natural",  (default u64)
+ *       "views": [
+ *         {"name": "by-category",
+ *          "version": 1,                                   (default 1)
+ *          "policy": "lazy" | "eager" | "unique",          (default lazy)
+ *          "json_key": "category"  or  ["category", "brand.name"],
+ *          "json_value": "price",                          (optional)
+ *          "reduce": "none" | "count" | "sum" | "min" | "max"}]}]}
+ *
+ * Unknown fields are errors.  On success `*out` is one heap object owned
+ * by the caller (sprig_schema_free()); register it with
+ * sprig_storage_register_schema().  Errors: SPRIG_ENOTFOUND (no such
+ * file), SPRIG_EIO, SPRIG_ENOMEM, SPRIG_EINVAL for a bad file, with a
+ * detail naming the line and column of a syntax error
+ * ("shop.json:3:14: ...") or the JSON path of a bad field
+ * ("shop.json: collections[1].views[0].json_key: expected a string or a
+ * non-empty array of strings").  Any thread.
+ */
+SPRIG_API int sprig_schema_load_json(const char *path, sprig_schema_def **out);
+/** As sprig_schema_load_json(), from `len` bytes of JSON text (messages
+ *  name "schema" instead of a file). */
+SPRIG_API int sprig_schema_parse_json(const char *text, size_t len,
+                                      sprig_schema_def **out);
+/** Free a schema from sprig_schema_load_json(); NULL is a no-op. */
+SPRIG_API void sprig_schema_free(sprig_schema_def *s);
 
 /* ======================================================================
  * Storages and databases (M1, M2)
@@ -273,6 +425,23 @@ typedef enum sprig_durability {
     SPRIG_DURABILITY_NONE = 2
 } sprig_durability;
 
+/** When an acknowledged key-value change reaches the disk. */
+typedef enum sprig_kv_persistence_mode {
+    /** Each change is as durable as the storage's durability says when
+     *  its call returns.  The default. */
+    SPRIG_KV_IMMEDIATE = 0,
+    /** Changes are committed without waiting for the disk, which is
+     *  flushed after `lazy_changes` changes or `lazy_ms` milliseconds,
+     *  whichever comes first, and at close. */
+    SPRIG_KV_LAZY = 1
+} sprig_kv_persistence_mode;
+
+typedef struct sprig_kv_persistence {
+    sprig_kv_persistence_mode mode;
+    uint32_t lazy_changes; /**< 0: no change-count threshold */
+    uint32_t lazy_ms;      /**< 0: no time threshold */
+} sprig_kv_persistence;
+
 typedef struct sprig_storage_options {
     /** Directory of the storage; created if missing.  Ignored when
      *  memory_only. */
@@ -287,6 +456,12 @@ typedef struct sprig_storage_options {
     /** Largest size a database file may grow to (0: no limit but the
      *  disk's).  Past it, writes fail with SPRIG_EFULL. */
     uint64_t max_map_size;
+    /** How the key-value store persists (see sprig_kv_persistence). */
+    sprig_kv_persistence kv_persistence;
+    /** The clock for key-value expiry, in ms since the Unix epoch (NULL:
+     *  the system's real-time clock).  For tests and simulations. */
+    uint64_t (*clock_ms)(void *udata);
+    void *clock_udata;
 } sprig_storage_options;
 
 /** Fill `o` with defaults: no path, on disk, full durability. */
@@ -313,9 +488,10 @@ SPRIG_API void sprig_storage_close(sprig_storage *st);
 
 /**
  * Register a schema so databases can be created with it.  The definition is
- * copied.  Registering a name again replaces the definition; collections
- * may be added, never removed from existing data.
- * Errors: SPRIG_EINVAL (bad names, duplicate collections), SPRIG_EIO.
+ * copied.  Registering a name again replaces the definition: it may add
+ * collections (and views), never drop a collection or change its id kind.
+ * Errors: SPRIG_EINVAL (bad names, duplicate collections), SPRIG_ESCHEMA
+ * (drops a collection or changes an id kind), SPRIG_EIO.
  */
 SPRIG_API int sprig_storage_register_schema(sprig_storage *st,
                                             const sprig_schema_def *schema);
@@ -618,6 +794,524 @@ SPRIG_API void sprig_txn_log_free(sprig_txn_log *l);
 
 /** Id of the last executed transaction, 0 when there is none. */
 SPRIG_API int sprig_last_transaction_id(sprig_db *db, uint64_t *out);
+
+/* ======================================================================
+ * View queries (F4)
+ * ====================================================================== */
+
+typedef enum sprig_match_kind {
+    SPRIG_MATCH_ALL = 0, /**< every key                               */
+    SPRIG_MATCH_KEY,     /**< keys equal to match.key                 */
+    SPRIG_MATCH_KEYS,    /**< keys in match.keys[0 .. n_keys)         */
+    SPRIG_MATCH_RANGE,   /**< keys in match.range                     */
+    SPRIG_MATCH_PREFIX   /**< keys starting with the bytes match.key  */
+} sprig_match_kind;
+
+/** Whether a query brings a lazy view up to date first. */
+typedef enum sprig_view_access {
+    SPRIG_UPDATE_BEFORE = 0, /**< index pending changes, then answer    */
+    SPRIG_UPDATE_AFTER,      /**< answer now, index in the background   */
+    SPRIG_NO_UPDATE          /**< answer from the index as it stands    */
+} sprig_view_access;
+
+typedef struct sprig_view_query {
+    const char *collection;
+    const char *view;
+    struct {
+        sprig_match_kind kind;
+        sprig_bytes key;
+        const sprig_bytes *keys;
+        size_t n_keys;
+        sprig_range range;
+    } match;
+    sprig_order order;
+    uint32_t limit; /**< 0: no limit */
+    sprig_view_access access;
+    /** Pagination: continue after the mapping (after_key, after_id), the
+     *  last one of the previous page (its key and source id), in the
+     *  query's order.  An empty after_id continues after every mapping of
+     *  after_key (what grouped reduces page with). */
+    bool has_after;
+    sprig_bytes after_key;
+    sprig_bytes after_id;
+} sprig_view_query;
+
+/** Defaults: all keys, ascending, no limit, update before.  `collection`
+ *  and `view` are borrowed by the query. */
+SPRIG_API void sprig_view_query_init(sprig_view_query *q,
+                                     const char *collection,
+                                     const char *view);
+
+/**
+ * Mappings a query returned, ordered by key, then source id, then value
+ * (descending queries reverse all three): key, value, the source
+ * document's header, and (with sprig_view_query_with_docs) the document.
+ * One list type serves both (api.md named a separate
+ * sprig_mapping_doc_list): sprig_mapping_list_doc() is NULL when documents
+ * were not asked for.  Grouped reduces return the same type with one entry
+ * per key, the reduced value, and an empty source header.  Everything
+ * returned by the accessors is borrowed from the list until it is freed;
+ * out-of-range indexes give empty bytes, a zero header or NULL.
+ */
+typedef struct sprig_mapping_list sprig_mapping_list;
+SPRIG_API size_t sprig_mapping_list_count(const sprig_mapping_list *l);
+SPRIG_API sprig_bytes sprig_mapping_list_key(const sprig_mapping_list *l,
+                                             size_t i);
+SPRIG_API sprig_bytes sprig_mapping_list_value(const sprig_mapping_list *l,
+                                               size_t i);
+/** The source document's header (id, revision and hash when the mapping
+ *  was indexed: usable as the expected header of an update or delete). */
+SPRIG_API sprig_header sprig_mapping_list_source(const sprig_mapping_list *l,
+                                                 size_t i);
+/** The source document, or NULL when the query did not ask for it. */
+SPRIG_API const sprig_doc *sprig_mapping_list_doc(const sprig_mapping_list *l,
+                                                  size_t i);
+SPRIG_API void sprig_mapping_list_free(sprig_mapping_list *l);
+
+/*
+ * The view functions below share these rules.
+ *  - `q` is borrowed for the call; `q->view` names a view of
+ *    `q->collection`.
+ *  - Consistency: the answer comes from one snapshot in which the view and
+ *    the documents agree, reflecting every transaction committed before
+ *    the call (with SPRIG_UPDATE_BEFORE, the default: a lazy view with
+ *    pending changes is brought up to date and queried in the same write
+ *    transaction).  SPRIG_UPDATE_AFTER answers from the index as it stands
+ *    and has a background thread of the database index pending changes;
+ *    SPRIG_NO_UPDATE answers from the index as it stands.  Eager and unique
+ *    views never have pending changes.  Documents fetched with
+ *    sprig_view_query_with_docs() come from the same snapshot.
+ *  - Any thread, concurrently with writers.
+ *  - Errors, besides those listed per function: SPRIG_EINVAL (a NULL or
+ *    malformed argument, an unknown match kind, order or access),
+ *    SPRIG_ETOOBIG (a key over SPRIG_KEY_MAX, an id over SPRIG_ID_MAX),
+ *    SPRIG_ESCHEMA (no such collection or view, or a C view whose code is
+ *    not loaded), SPRIG_ENOTFOUND (the database was deleted), errors
+ *    returned by the view's map or reduce functions while indexing pending
+ *    documents, SPRIG_ECORRUPT, SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM.
+ */
+
+/**
+ * The mappings matched by `q`, in `q->order`, at most `q->limit` (0: all),
+ * after `q->after_key`/`after_id` when `q->has_after`.  `*out` is owned by
+ * the caller (sprig_mapping_list_free()).  (api.md called this
+ * sprig_view_query(), which C cannot have next to the type of that name.)
+ */
+SPRIG_API int sprig_view_query_mappings(sprig_db *db,
+                                        const sprig_view_query *q,
+                                        sprig_mapping_list **out);
+
+/** As sprig_view_query_mappings(), each mapping with its source
+ *  document. */
+SPRIG_API int sprig_view_query_with_docs(sprig_db *db,
+                                         const sprig_view_query *q,
+                                         sprig_mapping_list **out);
+
+/**
+ * One reduced value over every mapping `q` matches (order, limit and
+ * pagination are ignored), replacing the contents of `out` (a buffer the
+ * caller owns; release it with sprig_buf_free()).  Built-in reduces answer
+ * JSON text (see sprig_view_def).  Over no mappings: "0" for COUNT and SUM,
+ * "null" for MIN and MAX, and a C reduce's output for n = 0.  The answer is
+ * combined from per-key results kept in the index, so it costs one step
+ * per distinct key matched, not per mapping.  Errors: SPRIG_EINVAL also
+ * when the view has no reduce.
+ */
+SPRIG_API int sprig_view_reduce(sprig_db *db, const sprig_view_query *q,
+                                sprig_buf *out);
+
+/**
+ * One entry per distinct key `q` matches: the key and the reduced value of
+ * its mappings (empty source header, no document), in `q->order`, at most
+ * `q->limit` keys, after `q->after_key` when `q->has_after` (`after_id` is
+ * ignored).  Errors: SPRIG_EINVAL also when the view has no reduce.
+ */
+SPRIG_API int sprig_view_reduce_grouped(sprig_db *db,
+                                        const sprig_view_query *q,
+                                        sprig_mapping_list **out);
+
+/**
+ * Delete, in one transaction, every document with a mapping `q` matches
+ * (limit and pagination apply to the mappings; `q->access` is always
+ * update-before).  If a matched document changes before the delete
+ * commits, the query runs again.  `*deleted` (may be NULL) receives the
+ * number of documents deleted.  Errors: SPRIG_ECONFLICT when the matched
+ * documents kept changing through 32 attempts, and those of
+ * sprig_txn_apply().
+ */
+SPRIG_API int sprig_view_delete_docs(sprig_db *db, const sprig_view_query *q,
+                                     uint64_t *deleted);
+
+/**
+ * Encode a JSON key the way declarative views encode theirs: a scalar
+ * gives a 1-tuple, a non-empty array of scalars a tuple (see
+ * sprig_view_def).  `out`'s contents are replaced.  Errors: SPRIG_EINVAL
+ * (not JSON, or not a scalar or array of scalars), SPRIG_ETOOBIG (over
+ * SPRIG_KEY_MAX), SPRIG_ENOMEM.  Any thread.
+ */
+SPRIG_API int sprig_key_from_json(const char *json, size_t len,
+                                  sprig_buf *out);
+
+/**
+ * Append the JSON text of tuple key `key` to `out`: a 1-tuple as its
+ * element, a longer one as an array.  Integer and float elements print as
+ * JSON numbers (non-finite floats as null), bytes elements as
+ * {"$bytes":"<hex>"}; strings that are not UTF-8 get U+FFFD.  Errors:
+ * SPRIG_EINVAL (not a tuple key; `out` is unchanged), SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_key_to_json(sprig_bytes key, sprig_buf *out);
+
+/* ======================================================================
+ * Key-value store (F6)
+ *
+ * Every database holds a key-value store beside its collections.  Keys are
+ * strings grouped in namespaces; values are bytes or numbers (i64, u64,
+ * f64).  Each operation is atomic: a write is one request through the
+ * database's group commit, so concurrent increments never lose an update,
+ * and a read sees one consistent snapshot.
+ *
+ * Names.  Namespaces and keys are NUL-terminated strings of any other
+ * bytes.  A NULL namespace and "" are the same, default, namespace.  Keys
+ * are never empty.  A namespace and a key together are at most
+ * SPRIG_KV_KEY_MAX bytes (LMDB's 511-byte key limit, less the room Sprig's
+ * expiry index needs); longer ones fail with SPRIG_ETOOBIG.
+ *
+ * Expiry.  A key may carry an expiration time in ms since the Unix epoch,
+ * by the storage's clock (sprig_storage_options.clock_ms, or the real-time
+ * clock).  From the moment that time is reached, the key is absent for
+ * every operation (get, list, sprig_kv_set's checks, increments, delete);
+ * a background sweeper then removes it, finding due keys through an index
+ * ordered by expiration time (it never scans all keys).  Expirations are
+ * stored with the keys and survive a restart.
+ *
+ * Persistence (sprig_storage_options.kv_persistence):
+ *  - SPRIG_KV_IMMEDIATE: a change is committed with the storage's
+ *    durability before its call returns.  With SPRIG_DURABILITY_FULL an
+ *    acknowledged change survives a process crash, an OS crash and a power
+ *    loss.
+ *  - SPRIG_KV_LAZY: a change is committed to the database file before its
+ *    call returns, without waiting for the disk (no fsync).  The file is
+ *    flushed (one fsync) once `lazy_changes` changes are waiting or
+ *    `lazy_ms` ms after the first waiting change, whichever comes first, at
+ *    close, and by any durable write to the same database (a document
+ *    transaction).  With both thresholds 0 only those flush it.
+ * What a crash can lose:
+ *  - A process crash (SIGKILL, abort) loses no acknowledged change in
+ *    either mode: the OS keeps the written pages.
+ *  - An OS crash or power loss, in lazy mode, loses the changes
+ *    acknowledged since the last flush started: about `lazy_changes`
+ *    changes or `lazy_ms` ms of them (the flush runs in the background, so
+ *    changes made while it runs wait for the next one).  Caveat: lazy
+ *    commits are LMDB MDB_NOSYNC commits, and LMDB keeps the file
+ *    consistent across an OS crash only on a file system that writes in
+ *    the order it was asked to; elsewhere an OS crash or power loss between
+ *    flushes can leave the database (documents included) damaged.  Choose
+ *    immediate mode where that matters.  Immediate mode loses what the
+ *    storage's durability allows (nothing with FULL).
+ *  - With SPRIG_DURABILITY_NONE or memory_only every commit is already an
+ *    MDB_NOSYNC commit and nothing is ever flushed, as for documents: both
+ *    modes behave alike.
+ * Removals by the expiry sweeper are always lazy: losing one in a crash
+ * only means an expired (so invisible) key is swept again.
+ * ====================================================================== */
+
+/** Longest namespace + key, in bytes together. */
+#define SPRIG_KV_KEY_MAX 500
+/** Longest bytes value. */
+#define SPRIG_KV_VALUE_MAX SPRIG_CONTENTS_MAX
+
+typedef enum sprig_value_kind {
+    SPRIG_VALUE_BYTES = 0,
+    SPRIG_VALUE_I64,
+    SPRIG_VALUE_U64,
+    SPRIG_VALUE_F64,
+    /** Output only: no value (the key held none).  Never valid as input. */
+    SPRIG_VALUE_NONE
+} sprig_value_kind;
+
+/** A key-value value.  As input its bytes are borrowed; as output they
+ *  are owned by the value until sprig_value_clear().  An output's
+ *  bytes.data may be NULL when bytes.len is 0. */
+typedef struct sprig_value {
+    sprig_value_kind kind;
+    union {
+        int64_t i64;
+        uint64_t u64;
+        double f64;
+    } num;
+    sprig_bytes bytes;
+    void *owned_; /**< internal: what sprig_value_clear() frees */
+} sprig_value;
+
+/** Values for input: the bytes are borrowed, nothing to clear. */
+SPRIG_API sprig_value sprig_value_of_bytes(sprig_bytes b);
+SPRIG_API sprig_value sprig_value_of_i64(int64_t v);
+SPRIG_API sprig_value sprig_value_of_u64(uint64_t v);
+SPRIG_API sprig_value sprig_value_of_f64(double v);
+/** Release an output value's memory and reset it to empty bytes.  NULL is
+ *  a no-op, as is a value from the sprig_value_of_*() helpers. */
+SPRIG_API void sprig_value_clear(sprig_value *v);
+
+typedef enum sprig_kv_check {
+    SPRIG_KV_ANY = 0,         /**< set whether or not the key exists */
+    SPRIG_KV_ONLY_IF_VACANT,  /**< set only if the key is absent     */
+    SPRIG_KV_ONLY_IF_PRESENT  /**< set only if the key exists        */
+} sprig_kv_check;
+
+/** Options of sprig_kv_set(); all zero (or a NULL pointer) is a plain set
+ *  of a key that never expires. */
+typedef struct sprig_kv_set_opts {
+    /** Absolute expiration, ms since the Unix epoch by the storage's
+     *  clock; 0: never expires.  A time already reached deletes the key
+     *  (as Redis's SET EXAT does). */
+    uint64_t expire_at_ms;
+    bool keep_expiration;  /**< a key that exists keeps its expiration
+                                (or lack of one); the expiration given
+                                here applies only to a new key */
+    sprig_kv_check check;
+    bool return_previous;  /**< fill `previous` with the old value; implied
+                                by a non-NULL `previous` */
+    /** Relative expiration: this many ms after the write, by the storage's
+     *  clock (0: unused).  Set at most one of expire_at_ms and this. */
+    uint64_t expire_in_ms;
+} sprig_kv_set_opts;
+
+typedef enum sprig_kv_status {
+    SPRIG_KV_INSERTED = 1,
+    SPRIG_KV_UPDATED,
+    SPRIG_KV_DELETED,
+    SPRIG_KV_NOT_CHANGED
+} sprig_kv_status;
+
+/**
+ * Store `v` under (ns, key).
+ *
+ * `so` (NULL: defaults) sets the expiration and the check.  `*status`
+ * (may be NULL) tells what happened: SPRIG_KV_INSERTED (the key was
+ * absent), SPRIG_KV_UPDATED (it held a value, now replaced),
+ * SPRIG_KV_NOT_CHANGED (the check failed: nothing was written), or
+ * SPRIG_KV_DELETED (the expiration was already reached, so the key was
+ * removed).  A failed check is not an error.
+ *
+ * `previous` (may be NULL) receives the value the key held before the
+ * call, owned by the caller (sprig_value_clear()), whether or not the set
+ * happened; its kind is SPRIG_VALUE_NONE when the key held none (or had
+ * expired).
+ *
+ * Threads: any.  Errors: SPRIG_EINVAL (NULL or empty key, NULL value, an
+ * unknown kind or check, both expirations set, return_previous without
+ * `previous`), SPRIG_ETOOBIG (namespace + key over SPRIG_KV_KEY_MAX, bytes
+ * over SPRIG_KV_VALUE_MAX), SPRIG_ENOTFOUND (the database was deleted),
+ * SPRIG_EFULL, SPRIG_EIO, SPRIG_ENOMEM, SPRIG_ECORRUPT.
+ */
+SPRIG_API int sprig_kv_set(sprig_db *db, const char *ns, const char *key,
+                           const sprig_value *v, const sprig_kv_set_opts *so,
+                           sprig_kv_status *status, sprig_value *previous);
+
+/**
+ * Read the value of (ns, key) into `out` (may be NULL: only test that the
+ * key exists), owned by the caller (sprig_value_clear()).  With
+ * `and_delete` the key is removed in the same atomic step.  On any failure
+ * `out` holds no value (kind SPRIG_VALUE_NONE).
+ * Threads: any.  Errors: SPRIG_ENOTFOUND (no such key, or it expired),
+ * SPRIG_EINVAL, SPRIG_ETOOBIG (as sprig_kv_set()),
+ * SPRIG_EIO, SPRIG_ENOMEM, SPRIG_ECORRUPT; with `and_delete` also
+ * SPRIG_EFULL.
+ */
+SPRIG_API int sprig_kv_get(sprig_db *db, const char *ns, const char *key,
+                           bool and_delete, sprig_value *out);
+
+/**
+ * Add `amount` to the number under (ns, key) atomically; `out` (may be
+ * NULL) receives the new value.  The key keeps its expiration.
+ *
+ * Type rules:
+ *  - a missing (or expired) key starts at 0 of the amount's kind, so an
+ *    increment stores the amount, and a decrement its negation (for u64,
+ *    a decrement of a missing key by more than 0 is out of range);
+ *  - a stored number keeps its kind: an i64 stays i64 whatever the
+ *    amount's kind;
+ *  - integer amounts on integer values (i64 or u64, mixed freely) are
+ *    computed exactly; a result outside the stored kind's range fails with
+ *    SPRIG_ERANGE and changes nothing, or with `saturating` is clamped to
+ *    the kind's minimum or maximum (0 and UINT64_MAX for u64);
+ *  - an f64 value takes any numeric amount (integers converted to double);
+ *    a finite value overflowing to infinity fails with SPRIG_ERANGE or,
+ *    with `saturating`, becomes -DBL_MAX or DBL_MAX;
+ *  - SPRIG_EINVAL: a bytes amount, a NaN or infinite amount, an f64 amount
+ *    on an integer value (it would drop the fraction), or a key holding
+ *    bytes (nothing is changed).
+ *
+ * Threads: any.  Errors: as above, SPRIG_ETOOBIG, SPRIG_ENOTFOUND (the
+ * database was deleted), SPRIG_EFULL, SPRIG_EIO, SPRIG_ENOMEM,
+ * SPRIG_ECORRUPT.
+ */
+SPRIG_API int sprig_kv_increment(sprig_db *db, const char *ns,
+                                 const char *key, const sprig_value *amount,
+                                 bool saturating, sprig_value *out);
+
+/** Subtract `amount`: sprig_kv_increment() with the opposite sign, same
+ *  rules and errors. */
+SPRIG_API int sprig_kv_decrement(sprig_db *db, const char *ns,
+                                 const char *key, const sprig_value *amount,
+                                 bool saturating, sprig_value *out);
+
+/**
+ * Remove (ns, key).  `*status` (may be NULL): SPRIG_KV_DELETED, or
+ * SPRIG_KV_NOT_CHANGED when there was no such key (or it had expired).
+ * Threads: any.  Errors: SPRIG_EINVAL, SPRIG_ETOOBIG, SPRIG_ENOTFOUND (the
+ * database was deleted), SPRIG_EFULL, SPRIG_EIO, SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_kv_delete(sprig_db *db, const char *ns, const char *key,
+                              sprig_kv_status *status);
+
+/** Keys of a namespace with their values and expirations.  (The listing
+ *  function is sprig_kv_list_keys(): C cannot give a function and a type
+ *  the same name.) */
+typedef struct sprig_kv_list sprig_kv_list;
+
+/**
+ * List the keys of namespace `ns` that start with `prefix` (NULL or "": all),
+ * in byte order, with their values and expirations, at most `limit` of
+ * them (0: no limit).  Expired keys are left out.  Pagination: pass the
+ * last key of a page as `after` to get the keys that follow it (NULL:
+ * from the start); a page shorter than `limit` is the last one.  The list
+ * is one consistent snapshot.
+ * Threads: any.  Errors: SPRIG_EINVAL (NULL db or out), SPRIG_ETOOBIG
+ * (namespace + prefix or + after over SPRIG_KV_KEY_MAX), SPRIG_ENOTFOUND
+ * (the database was deleted), SPRIG_EIO, SPRIG_ENOMEM, SPRIG_ECORRUPT.
+ */
+SPRIG_API int sprig_kv_list_keys(sprig_db *db, const char *ns,
+                                 const char *prefix, const char *after,
+                                 uint32_t limit, sprig_kv_list **out);
+SPRIG_API size_t sprig_kv_list_count(const sprig_kv_list *l);
+/** Key i without its namespace (borrowed from the list); NULL past the
+ *  end. */
+SPRIG_API const char *sprig_kv_list_key(const sprig_kv_list *l, size_t i);
+/** Value i (borrowed from the list: do not clear it); NULL past the end. */
+SPRIG_API const sprig_value *sprig_kv_list_value(const sprig_kv_list *l,
+                                                 size_t i);
+/** Expiration of key i in ms since the epoch; 0: none (or past the end). */
+SPRIG_API uint64_t sprig_kv_list_expire_at(const sprig_kv_list *l, size_t i);
+SPRIG_API void sprig_kv_list_free(sprig_kv_list *l);
+
+/* ======================================================================
+ * PubSub (F7)
+ *
+ * A database carries a publish/subscribe hub: messages are published to
+ * topics (any non-empty bytes) and delivered to every subscriber of that
+ * topic in the same database at that moment.  Nothing is stored: a
+ * subscriber sees what is published while it is subscribed.
+ *
+ * Delivery: each message once per subscriber of its topic; the messages of
+ * one publishing thread arrive in the order it published them (messages
+ * from different threads interleave in no promised order).
+ *
+ * Slow subscribers: publishing never waits for a subscriber.  Each
+ * subscriber has a bounded queue (by default SPRIG_SUBSCRIBER_QUEUE_MAX
+ * messages and SPRIG_SUBSCRIBER_QUEUE_BYTES bytes of topics and payloads;
+ * see sprig_subscriber_set_limits()).  When a new message does not fit,
+ * the OLDEST waiting messages are dropped to make room -- a subscriber
+ * that falls behind keeps the most recent messages -- and each drop is
+ * counted in sprig_subscriber_dropped().  One message larger than the byte
+ * bound is still queued when the queue is otherwise empty.
+ * ====================================================================== */
+
+/** Longest topic, in bytes. */
+#define SPRIG_TOPIC_MAX 1024
+/** Largest payload, in bytes. */
+#define SPRIG_PAYLOAD_MAX (64u * 1024u * 1024u)
+/** Default bound of a subscriber's queue, in messages. */
+#define SPRIG_SUBSCRIBER_QUEUE_MAX 4096
+/** Default bound of a subscriber's queue, in bytes (topics + payloads). */
+#define SPRIG_SUBSCRIBER_QUEUE_BYTES (64u * 1024u * 1024u)
+
+typedef struct sprig_subscriber sprig_subscriber;
+typedef struct sprig_message sprig_message;
+
+/**
+ * A new subscriber of database `db`'s hub, subscribed to nothing.  It
+ * keeps the database open, like a handle, until sprig_subscriber_free()
+ * (so a storage closed meanwhile finishes closing then).
+ * Threads: a subscriber may be used from several threads at once, except
+ * sprig_subscriber_free(), which must be the last call.
+ * Errors: SPRIG_EINVAL, SPRIG_ENOTFOUND (the database was deleted),
+ * SPRIG_ENOMEM, SPRIG_EIO (no file descriptor for the wake-up fd).
+ */
+SPRIG_API int sprig_subscriber_new(sprig_db *db, sprig_subscriber **out);
+
+/** Receive messages published to `topic` (copied) from now on.
+ *  Subscribing again to a topic is a no-op.  Errors: SPRIG_EINVAL (empty
+ *  topic), SPRIG_ETOOBIG (over SPRIG_TOPIC_MAX), SPRIG_ENOMEM. */
+SPRIG_API int sprig_subscribe(sprig_subscriber *s, sprig_bytes topic);
+
+/** Stop receiving `topic` (a no-op when not subscribed).  Messages
+ *  already queued stay queued.  Errors: SPRIG_EINVAL, SPRIG_ETOOBIG. */
+SPRIG_API int sprig_unsubscribe(sprig_subscriber *s, sprig_bytes topic);
+
+/**
+ * Deliver `payload` (copied) to every current subscriber of `topic` in
+ * database `db`.  Never blocks on subscribers (see the overflow rule
+ * above).  Threads: any.  Errors: SPRIG_EINVAL (empty topic),
+ * SPRIG_ETOOBIG (topic over SPRIG_TOPIC_MAX, payload over
+ * SPRIG_PAYLOAD_MAX), SPRIG_ENOTFOUND (the database was deleted),
+ * SPRIG_ENOMEM (nobody received it).
+ */
+SPRIG_API int sprig_publish(sprig_db *db, sprig_bytes topic,
+                            sprig_bytes payload);
+
+/**
+ * Publish `payload` to each of `topics[0 .. n)` in turn, as n calls of
+ * sprig_publish() would (as BonsaiDb does): a subscriber of several of the
+ * topics receives one message per topic, each naming its topic.  n == 0
+ * is a no-op.  Errors: as sprig_publish(), checked for every topic before
+ * any is published; SPRIG_ENOMEM may leave the later topics unpublished.
+ */
+SPRIG_API int sprig_publish_to_all(sprig_db *db, const sprig_bytes *topics,
+                                   size_t n, sprig_bytes payload);
+
+/**
+ * Take the oldest waiting message into `*out` (owned by the caller:
+ * sprig_message_free()).  `timeout_ms`: -1 waits for ever, 0 only looks,
+ * n > 0 waits at most n ms.  Errors: SPRIG_ETIMEDOUT (nothing came;
+ * `*out` is NULL), SPRIG_EINVAL.
+ */
+SPRIG_API int sprig_subscriber_recv(sprig_subscriber *s, int timeout_ms,
+                                    sprig_message **out);
+
+/**
+ * A file descriptor that polls readable (POLLIN, EPOLLIN) exactly while
+ * messages wait in the queue, for poll/epoll/libuv loops: when it is
+ * readable, call sprig_subscriber_recv(s, 0, ...) until SPRIG_ETIMEDOUT.
+ * Owned by the subscriber (do not read or close it); valid until
+ * sprig_subscriber_free().  Returns -1 for a NULL subscriber.
+ */
+SPRIG_API int sprig_subscriber_fd(sprig_subscriber *s);
+
+/** How many messages this subscriber's queue has dropped so far because
+ *  it was full (0 for NULL). */
+SPRIG_API uint64_t sprig_subscriber_dropped(const sprig_subscriber *s);
+
+/**
+ * Bound the queue to `max_messages` messages (at least 1) and `max_bytes`
+ * bytes of topics and payloads (0: no byte bound).  Lowering the bounds
+ * drops the oldest waiting messages that no longer fit (counted).
+ * Errors: SPRIG_EINVAL (NULL subscriber, max_messages 0).
+ */
+SPRIG_API int sprig_subscriber_set_limits(sprig_subscriber *s,
+                                          size_t max_messages,
+                                          size_t max_bytes);
+
+/** Unsubscribe from everything, discard waiting messages and release the
+ *  subscriber's hold on its database.  NULL is a no-op. */
+SPRIG_API void sprig_subscriber_free(sprig_subscriber *s);
+
+/** The topic a message was published to (borrowed from the message). */
+SPRIG_API sprig_bytes sprig_message_topic(const sprig_message *m);
+/** The message's payload (borrowed from the message). */
+SPRIG_API sprig_bytes sprig_message_payload(const sprig_message *m);
+/** Release a message; NULL is a no-op.  Threads: any. */
+SPRIG_API void sprig_message_free(sprig_message *m);
 
 #ifdef __cplusplus
 }

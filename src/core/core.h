@@ -234,12 +234,102 @@ typedef struct sprig_db_ops {
     int (*list_executed)(sprig_db *db, uint64_t since, uint32_t limit,
                          sprig_txn_log **out);
     int (*last_txn_id)(sprig_db *db, uint64_t *out);
+    /* Views (view_api.c checks the arguments first; src/core/view.h has
+     * the shared helpers).  `out` arrives NULL / emptied. */
+    int (*view_query)(sprig_db *db, const sprig_view_query *q, bool with_docs,
+                      sprig_mapping_list **out);
+    int (*view_reduce)(sprig_db *db, const sprig_view_query *q, sprig_buf *out);
+    int (*view_reduce_grouped)(sprig_db *db, const sprig_view_query *q,
+                               sprig_mapping_list **out);
+    int (*view_delete_docs)(sprig_db *db, const sprig_view_query *q,
+                            uint64_t *deleted);
+    /* Key-value store (kv_api.c checks the arguments first).  `ns` is never
+     * NULL ("" is the default namespace), `key` never empty, `so` and
+     * `status` never NULL; `previous` and `out` may be NULL (not wanted).
+     * Outputs arrive cleared. */
+    int (*kv_set)(sprig_db *db, const char *ns, const char *key,
+                  const sprig_value *v, const sprig_kv_set_opts *so,
+                  sprig_kv_status *status, sprig_value *previous);
+    int (*kv_get)(sprig_db *db, const char *ns, const char *key,
+                  bool and_delete, sprig_value *out);
+    int (*kv_incr)(sprig_db *db, const char *ns, const char *key,
+                   const sprig_value *amount, bool decrement, bool saturating,
+                   sprig_value *out);
+    int (*kv_delete)(sprig_db *db, const char *ns, const char *key,
+                     sprig_kv_status *status);
+    /* `prefix` is never NULL (""), `after` may be NULL. */
+    int (*kv_list)(sprig_db *db, const char *ns, const char *prefix,
+                   const char *after, uint32_t limit, sprig_kv_list **out);
+    /* PubSub (pubsub_api.c checks the arguments first). */
+    int (*subscriber_new)(sprig_db *db, sprig_subscriber **out);
+    int (*publish)(sprig_db *db, const sprig_bytes *topics, size_t n,
+                   sprig_bytes payload);
 } sprig_db_ops;
 
 /** Every database handle starts with this. */
 struct sprig_db {
     const sprig_db_ops *ops;
 };
+
+/* ---- key-value values (kv_api.c) -------------------------------------- */
+
+/** An output value holding a copy of `payload` for bytes kinds (numbers
+ *  from `num`).  SPRIG_ENOMEM. */
+int sprig__value_set(sprig_value *out, sprig_value_kind kind,
+                     sprig_bytes payload, uint64_t num_bits);
+
+typedef struct sprig__kv_entry {
+    char *key; /* NUL-terminated, in `mem` */
+    sprig_value value; /* bytes in `mem`; owned_ NULL */
+    uint64_t expire_at;
+    void *mem;
+} sprig__kv_entry;
+
+struct sprig_kv_list {
+    size_t n, cap;
+    sprig__kv_entry *items;
+};
+/** Append a copy of (key, value, expire_at).  SPRIG_ENOMEM. */
+int sprig__kv_list_push(sprig_kv_list *l, sprig_bytes key,
+                        const sprig_value *v, uint64_t expire_at);
+
+/* ---- PubSub subscribers and messages (pubsub_api.c) -------------------- */
+
+/** What a subscriber handle does; a local hub and (later) a remote client
+ *  each implement it.  Arguments are checked by pubsub_api.c. */
+typedef struct sprig_subscriber_ops {
+    int (*subscribe)(sprig_subscriber *s, sprig_bytes topic);
+    int (*unsubscribe)(sprig_subscriber *s, sprig_bytes topic);
+    /* timeout_ms: -1 for ever, 0 poll; SPRIG_ETIMEDOUT */
+    int (*recv)(sprig_subscriber *s, int timeout_ms, sprig_message **out);
+    int (*fd)(sprig_subscriber *s);
+    uint64_t (*dropped)(const sprig_subscriber *s);
+    int (*set_limits)(sprig_subscriber *s, size_t max_messages,
+                      size_t max_bytes);
+    void (*free)(sprig_subscriber *s);
+} sprig_subscriber_ops;
+
+/** Every subscriber handle starts with this. */
+struct sprig_subscriber {
+    const sprig_subscriber_ops *ops;
+};
+
+/** A message: immutable once made, shared by every subscriber it reaches
+ *  (reference-counted; sprig_message_free() drops one reference). */
+struct sprig_message {
+    long refs; /* atomic (__atomic builtins) */
+    size_t topic_len, payload_len;
+    uint8_t *payload; /* in data[], after the topic */
+    uint8_t data[];
+};
+
+/** A new message with one reference, copying topic and payload; NULL
+ *  (with the detail recorded) when out of memory. */
+sprig_message *sprig__message_new(sprig_bytes topic, sprig_bytes payload);
+/** Take one more reference. */
+sprig_message *sprig__message_ref(sprig_message *m);
+/** Bytes the message accounts for in a queue (topic + payload). */
+size_t sprig__message_size(const sprig_message *m);
 
 typedef struct sprig_storage_ops {
     void (*close)(sprig_storage *st);

@@ -41,6 +41,7 @@ sprig_strerror(int rc)
     case SPRIG_ECONNECT: return "connection failed";
     case SPRIG_EBUSY: return "busy";
     case SPRIG_ENOTLEADER: return "not the leader";
+    case SPRIG_ERANGE: return "out of range";
     default: return "unknown error";
     }
 }

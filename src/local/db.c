@@ -8,6 +8,7 @@
  * read transaction, so a multi-document read is one consistent snapshot.
  */
 #include "local.h"
+#include "views.h"
 
 #include <stdio.h>
 
@@ -85,11 +86,21 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
         ldb->n_colls++;
     }
     /* tables: collections + meta + log, with room for views later */
-    unsigned maxdbs = (unsigned)(16 + ldb->n_colls * 8);
+    unsigned maxdbs =
+        (unsigned)(16 + ldb->n_colls * 8) + sprig__views_tables(schema);
     rc = rc ? rc : sprig__env_open(dir, &st->opts, maxdbs, &ldb->env);
     rc = rc ? rc : open_tables(ldb);
     rc = rc ? rc : sprig__writer_init(&ldb->writer, ldb->env);
-    if (rc) { /* the writer is last: it never needs undoing here */
+    bool have_writer = rc == 0;
+    rc = rc ? rc : sprig__hub_new(&ldb->hub);
+    rc = rc ? rc : sprig__views_open(ldb); /* rebuilds changed indexes */
+    rc = rc ? rc : sprig__kv_open(ldb);    /* last: may start its thread */
+    if (rc) {
+        sprig__views_close(ldb);
+        sprig__hub_free(ldb->hub);
+        if (have_writer) {
+            sprig__writer_destroy(&ldb->writer);
+        }
         sprig__env_close(ldb->env);
         sprig__free(ldb->schema);
         sprig__free(ldb->colls);
@@ -108,6 +119,9 @@ sprig__ldb_free(sprig__ldb *ldb)
     if (!ldb) {
         return;
     }
+    sprig__kv_close(ldb);    /* joins its thread, flushes lazy commits */
+    sprig__views_close(ldb); /* joins the background indexer */
+    sprig__hub_free(ldb->hub);
     sprig__writer_destroy(&ldb->writer);
     sprig__env_close(ldb->env);
     if (atomic_load(&ldb->dropped)) {
@@ -473,7 +487,24 @@ static const sprig_db_ops local_db_ops = {
     .count = h_count,
     .list_executed = h_list_executed,
     .last_txn_id = h_last_txn_id,
+    .view_query = sprig__lview_op_query,
+    .view_reduce = sprig__lview_op_reduce,
+    .view_reduce_grouped = sprig__lview_op_reduce_grouped,
+    .view_delete_docs = sprig__view_delete_docs_generic,
+    .kv_set = sprig__kv_op_set,
+    .kv_get = sprig__kv_op_get,
+    .kv_incr = sprig__kv_op_incr,
+    .kv_delete = sprig__kv_op_delete,
+    .kv_list = sprig__kv_op_list,
+    .subscriber_new = sprig__pubsub_subscriber_new,
+    .publish = sprig__pubsub_publish,
 };
+
+sprig__ldb *
+sprig__db_ldb(sprig_db *db)
+{
+    return LDB(db);
+}
 
 void
 sprig__db_writer_stats(sprig_db *db, uint64_t *batches, uint64_t *requests)

@@ -15,6 +15,7 @@
  * taken before a delete does not match a re-created document.
  */
 #include "local.h"
+#include "views.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -51,7 +52,8 @@ typedef struct apply_ctx {
     sprig__coll **colls;   /* per operation */
     sprig_change *changes; /* up to t->n */
     size_t n_changes;
-    sprig_buf record; /* log record scratch */
+    sprig_buf record;   /* log record scratch */
+    sprig__vscratch vs; /* view maintenance scratch (view_index.c) */
 } apply_ctx;
 
 /* What the operation found stored. */
@@ -244,7 +246,9 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
     hb->revision = rev;
     memcpy(hb->hash, hash, 16);
     record_change(a, i, hb, false);
-    return SPRIG_OK;
+    sprig_bytes id = {hb->id, hb->id_len};
+    return sprig__views_changed(txn, a->ldb, a->colls[i], id, rev, hash,
+                                &op->contents, &a->vs);
 }
 
 /* Insert, overwrite or update: write unless the contents are unchanged. */
@@ -300,6 +304,9 @@ apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
                             "deleting a document");
         if (rc == 0) {
             record_change(a, i, hb, true);
+            sprig_bytes id = {hb->id, hb->id_len};
+            rc = sprig__views_changed(txn, a->ldb, a->colls[i], id, s.rev,
+                                      s.hash, NULL, &a->vs);
         }
         return rc;
     case SPRIG__OP_CHECK:
@@ -385,7 +392,11 @@ sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
         }
     }
     if (rc == 0) {
-        sprig__wreq req = {.apply = apply_txn, .arg = &a};
+        sprig__wreq req = {.apply = apply_txn, .arg = &a, .frees = true};
+        for (size_t i = 0; i < t->n; i++) {
+            req.frees = req.frees && (t->ops[i].kind == SPRIG__OP_DELETE ||
+                                      t->ops[i].kind == SPRIG__OP_CHECK);
+        }
         rc = sprig__writer_submit(&ldb->writer, &req);
     }
     if (t->n > 1) {
@@ -393,5 +404,6 @@ sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
         sprig__free(a.changes);
     }
     sprig_buf_free(&a.record);
+    sprig__vscratch_free(&a.vs);
     return rc;
 }

@@ -11,7 +11,15 @@
 #include "local.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* Room for LMDB's lock file with 1024 readers (a header and 64 bytes a
+ * reader slot, about 68 KiB), with a margin. */
+#define LOCK_BYTES (128 * 1024)
 
 #define DEFAULT_MAP (64ull << 20)
 
@@ -61,6 +69,53 @@ env_flags(const sprig_storage_options *o)
     return f;
 }
 
+/* LMDB reports a short write (the disk filled mid-write) as EIO: call it
+ * ENOSPC when the file system has (nearly) no room left. */
+int
+sprig__env_io_err(const char *dir, int mrc)
+{
+    struct statvfs sv;
+    if (mrc == EIO && statvfs(dir, &sv) == 0 &&
+        (uint64_t)sv.f_bavail * sv.f_frsize < (1u << 20)) {
+        return ENOSPC;
+    }
+    return mrc;
+}
+
+/* Give the lock file its blocks now: LMDB writes it through a shared map,
+ * and a page the disk cannot back kills the process with SIGBUS. */
+static int
+prepare_files(const char *dir, bool *fresh)
+{
+    char p[4200];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    /* fewer than two pages: LMDB never finished writing the meta pages,
+     * so the file never held data; start again */
+    *fresh = stat(p, &sb) != 0 || sb.st_size < 2 * 4096;
+    if (*fresh) {
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return errno;
+    }
+    int r = posix_fallocate(fd, 0, LOCK_BYTES);
+    close(fd);
+    return r == EINVAL || r == EOPNOTSUPP ? 0 : r;
+}
+
+static void
+remove_files(const char *dir)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+}
+
 int
 sprig__env_open(const char *dir, const sprig_storage_options *o,
                 unsigned maxdbs, sprig__env **out)
@@ -83,14 +138,19 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     }
     pthread_rwlock_init(&e->map_lock, NULL);
     pthread_mutex_init(&e->pool_lock, NULL);
-    int mrc = mdb_env_create(&e->env);
+    bool fresh;
+    int mrc = prepare_files(dir, &fresh);
+    mrc = mrc ? mrc : mdb_env_create(&e->env);
     mrc = mrc ? mrc : mdb_env_set_maxdbs(e->env, maxdbs);
     mrc = mrc ? mrc : mdb_env_set_maxreaders(e->env, 1024);
     mrc = mrc ? mrc : mdb_env_set_mapsize(e->env, e->map_size);
     mrc = mrc ? mrc : mdb_env_open(e->env, dir, env_flags(o), 0644);
     if (mrc) {
-        int rc = sprig__mdb_err(mrc, dir);
+        int rc = sprig__mdb_err(sprig__env_io_err(dir, mrc), dir);
         sprig__env_close(e);
+        if (fresh) {
+            remove_files(dir);
+        }
         return rc;
     }
     MDB_envinfo info;
@@ -167,14 +227,18 @@ sprig__env_read_end(sprig__env *e, MDB_txn *txn)
 }
 
 int
-sprig__env_grow(sprig__env *e, size_t seen_size)
+sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve)
 {
     int rc = SPRIG_OK;
     pthread_rwlock_wrlock(&e->map_lock);
     if (e->map_size == seen_size) { /* nobody grew it meanwhile */
         size_t want = e->map_size * 2;
-        if (e->max_map_size && want > e->max_map_size) {
-            want = e->max_map_size;
+        size_t limit = e->max_map_size;
+        if (limit && reserve) { /* deletes may use a reserve */
+            limit += limit / 8 > (256u << 10) ? limit / 8 : (256u << 10);
+        }
+        if (limit && want > limit) {
+            want = limit;
         }
         if (want <= e->map_size) {
             rc = sprig__err(SPRIG_EFULL,
@@ -214,12 +278,13 @@ sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
         }
         pthread_rwlock_unlock(&e->map_lock);
         if (mrc == MDB_MAP_FULL) {
-            int rc = sprig__env_grow(e, seen);
+            int rc = sprig__env_grow(e, seen, false);
             if (rc) {
                 return rc;
             }
             continue;
         }
-        return sprig__mdb_err(mrc, "opening tables");
+        return sprig__mdb_err(sprig__env_io_err(e->path, mrc),
+                              "opening tables");
     }
 }

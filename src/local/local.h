@@ -14,6 +14,10 @@
  *   db.c       a database engine (sprig__ldb) and its handles: the
  *              sprig_db_ops table, reads (get, list, count, log)
  *   docs.c     applying a transaction's operations inside a write request
+ *   kv.c       the key-value store: tables, records, operations (kv.h)
+ *   kv_expiry.c  its expiry index, and a housekeeper thread per database
+ *              that sweeps expired keys and flushes lazy commits
+ *   pubsub.c   the in-memory PubSub hub of a database and its subscribers
  *
  * Invariants:
  *  - Every LMDB transaction runs under the env's map lock held shared;
@@ -58,7 +62,9 @@ void sprig__env_read_end(sprig__env *e, MDB_txn *txn);
 
 /** Double the map (bounded by max_map_size).  Call with no transaction
  *  of this thread active.  SPRIG_EFULL at the bound. */
-int sprig__env_grow(sprig__env *e, size_t seen_size);
+int sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve);
+/** EIO from a short write on a full disk becomes ENOSPC. */
+int sprig__env_io_err(const char *dir, int mrc);
 
 /** Open or create named databases in one write transaction. */
 int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
@@ -73,8 +79,13 @@ int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
 typedef struct sprig__wreq {
     int (*apply)(MDB_txn *txn, void *arg);
     void *arg;
+    /* lazy: need not be on disk when answered.  A batch made only of lazy
+     * requests commits without fsync (counted in writer.unsynced); zero
+     * initialisation keeps every other request durable. */
+    bool lazy;
     int rc;
     bool done;
+    bool frees; /* only deletes: may use the reserve past the limit */
     struct sprig__wreq *next;
     char msg[256]; /* the failure detail, carried to the caller's thread */
 } sprig__wreq;
@@ -89,6 +100,11 @@ typedef struct sprig__writer {
     bool leader_active;
     sprig__wreq *head, *tail;
     atomic_ulong batches, requests; /* statistics */
+    /* lazy requests committed without fsync since the flusher's last
+     * sync (a durable commit syncs them too, but does not count); stays 0
+     * in an env that never syncs */
+    atomic_ulong unsynced;
+    bool env_nosync; /* the env never syncs (durability NONE, memory) */
 } sprig__writer;
 
 int sprig__writer_init(sprig__writer *w, sprig__env *env);
@@ -119,6 +135,9 @@ typedef struct sprig__ldb {
     int refs;            /* handles; guarded by the storage lock */
     atomic_bool dropped; /* deleted: ops fail, files go at last close */
     sprig__lstorage *st;
+    struct sprig__kv *kv;       /* key-value store (kv.c) */
+    struct sprig__hub *hub;     /* PubSub hub (pubsub.c) */
+    struct sprig__views *views; /* views (views.c); NULL when none */
 } sprig__ldb;
 
 /** Open the engine of a database living in `dir` with `schema`. */
@@ -134,6 +153,8 @@ void sprig__db_writer_stats(sprig_db *db, uint64_t *batches,
                             uint64_t *requests);
 /** A new handle on `ldb` (the caller already took a reference). */
 int sprig__ldb_handle(sprig__ldb *ldb, bool owns_storage, sprig_db **out);
+/** The engine behind a local handle. */
+sprig__ldb *sprig__db_ldb(sprig_db *db);
 
 /* meta keys */
 #define SPRIG__META_TXID "txid"
@@ -177,5 +198,65 @@ void sprig__storage_release(sprig__lstorage *st, sprig__ldb *ldb,
 
 /** Remove a directory and everything below it. */
 int sprig__rmdir_tree(const char *dir);
+
+/** Take one more reference on `ldb` (and on the storage), as a handle does;
+ *  released by sprig__storage_release(st, ldb, false).  For objects that
+ *  keep a database open, like PubSub subscribers. */
+void sprig__storage_retain(sprig__lstorage *st, sprig__ldb *ldb);
+
+/* ---- kv.c, kv_expiry.c: the key-value store (private header kv.h) ---- */
+
+typedef struct sprig__kv sprig__kv;
+
+/** Open the store's tables and state into ldb->kv (called by
+ *  sprig__ldb_open once the environment is open). */
+int sprig__kv_open(sprig__ldb *ldb);
+/** Stop its housekeeper thread and flush lazy commits; before the writer
+ *  and the environment go.  Tolerates a store never opened. */
+void sprig__kv_close(sprig__ldb *ldb);
+
+/* sprig_db_ops entries (see core.h) */
+int sprig__kv_op_set(sprig_db *db, const char *ns, const char *key,
+                     const sprig_value *v, const sprig_kv_set_opts *so,
+                     sprig_kv_status *status, sprig_value *previous);
+int sprig__kv_op_get(sprig_db *db, const char *ns, const char *key,
+                     bool and_delete, sprig_value *out);
+int sprig__kv_op_incr(sprig_db *db, const char *ns, const char *key,
+                      const sprig_value *amount, bool decrement,
+                      bool saturating, sprig_value *out);
+int sprig__kv_op_delete(sprig_db *db, const char *ns, const char *key,
+                        sprig_kv_status *status);
+int sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
+                      const char *after, uint32_t limit, sprig_kv_list **out);
+
+/* Test seams. */
+typedef struct sprig__kv_stats {
+    uint64_t sweeps, swept;         /* sweep requests, keys removed */
+    uint64_t flushes, flush_errors; /* lazy-mode syncs */
+    uint64_t unsynced;              /* lazy requests not yet synced */
+    uint64_t next_due;              /* the sweeper's next deadline */
+    bool housekeeper;               /* its thread was started */
+} sprig__kv_stats;
+void sprig__kv_stats_get(sprig_db *db, sprig__kv_stats *out);
+/** Sweep every due key now, in the calling thread. */
+int sprig__kv_sweep_now(sprig_db *db, uint64_t *removed);
+/** Make the housekeeper look at the clock now (after a test clock jump). */
+void sprig__kv_wake(sprig_db *db);
+/** Check the expiry index against the records (SPRIG_ECORRUPT) and count
+ *  both tables, expired records included. */
+int sprig__kv_verify(sprig_db *db, uint64_t *records, uint64_t *indexed);
+
+/* ---- pubsub.c: the PubSub hub ----------------------------------------- */
+
+typedef struct sprig__hub sprig__hub;
+int sprig__hub_new(sprig__hub **out);
+/** Free an empty hub (no subscriber left).  NULL is a no-op. */
+void sprig__hub_free(sprig__hub *h);
+/* sprig_db_ops entries */
+int sprig__pubsub_subscriber_new(sprig_db *db, sprig_subscriber **out);
+int sprig__pubsub_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
+                          sprig_bytes payload);
+/** Test seam: topics with subscribers, and live subscribers. */
+void sprig__hub_counts(sprig_db *db, size_t *topics, size_t *subscribers);
 
 #endif /* SPRIG_LOCAL_H */

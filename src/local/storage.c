@@ -184,26 +184,32 @@ find_schema(sprig__lstorage *st, const char *name)
     return NULL;
 }
 
-/* Put `copy` in the in-memory list, replacing one of the same name. */
+/* Make room for one more schema in the in-memory list. */
 static int
+reserve_schema(sprig__lstorage *st)
+{
+    sprig_schema_def **p =
+        sprig__realloc(st->schemas, (st->n_schemas + 1) * sizeof *p);
+    if (!p) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory registering a schema");
+    }
+    st->schemas = p;
+    return SPRIG_OK;
+}
+
+/* Put `copy` in the in-memory list (room reserved), replacing one of the
+ * same name. */
+static void
 remember_schema(sprig__lstorage *st, sprig_schema_def *copy)
 {
     for (size_t i = 0; i < st->n_schemas; i++) {
         if (strcmp(st->schemas[i]->name, copy->name) == 0) {
             sprig__free(st->schemas[i]);
             st->schemas[i] = copy;
-            return SPRIG_OK;
+            return;
         }
     }
-    sprig_schema_def **p =
-        sprig__realloc(st->schemas, (st->n_schemas + 1) * sizeof *p);
-    if (!p) {
-        sprig__free(copy);
-        return sprig__err(SPRIG_ENOMEM, "out of memory registering a schema");
-    }
-    st->schemas = p;
     st->schemas[st->n_schemas++] = copy;
-    return SPRIG_OK;
 }
 
 static int
@@ -221,8 +227,13 @@ load_schemas(sprig__lstorage *st)
         mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (mrc == 0 && rc == 0) {
             sprig_schema_def *s;
-            rc = sprig__schema_decode((sprig_bytes){v.mv_data, v.mv_size}, &s);
-            rc = rc ? rc : remember_schema(st, s);
+            rc = reserve_schema(st);
+            rc = rc ? rc
+                    : sprig__schema_decode((sprig_bytes){v.mv_data, v.mv_size},
+                                           &s);
+            if (rc == 0) {
+                remember_schema(st, s);
+            }
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
         mdb_cursor_close(cur);
@@ -251,6 +262,30 @@ forget_idle_engines(sprig__lstorage *st, const char *name)
     st->n_open = j;
 }
 
+/* A new definition of a known schema may add collections, never drop one
+ * or change its id kind: stored data would become unreachable or misread. */
+static int
+check_compatible(const sprig_schema_def *old, const sprig_schema_def *def)
+{
+    for (size_t i = 0; old && i < old->n_collections; i++) {
+        const sprig_collection_def *o = &old->collections[i];
+        const sprig_collection_def *n = sprig__schema_find(def, o->name);
+        if (!n) {
+            return sprig__err(SPRIG_ESCHEMA,
+                              "schema '%s' would drop "
+                              "collection '%s'",
+                              def->name, o->name);
+        }
+        if (n->id_kind != o->id_kind) {
+            return sprig__err(SPRIG_ESCHEMA,
+                              "schema '%s' would change the "
+                              "id kind of collection '%s'",
+                              def->name, o->name);
+        }
+    }
+    return SPRIG_OK;
+}
+
 static int
 l_register_schema(sprig_storage *s, const sprig_schema_def *def)
 {
@@ -263,6 +298,8 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
     }
     rc = sprig__schema_encode(def, &enc);
     pthread_mutex_lock(&st->lock);
+    rc = rc ? rc : check_compatible(find_schema(st, def->name), def);
+    rc = rc ? rc : reserve_schema(st); /* so remembering cannot fail */
     if (rc == 0) {
         admin_put a = {.dbi = st->reg_schemas,
                        .k = {strlen(def->name), (void *)def->name},
@@ -270,7 +307,7 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
         rc = admin_write(st, &a);
     }
     if (rc == 0) {
-        rc = remember_schema(st, copy);
+        remember_schema(st, copy);
         copy = NULL;
         forget_idle_engines(st, def->name);
     }
@@ -529,6 +566,15 @@ destroy(sprig__lstorage *st)
     pthread_mutex_destroy(&st->lock);
     sprig__free(st->path);
     sprig__free(st);
+}
+
+void
+sprig__storage_retain(sprig__lstorage *st, sprig__ldb *ldb)
+{
+    pthread_mutex_lock(&st->lock);
+    ldb->refs++;
+    st->handles++;
+    pthread_mutex_unlock(&st->lock);
 }
 
 void

@@ -18,6 +18,13 @@
  *
  * Errors are recorded in the leader's thread; each request carries its
  * detail text back to its own thread in `msg`.
+ *
+ * Lazy requests (`lazy`: the key-value store in lazy persistence mode, and
+ * its expiry sweeper) need not be on disk when answered.  A batch made only
+ * of lazy requests commits with MDB_NOSYNC set around it (lead_batch) and
+ * is counted in `unsynced`, which the key-value housekeeper flushes
+ * (kv_expiry.c); a batch with any durable request commits as usual, and its
+ * sync covers the lazy commits before it.
  */
 #include "local.h"
 
@@ -28,6 +35,9 @@ sprig__writer_init(sprig__writer *w, sprig__env *env)
 {
     memset(w, 0, sizeof *w);
     w->env = env;
+    unsigned flags = 0;
+    mdb_env_get_flags(env->env, &flags);
+    w->env_nosync = (flags & MDB_NOSYNC) != 0;
     if (pthread_mutex_init(&w->lock, NULL)) {
         return sprig__err(SPRIG_ENOMEM, "cannot create a mutex");
     }
@@ -126,7 +136,7 @@ try_batch(sprig__env *e, sprig__wreq *batch)
     }
     mrc = mdb_txn_commit(parent);
     if (mrc) {
-        rc = sprig__mdb_err(mrc, "committing");
+        rc = sprig__mdb_err(sprig__env_io_err(e->path, mrc), "committing");
         if (rc != SPRIG__EMAPFULL) {
             fail_rest(batch, rc);
         }
@@ -147,7 +157,11 @@ run_batch(sprig__writer *w, sprig__wreq *batch)
         if (rc != SPRIG__EMAPFULL) {
             return;
         }
-        rc = sprig__env_grow(e, seen);
+        bool frees = true;
+        for (sprig__wreq *r = batch; r; r = r->next) {
+            frees = frees && r->frees;
+        }
+        rc = sprig__env_grow(e, seen, frees);
         if (rc) {
             for (sprig__wreq *r = batch; r; r = r->next) {
                 fail_req(r, rc);
@@ -155,6 +169,42 @@ run_batch(sprig__writer *w, sprig__wreq *batch)
             return;
         }
     }
+}
+
+/* Is every request of the batch lazy? */
+static bool
+batch_lazy(const sprig__wreq *batch)
+{
+    for (const sprig__wreq *r = batch; r; r = r->next) {
+        if (!r->lazy) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Run a batch as the leader.  A batch made only of lazy requests commits
+ * with MDB_NOSYNC set for its duration: only the leader commits, no write
+ * transaction is open when the flag changes, and LMDB reads it at commit.
+ * Counts `unsynced` for the lazy flusher (kv_expiry.c). */
+static void
+lead_batch(sprig__writer *w, sprig__wreq *batch, unsigned long n)
+{
+    bool lazy = batch_lazy(batch);
+    bool toggle = lazy && !w->env_nosync;
+    if (toggle) {
+        mdb_env_set_flags(w->env->env, MDB_NOSYNC, 1);
+    }
+    run_batch(w, batch);
+    if (toggle) {
+        mdb_env_set_flags(w->env->env, MDB_NOSYNC, 0);
+    }
+    if (toggle) { /* an env that never syncs has nothing to flush */
+        atomic_fetch_add(&w->unsynced, n);
+    }
+    /* A durable commit syncs the lazy ones before it too, but LMDB skips
+     * the sync of a commit that changed nothing, so the count is left for
+     * the flusher: at worst one redundant sync. */
 }
 
 int
@@ -180,13 +230,15 @@ sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
         sprig__wreq *batch = w->head;
         w->head = w->tail = NULL;
         pthread_mutex_unlock(&w->lock);
-        run_batch(w, batch);
         unsigned long n = 0;
+        for (sprig__wreq *r = batch; r; r = r->next) {
+            n++;
+        }
+        lead_batch(w, batch, n);
         pthread_mutex_lock(&w->lock);
         for (sprig__wreq *r = batch, *next; r; r = next) {
             next = r->next;
             r->done = true; /* the owner may return once we unlock */
-            n++;
         }
         w->leader_active = false;
         atomic_fetch_add(&w->batches, 1);

@@ -1,0 +1,818 @@
+/*
+ * bench_local.c -- `make bench` for the local engine: Sprig against raw
+ * LMDB and SQLite (WAL) in the same run, on the same generated documents,
+ * with the same durability (full: every commit reaches the disk).
+ *
+ * Workloads (docs/benchmarks.md explains each and its target):
+ *   local-insert-batch       N documents, 1,000 per transaction
+ *   local-insert-durable     single-document transactions, 1 thread
+ *   local-insert-concurrent  8 threads of single-document transactions
+ *   local-get                random gets by id over the batch's data
+ * plus the disk's fsyncs per second as the physical limit.  Every workload
+ * warms up, then runs several times; within a run the work is cut into
+ * slices and the engines take turns slice by slice, in a rotating order, so
+ * the noise of a shared machine falls on all of them alike.  The report is
+ * the median and the spread over the runs.  Every run is
+ * checked: counts match and acknowledged documents read back intact (all
+ * of them, or an even sample for the big batch), so `--quick` doubles as
+ * the bench_smoke test.  Data lives in a temporary directory under --dir,
+ * removed at the end.  The exit status is 0 unless a workload failed;
+ * missing a target is reported, not an error.
+ */
+#include "bench.h"
+
+#include "sprig/sprig.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <sqlite3.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef BENCH_TMP_DIR
+#define BENCH_TMP_DIR "/tmp"
+#endif
+
+#define N_ENGINES 3
+#define CHECK_SAMPLES 20000 /* documents read back after a big batch */
+
+typedef struct opts {
+    uint64_t n;          /* local-insert-batch documents */
+    unsigned per_txn;    /* documents per batch transaction */
+    unsigned batch_runs; /* runs of the big batch */
+    unsigned slices;     /* turns the engines take within a run */
+    double budget;       /* seconds per workload before runs stop early */
+    unsigned runs;       /* runs of the other workloads */
+    uint64_t durable;    /* single-document transactions, 1 thread */
+    unsigned threads;    /* local-insert-concurrent threads */
+    uint64_t per_thread; /* ... and documents per thread */
+    uint64_t gets;       /* random gets per run */
+    uint64_t seed;
+    double fsync_secs;
+    bool quick;
+    const char *out, *dir;
+} opts;
+
+typedef struct ctx {
+    opts o;
+    char tmp[4096];
+    bench_docs docs;
+    const bench_engine *eng[N_ENGINES];
+} ctx;
+
+static const char *const durability_full =
+    "full: Sprig FULL; LMDB default flags (fsync data, then meta); "
+    "SQLite WAL synchronous=FULL";
+
+/* ---- options ------------------------------------------------------------ */
+
+static void
+usage(void)
+{
+    fprintf(stderr,
+            "usage: bench_local [--quick] [--out FILE.json] [--seed N]\n"
+            "         [--dir DIR] [--n DOCS] [--batch-runs R] [--runs R]\n"
+            "         [--slices S] [--budget SECONDS] [--durable N]\n"
+            "         [--threads T] [--per-thread N] [--gets N]\n");
+    exit(2);
+}
+
+static void
+defaults(opts *o, bool quick)
+{
+    *o = (opts){.n = 1000000,
+                .per_txn = 1000,
+                .batch_runs = 5,
+                .slices = 10,
+                .runs = 5,
+                .durable = 5000,
+                .threads = 8,
+                .per_thread = 1000,
+                .gets = 1000000,
+                .seed = (uint64_t)time(NULL),
+                .fsync_secs = 1.0,
+                .budget = 100,
+                .dir = BENCH_TMP_DIR};
+    if (quick) {
+        o->n = 3000;
+        o->batch_runs = o->runs = 1;
+        o->slices = 3;
+        o->durable = 100;
+        o->per_thread = 25;
+        o->gets = 20000;
+        o->fsync_secs = 0.05;
+        o->quick = true;
+    }
+}
+
+static uint64_t
+num_arg(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        usage();
+    }
+    char *end;
+    unsigned long long v = strtoull(argv[++*i], &end, 10);
+    if (*end || v == 0) {
+        usage();
+    }
+    return v;
+}
+
+static void
+parse_args(int argc, char **argv, opts *o)
+{
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        quick |= strcmp(argv[i], "--quick") == 0;
+    }
+    defaults(o, quick);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--quick") == 0) {
+            continue;
+        } else if (strcmp(a, "--out") == 0 && i + 1 < argc) {
+            o->out = argv[++i];
+        } else if (strcmp(a, "--dir") == 0 && i + 1 < argc) {
+            o->dir = argv[++i];
+        } else if (strcmp(a, "--seed") == 0) {
+            o->seed = num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--n") == 0) {
+            o->n = num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--batch-runs") == 0) {
+            o->batch_runs = (unsigned)num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--budget") == 0) {
+            o->budget = (double)num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--slices") == 0) {
+            o->slices = (unsigned)num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--runs") == 0) {
+            o->runs = (unsigned)num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--durable") == 0) {
+            o->durable = num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--threads") == 0) {
+            o->threads = (unsigned)num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--per-thread") == 0) {
+            o->per_thread = num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--gets") == 0) {
+            o->gets = num_arg(argc, argv, &i);
+        } else {
+            usage();
+        }
+    }
+    if (o->runs > BENCH_MAX_RUNS || o->batch_runs > BENCH_MAX_RUNS) {
+        usage();
+    }
+}
+
+/* ---- machine ------------------------------------------------------------ */
+
+/* 4 KB write + fdatasync in a loop for `secs`: the disk's commit limit. */
+static double
+fsync_probe(const char *dir, double secs)
+{
+    char path[4200], buf[4096];
+    snprintf(path, sizeof path, "%s/fsync-probe", dir);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0) {
+        bench_fail("fsync probe", "%s: %s", path, strerror(errno));
+        return 0;
+    }
+    memset(buf, 'x', sizeof buf);
+    unsigned long n = 0;
+    double t0 = bench_now(), t = t0;
+    while (t - t0 < secs) {
+        if (pwrite(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf ||
+            fdatasync(fd) != 0) {
+            bench_fail("fsync probe", "%s", strerror(errno));
+            break;
+        }
+        n++;
+        t = bench_now();
+    }
+    close(fd);
+    unlink(path);
+    return t > t0 ? (double)n / (t - t0) : 0;
+}
+
+/* Copy s into out (cap bytes), dropping characters JSON would escape. */
+static void
+plain_copy(char *out, size_t cap, const char *s)
+{
+    size_t j = 0;
+    for (; *s && j + 1 < cap; s++) {
+        if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20) {
+            out[j++] = *s;
+        }
+    }
+    out[j] = 0;
+}
+
+static void
+cpu_model(char *out, size_t cap)
+{
+    char line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    plain_copy(out, cap, "unknown");
+    while (f && fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            line[strcspn(line, "\n")] = 0;
+            plain_copy(out, cap, colon + 2);
+            break;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+}
+
+static void
+machine_info(bench_machine *m, const opts *o)
+{
+    struct utsname u;
+    char kernel[400];
+    time_t now = time(NULL);
+    memset(m, 0, sizeof *m);
+    strftime(m->date, sizeof m->date, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    if (uname(&u) == 0) {
+        snprintf(kernel, sizeof kernel, "%s %s %s", u.sysname, u.release,
+                 u.machine);
+        plain_copy(m->kernel, sizeof m->kernel, kernel);
+    }
+    cpu_model(m->cpu, sizeof m->cpu);
+    m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    m->seed = o->seed;
+    m->quick = o->quick;
+    snprintf(m->versions, sizeof m->versions,
+             "Sprig %s, LMDB %d.%d.%d, SQLite %s", sprig_version(),
+             MDB_VERSION_MAJOR, MDB_VERSION_MINOR, MDB_VERSION_PATCH,
+             sqlite3_libversion());
+}
+
+/* ---- engines and checks ------------------------------------------------- */
+
+static void
+engine_dir(const ctx *c, const char *tag, const bench_engine *e, char *out,
+           size_t cap)
+{
+    snprintf(out, cap, "%s/%s-%s", c->tmp, tag, e->name);
+}
+
+/* Open engine e on an empty directory `tag`. */
+static int
+open_fresh(const ctx *c, const char *tag, const bench_engine *e, void **db)
+{
+    char dir[4200];
+    engine_dir(c, tag, e, dir, sizeof dir);
+    if (bench_rmtree(dir) || bench_mkdirs(dir)) {
+        return bench_fail(e->name, "cannot prepare %s", dir);
+    }
+    return e->open(dir, db);
+}
+
+static void
+remove_dir(const ctx *c, const char *tag, const bench_engine *e)
+{
+    char dir[4200];
+    engine_dir(c, tag, e, dir, sizeof dir);
+    bench_rmtree(dir);
+}
+
+/* Document first+i was acknowledged as ids[i]: does it read back intact? */
+static int
+check_doc(const ctx *c, const bench_engine *e, void *db, uint64_t k,
+          uint64_t id)
+{
+    char buf[BENCH_DOC_MAX];
+    size_t len = 0, want_len;
+    const char *want = bench_doc(&c->docs, k, &want_len);
+    if (e->read(db, id, buf, sizeof buf, &len)) {
+        return bench_fail(e->name, "document %llu (id %llu) unreadable",
+                          (unsigned long long)k, (unsigned long long)id);
+    }
+    if (len != want_len || memcmp(buf, want, len) != 0) {
+        return bench_fail(e->name, "document %llu (id %llu) differs",
+                          (unsigned long long)k, (unsigned long long)id);
+    }
+    return 0;
+}
+
+/* The database holds `total` documents, and documents first..first+n-1
+ * (every `stride`-th, and the last) read back under their ids. */
+static int
+check_inserted(const ctx *c, const bench_engine *e, void *db,
+               const uint64_t *ids, uint64_t first, uint64_t n, uint64_t stride,
+               uint64_t total)
+{
+    uint64_t count = 0;
+    if (e->count(db, &count)) {
+        return -1;
+    }
+    if (count != total) {
+        return bench_fail(e->name, "holds %llu documents, expected %llu",
+                          (unsigned long long)count, (unsigned long long)total);
+    }
+    for (uint64_t i = 0; i < n; i += stride) {
+        if (check_doc(c, e, db, first + i, ids[i])) {
+            return -1;
+        }
+    }
+    return n ? check_doc(c, e, db, first + n - 1, ids[n - 1]) : 0;
+}
+
+static void
+add_series(bench_result *r, unsigned idx, const char *name)
+{
+    r->s[idx].name = name;
+    if (r->n_series <= idx) {
+        r->n_series = idx + 1;
+    }
+}
+
+static void
+add_ratio(bench_result *r, unsigned peer, double target)
+{
+    r->r[r->n_ratios++] = (bench_ratio){peer, target};
+}
+
+/* ---- runs made of interleaved slices ------------------------------------ */
+
+/* One run of a workload.  The work is cut into slices and the engines take
+ * turns slice by slice (the order rotating), so a disk or a CPU that slows
+ * down for a while slows every engine alike; each engine's rate is its
+ * operations over the sum of its slices' times. */
+typedef struct run_state {
+    void *db[N_ENGINES];
+    uint64_t *ids[N_ENGINES]; /* the id each document was acknowledged as */
+    double secs[N_ENGINES + 1], cpu[N_ENGINES + 1];
+    uint64_t batches, retries; /* Sprig's commits; SQLite's busy retries */
+} run_state;
+
+/* Start of slice s of n items cut into `slices`. */
+static uint64_t
+slice_lo(uint64_t n, unsigned s, unsigned slices)
+{
+    return n * s / slices;
+}
+
+static void
+run_close(const ctx *c, run_state *rs, const char *remove_tag)
+{
+    for (unsigned i = 0; i < N_ENGINES; i++) {
+        if (rs->db[i]) {
+            c->eng[i]->close(rs->db[i]);
+        }
+        if (remove_tag) {
+            remove_dir(c, remove_tag, c->eng[i]);
+        }
+        free(rs->ids[i]);
+    }
+    memset(rs, 0, sizeof *rs);
+}
+
+/* Open every engine on an empty directory `tag`, with room for n ids. */
+static int
+run_open(const ctx *c, run_state *rs, const char *tag, uint64_t n)
+{
+    memset(rs, 0, sizeof *rs);
+    for (unsigned i = 0; i < N_ENGINES; i++) {
+        rs->ids[i] = malloc((n ? n : 1) * sizeof *rs->ids[i]);
+        if (!rs->ids[i] || open_fresh(c, tag, c->eng[i], &rs->db[i])) {
+            run_close(c, rs, NULL);
+            return bench_fail("run", "cannot open the engines");
+        }
+    }
+    return 0;
+}
+
+/* Push each engine's rate for this run, print it, and check the data:
+ * documents first..first+n-1 (every `stride`-th) and `total` in all. */
+static int
+run_finish(const ctx *c, run_state *rs, bench_result *res, uint64_t first,
+           uint64_t n, uint64_t stride, uint64_t total)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < N_ENGINES; i++) {
+        const bench_engine *e = c->eng[i];
+        bench_push(&res->s[i], (double)n, rs->secs[i], rs->cpu[i]);
+        printf("  %-7s %10.0f docs/s  (%.2f s, cpu %.2f us/doc", e->name,
+               (double)n / rs->secs[i], rs->secs[i],
+               rs->cpu[i] * 1e6 / (double)n);
+        if (e == &bench_sprig && rs->batches) {
+            printf(", %.2f docs/commit", (double)n / (double)rs->batches);
+        }
+        printf(")\n");
+        rc = rc ? rc
+                : check_inserted(c, e, rs->db[i], rs->ids[i], first, n, stride,
+                                 total);
+    }
+    fflush(stdout);
+    return rc;
+}
+
+/* Should a workload that started at t0 do run r (0-based) of `runs`?  Yes
+ * for the first MIN_RUNS; after that only while within the time budget,
+ * so a slow disk cannot push `make bench` past its ten minutes. */
+#define MIN_RUNS 3
+
+static bool
+another_run(const opts *o, unsigned r, unsigned runs, double t0)
+{
+    if (r >= runs) {
+        return false;
+    }
+    if (r < MIN_RUNS || o->budget <= 0 || bench_now() - t0 < o->budget) {
+        printf(" run %u\n", r + 1);
+        return true;
+    }
+    printf(" (stopping after %u runs: over the %.0f s budget)\n", r, o->budget);
+    return false;
+}
+
+/* ---- local-insert-batch -------------------------------------------------- */
+
+/* One untimed small batch per engine, in a scratch directory. */
+static int
+batch_warmup(const ctx *c, uint64_t n)
+{
+    for (unsigned i = 0; i < N_ENGINES; i++) {
+        const bench_engine *e = c->eng[i];
+        void *db;
+        int rc = open_fresh(c, "warm", e, &db);
+        if (rc == 0) {
+            rc = e->insert_batch(db, &c->docs, 1, n, c->o.per_txn, NULL);
+            e->close(db);
+        }
+        remove_dir(c, "warm", e);
+        if (rc) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Run r: load documents 1..n into every engine's "batch-<engine>", slice
+ * by slice.  The last run's databases stay for local-get. */
+static int
+batch_run(const ctx *c, unsigned r, bench_result *res)
+{
+    const opts *o = &c->o;
+    run_state rs;
+    if (run_open(c, &rs, "batch", o->n)) {
+        return -1;
+    }
+    int rc = 0;
+    for (unsigned s = 0; s < o->slices && rc == 0; s++) {
+        uint64_t lo = slice_lo(o->n, s, o->slices);
+        uint64_t hi = slice_lo(o->n, s + 1, o->slices);
+        for (unsigned k = 0; k < N_ENGINES && rc == 0; k++) {
+            unsigned i = (k + s + r) % N_ENGINES;
+            double c0 = bench_cpu(), t0 = bench_now();
+            rc = c->eng[i]->insert_batch(rs.db[i], &c->docs, 1 + lo, hi - lo,
+                                         o->per_txn, rs.ids[i] + lo);
+            rs.secs[i] += bench_now() - t0;
+            rs.cpu[i] += bench_cpu() - c0;
+        }
+    }
+    uint64_t stride =
+        o->quick || o->n < CHECK_SAMPLES ? 1 : o->n / CHECK_SAMPLES;
+    rc = rc ? rc : run_finish(c, &rs, res, 1, o->n, stride, o->n);
+    run_close(c, &rs, NULL);
+    return rc;
+}
+
+static void
+wl_batch(const ctx *c, bench_result *res)
+{
+    const opts *o = &c->o;
+    static char what[128];
+    snprintf(what, sizeof what, "%llu documents, %u per transaction",
+             (unsigned long long)o->n, o->per_txn);
+    *res = (bench_result){.name = "local-insert-batch",
+                          .unit = "docs/s",
+                          .durability = durability_full,
+                          .workload = what};
+    add_series(res, 0, "sprig");
+    add_series(res, 1, "lmdb");
+    add_series(res, 2, "sqlite");
+    add_ratio(res, 1, 0.6);
+    add_ratio(res, 2, 2.0);
+    printf("\n-- %s: %s\n", res->name, what);
+    res->failed = batch_warmup(c, o->n / 20 ? o->n / 20 : 1) != 0;
+    double t0 = bench_now();
+    for (unsigned r = 0; !res->failed && another_run(o, r, o->batch_runs, t0);
+         r++) {
+        res->failed = batch_run(c, r, res) != 0;
+    }
+}
+
+/* ---- local-insert-durable / local-insert-concurrent -------------------- */
+
+/* Run r: `threads` x `per` single-document transactions per engine, slice
+ * by slice, after an untimed warm-up of `warm` per thread, on fresh
+ * databases. */
+static int
+single_run(const ctx *c, unsigned r, unsigned threads, uint64_t per,
+           uint64_t warm, bench_result *res)
+{
+    uint64_t n = threads * per, first = 1 + threads * warm;
+    unsigned slices = c->o.slices;
+    run_state rs;
+    bench_conc cs;
+    if (run_open(c, &rs, "single", n > first ? n : first)) {
+        return -1;
+    }
+    int rc = 0;
+    for (unsigned i = 0; i < N_ENGINES && rc == 0; i++) {
+        rc = c->eng[i]->insert_threads(rs.db[i], &c->docs, 1, threads, warm,
+                                       rs.ids[i], &cs);
+    }
+    for (unsigned s = 0; s < slices && rc == 0; s++) {
+        uint64_t lo = slice_lo(per, s, slices);
+        uint64_t cnt = slice_lo(per, s + 1, slices) - lo;
+        for (unsigned k = 0; k < N_ENGINES && rc == 0 && cnt; k++) {
+            unsigned i = (k + s + r) % N_ENGINES;
+            double c0 = bench_cpu();
+            rc = c->eng[i]->insert_threads(rs.db[i], &c->docs,
+                                           first + threads * lo, threads, cnt,
+                                           rs.ids[i] + threads * lo, &cs);
+            rs.secs[i] += cs.seconds;
+            rs.cpu[i] += bench_cpu() - c0;
+            rs.batches += cs.batches;
+            rs.retries += cs.retries;
+        }
+    }
+    rc = rc ? rc : run_finish(c, &rs, res, first, n, 1, first - 1 + n);
+    res->x[0].v += (double)rs.retries;
+    res->x[1].v += (double)rs.batches;
+    run_close(c, &rs, "single");
+    return rc;
+}
+
+static void
+wl_single(const ctx *c, bench_result *res, unsigned threads, uint64_t per)
+{
+    static char what[2][128];
+    bool conc = threads > 1;
+    snprintf(what[conc], sizeof what[conc],
+             "%u thread%s x %llu single-document transactions", threads,
+             conc ? "s" : "", (unsigned long long)per);
+    *res = (bench_result){.name = conc ? "local-insert-concurrent"
+                                       : "local-insert-durable",
+                          .unit = "docs/s",
+                          .durability = durability_full,
+                          .workload = what[conc]};
+    add_series(res, 0, "sprig");
+    add_series(res, 1, "lmdb");
+    add_series(res, 2, "sqlite");
+    add_ratio(res, 1, conc ? 0 : 0.9);
+    add_ratio(res, 2, conc ? 4.0 : 0);
+    bench_extra_add(res, "sqlite_busy_retries", 0);
+    bench_extra_add(res, "sprig_commits", 0);
+    printf("\n-- %s: %s\n", res->name, what[conc]);
+    uint64_t warm = per / 20 ? per / 20 : 1;
+    double t0 = bench_now();
+    for (unsigned r = 0; !res->failed && another_run(&c->o, r, c->o.runs, t0);
+         r++) {
+        res->failed = single_run(c, r, threads, per, warm, res) != 0;
+    }
+    double docs = (double)threads * (double)per * (double)res->s[0].n;
+    bench_extra_add(res, "sprig_docs_per_commit",
+                    res->x[1].v > 0 ? docs / res->x[1].v : 0);
+}
+
+/* ---- local-get ------------------------------------------------------------
+ */
+
+typedef struct get_set {
+    uint64_t *ids;  /* the random sequence */
+    uint16_t *lens; /* length of document k, by k */
+} get_set;
+
+static int
+get_set_make(const ctx *c, get_set *g)
+{
+    uint64_t st = c->o.seed;
+    g->ids = malloc(c->o.gets * sizeof *g->ids);
+    g->lens = malloc((c->o.n + 1) * sizeof *g->lens);
+    if (!g->ids || !g->lens) {
+        return bench_fail("get", "out of memory");
+    }
+    for (uint64_t i = 0; i < c->o.gets; i++) {
+        g->ids[i] = 1 + bench_rand(&st) % c->o.n;
+    }
+    for (uint64_t k = 1; k <= c->o.n; k++) {
+        size_t len;
+        bench_doc(&c->docs, k, &len);
+        g->lens[k] = (uint16_t)len;
+    }
+    g->lens[0] = 0;
+    return 0;
+}
+
+typedef int (*get_fn)(void *db, const uint64_t *ids, size_t n,
+                      const uint16_t *lens, uint64_t *bad);
+
+/* The four ways of reading: series index, engine index, function. */
+typedef struct reader {
+    const char *name;
+    unsigned series, engine;
+    get_fn fn;
+} reader;
+
+#define N_READERS 4
+
+static void
+readers_of(const ctx *c, reader *rd)
+{
+    rd[0] = (reader){"sprig", 0, 0, c->eng[0]->get_random};
+    rd[1] = (reader){"lmdb", 1, 1, c->eng[1]->get_random};
+    rd[2] = (reader){"lmdb-longtxn", 3, 1, bench_lmdb_get_longtxn};
+    rd[3] = (reader){"sqlite", 2, 2, c->eng[2]->get_random};
+}
+
+/* Gets ids[0..n-1] with `rd`, adding the time taken to *secs, *cpu. */
+static int
+get_slice(const reader *rd, void *db, const get_set *g, uint64_t lo, uint64_t n,
+          double *secs, double *cpu)
+{
+    uint64_t bad = 0;
+    double c0 = bench_cpu(), t0 = bench_now();
+    int rc = rd->fn(db, g->ids + lo, n, g->lens, &bad);
+    *secs += bench_now() - t0;
+    *cpu += bench_cpu() - c0;
+    if (rc == 0 && bad) {
+        rc = bench_fail(rd->name, "%llu gets returned the wrong length",
+                        (unsigned long long)bad);
+    }
+    return rc;
+}
+
+/* Run r over the whole sequence, slice by slice, readers taking turns. */
+static int
+get_run(const ctx *c, void **dbs, const get_set *g, unsigned r,
+        bench_result *res)
+{
+    reader rd[N_READERS];
+    double secs[N_READERS] = {0}, cpu[N_READERS] = {0};
+    uint64_t n = c->o.gets;
+    int rc = 0;
+    readers_of(c, rd);
+    for (unsigned s = 0; s < c->o.slices && rc == 0; s++) {
+        uint64_t lo = slice_lo(n, s, c->o.slices);
+        uint64_t hi = slice_lo(n, s + 1, c->o.slices);
+        for (unsigned k = 0; k < N_READERS && rc == 0; k++) {
+            unsigned j = (k + s + r) % N_READERS;
+            rc = get_slice(&rd[j], dbs[rd[j].engine], g, lo, hi - lo, &secs[j],
+                           &cpu[j]);
+        }
+    }
+    for (unsigned j = 0; j < N_READERS && rc == 0; j++) {
+        bench_push(&res->s[rd[j].series], (double)n, secs[j], cpu[j]);
+        printf("  %-13s %10.0f gets/s  (%.2f s, cpu %.2f us/get)\n", rd[j].name,
+               (double)n / secs[j], secs[j], cpu[j] * 1e6 / (double)n);
+    }
+    fflush(stdout);
+    return rc;
+}
+
+/* An untimed pass over a tenth of the sequence with every reader, then the
+ * timed runs. */
+static int
+get_runs(const ctx *c, void **dbs, const get_set *g, bench_result *res)
+{
+    reader rd[N_READERS];
+    double secs = 0, cpu = 0;
+    uint64_t warm = c->o.gets / 10 ? c->o.gets / 10 : 1;
+    readers_of(c, rd);
+    for (unsigned j = 0; j < N_READERS; j++) {
+        if (get_slice(&rd[j], dbs[rd[j].engine], g, 0, warm, &secs, &cpu)) {
+            return -1;
+        }
+    }
+    double t0 = bench_now();
+    for (unsigned r = 0; another_run(&c->o, r, c->o.runs, t0); r++) {
+        if (get_run(c, dbs, g, r, res)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+wl_get(const ctx *c, bench_result *res)
+{
+    static char what[128];
+    snprintf(what, sizeof what,
+             "%llu random gets by id over %llu documents, seed %llu",
+             (unsigned long long)c->o.gets, (unsigned long long)c->o.n,
+             (unsigned long long)c->o.seed);
+    *res = (bench_result){.name = "local-get",
+                          .unit = "gets/s",
+                          .durability = "reads (data written with full)",
+                          .workload = what};
+    add_series(res, 0, "sprig");
+    add_series(res, 1, "lmdb");
+    add_series(res, 2, "sqlite");
+    add_series(res, 3, "lmdb-longtxn");
+    add_ratio(res, 1, 0.7);
+    add_ratio(res, 2, 2.0);
+    add_ratio(res, 3, 0);
+    printf("\n-- %s: %s\n", res->name, what);
+    get_set g = {NULL, NULL};
+    void *dbs[N_ENGINES] = {NULL};
+    int rc = get_set_make(c, &g);
+    for (unsigned i = 0; rc == 0 && i < N_ENGINES; i++) {
+        char dir[4200];
+        engine_dir(c, "batch", c->eng[i], dir, sizeof dir);
+        rc = c->eng[i]->open(dir, &dbs[i]);
+    }
+    rc = rc ? rc : get_runs(c, dbs, &g, res);
+    for (unsigned i = 0; i < N_ENGINES; i++) {
+        if (dbs[i]) {
+            c->eng[i]->close(dbs[i]);
+        }
+    }
+    free(g.ids);
+    free(g.lens);
+    res->failed = rc != 0;
+}
+
+/* ---- main ------------------------------------------------------------------
+ */
+
+static int
+setup(ctx *c)
+{
+    c->eng[0] = &bench_sprig;
+    c->eng[1] = &bench_lmdb;
+    c->eng[2] = &bench_sqlite;
+    snprintf(c->tmp, sizeof c->tmp, "%s/bench-XXXXXX", c->o.dir);
+    if (bench_mkdirs(c->o.dir) || !mkdtemp(c->tmp)) {
+        return bench_fail("setup", "cannot create a directory in %s", c->o.dir);
+    }
+    uint64_t need = c->o.n;
+    uint64_t conc = (uint64_t)c->o.threads * (c->o.per_thread + 50);
+    need = need > conc ? need : conc;
+    need = need > c->o.durable + 300 ? need : c->o.durable + 300;
+    return bench_docs_make(&c->docs, need, c->o.seed);
+}
+
+static void
+print_header(const ctx *c, const bench_machine *m)
+{
+    printf("bench_local: %s\n", m->versions);
+    printf("machine: %ld cpus, %s, %s\n", m->nproc, m->kernel, m->cpu);
+    printf("seed: %llu%s\n", (unsigned long long)c->o.seed,
+           c->o.quick ? "  (quick)" : "");
+    printf("disk: %.0f fsyncs/s (4 KB pwrite + fdatasync loop)\n",
+           m->fsyncs_per_s);
+    printf("data: %s\n", c->tmp);
+}
+
+int
+main(int argc, char **argv)
+{
+    static ctx c;
+    bench_machine m;
+    bench_result res[4];
+    double t0 = bench_now();
+    parse_args(argc, argv, &c.o);
+    machine_info(&m, &c.o);
+    if (setup(&c)) {
+        return 1;
+    }
+    m.fsyncs_per_s = fsync_probe(c.tmp, c.o.fsync_secs);
+    print_header(&c, &m);
+    wl_batch(&c, &res[0]);
+    wl_single(&c, &res[1], 1, c.o.durable);
+    wl_single(&c, &res[2], c.o.threads, c.o.per_thread);
+    if (!res[0].failed) {
+        wl_get(&c, &res[3]);
+    } else {
+        res[3] = (bench_result){.name = "local-get",
+                                .unit = "gets/s",
+                                .durability = "",
+                                .workload = "not run: the batch failed",
+                                .failed = true};
+    }
+    bench_rmtree(c.tmp);
+    bench_docs_free(&c.docs);
+    m.seconds = bench_now() - t0;
+    int failed = 0;
+    for (int i = 0; i < 4; i++) {
+        bench_result_print(&res[i]);
+        failed |= res[i].failed;
+    }
+    printf("\nphysical: %.0f fsyncs/s; total %.0f s\n", m.fsyncs_per_s,
+           m.seconds);
+    if (c.o.out && bench_json_write(c.o.out, &m, res, 4)) {
+        return 1;
+    }
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * client.h -- connecting to a Sprig server (access model M3).
+ *
+ * A client gives a `sprig_storage` whose databases are `sprig_db` handles
+ * like local ones: every function of sprig.h works on them unchanged, over
+ * the network.  Calls block the calling thread; any number of threads may
+ * share one client, and their requests are pipelined on one connection.
+ *
+ * Connection loss: requests in flight fail with SPRIG_ECLOSED; the next
+ * request reconnects (unless options.reconnect is false).  A server that
+ * cannot be reached gives SPRIG_ECONNECT with the reason.
+ */
+#ifndef SPRIG_CLIENT_H
+#define SPRIG_CLIENT_H
+
+#include "sprig/sprig.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sprig_client sprig_client;
+
+typedef struct sprig_client_options {
+    /** wss://: a PEM file with the server's certificate (pinned) or the CA
+     *  that signed it.  NULL: the system's trust store. */
+    const char *pinned_cert_path;
+    /** Connecting (TCP, TLS, upgrade) must finish in this time (default
+     *  5000 ms). */
+    unsigned connect_timeout_ms;
+    /** A request must be answered in this time (default 30000 ms; 0: no
+     *  limit), else SPRIG_ETIMEDOUT. */
+    unsigned request_timeout_ms;
+    /** After the connection drops, reconnect on the next request (default
+     *  true). */
+    bool reconnect;
+    /** Largest frame accepted from the server (default 64 MiB). */
+    size_t max_frame;
+} sprig_client_options;
+
+/** Fill `o` with the defaults above. */
+SPRIG_API void sprig_client_options_init(sprig_client_options *o);
+
+/**
+ * Connect to `url` ("ws://host:port" or "wss://host:port") and wait until
+ * the connection is open.  `o` may be NULL (defaults).
+ * Errors: SPRIG_EINVAL (malformed URL), SPRIG_ECONNECT (refused,
+ * unreachable, timed out, TLS or upgrade refused: the detail says which),
+ * SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_client_connect(const char *url,
+                                   const sprig_client_options *o,
+                                   sprig_client **out);
+
+/**
+ * The server's storage, as a `sprig_storage` handle owned by the client:
+ * valid until sprig_client_close().  sprig_storage_close() on it does
+ * nothing (close the client instead).
+ */
+SPRIG_API sprig_storage *sprig_client_storage(sprig_client *c);
+
+/**
+ * Close the connection and free the client.  Database handles taken from
+ * its storage must be closed first.  Requests still waiting in other
+ * threads fail with SPRIG_ECLOSED.  NULL is a no-op.
+ */
+SPRIG_API void sprig_client_close(sprig_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPRIG_CLIENT_H */

@@ -1,0 +1,92 @@
+/*
+ * server.h -- Sprig as a server (access model M3).
+ *
+ * A server owns a local storage and serves its databases over WebSockets
+ * (ws:// and wss://) with protocol sprig/1 (docs/protocol.md).  The program
+ * that runs it keeps direct access to the same storage, with no networking,
+ * through sprig_server_storage().
+ *
+ * Threads: one loop thread owns the sockets; database work runs on a pool
+ * of worker threads; the calling thread only starts and stops the server.
+ */
+#ifndef SPRIG_SERVER_H
+#define SPRIG_SERVER_H
+
+#include "sprig/sprig.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sprig_server sprig_server;
+
+typedef struct sprig_server_options {
+    /** "host:port" for WebSockets (default "127.0.0.1:5646"); port 0
+     *  picks a free one (see sprig_server_ws_port).  NULL: none. */
+    const char *ws_listen;
+    /** PEM certificate (chain) and private key: when both are set the
+     *  WebSocket listener speaks TLS (wss://). */
+    const char *tls_cert_file, *tls_key_file;
+    /** Largest frame accepted, in bytes (default 16 MiB).  Larger frames
+     *  close the connection with WebSocket code 1009. */
+    size_t max_frame;
+    /** Requests one connection may have in flight (default 256); past it a
+     *  request is answered SPRIG_EBUSY. */
+    uint32_t max_inflight;
+    /** Connections at once (default 1024); past it: HTTP 503. */
+    size_t max_connections;
+    /** Keep-alive ping interval and idle timeout in ms (defaults 30 s and
+     *  90 s; 0 disables). */
+    unsigned ping_interval_ms, idle_timeout_ms;
+    /** Database worker threads (default 16: writers wait on the disk, so
+     *  more threads make bigger group commits). */
+    unsigned workers;
+} sprig_server_options;
+
+/** Fill `o` with the defaults above. */
+SPRIG_API void sprig_server_options_init(sprig_server_options *o);
+
+/**
+ * Open the storage described by `so` and prepare a server for it.  Nothing
+ * listens until sprig_server_start() or sprig_server_run().
+ * Errors: those of sprig_storage_open(), SPRIG_EINVAL (bad listen address,
+ * only one of the TLS files), SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_server_new(const sprig_storage_options *so,
+                               const sprig_server_options *o,
+                               sprig_server **out);
+
+/** The server's storage, for direct use by the program (no networking).
+ *  Owned by the server; valid until sprig_server_free(). */
+SPRIG_API sprig_storage *sprig_server_storage(sprig_server *srv);
+
+/**
+ * Start listening and serve on a background thread.  Returns once the
+ * listener is bound.  Errors: SPRIG_EIO (cannot bind: the detail says
+ * why), SPRIG_EBUSY (already running), SPRIG_EINVAL (bad TLS files).
+ */
+SPRIG_API int sprig_server_start(sprig_server *srv);
+
+/** As sprig_server_start(), but serve on the calling thread until
+ *  sprig_server_shutdown() is called (from another thread or a signal
+ *  handler's thread). */
+SPRIG_API int sprig_server_run(sprig_server *srv);
+
+/** The bound WebSocket port (after start), or -1. */
+SPRIG_API int sprig_server_ws_port(const sprig_server *srv);
+
+/**
+ * Stop: close the listener, tell every client it is going away (close
+ * 1001), let requests in flight finish for up to `grace_ms`, then stop the
+ * loop.  Safe from any thread, and more than once.  Returns SPRIG_OK.
+ */
+SPRIG_API int sprig_server_shutdown(sprig_server *srv, int grace_ms);
+
+/** Shut down (if running, with a 1 s grace), wait for the loop thread,
+ *  close the storage and free.  NULL is a no-op. */
+SPRIG_API void sprig_server_free(sprig_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPRIG_SERVER_H */

@@ -1,0 +1,440 @@
+/*
+ * client.c -- the client's connection and calls (see client_int.h).
+ *
+ * Connection states: DOWN -> CONNECTING (a call, or sprig_client_connect,
+ * wants the connection) -> OPEN (the upgrade finished: the outbox is sent)
+ * -> DOWN again when it closes.  When a connection attempt fails, every
+ * queued call fails with SPRIG_ECONNECT; when an open connection drops,
+ * the calls sent on it fail with SPRIG_ECLOSED, and the next call starts
+ * a new connection (options.reconnect).
+ */
+#include "client/client_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+
+void
+sprig_client_options_init(sprig_client_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->connect_timeout_ms = 5000;
+    o->request_timeout_ms = 30000;
+    o->reconnect = true;
+    o->max_frame = 64u << 20;
+}
+
+/* ---- the loop thread ---------------------------------------------------- */
+
+/* Finish a call (lock held) and wake its caller. */
+static void
+finish(sprig__call *call, int rc, const char *msg)
+{
+    call->rc = rc;
+    call->done = true;
+    if (msg) {
+        snprintf(call->msg, sizeof call->msg, "%s", msg);
+    }
+    pthread_cond_signal(&call->cond);
+}
+
+/* Fail every call of a list (lock held). */
+static void
+fail_list(sprig__call **list, int rc, const char *msg)
+{
+    for (sprig__call *c = *list, *next; c; c = next) {
+        next = c->next;
+        c->next = NULL;
+        finish(c, rc, msg);
+    }
+    *list = NULL;
+}
+
+/* Send the outbox (lock held, connection open). */
+static void
+flush_outbox(sprig_client *c)
+{
+    while (c->outbox) {
+        sprig__call *call = c->outbox;
+        c->outbox = call->next;
+        call->next = c->waiting;
+        c->waiting = call;
+        if (sprig__conn_send(c->conn, call->frame.data, call->frame.len)) {
+            break; /* the transport closes the connection: on_close fails it */
+        }
+    }
+    if (!c->outbox) {
+        c->outbox_tail = NULL;
+    }
+}
+
+static void
+on_open(sprig__conn *conn, void *udata)
+{
+    sprig_client *c = udata;
+    pthread_mutex_lock(&c->lock);
+    c->state = CL_OPEN;
+    c->connected_once = true;
+    c->connect_rc = 0;
+    pthread_cond_broadcast(&c->state_cond);
+    flush_outbox(c);
+    pthread_mutex_unlock(&c->lock);
+    (void)conn;
+}
+
+/* Take the waiting call with `id` out of the list (lock held). */
+static sprig__call *
+take_waiting(sprig_client *c, uint32_t id)
+{
+    for (sprig__call **p = &c->waiting; *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            sprig__call *call = *p;
+            *p = call->next;
+            call->next = NULL;
+            return call;
+        }
+    }
+    return NULL; /* timed out and gone: the answer is dropped */
+}
+
+static void
+on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
+{
+    sprig_client *c = udata;
+    sprig__frame f;
+    if (sprig__frame_decode((sprig_bytes){data, len}, &f) != 0 ||
+        f.kind == SPRIG__FRAME_REQUEST) {
+        sprig__conn_close(conn, SPRIG_WS_PROTOCOL, "malformed frame");
+        return;
+    }
+    if (f.kind == SPRIG__FRAME_PUSH) {
+        return; /* pushes are delivered by the PubSub layer (later) */
+    }
+    pthread_mutex_lock(&c->lock);
+    sprig__call *call = take_waiting(c, f.id);
+    if (call) {
+        sprig_bytes body =
+            f.kind == SPRIG__FRAME_RESPONSE ? f.payload : f.detail;
+        int rc = sprig_buf_append(&call->answer, body.data, body.len);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%.*s", (int)f.message.len,
+                 (const char *)f.message.data);
+        if (rc) {
+            finish(call, SPRIG_ENOMEM, "out of memory reading an answer");
+        } else {
+            finish(call, f.kind == SPRIG__FRAME_RESPONSE ? 0 : f.code, msg);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void
+on_close(sprig__conn *conn, int code, const char *reason, void *udata)
+{
+    sprig_client *c = udata;
+    char msg[400];
+    (void)conn;
+    pthread_mutex_lock(&c->lock);
+    bool was_open = c->state == CL_OPEN;
+    c->conn = NULL;
+    c->state = CL_DOWN;
+    if (was_open) {
+        snprintf(msg, sizeof msg, "connection to %s closed (%d: %s)", c->url,
+                 code, reason);
+        fail_list(&c->waiting, SPRIG_ECLOSED, msg);
+    } else {
+        snprintf(msg, sizeof msg, "cannot connect to %s (%d: %s)", c->url, code,
+                 reason);
+        c->connect_rc = SPRIG_ECONNECT;
+        snprintf(c->connect_msg, sizeof c->connect_msg, "%s", msg);
+        fail_list(&c->waiting, SPRIG_ECONNECT, msg);
+        fail_list(&c->outbox, SPRIG_ECONNECT, msg);
+        c->outbox_tail = NULL;
+    }
+    pthread_cond_broadcast(&c->state_cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static const sprig__conn_cbs client_cbs = {
+    .on_open = on_open,
+    .on_message = on_message,
+    .on_close = on_close,
+};
+
+/* Start connecting (lock held, state DOWN). */
+static void
+start_connect(sprig_client *c)
+{
+    sprig__ws_opts wo;
+    sprig__ws_opts_init(&wo);
+    wo.connect_timeout_ms = c->opts.connect_timeout_ms;
+    wo.tls_ca_file = c->opts.pinned_cert_path;
+    wo.max_message = c->opts.max_frame;
+    wo.close_timeout_ms = 1000;
+    c->state = CL_CONNECTING;
+    int rc = sprig__ws_connect(&c->loop, c->url, &wo, &client_cbs, c, &c->conn);
+    if (rc) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "cannot connect to %s: %s", c->url,
+                 sprig_errmsg());
+        c->state = CL_DOWN;
+        c->connect_rc = SPRIG_ECONNECT;
+        snprintf(c->connect_msg, sizeof c->connect_msg, "%s", msg);
+        fail_list(&c->outbox, SPRIG_ECONNECT, msg);
+        c->outbox_tail = NULL;
+        pthread_cond_broadcast(&c->state_cond);
+    }
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void
+on_wake(uv_async_t *a)
+{
+    sprig_client *c = a->data;
+    pthread_mutex_lock(&c->lock);
+    if (c->closing) {
+        if (c->conn) {
+            sprig__conn_close(c->conn, SPRIG_WS_NORMAL, "client closing");
+        }
+        uv_close((uv_handle_t *)&c->wake, close_cb);
+    } else if (c->state == CL_OPEN) {
+        flush_outbox(c);
+    } else if (c->state == CL_DOWN && (c->outbox || c->connect_rc == 1)) {
+        start_connect(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void *
+loop_thread(void *arg)
+{
+    sprig_client *c = arg;
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ---- calls (any thread) -------------------------------------------------- */
+
+static void
+deadline(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Remove `call` from whichever list holds it (lock held). */
+static void
+withdraw(sprig_client *c, sprig__call *call)
+{
+    sprig__call **lists[2] = {&c->outbox, &c->waiting};
+    for (int i = 0; i < 2; i++) {
+        for (sprig__call **p = lists[i]; *p; p = &(*p)->next) {
+            if (*p == call) {
+                *p = call->next;
+                break;
+            }
+        }
+    }
+    c->outbox_tail = NULL;
+    for (sprig__call *p = c->outbox; p; p = p->next) {
+        c->outbox_tail = p;
+    }
+}
+
+/* Queue the call, wake the loop and wait for its end (lock held). */
+static int
+wait_call(sprig_client *c, sprig__call *call)
+{
+    if (c->closing) {
+        return sprig__err(SPRIG_ECLOSED, "the client is closed");
+    }
+    if (c->state == CL_DOWN && !c->opts.reconnect && c->connected_once) {
+        return sprig__err(SPRIG_ECLOSED, "the connection is closed");
+    }
+    if (c->outbox_tail) {
+        c->outbox_tail->next = call;
+    } else {
+        c->outbox = call;
+    }
+    c->outbox_tail = call;
+    uv_async_send(&c->wake);
+    struct timespec ts;
+    deadline(&ts, c->opts.request_timeout_ms);
+    while (!call->done) {
+        int w = c->opts.request_timeout_ms
+                    ? pthread_cond_timedwait(&call->cond, &c->lock, &ts)
+                    : pthread_cond_wait(&call->cond, &c->lock);
+        if (w == ETIMEDOUT && !call->done) {
+            withdraw(c, call);
+            return sprig__err(SPRIG_ETIMEDOUT,
+                              "no answer from %s within "
+                              "%u ms",
+                              c->url, c->opts.request_timeout_ms);
+        }
+    }
+    return call->rc ? sprig__err(call->rc, "%s", call->msg) : SPRIG_OK;
+}
+
+static int
+call_init(sprig__call *call)
+{
+    memset(call, 0, sizeof *call);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&call->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc ? sprig__err(SPRIG_ENOMEM, "cannot make a condition") : 0;
+}
+
+static int
+encode_request(sprig__call *call, const sprig__api *api, const void *req)
+{
+    sprig__mp_wr w;
+    sprig__mp_wr_init(&w, &call->frame);
+    sprig__frame_request(&w, call->id, NULL, api->name);
+    return sprig__api_encode(&w, api->req, api->n_req, req);
+}
+
+int
+sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
+                   void *resp)
+{
+    sprig__call call;
+    int rc = call_init(&call);
+    if (rc) {
+        return rc;
+    }
+    pthread_mutex_lock(&c->lock);
+    call.id = c->next_id++;
+    pthread_mutex_unlock(&c->lock);
+    rc = encode_request(&call, api, req);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->lock);
+        rc = wait_call(c, &call);
+        pthread_mutex_unlock(&c->lock);
+    }
+    bool decode = rc == 0 || (api->resp_on_error && call.done &&
+                              call.answer.len && call.rc == rc);
+    if (decode && call.answer.len) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+        int drc = sprig__api_decode(sprig_buf_bytes(&call.answer), api->resp,
+                                    api->n_resp, resp);
+        rc = rc ? sprig__err(rc, "%s", msg) : drc;
+    }
+    sprig_buf_free(&call.frame);
+    sprig_buf_free(&call.answer);
+    pthread_cond_destroy(&call.cond);
+    return rc;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int
+check_url(const char *url)
+{
+    if (!url || (strncmp(url, "ws://", 5) && strncmp(url, "wss://", 6))) {
+        return sprig__err(SPRIG_EINVAL, "URL '%s' is not ws:// or wss://",
+                          url ? url : "(null)");
+    }
+    return SPRIG_OK;
+}
+
+/* Connect now and wait for the outcome. */
+static int
+first_connect(sprig_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->connect_rc = 1; /* wanted */
+    uv_async_send(&c->wake);
+    while (c->connect_rc == 1) {
+        pthread_cond_wait(&c->state_cond, &c->lock);
+    }
+    int rc = c->connect_rc;
+    pthread_mutex_unlock(&c->lock);
+    return rc ? sprig__err(rc, "%s", c->connect_msg) : SPRIG_OK;
+}
+
+int
+sprig_client_connect(const char *url, const sprig_client_options *o,
+                     sprig_client **out)
+{
+    if (!out) {
+        return sprig__err(SPRIG_EINVAL, "out is NULL");
+    }
+    *out = NULL;
+    int rc = check_url(url);
+    sprig_client *c = rc ? NULL : sprig__calloc(1, sizeof *c);
+    if (rc || !c) {
+        return rc ? rc : sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    if (o) {
+        c->opts = *o;
+    } else {
+        sprig_client_options_init(&c->opts);
+    }
+    c->url = sprig__strdup(url);
+    c->next_id = 1;
+    c->storage.base.ops = &sprig__remote_storage_ops;
+    c->storage.client = c;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->state_cond, NULL);
+    uv_loop_init(&c->loop);
+    uv_async_init(&c->loop, &c->wake, on_wake);
+    c->wake.data = c;
+    if (!c->url || pthread_create(&c->thread, NULL, loop_thread, c) != 0) {
+        uv_close((uv_handle_t *)&c->wake, close_cb);
+        uv_run(&c->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&c->loop);
+        sprig__free(c->url);
+        sprig__free(c);
+        return sprig__err(SPRIG_ENOMEM, "cannot start the client thread");
+    }
+    rc = first_connect(c);
+    if (rc) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+        sprig_client_close(c);
+        return sprig__err(rc, "%s", msg);
+    }
+    *out = c;
+    return SPRIG_OK;
+}
+
+sprig_storage *
+sprig_client_storage(sprig_client *c)
+{
+    return c ? &c->storage.base : NULL;
+}
+
+void
+sprig_client_close(sprig_client *c)
+{
+    if (!c) {
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->closing = true;
+    fail_list(&c->outbox, SPRIG_ECLOSED, "the client is closed");
+    fail_list(&c->waiting, SPRIG_ECLOSED, "the client is closed");
+    c->outbox_tail = NULL;
+    uv_async_send(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+    uv_loop_close(&c->loop);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->state_cond);
+    sprig__free(c->url);
+    sprig__free(c);
+}

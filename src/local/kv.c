@@ -1,0 +1,674 @@
+/*
+ * kv.c -- the key-value store of a local database (F6): opening its tables,
+ * the record format, and the operations behind the sprig_db_ops kv_*
+ * entries.  Layout and invariants are in kv.h; the expiry index, sweeper
+ * and lazy flusher in kv_expiry.c.
+ *
+ * Design notes.  Every change is one write request (sprig__wreq) through
+ * the database's writer, so it is applied by the group-commit leader inside
+ * an LMDB write transaction: a read-modify-write such as an increment sees
+ * no concurrent change, and concurrent increments never lose an update.
+ * Requests in lazy mode are marked `lazy`, which lets the writer commit a
+ * batch made only of them without fsync (writer.c).  Plain reads (get,
+ * list) run in a pooled read snapshot and never wait for writers.
+ *
+ * Expiry is checked wherever a record is read, against one clock reading
+ * per operation: an expired record is absent.  A write that meets one
+ * removes it (record and index entry) in its own transaction before going
+ * on as if the key were vacant, so what a write reports never depends on
+ * whether the sweeper has been by.
+ *
+ * A write request may be applied more than once (when the map grows), so
+ * each apply function resets its outputs first.
+ */
+#include "kv.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
+
+/* ---- opening and closing ---------------------------------------------- */
+
+int
+sprig__kv_open(sprig__ldb *ldb)
+{
+    sprig__kv *kv = sprig__calloc(1, sizeof *kv);
+    if (!kv) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening a database");
+    }
+    const sprig_storage_options *o = &ldb->st->opts;
+    bool syncs = !o->memory_only && o->durability != SPRIG_DURABILITY_NONE;
+    kv->ldb = ldb;
+    kv->lazy = syncs && o->kv_persistence.mode == SPRIG_KV_LAZY;
+    kv->lazy_changes = o->kv_persistence.lazy_changes;
+    kv->lazy_ms = o->kv_persistence.lazy_ms;
+    kv->clock_ms = o->clock_ms;
+    kv->clock_udata = o->clock_udata;
+    const char *names[2] = {"kv", "kv.exp"};
+    MDB_dbi dbis[2];
+    int rc = sprig__env_open_dbis(ldb->env, names, 2, dbis);
+    if (rc == 0) {
+        kv->data = dbis[0];
+        kv->exp = dbis[1];
+        rc = sprig__kv_housekeeper_init(kv);
+    }
+    if (rc) {
+        sprig__free(kv);
+        return rc;
+    }
+    ldb->kv = kv;
+    sprig__kv_expiry_scan(kv);
+    return SPRIG_OK;
+}
+
+void
+sprig__kv_close(sprig__ldb *ldb)
+{
+    sprig__kv *kv = ldb->kv;
+    if (!kv) {
+        return;
+    }
+    sprig__kv_housekeeper_fini(kv);
+    /* "flushed on close": whatever lazy commits are waiting reach the disk
+     * before the environment closes. */
+    if (atomic_exchange(&ldb->writer.unsynced, 0) != 0) {
+        mdb_env_sync(ldb->env->env, 1);
+    }
+    sprig__free(kv);
+    ldb->kv = NULL;
+}
+
+uint64_t
+sprig__kv_now(const sprig__kv *kv)
+{
+    if (kv->clock_ms) {
+        return kv->clock_ms(kv->clock_udata);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+sprig__kv_of(sprig_db *db, sprig__kv **out)
+{
+    sprig__ldb *ldb = sprig__db_ldb(db);
+    if (atomic_load(&ldb->dropped)) {
+        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
+                          ldb->name);
+    }
+    *out = ldb->kv;
+    return SPRIG_OK;
+}
+
+/* ---- keys and records ------------------------------------------------- */
+
+static void
+key_make(sprig__kv_key *k, const char *ns, const char *name)
+{
+    size_t a = strlen(ns), b = strlen(name); /* checked by kv_api.c */
+    memcpy(k->b, ns, a);
+    k->b[a] = 0;
+    memcpy(k->b + a + 1, name, b);
+    k->len = a + 1 + b;
+}
+
+static uint64_t
+value_bits(const sprig_value *v)
+{
+    uint64_t b;
+    memcpy(&b, &v->num, sizeof b);
+    return b;
+}
+
+int
+sprig__kv_rec_parse(const MDB_val *v, sprig__kv_rec *r)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size < SPRIG__KV_REC_HDR || p[0] > SPRIG_VALUE_F64 ||
+        (p[0] != SPRIG_VALUE_BYTES && v->mv_size != SPRIG__KV_REC_HDR + 8)) {
+        return sprig__err(SPRIG_ECORRUPT,
+                          "stored key-value record is malformed (%zu bytes, "
+                          "kind %d)",
+                          v->mv_size, v->mv_size ? p[0] : -1);
+    }
+    r->kind = (sprig_value_kind)p[0];
+    r->expire_at = sprig__get_u64be(p + 1);
+    r->payload.data = p + SPRIG__KV_REC_HDR;
+    r->payload.len = v->mv_size - SPRIG__KV_REC_HDR;
+    r->bits = r->kind == SPRIG_VALUE_BYTES
+                  ? 0
+                  : sprig__get_u64be(p + SPRIG__KV_REC_HDR);
+    return SPRIG_OK;
+}
+
+/* Write record k = (kind, payload or bits, exp) and move its index entry
+ * from old_exp (when `had` a record) to exp. */
+static int
+rec_put(MDB_txn *txn, sprig__kv *kv, MDB_val *k, sprig_value_kind kind,
+        sprig_bytes payload, uint64_t bits, uint64_t exp, bool had,
+        uint64_t old_exp)
+{
+    size_t plen = kind == SPRIG_VALUE_BYTES ? payload.len : 8;
+    MDB_val d = {SPRIG__KV_REC_HDR + plen, NULL};
+    int mrc = mdb_put(txn, kv->data, k, &d, MDB_RESERVE);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "writing a key-value record");
+    }
+    uint8_t *p = d.mv_data;
+    p[0] = (uint8_t)kind;
+    sprig__put_u64be(p + 1, exp);
+    if (kind != SPRIG_VALUE_BYTES) {
+        sprig__put_u64be(p + SPRIG__KV_REC_HDR, bits);
+    } else if (plen) {
+        memcpy(p + SPRIG__KV_REC_HDR, payload.data, plen);
+    }
+    if (had && old_exp == exp) {
+        return SPRIG_OK;
+    }
+    int rc = had && old_exp ? sprig__kv_exp_del(txn, kv, k, old_exp) : 0;
+    return rc ? rc : exp ? sprig__kv_exp_put(txn, kv, k, exp) : 0;
+}
+
+/* Remove record k (whose expiry is `exp`) and its index entry. */
+static int
+rec_del(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t exp)
+{
+    int rc = sprig__mdb_err(mdb_del(txn, kv->data, k, NULL),
+                            "deleting a key-value record");
+    return rc ? rc : exp ? sprig__kv_exp_del(txn, kv, k, exp) : 0;
+}
+
+/* Find the live record of k in a write: an expired one is removed and
+ * counts as absent. */
+static int
+load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now,
+          sprig__kv_rec *r, bool *found)
+{
+    MDB_val v;
+    *found = false;
+    memset(r, 0, sizeof *r);
+    int mrc = mdb_get(txn, kv->data, k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        return SPRIG_OK;
+    }
+    if (mrc) {
+        return sprig__mdb_err(mrc, "reading a key-value record");
+    }
+    int rc = sprig__kv_rec_parse(&v, r);
+    if (rc) {
+        return rc;
+    }
+    if (r->expire_at && r->expire_at <= now) {
+        uint64_t exp = r->expire_at;
+        memset(r, 0, sizeof *r); /* absent: no value, no expiry */
+        return rec_del(txn, kv, k, exp);
+    }
+    *found = true;
+    return SPRIG_OK;
+}
+
+/* ---- numbers ---------------------------------------------------------- */
+
+static int
+out_of_range(const sprig_value *cur, bool up)
+{
+    static const char *const names[] = {"bytes", "i64", "u64", "f64"};
+    return sprig__err(SPRIG_ERANGE,
+                      "the result would be %s the range of %s (ask for a "
+                      "saturating step to clamp it)",
+                      up ? "above" : "below", names[cur->kind]);
+}
+
+static int
+f64_step(sprig_value *cur, const sprig_value *amt, bool sub, bool sat)
+{
+    double a = amt->kind == SPRIG_VALUE_F64   ? amt->num.f64
+               : amt->kind == SPRIG_VALUE_I64 ? (double)amt->num.i64
+                                              : (double)amt->num.u64;
+    double r = sub ? cur->num.f64 - a : cur->num.f64 + a;
+    if (isinf(r) && isfinite(cur->num.f64)) {
+        if (!sat) {
+            return out_of_range(cur, r > 0);
+        }
+        r = r > 0 ? DBL_MAX : -DBL_MAX;
+    }
+    cur->num.f64 = r;
+    return SPRIG_OK;
+}
+
+/* cur (i64 or u64) +/- amt (i64 or u64), exactly, clamped when `sat`. */
+static int
+int_step(sprig_value *cur, const sprig_value *amt, bool sub, bool sat)
+{
+    bool neg = amt->kind == SPRIG_VALUE_I64 && amt->num.i64 < 0;
+    bool up = sub ? neg : !neg; /* where an overflow would go */
+    bool ovf;
+    if (cur->kind == SPRIG_VALUE_I64) {
+        int64_t r, c = cur->num.i64;
+        if (amt->kind == SPRIG_VALUE_I64) {
+            ovf = sub ? __builtin_sub_overflow(c, amt->num.i64, &r)
+                      : __builtin_add_overflow(c, amt->num.i64, &r);
+        } else {
+            ovf = sub ? __builtin_sub_overflow(c, amt->num.u64, &r)
+                      : __builtin_add_overflow(c, amt->num.u64, &r);
+        }
+        if (ovf && !sat) {
+            return out_of_range(cur, up);
+        }
+        cur->num.i64 = ovf ? (up ? INT64_MAX : INT64_MIN) : r;
+        return SPRIG_OK;
+    }
+    uint64_t r, c = cur->num.u64;
+    if (amt->kind == SPRIG_VALUE_I64) {
+        ovf = sub ? __builtin_sub_overflow(c, amt->num.i64, &r)
+                  : __builtin_add_overflow(c, amt->num.i64, &r);
+    } else {
+        ovf = sub ? __builtin_sub_overflow(c, amt->num.u64, &r)
+                  : __builtin_add_overflow(c, amt->num.u64, &r);
+    }
+    if (ovf && !sat) {
+        return out_of_range(cur, up);
+    }
+    cur->num.u64 = ovf ? (up ? UINT64_MAX : 0) : r;
+    return SPRIG_OK;
+}
+
+/* The type rules of sprig_kv_increment() (see sprig.h). */
+static int
+num_step(sprig_value *cur, const sprig_value *amt, bool sub, bool sat)
+{
+    if (cur->kind == SPRIG_VALUE_F64) {
+        return f64_step(cur, amt, sub, sat);
+    }
+    if (amt->kind == SPRIG_VALUE_F64) {
+        return sprig__err(SPRIG_EINVAL,
+                          "an f64 amount cannot change an integer value (it "
+                          "would drop the fraction); use an i64 or u64 "
+                          "amount");
+    }
+    return int_step(cur, amt, sub, sat);
+}
+
+/* ---- write requests --------------------------------------------------- */
+
+typedef enum kv_op_kind { KV_SET, KV_TAKE, KV_INCR, KV_DEL } kv_op_kind;
+
+typedef struct kv_op {
+    sprig__kv *kv;
+    kv_op_kind kind;
+    sprig__kv_key key;
+    const char *name;     /* the key, for messages */
+    const sprig_value *v; /* set: the value; incr: the amount */
+    const sprig_kv_set_opts *so;
+    bool decrement, saturating, want_value;
+    /* outputs (reset by each apply) */
+    sprig_kv_status status;
+    bool found;
+    sprig_value_kind out_kind;
+    uint64_t out_bits;
+    sprig_buf out_bytes;
+    uint64_t stored_exp; /* an expiry the write stored, for the sweeper */
+} kv_op;
+
+/* Copy record r into the op's output value. */
+static int
+capture(kv_op *o, const sprig__kv_rec *r)
+{
+    o->out_kind = r->kind;
+    o->out_bits = r->bits;
+    o->out_bytes.len = 0;
+    if (r->kind != SPRIG_VALUE_BYTES || r->payload.len == 0) {
+        return SPRIG_OK;
+    }
+    return sprig_buf_append(&o->out_bytes, r->payload.data, r->payload.len);
+}
+
+static uint64_t
+new_expiry(const sprig_kv_set_opts *so, uint64_t now, bool found, uint64_t old)
+{
+    if (so->keep_expiration && found) {
+        return old;
+    }
+    if (so->expire_in_ms) {
+        uint64_t at;
+        return __builtin_add_overflow(now, so->expire_in_ms, &at) ? UINT64_MAX
+                                                                  : at;
+    }
+    return so->expire_at_ms;
+}
+
+static int
+apply_set(MDB_txn *txn, kv_op *o, MDB_val *k, uint64_t now)
+{
+    sprig__kv_rec old;
+    int rc = load_live(txn, o->kv, k, now, &old, &o->found);
+    if (rc == 0 && o->found && o->want_value) {
+        rc = capture(o, &old);
+    }
+    if (rc) {
+        return rc;
+    }
+    sprig_kv_check c = o->so->check;
+    if ((c == SPRIG_KV_ONLY_IF_VACANT && o->found) ||
+        (c == SPRIG_KV_ONLY_IF_PRESENT && !o->found)) {
+        o->status = SPRIG_KV_NOT_CHANGED;
+        return SPRIG_OK;
+    }
+    uint64_t exp = new_expiry(o->so, now, o->found, old.expire_at);
+    if (exp && exp <= now) { /* already expired: as Redis's SET EXAT */
+        o->status = o->found ? SPRIG_KV_DELETED : SPRIG_KV_NOT_CHANGED;
+        return o->found ? rec_del(txn, o->kv, k, old.expire_at) : SPRIG_OK;
+    }
+    o->status = o->found ? SPRIG_KV_UPDATED : SPRIG_KV_INSERTED;
+    o->stored_exp = exp;
+    return rec_put(txn, o->kv, k, o->v->kind, o->v->bytes, value_bits(o->v),
+                   exp, o->found, old.expire_at);
+}
+
+/* get-and-delete and delete */
+static int
+apply_remove(MDB_txn *txn, kv_op *o, MDB_val *k, uint64_t now)
+{
+    sprig__kv_rec old;
+    int rc = load_live(txn, o->kv, k, now, &old, &o->found);
+    if (rc || !o->found) {
+        o->status = SPRIG_KV_NOT_CHANGED;
+        return rc;
+    }
+    rc = o->want_value ? capture(o, &old) : 0;
+    o->status = SPRIG_KV_DELETED;
+    return rc ? rc : rec_del(txn, o->kv, k, old.expire_at);
+}
+
+static int
+apply_incr(MDB_txn *txn, kv_op *o, MDB_val *k, uint64_t now)
+{
+    sprig__kv_rec old;
+    int rc = load_live(txn, o->kv, k, now, &old, &o->found);
+    if (rc) {
+        return rc;
+    }
+    sprig_value cur = {0};
+    cur.kind = o->found ? old.kind : o->v->kind;
+    if (o->found) {
+        memcpy(&cur.num, &old.bits, sizeof old.bits);
+    }
+    if (cur.kind == SPRIG_VALUE_BYTES) {
+        return sprig__err(SPRIG_EINVAL,
+                          "key '%s' holds bytes, which cannot be "
+                          "incremented",
+                          o->name);
+    }
+    rc = num_step(&cur, o->v, o->decrement, o->saturating);
+    if (rc) {
+        return rc;
+    }
+    o->status = o->found ? SPRIG_KV_UPDATED : SPRIG_KV_INSERTED;
+    o->out_kind = cur.kind;
+    o->out_bits = value_bits(&cur);
+    return rec_put(txn, o->kv, k, cur.kind, (sprig_bytes){0}, o->out_bits,
+                   old.expire_at, o->found, old.expire_at);
+}
+
+static int
+apply_op(MDB_txn *txn, void *arg)
+{
+    kv_op *o = arg;
+    o->status = 0;
+    o->found = false;
+    o->out_kind = SPRIG_VALUE_BYTES;
+    o->out_bits = 0;
+    o->out_bytes.len = 0;
+    o->stored_exp = 0;
+    MDB_val k = {o->key.len, o->key.b};
+    uint64_t now = sprig__kv_now(o->kv);
+    switch (o->kind) {
+    case KV_SET: return apply_set(txn, o, &k, now);
+    case KV_TAKE:
+    case KV_DEL: return apply_remove(txn, o, &k, now);
+    case KV_INCR: return apply_incr(txn, o, &k, now);
+    }
+    return sprig__err(SPRIG_EINVAL, "unknown key-value operation");
+}
+
+/* Run `o` through the writer; afterwards tell the housekeeper what it
+ * needs to know. */
+static int
+submit(sprig__kv *kv, kv_op *o)
+{
+    sprig__wreq req = {.apply = apply_op, .arg = o, .lazy = kv->lazy};
+    int rc = sprig__writer_submit(&kv->ldb->writer, &req);
+    if (rc == 0 && kv->lazy) {
+        sprig__kv_lazy_note(kv);
+    }
+    if (rc == 0 && o->stored_exp) {
+        sprig__kv_expiry_note(kv, o->stored_exp);
+    }
+    return rc;
+}
+
+/* Hand the op's captured value to `out` (the bytes move, no copy). */
+static void
+give_value(kv_op *o, sprig_value *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = o->out_kind;
+    if (o->out_kind != SPRIG_VALUE_BYTES) {
+        memcpy(&out->num, &o->out_bits, sizeof o->out_bits);
+        return;
+    }
+    if (o->out_bytes.len) {
+        out->owned_ = o->out_bytes.data;
+        out->bytes = (sprig_bytes){o->out_bytes.data, o->out_bytes.len};
+        o->out_bytes = (sprig_buf){0};
+    }
+}
+
+static int
+op_init(sprig_db *db, kv_op *o, kv_op_kind kind, const char *ns,
+        const char *key)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->name = key;
+    key_make(&o->key, ns, key);
+    return sprig__kv_of(db, &o->kv);
+}
+
+/* ---- sprig_db_ops entries ---------------------------------------------- */
+
+int
+sprig__kv_op_set(sprig_db *db, const char *ns, const char *key,
+                 const sprig_value *v, const sprig_kv_set_opts *so,
+                 sprig_kv_status *status, sprig_value *previous)
+{
+    kv_op o;
+    int rc = op_init(db, &o, KV_SET, ns, key);
+    o.v = v;
+    o.so = so;
+    o.want_value = previous != NULL;
+    rc = rc ? rc : submit(o.kv, &o);
+    if (rc == 0) {
+        *status = o.status;
+        if (previous && o.found) {
+            give_value(&o, previous);
+        }
+    }
+    sprig_buf_free(&o.out_bytes);
+    return rc;
+}
+
+int
+sprig__kv_op_get(sprig_db *db, const char *ns, const char *key, bool and_delete,
+                 sprig_value *out)
+{
+    kv_op o;
+    int rc = op_init(db, &o, KV_TAKE, ns, key);
+    if (rc) {
+        return rc;
+    }
+    if (!and_delete) {
+        return sprig__kv_read(o.kv, &o.key, key, out);
+    }
+    o.want_value = out != NULL;
+    rc = submit(o.kv, &o);
+    if (rc == 0 && !o.found) {
+        rc = sprig__err(SPRIG_ENOTFOUND, "no key '%s' in namespace '%s'", key,
+                        ns);
+    }
+    if (rc == 0 && out) {
+        give_value(&o, out);
+    }
+    sprig_buf_free(&o.out_bytes);
+    return rc;
+}
+
+int
+sprig__kv_op_incr(sprig_db *db, const char *ns, const char *key,
+                  const sprig_value *amount, bool decrement, bool saturating,
+                  sprig_value *out)
+{
+    kv_op o;
+    int rc = op_init(db, &o, KV_INCR, ns, key);
+    o.v = amount;
+    o.decrement = decrement;
+    o.saturating = saturating;
+    rc = rc ? rc : submit(o.kv, &o);
+    if (rc == 0 && out) {
+        give_value(&o, out);
+    }
+    return rc;
+}
+
+int
+sprig__kv_op_delete(sprig_db *db, const char *ns, const char *key,
+                    sprig_kv_status *status)
+{
+    kv_op o;
+    int rc = op_init(db, &o, KV_DEL, ns, key);
+    rc = rc ? rc : submit(o.kv, &o);
+    if (rc == 0) {
+        *status = o.status;
+    }
+    return rc;
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+int
+sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
+               sprig_value *out)
+{
+    MDB_txn *txn;
+    int rc = sprig__env_read_begin(kv->ldb->env, &txn);
+    if (rc) {
+        return rc;
+    }
+    uint64_t now = sprig__kv_now(kv);
+    MDB_val k = {key->len, (void *)key->b}, v;
+    sprig__kv_rec r;
+    int mrc = mdb_get(txn, kv->data, &k, &v);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "reading a key-value record");
+    } else {
+        rc = mrc ? SPRIG_ENOTFOUND : sprig__kv_rec_parse(&v, &r);
+    }
+    if (rc == 0 && r.expire_at && r.expire_at <= now) {
+        rc = SPRIG_ENOTFOUND;
+    }
+    if (rc == SPRIG_ENOTFOUND) {
+        rc = sprig__err(SPRIG_ENOTFOUND, "no key '%s' in namespace '%s'", name,
+                        (const char *)key->b);
+    } else if (rc == 0 && out) {
+        rc = sprig__value_set(out, r.kind, r.payload, r.bits);
+    }
+    sprig__env_read_end(kv->ldb->env, txn);
+    return rc;
+}
+
+/* Does the encoded key k start with the encoded prefix p? */
+static bool
+has_prefix(const MDB_val *k, const sprig__kv_key *p)
+{
+    return k->mv_size >= p->len && memcmp(k->mv_data, p->b, p->len) == 0;
+}
+
+/* Position the cursor on the first candidate of a listing. */
+static int
+list_first(MDB_cursor *cur, const char *ns, const char *prefix,
+           const char *after, MDB_val *k, MDB_val *v)
+{
+    sprig__kv_key start;
+    bool skip_equal = after && strcmp(after, prefix) >= 0;
+    key_make(&start, ns, skip_equal ? after : prefix);
+    k->mv_size = start.len;
+    k->mv_data = start.b;
+    int mrc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (mrc == 0 && skip_equal && k->mv_size == start.len &&
+        memcmp(k->mv_data, start.b, start.len) == 0) {
+        mrc = mdb_cursor_get(cur, k, v, MDB_NEXT);
+    }
+    return mrc;
+}
+
+static int
+list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
+          const char *after, uint32_t limit, sprig_kv_list *l)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int mrc = mdb_cursor_open(txn, kv->data, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    sprig__kv_key lo;
+    key_make(&lo, ns, prefix);
+    size_t ns_len = strlen(ns) + 1;
+    uint64_t now = sprig__kv_now(kv);
+    int rc = SPRIG_OK;
+    mrc = list_first(cur, ns, prefix, after, &k, &v);
+    while (mrc == 0 && rc == 0 && (limit == 0 || l->n < limit) &&
+           has_prefix(&k, &lo)) {
+        sprig__kv_rec r;
+        rc = sprig__kv_rec_parse(&v, &r);
+        if (rc == 0 && !(r.expire_at && r.expire_at <= now)) {
+            sprig_value val = {0};
+            val.kind = r.kind;
+            val.bytes = r.payload;
+            memcpy(&val.num, &r.bits, sizeof r.bits);
+            sprig_bytes name = {(uint8_t *)k.mv_data + ns_len,
+                                k.mv_size - ns_len};
+            rc = sprig__kv_list_push(l, name, &val, r.expire_at);
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "listing keys");
+    }
+    return rc;
+}
+
+int
+sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
+                  const char *after, uint32_t limit, sprig_kv_list **out)
+{
+    sprig__kv *kv = NULL;
+    MDB_txn *txn;
+    int rc = sprig__kv_of(db, &kv);
+    if (rc || (rc = sprig__env_read_begin(kv->ldb->env, &txn))) {
+        return rc;
+    }
+    sprig_kv_list *l = sprig__calloc(1, sizeof *l);
+    rc = l ? list_walk(kv, txn, ns, prefix, after, limit, l)
+           : sprig__err(SPRIG_ENOMEM, "out of memory listing keys");
+    sprig__env_read_end(kv->ldb->env, txn);
+    if (rc) {
+        sprig_kv_list_free(l);
+        return rc;
+    }
+    *out = l;
+    return SPRIG_OK;
+}

@@ -1,0 +1,647 @@
+/*
+ * view_index.c -- keeping view indexes current: mapping documents and
+ * applying the difference to the tables described in views.h.
+ *
+ * Design notes.  Everything here runs inside a write request of the
+ * database's writer (possibly nested in a group commit, possibly re-run
+ * after the map grew), writes only through the given MDB_txn, and keeps
+ * nothing between calls but scratch memory.
+ *
+ * Re-mapping document X (remap):
+ *   1. map X (nothing when deleted) into the sorted pair list `new`;
+ *   2. read `old` = d[X] (copied: LMDB pointers die at the next write);
+ *   3. equal lists: at most refresh X's revision in d[X], done;
+ *   4. merge old and new by key: a key only in new gets (K, X) in e (for a
+ *      unique view, after checking no other id has K), a key only in old
+ *      loses it; keys whose values differ are remembered;
+ *   5. write d[X] (or delete it when X emits nothing);
+ *   6. for each remembered key, update r[K]: additions fold into the stored
+ *      result (re-reduce), removals are undone when the built-in reduce
+ *      can do that exactly (count; sum of integers; min/max unless the
+ *      extreme goes), otherwise r[K] is recomputed from K's mappings.
+ * Steps 1 and 2 read before anything is written, so the contents and
+ * values the map and reduce functions see stay valid while they run.
+ */
+#include "views.h"
+
+#include <stdio.h>
+
+#define B(v) ((sprig_bytes){(v).mv_data, (v).mv_size})
+#define V(b) ((MDB_val){(b).len, (void *)(b).data})
+
+struct sprig__vgroup {
+    size_t o, on, n, nn; /* old pairs [o, o+on), new pairs [n, n+nn) */
+};
+
+void
+sprig__vscratch_free(sprig__vscratch *s)
+{
+    sprig__emitter_free(&s->em);
+    sprig_buf_free(&s->newrec);
+    sprig_buf_free(&s->oldrec);
+    sprig_buf_free(&s->tmp);
+    sprig__free(s->vals);
+    sprig__free(s->pairs);
+    sprig__free(s->groups);
+    sprig__free(s->doc);
+    memset(s, 0, sizeof *s);
+}
+
+/* Make room for one more element of an (array, n, cap) triple. */
+static int
+grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap) {
+        return SPRIG_OK;
+    }
+    size_t c = *cap ? *cap * 2 : 16;
+    void *p = sprig__realloc(*arr, c * elem);
+    if (!p) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory indexing a view");
+    }
+    *arr = p;
+    *cap = c;
+    return SPRIG_OK;
+}
+
+static const char *
+vname(const sprig__view *v)
+{
+    return v->def->name;
+}
+
+/* A short printable form of a key for messages. */
+static void
+key_text(sprig_bytes key, char *out, size_t n)
+{
+    sprig_buf b = {0};
+    if (sprig_key_to_json(key, &b) == 0 && b.len < n) {
+        snprintf(out, n, "%.*s", (int)b.len, (const char *)b.data);
+    } else {
+        size_t k = 0;
+        const uint8_t *p = key.data;
+        for (size_t i = 0; i < key.len && k + 3 < n; i++, k += 2) {
+            snprintf(out + k, 3, "%02x", p[i]);
+        }
+        out[k] = 0;
+    }
+    sprig_buf_free(&b);
+}
+
+/* ---- mapping ------------------------------------------------------------ */
+
+static int
+map_failed(const sprig__view *v, int rc)
+{
+    if (rc > 0 || rc < SPRIG_ENOTLEADER) {
+        rc = SPRIG_EINVAL;
+    }
+    return sprig__err(rc,
+                      "view '%s' of collection '%s': the map function "
+                      "failed (%s)",
+                      vname(v), v->coll->name, sprig_strerror(rc));
+}
+
+/* Run the C map over document (id, rev, hash, contents). */
+static int
+map_c(sprig__view *v, sprig_bytes id, uint64_t rev, const uint8_t hash[16],
+      sprig_bytes contents, sprig__vscratch *vs)
+{
+    if (!vs->doc) {
+        vs->doc = sprig__malloc(sizeof(sprig_doc) + SPRIG_ID_MAX);
+        if (!vs->doc) {
+            return sprig__err(SPRIG_ENOMEM, "out of memory mapping");
+        }
+    }
+    sprig_doc *d = vs->doc;
+    d->revision = rev;
+    memcpy(d->hash, hash, 16);
+    d->id_len = (uint32_t)id.len;
+    memcpy(d->data, id.data, id.len);
+    d->len = contents.len;
+    d->contents = (uint8_t *)contents.data;
+    int rc = v->def->map(d, &vs->em, v->def->udata);
+    if (vs->em.rc && (rc == 0 || rc == vs->em.rc)) {
+        return vs->em.rc; /* an emit failed: its detail stands */
+    }
+    return rc ? map_failed(v, rc) : SPRIG_OK;
+}
+
+/* Map the document into vs->newrec = [rev][hash][sorted pair list];
+ * `contents` NULL (deleted) emits nothing. */
+static int
+map_doc(sprig__view *v, sprig_bytes id, uint64_t rev, const uint8_t hash[16],
+        const sprig_bytes *contents, struct json_t *json, sprig__vscratch *vs)
+{
+    vs->newrec.len = 0;
+    sprig__emitter_reset(&vs->em);
+    int rc = SPRIG_OK;
+    if (contents && v->jv) {
+        rc = sprig__jview_map(v->jv, json, &vs->em);
+    } else if (contents) {
+        rc = map_c(v, id, rev, hash, *contents, vs);
+    }
+    rc = rc ? rc : sprig__buf_put_u64(&vs->newrec, rev);
+    rc = rc ? rc : sprig_buf_append(&vs->newrec, hash, 16);
+    return rc ? rc : sprig__emitter_sorted(&vs->em, &vs->newrec);
+}
+
+/* Load the pairs of a record [rev][hash][list] into vs->pairs. */
+static int
+load_pairs(sprig_bytes rec, sprig__vscratch *vs, size_t *n)
+{
+    sprig__pairs it;
+    sprig__pair p;
+    *n = 0;
+    if (rec.len < 24) {
+        return sprig__err(SPRIG_ECORRUPT, "a view record is truncated");
+    }
+    rec.data = (const uint8_t *)rec.data + 24;
+    rec.len -= 24;
+    int more = 0, rc = sprig__pairs_init(&it, rec);
+    while (rc == 0 && (more = sprig__pairs_next(&it, &p)) == 1) {
+        rc = grow((void **)&vs->pairs, &vs->cappairs, vs->npairs,
+                  sizeof *vs->pairs);
+        if (rc == 0) {
+            vs->pairs[vs->npairs++] = p;
+            ++*n;
+        }
+    }
+    return rc ? rc : more;
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+static int
+add_entry(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id)
+{
+    MDB_val k = V(key), d = V(id), cur;
+    if (v->def->policy == SPRIG_VIEW_UNIQUE) {
+        int mrc = mdb_get(txn, v->e, &k, &cur);
+        if (mrc == 0) {
+            char kt[120];
+            key_text(key, kt, sizeof kt);
+            return sprig__err(SPRIG_EUNIQUE,
+                              "view '%s' of collection '%s' is "
+                              "unique and another document already "
+                              "emits key %s",
+                              vname(v), v->coll->name, kt);
+        }
+        if (mrc != MDB_NOTFOUND) {
+            return sprig__mdb_err(mrc, "reading a view");
+        }
+    }
+    int mrc = mdb_put(txn, v->e, &k, &d, MDB_NODUPDATA);
+    return mrc == MDB_KEYEXIST ? 0 : sprig__mdb_err(mrc, "writing a view");
+}
+
+static int
+del_entry(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id)
+{
+    MDB_val k = V(key), d = V(id);
+    int mrc = mdb_del(txn, v->e, &k, &d);
+    return mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "writing a view");
+}
+
+/* ---- per-key reduce ------------------------------------------------------ */
+
+/* Every value mapped to `key`, into vs->vals (borrowed from the txn). */
+static int
+key_values(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig__vscratch *vs)
+{
+    MDB_cursor *cur;
+    MDB_val k = V(key), id, rec;
+    vs->nvals = 0;
+    int mrc = mdb_cursor_open(txn, v->e, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    int rc = SPRIG_OK;
+    mrc = mdb_cursor_get(cur, &k, &id, MDB_SET_KEY);
+    for (; mrc == 0 && rc == 0;
+         mrc = mdb_cursor_get(cur, &k, &id, MDB_NEXT_DUP)) {
+        sprig__pairs it;
+        sprig__pair p;
+        int more = 0;
+        rc = sprig__mdb_err(mdb_get(txn, v->d, &id, &rec), "reading a view");
+        if (rc == 0 && rec.mv_size < 24) {
+            rc = sprig__err(SPRIG_ECORRUPT, "a view record is truncated");
+        }
+        rc = rc ? rc
+                : sprig__pairs_init(&it,
+                                    (sprig_bytes){(uint8_t *)rec.mv_data + 24,
+                                                  rec.mv_size - 24});
+        while (rc == 0 && (more = sprig__pairs_next(&it, &p)) == 1) {
+            if (sprig__bytes_cmp(p.key, key) == 0) {
+                rc = grow((void **)&vs->vals, &vs->capvals, vs->nvals,
+                          sizeof *vs->vals);
+                if (rc == 0) {
+                    vs->vals[vs->nvals++] = p.value;
+                }
+            }
+        }
+        rc = rc ? rc : more;
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "reading a view");
+    }
+    return rc;
+}
+
+static int
+reduce_failed(const sprig__view *v, int rc)
+{
+    if (rc > 0 || rc < SPRIG_ENOTLEADER) {
+        rc = SPRIG_EINVAL;
+    }
+    return sprig__err(rc,
+                      "view '%s' of collection '%s': the reduce "
+                      "function failed (%s)",
+                      vname(v), v->coll->name, sprig_strerror(rc));
+}
+
+/* Call the C reduce into vs->tmp. */
+static int
+c_reduce(sprig__view *v, const sprig_bytes *vals, size_t n, bool re,
+         sprig__vscratch *vs)
+{
+    vs->tmp.len = 0;
+    int rc = v->def->reduce(vals, n, re, &vs->tmp, v->def->udata);
+    return rc ? reduce_failed(v, rc) : SPRIG_OK;
+}
+
+static int
+put_r(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes val)
+{
+    MDB_val k = V(key), d = V(val);
+    return sprig__mdb_err(mdb_put(txn, v->r, &k, &d, 0), "writing a view");
+}
+
+static int
+del_r(MDB_txn *txn, sprig__view *v, sprig_bytes key)
+{
+    MDB_val k = V(key);
+    int mrc = mdb_del(txn, v->r, &k, NULL);
+    return mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "writing a view");
+}
+
+/* r[K] of a built-in reduce, after removing the old values of group g and
+ * adding the new ones. */
+static int
+update_builtin(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
+               sprig__vscratch *vs)
+{
+    sprig__pair *P = vs->pairs;
+    sprig_bytes key = g->on ? P[g->o].key : P[g->n].key;
+    sprig__bstate s;
+    MDB_val k = V(key), cur;
+    sprig__bstate_init(&s);
+    int mrc = mdb_get(txn, v->r, &k, &cur);
+    int rc = mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "reading a view");
+    bool exact = rc == 0 && (mrc == 0 || g->on == 0);
+    if (rc == 0 && mrc == 0) {
+        rc = sprig__bstate_decode(B(cur), &s);
+    }
+    for (size_t i = 0; rc == 0 && exact && i < g->on; i++) {
+        exact =
+            sprig__bstate_remove(&s, v->def->builtin_reduce, P[g->o + i].value);
+    }
+    for (size_t i = 0; rc == 0 && exact && i < g->nn; i++) {
+        sprig__bstate_add(&s, P[g->n + i].value);
+    }
+    if (rc == 0 && !exact) { /* recompute from the key's mappings */
+        rc = key_values(txn, v, key, vs);
+        sprig__bstate_init(&s);
+        for (size_t i = 0; rc == 0 && i < vs->nvals; i++) {
+            sprig__bstate_add(&s, vs->vals[i]);
+        }
+    }
+    if (rc || s.count == 0) {
+        return rc ? rc : del_r(txn, v, key);
+    }
+    uint8_t enc[SPRIG__BSTATE_LEN];
+    sprig__bstate_encode(&s, enc);
+    return put_r(txn, v, key, (sprig_bytes){enc, sizeof enc});
+}
+
+/* r[K] of a C reduce: re-reduce additions into it, recompute otherwise. */
+static int
+update_c(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
+         sprig__vscratch *vs)
+{
+    sprig__pair *P = vs->pairs;
+    sprig_bytes key = g->on ? P[g->o].key : P[g->n].key;
+    MDB_val k = V(key), cur;
+    int rc = SPRIG_OK;
+    int mrc = g->on ? MDB_NOTFOUND : mdb_get(txn, v->r, &k, &cur);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return sprig__mdb_err(mrc, "reading a view");
+    }
+    if (g->on == 0) { /* additions only */
+        vs->nvals = 0;
+        for (size_t i = 0; rc == 0 && i < g->nn; i++) {
+            rc = grow((void **)&vs->vals, &vs->capvals, vs->nvals,
+                      sizeof *vs->vals);
+            if (rc == 0) {
+                vs->vals[vs->nvals++] = P[g->n + i].value;
+            }
+        }
+    } else {
+        rc = key_values(txn, v, key, vs);
+    }
+    if (rc || vs->nvals == 0) {
+        return rc ? rc : del_r(txn, v, key);
+    }
+    rc = c_reduce(v, vs->vals, vs->nvals, false, vs);
+    if (rc == 0 && mrc == 0) { /* fold into the stored result */
+        sprig_buf fresh = vs->tmp;
+        sprig_bytes two[2] = {B(cur), sprig_buf_bytes(&fresh)};
+        vs->tmp = (sprig_buf){0};
+        rc = c_reduce(v, two, 2, true, vs);
+        sprig_buf_free(&fresh);
+    }
+    return rc ? rc : put_r(txn, v, key, sprig_buf_bytes(&vs->tmp));
+}
+
+/* ---- re-mapping a document ------------------------------------------------
+ */
+
+static bool
+same_values(const sprig__pair *P, const sprig__vgroup *g)
+{
+    if (g->on != g->nn) {
+        return false;
+    }
+    for (size_t i = 0; i < g->on; i++) {
+        if (sprig__bytes_cmp(P[g->o + i].value, P[g->n + i].value)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Step 4: merge old pairs [0, no) and new pairs [no, npairs) by key. */
+static int
+apply_diff(MDB_txn *txn, sprig__view *v, sprig_bytes id, size_t no,
+           sprig__vscratch *vs)
+{
+    size_t i = 0, j = no, end = vs->npairs;
+    int rc = SPRIG_OK;
+    vs->ngroups = 0;
+    while (rc == 0 && (i < no || j < end)) {
+        sprig__pair *P = vs->pairs;
+        int c = i == no    ? 1
+                : j == end ? -1
+                           : sprig__bytes_cmp(P[i].key, P[j].key);
+        sprig_bytes key = c <= 0 ? P[i].key : P[j].key;
+        sprig__vgroup g = {i, 0, j, 0};
+        while (c <= 0 && i < no && sprig__bytes_cmp(P[i].key, key) == 0) {
+            i++, g.on++;
+        }
+        while (c >= 0 && j < end && sprig__bytes_cmp(P[j].key, key) == 0) {
+            j++, g.nn++;
+        }
+        if (g.on == 0) {
+            rc = add_entry(txn, v, key, id);
+        } else if (g.nn == 0) {
+            rc = del_entry(txn, v, key, id);
+        }
+        if (rc == 0 && v->reduces && !same_values(P, &g)) {
+            rc = grow((void **)&vs->groups, &vs->capgroups, vs->ngroups,
+                      sizeof *vs->groups);
+            if (rc == 0) {
+                vs->groups[vs->ngroups++] = g;
+            }
+        }
+    }
+    return rc;
+}
+
+/* Steps 5 and 6. */
+static int
+store(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint32_t nnew,
+      sprig__vscratch *vs)
+{
+    MDB_val k = V(id), d = {vs->newrec.len, vs->newrec.data};
+    int mrc = nnew ? mdb_put(txn, v->d, &k, &d, 0) : mdb_del(txn, v->d, &k, 0);
+    int rc = mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "writing a view");
+    for (size_t i = 0; rc == 0 && i < vs->ngroups; i++) {
+        rc = v->def->reduce ? update_c(txn, v, &vs->groups[i], vs)
+                            : update_builtin(txn, v, &vs->groups[i], vs);
+    }
+    return rc;
+}
+
+/* Re-map document `id` (contents NULL: deleted) into view v. */
+static int
+remap(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint64_t rev,
+      const uint8_t hash[16], const sprig_bytes *contents, struct json_t *json,
+      sprig__vscratch *vs)
+{
+    MDB_val k = V(id), old;
+    int rc = map_doc(v, id, rev, hash, contents, json, vs);
+    if (rc) {
+        return rc;
+    }
+    int mrc = mdb_get(txn, v->d, &k, &old);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return sprig__mdb_err(mrc, "reading a view");
+    }
+    uint32_t nnew = vs->em.n;
+    vs->oldrec.len = 0;
+    if (mrc == 0) {
+        rc = sprig_buf_append(&vs->oldrec, old.mv_data, old.mv_size);
+    } else if (nnew == 0) {
+        return SPRIG_OK; /* emitted nothing before or now */
+    }
+    const uint8_t *o = vs->oldrec.data, *n = vs->newrec.data;
+    if (rc == 0 && mrc == 0 && vs->oldrec.len == vs->newrec.len &&
+        memcmp(o + 24, n + 24, vs->newrec.len - 24) == 0) {
+        if (nnew == 0 || memcmp(o, n, 24) == 0) {
+            return SPRIG_OK; /* same mappings, same revision */
+        }
+        MDB_val d = {vs->newrec.len, vs->newrec.data};
+        return sprig__mdb_err(mdb_put(txn, v->d, &k, &d, 0), "writing a view");
+    }
+    size_t no = 0, nn = 0;
+    vs->npairs = 0;
+    if (rc == 0 && mrc == 0) {
+        rc = load_pairs(sprig_buf_bytes(&vs->oldrec), vs, &no);
+    }
+    rc = rc ? rc : load_pairs(sprig_buf_bytes(&vs->newrec), vs, &nn);
+    rc = rc ? rc : apply_diff(txn, v, id, no, vs);
+    return rc ? rc : store(txn, v, id, nnew, vs);
+}
+
+/* ---- the write hook and pending documents -------------------------------- */
+
+static int
+invalidate(MDB_txn *txn, sprig__view *v, sprig_bytes id)
+{
+    MDB_val k = V(id), d = {0, (void *)""};
+    return sprig__mdb_err(mdb_put(txn, v->i, &k, &d, 0), "writing a view");
+}
+
+int
+sprig__views_changed(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c,
+                     sprig_bytes id, uint64_t rev, const uint8_t hash[16],
+                     const sprig_bytes *contents, sprig__vscratch *vs)
+{
+    struct sprig__views *vw = ldb->views;
+    size_t ci = (size_t)(c - ldb->colls);
+    if (!vw || vw->count[ci] == 0) {
+        return SPRIG_OK;
+    }
+    sprig__view *views = vw->v + vw->first[ci];
+    struct json_t *json = NULL;
+    bool parsed = false;
+    int rc = SPRIG_OK;
+    for (size_t k = 0; rc == 0 && k < vw->count[ci]; k++) {
+        sprig__view *v = &views[k];
+        if (v->codeless && v->def->policy == SPRIG_VIEW_UNIQUE) {
+            rc = sprig__err(SPRIG_ESCHEMA,
+                            "collection '%s' has unique view '%s', whose "
+                            "code is not loaded: writes are refused",
+                            c->name, vname(v));
+        } else if (v->codeless || v->def->policy == SPRIG_VIEW_LAZY) {
+            rc = invalidate(txn, v, id);
+        } else {
+            if (v->jv && contents && !parsed) {
+                rc = sprig__json_parse(*contents, &json);
+                parsed = true;
+            }
+            rc = rc ? rc : remap(txn, v, id, rev, hash, contents, json, vs);
+        }
+    }
+    sprig__json_free(json);
+    return rc;
+}
+
+/* Re-map the stored document `id` (which may be gone). */
+static int
+remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
+{
+    static const uint8_t zero[16];
+    MDB_val k = V(id), val;
+    int mrc = mdb_get(txn, v->coll->dbi, &k, &val);
+    if (mrc == MDB_NOTFOUND) {
+        return remap(txn, v, id, 0, zero, NULL, NULL, vs);
+    }
+    if (mrc) {
+        return sprig__mdb_err(mrc, "reading a document");
+    }
+    uint64_t rev;
+    const uint8_t *hash;
+    sprig_bytes contents;
+    struct json_t *json = NULL;
+    int rc = sprig__doc_parse(&val, &rev, &hash, &contents);
+    if (rc == 0 && v->jv) {
+        rc = sprig__json_parse(contents, &json);
+    }
+    uint8_t h[16];
+    if (rc == 0) {
+        memcpy(h, hash, 16); /* the page may move once we write */
+        rc = remap(txn, v, id, rev, h, &contents, json, vs);
+    }
+    sprig__json_free(json);
+    return rc;
+}
+
+int
+sprig__view_index_pending(MDB_txn *txn, sprig__view *v, size_t max, bool *left,
+                          sprig__vscratch *vs)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    uint8_t id[SPRIG_ID_MAX];
+    int mrc = mdb_cursor_open(txn, v->i, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    int rc = SPRIG_OK;
+    size_t n = 0;
+    while (rc == 0 && (max == 0 || n < max) &&
+           (mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST)) == 0) {
+        if (k.mv_size == 0 || k.mv_size > SPRIG_ID_MAX) {
+            rc = sprig__err(SPRIG_ECORRUPT, "a pending view id is malformed");
+            break;
+        }
+        size_t len = k.mv_size;
+        memcpy(id, k.mv_data, len);
+        rc = remap_stored(txn, v, (sprig_bytes){id, len}, vs);
+        MDB_val key = {len, id};
+        rc = rc ? rc
+                : sprig__mdb_err(mdb_del(txn, v->i, &key, NULL),
+                                 "writing a view");
+        n++;
+    }
+    if (rc == 0 && mrc == 0 && max) {
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "reading a view");
+    }
+    *left = rc == 0 && mrc == 0;
+    return rc;
+}
+
+int
+sprig__view_pending(MDB_txn *txn, sprig__view *v, size_t *out)
+{
+    MDB_stat st;
+    int mrc = mdb_stat(txn, v->i, &st);
+    *out = mrc == 0 ? st.ms_entries : 0;
+    return sprig__mdb_err(mrc, "reading a view");
+}
+
+int
+sprig__view_clear(MDB_txn *txn, sprig__view *v)
+{
+    int mrc = mdb_drop(txn, v->e, 0);
+    mrc = mrc ? mrc : mdb_drop(txn, v->d, 0);
+    mrc = mrc ? mrc : mdb_drop(txn, v->i, 0);
+    if (mrc == 0 && v->reduces) {
+        mrc = mdb_drop(txn, v->r, 0);
+    }
+    return sprig__mdb_err(mrc, "clearing a view");
+}
+
+int
+sprig__view_index_docs(MDB_txn *txn, sprig__view *v, uint8_t *after,
+                       size_t *after_len, size_t max, bool *done,
+                       sprig__vscratch *vs)
+{
+    MDB_cursor *cur;
+    MDB_val k = {*after_len, after}, d;
+    int mrc = mdb_cursor_open(txn, v->coll->dbi, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    int rc = SPRIG_OK;
+    mrc = *after_len ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
+                     : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+    if (mrc == 0 && *after_len &&
+        sprig__bytes_cmp(B(k), (sprig_bytes){after, *after_len}) == 0) {
+        mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    for (size_t n = 0; rc == 0 && mrc == 0 && n < max; n++) {
+        if (k.mv_size == 0 || k.mv_size > SPRIG_ID_MAX) {
+            rc = sprig__err(SPRIG_ECORRUPT, "a document id is malformed");
+            break;
+        }
+        memcpy(after, k.mv_data, k.mv_size);
+        *after_len = k.mv_size;
+        rc = remap_stored(txn, v, (sprig_bytes){after, *after_len}, vs);
+        k = (MDB_val){*after_len, after};
+        mrc = rc ? 0 : mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+        mrc = rc || mrc ? mrc : mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "reading a collection");
+    }
+    *done = rc == 0 && mrc == MDB_NOTFOUND;
+    return rc;
+}

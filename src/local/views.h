@@ -1,0 +1,144 @@
+/*
+ * views.h -- private interface of the local engine's views (F4).
+ *
+ *   views.c       a database's views: tables, the stored version record,
+ *                 rebuilding an index whose definition changed (at open),
+ *                 the background thread behind SPRIG_UPDATE_AFTER
+ *   view_index.c  mapping documents and keeping an index current: the hook
+ *                 every document write calls (docs.c), pending documents of
+ *                 lazy views, per-key reduce results
+ *   view_query.c  the sprig_db_ops view entries: walking an index by key,
+ *                 reduce, grouped reduce
+ *
+ * Tables of view V of collection C, in the database's environment:
+ *   v.C.V.e  entries: view key -> source id (MDB_DUPSORT, ids sorted), so a
+ *            hot key holds its ids in a sub-tree instead of one big value
+ *   v.C.V.d  documents: source id -> [revision u64][hash 16][pair list]
+ *            (what the document emitted, view.h's encoded pair list): the
+ *            values live here, once per document, and a re-map diffs the
+ *            old list against the new one
+ *   v.C.V.r  reduce: view key -> the reduced value of the key's mappings
+ *            (a sprig__bstate for built-in reduces, the C reduce's bytes
+ *            otherwise); only for views that reduce
+ *   v.C.V.i  invalidated: source id -> "" for documents changed since a
+ *            lazy view was last brought up to date
+ * and in `meta`, "view:C/V" -> the definition the index was built with.
+ * Keys (<= SPRIG_KEY_MAX 400) and ids (<= SPRIG_ID_MAX 255) each fit
+ * LMDB's 511-byte key limit on their own, which a composite (key, id) key
+ * would not: hence DUPSORT for entries.
+ *
+ * Invariants (after every committed transaction):
+ *  - For an eager or unique view, and for a lazy view with an empty `i`:
+ *    (K, X) is in `e` iff document X exists and emitted key K; `d[X]`
+ *    holds exactly what X emitted, sorted; `r[K]` is the reduce of every
+ *    value mapped to K, and exists iff K has a mapping.
+ *  - For a lazy view, every document whose mappings may differ from the
+ *    index is in `i`; everything else is as above.
+ *  - A unique view has at most one id per key.
+ */
+#ifndef SPRIG_LOCAL_VIEWS_H
+#define SPRIG_LOCAL_VIEWS_H
+
+#include "core/view.h"
+#include "local.h"
+
+typedef struct sprig__view {
+    const sprig_view_def *def; /* in ldb->schema */
+    sprig__coll *coll;
+    MDB_dbi e, d, r, i;
+    bool codeless;    /* a C view whose code is not loaded */
+    bool reduces;     /* has a C reduce or a built-in one */
+    sprig__jview *jv; /* declarative views */
+    atomic_bool bg_pending;
+} sprig__view;
+
+struct sprig__views {
+    sprig__view *v;
+    size_t n;
+    size_t *first, *count; /* per collection: its views v[first ..) */
+    /* the background indexer (SPRIG_UPDATE_AFTER) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool started, wake;
+    atomic_bool stop;
+};
+
+/* ---- views.c ----------------------------------------------------------- */
+
+/** Tables the views of `schema` need (for the environment's maxdbs). */
+unsigned sprig__views_tables(const sprig_schema_def *schema);
+/** Set up the views of `ldb` (its tables and writer exist): open their
+ *  tables, and rebuild each index whose definition changed. */
+int sprig__views_open(sprig__ldb *ldb);
+/** Stop the background indexer and free; NULL-safe. */
+void sprig__views_close(sprig__ldb *ldb);
+/** View `name` of collection `coll`: SPRIG_ESCHEMA when there is none. */
+int sprig__views_find(sprig__ldb *ldb, const char *coll, const char *name,
+                      sprig__view **out);
+/** Ask the background indexer to bring `v` up to date. */
+void sprig__views_kick(sprig__ldb *ldb, sprig__view *v);
+/** Index the pending documents of `v` through the writer, a chunk per
+ *  write transaction, until none are left (or `*stop` turns true). */
+int sprig__views_drain(sprig__ldb *ldb, sprig__view *v,
+                       const atomic_bool *stop);
+
+/* Documents indexed per write transaction when catching up. */
+#define SPRIG__VIEW_CHUNK 2000
+
+/* ---- view_index.c ------------------------------------------------------- */
+
+/** Scratch memory of one write request, reused across its documents. */
+typedef struct sprig__vgroup sprig__vgroup;
+typedef struct sprig__vscratch {
+    sprig_emitter em;
+    sprig_buf newrec, oldrec, tmp;
+    sprig_bytes *vals; /* values being reduced */
+    size_t nvals, capvals;
+    sprig__pair *pairs; /* old then new pairs of the document */
+    size_t npairs, cappairs;
+    sprig__vgroup *groups; /* keys whose values changed */
+    size_t ngroups, capgroups;
+    sprig_doc *doc; /* the document handed to a C map */
+} sprig__vscratch;
+
+void sprig__vscratch_free(sprig__vscratch *s);
+
+/**
+ * The write hook: document `id` of collection `c` was just written with
+ * `contents` (NULL: deleted) as revision `rev` with `hash`, inside `txn`.
+ * Eager and unique views re-map it; lazy ones record it as pending.
+ * Errors: SPRIG_EUNIQUE, the map's own, storage errors.
+ */
+int sprig__views_changed(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c,
+                         sprig_bytes id, uint64_t rev, const uint8_t hash[16],
+                         const sprig_bytes *contents, sprig__vscratch *vs);
+
+/** Re-map up to `max` (0: all) pending documents of `v`; *left tells
+ *  whether some remain. */
+int sprig__view_index_pending(MDB_txn *txn, sprig__view *v, size_t max,
+                              bool *left, sprig__vscratch *vs);
+
+/** How many pending documents `v` has in `txn`'s snapshot. */
+int sprig__view_pending(MDB_txn *txn, sprig__view *v, size_t *out);
+
+/** Empty all the tables of `v`. */
+int sprig__view_clear(MDB_txn *txn, sprig__view *v);
+
+/** Map up to `max` documents of the collection with ids after `*after`
+ *  (empty: from the first), advancing `*after` (an SPRIG_ID_MAX buffer,
+ *  length in *after_len); *done when the collection is exhausted. */
+int sprig__view_index_docs(MDB_txn *txn, sprig__view *v, uint8_t *after,
+                           size_t *after_len, size_t max, bool *done,
+                           sprig__vscratch *vs);
+
+/* ---- view_query.c (the view entries of the local sprig_db_ops) ---------- */
+
+int sprig__lview_op_query(sprig_db *db, const sprig_view_query *q,
+                          bool with_docs, sprig_mapping_list **out);
+int sprig__lview_op_reduce(sprig_db *db, const sprig_view_query *q,
+                           sprig_buf *out);
+int sprig__lview_op_reduce_grouped(sprig_db *db, const sprig_view_query *q,
+                                   sprig_mapping_list **out);
+
+#endif /* SPRIG_LOCAL_VIEWS_H */

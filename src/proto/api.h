@@ -1,0 +1,176 @@
+/*
+ * api.h -- the API table of protocol sprig/1: every operation a client can
+ * ask for is one row (name, permission action, request fields, response
+ * fields).  The codecs below are driven by the rows, so the client (which
+ * encodes requests and decodes responses), the server (which decodes
+ * requests, runs them, and encodes responses) and docs/protocol.md (checked
+ * against the table by a test) cannot drift apart.
+ *
+ * A request or response payload is a MessagePack map from field names to
+ * values.  Each field says its wire type and where it lives in the C
+ * struct of that row (`offset`).  Unknown keys are ignored (forward
+ * compatibility); a missing required key is SPRIG_EPROTO naming it.
+ *
+ * Decoded byte fields borrow from the frame; decoded strings and composite
+ * values (document lists, transactions, ...) are allocated and released
+ * with sprig__api_free().
+ */
+#ifndef SPRIG_PROTO_API_H
+#define SPRIG_PROTO_API_H
+
+#include "proto/mp.h"
+
+#include <stddef.h>
+
+typedef enum sprig__ftype {
+    SPRIG__F_STR,        /* char *            MessagePack str          */
+    SPRIG__F_BYTES,      /* sprig_bytes       bin                      */
+    SPRIG__F_U64,        /* uint64_t          uint                     */
+    SPRIG__F_U32,        /* uint32_t          uint                     */
+    SPRIG__F_I64,        /* int64_t           int                      */
+    SPRIG__F_BOOL,       /* bool              bool                     */
+    SPRIG__F_HEADER,     /* sprig_header_buf  [id bin, rev uint, hash bin] */
+    SPRIG__F_RANGE,      /* sprig_range       [[kind, key], [kind, key]]   */
+    SPRIG__F_BYTES_LIST, /* sprig__bytes_list [bin, ...]               */
+    SPRIG__F_DOC,        /* sprig_doc *       [id, rev, hash, contents] */
+    SPRIG__F_DOC_LIST,   /* sprig_doc_list *  [doc, ...]               */
+    SPRIG__F_TXN,        /* sprig_txn *       [[op, coll, id|nil, contents|nil,
+                            rev|nil, hash|nil], ...] */
+    SPRIG__F_TXN_RESULT, /* sprig_txn_result *  {id, headers, failed, error,
+                            conflict} */
+    SPRIG__F_TXN_LOG, /* sprig_txn_log *   [[id, ts, [[coll, id, rev, deleted],
+                         ...]], ...] */
+    SPRIG__F_DB_LIST, /* sprig_database_list * [[name, schema], ...] */
+    SPRIG__F_SCHEMA,  /* sprig_schema_def * the stored schema form (bin) */
+    SPRIG__F_SCHEMA_LIST /* sprig_schema_list * [schema, ...]           */
+} sprig__ftype;
+
+#define SPRIG__FIELD_OPTIONAL 1u
+
+typedef struct sprig__field {
+    const char *name;
+    sprig__ftype type;
+    uint16_t offset;
+    uint16_t flags;
+    /* for optional fields: offset of a bool set when present (or 0xffff) */
+    uint16_t present;
+} sprig__field;
+
+/** A list of borrowed byte strings (ids for get_multiple). */
+typedef struct sprig__bytes_list {
+    sprig_bytes *items;
+    size_t n;
+} sprig__bytes_list;
+
+typedef struct sprig__api {
+    const char *name;    /* "doc.get" */
+    const char *action;  /* the permission action that guards it */
+    const char *summary; /* one line for docs/protocol.md */
+    const sprig__field *req;
+    size_t n_req;
+    const sprig__field *resp;
+    size_t n_resp;
+    size_t req_size, resp_size;
+    /* A failure still carries the response (conflict headers, failed
+     * transaction results): it travels as the error frame's detail. */
+    bool resp_on_error;
+} sprig__api;
+
+/* The rows, for the server's dispatch and the client's calls. */
+extern const sprig__api sprig__api_db_create, sprig__api_db_delete,
+    sprig__api_db_list, sprig__api_db_open, sprig__api_schema_register,
+    sprig__api_schema_list, sprig__api_apply, sprig__api_get,
+    sprig__api_get_multiple, sprig__api_list, sprig__api_doc_count, sprig__api_log,
+    sprig__api_last_txn;
+
+/** The whole table, and a lookup by name (NULL when unknown). */
+extern const sprig__api *const sprig__api_table[];
+extern const size_t sprig__api_count;
+const sprig__api *sprig__api_find(sprig_bytes name);
+
+/** Encode the struct `s` as the map described by `fields`. */
+int sprig__api_encode(sprig__mp_wr *w, const sprig__field *fields, size_t n,
+                      const void *s);
+/** Decode a map into the zeroed struct `s`.  On failure the struct may be
+ *  partly filled: release it with sprig__api_free() either way. */
+int sprig__api_decode(sprig_bytes payload, const sprig__field *fields, size_t n,
+                      void *s);
+/** Release what decoding (or a handler) allocated in `s`. */
+void sprig__api_free(const sprig__field *fields, size_t n, void *s);
+
+/* ---- the request and response structs of each row ----------------------
+ * Named sprig__<api>_req / _resp; `db` names the database. */
+
+typedef struct {
+    char *name, *schema;
+    bool only_if_needed;
+} sprig__db_create_req;
+typedef struct {
+    char *name;
+} sprig__db_name_req;
+typedef struct {
+    int unused;
+} sprig__empty;
+typedef struct {
+    sprig_database_list *list;
+} sprig__db_list_resp;
+typedef struct {
+    sprig_schema_def *schema;
+} sprig__schema_register_req;
+typedef struct {
+    sprig_schema_list *list;
+} sprig__schema_list_resp;
+
+typedef struct {
+    char *db;
+    sprig_txn *txn;
+} sprig__apply_req;
+typedef struct {
+    sprig_txn_result *result;
+} sprig__apply_resp;
+
+typedef struct {
+    char *db, *collection;
+    sprig_bytes id;
+} sprig__get_req;
+typedef struct {
+    sprig_doc *doc;
+} sprig__get_resp;
+typedef struct {
+    char *db, *collection;
+    sprig__bytes_list ids;
+} sprig__get_multiple_req;
+typedef struct {
+    sprig_doc_list *docs;
+} sprig__docs_resp;
+typedef struct {
+    char *db, *collection;
+    sprig_range range;
+    bool has_range;
+    uint32_t order, limit;
+    bool headers_only;
+} sprig__list_req;
+typedef struct {
+    char *db, *collection;
+    sprig_range range;
+    bool has_range;
+} sprig__count_req;
+typedef struct {
+    uint64_t count;
+} sprig__count_resp;
+typedef struct {
+    char *db;
+    uint64_t since;
+    uint32_t limit;
+} sprig__log_req;
+typedef struct {
+    sprig_txn_log *log;
+} sprig__log_resp;
+typedef struct {
+    char *db;
+} sprig__db_req;
+typedef struct {
+    uint64_t id;
+} sprig__last_txn_resp;
+
+#endif

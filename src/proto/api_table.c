@@ -1,0 +1,166 @@
+/*
+ * api_table.c -- the rows of the API table (see api.h).  Adding an
+ * operation to the protocol is adding a row here, its structs in api.h, a
+ * handler in the server's dispatch and a remote op in the client; the
+ * codecs come from the row, and tests/test_protocol_doc checks that
+ * docs/protocol.md describes every row.
+ */
+#include "proto/api.h"
+
+#define F(S, f, T)                                                             \
+    {                                                                          \
+#f, T, (uint16_t)offsetof(S, f), 0, 0xffff                             \
+    }
+#define OPT(S, f, T, p)                                                        \
+    {                                                                          \
+#f, T, (uint16_t)offsetof(S, f), SPRIG__FIELD_OPTIONAL,                \
+            (uint16_t)offsetof(S, p)                                           \
+    }
+#define N(a) (sizeof(a) / sizeof *(a))
+/* RQF/RSF: FIELDS(array) or NONE (each expands to "pointer, count"). */
+#define FIELDS(a) a, N(a)
+#define ROW(var, nm, act, sum, RQ, RQF, RS, RSF, on_err)                       \
+    const sprig__api var = {nm,  act,        sum,        RQF,                  \
+                            RSF, sizeof(RQ), sizeof(RS), on_err}
+
+static const sprig__field no_fields[1] = {{"", SPRIG__F_BOOL, 0, 0, 0}};
+#define NONE no_fields, 0
+
+/* ---- storage administration -------------------------------------------- */
+
+static const sprig__field db_create_req[] = {
+    F(sprig__db_create_req, name, SPRIG__F_STR),
+    F(sprig__db_create_req, schema, SPRIG__F_STR),
+    F(sprig__db_create_req, only_if_needed, SPRIG__F_BOOL),
+};
+static const sprig__field db_name_req[] = {
+    F(sprig__db_name_req, name, SPRIG__F_STR),
+};
+static const sprig__field db_list_resp[] = {
+    F(sprig__db_list_resp, list, SPRIG__F_DB_LIST),
+};
+static const sprig__field schema_register_req[] = {
+    F(sprig__schema_register_req, schema, SPRIG__F_SCHEMA),
+};
+static const sprig__field schema_list_resp[] = {
+    F(sprig__schema_list_resp, list, SPRIG__F_SCHEMA_LIST),
+};
+
+/* ---- documents and transactions ----------------------------------------- */
+
+static const sprig__field apply_req[] = {
+    F(sprig__apply_req, db, SPRIG__F_STR),
+    F(sprig__apply_req, txn, SPRIG__F_TXN),
+};
+static const sprig__field apply_resp[] = {
+    F(sprig__apply_resp, result, SPRIG__F_TXN_RESULT),
+};
+static const sprig__field get_req[] = {
+    F(sprig__get_req, db, SPRIG__F_STR),
+    F(sprig__get_req, collection, SPRIG__F_STR),
+    F(sprig__get_req, id, SPRIG__F_BYTES),
+};
+static const sprig__field get_resp[] = {
+    F(sprig__get_resp, doc, SPRIG__F_DOC),
+};
+static const sprig__field get_multiple_req[] = {
+    F(sprig__get_multiple_req, db, SPRIG__F_STR),
+    F(sprig__get_multiple_req, collection, SPRIG__F_STR),
+    F(sprig__get_multiple_req, ids, SPRIG__F_BYTES_LIST),
+};
+static const sprig__field docs_resp[] = {
+    F(sprig__docs_resp, docs, SPRIG__F_DOC_LIST),
+};
+static const sprig__field list_req[] = {
+    F(sprig__list_req, db, SPRIG__F_STR),
+    F(sprig__list_req, collection, SPRIG__F_STR),
+    OPT(sprig__list_req, range, SPRIG__F_RANGE, has_range),
+    F(sprig__list_req, order, SPRIG__F_U32),
+    F(sprig__list_req, limit, SPRIG__F_U32),
+    F(sprig__list_req, headers_only, SPRIG__F_BOOL),
+};
+static const sprig__field count_req[] = {
+    F(sprig__count_req, db, SPRIG__F_STR),
+    F(sprig__count_req, collection, SPRIG__F_STR),
+    OPT(sprig__count_req, range, SPRIG__F_RANGE, has_range),
+};
+static const sprig__field count_resp[] = {
+    F(sprig__count_resp, count, SPRIG__F_U64),
+};
+static const sprig__field log_req[] = {
+    F(sprig__log_req, db, SPRIG__F_STR),
+    F(sprig__log_req, since, SPRIG__F_U64),
+    F(sprig__log_req, limit, SPRIG__F_U32),
+};
+static const sprig__field log_resp[] = {
+    F(sprig__log_resp, log, SPRIG__F_TXN_LOG),
+};
+static const sprig__field db_req[] = {
+    F(sprig__db_req, db, SPRIG__F_STR),
+};
+static const sprig__field last_txn_resp[] = {
+    F(sprig__last_txn_resp, id, SPRIG__F_U64),
+};
+
+ROW(sprig__api_db_create, "storage.create_database", "database.create",
+    "Create a database with a registered schema.", sprig__db_create_req,
+    FIELDS(db_create_req), sprig__empty, NONE, false);
+ROW(sprig__api_db_delete, "storage.delete_database", "database.delete",
+    "Delete a database and all its data.", sprig__db_name_req,
+    FIELDS(db_name_req), sprig__empty, NONE, false);
+ROW(sprig__api_db_list, "storage.list_databases", "database.list",
+    "List databases and their schemas.", sprig__empty, NONE,
+    sprig__db_list_resp, FIELDS(db_list_resp), false);
+ROW(sprig__api_db_open, "storage.database", "database.open",
+    "Check that a database exists (before handing out a handle).",
+    sprig__db_name_req, FIELDS(db_name_req), sprig__empty, NONE, false);
+ROW(sprig__api_schema_register, "storage.register_schema", "schema.register",
+    "Register (or extend) a schema.", sprig__schema_register_req,
+    FIELDS(schema_register_req), sprig__empty, NONE, false);
+ROW(sprig__api_schema_list, "storage.list_schemas", "schema.list",
+    "List registered schemas and their collections.", sprig__empty, NONE,
+    sprig__schema_list_resp, FIELDS(schema_list_resp), false);
+ROW(sprig__api_apply, "db.apply", "transaction.apply",
+    "Apply a transaction atomically (every single-document write is one).",
+    sprig__apply_req, FIELDS(apply_req), sprig__apply_resp, FIELDS(apply_resp),
+    true);
+ROW(sprig__api_get, "db.get", "document.get", "Read one document.",
+    sprig__get_req, FIELDS(get_req), sprig__get_resp, FIELDS(get_resp), false);
+ROW(sprig__api_get_multiple, "db.get_multiple", "document.get",
+    "Read several documents in one snapshot.", sprig__get_multiple_req,
+    FIELDS(get_multiple_req), sprig__docs_resp, FIELDS(docs_resp), false);
+ROW(sprig__api_list, "db.list", "document.list",
+    "Documents (or headers) in an id range.", sprig__list_req, FIELDS(list_req),
+    sprig__docs_resp, FIELDS(docs_resp), false);
+ROW(sprig__api_doc_count, "db.count", "document.count",
+    "Count documents in an id range.", sprig__count_req, FIELDS(count_req),
+    sprig__count_resp, FIELDS(count_resp), false);
+ROW(sprig__api_log, "db.list_executed_transactions", "transaction.log",
+    "Executed transactions from an id on.", sprig__log_req, FIELDS(log_req),
+    sprig__log_resp, FIELDS(log_resp), false);
+ROW(sprig__api_last_txn, "db.last_transaction_id", "transaction.log",
+    "The last executed transaction's id.", sprig__db_req, FIELDS(db_req),
+    sprig__last_txn_resp, FIELDS(last_txn_resp), false);
+
+const sprig__api *const sprig__api_table[] = {
+    &sprig__api_db_create,       &sprig__api_db_delete,
+    &sprig__api_db_list,         &sprig__api_db_open,
+    &sprig__api_schema_register, &sprig__api_schema_list,
+    &sprig__api_apply,           &sprig__api_get,
+    &sprig__api_get_multiple,    &sprig__api_list,
+    &sprig__api_doc_count,       &sprig__api_log,
+    &sprig__api_last_txn,
+};
+const size_t sprig__api_count = N(sprig__api_table);
+
+const sprig__api *
+sprig__api_find(sprig_bytes name)
+{
+    for (size_t i = 0; i < sprig__api_count; i++) {
+        const char *n = sprig__api_table[i]->name;
+        if (strlen(n) == name.len && memcmp(n, name.data, name.len) == 0) {
+            return sprig__api_table[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,336 @@
+/*
+ * server.c -- a Sprig server's lifecycle.
+ *
+ * States: NEW -> RUNNING (sprig_server_start/run: loop, workers, listener)
+ * -> STOPPING (sprig_server_shutdown: listener closed, clients told 1001,
+ * in-flight jobs finish) -> STOPPED (the loop has no handles left and
+ * returned).  The loop thread is either a thread of our own (start) or the
+ * caller's (run).  Other threads reach the loop only through the two async
+ * handles: `done_async` (workers finished jobs) and `stop_async`.
+ */
+#include "server/server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void
+sprig_server_options_init(sprig_server_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ws_listen = "127.0.0.1:5646";
+    o->max_frame = 16u << 20;
+    o->max_inflight = 256;
+    o->max_connections = 1024;
+    o->ping_interval_ms = 30000;
+    o->idle_timeout_ms = 90000;
+    o->workers = 16;
+}
+
+/* Split "host:port" (IPv6 as "[::1]:port"). */
+static int
+parse_listen(const char *s, char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == s || *end || p < 0 || p > 65535) {
+        return sprig__err(SPRIG_EINVAL,
+                          "listen address '%s' is not "
+                          "host:port",
+                          s);
+    }
+    const char *h = s;
+    size_t n = (size_t)(colon - s);
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    *host = sprig__malloc(n + 1);
+    if (!*host) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    memcpy(*host, h, n);
+    (*host)[n] = 0;
+    *port = (int)p;
+    return SPRIG_OK;
+}
+
+int
+sprig_server_new(const sprig_storage_options *so, const sprig_server_options *o,
+                 sprig_server **out)
+{
+    if (!out) {
+        return sprig__err(SPRIG_EINVAL, "out is NULL");
+    }
+    *out = NULL;
+    sprig_server_options defaults;
+    sprig_server_options_init(&defaults);
+    if (!o) {
+        o = &defaults;
+    }
+    if (!o->tls_cert_file != !o->tls_key_file) {
+        return sprig__err(SPRIG_EINVAL, "TLS needs both a certificate and "
+                                        "a key file");
+    }
+    sprig_server *srv = sprig__calloc(1, sizeof *srv);
+    if (!srv) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    srv->tag = SPRIG__TAG_SERVER;
+    srv->opts = *o;
+    srv->ws_port = -1;
+    if (!srv->opts.workers) {
+        srv->opts.workers = defaults.workers;
+    }
+    if (!srv->opts.max_inflight) {
+        srv->opts.max_inflight = defaults.max_inflight;
+    }
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->cond, NULL);
+    int rc = o->ws_listen
+                 ? parse_listen(o->ws_listen, &srv->ws_host, &srv->ws_port)
+                 : 0;
+    rc = rc ? rc : sprig_storage_open(so, &srv->st);
+    if (rc) {
+        sprig_server_free(srv);
+        return rc;
+    }
+    *out = srv;
+    return SPRIG_OK;
+}
+
+sprig_storage *
+sprig_server_storage(sprig_server *srv)
+{
+    return srv ? srv->st : NULL;
+}
+
+int
+sprig_server_ws_port(const sprig_server *srv)
+{
+    return srv && srv->ws ? sprig__listener_port(srv->ws) : -1;
+}
+
+static void
+close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Close the loop's own handles once nothing is left to answer. */
+static void
+maybe_finish(sprig_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    if (srv->state == SRV_STOPPING && srv->jobs_in_flight == 0 &&
+        !uv_is_closing((uv_handle_t *)&srv->done_async)) {
+        uv_close((uv_handle_t *)&srv->done_async, close_cb);
+        uv_close((uv_handle_t *)&srv->stop_async, close_cb);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void
+on_done(uv_async_t *a)
+{
+    sprig_server *srv = a->data;
+    pthread_mutex_lock(&srv->lock);
+    sprig__job *j = srv->done_head;
+    srv->done_head = srv->done_tail = NULL;
+    pthread_mutex_unlock(&srv->lock);
+    while (j) {
+        sprig__job *next = j->next;
+        sprig__session_job_done(j);
+        j = next;
+    }
+    maybe_finish(srv);
+}
+
+static void
+on_stop(uv_async_t *a)
+{
+    sprig_server *srv = a->data;
+    pthread_mutex_lock(&srv->lock);
+    srv->state = SRV_STOPPING;
+    pthread_mutex_unlock(&srv->lock);
+    if (srv->ws) {
+        sprig__listener_close(srv->ws);
+        srv->ws = NULL;
+    }
+    sprig__session_close_all(srv);
+    maybe_finish(srv);
+}
+
+static int
+listen_ws(sprig_server *srv)
+{
+    sprig__ws_opts wo;
+    sprig__ws_opts_init(&wo);
+    wo.max_message = srv->opts.max_frame;
+    wo.max_connections = srv->opts.max_connections;
+    wo.ping_interval_ms = srv->opts.ping_interval_ms;
+    wo.idle_timeout_ms = srv->opts.idle_timeout_ms;
+    wo.tls_cert_file = srv->opts.tls_cert_file;
+    wo.tls_key_file = srv->opts.tls_key_file;
+    wo.close_timeout_ms = 2000;
+    wo.status_body = "Sprig " SPRIG_VERSION_STRING
+                     ": ok\nprotocol sprig/1 over WebSockets\n";
+    static const sprig__conn_cbs cbs = {
+        .on_open = sprig__session_on_open,
+        .on_message = sprig__session_on_message,
+        .on_close = sprig__session_on_close,
+    };
+    return sprig__ws_listen(&srv->loop, srv->ws_host, srv->ws_port, &wo, &cbs,
+                            srv, &srv->ws);
+}
+
+/* Set up the loop, workers and listener on the calling thread. */
+static int
+setup(sprig_server *srv)
+{
+    int rc = uv_loop_init(&srv->loop);
+    if (rc) {
+        return sprig__err(SPRIG_EIO, "cannot make an event loop: %s",
+                          uv_strerror(rc));
+    }
+    srv->loop_ready = true;
+    uv_async_init(&srv->loop, &srv->done_async, on_done);
+    uv_async_init(&srv->loop, &srv->stop_async, on_stop);
+    srv->done_async.data = srv->stop_async.data = srv;
+    rc = sprig__pool_start(&srv->pool, srv->opts.workers, sprig__dispatch, srv);
+    rc = rc ? rc : (srv->ws_host ? listen_ws(srv) : 0);
+    return rc;
+}
+
+/* Undo setup after the loop returned (or setup failed). */
+static void
+teardown(sprig_server *srv)
+{
+    if (!uv_is_closing((uv_handle_t *)&srv->done_async)) {
+        uv_close((uv_handle_t *)&srv->done_async, close_cb);
+        uv_close((uv_handle_t *)&srv->stop_async, close_cb);
+    }
+    if (srv->ws) {
+        sprig__listener_close(srv->ws);
+        srv->ws = NULL;
+    }
+    uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
+    sprig__pool_stop(&srv->pool);
+    for (sprig__job *j = srv->done_head, *n; j; j = n) {
+        n = j->next;
+        sprig__session_job_done(j); /* sessions are closed: just frees */
+    }
+    srv->done_head = srv->done_tail = NULL;
+    uv_loop_close(&srv->loop);
+    srv->loop_ready = false;
+}
+
+/* Report the start result to whoever waits in sprig_server_start. */
+static void
+announce(sprig_server *srv, int rc)
+{
+    pthread_mutex_lock(&srv->lock);
+    srv->start_rc = rc;
+    snprintf(srv->start_msg, sizeof srv->start_msg, "%s", sprig_errmsg());
+    srv->state = rc ? SRV_STOPPED : SRV_RUNNING;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static int
+serve(sprig_server *srv)
+{
+    int rc = setup(srv);
+    announce(srv, rc);
+    if (rc == 0) {
+        uv_run(&srv->loop, UV_RUN_DEFAULT);
+    }
+    teardown(srv);
+    pthread_mutex_lock(&srv->lock);
+    srv->state = SRV_STOPPED;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
+}
+
+static void *
+serve_thread(void *arg)
+{
+    serve(arg);
+    return NULL;
+}
+
+static int
+claim(sprig_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    bool fresh = srv->state == SRV_NEW;
+    if (fresh) {
+        srv->state = SRV_STOPPED; /* until announce() */
+        srv->start_rc = 1;        /* pending */
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return fresh ? 0
+                 : sprig__err(SPRIG_EBUSY, "the server was started "
+                                           "already");
+}
+
+int
+sprig_server_start(sprig_server *srv)
+{
+    int rc = srv ? claim(srv) : sprig__err(SPRIG_EINVAL, "server is NULL");
+    if (rc) {
+        return rc;
+    }
+    if (pthread_create(&srv->thread, NULL, serve_thread, srv) != 0) {
+        return sprig__err(SPRIG_ENOMEM, "cannot start the server thread");
+    }
+    srv->threaded = true;
+    pthread_mutex_lock(&srv->lock);
+    while (srv->start_rc == 1) {
+        pthread_cond_wait(&srv->cond, &srv->lock);
+    }
+    rc = srv->start_rc;
+    pthread_mutex_unlock(&srv->lock);
+    return rc ? sprig__err(rc, "%s", srv->start_msg) : SPRIG_OK;
+}
+
+int
+sprig_server_run(sprig_server *srv)
+{
+    int rc = srv ? claim(srv) : sprig__err(SPRIG_EINVAL, "server is NULL");
+    return rc ? rc : serve(srv);
+}
+
+int
+sprig_server_shutdown(sprig_server *srv, int grace_ms)
+{
+    (void)grace_ms; /* requests finish; close handshakes are bounded (2 s) */
+    if (!srv) {
+        return SPRIG_OK;
+    }
+    pthread_mutex_lock(&srv->lock);
+    if (srv->state == SRV_RUNNING &&
+        !uv_is_closing((uv_handle_t *)&srv->stop_async)) {
+        uv_async_send(&srv->stop_async);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return SPRIG_OK;
+}
+
+void
+sprig_server_free(sprig_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    if (srv->threaded) {
+        sprig_server_shutdown(srv, 1000);
+        pthread_join(srv->thread, NULL);
+    }
+    sprig_storage_close(srv->st);
+    sprig__free(srv->ws_host);
+    pthread_mutex_destroy(&srv->lock);
+    pthread_cond_destroy(&srv->cond);
+    sprig__free(srv);
+}

@@ -1,0 +1,116 @@
+/*
+ * server_int.h -- private interface of src/server.
+ *
+ *   server.c    lifecycle: options, the loop thread, the listener, shutdown
+ *   pool.c      the worker threads that run database work
+ *   session.c   one session per connection: frames in, jobs out, answers
+ *               back; limits on in-flight requests
+ *   dispatch.c  one handler per API row, calling the public API on the
+ *               server's own local storage
+ *
+ * Threads.  Everything in a session, and the session list, belongs to the
+ * loop thread.  A request becomes a job: its payload is copied, a worker
+ * decodes it, runs the handler against the local storage and encodes the
+ * answer frame; the job then goes back to the loop thread (a done queue and
+ * a uv_async_t) which sends it if the connection is still open.  A session
+ * is freed when its connection has closed and no job of it is in flight
+ * (`refs`).  Workers never touch a session's fields.
+ */
+#ifndef SPRIG_SERVER_INT_H
+#define SPRIG_SERVER_INT_H
+
+#include "core/core.h"
+#include "proto/api.h"
+#include "proto/envelope.h"
+#include "sprig/server.h"
+#include "transport/transport.h"
+
+#include <pthread.h>
+#include <uv.h>
+
+typedef struct sprig__session sprig__session;
+
+typedef struct sprig__job {
+    struct sprig__job *next;
+    sprig__session *sess;
+    sprig_server *srv;
+    const sprig__api *api;
+    uint32_t id;
+    sprig_buf in;  /* the request payload (a copy) */
+    sprig_buf out; /* the answer frame */
+} sprig__job;
+
+typedef struct sprig__pool {
+    pthread_t *threads;
+    unsigned n;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    sprig__job *head, *tail;
+    bool stop;
+    void (*run)(sprig__job *job, void *udata);
+    void *udata;
+} sprig__pool;
+
+int sprig__pool_start(sprig__pool *p, unsigned n,
+                      void (*run)(sprig__job *, void *), void *udata);
+void sprig__pool_push(sprig__pool *p, sprig__job *job);
+/** Finish queued jobs, then join the threads. */
+void sprig__pool_stop(sprig__pool *p);
+
+/* The first member of a session and of the server: a connection's user
+ * pointer is the server until on_open gives it a session. */
+#define SPRIG__TAG_SESSION 0x53455353u
+#define SPRIG__TAG_SERVER 0x53525652u
+
+struct sprig__session {
+    uint32_t tag;
+    sprig_server *srv;
+    sprig__conn *conn; /* NULL once the connection closed */
+    uint32_t inflight;
+    int refs; /* the connection + one per job in flight */
+    sprig__session *prev, *next;
+};
+
+typedef enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED } srv_state;
+
+struct sprig_server {
+    uint32_t tag;
+    sprig_storage *st;
+    sprig_server_options opts;
+    char *ws_host;
+    int ws_port;
+    uv_loop_t loop;
+    bool loop_ready;
+    uv_async_t done_async, stop_async;
+    uv_timer_t grace_timer;
+    sprig__listener *ws;
+    sprig__pool pool;
+    pthread_t thread;
+    bool threaded;
+    pthread_mutex_t lock; /* guards state, done queue, grace_ms */
+    pthread_cond_t cond;
+    srv_state state;
+    int start_rc;
+    char start_msg[256];
+    int grace_ms;
+    sprig__job *done_head, *done_tail;
+    sprig__session *sessions;
+    unsigned jobs_in_flight; /* loop thread */
+};
+
+/* session.c (loop thread) */
+void sprig__session_on_open(sprig__conn *c, void *udata);
+void sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
+                               void *udata);
+void sprig__session_on_close(sprig__conn *c, int code, const char *reason,
+                             void *udata);
+/** A job came back from a worker: answer and release it. */
+void sprig__session_job_done(sprig__job *job);
+/** Close every session's connection (1001). */
+void sprig__session_close_all(sprig_server *srv);
+
+/* dispatch.c (worker threads) */
+/** Decode, run and encode one request into job->out. */
+void sprig__dispatch(sprig__job *job, void *udata);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * cmd_serve.c -- `sprig serve`: run a Sprig server on the storage at
+ * --path until SIGINT or SIGTERM.  The server runs on its own threads;
+ * this thread waits for the signal (sigwait, with the signals blocked in
+ * every thread) and then shuts the server down gracefully.
+ */
+#include "cli.h"
+
+#include <sprig/server.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char serve_usage[] =
+    "usage: sprig [--path DIR] serve [--ws HOST:PORT] [--tls-cert FILE\n"
+    "                               --tls-key FILE] [--durability MODE]\n"
+    "\n"
+    "Serve the storage at --path over WebSockets (protocol sprig/1) until\n"
+    "interrupted (SIGINT or SIGTERM: requests in flight finish, clients are\n"
+    "told the server is going away).\n"
+    "\n"
+    "  --ws HOST:PORT     listen address (default 127.0.0.1:5646; port 0\n"
+    "                     picks a free one, printed at start)\n"
+    "  --tls-cert FILE    PEM certificate chain; with --tls-key: wss://\n"
+    "  --tls-key FILE     PEM private key\n"
+    "  --durability MODE  full (default), normal or none\n";
+
+static int
+parse_durability(const char *s, sprig_durability *out)
+{
+    static const char *names[] = {"full", "normal", "none"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (sprig_durability)i;
+            return CLI_CONTINUE;
+        }
+    }
+    return cli_usage(serve_usage,
+                     "durability '%s' is not full, normal or "
+                     "none",
+                     s);
+}
+
+/* Print where the server listens and how to reach it. */
+static void
+announce(const cli *c, sprig_server *srv, bool tls)
+{
+    const char *scheme = tls ? "wss" : "ws";
+    int port = sprig_server_ws_port(srv);
+    printf("Sprig %s serving %s\n", sprig_version(), c->path);
+    printf("  listening on %s://127.0.0.1:%d (protocol sprig/1)\n", scheme,
+           port);
+    printf("  try: %s --url %s://127.0.0.1:%d db list\n", c->prog, scheme,
+           port);
+    printf("  stop with Ctrl-C\n");
+    fflush(stdout);
+}
+
+static int
+serve(cli *c, sprig_server_options *o, sprig_durability d)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads inherit the mask */
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.path = c->path;
+    so.durability = d;
+    sprig_server *srv;
+    int rc = sprig_server_new(&so, o, &srv);
+    rc = rc ? rc : sprig_server_start(srv);
+    if (rc) {
+        int status = cli_fail(rc);
+        sprig_server_free(rc == 0 ? srv : NULL);
+        return status;
+    }
+    announce(c, srv, o->tls_cert_file != NULL);
+    int sig;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "sprig: %s: shutting down\n",
+            sig == SIGINT ? "interrupted" : "terminated");
+    sprig_server_shutdown(srv, 5000);
+    sprig_server_free(srv);
+    return CLI_OK;
+}
+
+int
+cli_cmd_serve(cli *c, int argc, char **argv)
+{
+    sprig_server_options o;
+    sprig_server_options_init(&o);
+    const char *durability = "full";
+    const cli_opt opts[] = {
+        {"--ws", &o.ws_listen, NULL},
+        {"--tls-cert", &o.tls_cert_file, NULL},
+        {"--tls-key", &o.tls_key_file, NULL},
+        {"--durability", &durability, NULL},
+        {NULL, NULL, NULL},
+    };
+    cli_args a;
+    int rc = cli_parse(argc, argv, opts, serve_usage, 0, 0, &a);
+    if (rc != CLI_CONTINUE) {
+        return rc;
+    }
+    if (!o.tls_cert_file != !o.tls_key_file) {
+        return cli_usage(serve_usage, "--tls-cert and --tls-key go together");
+    }
+    sprig_durability d = SPRIG_DURABILITY_FULL;
+    if ((rc = parse_durability(durability, &d)) != CLI_CONTINUE) {
+        return rc;
+    }
+    return serve(c, &o, d);
+}
