@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 DATA       ?= ./sprig-data
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
-        crash-long format format-check clean install
+        crash-long fuzz format format-check clean install
 
 all: build
 
@@ -26,11 +26,13 @@ build-asan: deps
 
 # Sprig's main job on an embedded default storage in the working directory:
 # the demo writes a few documents (so there is something to look at), then
-# the server serves ./sprig-data on 127.0.0.1:5646 until Ctrl-C.
+# the server serves ./sprig-data on 127.0.0.1:5646 until Ctrl-C, with the
+# demo schema's declarative view (messages by author).
 run: build
 	@$(BUILD)/tools/sprig --path $(DATA) demo
 	@echo
-	@$(BUILD)/tools/sprig --path $(DATA) serve --ws 127.0.0.1:5646
+	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
+	    serve --ws 127.0.0.1:5646
 
 # The whole suite, in a normal build and in an ASan+UBSan build.
 test: test-normal test-asan
@@ -56,6 +58,26 @@ bench:
 # The long crash loop: 10,000 SIGKILL rounds (make test runs a short one).
 crash-long: build
 	@SPRIG_CRASH_ROUNDS=10000 $(BUILD)/tests/test_crash
+
+# The long fuzz run: each libFuzzer harness (clang, ASan + UBSan) for
+# FUZZ_SECONDS, seeded from fuzz/corpus/<name>/ (make test replays those).
+# New inputs go to $(FUZZ_BUILD)/corpus-<name>/, crashes to $(FUZZ_BUILD)/:
+# after the fix, copy a crash file into fuzz/corpus/<name>/.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZERS      ?= http_upgrade frame request
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSPRIG_FUZZ=ON -DSPRIG_SANITIZE=ON \
+	    -DSPRIG_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) \
+	    --target $(addprefix fuzz_,$(FUZZERS))
+	@set -e; for f in $(FUZZERS); do \
+	    echo "== fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	    mkdir -p $(FUZZ_BUILD)/corpus-$$f; \
+	    $(FUZZ_BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/ \
+	        $(FUZZ_BUILD)/corpus-$$f fuzz/corpus/$$f; \
+	done
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

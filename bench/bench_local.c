@@ -254,6 +254,23 @@ machine_info(bench_machine *m, const opts *o)
              sqlite3_libversion());
 }
 
+/* v with thousands separators ("1,000,000") into buf. */
+static const char *
+thousands(uint64_t v, char *buf, size_t cap)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t j = 0;
+    for (int i = 0; i < n && j + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0) {
+            buf[j++] = ',';
+        }
+        buf[j++] = digits[i];
+    }
+    buf[j] = 0;
+    return buf;
+}
+
 /* ---- engines and checks ------------------------------------------------- */
 
 static void
@@ -491,8 +508,9 @@ wl_batch(const ctx *c, bench_result *res)
 {
     const opts *o = &c->o;
     static char what[128];
-    snprintf(what, sizeof what, "%llu documents, %u per transaction",
-             (unsigned long long)o->n, o->per_txn);
+    char nb[32];
+    snprintf(what, sizeof what, "%s documents, %u per transaction",
+             thousands(o->n, nb, sizeof nb), o->per_txn);
     *res = (bench_result){.name = "local-insert-batch",
                           .unit = "docs/s",
                           .durability = durability_full,
@@ -559,9 +577,10 @@ wl_single(const ctx *c, bench_result *res, unsigned threads, uint64_t per)
 {
     static char what[2][128];
     bool conc = threads > 1;
+    char nb[32];
     snprintf(what[conc], sizeof what[conc],
-             "%u thread%s x %llu single-document transactions", threads,
-             conc ? "s" : "", (unsigned long long)per);
+             "%u thread%s × %s single-document transactions", threads,
+             conc ? "s" : "", thousands(per, nb, sizeof nb));
     *res = (bench_result){.name = conc ? "local-insert-concurrent"
                                        : "local-insert-durable",
                           .unit = "docs/s",
@@ -708,10 +727,11 @@ static void
 wl_get(const ctx *c, bench_result *res)
 {
     static char what[128];
+    char gb[32], nb[32];
     snprintf(what, sizeof what,
-             "%llu random gets by id over %llu documents, seed %llu",
-             (unsigned long long)c->o.gets, (unsigned long long)c->o.n,
-             (unsigned long long)c->o.seed);
+             "%s random gets by id over %s documents, seed %llu",
+             thousands(c->o.gets, gb, sizeof gb),
+             thousands(c->o.n, nb, sizeof nb), (unsigned long long)c->o.seed);
     *res = (bench_result){.name = "local-get",
                           .unit = "gets/s",
                           .durability = "reads (data written with full)",

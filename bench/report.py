@@ -54,8 +54,8 @@ ABOUT = {
         "the same random sequence for every engine (seed below). Sprig: "
         "`sprig_get` + `sprig_doc_free`. LMDB: one read transaction per "
         "get (`mdb_txn_renew`, `mdb_get`, copy the value, `mdb_txn_reset`: "
-        "the equivalent of an API call that sees the latest commit) -- the "
-        "ratio uses this one -- and, beside it, all gets in one long read "
+        "the equivalent of an API call that sees the latest commit) — the "
+        "ratio uses this one — and, beside it, all gets in one long read "
         "transaction (the physical upper bound). SQLite: a prepared "
         "`SELECT doc FROM docs WHERE id = ?`, copying the blob.",
 }
@@ -67,6 +67,10 @@ def fmt_rate(v):
     if v >= 10000:
         return "{:,.1f}k".format(v / 1000)
     return "{:,.0f}".format(v)
+
+
+def fmt_num(v):
+    return "{:,.0f}".format(v) if v == int(v) else "{:.2f}".format(v)
 
 
 def fmt_ratio(v):
@@ -179,7 +183,7 @@ def workload_section(w, notes):
     extra = w.get("extra") or {}
     if extra:
         out += ["", "Also measured: " + ", ".join(
-            "{} = {:g}".format(k.replace("_", " "), v)
+            "{} = {}".format(k.replace("_", " "), fmt_num(v))
             for k, v in extra.items()) + "."]
     out.append("")
     if missed:

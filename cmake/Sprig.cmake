@@ -19,7 +19,8 @@ function(sprig_test name)
   add_executable(${name} ${T_UNPARSED_ARGUMENTS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src
                              ${PROJECT_SOURCE_DIR}/tests)
-  target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE
+                             SPRIG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   target_link_libraries(${name} PRIVATE sprig_static PkgConfig::CMOCKA ${T_LIBS})
   add_test(NAME ${name} COMMAND ${name} ${T_ARGS})
   if(NOT T_TIMEOUT)

@@ -7,6 +7,7 @@ set -eu
 
 PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev \
 libjansson-dev libcmocka-dev libmsgpack-dev python3 \
+python3-websockets python3-msgpack \
 libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl"
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox"
 

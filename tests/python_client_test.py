@@ -6,7 +6,9 @@ It proves the protocol page is enough to talk to a server from another
 language (Python, with only Debian's python3-websockets and
 python3-msgpack):
 
-  - connecting with subprotocol sprig/1 (and the server picking it);
+  - connecting with subprotocol sprig.v1, the token form of sprig/1 (the
+    only one a strict WebSocket library may offer), and the server picking
+    it;
   - db.apply inserting a document with a pushed id, whose header comes
     back as result[4][0]: an 8-byte big-endian id, revision 1, a 16-byte
     hash;
@@ -16,7 +18,7 @@ python3-msgpack):
   - pipelining: many requests in flight with their own ids, answers
     matched by id, whatever their order;
   - the rest of the connection rules: a text message is closed with 1003,
-    an upgrade without sprig/1 gets HTTP 400 with a reason, a plain GET
+    an upgrade without the subprotocol gets HTTP 400, a plain GET
     the 200 status page;
   - SIGTERM stops the server, which exits with status 0.
 
@@ -49,6 +51,9 @@ except ImportError:
     raise
 
 TIMEOUT = 20  # seconds for any one step
+# The token form of sprig/1: RFC 6455 subprotocols are tokens, so
+# python3-websockets (like browsers) refuses "sprig/1" itself.
+SUBPROTOCOL = "sprig.v1"
 
 REQUEST, RESPONSE, ERROR, PUSH = 0, 1, 2, 3
 OP_INSERT = 0
@@ -101,10 +106,11 @@ def insert_op(collection, contents):
 
 
 async def exercise(url):
-    async with websockets.connect(url, subprotocols=["sprig/1"],
+    async with websockets.connect(url, subprotocols=[SUBPROTOCOL],
                                   open_timeout=TIMEOUT,
                                   max_size=64 << 20) as ws:
-        check(ws.subprotocol == "sprig/1", "subprotocol %r" % ws.subprotocol)
+        check(ws.subprotocol == SUBPROTOCOL,
+              "subprotocol %r" % ws.subprotocol)
 
         # insert with a pushed id
         contents = b'{"text":"hi from python"}'
@@ -192,7 +198,7 @@ async def exercise(url):
         check(response_payload(frame)["count"] == 1 + n // 2, "final count")
 
     # a text message is refused with close code 1003
-    async with websockets.connect(url, subprotocols=["sprig/1"],
+    async with websockets.connect(url, subprotocols=[SUBPROTOCOL],
                                   open_timeout=TIMEOUT) as ws:
         await ws.send("text")
         try:
@@ -205,7 +211,7 @@ async def exercise(url):
     # an upgrade without the subprotocol is refused with 400 and a reason
     try:
         async with websockets.connect(url, open_timeout=TIMEOUT):
-            raise AssertionError("an upgrade without sprig/1 was accepted")
+            raise AssertionError("an upgrade without sprig.v1 was accepted")
     except websockets.exceptions.InvalidStatusCode as e:
         check(e.status_code == 400, "status %r" % e.status_code)
 

@@ -7,8 +7,16 @@
  */
 #include "placement.h"
 
-static const sprig_collection_def cols[] = {{"msgs", SPRIG_ID_U64, 0},
-                                            {"kv", SPRIG_ID_NATURAL, 0}};
+/* A declarative view: messages by category, counted. */
+static const sprig_view_def msg_views[] = {
+    {.name = "by_cat",
+     .version = 1,
+     .policy = SPRIG_VIEW_EAGER,
+     .json_key = "cat",
+     .builtin_reduce = SPRIG_REDUCE_COUNT},
+};
+static const sprig_collection_def cols[] = {
+    {"msgs", SPRIG_ID_U64, 0, msg_views, 1}, {"kv", SPRIG_ID_NATURAL, 0}};
 static const sprig_schema_def schema = {"conf", cols, 2};
 
 static const char *root;
@@ -246,6 +254,173 @@ test_large_values(void **state)
     sprig_db_close(db);
 }
 
+static void
+test_kv(void **state)
+{
+    placement *p = *state;
+    sprig_db *db = fresh_db(p, "kvs");
+    sprig_value v = sprig_value_of_bytes(sprig_str("hello")), out, prev;
+    sprig_kv_status st;
+    sprig_kv_set_opts o = {0};
+    SPRIG_OK_(sprig_kv_set(db, "ns", "greeting", &v, NULL, &st, NULL));
+    assert_int_equal(st, SPRIG_KV_INSERTED);
+    v = sprig_value_of_bytes(sprig_str("hi"));
+    SPRIG_OK_(sprig_kv_set(db, "ns", "greeting", &v, NULL, &st, &prev));
+    assert_int_equal(st, SPRIG_KV_UPDATED);
+    assert_int_equal(prev.kind, SPRIG_VALUE_BYTES);
+    assert_true(tu_bytes_eq(prev.bytes, "hello"));
+    sprig_value_clear(&prev);
+    o.check = SPRIG_KV_ONLY_IF_VACANT;
+    SPRIG_OK_(sprig_kv_set(db, "ns", "greeting", &v, &o, &st, NULL));
+    assert_int_equal(st, SPRIG_KV_NOT_CHANGED);
+    SPRIG_OK_(sprig_kv_get(db, "ns", "greeting", true, &out));
+    assert_true(tu_bytes_eq(out.bytes, "hi"));
+    sprig_value_clear(&out);
+    SPRIG_EXPECT(SPRIG_ENOTFOUND,
+                 sprig_kv_get(db, "ns", "greeting", false, &out));
+    sprig_value one = sprig_value_of_i64(5);
+    SPRIG_OK_(sprig_kv_increment(db, NULL, "n", &one, false, &out));
+    SPRIG_OK_(sprig_kv_decrement(db, NULL, "n", &one, false, &out));
+    SPRIG_OK_(sprig_kv_decrement(db, NULL, "n", &one, false, &out));
+    assert_int_equal(out.kind, SPRIG_VALUE_I64);
+    assert_int_equal(out.num.i64, -5);
+    sprig_value big = sprig_value_of_i64(INT64_MAX);
+    SPRIG_OK_(sprig_kv_increment(db, NULL, "m", &big, false, &out));
+    SPRIG_EXPECT(SPRIG_ERANGE,
+                 sprig_kv_increment(db, NULL, "m", &big, false, &out));
+    SPRIG_OK_(sprig_kv_increment(db, NULL, "m", &big, true, &out));
+    assert_true(out.num.i64 == INT64_MAX);
+    sprig_value f = sprig_value_of_f64(0.5);
+    SPRIG_EXPECT(SPRIG_EINVAL,
+                 sprig_kv_increment(db, NULL, "m", &f, false, &out));
+    o.check = SPRIG_KV_ANY;
+    o.expire_at_ms = 1; /* long past: the key goes */
+    SPRIG_OK_(sprig_kv_set(db, NULL, "old", &v, &o, &st, NULL));
+    SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_kv_get(db, NULL, "old", false, &out));
+    for (int i = 0; i < 5; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "k%d", i);
+        SPRIG_OK_(sprig_kv_set(db, "list", k, &v, NULL, &st, NULL));
+    }
+    sprig_kv_list *l;
+    SPRIG_OK_(sprig_kv_list_keys(db, "list", "k", "k1", 2, &l));
+    assert_int_equal(sprig_kv_list_count(l), 2);
+    assert_string_equal(sprig_kv_list_key(l, 0), "k2");
+    assert_true(tu_bytes_eq(sprig_kv_list_value(l, 1)->bytes, "hi"));
+    sprig_kv_list_free(l);
+    SPRIG_OK_(sprig_kv_delete(db, "list", "k0", &st));
+    assert_int_equal(st, SPRIG_KV_DELETED);
+    SPRIG_OK_(sprig_kv_delete(db, "list", "k0", &st));
+    assert_int_equal(st, SPRIG_KV_NOT_CHANGED);
+    sprig_db_close(db);
+}
+
+static void
+query_key(sprig_view_query *q, const char *json, sprig_buf *kb)
+{
+    SPRIG_OK_(sprig_key_from_json(json, strlen(json), kb));
+    q->match.kind = SPRIG_MATCH_KEY;
+    q->match.key = sprig_buf_bytes(kb);
+}
+
+static void
+test_views(void **state)
+{
+    placement *p = *state;
+    sprig_db *db = fresh_db(p, "views");
+    const char *docs[] = {"{\"cat\":\"a\"}", "{\"cat\":\"b\"}",
+                          "{\"cat\":\"a\"}", "not json"};
+    for (int i = 0; i < 4; i++) {
+        SPRIG_OK_(sprig_insert(db, "msgs", NULL, sprig_str(docs[i]), NULL));
+    }
+    sprig_view_query q;
+    sprig_view_query_init(&q, "msgs", "by_cat");
+    sprig_mapping_list *l;
+    SPRIG_OK_(sprig_view_query_mappings(db, &q, &l));
+    assert_int_equal(sprig_mapping_list_count(l), 3);
+    assert_null(sprig_mapping_list_doc(l, 0));
+    sprig_mapping_list_free(l);
+    sprig_buf kb = {0}, r = {0};
+    query_key(&q, "\"a\"", &kb);
+    SPRIG_OK_(sprig_view_query_with_docs(db, &q, &l));
+    assert_int_equal(sprig_mapping_list_count(l), 2);
+    assert_true(
+        tu_bytes_eq(sprig_doc_contents(sprig_mapping_list_doc(l, 1)), docs[2]));
+    assert_int_equal(sprig_mapping_list_source(l, 0).revision, 1);
+    sprig_mapping_list_free(l);
+    SPRIG_OK_(sprig_view_reduce(db, &q, &r));
+    assert_true(tu_bytes_eq(sprig_buf_bytes(&r), "2"));
+    sprig_view_query_init(&q, "msgs", "by_cat");
+    SPRIG_OK_(sprig_view_reduce_grouped(db, &q, &l));
+    assert_int_equal(sprig_mapping_list_count(l), 2);
+    assert_true(tu_bytes_eq(sprig_mapping_list_value(l, 1), "1"));
+    sprig_mapping_list_free(l);
+    query_key(&q, "\"b\"", &kb);
+    uint64_t deleted;
+    SPRIG_OK_(sprig_view_delete_docs(db, &q, &deleted));
+    assert_int_equal(deleted, 1);
+    uint64_t n;
+    SPRIG_OK_(sprig_count(db, "msgs", NULL, &n));
+    assert_int_equal(n, 3);
+    sprig_view_query_init(&q, "msgs", "nope");
+    SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_view_query_mappings(db, &q, &l));
+    sprig_buf_free(&kb);
+    sprig_buf_free(&r);
+    sprig_db_close(db);
+}
+
+static void
+expect_message(sprig_subscriber *s, const char *topic, const char *payload)
+{
+    sprig_message *m;
+    SPRIG_OK_(sprig_subscriber_recv(s, 5000, &m));
+    assert_true(tu_bytes_eq(sprig_message_topic(m), topic));
+    assert_true(tu_bytes_eq(sprig_message_payload(m), payload));
+    sprig_message_free(m);
+}
+
+static void
+test_pubsub(void **state)
+{
+    placement *p = *state;
+    sprig_db *db = fresh_db(p, "ps");
+    sprig_subscriber *a, *b;
+    SPRIG_OK_(sprig_subscriber_new(db, &a));
+    SPRIG_OK_(sprig_subscriber_new(db, &b));
+    SPRIG_OK_(sprig_subscribe(a, sprig_str("news")));
+    SPRIG_OK_(sprig_subscribe(b, sprig_str("news")));
+    SPRIG_OK_(sprig_subscribe(b, sprig_str("sport")));
+    SPRIG_OK_(sprig_publish(db, sprig_str("news"), sprig_str("n1")));
+    SPRIG_OK_(sprig_publish(db, sprig_str("sport"), sprig_str("s1")));
+    expect_message(a, "news", "n1");
+    expect_message(b, "news", "n1");
+    expect_message(b, "sport", "s1");
+    sprig_message *m;
+    SPRIG_EXPECT(SPRIG_ETIMEDOUT, sprig_subscriber_recv(a, 50, &m));
+    SPRIG_OK_(sprig_unsubscribe(a, sprig_str("news")));
+    sprig_bytes topics[] = {sprig_str("news"), sprig_str("sport")};
+    SPRIG_OK_(sprig_publish_to_all(db, topics, 2, sprig_str("both")));
+    expect_message(b, "news", "both");
+    expect_message(b, "sport", "both");
+    SPRIG_EXPECT(SPRIG_ETIMEDOUT, sprig_subscriber_recv(a, 50, &m));
+    /* overflow drops the oldest and counts it */
+    SPRIG_OK_(sprig_subscriber_set_limits(b, 2, 1u << 20));
+    for (int i = 0; i < 5; i++) {
+        char msg[8];
+        snprintf(msg, sizeof msg, "m%d", i);
+        SPRIG_OK_(sprig_publish(db, sprig_str("sport"), sprig_str(msg)));
+    }
+    for (int i = 0; i < 50 && sprig_subscriber_dropped(b) < 3; i++) {
+        usleep(10000); /* the messages travel (ws) */
+    }
+    assert_int_equal(sprig_subscriber_dropped(b), 3);
+    expect_message(b, "sport", "m3");
+    expect_message(b, "sport", "m4");
+    sprig_subscriber_free(a);
+    sprig_subscriber_free(b);
+    sprig_db_close(db);
+}
+
 #define SUITE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -254,7 +429,8 @@ main(void)
     root = tu_tmpdir("conformance");
     const struct CMUnitTest tests[] = {
         SUITE(test_storage_admin), SUITE(test_crud),         SUITE(test_reads),
-        SUITE(test_transactions),  SUITE(test_large_values),
+        SUITE(test_transactions),  SUITE(test_large_values), SUITE(test_kv),
+        SUITE(test_views),         SUITE(test_pubsub),
     };
     const char *kinds[] = {"local", "ws"};
     int failed = 0;

@@ -298,8 +298,8 @@ typedef enum sprig_builtin_reduce {
 
 /**
  * A view: an index of (key, value) pairs, the mappings, that each document
- * of its collection emits; queried by key (sprig_view_query_mappings()) and reduced
- * (sprig_view_reduce()).  Either
+ * of its collection emits; queried by key (sprig_view_query_mappings())
+ * and reduced (sprig_view_reduce()).  Either
  *  - a C view: `map`, optional `reduce` or `builtin_reduce`, `udata`; or
  *  - a declarative view over JSON documents: `json_key`, optional
  *    `json_value` and `builtin_reduce` (a sum, min or max needs a
@@ -363,8 +363,8 @@ typedef struct sprig_collection_def {
     const char *name;
     sprig_id_kind id_kind;
     unsigned flags; /**< reserved, 0 */
-    const sprig_view_def *views;
-    size_t n_views;
+    const sprig_view_def *views; /**< names unique in the collection */
+    size_t n_views;              /**< at most 32 */
 } sprig_collection_def;
 
 typedef struct sprig_schema_def {
@@ -839,8 +839,7 @@ typedef struct sprig_view_query {
 /** Defaults: all keys, ascending, no limit, update before.  `collection`
  *  and `view` are borrowed by the query. */
 SPRIG_API void sprig_view_query_init(sprig_view_query *q,
-                                     const char *collection,
-                                     const char *view);
+                                     const char *collection, const char *view);
 
 /**
  * Mappings a query returned, ordered by key, then source id, then value
@@ -897,8 +896,7 @@ SPRIG_API void sprig_mapping_list_free(sprig_mapping_list *l);
  * the caller (sprig_mapping_list_free()).  (api.md called this
  * sprig_view_query(), which C cannot have next to the type of that name.)
  */
-SPRIG_API int sprig_view_query_mappings(sprig_db *db,
-                                        const sprig_view_query *q,
+SPRIG_API int sprig_view_query_mappings(sprig_db *db, const sprig_view_query *q,
                                         sprig_mapping_list **out);
 
 /** As sprig_view_query_mappings(), each mapping with its source
@@ -926,8 +924,7 @@ SPRIG_API int sprig_view_reduce(sprig_db *db, const sprig_view_query *q,
  * `q->limit` keys, after `q->after_key` when `q->has_after` (`after_id` is
  * ignored).  Errors: SPRIG_EINVAL also when the view has no reduce.
  */
-SPRIG_API int sprig_view_reduce_grouped(sprig_db *db,
-                                        const sprig_view_query *q,
+SPRIG_API int sprig_view_reduce_grouped(sprig_db *db, const sprig_view_query *q,
                                         sprig_mapping_list **out);
 
 /**
@@ -949,8 +946,7 @@ SPRIG_API int sprig_view_delete_docs(sprig_db *db, const sprig_view_query *q,
  * (not JSON, or not a scalar or array of scalars), SPRIG_ETOOBIG (over
  * SPRIG_KEY_MAX), SPRIG_ENOMEM.  Any thread.
  */
-SPRIG_API int sprig_key_from_json(const char *json, size_t len,
-                                  sprig_buf *out);
+SPRIG_API int sprig_key_from_json(const char *json, size_t len, sprig_buf *out);
 
 /**
  * Append the JSON text of tuple key `key` to `out`: a 1-tuple as its

@@ -75,6 +75,7 @@ on_open(sprig__conn *conn, void *udata)
     pthread_mutex_lock(&c->lock);
     c->state = CL_OPEN;
     c->connected_once = true;
+    c->generation++;
     c->connect_rc = 0;
     pthread_cond_broadcast(&c->state_cond);
     flush_outbox(c);
@@ -108,7 +109,13 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
         return;
     }
     if (f.kind == SPRIG__FRAME_PUSH) {
-        return; /* pushes are delivered by the PubSub layer (later) */
+        pthread_mutex_lock(&c->lock);
+        if (f.api.len == strlen(SPRIG__PUSH_MESSAGE) &&
+            memcmp(f.api.data, SPRIG__PUSH_MESSAGE, f.api.len) == 0) {
+            sprig__client_push_message(c, f.payload);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return;
     }
     pthread_mutex_lock(&c->lock);
     sprig__call *call = take_waiting(c, f.id);
@@ -142,6 +149,7 @@ on_close(sprig__conn *conn, int code, const char *reason, void *udata)
         snprintf(msg, sizeof msg, "connection to %s closed (%d: %s)", c->url,
                  code, reason);
         fail_list(&c->waiting, SPRIG_ECLOSED, msg);
+        sprig__client_subs_closed(c);
     } else {
         snprintf(msg, sizeof msg, "cannot connect to %s (%d: %s)", c->url, code,
                  reason);

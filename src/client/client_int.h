@@ -60,8 +60,53 @@ struct sprig_client {
     sprig__call *outbox, *outbox_tail;
     sprig__call *waiting; /* sent, not answered */
     uint32_t next_id;
+    uint64_t generation;     /* connections opened so far */
+    struct remote_sub *subs; /* subscribers (lock) */
     remote_storage storage;
 };
+
+/* ---- remote subscribers (subscriber.c) ----------------------------------- */
+
+typedef struct remote_sub remote_sub;
+
+/** A "pubsub.message" push arrived (loop thread, client lock held). */
+void sprig__client_push_message(struct sprig_client *c, sprig_bytes payload);
+/** The connection of generation `gen` closed (client lock held): its
+ *  subscribers can receive nothing more. */
+void sprig__client_subs_closed(struct sprig_client *c);
+
+/* ---- remote operations beyond documents (remote_more.c, subscriber.c) --- */
+
+/** The database name and client behind a remote handle. */
+typedef struct remote_db {
+    sprig_db base;
+    struct sprig_client *client;
+    char name[SPRIG_NAME_MAX + 1];
+} remote_db;
+
+int sprig__r_kv_set(sprig_db *db, const char *ns, const char *key,
+                    const sprig_value *v, const sprig_kv_set_opts *so,
+                    sprig_kv_status *status, sprig_value *previous);
+int sprig__r_kv_get(sprig_db *db, const char *ns, const char *key,
+                    bool and_delete, sprig_value *out);
+int sprig__r_kv_incr(sprig_db *db, const char *ns, const char *key,
+                     const sprig_value *amount, bool decrement, bool saturating,
+                     sprig_value *out);
+int sprig__r_kv_delete(sprig_db *db, const char *ns, const char *key,
+                       sprig_kv_status *status);
+int sprig__r_kv_list(sprig_db *db, const char *ns, const char *prefix,
+                     const char *after, uint32_t limit, sprig_kv_list **out);
+int sprig__r_view_query(sprig_db *db, const sprig_view_query *q, bool with_docs,
+                        sprig_mapping_list **out);
+int sprig__r_view_reduce(sprig_db *db, const sprig_view_query *q,
+                         sprig_buf *out);
+int sprig__r_view_reduce_grouped(sprig_db *db, const sprig_view_query *q,
+                                 sprig_mapping_list **out);
+int sprig__r_view_delete_docs(sprig_db *db, const sprig_view_query *q,
+                              uint64_t *deleted);
+int sprig__r_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
+                     sprig_bytes payload);
+int sprig__r_subscriber_new(sprig_db *db, sprig_subscriber **out);
 
 /**
  * Run one request of row `api`: encode `req`, send, wait, decode the

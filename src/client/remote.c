@@ -8,12 +8,6 @@
 
 #include <stdio.h>
 
-typedef struct remote_db {
-    sprig_db base;
-    sprig_client *client;
-    char name[SPRIG_NAME_MAX + 1];
-} remote_db;
-
 #define RDB(db) ((remote_db *)(db))
 #define CLIENT(st) (((remote_storage *)(st))->client)
 
@@ -174,6 +168,17 @@ static const sprig_db_ops remote_db_ops = {
     .count = r_count,
     .list_executed = r_list_executed,
     .last_txn_id = r_last_txn_id,
+    .view_query = sprig__r_view_query,
+    .view_reduce = sprig__r_view_reduce,
+    .view_reduce_grouped = sprig__r_view_reduce_grouped,
+    .view_delete_docs = sprig__r_view_delete_docs,
+    .kv_set = sprig__r_kv_set,
+    .kv_get = sprig__r_kv_get,
+    .kv_incr = sprig__r_kv_incr,
+    .kv_delete = sprig__r_kv_delete,
+    .kv_list = sprig__r_kv_list,
+    .subscriber_new = sprig__r_subscriber_new,
+    .publish = sprig__r_publish,
 };
 
 /* ---- the storage --------------------------------------------------------- */

@@ -42,7 +42,13 @@ typedef enum sprig__ftype {
                          ...]], ...] */
     SPRIG__F_DB_LIST, /* sprig_database_list * [[name, schema], ...] */
     SPRIG__F_SCHEMA,  /* sprig_schema_def * the stored schema form (bin) */
-    SPRIG__F_SCHEMA_LIST /* sprig_schema_list * [schema, ...]           */
+    SPRIG__F_SCHEMA_LIST, /* sprig_schema_list * [schema, ...]          */
+    SPRIG__F_VALUE,       /* sprig_value       [kind, value]            */
+    SPRIG__F_KV_LIST,     /* sprig_kv_list *   [[key, value, expire_at], ...] */
+    SPRIG__F_QUERY,       /* sprig__query      a view query (see docs)  */
+    SPRIG__F_MAPPING_LIST, /* sprig_mapping_list * [[key, value, header|nil,
+                              doc|nil], ...] */
+    SPRIG__F_BUF           /* sprig_buf (owned)  bin                     */
 } sprig__ftype;
 
 #define SPRIG__FIELD_OPTIONAL 1u
@@ -62,6 +68,13 @@ typedef struct sprig__bytes_list {
     size_t n;
 } sprig__bytes_list;
 
+/** A decoded view query and the memory its pointers use. */
+typedef struct sprig__query {
+    sprig_view_query q;
+    char *collection, *view; /* owned copies (decoded) */
+    sprig_bytes *keys;       /* owned array (decoded) */
+} sprig__query;
+
 typedef struct sprig__api {
     const char *name;    /* "doc.get" */
     const char *action;  /* the permission action that guards it */
@@ -80,8 +93,8 @@ typedef struct sprig__api {
 extern const sprig__api sprig__api_db_create, sprig__api_db_delete,
     sprig__api_db_list, sprig__api_db_open, sprig__api_schema_register,
     sprig__api_schema_list, sprig__api_apply, sprig__api_get,
-    sprig__api_get_multiple, sprig__api_list, sprig__api_doc_count, sprig__api_log,
-    sprig__api_last_txn;
+    sprig__api_get_multiple, sprig__api_list, sprig__api_doc_count,
+    sprig__api_log, sprig__api_last_txn;
 
 /** The whole table, and a lookup by name (NULL when unknown). */
 extern const sprig__api *const sprig__api_table[];
@@ -172,5 +185,102 @@ typedef struct {
 typedef struct {
     uint64_t id;
 } sprig__last_txn_resp;
+
+/* ---- key-value ----------------------------------------------------------- */
+typedef struct {
+    char *db, *ns, *key;
+    sprig_value value;
+    uint64_t expire_at_ms, expire_in_ms;
+    bool keep_expiration;
+    uint32_t check;
+    bool return_previous;
+} sprig__kv_set_req;
+typedef struct {
+    uint32_t status;
+    sprig_value previous;
+} sprig__kv_set_resp;
+typedef struct {
+    char *db, *ns, *key;
+    bool and_delete;
+} sprig__kv_get_req;
+typedef struct {
+    sprig_value value;
+} sprig__kv_value_resp;
+typedef struct {
+    char *db, *ns, *key;
+    sprig_value amount;
+    bool decrement, saturating;
+} sprig__kv_incr_req;
+typedef struct {
+    char *db, *ns, *key;
+} sprig__kv_key_req;
+typedef struct {
+    uint32_t status;
+} sprig__kv_status_resp;
+typedef struct {
+    char *db, *ns, *prefix, *after;
+    bool has_after;
+    uint32_t limit;
+} sprig__kv_list_req;
+typedef struct {
+    sprig_kv_list *list;
+} sprig__kv_list_resp;
+
+/* ---- views ----------------------------------------------------------------
+ */
+typedef struct {
+    char *db;
+    sprig__query query;
+    bool with_docs;
+} sprig__view_req;
+typedef struct {
+    sprig_mapping_list *mappings;
+} sprig__mappings_resp;
+typedef struct {
+    sprig_buf value;
+} sprig__reduce_resp;
+typedef struct {
+    uint64_t deleted;
+} sprig__deleted_resp;
+
+/* ---- PubSub ---------------------------------------------------------------
+ */
+typedef struct {
+    char *db;
+    sprig__bytes_list topics;
+    sprig_bytes payload;
+} sprig__publish_req;
+typedef struct {
+    uint64_t subscriber;
+} sprig__subscriber_resp;
+typedef struct {
+    uint64_t subscriber;
+    sprig_bytes topic;
+} sprig__topic_req;
+typedef struct {
+    uint64_t subscriber;
+} sprig__subscriber_req;
+/** The payload of the "pubsub.message" push. */
+typedef struct {
+    uint64_t subscriber;
+    sprig_bytes topic, payload;
+} sprig__message_push;
+
+extern const sprig__api sprig__api_kv_set, sprig__api_kv_get,
+    sprig__api_kv_incr, sprig__api_kv_delete, sprig__api_kv_list,
+    sprig__api_view_query, sprig__api_view_reduce,
+    sprig__api_view_reduce_grouped, sprig__api_view_delete_docs,
+    sprig__api_publish, sprig__api_subscriber_new, sprig__api_subscribe,
+    sprig__api_unsubscribe, sprig__api_subscriber_free;
+/** The fields of the "pubsub.message" push payload. */
+extern const sprig__field sprig__message_push_fields[];
+extern const size_t sprig__message_push_n;
+#define SPRIG__PUSH_MESSAGE "pubsub.message"
+
+/* api_codec_more.c: the composite types added with KV, views, PubSub. */
+void sprig__enc_more(sprig__mp_wr *w, sprig__ftype t, const void *p);
+int sprig__dec_more(sprig__mp_rd *r, sprig__ftype t, void *p);
+void sprig__free_more(sprig__ftype t, void *p);
+bool sprig__present_more(sprig__ftype t, const void *p);
 
 #endif

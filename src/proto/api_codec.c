@@ -68,7 +68,7 @@ static int
 dec_bound(sprig__mp_rd *r, sprig_bound *b)
 {
     uint32_t n;
-    uint64_t kind;
+    uint64_t kind = 0;
     int rc = sprig__mp_read_array(r, &n);
     if (rc == 0 && n != 2) {
         rc = sprig__err(SPRIG_EPROTO, "a range bound has 2 elements");
@@ -528,7 +528,7 @@ static int
 dec_collection(sprig__mp_rd *r, sprig_collection_def *c, char *name)
 {
     uint32_t m;
-    uint64_t kind, flags;
+    uint64_t kind = 0, flags = 0;
     int rc = sprig__mp_read_array(r, &m);
     if (rc == 0 && m != 3) {
         rc = sprig__err(SPRIG_EPROTO, "a collection has 3 elements");
@@ -648,6 +648,7 @@ enc_field(sprig__mp_wr *w, const sprig__field *f, const void *s)
     case SPRIG__F_SCHEMA_LIST:
         enc_schema_list(w, *CAT(s, f->offset, sprig_schema_list *));
         break;
+    default: sprig__enc_more(w, f->type, CAT(s, f->offset, char)); break;
     }
 }
 
@@ -667,7 +668,7 @@ field_present(const sprig__field *f, const void *s)
     case SPRIG__F_DB_LIST:
     case SPRIG__F_SCHEMA:
     case SPRIG__F_SCHEMA_LIST: return *CAT(s, f->offset, void *) != NULL;
-    default: return true;
+    default: return sprig__present_more(f->type, CAT(s, f->offset, char));
     }
 }
 
@@ -746,8 +747,8 @@ dec_field(sprig__mp_rd *r, const sprig__field *f, void *s)
         return dec_schema(r, AT(s, f->offset, sprig_schema_def *));
     case SPRIG__F_SCHEMA_LIST:
         return dec_schema_list(r, AT(s, f->offset, sprig_schema_list *));
+    default: return sprig__dec_more(r, f->type, AT(s, f->offset, char));
     }
-    return sprig__err(SPRIG_EPROTO, "unknown field type");
 }
 
 static const sprig__field *
@@ -789,7 +790,9 @@ sprig__api_decode(sprig_bytes payload, const sprig__field *fields, size_t n,
             snprintf(why, sizeof why, "%s", sprig_errmsg());
             rc = sprig__err(rc, "field '%s': %s", f->name, why);
         }
-        seen |= 1ull << idx;
+        if (f) { /* NULL when the key was no string: idx is unset */
+            seen |= 1ull << idx;
+        }
         if (rc == 0 && (f->flags & SPRIG__FIELD_OPTIONAL)) {
             *AT(s, f->present, bool) = true;
         }
@@ -826,6 +829,13 @@ sprig__api_free(const sprig__field *fields, size_t n, void *s)
         case SPRIG__F_DB_LIST: sprig_database_list_free(*p); break;
         case SPRIG__F_SCHEMA: sprig__free(*p); break;
         case SPRIG__F_SCHEMA_LIST: sprig_schema_list_free(*p); break;
+        case SPRIG__F_VALUE:
+        case SPRIG__F_KV_LIST:
+        case SPRIG__F_QUERY:
+        case SPRIG__F_MAPPING_LIST:
+        case SPRIG__F_BUF:
+            sprig__free_more(f->type, AT(s, f->offset, char));
+            continue;
         default: continue;
         }
         if (f->type != SPRIG__F_BYTES_LIST) {

@@ -142,13 +142,175 @@ ROW(sprig__api_last_txn, "db.last_transaction_id", "transaction.log",
     "The last executed transaction's id.", sprig__db_req, FIELDS(db_req),
     sprig__last_txn_resp, FIELDS(last_txn_resp), false);
 
+/* ---- key-value ------------------------------------------------------------
+ */
+
+static const sprig__field kv_set_req[] = {
+    F(sprig__kv_set_req, db, SPRIG__F_STR),
+    F(sprig__kv_set_req, ns, SPRIG__F_STR),
+    F(sprig__kv_set_req, key, SPRIG__F_STR),
+    F(sprig__kv_set_req, value, SPRIG__F_VALUE),
+    F(sprig__kv_set_req, expire_at_ms, SPRIG__F_U64),
+    F(sprig__kv_set_req, expire_in_ms, SPRIG__F_U64),
+    F(sprig__kv_set_req, keep_expiration, SPRIG__F_BOOL),
+    F(sprig__kv_set_req, check, SPRIG__F_U32),
+    F(sprig__kv_set_req, return_previous, SPRIG__F_BOOL),
+};
+static const sprig__field kv_set_resp[] = {
+    F(sprig__kv_set_resp, status, SPRIG__F_U32),
+    F(sprig__kv_set_resp, previous, SPRIG__F_VALUE),
+};
+static const sprig__field kv_get_req[] = {
+    F(sprig__kv_get_req, db, SPRIG__F_STR),
+    F(sprig__kv_get_req, ns, SPRIG__F_STR),
+    F(sprig__kv_get_req, key, SPRIG__F_STR),
+    F(sprig__kv_get_req, and_delete, SPRIG__F_BOOL),
+};
+static const sprig__field kv_value_resp[] = {
+    F(sprig__kv_value_resp, value, SPRIG__F_VALUE),
+};
+static const sprig__field kv_incr_req[] = {
+    F(sprig__kv_incr_req, db, SPRIG__F_STR),
+    F(sprig__kv_incr_req, ns, SPRIG__F_STR),
+    F(sprig__kv_incr_req, key, SPRIG__F_STR),
+    F(sprig__kv_incr_req, amount, SPRIG__F_VALUE),
+    F(sprig__kv_incr_req, decrement, SPRIG__F_BOOL),
+    F(sprig__kv_incr_req, saturating, SPRIG__F_BOOL),
+};
+static const sprig__field kv_key_req[] = {
+    F(sprig__kv_key_req, db, SPRIG__F_STR),
+    F(sprig__kv_key_req, ns, SPRIG__F_STR),
+    F(sprig__kv_key_req, key, SPRIG__F_STR),
+};
+static const sprig__field kv_status_resp[] = {
+    F(sprig__kv_status_resp, status, SPRIG__F_U32),
+};
+static const sprig__field kv_list_req[] = {
+    F(sprig__kv_list_req, db, SPRIG__F_STR),
+    F(sprig__kv_list_req, ns, SPRIG__F_STR),
+    F(sprig__kv_list_req, prefix, SPRIG__F_STR),
+    OPT(sprig__kv_list_req, after, SPRIG__F_STR, has_after),
+    F(sprig__kv_list_req, limit, SPRIG__F_U32),
+};
+static const sprig__field kv_list_resp[] = {
+    F(sprig__kv_list_resp, list, SPRIG__F_KV_LIST),
+};
+
+/* ---- views ----------------------------------------------------------------
+ */
+
+static const sprig__field view_req[] = {
+    F(sprig__view_req, db, SPRIG__F_STR),
+    F(sprig__view_req, query, SPRIG__F_QUERY),
+    F(sprig__view_req, with_docs, SPRIG__F_BOOL),
+};
+static const sprig__field mappings_resp[] = {
+    F(sprig__mappings_resp, mappings, SPRIG__F_MAPPING_LIST),
+};
+static const sprig__field reduce_resp[] = {
+    F(sprig__reduce_resp, value, SPRIG__F_BUF),
+};
+static const sprig__field deleted_resp[] = {
+    F(sprig__deleted_resp, deleted, SPRIG__F_U64),
+};
+
+/* ---- PubSub ---------------------------------------------------------------
+ */
+
+static const sprig__field publish_req[] = {
+    F(sprig__publish_req, db, SPRIG__F_STR),
+    F(sprig__publish_req, topics, SPRIG__F_BYTES_LIST),
+    F(sprig__publish_req, payload, SPRIG__F_BYTES),
+};
+static const sprig__field subscriber_resp[] = {
+    F(sprig__subscriber_resp, subscriber, SPRIG__F_U64),
+};
+static const sprig__field topic_req[] = {
+    F(sprig__topic_req, subscriber, SPRIG__F_U64),
+    F(sprig__topic_req, topic, SPRIG__F_BYTES),
+};
+static const sprig__field subscriber_req[] = {
+    F(sprig__subscriber_req, subscriber, SPRIG__F_U64),
+};
+const sprig__field sprig__message_push_fields[] = {
+    F(sprig__message_push, subscriber, SPRIG__F_U64),
+    F(sprig__message_push, topic, SPRIG__F_BYTES),
+    F(sprig__message_push, payload, SPRIG__F_BYTES),
+};
+const size_t sprig__message_push_n = N(sprig__message_push_fields);
+
+ROW(sprig__api_kv_set, "kv.set", "kv.set",
+    "Set a key (options: expiry, check, previous value).", sprig__kv_set_req,
+    FIELDS(kv_set_req), sprig__kv_set_resp, FIELDS(kv_set_resp), false);
+ROW(sprig__api_kv_get, "kv.get", "kv.get",
+    "Read a key, optionally deleting it.", sprig__kv_get_req,
+    FIELDS(kv_get_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false);
+ROW(sprig__api_kv_incr, "kv.increment", "kv.set",
+    "Add to (or subtract from) a number atomically.", sprig__kv_incr_req,
+    FIELDS(kv_incr_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false);
+ROW(sprig__api_kv_delete, "kv.delete", "kv.delete", "Delete a key.",
+    sprig__kv_key_req, FIELDS(kv_key_req), sprig__kv_status_resp,
+    FIELDS(kv_status_resp), false);
+ROW(sprig__api_kv_list, "kv.list", "kv.list",
+    "Keys of a namespace by prefix, after a key, with a limit.",
+    sprig__kv_list_req, FIELDS(kv_list_req), sprig__kv_list_resp,
+    FIELDS(kv_list_resp), false);
+ROW(sprig__api_view_query, "view.query", "view.query",
+    "Mappings of a view (optionally with their documents).", sprig__view_req,
+    FIELDS(view_req), sprig__mappings_resp, FIELDS(mappings_resp), false);
+ROW(sprig__api_view_reduce, "view.reduce", "view.query",
+    "One reduced value over the matched keys.", sprig__view_req,
+    FIELDS(view_req), sprig__reduce_resp, FIELDS(reduce_resp), false);
+ROW(sprig__api_view_reduce_grouped, "view.reduce_grouped", "view.query",
+    "A reduced value per matched key.", sprig__view_req, FIELDS(view_req),
+    sprig__mappings_resp, FIELDS(mappings_resp), false);
+ROW(sprig__api_view_delete_docs, "view.delete_docs", "view.delete_docs",
+    "Delete the documents the query matches.", sprig__view_req,
+    FIELDS(view_req), sprig__deleted_resp, FIELDS(deleted_resp), false);
+ROW(sprig__api_publish, "pubsub.publish", "pubsub.publish",
+    "Publish a payload to one or more topics.", sprig__publish_req,
+    FIELDS(publish_req), sprig__empty, NONE, false);
+ROW(sprig__api_subscriber_new, "pubsub.subscriber_new", "pubsub.subscribe",
+    "Create a subscriber on this connection; messages come as pushes.",
+    sprig__db_req, FIELDS(db_req), sprig__subscriber_resp,
+    FIELDS(subscriber_resp), false);
+ROW(sprig__api_subscribe, "pubsub.subscribe", "pubsub.subscribe",
+    "Subscribe a subscriber to a topic.", sprig__topic_req, FIELDS(topic_req),
+    sprig__empty, NONE, false);
+ROW(sprig__api_unsubscribe, "pubsub.unsubscribe", "pubsub.subscribe",
+    "Unsubscribe a subscriber from a topic.", sprig__topic_req,
+    FIELDS(topic_req), sprig__empty, NONE, false);
+ROW(sprig__api_subscriber_free, "pubsub.subscriber_free", "pubsub.subscribe",
+    "Drop a subscriber.", sprig__subscriber_req, FIELDS(subscriber_req),
+    sprig__empty, NONE, false);
+
 const sprig__api *const sprig__api_table[] = {
-    &sprig__api_db_create,       &sprig__api_db_delete,
-    &sprig__api_db_list,         &sprig__api_db_open,
-    &sprig__api_schema_register, &sprig__api_schema_list,
-    &sprig__api_apply,           &sprig__api_get,
-    &sprig__api_get_multiple,    &sprig__api_list,
-    &sprig__api_doc_count,       &sprig__api_log,
+    &sprig__api_db_create,
+    &sprig__api_db_delete,
+    &sprig__api_db_list,
+    &sprig__api_db_open,
+    &sprig__api_schema_register,
+    &sprig__api_schema_list,
+    &sprig__api_apply,
+    &sprig__api_get,
+    &sprig__api_get_multiple,
+    &sprig__api_list,
+    &sprig__api_doc_count,
+    &sprig__api_log,
+    &sprig__api_kv_set,
+    &sprig__api_kv_get,
+    &sprig__api_kv_incr,
+    &sprig__api_kv_delete,
+    &sprig__api_kv_list,
+    &sprig__api_view_query,
+    &sprig__api_view_reduce,
+    &sprig__api_view_reduce_grouped,
+    &sprig__api_view_delete_docs,
+    &sprig__api_publish,
+    &sprig__api_subscriber_new,
+    &sprig__api_subscribe,
+    &sprig__api_unsubscribe,
+    &sprig__api_subscriber_free,
     &sprig__api_last_txn,
 };
 const size_t sprig__api_count = N(sprig__api_table);

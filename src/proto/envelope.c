@@ -61,7 +61,7 @@ decode_error(sprig__mp_rd *r, uint32_t n, sprig__frame *f)
                           "not %u",
                           n);
     }
-    int64_t code;
+    int64_t code = 0;
     int rc = read_id(r, &f->id);
     rc = rc ? rc : sprig__mp_read_i64(r, &code);
     if (rc == 0 && (code >= 0 || code < -1000)) {
@@ -107,7 +107,7 @@ sprig__frame_decode(sprig_bytes in, sprig__frame *f)
 {
     sprig__mp_rd r;
     uint32_t n;
-    uint64_t kind;
+    uint64_t kind = 0;
     memset(f, 0, sizeof *f);
     sprig__mp_rd_init(&r, in);
     int rc = sprig__mp_read_array(&r, &n);

@@ -165,6 +165,141 @@ s_last_txn(sprig_server *srv, void *rq, void *rs)
             sprig_last_transaction_id(db, &((sprig__last_txn_resp *)rs)->id));
 }
 
+/* ---- key-value ------------------------------------------------------------
+ */
+
+static int
+s_kv_set(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__kv_set_req *r = rq;
+    sprig__kv_set_resp *out = rs;
+    sprig_kv_set_opts o = {.expire_at_ms = r->expire_at_ms,
+                           .keep_expiration = r->keep_expiration,
+                           .check = (sprig_kv_check)r->check,
+                           .return_previous = r->return_previous,
+                           .expire_in_ms = r->expire_in_ms};
+    sprig_kv_status st = 0;
+    out->previous.kind = SPRIG_VALUE_NONE;
+    int rc;
+    {
+        sprig_db *db;
+        rc = sprig_storage_database(srv->st, r->db, &db);
+        if (rc == 0) {
+            rc = sprig_kv_set(db, r->ns, r->key, &r->value, &o, &st,
+                              r->return_previous ? &out->previous : NULL);
+            sprig_db_close(db);
+        }
+    }
+    out->status = (uint32_t)st;
+    return rc;
+}
+
+static int
+s_kv_get(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__kv_get_req *r = rq;
+    WITH_DB(srv, r->db,
+            sprig_kv_get(db, r->ns, r->key, r->and_delete,
+                         &((sprig__kv_value_resp *)rs)->value));
+}
+
+static int
+kv_incr(sprig_db *db, const sprig__kv_incr_req *r, sprig_value *out)
+{
+    return r->decrement ? sprig_kv_decrement(db, r->ns, r->key, &r->amount,
+                                             r->saturating, out)
+                        : sprig_kv_increment(db, r->ns, r->key, &r->amount,
+                                             r->saturating, out);
+}
+
+static int
+s_kv_incr(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__kv_incr_req *r = rq;
+    WITH_DB(srv, r->db, kv_incr(db, r, &((sprig__kv_value_resp *)rs)->value));
+}
+
+static int
+kv_delete(sprig_db *db, const sprig__kv_key_req *r, uint32_t *status)
+{
+    sprig_kv_status st = 0;
+    int rc = sprig_kv_delete(db, r->ns, r->key, &st);
+    *status = (uint32_t)st;
+    return rc;
+}
+
+static int
+s_kv_delete(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__kv_key_req *r = rq;
+    WITH_DB(srv, r->db,
+            kv_delete(db, r, &((sprig__kv_status_resp *)rs)->status));
+}
+
+static int
+s_kv_list(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__kv_list_req *r = rq;
+    WITH_DB(srv, r->db,
+            sprig_kv_list_keys(db, r->ns, r->prefix,
+                               r->has_after ? r->after : NULL, r->limit,
+                               &((sprig__kv_list_resp *)rs)->list));
+}
+
+/* ---- views ----------------------------------------------------------------
+ */
+
+static int
+view_query(sprig_db *db, const sprig__view_req *r, sprig_mapping_list **out)
+{
+    return r->with_docs ? sprig_view_query_with_docs(db, &r->query.q, out)
+                        : sprig_view_query_mappings(db, &r->query.q, out);
+}
+
+static int
+s_view_query(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__view_req *r = rq;
+    WITH_DB(srv, r->db,
+            view_query(db, r, &((sprig__mappings_resp *)rs)->mappings));
+}
+
+static int
+s_view_reduce(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__view_req *r = rq;
+    WITH_DB(
+        srv, r->db,
+        sprig_view_reduce(db, &r->query.q, &((sprig__reduce_resp *)rs)->value));
+}
+
+static int
+s_view_reduce_grouped(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__view_req *r = rq;
+    WITH_DB(srv, r->db,
+            sprig_view_reduce_grouped(db, &r->query.q,
+                                      &((sprig__mappings_resp *)rs)->mappings));
+}
+
+static int
+s_view_delete_docs(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__view_req *r = rq;
+    WITH_DB(srv, r->db,
+            sprig_view_delete_docs(db, &r->query.q,
+                                   &((sprig__deleted_resp *)rs)->deleted));
+}
+
+static int
+s_publish(sprig_server *srv, void *rq, void *rs)
+{
+    sprig__publish_req *r = rq;
+    (void)rs;
+    WITH_DB(srv, r->db,
+            sprig_publish_to_all(db, r->topics.items, r->topics.n, r->payload));
+}
+
 static const struct {
     const sprig__api *api;
     serve_fn fn;
@@ -182,6 +317,16 @@ static const struct {
     {&sprig__api_doc_count, s_count},
     {&sprig__api_log, s_log},
     {&sprig__api_last_txn, s_last_txn},
+    {&sprig__api_kv_set, s_kv_set},
+    {&sprig__api_kv_get, s_kv_get},
+    {&sprig__api_kv_incr, s_kv_incr},
+    {&sprig__api_kv_delete, s_kv_delete},
+    {&sprig__api_kv_list, s_kv_list},
+    {&sprig__api_view_query, s_view_query},
+    {&sprig__api_view_reduce, s_view_reduce},
+    {&sprig__api_view_reduce_grouped, s_view_reduce_grouped},
+    {&sprig__api_view_delete_docs, s_view_delete_docs},
+    {&sprig__api_publish, s_publish},
 };
 
 static serve_fn

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 typedef struct sprig__session sprig__session;
+typedef struct sprig__srv_sub sprig__srv_sub;
 
 typedef struct sprig__job {
     struct sprig__job *next;
@@ -67,7 +68,9 @@ struct sprig__session {
     sprig_server *srv;
     sprig__conn *conn; /* NULL once the connection closed */
     uint32_t inflight;
-    int refs; /* the connection + one per job in flight */
+    int refs;             /* the connection + one per job in flight */
+    sprig__srv_sub *subs; /* remote subscribers (pubsub_srv.c) */
+    uint64_t next_sub_id;
     sprig__session *prev, *next;
 };
 
@@ -108,6 +111,18 @@ void sprig__session_on_close(sprig__conn *c, int code, const char *reason,
 void sprig__session_job_done(sprig__job *job);
 /** Close every session's connection (1001). */
 void sprig__session_close_all(sprig_server *srv);
+
+/* pubsub_srv.c (loop thread) */
+/** Is `api` a subscriber request, answered on the loop thread? */
+bool sprig__pubsub_handles(const sprig__api *api);
+/** Decode, run and answer a subscriber request. */
+void sprig__pubsub_request(sprig__session *s, const sprig__api *api,
+                           uint32_t id, sprig_bytes payload);
+/** The connection can take more: resume paused subscribers. */
+void sprig__pubsub_resume(sprig__session *s);
+/** The connection closed: drop every subscriber of the session. */
+void sprig__pubsub_close_all(sprig__session *s);
+void sprig__session_on_writable(sprig__conn *c, void *udata);
 
 /* dispatch.c (worker threads) */
 /** Decode, run and encode one request into job->out. */

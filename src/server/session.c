@@ -106,6 +106,12 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
         send_error(c, 0, SPRIG_EPROTO, sprig_errmsg());
         return;
     }
+    const sprig__api *api = sprig__api_find(f.api);
+    if (f.kind == SPRIG__FRAME_REQUEST && api && sprig__pubsub_handles(api) &&
+        s->srv->state == SRV_RUNNING) {
+        sprig__pubsub_request(s, api, f.id, f.payload);
+        return;
+    }
     if (admit(s, &f, &job) != 0) {
         return;
     }
@@ -128,6 +134,7 @@ sprig__session_on_close(sprig__conn *c, int code, const char *reason,
     }
     sprig_server *srv = s->srv;
     s->conn = NULL;
+    sprig__pubsub_close_all(s);
     if (s->prev) {
         s->prev->next = s->next;
     } else {
@@ -137,6 +144,16 @@ sprig__session_on_close(sprig__conn *c, int code, const char *reason,
         s->next->prev = s->prev;
     }
     unref(s);
+}
+
+void
+sprig__session_on_writable(sprig__conn *c, void *udata)
+{
+    sprig__session *s = udata;
+    (void)c;
+    if (s && s->tag == SPRIG__TAG_SESSION) {
+        sprig__pubsub_resume(s);
+    }
 }
 
 void

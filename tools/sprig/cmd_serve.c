@@ -24,7 +24,11 @@ static const char serve_usage[] =
     "                     picks a free one, printed at start)\n"
     "  --tls-cert FILE    PEM certificate chain; with --tls-key: wss://\n"
     "  --tls-key FILE     PEM private key\n"
-    "  --durability MODE  full (default), normal or none\n";
+    "  --durability MODE  full (default), normal or none\n"
+    "\n"
+    "With the global --schema FILE, the schema file is registered and the\n"
+    "database --db (default \"default\") is created with it if missing, so\n"
+    "clients find it ready.\n";
 
 static int
 parse_durability(const char *s, sprig_durability *out)
@@ -57,6 +61,18 @@ announce(const cli *c, sprig_server *srv, bool tls)
     fflush(stdout);
 }
 
+/* --schema FILE: register it and make sure database --db exists. */
+static int
+prepare(cli *c, sprig_storage *st)
+{
+    sprig_schema_def *s = NULL;
+    int rc = sprig_schema_load_json(c->schema_file, &s);
+    rc = rc ? rc : sprig_storage_register_schema(st, s);
+    rc = rc ? rc : sprig_storage_create_database(st, c->dbname, s->name, true);
+    sprig_schema_free(s);
+    return rc;
+}
+
 static int
 serve(cli *c, sprig_server_options *o, sprig_durability d)
 {
@@ -69,12 +85,15 @@ serve(cli *c, sprig_server_options *o, sprig_durability d)
     sprig_storage_options_init(&so);
     so.path = c->path;
     so.durability = d;
-    sprig_server *srv;
+    sprig_server *srv = NULL;
     int rc = sprig_server_new(&so, o, &srv);
+    if (rc == 0 && c->schema_file) {
+        rc = prepare(c, sprig_server_storage(srv));
+    }
     rc = rc ? rc : sprig_server_start(srv);
     if (rc) {
         int status = cli_fail(rc);
-        sprig_server_free(rc == 0 ? srv : NULL);
+        sprig_server_free(srv);
         return status;
     }
     announce(c, srv, o->tls_cert_file != NULL);

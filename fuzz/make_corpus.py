@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""make_corpus.py -- write the seed corpora of fuzz_frame and fuzz_request.
+
+  fuzz/corpus/frame/    whole messages: a valid request and response frame
+                        per API row (as docs/protocol.md describes them),
+                        error and push frames, and malformed ones (truncated,
+                        wrong types, deep nesting, lying lengths, ...)
+  fuzz/corpus/request/  a flags byte (bit 0: response), an API name, a NUL,
+                        and a payload: the same payloads without the frame
+
+Deterministic: running it again rewrites the same files (it removes the
+generated ones first, so files libFuzzer added, e.g. crash reproducers
+named crash-*, stay).  Needs Debian's python3-msgpack.
+
+    python3 fuzz/make_corpus.py            # from the repository root
+"""
+
+import os
+import sys
+
+try:
+    import msgpack
+except ImportError:
+    if os.path.exists("/usr/bin/python3") and \
+            os.path.realpath(sys.executable) != \
+            os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PREFIX = "seed-"  # generated files; others (crash reproducers) are kept
+
+
+def pack(v):
+    return msgpack.packb(v, use_bin_type=True)
+
+
+def u64id(n):
+    return n.to_bytes(8, "big")
+
+
+HASH = bytes(range(16))
+HEADER = [u64id(1), 1, HASH]
+DOC = [u64id(1), 1, HASH, b'{"text":"hi"}']
+UNBOUNDED = [0, None]
+RANGE = [[1, b"a"], [2, b"z"]]
+SCHEMA = ["chat", [["messages", 0, 0], ["users", 1, 0]]]
+TXN = [
+    [0, "messages", None, b"pushed", None, None],       # insert, push
+    [0, "users", b"alice", b"{}", None, None],          # insert, natural
+    [1, "users", b"bob", b"v2", 3, None],               # update, rev only
+    [2, "users", b"carol", b"over", None, None],        # overwrite
+    [3, "users", b"dave", None, 2, HASH],               # delete, rev + hash
+    [4, "users", b"erin", None, None, None],            # check, exists
+    [4, "users", b"fay", None, 1, HASH],                # check, revision
+]
+TXN_RESULT_OK = [7, -1, 0, None, [HEADER, [b"alice", 1, HASH]]]
+TXN_RESULT_FAIL = [0, 2, -2, [b"bob", 4, HASH], []]
+TXN_LOG = [[1, 1700000000000, [["messages", u64id(1), 1, False]]],
+           [2, 1700000000001, [["users", b"dave", 2, True],
+                               ["users", b"erin", 1, False]]]]
+
+# Each row: api, request payload, response payload (docs/protocol.md).
+ROWS = [
+    ("storage.create_database",
+     {"name": "main", "schema": "chat", "only_if_needed": True}, {}),
+    ("storage.delete_database", {"name": "main"}, {}),
+    ("storage.list_databases", {},
+     {"list": [["main", "chat"], ["other", "chat"]]}),
+    ("storage.database", {"name": "main"}, {}),
+    ("storage.register_schema", {"schema": SCHEMA}, {}),
+    ("storage.list_schemas", {}, {"list": [SCHEMA, ["empty", []]]}),
+    ("db.apply", {"db": "main", "txn": TXN}, {"result": TXN_RESULT_OK}),
+    ("db.get", {"db": "main", "collection": "messages", "id": u64id(1)},
+     {"doc": DOC}),
+    ("db.get_multiple",
+     {"db": "main", "collection": "users", "ids": [b"alice", b"bob", b""]},
+     {"docs": [DOC, [b"bob", 3, HASH, b""]]}),
+    ("db.list",
+     {"db": "main", "collection": "users", "range": RANGE, "order": 1,
+      "limit": 10, "headers_only": False},
+     {"docs": [DOC]}),
+    ("db.count",
+     {"db": "main", "collection": "users", "range": [UNBOUNDED, [1, b"m"]]},
+     {"count": 42}),
+    ("db.list_executed_transactions",
+     {"db": "main", "since": 1, "limit": 100}, {"log": TXN_LOG}),
+    ("db.last_transaction_id", {"db": "main"}, {"id": 2}),
+]
+
+
+def frames():
+    """(name, bytes) of whole messages for fuzz_frame."""
+    out = []
+    for i, (api, req, resp) in enumerate(ROWS):
+        out.append(("req-" + api, pack([0, i + 1, None, api, req])))
+        out.append(("resp-" + api, pack([1, i + 1, resp])))
+    out.append(("req-session", pack([0, 9, 123, "db.get", ROWS[7][1]])))
+    out.append(("req-list-norange", pack([0, 10, None, "db.list", {
+        "db": "main", "collection": "users", "order": 0, "limit": 0,
+        "headers_only": True}])))
+    out.append(("err-plain", pack(
+        [2, 3, -5, "collection 'nope' is not in schema 'chat'", None])))
+    out.append(("err-apply-detail", pack(
+        [2, 4, -2, "revision mismatch", {"result": TXN_RESULT_FAIL}])))
+    out.append(("err-id0", pack([2, 0, -14, "expected an array", None])))
+    out.append(("push", pack([3, "pubsub.message",
+                              {"topic": b"t", "payload": b"p"}])))
+    # malformed
+    get = pack([0, 8, None, "db.get", ROWS[7][1]])
+    for cut in (1, 4, 11, len(get) - 1):
+        out.append(("bad-truncated-%d" % cut, get[:cut]))
+    out.append(("bad-trailing", get + b"\xc0"))
+    out.append(("bad-empty", b""))
+    out.append(("bad-reserved", b"\xc1"))
+    out.append(("bad-map", pack({"kind": 0})))
+    out.append(("bad-short", pack([0, 1])))
+    out.append(("bad-kind", pack([9, 1, None])))
+    out.append(("bad-id-big", pack([0, 1 << 32, None, "db.get", {}])))
+    out.append(("bad-id-neg", pack([0, -1, None, "db.get", {}])))
+    out.append(("bad-api-int", pack([0, 1, None, 5, {}])))
+    out.append(("bad-api-unknown", pack([0, 1, None, "db.nope", {}])))
+    out.append(("bad-payload-array", pack([0, 1, None, "db.get", []])))
+    out.append(("bad-field-type", pack([0, 1, None, "db.get", {
+        "db": 1, "collection": "x", "id": b"x"}])))
+    dup = b"\x84" + b"".join(pack(v) for v in (
+        "db", "a", "collection", "x", "id", b"x", "db", "b"))
+    out.append(("bad-field-dup", b"\x95" + pack([0, 1, None, "db.get"])[1:] +
+                dup))
+    out.append(("bad-txn-map", pack([0, 1, None, "db.apply",
+                                     {"db": "main", "txn": {}}])))
+    out.append(("bad-op-kind", pack([0, 1, None, "db.apply", {
+        "db": "main", "txn": [[9, "c", b"x", b"x", None, None]]}])))
+    out.append(("bad-op-hash", pack([0, 1, None, "db.apply", {
+        "db": "main", "txn": [[1, "c", b"x", b"x", 1, b"short"]]}])))
+    out.append(("bad-range-kind", pack([0, 1, None, "db.count", {
+        "db": "main", "collection": "c", "range": [[7, None], UNBOUNDED]}])))
+    out.append(("bad-schema-kind", pack([0, 1, None, "storage.register_schema",
+                                         {"schema": ["s", [["c", 9, 0]]]}])))
+    out.append(("bad-nul-name", pack([0, 1, None, "storage.database",
+                                      {"name": "a\x00b"}])))
+    out.append(("bad-deep", b"\x95\x00\x01\xc0\xa6db.get" + b"\x91" * 40 +
+                b"\xc0"))
+    out.append(("bad-array-lies", b"\x95\x00\x01\xc0\xa6db.get\xdd\xff\xff"
+                b"\xff\xff"))
+    out.append(("bad-str-lies", b"\x95\x00\x01\xc0\xdb\xff\xff\xff\xff"))
+    out.append(("bad-ext", pack([0, 1, None, "db.get",
+                                 msgpack.ExtType(5, b"abc")])))
+    out.append(("bad-float-id", b"\x95\x00\xcb" + b"\x00" * 8 +
+                b"\xc0\xa6db.get\x80"))
+    out.append(("bad-log-huge", pack([1, 1, {"log": [[1, 2, [[
+        "c", b"x", 1, False]] * 200]]}])))
+    out.append(("bad-result-short", pack([1, 1, {"result": [1, -1, 0]}])))
+    out.append(("bad-doc-hash", pack([1, 1, {"doc": [b"x", 1, b"h", b""]}])))
+    return out
+
+
+def requests():
+    """(name, bytes) for fuzz_request: flags, name, NUL, payload."""
+    out = []
+    for api, req, resp in ROWS:
+        out.append(("req-" + api, b"\x00" + api.encode() + b"\x00" +
+                    pack(req)))
+        out.append(("resp-" + api, b"\x01" + api.encode() + b"\x00" +
+                    pack(resp)))
+    out.append(("resp-db.apply-fail", b"\x01db.apply\x00" +
+                pack({"result": TXN_RESULT_FAIL})))
+    out.append(("bad-db.apply-deep", b"\x00db.apply\x00" +
+                pack({"db": "m"})[:-1] + b"\xa3txn" + b"\x91" * 40 + b"\xc0"))
+    return out
+
+
+def write(sub, items):
+    d = os.path.join(HERE, "corpus", sub)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        if f.startswith(PREFIX):
+            os.remove(os.path.join(d, f))
+    for name, data in items:
+        with open(os.path.join(d, PREFIX + name), "wb") as f:
+            f.write(data)
+    print("%s: %d files" % (d, len(items)))
+
+
+def main():
+    write("frame", frames())
+    write("request", requests())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,474 @@
+/*
+ * api_codec_more.c -- the composite field types of the key-value, view and
+ * PubSub rows: values, key lists, view queries, mapping lists and owned
+ * buffers.  api_codec.c hands these types here; the layouts are in
+ * docs/protocol.md ("Value shapes").
+ */
+#include "core/view.h"
+#include "proto/api.h"
+
+/* ---- values ------------------------------------------------------------- */
+
+static void
+enc_value(sprig__mp_wr *w, const sprig_value *v)
+{
+    sprig__mp_array(w, 2);
+    sprig__mp_u64(w, v->kind);
+    switch (v->kind) {
+    case SPRIG_VALUE_BYTES: sprig__mp_bin(w, v->bytes); break;
+    case SPRIG_VALUE_I64: sprig__mp_i64(w, v->num.i64); break;
+    case SPRIG_VALUE_U64: sprig__mp_u64(w, v->num.u64); break;
+    case SPRIG_VALUE_F64: sprig__mp_f64(w, v->num.f64); break;
+    default: sprig__mp_nil(w); break;
+    }
+}
+
+/* Decode a value; bytes are copied (the value owns them). */
+static int
+dec_value(sprig__mp_rd *r, sprig_value *v)
+{
+    uint32_t n;
+    uint64_t kind;
+    memset(v, 0, sizeof *v);
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 2) {
+        rc = sprig__err(SPRIG_EPROTO, "a value has 2 elements");
+    }
+    rc = rc ? rc : sprig__mp_read_u64(r, &kind);
+    if (rc == 0 && kind > SPRIG_VALUE_NONE) {
+        rc = sprig__err(SPRIG_EPROTO, "value kind %llu is unknown",
+                        (unsigned long long)kind);
+    }
+    if (rc) {
+        return rc;
+    }
+    v->kind = (sprig_value_kind)kind;
+    switch (v->kind) {
+    case SPRIG_VALUE_I64: return sprig__mp_read_i64(r, &v->num.i64);
+    case SPRIG_VALUE_U64: return sprig__mp_read_u64(r, &v->num.u64);
+    case SPRIG_VALUE_F64: return sprig__mp_read_f64(r, &v->num.f64);
+    case SPRIG_VALUE_NONE: return sprig__mp_read_nil(r);
+    default: {
+        sprig_bytes b;
+        rc = sprig__mp_read_bin(r, &b);
+        if (rc == 0) {
+            v->owned_ = sprig__malloc(b.len ? b.len : 1);
+            if (!v->owned_) {
+                return sprig__err(SPRIG_ENOMEM, "out of memory");
+            }
+            memcpy(v->owned_, b.data, b.len);
+            v->bytes = (sprig_bytes){v->owned_, b.len};
+        }
+        return rc;
+    }
+    }
+}
+
+/* ---- key lists ---------------------------------------------------------- */
+
+static void
+enc_kv_list(sprig__mp_wr *w, const sprig_kv_list *l)
+{
+    size_t n = sprig_kv_list_count(l);
+    sprig__mp_array(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        sprig__mp_array(w, 3);
+        sprig__mp_str(w, sprig_kv_list_key(l, i));
+        enc_value(w, sprig_kv_list_value(l, i));
+        sprig__mp_u64(w, sprig_kv_list_expire_at(l, i));
+    }
+}
+
+static int
+dec_kv_entry(sprig__mp_rd *r, sprig_kv_list *l)
+{
+    uint32_t n;
+    sprig_bytes key;
+    sprig_value v = {0}; /* cleared below even when never decoded */
+    uint64_t exp;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 3) {
+        rc = sprig__err(SPRIG_EPROTO, "a key entry has 3 elements");
+    }
+    rc = rc ? rc : sprig__mp_read_str(r, &key);
+    if (rc == 0 && memchr(key.data, 0, key.len)) {
+        rc = sprig__err(SPRIG_EPROTO, "a key holds a NUL byte");
+    }
+    rc = rc ? rc : dec_value(r, &v);
+    rc = rc ? rc : sprig__mp_read_u64(r, &exp);
+    rc = rc ? rc : sprig__kv_list_push(l, key, &v, exp);
+    sprig_value_clear(&v);
+    return rc;
+}
+
+static int
+dec_kv_list(sprig__mp_rd *r, sprig_kv_list **out)
+{
+    uint32_t n;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0) {
+        *out = sprig__calloc(1, sizeof **out);
+        rc = *out ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        rc = dec_kv_entry(r, *out);
+    }
+    return rc;
+}
+
+/* ---- view queries --------------------------------------------------------
+ * [collection, view, match_kind, key, keys, range, order, limit, access,
+ *  after] where after is nil or [key, id]. */
+
+static void
+enc_bound(sprig__mp_wr *w, const sprig_bound *b)
+{
+    sprig__mp_array(w, 2);
+    sprig__mp_u64(w, b->kind);
+    sprig__mp_bin(w, b->key);
+}
+
+static void
+enc_query(sprig__mp_wr *w, const sprig__query *sq)
+{
+    const sprig_view_query *q = &sq->q;
+    sprig__mp_array(w, 10);
+    sprig__mp_str(w, q->collection);
+    sprig__mp_str(w, q->view);
+    sprig__mp_u64(w, q->match.kind);
+    sprig__mp_bin(w, q->match.key);
+    size_t nk = q->match.kind == SPRIG_MATCH_KEYS ? q->match.n_keys : 0;
+    sprig__mp_array(w, (uint32_t)nk);
+    for (size_t i = 0; i < nk; i++) {
+        sprig__mp_bin(w, q->match.keys[i]);
+    }
+    sprig__mp_array(w, 2);
+    enc_bound(w, &q->match.range.start);
+    enc_bound(w, &q->match.range.end);
+    sprig__mp_u64(w, q->order);
+    sprig__mp_u64(w, q->limit);
+    sprig__mp_u64(w, q->access);
+    if (q->has_after) {
+        sprig__mp_array(w, 2);
+        sprig__mp_bin(w, q->after_key);
+        sprig__mp_bin(w, q->after_id);
+    } else {
+        sprig__mp_nil(w);
+    }
+}
+
+static int
+dec_name(sprig__mp_rd *r, char **out)
+{
+    sprig_bytes s;
+    int rc = sprig__mp_read_str(r, &s);
+    if (rc == 0 && (s.len > SPRIG_NAME_MAX || memchr(s.data, 0, s.len))) {
+        rc = sprig__err(SPRIG_EPROTO, "a name is malformed or too long");
+    }
+    if (rc == 0 && !(*out = sprig__malloc(s.len + 1))) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        memcpy(*out, s.data, s.len);
+        (*out)[s.len] = 0;
+    }
+    return rc;
+}
+
+static int
+dec_bound(sprig__mp_rd *r, sprig_bound *b)
+{
+    uint32_t n;
+    uint64_t kind;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 2) {
+        rc = sprig__err(SPRIG_EPROTO, "a range bound has 2 elements");
+    }
+    rc = rc ? rc : sprig__mp_read_u64(r, &kind);
+    if (rc == 0 && kind > SPRIG_EXCLUDED) {
+        rc = sprig__err(SPRIG_EPROTO, "range bound kind is unknown");
+    }
+    b->kind = (sprig_bound_kind)kind;
+    return rc ? rc : sprig__mp_read_bin(r, &b->key);
+}
+
+static int
+dec_keys(sprig__mp_rd *r, sprig__query *sq)
+{
+    uint32_t n;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n) {
+        sq->keys = sprig__calloc(n, sizeof *sq->keys);
+        rc = sq->keys ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        rc = sprig__mp_read_bin(r, &sq->keys[i]);
+    }
+    sq->q.match.keys = sq->keys;
+    sq->q.match.n_keys = n;
+    return rc;
+}
+
+/* Small unsigned enums of the query. */
+static int
+dec_small(sprig__mp_rd *r, uint64_t max, uint64_t *v)
+{
+    int rc = sprig__mp_read_u64(r, v);
+    if (rc == 0 && *v > max) {
+        rc = sprig__err(SPRIG_EPROTO, "query field out of range (%llu)",
+                        (unsigned long long)*v);
+    }
+    return rc;
+}
+
+static int
+dec_after(sprig__mp_rd *r, sprig_view_query *q)
+{
+    uint32_t n;
+    if (sprig__mp_peek(r) == SPRIG__MP_NIL) {
+        return sprig__mp_read_nil(r);
+    }
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 2) {
+        rc = sprig__err(SPRIG_EPROTO, "a query's after has 2 elements");
+    }
+    rc = rc ? rc : sprig__mp_read_bin(r, &q->after_key);
+    rc = rc ? rc : sprig__mp_read_bin(r, &q->after_id);
+    q->has_after = rc == 0;
+    return rc;
+}
+
+static int
+dec_query(sprig__mp_rd *r, sprig__query *sq)
+{
+    uint32_t n, nr;
+    uint64_t kind, order, limit, access;
+    sprig_view_query *q = &sq->q;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 10) {
+        rc = sprig__err(SPRIG_EPROTO, "a view query has 10 elements");
+    }
+    rc = rc ? rc : dec_name(r, &sq->collection);
+    rc = rc ? rc : dec_name(r, &sq->view);
+    rc = rc ? rc : dec_small(r, SPRIG_MATCH_PREFIX, &kind);
+    rc = rc ? rc : sprig__mp_read_bin(r, &q->match.key);
+    rc = rc ? rc : dec_keys(r, sq);
+    rc = rc ? rc : sprig__mp_read_array(r, &nr);
+    if (rc == 0 && nr != 2) {
+        rc = sprig__err(SPRIG_EPROTO, "a range has 2 bounds");
+    }
+    rc = rc ? rc : dec_bound(r, &q->match.range.start);
+    rc = rc ? rc : dec_bound(r, &q->match.range.end);
+    rc = rc ? rc : dec_small(r, SPRIG_DESC, &order);
+    rc = rc ? rc : dec_small(r, UINT32_MAX, &limit);
+    rc = rc ? rc : dec_small(r, SPRIG_NO_UPDATE, &access);
+    rc = rc ? rc : dec_after(r, q);
+    q->collection = sq->collection;
+    q->view = sq->view;
+    q->match.kind = (sprig_match_kind)kind;
+    q->order = (sprig_order)order;
+    q->limit = (uint32_t)limit;
+    q->access = (sprig_view_access)access;
+    return rc;
+}
+
+/* ---- mapping lists ------------------------------------------------------ */
+
+static void
+enc_header(sprig__mp_wr *w, sprig_header h)
+{
+    sprig__mp_array(w, 3);
+    sprig__mp_bin(w, h.id);
+    sprig__mp_u64(w, h.revision);
+    sprig__mp_bin(w, (sprig_bytes){h.hash, 16});
+}
+
+static void
+enc_mappings(sprig__mp_wr *w, const sprig_mapping_list *l)
+{
+    size_t n = sprig_mapping_list_count(l);
+    sprig__mp_array(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        sprig_header src = sprig_mapping_list_source(l, i);
+        const sprig_doc *d = sprig_mapping_list_doc(l, i);
+        sprig__mp_array(w, 4);
+        sprig__mp_bin(w, sprig_mapping_list_key(l, i));
+        sprig__mp_bin(w, sprig_mapping_list_value(l, i));
+        if (src.id.len) {
+            enc_header(w, src);
+        } else {
+            sprig__mp_nil(w);
+        }
+        if (d) {
+            sprig_header h = sprig_doc_header(d);
+            sprig__mp_array(w, 4);
+            sprig__mp_bin(w, h.id);
+            sprig__mp_u64(w, h.revision);
+            sprig__mp_bin(w, (sprig_bytes){h.hash, 16});
+            sprig__mp_bin(w, sprig_doc_contents(d));
+        } else {
+            sprig__mp_nil(w);
+        }
+    }
+}
+
+static int
+dec_source(sprig__mp_rd *r, sprig_header *h, bool *has)
+{
+    uint32_t n;
+    sprig_bytes hash;
+    *has = sprig__mp_peek(r) != SPRIG__MP_NIL;
+    if (!*has) {
+        return sprig__mp_read_nil(r);
+    }
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 3) {
+        rc = sprig__err(SPRIG_EPROTO, "a header has 3 elements");
+    }
+    rc = rc ? rc : sprig__mp_read_bin(r, &h->id);
+    rc = rc ? rc : sprig__mp_read_u64(r, &h->revision);
+    rc = rc ? rc : sprig__mp_read_bin(r, &hash);
+    if (rc == 0 && (hash.len != 16 || h->id.len > SPRIG_ID_MAX)) {
+        rc = sprig__err(SPRIG_EPROTO, "a header is malformed");
+    }
+    if (rc == 0) {
+        memcpy(h->hash, hash.data, 16);
+    }
+    return rc;
+}
+
+static int
+dec_mapping_doc(sprig__mp_rd *r, sprig_doc **d)
+{
+    uint32_t n;
+    uint64_t rev;
+    sprig_bytes id, hash, contents;
+    *d = NULL;
+    if (sprig__mp_peek(r) == SPRIG__MP_NIL) {
+        return sprig__mp_read_nil(r);
+    }
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 4) {
+        rc = sprig__err(SPRIG_EPROTO, "a document has 4 elements");
+    }
+    rc = rc ? rc : sprig__mp_read_bin(r, &id);
+    rc = rc ? rc : sprig__mp_read_u64(r, &rev);
+    rc = rc ? rc : sprig__mp_read_bin(r, &hash);
+    rc = rc ? rc : sprig__mp_read_bin(r, &contents);
+    if (rc == 0 && (hash.len != 16 || id.len > SPRIG_ID_MAX)) {
+        rc = sprig__err(SPRIG_EPROTO, "a document is malformed");
+    }
+    if (rc == 0 && !(*d = sprig__doc_new(id, rev, hash.data, contents))) {
+        rc = SPRIG_ENOMEM;
+    }
+    return rc;
+}
+
+static int
+dec_mapping(sprig__mp_rd *r, sprig_mapping_list *l)
+{
+    uint32_t n;
+    sprig_bytes key, value;
+    sprig_header src;
+    bool has_src;
+    sprig_doc *d = NULL;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 4) {
+        rc = sprig__err(SPRIG_EPROTO, "a mapping has 4 elements");
+    }
+    rc = rc ? rc : sprig__mp_read_bin(r, &key);
+    rc = rc ? rc : sprig__mp_read_bin(r, &value);
+    rc = rc ? rc : dec_source(r, &src, &has_src);
+    rc = rc ? rc : dec_mapping_doc(r, &d);
+    rc = rc ? rc
+            : sprig__mapping_list_push(l, key, value, has_src ? &src : NULL);
+    if (rc == 0 && d) {
+        sprig__mapping_list_set_doc(l, l->n - 1, d);
+    } else {
+        sprig_doc_free(d);
+    }
+    return rc;
+}
+
+static int
+dec_mappings(sprig__mp_rd *r, sprig_mapping_list **out)
+{
+    uint32_t n;
+    int rc = sprig__mp_read_array(r, &n);
+    rc = rc ? rc : sprig__mapping_list_new(out);
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        rc = dec_mapping(r, *out);
+    }
+    return rc;
+}
+
+/* ---- dispatch from api_codec.c ------------------------------------------ */
+
+void
+sprig__enc_more(sprig__mp_wr *w, sprig__ftype t, const void *p)
+{
+    switch (t) {
+    case SPRIG__F_VALUE: enc_value(w, p); break;
+    case SPRIG__F_KV_LIST: enc_kv_list(w, *(sprig_kv_list *const *)p); break;
+    case SPRIG__F_QUERY: enc_query(w, p); break;
+    case SPRIG__F_MAPPING_LIST:
+        enc_mappings(w, *(sprig_mapping_list *const *)p);
+        break;
+    case SPRIG__F_BUF: sprig__mp_bin(w, sprig_buf_bytes(p)); break;
+    default: sprig__mp_nil(w); break;
+    }
+}
+
+int
+sprig__dec_more(sprig__mp_rd *r, sprig__ftype t, void *p)
+{
+    switch (t) {
+    case SPRIG__F_VALUE: return dec_value(r, p);
+    case SPRIG__F_KV_LIST: return dec_kv_list(r, p);
+    case SPRIG__F_QUERY: return dec_query(r, p);
+    case SPRIG__F_MAPPING_LIST: return dec_mappings(r, p);
+    case SPRIG__F_BUF: {
+        sprig_bytes b;
+        int rc = sprig__mp_read_bin(r, &b);
+        return rc ? rc : sprig_buf_append(p, b.data, b.len);
+    }
+    default: return sprig__err(SPRIG_EPROTO, "unknown field type");
+    }
+}
+
+void
+sprig__free_more(sprig__ftype t, void *p)
+{
+    switch (t) {
+    case SPRIG__F_VALUE: sprig_value_clear(p); break;
+    case SPRIG__F_KV_LIST:
+        sprig_kv_list_free(*(sprig_kv_list **)p);
+        *(sprig_kv_list **)p = NULL;
+        break;
+    case SPRIG__F_QUERY: {
+        sprig__query *sq = p;
+        sprig__free(sq->collection);
+        sprig__free(sq->view);
+        sprig__free(sq->keys);
+        sq->collection = sq->view = NULL;
+        sq->keys = NULL;
+        break;
+    }
+    case SPRIG__F_MAPPING_LIST:
+        sprig_mapping_list_free(*(sprig_mapping_list **)p);
+        *(sprig_mapping_list **)p = NULL;
+        break;
+    case SPRIG__F_BUF: sprig_buf_free(p); break;
+    default: break;
+    }
+}
+
+bool
+sprig__present_more(sprig__ftype t, const void *p)
+{
+    switch (t) {
+    case SPRIG__F_KV_LIST:
+    case SPRIG__F_MAPPING_LIST: return *(void *const *)p != NULL;
+    default: return true;
+    }
+}
