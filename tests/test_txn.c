@@ -231,6 +231,58 @@ test_log_paging_and_reopen(void **state)
     sprig_txn_log_free(log);
 }
 
+/* Push ids are derived from the largest stored id, and the sequence is
+ * recorded only when that largest one is deleted: across a reopen, and
+ * within one transaction, no id is ever handed out twice. */
+static void
+test_push_ids_never_reused(void **state)
+{
+    sprig_db *db = *state;
+    sprig_header_buf h[3];
+    for (int i = 0; i < 3; i++) {
+        SPRIG_OK_(sprig_insert(db, "a", NULL, sprig_str("x"), &h[i]));
+    }
+    sprig_header tail = sprig_header_of(&h[2]);
+    SPRIG_OK_(sprig_delete(db, "a", &tail)); /* id 3, the largest */
+    sprig_header mid = sprig_header_of(&h[0]);
+    SPRIG_OK_(sprig_delete(db, "a", &mid)); /* id 1: not the largest */
+    sprig_db_close(db);
+    SPRIG_OK_(sprig_db_open_local(path, &schema, &db));
+    *state = db;
+    sprig_header_buf n;
+    uint8_t b[8];
+    SPRIG_OK_(sprig_insert(db, "a", NULL, sprig_str("y"), &n));
+    assert_memory_equal(n.id, sprig_id_u64(4, b).data, 8);
+    /* in one transaction: push, a named id past it, push, delete, push */
+    sprig_txn *t;
+    SPRIG_OK_(sprig_txn_new(&t));
+    SPRIG_OK_(sprig_txn_insert(t, "a", NULL, sprig_str("p5")));
+    SPRIG_OK_(sprig_txn_insert(
+        t, "a", &(sprig_bytes){sprig_id_u64(9, b).data, 8}, sprig_str("n9")));
+    SPRIG_OK_(sprig_txn_insert(t, "a", NULL, sprig_str("p10")));
+    sprig_header h10 = {sprig_id_u64(10, b), 1, {0}};
+    SPRIG_OK_(sprig_txn_delete(t, "a", &h10));
+    SPRIG_OK_(sprig_txn_insert(t, "a", NULL, sprig_str("p11")));
+    sprig_txn_result *r;
+    SPRIG_OK_(sprig_txn_apply(db, t, &r));
+    uint64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        SPRIG_OK_(sprig_key_decode_u64(sprig_txn_result_header(r, (size_t)i).id,
+                                       &ids[i]));
+    }
+    assert_int_equal(ids[0], 5);
+    assert_int_equal(ids[1], 9);
+    assert_int_equal(ids[2], 10);
+    assert_int_equal(ids[4], 11);
+    sprig_txn_result_free(r);
+    sprig_txn_free(t);
+    sprig_db_close(db);
+    SPRIG_OK_(sprig_db_open_local(path, &schema, &db));
+    *state = db;
+    SPRIG_OK_(sprig_insert(db, "a", NULL, sprig_str("z"), &n));
+    assert_memory_equal(n.id, sprig_id_u64(12, b).data, 8);
+}
+
 static void
 test_big_transaction(void **state)
 {
@@ -266,6 +318,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_log_paging_and_reopen, open_db,
                                         close_db),
         cmocka_unit_test_setup_teardown(test_big_transaction, open_db,
+                                        close_db),
+        cmocka_unit_test_setup_teardown(test_push_ids_never_reused, open_db,
                                         close_db),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -455,6 +455,30 @@ h_list_executed(sprig_db *db, uint64_t since, uint32_t limit,
     return SPRIG_OK;
 }
 
+int
+sprig__last_txn_id(MDB_txn *txn, sprig__ldb *ldb, uint64_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int mrc = mdb_cursor_open(txn, ldb->log, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    *out = 0;
+    if (mrc == MDB_NOTFOUND) {
+        return SPRIG_OK;
+    }
+    if (mrc == 0 && k.mv_size != 8) {
+        return sprig__err(SPRIG_ECORRUPT, "log key has %zu bytes", k.mv_size);
+    }
+    if (mrc == 0) {
+        *out = sprig__get_u64be(k.mv_data);
+    }
+    return sprig__mdb_err(mrc, "reading the last transaction id");
+}
+
 static int
 h_last_txn_id(sprig_db *db, uint64_t *out)
 {
@@ -464,15 +488,7 @@ h_last_txn_id(sprig_db *db, uint64_t *out)
     if (rc) {
         return rc;
     }
-    MDB_val k = {strlen(SPRIG__META_TXID), SPRIG__META_TXID}, v;
-    int mrc = mdb_get(txn, ldb->meta, &k, &v);
-    if (mrc == 0 && v.mv_size == 8) {
-        *out = sprig__get_u64be(v.mv_data);
-    } else if (mrc == 0) {
-        rc = sprig__err(SPRIG_ECORRUPT, "stored transaction id is malformed");
-    } else if (mrc != MDB_NOTFOUND) {
-        rc = sprig__mdb_err(mrc, "reading the last transaction id");
-    }
+    rc = sprig__last_txn_id(txn, ldb, out);
     sprig__env_read_end(ldb->env, txn);
     return rc;
 }

@@ -52,8 +52,11 @@ typedef struct apply_ctx {
     sprig__coll **colls;   /* per operation */
     sprig_change *changes; /* up to t->n */
     size_t n_changes;
-    sprig_buf record;   /* log record scratch */
-    sprig__vscratch vs; /* view maintenance scratch (view_index.c) */
+    sprig_buf record;       /* log record scratch */
+    sprig__vscratch vs;     /* view maintenance scratch (view_index.c) */
+    sprig__coll *push_coll; /* the collection whose next push id is known */
+    uint64_t push_next;
+    bool pushed; /* the current operation's id was pushed */
 } apply_ctx;
 
 /* What the operation found stored. */
@@ -100,41 +103,76 @@ meta_put_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t val)
     return sprig__mdb_err(mdb_put(txn, meta, &k, &v, 0), "writing meta");
 }
 
-/* The next pushed id: one past both the persisted sequence and the
- * largest id stored, so deleted ids are never handed out again. */
+/* The largest u64 id stored in `c` (0 when empty). */
 static int
-next_push_id(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c, uint64_t *out)
+last_u64_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *out)
 {
-    char key[8 + SPRIG_NAME_MAX];
-    snprintf(key, sizeof key, SPRIG__META_SEQ "%s", c->name);
-    uint64_t seq, last = 0;
-    int rc = meta_get_u64(txn, ldb->meta, key, &seq);
-    if (rc) {
-        return rc;
-    }
     MDB_cursor *cur;
     MDB_val k, v;
-    int mrc = mdb_cursor_open(txn, c->dbi, &cur);
+    int mrc = mdb_cursor_open(txn, dbi, &cur);
     if (mrc) {
         return sprig__mdb_err(mrc, "opening a cursor");
     }
     mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    if (mrc == 0 && k.mv_size == 8) {
-        last = sprig__get_u64be(k.mv_data);
-    }
+    *out = mrc == 0 && k.mv_size == 8 ? sprig__get_u64be(k.mv_data) : 0;
     mdb_cursor_close(cur);
-    if (mrc && mrc != MDB_NOTFOUND) {
-        return sprig__mdb_err(mrc, "finding the last id");
+    return mrc && mrc != MDB_NOTFOUND ? sprig__mdb_err(mrc, "finding the "
+                                                            "last id")
+                                      : SPRIG_OK;
+}
+
+static void
+seq_key(const sprig__coll *c, char *key, size_t n)
+{
+    snprintf(key, n, SPRIG__META_SEQ "%s", c->name);
+}
+
+/* The next pushed id: one past both the largest id stored and the
+ * sequence recorded when the largest was deleted, so ids are never handed
+ * out twice.  Found once per transaction and collection, then counted up:
+ * pushes write nothing but their documents. */
+static int
+next_push_id(MDB_txn *txn, apply_ctx *a, sprig__coll *c, uint64_t *out)
+{
+    if (a->push_coll != c) {
+        char key[8 + SPRIG_NAME_MAX];
+        uint64_t seq, last;
+        seq_key(c, key, sizeof key);
+        int rc = meta_get_u64(txn, a->ldb->meta, key, &seq);
+        rc = rc ? rc : last_u64_id(txn, c->dbi, &last);
+        if (rc) {
+            return rc;
+        }
+        a->push_coll = c;
+        a->push_next = (last > seq ? last : seq) + 1;
     }
-    if (last > seq) {
-        seq = last;
-    }
-    if (seq == UINT64_MAX) {
+    if (a->push_next == 0) { /* wrapped past UINT64_MAX */
         return sprig__err(SPRIG_EFULL, "collection '%s' has no u64 ids left",
                           c->name);
     }
-    *out = seq + 1;
-    return meta_put_u64(txn, ldb->meta, key, *out);
+    *out = a->push_next++;
+    return SPRIG_OK;
+}
+
+/* Deleting the largest id: remember it, so a push never reuses it. */
+static int
+note_deleted(MDB_txn *txn, apply_ctx *a, sprig__coll *c, sprig_bytes id)
+{
+    if (c->id_kind != SPRIG_ID_U64 || id.len != 8) {
+        return SPRIG_OK;
+    }
+    char key[8 + SPRIG_NAME_MAX];
+    uint64_t seq, n = sprig__get_u64be(id.data);
+    seq_key(c, key, sizeof key);
+    int rc = meta_get_u64(txn, a->ldb->meta, key, &seq);
+    if (rc == 0 && n > seq) {
+        uint64_t last;
+        rc = last_u64_id(txn, c->dbi, &last); /* after the delete */
+        if (rc == 0 && last < n) {            /* n was the largest */
+            rc = meta_put_u64(txn, a->ldb->meta, key, n);
+        }
+    }
+    return rc;
 }
 
 /* Fill hb->id for the operation: its own id, or a pushed one. */
@@ -151,12 +189,13 @@ op_id(MDB_txn *txn, apply_ctx *a, size_t i, sprig_header_buf *hb)
                               c->name);
         }
         uint64_t n = 0;
-        int rc = next_push_id(txn, a->ldb, c, &n);
+        int rc = next_push_id(txn, a, c, &n);
         if (rc) {
             return rc;
         }
         sprig_key_u64(n, hb->id);
         hb->id_len = 8;
+        a->pushed = true;
         return SPRIG_OK;
     }
     if (c->id_kind == SPRIG_ID_U64 && op->id.len != 8) {
@@ -167,6 +206,12 @@ op_id(MDB_txn *txn, apply_ctx *a, size_t i, sprig_header_buf *hb)
     }
     memcpy(hb->id, op->id.data, op->id.len);
     hb->id_len = (uint32_t)op->id.len;
+    if (a->push_coll == c) { /* a named id may pass the known next one */
+        uint64_t n = sprig__get_u64be(op->id.data);
+        if (n >= a->push_next) {
+            a->push_next = n + 1;
+        }
+    }
     return SPRIG_OK;
 }
 
@@ -233,7 +278,9 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
 {
     const sprig__op *op = &a->t->ops[i];
     MDB_val v = {SPRIG__DOC_HDR + op->contents.len, NULL};
-    int mrc = mdb_put(txn, a->colls[i]->dbi, k, &v, MDB_RESERVE);
+    /* a pushed id is past every stored one: LMDB's append path */
+    unsigned flags = MDB_RESERVE | (a->pushed ? MDB_APPEND : 0);
+    int mrc = mdb_put(txn, a->colls[i]->dbi, k, &v, flags);
     if (mrc) {
         return sprig__mdb_err(mrc, "writing a document");
     }
@@ -272,10 +319,13 @@ apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
     const sprig__op *op = &a->t->ops[i];
     sprig_header_buf *hb = &a->res->headers[i];
     const char *cname = a->colls[i]->name;
-    stored s;
+    stored s = {0};
+    a->pushed = false;
     int rc = op_id(txn, a, i, hb);
     MDB_val k = {hb->id_len, hb->id};
-    rc = rc ? rc : load_stored(txn, a->colls[i], &k, &s);
+    if (rc == 0 && !a->pushed) { /* a pushed id cannot exist yet */
+        rc = load_stored(txn, a->colls[i], &k, &s);
+    }
     if (rc) {
         return rc;
     }
@@ -305,8 +355,10 @@ apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
         if (rc == 0) {
             record_change(a, i, hb, true);
             sprig_bytes id = {hb->id, hb->id_len};
-            rc = sprig__views_changed(txn, a->ldb, a->colls[i], id, s.rev,
-                                      s.hash, NULL, &a->vs);
+            rc = note_deleted(txn, a, a->colls[i], id);
+            rc = rc ? rc
+                    : sprig__views_changed(txn, a->ldb, a->colls[i], id, s.rev,
+                                           s.hash, NULL, &a->vs);
         }
         return rc;
     case SPRIG__OP_CHECK:
@@ -322,8 +374,7 @@ static int
 log_txn(MDB_txn *txn, apply_ctx *a)
 {
     uint64_t id;
-    int rc = meta_get_u64(txn, a->ldb->meta, SPRIG__META_TXID, &id);
-    rc = rc ? rc : meta_put_u64(txn, a->ldb->meta, SPRIG__META_TXID, id + 1);
+    int rc = sprig__last_txn_id(txn, a->ldb, &id);
     if (rc) {
         return rc;
     }
@@ -349,6 +400,7 @@ apply_txn(MDB_txn *txn, void *arg)
 {
     apply_ctx *a = arg;
     a->n_changes = 0;
+    a->push_coll = NULL; /* this run may follow an aborted one */
     a->res->id = 0;
     a->res->failed = -1;
     a->res->error = 0;

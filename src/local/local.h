@@ -156,9 +156,13 @@ int sprig__ldb_handle(sprig__ldb *ldb, bool owns_storage, sprig_db **out);
 /** The engine behind a local handle. */
 sprig__ldb *sprig__db_ldb(sprig_db *db);
 
-/* meta keys */
-#define SPRIG__META_TXID "txid"
+/* meta keys: the push sequence of a collection, written only when its
+ * largest id is deleted (the transaction id is the log's last key) */
 #define SPRIG__META_SEQ "seq:" /* + collection name */
+
+/** The id of the last logged transaction in `txn`'s snapshot (0: none):
+ *  the log's last key. */
+int sprig__last_txn_id(MDB_txn *txn, sprig__ldb *ldb, uint64_t *out);
 
 /* ---- docs.c ---------------------------------------------------------- */
 
