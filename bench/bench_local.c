@@ -366,7 +366,7 @@ add_ratio(bench_result *r, unsigned peer, double target)
 typedef struct run_state {
     void *db[N_ENGINES];
     uint64_t *ids[N_ENGINES]; /* the id each document was acknowledged as */
-    double secs[N_ENGINES + 1], cpu[N_ENGINES + 1];
+    double secs[N_ENGINES], cpu[N_ENGINES];
     uint64_t batches, retries; /* Sprig's commits; SQLite's busy retries */
 } run_state;
 

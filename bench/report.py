@@ -252,6 +252,10 @@ def main(argv):
     for w in r["workloads"]:
         if w.get("series"):
             md += workload_section(w, notes)
+        else:
+            md += ["## {}".format(w["name"]), "",
+                   "**Not measured in this run:** {}.".format(
+                       w.get("workload") or "it failed"), ""]
     if notes.get("engine"):
         md += ["## Engine performance issues found", "", notes["engine"], ""]
     with open(out_md, "w", encoding="utf-8") as f:

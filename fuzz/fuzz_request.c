@@ -34,6 +34,10 @@ check_fields(const sprig__field *fields, size_t n, const void *s)
 {
     for (size_t i = 0; i < n; i++) {
         const void *at = (const char *)s + fields[i].offset;
+        if ((fields[i].flags & SPRIG__FIELD_OPTIONAL) &&
+            !*(const bool *)((const char *)s + fields[i].present)) {
+            continue; /* absent: nothing decoded */
+        }
         switch (fields[i].type) {
         case SPRIG__F_STR: {
             const char *v = *(char *const *)at;

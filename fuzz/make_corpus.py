@@ -86,6 +86,48 @@ ROWS = [
     ("db.list_executed_transactions",
      {"db": "main", "since": 1, "limit": 100}, {"log": TXN_LOG}),
     ("db.last_transaction_id", {"db": "main"}, {"id": 2}),
+    # key-value: a value is [kind, v] (0 bytes, 1 i64, 2 u64, 3 f64, 4 none)
+    ("kv.set",
+     {"db": "main", "ns": "sess", "key": "k", "value": [0, b"v"],
+      "expire_at_ms": 0, "expire_in_ms": 60000, "keep_expiration": False,
+      "check": 1, "return_previous": True},
+     {"status": 1, "previous": [4, None]}),
+    ("kv.get", {"db": "main", "ns": "sess", "key": "k", "and_delete": False},
+     {"value": [3, 2.5]}),
+    ("kv.increment",
+     {"db": "main", "ns": "n", "key": "c", "amount": [1, -3],
+      "decrement": True, "saturating": True},
+     {"value": [2, 7]}),
+    ("kv.delete", {"db": "main", "ns": "n", "key": "c"}, {"status": 3}),
+    ("kv.list",
+     {"db": "main", "ns": "sess", "prefix": "k", "after": "k1", "limit": 10},
+     {"list": [["k1", [0, b"v"], 0], ["k2", [1, -1], 1700000000000]]}),
+]
+
+# view queries: [collection, view, match kind, key, keys, [start, end],
+# order, limit, access, after (nil or [key, id])]
+QUERY = ["messages", "by-author", 3, b"", [], [[1, b"a"], [2, b"m"]], 1, 10,
+         0, [b"a", u64id(1)]]
+QUERY_KEYS = ["messages", "by-author", 2, b"", [b"a", b"b"],
+              [[0, None], [0, None]], 0, 0, 2, None]
+MAPPINGS = [[b"a", b"1", HEADER, DOC], [b"b", b"2", HEADER, None],
+            [b"c", b"3", None, None]]
+ROWS += [
+    ("view.query", {"db": "main", "query": QUERY, "with_docs": True},
+     {"mappings": MAPPINGS}),
+    ("view.reduce", {"db": "main", "query": QUERY_KEYS, "with_docs": False},
+     {"value": b"42"}),
+    ("view.reduce_grouped",
+     {"db": "main", "query": QUERY, "with_docs": False},
+     {"mappings": [[b"a", b"2", None, None]]}),
+    ("view.delete_docs", {"db": "main", "query": QUERY_KEYS,
+                          "with_docs": False}, {"deleted": 3}),
+    ("pubsub.publish",
+     {"db": "main", "topics": [b"news", b"sport"], "payload": b"hello"}, {}),
+    ("pubsub.subscriber_new", {"db": "main"}, {"subscriber": 1}),
+    ("pubsub.subscribe", {"subscriber": 1, "topic": b"news"}, {}),
+    ("pubsub.unsubscribe", {"subscriber": 1, "topic": b"news"}, {}),
+    ("pubsub.subscriber_free", {"subscriber": 1}, {}),
 ]
 
 
@@ -105,7 +147,8 @@ def frames():
         [2, 4, -2, "revision mismatch", {"result": TXN_RESULT_FAIL}])))
     out.append(("err-id0", pack([2, 0, -14, "expected an array", None])))
     out.append(("push", pack([3, "pubsub.message",
-                              {"topic": b"t", "payload": b"p"}])))
+                              {"subscriber": 1, "topic": b"t",
+                               "payload": b"p"}])))
     # malformed
     get = pack([0, 8, None, "db.get", ROWS[7][1]])
     for cut in (1, 4, 11, len(get) - 1):
@@ -165,8 +208,8 @@ def requests():
                     pack(resp)))
     out.append(("resp-db.apply-fail", b"\x01db.apply\x00" +
                 pack({"result": TXN_RESULT_FAIL})))
-    out.append(("bad-db.apply-deep", b"\x00db.apply\x00" +
-                pack({"db": "m"})[:-1] + b"\xa3txn" + b"\x91" * 40 + b"\xc0"))
+    out.append(("bad-db.apply-deep", b"\x00db.apply\x00\x82" + pack("db") +
+                pack("m") + pack("txn") + b"\x91" * 40 + b"\xc0"))
     return out
 
 

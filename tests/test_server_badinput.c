@@ -16,6 +16,8 @@
  *    duplicated fields, a payload that is not a map: error -14 with the
  *    request's id and a message naming the API or field;
  *  - a frame over max_frame: the connection is closed with 1009;
+ *  - WebSocket frames cut short by a peer that goes away, and a request
+ *    trickled in a byte at a time (answered all the same);
  *  - plain HTTP on the port: GET gets the 200 status page, POST 405, an
  *    upgrade without (or with another) subprotocol 400 with the reason;
  *  - a client that asks for many large documents and never reads its
@@ -1292,29 +1294,17 @@ ws_frame(uint8_t *out, const void *p, size_t n)
     return h + n;
 }
 
-#define SLOW_DOC (1 * MIB)
-#define SLOW_TRIES 5000 /* 2 ms apart */
-
-static void
-test_slow_reader(void **state)
+/* A TCP connection upgraded by hand (sprig/1), the 101 head read. */
+static int
+raw_upgraded(int port, int rcvbuf)
 {
-    /* a server of its own, with the default frame limit (16 MiB) */
-    server s2;
-    memset(&s2, 0, sizeof s2);
-    server_start(&s2, "slow", 16 * MIB);
-    char *doc = malloc(SLOW_DOC);
-    memset(doc, 'd', SLOW_DOC);
-    SPRIG_OK_(sprig_overwrite(s2.good_db, "kv", sprig_str("big"),
-                              (sprig_bytes){doc, SLOW_DOC}, NULL));
-    free(doc);
-
-    /* upgrade by hand on a socket with a small receive buffer */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int small = 16 * KIB;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    if (rcvbuf) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    }
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)s2.port);
+    a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {0, 200 * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -1335,6 +1325,80 @@ test_slow_reader(void **state)
         hn++;
     }
     assert_memory_equal(head, "HTTP/1.1 101 ", 13);
+    return fd;
+}
+
+/* WebSocket frames cut short: the peer goes away mid-frame, or sends a
+ * request a byte at a time (which must still be answered). */
+static void
+test_truncated_ws(void **state)
+{
+    fb b = {0};
+    uint8_t wire[256];
+    sprig_bytes f = get_frame(&b, 5);
+    size_t n = ws_frame(wire, f.data, f.len);
+    for (size_t cut = 1; cut < n; cut += 7) {
+        int fd = raw_upgraded(S.port, 0);
+        assert_int_equal(send(fd, wire, cut, MSG_NOSIGNAL), (ssize_t)cut);
+        close(fd);
+    }
+    still_serving(&S);
+    int fd = raw_upgraded(S.port, 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(send(fd, wire + i, 1, MSG_NOSIGNAL), 1);
+        usleep(1000);
+    }
+    /* the answer: an unmasked binary frame holding response 5 */
+    uint8_t in[512];
+    size_t got = 0;
+    for (int waited = 0; waited < 5000 && got < 2;) {
+        ssize_t r = recv(fd, in + got, sizeof in - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+        } else {
+            waited += 200;
+        }
+    }
+    assert_true(got >= 2);
+    assert_int_equal(in[0], 0x82);
+    size_t len = in[1] & 0x7f, h = 2;
+    assert_true(len < 126);
+    for (int waited = 0; waited < 5000 && got < h + len;) {
+        ssize_t r = recv(fd, in + got, sizeof in - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+        } else {
+            waited += 200;
+        }
+    }
+    assert_true(got >= h + len);
+    sprig__frame fr;
+    SPRIG_OK_(sprig__frame_decode((sprig_bytes){in + h, len}, &fr));
+    assert_int_equal(fr.kind, SPRIG__FRAME_RESPONSE);
+    assert_int_equal(fr.id, 5);
+    close(fd);
+    sprig_buf_free(&b.buf);
+    still_serving(&S);
+}
+
+#define SLOW_DOC (1 * MIB)
+#define SLOW_TRIES 5000 /* 2 ms apart */
+
+static void
+test_slow_reader(void **state)
+{
+    /* a server of its own, with the default frame limit (16 MiB) */
+    server s2;
+    memset(&s2, 0, sizeof s2);
+    server_start(&s2, "slow", 16 * MIB);
+    char *doc = malloc(SLOW_DOC);
+    memset(doc, 'd', SLOW_DOC);
+    SPRIG_OK_(sprig_overwrite(s2.good_db, "kv", sprig_str("big"),
+                              (sprig_bytes){doc, SLOW_DOC}, NULL));
+    free(doc);
+
+    /* upgrade by hand on a socket with a small receive buffer */
+    int fd = raw_upgraded(s2.port, 16 * KIB);
 
     sampler smp = {PTHREAD_MUTEX_INITIALIZER, false, 0};
     long base = rss_anon_kib();
@@ -1435,6 +1499,7 @@ main(void)
         cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_bad_names),
         cmocka_unit_test(test_over_max_frame),
+        cmocka_unit_test(test_truncated_ws),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_slow_reader),
     };

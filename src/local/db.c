@@ -187,7 +187,7 @@ static int
 doc_from(MDB_val *k, MDB_val *v, bool headers_only, sprig_doc **out)
 {
     uint64_t rev;
-    const uint8_t *hash;
+    const uint8_t *hash = NULL;
     sprig_bytes contents;
     int rc = sprig__doc_parse(v, &rev, &hash, &contents);
     if (rc) {
@@ -246,7 +246,7 @@ h_get_multiple(sprig_db *db, const char *coll, const sprig_bytes *ids, size_t n,
     for (size_t i = 0; rc == 0 && i < n; i++) {
         MDB_val k = {ids[i].len, (void *)ids[i].data}, v;
         int mrc = mdb_get(txn, c->dbi, &k, &v);
-        sprig_doc *d;
+        sprig_doc *d = NULL;
         if (mrc == MDB_NOTFOUND) {
             continue;
         }
@@ -357,7 +357,7 @@ static int
 list_visit(MDB_val *k, MDB_val *v, void *arg)
 {
     list_arg *a = arg;
-    sprig_doc *d;
+    sprig_doc *d = NULL;
     int rc = doc_from(k, v, a->headers_only, &d);
     return rc ? rc : sprig__doc_list_push(a->l, d);
 }

@@ -54,6 +54,7 @@ typedef struct apply_ctx {
     size_t n_changes;
     sprig_buf record;       /* log record scratch */
     sprig__vscratch vs;     /* view maintenance scratch (view_index.c) */
+    uint8_t (*hashes)[16];  /* per operation, hashed before submitting */
     sprig__coll *push_coll; /* the collection whose next push id is known */
     uint64_t push_next;
     bool pushed; /* the current operation's id was pushed */
@@ -227,7 +228,7 @@ load_stored(MDB_txn *txn, sprig__coll *c, MDB_val *k, stored *s)
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a document");
     }
-    const uint8_t *hash;
+    const uint8_t *hash = NULL;
     sprig_bytes contents;
     int rc = sprig__doc_parse(&v, &s->rev, &hash, &contents);
     if (rc == 0) {
@@ -303,8 +304,7 @@ static int
 write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
           sprig_header_buf *hb)
 {
-    uint8_t hash[16];
-    sprig__doc_hash(a->t->ops[i].contents, hash);
+    const uint8_t *hash = a->hashes[i];
     if (s->found && memcmp(hash, s->hash, 16) == 0) {
         hb->revision = s->rev;
         memcpy(hb->hash, hash, 16);
@@ -425,14 +425,24 @@ sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
     }
     sprig__coll *colls1[1];
     sprig_change changes1[1];
+    uint8_t hashes1[1][16];
     apply_ctx a = {ldb, t, res, colls1, changes1, 0, {0}};
+    a.hashes = hashes1;
     if (t->n > 1) {
         a.colls = sprig__malloc(t->n * sizeof *a.colls);
         a.changes = sprig__malloc(t->n * sizeof *a.changes);
-        if (!a.colls || !a.changes) {
+        a.hashes = sprig__malloc(t->n * sizeof *a.hashes);
+        if (!a.colls || !a.changes || !a.hashes) {
             sprig__free(a.colls);
             sprig__free(a.changes);
+            sprig__free(a.hashes);
             return sprig__err(SPRIG_ENOMEM, "out of memory applying");
+        }
+    }
+    /* hashing is the caller's work, outside the writer's serial part */
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->ops[i].kind <= SPRIG__OP_OVERWRITE) {
+            sprig__doc_hash(t->ops[i].contents, a.hashes[i]);
         }
     }
     int rc = 0;
@@ -454,6 +464,7 @@ sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
     if (t->n > 1) {
         sprig__free(a.colls);
         sprig__free(a.changes);
+        sprig__free(a.hashes);
     }
     sprig_buf_free(&a.record);
     sprig__vscratch_free(&a.vs);

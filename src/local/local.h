@@ -87,11 +87,14 @@ typedef struct sprig__wreq {
     bool done;
     bool frees; /* only deletes: may use the reserve past the limit */
     struct sprig__wreq *next;
-    char msg[256]; /* the failure detail, carried to the caller's thread */
+    pthread_t thread; /* who asked (for gathering) */
+    char msg[256];    /* the failure detail, carried to the caller's thread */
 } sprig__wreq;
 
 /** Internal code: LMDB's map is full; the writer grows it and retries. */
 #define SPRIG__EMAPFULL (-1000)
+
+#define SPRIG__GATHER_MAX 64
 
 typedef struct sprig__writer {
     sprig__env *env;
@@ -105,6 +108,13 @@ typedef struct sprig__writer {
      * in an env that never syncs */
     atomic_ulong unsynced;
     bool env_nosync; /* the env never syncs (durability NONE, memory) */
+    /* gathering (writer.c): the threads of the last batch, how long its
+     * commit took, and a condition a gathering leader waits on */
+    pthread_t last_threads[SPRIG__GATHER_MAX];
+    size_t n_last_threads;
+    uint64_t last_commit_ns;
+    pthread_cond_t gather;
+    bool gathering;
 } sprig__writer;
 
 int sprig__writer_init(sprig__writer *w, sprig__env *env);

@@ -532,7 +532,7 @@ remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
         return sprig__mdb_err(mrc, "reading a document");
     }
     uint64_t rev;
-    const uint8_t *hash;
+    const uint8_t *hash = NULL;
     sprig_bytes contents;
     struct json_t *json = NULL;
     int rc = sprig__doc_parse(&val, &rev, &hash, &contents);

@@ -360,7 +360,7 @@ attach_docs(MDB_txn *txn, vop *o)
             continue;
         }
         uint64_t rev;
-        const uint8_t *hash;
+        const uint8_t *hash = NULL;
         sprig_bytes contents;
         rc = sprig__mdb_err(mrc, "reading a document");
         rc = rc ? rc : sprig__doc_parse(&v, &rev, &hash, &contents);

@@ -29,6 +29,7 @@
 #include "local.h"
 
 #include <stdio.h>
+#include <time.h>
 
 int
 sprig__writer_init(sprig__writer *w, sprig__env *env)
@@ -41,10 +42,16 @@ sprig__writer_init(sprig__writer *w, sprig__env *env)
     if (pthread_mutex_init(&w->lock, NULL)) {
         return sprig__err(SPRIG_ENOMEM, "cannot create a mutex");
     }
-    if (pthread_cond_init(&w->cond, NULL)) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&w->cond, NULL) ||
+        pthread_cond_init(&w->gather, &ca)) {
+        pthread_condattr_destroy(&ca);
         pthread_mutex_destroy(&w->lock);
         return sprig__err(SPRIG_ENOMEM, "cannot create a condition");
     }
+    pthread_condattr_destroy(&ca);
     return SPRIG_OK;
 }
 
@@ -52,6 +59,7 @@ void
 sprig__writer_destroy(sprig__writer *w)
 {
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->gather);
     pthread_mutex_destroy(&w->lock);
 }
 
@@ -207,6 +215,64 @@ lead_batch(sprig__writer *w, sprig__wreq *batch, unsigned long n)
      * the flusher: at worst one redundant sync. */
 }
 
+static uint64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Threads of the last batch with no request in the queue (lock held). */
+static size_t
+missing_threads(const sprig__writer *w)
+{
+    size_t missing = 0;
+    for (size_t i = 0; i < w->n_last_threads; i++) {
+        bool back = false;
+        for (const sprig__wreq *r = w->head; r && !back; r = r->next) {
+            back = pthread_equal(r->thread, w->last_threads[i]);
+        }
+        missing += !back;
+    }
+    return missing;
+}
+
+/* Wait (lock held) for the last batch's threads to queue again. */
+static void
+gather(sprig__writer *w)
+{
+    if (w->env_nosync || w->n_last_threads < 2 || !missing_threads(w)) {
+        return;
+    }
+    uint64_t wait = w->last_commit_ns / 2;
+    wait = wait < 1000000 ? wait : 1000000;
+    uint64_t end = mono_ns() + wait;
+    struct timespec ts = {(time_t)(end / 1000000000u),
+                          (long)(end % 1000000000u)};
+    w->gathering = true;
+    while (missing_threads(w) && mono_ns() < end) {
+        pthread_cond_timedwait(&w->gather, &w->lock, &ts);
+    }
+    w->gathering = false;
+}
+
+/* Remember who was in the batch (lock held). */
+static void
+note_threads(sprig__writer *w, const sprig__wreq *batch)
+{
+    w->n_last_threads = 0;
+    for (const sprig__wreq *r = batch; r; r = r->next) {
+        bool seen = false;
+        for (size_t i = 0; i < w->n_last_threads && !seen; i++) {
+            seen = pthread_equal(w->last_threads[i], r->thread);
+        }
+        if (!seen && w->n_last_threads < SPRIG__GATHER_MAX) {
+            w->last_threads[w->n_last_threads++] = r->thread;
+        }
+    }
+}
+
 int
 sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
 {
@@ -214,6 +280,7 @@ sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
     req->next = NULL;
     req->rc = 0;
     req->msg[0] = 0;
+    req->thread = pthread_self();
     pthread_mutex_lock(&w->lock);
     if (w->tail) {
         w->tail->next = req;
@@ -221,21 +288,29 @@ sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
         w->head = req;
     }
     w->tail = req;
+    if (w->gathering) {
+        pthread_cond_signal(&w->gather);
+    }
     while (!req->done) {
         if (w->leader_active) {
             pthread_cond_wait(&w->cond, &w->lock);
             continue;
         }
         w->leader_active = true;
+        gather(w);
         sprig__wreq *batch = w->head;
         w->head = w->tail = NULL;
+        note_threads(w, batch);
         pthread_mutex_unlock(&w->lock);
         unsigned long n = 0;
         for (sprig__wreq *r = batch; r; r = r->next) {
             n++;
         }
+        uint64_t t0 = mono_ns();
         lead_batch(w, batch, n);
+        uint64_t took = mono_ns() - t0;
         pthread_mutex_lock(&w->lock);
+        w->last_commit_ns = took;
         for (sprig__wreq *r = batch, *next; r; r = next) {
             next = r->next;
             r->done = true; /* the owner may return once we unlock */

@@ -125,7 +125,11 @@ enc_bound(sprig__mp_wr *w, const sprig_bound *b)
 {
     sprig__mp_array(w, 2);
     sprig__mp_u64(w, b->kind);
-    sprig__mp_bin(w, b->key);
+    if (b->kind == SPRIG_UNBOUNDED) {
+        sprig__mp_nil(w); /* docs/protocol.md, "range" */
+    } else {
+        sprig__mp_bin(w, b->key);
+    }
 }
 
 static void
@@ -179,7 +183,7 @@ static int
 dec_bound(sprig__mp_rd *r, sprig_bound *b)
 {
     uint32_t n;
-    uint64_t kind;
+    uint64_t kind = 0;
     int rc = sprig__mp_read_array(r, &n);
     if (rc == 0 && n != 2) {
         rc = sprig__err(SPRIG_EPROTO, "a range bound has 2 elements");
@@ -189,6 +193,10 @@ dec_bound(sprig__mp_rd *r, sprig_bound *b)
         rc = sprig__err(SPRIG_EPROTO, "range bound kind is unknown");
     }
     b->kind = (sprig_bound_kind)kind;
+    if (rc == 0 && sprig__mp_peek(r) == SPRIG__MP_NIL) {
+        b->key = (sprig_bytes){NULL, 0}; /* an unbounded end's key */
+        return sprig__mp_read_nil(r);
+    }
     return rc ? rc : sprig__mp_read_bin(r, &b->key);
 }
 

@@ -262,7 +262,7 @@ read_int(sprig__mp_rd *r, bool *neg, uint64_t *bits)
 int
 sprig__mp_read_u64(sprig__mp_rd *r, uint64_t *v)
 {
-    bool neg;
+    bool neg = false;
     int rc = read_int(r, &neg, v);
     if (rc == 0 && neg && (int64_t)*v < 0) {
         return sprig__err(SPRIG_EPROTO,
@@ -276,8 +276,8 @@ sprig__mp_read_u64(sprig__mp_rd *r, uint64_t *v)
 int
 sprig__mp_read_i64(sprig__mp_rd *r, int64_t *v)
 {
-    bool neg;
-    uint64_t bits;
+    bool neg = false;
+    uint64_t bits = 0;
     int rc = read_int(r, &neg, &bits);
     if (rc == 0 && !neg && bits > INT64_MAX) {
         return sprig__err(SPRIG_EPROTO, "integer %llu is out of range",
@@ -306,7 +306,7 @@ sprig__mp_read_f64(sprig__mp_rd *r, double *v)
     bool single = r->p[0] == 0xca;
     r->p++;
     r->left--;
-    uint64_t bits;
+    uint64_t bits = 0;
     int rc = take_be(r, single ? 4 : 8, &bits);
     if (rc == 0 && single) {
         uint32_t b32 = (uint32_t)bits;
@@ -385,7 +385,7 @@ sprig__mp_read_bin(sprig__mp_rd *r, sprig_bytes *v)
 int
 sprig__mp_read_array(sprig__mp_rd *r, uint32_t *n)
 {
-    uint64_t len;
+    uint64_t len = 0;
     if (sprig__mp_peek(r) != SPRIG__MP_ARRAY) {
         return want(r, "an array");
     }
@@ -403,7 +403,7 @@ sprig__mp_read_array(sprig__mp_rd *r, uint32_t *n)
 int
 sprig__mp_read_map(sprig__mp_rd *r, uint32_t *n)
 {
-    uint64_t len;
+    uint64_t len = 0;
     if (sprig__mp_peek(r) != SPRIG__MP_MAP) {
         return want(r, "a map");
     }
@@ -442,7 +442,7 @@ skip_depth(sprig__mp_rd *r, int depth)
     sprig_bytes b;
     bool bv;
     int64_t iv;
-    uint64_t uv, len;
+    uint64_t uv = 0, len = 0;
     double dv;
     const uint8_t *p = NULL;
     switch (t) {

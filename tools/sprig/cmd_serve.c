@@ -15,6 +15,8 @@
 static const char serve_usage[] =
     "usage: sprig [--path DIR] serve [--ws HOST:PORT] [--tls-cert FILE\n"
     "                               --tls-key FILE] [--durability MODE]\n"
+    "                               [--kv-persistence MODE]\n"
+    "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
     "\n"
     "Serve the storage at --path over WebSockets (protocol sprig/1) until\n"
     "interrupted (SIGINT or SIGTERM: requests in flight finish, clients are\n"
@@ -25,6 +27,14 @@ static const char serve_usage[] =
     "  --tls-cert FILE    PEM certificate chain; with --tls-key: wss://\n"
     "  --tls-key FILE     PEM private key\n"
     "  --durability MODE  full (default), normal or none\n"
+    "  --kv-persistence MODE  immediate (default: a key-value change is as\n"
+    "                     durable as --durability says once answered) or\n"
+    "                     lazy (answered before it reaches the disk, which\n"
+    "                     is flushed after N changes or MS ms, and at exit)\n"
+    "  --kv-lazy-changes N  lazy: flush once N changes wait (default 10000;\n"
+    "                     0: no count threshold)\n"
+    "  --kv-lazy-ms MS    lazy: flush MS ms after the first waiting change\n"
+    "                     (default 1000; 0: no time threshold)\n"
     "\n"
     "With the global --schema FILE, the schema file is registered and the\n"
     "database --db (default \"default\") is created with it if missing, so\n"
@@ -44,6 +54,32 @@ parse_durability(const char *s, sprig_durability *out)
                      "durability '%s' is not full, normal or "
                      "none",
                      s);
+}
+
+/* --kv-persistence MODE and the lazy thresholds. */
+static int
+parse_kv_persistence(const char *mode, const char *changes, const char *ms,
+                     sprig_kv_persistence *out)
+{
+    uint64_t n = 10000, t = 1000;
+    if (strcmp(mode, "immediate") == 0) {
+        out->mode = SPRIG_KV_IMMEDIATE;
+    } else if (strcmp(mode, "lazy") == 0) {
+        out->mode = SPRIG_KV_LAZY;
+    } else {
+        return cli_usage(serve_usage,
+                         "kv persistence '%s' is not immediate or lazy", mode);
+    }
+    if (changes && !cli_parse_uint(changes, UINT32_MAX, &n)) {
+        return cli_usage(serve_usage, "--kv-lazy-changes '%s' is not a count",
+                         changes);
+    }
+    if (ms && !cli_parse_uint(ms, UINT32_MAX, &t)) {
+        return cli_usage(serve_usage, "--kv-lazy-ms '%s' is not a number", ms);
+    }
+    out->lazy_changes = (uint32_t)n;
+    out->lazy_ms = (uint32_t)t;
+    return CLI_CONTINUE;
 }
 
 /* Print where the server listens and how to reach it. */
@@ -74,7 +110,8 @@ prepare(cli *c, sprig_storage *st)
 }
 
 static int
-serve(cli *c, sprig_server_options *o, sprig_durability d)
+serve(cli *c, sprig_server_options *o, sprig_durability d,
+      const sprig_kv_persistence *kv)
 {
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -85,6 +122,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d)
     sprig_storage_options_init(&so);
     so.path = c->path;
     so.durability = d;
+    so.kv_persistence = *kv;
     sprig_server *srv = NULL;
     int rc = sprig_server_new(&so, o, &srv);
     if (rc == 0 && c->schema_file) {
@@ -111,12 +149,16 @@ cli_cmd_serve(cli *c, int argc, char **argv)
 {
     sprig_server_options o;
     sprig_server_options_init(&o);
-    const char *durability = "full";
+    const char *durability = "full", *kv_mode = "immediate";
+    const char *kv_changes = NULL, *kv_ms = NULL;
     const cli_opt opts[] = {
         {"--ws", &o.ws_listen, NULL},
         {"--tls-cert", &o.tls_cert_file, NULL},
         {"--tls-key", &o.tls_key_file, NULL},
         {"--durability", &durability, NULL},
+        {"--kv-persistence", &kv_mode, NULL},
+        {"--kv-lazy-changes", &kv_changes, NULL},
+        {"--kv-lazy-ms", &kv_ms, NULL},
         {NULL, NULL, NULL},
     };
     cli_args a;
@@ -131,5 +173,7 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     if ((rc = parse_durability(durability, &d)) != CLI_CONTINUE) {
         return rc;
     }
-    return serve(c, &o, d);
+    sprig_kv_persistence kv = {SPRIG_KV_IMMEDIATE, 0, 0};
+    rc = parse_kv_persistence(kv_mode, kv_changes, kv_ms, &kv);
+    return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv);
 }

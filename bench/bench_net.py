@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""bench_net.py -- the network benchmarks of `make bench-net` (and `make
+bench`): Sprig served over WebSockets against Redis and PostgreSQL, all
+started here on loopback, in the same run, on ephemeral ports, and stopped
+by their pid at the end (even on failure or Ctrl-C).
+
+  net-kv   50 clients, key-value set and get, unpipelined (-P 1) and
+           pipelined (-P 16): `sprig-bench` against `sprig serve` vs
+           `redis-benchmark` against `redis-server`, at two durabilities:
+           Sprig lazy key-value persistence vs Redis with its default
+           snapshots (no AOF), and Sprig immediate (full durability) vs
+           Redis `appendonly yes` + `appendfsync always` (sets only).
+  net-doc  50 clients, document get by id vs `pgbench -S` (select-only),
+           and document insert vs a pgbench insert script, PostgreSQL with
+           fsync on and synchronous_commit on, Sprig at full durability.
+
+Each row: a warm-up of both sides (which also sizes the runs to about
+--seconds each), then --runs runs taking turns (the order alternates), the
+median and spread of each side, and Sprig's ratio as the ratio of the
+medians (the per-run ratios give its spread).  Beside them: the loopback's
+raw TCP round trips per second (the physical limit of unpipelined
+request/answer traffic here) and each server's CPU per request.  The load
+generators run on the same 2 cores as the servers, for both sides alike.
+
+Writes bench/results/net.json, then regenerates docs/benchmarks.md through
+bench/report.py (whose Network section reads net.json and the hand-kept
+bench/analysis-net.md).
+
+usage: bench_net.py BUILD_DIR [--runs N] [--seconds S] [--quick]
+Only the Python standard library is used.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLIENTS = 50
+KEYSPACE = 100000   # keys and documents; = pgbench scale 1 (100k rows)
+DATASIZE = 100      # bytes of each value / document
+PG_SCALE = 1
+KV_TARGET = 1.0     # issue 5 / design/bench.md: >= 1.0x Redis
+DOC_TARGET = 2.0    # >= 2x PostgreSQL
+
+procs = []          # every server started, stopped by pid at the end
+
+
+def log(msg):
+    print("bench_net: " + msg, flush=True)
+
+
+def die(msg):
+    raise SystemExit("bench_net: " + msg)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start(name, argv, logfile, **kw):
+    f = open(logfile, "wb")
+    p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, **kw)
+    f.close()
+    p.bench_name, p.bench_log = name, logfile
+    procs.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM):
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, sig)
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+        except ProcessLookupError:
+            pass
+    if p in procs:
+        procs.remove(p)
+
+
+def stop_all():
+    for p in list(procs):
+        stop(p, signal.SIGINT if p.bench_name == "postgres" else
+             signal.SIGTERM)
+
+
+def on_signal(signum, frame):
+    raise SystemExit("bench_net: interrupted (signal %d)" % signum)
+
+
+def wait_for(what, cond, p, timeout=30):
+    t = time.time() + timeout
+    while time.time() < t:
+        v = cond()
+        if v:
+            return v
+        if p.poll() is not None:
+            die("%s exited (status %s); see %s:\n%s" % (
+                what, p.returncode, p.bench_log, tail(p.bench_log)))
+        time.sleep(0.05)
+    die("%s did not start in %d s; see %s" % (what, timeout, p.bench_log))
+
+
+def tail(path, n=15):
+    try:
+        return "\n".join(open(path, errors="replace").read().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def run(argv, timeout=300, **kw):
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, **kw)
+    return r.returncode, r.stdout.decode(errors="replace"), \
+        r.stderr.decode(errors="replace")
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a process (all its threads) and of its reaped
+    children, in seconds."""
+    try:
+        fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+# ---- the servers ------------------------------------------------------------
+
+class Sprig:
+    def __init__(self, build, tmp):
+        self.cli = os.path.join(build, "tools", "sprig")
+        self.bench = os.path.join(build, "tools", "sprig-bench")
+        for b in (self.cli, self.bench):
+            if not os.access(b, os.X_OK):
+                die("%s is not built" % b)
+        self.path = os.path.join(tmp, "sprig")
+        self.tmp = tmp
+        self.p = None
+        for args in (["schema", "define", "bench", "docs"],
+                     ["db", "create", "default", "--schema", "bench"]):
+            rc, out, err = run([self.cli, "--path", self.path] + args)
+            if rc:
+                die("sprig %s: %s" % (" ".join(args), err.strip()))
+
+    def serve(self, kv_persistence):
+        """(Re)start `sprig serve` (full durability) with the given
+        key-value persistence mode."""
+        if self.p:
+            stop(self.p)
+        logf = os.path.join(self.tmp, "sprig-%s.log" % kv_persistence)
+        argv = [self.cli, "--path", self.path, "serve", "--ws",
+                "127.0.0.1:0", "--durability", "full", "--kv-persistence",
+                kv_persistence]
+        self.p = start("sprig", argv, logf)
+
+        def port():
+            m = re.search(r"listening on ws://127\.0\.0\.1:(\d+)",
+                          tail(logf, 50))
+            return m and int(m.group(1))
+        self.url = "ws://127.0.0.1:%d" % wait_for("sprig serve", port,
+                                                  self.p)
+        self.mode = kv_persistence
+
+    def load(self, what):
+        rc, out, err = run([self.bench, "-u", self.url, "-c", "8", "-P", "16",
+                            "-r", str(KEYSPACE), "-d", str(DATASIZE),
+                            "--load", what, "-q"])
+        if rc:
+            die("loading Sprig (%s): %s" % (what, err.strip() or out))
+
+    def measure(self, op, pipeline, n, threads=1):
+        argv = [self.bench, "-u", self.url, "-c", str(CLIENTS), "-P",
+                str(pipeline), "-n", str(n), "-t", op, "-r", str(KEYSPACE),
+                "-d", str(DATASIZE), "--threads", str(threads), "--csv"]
+        return measure_cmd(argv, self.p.pid, parse_bench_csv, n)
+
+
+class Redis:
+    def __init__(self, tmp):
+        for b in ("redis-server", "redis-benchmark", "redis-cli"):
+            if not shutil.which(b):
+                die("%s is not installed (scripts/deps.sh --bench)" % b)
+        self.tmp = tmp
+        self.p = None
+
+    def serve(self, durable):
+        if self.p:
+            stop(self.p)
+        d = os.path.join(self.tmp, "redis-%s" % ("aof" if durable else "rdb"))
+        os.makedirs(d, exist_ok=True)
+        self.port = free_port()
+        argv = ["redis-server", "--bind", "127.0.0.1", "--port",
+                str(self.port), "--dir", d, "--daemonize", "no",
+                "--protected-mode", "yes", "--logfile", ""]
+        if durable:
+            argv += ["--appendonly", "yes", "--appendfsync", "always",
+                     "--save", ""]
+        else:
+            argv += ["--appendonly", "no"]  # default snapshots (save ...)
+        self.p = start("redis", argv, d + ".log")
+        wait_for("redis-server", lambda: run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port),
+             "ping"])[1].strip() == "PONG", self.p)
+        rc, out, _ = run(["redis-cli", "-h", "127.0.0.1", "-p",
+                          str(self.port), "config", "get", "save"])
+        self.save = " ".join(out.split()[1:]) or "(none)"
+        self.durable = durable
+
+    def load(self):
+        """SET key:%012d value(k) for the whole keyspace (redis-cli --pipe),
+        the keys redis-benchmark -r picks from, values of DATASIZE bytes."""
+        pad = "x" * (DATASIZE - 27)
+        cmds = []
+        for k in range(KEYSPACE):
+            key = "key:%012d" % k
+            val = '{"k":"%012d","p":"%s"}' % (k, pad)
+            cmds.append("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                len(key), key, len(val), val))
+        r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p",
+                            str(self.port), "--pipe"],
+                           input="".join(cmds).encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        if r.returncode:
+            die("loading Redis: %s" % r.stderr.decode(errors="replace"))
+
+    def measure(self, op, pipeline, n):
+        argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.port),
+                "-c", str(CLIENTS), "-n", str(n), "-P", str(pipeline), "-t",
+                {"kv.set": "set", "kv.get": "get"}[op], "-r", str(KEYSPACE),
+                "-d", str(DATASIZE), "--csv"]
+        return measure_cmd(argv, self.p.pid, parse_bench_csv, n)
+
+
+INSERT_SQL = """\\set k random(1, 1000000000)
+INSERT INTO docs (doc) VALUES ('{"k":"' || lpad(:k::text, 12, '0') || '","p":"%s"}');
+""" % ("x" * (DATASIZE - 27))
+
+
+class Postgres:
+    def __init__(self, tmp):
+        bins = sorted(d for d in os.listdir("/usr/lib/postgresql")
+                      if os.path.isdir("/usr/lib/postgresql/%s/bin" % d)) \
+            if os.path.isdir("/usr/lib/postgresql") else []
+        if not bins or not shutil.which("pgbench"):
+            die("PostgreSQL is not installed (scripts/deps.sh --bench)")
+        self.bin = "/usr/lib/postgresql/%s/bin" % bins[-1]
+        self.version = bins[-1]
+        self.tmp = tmp
+        self.dir = os.path.join(tmp, "pg")
+        self.sock = os.path.join(tmp, "pgsock")
+        os.makedirs(self.sock)
+        # postgres refuses to run as root: the server runs as the
+        # `postgres` user when we are root, and the clients connect over
+        # TCP as the database user postgres (trust on loopback).
+        self.user = None
+        if os.geteuid() == 0:
+            self.user = "postgres"
+            os.chmod(tmp, 0o755)
+            shutil.chown(self.sock, "postgres")
+        os.makedirs(self.dir)
+        if self.user:
+            shutil.chown(self.dir, "postgres")
+        kw = {"user": self.user} if self.user else {}
+        rc, out, err = run([os.path.join(self.bin, "initdb"), "-D", self.dir,
+                            "-U", "postgres", "-A", "trust", "--no-sync",
+                            "-E", "UTF8"], cwd=tmp, **kw)
+        if rc:
+            die("initdb: %s" % (err.strip() or out))
+        self.port = free_port()
+        argv = [os.path.join(self.bin, "postgres"), "-D", self.dir,
+                "-k", self.sock, "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", "max_connections=120",
+                "-c", "fsync=on", "-c", "synchronous_commit=on"]
+        self.p = start("postgres", argv, os.path.join(tmp, "pg.log"),
+                       cwd=tmp, **kw)
+        wait_for("postgres", lambda: run(
+            [os.path.join(self.bin, "pg_isready"), "-q", "-h", "127.0.0.1",
+             "-p", str(self.port)])[0] == 0, self.p, timeout=60)
+        self.pg = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        rc, out, err = run(["pgbench"] + self.pg + ["-i", "-q", "-s",
+                                                    str(PG_SCALE), "postgres"])
+        if rc:
+            die("pgbench -i: %s" % err.strip())
+        rc, out, err = run(["psql"] + self.pg + [
+            "-q", "-v", "ON_ERROR_STOP=1", "-c",
+            "CREATE TABLE docs (id bigserial PRIMARY KEY, doc text NOT NULL)",
+            "postgres"])
+        if rc:
+            die("psql: %s" % err.strip())
+        self.insert_sql = os.path.join(tmp, "insert.sql")
+        with open(self.insert_sql, "w") as f:
+            f.write(INSERT_SQL)
+
+    def measure(self, op, seconds):
+        what = ["-S"] if op == "db.get" else ["-f", self.insert_sql]
+        argv = ["pgbench"] + self.pg + what + [
+            "-c", str(CLIENTS), "-j", "2", "-T", str(max(1, round(seconds))),
+            "-M", "prepared", "-n", "postgres"]
+        return measure_cmd(argv, self.p.pid, parse_pgbench, None,
+                           settle=0.3)
+
+
+# ---- measuring ------------------------------------------------------------
+
+def parse_bench_csv(out):
+    """The data row of sprig-bench / redis-benchmark --csv."""
+    rows = [l for l in out.splitlines() if l.startswith('"') and
+            not l.startswith('"test"')]
+    if not rows:
+        return None
+    cols = [c.strip('"') for c in rows[-1].split('","')]
+    r = {"rate": float(cols[1]), "avg_ms": float(cols[2]),
+         "p50_ms": float(cols[4]), "p99_ms": float(cols[6])}
+    if len(cols) > 8:
+        r["errors"] = int(cols[8])
+    return r
+
+
+def parse_pgbench(out):
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)",
+                  out)
+    if not m:
+        return None
+    r = {"rate": float(m.group(1))}
+    m = re.search(r"latency average = ([0-9.]+) ms", out)
+    if m:
+        r["avg_ms"] = float(m.group(1))
+    m = re.search(r"number of transactions actually processed: (\d+)", out)
+    if m:
+        r["requests"] = int(m.group(1))
+    m = re.search(r"number of failed transactions: (\d+)", out)
+    r["errors"] = int(m.group(1)) if m else 0
+    return r
+
+
+def measure_cmd(argv, server_pid, parse, n, settle=0.0):
+    s0, c0, t0 = proc_cpu_s(server_pid), children_cpu_s(), time.time()
+    rc, out, err = run(argv)
+    wall = time.time() - t0
+    if settle:
+        time.sleep(settle)  # let the postmaster reap its backends
+    s1, c1 = proc_cpu_s(server_pid), children_cpu_s()
+    r = parse(out)
+    if rc or r is None:
+        raise RuntimeError("%s failed (status %d): %s" % (
+            os.path.basename(argv[0]), rc, (err.strip() or out.strip())[-600:]))
+    reqs = n if n else r.get("requests") or r["rate"] * wall
+    r["server_cpu_us"] = (s1 - s0) * 1e6 / reqs if reqs else 0
+    r["client_cpu_us"] = (c1 - c0) * 1e6 / reqs if reqs else 0
+    r["requests"] = reqs
+    return r
+
+
+def summarize(runs):
+    rates = [r["rate"] for r in runs]
+    out = {"median": statistics.median(rates), "min": min(rates),
+           "max": max(rates), "runs": [round(x, 1) for x in rates]}
+    for k in ("p50_ms", "p99_ms", "avg_ms", "server_cpu_us",
+              "client_cpu_us"):
+        vals = [r[k] for r in runs if k in r]
+        if vals:
+            out[k] = round(statistics.median(vals), 3)
+    return out
+
+
+def size_runs(rate, seconds, lo, hi):
+    return int(max(lo, min(hi, rate * seconds)))
+
+
+def row(name, label, peer_name, sprig_fn, peer_fn, warm_n, target, args,
+        extra=None):
+    """Warm up, size, then args.runs alternating runs of both sides."""
+    log("%s: %s" % (name, label))
+    res = {"name": name, "row": label, "peer": peer_name,
+           "series": {}, "failed": False}
+    res.update(extra or {})
+    try:
+        ws = sprig_fn(warm_n)
+        wp = peer_fn(warm_n)
+        ns = size_runs(ws["rate"], args.seconds, warm_n, 50 * warm_n)
+        np_ = size_runs(wp["rate"], args.seconds, warm_n, 50 * warm_n)
+        sr, pr = [], []
+        for i in range(args.runs):
+            if i % 2 == 0:
+                sr.append(sprig_fn(ns))
+                pr.append(peer_fn(np_))
+            else:
+                pr.append(peer_fn(np_))
+                sr.append(sprig_fn(ns))
+            log("  run %d: Sprig %.0f/s, %s %.0f/s" % (
+                i + 1, sr[-1]["rate"], peer_name, pr[-1]["rate"]))
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        log("  FAILED: %s" % e)
+        res["failed"] = True
+        res["error"] = str(e)
+        return res
+    res["series"]["sprig"] = summarize(sr)
+    res["series"][peer_name] = summarize(pr)
+    res["errors"] = sum(r.get("errors", 0) for r in sr)
+    per_run = [a["rate"] / b["rate"] for a, b in zip(sr, pr) if b["rate"]]
+    ratio = res["series"]["sprig"]["median"] / \
+        res["series"][peer_name]["median"]
+    res["ratio"] = {"vs": peer_name, "ratio": round(ratio, 3),
+                    "min": round(min(per_run), 3),
+                    "max": round(max(per_run), 3), "target": target,
+                    "met": ratio >= target if target else None}
+    log("  => Sprig %.0f/s vs %s %.0f/s: %.2fx (target %s)" % (
+        res["series"]["sprig"]["median"], peer_name,
+        res["series"][peer_name]["median"], ratio,
+        "%.1fx" % target if target else "-"))
+    return res
+
+
+def tcp_ping(sprig, clients, seconds):
+    rc, out, err = run([sprig.bench, "--tcp-ping", str(seconds), "-c",
+                        str(clients), "--csv"])
+    m = re.search(r'"tcp.ping","([0-9.]+)"', out)
+    return float(m.group(1)) if rc == 0 and m else None
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    u = platform.uname()
+    return {"nproc": os.cpu_count(), "cpu": cpu,
+            "kernel": "%s %s %s" % (u.system, u.release, u.machine)}
+
+
+def version_of(argv, pattern):
+    try:
+        rc, out, err = run(argv, timeout=20)
+        m = re.search(pattern, out + err)
+        return m.group(1) if m else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("build")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0,
+                    help="length of each timed run (about)")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 run of ~0.5 s per side and row (a check)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results",
+                                                  "net.json"))
+    ap.add_argument("--no-report", action="store_true",
+                    help="do not regenerate docs/benchmarks.md")
+    args = ap.parse_args()
+    if args.quick:
+        args.runs, args.seconds = 1, 0.5
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    t_start = time.time()
+    tmp = tempfile.mkdtemp(prefix="sprig-bench-net.")
+    rows = []
+    try:
+        sprig = Sprig(args.build, tmp)
+        redis = Redis(tmp)
+        limits = {}
+        for c in (1, CLIENTS):
+            limits[str(c)] = tcp_ping(sprig, c, 1.0)
+        log("loopback TCP ping-pong: %s round trips/s (1 connection), "
+            "%s (50)" % (limits["1"], limits[str(CLIENTS)]))
+
+        # net-kv, lazy: Sprig lazy persistence vs Redis default snapshots
+        sprig.serve("lazy")
+        redis.serve(durable=False)
+        sprig.load("kv")
+        redis.load()
+        dur = ("lazy: Sprig `--kv-persistence lazy` (no fsync per change; "
+               "flushed after 10,000 changes or 1 s) vs Redis default "
+               "snapshots (`save %s`, no AOF)" % redis.save)
+        for op, pipe in (("kv.set", 1), ("kv.get", 1), ("kv.set", 16),
+                         ("kv.get", 16)):
+            warm = 20000 if pipe == 1 else 100000
+            rows.append(row(
+                "net-kv", "%s, %d clients, -P %d" % (op[3:], CLIENTS, pipe),
+                "redis", lambda n, o=op, p=pipe: sprig.measure(o, p, n),
+                lambda n, o=op, p=pipe: redis.measure(o, p, n), warm,
+                KV_TARGET, args, {"op": op, "pipeline": pipe,
+                                  "clients": CLIENTS, "durability": dur,
+                                  "mode": "lazy"}))
+
+        # net-kv, durable: Sprig immediate (full) vs appendfsync always
+        sprig.serve("immediate")
+        redis.serve(durable=True)
+        redis.load()
+        dur = ("durable: Sprig `--kv-persistence immediate` at full "
+               "durability (fsync before the answer; group commit) vs Redis "
+               "`appendonly yes`, `appendfsync always`")
+        for pipe in (1, 16):
+            rows.append(row(
+                "net-kv", "set, %d clients, -P %d, durable" % (CLIENTS, pipe),
+                "redis", lambda n, p=pipe: sprig.measure("kv.set", p, n),
+                lambda n, p=pipe: redis.measure("kv.set", p, n),
+                5000 if pipe == 1 else 20000, KV_TARGET, args,
+                {"op": "kv.set", "pipeline": pipe, "clients": CLIENTS,
+                 "durability": dur, "mode": "durable"}))
+        stop(redis.p)
+
+        # net-doc: Sprig (full durability) vs PostgreSQL
+        pg = Postgres(tmp)
+        sprig.load("doc")
+        dur = ("full: Sprig `--durability full` (fsync before the answer; "
+               "group commit) vs PostgreSQL `fsync=on`, "
+               "`synchronous_commit=on`")
+        for op, label in (("db.get", "get by id, %d clients" % CLIENTS),
+                          ("db.insert", "insert, %d clients" % CLIENTS)):
+            warm = 20000 if op == "db.get" else 5000
+
+            def sprig_fn(n, o=op):
+                return sprig.measure(o, 1, n)
+
+            def pg_fn(n, o=op, w=warm):
+                # pgbench runs for a time (-T): 1 s to warm up, then
+                # --seconds like Sprig's sized runs
+                return pg.measure(o, 1 if n == w else args.seconds)
+            rows.append(row(
+                "net-doc", label, "postgres", sprig_fn, pg_fn, warm,
+                DOC_TARGET, args,
+                {"op": op, "pipeline": 1, "clients": CLIENTS,
+                 "durability": dur,
+                 "peer_workload": "pgbench -S (select-only)" if op ==
+                 "db.get" else "pgbench -f insert.sql (one INSERT)"}))
+        stop(pg.p, signal.SIGINT)
+        stop(sprig.p)
+    finally:
+        stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    result = {
+        "bench": "net",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "versions": "Sprig %s, Redis %s, PostgreSQL %s" % (
+            version_of([sprig.cli, "--version"], r"(\d+\.\d+\.\d+)"),
+            version_of(["redis-server", "--version"], r"v=(\S+)"),
+            version_of(["pgbench", "--version"], r"(\d+\.\d+)")),
+        "machine": dict(machine(), loopback_round_trips_per_s=limits),
+        "quick": args.quick, "runs": args.runs, "seconds_per_run":
+        args.seconds, "clients": CLIENTS, "keyspace": KEYSPACE,
+        "datasize": DATASIZE, "seconds": round(time.time() - t_start, 1),
+        "rows": rows,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    log("wrote %s (%.0f s)" % (os.path.relpath(args.out, ROOT),
+                               result["seconds"]))
+    if not args.no_report:
+        local = os.path.join(ROOT, "bench", "results", "local.json")
+        if os.path.exists(local):
+            r = subprocess.run([sys.executable,
+                                os.path.join(ROOT, "bench", "report.py"),
+                                local, os.path.join(ROOT, "bench",
+                                                    "analysis.md"),
+                                os.path.join(ROOT, "docs", "benchmarks.md"),
+                                os.path.join(tempfile.gettempdir(),
+                                             "sprig-net-chart.dat")])
+            if r.returncode == 0:
+                log("regenerated docs/benchmarks.md")
+        else:
+            log("no bench/results/local.json: docs/benchmarks.md not "
+                "regenerated (run make bench)")
+    failed = [r for r in rows if r.get("failed") or r.get("errors")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

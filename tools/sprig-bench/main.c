@@ -1,0 +1,328 @@
+/*
+ * main.c -- `sprig-bench`, a load generator for a Sprig server in the
+ * manner of redis-benchmark: CLIENTS connections, REQUESTS requests per
+ * test, PIPELINE requests in flight per connection, one test per
+ * operation named by -t.  It reports requests per second and latency
+ * quantiles (text, -q, or --csv in redis-benchmark's column order plus an
+ * error count) and exits non-zero when any answer was an error frame or
+ * did not hold what the request must have produced: the same program is
+ * the benchmark (bench/bench_net.sh) and a behaviour test (ctest
+ * bench_net_smoke).  See bench.h for the parts and the data it uses.
+ */
+#include "bench.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage[] =
+    "usage: sprig-bench [-u URL] [-c CLIENTS] [-n REQUESTS] [-P PIPELINE]\n"
+    "                   [-t TESTS] [-d DATASIZE] [--db NAME]\n"
+    "                   [--collection C] [--keyspace N] [--load WHAT]\n"
+    "                   [--threads T] [--seed S] [--timeout SECONDS]\n"
+    "                   [--csv | -q]\n"
+    "       sprig-bench --tcp-ping SECONDS [-c CLIENTS] [--csv]\n"
+    "\n"
+    "Load a Sprig server (protocol sprig/1 over WebSockets) like\n"
+    "redis-benchmark loads Redis, and check every answer.\n"
+    "\n"
+    "  -u URL            server (default ws://127.0.0.1:5646)\n"
+    "  -c CLIENTS        connections (default 50)\n"
+    "  -n REQUESTS       requests per test (default 100000)\n"
+    "  -P PIPELINE       requests in flight per connection (default 1)\n"
+    "  -t TESTS          comma-separated: kv.set, kv.get, db.get, db.insert\n"
+    "                    (default kv.set,kv.get)\n"
+    "  -d DATASIZE       bytes of each value and document (default 100;\n"
+    "                    from 27 bytes a JSON document)\n"
+    "  --db NAME         database (default \"default\")\n"
+    "  --collection C    collection of db.get and db.insert (default docs)\n"
+    "  --ns NS           key-value namespace (default: none)\n"
+    "  -r, --keyspace N  keys key:000000000000 ... and documents with u64\n"
+    "                    ids 1 ... N (default 100000); random ones are used\n"
+    "  --load WHAT       first write every item the gets read: kv, doc or\n"
+    "                    kv,doc (untimed); without -t, load only\n"
+    "  --threads T       client threads, each with its own event loop\n"
+    "                    (default 1)\n"
+    "  --seed S          random seed (default: from the clock)\n"
+    "  --timeout SECONDS deadline of each phase (default 120)\n"
+    "  --csv             one CSV row per test: test, requests/s, latency ms\n"
+    "                    avg, min, p50, p95, p99, max, errors\n"
+    "  -q                one line per test\n"
+    "  --tcp-ping SECONDS  no server: a raw TCP ping-pong on 127.0.0.1\n"
+    "                    (echo thread, CLIENTS connections, 16 bytes): the\n"
+    "                    loopback's round trips per second\n"
+    "\n"
+    "Every answer is checked: gets must return the value the load (or a\n"
+    "set) wrote for that item (see value() in tools/sprig-bench/bench.h),\n"
+    "sets and inserts must succeed.  Exit status: 0 all answers right, 1\n"
+    "some were errors (the first is printed) or the run failed, 2 usage.\n";
+
+uint64_t
+bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int
+bad_usage(const char *what, const char *arg)
+{
+    fprintf(stderr, "sprig-bench: %s '%s'\n%s", what, arg, usage);
+    return 2;
+}
+
+/* A positive integer option in [lo, hi]. */
+static int
+number(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || s[0] == '-' || v < lo || v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static double
+ms(uint64_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+static void
+report(const bench_cfg *cfg, const char *name, const bench_result *r, int rc)
+{
+    double rps = r->seconds > 0 ? (double)r->done / r->seconds : 0;
+    const hist *h = &r->lat;
+    double avg = h->count ? ms(h->sum_ns) / (double)h->count : 0;
+    double min = h->count ? ms(h->min_ns) : 0;
+    if (cfg->csv) {
+        printf("\"%s\",\"%.2f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\","
+               "\"%.3f\",\"%llu\"\n",
+               name, rps, avg, min, ms(hist_quantile(h, 0.50)),
+               ms(hist_quantile(h, 0.95)), ms(hist_quantile(h, 0.99)),
+               ms(h->max_ns), (unsigned long long)r->errors);
+    } else if (cfg->quiet) {
+        printf("%s: %.2f requests per second, p50=%.3f msec, p99=%.3f msec, "
+               "errors %llu\n",
+               name, rps, ms(hist_quantile(h, 0.50)),
+               ms(hist_quantile(h, 0.99)), (unsigned long long)r->errors);
+    } else {
+        printf("====== %s ======\n", name);
+        printf("  %llu requests answered in %.3f s: %.2f requests per "
+               "second\n",
+               (unsigned long long)r->done, r->seconds, rps);
+        printf("  %u clients, pipeline %u, %u-byte values, keyspace %u, "
+               "%u thread%s\n",
+               cfg->clients, cfg->pipeline, cfg->datasize, cfg->keyspace,
+               cfg->threads, cfg->threads == 1 ? "" : "s");
+        printf("  latency (ms): avg %.3f  min %.3f  p50 %.3f  p95 %.3f  "
+               "p99 %.3f  max %.3f\n",
+               avg, min, ms(hist_quantile(h, 0.50)), ms(hist_quantile(h, 0.95)),
+               ms(hist_quantile(h, 0.99)), ms(h->max_ns));
+        printf("  errors: %llu\n\n", (unsigned long long)r->errors);
+    }
+    fflush(stdout);
+    if (r->errors || rc) {
+        fprintf(stderr, "sprig-bench: %s: %llu error%s%s%s%s\n", name,
+                (unsigned long long)r->errors, r->errors == 1 ? "" : "s",
+                r->first_error[0] ? "; first: " : "", r->first_error,
+                rc ? " (run incomplete)" : "");
+    }
+}
+
+/* Run one test (or load); 0 when every answer was right. */
+static int
+run(const bench_cfg *cfg, bench_op op, uint64_t n, bool sequential,
+    const char *name)
+{
+    bench_result r;
+    int rc = driver_run(op, n, sequential, &r);
+    report(cfg, name, &r, rc);
+    return rc || r.errors ? 1 : 0;
+}
+
+static int
+parse_tests(char *s, bool want[OP_COUNT])
+{
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+        int op = bench_op_parse(tok);
+        if (op < 0) {
+            return bad_usage("unknown test (kv.set, kv.get, db.get, "
+                             "db.insert)",
+                             tok);
+        }
+        want[op] = true;
+    }
+    return 0;
+}
+
+enum {
+    O_DB = 256,
+    O_COLL,
+    O_NS,
+    O_LOAD,
+    O_THREADS,
+    O_SEED,
+    O_TIMEOUT,
+    O_CSV,
+    O_PING,
+    O_HELP
+};
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"db", required_argument, NULL, O_DB},
+        {"collection", required_argument, NULL, O_COLL},
+        {"ns", required_argument, NULL, O_NS},
+        {"keyspace", required_argument, NULL, 'r'},
+        {"load", required_argument, NULL, O_LOAD},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"seed", required_argument, NULL, O_SEED},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"csv", no_argument, NULL, O_CSV},
+        {"tcp-ping", required_argument, NULL, O_PING},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    bench_cfg cfg = {.url = "ws://127.0.0.1:5646",
+                     .db = "default",
+                     .collection = "docs",
+                     .ns = "",
+                     .clients = 50,
+                     .pipeline = 1,
+                     .threads = 1,
+                     .requests = 100000,
+                     .datasize = 100,
+                     .keyspace = 100000,
+                     .timeout_s = 120,
+                     .seed = bench_now_ns()};
+    bool want[OP_COUNT] = {false}, any_test = false;
+    bool load_kv = false, load_doc = false;
+    double ping_s = 0;
+    uint64_t v;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "u:c:n:P:t:d:r:qh", longs, NULL)) !=
+           -1) {
+        switch (opt) {
+        case 'u': cfg.url = optarg; break;
+        case 'c':
+            if (number(optarg, 1, 10000, &v)) {
+                return bad_usage("bad -c", optarg);
+            }
+            cfg.clients = (unsigned)v;
+            break;
+        case 'n':
+            if (number(optarg, 1, UINT64_C(1) << 40, &v)) {
+                return bad_usage("bad -n", optarg);
+            }
+            cfg.requests = v;
+            break;
+        case 'P':
+            if (number(optarg, 1, 255, &v)) {
+                return bad_usage("bad -P (1 ... 255)", optarg);
+            }
+            cfg.pipeline = (unsigned)v;
+            break;
+        case 't': {
+            int rc = parse_tests(optarg, want);
+            if (rc) {
+                return rc;
+            }
+            any_test = true;
+            break;
+        }
+        case 'd':
+            if (number(optarg, 1, 65536, &v)) {
+                return bad_usage("bad -d (1 ... 65536)", optarg);
+            }
+            cfg.datasize = (uint32_t)v;
+            break;
+        case 'r':
+            if (number(optarg, 1, UINT32_MAX, &v)) {
+                return bad_usage("bad --keyspace", optarg);
+            }
+            cfg.keyspace = (uint32_t)v;
+            break;
+        case 'q': cfg.quiet = true; break;
+        case O_DB: cfg.db = optarg; break;
+        case O_COLL: cfg.collection = optarg; break;
+        case O_NS: cfg.ns = optarg; break;
+        case O_LOAD:
+            load_kv = strstr(optarg, "kv") != NULL;
+            load_doc = strstr(optarg, "doc") != NULL;
+            if (!load_kv && !load_doc) {
+                return bad_usage("bad --load (kv, doc or kv,doc)", optarg);
+            }
+            break;
+        case O_THREADS:
+            if (number(optarg, 1, 64, &v)) {
+                return bad_usage("bad --threads", optarg);
+            }
+            cfg.threads = (unsigned)v;
+            break;
+        case O_SEED:
+            if (number(optarg, 0, UINT64_MAX, &v)) {
+                return bad_usage("bad --seed", optarg);
+            }
+            cfg.seed = v;
+            break;
+        case O_TIMEOUT:
+            if (number(optarg, 1, 86400, &v)) {
+                return bad_usage("bad --timeout", optarg);
+            }
+            cfg.timeout_s = (unsigned)v;
+            break;
+        case O_CSV: cfg.csv = true; break;
+        case O_PING:
+            ping_s = strtod(optarg, NULL);
+            if (ping_s <= 0 || ping_s > 3600) {
+                return bad_usage("bad --tcp-ping", optarg);
+            }
+            break;
+        case 'h':
+        case O_HELP: fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        return bad_usage("unexpected argument", argv[optind]);
+    }
+    if (ping_s > 0) {
+        return tcp_ping(cfg.clients, ping_s, cfg.csv);
+    }
+    if (!any_test && !load_kv && !load_doc) {
+        want[OP_KV_SET] = want[OP_KV_GET] = true;
+    }
+    if (cfg.csv) {
+        printf("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\","
+               "\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\","
+               "\"max_latency_ms\",\"errors\"\n");
+    }
+    if (driver_start(&cfg) != 0) {
+        driver_stop();
+        return 1;
+    }
+    int status = 0;
+    if (load_kv) {
+        status |= run(&cfg, OP_KV_SET, cfg.keyspace, true, "load.kv");
+    }
+    if (load_doc) {
+        uint64_t batches = (cfg.keyspace + LOAD_BATCH - 1) / LOAD_BATCH;
+        status |= run(&cfg, OP_DB_LOAD, batches, true, "load.doc");
+    }
+    for (int op = 0; op < OP_DB_LOAD && status == 0; op++) {
+        if (want[op]) {
+            status |= run(&cfg, (bench_op)op, cfg.requests, false,
+                          bench_op_name((bench_op)op));
+        }
+    }
+    driver_stop();
+    return status;
+}
