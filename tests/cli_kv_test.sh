@@ -7,78 +7,9 @@
 # SCRATCH_DIR (default: next to the binary) is emptied first.  Each failed
 # check says what it expected; the last line counts passes and failures.
 
-BIN=$1
-T=${2:-$(dirname "$BIN")/cli-kv-test-tmp}
-if [ ! -x "$BIN" ]; then
-    echo "usage: sh cli_kv_test.sh PATH/TO/sprig [SCRATCH_DIR]" >&2
-    exit 2
-fi
-rm -rf "$T" && mkdir -p "$T" || exit 1
-DATA=$T/data
-pass=0
-fail=0
-
-sp() {
-    "$BIN" --path "$DATA" "$@"
-}
-
-# run CMD...: run it with no stdin, keeping stdout, stderr and exit status.
-run() {
-    "$@" >"$T/out" 2>"$T/err" </dev/null
-    rc=$?
-    out=$(cat "$T/out")
-    err=$(cat "$T/err")
-}
-
-good() {
-    pass=$((pass + 1))
-}
-
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $1"
-    echo "    exit:   $rc"
-    echo "    stdout: $out"
-    echo "    stderr: $err"
-    echo "    $2"
-}
-
-# expect NAME STATUS STDOUT: exit STATUS, exactly STDOUT, and on success an
-# empty stderr.
-expect() {
-    if [ "$rc" = "$2" ] && [ "$out" = "$3" ] &&
-        { [ "$2" != 0 ] || [ -z "$err" ]; }; then
-        good
-    else
-        bad "$1" "wanted exit $2 and stdout: $3"
-    fi
-}
-
-# expect_err NAME STATUS TEXT: exit STATUS, empty stdout, TEXT on stderr.
-expect_err() {
-    case $err in
-    "sprig: "*"$3"*) matched=1 ;;
-    *) matched=0 ;;
-    esac
-    if [ "$rc" = "$2" ] && [ -z "$out" ] && [ $matched = 1 ]; then
-        good
-    else
-        bad "$1" "wanted exit $2, empty stdout and on stderr: $3"
-    fi
-}
-
-# expect_has NAME STATUS TEXT: exit STATUS and TEXT in stdout.
-expect_has() {
-    case $out in
-    *"$3"*) matched=1 ;;
-    *) matched=0 ;;
-    esac
-    if [ "$rc" = "$2" ] && [ $matched = 1 ]; then
-        good
-    else
-        bad "$1" "wanted exit $2 and on stdout: $3"
-    fi
-}
+NAME=cli-kv-test
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 # ---- help and usage (no storage needed) ------------------------------------
 

@@ -9,75 +9,9 @@
 # tools/CMakeLists.txt:
 #     sh tests/cli_view_test.sh BUILD/tools/sprig [SCRATCH_DIR]
 
-BIN=$1
-T=${2:-$(dirname "$BIN")/cli-view-test-tmp}
-if [ ! -x "$BIN" ]; then
-    echo "usage: sh cli_view_test.sh PATH/TO/sprig [SCRATCH_DIR]" >&2
-    exit 2
-fi
-rm -rf "$T" && mkdir -p "$T" || exit 1
-DATA=$T/data
-pass=0
-fail=0
-
-sp() {
-    "$BIN" --path "$DATA" "$@"
-}
-
-run() {
-    "$@" >"$T/out" 2>"$T/err" </dev/null
-    rc=$?
-    out=$(cat "$T/out")
-    err=$(cat "$T/err")
-}
-
-good() {
-    pass=$((pass + 1))
-}
-
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $1"
-    echo "    exit:   $rc"
-    echo "    stdout: $out"
-    echo "    stderr: $err"
-    echo "    $2"
-}
-
-# expect NAME STATUS STDOUT: exit STATUS, exactly STDOUT, quiet on success.
-expect() {
-    if [ "$rc" = "$2" ] && [ "$out" = "$3" ] &&
-        { [ "$2" != 0 ] || [ -z "$err" ]; }; then
-        good
-    else
-        bad "$1" "wanted exit $2 and stdout: $3"
-    fi
-}
-
-# expect_err NAME STATUS TEXT: exit STATUS, no stdout, "sprig: ...TEXT..."
-expect_err() {
-    case $err in
-    "sprig: "*"$3"*) matched=1 ;;
-    *) matched=0 ;;
-    esac
-    if [ "$rc" = "$2" ] && [ -z "$out" ] && [ $matched = 1 ]; then
-        good
-    else
-        bad "$1" "wanted exit $2, empty stdout and on stderr: $3"
-    fi
-}
-
-expect_has() {
-    case $out in
-    *"$3"*) matched=1 ;;
-    *) matched=0 ;;
-    esac
-    if [ "$rc" = "$2" ] && [ $matched = 1 ]; then
-        good
-    else
-        bad "$1" "wanted exit $2 and on stdout: $3"
-    fi
-}
+NAME=cli-view-test
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
 
 cat >"$T/shop.json" <<'EOF'
 {

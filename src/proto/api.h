@@ -277,6 +277,14 @@ extern const sprig__field sprig__message_push_fields[];
 extern const size_t sprig__message_push_n;
 #define SPRIG__PUSH_MESSAGE "pubsub.message"
 
+/* api_codec.c: shapes shared by several composite types. */
+void sprig__enc_header(sprig__mp_wr *w, sprig_header h);
+int sprig__dec_header(sprig__mp_rd *r, sprig_header_buf *h);
+void sprig__enc_range(sprig__mp_wr *w, const sprig_range *r);
+int sprig__dec_range(sprig__mp_rd *r, sprig_range *out);
+void sprig__enc_doc(sprig__mp_wr *w, const sprig_doc *d);
+int sprig__dec_doc(sprig__mp_rd *r, sprig_doc **out);
+
 /* api_codec_more.c: the composite types added with KV, views, PubSub. */
 void sprig__enc_more(sprig__mp_wr *w, sprig__ftype t, const void *p);
 int sprig__dec_more(sprig__mp_rd *r, sprig__ftype t, void *p);

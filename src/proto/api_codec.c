@@ -17,17 +17,23 @@
 
 /* ---- small composites --------------------------------------------------- */
 
+void
+sprig__enc_header(sprig__mp_wr *w, sprig_header h)
+{
+    sprig__mp_array(w, 3);
+    sprig__mp_bin(w, h.id);
+    sprig__mp_u64(w, h.revision);
+    sprig__mp_bin(w, (sprig_bytes){h.hash, 16});
+}
+
 static void
 enc_header(sprig__mp_wr *w, const sprig_header_buf *h)
 {
-    sprig__mp_array(w, 3);
-    sprig__mp_bin(w, (sprig_bytes){h->id, h->id_len});
-    sprig__mp_u64(w, h->revision);
-    sprig__mp_bin(w, (sprig_bytes){h->hash, 16});
+    sprig__enc_header(w, sprig_header_of(h));
 }
 
-static int
-dec_header(sprig__mp_rd *r, sprig_header_buf *h)
+int
+sprig__dec_header(sprig__mp_rd *r, sprig_header_buf *h)
 {
     uint32_t n;
     sprig_bytes id, hash;
@@ -86,16 +92,16 @@ dec_bound(sprig__mp_rd *r, sprig_bound *b)
     return rc ? rc : sprig__mp_read_bin(r, &b->key);
 }
 
-static void
-enc_range(sprig__mp_wr *w, const sprig_range *r)
+void
+sprig__enc_range(sprig__mp_wr *w, const sprig_range *r)
 {
     sprig__mp_array(w, 2);
     enc_bound(w, &r->start);
     enc_bound(w, &r->end);
 }
 
-static int
-dec_range(sprig__mp_rd *r, sprig_range *out)
+int
+sprig__dec_range(sprig__mp_rd *r, sprig_range *out)
 {
     uint32_t n;
     int rc = sprig__mp_read_array(r, &n);
@@ -124,8 +130,8 @@ dec_bytes_list(sprig__mp_rd *r, sprig__bytes_list *l)
 
 /* ---- documents ---------------------------------------------------------- */
 
-static void
-enc_doc(sprig__mp_wr *w, const sprig_doc *d)
+void
+sprig__enc_doc(sprig__mp_wr *w, const sprig_doc *d)
 {
     sprig_header h = sprig_doc_header(d);
     sprig__mp_array(w, 4);
@@ -135,8 +141,8 @@ enc_doc(sprig__mp_wr *w, const sprig_doc *d)
     sprig__mp_bin(w, sprig_doc_contents(d));
 }
 
-static int
-dec_doc(sprig__mp_rd *r, sprig_doc **out)
+int
+sprig__dec_doc(sprig__mp_rd *r, sprig_doc **out)
 {
     uint32_t n;
     uint64_t rev;
@@ -165,7 +171,7 @@ enc_doc_list(sprig__mp_wr *w, const sprig_doc_list *l)
     size_t n = sprig_doc_list_count(l);
     sprig__mp_array(w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        enc_doc(w, sprig_doc_list_get(l, i));
+        sprig__enc_doc(w, sprig_doc_list_get(l, i));
     }
 }
 
@@ -180,7 +186,7 @@ dec_doc_list(sprig__mp_rd *r, sprig_doc_list **out)
     }
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
         sprig_doc *d;
-        rc = dec_doc(r, &d);
+        rc = sprig__dec_doc(r, &d);
         rc = rc ? rc : sprig__doc_list_push(*out, d);
     }
     return rc;
@@ -343,14 +349,14 @@ dec_txn_result(sprig__mp_rd *r, sprig_txn_result **out)
         rc = sprig__mp_read_nil(r);
     } else if (rc == 0) {
         has_conflict = true;
-        rc = dec_header(r, &conflict);
+        rc = sprig__dec_header(r, &conflict);
     }
     rc = rc ? rc : sprig__mp_read_array(r, &nh);
     if (rc == 0 && !(*out = sprig__txn_result_new(nh))) {
         rc = SPRIG_ENOMEM;
     }
     for (uint32_t i = 0; rc == 0 && i < nh; i++) {
-        rc = dec_header(r, &(*out)->headers[i]);
+        rc = sprig__dec_header(r, &(*out)->headers[i]);
     }
     if (rc == 0) {
         (*out)->id = id;
@@ -619,7 +625,9 @@ enc_field(sprig__mp_wr *w, const sprig__field *f, const void *s)
     case SPRIG__F_HEADER:
         enc_header(w, CAT(s, f->offset, sprig_header_buf));
         break;
-    case SPRIG__F_RANGE: enc_range(w, CAT(s, f->offset, sprig_range)); break;
+    case SPRIG__F_RANGE:
+        sprig__enc_range(w, CAT(s, f->offset, sprig_range));
+        break;
     case SPRIG__F_BYTES_LIST: {
         const sprig__bytes_list *l = CAT(s, f->offset, sprig__bytes_list);
         sprig__mp_array(w, (uint32_t)l->n);
@@ -628,7 +636,9 @@ enc_field(sprig__mp_wr *w, const sprig__field *f, const void *s)
         }
         break;
     }
-    case SPRIG__F_DOC: enc_doc(w, *CAT(s, f->offset, sprig_doc *)); break;
+    case SPRIG__F_DOC:
+        sprig__enc_doc(w, *CAT(s, f->offset, sprig_doc *));
+        break;
     case SPRIG__F_DOC_LIST:
         enc_doc_list(w, *CAT(s, f->offset, sprig_doc_list *));
         break;
@@ -729,11 +739,12 @@ dec_field(sprig__mp_rd *r, const sprig__field *f, void *s)
     case SPRIG__F_I64: return sprig__mp_read_i64(r, AT(s, f->offset, int64_t));
     case SPRIG__F_BOOL: return sprig__mp_read_bool(r, AT(s, f->offset, bool));
     case SPRIG__F_HEADER:
-        return dec_header(r, AT(s, f->offset, sprig_header_buf));
-    case SPRIG__F_RANGE: return dec_range(r, AT(s, f->offset, sprig_range));
+        return sprig__dec_header(r, AT(s, f->offset, sprig_header_buf));
+    case SPRIG__F_RANGE:
+        return sprig__dec_range(r, AT(s, f->offset, sprig_range));
     case SPRIG__F_BYTES_LIST:
         return dec_bytes_list(r, AT(s, f->offset, sprig__bytes_list));
-    case SPRIG__F_DOC: return dec_doc(r, AT(s, f->offset, sprig_doc *));
+    case SPRIG__F_DOC: return sprig__dec_doc(r, AT(s, f->offset, sprig_doc *));
     case SPRIG__F_DOC_LIST:
         return dec_doc_list(r, AT(s, f->offset, sprig_doc_list *));
     case SPRIG__F_TXN: return dec_txn(r, AT(s, f->offset, sprig_txn *));

@@ -121,18 +121,6 @@ dec_kv_list(sprig__mp_rd *r, sprig_kv_list **out)
  *  after] where after is nil or [key, id]. */
 
 static void
-enc_bound(sprig__mp_wr *w, const sprig_bound *b)
-{
-    sprig__mp_array(w, 2);
-    sprig__mp_u64(w, b->kind);
-    if (b->kind == SPRIG_UNBOUNDED) {
-        sprig__mp_nil(w); /* docs/protocol.md, "range" */
-    } else {
-        sprig__mp_bin(w, b->key);
-    }
-}
-
-static void
 enc_query(sprig__mp_wr *w, const sprig__query *sq)
 {
     const sprig_view_query *q = &sq->q;
@@ -146,9 +134,7 @@ enc_query(sprig__mp_wr *w, const sprig__query *sq)
     for (size_t i = 0; i < nk; i++) {
         sprig__mp_bin(w, q->match.keys[i]);
     }
-    sprig__mp_array(w, 2);
-    enc_bound(w, &q->match.range.start);
-    enc_bound(w, &q->match.range.end);
+    sprig__enc_range(w, &q->match.range);
     sprig__mp_u64(w, q->order);
     sprig__mp_u64(w, q->limit);
     sprig__mp_u64(w, q->access);
@@ -177,27 +163,6 @@ dec_name(sprig__mp_rd *r, char **out)
         (*out)[s.len] = 0;
     }
     return rc;
-}
-
-static int
-dec_bound(sprig__mp_rd *r, sprig_bound *b)
-{
-    uint32_t n;
-    uint64_t kind = 0;
-    int rc = sprig__mp_read_array(r, &n);
-    if (rc == 0 && n != 2) {
-        rc = sprig__err(SPRIG_EPROTO, "a range bound has 2 elements");
-    }
-    rc = rc ? rc : sprig__mp_read_u64(r, &kind);
-    if (rc == 0 && kind > SPRIG_EXCLUDED) {
-        rc = sprig__err(SPRIG_EPROTO, "range bound kind is unknown");
-    }
-    b->kind = (sprig_bound_kind)kind;
-    if (rc == 0 && sprig__mp_peek(r) == SPRIG__MP_NIL) {
-        b->key = (sprig_bytes){NULL, 0}; /* an unbounded end's key */
-        return sprig__mp_read_nil(r);
-    }
-    return rc ? rc : sprig__mp_read_bin(r, &b->key);
 }
 
 static int
@@ -249,7 +214,7 @@ dec_after(sprig__mp_rd *r, sprig_view_query *q)
 static int
 dec_query(sprig__mp_rd *r, sprig__query *sq)
 {
-    uint32_t n, nr;
+    uint32_t n;
     uint64_t kind, order, limit, access;
     sprig_view_query *q = &sq->q;
     int rc = sprig__mp_read_array(r, &n);
@@ -261,12 +226,7 @@ dec_query(sprig__mp_rd *r, sprig__query *sq)
     rc = rc ? rc : dec_small(r, SPRIG_MATCH_PREFIX, &kind);
     rc = rc ? rc : sprig__mp_read_bin(r, &q->match.key);
     rc = rc ? rc : dec_keys(r, sq);
-    rc = rc ? rc : sprig__mp_read_array(r, &nr);
-    if (rc == 0 && nr != 2) {
-        rc = sprig__err(SPRIG_EPROTO, "a range has 2 bounds");
-    }
-    rc = rc ? rc : dec_bound(r, &q->match.range.start);
-    rc = rc ? rc : dec_bound(r, &q->match.range.end);
+    rc = rc ? rc : sprig__dec_range(r, &q->match.range);
     rc = rc ? rc : dec_small(r, SPRIG_DESC, &order);
     rc = rc ? rc : dec_small(r, UINT32_MAX, &limit);
     rc = rc ? rc : dec_small(r, SPRIG_NO_UPDATE, &access);
@@ -283,15 +243,6 @@ dec_query(sprig__mp_rd *r, sprig__query *sq)
 /* ---- mapping lists ------------------------------------------------------ */
 
 static void
-enc_header(sprig__mp_wr *w, sprig_header h)
-{
-    sprig__mp_array(w, 3);
-    sprig__mp_bin(w, h.id);
-    sprig__mp_u64(w, h.revision);
-    sprig__mp_bin(w, (sprig_bytes){h.hash, 16});
-}
-
-static void
 enc_mappings(sprig__mp_wr *w, const sprig_mapping_list *l)
 {
     size_t n = sprig_mapping_list_count(l);
@@ -303,73 +254,33 @@ enc_mappings(sprig__mp_wr *w, const sprig_mapping_list *l)
         sprig__mp_bin(w, sprig_mapping_list_key(l, i));
         sprig__mp_bin(w, sprig_mapping_list_value(l, i));
         if (src.id.len) {
-            enc_header(w, src);
+            sprig__enc_header(w, src);
         } else {
             sprig__mp_nil(w);
         }
         if (d) {
-            sprig_header h = sprig_doc_header(d);
-            sprig__mp_array(w, 4);
-            sprig__mp_bin(w, h.id);
-            sprig__mp_u64(w, h.revision);
-            sprig__mp_bin(w, (sprig_bytes){h.hash, 16});
-            sprig__mp_bin(w, sprig_doc_contents(d));
+            sprig__enc_doc(w, d);
         } else {
             sprig__mp_nil(w);
         }
     }
 }
 
+/* A header or nil. */
 static int
-dec_source(sprig__mp_rd *r, sprig_header *h, bool *has)
+dec_source(sprig__mp_rd *r, sprig_header_buf *h, bool *has)
 {
-    uint32_t n;
-    sprig_bytes hash;
     *has = sprig__mp_peek(r) != SPRIG__MP_NIL;
-    if (!*has) {
-        return sprig__mp_read_nil(r);
-    }
-    int rc = sprig__mp_read_array(r, &n);
-    if (rc == 0 && n != 3) {
-        rc = sprig__err(SPRIG_EPROTO, "a header has 3 elements");
-    }
-    rc = rc ? rc : sprig__mp_read_bin(r, &h->id);
-    rc = rc ? rc : sprig__mp_read_u64(r, &h->revision);
-    rc = rc ? rc : sprig__mp_read_bin(r, &hash);
-    if (rc == 0 && (hash.len != 16 || h->id.len > SPRIG_ID_MAX)) {
-        rc = sprig__err(SPRIG_EPROTO, "a header is malformed");
-    }
-    if (rc == 0) {
-        memcpy(h->hash, hash.data, 16);
-    }
-    return rc;
+    return *has ? sprig__dec_header(r, h) : sprig__mp_read_nil(r);
 }
 
+/* A document or nil. */
 static int
 dec_mapping_doc(sprig__mp_rd *r, sprig_doc **d)
 {
-    uint32_t n;
-    uint64_t rev;
-    sprig_bytes id, hash, contents;
     *d = NULL;
-    if (sprig__mp_peek(r) == SPRIG__MP_NIL) {
-        return sprig__mp_read_nil(r);
-    }
-    int rc = sprig__mp_read_array(r, &n);
-    if (rc == 0 && n != 4) {
-        rc = sprig__err(SPRIG_EPROTO, "a document has 4 elements");
-    }
-    rc = rc ? rc : sprig__mp_read_bin(r, &id);
-    rc = rc ? rc : sprig__mp_read_u64(r, &rev);
-    rc = rc ? rc : sprig__mp_read_bin(r, &hash);
-    rc = rc ? rc : sprig__mp_read_bin(r, &contents);
-    if (rc == 0 && (hash.len != 16 || id.len > SPRIG_ID_MAX)) {
-        rc = sprig__err(SPRIG_EPROTO, "a document is malformed");
-    }
-    if (rc == 0 && !(*d = sprig__doc_new(id, rev, hash.data, contents))) {
-        rc = SPRIG_ENOMEM;
-    }
-    return rc;
+    return sprig__mp_peek(r) == SPRIG__MP_NIL ? sprig__mp_read_nil(r)
+                                              : sprig__dec_doc(r, d);
 }
 
 static int
@@ -377,8 +288,8 @@ dec_mapping(sprig__mp_rd *r, sprig_mapping_list *l)
 {
     uint32_t n;
     sprig_bytes key, value;
-    sprig_header src;
-    bool has_src;
+    sprig_header_buf src = {0};
+    bool has_src = false;
     sprig_doc *d = NULL;
     int rc = sprig__mp_read_array(r, &n);
     if (rc == 0 && n != 4) {
@@ -388,8 +299,8 @@ dec_mapping(sprig__mp_rd *r, sprig_mapping_list *l)
     rc = rc ? rc : sprig__mp_read_bin(r, &value);
     rc = rc ? rc : dec_source(r, &src, &has_src);
     rc = rc ? rc : dec_mapping_doc(r, &d);
-    rc = rc ? rc
-            : sprig__mapping_list_push(l, key, value, has_src ? &src : NULL);
+    sprig_header h = sprig_header_of(&src);
+    rc = rc ? rc : sprig__mapping_list_push(l, key, value, has_src ? &h : NULL);
     if (rc == 0 && d) {
         sprig__mapping_list_set_doc(l, l->n - 1, d);
     } else {
