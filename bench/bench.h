@@ -11,6 +11,11 @@
  * Documents are numbered 1..n ("logical numbers").  Raw LMDB and SQLite
  * store document k under id k; Sprig pushes ids, so it reports the id it
  * was given (in order on an empty database it is k as well).
+ *
+ * Further workloads live in their own files and use the same runner,
+ * results and helpers: wl_view.c (local-view: declarative views against
+ * SQLite), wl_kv.c (kv-local: the key-value store against raw LMDB) and
+ * wl_pubsub.c (pubsub: in-process fan-out).
  */
 #ifndef SPRIG_BENCH_H
 #define SPRIG_BENCH_H
@@ -78,7 +83,7 @@ int bench_lmdb_get_longtxn(void *db, const uint64_t *ids, size_t n,
 /* ---- results (results.c) ------------------------------------------------ */
 
 #define BENCH_MAX_RUNS 16
-#define BENCH_MAX_SERIES 4
+#define BENCH_MAX_SERIES 8
 #define BENCH_MAX_EXTRA 8
 
 /** The rates of one engine (or one mode of it) over the runs. */
@@ -103,6 +108,9 @@ typedef struct bench_extra {
 
 typedef struct bench_result {
     const char *name, *unit, *durability, *workload;
+    /** Results of one family (e.g. "kv-local") that the report shows as
+     *  one table; NULL: a section of its own. */
+    const char *group;
     bench_series s[BENCH_MAX_SERIES];
     unsigned n_series;
     bench_ratio r[BENCH_MAX_SERIES];
@@ -132,9 +140,56 @@ double bench_max(const bench_series *s);
 /** Median rate of Sprig over the median rate of the ratio's peer. */
 double bench_ratio_of(const bench_result *r, const bench_ratio *q);
 void bench_extra_add(bench_result *r, const char *key, double v);
+/** Name series `idx` (growing n_series); add a ratio of Sprig (series 0)
+ *  against series `peer` (target 0: none). */
+void bench_add_series(bench_result *r, unsigned idx, const char *name);
+void bench_add_ratio(bench_result *r, unsigned peer, double target);
 void bench_result_print(const bench_result *r);
 int bench_json_write(const char *path, const bench_machine *m,
                      const bench_result *res, size_t n);
+
+/* ---- the run plan and further workloads --------------------------------- */
+
+/** What every workload needs to know about the run. */
+typedef struct bench_plan {
+    const char *tmp; /* the run's scratch directory (removed at the end) */
+    uint64_t seed;
+    unsigned runs;   /* timed runs (at least MIN_RUNS within the budget) */
+    unsigned slices; /* turns the engines take within a run */
+    double budget;   /* seconds per workload before runs stop early */
+    bool quick;      /* bench_smoke: tiny sizes, behaviour checks only */
+} bench_plan;
+
+/** Should a workload that started at t0 do run r (0-based) of `runs`?  The
+ *  first three always, later ones only within the budget. */
+bool bench_another_run(double budget, unsigned r, unsigned runs, double t0);
+/** Start of slice s of n items cut into `slices`. */
+uint64_t bench_slice_lo(uint64_t n, unsigned s, unsigned slices);
+/** v with thousands separators ("1,000,000") into buf. */
+const char *bench_thousands(uint64_t v, char *buf, size_t cap);
+
+/* Each fills up to `cap` results and returns how many it filled (failed
+ * workloads are marked `failed`, never dropped). */
+size_t bench_wl_view(const bench_plan *p, bench_result *res, size_t cap);
+size_t bench_wl_kv(const bench_plan *p, bench_result *res, size_t cap);
+size_t bench_wl_pubsub(const bench_plan *p, bench_result *res, size_t cap);
+
+/* Peers' extra entry points for those workloads. */
+struct sprig_view_def;
+struct sprig_db;
+struct sprig_kv_persistence;
+struct sqlite3;
+/** Open a Sprig database like bench_sprig.open, whose collection "docs"
+ *  declares `views` (n may be 0), with key-value persistence `kv` (NULL:
+ *  the default, immediate). */
+int bench_sprig_open_with(const char *dir, const struct sprig_view_def *views,
+                          size_t n, const struct sprig_kv_persistence *kv,
+                          void **db);
+/** The `sprig_db` handle of a database opened by bench_sprig. */
+struct sprig_db *bench_sprig_handle(void *db);
+/** Open an SQLite connection with the benchmark's settings (WAL,
+ *  synchronous=FULL, busy_timeout) on `path`. */
+int bench_sqlite_connect(const char *path, struct sqlite3 **out);
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -8,7 +8,11 @@
  *   local-insert-durable     single-document transactions, 1 thread
  *   local-insert-concurrent  8 threads of single-document transactions
  *   local-get                random gets by id over the batch's data
- * plus the disk's fsyncs per second as the physical limit.  Every workload
+ *   local-view-*             declarative views vs SQLite (wl_view.c)
+ *   kv-*                     the key-value store vs raw LMDB (wl_kv.c)
+ *   pubsub                   1 publisher -> 10 subscribers (wl_pubsub.c)
+ * plus the disk's fsyncs per second as the physical limit.  `--only`
+ * picks some of them (insert, get, view, kv, pubsub; get needs insert).  Every workload
  * warms up, then runs several times; within a run the work is cut into
  * slices and the engines take turns slice by slice, in a rotating order, so
  * the noise of a shared machine falls on all of them alike.  The report is
@@ -40,6 +44,7 @@
 
 #define N_ENGINES 3
 #define CHECK_SAMPLES 20000 /* documents read back after a big batch */
+#define MAX_RESULTS 32
 
 typedef struct opts {
     uint64_t n;          /* local-insert-batch documents */
@@ -55,7 +60,8 @@ typedef struct opts {
     uint64_t seed;
     double fsync_secs;
     bool quick;
-    const char *out, *dir;
+    unsigned new_runs; /* runs of the view, kv and pubsub workloads */
+    const char *out, *dir, *only;
 } opts;
 
 typedef struct ctx {
@@ -78,7 +84,8 @@ usage(void)
             "usage: bench_local [--quick] [--out FILE.json] [--seed N]\n"
             "         [--dir DIR] [--n DOCS] [--batch-runs R] [--runs R]\n"
             "         [--slices S] [--budget SECONDS] [--durable N]\n"
-            "         [--threads T] [--per-thread N] [--gets N]\n");
+            "         [--threads T] [--per-thread N] [--gets N]\n"
+            "         [--new-runs R] [--only insert,get,view,kv,pubsub]\n");
     exit(2);
 }
 
@@ -96,11 +103,12 @@ defaults(opts *o, bool quick)
                 .gets = 1000000,
                 .seed = (uint64_t)time(NULL),
                 .fsync_secs = 1.0,
+                .new_runs = 3,
                 .budget = 100,
                 .dir = BENCH_TMP_DIR};
     if (quick) {
         o->n = 3000;
-        o->batch_runs = o->runs = 1;
+        o->batch_runs = o->runs = o->new_runs = 1;
         o->slices = 3;
         o->durable = 100;
         o->per_thread = 25;
@@ -160,11 +168,16 @@ parse_args(int argc, char **argv, opts *o)
             o->per_thread = num_arg(argc, argv, &i);
         } else if (strcmp(a, "--gets") == 0) {
             o->gets = num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--new-runs") == 0) {
+            o->new_runs = (unsigned)num_arg(argc, argv, &i);
+        } else if (strcmp(a, "--only") == 0 && i + 1 < argc) {
+            o->only = argv[++i];
         } else {
             usage();
         }
     }
-    if (o->runs > BENCH_MAX_RUNS || o->batch_runs > BENCH_MAX_RUNS) {
+    if (o->runs > BENCH_MAX_RUNS || o->batch_runs > BENCH_MAX_RUNS ||
+        o->new_runs > BENCH_MAX_RUNS) {
         usage();
     }
 }
@@ -254,23 +267,6 @@ machine_info(bench_machine *m, const opts *o)
              sqlite3_libversion());
 }
 
-/* v with thousands separators ("1,000,000") into buf. */
-static const char *
-thousands(uint64_t v, char *buf, size_t cap)
-{
-    char digits[32];
-    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
-    size_t j = 0;
-    for (int i = 0; i < n && j + 2 < cap; i++) {
-        if (i > 0 && (n - i) % 3 == 0) {
-            buf[j++] = ',';
-        }
-        buf[j++] = digits[i];
-    }
-    buf[j] = 0;
-    return buf;
-}
-
 /* ---- engines and checks ------------------------------------------------- */
 
 static void
@@ -342,21 +338,6 @@ check_inserted(const ctx *c, const bench_engine *e, void *db,
     return n ? check_doc(c, e, db, first + n - 1, ids[n - 1]) : 0;
 }
 
-static void
-add_series(bench_result *r, unsigned idx, const char *name)
-{
-    r->s[idx].name = name;
-    if (r->n_series <= idx) {
-        r->n_series = idx + 1;
-    }
-}
-
-static void
-add_ratio(bench_result *r, unsigned peer, double target)
-{
-    r->r[r->n_ratios++] = (bench_ratio){peer, target};
-}
-
 /* ---- runs made of interleaved slices ------------------------------------ */
 
 /* One run of a workload.  The work is cut into slices and the engines take
@@ -369,13 +350,6 @@ typedef struct run_state {
     double secs[N_ENGINES], cpu[N_ENGINES];
     uint64_t batches, retries; /* Sprig's commits; SQLite's busy retries */
 } run_state;
-
-/* Start of slice s of n items cut into `slices`. */
-static uint64_t
-slice_lo(uint64_t n, unsigned s, unsigned slices)
-{
-    return n * s / slices;
-}
 
 static void
 run_close(const ctx *c, run_state *rs, const char *remove_tag)
@@ -432,25 +406,6 @@ run_finish(const ctx *c, run_state *rs, bench_result *res, uint64_t first,
     return rc;
 }
 
-/* Should a workload that started at t0 do run r (0-based) of `runs`?  Yes
- * for the first MIN_RUNS; after that only while within the time budget,
- * so a slow disk cannot push `make bench` past its ten minutes. */
-#define MIN_RUNS 3
-
-static bool
-another_run(const opts *o, unsigned r, unsigned runs, double t0)
-{
-    if (r >= runs) {
-        return false;
-    }
-    if (r < MIN_RUNS || o->budget <= 0 || bench_now() - t0 < o->budget) {
-        printf(" run %u\n", r + 1);
-        return true;
-    }
-    printf(" (stopping after %u runs: over the %.0f s budget)\n", r, o->budget);
-    return false;
-}
-
 /* ---- local-insert-batch -------------------------------------------------- */
 
 /* One untimed small batch per engine, in a scratch directory. */
@@ -485,8 +440,8 @@ batch_run(const ctx *c, unsigned r, bench_result *res)
     }
     int rc = 0;
     for (unsigned s = 0; s < o->slices && rc == 0; s++) {
-        uint64_t lo = slice_lo(o->n, s, o->slices);
-        uint64_t hi = slice_lo(o->n, s + 1, o->slices);
+        uint64_t lo = bench_slice_lo(o->n, s, o->slices);
+        uint64_t hi = bench_slice_lo(o->n, s + 1, o->slices);
         for (unsigned k = 0; k < N_ENGINES && rc == 0; k++) {
             unsigned i = (k + s + r) % N_ENGINES;
             double c0 = bench_cpu(), t0 = bench_now();
@@ -510,20 +465,20 @@ wl_batch(const ctx *c, bench_result *res)
     static char what[128];
     char nb[32];
     snprintf(what, sizeof what, "%s documents, %u per transaction",
-             thousands(o->n, nb, sizeof nb), o->per_txn);
+             bench_thousands(o->n, nb, sizeof nb), o->per_txn);
     *res = (bench_result){.name = "local-insert-batch",
                           .unit = "docs/s",
                           .durability = durability_full,
                           .workload = what};
-    add_series(res, 0, "sprig");
-    add_series(res, 1, "lmdb");
-    add_series(res, 2, "sqlite");
-    add_ratio(res, 1, 0.6);
-    add_ratio(res, 2, 2.0);
+    bench_add_series(res, 0, "sprig");
+    bench_add_series(res, 1, "lmdb");
+    bench_add_series(res, 2, "sqlite");
+    bench_add_ratio(res, 1, 0.6);
+    bench_add_ratio(res, 2, 2.0);
     printf("\n-- %s: %s\n", res->name, what);
     res->failed = batch_warmup(c, o->n / 20 ? o->n / 20 : 1) != 0;
     double t0 = bench_now();
-    for (unsigned r = 0; !res->failed && another_run(o, r, o->batch_runs, t0);
+    for (unsigned r = 0; !res->failed && bench_another_run(o->budget, r, o->batch_runs, t0);
          r++) {
         res->failed = batch_run(c, r, res) != 0;
     }
@@ -551,8 +506,8 @@ single_run(const ctx *c, unsigned r, unsigned threads, uint64_t per,
                                        rs.ids[i], &cs);
     }
     for (unsigned s = 0; s < slices && rc == 0; s++) {
-        uint64_t lo = slice_lo(per, s, slices);
-        uint64_t cnt = slice_lo(per, s + 1, slices) - lo;
+        uint64_t lo = bench_slice_lo(per, s, slices);
+        uint64_t cnt = bench_slice_lo(per, s + 1, slices) - lo;
         for (unsigned k = 0; k < N_ENGINES && rc == 0 && cnt; k++) {
             unsigned i = (k + s + r) % N_ENGINES;
             double c0 = bench_cpu();
@@ -580,23 +535,23 @@ wl_single(const ctx *c, bench_result *res, unsigned threads, uint64_t per)
     char nb[32];
     snprintf(what[conc], sizeof what[conc],
              "%u thread%s × %s single-document transactions", threads,
-             conc ? "s" : "", thousands(per, nb, sizeof nb));
+             conc ? "s" : "", bench_thousands(per, nb, sizeof nb));
     *res = (bench_result){.name = conc ? "local-insert-concurrent"
                                        : "local-insert-durable",
                           .unit = "docs/s",
                           .durability = durability_full,
                           .workload = what[conc]};
-    add_series(res, 0, "sprig");
-    add_series(res, 1, "lmdb");
-    add_series(res, 2, "sqlite");
-    add_ratio(res, 1, conc ? 0 : 0.9);
-    add_ratio(res, 2, conc ? 4.0 : 0);
+    bench_add_series(res, 0, "sprig");
+    bench_add_series(res, 1, "lmdb");
+    bench_add_series(res, 2, "sqlite");
+    bench_add_ratio(res, 1, conc ? 0 : 0.9);
+    bench_add_ratio(res, 2, conc ? 4.0 : 0);
     bench_extra_add(res, "sqlite_busy_retries", 0);
     bench_extra_add(res, "sprig_commits", 0);
     printf("\n-- %s: %s\n", res->name, what[conc]);
     uint64_t warm = per / 20 ? per / 20 : 1;
     double t0 = bench_now();
-    for (unsigned r = 0; !res->failed && another_run(&c->o, r, c->o.runs, t0);
+    for (unsigned r = 0; !res->failed && bench_another_run(c->o.budget, r, c->o.runs, t0);
          r++) {
         res->failed = single_run(c, r, threads, per, warm, res) != 0;
     }
@@ -683,8 +638,8 @@ get_run(const ctx *c, void **dbs, const get_set *g, unsigned r,
     int rc = 0;
     readers_of(c, rd);
     for (unsigned s = 0; s < c->o.slices && rc == 0; s++) {
-        uint64_t lo = slice_lo(n, s, c->o.slices);
-        uint64_t hi = slice_lo(n, s + 1, c->o.slices);
+        uint64_t lo = bench_slice_lo(n, s, c->o.slices);
+        uint64_t hi = bench_slice_lo(n, s + 1, c->o.slices);
         for (unsigned k = 0; k < N_READERS && rc == 0; k++) {
             unsigned j = (k + s + r) % N_READERS;
             rc = get_slice(&rd[j], dbs[rd[j].engine], g, lo, hi - lo, &secs[j],
@@ -715,7 +670,7 @@ get_runs(const ctx *c, void **dbs, const get_set *g, bench_result *res)
         }
     }
     double t0 = bench_now();
-    for (unsigned r = 0; another_run(&c->o, r, c->o.runs, t0); r++) {
+    for (unsigned r = 0; bench_another_run(c->o.budget, r, c->o.runs, t0); r++) {
         if (get_run(c, dbs, g, r, res)) {
             return -1;
         }
@@ -730,19 +685,19 @@ wl_get(const ctx *c, bench_result *res)
     char gb[32], nb[32];
     snprintf(what, sizeof what,
              "%s random gets by id over %s documents, seed %llu",
-             thousands(c->o.gets, gb, sizeof gb),
-             thousands(c->o.n, nb, sizeof nb), (unsigned long long)c->o.seed);
+             bench_thousands(c->o.gets, gb, sizeof gb),
+             bench_thousands(c->o.n, nb, sizeof nb), (unsigned long long)c->o.seed);
     *res = (bench_result){.name = "local-get",
                           .unit = "gets/s",
                           .durability = "reads (data written with full)",
                           .workload = what};
-    add_series(res, 0, "sprig");
-    add_series(res, 1, "lmdb");
-    add_series(res, 2, "sqlite");
-    add_series(res, 3, "lmdb-longtxn");
-    add_ratio(res, 1, 0.7);
-    add_ratio(res, 2, 2.0);
-    add_ratio(res, 3, 0);
+    bench_add_series(res, 0, "sprig");
+    bench_add_series(res, 1, "lmdb");
+    bench_add_series(res, 2, "sqlite");
+    bench_add_series(res, 3, "lmdb-longtxn");
+    bench_add_ratio(res, 1, 0.7);
+    bench_add_ratio(res, 2, 2.0);
+    bench_add_ratio(res, 3, 0);
     printf("\n-- %s: %s\n", res->name, what);
     get_set g = {NULL, NULL};
     void *dbs[N_ENGINES] = {NULL};
@@ -795,12 +750,52 @@ print_header(const ctx *c, const bench_machine *m)
     printf("data: %s\n", c->tmp);
 }
 
+/* Is workload family `name` among --only's comma-separated names? */
+static bool
+wanted(const opts *o, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = o->only; p && *p; p += strcspn(p, ",")) {
+        p += *p == ',';
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == 0)) {
+            return true;
+        }
+    }
+    return o->only == NULL;
+}
+
+/* The local document workloads: results res[0..3] (--only insert, get). */
+static size_t
+wl_documents(ctx *c, bench_result *res)
+{
+    size_t n = 0;
+    if (!wanted(&c->o, "insert")) {
+        return 0;
+    }
+    wl_batch(c, &res[n++]);
+    wl_single(c, &res[n++], 1, c->o.durable);
+    wl_single(c, &res[n++], c->o.threads, c->o.per_thread);
+    if (!wanted(&c->o, "get")) {
+        return n;
+    }
+    if (!res[0].failed) {
+        wl_get(c, &res[n++]);
+    } else {
+        res[n++] = (bench_result){.name = "local-get",
+                                  .unit = "gets/s",
+                                  .durability = "",
+                                  .workload = "not run: the batch failed",
+                                  .failed = true};
+    }
+    return n;
+}
+
 int
 main(int argc, char **argv)
 {
     static ctx c;
+    static bench_result res[MAX_RESULTS];
     bench_machine m;
-    bench_result res[4];
     double t0 = bench_now();
     parse_args(argc, argv, &c.o);
     machine_info(&m, &c.o);
@@ -809,29 +804,33 @@ main(int argc, char **argv)
     }
     m.fsyncs_per_s = fsync_probe(c.tmp, c.o.fsync_secs);
     print_header(&c, &m);
-    wl_batch(&c, &res[0]);
-    wl_single(&c, &res[1], 1, c.o.durable);
-    wl_single(&c, &res[2], c.o.threads, c.o.per_thread);
-    if (!res[0].failed) {
-        wl_get(&c, &res[3]);
-    } else {
-        res[3] = (bench_result){.name = "local-get",
-                                .unit = "gets/s",
-                                .durability = "",
-                                .workload = "not run: the batch failed",
-                                .failed = true};
+    size_t n = wl_documents(&c, res);
+    bench_docs_free(&c.docs);
+    bench_plan plan = {.tmp = c.tmp,
+                       .seed = c.o.seed,
+                       .runs = c.o.new_runs,
+                       .slices = c.o.quick ? 2 : 4,
+                       .budget = c.o.budget / 2,
+                       .quick = c.o.quick};
+    if (wanted(&c.o, "view")) {
+        n += bench_wl_view(&plan, res + n, MAX_RESULTS - n);
+    }
+    if (wanted(&c.o, "kv")) {
+        n += bench_wl_kv(&plan, res + n, MAX_RESULTS - n);
+    }
+    if (wanted(&c.o, "pubsub")) {
+        n += bench_wl_pubsub(&plan, res + n, MAX_RESULTS - n);
     }
     bench_rmtree(c.tmp);
-    bench_docs_free(&c.docs);
     m.seconds = bench_now() - t0;
     int failed = 0;
-    for (int i = 0; i < 4; i++) {
+    for (size_t i = 0; i < n; i++) {
         bench_result_print(&res[i]);
         failed |= res[i].failed;
     }
     printf("\nphysical: %.0f fsyncs/s; total %.0f s\n", m.fsyncs_per_s,
            m.seconds);
-    if (c.o.out && bench_json_write(c.o.out, &m, res, 4)) {
+    if (c.o.out && bench_json_write(c.o.out, &m, res, n)) {
         return 1;
     }
     return failed ? 1 : 0;

@@ -6,7 +6,9 @@
  * thread.  Batches are one sprig_txn of `per_txn` pushes each; single
  * inserts are sprig_insert(NULL id); a get is sprig_get + sprig_doc_free.
  * The only internal call is the writer's statistics seam, to report how
- * many group commits a concurrent run took.
+ * many group commits a concurrent run took.  bench_sprig_open_with()
+ * opens the same collection with views (local-view) or another key-value
+ * persistence (kv-local).
  */
 #include "bench.h"
 
@@ -44,8 +46,11 @@ p_close(void *db)
     free(p);
 }
 
+/* Open (creating) `dir` with `sch` registered and its database "bench";
+ * key-value persistence `kv` (NULL: the default). */
 static int
-p_open(const char *dir, void **out)
+open_schema(const char *dir, const sprig_schema_def *sch,
+            const sprig_kv_persistence *kv, void **out)
 {
     pdb *p = calloc(1, sizeof *p);
     if (!p) {
@@ -55,8 +60,11 @@ p_open(const char *dir, void **out)
     sprig_storage_options_init(&o);
     o.path = dir;
     o.durability = SPRIG_DURABILITY_FULL;
+    if (kv) {
+        o.kv_persistence = *kv;
+    }
     int rc = sprig_storage_open(&o, &p->st);
-    rc = rc ? rc : sprig_storage_register_schema(p->st, &schema);
+    rc = rc ? rc : sprig_storage_register_schema(p->st, sch);
     rc = rc ? rc : sprig_storage_create_database(p->st, "bench", "bench", true);
     rc = rc ? rc : sprig_storage_database(p->st, "bench", &p->db);
     if (rc) {
@@ -66,6 +74,31 @@ p_open(const char *dir, void **out)
     }
     *out = p;
     return 0;
+}
+
+static int
+p_open(const char *dir, void **out)
+{
+    return open_schema(dir, &schema, NULL, out);
+}
+
+int
+bench_sprig_open_with(const char *dir, const sprig_view_def *views, size_t n,
+                      const sprig_kv_persistence *kv, void **db)
+{
+    const sprig_collection_def vc[] = {{.name = COLL,
+                                        .id_kind = SPRIG_ID_U64,
+                                        .views = views,
+                                        .n_views = n}};
+    const sprig_schema_def vs = {
+        .name = "bench", .collections = vc, .n_collections = 1};
+    return open_schema(dir, &vs, kv, db);
+}
+
+sprig_db *
+bench_sprig_handle(void *db)
+{
+    return ((pdb *)db)->db;
 }
 
 static uint64_t

@@ -30,17 +30,33 @@ sql_fail(sqlite3 *db, const char *what)
                       db ? sqlite3_errmsg(db) : "out of memory");
 }
 
-/* Open a connection with the benchmark's settings. */
-static int
-s_connect(const char *path, sqlite3 **out)
+int
+bench_sqlite_connect(const char *path, sqlite3 **out)
 {
     sqlite3 *db = NULL;
     int flags =
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS) != SQLITE_OK ||
-        sqlite3_exec(db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        sql_fail(db, "open");
+        sqlite3_close(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
+}
+
+/* Open a connection with the benchmark's settings and the docs table. */
+static int
+s_connect(const char *path, sqlite3 **out)
+{
+    sqlite3 *db = NULL;
+    if (bench_sqlite_connect(path, &db)) {
+        return -1;
+    }
+    if (sqlite3_exec(db,
                      "CREATE TABLE IF NOT EXISTS docs"
                      "(id INTEGER PRIMARY KEY, doc BLOB);",
                      NULL, NULL, NULL) != SQLITE_OK) {

@@ -92,6 +92,21 @@ run_ratios(const bench_result *r, unsigned peer)
 }
 
 void
+bench_add_series(bench_result *r, unsigned idx, const char *name)
+{
+    r->s[idx].name = name;
+    if (r->n_series <= idx) {
+        r->n_series = idx + 1;
+    }
+}
+
+void
+bench_add_ratio(bench_result *r, unsigned peer, double target)
+{
+    r->r[r->n_ratios++] = (bench_ratio){peer, target};
+}
+
+void
 bench_extra_add(bench_result *r, const char *key, double v)
 {
     if (r->n_extra < BENCH_MAX_EXTRA) {
@@ -167,10 +182,13 @@ json_result(FILE *f, const bench_result *r)
 {
     fprintf(f,
             "    {\"name\": \"%s\", \"workload\": \"%s\", "
-            "\"durability\": \"%s\", \"unit\": \"%s\", \"failed\": %s,\n"
-            "     \"series\": {",
+            "\"durability\": \"%s\", \"unit\": \"%s\", \"failed\": %s,\n",
             r->name, r->workload, r->durability, r->unit,
             r->failed ? "true" : "false");
+    if (r->group) {
+        fprintf(f, "     \"group\": \"%s\",\n", r->group);
+    }
+    fprintf(f, "     \"series\": {");
     for (unsigned i = 0; i < r->n_series; i++) {
         fprintf(f, "%s", i ? ",\n                " : "");
         json_series(f, &r->s[i]);

@@ -3,7 +3,8 @@
  * (JSON of 140-160 bytes, different for every document and reproducible
  * from the seed), the monotonic clock, a thread runner that starts all
  * workers together after their set-up, directory helpers, big-endian
- * integers and the splitmix64 random generator.
+ * integers, the splitmix64 random generator, and the pieces of the run
+ * plan every workload shares (runs within a budget, slices, numbers).
  */
 #include "bench.h"
 
@@ -74,6 +75,48 @@ bench_get_be64(const uint8_t in[8])
         v = (v << 8) | in[i];
     }
     return v;
+}
+
+/* ---- the run plan --------------------------------------------------------- */
+
+/* The first MIN_RUNS always; after that only while within the time budget,
+ * so a slow disk cannot push `make bench` past its ten minutes. */
+#define MIN_RUNS 3
+
+bool
+bench_another_run(double budget, unsigned r, unsigned runs, double t0)
+{
+    if (r >= runs) {
+        return false;
+    }
+    if (r < MIN_RUNS || budget <= 0 || bench_now() - t0 < budget) {
+        printf(" run %u\n", r + 1);
+        return true;
+    }
+    printf(" (stopping after %u runs: over the %.0f s budget)\n", r, budget);
+    return false;
+}
+
+uint64_t
+bench_slice_lo(uint64_t n, unsigned s, unsigned slices)
+{
+    return n * s / slices;
+}
+
+const char *
+bench_thousands(uint64_t v, char *buf, size_t cap)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t j = 0;
+    for (int i = 0; i < n && j + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0) {
+            buf[j++] = ',';
+        }
+        buf[j++] = digits[i];
+    }
+    buf[j] = 0;
+    return buf;
 }
 
 /* ---- documents ---------------------------------------------------------- */

@@ -195,6 +195,11 @@ def frames():
         "c", b"x", 1, False]] * 200]]}])))
     out.append(("bad-result-short", pack([1, 1, {"result": [1, -1, 0]}])))
     out.append(("bad-doc-hash", pack([1, 1, {"doc": [b"x", 1, b"h", b""]}])))
+    # regressions: inputs that once crashed or misbehaved
+    out.append(("regress-key-not-string",  # UBSan: shift by an unset index
+                b"\x95\x00\x01\xc0\xa6db.get\x81\x01\xa4main"))
+    out.append(("regress-error-not-utf8",  # messages are re-encoded as UTF-8
+                b"\x95\x02\x01\xfb\xa4\xff\xfeok\xc0"))
     return out
 
 
@@ -208,6 +213,7 @@ def requests():
                     pack(resp)))
     out.append(("resp-db.apply-fail", b"\x01db.apply\x00" +
                 pack({"result": TXN_RESULT_FAIL})))
+    out.append(("regress-key-not-string", b"\x00db.get\x00\x81\x01\xa4main"))
     out.append(("bad-db.apply-deep", b"\x00db.apply\x00\x82" + pack("db") +
                 pack("m") + pack("txn") + b"\x91" * 40 + b"\xc0"))
     return out

@@ -105,6 +105,39 @@ def insert_op(collection, contents):
     return [OP_INSERT, collection, None, contents, None, None]
 
 
+async def pubsub(url):
+    """A subscriber on one connection receives, as a pushed frame
+    [3, "pubsub.message", {...}], what another connection publishes."""
+    async with websockets.connect(url, subprotocols=[SUBPROTOCOL],
+                                  open_timeout=TIMEOUT) as sub, \
+            websockets.connect(url, subprotocols=[SUBPROTOCOL],
+                               open_timeout=TIMEOUT) as pub:
+        frame = await call(sub, 1, "pubsub.subscriber_new", {"db": "default"})
+        sid = response_payload(frame)["subscriber"]
+        frame = await call(sub, 2, "pubsub.subscribe",
+                           {"subscriber": sid, "topic": b"news"})
+        response_payload(frame)
+        frame = await call(pub, 1, "pubsub.publish",
+                           {"db": "default", "topics": [b"sport", b"news"],
+                            "payload": b"hello subscribers"})
+        response_payload(frame)
+        push = await recv_frame(sub)
+        check(push[0] == 3 and push[1] == "pubsub.message",
+              "push frame %r" % (push,))
+        check(push[2] == {"subscriber": sid, "topic": b"news",
+                          "payload": b"hello subscribers"},
+              "pushed message %r" % (push[2],))
+        # unsubscribed: nothing more arrives
+        frame = await call(sub, 3, "pubsub.unsubscribe",
+                           {"subscriber": sid, "topic": b"news"})
+        response_payload(frame)
+        await call(pub, 2, "pubsub.publish",
+                   {"db": "default", "topics": [b"news"], "payload": b"x"})
+        frame = await call(sub, 4, "db.count",
+                           {"db": "default", "collection": "messages"})
+        check(frame[0] == 1 and frame[1] == 4, "no push after unsubscribe")
+
+
 async def exercise(url):
     async with websockets.connect(url, subprotocols=[SUBPROTOCOL],
                                   open_timeout=TIMEOUT,
@@ -196,6 +229,8 @@ async def exercise(url):
         frame = await call(ws, 1001, "db.count", {
             "db": "default", "collection": "messages"})
         check(response_payload(frame)["count"] == 1 + n // 2, "final count")
+
+    await pubsub(url)
 
     # a text message is refused with close code 1003
     async with websockets.connect(url, subprotocols=[SUBPROTOCOL],

@@ -367,6 +367,45 @@ test_api_mutations(void **state)
     print_message("accepted %d of 20000 mutated requests\n", accepted);
 }
 
+/* Lists that cost far more memory than wire bytes are capped: 65,536 ids
+ * decode, one more is SPRIG_ETOOBIG naming the limit. */
+static void
+test_list_caps(void **state)
+{
+    (void)state;
+    for (uint32_t n = 65536; n <= 65537; n++) {
+        sprig_buf b = {0};
+        sprig__mp_wr w;
+        sprig__mp_wr_init(&w, &b);
+        sprig__mp_map(&w, 3);
+        sprig__mp_str(&w, "db");
+        sprig__mp_str(&w, "d");
+        sprig__mp_str(&w, "collection");
+        sprig__mp_str(&w, "c");
+        sprig__mp_str(&w, "ids");
+        sprig__mp_array(&w, n);
+        for (uint32_t i = 0; i < n; i++) {
+            sprig__mp_bin(&w, (sprig_bytes){"", 0});
+        }
+        SPRIG_OK_(sprig__mp_wr_status(&w));
+        sprig__get_multiple_req req;
+        memset(&req, 0, sizeof req);
+        int rc =
+            sprig__api_decode(sprig_buf_bytes(&b), sprig__api_get_multiple.req,
+                              sprig__api_get_multiple.n_req, &req);
+        if (n == 65536) {
+            SPRIG_OK_(rc);
+            assert_int_equal(req.ids.n, n);
+        } else {
+            assert_int_equal(rc, SPRIG_ETOOBIG);
+            assert_non_null(strstr(sprig_errmsg(), "limit of 65536"));
+        }
+        sprig__api_free(sprig__api_get_multiple.req,
+                        sprig__api_get_multiple.n_req, &req);
+        sprig_buf_free(&b);
+    }
+}
+
 int
 main(void)
 {
@@ -378,6 +417,7 @@ main(void)
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_api_roundtrip),
         cmocka_unit_test(test_api_mutations),
+        cmocka_unit_test(test_list_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -35,6 +35,11 @@ typedef struct sprig_server_options {
     uint32_t max_inflight;
     /** Connections at once (default 1024); past it: HTTP 503. */
     size_t max_connections;
+    /** Bytes of answers and pushes a connection may have waiting to be
+     *  written (default 16 MiB).  A client that stops reading past it is
+     *  disconnected (WebSocket 1008), so it cannot make the server hold
+     *  unbounded memory. */
+    size_t max_send_queue;
     /** Keep-alive ping interval and idle timeout in ms (defaults 30 s and
      *  90 s; 0 disables). */
     unsigned ping_interval_ms, idle_timeout_ms;
@@ -76,9 +81,13 @@ SPRIG_API int sprig_server_run(sprig_server *srv);
 SPRIG_API int sprig_server_ws_port(const sprig_server *srv);
 
 /**
- * Stop: close the listener, tell every client it is going away (close
- * 1001), let requests in flight finish for up to `grace_ms`, then stop the
- * loop.  Safe from any thread, and more than once.  Returns SPRIG_OK.
+ * Stop: close the listener and refuse new requests (SPRIG_ECLOSED), let
+ * the requests in flight finish and send their answers -- for up to
+ * `grace_ms`, after which answers still due are dropped (their work is
+ * done or not, as the database decides) -- then tell every client it is
+ * going away (close 1001) and stop the loop.  Returns at once; the loop
+ * thread does the rest.  Safe from any thread, and more than once.
+ * Returns SPRIG_OK.
  */
 SPRIG_API int sprig_server_shutdown(sprig_server *srv, int grace_ms);
 

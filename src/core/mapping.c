@@ -79,8 +79,8 @@ sprig__emitter_free(sprig_emitter *e)
 static int
 read_pair(sprig__rd *r, sprig__pair *out)
 {
-    const uint8_t *p;
-    uint32_t vl;
+    const uint8_t *p = NULL;
+    uint32_t vl = 0;
     int rc = sprig__rd_bytes(r, 2, &p);
     size_t kl = rc ? 0 : ((size_t)p[0] << 8) | p[1];
     rc = rc ? rc : sprig__rd_bytes(r, kl, &p);

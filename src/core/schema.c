@@ -384,7 +384,7 @@ dec_view(dec *d, sprig_view_def *v)
 static int
 dec_collection(dec *d, sprig_collection_def *c)
 {
-    uint8_t kind;
+    uint8_t kind = 0;
     uint32_t nv = 0;
     int rc = dec_str(d, SPRIG_NAME_MAX, &c->name);
     rc = rc ? rc : sprig__rd_u8(&d->r, &kind);

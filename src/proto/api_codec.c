@@ -15,6 +15,24 @@
 #define AT(s, off, T) ((T *)((char *)(s) + (off)))
 #define CAT(s, off, T) ((const T *)((const char *)(s) + (off)))
 
+/* Lists whose elements cost much more memory than wire bytes (a 1-byte
+ * empty bin becomes a 16-byte sprig_bytes, a tiny operation a heap block)
+ * are capped, so one 16 MiB frame cannot make a peer allocate gigabytes. */
+#define MAX_IDS (1u << 16)       /* ids in a get_multiple */
+#define MAX_OPS (1u << 17)       /* operations in a transaction */
+#define MAX_LOG_ITEMS (1u << 17) /* log entries, changes of one entry */
+
+static int
+read_capped(sprig__mp_rd *r, uint32_t max, const char *what, uint32_t *n)
+{
+    int rc = sprig__mp_read_array(r, n);
+    if (rc == 0 && *n > max) {
+        rc = sprig__err(SPRIG_ETOOBIG, "%u %s is over the limit of %u", *n,
+                        what, max);
+    }
+    return rc;
+}
+
 /* ---- small composites --------------------------------------------------- */
 
 void
@@ -116,7 +134,7 @@ static int
 dec_bytes_list(sprig__mp_rd *r, sprig__bytes_list *l)
 {
     uint32_t n;
-    int rc = sprig__mp_read_array(r, &n);
+    int rc = read_capped(r, MAX_IDS, "ids", &n);
     if (rc == 0 && n) {
         l->items = sprig__calloc(n, sizeof *l->items);
         rc = l->items ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
@@ -304,7 +322,7 @@ static int
 dec_txn(sprig__mp_rd *r, sprig_txn **out)
 {
     uint32_t n;
-    int rc = sprig__mp_read_array(r, &n);
+    int rc = read_capped(r, MAX_OPS, "operations", &n);
     rc = rc ? rc : sprig_txn_new(out);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
         rc = dec_op(r, *out);
@@ -357,6 +375,13 @@ dec_txn_result(sprig__mp_rd *r, sprig_txn_result **out)
     }
     for (uint32_t i = 0; rc == 0 && i < nh; i++) {
         rc = sprig__dec_header(r, &(*out)->headers[i]);
+    }
+    if (rc == 0 &&
+        (failed < -1 || failed >= (int64_t)nh || error > 0 || error < -1000)) {
+        rc = sprig__err(SPRIG_EPROTO,
+                        "a transaction result names "
+                        "operation %lld of %u, error %lld",
+                        (long long)failed, nh, (long long)error);
     }
     if (rc == 0) {
         (*out)->id = id;
@@ -429,7 +454,7 @@ dec_log_entry(sprig__mp_rd *r, sprig_txn_log *l)
     }
     rc = rc ? rc : sprig__mp_read_u64(r, &id);
     rc = rc ? rc : sprig__mp_read_u64(r, &ts);
-    rc = rc ? rc : sprig__mp_read_array(r, &nc);
+    rc = rc ? rc : read_capped(r, MAX_LOG_ITEMS, "changes", &nc);
     if (rc) {
         return rc;
     }
@@ -453,7 +478,7 @@ static int
 dec_txn_log(sprig__mp_rd *r, sprig_txn_log **out)
 {
     uint32_t n;
-    int rc = sprig__mp_read_array(r, &n);
+    int rc = read_capped(r, MAX_LOG_ITEMS, "log entries", &n);
     if (rc == 0) {
         *out = sprig__calloc(1, sizeof **out);
         rc = *out ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");

@@ -215,7 +215,7 @@ static int
 dec_query(sprig__mp_rd *r, sprig__query *sq)
 {
     uint32_t n;
-    uint64_t kind, order, limit, access;
+    uint64_t kind = 0, order = 0, limit = 0, access = 0;
     sprig_view_query *q = &sq->q;
     int rc = sprig__mp_read_array(r, &n);
     if (rc == 0 && n != 10) {

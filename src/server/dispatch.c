@@ -7,6 +7,12 @@
  * or an error (code, the worker's sprig_errmsg(), and -- for rows marked
  * resp_on_error -- the response as detail, e.g. a failed transaction's
  * result).  Then it hands the job back to the loop thread.
+ *
+ * sprig__dispatch_inline() is the same for the reads that never wait on
+ * anything but memory (db.get, kv.get without and_delete: one LMDB read
+ * transaction from the engine's pool), run by the loop thread itself as
+ * the frame arrives: no payload copy, no job, no hand-off to a worker and
+ * back, and the answer leaves with the others of the same read.
  */
 #include "server/server_int.h"
 
@@ -350,15 +356,14 @@ allowed(sprig_server *srv, const sprig__api *api)
     return SPRIG_OK;
 }
 
-/* Encode the answer frame into job->out. */
+/* Encode the answer frame to request `id` into `out`. */
 static void
-answer(sprig__job *j, int rc, void *resp)
+answer(const sprig__api *api, uint32_t id, int rc, void *resp, sprig_buf *out)
 {
     sprig__mp_wr w;
-    const sprig__api *api = j->api;
-    sprig__mp_wr_init(&w, &j->out);
+    sprig__mp_wr_init(&w, out);
     if (rc == 0) {
-        sprig__frame_response(&w, j->id);
+        sprig__frame_response(&w, id);
         sprig__api_encode(&w, api->resp, api->n_resp, resp);
         return;
     }
@@ -373,8 +378,38 @@ answer(sprig__job *j, int rc, void *resp)
             detail.len = 0; /* an empty map: no response to carry (nil) */
         }
     }
-    sprig__frame_error(&w, j->id, rc, msg, sprig_buf_bytes(&detail));
+    sprig__frame_error(&w, id, rc, msg, sprig_buf_bytes(&detail));
     sprig_buf_free(&detail);
+}
+
+bool
+sprig__dispatch_inline(sprig_server *srv, const sprig__api *api, uint32_t id,
+                       sprig_bytes payload, sprig_buf *out)
+{
+    if (api != &sprig__api_get && api != &sprig__api_kv_get) {
+        return false;
+    }
+    union {
+        sprig__get_req get;
+        sprig__kv_get_req kv;
+    } req;
+    union {
+        sprig__get_resp get;
+        sprig__kv_value_resp kv;
+    } resp;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    int rc = sprig__api_decode(payload, api->req, api->n_req, &req);
+    if (rc == 0 && api == &sprig__api_kv_get && req.kv.and_delete) {
+        sprig__api_free(api->req, api->n_req, &req);
+        return false; /* a write: a worker's job */
+    }
+    rc = rc ? rc : allowed(srv, api);
+    rc = rc ? rc : find_handler(api)(srv, &req, &resp);
+    answer(api, id, rc, &resp, out);
+    sprig__api_free(api->req, api->n_req, &req);
+    sprig__api_free(api->resp, api->n_resp, &resp);
+    return true;
 }
 
 void
@@ -394,7 +429,7 @@ sprig__dispatch(sprig__job *j, void *udata)
                                 req);
     rc = rc ? rc : allowed(srv, api);
     rc = rc ? rc : fn(srv, req, resp);
-    answer(j, rc, resp);
+    answer(api, j->id, rc, resp, &j->out);
     if (req) {
         sprig__api_free(api->req, api->n_req, req);
     }

@@ -2,11 +2,13 @@
  * server.c -- a Sprig server's lifecycle.
  *
  * States: NEW -> RUNNING (sprig_server_start/run: loop, workers, listener)
- * -> STOPPING (sprig_server_shutdown: listener closed, clients told 1001,
- * in-flight jobs finish) -> STOPPED (the loop has no handles left and
- * returned).  The loop thread is either a thread of our own (start) or the
- * caller's (run).  Other threads reach the loop only through the two async
- * handles: `done_async` (workers finished jobs) and `stop_async`.
+ * -> STOPPING (sprig_server_shutdown: the listener closes, new requests
+ * are refused, requests in flight finish and are answered -- for up to
+ * the grace period -- then every client is told 1001) -> STOPPED (the
+ * loop has no handles left and returned).  The loop thread is either a thread
+ * of our own (start) or the caller's (run).  Other threads reach the loop only
+ * through the two async handles: `done_async` (workers finished jobs) and
+ * `stop_async`.
  */
 #include "server/server_int.h"
 
@@ -21,6 +23,7 @@ sprig_server_options_init(sprig_server_options *o)
     o->max_frame = 16u << 20;
     o->max_inflight = 256;
     o->max_connections = 1024;
+    o->max_send_queue = 16u << 20;
     o->ping_interval_ms = 30000;
     o->idle_timeout_ms = 90000;
     o->workers = 16;
@@ -91,6 +94,9 @@ sprig_server_new(const sprig_storage_options *so, const sprig_server_options *o,
                  ? parse_listen(o->ws_listen, &srv->ws_host, &srv->ws_port)
                  : 0;
     rc = rc ? rc : sprig_storage_open(so, &srv->st);
+    srv->kv_lane =
+        so && (so->kv_persistence.mode == SPRIG_KV_LAZY ||
+               so->durability == SPRIG_DURABILITY_NONE || so->memory_only);
     if (rc) {
         sprig_server_free(srv);
         return rc;
@@ -117,17 +123,40 @@ close_cb(uv_handle_t *h)
     (void)h;
 }
 
-/* Close the loop's own handles once nothing is left to answer. */
+/* Tell every client goodbye (once): after the answers in flight went out,
+ * or when the grace period ran out. */
+static void
+close_sessions(sprig_server *srv)
+{
+    if (!srv->sessions_closed) {
+        srv->sessions_closed = true;
+        uv_timer_stop(&srv->grace_timer);
+        uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
+        sprig__session_close_all(srv);
+    }
+}
+
+/* While stopping: once nothing is left to answer, say goodbye and close
+ * the loop's own handles (the loop then ends when the connections have). */
 static void
 maybe_finish(sprig_server *srv)
 {
+    if (srv->state != SRV_STOPPING || srv->jobs_in_flight != 0) {
+        return;
+    }
+    close_sessions(srv);
     pthread_mutex_lock(&srv->lock);
-    if (srv->state == SRV_STOPPING && srv->jobs_in_flight == 0 &&
-        !uv_is_closing((uv_handle_t *)&srv->done_async)) {
+    if (!uv_is_closing((uv_handle_t *)&srv->done_async)) {
         uv_close((uv_handle_t *)&srv->done_async, close_cb);
         uv_close((uv_handle_t *)&srv->stop_async, close_cb);
     }
     pthread_mutex_unlock(&srv->lock);
+}
+
+static void
+on_grace_over(uv_timer_t *t)
+{
+    close_sessions(t->data); /* answers still in flight are dropped */
 }
 
 static void
@@ -157,7 +186,8 @@ on_stop(uv_async_t *a)
         sprig__listener_close(srv->ws);
         srv->ws = NULL;
     }
-    sprig__session_close_all(srv);
+    uv_timer_start(&srv->grace_timer, on_grace_over,
+                   srv->grace_ms > 0 ? (uint64_t)srv->grace_ms : 0, 0);
     maybe_finish(srv);
 }
 
@@ -168,6 +198,9 @@ listen_ws(sprig_server *srv)
     sprig__ws_opts_init(&wo);
     wo.max_message = srv->opts.max_frame;
     wo.max_connections = srv->opts.max_connections;
+    if (srv->opts.max_send_queue) {
+        wo.max_send_queue = srv->opts.max_send_queue;
+    }
     wo.ping_interval_ms = srv->opts.ping_interval_ms;
     wo.idle_timeout_ms = srv->opts.idle_timeout_ms;
     wo.tls_cert_file = srv->opts.tls_cert_file;
@@ -196,8 +229,13 @@ setup(sprig_server *srv)
     srv->loop_ready = true;
     uv_async_init(&srv->loop, &srv->done_async, on_done);
     uv_async_init(&srv->loop, &srv->stop_async, on_stop);
+    uv_timer_init(&srv->loop, &srv->grace_timer);
     srv->done_async.data = srv->stop_async.data = srv;
+    srv->grace_timer.data = srv;
     rc = sprig__pool_start(&srv->pool, srv->opts.workers, sprig__dispatch, srv);
+    if (rc == 0 && srv->kv_lane) {
+        rc = sprig__pool_start(&srv->lane, 1, sprig__dispatch, srv);
+    }
     rc = rc ? rc : (srv->ws_host ? listen_ws(srv) : 0);
     return rc;
 }
@@ -210,12 +248,16 @@ teardown(sprig_server *srv)
         uv_close((uv_handle_t *)&srv->done_async, close_cb);
         uv_close((uv_handle_t *)&srv->stop_async, close_cb);
     }
+    if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
+        uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
+    }
     if (srv->ws) {
         sprig__listener_close(srv->ws);
         srv->ws = NULL;
     }
     uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     sprig__pool_stop(&srv->pool);
+    sprig__pool_stop(&srv->lane);
     for (sprig__job *j = srv->done_head, *n; j; j = n) {
         n = j->next;
         sprig__session_job_done(j); /* sessions are closed: just frees */
@@ -305,11 +347,11 @@ sprig_server_run(sprig_server *srv)
 int
 sprig_server_shutdown(sprig_server *srv, int grace_ms)
 {
-    (void)grace_ms; /* requests finish; close handshakes are bounded (2 s) */
     if (!srv) {
         return SPRIG_OK;
     }
     pthread_mutex_lock(&srv->lock);
+    srv->grace_ms = grace_ms;
     if (srv->state == SRV_RUNNING &&
         !uv_is_closing((uv_handle_t *)&srv->stop_async)) {
         uv_async_send(&srv->stop_async);

@@ -86,8 +86,17 @@ struct sprig_server {
     bool loop_ready;
     uv_async_t done_async, stop_async;
     uv_timer_t grace_timer;
+    bool sessions_closed; /* shutdown told every client (loop thread) */
     sprig__listener *ws;
     sprig__pool pool;
+    /* Key-value writes that commit without waiting for the disk (lazy
+     * persistence, durability none, memory only) go to a lane of their
+     * own, one thread: they only take turns at the database's writer, and
+     * a crowd of workers doing so on few cores costs more in wake-ups and
+     * lock hand-offs than the writes themselves.  Writes that wait for the
+     * disk keep the many workers, whose waits group commit shares. */
+    sprig__pool lane;
+    bool kv_lane;
     pthread_t thread;
     bool threaded;
     pthread_mutex_t lock; /* guards state, done queue, grace_ms */
@@ -127,5 +136,10 @@ void sprig__session_on_writable(sprig__conn *c, void *udata);
 /* dispatch.c (worker threads) */
 /** Decode, run and encode one request into job->out. */
 void sprig__dispatch(sprig__job *job, void *udata);
+/** Loop thread: if `api` is a read answered without a worker (db.get, and
+ *  kv.get without and_delete), decode, run and encode the answer to
+ *  request `id` into `out` and return true; else false (nothing done). */
+bool sprig__dispatch_inline(sprig_server *srv, const sprig__api *api,
+                            uint32_t id, sprig_bytes payload, sprig_buf *out);
 
 #endif

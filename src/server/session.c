@@ -5,7 +5,8 @@
  * be in flight) -> freed (refs reached 0).  A frame becomes a job unless it
  * is malformed, not a request, names an unknown API, or the connection has
  * `max_inflight` requests in flight already: each of those is answered with
- * an error frame at once, and the connection stays open.
+ * an error frame at once, and the connection stays open.  Reads that
+ * never wait (sprig__dispatch_inline) are answered here at once instead.
  */
 #include "server/server_int.h"
 
@@ -95,6 +96,23 @@ admit(sprig__session *s, const sprig__frame *f, sprig__job **out)
     return SPRIG_OK;
 }
 
+/* Answer a read on the loop thread if dispatch.c takes it; true if so. */
+static bool
+answer_now(sprig__session *s, const sprig__api *api, const sprig__frame *f)
+{
+    sprig_buf out = {0};
+    if (!sprig__dispatch_inline(s->srv, api, f->id, f->payload, &out)) {
+        return false;
+    }
+    if (out.len) {
+        sprig__conn_send(s->conn, out.data, out.len);
+    } else {
+        send_error(s->conn, f->id, SPRIG_ENOMEM, "out of memory");
+    }
+    sprig_buf_free(&out);
+    return true;
+}
+
 void
 sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
                           void *udata)
@@ -112,13 +130,20 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
         sprig__pubsub_request(s, api, f.id, f.payload);
         return;
     }
+    if (f.kind == SPRIG__FRAME_REQUEST && api && s->srv->state == SRV_RUNNING &&
+        answer_now(s, api, &f)) {
+        return;
+    }
     if (admit(s, &f, &job) != 0) {
         return;
     }
     s->inflight++;
     s->refs++;
     s->srv->jobs_in_flight++;
-    sprig__pool_push(&s->srv->pool, job);
+    bool kv_write = api == &sprig__api_kv_set || api == &sprig__api_kv_incr ||
+                    api == &sprig__api_kv_delete;
+    sprig__pool_push(
+        kv_write && s->srv->kv_lane ? &s->srv->lane : &s->srv->pool, job);
 }
 
 void
