@@ -2,9 +2,11 @@
  * placement.h -- where a conformance test's storage lives.  The suite
  * (test_conformance.c) is written once against sprig.h and runs against
  * every placement: a local storage, and a real Sprig server on loopback
- * reached through a client over ws://.  Each placement registers the
- * suite's schema the way a real program would: the local one directly, the
- * server one through the server program's own storage handle.
+ * reached through a client over ws://, and over wss:// (TLS with a
+ * self-signed certificate made by openssl, pinned by the client).  Each
+ * placement registers the suite's schema the way a real program would: the
+ * local one directly, the server one through the server program's own storage
+ * handle.
  */
 #ifndef SPRIG_PLACEMENT_H
 #define SPRIG_PLACEMENT_H
@@ -21,6 +23,28 @@ typedef struct placement {
     sprig_client *client;
     char dir[1200];
 } placement;
+
+/* A self-signed certificate for 127.0.0.1 in `root` (made once). */
+static inline void
+placement_cert(const char *root, char *cert, char *key, size_t n)
+{
+    snprintf(cert, n, "%s/cert.pem", root);
+    snprintf(key, n, "%s/key.pem", root);
+    if (access(cert, R_OK) == 0) {
+        return;
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt "
+             "ec_paramgen_curve:prime256v1 -nodes -keyout '%s' -out '%s' "
+             "-days 2 -subj /CN=localhost -addext "
+             "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             key, cert);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "openssl could not make a certificate\n");
+        exit(1);
+    }
+}
 
 static inline void
 placement_open(placement *p, const char *kind, const char *root,

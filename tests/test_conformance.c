@@ -1,9 +1,9 @@
 /*
  * test_conformance.c -- one suite of behaviour tests, written once against
  * the public API (sprig.h), run against every placement (placement.h): a
- * local storage, and a server over ws:// on loopback.  The same assertions
- * hold in both, which is architecture.md's promise: code written against
- * sprig_storage and sprig_db does not change when the database moves.
+ * local storage, and a server on loopback over ws:// and over wss://.  The same
+ * assertions hold in both, which is architecture.md's promise: code written
+ * against sprig_storage and sprig_db does not change when the database moves.
  */
 #include "placement.h"
 
@@ -432,9 +432,9 @@ main(void)
         SUITE(test_transactions),  SUITE(test_large_values), SUITE(test_kv),
         SUITE(test_views),         SUITE(test_pubsub),
     };
-    const char *kinds[] = {"local", "ws"};
+    const char *kinds[] = {"local", "ws", "wss"};
     int failed = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         kind = kinds[i];
         printf("== placement: %s\n", kind);
         failed += cmocka_run_group_tests_name(kind, tests, NULL, NULL);
