@@ -677,6 +677,41 @@ test_shutdown_mid_request(void **state)
     sprig_storage_close(st);
 }
 
+/* ---- the server's cache of open databases ------------------------------ */
+
+/* The server keeps database handles open between requests, and answers
+ * reads from them on its loop thread.  A database deleted and created
+ * again by the server program itself, behind the cache's back, must be
+ * seen anew: the client reads the new database, never the old one. */
+static void
+test_recreated_database(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_new(&f, "recreate", NULL);
+    sprig_client *c = client(f.url, true);
+    sprig_db *rdb = open_main(sprig_client_storage(c));
+    sprig_bytes k = sprig_str("k");
+    SPRIG_OK_(sprig_overwrite(rdb, "kv", k, sprig_str("old"), NULL));
+    expect_doc(rdb, "kv", k, "old", 1); /* the handle is cached now */
+    for (int round = 0; round < 3; round++) {
+        sprig_storage *st = sprig_server_storage(f.srv);
+        SPRIG_OK_(sprig_storage_delete_database(st, "main"));
+        sprig_doc *d;
+        SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_get(rdb, "kv", k, &d));
+        SPRIG_OK_(sprig_storage_create_database(st, "main", "srvtest", false));
+        SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_get(rdb, "kv", k, &d));
+        assert_non_null(strstr(sprig_errmsg(), "no such document"));
+        sprig_db *local = open_main(st);
+        SPRIG_OK_(sprig_overwrite(local, "kv", k, sprig_str("new"), NULL));
+        sprig_db_close(local);
+        expect_doc(rdb, "kv", k, "new", 1);
+    }
+    sprig_db_close(rdb);
+    sprig_client_close(c);
+    fx_stop(&f);
+}
+
 int
 main(void)
 {
@@ -689,6 +724,7 @@ main(void)
         cmocka_unit_test(test_max_frame),
         cmocka_unit_test(test_hundred_clients),
         cmocka_unit_test(test_shutdown_mid_request),
+        cmocka_unit_test(test_recreated_database),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (!failed) {

@@ -522,6 +522,12 @@ sprig__db_ldb(sprig_db *db)
     return LDB(db);
 }
 
+bool
+sprig__db_dropped(const sprig_db *db)
+{
+    return atomic_load(&((const ldb_handle *)db)->ldb->dropped);
+}
+
 void
 sprig__db_writer_stats(sprig_db *db, uint64_t *batches, uint64_t *requests)
 {

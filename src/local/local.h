@@ -157,6 +157,9 @@ int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
 void sprig__ldb_free(sprig__ldb *ldb);
 /** The collection named `name`, or SPRIG_ESCHEMA. */
 int sprig__ldb_coll(sprig__ldb *ldb, const char *name, sprig__coll **out);
+/** Whether the database behind a local handle was deleted (its handle can
+ *  do nothing more).  For caches of handles, such as the server's. */
+bool sprig__db_dropped(const sprig_db *db);
 /** Test seam: group-commit statistics of the database behind a local
  *  handle (batches committed, requests answered). */
 void sprig__db_writer_stats(sprig_db *db, uint64_t *batches,

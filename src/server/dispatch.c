@@ -20,14 +20,18 @@
 
 typedef int (*serve_fn)(sprig_server *srv, void *req, void *resp);
 
-/* Run `fn` on a handle of database `name`. */
+/* On the loop thread (sprig__dispatch_inline): handlers may only use
+ * cached database handles, never open one. */
+static _Thread_local bool on_loop;
+
+/* Run `call` with `db`, a handle of database `name` (db_cache.c). */
 #define WITH_DB(srv, name, call)                                               \
     do {                                                                       \
         sprig_db *db;                                                          \
-        int rc_ = sprig_storage_database((srv)->st, (name), &db);              \
+        int rc_ = sprig__db_acquire((srv), (name), !on_loop, &db);             \
         if (rc_ == 0) {                                                        \
             rc_ = (call);                                                      \
-            sprig_db_close(db);                                                \
+            sprig__db_release((srv), db);                                      \
         }                                                                      \
         return rc_;                                                            \
     } while (0)
@@ -186,15 +190,12 @@ s_kv_set(sprig_server *srv, void *rq, void *rs)
                            .expire_in_ms = r->expire_in_ms};
     sprig_kv_status st = 0;
     out->previous.kind = SPRIG_VALUE_NONE;
-    int rc;
-    {
-        sprig_db *db;
-        rc = sprig_storage_database(srv->st, r->db, &db);
-        if (rc == 0) {
-            rc = sprig_kv_set(db, r->ns, r->key, &r->value, &o, &st,
-                              r->return_previous ? &out->previous : NULL);
-            sprig_db_close(db);
-        }
+    sprig_db *db;
+    int rc = sprig__db_acquire(srv, r->db, !on_loop, &db);
+    if (rc == 0) {
+        rc = sprig_kv_set(db, r->ns, r->key, &r->value, &o, &st,
+                          r->return_previous ? &out->previous : NULL);
+        sprig__db_release(srv, db);
     }
     out->status = (uint32_t)st;
     return rc;
@@ -405,7 +406,14 @@ sprig__dispatch_inline(sprig_server *srv, const sprig__api *api, uint32_t id,
         return false; /* a write: a worker's job */
     }
     rc = rc ? rc : allowed(srv, api);
+    on_loop = true;
     rc = rc ? rc : find_handler(api)(srv, &req, &resp);
+    on_loop = false;
+    if (rc == SPRIG__EMISS) { /* not open yet: a worker opens it */
+        sprig__api_free(api->req, api->n_req, &req);
+        sprig__api_free(api->resp, api->n_resp, &resp);
+        return false;
+    }
     answer(api, id, rc, &resp, out);
     sprig__api_free(api->req, api->n_req, &req);
     sprig__api_free(api->resp, api->n_resp, &resp);

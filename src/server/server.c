@@ -90,6 +90,7 @@ sprig_server_new(const sprig_storage_options *so, const sprig_server_options *o,
     }
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->cond, NULL);
+    pthread_mutex_init(&srv->dbs.lock, NULL);
     int rc = o->ws_listen
                  ? parse_listen(o->ws_listen, &srv->ws_host, &srv->ws_port)
                  : 0;
@@ -370,9 +371,11 @@ sprig_server_free(sprig_server *srv)
         sprig_server_shutdown(srv, 1000);
         pthread_join(srv->thread, NULL);
     }
+    sprig__db_cache_clear(srv); /* no request is in flight any more */
     sprig_storage_close(srv->st);
     sprig__free(srv->ws_host);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->cond);
+    pthread_mutex_destroy(&srv->dbs.lock);
     sprig__free(srv);
 }

@@ -76,9 +76,41 @@ struct sprig__session {
 
 typedef enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED } srv_state;
 
+/* Open database handles, shared by the workers and the loop thread: the
+ * loop answers reads only from handles found here, so it never waits on
+ * the storage lock (held while a database is created, or opened and its
+ * changed view indexes rebuilt).  `lock` is never held during I/O. */
+#define SPRIG__DB_CACHE 16
+#define SPRIG__EMISS (-1001) /* internal: not in the cache */
+typedef struct sprig__cached_db {
+    char name[SPRIG_NAME_MAX + 1];
+    sprig_db *db;
+    int refs; /* requests using it now */
+} sprig__cached_db;
+typedef struct sprig__db_cache {
+    pthread_mutex_t lock;
+    size_t n, n_zombies;
+    sprig__cached_db items[SPRIG__DB_CACHE];
+    /* handles of deleted databases taken out while still in use: closed
+     * by their last release */
+    sprig__cached_db zombies[SPRIG__DB_CACHE];
+} sprig__db_cache;
+
+/** A handle on database `name` for one request.  From the cache when it
+ *  is there; otherwise, with `may_open`, opened (and cached when there is
+ *  room): release it with sprig__db_release().  Without `may_open`, a
+ *  miss is SPRIG__EMISS (the caller hands the request to a worker).  A
+ *  cached handle of a deleted database is dropped and reopened. */
+int sprig__db_acquire(sprig_server *srv, const char *name, bool may_open,
+                      sprig_db **out);
+void sprig__db_release(sprig_server *srv, sprig_db *db);
+/** Close every cached handle (before the storage closes). */
+void sprig__db_cache_clear(sprig_server *srv);
+
 struct sprig_server {
     uint32_t tag;
     sprig_storage *st;
+    sprig__db_cache dbs;
     sprig_server_options opts;
     char *ws_host;
     int ws_port;
