@@ -8,6 +8,7 @@ CMAKE_ARGS ?=
 DATA       ?= ./sprig-data
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
+        bench-build bench-net \
         crash-long fuzz format format-check clean install
 
 all: build
@@ -47,13 +48,23 @@ test-asan: build-asan
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    ctest --output-on-failure -j $(JOBS)
 
-# Benchmarks against raw LMDB and SQLite; writes docs/benchmarks.md.
-bench:
+# Benchmarks (Release build in $(BUILD)): the local engine against raw LMDB
+# and SQLite (bench/run.sh), then the network against Redis and
+# PostgreSQL on loopback (bench/bench_net.py); both write
+# bench/results/*.json and docs/benchmarks.md.  bench-net: the second
+# alone.
+bench: bench-build
+	@sh bench/run.sh $(BUILD)
+	@python3 bench/bench_net.py $(BUILD)
+
+bench-net: bench-build
+	@python3 bench/bench_net.py $(BUILD)
+
+bench-build:
 	@sh scripts/deps.sh --bench
 	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
 	    $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
-	@sh bench/run.sh $(BUILD)
 
 # The long crash loop: 10,000 SIGKILL rounds (make test runs a short one).
 crash-long: build

@@ -203,7 +203,8 @@ int bench_fail(const char *what, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /** Run fn(arg_i) on `threads` threads, arg_i = args + i * arg_size; all
- *  start together; *seconds is from the start to the last finish.
+ *  start together; *seconds is from the first thread starting (past its
+ *  set-up) to the last one finishing, by the threads' own clocks.
  *  fn returns 0 or -1; so does this (any thread failing fails it).
  *  `ready` is called by each thread's fn once its set-up is done. */
 typedef struct bench_start bench_start;

@@ -12,16 +12,17 @@
  *   kv-*                     the key-value store vs raw LMDB (wl_kv.c)
  *   pubsub                   1 publisher -> 10 subscribers (wl_pubsub.c)
  * plus the disk's fsyncs per second as the physical limit.  `--only`
- * picks some of them (insert, get, view, kv, pubsub; get needs insert).  Every workload
- * warms up, then runs several times; within a run the work is cut into
- * slices and the engines take turns slice by slice, in a rotating order, so
- * the noise of a shared machine falls on all of them alike.  The report is
- * the median and the spread over the runs.  Every run is
- * checked: counts match and acknowledged documents read back intact (all
- * of them, or an even sample for the big batch), so `--quick` doubles as
- * the bench_smoke test.  Data lives in a temporary directory under --dir,
- * removed at the end.  The exit status is 0 unless a workload failed;
- * missing a target is reported, not an error.
+ * picks some of them (insert, get, view, kv, pubsub; get needs insert).
+ * Every workload warms up, then runs several times; within a run the work
+ * is cut into slices and the engines take turns slice by slice, in a
+ * rotating order, so the noise of a shared machine falls on all of them
+ * alike.  The report is the median and the spread over the runs.  Every
+ * run is checked: counts match and acknowledged documents read back intact
+ * (all of them, or an even sample for the big batch; the other workloads
+ * check their own answers), so `--quick` doubles as the bench_smoke test.
+ * Data lives in a temporary directory under --dir, removed at the end.
+ * The exit status is 0 unless a workload failed; missing a target is
+ * reported, not an error.
  */
 #include "bench.h"
 
@@ -478,7 +479,8 @@ wl_batch(const ctx *c, bench_result *res)
     printf("\n-- %s: %s\n", res->name, what);
     res->failed = batch_warmup(c, o->n / 20 ? o->n / 20 : 1) != 0;
     double t0 = bench_now();
-    for (unsigned r = 0; !res->failed && bench_another_run(o->budget, r, o->batch_runs, t0);
+    for (unsigned r = 0;
+         !res->failed && bench_another_run(o->budget, r, o->batch_runs, t0);
          r++) {
         res->failed = batch_run(c, r, res) != 0;
     }
@@ -551,7 +553,8 @@ wl_single(const ctx *c, bench_result *res, unsigned threads, uint64_t per)
     printf("\n-- %s: %s\n", res->name, what[conc]);
     uint64_t warm = per / 20 ? per / 20 : 1;
     double t0 = bench_now();
-    for (unsigned r = 0; !res->failed && bench_another_run(c->o.budget, r, c->o.runs, t0);
+    for (unsigned r = 0;
+         !res->failed && bench_another_run(c->o.budget, r, c->o.runs, t0);
          r++) {
         res->failed = single_run(c, r, threads, per, warm, res) != 0;
     }
@@ -670,7 +673,8 @@ get_runs(const ctx *c, void **dbs, const get_set *g, bench_result *res)
         }
     }
     double t0 = bench_now();
-    for (unsigned r = 0; bench_another_run(c->o.budget, r, c->o.runs, t0); r++) {
+    for (unsigned r = 0; bench_another_run(c->o.budget, r, c->o.runs, t0);
+         r++) {
         if (get_run(c, dbs, g, r, res)) {
             return -1;
         }
@@ -683,10 +687,10 @@ wl_get(const ctx *c, bench_result *res)
 {
     static char what[128];
     char gb[32], nb[32];
-    snprintf(what, sizeof what,
-             "%s random gets by id over %s documents, seed %llu",
-             bench_thousands(c->o.gets, gb, sizeof gb),
-             bench_thousands(c->o.n, nb, sizeof nb), (unsigned long long)c->o.seed);
+    snprintf(
+        what, sizeof what, "%s random gets by id over %s documents, seed %llu",
+        bench_thousands(c->o.gets, gb, sizeof gb),
+        bench_thousands(c->o.n, nb, sizeof nb), (unsigned long long)c->o.seed);
     *res = (bench_result){.name = "local-get",
                           .unit = "gets/s",
                           .durability = "reads (data written with full)",
@@ -731,6 +735,13 @@ setup(ctx *c)
     if (bench_mkdirs(c->o.dir) || !mkdtemp(c->tmp)) {
         return bench_fail("setup", "cannot create a directory in %s", c->o.dir);
     }
+    return 0;
+}
+
+/* The documents of the document workloads. */
+static int
+make_docs(ctx *c)
+{
     uint64_t need = c->o.n;
     uint64_t conc = (uint64_t)c->o.threads * (c->o.per_thread + 50);
     need = need > conc ? need : conc;
@@ -771,6 +782,14 @@ wl_documents(ctx *c, bench_result *res)
     size_t n = 0;
     if (!wanted(&c->o, "insert")) {
         return 0;
+    }
+    if (make_docs(c)) {
+        res[0] = (bench_result){.name = "local-insert-batch",
+                                .unit = "docs/s",
+                                .durability = "",
+                                .workload = "not run: no memory for documents",
+                                .failed = true};
+        return 1;
     }
     wl_batch(c, &res[n++]);
     wl_single(c, &res[n++], 1, c->o.durable);

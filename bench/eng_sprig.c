@@ -86,10 +86,8 @@ int
 bench_sprig_open_with(const char *dir, const sprig_view_def *views, size_t n,
                       const sprig_kv_persistence *kv, void **db)
 {
-    const sprig_collection_def vc[] = {{.name = COLL,
-                                        .id_kind = SPRIG_ID_U64,
-                                        .views = views,
-                                        .n_views = n}};
+    const sprig_collection_def vc[] = {
+        {.name = COLL, .id_kind = SPRIG_ID_U64, .views = views, .n_views = n}};
     const sprig_schema_def vs = {
         .name = "bench", .collections = vc, .n_collections = 1};
     return open_schema(dir, &vs, kv, db);

@@ -2,17 +2,26 @@
 """report.py -- turn bench/results/local.json into docs/benchmarks.md and
 the data for the chart (docs/bench-local.png, drawn by bench/chart.gp).
 
-For each workload: a table of the rates of Sprig, raw LMDB and SQLite
-(median, spread over the runs, CPU per operation), Sprig's ratios against
+For each workload: a table of the rates of Sprig and its peers (raw LMDB,
+SQLite, or a baseline of Sprig's own: median, spread over the runs, CPU
+per operation), Sprig's ratios against
 the targets of docs/design/bench.md (ratio of the medians; the per-run
 ratios give its spread), the durability, and the analysis kept by hand in
 bench/analysis.md (one `## <workload>` section each), which says where the
-time goes and what would close a missed target.
+time goes and what would close a missed target.  Workloads of one family
+(a "group" in the JSON, e.g. kv-local) share one section with one row per
+workload and one `## <group>` analysis.
+
+When bench/results/net.json (written by bench/bench_net.py, `make
+bench-net`) sits beside RESULTS.json, a "Network" part follows: Sprig over
+WebSockets against Redis and PostgreSQL, with the hand-kept analysis of
+bench/analysis-net.md (beside ANALYSIS.md).
 
 usage: report.py RESULTS.json ANALYSIS.md OUT.md CHART.dat
 Only the Python standard library is used.
 """
 import json
+import os
 import sys
 
 NAMES = {
@@ -20,12 +29,30 @@ NAMES = {
     "lmdb": "LMDB (raw)",
     "lmdb-longtxn": "LMDB, one long read txn",
     "sqlite": "SQLite (WAL)",
+    "sprig-noview": "Sprig, no view",
+    "sprig-2views": "Sprig, two eager views (sum + count)",
+    "sprig-lazy": "Sprig, lazy view: inserts + the first query",
+    "sqlite-noindex": "SQLite (WAL), no index",
+    "sqlite-covering": "SQLite (WAL), covering index (category, price)",
+    "queues": "pthread queues (baseline)",
+}
+
+# Series names that mean something else in one workload.
+WORKLOAD_NAMES = {
+    ("local-view-insert", "sprig"): "Sprig, one eager view",
+    ("local-view-insert", "sqlite"): "SQLite (WAL), index on category",
+    ("local-view-query", "sqlite"): "SQLite (WAL), index on category",
+    ("local-view-reduce", "sqlite"): "SQLite (WAL), index on category",
+    ("local-view-grouped", "sqlite"): "SQLite (WAL), index on category",
 }
 
 PEERS = {
     "lmdb": "raw LMDB",
     "lmdb-longtxn": "LMDB one long txn",
     "sqlite": "SQLite",
+    "sprig-noview": "Sprig without the view",
+    "sqlite-covering": "SQLite, covering index",
+    "queues": "pthread queues",
 }
 
 ABOUT = {
@@ -58,7 +85,83 @@ ABOUT = {
         "ratio uses this one — and, beside it, all gets in one long read "
         "transaction (the physical upper bound). SQLite: a prepared "
         "`SELECT doc FROM docs WHERE id = ?`, copying the blob.",
+    "local-view-insert":
+        "JSON documents `{\"id\":k,\"category\":\"c123\","
+        "\"price\":4567,...}` of 140–160 bytes, 500 categories (uniform), "
+        "integer prices, loaded into empty databases 1,000 per transaction "
+        "by every loader in turn. Sprig declares on its collection the "
+        "declarative view `by-category` (`json_key` category, `json_value` "
+        "price, `SPRIG_REDUCE_SUM`), eager: the target compares it with the "
+        "same inserts without the view. Beside it: both eager views the "
+        "queries use (with `count-by-category`, `SPRIG_REDUCE_COUNT`); the "
+        "view lazy, timed over the inserts plus the first query (which "
+        "indexes every document); SQLite's table `items(id INTEGER PRIMARY "
+        "KEY, category TEXT, price INTEGER, doc BLOB)` with an index on "
+        "category (the program hands SQLite the two fields; Sprig reads "
+        "them from the JSON), without index, and with a covering index on "
+        "(category, price). The two-view database and the two indexed "
+        "SQLite tables of the last run are the data of the queries.",
+    "local-view-query":
+        "Random key queries: all mappings of one category. Sprig: the key "
+        "made with `sprig_key_from_json(\"\\\"c123\\\"\")`, "
+        "`sprig_view_query_mappings` (`SPRIG_MATCH_KEY`) on `by-category`, "
+        "then each mapping's id and price (parsed from its JSON value); "
+        "SQLite: `SELECT id, price FROM items WHERE category = ?`. Every "
+        "answer (count, sum of prices, sum of ids) is checked against the "
+        "generated documents.",
+    "local-view-reduce":
+        "Count and sum of prices over a random range of 1–20 categories. "
+        "Sprig: `sprig_view_reduce` (`SPRIG_MATCH_RANGE`, both ends "
+        "included) on `count-by-category`, then on `by-category`; SQLite: "
+        "`SELECT count(*), sum(price) FROM items WHERE category BETWEEN ? "
+        "AND ?`. Checked against the generated documents.",
+    "local-view-grouped":
+        "The same ranges, per category. Sprig: `sprig_view_reduce_grouped` "
+        "on both views; SQLite: `SELECT category, count(*), sum(price) FROM "
+        "items WHERE category BETWEEN ? AND ? GROUP BY category`. Checked "
+        "against the generated documents.",
+    "pubsub":
+        "One publisher thread, 10 subscriber threads each blocked in "
+        "`sprig_subscriber_recv` (a message 10 s late counts as lost), one "
+        "topic, fresh subscribers per slice. Rate: a burst of messages published back to back, "
+        "divided by the time until the last subscriber has the last one "
+        "(queues are bounded above the burst: nothing may be dropped). "
+        "Latency: then messages paced at 5,000/s, each carrying its "
+        "publish time (`CLOCK_MONOTONIC`); p50 and p99 over every delivery "
+        "of a run. Every subscriber checks it gets every message once, in "
+        "order. The peer is the least an in-process fan-out does: one "
+        "reference-counted copy per message appended to each subscriber's "
+        "queue under its mutex, with a condition-variable signal. "
+        "design/bench.md's peer, Redis PUBLISH/SUBSCRIBE, is a network "
+        "server and belongs with the network benchmarks.",
+    "kv-local":
+        "Sprig's key-value store in-process (`sprig_kv_set`, "
+        "`sprig_kv_increment` by u64 1, `sprig_kv_get` with a copied "
+        "value) against raw LMDB doing the same work in the same run: one "
+        "write transaction per set (put) or increment (get, add, put), one "
+        "read transaction per get (renew, get, copy, reset). Sets write "
+        "100-byte values over 1,000 existing keys, increments 1,000 "
+        "existing counters: thread t of T owns every T-th key, so each "
+        "key's final value is known and checked after every run (all "
+        "keys, byte for byte; every counter exactly). Gets read random "
+        "keys among 100,000 preloaded ones, checking every length. 8 "
+        "threads share one `sprig_db` (group commit batches their writes); "
+        "LMDB serialises its writers, one commit each.",
 }
+
+KV_DURABILITY = [
+    ("immediate", "Sprig `SPRIG_KV_IMMEDIATE` at `SPRIG_DURABILITY_FULL`: "
+     "a call returns once its commit has synced data and meta; raw LMDB "
+     "with default flags, one such durable commit (fdatasync of the data, "
+     "then the meta page) per acknowledged set or increment — the same "
+     "guarantee."),
+    ("lazy", "Sprig `SPRIG_KV_LAZY` with the server's thresholds (flush "
+     "after 10,000 changes or 1 s): commits with `MDB_NOSYNC`, its "
+     "housekeeper thread syncs; raw LMDB with `MDB_NOSYNC` and an "
+     "`mdb_env_sync` after 10,000 commits or 1 s, done by the writing "
+     "thread that notices — the same window of loss on a power failure "
+     "(nothing on a process crash, both)."),
+]
 
 
 def fmt_rate(v):
@@ -122,13 +225,23 @@ def machine_table(r):
     return out
 
 
+def other_ratio(w):
+    """The first ratio against neither raw LMDB nor SQLite (a baseline of
+    Sprig's own, or SQLite with another index), preferring one with a
+    target."""
+    others = [q for q in w["ratios"] if q["vs"] not in ("lmdb", "sqlite")]
+    return next((q for q in others if q.get("target") is not None),
+                others[0] if others else None)
+
+
 def summary_table(r):
     out = [
-        "| workload | Sprig | vs raw LMDB | target | | vs SQLite | target | |",
-        "|---|---:|---:|---:|:-:|---:|---:|:-:|",
+        "| workload | Sprig | vs raw LMDB | target | | vs SQLite | target | "
+        "| vs other | target | |",
+        "|---|---:|---:|---:|:-:|---:|---:|:-:|---:|---:|:-:|",
     ]
     for w in r["workloads"]:
-        if not w.get("series"):
+        if not w.get("series", {}).get("sprig"):
             continue
         sprig = w["series"]["sprig"]["median"]
         cells = {}
@@ -136,11 +249,82 @@ def summary_table(r):
             if q["vs"] in ("lmdb", "sqlite"):
                 t, mark = verdict(q)
                 cells[q["vs"]] = [fmt_ratio(q["ratio"]), t, mark]
+        q = other_ratio(w)
+        if q:
+            t, mark = verdict(q)
+            cells["other"] = ["{} {}".format(
+                fmt_ratio(q["ratio"]), PEERS.get(q["vs"], q["vs"])), t, mark]
         row = ["**{}**".format(w["name"]),
                "{} {}".format(fmt_rate(sprig), w["unit"])]
-        for peer in ("lmdb", "sqlite"):
+        for peer in ("lmdb", "sqlite", "other"):
             row += cells.get(peer, ["", "", ""])
         out.append("| " + " | ".join(row) + " |")
+    return out
+
+
+def latency_table(w):
+    """The extras named "<series> p50 latency us" / "... p99 ...", as a
+    table (pubsub)."""
+    extra = w.get("extra") or {}
+    rows = []
+    for key in w["series"]:
+        p50 = extra.get("{} p50 latency us".format(key))
+        p99 = extra.get("{} p99 latency us".format(key))
+        if p50 is not None and p99 is not None:
+            rows.append("| {} | {:.0f} | {:.0f} |".format(
+                NAMES.get(key, key), p50, p99))
+    if not rows:
+        return []
+    return ["", "Latency, publish to receive (paced messages; medians of "
+            "the runs' percentiles):", "",
+            "| engine | p50 µs | p99 µs |", "|---|---:|---:|"] + rows
+
+
+def group_section(ws, group, notes):
+    """One section for a family of workloads (each a row): Sprig and its
+    one peer, their ratio and target, CPU per operation."""
+    out = ["## {}".format(group), ""]
+    if group in ABOUT:
+        out += [ABOUT[group], ""]
+    if group == "kv-local":
+        out += ["**Durability** of the writes (gets are reads):", ""]
+        out += ["- **{}**: {}".format(k, v) for k, v in KV_DURABILITY]
+        out.append("")
+    out += ["| workload | Sprig | peer | ratio of medians | per-run ratios "
+            "| target | | CPU µs/op Sprig / peer | runs |",
+            "|---|---:|---:|---:|---:|---:|:-:|---:|---:|"]
+    missed = []
+    for w in ws:
+        if w.get("failed") or not w.get("ratios"):
+            out.append("| **{}**: {} | FAILED | | | | | ✗ | | |".format(
+                w["name"], w["workload"]))
+            missed.append("{} (failed)".format(w["name"]))
+            continue
+        s = w["series"]["sprig"]
+        for q in w["ratios"]:
+            p = w["series"][q["vs"]]
+            t, mark = verdict(q)
+            out.append(
+                "| **{}**: {} | {} ({} – {}) | {} {} | **{}** | {} – {} | {} "
+                "| {} | {:.1f} / {:.1f} | {} |".format(
+                    w["name"], w["workload"], fmt_rate(s["median"]),
+                    fmt_rate(s["min"]), fmt_rate(s["max"]),
+                    PEERS.get(q["vs"], q["vs"]), fmt_rate(p["median"]),
+                    fmt_ratio(q["ratio"]), fmt_ratio(q["min"]),
+                    fmt_ratio(q["max"]), t, mark, s["cpu_us_per_op"],
+                    p["cpu_us_per_op"], len(s["runs"])))
+            if q.get("met") is False:
+                missed.append("{} {} {} (target {})".format(
+                    w["name"], fmt_ratio(q["ratio"]),
+                    PEERS.get(q["vs"], q["vs"]), t))
+    out += ["", "Rates in {}: median (min – max over the runs).".format(
+        ws[0]["unit"]), ""]
+    if missed:
+        out += ["**Target missed in this run:** " + "; ".join(missed) +
+                ". Why, and what would close the gap: see the analysis "
+                "below.", ""]
+    if notes.get(group):
+        out += ["### Analysis", "", notes[group], ""]
     return out
 
 
@@ -160,8 +344,9 @@ def workload_section(w, notes):
         "|---|---:|---:|---:|---:|",
     ]
     for key, s in w["series"].items():
+        name = WORKLOAD_NAMES.get((w["name"], key), NAMES.get(key, key))
         out.append("| {} | **{}** | {} – {} | {} | {:.2f} |".format(
-            NAMES.get(key, key), fmt_rate(s["median"]), fmt_rate(s["min"]),
+            name, fmt_rate(s["median"]), fmt_rate(s["min"]),
             fmt_rate(s["max"]), len(s["runs"]), s["cpu_us_per_op"]))
     out += ["", "| Sprig vs | ratio of medians | per-run ratios | target | |",
             "|---|---:|---:|---:|:-:|"]
@@ -180,11 +365,13 @@ def workload_section(w, notes):
         out += ["", "Between the peers: raw LMDB / SQLite = {} "
                 "(medians).".format(fmt_ratio(ser["lmdb"]["median"] /
                                               ser["sqlite"]["median"]))]
-    extra = w.get("extra") or {}
+    extra = {k: v for k, v in (w.get("extra") or {}).items()
+             if "latency us" not in k}
     if extra:
         out += ["", "Also measured: " + ", ".join(
             "{} = {}".format(k.replace("_", " "), fmt_num(v))
             for k, v in extra.items()) + "."]
+    out += latency_table(w)
     out.append("")
     if missed:
         out += ["**Target missed in this run:** " + "; ".join(missed) +
@@ -197,15 +384,20 @@ def workload_section(w, notes):
 
 def chart_data(r, path):
     """One line per workload: x, ratio/min/max/target vs LMDB, the same
-    vs SQLite ('-' when absent)."""
-    lines = ["# label x lmdb lmin lmax ltarget sqlite smin smax starget"]
+    vs SQLite, the same vs the other peer of the summary ('-' when
+    absent)."""
+    lines = ["# label x lmdb lmin lmax ltarget sqlite smin smax starget "
+             "other omin omax otarget"]
     x = 0
     for w in r["workloads"]:
-        if not w.get("series"):
+        if not w.get("series") or not w.get("ratios"):
             continue
         cols = []
-        for peer in ("lmdb", "sqlite"):
-            q = next((q for q in w["ratios"] if q["vs"] == peer), None)
+        for peer in ("lmdb", "sqlite", "other"):
+            if peer == "other":
+                q = other_ratio(w)
+            else:
+                q = next((q for q in w["ratios"] if q["vs"] == peer), None)
             if q is None:
                 cols += ["-"] * 4
             else:
@@ -221,6 +413,151 @@ def chart_data(r, path):
         f.write("\n".join(lines) + "\n")
 
 
+# ---- the network benchmarks (net.json) ---------------------------------
+
+NET_PEERS = {"redis": "Redis", "postgres": "PostgreSQL"}
+NET_TOOLS = {"sprig": "`sprig-bench` → `sprig serve`",
+             "redis": "`redis-benchmark` → `redis-server`",
+             "postgres": "`pgbench` → `postgres`"}
+
+
+def net_rate(v):
+    return fmt_rate(v) + "/s"
+
+
+def net_verdict(q):
+    if not q or q.get("target") is None:
+        return "—", ""
+    return "≥ {:.1f}×".format(q["target"]), "✓" if q["met"] else "✗"
+
+
+def net_summary(rows):
+    out = ["| bench | row | Sprig | peer | ratio | per-run ratios | "
+           "target | |",
+           "|---|---|---:|---:|---:|---:|---:|:-:|"]
+    for r in rows:
+        peer = NET_PEERS.get(r["peer"], r["peer"])
+        if r.get("failed") or "ratio" not in r:
+            out.append("| {} | {} | FAILED | {} | | | | ✗ |".format(
+                r["name"], r["row"], peer))
+            continue
+        q = r["ratio"]
+        t, mark = net_verdict(q)
+        out.append("| {} | {} | {} | {} {} | **{}** | {} – {} | {} | {} |"
+                   .format(r["name"], r["row"],
+                           net_rate(r["series"]["sprig"]["median"]), peer,
+                           net_rate(r["series"][r["peer"]]["median"]),
+                           fmt_ratio(q["ratio"]), fmt_ratio(q["min"]),
+                           fmt_ratio(q["max"]), t, mark))
+    return out
+
+
+def net_fmt(v, spec="{:.2f}"):
+    return spec.format(v) if v is not None else "—"
+
+
+def net_rows(rows, name):
+    """Per row: each side's median, spread, latency and CPU per request."""
+    out = []
+    for dur in dict.fromkeys(r.get("durability", "") for r in rows
+                             if r["name"] == name):
+        out += ["**Durability:** {}.".format(dur), ""]
+        out += ["| row | side | median | spread (min – max) | p50 ms | "
+                "p99 ms | server CPU µs/req | client CPU µs/req |",
+                "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            if r["name"] != name or r.get("durability", "") != dur:
+                continue
+            if r.get("failed"):
+                out.append("| {} | — | FAILED: {} | | | | | |".format(
+                    r["row"], r.get("error", "")[:200].replace("|", "/")))
+                continue
+            for side in ("sprig", r["peer"]):
+                s = r["series"][side]
+                label = "Sprig" if side == "sprig" else NET_PEERS.get(
+                    side, side)
+                p50 = s.get("p50_ms")
+                if p50 is None and s.get("avg_ms") is not None:
+                    p50_txt = "avg {}".format(net_fmt(s["avg_ms"]))
+                else:
+                    p50_txt = net_fmt(p50)
+                out.append("| {} | {} | **{}** | {} – {} | {} | {} | {} | "
+                           "{} |".format(
+                               r["row"], label, net_rate(s["median"]),
+                               fmt_rate(s["min"]), fmt_rate(s["max"]),
+                               p50_txt, net_fmt(s.get("p99_ms")),
+                               net_fmt(s.get("server_cpu_us"), "{:.1f}"),
+                               net_fmt(s.get("client_cpu_us"), "{:.1f}")))
+        out.append("")
+    missed = [r for r in rows if r["name"] == name and
+              (r.get("failed") or r.get("ratio", {}).get("met") is False)]
+    if missed:
+        out += ["**Target missed in this run:** " + "; ".join(
+            "{} ({})".format(r["row"], "failed" if r.get("failed") else
+                             "{} vs target {}".format(
+                                 fmt_ratio(r["ratio"]["ratio"]),
+                                 net_verdict(r["ratio"])[0]))
+            for r in missed) + ". Why, and what would close the gap: see "
+            "the analysis below.", ""]
+    return out
+
+
+def network_part(net, notes):
+    m = net["machine"]
+    rtt = m.get("loopback_round_trips_per_s", {})
+    one, many = rtt.get("1"), rtt.get(str(net.get("clients", 50)))
+    md = [
+        "# Network: net-kv and net-doc",
+        "",
+        "Sprig served over WebSockets (`sprig serve`, protocol sprig/1) "
+        "against Redis and PostgreSQL, **all started on loopback in the "
+        "same run**, each loaded by its own benchmark tool with the same "
+        "clients, pipeline depth and data size: {}, {}, {}. Generated by "
+        "`make bench-net` (`bench/bench_net.py` → "
+        "`bench/results/net.json` → `bench/report.py`); the analysis "
+        "comes from `bench/analysis-net.md`.".format(
+            NET_TOOLS["sprig"], NET_TOOLS["redis"], NET_TOOLS["postgres"]),
+        "",
+        "| | |",
+        "|---|---|",
+        "| date | {} |".format(net["date"]),
+        "| machine | {} CPUs ({}), {} — the load generators run on the "
+        "same cores as the servers |".format(m["nproc"], m["cpu"],
+                                             m["kernel"]),
+        "| loopback (physical limit) | **{}** round trips/s with 1 "
+        "connection, **{}** with {} (raw TCP ping-pong of 16 bytes, echo "
+        "server on one thread: `sprig-bench --tcp-ping`) |".format(
+            fmt_rate(one) if one else "?", fmt_rate(many) if many else "?",
+            net.get("clients", 50)),
+        "| versions | {} |".format(net.get("versions", "")),
+        "| data | {:,} keys / documents of {} bytes; {} clients |".format(
+            net.get("keyspace", 0), net.get("datasize", 0),
+            net.get("clients", 50)),
+        "| runs | warm-up, then {} per side and row of ~{:g} s each, "
+        "taking turns; whole run {:.0f} s{} |".format(
+            net["runs"], net["seconds_per_run"], net["seconds"],
+            " (--quick)" if net.get("quick") else ""),
+        "",
+        "## Network summary",
+        "",
+    ]
+    md += net_summary(net["rows"]) + [""]
+    if notes.get("summary"):
+        md += [notes["summary"], ""]
+    if notes.get("method"):
+        md += ["## How the network benchmarks are run", "",
+               notes["method"], ""]
+    for name in dict.fromkeys(r["name"] for r in net["rows"]):
+        md += ["## {}".format(name), ""]
+        md += net_rows(net["rows"], name)
+        if notes.get(name):
+            md += ["### Analysis", "", notes[name], ""]
+    if notes.get("server"):
+        md += ["## Server performance issues found", "", notes["server"],
+               ""]
+    return md
+
+
 def main(argv):
     if len(argv) != 5:
         sys.stderr.write(__doc__)
@@ -231,8 +568,9 @@ def main(argv):
     md = [
         "# Benchmarks — the local engine",
         "",
-        "Sprig against raw LMDB and SQLite (WAL) **in the same run, on the "
-        "same documents, with the same durability**, as the rules of "
+        "Sprig — documents, views, key-value store, PubSub — against raw "
+        "LMDB and SQLite (WAL) **in the same run, on the "
+        "same data, with the same durability**, as the rules of "
         "`design/bench.md` ask: absolute numbers on a shared, noisy "
         "machine only travel with their peers beside them. Generated by "
         "`make bench` (`bench/run.sh`: `bench_local` → "
@@ -249,8 +587,16 @@ def main(argv):
         md += [notes["summary"], ""]
     if notes.get("method"):
         md += ["## How it is measured", "", notes["method"], ""]
+    done = set()
     for w in r["workloads"]:
-        if w.get("series"):
+        g = w.get("group")
+        if g and g not in done:
+            done.add(g)
+            md += group_section([x for x in r["workloads"]
+                                 if x.get("group") == g], g, notes)
+        elif g:
+            continue
+        elif w.get("series"):
             md += workload_section(w, notes)
         else:
             md += ["## {}".format(w["name"]), "",
@@ -258,6 +604,12 @@ def main(argv):
                        w.get("workload") or "it failed"), ""]
     if notes.get("engine"):
         md += ["## Engine performance issues found", "", notes["engine"], ""]
+    net_json = os.path.join(os.path.dirname(os.path.abspath(results)),
+                            "net.json")
+    if os.path.exists(net_json):
+        net = json.load(open(net_json, encoding="utf-8"))
+        md += network_part(net, analysis_sections(os.path.join(
+            os.path.dirname(os.path.abspath(analysis)), "analysis-net.md")))
     with open(out_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md).rstrip() + "\n")
     chart_data(r, out_dat)

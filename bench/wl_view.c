@@ -52,7 +52,7 @@
 
 typedef struct vdata {
     bench_docs docs;
-    uint16_t *cat;  /* category of document k (index k) */
+    uint16_t *cat; /* category of document k (index k) */
     uint32_t *price;
     uint64_t cnt[VIEW_CATS], sum[VIEW_CATS], ids[VIEW_CATS];
     uint64_t n_keys, n_ranges; /* queries per run */
@@ -321,7 +321,8 @@ reduce_one(vsprig *s, const char *view, sprig_buf *buf, uint64_t *out)
     sprig_view_query q;
     range_query(s, &q, view);
     int rc = sprig_view_reduce(s->db, &q, buf);
-    return rc ? vs_fail("view reduce", rc) : json_u64(sprig_buf_bytes(buf), out);
+    return rc ? vs_fail("view reduce", rc)
+              : json_u64(sprig_buf_bytes(buf), out);
 }
 
 /* Count and sum over categories lo..hi: a reduce of each view. */
@@ -370,8 +371,7 @@ vs_grouped(void *db, unsigned lo, unsigned hi, vsum *out)
     rc = rc ? rc : grouped_one(s, V_COUNT, &groups, &out->ids);
     if (rc == 0 && groups != out->n) {
         rc = bench_fail("sprig", "the views have %llu and %llu groups",
-                        (unsigned long long)out->n,
-                        (unsigned long long)groups);
+                        (unsigned long long)out->n, (unsigned long long)groups);
     }
     return rc;
 }
@@ -410,12 +410,14 @@ sq_prepare(vsql *s, const char *sql, sqlite3_stmt **st)
                : sq_fail(s->db, sql);
 }
 
-/* Open (creating) the table in `dir`, with the index on category when
- * `index`. */
+/* Which index the SQLite table has. */
+typedef enum { IDX_NONE, IDX_CATEGORY, IDX_COVERING } sqindex;
+
+/* Open (creating) the table in `dir` with index `index`. */
 static int
-sq_open(const char *dir, bool index, void **out)
+sq_open(const char *dir, sqindex index, void **out)
 {
-    char path[4200];
+    char path[4300];
     vsql *s = calloc(1, sizeof *s);
     if (!s) {
         return bench_fail("sqlite", "out of memory");
@@ -429,11 +431,11 @@ sq_open(const char *dir, bool index, void **out)
                      NULL, NULL, NULL) != SQLITE_OK) {
         rc = sq_fail(s->db, "create table");
     }
-    if (rc == 0 && index &&
-        sqlite3_exec(s->db,
-                     "CREATE INDEX IF NOT EXISTS items_category"
-                     " ON items(category);",
-                     NULL, NULL, NULL) != SQLITE_OK) {
+    static const char *const indexes[] = {
+        "", "CREATE INDEX IF NOT EXISTS items_category ON items(category);",
+        "CREATE INDEX IF NOT EXISTS items_covering ON items(category, price);"};
+    if (rc == 0 &&
+        sqlite3_exec(s->db, indexes[index], NULL, NULL, NULL) != SQLITE_OK) {
         rc = sq_fail(s->db, "create index");
     }
     rc = rc ? rc
@@ -572,20 +574,21 @@ typedef struct loader {
     const char *name;            /* series name and directory tag */
     const sprig_view_def *views; /* Sprig: the views declared */
     size_t n_views;
-    bool sqlite, index; /* SQLite (with the index on category) */
-    bool lazy;          /* the first query (which indexes) is timed too */
+    bool sqlite; /* SQLite, with index `index` */
+    sqindex index;
+    bool lazy; /* the first query (which indexes) is timed too */
+    int query; /* the queries' engine using this database, or -1 */
 } loader;
 
-#define N_LOADERS 6
+#define N_LOADERS 7
 static const loader loaders[N_LOADERS] = {
-    {"sprig", &sum_eager, 1, false, false, false},
-    {"sprig-noview", NULL, 0, false, false, false},
-    {"sqlite", NULL, 0, true, true, false},
-    {"sprig-2views", both_eager, 2, false, false, false},
-    {"sprig-lazy", &sum_lazy, 1, false, false, true},
-    {"sqlite-noindex", NULL, 0, true, false, false}};
-#define QUERY_SPRIG 3 /* the loaders whose databases the queries use */
-#define QUERY_SQLITE 2
+    {"sprig", &sum_eager, 1, false, IDX_NONE, false, -1},
+    {"sprig-noview", NULL, 0, false, IDX_NONE, false, -1},
+    {"sqlite", NULL, 0, true, IDX_CATEGORY, false, 1},
+    {"sprig-2views", both_eager, 2, false, IDX_NONE, false, 0},
+    {"sprig-lazy", &sum_lazy, 1, false, IDX_NONE, true, -1},
+    {"sqlite-noindex", NULL, 0, true, IDX_NONE, false, -1},
+    {"sqlite-covering", NULL, 0, true, IDX_COVERING, false, 2}};
 
 static void
 loader_dir(const bench_plan *p, const loader *l, char *out, size_t cap)
@@ -621,8 +624,8 @@ loader_insert(const loader *l, void *db, const vdata *v, uint64_t first,
         return sq_insert(db, v, first, n);
     }
     vsprig *s = db;
-    int rc = bench_sprig.insert_batch(s->pdb, &v->docs, first, n, VIEW_PER_TXN,
-                                      ids);
+    int rc =
+        bench_sprig.insert_batch(s->pdb, &v->docs, first, n, VIEW_PER_TXN, ids);
     for (uint64_t i = 0; rc == 0 && i < n; i++) {
         if (ids[i] != first + i) { /* the queries compare ids with k */
             rc = bench_fail(l->name, "document %llu got id %llu",
@@ -633,30 +636,39 @@ loader_insert(const loader *l, void *db, const vdata *v, uint64_t first,
     return rc;
 }
 
+/* Sprig's whole views: the groups and sums of "by-category" and, with the
+ * count view, the sum of its counts (the truth's when there is none). */
+static int
+vs_whole(vsprig *s, size_t n_views, const vsum *want, vsum *got)
+{
+    if (n_views == 2) {
+        return vs_grouped(s, 0, VIEW_CATS - 1, got);
+    }
+    *got = *want;
+    if (n_views == 0) {
+        return 0;
+    }
+    got->n = got->sum = 0;
+    if (cat_key(0, &s->k1) || cat_key(VIEW_CATS - 1, &s->k2)) {
+        return -1;
+    }
+    return grouped_one(s, V_SUM, &got->n, &got->sum);
+}
+
 /* The whole database against the truth: its count, and every category's
  * (groups, sums, counts) through a grouped reduce over all of them. */
 static int
 loader_check(const loader *l, void *db, const vdata *v)
 {
     uint64_t count = 0;
-    vsum got, want = truth_range(v, 0, VIEW_CATS - 1, true);
+    vsum got = {0, 0, 0}, want = truth_range(v, 0, VIEW_CATS - 1, true);
     int rc;
     if (l->sqlite) {
         rc = sq_grouped(db, 0, VIEW_CATS - 1, &got);
         count = got.ids;
     } else {
         rc = bench_sprig.count(((vsprig *)db)->pdb, &count);
-        if (rc == 0 && l->n_views == 2) {
-            rc = vs_grouped(db, 0, VIEW_CATS - 1, &got);
-        } else if (rc == 0 && l->n_views == 1) {
-            rc = cat_key(0, &((vsprig *)db)->k1) ||
-                         cat_key(VIEW_CATS - 1, &((vsprig *)db)->k2)
-                     ? -1
-                     : grouped_one(db, V_SUM, &got.n, &got.sum);
-            got.ids = want.ids;
-        } else {
-            got = want;
-        }
+        rc = rc ? rc : vs_whole(db, l->n_views, &want, &got);
     }
     if (rc == 0 && count != v->docs.n) {
         rc = bench_fail(l->name, "holds %llu documents, expected %llu",
@@ -730,7 +742,7 @@ insert_run(vctx *x, unsigned r, uint64_t *ids, bench_result *res)
         loader_close(&loaders[i], db[i]);
         char dir[4200];
         loader_dir(p, &loaders[i], dir, sizeof dir);
-        if (i != QUERY_SPRIG && i != QUERY_SQLITE) {
+        if (loaders[i].query < 0) {
             bench_rmtree(dir);
         }
     }
@@ -744,8 +756,8 @@ wl_insert(vctx *x, bench_result *res)
     char nb[32];
     uint64_t n = x->v.docs.n;
     snprintf(what, sizeof what,
-             "%s JSON documents (%u categories), %u per transaction",
-             bench_thousands(n, nb, sizeof nb), VIEW_CATS, VIEW_PER_TXN);
+             "%s JSON documents (%u categories), 1,000 per transaction",
+             bench_thousands(n, nb, sizeof nb), VIEW_CATS);
     *res = (bench_result){.name = "local-view-insert",
                           .unit = "docs/s",
                           .durability = "full: Sprig FULL; SQLite WAL "
@@ -782,8 +794,12 @@ typedef struct qengine {
     int (*grouped)(void *db, unsigned lo, unsigned hi, vsum *out);
 } qengine;
 
-static const qengine qengines[2] = {{"sprig", vs_key, vs_range, vs_grouped},
-                                    {"sqlite", sq_key, sq_range, sq_grouped}};
+/* In the order of the series; loaders[i].query names the database. */
+#define N_QUERY 3
+static const qengine qengines[N_QUERY] = {
+    {"sprig", vs_key, vs_range, vs_grouped},
+    {"sqlite", sq_key, sq_range, sq_grouped},
+    {"sqlite-covering", sq_key, sq_range, sq_grouped}};
 
 /* Queries lo..hi-1 of kind `k` on engine e, each checked. */
 static int
@@ -816,19 +832,19 @@ query_runs(vctx *x, void **db, qkind k, uint64_t n, bench_result *res)
 {
     const bench_plan *p = x->p;
     uint64_t warm = n / 10 ? n / 10 : 1;
-    for (unsigned e = 0; e < 2; e++) {
+    for (unsigned e = 0; e < N_QUERY; e++) {
         if (query_slice(&x->v, &qengines[e], db[e], k, 0, warm)) {
             return -1;
         }
     }
     double t0 = bench_now();
     for (unsigned r = 0; bench_another_run(p->budget, r, p->runs, t0); r++) {
-        double secs[2] = {0}, cpu[2] = {0};
+        double secs[N_QUERY] = {0}, cpu[N_QUERY] = {0};
         for (unsigned s = 0; s < p->slices; s++) {
             uint64_t lo = bench_slice_lo(n, s, p->slices);
             uint64_t hi = bench_slice_lo(n, s + 1, p->slices);
-            for (unsigned j = 0; j < 2; j++) {
-                unsigned e = (j + s + r) % 2;
+            for (unsigned j = 0; j < N_QUERY; j++) {
+                unsigned e = (j + s + r) % N_QUERY;
                 double c0 = bench_cpu(), ts = bench_now();
                 if (query_slice(&x->v, &qengines[e], db[e], k, lo, hi)) {
                     return -1;
@@ -837,9 +853,9 @@ query_runs(vctx *x, void **db, qkind k, uint64_t n, bench_result *res)
                 cpu[e] += bench_cpu() - c0;
             }
         }
-        for (unsigned e = 0; e < 2; e++) {
+        for (unsigned e = 0; e < N_QUERY; e++) {
             bench_push(&res->s[e], (double)n, secs[e], cpu[e]);
-            printf("  %-7s %10.0f queries/s  (%.2f s, cpu %.1f us/query)\n",
+            printf("  %-15s %10.0f queries/s  (%.2f s, cpu %.1f us/query)\n",
                    qengines[e].name, (double)n / secs[e], secs[e],
                    cpu[e] * 1e6 / (double)n);
         }
@@ -848,39 +864,52 @@ query_runs(vctx *x, void **db, qkind k, uint64_t n, bench_result *res)
     return 0;
 }
 
+static const char *const query_names[] = {
+    "local-view-query", "local-view-reduce", "local-view-grouped"};
+
 static void
 wl_query(vctx *x, void **db, qkind k, bench_result *res)
 {
-    static const char *const names[] = {
-        "local-view-query", "local-view-reduce", "local-view-grouped"};
     static char what[3][200];
     char nb[32];
     uint64_t n = k == Q_KEY ? x->v.n_keys : x->v.n_ranges;
+    uint64_t per_key = x->v.docs.n / VIEW_CATS;
     bench_thousands(n, nb, sizeof nb);
     if (k == Q_KEY) {
         snprintf(what[k], sizeof what[k],
-                 "%s random key queries (all mappings of one category, ~%llu "
+                 "%s random key queries (the mappings of one category, ~%llu "
                  "each) over %llu documents",
-                 nb, (unsigned long long)(x->v.docs.n / VIEW_CATS),
+                 nb, (unsigned long long)per_key,
                  (unsigned long long)x->v.docs.n);
     } else {
         snprintf(what[k], sizeof what[k],
                  "%s random ranges of 1-%u categories (~%llu documents "
                  "each)%s",
                  nb, RANGE_MAX,
-                 (unsigned long long)(x->v.docs.n * (1 + RANGE_MAX) / 2 /
-                                      VIEW_CATS),
+                 (unsigned long long)(per_key * (1 + RANGE_MAX) / 2),
                  k == Q_GROUPED ? ", per category" : ": count and sum");
     }
-    *res = (bench_result){.name = names[k],
+    *res = (bench_result){.name = query_names[k],
                           .unit = "queries/s",
                           .durability = "reads (data loaded with full)",
                           .workload = what[k]};
-    bench_add_series(res, 0, "sprig");
-    bench_add_series(res, 1, "sqlite");
+    for (unsigned e = 0; e < N_QUERY; e++) {
+        bench_add_series(res, e, qengines[e].name);
+    }
     bench_add_ratio(res, 1, 2.0);
+    bench_add_ratio(res, 2, 0);
     printf("\n-- %s: %s\n", res->name, what[k]);
     res->failed = query_runs(x, db, k, n, res) != 0;
+}
+
+static bench_result
+not_run(const char *name, const char *unit, const char *why)
+{
+    return (bench_result){.name = name,
+                          .unit = unit,
+                          .durability = "",
+                          .workload = why,
+                          .failed = true};
 }
 
 size_t
@@ -888,40 +917,36 @@ bench_wl_view(const bench_plan *p, bench_result *res, size_t cap)
 {
     static vctx x;
     uint64_t n = p->quick ? 3000 : 100000;
-    uint64_t keys = p->quick ? 300 : 10000, ranges = p->quick ? 100 : 2000;
+    uint64_t keys = p->quick ? 300 : 10000, ranges = p->quick ? 100 : 500;
     if (cap < 4) {
         return 0;
     }
     x = (vctx){.p = p};
     if (vdata_make(&x.v, n, keys, ranges, p->seed)) {
-        res[0] = (bench_result){.name = "local-view-insert",
-                                .unit = "docs/s",
-                                .durability = "",
-                                .workload = "not run: out of memory",
-                                .failed = true};
+        res[0] = not_run("local-view-insert", "docs/s", "not run: no memory");
         return 1;
     }
     wl_insert(&x, &res[0]);
-    void *db[2] = {NULL, NULL};
+    void *db[N_QUERY] = {NULL};
     int rc = res[0].failed ? -1 : 0;
-    rc = rc ? rc : loader_open(p, &loaders[QUERY_SPRIG], false, &db[0]);
-    rc = rc ? rc : loader_open(p, &loaders[QUERY_SQLITE], false, &db[1]);
-    size_t out = 1;
-    for (qkind k = Q_KEY; k <= Q_GROUPED; k++, out++) {
-        if (rc == 0) {
-            wl_query(&x, db, k, &res[out]);
-        } else {
-            res[out] = (bench_result){.name = k == Q_KEY     ? "local-view-query"
-                                              : k == Q_RANGE ? "local-view-reduce"
-                                                             : "local-view-grouped",
-                                      .unit = "queries/s",
-                                      .durability = "",
-                                      .workload = "not run: the load failed",
-                                      .failed = true};
+    for (unsigned i = 0; i < N_LOADERS && rc == 0; i++) {
+        if (loaders[i].query >= 0) {
+            rc = loader_open(p, &loaders[i], false, &db[loaders[i].query]);
         }
     }
-    loader_close(&loaders[QUERY_SPRIG], db[0]);
-    loader_close(&loaders[QUERY_SQLITE], db[1]);
+    for (qkind k = Q_KEY; k <= Q_GROUPED; k++) {
+        if (rc == 0) {
+            wl_query(&x, db, k, &res[1 + k]);
+        } else {
+            res[1 + k] = not_run(query_names[k], "queries/s",
+                                 "not run: the load failed");
+        }
+    }
+    for (unsigned i = 0; i < N_LOADERS; i++) {
+        if (loaders[i].query >= 0) {
+            loader_close(&loaders[i], db[loaders[i].query]);
+        }
+    }
     vdata_free(&x.v);
-    return out;
+    return 4;
 }

@@ -9,7 +9,8 @@ PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev \
 libjansson-dev libcmocka-dev libmsgpack-dev python3 \
 python3-websockets python3-msgpack \
 libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl"
-BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox"
+BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
+postgresql"
 
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS $BENCH_PKGS"
 # SQLite is a benchmark peer; the build uses it when it is there.
