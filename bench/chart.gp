@@ -1,9 +1,9 @@
 # chart.gp -- docs/bench-local.png: Sprig's speed as a ratio of each peer's,
 # per workload (bars: ratio of the medians, printed above them; whiskers:
 # the per-run ratios; diamonds: the targets; dashed line: parity).  Peers:
-# raw LMDB, SQLite, and "other" (a baseline of Sprig's own, such as the
-# same inserts without a view, or pthread queues for PubSub).  The data
-# file comes from bench/report.py.
+# raw LMDB, SQLite, and another (the summary's last column: Sprig without
+# the view, SQLite's covering index, LMDB's long read transaction, pthread
+# queues for PubSub).  The data file comes from bench/report.py.
 # usage: gnuplot -e "dat='F.dat'; out='F.png'" chart.gp
 set terminal pngcairo size 1400,620 font "sans,10" noenhanced
 set output out
@@ -30,7 +30,7 @@ plot dat using 2:(NaN):xtic(1) notitle, \
      ''  using 2:7 with boxes lc rgb "#f28e2b" title "vs SQLite (WAL)", \
      ''  using 2:8:(0):($9-$8) with vectors nohead lw 1.5 lc rgb "#222222" notitle, \
      ''  using 2:((valid(10) && $10>$9 ? $10 : $9)*1.3):(sprintf("%.2f", $7)) with labels font "sans,8" rotate by 90 left notitle, \
-     ''  using ($2+w):11 with boxes lc rgb "#59a14f" title "vs other (no view / pthread queues)", \
+     ''  using ($2+w):11 with boxes lc rgb "#59a14f" title "vs another peer (the summary table's last column)", \
      ''  using ($2+w):12:(0):($13-$12) with vectors nohead lw 1.5 lc rgb "#222222" notitle, \
      ''  using ($2+w):((valid(14) && $14>$13 ? $14 : $13)*1.3):(sprintf("%.2f", $11)) with labels font "sans,8" rotate by 90 left notitle, \
      ''  using ($2-w):6 with points pt 13 ps 1.6 lc rgb "#c00000" title "target", \

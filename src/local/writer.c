@@ -242,8 +242,9 @@ missing_threads(const sprig__writer *w)
 static void
 gather(sprig__writer *w)
 {
-    if (w->env_nosync || w->n_last_threads < 2 || !missing_threads(w)) {
-        return;
+    if (w->env_nosync || w->n_last_threads < 2 || batch_lazy(w->head) ||
+        !missing_threads(w)) {
+        return; /* nothing to share: no sync, or no one to wait for */
     }
     uint64_t wait = w->last_commit_ns / 2;
     wait = wait < 1000000 ? wait : 1000000;
