@@ -1051,57 +1051,37 @@ test_bad_fields(void **state)
 }
 
 /* Errors of the database, not of the protocol: the codes of sprig.h. */
+/* Send a db.get of id "k" in `db`.`coll` as request `id`. */
+static void
+send_get(rawc *k, fb *b, uint32_t id, const char *db, const char *coll)
+{
+    sprig__mp_wr *w = fb_start(b);
+    sprig__frame_request(w, id, NULL, "db.get");
+    sprig__mp_map(w, 3);
+    sprig__mp_str(w, "db");
+    sprig__mp_str(w, db);
+    sprig__mp_str(w, "collection");
+    sprig__mp_str(w, coll);
+    sprig__mp_str(w, "id");
+    sprig__mp_bin(w, sprig_str("k"));
+    rc_send(k, fb_bytes(b));
+}
+
 static void
 test_bad_names(void **state)
 {
     static rawc k; /* outlives a failed test: the loop may call it */
     rc_open(&k, S.port);
     fb b = {0};
-    sprig__mp_wr *w = fb_start(&b);
-    sprig__frame_request(w, 1, NULL, "db.get");
-    sprig__mp_map(w, 3);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "../../etc");
-    sprig__mp_str(w, "collection");
-    sprig__mp_str(w, "kv");
-    sprig__mp_str(w, "id");
-    sprig__mp_bin(w, sprig_str("k"));
-    rc_send(&k, fb_bytes(&b));
+    send_get(&k, &b, 1, "../../etc", "kv");
     expect_error(&k, 1, SPRIG_EINVAL, "../../etc");
-    w = fb_start(&b);
-    sprig__frame_request(w, 2, NULL, "db.get");
-    sprig__mp_map(w, 3);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "main");
-    sprig__mp_str(w, "collection");
-    sprig__mp_str(w, "nope");
-    sprig__mp_str(w, "id");
-    sprig__mp_bin(w, sprig_str("k"));
-    rc_send(&k, fb_bytes(&b));
+    send_get(&k, &b, 2, "main", "nope");
     expect_error_exact(&k, 2, SPRIG_ESCHEMA,
                        "collection 'nope' is not in schema 'bad'");
-    w = fb_start(&b);
-    sprig__frame_request(w, 3, NULL, "db.get");
-    sprig__mp_map(w, 3);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "ghost");
-    sprig__mp_str(w, "collection");
-    sprig__mp_str(w, "kv");
-    sprig__mp_str(w, "id");
-    sprig__mp_bin(w, sprig_str("k"));
-    rc_send(&k, fb_bytes(&b));
+    send_get(&k, &b, 3, "ghost", "kv");
     expect_error(&k, 3, SPRIG_ENOTFOUND, "ghost");
     /* a collection name that is not UTF-8 comes back as valid UTF-8 */
-    w = fb_start(&b);
-    sprig__frame_request(w, 4, NULL, "db.get");
-    sprig__mp_map(w, 3);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "main");
-    sprig__mp_str(w, "collection");
-    sprig__mp_str(w, "\xff\xfe");
-    sprig__mp_str(w, "id");
-    sprig__mp_bin(w, sprig_str("k"));
-    rc_send(&k, fb_bytes(&b));
+    send_get(&k, &b, 4, "main", "\xff\xfe");
     expect_error_exact(&k, 4, SPRIG_ESCHEMA,
                        "collection '\xef\xbf\xbd\xef\xbf\xbd' is not in "
                        "schema 'bad'");

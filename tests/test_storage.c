@@ -241,8 +241,8 @@ test_schema_replaced(void **state)
     static const sprig_schema_def dropped = {"second", fewer, 1};
     SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_storage_register_schema(st, &dropped));
     assert_non_null(strstr(sprig_errmsg(), "drop collection 'other'"));
-    static const sprig_collection_def kinds[] = {
-        {"other", SPRIG_ID_NATURAL, 0}, {"added", SPRIG_ID_U64, 0}};
+    static const sprig_collection_def kinds[] = {{"other", SPRIG_ID_NATURAL, 0},
+                                                 {"added", SPRIG_ID_U64, 0}};
     static const sprig_schema_def changed = {"second", kinds, 2};
     SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_storage_register_schema(st, &changed));
     assert_non_null(strstr(sprig_errmsg(), "id kind"));

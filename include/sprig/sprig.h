@@ -52,24 +52,24 @@ SPRIG_API const char *sprig_version(void);
 /** Result codes.  0 is success; every failure is negative. */
 enum {
     SPRIG_OK = 0,
-    SPRIG_ENOTFOUND = -1,  /**< no such document, database, key, ...    */
-    SPRIG_ECONFLICT = -2,  /**< a revision or existence check failed    */
-    SPRIG_EEXIST = -3,     /**< the thing to create exists already      */
-    SPRIG_EINVAL = -4,     /**< an argument is malformed                */
-    SPRIG_ESCHEMA = -5,    /**< unknown schema/collection, or mismatch  */
-    SPRIG_EUNIQUE = -6,    /**< a unique view saw a duplicate key       */
-    SPRIG_ETOOBIG = -7,    /**< a key, id or value is over its limit    */
-    SPRIG_ENOMEM = -8,     /**< out of memory                           */
-    SPRIG_EIO = -9,        /**< the operating system refused I/O        */
-    SPRIG_EFULL = -10,     /**< the disk or the size limit is full      */
-    SPRIG_ECORRUPT = -11,  /**< stored or received data is malformed    */
-    SPRIG_EPERM = -12,     /**< permission denied                       */
-    SPRIG_EAUTH = -13,     /**< authentication failed                   */
-    SPRIG_EPROTO = -14,    /**< protocol violation                      */
-    SPRIG_ECLOSED = -15,   /**< the handle or connection was closed     */
-    SPRIG_ETIMEDOUT = -16, /**< the deadline passed                     */
-    SPRIG_ECONNECT = -17,  /**< could not connect                       */
-    SPRIG_EBUSY = -18,     /**< in use by another process or handle     */
+    SPRIG_ENOTFOUND = -1,   /**< no such document, database, key, ...    */
+    SPRIG_ECONFLICT = -2,   /**< a revision or existence check failed    */
+    SPRIG_EEXIST = -3,      /**< the thing to create exists already      */
+    SPRIG_EINVAL = -4,      /**< an argument is malformed                */
+    SPRIG_ESCHEMA = -5,     /**< unknown schema/collection, or mismatch  */
+    SPRIG_EUNIQUE = -6,     /**< a unique view saw a duplicate key       */
+    SPRIG_ETOOBIG = -7,     /**< a key, id or value is over its limit    */
+    SPRIG_ENOMEM = -8,      /**< out of memory                           */
+    SPRIG_EIO = -9,         /**< the operating system refused I/O        */
+    SPRIG_EFULL = -10,      /**< the disk or the size limit is full      */
+    SPRIG_ECORRUPT = -11,   /**< stored or received data is malformed    */
+    SPRIG_EPERM = -12,      /**< permission denied                       */
+    SPRIG_EAUTH = -13,      /**< authentication failed                   */
+    SPRIG_EPROTO = -14,     /**< protocol violation                      */
+    SPRIG_ECLOSED = -15,    /**< the handle or connection was closed     */
+    SPRIG_ETIMEDOUT = -16,  /**< the deadline passed                     */
+    SPRIG_ECONNECT = -17,   /**< could not connect                       */
+    SPRIG_EBUSY = -18,      /**< in use by another process or handle     */
     SPRIG_ENOTLEADER = -19, /**< cluster: this node is not the leader   */
     SPRIG_ERANGE = -20      /**< a number would leave its type's range  */
 };
@@ -252,8 +252,7 @@ typedef struct sprig_emitter sprig_emitter;
  * SPRIG_KEY_MAX bytes.  Errors: SPRIG_ETOOBIG, SPRIG_ENOMEM (return them
  * from the map function to fail the write).
  */
-SPRIG_API int sprig_emit(sprig_emitter *e, sprig_bytes key,
-                         sprig_bytes value);
+SPRIG_API int sprig_emit(sprig_emitter *e, sprig_bytes key, sprig_bytes value);
 
 /**
  * Map: emit zero or more pairs for `doc` (borrowed for the call; its
@@ -362,7 +361,7 @@ typedef struct sprig_collection_def {
      *  bytes. */
     const char *name;
     sprig_id_kind id_kind;
-    unsigned flags; /**< reserved, 0 */
+    unsigned flags;              /**< reserved, 0 */
     const sprig_view_def *views; /**< names unique in the collection */
     size_t n_views;              /**< at most 32 */
 } sprig_collection_def;
@@ -1049,9 +1048,9 @@ SPRIG_API sprig_value sprig_value_of_f64(double v);
 SPRIG_API void sprig_value_clear(sprig_value *v);
 
 typedef enum sprig_kv_check {
-    SPRIG_KV_ANY = 0,         /**< set whether or not the key exists */
-    SPRIG_KV_ONLY_IF_VACANT,  /**< set only if the key is absent     */
-    SPRIG_KV_ONLY_IF_PRESENT  /**< set only if the key exists        */
+    SPRIG_KV_ANY = 0,        /**< set whether or not the key exists */
+    SPRIG_KV_ONLY_IF_VACANT, /**< set only if the key is absent     */
+    SPRIG_KV_ONLY_IF_PRESENT /**< set only if the key exists        */
 } sprig_kv_check;
 
 /** Options of sprig_kv_set(); all zero (or a NULL pointer) is a plain set
@@ -1061,12 +1060,12 @@ typedef struct sprig_kv_set_opts {
      *  clock; 0: never expires.  A time already reached deletes the key
      *  (as Redis's SET EXAT does). */
     uint64_t expire_at_ms;
-    bool keep_expiration;  /**< a key that exists keeps its expiration
-                                (or lack of one); the expiration given
-                                here applies only to a new key */
+    bool keep_expiration; /**< a key that exists keeps its expiration
+                               (or lack of one); the expiration given
+                               here applies only to a new key */
     sprig_kv_check check;
-    bool return_previous;  /**< fill `previous` with the old value; implied
-                                by a non-NULL `previous` */
+    bool return_previous; /**< fill `previous` with the old value; implied
+                               by a non-NULL `previous` */
     /** Relative expiration: this many ms after the write, by the storage's
      *  clock (0: unused).  Set at most one of expire_at_ms and this. */
     uint64_t expire_in_ms;
@@ -1142,15 +1141,15 @@ SPRIG_API int sprig_kv_get(sprig_db *db, const char *ns, const char *key,
  * database was deleted), SPRIG_EFULL, SPRIG_EIO, SPRIG_ENOMEM,
  * SPRIG_ECORRUPT.
  */
-SPRIG_API int sprig_kv_increment(sprig_db *db, const char *ns,
-                                 const char *key, const sprig_value *amount,
-                                 bool saturating, sprig_value *out);
+SPRIG_API int sprig_kv_increment(sprig_db *db, const char *ns, const char *key,
+                                 const sprig_value *amount, bool saturating,
+                                 sprig_value *out);
 
 /** Subtract `amount`: sprig_kv_increment() with the opposite sign, same
  *  rules and errors. */
-SPRIG_API int sprig_kv_decrement(sprig_db *db, const char *ns,
-                                 const char *key, const sprig_value *amount,
-                                 bool saturating, sprig_value *out);
+SPRIG_API int sprig_kv_decrement(sprig_db *db, const char *ns, const char *key,
+                                 const sprig_value *amount, bool saturating,
+                                 sprig_value *out);
 
 /**
  * Remove (ns, key).  `*status` (may be NULL): SPRIG_KV_DELETED, or

@@ -279,7 +279,7 @@ int sprig__value_set(sprig_value *out, sprig_value_kind kind,
                      sprig_bytes payload, uint64_t num_bits);
 
 typedef struct sprig__kv_entry {
-    char *key; /* NUL-terminated, in `mem` */
+    char *key;         /* NUL-terminated, in `mem` */
     sprig_value value; /* bytes in `mem`; owned_ NULL */
     uint64_t expire_at;
     void *mem;
@@ -290,8 +290,8 @@ struct sprig_kv_list {
     sprig__kv_entry *items;
 };
 /** Append a copy of (key, value, expire_at).  SPRIG_ENOMEM. */
-int sprig__kv_list_push(sprig_kv_list *l, sprig_bytes key,
-                        const sprig_value *v, uint64_t expire_at);
+int sprig__kv_list_push(sprig_kv_list *l, sprig_bytes key, const sprig_value *v,
+                        uint64_t expire_at);
 
 /* ---- PubSub subscribers and messages (pubsub_api.c) -------------------- */
 

@@ -4,8 +4,8 @@
  * The tool sits on top of the public API (include/sprig/sprig.h) and nothing
  * else of the library: main.c parses the global options and dispatches
  * through command tables (cli_cmd) to cmd_schema.c, cmd_db.c, cmd_doc.c,
- * cmd_kv.c and demo.c; cli.c holds what they share (option parsing, errors and exit
- * codes, opening the storage, ids); json.c writes the JSON they print.
+ * cmd_kv.c and demo.c; cli.c holds what they share (option parsing, errors and
+ * exit codes, opening the storage, ids); json.c writes the JSON they print.
  * Every command function returns the process exit status.
  */
 #ifndef SPRIG_TOOLS_CLI_H
