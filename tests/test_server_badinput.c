@@ -754,6 +754,19 @@ expect_payload_error(rawc *k, uint32_t id, const char *api, payload_fn fn,
     expect_error_exact(k, id, code, want);
 }
 
+/* A db.apply payload of one operation up to the operation's 6 elements,
+ * which the caller writes. */
+static void
+one_op_txn(sprig__mp_wr *w)
+{
+    sprig__mp_map(w, 2);
+    sprig__mp_str(w, "db");
+    sprig__mp_str(w, "main");
+    sprig__mp_str(w, "txn");
+    sprig__mp_array(w, 1);
+    sprig__mp_array(w, 6);
+}
+
 static void
 p_db_int(sprig__mp_wr *w)
 {
@@ -792,12 +805,7 @@ p_txn_map(sprig__mp_wr *w)
 static void
 p_op_kind_str(sprig__mp_wr *w)
 {
-    sprig__mp_map(w, 2);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "main");
-    sprig__mp_str(w, "txn");
-    sprig__mp_array(w, 1);
-    sprig__mp_array(w, 6);
+    one_op_txn(w);
     sprig__mp_str(w, "insert");
     sprig__mp_str(w, "msgs");
     sprig__mp_nil(w);
@@ -809,12 +817,7 @@ p_op_kind_str(sprig__mp_wr *w)
 static void
 p_op_kind_unknown(sprig__mp_wr *w)
 {
-    sprig__mp_map(w, 2);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "main");
-    sprig__mp_str(w, "txn");
-    sprig__mp_array(w, 1);
-    sprig__mp_array(w, 6);
+    one_op_txn(w);
     sprig__mp_u64(w, 9);
     sprig__mp_str(w, "msgs");
     sprig__mp_bin(w, sprig_str("x"));
@@ -826,12 +829,7 @@ p_op_kind_unknown(sprig__mp_wr *w)
 static void
 p_op_short_hash(sprig__mp_wr *w)
 {
-    sprig__mp_map(w, 2);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "main");
-    sprig__mp_str(w, "txn");
-    sprig__mp_array(w, 1);
-    sprig__mp_array(w, 6);
+    one_op_txn(w);
     sprig__mp_u64(w, 1);
     sprig__mp_str(w, "kv");
     sprig__mp_bin(w, sprig_str("k"));
@@ -843,12 +841,7 @@ p_op_short_hash(sprig__mp_wr *w)
 static void
 p_update_no_rev(sprig__mp_wr *w)
 {
-    sprig__mp_map(w, 2);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "main");
-    sprig__mp_str(w, "txn");
-    sprig__mp_array(w, 1);
-    sprig__mp_array(w, 6);
+    one_op_txn(w);
     sprig__mp_u64(w, 1);
     sprig__mp_str(w, "kv");
     sprig__mp_bin(w, sprig_str("k"));
@@ -1102,12 +1095,7 @@ test_over_max_frame(void **state)
     fb b = {0};
     sprig__mp_wr *w = fb_start(&b);
     sprig__frame_request(w, 1, NULL, "db.apply");
-    sprig__mp_map(w, 2);
-    sprig__mp_str(w, "db");
-    sprig__mp_str(w, "main");
-    sprig__mp_str(w, "txn");
-    sprig__mp_array(w, 1);
-    sprig__mp_array(w, 6);
+    one_op_txn(w);
     sprig__mp_u64(w, 0);
     sprig__mp_str(w, "msgs");
     sprig__mp_nil(w);
