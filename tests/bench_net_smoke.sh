@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench_net_smoke.sh SPRIG SPRIG_BENCH TMPDIR -- the network benchmark's
-# tool as a behaviour test (ctest bench_net_smoke): `sprig serve` on an
-# ephemeral port, then `sprig-bench` with 4 clients and 4 requests in
+# tool as a behaviour test (ctest bench_net_smoke): `sprig serve
+# --schema` on an ephemeral port and a fresh storage, then `sprig-bench` with 4 clients and 4 requests in
 # flight each loads the data and runs ~1,000 requests of every operation
 # (kv.set, kv.get, db.get, db.insert), every answer checked; any error
 # fails.  Then sprig-bench must notice errors (a database that does not
@@ -32,12 +32,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-"$SPRIG" --path "$TMP/st" schema define bench docs >/dev/null ||
-    fail "schema define"
-"$SPRIG" --path "$TMP/st" db create default --schema bench >/dev/null ||
-    fail "db create"
-"$SPRIG" --path "$TMP/st" serve --ws 127.0.0.1:0 --kv-persistence lazy \
-    >"$TMP/serve.log" 2>&1 &
+# `serve --schema FILE` registers the schema and creates the database
+# (what `make run` relies on): nothing else prepares the storage here
+printf '{"name":"bench","collections":[{"name":"docs","id_kind":"u64"}]}' \
+    >"$TMP/schema.json"
+"$SPRIG" --path "$TMP/st" --schema "$TMP/schema.json" serve \
+    --ws 127.0.0.1:0 --kv-persistence lazy >"$TMP/serve.log" 2>&1 &
 pid=$!
 
 url=""

@@ -22,8 +22,6 @@
 /** Record `fmt` as this thread's error detail and return `rc`. */
 int sprig__err(int rc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/** Return `rc` keeping the detail already recorded (for propagation). */
-#define sprig__pass(rc) (rc)
 
 /* ---- allocation gateway ---------------------------------------------- */
 

@@ -34,7 +34,6 @@ typedef struct sprig__srv_sub sprig__srv_sub;
 typedef struct sprig__job {
     struct sprig__job *next;
     sprig__session *sess;
-    sprig_server *srv;
     const sprig__api *api;
     uint32_t id;
     sprig_buf in;  /* the request payload (a copy) */

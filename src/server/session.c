@@ -89,7 +89,6 @@ admit(sprig__session *s, const sprig__frame *f, sprig__job **out)
         return SPRIG_ENOMEM;
     }
     j->sess = s;
-    j->srv = s->srv;
     j->api = api;
     j->id = f->id;
     *out = j;
