@@ -1,10 +1,15 @@
 /*
  * server.h -- Sprig as a server (access model M3).
  *
- * A server owns a local storage and serves its databases over WebSockets
- * (ws:// and wss://) with protocol sprig/1 (docs/protocol.md).  The program
- * that runs it keeps direct access to the same storage, with no networking,
- * through sprig_server_storage().
+ * A server serves the databases of a storage over WebSockets (ws:// and
+ * wss://) with protocol sprig/1 (docs/protocol.md): a local storage it
+ * opens itself (sprig_server_new), or any storage the program hands it
+ * (sprig_server_new_for).  The program that runs it keeps direct access to
+ * the same storage, with no networking, through sprig_server_storage().
+ *
+ * Every request passes one authorise step (the `authorize` option) with
+ * the client's identity, the row's permission action and the resource
+ * name the request touches (docs/protocol.md, "Resource names").
  *
  * Threads: one loop thread owns the sockets; database work runs on a pool
  * of worker threads; the calling thread only starts and stops the server.
@@ -19,6 +24,36 @@ extern "C" {
 #endif
 
 typedef struct sprig_server sprig_server;
+
+/** What the server knows of a client connection, for the authorise step.
+ *  Borrowed for the call; fixed for the connection's life. */
+typedef struct sprig_server_client {
+    /** Unique per server (1, 2, ... in connection order). */
+    uint64_t id;
+    /** The peer's address, "127.0.0.1:54321" or "[::1]:54321". */
+    const char *peer;
+    /** "ws" or "wss" (TLS). */
+    const char *transport;
+} sprig_server_client;
+
+/**
+ * The authorise step of every request (built-in rows, PubSub, and rows
+ * added later).  `action` is the row's permission action ("document.get"),
+ * `resource` the canonical resource name ("sprig.db.app.collection.msgs.
+ * document.%00%00%00%00%00%00%00%2A"): a request that names several
+ * resources (db.get_multiple's ids, pubsub.publish's topics) is asked about
+ * each.  Return 0 to allow; anything else refuses: the client gets an
+ * error frame with that code (SPRIG_EPERM when it is not a negative
+ * SPRIG_E* code) and a message naming the action and the resource, and
+ * the request goes no further (no handler runs, nothing changes).
+ * Threads: called on the server's loop thread and on its workers,
+ * concurrently; it must be thread-safe and should not block (on the loop
+ * thread it holds up every connection).
+ */
+typedef int (*sprig_server_authorize_fn)(void *udata,
+                                         const sprig_server_client *client,
+                                         const char *action,
+                                         const char *resource);
 
 typedef struct sprig_server_options {
     /** "host:port" for WebSockets (default "127.0.0.1:5646"); port 0
@@ -46,6 +81,10 @@ typedef struct sprig_server_options {
     /** Database worker threads (default 16: writers wait on the disk, so
      *  more threads make bigger group commits). */
     unsigned workers;
+    /** The authorise step (see sprig_server_authorize_fn) and its user
+     *  pointer.  NULL (the default): every request is allowed. */
+    sprig_server_authorize_fn authorize;
+    void *authorize_udata;
 } sprig_server_options;
 
 /** Fill `o` with the defaults above. */
@@ -61,8 +100,24 @@ SPRIG_API int sprig_server_new(const sprig_storage_options *so,
                                const sprig_server_options *o,
                                sprig_server **out);
 
+/**
+ * Prepare a server for a storage the program already has -- a local one,
+ * or any other implementation of sprig_storage (the server uses only its
+ * public operations).  The server borrows `st`: the caller keeps owning
+ * it, must not close it before sprig_server_free() returned, and may use
+ * it meanwhile.  The server calls `st` and the database handles it opens
+ * from its loop thread and its workers concurrently, so `st` must be safe
+ * to use from several threads (every storage Sprig makes is).
+ * Errors: SPRIG_EINVAL (`st` or `out` NULL, bad listen address, only one
+ * of the TLS files), SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_server_new_for(sprig_storage *st,
+                                   const sprig_server_options *o,
+                                   sprig_server **out);
+
 /** The server's storage, for direct use by the program (no networking).
- *  Owned by the server; valid until sprig_server_free(). */
+ *  Owned by the server (sprig_server_new) or by the program
+ *  (sprig_server_new_for); valid until sprig_server_free(). */
 SPRIG_API sprig_storage *sprig_server_storage(sprig_server *srv);
 
 /**
@@ -92,7 +147,8 @@ SPRIG_API int sprig_server_ws_port(const sprig_server *srv);
 SPRIG_API int sprig_server_shutdown(sprig_server *srv, int grace_ms);
 
 /** Shut down (if running, with a 1 s grace), wait for the loop thread,
- *  close the storage and free.  NULL is a no-op. */
+ *  close the storage (unless it was borrowed: sprig_server_new_for) and
+ *  free.  NULL is a no-op. */
 SPRIG_API void sprig_server_free(sprig_server *srv);
 
 #ifdef __cplusplus

@@ -262,6 +262,10 @@ typedef struct sprig_db_ops {
     int (*subscriber_new)(sprig_db *db, sprig_subscriber **out);
     int (*publish)(sprig_db *db, const sprig_bytes *topics, size_t n,
                    sprig_bytes payload);
+    /* Was this handle's database deleted since the handle was opened (its
+     * operations fail; a new handle finds any database made since under
+     * the name)?  Any thread, never blocks.  NULL: never. */
+    bool (*dropped)(const sprig_db *db);
 } sprig_db_ops;
 
 /** Every database handle starts with this. */
@@ -329,6 +333,14 @@ sprig_message *sprig__message_ref(sprig_message *m);
 /** Bytes the message accounts for in a queue (topic + payload). */
 size_t sprig__message_size(const sprig_message *m);
 
+/** What a storage tells a server that serves it (storage ops `status`). */
+typedef struct sprig__storage_status {
+    /* Key-value writes commit without waiting for the disk (lazy
+     * persistence, durability none, memory only): a server gives them a
+     * write lane of their own. */
+    bool kv_writes_lazy;
+} sprig__storage_status;
+
 typedef struct sprig_storage_ops {
     void (*close)(sprig_storage *st);
     int (*register_schema)(sprig_storage *st, const sprig_schema_def *s);
@@ -338,12 +350,32 @@ typedef struct sprig_storage_ops {
     int (*list_databases)(sprig_storage *st, sprig_database_list **out);
     int (*list_schemas)(sprig_storage *st, sprig_schema_list **out);
     int (*database)(sprig_storage *st, const char *name, sprig_db **out);
+    /* Fill `out` (arrives zeroed); any thread, never blocks.  NULL: the
+     * defaults (all false). */
+    void (*status)(sprig_storage *st, sprig__storage_status *out);
 } sprig_storage_ops;
 
 /** Every storage handle starts with this. */
 struct sprig_storage {
     const sprig_storage_ops *ops;
 };
+
+/** The status of `st` (all false when its ops have none).  Any thread. */
+static inline void
+sprig__storage_status_of(sprig_storage *st, sprig__storage_status *out)
+{
+    memset(out, 0, sizeof *out);
+    if (st->ops->status) {
+        st->ops->status(st, out);
+    }
+}
+
+/** Was `db`'s database deleted under it (db ops `dropped`)?  Any thread. */
+static inline bool
+sprig__db_was_dropped(const sprig_db *db)
+{
+    return db->ops->dropped && db->ops->dropped(db);
+}
 
 struct sprig_database_list {
     size_t n, cap;

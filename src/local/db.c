@@ -514,6 +514,7 @@ static const sprig_db_ops local_db_ops = {
     .kv_list = sprig__kv_op_list,
     .subscriber_new = sprig__pubsub_subscriber_new,
     .publish = sprig__pubsub_publish,
+    .dropped = sprig__db_dropped,
 };
 
 sprig__ldb *

@@ -715,6 +715,16 @@ open_admin(sprig__lstorage *st)
     return rc;
 }
 
+/* What a server needs to know of this storage. */
+static void
+l_status(sprig_storage *base, sprig__storage_status *out)
+{
+    const sprig_storage_options *o = &((sprig__lstorage *)base)->opts;
+    out->kv_writes_lazy = o->kv_persistence.mode == SPRIG_KV_LAZY ||
+                          o->durability == SPRIG_DURABILITY_NONE ||
+                          o->memory_only;
+}
+
 static const sprig_storage_ops local_storage_ops = {
     .close = l_close,
     .register_schema = l_register_schema,
@@ -723,6 +733,7 @@ static const sprig_storage_ops local_storage_ops = {
     .list_databases = l_list_databases,
     .list_schemas = l_list_schemas,
     .database = l_database,
+    .status = l_status,
 };
 
 int

@@ -75,6 +75,57 @@ typedef struct sprig__query {
     sprig_bytes *keys;       /* owned array (decoded) */
 } sprig__query;
 
+/* ---- what a row declares to the server's request path -------------------
+ * (docs/architecture.md, "Server": decode -> authorise -> run -> answer) */
+
+/** Does the row change stored state? */
+typedef enum sprig__access { SPRIG__READ, SPRIG__WRITE } sprig__access;
+
+/** Where a server runs the row's handler.  A new place (an asynchronous
+ *  write submitted to the engine) is one more value here and one more case
+ *  in the server's session.c. */
+typedef enum sprig__where {
+    /* the loop thread: the handler touches session state only (in-memory,
+     * never waits on the storage lock or the disk) */
+    SPRIG__RUN_LOOP,
+    /* the loop thread when the database handle is cached (one read that
+     * never waits); otherwise -- or when the handler says so -- a worker */
+    SPRIG__RUN_CACHED_READ,
+    /* the worker pool (may wait on the storage lock and the disk) */
+    SPRIG__RUN_WORKER,
+    /* the server's write lane (one thread for writes that commit without
+     * waiting for the disk) when it has one, else the worker pool */
+    SPRIG__RUN_WRITE_LANE
+} sprig__where;
+
+/** The form of a row's resource name: constant segments with variable
+ *  parts taken from the request (docs/protocol.md, "Resource names").
+ *  `{N}` is the row's parts[N]. */
+typedef enum sprig__res_kind {
+    SPRIG__RES_SERVER,     /* sprig                                  */
+    SPRIG__RES_SCHEMA,     /* sprig.schema.{0}                       */
+    SPRIG__RES_DATABASE,   /* sprig.db.{0}                           */
+    SPRIG__RES_COLLECTION, /* sprig.db.{0}.collection.{1}            */
+    SPRIG__RES_DOCUMENT,   /* sprig.db.{0}.collection.{1}.document.{2} */
+    SPRIG__RES_VIEW,       /* sprig.db.{0}.collection.{1}.view.{2}   */
+    SPRIG__RES_KV_NS,      /* sprig.db.{0}.keyvalue.{1}              */
+    SPRIG__RES_KV_KEY,     /* sprig.db.{0}.keyvalue.{1}.{2}          */
+    SPRIG__RES_PUBSUB,     /* sprig.db.{0}.pubsub                    */
+    SPRIG__RES_TOPIC,      /* sprig.db.{0}.pubsub.{1}                */
+    SPRIG__RES_API         /* sprig.api.{0} (custom APIs, later)     */
+} sprig__res_kind;
+
+/** A declared resource spec.  Each part names a request field, or a field
+ *  and what to take from it: "db" (a str), "id" (bin), "topics" (a list:
+ *  one resource per element), "schema.name", "query.collection",
+ *  "query.view", "subscriber.db" (the database the connection's
+ *  subscriber of that number was made on).  A part of kind API is the
+ *  row's own name when it is "$name". */
+typedef struct sprig__res_spec {
+    sprig__res_kind kind;
+    const char *parts[3];
+} sprig__res_spec;
+
 typedef struct sprig__api {
     const char *name;    /* "doc.get" */
     const char *action;  /* the permission action that guards it */
@@ -87,7 +138,16 @@ typedef struct sprig__api {
     /* A failure still carries the response (conflict headers, failed
      * transaction results): it travels as the error frame's detail. */
     bool resp_on_error;
+    sprig__access access;
+    sprig__where where;
+    sprig__res_spec resource;
 } sprig__api;
+
+/** Number of segments of resource kind `k`'s form, and segment `i`:
+ *  a constant (e.g. "db"), or NULL for a variable part, whose part index
+ *  is then *part. */
+size_t sprig__res_segments(sprig__res_kind k);
+const char *sprig__res_segment(sprig__res_kind k, size_t i, size_t *part);
 
 /* The rows, for the server's dispatch and the client's calls. */
 extern const sprig__api sprig__api_db_create, sprig__api_db_delete,

@@ -19,9 +19,19 @@
 #define N(a) (sizeof(a) / sizeof *(a))
 /* RQF/RSF: FIELDS(array) or NONE (each expands to "pointer, count"). */
 #define FIELDS(a) a, N(a)
-#define ROW(var, nm, act, sum, RQ, RQF, RS, RSF, on_err)                       \
-    const sprig__api var = {nm,  act,        sum,        RQF,                  \
-                            RSF, sizeof(RQ), sizeof(RS), on_err}
+/* A row: name, action, summary, request struct and fields, response
+ * struct and fields, resp_on_error, then what the server's request path
+ * needs: read or write, where it runs, and the resource spec (kind, parts). */
+#define ROW(var, nm, act, sum, RQ, RQF, RS, RSF, on_err, acc, wh, ...)         \
+    const sprig__api var = {                                                   \
+        nm,           act,        sum,    RQF,          RSF,                   \
+        sizeof(RQ),   sizeof(RS), on_err, SPRIG__##acc, SPRIG__RUN_##wh,       \
+        {__VA_ARGS__}}
+#define RES(kind, ...)                                                         \
+    SPRIG__RES_##kind,                                                         \
+    {                                                                          \
+        __VA_ARGS__                                                            \
+    }
 
 static const sprig__field no_fields[1] = {{"", SPRIG__F_BOOL, 0, 0, 0}};
 #define NONE no_fields, 0
@@ -104,43 +114,55 @@ static const sprig__field last_txn_resp[] = {
 
 ROW(sprig__api_db_create, "storage.create_database", "database.create",
     "Create a database with a registered schema.", sprig__db_create_req,
-    FIELDS(db_create_req), sprig__empty, NONE, false);
+    FIELDS(db_create_req), sprig__empty, NONE, false, WRITE, WORKER,
+    RES(DATABASE, "name"));
 ROW(sprig__api_db_delete, "storage.delete_database", "database.delete",
     "Delete a database and all its data.", sprig__db_name_req,
-    FIELDS(db_name_req), sprig__empty, NONE, false);
+    FIELDS(db_name_req), sprig__empty, NONE, false, WRITE, WORKER,
+    RES(DATABASE, "name"));
 ROW(sprig__api_db_list, "storage.list_databases", "database.list",
     "List databases and their schemas.", sprig__empty, NONE,
-    sprig__db_list_resp, FIELDS(db_list_resp), false);
+    sprig__db_list_resp, FIELDS(db_list_resp), false, READ, WORKER,
+    RES(SERVER, NULL));
 ROW(sprig__api_db_open, "storage.database", "database.open",
     "Check that a database exists (before handing out a handle).",
-    sprig__db_name_req, FIELDS(db_name_req), sprig__empty, NONE, false);
+    sprig__db_name_req, FIELDS(db_name_req), sprig__empty, NONE, false, READ,
+    WORKER, RES(DATABASE, "name"));
 ROW(sprig__api_schema_register, "storage.register_schema", "schema.register",
     "Register (or extend) a schema.", sprig__schema_register_req,
-    FIELDS(schema_register_req), sprig__empty, NONE, false);
+    FIELDS(schema_register_req), sprig__empty, NONE, false, WRITE, WORKER,
+    RES(SCHEMA, "schema.name"));
 ROW(sprig__api_schema_list, "storage.list_schemas", "schema.list",
     "List registered schemas and their collections.", sprig__empty, NONE,
-    sprig__schema_list_resp, FIELDS(schema_list_resp), false);
+    sprig__schema_list_resp, FIELDS(schema_list_resp), false, READ, WORKER,
+    RES(SERVER, NULL));
 ROW(sprig__api_apply, "db.apply", "transaction.apply",
     "Apply a transaction atomically (every single-document write is one).",
     sprig__apply_req, FIELDS(apply_req), sprig__apply_resp, FIELDS(apply_resp),
-    true);
+    true, WRITE, WORKER, RES(DATABASE, "db"));
 ROW(sprig__api_get, "db.get", "document.get", "Read one document.",
-    sprig__get_req, FIELDS(get_req), sprig__get_resp, FIELDS(get_resp), false);
+    sprig__get_req, FIELDS(get_req), sprig__get_resp, FIELDS(get_resp), false,
+    READ, CACHED_READ, RES(DOCUMENT, "db", "collection", "id"));
 ROW(sprig__api_get_multiple, "db.get_multiple", "document.get",
     "Read several documents in one snapshot.", sprig__get_multiple_req,
-    FIELDS(get_multiple_req), sprig__docs_resp, FIELDS(docs_resp), false);
+    FIELDS(get_multiple_req), sprig__docs_resp, FIELDS(docs_resp), false, READ,
+    WORKER, RES(DOCUMENT, "db", "collection", "ids"));
 ROW(sprig__api_list, "db.list", "document.list",
     "Documents (or headers) in an id range.", sprig__list_req, FIELDS(list_req),
-    sprig__docs_resp, FIELDS(docs_resp), false);
+    sprig__docs_resp, FIELDS(docs_resp), false, READ, WORKER,
+    RES(COLLECTION, "db", "collection"));
 ROW(sprig__api_doc_count, "db.count", "document.count",
     "Count documents in an id range.", sprig__count_req, FIELDS(count_req),
-    sprig__count_resp, FIELDS(count_resp), false);
+    sprig__count_resp, FIELDS(count_resp), false, READ, WORKER,
+    RES(COLLECTION, "db", "collection"));
 ROW(sprig__api_log, "db.list_executed_transactions", "transaction.log",
     "Executed transactions from an id on.", sprig__log_req, FIELDS(log_req),
-    sprig__log_resp, FIELDS(log_resp), false);
+    sprig__log_resp, FIELDS(log_resp), false, READ, WORKER,
+    RES(DATABASE, "db"));
 ROW(sprig__api_last_txn, "db.last_transaction_id", "transaction.log",
     "The last executed transaction's id.", sprig__db_req, FIELDS(db_req),
-    sprig__last_txn_resp, FIELDS(last_txn_resp), false);
+    sprig__last_txn_resp, FIELDS(last_txn_resp), false, READ, WORKER,
+    RES(DATABASE, "db"));
 
 /* ---- key-value ------------------------------------------------------------
  */
@@ -241,48 +263,59 @@ const size_t sprig__message_push_n = N(sprig__message_push_fields);
 
 ROW(sprig__api_kv_set, "kv.set", "kv.set",
     "Set a key (options: expiry, check, previous value).", sprig__kv_set_req,
-    FIELDS(kv_set_req), sprig__kv_set_resp, FIELDS(kv_set_resp), false);
+    FIELDS(kv_set_req), sprig__kv_set_resp, FIELDS(kv_set_resp), false, WRITE,
+    WRITE_LANE, RES(KV_KEY, "db", "ns", "key"));
 ROW(sprig__api_kv_get, "kv.get", "kv.get",
     "Read a key, optionally deleting it.", sprig__kv_get_req,
-    FIELDS(kv_get_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false);
+    FIELDS(kv_get_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false,
+    READ, CACHED_READ, RES(KV_KEY, "db", "ns", "key"));
 ROW(sprig__api_kv_incr, "kv.increment", "kv.set",
     "Add to (or subtract from) a number atomically.", sprig__kv_incr_req,
-    FIELDS(kv_incr_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false);
+    FIELDS(kv_incr_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false,
+    WRITE, WRITE_LANE, RES(KV_KEY, "db", "ns", "key"));
 ROW(sprig__api_kv_delete, "kv.delete", "kv.delete", "Delete a key.",
     sprig__kv_key_req, FIELDS(kv_key_req), sprig__kv_status_resp,
-    FIELDS(kv_status_resp), false);
+    FIELDS(kv_status_resp), false, WRITE, WRITE_LANE,
+    RES(KV_KEY, "db", "ns", "key"));
 ROW(sprig__api_kv_list, "kv.list", "kv.list",
     "Keys of a namespace by prefix, after a key, with a limit.",
     sprig__kv_list_req, FIELDS(kv_list_req), sprig__kv_list_resp,
-    FIELDS(kv_list_resp), false);
+    FIELDS(kv_list_resp), false, READ, WORKER, RES(KV_NS, "db", "ns"));
 ROW(sprig__api_view_query, "view.query", "view.query",
     "Mappings of a view (optionally with their documents).", sprig__view_req,
-    FIELDS(view_req), sprig__mappings_resp, FIELDS(mappings_resp), false);
+    FIELDS(view_req), sprig__mappings_resp, FIELDS(mappings_resp), false, READ,
+    WORKER, RES(VIEW, "db", "query.collection", "query.view"));
 ROW(sprig__api_view_reduce, "view.reduce", "view.query",
     "One reduced value over the matched keys.", sprig__view_req,
-    FIELDS(view_req), sprig__reduce_resp, FIELDS(reduce_resp), false);
+    FIELDS(view_req), sprig__reduce_resp, FIELDS(reduce_resp), false, READ,
+    WORKER, RES(VIEW, "db", "query.collection", "query.view"));
 ROW(sprig__api_view_reduce_grouped, "view.reduce_grouped", "view.query",
     "A reduced value per matched key.", sprig__view_req, FIELDS(view_req),
-    sprig__mappings_resp, FIELDS(mappings_resp), false);
+    sprig__mappings_resp, FIELDS(mappings_resp), false, READ, WORKER,
+    RES(VIEW, "db", "query.collection", "query.view"));
 ROW(sprig__api_view_delete_docs, "view.delete_docs", "view.delete_docs",
     "Delete the documents the query matches.", sprig__view_req,
-    FIELDS(view_req), sprig__deleted_resp, FIELDS(deleted_resp), false);
+    FIELDS(view_req), sprig__deleted_resp, FIELDS(deleted_resp), false, WRITE,
+    WORKER, RES(VIEW, "db", "query.collection", "query.view"));
 ROW(sprig__api_publish, "pubsub.publish", "pubsub.publish",
     "Publish a payload to one or more topics.", sprig__publish_req,
-    FIELDS(publish_req), sprig__empty, NONE, false);
+    FIELDS(publish_req), sprig__empty, NONE, false, WRITE, WORKER,
+    RES(TOPIC, "db", "topics"));
 ROW(sprig__api_subscriber_new, "pubsub.subscriber_new", "pubsub.subscribe",
     "Create a subscriber on this connection; messages come as pushes.",
     sprig__db_req, FIELDS(db_req), sprig__subscriber_resp,
-    FIELDS(subscriber_resp), false);
+    FIELDS(subscriber_resp), false, READ, WORKER, RES(PUBSUB, "db"));
 ROW(sprig__api_subscribe, "pubsub.subscribe", "pubsub.subscribe",
     "Subscribe a subscriber to a topic.", sprig__topic_req, FIELDS(topic_req),
-    sprig__empty, NONE, false);
+    sprig__empty, NONE, false, READ, LOOP,
+    RES(TOPIC, "subscriber.db", "topic"));
 ROW(sprig__api_unsubscribe, "pubsub.unsubscribe", "pubsub.subscribe",
     "Unsubscribe a subscriber from a topic.", sprig__topic_req,
-    FIELDS(topic_req), sprig__empty, NONE, false);
+    FIELDS(topic_req), sprig__empty, NONE, false, READ, LOOP,
+    RES(TOPIC, "subscriber.db", "topic"));
 ROW(sprig__api_subscriber_free, "pubsub.subscriber_free", "pubsub.subscribe",
     "Drop a subscriber.", sprig__subscriber_req, FIELDS(subscriber_req),
-    sprig__empty, NONE, false);
+    sprig__empty, NONE, false, READ, LOOP, RES(PUBSUB, "subscriber.db"));
 
 const sprig__api *const sprig__api_table[] = {
     &sprig__api_db_create,
@@ -314,6 +347,47 @@ const sprig__api *const sprig__api_table[] = {
     &sprig__api_last_txn,
 };
 const size_t sprig__api_count = N(sprig__api_table);
+
+/* The constant segments of each resource form (NULL: a variable part). */
+static const char *const res_forms[][8] = {
+    [SPRIG__RES_SERVER] = {"sprig"},
+    [SPRIG__RES_SCHEMA] = {"sprig", "schema", NULL},
+    [SPRIG__RES_DATABASE] = {"sprig", "db", NULL},
+    [SPRIG__RES_COLLECTION] = {"sprig", "db", NULL, "collection", NULL},
+    [SPRIG__RES_DOCUMENT] = {"sprig", "db", NULL, "collection", NULL,
+                             "document", NULL},
+    [SPRIG__RES_VIEW] = {"sprig", "db", NULL, "collection", NULL, "view", NULL},
+    [SPRIG__RES_KV_NS] = {"sprig", "db", NULL, "keyvalue", NULL},
+    [SPRIG__RES_KV_KEY] = {"sprig", "db", NULL, "keyvalue", NULL, NULL},
+    [SPRIG__RES_PUBSUB] = {"sprig", "db", NULL, "pubsub"},
+    [SPRIG__RES_TOPIC] = {"sprig", "db", NULL, "pubsub", NULL},
+    [SPRIG__RES_API] = {"sprig", "api", NULL},
+};
+static const unsigned char res_lens[] = {
+    [SPRIG__RES_SERVER] = 1,   [SPRIG__RES_SCHEMA] = 3,
+    [SPRIG__RES_DATABASE] = 3, [SPRIG__RES_COLLECTION] = 5,
+    [SPRIG__RES_DOCUMENT] = 7, [SPRIG__RES_VIEW] = 7,
+    [SPRIG__RES_KV_NS] = 5,    [SPRIG__RES_KV_KEY] = 6,
+    [SPRIG__RES_PUBSUB] = 4,   [SPRIG__RES_TOPIC] = 5,
+    [SPRIG__RES_API] = 3,
+};
+
+size_t
+sprig__res_segments(sprig__res_kind k)
+{
+    return (size_t)k < N(res_lens) ? res_lens[k] : 0;
+}
+
+const char *
+sprig__res_segment(sprig__res_kind k, size_t i, size_t *part)
+{
+    size_t p = 0;
+    for (size_t j = 0; j < i; j++) {
+        p += res_forms[k][j] == NULL;
+    }
+    *part = p;
+    return res_forms[k][i];
+}
 
 const sprig__api *
 sprig__api_find(sprig_bytes name)

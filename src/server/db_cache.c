@@ -10,13 +10,13 @@
  *
  * Each cached handle counts the requests using it.  A handle whose
  * database was deleted -- by a client, or by the server program through
- * its own storage handle -- is noticed (sprig__db_dropped) by the next
+ * its own storage handle -- is noticed (the handle's `dropped` operation,
+ * through the public ops: any storage) by the next
  * worker that wants it: it leaves the table, is closed at once if unused
  * or moved to `zombies` to be closed by its last release, and a fresh
  * handle takes its place.  The mutex guards the tables only and is never
  * held while a handle is opened or closed.
  */
-#include "local/local.h"
 #include "server/server_int.h"
 
 #include <stdio.h>
@@ -88,7 +88,7 @@ sprig__db_acquire(sprig_server *srv, const char *name, bool may_open,
     sprig_db *close_now = NULL, *db = NULL;
     pthread_mutex_lock(&c->lock);
     sprig__cached_db *e = find(c->items, c->n, name, NULL);
-    if (e && !sprig__db_dropped(e->db)) {
+    if (e && !sprig__db_was_dropped(e->db)) {
         e->refs++;
         db = e->db;
     } else if (e && may_open) {

@@ -1,110 +1,104 @@
 /*
- * dispatch.c -- the server side of each API row (worker threads).
+ * dispatch.c -- the built-in rows' handlers (src/server), and the worker
+ * side of a request job.
  *
- * sprig__dispatch() decodes the request with the row's fields, checks the
- * row's permission action, runs the handler against the server's own local
- * storage through the public API, and encodes the answer frame: a response,
- * or an error (code, the worker's sprig_errmsg(), and -- for rows marked
- * resp_on_error -- the response as detail, e.g. a failed transaction's
- * result).  Then it hands the job back to the loop thread.
+ * Each handler calls the public API on the server's storage (any
+ * sprig_storage: the server never reaches into an implementation).  The
+ * handlers of rows that run on the loop thread when their database handle
+ * is cached (db.get, kv.get) use only cached handles there and return
+ * SPRIG__EMISS to move to a worker otherwise (a handle to open, or kv.get
+ * with and_delete, a write).  sprig__builtins binds each built-in row to
+ * its handler; the server's registry copies them in at creation.
  *
- * sprig__dispatch_inline() is the same for the reads that never wait on
- * anything but memory (db.get, kv.get without and_delete: one LMDB read
- * transaction from the engine's pool), run by the loop thread itself as
- * the frame arrives: no payload copy, no job, no hand-off to a worker and
- * back, and the answer leaves with the others of the same read.
+ * sprig__dispatch() runs a job's request path (request.c) on a worker and
+ * hands the job back to the loop thread.
  */
 #include "server/server_int.h"
 
 #include <stdio.h>
 
-typedef int (*serve_fn)(sprig_server *srv, void *req, void *resp);
-
-/* On the loop thread (sprig__dispatch_inline): handlers may only use
- * cached database handles, never open one. */
-static _Thread_local bool on_loop;
-
-/* Run `call` with `db`, a handle of database `name` (db_cache.c). */
-#define WITH_DB(srv, name, call)                                               \
+/* Run `call` with `db`, a handle of database `name` (db_cache.c): on
+ * the loop thread only a cached one (else SPRIG__EMISS). */
+#define WITH_DB(c, name, call)                                                 \
     do {                                                                       \
         sprig_db *db;                                                          \
-        int rc_ = sprig__db_acquire((srv), (name), !on_loop, &db);             \
+        int rc_ = sprig__db_acquire((c)->srv, (name), !(c)->on_loop, &db);     \
         if (rc_ == 0) {                                                        \
             rc_ = (call);                                                      \
-            sprig__db_release((srv), db);                                      \
+            sprig__db_release((c)->srv, db);                                   \
         }                                                                      \
         return rc_;                                                            \
     } while (0)
 
 static int
-s_db_create(sprig_server *srv, void *rq, void *rs)
+s_db_create(sprig__call *c, void *rq, void *rs)
 {
     sprig__db_create_req *r = rq;
     (void)rs;
-    return sprig_storage_create_database(srv->st, r->name, r->schema,
+    return sprig_storage_create_database(c->srv->st, r->name, r->schema,
                                          r->only_if_needed);
 }
 
 static int
-s_db_delete(sprig_server *srv, void *rq, void *rs)
+s_db_delete(sprig__call *c, void *rq, void *rs)
 {
     (void)rs;
-    return sprig_storage_delete_database(srv->st,
+    return sprig_storage_delete_database(c->srv->st,
                                          ((sprig__db_name_req *)rq)->name);
 }
 
 static int
-s_db_list(sprig_server *srv, void *rq, void *rs)
+s_db_list(sprig__call *c, void *rq, void *rs)
 {
     (void)rq;
-    return sprig_storage_list_databases(srv->st,
+    return sprig_storage_list_databases(c->srv->st,
                                         &((sprig__db_list_resp *)rs)->list);
 }
 
 static int
-s_db_open(sprig_server *srv, void *rq, void *rs)
+s_db_open(sprig__call *c, void *rq, void *rs)
 {
     (void)rs;
-    WITH_DB(srv, ((sprig__db_name_req *)rq)->name, SPRIG_OK);
+    WITH_DB(c, ((sprig__db_name_req *)rq)->name, SPRIG_OK);
 }
 
 static int
-s_schema_register(sprig_server *srv, void *rq, void *rs)
+s_schema_register(sprig__call *c, void *rq, void *rs)
 {
     (void)rs;
     return sprig_storage_register_schema(
-        srv->st, ((sprig__schema_register_req *)rq)->schema);
+        c->srv->st, ((sprig__schema_register_req *)rq)->schema);
 }
 
 static int
-s_schema_list(sprig_server *srv, void *rq, void *rs)
+s_schema_list(sprig__call *c, void *rq, void *rs)
 {
     (void)rq;
-    return sprig_storage_list_schemas(srv->st,
+    return sprig_storage_list_schemas(c->srv->st,
                                       &((sprig__schema_list_resp *)rs)->list);
 }
 
 static int
-s_apply(sprig_server *srv, void *rq, void *rs)
+s_apply(sprig__call *c, void *rq, void *rs)
 {
     sprig__apply_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_txn_apply(db, r->txn, &((sprig__apply_resp *)rs)->result));
 }
 
 static int
-s_get(sprig_server *srv, void *rq, void *rs)
+s_get(sprig__call *c, void *rq, void *rs)
 {
     sprig__get_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_get(db, r->collection, r->id, &((sprig__get_resp *)rs)->doc));
 }
 
 static int
-s_get_multiple(sprig_server *srv, void *rq, void *rs)
+s_get_multiple(sprig__call *c, void *rq, void *rs)
 {
     sprig__get_multiple_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_get_multiple(db, r->collection, r->ids.items, r->ids.n,
                                &((sprig__docs_resp *)rs)->docs));
 }
@@ -144,34 +138,34 @@ list_in(sprig_db *db, const sprig__list_req *r, sprig_doc_list **out)
 }
 
 static int
-s_list(sprig_server *srv, void *rq, void *rs)
+s_list(sprig__call *c, void *rq, void *rs)
 {
     sprig__list_req *r = rq;
-    WITH_DB(srv, r->db, list_in(db, r, &((sprig__docs_resp *)rs)->docs));
+    WITH_DB(c, r->db, list_in(db, r, &((sprig__docs_resp *)rs)->docs));
 }
 
 static int
-s_count(sprig_server *srv, void *rq, void *rs)
+s_count(sprig__call *c, void *rq, void *rs)
 {
     sprig__count_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_count(db, r->collection, r->has_range ? &r->range : NULL,
                         &((sprig__count_resp *)rs)->count));
 }
 
 static int
-s_log(sprig_server *srv, void *rq, void *rs)
+s_log(sprig__call *c, void *rq, void *rs)
 {
     sprig__log_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_list_executed_transactions(db, r->since, r->limit,
                                              &((sprig__log_resp *)rs)->log));
 }
 
 static int
-s_last_txn(sprig_server *srv, void *rq, void *rs)
+s_last_txn(sprig__call *c, void *rq, void *rs)
 {
-    WITH_DB(srv, ((sprig__db_req *)rq)->db,
+    WITH_DB(c, ((sprig__db_req *)rq)->db,
             sprig_last_transaction_id(db, &((sprig__last_txn_resp *)rs)->id));
 }
 
@@ -179,7 +173,7 @@ s_last_txn(sprig_server *srv, void *rq, void *rs)
  */
 
 static int
-s_kv_set(sprig_server *srv, void *rq, void *rs)
+s_kv_set(sprig__call *c, void *rq, void *rs)
 {
     sprig__kv_set_req *r = rq;
     sprig__kv_set_resp *out = rs;
@@ -191,21 +185,24 @@ s_kv_set(sprig_server *srv, void *rq, void *rs)
     sprig_kv_status st = 0;
     out->previous.kind = SPRIG_VALUE_NONE;
     sprig_db *db;
-    int rc = sprig__db_acquire(srv, r->db, !on_loop, &db);
+    int rc = sprig__db_acquire(c->srv, r->db, !c->on_loop, &db);
     if (rc == 0) {
         rc = sprig_kv_set(db, r->ns, r->key, &r->value, &o, &st,
                           r->return_previous ? &out->previous : NULL);
-        sprig__db_release(srv, db);
+        sprig__db_release(c->srv, db);
     }
     out->status = (uint32_t)st;
     return rc;
 }
 
 static int
-s_kv_get(sprig_server *srv, void *rq, void *rs)
+s_kv_get(sprig__call *c, void *rq, void *rs)
 {
     sprig__kv_get_req *r = rq;
-    WITH_DB(srv, r->db,
+    if (r->and_delete && c->on_loop) {
+        return SPRIG__EMISS; /* a write: a worker's job */
+    }
+    WITH_DB(c, r->db,
             sprig_kv_get(db, r->ns, r->key, r->and_delete,
                          &((sprig__kv_value_resp *)rs)->value));
 }
@@ -220,10 +217,10 @@ kv_incr(sprig_db *db, const sprig__kv_incr_req *r, sprig_value *out)
 }
 
 static int
-s_kv_incr(sprig_server *srv, void *rq, void *rs)
+s_kv_incr(sprig__call *c, void *rq, void *rs)
 {
     sprig__kv_incr_req *r = rq;
-    WITH_DB(srv, r->db, kv_incr(db, r, &((sprig__kv_value_resp *)rs)->value));
+    WITH_DB(c, r->db, kv_incr(db, r, &((sprig__kv_value_resp *)rs)->value));
 }
 
 static int
@@ -236,18 +233,17 @@ kv_delete(sprig_db *db, const sprig__kv_key_req *r, uint32_t *status)
 }
 
 static int
-s_kv_delete(sprig_server *srv, void *rq, void *rs)
+s_kv_delete(sprig__call *c, void *rq, void *rs)
 {
     sprig__kv_key_req *r = rq;
-    WITH_DB(srv, r->db,
-            kv_delete(db, r, &((sprig__kv_status_resp *)rs)->status));
+    WITH_DB(c, r->db, kv_delete(db, r, &((sprig__kv_status_resp *)rs)->status));
 }
 
 static int
-s_kv_list(sprig_server *srv, void *rq, void *rs)
+s_kv_list(sprig__call *c, void *rq, void *rs)
 {
     sprig__kv_list_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_kv_list_keys(db, r->ns, r->prefix,
                                r->has_after ? r->after : NULL, r->limit,
                                &((sprig__kv_list_resp *)rs)->list));
@@ -264,53 +260,50 @@ view_query(sprig_db *db, const sprig__view_req *r, sprig_mapping_list **out)
 }
 
 static int
-s_view_query(sprig_server *srv, void *rq, void *rs)
+s_view_query(sprig__call *c, void *rq, void *rs)
 {
     sprig__view_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             view_query(db, r, &((sprig__mappings_resp *)rs)->mappings));
 }
 
 static int
-s_view_reduce(sprig_server *srv, void *rq, void *rs)
+s_view_reduce(sprig__call *c, void *rq, void *rs)
 {
     sprig__view_req *r = rq;
     WITH_DB(
-        srv, r->db,
+        c, r->db,
         sprig_view_reduce(db, &r->query.q, &((sprig__reduce_resp *)rs)->value));
 }
 
 static int
-s_view_reduce_grouped(sprig_server *srv, void *rq, void *rs)
+s_view_reduce_grouped(sprig__call *c, void *rq, void *rs)
 {
     sprig__view_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_view_reduce_grouped(db, &r->query.q,
                                       &((sprig__mappings_resp *)rs)->mappings));
 }
 
 static int
-s_view_delete_docs(sprig_server *srv, void *rq, void *rs)
+s_view_delete_docs(sprig__call *c, void *rq, void *rs)
 {
     sprig__view_req *r = rq;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_view_delete_docs(db, &r->query.q,
                                    &((sprig__deleted_resp *)rs)->deleted));
 }
 
 static int
-s_publish(sprig_server *srv, void *rq, void *rs)
+s_publish(sprig__call *c, void *rq, void *rs)
 {
     sprig__publish_req *r = rq;
     (void)rs;
-    WITH_DB(srv, r->db,
+    WITH_DB(c, r->db,
             sprig_publish_to_all(db, r->topics.items, r->topics.n, r->payload));
 }
 
-static const struct {
-    const sprig__api *api;
-    serve_fn fn;
-} handlers[] = {
+const sprig__builtin sprig__builtins[] = {
     {&sprig__api_db_create, s_db_create},
     {&sprig__api_db_delete, s_db_delete},
     {&sprig__api_db_list, s_db_list},
@@ -334,118 +327,18 @@ static const struct {
     {&sprig__api_view_reduce_grouped, s_view_reduce_grouped},
     {&sprig__api_view_delete_docs, s_view_delete_docs},
     {&sprig__api_publish, s_publish},
+    {&sprig__api_subscriber_new, sprig__pubsub_new},
+    {&sprig__api_subscribe, sprig__pubsub_subscribe},
+    {&sprig__api_unsubscribe, sprig__pubsub_unsubscribe},
+    {&sprig__api_subscriber_free, sprig__pubsub_free},
 };
+const size_t sprig__builtins_n =
+    sizeof sprig__builtins / sizeof *sprig__builtins;
 
-static serve_fn
-find_handler(const sprig__api *api)
-{
-    for (size_t i = 0; i < sizeof handlers / sizeof *handlers; i++) {
-        if (handlers[i].api == api) {
-            return handlers[i].fn;
-        }
-    }
-    return NULL;
-}
-
-/* The permission check every request passes through.  The security issue
- * (F9) fills it in; until then every session may do everything. */
-static int
-allowed(sprig_server *srv, const sprig__api *api)
-{
-    (void)srv;
-    (void)api;
-    return SPRIG_OK;
-}
-
-/* Encode the answer frame to request `id` into `out`. */
+/* Hand a finished job back to the loop thread. */
 static void
-answer(const sprig__api *api, uint32_t id, int rc, void *resp, sprig_buf *out)
+done(sprig_server *srv, sprig__job *j)
 {
-    sprig__mp_wr w;
-    sprig__mp_wr_init(&w, out);
-    if (rc == 0) {
-        sprig__frame_response(&w, id);
-        sprig__api_encode(&w, api->resp, api->n_resp, resp);
-        return;
-    }
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", sprig_errmsg());
-    sprig_buf detail = {0};
-    if (api->resp_on_error && resp) {
-        sprig__mp_wr dw;
-        sprig__mp_wr_init(&dw, &detail);
-        sprig__api_encode(&dw, api->resp, api->n_resp, resp);
-        if (detail.len == 1) {
-            detail.len = 0; /* an empty map: no response to carry (nil) */
-        }
-    }
-    sprig__frame_error(&w, id, rc, msg, sprig_buf_bytes(&detail));
-    sprig_buf_free(&detail);
-}
-
-bool
-sprig__dispatch_inline(sprig_server *srv, const sprig__api *api, uint32_t id,
-                       sprig_bytes payload, sprig_buf *out)
-{
-    if (api != &sprig__api_get && api != &sprig__api_kv_get) {
-        return false;
-    }
-    union {
-        sprig__get_req get;
-        sprig__kv_get_req kv;
-    } req;
-    union {
-        sprig__get_resp get;
-        sprig__kv_value_resp kv;
-    } resp;
-    memset(&req, 0, sizeof req);
-    memset(&resp, 0, sizeof resp);
-    int rc = sprig__api_decode(payload, api->req, api->n_req, &req);
-    if (rc == 0 && api == &sprig__api_kv_get && req.kv.and_delete) {
-        sprig__api_free(api->req, api->n_req, &req);
-        return false; /* a write: a worker's job */
-    }
-    rc = rc ? rc : allowed(srv, api);
-    on_loop = true;
-    rc = rc ? rc : find_handler(api)(srv, &req, &resp);
-    on_loop = false;
-    if (rc == SPRIG__EMISS) { /* not open yet: a worker opens it */
-        sprig__api_free(api->req, api->n_req, &req);
-        sprig__api_free(api->resp, api->n_resp, &resp);
-        return false;
-    }
-    answer(api, id, rc, &resp, out);
-    sprig__api_free(api->req, api->n_req, &req);
-    sprig__api_free(api->resp, api->n_resp, &resp);
-    return true;
-}
-
-void
-sprig__dispatch(sprig__job *j, void *udata)
-{
-    sprig_server *srv = udata;
-    const sprig__api *api = j->api;
-    void *req = sprig__calloc(1, api->req_size);
-    void *resp = sprig__calloc(1, api->resp_size);
-    serve_fn fn = find_handler(api);
-    int rc = req && resp ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
-    if (rc == 0 && !fn) {
-        rc = sprig__err(SPRIG_EPROTO, "API '%s' is not served", api->name);
-    }
-    rc = rc ? rc
-            : sprig__api_decode(sprig_buf_bytes(&j->in), api->req, api->n_req,
-                                req);
-    rc = rc ? rc : allowed(srv, api);
-    rc = rc ? rc : fn(srv, req, resp);
-    answer(api, j->id, rc, resp, &j->out);
-    if (req) {
-        sprig__api_free(api->req, api->n_req, req);
-    }
-    if (resp) {
-        sprig__api_free(api->resp, api->n_resp, resp);
-    }
-    sprig__free(req);
-    sprig__free(resp);
     pthread_mutex_lock(&srv->lock);
     if (srv->done_tail) {
         srv->done_tail->next = j;
@@ -457,4 +350,24 @@ sprig__dispatch(sprig__job *j, void *udata)
      * and only once no job is in flight, so this handle is still open */
     uv_async_send(&srv->done_async);
     pthread_mutex_unlock(&srv->lock);
+}
+
+void
+sprig__dispatch(sprig__job *j, void *udata)
+{
+    sprig_server *srv = udata;
+    sprig__call c = {srv, j->sess, j->route, j->id, false, j};
+    bool authorised = j->authorised;
+    sprig__request_run(&c, sprig_buf_bytes(&j->in), &authorised, &j->out);
+    done(srv, j);
+}
+
+void
+sprig__run_task(sprig_server *srv, sprig__job *job)
+{
+    if (srv->pool.threads) {
+        sprig__pool_push(&srv->pool, job);
+    } else {
+        job->task(job); /* shutting down: the workers have stopped */
+    }
 }

@@ -1,7 +1,9 @@
 /*
  * pool.c -- the server's worker threads.  A plain queue under a mutex:
  * jobs are database calls that may wait on the disk (group commit makes
- * concurrent writers share fsyncs, so more threads mean bigger batches).
+ * concurrent writers share fsyncs, so more threads mean bigger batches),
+ * or tasks that must not run on the loop thread (closing a subscriber's
+ * database handle).
  */
 #include "server/server_int.h"
 
@@ -24,7 +26,11 @@ worker(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
         j->next = NULL;
-        p->run(j, p->udata);
+        if (j->task) {
+            j->task(j); /* not a request: frees itself */
+        } else {
+            p->run(j, p->udata);
+        }
         pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);

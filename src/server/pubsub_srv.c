@@ -1,15 +1,23 @@
 /*
- * pubsub_srv.c -- PubSub for remote subscribers (loop thread only).
+ * pubsub_srv.c -- PubSub for remote subscribers (src/server): the handlers
+ * of the subscriber rows, and the pushes.
  *
- * A client's subscriber lives on the server as a local sprig_subscriber
- * owned by the session that created it, named by a number unique in that
- * session.  The subscriber's file descriptor is watched by a uv_poll: when
- * messages wait, they are drained into "pubsub.message" pushes on the
- * connection.  When the connection's send queue passes a high-water mark,
- * watching stops (the subscriber's own bounded queue then drops the oldest
- * and counts them) and resumes when the transport says it is writable.
- * The requests that manage subscribers are answered on the loop thread, as
- * they only touch in-memory state; publishing runs on the workers.
+ * A client's subscriber lives on the server as a sprig_subscriber of the
+ * server's storage, owned by the session that created it and named by a
+ * number unique in the server.  Opening it (a database handle, which may
+ * wait on the storage lock) runs on a worker: pubsub.subscriber_new's
+ * handler; the loop thread then attaches it to the session (job->on_loop)
+ * before the answer leaves.  Closing it (which may wait on the same lock)
+ * is a task for a worker too.  subscribe, unsubscribe and subscriber_free
+ * touch only session state and run on the loop thread.
+ *
+ * The subscriber's file descriptor is watched by a uv_poll: when messages
+ * wait, they are drained into "pubsub.message" pushes on the connection.
+ * When the connection's send queue passes a high-water mark, watching
+ * stops (the subscriber's own bounded queue then drops the oldest and
+ * counts them); it resumes when the transport reports the queue drained
+ * (on_writable), and whenever the session sends anything else and finds
+ * the queue low again -- whatever path drained it.
  */
 #include "server/server_int.h"
 
@@ -20,26 +28,59 @@
 struct sprig__srv_sub {
     sprig__srv_sub *next;
     uint64_t id;
+    sprig_server *srv;
     sprig_subscriber *sub;
     sprig_db *db;
+    char db_name[SPRIG_NAME_MAX + 1];
     sprig__session *sess; /* NULL once the session let go of it */
+    sprig__job *release;  /* the task that closes it (made up front) */
     uv_poll_t poll;
+    bool polling; /* `poll` initialised */
     bool paused;
 };
+
+/* The pause threshold: below the connection's bound on queued bytes, so
+ * a paused subscriber never gets its client disconnected. */
+static size_t
+high_water(const sprig__session *sess)
+{
+    size_t bound = sess->srv->opts.max_send_queue / 2;
+    return bound && bound < HIGH_WATER ? bound : HIGH_WATER;
+}
+
+/* Worker task: close the subscriber and its database handle. */
+static void
+release_task(sprig__job *j)
+{
+    sprig__srv_sub *s = j->attach;
+    sprig_subscriber_free(s->sub);
+    sprig_db_close(s->db);
+    sprig__free(s);
+    sprig__free(j);
+}
+
+static void
+release(sprig__srv_sub *s)
+{
+    s->release->attach = s;
+    s->release->task = release_task;
+    sprig__run_task(s->srv, s->release);
+}
 
 static void
 sub_closed(uv_handle_t *h)
 {
-    sprig__srv_sub *s = h->data;
-    sprig_subscriber_free(s->sub);
-    sprig_db_close(s->db);
-    sprig__free(s);
+    release(h->data);
 }
 
 static void
 sub_close(sprig__srv_sub *s)
 {
     s->sess = NULL;
+    if (!s->polling) {
+        release(s);
+        return;
+    }
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, sub_closed);
 }
@@ -59,7 +100,7 @@ push_message(sprig__session *sess, uint64_t id, const sprig_message *m)
         sprig__conn_send(sess->conn, b.data, b.len);
     }
     sprig_buf_free(&b);
-    return sess->conn && sprig__conn_queued(sess->conn) < HIGH_WATER;
+    return sess->conn && sprig__conn_queued(sess->conn) < high_water(sess);
 }
 
 static void
@@ -67,7 +108,7 @@ drain(sprig__srv_sub *s)
 {
     sprig_message *m;
     while (s->sess && s->sess->conn) {
-        if (sprig__conn_queued(s->sess->conn) >= HIGH_WATER) {
+        if (sprig__conn_queued(s->sess->conn) >= high_water(s->sess)) {
             uv_poll_stop(&s->poll);
             s->paused = true;
             return;
@@ -94,6 +135,9 @@ on_readable(uv_poll_t *p, int status, int events)
 void
 sprig__pubsub_resume(sprig__session *sess)
 {
+    if (!sess->conn || sprig__conn_queued(sess->conn) > high_water(sess) / 2) {
+        return; /* still full: a later drain resumes them */
+    }
     for (sprig__srv_sub *s = sess->subs; s; s = s->next) {
         if (s->paused) {
             s->paused = false;
@@ -126,38 +170,82 @@ find(sprig__session *sess, uint64_t id)
     return NULL;
 }
 
-static int
-sub_new(sprig__session *sess, const sprig__db_req *r, uint64_t *id)
+const char *
+sprig__pubsub_sub_db(sprig__session *sess, uint64_t id)
 {
-    sprig__srv_sub *s = sprig__calloc(1, sizeof *s);
-    if (!s) {
-        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    sprig__srv_sub *s = find(sess, id);
+    return s ? s->db_name : NULL;
+}
+
+/* Loop thread, before the answer to subscriber_new leaves: attach the
+ * subscriber a worker made to its session, or close it again. */
+static void
+attach(sprig__job *j)
+{
+    sprig__srv_sub *s = j->attach;
+    sprig__session *sess = j->sess;
+    j->attach = NULL;
+    if (!sess->conn) {
+        release(s); /* the client went away meanwhile */
+        return;
     }
-    int rc = sprig_storage_database(sess->srv->st, r->db, &s->db);
-    rc = rc ? rc : sprig_subscriber_new(s->db, &s->sub);
-    if (rc == 0 && uv_poll_init(&sess->srv->loop, &s->poll,
-                                sprig_subscriber_fd(s->sub)) != 0) {
-        rc = sprig__err(SPRIG_EIO, "cannot watch a subscriber");
+    if (uv_poll_init(&sess->srv->loop, &s->poll, sprig_subscriber_fd(s->sub)) !=
+        0) {
+        sprig__error_frame(&j->out, j->id, SPRIG_EIO,
+                           "cannot watch a subscriber", (sprig_bytes){0});
+        release(s);
+        return;
     }
-    if (rc) {
-        sprig_subscriber_free(s->sub);
-        sprig_db_close(s->db);
-        sprig__free(s);
-        return rc;
-    }
+    s->polling = true;
     s->poll.data = s;
     s->sess = sess;
-    s->id = *id = ++sess->next_sub_id;
     s->next = sess->subs;
     sess->subs = s;
     uv_poll_start(&s->poll, UV_READABLE, on_readable);
+}
+
+static void
+sub_discard(sprig__srv_sub *s)
+{
+    sprig_subscriber_free(s->sub);
+    sprig_db_close(s->db);
+    sprig__free(s->release);
+    sprig__free(s);
+}
+
+int
+sprig__pubsub_new(sprig__call *c, void *rq, void *rs)
+{
+    const sprig__db_req *r = rq;
+    if (c->on_loop || !c->job) {
+        return sprig__err(SPRIG_EINVAL, "subscribers open on a worker");
+    }
+    sprig__srv_sub *s = sprig__calloc(1, sizeof *s);
+    if (!s || !(s->release = sprig__calloc(1, sizeof *s->release))) {
+        sprig__free(s);
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    int rc = sprig_storage_database(c->srv->st, r->db, &s->db);
+    rc = rc ? rc : sprig_subscriber_new(s->db, &s->sub);
+    if (rc) {
+        sub_discard(s);
+        return rc;
+    }
+    snprintf(s->db_name, sizeof s->db_name, "%s", r->db);
+    s->srv = c->srv;
+    s->id = atomic_fetch_add(&c->srv->next_sub_id, 1) + 1;
+    c->job->on_loop = attach;
+    c->job->attach = s;
+    ((sprig__subscriber_resp *)rs)->subscriber = s->id;
     return SPRIG_OK;
 }
 
-static int
-sub_free(sprig__session *sess, uint64_t id)
+int
+sprig__pubsub_free(sprig__call *c, void *rq, void *rs)
 {
-    for (sprig__srv_sub **p = &sess->subs; *p; p = &(*p)->next) {
+    uint64_t id = ((sprig__subscriber_req *)rq)->subscriber;
+    (void)rs;
+    for (sprig__srv_sub **p = &c->sess->subs; *p; p = &(*p)->next) {
         if ((*p)->id == id) {
             sprig__srv_sub *s = *p;
             *p = s->next;
@@ -165,70 +253,24 @@ sub_free(sprig__session *sess, uint64_t id)
             return SPRIG_OK;
         }
     }
-    return sprig__err(SPRIG_ENOTFOUND,
-                      "no subscriber %llu on this "
-                      "connection",
+    return sprig__err(SPRIG_ENOTFOUND, "no subscriber %llu on this connection",
                       (unsigned long long)id);
 }
 
-static int
-topic_op(sprig__session *sess, const sprig__api *api, const sprig__topic_req *r)
+int
+sprig__pubsub_subscribe(sprig__call *c, void *rq, void *rs)
 {
-    sprig__srv_sub *s = find(sess, r->subscriber);
-    if (!s) {
-        return SPRIG_ENOTFOUND;
-    }
-    return api == &sprig__api_subscribe ? sprig_subscribe(s->sub, r->topic)
-                                        : sprig_unsubscribe(s->sub, r->topic);
+    const sprig__topic_req *r = rq;
+    (void)rs;
+    sprig__srv_sub *s = find(c->sess, r->subscriber);
+    return s ? sprig_subscribe(s->sub, r->topic) : SPRIG_ENOTFOUND;
 }
 
-/* Run a subscriber request; `resp` gets the answer. */
-static int
-run(sprig__session *sess, const sprig__api *api, void *req, void *resp)
+int
+sprig__pubsub_unsubscribe(sprig__call *c, void *rq, void *rs)
 {
-    if (api == &sprig__api_subscriber_new) {
-        return sub_new(sess, req,
-                       &((sprig__subscriber_resp *)resp)->subscriber);
-    }
-    if (api == &sprig__api_subscriber_free) {
-        return sub_free(sess, ((sprig__subscriber_req *)req)->subscriber);
-    }
-    return topic_op(sess, api, req);
-}
-
-bool
-sprig__pubsub_handles(const sprig__api *api)
-{
-    return api == &sprig__api_subscriber_new ||
-           api == &sprig__api_subscriber_free || api == &sprig__api_subscribe ||
-           api == &sprig__api_unsubscribe;
-}
-
-void
-sprig__pubsub_request(sprig__session *sess, const sprig__api *api, uint32_t id,
-                      sprig_bytes payload)
-{
-    void *req = sprig__calloc(1, api->req_size);
-    void *resp = sprig__calloc(1, api->resp_size);
-    int rc = req && resp ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
-    rc = rc ? rc : sprig__api_decode(payload, api->req, api->n_req, req);
-    rc = rc ? rc : run(sess, api, req, resp);
-    sprig_buf b = {0};
-    sprig__mp_wr w;
-    sprig__mp_wr_init(&w, &b);
-    if (rc == 0) {
-        sprig__frame_response(&w, id);
-        sprig__api_encode(&w, api->resp, api->n_resp, resp);
-    } else {
-        sprig__frame_error(&w, id, rc, sprig_errmsg(), (sprig_bytes){0});
-    }
-    if (sprig__mp_wr_status(&w) == 0) {
-        sprig__conn_send(sess->conn, b.data, b.len);
-    }
-    sprig_buf_free(&b);
-    if (req) {
-        sprig__api_free(api->req, api->n_req, req);
-    }
-    sprig__free(req);
-    sprig__free(resp);
+    const sprig__topic_req *r = rq;
+    (void)rs;
+    sprig__srv_sub *s = find(c->sess, r->subscriber);
+    return s ? sprig_unsubscribe(s->sub, r->topic) : SPRIG_ENOTFOUND;
 }

@@ -1,6 +1,8 @@
 /*
  * server.c -- a Sprig server's lifecycle.
  *
+ * A server serves a storage it opened (sprig_server_new) or one it
+ * borrows (sprig_server_new_for), through the storage's public ops only.
  * States: NEW -> RUNNING (sprig_server_start/run: loop, workers, listener)
  * -> STOPPING (sprig_server_shutdown: the listener closes, new requests
  * are refused, requests in flight finish and are answered -- for up to
@@ -58,14 +60,10 @@ parse_listen(const char *s, char **host, int *port)
     return SPRIG_OK;
 }
 
-int
-sprig_server_new(const sprig_storage_options *so, const sprig_server_options *o,
-                 sprig_server **out)
+/* A server over `st` (not yet set), with its options and registry. */
+static int
+server_make(const sprig_server_options *o, sprig_server **out)
 {
-    if (!out) {
-        return sprig__err(SPRIG_EINVAL, "out is NULL");
-    }
-    *out = NULL;
     sprig_server_options defaults;
     sprig_server_options_init(&defaults);
     if (!o) {
@@ -91,17 +89,62 @@ sprig_server_new(const sprig_storage_options *so, const sprig_server_options *o,
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->cond, NULL);
     pthread_mutex_init(&srv->dbs.lock, NULL);
-    int rc = o->ws_listen
-                 ? parse_listen(o->ws_listen, &srv->ws_host, &srv->ws_port)
-                 : 0;
-    rc = rc ? rc : sprig_storage_open(so, &srv->st);
-    srv->kv_lane =
-        so && (so->kv_persistence.mode == SPRIG_KV_LAZY ||
-               so->durability == SPRIG_DURABILITY_NONE || so->memory_only);
+    int rc = sprig__registry_init(&srv->reg);
+    rc = rc ? rc
+         : o->ws_listen
+             ? parse_listen(o->ws_listen, &srv->ws_host, &srv->ws_port)
+             : 0;
+    *out = srv; /* freed by the caller on failure */
+    return rc;
+}
+
+/* The server has its storage: learn what it needs of it. */
+static void
+server_set_storage(sprig_server *srv, sprig_storage *st, bool owns)
+{
+    sprig__storage_status status;
+    srv->st = st;
+    srv->owns_st = owns;
+    sprig__storage_status_of(st, &status);
+    srv->kv_lane = status.kv_writes_lazy;
+}
+
+int
+sprig_server_new(const sprig_storage_options *so, const sprig_server_options *o,
+                 sprig_server **out)
+{
+    if (!out) {
+        return sprig__err(SPRIG_EINVAL, "out is NULL");
+    }
+    *out = NULL;
+    sprig_server *srv = NULL;
+    sprig_storage *st = NULL;
+    int rc = server_make(o, &srv);
+    rc = rc ? rc : sprig_storage_open(so, &st);
     if (rc) {
         sprig_server_free(srv);
         return rc;
     }
+    server_set_storage(srv, st, true);
+    *out = srv;
+    return SPRIG_OK;
+}
+
+int
+sprig_server_new_for(sprig_storage *st, const sprig_server_options *o,
+                     sprig_server **out)
+{
+    if (!out || !st) {
+        return sprig__err(SPRIG_EINVAL, "storage or out is NULL");
+    }
+    *out = NULL;
+    sprig_server *srv = NULL;
+    int rc = server_make(o, &srv);
+    if (rc) {
+        sprig_server_free(srv);
+        return rc;
+    }
+    server_set_storage(srv, st, false);
     *out = srv;
     return SPRIG_OK;
 }
@@ -213,6 +256,7 @@ listen_ws(sprig_server *srv)
         .on_open = sprig__session_on_open,
         .on_message = sprig__session_on_message,
         .on_close = sprig__session_on_close,
+        .on_writable = sprig__session_on_writable,
     };
     return sprig__ws_listen(&srv->loop, srv->ws_host, srv->ws_port, &wo, &cbs,
                             srv, &srv->ws);
@@ -372,7 +416,10 @@ sprig_server_free(sprig_server *srv)
         pthread_join(srv->thread, NULL);
     }
     sprig__db_cache_clear(srv); /* no request is in flight any more */
-    sprig_storage_close(srv->st);
+    if (srv->owns_st) {
+        sprig_storage_close(srv->st);
+    }
+    sprig__registry_free(&srv->reg);
     sprig__free(srv->ws_host);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->cond);

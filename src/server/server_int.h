@@ -2,19 +2,29 @@
  * server_int.h -- private interface of src/server.
  *
  *   server.c    lifecycle: options, the loop thread, the listener, shutdown
+ *   registry.c  the server's API rows (built-in ones copied in at creation,
+ *               more added at run time), found by name
+ *   request.c   the one request path: decode by the row -> authorise
+ *               (session, action, resource) -> the row's handler -> encode
+ *               the answer or the error (the one builder of error frames)
+ *   resource.c  a request's resource names, from the row's declared spec
+ *   session.c   one session per connection: frames in, each request run
+ *               where its row says (loop thread, worker pool, write lane),
+ *               answers back; limits on in-flight requests
+ *   dispatch.c  the built-in handlers (the public API on the storage) and
+ *               the worker side of a job
+ *   pubsub_srv.c  the subscriber handlers and pushes
+ *   db_cache.c  open database handles shared by the loop and the workers
  *   pool.c      the worker threads that run database work
- *   session.c   one session per connection: frames in, jobs out, answers
- *               back; limits on in-flight requests
- *   dispatch.c  one handler per API row, calling the public API on the
- *               server's own local storage
  *
- * Threads.  Everything in a session, and the session list, belongs to the
- * loop thread.  A request becomes a job: its payload is copied, a worker
- * decodes it, runs the handler against the local storage and encodes the
- * answer frame; the job then goes back to the loop thread (a done queue and
- * a uv_async_t) which sends it if the connection is still open.  A session
- * is freed when its connection has closed and no job of it is in flight
- * (`refs`).  Workers never touch a session's fields.
+ * Threads.  Everything in a session but its `info`, and the session list,
+ * belongs to the loop thread.  A request whose row runs on a worker
+ * becomes a job: its payload is copied, and the worker runs the whole
+ * request path and encodes the answer frame; the job then goes back to
+ * the loop thread (a done queue and a uv_async_t) which sends it if the
+ * connection is still open.  A session is freed when its connection has
+ * closed and no job of it is in flight (`refs`).  Workers read only a
+ * session's `info` (set before any request, never changed).
  */
 #ifndef SPRIG_SERVER_INT_H
 #define SPRIG_SERVER_INT_H
@@ -26,19 +36,112 @@
 #include "transport/transport.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 typedef struct sprig__session sprig__session;
 typedef struct sprig__srv_sub sprig__srv_sub;
+typedef struct sprig__call sprig__call;
+typedef struct sprig__job sprig__job;
 
-typedef struct sprig__job {
+/** A row's handler: run the decoded request `req`, fill the zeroed
+ *  response `resp`; 0 or a negative code with the detail recorded.  On
+ *  the loop thread (call->on_loop) a handler that would have to wait
+ *  returns SPRIG__EMISS and the request moves to a worker. */
+typedef int (*sprig__handler)(sprig__call *call, void *req, void *resp);
+
+/** One row of a server's registry: a copy of the wire row and how the
+ *  server runs it.  Never moves or changes once added. */
+typedef struct sprig__route {
+    sprig__api api;
+    sprig__handler handler;
+    void *udata; /* the handler's, from sprig__registry_add */
+} sprig__route;
+
+/** The rows a server serves, sorted by name; `lock` lets rows be added
+ *  while requests look them up (any thread). */
+typedef struct sprig__registry {
+    pthread_rwlock_t lock;
+    sprig__route **rows;
+    size_t n, cap;
+} sprig__registry;
+
+/** Copy in the built-in rows (dispatch.c's sprig__builtins).
+ *  SPRIG_ENOMEM.  Free it with sprig__registry_free() either way. */
+int sprig__registry_init(sprig__registry *r);
+/** Add a row at run time.  Its strings are copied; its field arrays are
+ *  borrowed for the server's life.  Any thread.  Errors: SPRIG_EINVAL (no
+ *  name, action or handler, or a bad where/resource), SPRIG_EEXIST (the
+ *  name is taken), SPRIG_ENOMEM. */
+int sprig__registry_add(sprig__registry *r, const sprig__api *row,
+                        sprig__handler handler, void *udata);
+/** The row named `name`, or NULL.  Any thread; the row stays valid until
+ *  sprig__registry_free(). */
+const sprig__route *sprig__registry_find(sprig__registry *r, sprig_bytes name);
+/** Rows in name order: the count, and row `i` (NULL past the end). */
+size_t sprig__registry_count(sprig__registry *r);
+const sprig__route *sprig__registry_at(sprig__registry *r, size_t i);
+void sprig__registry_free(sprig__registry *r);
+
+/** The built-in rows and their handlers (dispatch.c, pubsub_srv.c). */
+typedef struct sprig__builtin {
+    const sprig__api *api;
+    sprig__handler handler;
+} sprig__builtin;
+extern const sprig__builtin sprig__builtins[];
+extern const size_t sprig__builtins_n;
+
+struct sprig__job {
     struct sprig__job *next;
     sprig__session *sess;
-    const sprig__api *api;
+    const sprig__route *route;
     uint32_t id;
-    sprig_buf in;  /* the request payload (a copy) */
-    sprig_buf out; /* the answer frame */
-} sprig__job;
+    bool authorised; /* the loop thread ran the authorise step already */
+    sprig_buf in;    /* the request payload (a copy) */
+    sprig_buf out;   /* the answer frame */
+    /* Set by a handler on a worker: run on the loop thread before the
+     * answer is sent (it may replace job->out); `attach` is its data. */
+    void (*on_loop)(sprig__job *job);
+    void *attach;
+    /* Set for a job that is not a request: the pool runs it instead, and
+     * it frees the job itself (nothing goes back to the loop). */
+    void (*task)(sprig__job *job);
+};
+
+/** A request on its way through the path (request.c). */
+struct sprig__call {
+    sprig_server *srv;
+    sprig__session *sess;
+    const sprig__route *route;
+    uint32_t id;
+    bool on_loop;    /* running on the loop thread */
+    sprig__job *job; /* on a worker: the job (handlers may set on_loop) */
+};
+
+/** Run the request path for `payload` (decode, authorise unless
+ *  `authorised`, the handler, encode) and put the answer frame -- a
+ *  response or an error -- in `out` (empty only when out of memory).
+ *  Returns SPRIG__EMISS, with nothing answered, when a handler on the loop
+ *  thread asks for a worker (the authorise step, if reached, was passed:
+ *  *authorised says so); otherwise 0. */
+int sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
+                       sprig_buf *out);
+/** The one builder of error frames: frame [2, id, code, message, detail]
+ *  into `out` (emptied first); `detail` a raw value or empty. */
+void sprig__error_frame(sprig_buf *out, uint32_t id, int code, const char *msg,
+                        sprig_bytes detail);
+
+/** Resource names of a decoded request (resource.c): how many the row's
+ *  spec forms for `req` (one, or one per element of a list part), and the
+ *  canonical string of the i-th into `out` (emptied first).  Loop-only
+ *  parts ("subscriber.db") need `sess` and the loop thread.
+ *  Errors: SPRIG_ENOTFOUND (no such subscriber), SPRIG_EINVAL (a spec
+ *  naming no field of the row), SPRIG_ENOMEM. */
+int sprig__resource_count(const sprig__api *api, const void *req, size_t *n);
+int sprig__resource_name(const sprig__api *api, const void *req,
+                         sprig__session *sess, size_t i, sprig_buf *out);
+/** Append one segment in canonical form ('.' first unless `first`). */
+int sprig__resource_segment(sprig_buf *out, sprig_bytes seg, bool first);
 
 typedef struct sprig__pool {
     pthread_t *threads;
@@ -65,11 +168,12 @@ void sprig__pool_stop(sprig__pool *p);
 struct sprig__session {
     uint32_t tag;
     sprig_server *srv;
+    sprig_server_client info; /* set at open, then read-only (any thread) */
+    char peer[64];
     sprig__conn *conn; /* NULL once the connection closed */
     uint32_t inflight;
     int refs;             /* the connection + one per job in flight */
     sprig__srv_sub *subs; /* remote subscribers (pubsub_srv.c) */
-    uint64_t next_sub_id;
     sprig__session *prev, *next;
 };
 
@@ -109,6 +213,10 @@ void sprig__db_cache_clear(sprig_server *srv);
 struct sprig_server {
     uint32_t tag;
     sprig_storage *st;
+    bool owns_st; /* sprig_server_new opened it; new_for borrows it */
+    sprig__registry reg;
+    uint64_t next_session_id;     /* loop thread */
+    _Atomic uint64_t next_sub_id; /* subscriber numbers (any thread) */
     sprig__db_cache dbs;
     sprig_server_options opts;
     char *ws_host;
@@ -152,25 +260,29 @@ void sprig__session_job_done(sprig__job *job);
 /** Close every session's connection (1001). */
 void sprig__session_close_all(sprig_server *srv);
 
-/* pubsub_srv.c (loop thread) */
-/** Is `api` a subscriber request, answered on the loop thread? */
-bool sprig__pubsub_handles(const sprig__api *api);
-/** Decode, run and answer a subscriber request. */
-void sprig__pubsub_request(sprig__session *s, const sprig__api *api,
-                           uint32_t id, sprig_bytes payload);
-/** The connection can take more: resume paused subscribers. */
+/* pubsub_srv.c */
+/** Loop thread: the connection may have drained (the transport said so,
+ *  or the session sent something): resume paused subscribers once its
+ *  queue is down to half the high-water mark.  Cheap without any. */
 void sprig__pubsub_resume(sprig__session *s);
-/** The connection closed: drop every subscriber of the session. */
+/** Loop thread: the connection closed: drop every subscriber of the
+ *  session (closed on a worker). */
 void sprig__pubsub_close_all(sprig__session *s);
+/** Loop thread: the database name subscriber `id` of `s` was made on, or
+ *  NULL (SPRIG_ENOTFOUND recorded). */
+const char *sprig__pubsub_sub_db(sprig__session *s, uint64_t id);
 void sprig__session_on_writable(sprig__conn *c, void *udata);
+/* the handlers of the subscriber rows */
+int sprig__pubsub_new(sprig__call *c, void *req, void *resp);
+int sprig__pubsub_free(sprig__call *c, void *req, void *resp);
+int sprig__pubsub_subscribe(sprig__call *c, void *req, void *resp);
+int sprig__pubsub_unsubscribe(sprig__call *c, void *req, void *resp);
 
 /* dispatch.c (worker threads) */
-/** Decode, run and encode one request into job->out. */
+/** Run one request job's path into job->out and hand it back. */
 void sprig__dispatch(sprig__job *job, void *udata);
-/** Loop thread: if `api` is a read answered without a worker (db.get, and
- *  kv.get without and_delete), decode, run and encode the answer to
- *  request `id` into `out` and return true; else false (nothing done). */
-bool sprig__dispatch_inline(sprig_server *srv, const sprig__api *api,
-                            uint32_t id, sprig_bytes payload, sprig_buf *out);
+/** Queue a task job (job->task set) on the workers; when the pool is
+ *  stopped already (shutdown), run it on the calling thread. */
+void sprig__run_task(sprig_server *srv, sprig__job *job);
 
 #endif

@@ -1,12 +1,19 @@
 /*
- * session.c -- one session per WebSocket connection (loop thread only).
+ * session.c -- one session per connection (loop thread only).
  *
  * States of a session: OPEN (conn set) -> CLOSED (conn NULL, jobs may still
- * be in flight) -> freed (refs reached 0).  A frame becomes a job unless it
- * is malformed, not a request, names an unknown API, or the connection has
- * `max_inflight` requests in flight already: each of those is answered with
- * an error frame at once, and the connection stays open.  Reads that
- * never wait (sprig__dispatch_inline) are answered here at once instead.
+ * be in flight) -> freed (refs reached 0).  A frame that is malformed, not
+ * a request, or names no row of the server's registry is answered with an
+ * error frame at once, and the connection stays open.  Otherwise the
+ * request runs the one request path (request.c) where its row says:
+ *   LOOP         here, now (session state: the subscriber rows);
+ *   CACHED_READ  here, now, when the handler needs no more than a cached
+ *                database handle; else as WORKER;
+ *   WORKER       a job on the worker pool;
+ *   WRITE_LANE   a job on the write lane when the server has one, else the
+ *                pool.
+ * A job is refused (SPRIG_EBUSY) when the connection has `max_inflight`
+ * requests in flight already.
  */
 #include "server/server_int.h"
 
@@ -25,10 +32,8 @@ static void
 send_error(sprig__conn *c, uint32_t id, int code, const char *msg)
 {
     sprig_buf b = {0};
-    sprig__mp_wr w;
-    sprig__mp_wr_init(&w, &b);
-    sprig__frame_error(&w, id, code, msg, (sprig_bytes){NULL, 0});
-    if (sprig__mp_wr_status(&w) == 0) {
+    sprig__error_frame(&b, id, code, msg, (sprig_bytes){NULL, 0});
+    if (b.len) {
         sprig__conn_send(c, b.data, b.len);
     }
     sprig_buf_free(&b);
@@ -46,6 +51,10 @@ sprig__session_on_open(sprig__conn *c, void *udata)
     s->tag = SPRIG__TAG_SESSION;
     s->srv = srv;
     s->conn = c;
+    snprintf(s->peer, sizeof s->peer, "%s", sprig__conn_peer(c));
+    s->info.id = ++srv->next_session_id;
+    s->info.peer = s->peer;
+    s->info.transport = srv->opts.tls_cert_file ? "wss" : "ws";
     s->refs = 1;
     s->next = srv->sessions;
     if (srv->sessions) {
@@ -55,52 +64,40 @@ sprig__session_on_open(sprig__conn *c, void *udata)
     sprig__conn_set_udata(c, s);
 }
 
-/* Check a frame and make it a job; 0, or the error already answered. */
-static int
-admit(sprig__session *s, const sprig__frame *f, sprig__job **out)
+/* The request's row, or NULL with the error answered. */
+static const sprig__route *
+route_of(sprig__session *s, const sprig__frame *f)
 {
     char msg[160];
     if (f->kind != SPRIG__FRAME_REQUEST) {
         send_error(s->conn, f->id, SPRIG_EPROTO, "a client sends requests");
-        return SPRIG_EPROTO;
+        return NULL;
     }
-    const sprig__api *api = sprig__api_find(f->api);
-    if (!api) {
+    const sprig__route *rt = sprig__registry_find(&s->srv->reg, f->api);
+    if (!rt) {
         snprintf(msg, sizeof msg, "unknown API '%.*s'",
                  (int)(f->api.len > 64 ? 64 : f->api.len),
                  (const char *)f->api.data);
         send_error(s->conn, f->id, SPRIG_EPROTO, msg);
-        return SPRIG_EPROTO;
+        return NULL;
     }
     if (s->srv->state != SRV_RUNNING) {
         send_error(s->conn, f->id, SPRIG_ECLOSED, "the server is stopping");
-        return SPRIG_ECLOSED;
+        return NULL;
     }
-    if (s->inflight >= s->srv->opts.max_inflight) {
-        snprintf(msg, sizeof msg, "too many requests in flight (limit %u)",
-                 s->srv->opts.max_inflight);
-        send_error(s->conn, f->id, SPRIG_EBUSY, msg);
-        return SPRIG_EBUSY;
-    }
-    sprig__job *j = sprig__calloc(1, sizeof *j);
-    if (!j || sprig_buf_append(&j->in, f->payload.data, f->payload.len)) {
-        sprig__free(j);
-        send_error(s->conn, f->id, SPRIG_ENOMEM, "out of memory");
-        return SPRIG_ENOMEM;
-    }
-    j->sess = s;
-    j->api = api;
-    j->id = f->id;
-    *out = j;
-    return SPRIG_OK;
+    return rt;
 }
 
-/* Answer a read on the loop thread if dispatch.c takes it; true if so. */
+/* Run the request here, now; false (nothing answered) when the handler
+ * asks for a worker (*authorised: the authorise step was passed). */
 static bool
-answer_now(sprig__session *s, const sprig__api *api, const sprig__frame *f)
+run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
+         bool *authorised)
 {
+    sprig__call c = {s->srv, s, rt, f->id, true, NULL};
     sprig_buf out = {0};
-    if (!sprig__dispatch_inline(s->srv, api, f->id, f->payload, &out)) {
+    if (sprig__request_run(&c, f->payload, authorised, &out) != 0) {
+        sprig_buf_free(&out);
         return false;
     }
     if (out.len) {
@@ -112,37 +109,63 @@ answer_now(sprig__session *s, const sprig__api *api, const sprig__frame *f)
     return true;
 }
 
+/* Make the request a job for `pool`; errors are answered. */
+static void
+to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
+          bool authorised, sprig__pool *pool)
+{
+    if (s->inflight >= s->srv->opts.max_inflight) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "too many requests in flight (limit %u)",
+                 s->srv->opts.max_inflight);
+        send_error(s->conn, f->id, SPRIG_EBUSY, msg);
+        return;
+    }
+    sprig__job *j = sprig__calloc(1, sizeof *j);
+    if (!j || sprig_buf_append(&j->in, f->payload.data, f->payload.len)) {
+        sprig__free(j);
+        send_error(s->conn, f->id, SPRIG_ENOMEM, "out of memory");
+        return;
+    }
+    j->sess = s;
+    j->route = rt;
+    j->id = f->id;
+    j->authorised = authorised;
+    s->inflight++;
+    s->refs++;
+    s->srv->jobs_in_flight++;
+    sprig__pool_push(pool, j);
+}
+
 void
 sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
                           void *udata)
 {
     sprig__session *s = udata;
     sprig__frame f;
-    sprig__job *job;
     if (sprig__frame_decode((sprig_bytes){data, len}, &f) != 0) {
         send_error(c, 0, SPRIG_EPROTO, sprig_errmsg());
         return;
     }
-    const sprig__api *api = sprig__api_find(f.api);
-    if (f.kind == SPRIG__FRAME_REQUEST && api && sprig__pubsub_handles(api) &&
-        s->srv->state == SRV_RUNNING) {
-        sprig__pubsub_request(s, api, f.id, f.payload);
+    const sprig__route *rt = route_of(s, &f);
+    if (!rt) {
         return;
     }
-    if (f.kind == SPRIG__FRAME_REQUEST && api && s->srv->state == SRV_RUNNING &&
-        answer_now(s, api, &f)) {
+    sprig_server *srv = s->srv;
+    bool authorised = false;
+    switch (rt->api.where) {
+    case SPRIG__RUN_LOOP: run_here(s, rt, &f, &authorised); return;
+    case SPRIG__RUN_CACHED_READ:
+        if (!run_here(s, rt, &f, &authorised)) {
+            to_worker(s, rt, &f, authorised, &srv->pool);
+        }
         return;
-    }
-    if (admit(s, &f, &job) != 0) {
+    case SPRIG__RUN_WRITE_LANE:
+        to_worker(s, rt, &f, false, srv->kv_lane ? &srv->lane : &srv->pool);
         return;
+    case SPRIG__RUN_WORKER:
+    default: to_worker(s, rt, &f, false, &srv->pool); return;
     }
-    s->inflight++;
-    s->refs++;
-    s->srv->jobs_in_flight++;
-    bool kv_write = api == &sprig__api_kv_set || api == &sprig__api_kv_incr ||
-                    api == &sprig__api_kv_delete;
-    sprig__pool_push(
-        kv_write && s->srv->kv_lane ? &s->srv->lane : &s->srv->pool, job);
 }
 
 void
@@ -186,8 +209,14 @@ sprig__session_job_done(sprig__job *job)
     sprig__session *s = job->sess;
     s->inflight--;
     s->srv->jobs_in_flight--;
+    if (job->on_loop) {
+        job->on_loop(job); /* e.g. attach a new subscriber */
+    }
     if (s->conn && job->out.len) {
         sprig__conn_send(s->conn, job->out.data, job->out.len);
+    }
+    if (s->subs) {
+        sprig__pubsub_resume(s);
     }
     unref(s);
     sprig_buf_free(&job->in);

@@ -1,0 +1,152 @@
+/*
+ * request.c -- the one path every request takes through the server
+ * (src/server), whatever its row and wherever the row runs it:
+ *
+ *   decode the payload with the row's request fields
+ *   -> authorise: the server's authorise callback, given the client, the
+ *      row's action and each resource name the row's spec forms
+ *   -> the row's handler
+ *   -> encode the response with the row's response fields, or the error.
+ *
+ * session.c decides on which thread this runs (the row's `where`); it
+ * runs entirely there.  sprig__error_frame() is the one function that
+ * builds error frames: for errors of the path, of handlers, and those
+ * session.c finds before a row is known.
+ */
+#include "server/server_int.h"
+
+#include <stdio.h>
+
+void
+sprig__error_frame(sprig_buf *out, uint32_t id, int code, const char *msg,
+                   sprig_bytes detail)
+{
+    sprig__mp_wr w;
+    out->len = 0;
+    sprig__mp_wr_init(&w, out);
+    sprig__frame_error(&w, id, code, msg ? msg : "", detail);
+    if (sprig__mp_wr_status(&w) != 0) {
+        out->len = 0;
+    }
+}
+
+/* Ask the authorise callback about one resource. */
+static int
+ask(sprig__call *c, const char *resource)
+{
+    const sprig_server_options *o = &c->srv->opts;
+    const char *action = c->route->api.action;
+    int rc = o->authorize(o->authorize_udata, &c->sess->info, action, resource);
+    if (rc == 0) {
+        return SPRIG_OK;
+    }
+    rc = rc < 0 && rc >= SPRIG_ERANGE ? rc : SPRIG_EPERM;
+    return sprig__err(rc, "not allowed: action '%s' on resource '%s'", action,
+                      resource);
+}
+
+/* The authorise step: every resource the request names must pass. */
+static int
+authorise(sprig__call *c, const void *req)
+{
+    if (!c->srv->opts.authorize) {
+        return SPRIG_OK; /* no callback: everything is allowed */
+    }
+    const sprig__api *api = &c->route->api;
+    size_t n;
+    int rc = sprig__resource_count(api, req, &n);
+    sprig_buf name = {0};
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = sprig__resource_name(api, req, c->sess, i, &name);
+        rc = rc ? rc : ask(c, (const char *)name.data);
+    }
+    sprig_buf_free(&name);
+    return rc;
+}
+
+/* Encode the answer to the request: its response, or the error with --
+ * for rows marked resp_on_error -- the response as detail. */
+static void
+answer(const sprig__call *c, int rc, const void *resp, sprig_buf *out)
+{
+    const sprig__api *api = &c->route->api;
+    if (rc == 0) {
+        sprig__mp_wr w;
+        sprig__mp_wr_init(&w, out);
+        sprig__frame_response(&w, c->id);
+        if (sprig__api_encode(&w, api->resp, api->n_resp, resp) == 0 &&
+            sprig__mp_wr_status(&w) == 0) {
+            return;
+        }
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+    sprig_buf detail = {0};
+    if (api->resp_on_error && resp) {
+        sprig__mp_wr dw;
+        sprig__mp_wr_init(&dw, &detail);
+        sprig__api_encode(&dw, api->resp, api->n_resp, resp);
+        if (detail.len == 1) {
+            detail.len = 0; /* an empty map: no response to carry (nil) */
+        }
+    }
+    sprig__error_frame(out, c->id, rc, msg, sprig_buf_bytes(&detail));
+    sprig_buf_free(&detail);
+}
+
+/* The request and response structs of a row, on the stack when small. */
+typedef struct structs {
+    void *req, *resp;
+    _Alignas(16) uint8_t room[2][256];
+} structs;
+
+static int
+structs_init(structs *s, const sprig__api *api)
+{
+    bool small = api->req_size <= sizeof s->room[0] &&
+                 api->resp_size <= sizeof s->room[1];
+    s->req = small ? s->room[0] : sprig__calloc(1, api->req_size);
+    s->resp = small ? s->room[1] : sprig__calloc(1, api->resp_size);
+    if (small) {
+        memset(s->room, 0, sizeof s->room);
+    }
+    return s->req && s->resp ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
+}
+
+static void
+structs_free(structs *s, const sprig__api *api)
+{
+    if (s->req) {
+        sprig__api_free(api->req, api->n_req, s->req);
+    }
+    if (s->resp) {
+        sprig__api_free(api->resp, api->n_resp, s->resp);
+    }
+    if (s->req != s->room[0]) {
+        sprig__free(s->req);
+        sprig__free(s->resp);
+    }
+}
+
+int
+sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
+                   sprig_buf *out)
+{
+    const sprig__api *api = &c->route->api;
+    structs s;
+    int rc = structs_init(&s, api);
+    rc = rc ? rc : sprig__api_decode(payload, api->req, api->n_req, s.req);
+    if (rc == 0 && !*authorised) {
+        rc = authorise(c, s.req);
+        *authorised = rc == 0;
+    }
+    rc = rc ? rc : c->route->handler(c, s.req, s.resp);
+    if (rc == SPRIG__EMISS) {
+        structs_free(&s, api);
+        return SPRIG__EMISS; /* a worker runs it */
+    }
+    answer(c, rc, s.resp, out);
+    structs_free(&s, api);
+    return SPRIG_OK;
+}

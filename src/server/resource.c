@@ -1,0 +1,185 @@
+/*
+ * resource.c -- the resource names a request touches (src/server), formed
+ * from the row's declared resource spec (proto/api.h): data per row, and
+ * this one piece of code for all of them.
+ *
+ * A name is hierarchical, database first: constant segments ("sprig",
+ * "db", "collection", ...) and variable parts taken from the decoded
+ * request.  Its canonical string joins the segments with '.', and writes
+ * each variable part with every byte outside [A-Za-z0-9_-] as %XX
+ * (uppercase hex): '.', '%' and '*' never appear raw inside a part, so
+ * binary ids and keys are unambiguous and a pattern may use '*' as a
+ * wildcard (docs/protocol.md, "Resource names").  A part that is a list
+ * (db.get_multiple's ids, pubsub.publish's topics) makes one resource per
+ * element; an empty list makes one, cut before that part.
+ */
+#include "server/server_int.h"
+
+static bool
+safe_byte(uint8_t b)
+{
+    return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+           (b >= '0' && b <= '9') || b == '_' || b == '-';
+}
+
+int
+sprig__resource_segment(sprig_buf *out, sprig_bytes seg, bool first)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (sprig__buf_reserve(out, seg.len * 3 + 2) != 0) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    uint8_t *base = out->data, *p = base + out->len;
+    if (!first) {
+        *p++ = '.';
+    }
+    for (size_t i = 0; i < seg.len; i++) {
+        uint8_t b = ((const uint8_t *)seg.data)[i];
+        if (safe_byte(b)) {
+            *p++ = b;
+        } else {
+            *p++ = '%';
+            *p++ = (uint8_t)hex[b >> 4];
+            *p++ = (uint8_t)hex[b & 15];
+        }
+    }
+    out->len = (size_t)(p - base);
+    return SPRIG_OK;
+}
+
+/* The request field a part names ("query.view": field "query", and
+ * *sub "view"); NULL when the row has none. */
+static const sprig__field *
+field_of(const sprig__api *api, const char *ref, const char **sub)
+{
+    const char *dot = strchr(ref, '.');
+    size_t n = dot ? (size_t)(dot - ref) : strlen(ref);
+    *sub = dot ? dot + 1 : "";
+    for (size_t i = 0; i < api->n_req; i++) {
+        const char *f = api->req[i].name;
+        if (strlen(f) == n && memcmp(f, ref, n) == 0) {
+            return &api->req[i];
+        }
+    }
+    return NULL;
+}
+
+static sprig_bytes
+str_bytes(const char *s)
+{
+    return (sprig_bytes){(const uint8_t *)(s ? s : ""), s ? strlen(s) : 0};
+}
+
+/* A composite field's part: a schema's name, a query's collection or
+ * view, a subscriber's database. */
+static int
+sub_value(const sprig__field *f, const char *sub, const uint8_t *at,
+          sprig__session *sess, sprig_bytes *out)
+{
+    if (f->type == SPRIG__F_SCHEMA && strcmp(sub, "name") == 0) {
+        const sprig_schema_def *s = *(sprig_schema_def *const *)at;
+        *out = str_bytes(s ? s->name : NULL);
+        return SPRIG_OK;
+    }
+    if (f->type == SPRIG__F_QUERY) {
+        const sprig__query *q = (const sprig__query *)at;
+        bool coll = strcmp(sub, "collection") == 0;
+        if (coll || strcmp(sub, "view") == 0) {
+            *out = str_bytes(coll ? q->q.collection : q->q.view);
+            return SPRIG_OK;
+        }
+    }
+    if (f->type == SPRIG__F_U64 && strcmp(sub, "db") == 0 && sess) {
+        const char *db = sprig__pubsub_sub_db(sess, *(const uint64_t *)at);
+        *out = str_bytes(db);
+        return db ? SPRIG_OK : SPRIG_ENOTFOUND;
+    }
+    return sprig__err(SPRIG_EINVAL, "resource part '%s.%s' is not known",
+                      f->name, sub);
+}
+
+/* The value of part `ref` (element `i` of a list); *list is the list's
+ * length, or SIZE_MAX for a single value. */
+static int
+part_value(const sprig__api *api, const void *req, const char *ref,
+           sprig__session *sess, size_t i, sprig_bytes *out, size_t *list)
+{
+    const char *sub;
+    const sprig__field *f = field_of(api, ref, &sub);
+    *list = SIZE_MAX;
+    if (!f) {
+        return sprig__err(SPRIG_EINVAL,
+                          "API '%s': resource part '%s' "
+                          "names no request field",
+                          api->name, ref);
+    }
+    const uint8_t *at = (const uint8_t *)req + f->offset;
+    if (*sub) {
+        return sub_value(f, sub, at, sess, out);
+    }
+    switch (f->type) {
+    case SPRIG__F_STR: *out = str_bytes(*(char *const *)at); return SPRIG_OK;
+    case SPRIG__F_BYTES: *out = *(const sprig_bytes *)at; return SPRIG_OK;
+    case SPRIG__F_BYTES_LIST: {
+        const sprig__bytes_list *l = (const sprig__bytes_list *)at;
+        *list = l->n;
+        *out = i < l->n ? l->items[i] : (sprig_bytes){NULL, 0};
+        return SPRIG_OK;
+    }
+    default:
+        return sprig__err(SPRIG_EINVAL,
+                          "API '%s': resource part '%s' "
+                          "has no string form",
+                          api->name, ref);
+    }
+}
+
+int
+sprig__resource_count(const sprig__api *api, const void *req, size_t *n)
+{
+    *n = 1;
+    for (size_t p = 0; p < 3 && api->resource.parts[p]; p++) {
+        const sprig__field *f;
+        const char *sub;
+        f = field_of(api, api->resource.parts[p], &sub);
+        if (f && f->type == SPRIG__F_BYTES_LIST && !*sub) {
+            size_t len =
+                ((const sprig__bytes_list *)((const uint8_t *)req + f->offset))
+                    ->n;
+            *n = len ? len : 1;
+        }
+    }
+    return SPRIG_OK;
+}
+
+int
+sprig__resource_name(const sprig__api *api, const void *req,
+                     sprig__session *sess, size_t i, sprig_buf *out)
+{
+    out->len = 0;
+    size_t n = sprig__res_segments(api->resource.kind), part;
+    int rc = SPRIG_OK;
+    for (size_t s = 0; rc == 0 && s < n; s++) {
+        const char *lit = sprig__res_segment(api->resource.kind, s, &part);
+        sprig_bytes v = str_bytes(lit);
+        size_t list = SIZE_MAX;
+        if (!lit) {
+            const char *ref = part < 3 ? api->resource.parts[part] : NULL;
+            rc = ref ? part_value(api, req, ref, sess, i, &v, &list)
+                     : sprig__err(SPRIG_EINVAL,
+                                  "API '%s': resource spec "
+                                  "lacks part %zu",
+                                  api->name, part);
+        }
+        if (rc || list == 0) {
+            break; /* an empty list: the name stops before it */
+        }
+        rc = sprig__resource_segment(out, v, s == 0);
+    }
+    if (rc == 0 && sprig__buf_reserve(out, 1) == 0) {
+        ((char *)out->data)[out->len] = 0; /* a C string (not in len) */
+    } else if (rc == 0) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    return rc;
+}
