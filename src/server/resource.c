@@ -104,9 +104,13 @@ static int
 part_value(const sprig__api *api, const void *req, const char *ref,
            sprig__session *sess, size_t i, sprig_bytes *out, size_t *list)
 {
+    *list = SIZE_MAX;
+    if (strcmp(ref, "$name") == 0) {
+        *out = str_bytes(api->name); /* the row's own name (custom APIs) */
+        return SPRIG_OK;
+    }
     const char *sub;
     const sprig__field *f = field_of(api, ref, &sub);
-    *list = SIZE_MAX;
     if (!f) {
         return sprig__err(SPRIG_EINVAL,
                           "API '%s': resource part '%s' "
