@@ -111,6 +111,7 @@ drain(sprig__srv_sub *s)
         if (sprig__conn_queued(s->sess->conn) >= high_water(s->sess)) {
             uv_poll_stop(&s->poll);
             s->paused = true;
+            atomic_fetch_add(&s->srv->pubsub_pauses, 1);
             return;
         }
         if (sprig_subscriber_recv(s->sub, 0, &m) != 0) {

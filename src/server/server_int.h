@@ -217,6 +217,7 @@ struct sprig_server {
     sprig__registry reg;
     uint64_t next_session_id;     /* loop thread */
     _Atomic uint64_t next_sub_id; /* subscriber numbers (any thread) */
+    atomic_ulong pubsub_pauses;   /* pushes paused on a full connection */
     sprig__db_cache dbs;
     sprig_server_options opts;
     char *ws_host;
