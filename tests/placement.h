@@ -15,14 +15,20 @@
 #include "sprig/server.h"
 #include "testutil.h"
 
-typedef struct placement {
+typedef struct placement placement;
+static inline void placement_open_wrapped(placement *p,
+                                          const sprig_storage_options *so,
+                                          const sprig_schema_def *schema);
+static inline void placement_close_wrapped(placement *p);
+
+struct placement {
     const char *name;
     sprig_storage *st; /* what the tests use */
     sprig_storage *local;
     sprig_server *srv;
     sprig_client *client;
     char dir[1200];
-} placement;
+};
 
 /* A self-signed certificate for 127.0.0.1 in `root` (made once). */
 static inline void
@@ -58,6 +64,10 @@ placement_open(placement *p, const char *kind, const char *root,
     sprig_storage_options_init(&so);
     so.path = p->dir;
     so.durability = SPRIG_DURABILITY_NONE; /* behaviour, not crash safety */
+    if (strcmp(kind, "wrapped") == 0) {
+        placement_open_wrapped(p, &so, schema);
+        return;
+    }
     if (strcmp(kind, "local") == 0) {
         SPRIG_OK_(sprig_storage_open(&so, &p->local));
         SPRIG_OK_(sprig_storage_register_schema(p->local, schema));
@@ -82,6 +92,7 @@ placement_open(placement *p, const char *kind, const char *root,
 static inline void
 placement_close(placement *p)
 {
+    placement_close_wrapped(p);
     if (p->client) {
         sprig_client_close(p->client);
     }
@@ -92,6 +103,46 @@ placement_close(placement *p)
         sprig_storage_close(p->local);
     }
     memset(p, 0, sizeof *p);
+}
+
+/* ---- the "wrapped" placement ----------------------------------------------
+ * A server over a storage that is not the local type (wrap_storage.h: a
+ * thin wrapper forwarding every public op to a local storage), made with
+ * sprig_server_new_for(), reached by a client over ws://.  The suite passes
+ * through it only if the server uses nothing but the public ops. */
+#include "wrap_storage.h"
+
+static inline void
+placement_open_wrapped(placement *p, const sprig_storage_options *so,
+                       const sprig_schema_def *schema)
+{
+    sprig_storage *in;
+    SPRIG_OK_(sprig_storage_open(so, &in));
+    p->local = wrap_storage_new(in); /* closed after the server */
+    assert_non_null(p->local);
+    sprig_server_options o;
+    sprig_server_options_init(&o);
+    o.ws_listen = "127.0.0.1:0";
+    o.workers = 4;
+    SPRIG_OK_(sprig_server_new_for(p->local, &o, &p->srv));
+    assert_ptr_equal(sprig_server_storage(p->srv), p->local);
+    SPRIG_OK_(
+        sprig_storage_register_schema(sprig_server_storage(p->srv), schema));
+    SPRIG_OK_(sprig_server_start(p->srv));
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d",
+             sprig_server_ws_port(p->srv));
+    SPRIG_OK_(sprig_client_connect(url, NULL, &p->client));
+    p->st = sprig_client_storage(p->client);
+}
+
+/* The server opened the test's databases through the wrapper. */
+static inline void
+placement_close_wrapped(placement *p)
+{
+    if (p->name && strcmp(p->name, "wrapped") == 0 && p->local) {
+        assert_true(wrap_storage_opened(p->local) > 0);
+    }
 }
 
 #endif

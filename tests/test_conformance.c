@@ -432,9 +432,9 @@ main(void)
         SUITE(test_transactions),  SUITE(test_large_values), SUITE(test_kv),
         SUITE(test_views),         SUITE(test_pubsub),
     };
-    const char *kinds[] = {"local", "ws", "wss"};
+    const char *kinds[] = {"local", "ws", "wss", "wrapped"};
     int failed = 0;
-    for (int i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         kind = kinds[i];
         printf("== placement: %s\n", kind);
         failed += cmocka_run_group_tests_name(kind, tests, NULL, NULL);
