@@ -15,20 +15,20 @@
 #include "sprig/server.h"
 #include "testutil.h"
 
-typedef struct placement placement;
-static inline void placement_open_wrapped(placement *p,
-                                          const sprig_storage_options *so,
-                                          const sprig_schema_def *schema);
-static inline void placement_close_wrapped(placement *p);
-
-struct placement {
+typedef struct placement {
     const char *name;
     sprig_storage *st; /* what the tests use */
     sprig_storage *local;
     sprig_server *srv;
     sprig_client *client;
     char dir[1200];
-};
+} placement;
+
+/* the "wrapped" placement (its block is at the end) */
+static inline void placement_open_wrapped(placement *p,
+                                          const sprig_storage_options *so,
+                                          const sprig_schema_def *schema);
+static inline void placement_close_wrapped(placement *p);
 
 /* A self-signed certificate for 127.0.0.1 in `root` (made once). */
 static inline void
