@@ -16,8 +16,10 @@
  *    registered, no document, key or message stored or sent, no
  *    subscriber dropped, and the run-time row's handler never called;
  *  - a row added at run time is served by name; adding a taken name is
- *    SPRIG_EEXIST and a row without a handler SPRIG_EINVAL; the registry
- *    stays sorted and holds every built-in row of the API table.
+ *    SPRIG_EEXIST, and a row without a handler, or whose resource spec
+ *    names no request field or session state off the loop, SPRIG_EINVAL;
+ *    the registry stays sorted and holds every built-in row of the API
+ *    table.
  */
 #include "testutil.h"
 
@@ -560,6 +562,11 @@ test_rows_added_at_run_time(void **state)
     sprig__api nameless = echo_row;
     nameless.name = "test.other";
     SPRIG_EXPECT(SPRIG_EINVAL, sprig__registry_add(reg, &nameless, NULL, NULL));
+    sprig__api bad_spec = nameless; /* a part naming no request field */
+    bad_spec.resource = (sprig__res_spec){SPRIG__RES_DATABASE, {"db"}};
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig__registry_add(reg, &bad_spec, echo, NULL));
+    bad_spec.resource = (sprig__res_spec){SPRIG__RES_PUBSUB, {"text.db"}};
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig__registry_add(reg, &bad_spec, echo, NULL));
     /* sorted, and every built-in row of the API table is there */
     size_t n = sprig__registry_count(reg);
     for (size_t i = 1; i < n; i++) {

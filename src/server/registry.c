@@ -58,7 +58,7 @@ check_row(const sprig__api *row, sprig__handler handler)
                           "kind or struct size",
                           row->name);
     }
-    return SPRIG_OK;
+    return sprig__resource_check(row);
 }
 
 /* A heap copy of `row` with its own strings. */

@@ -139,6 +139,37 @@ part_value(const sprig__api *api, const void *req, const char *ref,
 }
 
 int
+sprig__resource_check(const sprig__api *api)
+{
+    size_t n = sprig__res_segments(api->resource.kind), part, parts = 0;
+    for (size_t s = 0; s < n; s++) {
+        if (!sprig__res_segment(api->resource.kind, s, &part)) {
+            parts = part + 1;
+        }
+    }
+    for (size_t p = 0; p < parts; p++) {
+        const char *ref = p < 3 ? api->resource.parts[p] : NULL, *sub;
+        if (ref && strcmp(ref, "$name") == 0) {
+            continue;
+        }
+        const sprig__field *f = ref ? field_of(api, ref, &sub) : NULL;
+        if (!f) {
+            return sprig__err(SPRIG_EINVAL,
+                              "API '%s': resource part %zu "
+                              "names no request field",
+                              api->name, p);
+        }
+        if (strcmp(sub, "db") == 0 && api->where != SPRIG__RUN_LOOP) {
+            return sprig__err(SPRIG_EINVAL,
+                              "API '%s': '%s' is session "
+                              "state, for rows that run on the loop",
+                              api->name, ref);
+        }
+    }
+    return SPRIG_OK;
+}
+
+int
 sprig__resource_count(const sprig__api *api, const void *req, size_t *n)
 {
     *n = 1;

@@ -140,6 +140,9 @@ void sprig__error_frame(sprig_buf *out, uint32_t id, int code, const char *msg,
 int sprig__resource_count(const sprig__api *api, const void *req, size_t *n);
 int sprig__resource_name(const sprig__api *api, const void *req,
                          sprig__session *sess, size_t i, sprig_buf *out);
+/** Check a row's spec: every part its form needs names a request field
+ *  (or is "$name"); session-state parts only on loop rows.  SPRIG_EINVAL. */
+int sprig__resource_check(const sprig__api *api);
 /** Append one segment in canonical form ('.' first unless `first`). */
 int sprig__resource_segment(sprig_buf *out, sprig_bytes seg, bool first);
 
