@@ -15,6 +15,11 @@
  *    reaches a handler: no database made or deleted, no schema
  *    registered, no document, key or message stored or sent, no
  *    subscriber dropped, and the run-time row's handler never called;
+ *  - subscribers are opened and closed off the loop thread: over a
+ *    wrapper storage (wrap_storage.h) that notes the thread of every
+ *    database handle opened or closed, subscribers made, freed and
+ *    dropped with their connection never open or close one on the
+ *    server's loop thread;
  *  - a row added at run time is served by name; adding a taken name is
  *    SPRIG_EEXIST, and a row without a handler, or whose resource spec
  *    names no request field or session state off the loop, SPRIG_EINVAL;
@@ -26,6 +31,7 @@
 #include "rawws.h"
 #include "server/server_int.h"
 #include "sprig/server.h"
+#include "wrap_storage.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -595,6 +601,67 @@ test_rows_added_at_run_time(void **state)
     assert_int_equal(atomic_load(&echo_calls), 1);
 }
 
+static bool
+all_closed(wrap_storage *w, long want)
+{
+    for (int i = 0; i < 500 && atomic_load(&w->closed) < want; i++) {
+        usleep(10 * 1000);
+    }
+    return atomic_load(&w->closed) >= want;
+}
+
+static void
+test_subscribers_off_loop(void **state)
+{
+    (void)state;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/off_loop", root);
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.path = dir;
+    so.durability = SPRIG_DURABILITY_NONE;
+    sprig_storage *in;
+    SPRIG_OK_(sprig_storage_open(&so, &in));
+    SPRIG_OK_(sprig_storage_register_schema(in, &schema));
+    SPRIG_OK_(sprig_storage_create_database(in, "main", "door", false));
+    wrap_storage *w = (wrap_storage *)wrap_storage_new(in);
+    sprig_server_options o;
+    sprig_server_options_init(&o);
+    o.ws_listen = "127.0.0.1:0";
+    o.workers = 2;
+    o.ping_interval_ms = o.idle_timeout_ms = 0;
+    fixture f;
+    memset(&f, 0, sizeof f);
+    SPRIG_OK_(sprig_server_new_for(&w->base, &o, &f.srv));
+    SPRIG_OK_(sprig_server_start(f.srv));
+    w->watch = f.srv->thread; /* the loop thread */
+    atomic_store(&w->watching, true);
+    uv_loop_init(&f.loop);
+    rawc_open(&f.k, &f.loop, sprig_server_ws_port(f.srv));
+    uint64_t subs[6];
+    for (int i = 0; i < 6; i++) {
+        subs[i] = new_subscriber(&f);
+    }
+    for (int i = 0; i < 3; i++) { /* freed by request */
+        anyreq r;
+        memset(&r, 0, sizeof r);
+        r.sub.subscriber = subs[i];
+        sprig__frame fr;
+        rawmsg *m = call(&f, &sprig__api_subscriber_free, &r, &fr);
+        assert_int_equal(fr.kind, SPRIG__FRAME_RESPONSE);
+        free(m);
+    }
+    assert_true(all_closed(w, 3));
+    rawc_close(&f.k); /* the other three go with the connection */
+    assert_true(all_closed(w, 6));
+    assert_true(atomic_load(&w->opened) >= 6);
+    assert_int_equal(atomic_load(&w->on_watch), 0);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&f.loop);
+    sprig_server_free(f.srv);
+    sprig_storage_close(&w->base); /* borrowed by the server: ours */
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -613,6 +680,7 @@ main(void)
         T(test_every_row_reaches_authorise),
         T(test_refused_rows_reach_no_handler),
         T(test_rows_added_at_run_time),
+        cmocka_unit_test(test_subscribers_off_loop),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     sprig_txn_free(txn);

@@ -2,7 +2,8 @@
  * wrap_storage.h -- a storage that is not the local type: a thin wrapper
  * that forwards every operation of the public ops tables (core/core.h) to
  * a local storage and its database handles, and counts the databases
- * opened through it.  A server made with sprig_server_new_for() over it
+ * opened through it (and those opened or closed on a watched thread).  A
+ * server made with sprig_server_new_for() over it
  * can only work through the public ops, never by casting to the local
  * engine's types: the "wrapped" placement of the conformance suite
  * (placement.h) runs the whole suite that way.
@@ -12,19 +13,33 @@
 
 #include "core/core.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 typedef struct wrap_storage {
     sprig_storage base;
     sprig_storage *in;
-    atomic_long opened; /* databases opened through the wrapper */
+    atomic_long opened, closed; /* database handles through the wrapper */
+    /* handles opened or closed on thread `watch`, once `watching` */
+    pthread_t watch;
+    atomic_bool watching;
+    atomic_long on_watch;
 } wrap_storage;
 
 typedef struct wrap_db {
     sprig_db base;
     sprig_db *in;
+    wrap_storage *st;
 } wrap_db;
+
+static inline void
+wrap_note_thread(wrap_storage *w)
+{
+    if (atomic_load(&w->watching) && pthread_equal(pthread_self(), w->watch)) {
+        atomic_fetch_add(&w->on_watch, 1);
+    }
+}
 
 #define WST(s) (((wrap_storage *)(s))->in)
 #define WDB(d) (((const wrap_db *)(d))->in)
@@ -33,6 +48,8 @@ static inline void
 wrap_db_close(sprig_db *db)
 {
     sprig_db *in = WDB(db);
+    wrap_note_thread(((wrap_db *)db)->st);
+    atomic_fetch_add(&((wrap_db *)db)->st->closed, 1);
     in->ops->close(in);
     free(db);
 }
@@ -249,7 +266,9 @@ wrap_database(sprig_storage *st, const char *name, sprig_db **out)
         return rc;
     }
     w->base.ops = &wrap_db_ops;
-    atomic_fetch_add(&((wrap_storage *)st)->opened, 1);
+    w->st = (wrap_storage *)st;
+    wrap_note_thread(w->st);
+    atomic_fetch_add(&w->st->opened, 1);
     *out = &w->base;
     return SPRIG_OK;
 }
