@@ -15,7 +15,9 @@
  * worker that wants it: it leaves the table, is closed at once if unused
  * or moved to `zombies` to be closed by its last release, and a fresh
  * handle takes its place.  The mutex guards the tables only and is never
- * held while a handle is opened or closed.
+ * held while a handle is opened or closed, and the loop thread never closes
+ * one (the last release of a retired handle there hands the close to a
+ * worker).
  */
 #include "server/server_int.h"
 
@@ -103,8 +105,31 @@ sprig__db_acquire(sprig_server *srv, const char *name, bool may_open,
     return may_open ? open_and_cache(srv, name, out) : SPRIG__EMISS;
 }
 
+/* Worker task: close a handle the loop thread let go of last. */
+static void
+close_task(sprig__job *j)
+{
+    sprig_db_close(j->attach);
+    sprig__free(j);
+}
+
+/* Close `db` -- on a worker when called on the loop thread, as closing
+ * takes the storage lock. */
+static void
+close_handle(sprig_server *srv, sprig_db *db, bool on_loop)
+{
+    sprig__job *j = db && on_loop ? sprig__calloc(1, sizeof *j) : NULL;
+    if (!j) {
+        sprig_db_close(db); /* a worker, or out of memory */
+        return;
+    }
+    j->task = close_task;
+    j->attach = db;
+    sprig__run_task(srv, j);
+}
+
 void
-sprig__db_release(sprig_server *srv, sprig_db *db)
+sprig__db_release(sprig_server *srv, sprig_db *db, bool on_loop)
 {
     sprig__db_cache *c = &srv->dbs;
     sprig_db *close_now = db;
@@ -120,7 +145,7 @@ sprig__db_release(sprig_server *srv, sprig_db *db)
         }
     }
     pthread_mutex_unlock(&c->lock);
-    sprig_db_close(close_now);
+    close_handle(srv, close_now, on_loop);
 }
 
 void

@@ -25,7 +25,7 @@
         int rc_ = sprig__db_acquire((c)->srv, (name), !(c)->on_loop, &db);     \
         if (rc_ == 0) {                                                        \
             rc_ = (call);                                                      \
-            sprig__db_release((c)->srv, db);                                   \
+            sprig__db_release((c)->srv, db, (c)->on_loop);                     \
         }                                                                      \
         return rc_;                                                            \
     } while (0)
@@ -189,7 +189,7 @@ s_kv_set(sprig__call *c, void *rq, void *rs)
     if (rc == 0) {
         rc = sprig_kv_set(db, r->ns, r->key, &r->value, &o, &st,
                           r->return_previous ? &out->previous : NULL);
-        sprig__db_release(c->srv, db);
+        sprig__db_release(c->srv, db, c->on_loop);
     }
     out->status = (uint32_t)st;
     return rc;

@@ -209,7 +209,9 @@ typedef struct sprig__db_cache {
  *  cached handle of a deleted database is dropped and reopened. */
 int sprig__db_acquire(sprig_server *srv, const char *name, bool may_open,
                       sprig_db **out);
-void sprig__db_release(sprig_server *srv, sprig_db *db);
+/** Let go of a handle from sprig__db_acquire(); `on_loop` says the caller
+ *  is the loop thread (a close it would cause runs on a worker). */
+void sprig__db_release(sprig_server *srv, sprig_db *db, bool on_loop);
 /** Close every cached handle (before the storage closes). */
 void sprig__db_cache_clear(sprig_server *srv);
 
