@@ -44,7 +44,14 @@ HEADER = [u64id(1), 1, HASH]
 DOC = [u64id(1), 1, HASH, b'{"text":"hi"}']
 UNBOUNDED = [0, None]
 RANGE = [[1, b"a"], [2, b"z"]]
-SCHEMA = ["chat", [["messages", 0, 0], ["users", 1, 0]]]
+# a schema: collections [name, id kind, flags, views], each view [name,
+# version, policy, json_key|nil, json_value|nil, builtin reduce, has a
+# reduce function]; a collection of 3 elements (older clients) has no views
+SCHEMA = ["chat", [
+    ["messages", 0, 0, [["by-author", 1, 1, "from", None, 1, False],
+                        ["by-len", 3, 0, None, None, 0, True]]],
+    ["users", 1, 0, [["by-tag", 2, 2, "tags,name", "age", 2, False]]],
+    ["old", 0, 0]]]
 TXN = [
     [0, "messages", None, b"pushed", None, None],       # insert, push
     [0, "users", b"alice", b"{}", None, None],          # insert, natural
@@ -110,6 +117,8 @@ QUERY = ["messages", "by-author", 3, b"", [], [[1, b"a"], [2, b"m"]], 1, 10,
          0, [b"a", u64id(1)]]
 QUERY_KEYS = ["messages", "by-author", 2, b"", [b"a", b"b"],
               [[0, None], [0, None]], 0, 0, 2, None]
+# nil for the key, keys and range a match kind does not use
+QUERY_NILS = ["messages", "by-author", 0, None, None, None, 0, 0, 0, None]
 MAPPINGS = [[b"a", b"1", HEADER, DOC], [b"b", b"2", HEADER, None],
             [b"c", b"3", None, None]]
 ROWS += [
@@ -161,6 +170,12 @@ def frames():
     out.append(("bad-kind", pack([9, 1, None])))
     out.append(("bad-id-big", pack([0, 1 << 32, None, "db.get", {}])))
     out.append(("bad-id-neg", pack([0, -1, None, "db.get", {}])))
+    out.append(("bad-id-zero", pack([0, 0, None, "db.get", ROWS[7][1]])))
+    out.append(("req-query-nils", pack([0, 11, None, "view.query", {
+        "db": "main", "query": QUERY_NILS, "with_docs": False}])))
+    out.append(("bad-view-short", pack([0, 1, None, "storage.register_schema",
+                                        {"schema": ["s", [["c", 0, 0, [
+                                            ["v", 1, 0, "a", None, 0]]]]]}])))
     out.append(("bad-api-int", pack([0, 1, None, 5, {}])))
     out.append(("bad-api-unknown", pack([0, 1, None, "db.nope", {}])))
     out.append(("bad-payload-array", pack([0, 1, None, "db.get", []])))
@@ -196,6 +211,10 @@ def frames():
     out.append(("bad-result-short", pack([1, 1, {"result": [1, -1, 0]}])))
     out.append(("bad-doc-hash", pack([1, 1, {"doc": [b"x", 1, b"h", b""]}])))
     # regressions: inputs that once crashed or misbehaved
+    out.append(("req-view.query-nils", b"\x00view.query\x00" + pack(
+        {"db": "main", "query": QUERY_NILS, "with_docs": False})))
+    out.append(("req-schema-old-shape", b"\x00storage.register_schema\x00" +
+                pack({"schema": ["chat", [["messages", 0, 0]]]})))
     out.append(("regress-key-not-string",  # UBSan: shift by an unset index
                 b"\x95\x00\x01\xc0\xa6db.get\x81\x01\xa4main"))
     out.append(("regress-error-not-utf8",  # messages are re-encoded as UTF-8
@@ -213,6 +232,10 @@ def requests():
                     pack(resp)))
     out.append(("resp-db.apply-fail", b"\x01db.apply\x00" +
                 pack({"result": TXN_RESULT_FAIL})))
+    out.append(("req-view.query-nils", b"\x00view.query\x00" + pack(
+        {"db": "main", "query": QUERY_NILS, "with_docs": False})))
+    out.append(("req-schema-old-shape", b"\x00storage.register_schema\x00" +
+                pack({"schema": ["chat", [["messages", 0, 0]]]})))
     out.append(("regress-key-not-string", b"\x00db.get\x00\x81\x01\xa4main"))
     out.append(("bad-db.apply-deep", b"\x00db.apply\x00\x82" + pack("db") +
                 pack("m") + pack("txn") + b"\x91" * 40 + b"\xc0"))

@@ -6,6 +6,9 @@
  * against sprig_storage and sprig_db does not change when the database moves.
  */
 #include "placement.h"
+#include "schematest.h"
+
+#include "core/view.h" /* sprig__codeless_map: a C view without code */
 
 /* A declarative view: messages by category, counted. */
 static const sprig_view_def msg_views[] = {
@@ -81,9 +84,10 @@ test_storage_admin(void **state)
     sprig_db *db;
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_database(p->st, "a", &db));
     /* a new collection registered over the placement's storage */
-    static const sprig_collection_def more[] = {{"msgs", SPRIG_ID_U64, 0},
-                                                {"kv", SPRIG_ID_NATURAL, 0},
-                                                {"extra", SPRIG_ID_U64, 0}};
+    static const sprig_collection_def more[] = {
+        {"msgs", SPRIG_ID_U64, 0, msg_views, 1}, /* views cannot be dropped */
+        {"kv", SPRIG_ID_NATURAL, 0},
+        {"extra", SPRIG_ID_U64, 0}};
     static const sprig_schema_def grown = {"conf", more, 3};
     SPRIG_OK_(sprig_storage_register_schema(p->st, &grown));
     SPRIG_OK_(sprig_storage_create_database(p->st, "g", "conf", false));
@@ -421,6 +425,141 @@ test_pubsub(void **state)
     sprig_db_close(db);
 }
 
+/* ---- schemas with views, on every placement ------------------------------
+ * A schema lists the same on every placement, views included (declarative
+ * ones whole, C ones by description); registering a listed schema again
+ * changes nothing -- a C view keeps the code the program gave it, even
+ * when the listing travelled over the network -- and a registration that
+ * would drop a view or describes a C view the storage does not have is
+ * refused, naming the view. */
+
+/* A C view: each note's length, as an 8-byte key. */
+static int
+len_map(const sprig_doc *doc, sprig_emitter *e, void *udata)
+{
+    uint8_t k[8];
+    sprig_key_u64(sprig_doc_contents(doc).len, k);
+    return sprig_emit(e, (sprig_bytes){k, 8}, sprig_str("1"));
+}
+
+static const sprig_view_def note_views[] = {
+    {.name = "by_tag",
+     .version = 2,
+     .json_key = "tag",
+     .json_value = "n",
+     .builtin_reduce = SPRIG_REDUCE_SUM},
+    {.name = "by_len",
+     .version = 3,
+     .policy = SPRIG_VIEW_EAGER,
+     .map = len_map,
+     .builtin_reduce = SPRIG_REDUCE_COUNT},
+};
+static const sprig_collection_def note_cols[] = {
+    {"notes", SPRIG_ID_U64, 0, note_views, 2}};
+static const sprig_schema_def notes_schema = {"notes", note_cols, 1};
+
+/* The storage of the program that runs the placement (where C views get
+ * their code). */
+static sprig_storage *
+program_storage(placement *p)
+{
+    return p->srv ? sprig_server_storage(p->srv) : p->local;
+}
+
+/* The listed "notes" and "conf" describe what was registered. */
+static void
+expect_listed(placement *p, const sprig_view_def *extra)
+{
+    sprig_schema_list *l;
+    SPRIG_OK_(sprig_storage_list_schemas(p->st, &l));
+    st_same_schema(st_find(l, "conf"), &schema);
+    const sprig_schema_def *s = st_find(l, "notes");
+    assert_non_null(s);
+    sprig_view_def v[3] = {note_views[0], note_views[1]};
+    if (extra) {
+        v[2] = *extra;
+    }
+    sprig_collection_def c = {"notes", SPRIG_ID_U64, 0, v, extra ? 3 : 2};
+    st_same_schema(s, &(sprig_schema_def){"notes", &c, 1});
+    sprig_schema_list_free(l);
+}
+
+/* Register "notes" with collection `c` through the placement. */
+static int
+register_notes(placement *p, const sprig_view_def *views, size_t n)
+{
+    sprig_collection_def c = {"notes", SPRIG_ID_U64, 0, views, n};
+    return sprig_storage_register_schema(p->st,
+                                         &(sprig_schema_def){"notes", &c, 1});
+}
+
+static void
+expect_refused(placement *p, const sprig_view_def *views, size_t n,
+               const char *want)
+{
+    SPRIG_EXPECT(SPRIG_ESCHEMA, register_notes(p, views, n));
+    if (!strstr(sprig_errmsg(), want)) {
+        fail_msg("wanted \"%s\" in \"%s\"", want, sprig_errmsg());
+    }
+}
+
+static void
+test_schema_views(void **state)
+{
+    placement *p = *state;
+    SPRIG_OK_(sprig_storage_register_schema(program_storage(p), &notes_schema));
+    expect_listed(p, NULL);
+    /* the listed schema, registered again through the placement */
+    sprig_schema_list *l;
+    SPRIG_OK_(sprig_storage_list_schemas(p->st, &l));
+    SPRIG_OK_(sprig_storage_register_schema(p->st, st_find(l, "notes")));
+    sprig_schema_list_free(l);
+    expect_listed(p, NULL);
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_create_database(p->st, "n", "notes", false));
+    SPRIG_OK_(sprig_storage_database(p->st, "n", &db));
+    SPRIG_OK_(sprig_insert(db, "notes", NULL,
+                           sprig_str("{\"tag\":\"x\",\"n\":2}"), NULL));
+    SPRIG_OK_(sprig_insert(db, "notes", NULL,
+                           sprig_str("{\"tag\":\"x\",\"n\":40}"), NULL));
+    sprig_view_query q;
+    sprig_view_query_init(&q, "notes", "by_len"); /* the C view's code */
+    sprig_buf r = {0};
+    SPRIG_OK_(sprig_view_reduce(db, &q, &r));
+    assert_true(tu_bytes_eq(sprig_buf_bytes(&r), "2"));
+    sprig_view_query_init(&q, "notes", "by_tag");
+    r.len = 0;
+    SPRIG_OK_(sprig_view_reduce(db, &q, &r));
+    assert_true(tu_bytes_eq(sprig_buf_bytes(&r), "42"));
+    /* dropping a view, or every view (the shape of a schema listed before
+     * views travelled), is refused and changes nothing */
+    expect_refused(p, note_views, 1,
+                   "would drop view 'by_len' of collection 'notes'");
+    expect_refused(p, NULL, 0,
+                   "would drop view 'by_tag' of collection 'notes'");
+    /* a C view without its code must be the storage's own */
+    sprig_view_def v[3] = {note_views[0], note_views[1]};
+    v[1].map = sprig__codeless_map;
+    v[1].version = 4;
+    expect_refused(p, v, 2, "view 'by_len' of collection 'notes' is a C view");
+    v[1] = note_views[1];
+    v[2] = (sprig_view_def){.name = "ghost", .map = sprig__codeless_map};
+    expect_refused(p, v, 3, "view 'ghost' of collection 'notes' is a C view");
+    expect_listed(p, NULL);
+    /* a declarative view may be added through any placement */
+    v[2] = (sprig_view_def){.name = "by_n", .version = 1, .json_key = "n"};
+    SPRIG_OK_(register_notes(p, v, 3));
+    expect_listed(p, &v[2]);
+    sprig_db_close(db);
+    SPRIG_OK_(sprig_storage_database(p->st, "n", &db));
+    sprig_view_query_init(&q, "notes", "by_len"); /* still has its code */
+    r.len = 0;
+    SPRIG_OK_(sprig_view_reduce(db, &q, &r));
+    assert_true(tu_bytes_eq(sprig_buf_bytes(&r), "2"));
+    sprig_buf_free(&r);
+    sprig_db_close(db);
+}
+
 #define SUITE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -428,9 +567,11 @@ main(void)
 {
     root = tu_tmpdir("conformance");
     const struct CMUnitTest tests[] = {
-        SUITE(test_storage_admin), SUITE(test_crud),         SUITE(test_reads),
-        SUITE(test_transactions),  SUITE(test_large_values), SUITE(test_kv),
+        SUITE(test_storage_admin), SUITE(test_crud),
+        SUITE(test_reads),         SUITE(test_transactions),
+        SUITE(test_large_values),  SUITE(test_kv),
         SUITE(test_views),         SUITE(test_pubsub),
+        SUITE(test_schema_views),
     };
     const char *kinds[] = {"local", "ws", "wss", "wrapped"};
     int failed = 0;

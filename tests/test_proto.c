@@ -2,9 +2,14 @@
  * test_proto.c -- src/proto without sockets: MessagePack values round-trip
  * through msgpack-c's packer and Sprig's reader; every truncation, every
  * wrong type, counts larger than the input and nesting past the limit are
- * clean SPRIG_EPROTO; frames of each kind round-trip; and randomly mutated
- * frames never crash the decoder (seed printed).
+ * clean SPRIG_EPROTO; frames of each kind round-trip; a request's id is 1
+ * to 2^32-1 and its session nil (else refused, the session refusal keeping
+ * the id it answers); randomly mutated frames never crash the decoder
+ * (seed printed); a view query may send nil for the key, keys and range its
+ * match kind ignores; schemas carry their views (declarative ones whole, C
+ * ones by description) and the view-less collections of older clients.
  */
+#include "core/view.h"
 #include "proto/api.h"
 #include "proto/envelope.h"
 #include "testutil.h"
@@ -135,11 +140,10 @@ frame_bytes(int kind)
 {
     sprig_buf b = {0};
     sprig__mp_wr w;
-    uint64_t session = 77;
     sprig__mp_wr_init(&w, &b);
     switch (kind) {
     case 0:
-        sprig__frame_request(&w, 42, &session, "doc.get");
+        sprig__frame_request(&w, 42, NULL, "doc.get");
         sprig__mp_map(&w, 1);
         sprig__mp_str(&w, "db");
         sprig__mp_str(&w, "default");
@@ -171,8 +175,7 @@ test_frames(void **state)
             assert_int_equal(f.id, 42);
         }
         if (kind == 0) {
-            assert_true(f.has_session);
-            assert_int_equal(f.session, 77);
+            assert_false(f.has_session);
             assert_true(tu_bytes_eq(f.api, "doc.get"));
             sprig__mp_rd r;
             uint32_t n;
@@ -205,6 +208,76 @@ test_frames(void **state)
     uint8_t big_id[] = {0x93, 0x01, 0xcf, 1, 0, 0, 0, 0, 0, 0, 0, 0xc0};
     SPRIG_EXPECT(SPRIG_EPROTO,
                  sprig__frame_decode((sprig_bytes){big_id, sizeof big_id}, &f));
+}
+
+/* A request of `id` (and `session` unless NULL) for db.get, encoded by
+ * hand so any id fits. */
+static sprig_buf
+request_bytes(uint64_t id, const uint64_t *session)
+{
+    sprig_buf b = {0};
+    sprig__mp_wr w;
+    sprig__mp_wr_init(&w, &b);
+    sprig__mp_array(&w, 5);
+    sprig__mp_u64(&w, SPRIG__FRAME_REQUEST);
+    sprig__mp_u64(&w, id);
+    if (session) {
+        sprig__mp_u64(&w, *session);
+    } else {
+        sprig__mp_nil(&w);
+    }
+    sprig__mp_str(&w, "db.get");
+    sprig__mp_map(&w, 0);
+    SPRIG_OK_(sprig__mp_wr_status(&w));
+    return b;
+}
+
+/* Request ids are 1 to 2^32-1 and sessions nil: id 0 and ids over 2^32-1
+ * are refused with f.id 0; a session is refused keeping the request's id
+ * (the server answers that request); error frames may carry id 0. */
+static void
+test_request_envelope(void **state)
+{
+    (void)state;
+    sprig__frame f;
+    struct {
+        uint64_t id;
+        bool session;
+        const char *want; /* NULL: accepted */
+        uint32_t answer_id;
+    } cases[] = {
+        {1, false, NULL, 1},
+        {UINT32_MAX, false, NULL, UINT32_MAX},
+        {0, false, "request id 0 is reserved", 0},
+        {1ull << 32, false, "request id 4294967296 is over 2^32-1", 0},
+        {UINT64_MAX, false, "is over 2^32-1", 0},
+        {9, true, "request 9 has session 5, but sessions do not exist yet", 9},
+        {0, true, "request id 0 is reserved", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint64_t session = 5;
+        sprig_buf b =
+            request_bytes(cases[i].id, cases[i].session ? &session : NULL);
+        int rc = sprig__frame_decode(sprig_buf_bytes(&b), &f);
+        if (cases[i].want) {
+            assert_int_equal(rc, SPRIG_EPROTO);
+            if (!strstr(sprig_errmsg(), cases[i].want)) {
+                fail_msg("case %zu: \"%s\"", i, sprig_errmsg());
+            }
+        } else {
+            SPRIG_OK_(rc);
+        }
+        assert_int_equal(f.id, cases[i].answer_id);
+        sprig_buf_free(&b);
+    }
+    sprig_buf b = {0};
+    sprig__mp_wr w;
+    sprig__mp_wr_init(&w, &b);
+    sprig__frame_error(&w, 0, SPRIG_EPROTO, "garbage", (sprig_bytes){0});
+    SPRIG_OK_(sprig__frame_decode(sprig_buf_bytes(&b), &f));
+    assert_int_equal(f.kind, SPRIG__FRAME_ERROR);
+    assert_int_equal(f.id, 0);
+    sprig_buf_free(&b);
 }
 
 static void
@@ -367,6 +440,236 @@ test_api_mutations(void **state)
     print_message("accepted %d of 20000 mutated requests\n", accepted);
 }
 
+/* A view.query payload: match kind `kind`, and key, keys and range each
+ * nil or their empty form. */
+static sprig_buf
+query_payload(uint64_t kind, bool nils)
+{
+    sprig_buf b = {0};
+    sprig__mp_wr w;
+    sprig__mp_wr_init(&w, &b);
+    sprig__mp_map(&w, 3);
+    sprig__mp_str(&w, "db");
+    sprig__mp_str(&w, "d");
+    sprig__mp_str(&w, "with_docs");
+    sprig__mp_bool(&w, false);
+    sprig__mp_str(&w, "query");
+    sprig__mp_array(&w, 10);
+    sprig__mp_str(&w, "c");
+    sprig__mp_str(&w, "v");
+    sprig__mp_u64(&w, kind);
+    if (nils) {
+        sprig__mp_nil(&w);
+        sprig__mp_nil(&w);
+        sprig__mp_nil(&w);
+    } else {
+        sprig__mp_bin(&w, (sprig_bytes){"k", 1});
+        sprig__mp_array(&w, 1);
+        sprig__mp_bin(&w, (sprig_bytes){"k", 1});
+        sprig__mp_array(&w, 2);
+        for (int i = 0; i < 2; i++) {
+            sprig__mp_array(&w, 2);
+            sprig__mp_u64(&w, SPRIG_INCLUDED);
+            sprig__mp_bin(&w, (sprig_bytes){"k", 1});
+        }
+    }
+    sprig__mp_u64(&w, 0);
+    sprig__mp_u64(&w, 0);
+    sprig__mp_u64(&w, 0);
+    sprig__mp_nil(&w);
+    SPRIG_OK_(sprig__mp_wr_status(&w));
+    return b;
+}
+
+/* key, keys and range may be nil: empty key, no keys, the whole range. */
+static void
+test_query_nils(void **state)
+{
+    (void)state;
+    for (uint64_t kind = SPRIG_MATCH_ALL; kind <= SPRIG_MATCH_PREFIX; kind++) {
+        for (int nils = 0; nils < 2; nils++) {
+            sprig_buf b = query_payload(kind, nils);
+            sprig__view_req r;
+            memset(&r, 0, sizeof r);
+            SPRIG_OK_(sprig__api_decode(sprig_buf_bytes(&b),
+                                        sprig__api_view_query.req,
+                                        sprig__api_view_query.n_req, &r));
+            const __typeof__(r.query.q.match) *m = &r.query.q.match;
+            assert_int_equal(m->kind, kind);
+            assert_int_equal(m->key.len, nils ? 0 : 1);
+            assert_int_equal(m->n_keys, nils ? 0 : 1);
+            assert_int_equal(m->range.start.kind,
+                             nils ? SPRIG_UNBOUNDED : SPRIG_INCLUDED);
+            assert_int_equal(m->range.end.kind,
+                             nils ? SPRIG_UNBOUNDED : SPRIG_INCLUDED);
+            sprig__api_free(sprig__api_view_query.req,
+                            sprig__api_view_query.n_req, &r);
+            sprig_buf_free(&b);
+        }
+    }
+}
+
+static int
+c_map(const sprig_doc *doc, sprig_emitter *e, void *udata)
+{
+    return SPRIG_OK;
+}
+
+static int
+c_reduce(const sprig_bytes *values, size_t n, bool rereduce, sprig_buf *out,
+         void *udata)
+{
+    return SPRIG_OK;
+}
+
+/* Encode `in` as a register_schema request and decode it. */
+static int
+schema_roundtrip(const sprig_schema_def *in, sprig__schema_register_req *out,
+                 sprig_buf *b)
+{
+    sprig__schema_register_req req = {(sprig_schema_def *)in};
+    memset(out, 0, sizeof *out);
+    return api_roundtrip(sprig__api_schema_register.req,
+                         sprig__api_schema_register.n_req, &req, out, b);
+}
+
+/* Decode a register_schema payload written by `fn`. */
+static int
+schema_payload(void (*fn)(sprig__mp_wr *), sprig_buf *b)
+{
+    sprig__mp_wr w;
+    b->len = 0;
+    sprig__mp_wr_init(&w, b);
+    sprig__mp_map(&w, 1);
+    sprig__mp_str(&w, "schema");
+    sprig__mp_array(&w, 2);
+    sprig__mp_str(&w, "s");
+    sprig__mp_array(&w, 1);
+    fn(&w);
+    SPRIG_OK_(sprig__mp_wr_status(&w));
+    sprig__schema_register_req out = {0};
+    int rc =
+        sprig__api_decode(sprig_buf_bytes(b), sprig__api_schema_register.req,
+                          sprig__api_schema_register.n_req, &out);
+    if (rc == 0) {
+        assert_int_equal(out.schema->collections[0].n_views, 0);
+    }
+    sprig__api_free(sprig__api_schema_register.req,
+                    sprig__api_schema_register.n_req, &out);
+    return rc;
+}
+
+static void
+old_collection(sprig__mp_wr *w)
+{
+    sprig__mp_array(w, 3);
+    sprig__mp_str(w, "c");
+    sprig__mp_u64(w, 0);
+    sprig__mp_u64(w, 0);
+}
+
+static void
+short_view(sprig__mp_wr *w)
+{
+    sprig__mp_array(w, 4);
+    sprig__mp_str(w, "c");
+    sprig__mp_u64(w, 0);
+    sprig__mp_u64(w, 0);
+    sprig__mp_array(w, 1);
+    sprig__mp_array(w, 6);
+    sprig__mp_str(w, "v");
+    sprig__mp_u64(w, 1);
+    sprig__mp_u64(w, 0);
+    sprig__mp_str(w, "a");
+    sprig__mp_nil(w);
+    sprig__mp_u64(w, 0); /* no has_reduce_fn */
+}
+
+static void
+declarative_with_fn(sprig__mp_wr *w)
+{
+    sprig__mp_array(w, 4);
+    sprig__mp_str(w, "c");
+    sprig__mp_u64(w, 0);
+    sprig__mp_u64(w, 0);
+    sprig__mp_array(w, 1);
+    sprig__mp_array(w, 7);
+    sprig__mp_str(w, "v");
+    sprig__mp_u64(w, 1);
+    sprig__mp_u64(w, 0);
+    sprig__mp_str(w, "a.b");
+    sprig__mp_nil(w);
+    sprig__mp_u64(w, 0);
+    sprig__mp_bool(w,
+                   true); /* a reduce function: declarative views have none */
+}
+
+/* Schemas carry their views: declarative ones whole, C ones by description
+ * (decoded with the stand-ins of a view whose code is not loaded); the
+ * 3-element collection of older clients means no views; bad views are
+ * refused. */
+static void
+test_schema_codec(void **state)
+{
+    (void)state;
+    const sprig_view_def views[] = {
+        {.name = "decl",
+         .version = 7,
+         .policy = SPRIG_VIEW_UNIQUE,
+         .json_key = "a,b.c",
+         .json_value = "d",
+         .builtin_reduce = SPRIG_REDUCE_MAX},
+        {.name = "code",
+         .version = 3,
+         .policy = SPRIG_VIEW_EAGER,
+         .map = c_map,
+         .reduce = c_reduce},
+        {.name = "code2", .map = c_map, .builtin_reduce = SPRIG_REDUCE_COUNT},
+    };
+    const sprig_collection_def cols[] = {{"x", SPRIG_ID_NATURAL, 0, views, 3},
+                                         {"y", SPRIG_ID_U64, 0}};
+    const sprig_schema_def in = {"s", cols, 2};
+    sprig_buf b = {0};
+    sprig__schema_register_req out;
+    SPRIG_OK_(schema_roundtrip(&in, &out, &b));
+    const sprig_schema_def *s = out.schema;
+    assert_string_equal(s->name, "s");
+    assert_int_equal(s->n_collections, 2);
+    assert_int_equal(s->collections[0].n_views, 3);
+    assert_int_equal(s->collections[1].n_views, 0);
+    const sprig_view_def *v = s->collections[0].views;
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(v[i].name, views[i].name);
+        assert_int_equal(v[i].version, views[i].version);
+        assert_int_equal(v[i].policy, views[i].policy);
+        assert_int_equal(v[i].builtin_reduce, views[i].builtin_reduce);
+    }
+    assert_string_equal(v[0].json_key, "a,b.c");
+    assert_string_equal(v[0].json_value, "d");
+    assert_null(v[0].map);
+    assert_null(v[1].json_key);
+    assert_true(v[1].map == sprig__codeless_map);
+    assert_true(v[1].reduce == sprig__codeless_reduce);
+    assert_null(v[2].reduce);
+    /* what decodes encodes the same again (the list a client gets back) */
+    sprig_buf b2 = {0};
+    sprig__schema_register_req again;
+    SPRIG_OK_(schema_roundtrip(s, &again, &b2));
+    assert_int_equal(b.len, b2.len);
+    assert_memory_equal(b.data, b2.data, b.len);
+    sprig__api_free(sprig__api_schema_register.req,
+                    sprig__api_schema_register.n_req, &again);
+    sprig__api_free(sprig__api_schema_register.req,
+                    sprig__api_schema_register.n_req, &out);
+    SPRIG_OK_(schema_payload(old_collection, &b));
+    SPRIG_EXPECT(SPRIG_EPROTO, schema_payload(short_view, &b));
+    assert_non_null(strstr(sprig_errmsg(), "a view has 7 elements, not 6"));
+    SPRIG_EXPECT(SPRIG_EINVAL, schema_payload(declarative_with_fn, &b));
+    assert_non_null(strstr(sprig_errmsg(), "is declarative"));
+    sprig_buf_free(&b);
+    sprig_buf_free(&b2);
+}
+
 /* Lists that cost far more memory than wire bytes are capped: 65,536 ids
  * decode, one more is SPRIG_ETOOBIG naming the limit. */
 static void
@@ -414,6 +717,9 @@ main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_hostile_counts),
         cmocka_unit_test(test_frames),
+        cmocka_unit_test(test_request_envelope),
+        cmocka_unit_test(test_query_nils),
+        cmocka_unit_test(test_schema_codec),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_api_roundtrip),
         cmocka_unit_test(test_api_mutations),

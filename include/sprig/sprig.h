@@ -488,9 +488,14 @@ SPRIG_API void sprig_storage_close(sprig_storage *st);
 /**
  * Register a schema so databases can be created with it.  The definition is
  * copied.  Registering a name again replaces the definition: it may add
- * collections (and views), never drop a collection or change its id kind.
+ * collections and views and change views, never drop a collection or a
+ * view or change a collection's id kind.  A C view whose code is not
+ * loaded (from sprig_storage_list_schemas() of a tool or over the network:
+ * C views' code never travels) keeps the storage's C view of that name,
+ * code included, and must match its version, policy and reduces.
  * Errors: SPRIG_EINVAL (bad names, duplicate collections), SPRIG_ESCHEMA
- * (drops a collection or changes an id kind), SPRIG_EIO.
+ * (drops a collection or a view, changes an id kind, or names a C view
+ * without code that the storage does not have), SPRIG_EIO.
  */
 SPRIG_API int sprig_storage_register_schema(sprig_storage *st,
                                             const sprig_schema_def *schema);

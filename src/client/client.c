@@ -325,6 +325,7 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
     }
     pthread_mutex_lock(&c->lock);
     call.id = c->next_id++;
+    c->next_id += c->next_id == 0; /* ids are 1 to 2^32-1: 0 is reserved */
     pthread_mutex_unlock(&c->lock);
     rc = encode_request(&call, api, req);
     if (rc == 0) {

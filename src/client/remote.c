@@ -189,18 +189,12 @@ rs_close(sprig_storage *st)
     (void)st; /* owned by the client: sprig_client_close() frees it */
 }
 
+/* Views travel with the schema: declarative ones whole, C ones by
+ * description only (their code cannot travel), which the server accepts
+ * only as its own C view of that name (sprig_storage_register_schema()). */
 static int
 rs_register_schema(sprig_storage *st, const sprig_schema_def *s)
 {
-    for (size_t i = 0; i < s->n_collections; i++) {
-        if (s->collections[i].n_views) {
-            return sprig__err(SPRIG_EINVAL,
-                              "schema '%s': views are "
-                              "registered on the server, not over the "
-                              "network",
-                              s->name);
-        }
-    }
     sprig__schema_register_req req = {(sprig_schema_def *)s};
     sprig__empty resp = {0};
     return CALL(CLIENT(st), sprig__api_schema_register, &req, &resp);

@@ -22,6 +22,8 @@
  */
 #include "local.h"
 
+#include "core/view.h"
+
 #include <dirent.h>
 #include <ftw.h>
 #include <errno.h>
@@ -262,10 +264,81 @@ forget_idle_engines(sprig__lstorage *st, const char *name)
     st->n_open = j;
 }
 
-/* A new definition of a known schema may add collections, never drop one
- * or change its id kind: stored data would become unreachable or misread. */
+/* ---- re-registration: what a new definition may change -----------------
+ * A new definition of a known schema may add collections and views and
+ * change views (their indexes are rebuilt), never drop a collection or a
+ * view, nor change a collection's id kind: stored data would become
+ * unreachable or misread, and an index would vanish with its definition
+ * (a remote client that listed a schema without its views once deleted
+ * them this way).  A C view without its code -- from a schema a tool read
+ * back, or one registered over the network -- keeps the storage's own C
+ * view of that name, code included, and must describe it exactly. */
+
+static const sprig_view_def *
+find_view(const sprig_collection_def *c, const char *name)
+{
+    for (size_t i = 0; c && i < c->n_views; i++) {
+        if (strcmp(c->views[i].name, name) == 0) {
+            return &c->views[i];
+        }
+    }
+    return NULL;
+}
+
+/* Give the codeless C view `v` of the new definition the code of the
+ * storage's view `o` of the same name, which must be the same C view. */
 static int
-check_compatible(const sprig_schema_def *old, const sprig_schema_def *def)
+keep_c_view(const char *schema, const char *coll, sprig_view_def *v,
+            const sprig_view_def *o)
+{
+    if (!o || o->json_key || o->version != v->version ||
+        o->policy != v->policy || o->builtin_reduce != v->builtin_reduce ||
+        (o->reduce != NULL) != (v->reduce != NULL)) {
+        return sprig__err(SPRIG_ESCHEMA,
+                          "schema '%s': view '%s' of collection '%s' is a C "
+                          "view without its code (its code cannot travel "
+                          "over the network or in a schema file), and the "
+                          "storage has %s; only the program that defines it "
+                          "can register it",
+                          schema, v->name, coll,
+                          o ? "a different view of that name"
+                            : "no C view of that name to keep");
+    }
+    v->map = o->map;
+    v->reduce = o->reduce;
+    v->udata = o->udata;
+    return SPRIG_OK;
+}
+
+/* Check (and complete) the views of collection `n` against its old
+ * definition `o` (NULL for a new collection). */
+static int
+check_views(const char *schema, const sprig_collection_def *o,
+            sprig_collection_def *n)
+{
+    for (size_t i = 0; o && i < o->n_views; i++) {
+        if (!find_view(n, o->views[i].name)) {
+            return sprig__err(SPRIG_ESCHEMA,
+                              "schema '%s' would drop view '%s' of "
+                              "collection '%s' (views cannot be removed)",
+                              schema, o->views[i].name, o->name);
+        }
+    }
+    sprig_view_def *views = (sprig_view_def *)n->views; /* our copy */
+    for (size_t i = 0; i < n->n_views; i++) {
+        if (views[i].map == sprig__codeless_map) {
+            int rc = keep_c_view(schema, n->name, &views[i],
+                                 find_view(o, views[i].name));
+            if (rc) {
+                return rc;
+            }
+        }
+    }
+    return SPRIG_OK;
+}
+
+static int
+check_compatible(const sprig_schema_def *old, sprig_schema_def *def)
 {
     for (size_t i = 0; old && i < old->n_collections; i++) {
         const sprig_collection_def *o = &old->collections[i];
@@ -283,6 +356,15 @@ check_compatible(const sprig_schema_def *old, const sprig_schema_def *def)
                               def->name, o->name);
         }
     }
+    for (size_t i = 0; i < def->n_collections; i++) {
+        sprig_collection_def *n = (sprig_collection_def *)&def->collections[i];
+        const sprig_collection_def *o =
+            old ? sprig__schema_find(old, n->name) : NULL;
+        int rc = check_views(def->name, o, n);
+        if (rc) {
+            return rc;
+        }
+    }
     return SPRIG_OK;
 }
 
@@ -298,7 +380,7 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
     }
     rc = sprig__schema_encode(def, &enc);
     pthread_mutex_lock(&st->lock);
-    rc = rc ? rc : check_compatible(find_schema(st, def->name), def);
+    rc = rc ? rc : check_compatible(find_schema(st, def->name), copy);
     rc = rc ? rc : reserve_schema(st); /* so remembering cannot fail */
     if (rc == 0) {
         admin_put a = {.dbi = st->reg_schemas,

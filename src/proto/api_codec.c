@@ -8,6 +8,7 @@
  * Decoding trusts nothing: types are checked, ids and contents respect the
  * engine's limits, and every error is SPRIG_EPROTO naming the field.
  */
+#include "core/view.h"
 #include "proto/api.h"
 
 #include <stdio.h>
@@ -118,10 +119,15 @@ sprig__enc_range(sprig__mp_wr *w, const sprig_range *r)
     enc_bound(w, &r->end);
 }
 
+/* A range; nil is the whole key space (both bounds unbounded). */
 int
 sprig__dec_range(sprig__mp_rd *r, sprig_range *out)
 {
     uint32_t n;
+    if (sprig__mp_peek(r) == SPRIG__MP_NIL) {
+        out->start = out->end = (sprig_bound){SPRIG_UNBOUNDED, {NULL, 0}};
+        return sprig__mp_read_nil(r);
+    }
     int rc = sprig__mp_read_array(r, &n);
     if (rc == 0 && n != 2) {
         rc = sprig__err(SPRIG_EPROTO, "a range has 2 bounds");
@@ -541,6 +547,38 @@ dec_db_list(sprig__mp_rd *r, sprig_database_list **out)
     return rc;
 }
 
+/* ---- schemas ----------------------------------------------------------
+ * [name, [collection, ...]], each collection [name, id_kind, flags, views]
+ * (a 3-element collection, from clients before views travelled, has no
+ * views), each view [name, version, policy, json_key|nil, json_value|nil,
+ * builtin_reduce, has_reduce_fn].  Declarative views travel whole; a C view
+ * (json_key nil) travels by description only, and decodes with the
+ * stand-in functions of a view whose code is not loaded: a storage that
+ * registers it keeps its own C view of that name (docs/protocol.md). */
+
+static void
+enc_opt_str(sprig__mp_wr *w, const char *s)
+{
+    if (s) {
+        sprig__mp_str(w, s);
+    } else {
+        sprig__mp_nil(w);
+    }
+}
+
+static void
+enc_view(sprig__mp_wr *w, const sprig_view_def *v)
+{
+    sprig__mp_array(w, 7);
+    sprig__mp_str(w, v->name);
+    sprig__mp_u64(w, v->version);
+    sprig__mp_u64(w, (uint64_t)v->policy);
+    enc_opt_str(w, v->json_key);
+    enc_opt_str(w, v->json_key ? v->json_value : NULL);
+    sprig__mp_u64(w, (uint64_t)v->builtin_reduce);
+    sprig__mp_bool(w, v->reduce != NULL);
+}
+
 static void
 enc_schema(sprig__mp_wr *w, const sprig_schema_def *s)
 {
@@ -548,57 +586,184 @@ enc_schema(sprig__mp_wr *w, const sprig_schema_def *s)
     sprig__mp_str(w, s->name);
     sprig__mp_array(w, (uint32_t)s->n_collections);
     for (size_t i = 0; i < s->n_collections; i++) {
-        sprig__mp_array(w, 3);
-        sprig__mp_str(w, s->collections[i].name);
-        sprig__mp_u64(w, s->collections[i].id_kind);
-        sprig__mp_u64(w, s->collections[i].flags);
+        const sprig_collection_def *c = &s->collections[i];
+        sprig__mp_array(w, 4);
+        sprig__mp_str(w, c->name);
+        sprig__mp_u64(w, c->id_kind);
+        sprig__mp_u64(w, c->flags);
+        sprig__mp_array(w, (uint32_t)c->n_views);
+        for (size_t j = 0; j < c->n_views; j++) {
+            enc_view(w, &c->views[j]);
+        }
     }
 }
 
+/* A schema being decoded: its strings are copied, NUL-terminated, into one
+ * arena as large as the schema's bytes on the wire (a string takes at least
+ * one byte more there than its copy: its header). */
+typedef struct schema_dec {
+    char *strs;
+    size_t used, cap;
+} schema_dec;
+
+/* A str of at most `max` bytes and no NUL, copied; nil gives NULL when
+ * `nil_ok`. */
 static int
-dec_collection(sprig__mp_rd *r, sprig_collection_def *c, char *name)
+dec_cstr(sprig__mp_rd *r, schema_dec *d, size_t max, bool nil_ok,
+         const char **out)
+{
+    sprig_bytes s;
+    *out = NULL;
+    if (nil_ok && sprig__mp_peek(r) == SPRIG__MP_NIL) {
+        return sprig__mp_read_nil(r);
+    }
+    int rc = sprig__mp_read_str(r, &s);
+    if (rc == 0 && (s.len > max || memchr(s.data, 0, s.len))) {
+        rc = sprig__err(SPRIG_EPROTO,
+                        "a schema string is longer than %zu bytes "
+                        "or holds a NUL byte",
+                        max);
+    }
+    if (rc == 0 && d->used + s.len + 1 > d->cap) {
+        rc = sprig__err(SPRIG_EPROTO, "a schema's strings overrun it");
+    }
+    if (rc == 0) {
+        memcpy(d->strs + d->used, s.data, s.len);
+        d->strs[d->used + s.len] = 0;
+        *out = d->strs + d->used;
+        d->used += s.len + 1;
+    }
+    return rc;
+}
+
+static int
+dec_uint_max(sprig__mp_rd *r, uint64_t max, const char *what, uint64_t *v)
+{
+    int rc = sprig__mp_read_u64(r, v);
+    if (rc == 0 && *v > max) {
+        rc = sprig__err(SPRIG_EPROTO, "a view's %s %llu is out of range", what,
+                        (unsigned long long)*v);
+    }
+    return rc;
+}
+
+static int
+dec_view(sprig__mp_rd *r, schema_dec *d, sprig_view_def *v)
+{
+    uint32_t m;
+    uint64_t version = 0, policy = 0, reduce = 0;
+    bool has_reduce_fn = false;
+    int rc = sprig__mp_read_array(r, &m);
+    if (rc == 0 && m != 7) {
+        rc = sprig__err(SPRIG_EPROTO, "a view has 7 elements, not %u", m);
+    }
+    rc = rc ? rc : dec_cstr(r, d, SPRIG_NAME_MAX, false, &v->name);
+    rc = rc ? rc : dec_uint_max(r, UINT32_MAX, "version", &version);
+    rc = rc ? rc : dec_uint_max(r, 255, "policy", &policy);
+    rc = rc ? rc : dec_cstr(r, d, SPRIG__JSON_PATH_MAX, true, &v->json_key);
+    rc = rc ? rc : dec_cstr(r, d, SPRIG__JSON_PATH_MAX, true, &v->json_value);
+    rc = rc ? rc : dec_uint_max(r, 255, "reduce", &reduce);
+    rc = rc ? rc : sprig__mp_read_bool(r, &has_reduce_fn);
+    v->version = (unsigned)version;
+    v->policy = (sprig_view_policy)policy;
+    v->builtin_reduce = (sprig_builtin_reduce)reduce;
+    v->map = v->json_key ? NULL : sprig__codeless_map;
+    v->reduce = has_reduce_fn ? sprig__codeless_reduce : NULL;
+    return rc;
+}
+
+static int
+dec_views(sprig__mp_rd *r, schema_dec *d, sprig_collection_def *c)
+{
+    uint32_t n;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n > SPRIG__VIEWS_MAX) {
+        rc = sprig__err(SPRIG_EPROTO,
+                        "collection '%s' has %u views; the "
+                        "limit is %d",
+                        c->name, n, SPRIG__VIEWS_MAX);
+    }
+    sprig_view_def *views = NULL;
+    if (rc == 0 && n && !(views = sprig__calloc(n, sizeof *views))) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    c->views = views;
+    c->n_views = views ? n : 0;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        rc = dec_view(r, d, &views[i]);
+    }
+    return rc;
+}
+
+static int
+dec_collection(sprig__mp_rd *r, schema_dec *d, sprig_collection_def *c)
 {
     uint32_t m;
     uint64_t kind = 0, flags = 0;
     int rc = sprig__mp_read_array(r, &m);
-    if (rc == 0 && m != 3) {
-        rc = sprig__err(SPRIG_EPROTO, "a collection has 3 elements");
+    if (rc == 0 && m != 3 && m != 4) {
+        rc = sprig__err(SPRIG_EPROTO,
+                        "a collection has 4 elements (or 3 "
+                        "without views), not %u",
+                        m);
     }
-    rc = rc ? rc : dec_name(r, name);
+    rc = rc ? rc : dec_cstr(r, d, SPRIG_NAME_MAX, false, &c->name);
     rc = rc ? rc : sprig__mp_read_u64(r, &kind);
     rc = rc ? rc : sprig__mp_read_u64(r, &flags);
-    memset(c, 0, sizeof *c);
-    c->name = name;
+    if (rc == 0 && (kind > 255 || flags > UINT32_MAX)) {
+        rc = sprig__err(SPRIG_EPROTO,
+                        "collection '%s' has an id kind or "
+                        "flags out of range",
+                        c->name);
+    }
     c->id_kind = (sprig_id_kind)kind;
     c->flags = (unsigned)flags;
-    return rc;
+    return rc == 0 && m == 4 ? dec_views(r, d, c) : rc;
+}
+
+/* The byte size of the next value, without moving `r`. */
+static size_t
+next_size(const sprig__mp_rd *r)
+{
+    sprig__mp_rd t = *r;
+    return sprig__mp_skip(&t) == 0 ? r->left - t.left : 0;
+}
+
+static void
+free_cols(sprig_collection_def *cols, uint32_t n)
+{
+    for (uint32_t i = 0; cols && i < n; i++) {
+        sprig__free((void *)cols[i].views);
+    }
+    sprig__free(cols);
 }
 
 static int
 dec_schema(sprig__mp_rd *r, sprig_schema_def **out)
 {
-    uint32_t m, n;
-    char name[SPRIG_NAME_MAX + 1];
-    int rc = sprig__mp_read_array(r, &m);
+    uint32_t m, n = 0;
+    const char *name = NULL;
+    sprig_collection_def *cols = NULL;
+    schema_dec d = {NULL, 0, next_size(r)};
+    d.strs = sprig__malloc(d.cap ? d.cap : 1);
+    int rc = d.strs ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
+    rc = rc ? rc : sprig__mp_read_array(r, &m);
     if (rc == 0 && m != 2) {
         rc = sprig__err(SPRIG_EPROTO, "a schema has 2 elements");
     }
-    rc = rc ? rc : dec_name(r, name);
+    rc = rc ? rc : dec_cstr(r, &d, SPRIG_NAME_MAX, false, &name);
     rc = rc ? rc : sprig__mp_read_array(r, &n);
-    if (rc) {
-        return rc;
+    if (rc == 0 && n && !(cols = sprig__calloc(n, sizeof *cols))) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
     }
-    sprig_collection_def *cols = sprig__calloc(n ? n : 1, sizeof *cols);
-    char(*names)[SPRIG_NAME_MAX + 1] = sprig__calloc(n ? n : 1, sizeof *names);
-    rc = cols && names ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        rc = dec_collection(r, &cols[i], names[i]);
+        rc = dec_collection(r, &d, &cols[i]);
     }
     sprig_schema_def s = {name, cols, n};
     rc = rc ? rc : sprig__schema_check(&s);
     rc = rc ? rc : sprig__schema_copy(&s, out);
-    sprig__free(cols);
-    sprig__free(names);
+    free_cols(cols, n);
+    sprig__free(d.strs);
     return rc;
 }
 

@@ -118,7 +118,8 @@ dec_kv_list(sprig__mp_rd *r, sprig_kv_list **out)
 
 /* ---- view queries --------------------------------------------------------
  * [collection, view, match_kind, key, keys, range, order, limit, access,
- *  after] where after is nil or [key, id]. */
+ *  after] where after is nil or [key, id].  key, keys and range may be nil
+ * (empty key, no keys, the whole range) when the match kind ignores them. */
 
 static void
 enc_query(sprig__mp_wr *w, const sprig__query *sq)
@@ -165,11 +166,13 @@ dec_name(sprig__mp_rd *r, char **out)
     return rc;
 }
 
+/* `keys`; nil (what a match kind other than keys may send) is none. */
 static int
 dec_keys(sprig__mp_rd *r, sprig__query *sq)
 {
-    uint32_t n;
-    int rc = sprig__mp_read_array(r, &n);
+    uint32_t n = 0;
+    int rc = sprig__mp_peek(r) == SPRIG__MP_NIL ? sprig__mp_read_nil(r)
+                                                : sprig__mp_read_array(r, &n);
     if (rc == 0 && n) {
         sq->keys = sprig__calloc(n, sizeof *sq->keys);
         rc = sq->keys ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
@@ -180,6 +183,18 @@ dec_keys(sprig__mp_rd *r, sprig__query *sq)
     sq->q.match.keys = sq->keys;
     sq->q.match.n_keys = n;
     return rc;
+}
+
+/* `key`; nil (what a match kind other than key or prefix may send) is
+ * empty. */
+static int
+dec_opt_bin(sprig__mp_rd *r, sprig_bytes *out)
+{
+    if (sprig__mp_peek(r) == SPRIG__MP_NIL) {
+        *out = (sprig_bytes){NULL, 0};
+        return sprig__mp_read_nil(r);
+    }
+    return sprig__mp_read_bin(r, out);
 }
 
 /* Small unsigned enums of the query. */
@@ -224,7 +239,7 @@ dec_query(sprig__mp_rd *r, sprig__query *sq)
     rc = rc ? rc : dec_name(r, &sq->collection);
     rc = rc ? rc : dec_name(r, &sq->view);
     rc = rc ? rc : dec_small(r, SPRIG_MATCH_PREFIX, &kind);
-    rc = rc ? rc : sprig__mp_read_bin(r, &q->match.key);
+    rc = rc ? rc : dec_opt_bin(r, &q->match.key);
     rc = rc ? rc : dec_keys(r, sq);
     rc = rc ? rc : sprig__dec_range(r, &q->match.range);
     rc = rc ? rc : dec_small(r, SPRIG_DESC, &order);

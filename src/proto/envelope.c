@@ -23,15 +23,19 @@ static int
 read_id(sprig__mp_rd *r, uint32_t *id)
 {
     uint64_t v;
+    *id = 0;
     int rc = sprig__mp_read_u64(r, &v);
     if (rc == 0 && v > UINT32_MAX) {
         return sprig__err(SPRIG_EPROTO, "request id %llu is over 2^32-1",
                           (unsigned long long)v);
     }
-    *id = (uint32_t)v;
+    *id = rc ? 0 : (uint32_t)v;
     return rc;
 }
 
+/* A request's id is 1 to 2^32-1: id 0 is what an error frame carries when
+ * it answers no request in particular, so a client could not tell the
+ * answer to a request of id 0 from one to garbage. */
 static int
 decode_request(sprig__mp_rd *r, uint32_t n, sprig__frame *f)
 {
@@ -42,6 +46,10 @@ decode_request(sprig__mp_rd *r, uint32_t n, sprig__frame *f)
                           n);
     }
     int rc = read_id(r, &f->id);
+    if (rc == 0 && f->id == 0) {
+        rc = sprig__err(SPRIG_EPROTO, "request id 0 is reserved: "
+                                      "ids are 1 to 2^32-1");
+    }
     if (rc == 0 && sprig__mp_peek(r) == SPRIG__MP_NIL) {
         rc = sprig__mp_read_nil(r);
     } else if (rc == 0) {
@@ -123,6 +131,16 @@ sprig__frame_decode(sprig_bytes in, sprig__frame *f)
     rc = rc ? rc : decode_body(&r, n, f);
     if (rc == 0 && r.left != 0) {
         rc = sprig__err(SPRIG_EPROTO, "%zu bytes after the frame", r.left);
+    }
+    if (rc == 0 && f->has_session) {
+        /* well-formed, so answerable: f->id stays */
+        return sprig__err(SPRIG_EPROTO,
+                          "request %u has session %llu, but sessions do not "
+                          "exist yet: send nil",
+                          f->id, (unsigned long long)f->session);
+    }
+    if (rc) {
+        f->id = 0; /* not attributable to a request */
     }
     return rc;
 }

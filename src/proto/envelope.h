@@ -3,7 +3,8 @@
  *
  * Every frame is one MessagePack array whose first element says its kind:
  *
- *   request   [0, id u32, session u64|nil, api str, payload]
+ *   request   [0, id u32 (not 0), session nil (u64 once sessions exist),
+ *              api str, payload]
  *   response  [1, id u32, payload]
  *   error     [2, id u32, code int, message str, detail|nil]
  *   push      [3, api str, payload]
@@ -42,9 +43,14 @@ typedef struct sprig__frame {
 } sprig__frame;
 
 /**
- * Decode a frame.  The whole input must be exactly one frame.
+ * Decode a frame.  The whole input must be exactly one frame.  A request
+ * frame's id must be 1 to 2^32-1 (id 0 is reserved for error frames that
+ * answer no request in particular), and its session nil: sessions do not
+ * exist yet, so a request naming one is refused.
  * Errors: SPRIG_EPROTO with a detail naming the fault (the answer a server
- * gives a client that sent it).
+ * gives a client that sent it).  On failure f->id is 0, except for a
+ * well-formed request refused only for its session: then it is that
+ * request's id, so the refusal can answer it.
  */
 int sprig__frame_decode(sprig_bytes in, sprig__frame *f);
 

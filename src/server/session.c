@@ -144,7 +144,8 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
     sprig__session *s = udata;
     sprig__frame f;
     if (sprig__frame_decode((sprig_bytes){data, len}, &f) != 0) {
-        send_error(c, 0, SPRIG_EPROTO, sprig_errmsg());
+        send_error(c, f.id, SPRIG_EPROTO,
+                   sprig_errmsg()); /* 0 unless refused for its session */
         return;
     }
     const sprig__route *rt = route_of(s, &f);
