@@ -63,6 +63,7 @@ typedef struct opts {
     bool quick;
     unsigned new_runs; /* runs of the view, kv and pubsub workloads */
     const char *out, *dir, *only;
+    const char *cg_row, *cg_series; /* --cg: callgrind mode (wl_cg.c) */
 } opts;
 
 typedef struct ctx {
@@ -86,7 +87,11 @@ usage(void)
             "         [--dir DIR] [--n DOCS] [--batch-runs R] [--runs R]\n"
             "         [--slices S] [--budget SECONDS] [--durable N]\n"
             "         [--threads T] [--per-thread N] [--gets N]\n"
-            "         [--new-runs R] [--only insert,get,view,kv,pubsub]\n");
+            "         [--new-runs R] [--only insert,get,view,kv,pubsub]\n"
+            "       bench_local --cg ROW SERIES [--n OPS] [--seed N] [--dir "
+            "DIR]\n"
+            "         (under valgrind --tool=callgrind --instr-atstart=no: "
+            "bench/callgrind.py)\n");
     exit(2);
 }
 
@@ -173,6 +178,9 @@ parse_args(int argc, char **argv, opts *o)
             o->new_runs = (unsigned)num_arg(argc, argv, &i);
         } else if (strcmp(a, "--only") == 0 && i + 1 < argc) {
             o->only = argv[++i];
+        } else if (strcmp(a, "--cg") == 0 && i + 2 < argc) {
+            o->cg_row = argv[++i];
+            o->cg_series = argv[++i];
         } else {
             usage();
         }
@@ -809,6 +817,30 @@ wl_documents(ctx *c, bench_result *res)
     return n;
 }
 
+/* --cg ROW SERIES: count the instructions of one engine's part of one
+ * row, n = --n operations (bench/callgrind.py runs this under valgrind). */
+static int
+callgrind_mode(ctx *c)
+{
+    const char *row = c->o.cg_row, *series = c->o.cg_series;
+    bench_plan plan = {
+        .tmp = c->tmp, .seed = c->o.seed, .runs = 1, .slices = 1};
+    int rc;
+    if (!bench_cg_available()) {
+        return bench_fail("cg", "built without valgrind/callgrind.h");
+    }
+    if (strcmp(row, "local-insert-batch") == 0 ||
+        strcmp(row, "local-get") == 0) {
+        rc = bench_cg_documents(&plan, row, series, c->o.n);
+    } else if (strncmp(row, "local-view-", 11) == 0) {
+        rc = bench_cg_view(&plan, row, series, c->o.n);
+    } else {
+        rc = bench_cg_kv(&plan, row, series, c->o.n);
+    }
+    bench_rmtree(c->tmp);
+    return rc ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -820,6 +852,9 @@ main(int argc, char **argv)
     machine_info(&m, &c.o);
     if (setup(&c)) {
         return 1;
+    }
+    if (c.o.cg_row) {
+        return callgrind_mode(&c);
     }
     m.fsyncs_per_s = fsync_probe(c.tmp, c.o.fsync_secs);
     print_header(&c, &m);
