@@ -15,7 +15,11 @@
  * Further workloads live in their own files and use the same runner,
  * results and helpers: wl_view.c (local-view: declarative views against
  * SQLite), wl_kv.c (kv-local: the key-value store against raw LMDB) and
- * wl_pubsub.c (pubsub: in-process fan-out).
+ * wl_pubsub.c (pubsub: in-process fan-out).  wl_cg.c is the callgrind
+ * mode (`bench_local --cg ROW SERIES`, driven by bench/callgrind.py): one
+ * engine's part of one CPU-bound row with only the measured calls
+ * instrumented.  The commerce benchmark (commerce.h) is a program of its
+ * own that shares util.c.
  */
 #ifndef SPRIG_BENCH_H
 #define SPRIG_BENCH_H
