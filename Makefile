@@ -49,10 +49,11 @@ test-asan: build-asan
 	    ctest --output-on-failure -j $(JOBS)
 
 # Benchmarks (Release build in $(BUILD)): the local engine against raw LMDB
-# and SQLite (bench/run.sh), then the network against Redis and
-# PostgreSQL on loopback (bench/bench_net.py); both write
-# bench/results/*.json and docs/benchmarks.md.  bench-net: the second
-# alone.
+# and SQLite, its CPU-bound rows again under callgrind (instructions per
+# operation), and the commerce workload against PostgreSQL over loopback
+# (bench/run.sh), then the network against Redis and PostgreSQL on
+# loopback (bench/bench_net.py); all write bench/results/*.json and
+# docs/benchmarks.md.  bench-net: the last alone.
 bench: bench-build
 	@sh bench/run.sh $(BUILD)
 	@python3 bench/bench_net.py $(BUILD)

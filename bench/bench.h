@@ -15,7 +15,11 @@
  * Further workloads live in their own files and use the same runner,
  * results and helpers: wl_view.c (local-view: declarative views against
  * SQLite), wl_kv.c (kv-local: the key-value store against raw LMDB) and
- * wl_pubsub.c (pubsub: in-process fan-out).
+ * wl_pubsub.c (pubsub: in-process fan-out).  wl_cg.c is the callgrind
+ * mode (`bench_local --cg ROW SERIES`, driven by bench/callgrind.py): one
+ * engine's part of one CPU-bound row with only the measured calls
+ * instrumented.  The commerce benchmark (commerce.h) is a program of its
+ * own that shares util.c.
  */
 #ifndef SPRIG_BENCH_H
 #define SPRIG_BENCH_H
@@ -173,6 +177,27 @@ const char *bench_thousands(uint64_t v, char *buf, size_t cap);
 size_t bench_wl_view(const bench_plan *p, bench_result *res, size_t cap);
 size_t bench_wl_kv(const bench_plan *p, bench_result *res, size_t cap);
 size_t bench_wl_pubsub(const bench_plan *p, bench_result *res, size_t cap);
+
+/* ---- callgrind mode (wl_cg.c) ------------------------------------------ */
+
+/** Whether bench_local was built with valgrind's callgrind.h (without it
+ *  the markers below do nothing and --cg refuses to run). */
+bool bench_cg_available(void);
+/** Start counting: instrumentation on, callgrind's counters zeroed. */
+void bench_cg_begin(void);
+/** Stop counting: dump the counters of every thread since
+ *  bench_cg_begin() (callgrind.out.*), instrumentation off; print
+ *  "cg-ops: OPS" for the driver (bench/callgrind.py). */
+void bench_cg_end(uint64_t ops);
+/* One engine (`series`, as the series are named in the results) of one
+ * row, n operations; 0, or -1 after printing why (unknown row or series,
+ * an engine error, a wrong answer). */
+int bench_cg_documents(const bench_plan *p, const char *row, const char *series,
+                       uint64_t n);
+int bench_cg_view(const bench_plan *p, const char *row, const char *series,
+                  uint64_t n);
+int bench_cg_kv(const bench_plan *p, const char *row, const char *series,
+                uint64_t n);
 
 /* Peers' extra entry points for those workloads. */
 struct sprig_view_def;

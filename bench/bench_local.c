@@ -62,7 +62,9 @@ typedef struct opts {
     double fsync_secs;
     bool quick;
     unsigned new_runs; /* runs of the view, kv and pubsub workloads */
+    bool sized;        /* --durable or --per-thread given: no auto-size */
     const char *out, *dir, *only;
+    const char *cg_row, *cg_series; /* --cg: callgrind mode (wl_cg.c) */
 } opts;
 
 typedef struct ctx {
@@ -86,7 +88,11 @@ usage(void)
             "         [--dir DIR] [--n DOCS] [--batch-runs R] [--runs R]\n"
             "         [--slices S] [--budget SECONDS] [--durable N]\n"
             "         [--threads T] [--per-thread N] [--gets N]\n"
-            "         [--new-runs R] [--only insert,get,view,kv,pubsub]\n");
+            "         [--new-runs R] [--only insert,get,view,kv,pubsub]\n"
+            "       bench_local --cg ROW SERIES [--n OPS] [--seed N] [--dir "
+            "DIR]\n"
+            "         (under valgrind --tool=callgrind --instr-atstart=no: "
+            "bench/callgrind.py)\n");
     exit(2);
 }
 
@@ -104,7 +110,7 @@ defaults(opts *o, bool quick)
                 .gets = 1000000,
                 .seed = (uint64_t)time(NULL),
                 .fsync_secs = 1.0,
-                .new_runs = 3,
+                .new_runs = 5,
                 .budget = 100,
                 .dir = BENCH_TMP_DIR};
     if (quick) {
@@ -163,16 +169,21 @@ parse_args(int argc, char **argv, opts *o)
             o->runs = (unsigned)num_arg(argc, argv, &i);
         } else if (strcmp(a, "--durable") == 0) {
             o->durable = num_arg(argc, argv, &i);
+            o->sized = true;
         } else if (strcmp(a, "--threads") == 0) {
             o->threads = (unsigned)num_arg(argc, argv, &i);
         } else if (strcmp(a, "--per-thread") == 0) {
             o->per_thread = num_arg(argc, argv, &i);
+            o->sized = true;
         } else if (strcmp(a, "--gets") == 0) {
             o->gets = num_arg(argc, argv, &i);
         } else if (strcmp(a, "--new-runs") == 0) {
             o->new_runs = (unsigned)num_arg(argc, argv, &i);
         } else if (strcmp(a, "--only") == 0 && i + 1 < argc) {
             o->only = argv[++i];
+        } else if (strcmp(a, "--cg") == 0 && i + 2 < argc) {
+            o->cg_row = argv[++i];
+            o->cg_series = argv[++i];
         } else {
             usage();
         }
@@ -474,8 +485,9 @@ wl_batch(const ctx *c, bench_result *res)
     bench_add_series(res, 0, "sprig");
     bench_add_series(res, 1, "lmdb");
     bench_add_series(res, 2, "sqlite");
-    bench_add_ratio(res, 1, 0.6);
-    bench_add_ratio(res, 2, 2.0);
+    /* issue 9 / design/bench.md: >= 0.8x raw LMDB, >= 1.5x SQLite */
+    bench_add_ratio(res, 1, 0.8);
+    bench_add_ratio(res, 2, 1.5);
     printf("\n-- %s: %s\n", res->name, what);
     res->failed = batch_warmup(c, o->n / 20 ? o->n / 20 : 1) != 0;
     double t0 = bench_now();
@@ -546,8 +558,10 @@ wl_single(const ctx *c, bench_result *res, unsigned threads, uint64_t per)
     bench_add_series(res, 0, "sprig");
     bench_add_series(res, 1, "lmdb");
     bench_add_series(res, 2, "sqlite");
-    bench_add_ratio(res, 1, conc ? 0 : 0.9);
-    bench_add_ratio(res, 2, conc ? 4.0 : 0);
+    /* issue 9: >= 1.2x SQLite WAL FULL from one thread (raw LMDB shown
+     * beside it), >= 6x from 8 threads (group commit) */
+    bench_add_ratio(res, 1, 0);
+    bench_add_ratio(res, 2, conc ? 6.0 : 1.2);
     bench_extra_add(res, "sqlite_busy_retries", 0);
     bench_extra_add(res, "sprig_commits", 0);
     printf("\n-- %s: %s\n", res->name, what[conc]);
@@ -809,6 +823,57 @@ wl_documents(ctx *c, bench_result *res)
     return n;
 }
 
+/* The fsync-bound workloads shrink on a slow disk (a shared machine's can
+ * fall to a few hundred fsyncs per second) so `make bench` keeps to its
+ * ten minutes: each engine's run of single-document transactions takes
+ * about 1.5 s at the disk's rate, between 500 and 5,000 documents from
+ * one thread and 100 and 1,000 per thread from 8.  Rates are per second,
+ * so the ratios do not depend on it; the workload line says the size. */
+static void
+size_to_disk(opts *o, double fsyncs_per_s)
+{
+    if (o->quick || o->sized || fsyncs_per_s <= 0) {
+        return;
+    }
+    double one = fsyncs_per_s * 1.5, per = fsyncs_per_s / 3;
+    o->durable = one < 500          ? 500
+                 : one > o->durable ? o->durable
+                                    : (uint64_t)one;
+    o->per_thread = per < 100             ? 100
+                    : per > o->per_thread ? o->per_thread
+                                          : (uint64_t)per;
+    if (o->durable < 5000 || o->per_thread < 1000) {
+        printf("slow disk: %llu single-document transactions from 1 thread, "
+               "%llu per thread from %u\n",
+               (unsigned long long)o->durable,
+               (unsigned long long)o->per_thread, o->threads);
+    }
+}
+
+/* --cg ROW SERIES: count the instructions of one engine's part of one
+ * row, n = --n operations (bench/callgrind.py runs this under valgrind). */
+static int
+callgrind_mode(ctx *c)
+{
+    const char *row = c->o.cg_row, *series = c->o.cg_series;
+    bench_plan plan = {
+        .tmp = c->tmp, .seed = c->o.seed, .runs = 1, .slices = 1};
+    int rc;
+    if (!bench_cg_available()) {
+        return bench_fail("cg", "built without valgrind/callgrind.h");
+    }
+    if (strcmp(row, "local-insert-batch") == 0 ||
+        strcmp(row, "local-get") == 0) {
+        rc = bench_cg_documents(&plan, row, series, c->o.n);
+    } else if (strncmp(row, "local-view-", 11) == 0) {
+        rc = bench_cg_view(&plan, row, series, c->o.n);
+    } else {
+        rc = bench_cg_kv(&plan, row, series, c->o.n);
+    }
+    bench_rmtree(c->tmp);
+    return rc ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -821,7 +886,11 @@ main(int argc, char **argv)
     if (setup(&c)) {
         return 1;
     }
+    if (c.o.cg_row) {
+        return callgrind_mode(&c);
+    }
     m.fsyncs_per_s = fsync_probe(c.tmp, c.o.fsync_secs);
+    size_to_disk(&c.o, m.fsyncs_per_s);
     print_header(&c, &m);
     size_t n = wl_documents(&c, res);
     bench_docs_free(&c.docs);

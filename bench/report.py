@@ -12,8 +12,13 @@ time goes and what would close a missed target.  Workloads of one family
 (a "group" in the JSON, e.g. kv-local) share one section with one row per
 workload and one `## <group>` analysis.
 
-When bench/results/net.json (written by bench/bench_net.py, `make
-bench-net`) sits beside RESULTS.json, a "Network" part follows: Sprig over
+Beside RESULTS.json, when they exist: bench/results/callgrind.json
+(bench/callgrind.py: instructions per operation of the CPU-bound rows,
+shown in their sections with their targets) and commerce.json
+(bench/commerce.py: the commerce benchmark against PostgreSQL, a part of
+its own at the end); a "Targets" list says for every target whether the
+run met it.  When bench/results/net.json (written by bench/bench_net.py,
+`make bench-net`) sits beside RESULTS.json, a "Network" part follows: Sprig over
 WebSockets against Redis and PostgreSQL, with the hand-kept analysis of
 bench/analysis-net.md (beside ANALYSIS.md).
 
@@ -323,6 +328,7 @@ def group_section(ws, group, notes):
         out += ["**Target missed in this run:** " + "; ".join(missed) +
                 ". Why, and what would close the gap: see the analysis "
                 "below.", ""]
+    out += cg_group_table(ws)
     if notes.get(group):
         out += ["### Analysis", "", notes[group], ""]
     return out
@@ -372,6 +378,7 @@ def workload_section(w, notes):
             "{} = {}".format(k.replace("_", " "), fmt_num(v))
             for k, v in extra.items()) + "."]
     out += latency_table(w)
+    out += cg_table(w["name"])
     out.append("")
     if missed:
         out += ["**Target missed in this run:** " + "; ".join(missed) +
@@ -379,6 +386,165 @@ def workload_section(w, notes):
                 "below.", ""]
     if notes.get(w["name"]):
         out += ["### Analysis", "", notes[w["name"]], ""]
+    return out
+
+
+# ---- callgrind counts (callgrind.json) and the targets -------------------
+
+CG = {}  # the rows of bench/results/callgrind.json, by name (set by main)
+
+
+def cg_verdict(q):
+    if q.get("target") is None:
+        return "—", ""
+    return "≤ {:.1f}×".format(q["target"]), "✓" if q["met"] else "✗"
+
+
+def cg_table(name):
+    """Instructions per operation of workload `name` (callgrind), Sprig's
+    ratios against its peers and their targets (lower is better)."""
+    row = CG.get(name)
+    if not row or not row.get("series"):
+        return []
+    out = ["", "**Instructions per operation** (callgrind, {:,} operations "
+           "of the same workload, one op = one {}; every thread counted; "
+           "unlike the times, these do not move with the machine's "
+           "load):".format(row.get("n", 0), row["ops"]), "",
+           "| engine | instructions / op | | Sprig vs | instruction ratio "
+           "| target | |", "|---|---:|---|---|---:|---:|:-:|"]
+    ratios = {q["vs"]: q for q in row["ratios"]}
+    for key, v in row["series"].items():
+        name = WORKLOAD_NAMES.get((name, key), NAMES.get(key, key))
+        q = ratios.get(key)
+        cells = ["", "", "", ""]
+        if q:
+            t, mark = cg_verdict(q)
+            cells = [PEERS.get(key, key), "**{}**".format(
+                fmt_ratio(q["ratio"])), t, mark]
+        out.append("| {} | {:,.0f} | | {} |".format(
+            name, v["per_op"], " | ".join(cells)))
+    return out
+
+
+def cg_group_table(ws):
+    """The instruction counts of a family's rows (kv-local), one line
+    each."""
+    rows = [(w["name"], CG[w["name"]]) for w in ws if w["name"] in CG]
+    if not rows:
+        return []
+    out = ["**Instructions per operation** (callgrind, the one-thread "
+           "rows whose time is CPU, every thread counted):", "",
+           "| workload | operations | Sprig | peer | instruction ratio | "
+           "target | |", "|---|---:|---:|---:|---:|---:|:-:|"]
+    for name, row in rows:
+        for q in row["ratios"]:
+            t, mark = cg_verdict(q)
+            out.append("| {} | {:,} | {:,.0f} | {} {:,.0f} | **{}** | {} | "
+                       "{} |".format(name, row.get("n", 0),
+                                     row["series"]["sprig"]["per_op"],
+                                     PEERS.get(q["vs"], q["vs"]),
+                                     row["series"][q["vs"]]["per_op"],
+                                     fmt_ratio(q["ratio"]), t, mark))
+    return out + [""]
+
+
+def targets_list(r, cm):
+    """Every target of the run, met or missed, in one list: the ratios of
+    the medians (a target is met only when the median meets it), the
+    instruction ratios, and the commerce benchmark."""
+    out = []
+    for w in r["workloads"]:
+        for q in w.get("ratios", []):
+            if q.get("target") is None:
+                continue
+            out.append("- **{}**: Sprig {} {} (median; runs {} – {}), "
+                       "target ≥ {:.1f}× — **{}**".format(
+                           w["name"], fmt_ratio(q["ratio"]),
+                           PEERS.get(q["vs"], q["vs"]), fmt_ratio(q["min"]),
+                           fmt_ratio(q["max"]), q["target"],
+                           "met" if q["met"] else "missed"))
+    for name, row in CG.items():
+        for q in row["ratios"]:
+            if q.get("target") is not None:
+                out.append("- **{}**, instructions per operation: Sprig {} "
+                           "{}'s, target ≤ {:.1f}× — **{}**".format(
+                               name, fmt_ratio(q["ratio"]),
+                               PEERS.get(q["vs"], q["vs"]), q["target"],
+                               "met" if q["met"] else "missed"))
+    if cm and cm.get("ratio"):
+        q = cm["ratio"]
+        out.append("- **commerce**: Sprig {} PostgreSQL (median; runs {} – "
+                   "{}), target: ahead (> 1.0×) — **{}**".format(
+                       fmt_ratio(q["ratio"]), fmt_ratio(q["min"]),
+                       fmt_ratio(q["max"]), "met" if q["met"] else "missed"))
+    elif cm:
+        out.append("- **commerce**: FAILED in this run — **missed**")
+    if not out:
+        return []
+    return ["## Targets: met or missed", "",
+            "Every target of this run, as the medians (and, for instructions, "
+            "the callgrind counts) have it; the per-run spread beside each "
+            "ratio:", ""] + out + [""]
+
+
+# ---- the commerce benchmark (commerce.json) ------------------------------
+
+def commerce_part(cm, notes):
+    out = ["# Commerce: Sprig vs PostgreSQL, 16 clients over the network",
+           "",
+           "BonsaiDb's headline workload: a shop of categories, products, "
+           "customers, orders and product ratings, driven by "
+           "`bench_commerce` (`bench/commerce.c`) from {} client threads, "
+           "each with its own connection, against `sprig serve` (full "
+           "durability; the public C client API; declarative eager views "
+           "products/by-category and ratings/rating-sum + rating-count, "
+           "`bench/commerce-schema.json`) and PostgreSQL {} (libpq, "
+           "prepared statements, the same documents plus indexed columns, "
+           "`fsync=on`, `synchronous_commit=on`), both on loopback, "
+           "started by `bench/commerce.py` in the same run. The mix "
+           "(seeded, reproducible; seed {}): {}. An order is a "
+           "multi-document transaction (Sprig: read the customer, then "
+           "insert the order and update the customer at the revision "
+           "read, retrying on a conflict; PostgreSQL: one INSERT … "
+           "RETURNING feeding an UPDATE). Every answer is checked, and "
+           "after each run the database must hold exactly the orders and "
+           "ratings acknowledged.".format(
+               cm.get("clients", 16), cm.get("postgres", ""),
+               cm.get("seed", ""), ", ".join(
+                   "{}% {}".format(v, k) for k, v in cm["mix"].items())),
+           ""]
+    if cm.get("failed"):
+        return out + ["**FAILED in this run:** {}".format(
+            cm.get("error", "")[:400]), ""]
+    sp, pg, q = cm["series"]["sprig"], cm["series"]["postgres"], cm["ratio"]
+    out += ["| side | operations/s (median) | spread (min – max) | runs | "
+            "order conflicts retried |", "|---|---:|---:|---:|---:|",
+            "| Sprig | **{}** | {} – {} | {} | {} |".format(
+                fmt_rate(sp["median"]), fmt_rate(sp["min"]),
+                fmt_rate(sp["max"]), len(sp["runs"]), sp["retries"]),
+            "| PostgreSQL | **{}** | {} – {} | {} | — |".format(
+                fmt_rate(pg["median"]), fmt_rate(pg["min"]),
+                fmt_rate(pg["max"]), len(pg["runs"])),
+            "",
+            "Sprig / PostgreSQL: **{}** (per-run ratios {} – {}); target: "
+            "ahead (> 1.0×) — **{}**. Runs of {:g} s after a {:g} s "
+            "warm-up, the sides taking turns.".format(
+                fmt_ratio(q["ratio"]), fmt_ratio(q["min"]),
+                fmt_ratio(q["max"]), "met" if q["met"] else "missed",
+                cm["seconds_per_run"], cm["warmup"]),
+            "",
+            "| operation | Sprig /s | p50 ms | p99 ms | PostgreSQL /s | "
+            "p50 ms | p99 ms |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for k, a in sp["kinds"].items():
+        b = pg["kinds"].get(k, {})
+        out.append("| {} | {} | {:.2f} | {:.2f} | {} | {:.2f} | {:.2f} "
+                   "|".format(k, fmt_rate(a["per_s"]), a["p50_ms"],
+                              a["p99_ms"], fmt_rate(b.get("per_s", 0)),
+                              b.get("p50_ms", 0), b.get("p99_ms", 0)))
+    out += ["", "Latencies: medians over the runs of each run's "
+            "percentiles.", ""]
+    if notes.get("commerce"):
+        out += ["### Analysis", "", notes["commerce"], ""]
     return out
 
 
@@ -558,6 +724,15 @@ def network_part(net, notes):
     return md
 
 
+def load_beside(here, name):
+    """bench/results/<name> when it exists (callgrind.json, written by
+    bench/callgrind.py; commerce.json, by bench/commerce.py), else None."""
+    path = os.path.join(here, name)
+    if not os.path.exists(path):
+        return None
+    return json.load(open(path, encoding="utf-8"))
+
+
 def main(argv):
     if len(argv) != 5:
         sys.stderr.write(__doc__)
@@ -565,6 +740,10 @@ def main(argv):
     results, analysis, out_md, out_dat = argv[1:]
     r = json.load(open(results, encoding="utf-8"))
     notes = analysis_sections(analysis)
+    here = os.path.dirname(os.path.abspath(results))
+    cg = load_beside(here, "callgrind.json")
+    CG.update(cg.get("rows", {}) if cg else {})
+    cm = load_beside(here, "commerce.json")
     md = [
         "# Benchmarks — the local engine",
         "",
@@ -581,6 +760,7 @@ def main(argv):
     ]
     md += machine_table(r) + [""]
     md += ["## Summary", ""] + summary_table(r) + [""]
+    md += targets_list(r, cm)
     md += ["![Sprig's ratios against its peers, per workload]"
            "(bench-local.png)", ""]
     if notes.get("summary"):
@@ -610,6 +790,8 @@ def main(argv):
         net = json.load(open(net_json, encoding="utf-8"))
         md += network_part(net, analysis_sections(os.path.join(
             os.path.dirname(os.path.abspath(analysis)), "analysis-net.md")))
+    if cm:
+        md += commerce_part(cm, notes)
     with open(out_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md).rstrip() + "\n")
     chart_data(r, out_dat)

@@ -805,3 +805,48 @@ bench_wl_kv(const bench_plan *p, bench_result *res, size_t cap)
     keys.get = NULL;
     return n;
 }
+
+/* ---- callgrind mode (wl_cg.c) ------------------------------------------ */
+
+int
+bench_cg_kv(const bench_plan *p, const char *row, const char *series,
+            uint64_t n)
+{
+    const kv_engine *e = NULL;
+    for (unsigned i = 0; i < N_KV; i++) {
+        e = strcmp(series, kv_engines[i]->name) == 0 ? kv_engines[i] : e;
+    }
+    kvop op = strncmp(row, "kv-set-", 7) == 0    ? OP_SET
+              : strncmp(row, "kv-incr-", 8) == 0 ? OP_INCR
+                                                 : OP_GET;
+    bool lazy = op == OP_GET || strstr(row, "-lazy-") != NULL;
+    if (!e || strncmp(row, "kv-", 3) != 0 ||
+        strcmp(row + strlen(row) - 3, "-1t") != 0) {
+        return bench_fail("cg", "no row %s with series %s", row, series);
+    }
+    keys.get = malloc(KV_GET_KEYS * sizeof *keys.get);
+    if (!keys.get) {
+        return bench_fail("kv", "out of memory");
+    }
+    make_keys();
+    void *db = NULL;
+    kvwork w = {op, 0, 1, 0, n, p->seed, 0};
+    const kvcase c = {row, op, lazy, 1, n};
+    int rc = kv_fresh(p, e, lazy, op, &db);
+    if (rc == 0) {
+        bench_cg_begin();
+        rc = e->run(db, &w);
+        bench_cg_end(n);
+    }
+    if (rc == 0 && op != OP_GET) {
+        rc = kv_check(&c, e, db, n);
+    } else if (rc == 0 && w.bad) {
+        rc = bench_fail(e->name, "gets of the wrong length");
+    }
+    if (db) {
+        e->close(db);
+    }
+    free(keys.get);
+    keys.get = NULL;
+    return rc;
+}

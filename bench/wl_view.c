@@ -950,3 +950,81 @@ bench_wl_view(const bench_plan *p, bench_result *res, size_t cap)
     vdata_free(&x.v);
     return 4;
 }
+
+/* ---- callgrind mode (wl_cg.c) ------------------------------------------ */
+
+static int
+cg_view_insert(const bench_plan *p, const vdata *v, const loader *l)
+{
+    void *db = NULL;
+    uint64_t n = v->docs.n;
+    uint64_t *ids = malloc(n * sizeof *ids);
+    int rc = ids ? loader_open(p, l, true, &db) : bench_fail("cg", "no memory");
+    if (rc == 0) {
+        bench_cg_begin();
+        rc = loader_insert(l, db, v, 1, n, ids);
+        bench_cg_end(n);
+        rc = rc ? rc : loader_check(l, db, v);
+    }
+    loader_close(l, db);
+    free(ids);
+    return rc;
+}
+
+static int
+cg_view_query(const bench_plan *p, const vdata *v, unsigned e, qkind k)
+{
+    const loader *l = NULL;
+    for (unsigned i = 0; i < N_LOADERS; i++) {
+        l = loaders[i].query == (int)e ? &loaders[i] : l;
+    }
+    void *db = NULL;
+    uint64_t n = v->docs.n;
+    uint64_t *ids = malloc(n * sizeof *ids);
+    int rc = ids ? loader_open(p, l, true, &db) : bench_fail("cg", "no memory");
+    rc = rc ? rc : loader_insert(l, db, v, 1, n, ids);
+    if (rc == 0) {
+        uint64_t q = k == Q_KEY ? v->n_keys : v->n_ranges;
+        bench_cg_begin();
+        rc = query_slice(v, &qengines[e], db, k, 0, q);
+        bench_cg_end(q);
+    }
+    loader_close(l, db);
+    free(ids);
+    return rc;
+}
+
+/* The row and series asked for, on documents v. */
+static int
+cg_view_dispatch(const bench_plan *p, const vdata *v, const char *row,
+                 const char *series)
+{
+    for (unsigned i = 0; i < N_LOADERS; i++) {
+        if (strcmp(row, "local-view-insert") == 0 &&
+            strcmp(series, loaders[i].name) == 0) {
+            return cg_view_insert(p, v, &loaders[i]);
+        }
+    }
+    for (qkind k = Q_KEY; k <= Q_GROUPED; k++) {
+        for (unsigned e = 0; e < N_QUERY; e++) {
+            if (strcmp(row, query_names[k]) == 0 &&
+                strcmp(series, qengines[e].name) == 0) {
+                return cg_view_query(p, v, e, k);
+            }
+        }
+    }
+    return bench_fail("cg", "no row %s with series %s", row, series);
+}
+
+int
+bench_cg_view(const bench_plan *p, const char *row, const char *series,
+              uint64_t n)
+{
+    static vdata v;
+    if (vdata_make(&v, n, n / 10 ? n / 10 : 1, n / 40 ? n / 40 : 1, p->seed)) {
+        return -1;
+    }
+    int rc = cg_view_dispatch(p, &v, row, series);
+    vdata_free(&v);
+    return rc;
+}
