@@ -119,6 +119,16 @@ typedef struct sprig__cmd {
     void *mem_, *ops_mem_, *hash_mem_; /* owned memory */
 } sprig__cmd;
 
+/** How an asynchronous submission completes (sprig_db_ops.submit): called
+ *  exactly once, never inside the submit call, from the database's writer
+ *  thread or another thread committing through the same writer, with the
+ *  error detail of a failure recorded in that thread (sprig_errmsg).  `rc`
+ *  is the command's outcome (0: committed per the durability); its results
+ *  are in cmd->out.  From this call on the command is the submitter's
+ *  again: the engine never touches it afterwards, so the callback may
+ *  clear or free it.  Keep it short: it runs between batches. */
+typedef void (*sprig__cmd_done)(void *udata, int rc, sprig__cmd *cmd);
+
 /** Append the encoding of `c` to `out`.  SPRIG_ENOMEM; SPRIG_EINVAL for a
  *  command that cannot be encoded (unknown kind, a field over its limit).
  *  On failure `out` may hold a partial encoding past its old length. */

@@ -63,16 +63,46 @@ cmd_frees(const sprig__cmd *c)
     }
 }
 
+/* A command on its way through the writer. */
 typedef struct run_arg {
+    sprig__wreq req;
     sprig__ldb *ldb;
     sprig__cmd *cmd;
+    sprig__cmd_done done; /* asynchronous: the submitter's callback */
+    void *udata;
 } run_arg;
 
 static int
 run_apply(MDB_txn *txn, void *arg)
 {
     run_arg *r = arg;
+    if (atomic_load(&r->ldb->dropped)) {
+        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
+                          r->ldb->name);
+    }
     return sprig__cmd_apply(r->ldb, txn, r->cmd, &r->cmd->out);
+}
+
+static void
+run_init(run_arg *r, sprig__ldb *ldb, sprig__cmd *cmd)
+{
+    memset(r, 0, sizeof *r);
+    r->ldb = ldb;
+    r->cmd = cmd;
+    r->req.apply = run_apply;
+    r->req.arg = r;
+    r->req.cmd = cmd;
+    r->req.lazy = cmd->lazy;
+    r->req.direct = cmd->kind == SPRIG__CMD_KV || cmd->kind == SPRIG__CMD_SWEEP;
+    r->req.frees = cmd_frees(cmd);
+}
+
+static void
+after_commit(sprig__ldb *ldb, const sprig__cmd *cmd, int rc)
+{
+    if (rc == 0 && cmd->kind == SPRIG__CMD_KV) {
+        sprig__kv_after_commit(ldb->kv, cmd);
+    }
 }
 
 int
@@ -82,13 +112,49 @@ sprig__ldb_run(sprig__ldb *ldb, sprig__cmd *cmd)
         return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
                           ldb->name);
     }
-    run_arg r = {ldb, cmd};
-    sprig__wreq req = {.apply = run_apply, .arg = &r};
-    req.lazy = cmd->lazy;
-    req.frees = cmd_frees(cmd);
-    int rc = sprig__writer_submit(&ldb->writer, &req);
-    if (rc == 0 && cmd->kind == SPRIG__CMD_KV) {
-        sprig__kv_after_commit(ldb->kv, cmd);
+    run_arg r;
+    run_init(&r, ldb, cmd);
+    int rc = sprig__writer_submit(&ldb->writer, &r.req);
+    after_commit(ldb, cmd, rc);
+    return rc;
+}
+
+/* The writer answered an asynchronous command. */
+static void
+run_done(sprig__wreq *req)
+{
+    run_arg *r = (run_arg *)req; /* req is the first member */
+    int rc = req->rc;
+    after_commit(r->ldb, r->cmd, rc);
+    sprig__cmd_done done = r->done;
+    void *udata = r->udata;
+    sprig__cmd *cmd = r->cmd;
+    sprig__free(r);
+    done(udata, rc, cmd);
+}
+
+int
+sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
+                  void *udata)
+{
+    if (cmd->kind != SPRIG__CMD_TXN && cmd->kind != SPRIG__CMD_KV &&
+        cmd->kind != SPRIG__CMD_SWEEP) {
+        return sprig__err(SPRIG_EINVAL, "command kind %d does not apply to "
+                                        "a database",
+                          (int)cmd->kind);
+    }
+    run_arg *r = sprig__malloc(sizeof *r);
+    int rc = r ? sprig__cmd_hash(cmd)
+               : sprig__err(SPRIG_ENOMEM, "out of memory submitting");
+    if (rc == 0) {
+        run_init(r, ldb, cmd);
+        r->done = done;
+        r->udata = udata;
+        r->req.done = run_done;
+        rc = sprig__writer_submit_async(&ldb->writer, &r->req);
+    }
+    if (rc) {
+        sprig__free(r);
     }
     return rc;
 }

@@ -119,7 +119,8 @@ sprig__ldb_free(sprig__ldb *ldb)
     if (!ldb) {
         return;
     }
-    sprig__kv_close(ldb);    /* joins its thread, flushes lazy commits */
+    sprig__writer_stop(&ldb->writer); /* answers what is queued */
+    sprig__kv_close(ldb); /* joins its thread, flushes lazy commits */
     sprig__views_close(ldb); /* joins the background indexer */
     sprig__hub_free(ldb->hub);
     sprig__writer_destroy(&ldb->writer);
@@ -493,6 +494,14 @@ h_last_txn_id(sprig_db *db, uint64_t *out)
     return rc;
 }
 
+static int
+h_submit(sprig_db *db, struct sprig__cmd *cmd,
+         void (*done)(void *udata, int rc, struct sprig__cmd *cmd),
+         void *udata)
+{
+    return sprig__ldb_submit(LDB(db), cmd, done, udata);
+}
+
 static const sprig_db_ops local_db_ops = {
     .close = h_close,
     .name = h_name,
@@ -514,6 +523,7 @@ static const sprig_db_ops local_db_ops = {
     .kv_list = sprig__kv_op_list,
     .subscriber_new = sprig__pubsub_subscriber_new,
     .publish = sprig__pubsub_publish,
+    .submit = h_submit,
 };
 
 sprig__ldb *

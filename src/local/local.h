@@ -73,19 +73,33 @@ int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
 /* ---- writer.c -------------------------------------------------------- */
 
 /** A write request.  `apply` runs inside an LMDB write transaction and may
- *  run more than once (after the map grows): it must only write through
- *  `txn` and overwrite its outputs each time.  Return 0 to keep its
- *  changes, a negative code to discard them (and fail the request). */
+ *  run more than once (after the map grows, or when its batch is re-run
+ *  with nested children): it must only write through `txn` and overwrite
+ *  its outputs each time.  Return 0 to keep its changes, a negative code to
+ *  discard them (and fail the request). */
 typedef struct sprig__wreq {
     int (*apply)(MDB_txn *txn, void *arg);
     void *arg;
+    /* the command being applied, or NULL (internal maintenance such as
+     * view rebuilds): what a command log records */
+    const struct sprig__cmd *cmd;
     /* lazy: need not be on disk when answered.  A batch made only of lazy
      * requests commits without fsync (counted in writer.unsynced); zero
      * initialisation keeps every other request durable. */
     bool lazy;
-    int rc;
-    bool done;
+    /* direct: in a batch, apply straight into the shared transaction (no
+     * nested child).  If one fails, the batch is aborted and re-run with a
+     * child per request, so a failure still discards only its own changes.
+     * For small, rarely failing changes: key-value commands, sweeps. */
+    bool direct;
     bool frees; /* only deletes: may use the reserve past the limit */
+    /* asynchronous requests (sprig__writer_submit_async): called once
+     * after the batch committed or failed, in the thread that led it (the
+     * writer thread or a synchronous submitter), without the writer's lock;
+     * the writer never touches the request after calling it. */
+    void (*done)(struct sprig__wreq *req);
+    int rc;
+    bool finished; /* synchronous requests: answered */
     struct sprig__wreq *next;
     pthread_t thread; /* who asked (for gathering) */
     char msg[256];    /* the failure detail, carried to the caller's thread */
@@ -93,13 +107,16 @@ typedef struct sprig__wreq {
 
 /** Internal code: LMDB's map is full; the writer grows it and retries. */
 #define SPRIG__EMAPFULL (-1000)
+/** Internal code: a direct request failed; re-run the batch with children. */
+#define SPRIG__ESAFE (-1001)
 
 #define SPRIG__GATHER_MAX 64
 
 typedef struct sprig__writer {
     sprig__env *env;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* synchronous submitters: a batch was answered */
+    pthread_cond_t wake; /* the writer thread: requests wait, no leader */
     bool leader_active;
     sprig__wreq *head, *tail;
     atomic_ulong batches, requests; /* statistics */
@@ -115,13 +132,27 @@ typedef struct sprig__writer {
     uint64_t last_commit_ns;
     pthread_cond_t gather;
     bool gathering;
+    /* the writer thread, started by the first asynchronous request */
+    pthread_t thread;
+    bool thread_running, stop;
 } sprig__writer;
 
 int sprig__writer_init(sprig__writer *w, sprig__env *env);
+/** Stop the writer thread after it answered every queued request (a no-op
+ *  when none was started); idempotent.  Call before the env goes. */
+void sprig__writer_stop(sprig__writer *w);
+/** Stop (sprig__writer_stop) and release. */
 void sprig__writer_destroy(sprig__writer *w);
-/** Apply `req` durably (per the env's durability); blocks until done.
- *  Returns req->rc. */
+/** Apply `req` durably (per the env's durability); blocks until done: the
+ *  calling thread waits, or leads the batch itself when no one else does
+ *  (a lone writer pays no hand-off).  Returns req->rc, with the detail
+ *  recorded in the calling thread. */
 int sprig__writer_submit(sprig__writer *w, sprig__wreq *req);
+/** Queue `req` (req->done set) and return at once; req->done is called
+ *  exactly once, later, from another thread (see sprig__wreq).  The
+ *  request must stay valid until then.  SPRIG_ENOMEM when the writer
+ *  thread cannot be started (then `done` is never called). */
+int sprig__writer_submit_async(sprig__writer *w, sprig__wreq *req);
 
 /* ---- db.c: a database engine ----------------------------------------- */
 
@@ -199,6 +230,13 @@ int sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn,
  *  durability) or failed; results in cmd->out.  The caller owns `cmd` and
  *  what it points at.  SPRIG_ENOTFOUND when the database was deleted. */
 int sprig__ldb_run(sprig__ldb *ldb, struct sprig__cmd *cmd);
+
+/** The asynchronous form (sprig_db_ops.submit, whose comment in core.h
+ *  gives the contract): queue `cmd` on `ldb`'s writer and return; `done`
+ *  gets the outcome from another thread. */
+int sprig__ldb_submit(sprig__ldb *ldb, struct sprig__cmd *cmd,
+                      void (*done)(void *udata, int rc, struct sprig__cmd *c),
+                      void *udata);
 
 /** Compute the content hash of each writing op of a TXN command into
  *  cmd->hashes (allocated and owned by the command unless the caller set
