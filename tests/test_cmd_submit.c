@@ -202,8 +202,10 @@ test_txn_and_errors(void **state)
     sprig_storage *st;
     sprig_db *db = open_db(dir, &st);
     waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
-    sprig__op op = {.kind = SPRIG__OP_INSERT, .collection = "docs",
-                    .has_id = true, .id = sprig_str("a"),
+    sprig__op op = {.kind = SPRIG__OP_INSERT,
+                    .collection = "docs",
+                    .has_id = true,
+                    .id = sprig_str("a"),
                     .contents = sprig_str("one")};
     sprig_txn_result *res = sprig__txn_result_new(1);
     sprig__cmd c = {.kind = SPRIG__CMD_TXN, .ops = &op, .n_ops = 1};
@@ -253,8 +255,11 @@ test_failing_change_in_batch(void **state)
     for (int i = 0; i < MIX; i++) {
         sprig__cmd *c = &cmds[i];
         snprintf(keys[i], sizeof keys[i], "m%d", i);
-        *c = (sprig__cmd){.kind = SPRIG__CMD_KV, .kv = SPRIG__KV_SET,
-                          .ns = "", .key = keys[i], .now_ms = 1};
+        *c = (sprig__cmd){.kind = SPRIG__CMD_KV,
+                          .kv = SPRIG__KV_SET,
+                          .ns = "",
+                          .key = keys[i],
+                          .now_ms = 1};
         c->value = sprig_value_of_u64((uint64_t)i);
         if (i == bad) {
             c->kv = SPRIG__KV_INCR;

@@ -16,13 +16,64 @@
 uint64_t
 sprig__ldb_now(const sprig__ldb *ldb)
 {
-    const sprig_storage_options *o = &ldb->st->opts;
+    return sprig__clock_now(&ldb->st->opts);
+}
+
+uint64_t
+sprig__clock_now(const sprig_storage_options *o)
+{
     if (o->clock_ms) {
         return o->clock_ms(o->clock_udata);
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+sprig__log_write(MDB_txn *txn, MDB_dbi log, uint64_t ts, const sprig_change *c,
+                 size_t n, sprig_buf *scratch, uint64_t *id)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t last = 0;
+    int mrc = mdb_cursor_open(txn, log, &cur);
+    if (mrc == 0) {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        mdb_cursor_close(cur);
+    }
+    if (mrc == 0 && k.mv_size != 8) {
+        return sprig__err(SPRIG_ECORRUPT, "log key has %zu bytes", k.mv_size);
+    }
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return sprig__mdb_err(mrc, "reading the last log id");
+    }
+    last = mrc ? 0 : sprig__get_u64be(k.mv_data);
+    scratch->len = 0;
+    int rc = sprig__log_record_encode(ts, c, n, scratch);
+    if (rc) {
+        return rc;
+    }
+    uint8_t kb[8];
+    sprig__put_u64be(kb, last + 1);
+    k = (MDB_val){8, kb};
+    v = (MDB_val){scratch->len, scratch->data};
+    rc = sprig__mdb_err(mdb_put(txn, log, &k, &v, MDB_APPEND),
+                        "writing the transaction log");
+    *id = rc ? 0 : last + 1;
+    return rc;
+}
+
+int
+sprig__log_write1(MDB_txn *txn, MDB_dbi log, uint64_t ts, const char *what,
+                  sprig_bytes id, uint64_t revision, bool deleted,
+                  uint64_t *out)
+{
+    sprig_change c = {what, id, revision, deleted};
+    sprig_buf scratch = {0};
+    int rc = sprig__log_write(txn, log, ts, &c, 1, &scratch, out);
+    sprig_buf_free(&scratch);
+    return rc;
 }
 
 int
@@ -139,8 +190,9 @@ sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
 {
     if (cmd->kind != SPRIG__CMD_TXN && cmd->kind != SPRIG__CMD_KV &&
         cmd->kind != SPRIG__CMD_SWEEP) {
-        return sprig__err(SPRIG_EINVAL, "command kind %d does not apply to "
-                                        "a database",
+        return sprig__err(SPRIG_EINVAL,
+                          "command kind %d does not apply to "
+                          "a database",
                           (int)cmd->kind);
     }
     run_arg *r = sprig__malloc(sizeof *r);

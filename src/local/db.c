@@ -92,6 +92,9 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
     rc = rc ? rc : open_tables(ldb);
     rc = rc ? rc : sprig__writer_init(&ldb->writer, ldb->env);
     bool have_writer = rc == 0;
+    ldb->writer.tap = st->tap;
+    ldb->writer.tap_udata = st->tap_udata;
+    ldb->writer.tap_name = ldb->name;
     rc = rc ? rc : sprig__hub_new(&ldb->hub);
     rc = rc ? rc : sprig__views_open(ldb); /* rebuilds changed indexes */
     rc = rc ? rc : sprig__kv_open(ldb);    /* last: may start its thread */
@@ -120,7 +123,7 @@ sprig__ldb_free(sprig__ldb *ldb)
         return;
     }
     sprig__writer_stop(&ldb->writer); /* answers what is queued */
-    sprig__kv_close(ldb); /* joins its thread, flushes lazy commits */
+    sprig__kv_close(ldb);    /* joins its thread, flushes lazy commits */
     sprig__views_close(ldb); /* joins the background indexer */
     sprig__hub_free(ldb->hub);
     sprig__writer_destroy(&ldb->writer);
@@ -496,8 +499,7 @@ h_last_txn_id(sprig_db *db, uint64_t *out)
 
 static int
 h_submit(sprig_db *db, struct sprig__cmd *cmd,
-         void (*done)(void *udata, int rc, struct sprig__cmd *cmd),
-         void *udata)
+         void (*done)(void *udata, int rc, struct sprig__cmd *cmd), void *udata)
 {
     return sprig__ldb_submit(LDB(db), cmd, done, udata);
 }

@@ -374,26 +374,8 @@ apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
 static int
 log_txn(MDB_txn *txn, apply_ctx *a)
 {
-    uint64_t id;
-    int rc = sprig__last_txn_id(txn, a->ldb, &id);
-    if (rc) {
-        return rc;
-    }
-    a->record.len = 0;
-    rc = sprig__log_record_encode(a->cmd->now_ms, a->changes, a->n_changes,
-                                  &a->record);
-    if (rc) {
-        return rc;
-    }
-    uint8_t kb[8];
-    sprig__put_u64be(kb, id + 1);
-    MDB_val k = {8, kb}, v = {a->record.len, a->record.data};
-    rc = sprig__mdb_err(mdb_put(txn, a->ldb->log, &k, &v, MDB_APPEND),
-                        "writing the transaction log");
-    if (rc == 0) {
-        a->res->id = id + 1;
-    }
-    return rc;
+    return sprig__log_write(txn, a->ldb->log, a->cmd->now_ms, a->changes,
+                            a->n_changes, &a->record, &a->res->id);
 }
 
 /* Run the ops in order; the first failure stops (its index in res). */

@@ -400,7 +400,12 @@ sprig__kv_apply_cmd(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
     case SPRIG__KV_INCR: rc = apply_incr(txn, kv, c, o, &k); break;
     default: return sprig__err(SPRIG_EINVAL, "unknown key-value change");
     }
-    return rc;
+    if (rc || o->status == SPRIG_KV_NOT_CHANGED) {
+        return rc;
+    }
+    return sprig__log_write1(txn, kv->ldb->log, c->now_ms, SPRIG__LOG_KV,
+                             (sprig_bytes){key.b, key.len}, 0,
+                             o->status == SPRIG_KV_DELETED, &o->log_id);
 }
 
 /* After a committed change: tell the housekeeper what it needs to know. */

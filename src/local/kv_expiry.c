@@ -176,18 +176,29 @@ sprig__kv_sweep_apply(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
 {
     o->removed = 0;
     o->log_id = 0;
-    for (size_t i = 0; i < c->n_items; i++) {
-        if (c->items[i].key.len > SPRIG__KV_ENC_MAX) {
-            return sprig__err(SPRIG_EINVAL, "a sweep key is too long");
-        }
-        bool gone;
-        int rc = drop_item(txn, kv, &c->items[i], &gone);
-        if (rc) {
-            return rc;
-        }
-        o->removed += gone;
+    sprig_change *ch = sprig__malloc((c->n_items + 1) * sizeof *ch);
+    if (!ch) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory sweeping");
     }
-    return SPRIG_OK;
+    int rc = SPRIG_OK;
+    for (size_t i = 0; rc == 0 && i < c->n_items; i++) {
+        bool gone = false;
+        rc = c->items[i].key.len > SPRIG__KV_ENC_MAX
+                 ? sprig__err(SPRIG_EINVAL, "a sweep key is too long")
+                 : drop_item(txn, kv, &c->items[i], &gone);
+        if (gone) {
+            ch[o->removed++] =
+                (sprig_change){SPRIG__LOG_KV, c->items[i].key, 0, true};
+        }
+    }
+    if (rc == 0 && o->removed) {
+        sprig_buf scratch = {0};
+        rc = sprig__log_write(txn, kv->ldb->log, c->now_ms, ch, o->removed,
+                              &scratch, &o->log_id);
+        sprig_buf_free(&scratch);
+    }
+    sprig__free(ch);
+    return rc;
 }
 
 /* Decide one sweep step at `now` (NULL cmd items when nothing is due). */

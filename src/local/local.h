@@ -112,8 +112,17 @@ typedef struct sprig__wreq {
 
 #define SPRIG__GATHER_MAX 64
 
+/** A test seam: told of every committed command, in commit order, by the
+ *  thread that committed it (before the next batch of the same writer can
+ *  commit).  `db` is the database's name, or "_admin". */
+typedef void (*sprig__cmd_tap)(void *udata, const char *db,
+                               const struct sprig__cmd *cmd);
+
 typedef struct sprig__writer {
     sprig__env *env;
+    sprig__cmd_tap tap; /* set before the first request, or NULL */
+    void *tap_udata;
+    const char *tap_name;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* synchronous submitters: a batch was answered */
     pthread_cond_t wake; /* the writer thread: requests wait, no leader */
@@ -181,6 +190,16 @@ typedef struct sprig__ldb {
     struct sprig__views *views; /* views (views.c); NULL when none */
 } sprig__ldb;
 
+/** Test seam: call `tap` for every command committed from now on, in every
+ *  database opened from now on and the admin environment (set it right
+ *  after opening the storage).  NULL stops. */
+void sprig__storage_tap(sprig_storage *st, sprig__cmd_tap tap, void *udata);
+/** Apply a (decoded) command to the storage: admin kinds through the admin
+ *  writer, exactly as the API's own (the command's time, not the clock);
+ *  the others to database `db` (opened as needed).  Waits. */
+int sprig__storage_apply(sprig_storage *st, const char *db,
+                         struct sprig__cmd *cmd);
+
 /** Open the engine of a database living in `dir` with `schema`. */
 int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
                     const sprig_schema_def *schema, sprig__ldb **out);
@@ -216,6 +235,33 @@ struct sprig__cmd_out;
 /** The storage's clock (sprig_storage_options.clock_ms, or real time), in
  *  ms since the epoch: what a command accepted now carries. */
 uint64_t sprig__ldb_now(const sprig__ldb *ldb);
+/** The same, from a storage's options. */
+uint64_t sprig__clock_now(const sprig_storage_options *o);
+
+/** Append one log record (changes c[0..n), stamped `ts`) to log table
+ *  `log` under the id after its last key, returned in *id.  `scratch`
+ *  holds the encoding.  What a record says per kind:
+ *   - documents: collection, id, revision, deleted (as always);
+ *   - key-value changes (SPRIG__LOG_KV, the empty collection, which no
+ *     collection can have): id = namespace, 0x00, key; revision 0;
+ *     deleted when the change removed the key (delete, get-and-delete, a
+ *     set with a past expiry, a sweep step: one record, a change per key);
+ *   - admin changes, in the `_admin` environment's own log:
+ *     collection SPRIG__LOG_DATABASE ("$database"), id = its name,
+ *     revision = its directory id, deleted on delete; or
+ *     SPRIG__LOG_SCHEMA ("$schema"), id = its name, revision 0.
+ *  The record's bytes and the wire form of sprig_list_executed are the
+ *  same as before: the collection field carries the kind. */
+int sprig__log_write(MDB_txn *txn, MDB_dbi log, uint64_t ts,
+                     const sprig_change *c, size_t n, sprig_buf *scratch,
+                     uint64_t *id);
+/** sprig__log_write of one change. */
+int sprig__log_write1(MDB_txn *txn, MDB_dbi log, uint64_t ts, const char *what,
+                      sprig_bytes id, uint64_t revision, bool deleted,
+                      uint64_t *out);
+#define SPRIG__LOG_KV ""
+#define SPRIG__LOG_DATABASE "$database"
+#define SPRIG__LOG_SCHEMA "$schema"
 
 /** Apply one TXN, KV or SWEEP command inside write transaction `txn` of
  *  `ldb`'s environment (the writer's thread).  May run more than once for
@@ -270,7 +316,12 @@ struct sprig__lstorage {
     bool temp_dir; /* memory_only: remove the directory at close */
     int lock_fd;
     sprig__env *admin;
-    MDB_dbi reg_dbs, reg_schemas, reg_meta;
+    sprig__writer admin_w; /* admin commands (cmd_admin.c) */
+    bool admin_w_ready;
+    MDB_dbi reg_dbs, reg_schemas, reg_meta, reg_log;
+    /* test seam (sprig__storage_tap): every committed command */
+    sprig__cmd_tap tap;
+    void *tap_udata;
     pthread_mutex_t lock;
     sprig_schema_def **schemas;
     size_t n_schemas;
@@ -291,6 +342,24 @@ int sprig__rmdir_tree(const char *dir);
  *  released by sprig__storage_release(st, ldb, false).  For objects that
  *  keep a database open, like PubSub subscribers. */
 void sprig__storage_retain(sprig__lstorage *st, sprig__ldb *ldb);
+
+/* ---- cmd_admin.c: admin commands on `_admin` -------------------------- */
+
+typedef struct sprig__reg_entry {
+    char schema[SPRIG_NAME_MAX + 1];
+    uint64_t dir_id;
+} sprig__reg_entry;
+
+/** Parse the registry record of database `name`; SPRIG_ECORRUPT. */
+int sprig__reg_decode(const char *name, const MDB_val *v, sprig__reg_entry *e);
+/** Apply a CREATE_DB, DELETE_DB or SCHEMA command in a write transaction of
+ *  the `_admin` environment (resets out's dir_id and log_id).  Errors:
+ *  SPRIG_ENOTFOUND (deleting an unknown database), SPRIG_ECORRUPT,
+ *  SPRIG__EMAPFULL, SPRIG_EINVAL for another kind. */
+int sprig__admin_apply(sprig__lstorage *st, MDB_txn *txn,
+                       const struct sprig__cmd *c, struct sprig__cmd_out *o);
+/** Run an admin command through the storage's admin writer and wait. */
+int sprig__admin_run(sprig__lstorage *st, struct sprig__cmd *cmd);
 
 /* ---- kv.c, kv_expiry.c: the key-value store (private header kv.h) ---- */
 

@@ -362,6 +362,11 @@ lead(sprig__writer *w)
     uint64_t t0 = mono_ns();
     lead_batch(w, batch, n);
     uint64_t took = mono_ns() - t0;
+    for (sprig__wreq *r = batch; w->tap && r; r = r->next) {
+        if (r->cmd && r->rc == 0) { /* still leading: in commit order */
+            w->tap(w->tap_udata, w->tap_name, r->cmd);
+        }
+    }
     sprig__wreq *async = NULL, **at = &async;
     pthread_mutex_lock(&w->lock);
     w->last_commit_ns = took;
