@@ -249,6 +249,17 @@ test_apply_decoded(void **state)
     assert_int_equal(d.out.status, SPRIG_KV_UPDATED);
     assert_int_equal(d.out.value.num.u64, 7);
     sprig__cmd_clear(&d);
+    /* key-value changes are in the log: collection "", id ns 0x00 key */
+    SPRIG_OK_(sprig_list_executed_transactions(db, 0, 0, &log));
+    assert_int_equal(sprig_txn_log_count(log), 3);
+    assert_int_equal(sprig_txn_log_timestamp_ms(log, 2), 1500);
+    sprig_change ch;
+    SPRIG_OK_(sprig_txn_log_change(log, 1, 0, &ch));
+    assert_string_equal(ch.collection, "");
+    assert_int_equal(ch.id.len, 2);
+    assert_memory_equal(ch.id.data, "\0k", 2);
+    assert_false(ch.deleted);
+    sprig_txn_log_free(log);
     sprig_db_close(db);
     tu_rmtree(dir);
 }
