@@ -126,7 +126,9 @@ typedef struct sprig__cmd {
  *  is the command's outcome (0: committed per the durability); its results
  *  are in cmd->out.  From this call on the command is the submitter's
  *  again: the engine never touches it afterwards, so the callback may
- *  clear or free it.  Keep it short: it runs between batches. */
+ *  clear or free it.  Keep it short: it runs between batches.  It may
+ *  submit again, but must not close the database's last handle (closing
+ *  joins the writer thread it may be running on). */
 typedef void (*sprig__cmd_done)(void *udata, int rc, sprig__cmd *cmd);
 
 /** Append the encoding of `c` to `out`.  SPRIG_ENOMEM; SPRIG_EINVAL for a

@@ -4,16 +4,19 @@
  * entries.  Layout and invariants are in kv.h; the expiry index, sweeper
  * and lazy flusher in kv_expiry.c.
  *
- * Design notes.  Every change is one write request (sprig__wreq) through
+ * Design notes.  Every change is one KV command (src/core/cmd.h) through
  * the database's writer, so it is applied by the group-commit leader inside
- * an LMDB write transaction: a read-modify-write such as an increment sees
- * no concurrent change, and concurrent increments never lose an update.
- * Requests in lazy mode are marked `lazy`, which lets the writer commit a
- * batch made only of them without fsync (writer.c).  Plain reads (get,
+ * an LMDB write transaction (straight into the batch's shared transaction):
+ * a read-modify-write such as an increment sees no concurrent change, and
+ * concurrent increments never lose an update.  The command carries its
+ * time (`now_ms`, from the storage's clock when accepted) and an absolute
+ * expiry, so applying it reads no clock.  Commands in lazy mode are marked
+ * `lazy`, which lets the writer commit a batch made only of them without
+ * fsync (writer.c).  Plain reads (get,
  * list) run in a pooled read snapshot and never wait for writers.
  *
  * Expiry is checked wherever a record is read, against one clock reading
- * per operation: an expired record is absent.  A write that meets one
+ * per operation (a write: its command's time): an expired record is absent.  A write that meets one
  * removes it (record and index entry) in its own transaction before going
  * on as if the key were vacant, so what a write reports never depends on
  * whether the sweeper has been by.

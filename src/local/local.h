@@ -6,14 +6,18 @@
  *
  *   env.c      an LMDB environment: open with the durability mode, pooled
  *              read transactions, invisible map growth, error mapping
- *   writer.c   group commit: concurrent write requests of one database are
- *              applied by one leader thread in one LMDB transaction, each in
- *              a nested child, and answered after one durable commit
+ *   writer.c   group commit: queued write requests of one database are
+ *              applied by one leader (a synchronous submitter or the
+ *              writer thread) in one LMDB transaction and answered after
+ *              one durable commit; asynchronous submission
+ *   cmd_apply.c  write commands (src/core/cmd.h) on a database: dispatch,
+ *              running one through the writer (sync or async), the log
+ *   cmd_admin.c  admin commands on the `_admin` environment
  *   storage.c  the storage: directory lock, registry of databases and
  *              schemas, create/delete/list, crash clean-up, handle refs
  *   db.c       a database engine (sprig__ldb) and its handles: the
  *              sprig_db_ops table, reads (get, list, count, log)
- *   docs.c     applying a transaction's operations inside a write request
+ *   docs.c     applying a TXN command's operations
  *   kv.c       the key-value store: tables, records, operations (kv.h)
  *   kv_expiry.c  its expiry index, and a housekeeper thread per database
  *              that sweeps expired keys and flushes lazy commits
