@@ -30,13 +30,12 @@ sprig__clock_now(const sprig_storage_options *o)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int
-sprig__log_write(MDB_txn *txn, MDB_dbi log, uint64_t ts, const sprig_change *c,
-                 size_t n, sprig_buf *scratch, uint64_t *id)
+/* The id after the last key of log table `log` into *next. */
+static int
+log_next_id(MDB_txn *txn, MDB_dbi log, uint64_t *next)
 {
     MDB_cursor *cur;
     MDB_val k, v;
-    uint64_t last = 0;
     int mrc = mdb_cursor_open(txn, log, &cur);
     if (mrc == 0) {
         mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
@@ -48,32 +47,67 @@ sprig__log_write(MDB_txn *txn, MDB_dbi log, uint64_t ts, const sprig_change *c,
     if (mrc && mrc != MDB_NOTFOUND) {
         return sprig__mdb_err(mrc, "reading the last log id");
     }
-    last = mrc ? 0 : sprig__get_u64be(k.mv_data);
+    *next = (mrc ? 0 : sprig__get_u64be(k.mv_data)) + 1;
+    return SPRIG_OK;
+}
+
+int
+sprig__log_write(MDB_txn *txn, MDB_dbi log, uint64_t ts, const sprig_change *c,
+                 size_t n, sprig_buf *scratch, uint64_t *id)
+{
+    uint64_t next = 0;
+    int rc = log_next_id(txn, log, &next);
+    *id = 0;
+    if (rc) {
+        return rc;
+    }
     scratch->len = 0;
-    int rc = sprig__log_record_encode(ts, c, n, scratch);
+    rc = sprig__log_record_encode(ts, c, n, scratch);
     if (rc) {
         return rc;
     }
     uint8_t kb[8];
-    sprig__put_u64be(kb, last + 1);
-    k = (MDB_val){8, kb};
-    v = (MDB_val){scratch->len, scratch->data};
+    sprig__put_u64be(kb, next);
+    MDB_val k = {8, kb}, v = {scratch->len, scratch->data};
     rc = sprig__mdb_err(mdb_put(txn, log, &k, &v, MDB_APPEND),
                         "writing the transaction log");
-    *id = rc ? 0 : last + 1;
+    *id = rc ? 0 : next;
     return rc;
 }
 
+/* One change: the bytes sprig__log_record_encode would make, written in
+ * place (MDB_RESERVE), with no allocation. */
 int
 sprig__log_write1(MDB_txn *txn, MDB_dbi log, uint64_t ts, const char *what,
                   sprig_bytes id, uint64_t revision, bool deleted,
                   uint64_t *out)
 {
-    sprig_change c = {what, id, revision, deleted};
-    sprig_buf scratch = {0};
-    int rc = sprig__log_write(txn, log, ts, &c, 1, &scratch, out);
-    sprig_buf_free(&scratch);
-    return rc;
+    uint64_t next = 0;
+    int rc = log_next_id(txn, log, &next);
+    *out = 0;
+    if (rc) {
+        return rc;
+    }
+    size_t cl = strlen(what);
+    uint8_t kb[8];
+    sprig__put_u64be(kb, next);
+    MDB_val k = {8, kb}, v = {13 + 17 + cl + id.len, NULL};
+    int mrc = mdb_put(txn, log, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "writing the transaction log");
+    }
+    uint8_t *p = v.mv_data;
+    p[0] = 1; /* the record format */
+    sprig__put_u64be(p + 1, ts);
+    sprig__put_u32be(p + 9, 1);
+    p[13] = deleted ? 1 : 0;
+    sprig__put_u64be(p + 14, revision);
+    sprig__put_u32be(p + 22, (uint32_t)cl);
+    memcpy(p + 26, what, cl);
+    sprig__put_u32be(p + 26 + cl, (uint32_t)id.len);
+    memcpy(p + 30 + cl, id.data, id.len);
+    *out = next;
+    return SPRIG_OK;
 }
 
 int
