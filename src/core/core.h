@@ -215,6 +215,8 @@ int sprig__txn_log_append(sprig_txn_log *l, uint64_t id, sprig_bytes record);
 
 /* ---- operations tables ----------------------------------------------- */
 
+struct sprig__cmd; /* cmd.h */
+
 typedef struct sprig_db_ops {
     void (*close)(sprig_db *db);
     const char *(*name)(const sprig_db *db);
@@ -266,6 +268,20 @@ typedef struct sprig_db_ops {
      * operations fail; a new handle finds any database made since under
      * the name)?  Any thread, never blocks.  NULL: never. */
     bool (*dropped)(const sprig_db *db);
+    /* Asynchronous write (src/core/cmd.h; NULL where a placement has none):
+     * queue a TXN, KV or SWEEP command and return at once.  0: `done` will
+     * be called exactly once, later, from another thread (see
+     * sprig__cmd_done); a negative code (SPRIG_EINVAL for an admin
+     * command, SPRIG_ENOMEM): nothing was queued and `done` is never
+     * called.  The submitter owns `cmd` and everything it points at, and
+     * keeps them valid and untouched until `done`; the engine may set
+     * cmd->hashes (owned by the command: sprig__cmd_clear frees them).
+     * The command's fields are not re-checked: build it from validated
+     * input, or from sprig__cmd_decode.  A handle must not be closed while
+     * it has submissions in flight. */
+    int (*submit)(sprig_db *db, struct sprig__cmd *cmd,
+                  void (*done)(void *udata, int rc, struct sprig__cmd *cmd),
+                  void *udata);
 } sprig_db_ops;
 
 /** Every database handle starts with this. */

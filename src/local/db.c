@@ -92,6 +92,9 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
     rc = rc ? rc : open_tables(ldb);
     rc = rc ? rc : sprig__writer_init(&ldb->writer, ldb->env);
     bool have_writer = rc == 0;
+    ldb->writer.tap = st->tap;
+    ldb->writer.tap_udata = st->tap_udata;
+    ldb->writer.tap_name = ldb->name;
     rc = rc ? rc : sprig__hub_new(&ldb->hub);
     rc = rc ? rc : sprig__views_open(ldb); /* rebuilds changed indexes */
     rc = rc ? rc : sprig__kv_open(ldb);    /* last: may start its thread */
@@ -119,6 +122,7 @@ sprig__ldb_free(sprig__ldb *ldb)
     if (!ldb) {
         return;
     }
+    sprig__writer_stop(&ldb->writer); /* answers what is queued */
     sprig__kv_close(ldb);    /* joins its thread, flushes lazy commits */
     sprig__views_close(ldb); /* joins the background indexer */
     sprig__hub_free(ldb->hub);
@@ -493,6 +497,13 @@ h_last_txn_id(sprig_db *db, uint64_t *out)
     return rc;
 }
 
+static int
+h_submit(sprig_db *db, struct sprig__cmd *cmd,
+         void (*done)(void *udata, int rc, struct sprig__cmd *cmd), void *udata)
+{
+    return sprig__ldb_submit(LDB(db), cmd, done, udata);
+}
+
 static const sprig_db_ops local_db_ops = {
     .close = h_close,
     .name = h_name,
@@ -515,6 +526,7 @@ static const sprig_db_ops local_db_ops = {
     .subscriber_new = sprig__pubsub_subscriber_new,
     .publish = sprig__pubsub_publish,
     .dropped = sprig__db_dropped,
+    .submit = h_submit,
 };
 
 sprig__ldb *

@@ -6,14 +6,18 @@
  *
  *   env.c      an LMDB environment: open with the durability mode, pooled
  *              read transactions, invisible map growth, error mapping
- *   writer.c   group commit: concurrent write requests of one database are
- *              applied by one leader thread in one LMDB transaction, each in
- *              a nested child, and answered after one durable commit
+ *   writer.c   group commit: queued write requests of one database are
+ *              applied by one leader (a synchronous submitter or the
+ *              writer thread) in one LMDB transaction and answered after
+ *              one durable commit; asynchronous submission
+ *   cmd_apply.c  write commands (src/core/cmd.h) on a database: dispatch,
+ *              running one through the writer (sync or async), the log
+ *   cmd_admin.c  admin commands on the `_admin` environment
  *   storage.c  the storage: directory lock, registry of databases and
  *              schemas, create/delete/list, crash clean-up, handle refs
  *   db.c       a database engine (sprig__ldb) and its handles: the
  *              sprig_db_ops table, reads (get, list, count, log)
- *   docs.c     applying a transaction's operations inside a write request
+ *   docs.c     applying a TXN command's operations
  *   kv.c       the key-value store: tables, records, operations (kv.h)
  *   kv_expiry.c  its expiry index, and a housekeeper thread per database
  *              that sweeps expired keys and flushes lazy commits
@@ -73,19 +77,33 @@ int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
 /* ---- writer.c -------------------------------------------------------- */
 
 /** A write request.  `apply` runs inside an LMDB write transaction and may
- *  run more than once (after the map grows): it must only write through
- *  `txn` and overwrite its outputs each time.  Return 0 to keep its
- *  changes, a negative code to discard them (and fail the request). */
+ *  run more than once (after the map grows, or when its batch is re-run
+ *  with nested children): it must only write through `txn` and overwrite
+ *  its outputs each time.  Return 0 to keep its changes, a negative code to
+ *  discard them (and fail the request). */
 typedef struct sprig__wreq {
     int (*apply)(MDB_txn *txn, void *arg);
     void *arg;
+    /* the command being applied, or NULL (internal maintenance such as
+     * view rebuilds): what a command log records */
+    const struct sprig__cmd *cmd;
     /* lazy: need not be on disk when answered.  A batch made only of lazy
      * requests commits without fsync (counted in writer.unsynced); zero
      * initialisation keeps every other request durable. */
     bool lazy;
-    int rc;
-    bool done;
+    /* direct: in a batch, apply straight into the shared transaction (no
+     * nested child).  If one fails, the batch is aborted and re-run with a
+     * child per request, so a failure still discards only its own changes.
+     * For small, rarely failing changes: key-value commands, sweeps. */
+    bool direct;
     bool frees; /* only deletes: may use the reserve past the limit */
+    /* asynchronous requests (sprig__writer_submit_async): called once
+     * after the batch committed or failed, in the thread that led it (the
+     * writer thread or a synchronous submitter), without the writer's lock;
+     * the writer never touches the request after calling it. */
+    void (*done)(struct sprig__wreq *req);
+    int rc;
+    bool finished; /* synchronous requests: answered */
     struct sprig__wreq *next;
     pthread_t thread; /* who asked (for gathering) */
     char msg[256];    /* the failure detail, carried to the caller's thread */
@@ -93,13 +111,25 @@ typedef struct sprig__wreq {
 
 /** Internal code: LMDB's map is full; the writer grows it and retries. */
 #define SPRIG__EMAPFULL (-1000)
+/** Internal code: a direct request failed; re-run the batch with children. */
+#define SPRIG__ESAFE (-1001)
 
 #define SPRIG__GATHER_MAX 64
 
+/** A test seam: told of every committed command, in commit order, by the
+ *  thread that committed it (before the next batch of the same writer can
+ *  commit).  `db` is the database's name, or "_admin". */
+typedef void (*sprig__cmd_tap)(void *udata, const char *db,
+                               const struct sprig__cmd *cmd);
+
 typedef struct sprig__writer {
     sprig__env *env;
+    sprig__cmd_tap tap; /* set before the first request, or NULL */
+    void *tap_udata;
+    const char *tap_name;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond; /* synchronous submitters: a batch was answered */
+    pthread_cond_t wake; /* the writer thread: requests wait, no leader */
     bool leader_active;
     sprig__wreq *head, *tail;
     atomic_ulong batches, requests; /* statistics */
@@ -115,13 +145,27 @@ typedef struct sprig__writer {
     uint64_t last_commit_ns;
     pthread_cond_t gather;
     bool gathering;
+    /* the writer thread, started by the first asynchronous request */
+    pthread_t thread;
+    bool thread_running, stop;
 } sprig__writer;
 
 int sprig__writer_init(sprig__writer *w, sprig__env *env);
+/** Stop the writer thread after it answered every queued request (a no-op
+ *  when none was started); idempotent.  Call before the env goes. */
+void sprig__writer_stop(sprig__writer *w);
+/** Stop (sprig__writer_stop) and release. */
 void sprig__writer_destroy(sprig__writer *w);
-/** Apply `req` durably (per the env's durability); blocks until done.
- *  Returns req->rc. */
+/** Apply `req` durably (per the env's durability); blocks until done: the
+ *  calling thread waits, or leads the batch itself when no one else does
+ *  (a lone writer pays no hand-off).  Returns req->rc, with the detail
+ *  recorded in the calling thread. */
 int sprig__writer_submit(sprig__writer *w, sprig__wreq *req);
+/** Queue `req` (req->done set) and return at once; req->done is called
+ *  exactly once, later, from another thread (see sprig__wreq).  The
+ *  request must stay valid until then.  SPRIG_ENOMEM when the writer
+ *  thread cannot be started (then `done` is never called). */
+int sprig__writer_submit_async(sprig__writer *w, sprig__wreq *req);
 
 /* ---- db.c: a database engine ----------------------------------------- */
 
@@ -150,6 +194,16 @@ typedef struct sprig__ldb {
     struct sprig__views *views; /* views (views.c); NULL when none */
 } sprig__ldb;
 
+/** Test seam: call `tap` for every command committed from now on, in every
+ *  database opened from now on and the admin environment (set it right
+ *  after opening the storage).  NULL stops. */
+void sprig__storage_tap(sprig_storage *st, sprig__cmd_tap tap, void *udata);
+/** Apply a (decoded) command to the storage: admin kinds through the admin
+ *  writer, exactly as the API's own (the command's time, not the clock);
+ *  the others to database `db` (opened as needed).  Waits. */
+int sprig__storage_apply(sprig_storage *st, const char *db,
+                         struct sprig__cmd *cmd);
+
 /** Open the engine of a database living in `dir` with `schema`. */
 int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
                     const sprig_schema_def *schema, sprig__ldb **out);
@@ -177,13 +231,80 @@ sprig__ldb *sprig__db_ldb(sprig_db *db);
  *  the log's last key. */
 int sprig__last_txn_id(MDB_txn *txn, sprig__ldb *ldb, uint64_t *out);
 
+/* ---- cmd_apply.c: commands (src/core/cmd.h) on a database ------------- */
+
+struct sprig__cmd;
+struct sprig__cmd_out;
+
+/** The storage's clock (sprig_storage_options.clock_ms, or real time), in
+ *  ms since the epoch: what a command accepted now carries. */
+uint64_t sprig__ldb_now(const sprig__ldb *ldb);
+/** The same, from a storage's options. */
+uint64_t sprig__clock_now(const sprig_storage_options *o);
+
+/** Append one log record (changes c[0..n), stamped `ts`) to log table
+ *  `log` under the id after its last key, returned in *id.  `scratch`
+ *  holds the encoding.  What a record says per kind:
+ *   - documents: collection, id, revision, deleted (as always);
+ *   - key-value changes (SPRIG__LOG_KV, the empty collection, which no
+ *     collection can have): id = namespace, 0x00, key; revision 0;
+ *     deleted when the change removed the key (delete, get-and-delete, a
+ *     set with a past expiry, a sweep step: one record, a change per key);
+ *   - admin changes, in the `_admin` environment's own log:
+ *     collection SPRIG__LOG_DATABASE ("$database"), id = its name,
+ *     revision = its directory id, deleted on delete; or
+ *     SPRIG__LOG_SCHEMA ("$schema"), id = its name, revision 0.
+ *  The record's bytes and the wire form of sprig_list_executed are the
+ *  same as before: the collection field carries the kind. */
+int sprig__log_write(MDB_txn *txn, MDB_dbi log, uint64_t ts,
+                     const sprig_change *c, size_t n, sprig_buf *scratch,
+                     uint64_t *id);
+/** sprig__log_write of one change. */
+int sprig__log_write1(MDB_txn *txn, MDB_dbi log, uint64_t ts, const char *what,
+                      sprig_bytes id, uint64_t revision, bool deleted,
+                      uint64_t *out);
+#define SPRIG__LOG_KV ""
+#define SPRIG__LOG_DATABASE "$database"
+#define SPRIG__LOG_SCHEMA "$schema"
+
+/** Apply one TXN, KV or SWEEP command inside write transaction `txn` of
+ *  `ldb`'s environment (the writer's thread).  May run more than once for
+ *  one command (after a map growth): it resets `out` first.  Reads no clock.
+ *  Errors: the command's own (SPRIG_ECONFLICT, SPRIG_ENOTFOUND, ...),
+ *  SPRIG__EMAPFULL, SPRIG_EINVAL for an admin command (those go to the
+ *  storage: sprig__admin_apply). */
+int sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn,
+                     const struct sprig__cmd *cmd, struct sprig__cmd_out *out);
+
+/** Run `cmd` through `ldb`'s writer and wait until it is committed (per the
+ *  durability) or failed; results in cmd->out.  The caller owns `cmd` and
+ *  what it points at.  SPRIG_ENOTFOUND when the database was deleted. */
+int sprig__ldb_run(sprig__ldb *ldb, struct sprig__cmd *cmd);
+
+/** The asynchronous form (sprig_db_ops.submit, whose comment in core.h
+ *  gives the contract): queue `cmd` on `ldb`'s writer and return; `done`
+ *  gets the outcome from another thread. */
+int sprig__ldb_submit(sprig__ldb *ldb, struct sprig__cmd *cmd,
+                      void (*done)(void *udata, int rc, struct sprig__cmd *c),
+                      void *udata);
+
+/** Compute the content hash of each writing op of a TXN command into
+ *  cmd->hashes (allocated and owned by the command unless the caller set
+ *  cmd->hashes to room for n_ops), in the calling thread.  SPRIG_ENOMEM. */
+int sprig__cmd_hash(struct sprig__cmd *cmd);
+
 /* ---- docs.c ---------------------------------------------------------- */
 
 #define SPRIG__DOC_HDR 24 /* revision + hash before the contents */
 
-/** Apply transaction `t` to `ldb` through its writer. */
+/** Apply transaction `t` to `ldb` through its writer (a TXN command). */
 int sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t,
                       sprig_txn_result *res);
+/** Apply a TXN command (sprig__cmd_apply does the dispatch).  A NULL
+ *  out->txn means no result is wanted. */
+int sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb,
+                          const struct sprig__cmd *cmd,
+                          struct sprig__cmd_out *out);
 /** Parse a stored document value. */
 int sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
                      sprig_bytes *contents);
@@ -199,7 +320,12 @@ struct sprig__lstorage {
     bool temp_dir; /* memory_only: remove the directory at close */
     int lock_fd;
     sprig__env *admin;
-    MDB_dbi reg_dbs, reg_schemas, reg_meta;
+    sprig__writer admin_w; /* admin commands (cmd_admin.c) */
+    bool admin_w_ready;
+    MDB_dbi reg_dbs, reg_schemas, reg_meta, reg_log;
+    /* test seam (sprig__storage_tap): every committed command */
+    sprig__cmd_tap tap;
+    void *tap_udata;
     pthread_mutex_t lock;
     sprig_schema_def **schemas;
     size_t n_schemas;
@@ -220,6 +346,24 @@ int sprig__rmdir_tree(const char *dir);
  *  released by sprig__storage_release(st, ldb, false).  For objects that
  *  keep a database open, like PubSub subscribers. */
 void sprig__storage_retain(sprig__lstorage *st, sprig__ldb *ldb);
+
+/* ---- cmd_admin.c: admin commands on `_admin` -------------------------- */
+
+typedef struct sprig__reg_entry {
+    char schema[SPRIG_NAME_MAX + 1];
+    uint64_t dir_id;
+} sprig__reg_entry;
+
+/** Parse the registry record of database `name`; SPRIG_ECORRUPT. */
+int sprig__reg_decode(const char *name, const MDB_val *v, sprig__reg_entry *e);
+/** Apply a CREATE_DB, DELETE_DB or SCHEMA command in a write transaction of
+ *  the `_admin` environment (resets out's dir_id and log_id).  Errors:
+ *  SPRIG_ENOTFOUND (deleting an unknown database), SPRIG_ECORRUPT,
+ *  SPRIG__EMAPFULL, SPRIG_EINVAL for another kind. */
+int sprig__admin_apply(sprig__lstorage *st, MDB_txn *txn,
+                       const struct sprig__cmd *c, struct sprig__cmd_out *o);
+/** Run an admin command through the storage's admin writer and wait. */
+int sprig__admin_run(sprig__lstorage *st, struct sprig__cmd *cmd);
 
 /* ---- kv.c, kv_expiry.c: the key-value store (private header kv.h) ---- */
 

@@ -20,6 +20,7 @@
  * is destroyed when its last handle goes.  All of this is guarded by `lock`;
  * database work itself never takes it.
  */
+#include "core/cmd.h"
 #include "local.h"
 
 #include "core/view.h"
@@ -72,35 +73,7 @@ db_dir(const sprig__lstorage *st, const char *name, uint64_t id, char *out,
 
 /* ---- registry records --------------------------------------------------- */
 
-typedef struct reg_entry {
-    char schema[SPRIG_NAME_MAX + 1];
-    uint64_t dir_id;
-} reg_entry;
-
-static int
-reg_decode(const char *name, MDB_val *v, reg_entry *e)
-{
-    sprig__rd r = {v->mv_data, v->mv_size};
-    uint8_t ver;
-    uint32_t n;
-    const uint8_t *p;
-    int rc = sprig__rd_u8(&r, &ver);
-    rc = rc ? rc : sprig__rd_u32(&r, &n);
-    if (rc == 0 && (ver != 1 || n > SPRIG_NAME_MAX)) {
-        rc = SPRIG_ECORRUPT;
-    }
-    rc = rc ? rc : sprig__rd_bytes(&r, n, &p);
-    rc = rc ? rc : sprig__rd_u64(&r, &e->dir_id);
-    if (rc) {
-        return sprig__err(SPRIG_ECORRUPT,
-                          "registry entry of database '%s' "
-                          "is malformed",
-                          name);
-    }
-    memcpy(e->schema, p, n);
-    e->schema[n] = 0;
-    return SPRIG_OK;
-}
+typedef sprig__reg_entry reg_entry;
 
 /* Look `name` up in the registry: SPRIG_ENOTFOUND when absent. */
 static int
@@ -117,60 +90,39 @@ reg_get(sprig__lstorage *st, const char *name, reg_entry *e)
         rc = sprig__err(SPRIG_ENOTFOUND, "no database named '%s'", name);
     } else {
         rc = mrc ? sprig__mdb_err(mrc, "reading the registry")
-                 : reg_decode(name, &v, e);
+                 : sprig__reg_decode(name, &v, e);
     }
     sprig__env_read_end(st->admin, txn);
     return rc;
 }
 
-/* One admin write: a put (v non-NULL) or delete under `dbi`. */
-typedef struct admin_put {
-    MDB_dbi dbi;
-    MDB_val k, v;
-    bool del;
-    MDB_dbi meta; /* when bump: increment meta "next_dir" into *dir_id */
-    bool bump;
-    uint64_t *dir_id;
-} admin_put;
-
+/* The directory id the next CREATE_DB command will record: meta
+ * "next_dir" + 1 (admin writes are serialised by st->lock). */
 static int
-admin_apply(MDB_txn *txn, void *arg)
+next_dir_id(sprig__lstorage *st, uint64_t *out)
 {
-    admin_put *a = arg;
-    if (a->bump) {
-        MDB_val k = {8, "next_dir"}, v;
-        int mrc = mdb_get(txn, a->meta, &k, &v);
-        uint64_t n =
-            (mrc == 0 && v.mv_size == 8) ? sprig__get_u64be(v.mv_data) : 0;
-        uint8_t b[8];
-        sprig__put_u64be(b, ++n);
-        MDB_val nv = {8, b};
-        int rc = sprig__mdb_err(mdb_put(txn, a->meta, &k, &nv, 0),
-                                "writing the registry");
-        if (rc) {
-            return rc;
-        }
-        *a->dir_id = n;
-        return SPRIG_OK;
-    }
-    int mrc = a->del ? mdb_del(txn, a->dbi, &a->k, NULL)
-                     : mdb_put(txn, a->dbi, &a->k, &a->v, 0);
-    return sprig__mdb_err(mrc, "writing the registry");
-}
-
-/* Run one admin write durably (admin writes are rare: no batching). */
-static int
-admin_write(sprig__lstorage *st, admin_put *a)
-{
-    sprig__writer w;
-    int rc = sprig__writer_init(&w, st->admin);
+    MDB_txn *txn;
+    int rc = sprig__env_read_begin(st->admin, &txn);
     if (rc) {
         return rc;
     }
-    sprig__wreq req = {.apply = admin_apply, .arg = a};
-    rc = sprig__writer_submit(&w, &req);
-    sprig__writer_destroy(&w);
+    MDB_val k = {8, "next_dir"}, v;
+    int mrc = mdb_get(txn, st->reg_meta, &k, &v);
+    *out = (mrc == 0 && v.mv_size == 8 ? sprig__get_u64be(v.mv_data) : 0) + 1;
+    rc = mrc && mrc != MDB_NOTFOUND ? sprig__mdb_err(mrc, "reading the "
+                                                          "registry")
+                                    : 0;
+    sprig__env_read_end(st->admin, txn);
     return rc;
+}
+
+/* An admin command of `kind` accepted now. */
+static sprig__cmd
+admin_cmd(sprig__lstorage *st, sprig__cmd_kind kind)
+{
+    sprig__cmd c = {.kind = kind};
+    c.now_ms = sprig__clock_now(&st->opts);
+    return c;
 }
 
 /* ---- schemas ------------------------------------------------------------ */
@@ -368,26 +320,19 @@ check_compatible(const sprig_schema_def *old, sprig_schema_def *def)
     return SPRIG_OK;
 }
 
+/* Register `def` by SCHEMA command `c` (whose bytes encode it). */
 static int
-l_register_schema(sprig_storage *s, const sprig_schema_def *def)
+register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
 {
-    sprig__lstorage *st = ST(s);
-    sprig_buf enc = {0};
     sprig_schema_def *copy;
     int rc = sprig__schema_copy(def, &copy);
     if (rc) {
         return rc;
     }
-    rc = sprig__schema_encode(def, &enc);
     pthread_mutex_lock(&st->lock);
-    rc = rc ? rc : check_compatible(find_schema(st, def->name), copy);
+    rc = check_compatible(find_schema(st, def->name), copy);
     rc = rc ? rc : reserve_schema(st); /* so remembering cannot fail */
-    if (rc == 0) {
-        admin_put a = {.dbi = st->reg_schemas,
-                       .k = {strlen(def->name), (void *)def->name},
-                       .v = {enc.len, enc.data}};
-        rc = admin_write(st, &a);
-    }
+    rc = rc ? rc : sprig__admin_run(st, c);
     if (rc == 0) {
         remember_schema(st, copy);
         copy = NULL;
@@ -395,6 +340,18 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
     }
     pthread_mutex_unlock(&st->lock);
     sprig__free(copy);
+    return rc;
+}
+
+static int
+l_register_schema(sprig_storage *s, const sprig_schema_def *def)
+{
+    sprig__lstorage *st = ST(s);
+    sprig_buf enc = {0};
+    sprig__cmd c = admin_cmd(st, SPRIG__CMD_SCHEMA);
+    int rc = sprig__schema_encode(def, &enc);
+    c.schema = sprig_buf_bytes(&enc);
+    rc = rc ? rc : register_with(st, def, &c);
     sprig_buf_free(&enc);
     return rc;
 }
@@ -422,53 +379,45 @@ l_list_schemas(sprig_storage *s, sprig_schema_list **out)
 
 /* ---- databases ---------------------------------------------------------- */
 
+/* Is `name` absent, or present as asked?  *done when nothing more is to
+ * be done.  Lock held. */
 static int
-l_create_database(sprig_storage *s, const char *name, const char *schema,
-                  bool only_if_needed)
+check_new(sprig__lstorage *st, const char *name, const char *schema,
+          bool only_if_needed, bool *done)
 {
-    sprig__lstorage *st = ST(s);
     reg_entry e;
-    pthread_mutex_lock(&st->lock);
     int rc = reg_get(st, name, &e);
-    if (rc == 0) {
-        if (!only_if_needed) {
-            rc = sprig__err(SPRIG_EEXIST, "database '%s' exists", name);
-        } else if (strcmp(e.schema, schema) != 0) {
-            rc = sprig__err(SPRIG_ESCHEMA,
-                            "database '%s' exists with schema "
-                            "'%s', not '%s'",
-                            name, e.schema, schema);
-        }
-        pthread_mutex_unlock(&st->lock);
-        return rc;
+    *done = rc == 0;
+    if (rc == SPRIG_ENOTFOUND) {
+        return SPRIG_OK;
     }
-    if (rc != SPRIG_ENOTFOUND) {
-        pthread_mutex_unlock(&st->lock);
-        return rc;
+    if (rc == 0 && !only_if_needed) {
+        rc = sprig__err(SPRIG_EEXIST, "database '%s' exists", name);
+    } else if (rc == 0 && strcmp(e.schema, schema) != 0) {
+        rc = sprig__err(SPRIG_ESCHEMA,
+                        "database '%s' exists with schema '%s', not '%s'", name,
+                        e.schema, schema);
     }
-    const sprig_schema_def *def = find_schema(st, schema);
-    rc = def ? 0
-             : sprig__err(SPRIG_ESCHEMA, "schema '%s' is not registered",
-                          schema);
+    return rc;
+}
+
+/* Create by CREATE_DB command `c`: the directory and engine first (at the
+ * id the command will record), the registry record second.  Lock held. */
+static int
+create_with(sprig__lstorage *st, sprig__cmd *c)
+{
+    const sprig_schema_def *def = find_schema(st, c->schema_name);
     uint64_t dir_id = 0;
-    admin_put bump = {.meta = st->reg_meta, .bump = true, .dir_id = &dir_id};
-    rc = rc ? rc : admin_write(st, &bump);
+    int rc = def ? next_dir_id(st, &dir_id)
+                 : sprig__err(SPRIG_ESCHEMA, "schema '%s' is not registered",
+                              c->schema_name);
     char dir[4096];
     sprig__ldb *ldb = NULL;
-    if (rc == 0) {
-        db_dir(st, name, dir_id, dir, sizeof dir);
-        rc = sprig__ldb_open(st, name, dir, def, &ldb);
-    }
-    sprig_buf rec = {0};
-    if (rc == 0) {
-        rc = sprig__buf_put_u8(&rec, 1);
-        rc = rc ? rc : sprig__buf_put_u32(&rec, (uint32_t)strlen(schema));
-        rc = rc ? rc : sprig_buf_append(&rec, schema, strlen(schema));
-        rc = rc ? rc : sprig__buf_put_u64(&rec, dir_id);
-        admin_put a = {.dbi = st->reg_dbs,
-                       .k = {strlen(name), (void *)name},
-                       .v = {rec.len, rec.data}};
-        rc = rc ? rc : admin_write(st, &a);
+    db_dir(st, c->name, dir_id, dir, sizeof dir);
+    rc = rc ? rc : sprig__ldb_open(st, c->name, dir, def, &ldb);
+    rc = rc ? rc : sprig__admin_run(st, c);
+    if (rc == 0 && c->out.dir_id != dir_id) {
+        rc = sprig__err(SPRIG_ECORRUPT, "the registry moved under a create");
     }
     sprig__ldb **p = NULL;
     if (rc == 0) {
@@ -478,33 +427,41 @@ l_create_database(sprig_storage *s, const char *name, const char *schema,
         st->open = p;
         st->open[st->n_open++] = ldb;
     } else if (ldb) {
-        /* registered but not cached: it reopens on first use */
+        /* registered but not cached: it reopens on first use (or, after a
+         * failure, is an orphan the next open removes) */
         sprig__ldb_free(ldb);
     }
-    pthread_mutex_unlock(&st->lock);
-    sprig_buf_free(&rec);
     return rc;
 }
 
 static int
-l_delete_database(sprig_storage *s, const char *name)
+l_create_database(sprig_storage *s, const char *name, const char *schema,
+                  bool only_if_needed)
 {
     sprig__lstorage *st = ST(s);
-    reg_entry e;
+    sprig__cmd c = admin_cmd(st, SPRIG__CMD_CREATE_DB);
+    c.name = name;
+    c.schema_name = schema;
+    bool done;
     pthread_mutex_lock(&st->lock);
-    int rc = reg_get(st, name, &e);
-    if (rc == 0) {
-        admin_put a = {
-            .dbi = st->reg_dbs, .k = {strlen(name), (void *)name}, .del = true};
-        rc = admin_write(st, &a);
-    }
+    int rc = check_new(st, name, schema, only_if_needed, &done);
+    rc = rc || done ? rc : create_with(st, &c);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+/* Delete by DELETE_DB command `c`: the registry record first, the files
+ * when the last handle goes.  Lock held. */
+static int
+delete_with(sprig__lstorage *st, sprig__cmd *c)
+{
+    int rc = sprig__admin_run(st, c);
     if (rc) {
-        pthread_mutex_unlock(&st->lock);
         return rc;
     }
     sprig__ldb *ldb = NULL;
     for (size_t i = 0; i < st->n_open; i++) {
-        if (strcmp(st->open[i]->name, name) == 0) {
+        if (strcmp(st->open[i]->name, c->name) == 0) {
             ldb = st->open[i];
             st->open[i] = st->open[--st->n_open];
             break;
@@ -515,11 +472,21 @@ l_delete_database(sprig_storage *s, const char *name)
         if (ldb->refs == 0) {
             sprig__ldb_free(ldb);
         }
-    } else {
-        char dir[4096];
-        db_dir(st, name, e.dir_id, dir, sizeof dir);
-        rc = sprig__rmdir_tree(dir);
+        return SPRIG_OK;
     }
+    char dir[4096];
+    db_dir(st, c->name, c->out.dir_id, dir, sizeof dir);
+    return sprig__rmdir_tree(dir);
+}
+
+static int
+l_delete_database(sprig_storage *s, const char *name)
+{
+    sprig__lstorage *st = ST(s);
+    sprig__cmd c = admin_cmd(st, SPRIG__CMD_DELETE_DB);
+    c.name = name;
+    pthread_mutex_lock(&st->lock);
+    int rc = delete_with(st, &c);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -549,7 +516,7 @@ l_list_databases(sprig_storage *s, sprig_database_list **out)
             size_t n = k.mv_size > SPRIG_NAME_MAX ? SPRIG_NAME_MAX : k.mv_size;
             memcpy(name, k.mv_data, n);
             name[n] = 0;
-            rc = reg_decode(name, &v, &e);
+            rc = sprig__reg_decode(name, &v, &e);
             rc = rc ? rc : sprig__database_list_push(l, name, e.schema);
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }
@@ -625,6 +592,59 @@ l_database(sprig_storage *s, const char *name, sprig_db **out)
     return open_handle(ST(s), name, false, out);
 }
 
+/* ---- commands from elsewhere (tests, later the cluster) ----------------- */
+
+void
+sprig__storage_tap(sprig_storage *s, sprig__cmd_tap tap, void *udata)
+{
+    sprig__lstorage *st = ST(s);
+    pthread_mutex_lock(&st->lock);
+    st->tap = tap;
+    st->tap_udata = udata;
+    st->admin_w.tap_udata = udata;
+    st->admin_w.tap = tap;
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* An admin command from elsewhere, as the API's own would run. */
+static int
+admin_apply_cmd(sprig__lstorage *st, sprig__cmd *c)
+{
+    sprig_schema_def *def = NULL;
+    int rc = c->kind == SPRIG__CMD_SCHEMA
+                 ? sprig__schema_decode(c->schema, &def)
+                 : 0;
+    bool done = false;
+    pthread_mutex_lock(&st->lock);
+    if (rc == 0 && c->kind == SPRIG__CMD_CREATE_DB) {
+        rc = check_new(st, c->name, c->schema_name, false, &done);
+        rc = rc ? rc : create_with(st, c);
+    } else if (rc == 0 && c->kind == SPRIG__CMD_DELETE_DB) {
+        rc = delete_with(st, c);
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 0 && def) {
+        rc = register_with(st, def, c);
+    }
+    sprig__free(def);
+    return rc;
+}
+
+int
+sprig__storage_apply(sprig_storage *s, const char *db, sprig__cmd *cmd)
+{
+    if (cmd->kind >= SPRIG__CMD_CREATE_DB) {
+        return admin_apply_cmd(ST(s), cmd);
+    }
+    sprig_db *h;
+    int rc = sprig_storage_database(s, db, &h);
+    if (rc == 0) {
+        rc = sprig__ldb_run(sprig__db_ldb(h), cmd);
+        sprig_db_close(h);
+    }
+    return rc;
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 static void
@@ -638,6 +658,9 @@ destroy(sprig__lstorage *st)
         sprig__free(st->schemas[i]);
     }
     sprig__free(st->schemas);
+    if (st->admin_w_ready) {
+        sprig__writer_destroy(&st->admin_w);
+    }
     sprig__env_close(st->admin);
     if (st->temp_dir && st->path) {
         sprig__rmdir_tree(st->path);
@@ -786,13 +809,17 @@ open_admin(sprig__lstorage *st)
     ao.initial_map_size = 8u << 20;
     ao.max_map_size = 0;
     int rc = sprig__env_open(p, &ao, 8, &st->admin);
-    const char *names[3] = {"databases", "schemas", "meta"};
-    MDB_dbi dbis[3];
-    rc = rc ? rc : sprig__env_open_dbis(st->admin, names, 3, dbis);
+    const char *names[4] = {"databases", "schemas", "meta", "log"};
+    MDB_dbi dbis[4];
+    rc = rc ? rc : sprig__env_open_dbis(st->admin, names, 4, dbis);
     if (rc == 0) {
         st->reg_dbs = dbis[0];
         st->reg_schemas = dbis[1];
         st->reg_meta = dbis[2];
+        st->reg_log = dbis[3];
+        rc = sprig__writer_init(&st->admin_w, st->admin);
+        st->admin_w_ready = rc == 0;
+        st->admin_w.tap_name = "_admin";
     }
     return rc;
 }

@@ -1,23 +1,36 @@
 /*
  * writer.c -- group commit for one database.
  *
- * Design notes.  Write requests queue on the database's writer.  The first
- * thread to find no leader becomes the leader: it takes every queued
- * request, opens one LMDB write transaction, applies each request inside its
- * own nested child transaction (so a failing request discards only its own
- * changes), commits once -- one durable write for the whole batch -- and
- * then answers them all.  Requests arriving meanwhile queue for the next
- * batch, whose leader is one of their own threads: there is no writer
- * thread, and a lone writer pays no hand-off.
+ * Design notes.  Write requests (each carrying one command, cmd_apply.c)
+ * queue on the database's writer.  Whoever leads takes every queued
+ * request, opens one LMDB write transaction, applies them, commits once --
+ * one durable write for the whole batch -- and then answers them all
+ * (commit_batch() is that step: the one place a command log hooks in).
+ * Requests arriving meanwhile queue for the next batch.
  *
- * A batch of one request runs directly in the parent transaction (children
- * cost a page-list copy).  When the map fills (SPRIG__EMAPFULL from a
- * request or MDB_MAP_FULL from a commit), the whole batch is aborted, the
- * map doubled with no transaction active, and the batch re-applied: callers
- * never see it.
+ * Who leads.  A synchronous submitter (sprig__writer_submit) that finds no
+ * leader leads the batch itself, so a lone synchronous writer pays no
+ * hand-off to another thread.  Asynchronous requests
+ * (sprig__writer_submit_async) return at once; the writer thread, started
+ * by the first of them, leads whenever requests wait and no one leads, and
+ * a leader that leaves requests queued wakes it.  So a server that pipelines
+ * thousands of writes gets them into one transaction and one sync.
  *
- * Errors are recorded in the leader's thread; each request carries its
- * detail text back to its own thread in `msg`.
+ * Applying.  A batch of one request runs directly in the parent
+ * transaction.  In a larger batch, `direct` requests (key-value commands,
+ * sweeps) are applied straight into the parent too -- no nested child, no
+ * page-list copy, so queued sets, increments and deletes share one
+ * transaction -- and the others each in a nested child (a failing request
+ * discards only its own changes).  If a direct request fails, the batch is
+ * aborted and re-run with a child for every request (SPRIG__ESAFE).  When
+ * the map fills (SPRIG__EMAPFULL from a request or MDB_MAP_FULL from a
+ * commit), the whole batch is aborted, the map doubled with no transaction
+ * active, and the batch re-applied: callers never see it.
+ *
+ * Answers.  Errors are recorded in the leader's thread; each request
+ * carries its detail text back in `msg`.  Synchronous requests are marked
+ * `finished` under the lock; asynchronous ones get their `done` callback
+ * after the lock is released (a callback may submit again).
  *
  * Lazy requests (`lazy`: the key-value store in lazy persistence mode, and
  * its expiry sweeper) need not be on disk when answered.  A batch made only
@@ -46,6 +59,7 @@ sprig__writer_init(sprig__writer *w, sprig__env *env)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     if (pthread_cond_init(&w->cond, NULL) ||
+        pthread_cond_init(&w->wake, NULL) ||
         pthread_cond_init(&w->gather, &ca)) {
         pthread_condattr_destroy(&ca);
         pthread_mutex_destroy(&w->lock);
@@ -58,7 +72,9 @@ sprig__writer_init(sprig__writer *w, sprig__env *env)
 void
 sprig__writer_destroy(sprig__writer *w)
 {
+    sprig__writer_stop(w);
     pthread_cond_destroy(&w->cond);
+    pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->gather);
     pthread_mutex_destroy(&w->lock);
 }
@@ -106,41 +122,53 @@ apply_child(sprig__env *e, MDB_txn *parent, sprig__wreq *r)
     return 0;
 }
 
-/* One attempt at the batch.  Returns SPRIG__EMAPFULL when it must be
- * retried after growing the map; otherwise each request's rc is set. */
+/* Apply the batch into `parent`.  0, SPRIG__EMAPFULL (retry after growing
+ * the map) or SPRIG__ESAFE (re-run with children); a request failing on
+ * its own only sets its rc -- except a lone request, whose failure is the
+ * batch's (its changes must not be committed). */
 static int
-try_batch(sprig__env *e, sprig__wreq *batch)
+apply_all(sprig__env *e, MDB_txn *parent, sprig__wreq *batch, bool safe)
+{
+    int rc = 0;
+    if (!batch->next) {
+        rc = batch->apply(parent, batch->arg);
+        if (rc && rc != SPRIG__EMAPFULL) {
+            fail_req(batch, rc);
+        }
+        return rc;
+    }
+    for (sprig__wreq *r = batch; r && rc == 0; r = r->next) {
+        rc = !safe && r->direct ? r->apply(parent, r->arg)
+                                : apply_child(e, parent, r);
+        if (rc && rc != SPRIG__EMAPFULL && !safe && r->direct) {
+            rc = SPRIG__ESAFE; /* discard all, re-run with children */
+        }
+    }
+    return rc;
+}
+
+/* One attempt at the batch (`safe`: every request in a child when there
+ * are several).  Returns SPRIG__EMAPFULL or SPRIG__ESAFE when it must be
+ * retried; otherwise each request's rc is set. */
+static int
+try_batch(sprig__env *e, sprig__wreq *batch, bool safe)
 {
     MDB_txn *parent;
-    int rc = 0;
     for (sprig__wreq *r = batch; r; r = r->next) {
         r->rc = 0;
     }
     int mrc = mdb_txn_begin(e->env, NULL, 0, &parent);
     if (mrc) {
-        rc = sprig__mdb_err(mrc, "beginning a write");
+        int rc = sprig__mdb_err(mrc, "beginning a write");
         if (rc != SPRIG__EMAPFULL) {
             fail_rest(batch, rc);
         }
         return rc == SPRIG__EMAPFULL ? rc : 0;
     }
-    if (!batch->next) {
-        rc = batch->apply(parent, batch->arg);
-        if (rc) {
-            mdb_txn_abort(parent);
-            if (rc != SPRIG__EMAPFULL) {
-                fail_req(batch, rc);
-            }
-            return rc == SPRIG__EMAPFULL ? rc : 0;
-        }
-    } else {
-        for (sprig__wreq *r = batch; r && rc == 0; r = r->next) {
-            rc = apply_child(e, parent, r);
-        }
-        if (rc) {
-            mdb_txn_abort(parent);
-            return rc;
-        }
+    int rc = apply_all(e, parent, batch, safe);
+    if (rc) {
+        mdb_txn_abort(parent);
+        return rc == SPRIG__EMAPFULL || rc == SPRIG__ESAFE ? rc : 0;
     }
     mrc = mdb_txn_commit(parent);
     if (mrc) {
@@ -153,15 +181,24 @@ try_batch(sprig__env *e, sprig__wreq *batch)
     return 0;
 }
 
+/* Commit a batch: apply every request in one write transaction and commit
+ * it once (growing the map and retrying as needed); each request's rc is
+ * set.  The durability hook point: a command log appends and syncs the
+ * batch's commands (req->cmd) in try_batch, before mdb_txn_commit. */
 static void
-run_batch(sprig__writer *w, sprig__wreq *batch)
+commit_batch(sprig__writer *w, sprig__wreq *batch)
 {
     sprig__env *e = w->env;
+    bool safe = false;
     for (;;) {
         pthread_rwlock_rdlock(&e->map_lock);
         size_t seen = e->map_size;
-        int rc = try_batch(e, batch);
+        int rc = try_batch(e, batch, safe);
         pthread_rwlock_unlock(&e->map_lock);
+        if (rc == SPRIG__ESAFE) {
+            safe = true;
+            continue;
+        }
         if (rc != SPRIG__EMAPFULL) {
             return;
         }
@@ -203,7 +240,7 @@ lead_batch(sprig__writer *w, sprig__wreq *batch, unsigned long n)
     if (toggle) {
         mdb_env_set_flags(w->env->env, MDB_NOSYNC, 1);
     }
-    run_batch(w, batch);
+    commit_batch(w, batch);
     if (toggle) {
         mdb_env_set_flags(w->env->env, MDB_NOSYNC, 0);
     }
@@ -274,15 +311,15 @@ note_threads(sprig__writer *w, const sprig__wreq *batch)
     }
 }
 
-int
-sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
+/* Queue `req` (lock held). */
+static void
+enqueue(sprig__writer *w, sprig__wreq *req)
 {
-    req->done = false;
+    req->finished = false;
     req->next = NULL;
     req->rc = 0;
     req->msg[0] = 0;
     req->thread = pthread_self();
-    pthread_mutex_lock(&w->lock);
     if (w->tail) {
         w->tail->next = req;
     } else {
@@ -292,38 +329,142 @@ sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
     if (w->gathering) {
         pthread_cond_signal(&w->gather);
     }
-    while (!req->done) {
+}
+
+/* Answer the asynchronous requests of a finished batch (no lock held). */
+static void
+complete_async(sprig__wreq *list)
+{
+    for (sprig__wreq *r = list, *next; r; r = next) {
+        next = r->next;
+        if (r->rc) {
+            sprig__err(r->rc, "%s", r->msg);
+        }
+        r->done(r); /* may free r */
+    }
+}
+
+/* Lead one batch: every request queued now.  Called and returns with the
+ * lock held; releases it while committing and while answering. */
+static void
+lead(sprig__writer *w)
+{
+    w->leader_active = true;
+    gather(w);
+    sprig__wreq *batch = w->head;
+    w->head = w->tail = NULL;
+    note_threads(w, batch);
+    pthread_mutex_unlock(&w->lock);
+    unsigned long n = 0;
+    for (sprig__wreq *r = batch; r; r = r->next) {
+        n++;
+    }
+    uint64_t t0 = mono_ns();
+    lead_batch(w, batch, n);
+    uint64_t took = mono_ns() - t0;
+    for (sprig__wreq *r = batch; w->tap && r; r = r->next) {
+        if (r->cmd && r->rc == 0) { /* still leading: in commit order */
+            w->tap(w->tap_udata, w->tap_name, r->cmd);
+        }
+    }
+    sprig__wreq *async = NULL, **at = &async;
+    pthread_mutex_lock(&w->lock);
+    w->last_commit_ns = took;
+    for (sprig__wreq *r = batch, *next; r; r = next) {
+        next = r->next;
+        if (r->done) {
+            r->next = NULL;
+            *at = r;
+            at = &r->next;
+        } else {
+            r->finished = true; /* the owner may return once we unlock */
+        }
+    }
+    w->leader_active = false;
+    atomic_fetch_add(&w->batches, 1);
+    atomic_fetch_add(&w->requests, n);
+    pthread_cond_broadcast(&w->cond);
+    if (w->head && w->thread_running) {
+        pthread_cond_signal(&w->wake);
+    }
+    if (async) {
+        pthread_mutex_unlock(&w->lock);
+        complete_async(async);
+        pthread_mutex_lock(&w->lock);
+    }
+}
+
+int
+sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
+{
+    req->done = NULL;
+    pthread_mutex_lock(&w->lock);
+    enqueue(w, req);
+    while (!req->finished) {
         if (w->leader_active) {
             pthread_cond_wait(&w->cond, &w->lock);
-            continue;
+        } else {
+            lead(w);
         }
-        w->leader_active = true;
-        gather(w);
-        sprig__wreq *batch = w->head;
-        w->head = w->tail = NULL;
-        note_threads(w, batch);
-        pthread_mutex_unlock(&w->lock);
-        unsigned long n = 0;
-        for (sprig__wreq *r = batch; r; r = r->next) {
-            n++;
-        }
-        uint64_t t0 = mono_ns();
-        lead_batch(w, batch, n);
-        uint64_t took = mono_ns() - t0;
-        pthread_mutex_lock(&w->lock);
-        w->last_commit_ns = took;
-        for (sprig__wreq *r = batch, *next; r; r = next) {
-            next = r->next;
-            r->done = true; /* the owner may return once we unlock */
-        }
-        w->leader_active = false;
-        atomic_fetch_add(&w->batches, 1);
-        atomic_fetch_add(&w->requests, n);
-        pthread_cond_broadcast(&w->cond);
     }
     pthread_mutex_unlock(&w->lock);
     if (req->rc) {
         sprig__err(req->rc, "%s", req->msg);
     }
     return req->rc;
+}
+
+/* The writer thread: lead whenever requests wait and no one leads. */
+static void *
+writer_main(void *arg)
+{
+    sprig__writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        if (w->head && !w->leader_active) {
+            lead(w);
+        } else if (w->stop && !w->head) {
+            break;
+        } else {
+            pthread_cond_wait(&w->wake, &w->lock);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int
+sprig__writer_submit_async(sprig__writer *w, sprig__wreq *req)
+{
+    pthread_mutex_lock(&w->lock);
+    if (!w->thread_running) {
+        if (pthread_create(&w->thread, NULL, writer_main, w)) {
+            pthread_mutex_unlock(&w->lock);
+            return sprig__err(SPRIG_ENOMEM, "cannot start a writer thread");
+        }
+        w->thread_running = true;
+    }
+    enqueue(w, req);
+    if (!w->leader_active) {
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return SPRIG_OK;
+}
+
+void
+sprig__writer_stop(sprig__writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool running = w->thread_running;
+    w->stop = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    if (running) {
+        pthread_join(w->thread, NULL);
+    }
+    pthread_mutex_lock(&w->lock);
+    w->thread_running = false;
+    w->stop = false;
+    pthread_mutex_unlock(&w->lock);
 }

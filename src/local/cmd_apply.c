@@ -1,0 +1,246 @@
+/*
+ * cmd_apply.c -- the engine side of write commands (src/core/cmd.h):
+ * dispatching a command to the code that applies it inside the writer's
+ * LMDB transaction (docs.c, kv.c, kv_expiry.c; admin commands go to the
+ * storage, storage.c), and running one through a database's writer.
+ *
+ * Applying reads no clock and nothing outside the LMDB transaction and the
+ * command, so the same commands on the same state give the same bytes.
+ */
+#include "core/cmd.h"
+#include "kv.h"
+#include "local.h"
+
+#include <time.h>
+
+uint64_t
+sprig__ldb_now(const sprig__ldb *ldb)
+{
+    return sprig__clock_now(&ldb->st->opts);
+}
+
+uint64_t
+sprig__clock_now(const sprig_storage_options *o)
+{
+    if (o->clock_ms) {
+        return o->clock_ms(o->clock_udata);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The id after the last key of log table `log` into *next. */
+static int
+log_next_id(MDB_txn *txn, MDB_dbi log, uint64_t *next)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int mrc = mdb_cursor_open(txn, log, &cur);
+    if (mrc == 0) {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        mdb_cursor_close(cur);
+    }
+    if (mrc == 0 && k.mv_size != 8) {
+        return sprig__err(SPRIG_ECORRUPT, "log key has %zu bytes", k.mv_size);
+    }
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return sprig__mdb_err(mrc, "reading the last log id");
+    }
+    *next = (mrc ? 0 : sprig__get_u64be(k.mv_data)) + 1;
+    return SPRIG_OK;
+}
+
+int
+sprig__log_write(MDB_txn *txn, MDB_dbi log, uint64_t ts, const sprig_change *c,
+                 size_t n, sprig_buf *scratch, uint64_t *id)
+{
+    uint64_t next = 0;
+    int rc = log_next_id(txn, log, &next);
+    *id = 0;
+    if (rc) {
+        return rc;
+    }
+    scratch->len = 0;
+    rc = sprig__log_record_encode(ts, c, n, scratch);
+    if (rc) {
+        return rc;
+    }
+    uint8_t kb[8];
+    sprig__put_u64be(kb, next);
+    MDB_val k = {8, kb}, v = {scratch->len, scratch->data};
+    rc = sprig__mdb_err(mdb_put(txn, log, &k, &v, MDB_APPEND),
+                        "writing the transaction log");
+    *id = rc ? 0 : next;
+    return rc;
+}
+
+/* One change: the bytes sprig__log_record_encode would make, written in
+ * place (MDB_RESERVE), with no allocation. */
+int
+sprig__log_write1(MDB_txn *txn, MDB_dbi log, uint64_t ts, const char *what,
+                  sprig_bytes id, uint64_t revision, bool deleted,
+                  uint64_t *out)
+{
+    uint64_t next = 0;
+    int rc = log_next_id(txn, log, &next);
+    *out = 0;
+    if (rc) {
+        return rc;
+    }
+    size_t cl = strlen(what);
+    uint8_t kb[8];
+    sprig__put_u64be(kb, next);
+    MDB_val k = {8, kb}, v = {13 + 17 + cl + id.len, NULL};
+    int mrc = mdb_put(txn, log, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "writing the transaction log");
+    }
+    uint8_t *p = v.mv_data;
+    p[0] = 1; /* the record format */
+    sprig__put_u64be(p + 1, ts);
+    sprig__put_u32be(p + 9, 1);
+    p[13] = deleted ? 1 : 0;
+    sprig__put_u64be(p + 14, revision);
+    sprig__put_u32be(p + 22, (uint32_t)cl);
+    memcpy(p + 26, what, cl);
+    sprig__put_u32be(p + 26 + cl, (uint32_t)id.len);
+    memcpy(p + 30 + cl, id.data, id.len);
+    *out = next;
+    return SPRIG_OK;
+}
+
+int
+sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
+                 sprig__cmd_out *out)
+{
+    switch (cmd->kind) {
+    case SPRIG__CMD_TXN: return sprig__docs_apply_cmd(txn, ldb, cmd, out);
+    case SPRIG__CMD_KV: return sprig__kv_apply_cmd(txn, ldb->kv, cmd, out);
+    case SPRIG__CMD_SWEEP: return sprig__kv_sweep_apply(txn, ldb->kv, cmd, out);
+    case SPRIG__CMD_CREATE_DB:
+    case SPRIG__CMD_DELETE_DB:
+    case SPRIG__CMD_SCHEMA: break;
+    }
+    return sprig__err(SPRIG_EINVAL,
+                      "command kind %d does not apply to a database",
+                      (int)cmd->kind);
+}
+
+/* Does the command only remove data (so it may use the map's reserve)? */
+static bool
+cmd_frees(const sprig__cmd *c)
+{
+    switch (c->kind) {
+    case SPRIG__CMD_TXN:
+        for (size_t i = 0; i < c->n_ops; i++) {
+            if (c->ops[i].kind != SPRIG__OP_DELETE &&
+                c->ops[i].kind != SPRIG__OP_CHECK) {
+                return false;
+            }
+        }
+        return true;
+    case SPRIG__CMD_KV:
+        return c->kv == SPRIG__KV_DEL || c->kv == SPRIG__KV_TAKE;
+    case SPRIG__CMD_SWEEP:
+    case SPRIG__CMD_DELETE_DB: return true;
+    default: return false;
+    }
+}
+
+/* A command on its way through the writer. */
+typedef struct run_arg {
+    sprig__wreq req;
+    sprig__ldb *ldb;
+    sprig__cmd *cmd;
+    sprig__cmd_done done; /* asynchronous: the submitter's callback */
+    void *udata;
+} run_arg;
+
+static int
+run_apply(MDB_txn *txn, void *arg)
+{
+    run_arg *r = arg;
+    if (atomic_load(&r->ldb->dropped)) {
+        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
+                          r->ldb->name);
+    }
+    return sprig__cmd_apply(r->ldb, txn, r->cmd, &r->cmd->out);
+}
+
+static void
+run_init(run_arg *r, sprig__ldb *ldb, sprig__cmd *cmd)
+{
+    memset(r, 0, sizeof *r);
+    r->ldb = ldb;
+    r->cmd = cmd;
+    r->req.apply = run_apply;
+    r->req.arg = r;
+    r->req.cmd = cmd;
+    r->req.lazy = cmd->lazy;
+    r->req.direct = cmd->kind == SPRIG__CMD_KV || cmd->kind == SPRIG__CMD_SWEEP;
+    r->req.frees = cmd_frees(cmd);
+}
+
+static void
+after_commit(sprig__ldb *ldb, const sprig__cmd *cmd, int rc)
+{
+    if (rc == 0 && cmd->kind == SPRIG__CMD_KV) {
+        sprig__kv_after_commit(ldb->kv, cmd);
+    }
+}
+
+int
+sprig__ldb_run(sprig__ldb *ldb, sprig__cmd *cmd)
+{
+    if (atomic_load(&ldb->dropped)) {
+        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
+                          ldb->name);
+    }
+    run_arg r;
+    run_init(&r, ldb, cmd);
+    int rc = sprig__writer_submit(&ldb->writer, &r.req);
+    after_commit(ldb, cmd, rc);
+    return rc;
+}
+
+/* The writer answered an asynchronous command. */
+static void
+run_done(sprig__wreq *req)
+{
+    run_arg *r = (run_arg *)req; /* req is the first member */
+    int rc = req->rc;
+    after_commit(r->ldb, r->cmd, rc);
+    sprig__cmd_done done = r->done;
+    void *udata = r->udata;
+    sprig__cmd *cmd = r->cmd;
+    sprig__free(r);
+    done(udata, rc, cmd);
+}
+
+int
+sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
+                  void *udata)
+{
+    if (cmd->kind != SPRIG__CMD_TXN && cmd->kind != SPRIG__CMD_KV &&
+        cmd->kind != SPRIG__CMD_SWEEP) {
+        return sprig__err(SPRIG_EINVAL,
+                          "command kind %d does not apply to "
+                          "a database",
+                          (int)cmd->kind);
+    }
+    run_arg *r = sprig__malloc(sizeof *r);
+    int rc = r ? sprig__cmd_hash(cmd)
+               : sprig__err(SPRIG_ENOMEM, "out of memory submitting");
+    if (rc == 0) {
+        run_init(r, ldb, cmd);
+        r->done = done;
+        r->udata = udata;
+        r->req.done = run_done;
+        rc = sprig__writer_submit_async(&ldb->writer, &r->req);
+    }
+    if (rc) {
+        sprig__free(r);
+    }
+    return rc;
+}
