@@ -1,7 +1,9 @@
 /*
  * ws_conn.c -- one WebSocket connection: socket I/O, the TLS and HTTP
- * phases, wslay framing, the send queue, keep-alive, close and teardown.
- * Shared by server and client connections (ws_server.c, ws_client.c).
+ * phases, wslay framing, the send queue and its batching, keep-alive, close
+ * and teardown, and the owner's operations of the transport table
+ * (sprig__ws_send, ..., named by ws_tran.c).  Shared by server and client
+ * connections (ws_server.c, ws_client.c).
  *
  * Design notes: the states (sprig__conn_state in ws_int.h) and who moves
  * a connection between them.
@@ -29,7 +31,11 @@
  * returns, the connection is still there.  Bytes flow in through on_read
  * (-> TLS -> plain_input -> HTTP parser or frame guard + wslay) and out
  * through conn_out (-> plain buffer -> TLS, or straight to the wire buffer)
- * and flush (uv_try_write, the rest in one uv_write).  wslay's send
+ * and flush (uv_try_write, the rest in one uv_write).  An owner's send
+ * only queues the message in wslay and starts the connection's uv_prepare
+ * handle (schedule_flush), so every message sent before the loop next
+ * waits leaves in one pump -- one write (answer batching); past
+ * SPRIG__WS_WINDOW queued it pumps at once.  wslay's send
  * callback stops taking bytes once SPRIG__WS_WINDOW are waiting beyond
  * what the kernel took, so queued messages stay in wslay's queue (one
  * copy) until the socket drains.
@@ -251,6 +257,7 @@ write_rest(sprig__ws_conn *c, size_t off)
     w->len = c->wire.len - off;
     memset(&c->wire, 0, sizeof c->wire);
     uv_buf_t b = uv_buf_init((char *)w->data + off, (unsigned)w->len);
+    __atomic_fetch_add(&c->writes, 1, __ATOMIC_RELAXED);
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
     if (r < 0) {
         sprig__free(w->data);
@@ -258,7 +265,6 @@ write_rest(sprig__ws_conn *c, size_t off)
         return sprig__err(SPRIG_EIO, "write failed: %s", uv_strerror(r));
     }
     c->inflight += w->len;
-    __atomic_fetch_add(&c->writes, 1, __ATOMIC_RELAXED);
     return SPRIG_OK;
 }
 
@@ -280,8 +286,9 @@ flush(sprig__ws_conn *c)
     size_t off = 0;
     if (!c->inflight) {
         uv_buf_t b = uv_buf_init(c->wire.data, (unsigned)c->wire.len);
-        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        /* counted first: the peer may read the bytes before we return */
         __atomic_fetch_add(&c->writes, 1, __ATOMIC_RELAXED);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         if (r < 0 && r != UV_EAGAIN) {
             return sprig__err(SPRIG_EIO, "write failed: %s", uv_strerror(r));
         }
