@@ -2,8 +2,11 @@
  * placement.h -- where a conformance test's storage lives.  The suite
  * (test_conformance.c) is written once against sprig.h and runs against
  * every placement: a local storage, and a real Sprig server on loopback
- * reached through a client over ws://, and over wss:// (TLS with a
- * self-signed certificate made by openssl, pinned by the client).  Each
+ * reached through a client over ws://, and over wss:// (a TLS listener with
+ * a self-signed certificate made by openssl, pinned by the client).  Every
+ * server placement checks, as it opens, that both ends report the
+ * transport it names: TLS for wss (with a version and a cipher), plain for
+ * ws (placement_check_transport).  Each
  * placement registers the suite's schema the way a real program would: the
  * local one directly, the server one through the server program's own storage
  * handle.
@@ -52,6 +55,34 @@ placement_cert(const char *root, char *cert, char *key, size_t n)
     }
 }
 
+/* The client and the server both say what carries their connection: TLS
+ * (with a version and a cipher) for wss, plain for ws. */
+static inline void
+placement_check_transport(placement *p, bool tls)
+{
+    sprig_conn_info ci, si[4];
+    size_t n = 0;
+    SPRIG_OK_(sprig_client_info(p->client, &ci));
+    assert_string_equal(ci.transport, p->name);
+    assert_int_equal(ci.tls, tls);
+    assert_int_equal(ci.tls_version[0] != '\0', tls);
+    assert_int_equal(ci.tls_cipher[0] != '\0', tls);
+    for (int i = 0; i < 400 && n == 0; i++) { /* the server's side opens */
+        SPRIG_OK_(sprig_server_connections(p->srv, si, 4, &n));
+        if (n == 0) {
+            usleep(5000);
+        }
+    }
+    assert_int_equal(n, 1);
+    assert_string_equal(si[0].transport, p->name);
+    assert_int_equal(si[0].tls, tls);
+    assert_string_equal(si[0].tls_version, ci.tls_version);
+    assert_string_equal(si[0].tls_cipher, ci.tls_cipher);
+    if (tls) {
+        print_message("%s: %s, %s\n", p->name, ci.tls_version, ci.tls_cipher);
+    }
+}
+
 static inline void
 placement_open(placement *p, const char *kind, const char *root,
                const sprig_schema_def *schema)
@@ -74,19 +105,30 @@ placement_open(placement *p, const char *kind, const char *root,
         p->st = p->local;
         return;
     }
+    bool tls = strcmp(kind, "wss") == 0;
+    char cert[1300], key[1300];
     sprig_server_options o;
     sprig_server_options_init(&o);
     o.ws_listen = "127.0.0.1:0";
     o.workers = 4;
+    if (tls) {
+        placement_cert(root, cert, key, sizeof cert);
+        o.tls_cert_file = cert;
+        o.tls_key_file = key;
+    }
     SPRIG_OK_(sprig_server_new(&so, &o, &p->srv));
     SPRIG_OK_(
         sprig_storage_register_schema(sprig_server_storage(p->srv), schema));
     SPRIG_OK_(sprig_server_start(p->srv));
     char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d",
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d", tls ? "wss" : "ws",
              sprig_server_ws_port(p->srv));
-    SPRIG_OK_(sprig_client_connect(url, NULL, &p->client));
+    sprig_client_options co;
+    sprig_client_options_init(&co);
+    co.pinned_cert_path = tls ? cert : NULL;
+    SPRIG_OK_(sprig_client_connect(url, &co, &p->client));
     p->st = sprig_client_storage(p->client);
+    placement_check_transport(p, tls);
 }
 
 static inline void

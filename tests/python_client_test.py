@@ -6,9 +6,10 @@ It proves the protocol page is enough to talk to a server from another
 language (Python, with only Debian's python3-websockets and
 python3-msgpack):
 
-  - connecting with subprotocol sprig.v1, the token form of sprig/1 (the
-    only one a strict WebSocket library may offer), and the server picking
-    it;
+  - connecting with subprotocol sprig.v1, the protocol's token (the only
+    spelling a strict WebSocket library, a browser or Node's `ws` may
+    offer: the older "sprig/1" is not an RFC 6455 token), and the server
+    picking it;
   - db.apply inserting a document with a pushed id, whose header comes
     back as result[4][0]: an 8-byte big-endian id, revision 1, a 16-byte
     hash;
@@ -18,8 +19,8 @@ python3-msgpack):
   - pipelining: many requests in flight with their own ids, answers
     matched by id, whatever their order;
   - the rest of the connection rules: a text message is closed with 1003,
-    an upgrade without the subprotocol gets HTTP 400, a plain GET
-    the 200 status page;
+    an upgrade without the subprotocol gets HTTP 400 whose reason names
+    sprig.v1, a plain GET the 200 status page (naming sprig.v1 too);
   - SIGTERM stops the server, which exits with status 0.
 
 Usage: python_client_test.py PATH/TO/sprig
@@ -51,8 +52,8 @@ except ImportError:
     raise
 
 TIMEOUT = 20  # seconds for any one step
-# The token form of sprig/1: RFC 6455 subprotocols are tokens, so
-# python3-websockets (like browsers) refuses "sprig/1" itself.
+# The protocol's token: RFC 6455 subprotocols are tokens, so
+# python3-websockets (like browsers and Node's ws) refuses "sprig/1".
 SUBPROTOCOL = "sprig.v1"
 
 REQUEST, RESPONSE, ERROR, PUSH = 0, 1, 2, 3
@@ -259,6 +260,22 @@ def plain_get(port):
     conn.close()
     check(resp.status == 200, "GET status %r" % resp.status)
     check("Sprig" in body, "status page %r" % body)
+    check(SUBPROTOCOL in body, "status page names %s: %r" % (SUBPROTOCOL, body))
+
+
+def upgrade_without_subprotocol(port):
+    """The 400 answer's reason names the token a client must send."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    conn.request("GET", "/", headers={
+        "Upgrade": "websocket", "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    check(resp.status == 400, "status %r" % resp.status)
+    check("subprotocol %s is required" % SUBPROTOCOL in body,
+          "the refusal names %s: %r" % (SUBPROTOCOL, body))
 
 
 def run(cmd):
@@ -302,6 +319,7 @@ def main():
         proc, port = start_server(sprig, path)
         url = "ws://127.0.0.1:%d" % port
         plain_get(port)
+        upgrade_without_subprotocol(port)
         asyncio.run(asyncio.wait_for(exercise(url), 4 * TIMEOUT))
         proc.send_signal(signal.SIGTERM)
         status = proc.wait(TIMEOUT)

@@ -25,7 +25,7 @@ static const char good_resp[] = "HTTP/1.1 101 Switching Protocols\r\n"
                                 "Upgrade: websocket\r\n"
                                 "Connection: Upgrade\r\n"
                                 "Sec-WebSocket-Accept: " ACCEPT "\r\n"
-                                "Sec-WebSocket-Protocol: sprig/1\r\n"
+                                "Sec-WebSocket-Protocol: sprig.v1\r\n"
                                 "\r\n";
 
 /* Feed `s` in chunks of `chunk` bytes (0: whole), then EOF if still
@@ -56,7 +56,7 @@ static int
 server_parse(const char *req, size_t chunk, sprig__http_upgrade *u)
 {
     size_t head;
-    sprig__http_upgrade_init(u, false, "sprig/1", NULL);
+    sprig__http_upgrade_init(u, false, SPRIG_SUBPROTOCOL, NULL);
     return feed(u, req, strlen(req), chunk, &head);
 }
 
@@ -81,9 +81,10 @@ expect_refusal(const char *req, int status, const char *word)
     }
 }
 
-/* "sprig/1" is not an RFC 6455 token ('/' is a separator) and browsers
- * refuse it, so the server also accepts its token form "sprig.v1" and
- * answers with the form the client offered. */
+/* The server speaks "sprig.v1", the RFC 6455 token browsers and Node's ws
+ * accept, and also the older spelling "sprig/1" (not a token: '/' is a
+ * separator), answering with the form the client offered; anything else is
+ * refused with a reason that names sprig.v1. */
 static void
 test_token_form(void **state)
 {
@@ -100,7 +101,7 @@ test_token_form(void **state)
                  offers[i]);
         sprig__http_upgrade u;
         size_t head;
-        sprig__http_upgrade_init(&u, false, "sprig/1", NULL);
+        sprig__http_upgrade_init(&u, false, SPRIG_SUBPROTOCOL, NULL);
         assert_int_equal(feed(&u, req, strlen(req), 0, &head),
                          SPRIG__HTTP_UPGRADE);
         sprig_buf out = {0};
@@ -116,7 +117,7 @@ test_token_form(void **state)
                    "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                    "Sec-WebSocket-Key: " KEY "\r\n"
                    "Sec-WebSocket-Protocol: sprig.v2\r\n\r\n",
-                   400, "sprig/1");
+                   400, "subprotocol sprig.v1 is required; offered: sprig.v2");
 }
 
 static void
@@ -127,7 +128,7 @@ test_good_upgrade(void **state)
     for (size_t chunk = 0; chunk < 40; chunk += 7) {
         sprig__http_upgrade u;
         size_t head;
-        sprig__http_upgrade_init(&u, false, "sprig/1", NULL);
+        sprig__http_upgrade_init(&u, false, SPRIG_SUBPROTOCOL, NULL);
         assert_int_equal(feed(&u, buf, strlen(buf), chunk, &head),
                          SPRIG__HTTP_UPGRADE);
         assert_int_equal(head, strlen(good_req)); /* frames start here */
@@ -149,7 +150,7 @@ test_refusals(void **state)
     expect_refusal("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
                    "Sec-WebSocket-Version: 13\r\n\r\n",
-                   400, "sprig/1 is required; offered: none");
+                   400, "sprig.v1 is required; offered: none");
     expect_refusal("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
@@ -267,7 +268,7 @@ test_client_side(void **state)
     char buf[512];
     snprintf(buf, sizeof buf, "%s\x82\x01x", good_resp);
     for (size_t chunk = 0; chunk < 30; chunk += 3) {
-        assert_int_equal(client_parse(buf, chunk, "sprig/1", &u, &head),
+        assert_int_equal(client_parse(buf, chunk, SPRIG_SUBPROTOCOL, &u, &head),
                          SPRIG__HTTP_UPGRADE);
         assert_int_equal(head, strlen(good_resp));
     }
@@ -276,7 +277,8 @@ test_client_side(void **state)
                      SPRIG__HTTP_REFUSE);
     assert_int_equal(u.status, 1002);
     assert_non_null(strstr(u.reason, "sprig/2"));
-    sprig__http_upgrade_init(&u, true, "sprig/1", "AAAAAAAAAAAAAAAAAAAAAA==");
+    sprig__http_upgrade_init(&u, true, SPRIG_SUBPROTOCOL,
+                             "AAAAAAAAAAAAAAAAAAAAAA==");
     assert_int_equal(feed(&u, good_resp, strlen(good_resp), 0, &head),
                      SPRIG__HTTP_REFUSE);
     assert_non_null(strstr(u.reason, "Accept"));
@@ -284,22 +286,23 @@ test_client_side(void **state)
     assert_int_equal(
         client_parse("HTTP/1.1 400 Bad Request\r\nContent-Length: 21\r\n"
                      "\r\nsubprotocol required\nTRAILING",
-                     0, "sprig/1", &u, &head),
+                     0, SPRIG_SUBPROTOCOL, &u, &head),
         SPRIG__HTTP_REFUSE);
     assert_int_equal(u.status, 400);
     assert_string_equal(u.reason, "subprotocol required");
     assert_int_equal(client_parse("HTTP/1.1 503 Busy\r\nConnection: close\r\n"
                                   "\r\ntoo many connections\n",
-                                  4, "sprig/1", &u, &head),
+                                  4, SPRIG_SUBPROTOCOL, &u, &head),
                      SPRIG__HTTP_REFUSE);
     assert_int_equal(u.status, 503);
     assert_string_equal(u.reason, "too many connections");
     /* the stream ended early, or was not HTTP */
-    assert_int_equal(client_parse("HTTP/1.1 101 Swi", 0, "sprig/1", &u, &head),
-                     SPRIG__HTTP_REFUSE);
+    assert_int_equal(
+        client_parse("HTTP/1.1 101 Swi", 0, SPRIG_SUBPROTOCOL, &u, &head),
+        SPRIG__HTTP_REFUSE);
     assert_int_equal(u.status, 1006);
     assert_int_equal(
-        client_parse("SSH-2.0-OpenSSH\r\n", 0, "sprig/1", &u, &head),
+        client_parse("SSH-2.0-OpenSSH\r\n", 0, SPRIG_SUBPROTOCOL, &u, &head),
         SPRIG__HTTP_REFUSE);
     assert_int_equal(u.status, 1002);
 }
@@ -313,7 +316,8 @@ test_request_round_trip(void **state)
     assert_string_equal(accept, ACCEPT);
     SPRIG_OK_(sprig__ws_new_key(key));
     assert_int_equal(strlen(key), 24);
-    SPRIG_OK_(sprig__http_request(&req, "localhost:9", "/p", key, "sprig/1"));
+    SPRIG_OK_(
+        sprig__http_request(&req, "localhost:9", "/p", key, SPRIG_SUBPROTOCOL));
     SPRIG_OK_(sprig_buf_append(&req, "", 1));
     sprig__http_upgrade u;
     assert_int_equal(server_parse(req.data, 0, &u), SPRIG__HTTP_UPGRADE);
@@ -439,7 +443,7 @@ test_mutations(void **state)
         mutate(&seed, buf, &n, sizeof buf);
         size_t chunk = 1 + tu_rand(&seed) % 50, head;
         sprig__http_upgrade u;
-        sprig__http_upgrade_init(&u, round % 3 == 1, "sprig/1", KEY);
+        sprig__http_upgrade_init(&u, round % 3 == 1, SPRIG_SUBPROTOCOL, KEY);
         int v = feed(&u, (const char *)buf, n, chunk, &head);
         assert_true(v != SPRIG__HTTP_MORE && head <= n);
         if (round % 3 != 1) {

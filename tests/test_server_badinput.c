@@ -234,8 +234,8 @@ static void
 rc_open(rawc *k, int port)
 {
     memset(k, 0, sizeof *k);
-    sprig__ws_opts o;
-    sprig__ws_opts_init(&o);
+    sprig__tran_opts o;
+    sprig__tran_opts_init(&o);
     o.ping_interval_ms = 0;
     o.idle_timeout_ms = 0;
     o.close_timeout_ms = 500;
@@ -243,7 +243,7 @@ rc_open(rawc *k, int port)
     o.max_message = 64 * MIB;
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
-    SPRIG_OK_(sprig__ws_connect(&loop, url, &o, &rc_cbs, k, &k->c));
+    SPRIG_OK_(sprig__tran_connect(&loop, url, &o, &rc_cbs, k, &k->c));
     run_until(is_open, k, 5000);
     assert_true(k->open && !k->closed);
 }
@@ -1188,11 +1188,11 @@ test_http(void **state)
                           "Sec-WebSocket-Version: 13\r\n%s\r\n";
     char req[1024];
     snprintf(req, sizeof req, upgrade, "");
-    expect_http(req, "HTTP/1.1 400 ", "sprig/1 is required");
+    expect_http(req, "HTTP/1.1 400 ", "sprig.v1 is required");
     expect_http(req, "HTTP/1.1 400 ", "offered: none");
     still_serving(&S);
     snprintf(req, sizeof req, upgrade, "Sec-WebSocket-Protocol: sprig/2\r\n");
-    expect_http(req, "HTTP/1.1 400 ", "sprig/1 is required");
+    expect_http(req, "HTTP/1.1 400 ", "sprig.v1 is required");
     still_serving(&S);
     expect_http("BREW /pot HTTP/9.9\r\n\r\n", "HTTP/1.1 ", "\r\n\r\n");
     still_serving(&S);

@@ -42,9 +42,11 @@ typedef struct sprig_client_options {
 SPRIG_API void sprig_client_options_init(sprig_client_options *o);
 
 /**
- * Connect to `url` ("ws://host:port" or "wss://host:port") and wait until
- * the connection is open.  `o` may be NULL (defaults).
- * Errors: SPRIG_EINVAL (malformed URL), SPRIG_ECONNECT (refused,
+ * Connect to `url` ("ws://host:port" or "wss://host:port": the scheme
+ * picks the transport) and wait until the connection is open.  `o` may be
+ * NULL (defaults).
+ * Errors: SPRIG_EINVAL (malformed URL, or a scheme that names no
+ * transport: the detail names it), SPRIG_ECONNECT (refused,
  * unreachable, timed out, TLS or upgrade refused: the detail says which),
  * SPRIG_ENOMEM.
  */
@@ -58,6 +60,24 @@ SPRIG_API int sprig_client_connect(const char *url,
  * nothing (close the client instead).
  */
 SPRIG_API sprig_storage *sprig_client_storage(sprig_client *c);
+
+/**
+ * The server's storage, as sprig_client_storage(), but from now on the
+ * handle owns the client: sprig_storage_close() on it closes the client
+ * and its connection, and the caller must not call sprig_client_close()
+ * itself.  For programs that keep only the storage (sprig_open() returns
+ * this).  NULL for a NULL client.  Call it before sharing the handle.
+ */
+SPRIG_API sprig_storage *sprig_client_storage_owning(sprig_client *c);
+
+/**
+ * What carries the client's connection: the transport (URL scheme), whether
+ * it is encrypted, the TLS version and cipher (GnuTLS's names), the
+ * server's address, and the messages and writes so far (as of when the
+ * connection opened).  Any thread.
+ * Errors: SPRIG_EINVAL (NULL argument), SPRIG_ECLOSED (not connected now).
+ */
+SPRIG_API int sprig_client_info(sprig_client *c, sprig_conn_info *out);
 
 /**
  * Close the connection and free the client.  Database handles taken from

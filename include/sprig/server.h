@@ -136,6 +136,17 @@ SPRIG_API int sprig_server_run(sprig_server *srv);
 SPRIG_API int sprig_server_ws_port(const sprig_server *srv);
 
 /**
+ * What carries each open connection of the listener (transport, TLS state,
+ * version and cipher, peer, messages and writes so far): up to `cap`
+ * entries into `out` (caller storage; may be NULL when `cap` is 0), and
+ * in *n how many connections are open (may exceed `cap`).  None once the
+ * server stops listening.  Any thread.
+ * Errors: SPRIG_EINVAL (NULL srv or n, or NULL out with cap > 0).
+ */
+SPRIG_API int sprig_server_connections(sprig_server *srv, sprig_conn_info *out,
+                                       size_t cap, size_t *n);
+
+/**
  * Stop: close the listener and refuse new requests (SPRIG_ECLOSED), let
  * the requests in flight finish and send their answers -- for up to
  * `grace_ms`, after which answers still due are dropped (their work is

@@ -485,6 +485,53 @@ SPRIG_API int sprig_storage_open(const sprig_storage_options *o,
  */
 SPRIG_API void sprig_storage_close(sprig_storage *st);
 
+/* ---- one URL opens any placement ----------------------------------------- */
+
+/** What carries a network connection (sprig_client_info(),
+ *  sprig_server_connections()).  A plain value: no pointers. */
+typedef struct sprig_conn_info {
+    char transport[16];     /**< the URL scheme: "ws", "wss" */
+    bool tls;               /**< encrypted (TLS) */
+    char tls_version[16];   /**< "TLS1.3"; "" when not encrypted */
+    char tls_cipher[48];    /**< "AES-256-GCM"; "" when not encrypted */
+    char peer[96];          /**< the other side, "127.0.0.1:5646" */
+    uint64_t messages_sent; /**< whole messages sent so far */
+    uint64_t writes;        /**< write calls made to the socket so far */
+} sprig_conn_info;
+
+/** Options of sprig_open().  Fill with sprig_open_options_init(). */
+typedef struct sprig_open_options {
+    /** For file: and mem: URLs (the URL sets path / memory_only). */
+    sprig_storage_options storage;
+    /** For ws:// and wss:// URLs: a PEM file with the server's
+     *  certificate (pinned) or its CA; NULL: the system's trust store. */
+    const char *pinned_cert_path;
+    /** ws/wss: connect and request time limits in ms (0: the client's
+     *  defaults, 5 s and 30 s). */
+    unsigned connect_timeout_ms, request_timeout_ms;
+} sprig_open_options;
+
+/** Fill `o` with defaults (storage defaults; client defaults). */
+SPRIG_API void sprig_open_options_init(sprig_open_options *o);
+
+/**
+ * Open the storage a URL names, wherever it is:
+ *   - "file:PATH", "file://PATH" or a plain path: the local storage in
+ *     that directory (sprig_storage_open());
+ *   - "mem:" (anything after the colon is ignored): a new memory-only
+ *     local storage, gone when closed;
+ *   - "ws://host:port", "wss://host:port": a Sprig server, through a
+ *     client that this call connects (sprig_client_connect()).
+ * `o` may be NULL (defaults).  On success *out is owned by the caller:
+ * sprig_storage_close() closes it and whatever it opened (the client and
+ * its connection).  Any thread.
+ * Errors: SPRIG_EINVAL (NULL url or out, empty path, or an unknown scheme:
+ * the detail names it and lists the known ones), and those of
+ * sprig_storage_open() or sprig_client_connect().
+ */
+SPRIG_API int sprig_open(const char *url, const sprig_open_options *o,
+                         sprig_storage **out);
+
 /**
  * Register a schema so databases can be created with it.  The definition is
  * copied.  Registering a name again replaces the definition: it may add

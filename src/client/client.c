@@ -73,6 +73,7 @@ on_open(sprig__conn *conn, void *udata)
 {
     sprig_client *c = udata;
     pthread_mutex_lock(&c->lock);
+    sprig__conn_info(conn, &c->info);
     c->state = CL_OPEN;
     c->connected_once = true;
     c->generation++;
@@ -80,7 +81,6 @@ on_open(sprig__conn *conn, void *udata)
     pthread_cond_broadcast(&c->state_cond);
     flush_outbox(c);
     pthread_mutex_unlock(&c->lock);
-    (void)conn;
 }
 
 /* Take the waiting call with `id` out of the list (lock held). */
@@ -105,7 +105,7 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
     sprig__frame f;
     if (sprig__frame_decode((sprig_bytes){data, len}, &f) != 0 ||
         f.kind == SPRIG__FRAME_REQUEST) {
-        sprig__conn_close(conn, SPRIG_WS_PROTOCOL, "malformed frame");
+        sprig__conn_close(conn, SPRIG_CLOSE_PROTOCOL, "malformed frame");
         return;
     }
     if (f.kind == SPRIG__FRAME_PUSH) {
@@ -173,14 +173,15 @@ static const sprig__conn_cbs client_cbs = {
 static void
 start_connect(sprig_client *c)
 {
-    sprig__ws_opts wo;
-    sprig__ws_opts_init(&wo);
+    sprig__tran_opts wo;
+    sprig__tran_opts_init(&wo);
     wo.connect_timeout_ms = c->opts.connect_timeout_ms;
     wo.tls_ca_file = c->opts.pinned_cert_path;
     wo.max_message = c->opts.max_frame;
     wo.close_timeout_ms = 1000;
     c->state = CL_CONNECTING;
-    int rc = sprig__ws_connect(&c->loop, c->url, &wo, &client_cbs, c, &c->conn);
+    int rc =
+        sprig__tran_connect(&c->loop, c->url, &wo, &client_cbs, c, &c->conn);
     if (rc) {
         char msg[400];
         snprintf(msg, sizeof msg, "cannot connect to %s: %s", c->url,
@@ -207,7 +208,7 @@ on_wake(uv_async_t *a)
     pthread_mutex_lock(&c->lock);
     if (c->closing) {
         if (c->conn) {
-            sprig__conn_close(c->conn, SPRIG_WS_NORMAL, "client closing");
+            sprig__conn_close(c->conn, SPRIG_CLOSE_NORMAL, "client closing");
         }
         uv_close((uv_handle_t *)&c->wake, close_cb);
     } else if (c->state == CL_OPEN) {
@@ -350,14 +351,11 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+/* The URL's scheme must name a transport (ws, wss, ...). */
 static int
 check_url(const char *url)
 {
-    if (!url || (strncmp(url, "ws://", 5) && strncmp(url, "wss://", 6))) {
-        return sprig__err(SPRIG_EINVAL, "URL '%s' is not ws:// or wss://",
-                          url ? url : "(null)");
-    }
-    return SPRIG_OK;
+    return sprig__tran_for_url(url) ? SPRIG_OK : SPRIG_EINVAL;
 }
 
 /* Connect now and wait for the outcome. */
@@ -425,6 +423,52 @@ sprig_storage *
 sprig_client_storage(sprig_client *c)
 {
     return c ? &c->storage.base : NULL;
+}
+
+/* The remote storage's operations, but close closes the client. */
+static sprig_storage_ops owning_ops;
+static pthread_once_t owning_once = PTHREAD_ONCE_INIT;
+
+static void
+owning_close(sprig_storage *st)
+{
+    if (st) {
+        sprig_client_close(((remote_storage *)st)->client);
+    }
+}
+
+static void
+owning_ops_init(void)
+{
+    owning_ops = sprig__remote_storage_ops;
+    owning_ops.close = owning_close;
+}
+
+sprig_storage *
+sprig_client_storage_owning(sprig_client *c)
+{
+    if (!c) {
+        return NULL;
+    }
+    pthread_once(&owning_once, owning_ops_init);
+    c->storage.base.ops = &owning_ops;
+    return &c->storage.base;
+}
+
+int
+sprig_client_info(sprig_client *c, sprig_conn_info *out)
+{
+    if (!c || !out) {
+        return sprig__err(SPRIG_EINVAL, "client and out are needed");
+    }
+    pthread_mutex_lock(&c->lock);
+    bool open = c->state == CL_OPEN;
+    if (open) {
+        *out = c->info;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return open ? SPRIG_OK
+                : sprig__err(SPRIG_ECLOSED, "not connected to %s", c->url);
 }
 
 void

@@ -56,7 +56,8 @@ struct sprig_client {
     bool connected_once;
     int connect_rc;
     char connect_msg[512];
-    sprig__conn *conn; /* loop thread */
+    sprig__conn *conn;    /* loop thread */
+    sprig_conn_info info; /* of the open connection (lock) */
     sprig__call *outbox, *outbox_tail;
     sprig__call *waiting; /* sent, not answered */
     uint32_t next_id;

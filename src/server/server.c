@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static void close_listener(sprig_server *srv);
+
 void
 sprig_server_options_init(sprig_server_options *o)
 {
@@ -226,20 +228,43 @@ on_stop(uv_async_t *a)
     pthread_mutex_lock(&srv->lock);
     srv->state = SRV_STOPPING;
     pthread_mutex_unlock(&srv->lock);
-    if (srv->ws) {
-        sprig__listener_close(srv->ws);
-        srv->ws = NULL;
-    }
+    close_listener(srv);
     uv_timer_start(&srv->grace_timer, on_grace_over,
                    srv->grace_ms > 0 ? (uint64_t)srv->grace_ms : 0, 0);
     maybe_finish(srv);
 }
 
+/* The listener goes under the lock: sprig_server_connections() reads it
+ * from other threads. */
+static void
+close_listener(sprig_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    sprig__listener *l = srv->ws;
+    srv->ws = NULL;
+    pthread_mutex_unlock(&srv->lock);
+    sprig__listener_close(l);
+}
+
+int
+sprig_server_connections(sprig_server *srv, sprig_conn_info *out, size_t cap,
+                         size_t *n)
+{
+    if (!srv || !n || (cap && !out)) {
+        return sprig__err(SPRIG_EINVAL, "server, n (and out when cap > 0) "
+                                        "are needed");
+    }
+    pthread_mutex_lock(&srv->lock);
+    *n = srv->ws ? sprig__listener_conns(srv->ws, out, cap) : 0;
+    pthread_mutex_unlock(&srv->lock);
+    return SPRIG_OK;
+}
+
 static int
 listen_ws(sprig_server *srv)
 {
-    sprig__ws_opts wo;
-    sprig__ws_opts_init(&wo);
+    sprig__tran_opts wo;
+    sprig__tran_opts_init(&wo);
     wo.max_message = srv->opts.max_frame;
     wo.max_connections = srv->opts.max_connections;
     if (srv->opts.max_send_queue) {
@@ -250,16 +275,22 @@ listen_ws(sprig_server *srv)
     wo.tls_cert_file = srv->opts.tls_cert_file;
     wo.tls_key_file = srv->opts.tls_key_file;
     wo.close_timeout_ms = 2000;
-    wo.status_body = "Sprig " SPRIG_VERSION_STRING
-                     ": ok\nprotocol sprig/1 over WebSockets\n";
+    wo.status_body =
+        "Sprig " SPRIG_VERSION_STRING ": ok\nprotocol " SPRIG_SUBPROTOCOL "\n";
     static const sprig__conn_cbs cbs = {
         .on_open = sprig__session_on_open,
         .on_message = sprig__session_on_message,
         .on_close = sprig__session_on_close,
         .on_writable = sprig__session_on_writable,
     };
-    return sprig__ws_listen(&srv->loop, srv->ws_host, srv->ws_port, &wo, &cbs,
-                            srv, &srv->ws);
+    const char *scheme = wo.tls_cert_file ? "wss" : "ws";
+    sprig__listener *l = NULL;
+    int rc = sprig__tran_listen(&srv->loop, scheme, srv->ws_host, srv->ws_port,
+                                &wo, &cbs, srv, &l);
+    pthread_mutex_lock(&srv->lock);
+    srv->ws = l;
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
 }
 
 /* Set up the loop, workers and listener on the calling thread. */
@@ -296,10 +327,7 @@ teardown(sprig_server *srv)
     if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
         uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
     }
-    if (srv->ws) {
-        sprig__listener_close(srv->ws);
-        srv->ws = NULL;
-    }
+    close_listener(srv);
     uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     sprig__pool_stop(&srv->pool);
     sprig__pool_stop(&srv->lane);

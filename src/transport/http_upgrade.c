@@ -395,20 +395,25 @@ static const http_parser_settings parser_settings = {
 
 /* ---- feeding ------------------------------------------------------------- */
 
-/* `s` with each '/' written ".v" ("sprig/1" -> "sprig.v1"); empty when `s`
- * has no '/' (it is a token already) or does not fit. */
+/* The other spelling of a subprotocol: "sprig/1" <-> "sprig.v1" (each
+ * '/' written ".v", or each ".v" written '/'); empty when `s` has neither
+ * or the result does not fit. */
 static void
 token_form(const char *s, char *out, size_t n)
 {
     size_t j = 0;
     out[0] = '\0';
-    if (!s || !strchr(s, '/')) {
+    if (!s || (!strchr(s, '/') && !strstr(s, ".v"))) {
         return;
     }
+    bool to_token = strchr(s, '/') != NULL;
     for (; *s && j + 3 < n; s++) {
-        if (*s == '/') {
+        if (to_token && *s == '/') {
             out[j++] = '.';
             out[j++] = 'v';
+        } else if (!to_token && s[0] == '.' && s[1] == 'v') {
+            out[j++] = '/';
+            s++;
         } else {
             out[j++] = *s;
         }

@@ -59,9 +59,9 @@ typedef struct sprig__http_upgrade {
     unsigned flags;          /* SPRIG__HF_*                        */
     size_t head_len;         /* bytes of the head consumed so far  */
     const char *subprotocol; /* borrowed; NULL: none wanted        */
-    /* server: the token form of `subprotocol` ('/' written ".v", so
-     * "sprig/1" is also accepted as "sprig.v1": RFC 6455 subprotocols are
-     * tokens, and browsers refuse "/" in them), and the one chosen */
+    /* server: the other spelling of `subprotocol`, also accepted ("sprig.v1"
+     * is the RFC 6455 token browsers and Node accept; "sprig/1" the older
+     * spelling, not a token), and the one chosen */
     char token_form[40];
     const char *chosen;
     char want_accept[32]; /* client: the Sec-WebSocket-Accept due */

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -350,6 +351,16 @@ sprig__tls_send(sprig__tls *t, const uint8_t *data, size_t len)
         len -= (size_t)n;
     }
     return SPRIG_OK;
+}
+
+void
+sprig__tls_describe(const sprig__tls *t, char *version, size_t vn, char *cipher,
+                    size_t cn)
+{
+    const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(t->s));
+    const char *ci = gnutls_cipher_get_name(gnutls_cipher_get(t->s));
+    snprintf(version, vn, "%s", v ? v : "TLS");
+    snprintf(cipher, cn, "%s", ci ? ci : "?");
 }
 
 void

@@ -1,12 +1,18 @@
 /*
- * transport.h -- message-oriented connections over WebSockets (ws://, wss://).
+ * transport.h -- the transport interface: whole binary messages between two
+ * peers, over whichever transport a URL scheme names.
  *
  * The transport layer sits under src/server and src/client and above
- * src/core: it moves whole binary messages between two peers and knows
- * nothing of what they mean.  WebSockets is the first transport; QUIC will
- * implement the same small interface (a connection, a listener, whole
- * messages, a send queue with backpressure, one close callback), so the
- * protocol and server code above never learn which one carries them.
+ * src/core: it moves whole binary messages and knows nothing of what they
+ * mean.  Each transport (WebSockets today: "ws" and "wss"; QUIC later)
+ * fills one operations table, sprig__tran_ops, and is found by URL scheme
+ * in a table (sprig__tran_find()), as nng finds an nni_sp_tran.  The
+ * functions below (sprig__conn_send(), sprig__conn_close(), ...) dispatch
+ * through the connection's table, so the code above never learns which
+ * transport carries a message.  Only src/transport names WebSockets
+ * (ws_int.h); the close codes below are WebSocket's numbers because they
+ * are the protocol's codes, and other transports carry them as their own
+ * application error codes.
  *
  * Threads.  A listener and every connection belong to the libuv loop they
  * were created on, and every function here must be called on that loop's
@@ -15,19 +21,27 @@
  * database worker answering a request), hand the work to the loop thread
  * with a uv_async_t (see docs/architecture.md, "Network transport").
  *
+ * Batching.  Messages sent during one loop iteration leave together: a
+ * send queues the message and the connection writes everything queued in
+ * one write() before the loop next waits for I/O (a uv_prepare handle; a
+ * burst past 256 KiB streams out at once), or at the
+ * end of the read that produced the answers.
+ *
  * Lifetime.  A server connection becomes visible with on_open and is gone
  * after on_close returns; a client connection is returned by
- * sprig__ws_connect() and gets exactly one on_close, whether or not it ever
- * opened.  After on_close returns the sprig__conn pointer is invalid.
+ * sprig__tran_connect() and gets exactly one on_close, whether or not it
+ * ever opened.  After on_close returns the sprig__conn pointer is invalid.
  * Callbacks may call any function here, including sprig__conn_close() and
  * sprig__conn_send() on any connection of the same loop.
  *
  * Errors are negative SPRIG_E* codes with a sentence for sprig_errmsg().
  * Network input never asserts: every violation closes the one connection
- * that sent it, with an HTTP status or a WebSocket close code and a reason.
+ * that sent it, with a status or close code and a reason.
  */
 #ifndef SPRIG_TRANSPORT_H
 #define SPRIG_TRANSPORT_H
+
+#include "sprig/sprig.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,42 +49,59 @@
 
 #include <uv.h>
 
-/* WebSocket close codes the transport uses (RFC 6455, 7.4.1).  Codes
+/* Close codes (RFC 6455, 7.4.1, used by every transport).  Codes
  * 3000-4999 are free for the layers above.  on_close also reports, on the
  * client, an HTTP status (100-599) when the server refused the upgrade. */
 enum {
-    SPRIG_WS_NORMAL = 1000,      /* closed on purpose                    */
-    SPRIG_WS_GOING_AWAY = 1001,  /* shutting down, or idle timeout       */
-    SPRIG_WS_PROTOCOL = 1002,    /* a framing or handshake violation     */
-    SPRIG_WS_UNSUPPORTED = 1003, /* a text frame: Sprig speaks binary    */
-    SPRIG_WS_ABNORMAL = 1006,    /* no close frame: reset, EOF, timeout  */
-    SPRIG_WS_POLICY = 1008,      /* send queue over its bound            */
-    SPRIG_WS_TOO_BIG = 1009,     /* message over max_message             */
-    SPRIG_WS_INTERNAL = 1011,    /* out of memory or an internal failure */
-    SPRIG_WS_TLS = 1015          /* TLS failed (reported locally, never sent) */
+    SPRIG_CLOSE_NORMAL = 1000,      /* closed on purpose                    */
+    SPRIG_CLOSE_GOING_AWAY = 1001,  /* shutting down, or idle timeout       */
+    SPRIG_CLOSE_PROTOCOL = 1002,    /* a framing or handshake violation     */
+    SPRIG_CLOSE_UNSUPPORTED = 1003, /* a text frame: Sprig speaks binary    */
+    SPRIG_CLOSE_ABNORMAL = 1006,    /* no close frame: reset, EOF, timeout  */
+    SPRIG_CLOSE_POLICY = 1008,      /* send queue over its bound            */
+    SPRIG_CLOSE_TOO_BIG = 1009,     /* message over max_message             */
+    SPRIG_CLOSE_INTERNAL = 1011,    /* out of memory or an internal failure */
+    SPRIG_CLOSE_TLS = 1015 /* TLS failed (reported locally, never sent) */
 };
 
-/** Subprotocol that names Sprig's wire protocol version. */
-#define SPRIG_WS_SUBPROTOCOL "sprig/1"
+/* Transitional: the names src/server used before the interface existed.
+ * Remove once every caller says SPRIG_CLOSE_*. */
+enum {
+    SPRIG_WS_NORMAL = SPRIG_CLOSE_NORMAL,
+    SPRIG_WS_GOING_AWAY = SPRIG_CLOSE_GOING_AWAY,
+    SPRIG_WS_PROTOCOL = SPRIG_CLOSE_PROTOCOL,
+    SPRIG_WS_UNSUPPORTED = SPRIG_CLOSE_UNSUPPORTED,
+    SPRIG_WS_ABNORMAL = SPRIG_CLOSE_ABNORMAL,
+    SPRIG_WS_POLICY = SPRIG_CLOSE_POLICY,
+    SPRIG_WS_TOO_BIG = SPRIG_CLOSE_TOO_BIG,
+    SPRIG_WS_INTERNAL = SPRIG_CLOSE_INTERNAL,
+    SPRIG_WS_TLS = SPRIG_CLOSE_TLS
+};
+
+/** The protocol token clients send (WebSocket subprotocol, QUIC ALPN):
+ *  an RFC 6455 token, which browsers and Node accept.  Servers accept it
+ *  and the older spelling SPRIG_SUBPROTOCOL_OLD. */
+#define SPRIG_SUBPROTOCOL "sprig.v1"
+#define SPRIG_SUBPROTOCOL_OLD "sprig/1"
 
 typedef struct sprig__conn sprig__conn; /* one message-oriented connection */
 typedef struct sprig__listener sprig__listener;
+typedef struct sprig__tran_ops sprig__tran_ops;
 
 /** What a connection tells its owner.  All run on the loop thread; `udata`
  *  is the connection's current user pointer (sprig__conn_udata()). */
 typedef struct sprig__conn_cbs {
-    /** The upgrade handshake (and TLS) completed: messages may be sent. */
+    /** The handshake (and TLS) completed: messages may be sent. */
     void (*on_open)(sprig__conn *c, void *udata);
-    /** One whole binary message (fragments already joined).  `data` is
-     *  borrowed for the call; copy what must outlive it.  Messages sent
-     *  from inside it are queued and written once the bytes that carried
-     *  this one have been processed. */
+    /** One whole binary message.  `data` is borrowed for the call; copy
+     *  what must outlive it.  Messages sent from inside it are queued and
+     *  written once the bytes that carried this one have been processed. */
     void (*on_message)(sprig__conn *c, const uint8_t *data, size_t len,
                        void *udata);
     /** Called once per connection.  `code` is the close code received
      *  from the peer, or the one this side sent, or 1006 when the
      *  connection ended without a close handshake; on a client whose
-     *  upgrade was refused it is the HTTP status.  `reason` is a
+     *  handshake was refused it is the HTTP status.  `reason` is a
      *  NUL-terminated sentence (never NULL), borrowed for the call.  The
      *  connection is freed after the callback returns. */
     void (*on_close)(sprig__conn *c, int code, const char *reason, void *udata);
@@ -80,13 +111,15 @@ typedef struct sprig__conn_cbs {
 } sprig__conn_cbs;
 
 /** Options of a listener or a client connection.  Initialise with
- *  sprig__ws_opts_init(), then change fields.  Strings are copied by the
- *  function that takes the options; files are read then. */
-typedef struct sprig__ws_opts {
-    /** Subprotocol both sides must speak (default "sprig/1").  The server
-     *  refuses an upgrade that does not offer it with HTTP 400 and a reason
-     *  body; the client refuses a 101 that does not select it.  NULL: no
-     *  subprotocol is asked for or required. */
+ *  sprig__tran_opts_init(), then change fields.  Strings are copied by the
+ *  function that takes the options; files are read then.  A transport
+ *  ignores what it has no use for. */
+typedef struct sprig__tran_opts {
+    /** Protocol token both sides must speak (default SPRIG_SUBPROTOCOL).
+     *  The server refuses a peer that does not offer it (or its other
+     *  spelling, "sprig/1" for "sprig.v1") with HTTP 400 and a reason
+     *  naming it; the client refuses an answer that does not select it.
+     *  NULL: no token is asked for or required. */
     const char *subprotocol;
     /** Largest message accepted (default 16 MiB); larger: close 1009. */
     size_t max_message;
@@ -101,28 +134,86 @@ typedef struct sprig__ws_opts {
     /** Server: TLS handshake and request head must be complete in this
      *  time (slowloris), else HTTP 408 and close (default 10 s). */
     unsigned handshake_timeout_ms;
-    /** After a close frame is sent, how long to wait for the peer's close
-     *  frame, and how long to linger for the peer to read a refusal before
-     *  the socket is closed regardless (default 5 s). */
+    /** After a close is sent, how long to wait for the peer's, and how
+     *  long to linger for the peer to read a refusal before the socket is
+     *  closed regardless (default 5 s). */
     unsigned close_timeout_ms;
     /** Server: connections over this many get HTTP 503 (default 1024). */
     size_t max_connections;
-    /** Server: PEM certificate (chain) and key; both set: wss:// (TLS). */
+    /** Server: PEM certificate (chain) and key: required by the TLS
+     *  schemes (wss), refused by the plain ones (ws). */
     const char *tls_cert_file, *tls_key_file;
-    /** Client, wss://: PEM file of trusted CA certificates, or of the
+    /** Client, TLS schemes: PEM file of trusted CA certificates, or of the
      *  server's own (pinned) certificate, which is trusted whatever name
      *  it carries.  NULL: the system's trust store. */
     const char *tls_ca_file;
-    /** Client: TCP connect + TLS + upgrade must finish in this time
+    /** Client: connect + TLS + handshake must finish in this time
      *  (default 10 s), else on_close(1006, "... timed out"). */
     unsigned connect_timeout_ms;
     /** Server: body of the 200 answer to a plain HTTP GET (no upgrade);
      *  other methods get 405.  NULL: a GET without upgrade gets 426. */
     const char *status_body;
-} sprig__ws_opts;
+} sprig__tran_opts;
 
 /** Fill `o` with the defaults above. */
-void sprig__ws_opts_init(sprig__ws_opts *o);
+void sprig__tran_opts_init(sprig__tran_opts *o);
+
+/**
+ * One transport, as a table of operations (nng's nni_sp_tran).  The
+ * functions below check arguments common to all transports and call
+ * these; each entry's contract is that of its dispatcher below.
+ */
+struct sprig__tran_ops {
+    const char *name; /* "websocket" */
+    int (*listen)(uv_loop_t *loop, bool tls, const char *host, int port,
+                  const sprig__tran_opts *opts, const sprig__conn_cbs *cbs,
+                  void *udata, sprig__listener **out);
+    int (*listener_port)(const sprig__listener *l);
+    void (*listener_close)(sprig__listener *l);
+    size_t (*listener_conns)(sprig__listener *l, sprig_conn_info *out,
+                             size_t cap);
+    int (*connect)(uv_loop_t *loop, const char *url,
+                   const sprig__tran_opts *opts, const sprig__conn_cbs *cbs,
+                   void *udata, sprig__conn **out);
+    int (*send)(sprig__conn *c, const uint8_t *data, size_t len);
+    size_t (*queued)(const sprig__conn *c);
+    void (*close)(sprig__conn *c, int code, const char *reason);
+    void (*info)(const sprig__conn *c, sprig_conn_info *out);
+    const char *(*path)(const sprig__conn *c);
+    const char *(*peer)(const sprig__conn *c);
+};
+
+/** What every connection and listener starts with (a transport's own
+ *  struct embeds it first).  Transport-private: the layers above use the
+ *  functions below. */
+struct sprig__conn {
+    const sprig__tran_ops *ops;
+    void *udata;
+    bool client;
+};
+struct sprig__listener {
+    const sprig__tran_ops *ops;
+};
+
+/** One row of the scheme table. */
+typedef struct sprig__tran_scheme {
+    const char *scheme; /* "ws", "wss" */
+    bool tls;
+    const sprig__tran_ops *ops;
+} sprig__tran_scheme;
+
+/**
+ * The row for `scheme` (case-insensitive; without "://"), or NULL.  The
+ * table is constant: any thread.
+ */
+const sprig__tran_scheme *sprig__tran_find(const char *scheme);
+
+/**
+ * The row for the scheme of `url` ("ws://...": "ws"), or NULL with
+ * SPRIG_EINVAL in sprig_errmsg(), naming the scheme and the ones known.
+ * Any thread.
+ */
+const sprig__tran_scheme *sprig__tran_for_url(const char *url);
 
 /**
  * Make writes to a socket whose peer has gone away fail with EPIPE instead
@@ -133,22 +224,23 @@ void sprig__ws_opts_init(sprig__ws_opts *o);
 void sprig__ignore_sigpipe(void);
 
 /**
- * Listen for WebSocket connections on `host`:`port` (port 0: an ephemeral
- * port; see sprig__listener_port()).  `host` NULL creates a listener
- * without a socket that only adopts connections (sprig__ws_adopt()).
- * `opts` may be NULL (defaults); it is copied, and the TLS files are loaded
- * now.  `cbs` is copied; `udata` is every new connection's first user
- * pointer.  On success *out is the listener, owned by the caller until
+ * Listen on `host`:`port` with the transport of `scheme` ("ws", "wss";
+ * port 0: an ephemeral port, see sprig__listener_port()).  `opts` may be
+ * NULL (defaults); it is copied, and TLS files are loaded now.  `cbs` is
+ * copied; `udata` is every new connection's first user pointer.  On
+ * success *out is the listener, owned by the caller until
  * sprig__listener_close().
- * Errors: SPRIG_EINVAL (bad host, options, or TLS files: the detail says
- * which), SPRIG_EIO (bind/listen failed, e.g. the port is taken),
- * SPRIG_ENOMEM.
+ * Errors: SPRIG_EINVAL (unknown scheme, bad host or options, TLS files
+ * missing for a TLS scheme or present for a plain one, unreadable: the
+ * detail says which), SPRIG_EIO (bind/listen failed, e.g. the port is
+ * taken), SPRIG_ENOMEM.
  */
-int sprig__ws_listen(uv_loop_t *loop, const char *host, int port,
-                     const sprig__ws_opts *opts, const sprig__conn_cbs *cbs,
-                     void *udata, sprig__listener **out);
+int sprig__tran_listen(uv_loop_t *loop, const char *scheme, const char *host,
+                       int port, const sprig__tran_opts *opts,
+                       const sprig__conn_cbs *cbs, void *udata,
+                       sprig__listener **out);
 
-/** The bound port (0 for an adopt-only listener). */
+/** The bound port (0 for a listener without a socket). */
 int sprig__listener_port(const sprig__listener *l);
 
 /**
@@ -159,53 +251,42 @@ int sprig__listener_port(const sprig__listener *l);
 void sprig__listener_close(sprig__listener *l);
 
 /**
- * Hand Sprig a connected TCP socket that the caller's own HTTP server
- * accepted (F12).  Sprig takes ownership of `fd` (it is closed with the
- * connection, or on failure).  `already_read` (`n` bytes, copied) is what
- * the caller read from the socket so far:
- *   - upgraded false: the start of the HTTP request (its head, complete or
- *     not, and perhaps bytes after it); Sprig validates the upgrade and
- *     answers it (101, or a refusal) as if it had accepted the socket;
- *   - upgraded true: the caller already answered 101 (with the
- *     subprotocol); the bytes are the start of the WebSocket stream.
- * The connection takes its options and callbacks from `l` (which may be an
- * adopt-only listener) and counts against its max_connections.  Plain TCP
- * only: a caller that terminated TLS itself cannot hand over the session.
- * on_open follows later from the loop, never from inside this call.  A libuv
- * caller gets `fd` with uv_fileno() + dup(), then closes its own handle.
- * Errors: SPRIG_EINVAL, SPRIG_EBUSY (over max_connections), SPRIG_EIO,
- * SPRIG_ENOMEM; `fd` is closed on every error.
+ * What carries each open connection of the listener: up to `cap` entries
+ * into `out` (caller storage); returns how many connections are open,
+ * which may be more than `cap`.  Any thread, as long as the listener is
+ * not being closed concurrently (the caller's lock sees to that).
  */
-int sprig__ws_adopt(sprig__listener *l, uv_os_sock_t fd,
-                    const uint8_t *already_read, size_t n, bool upgraded,
-                    sprig__conn **out);
+size_t sprig__listener_conns(sprig__listener *l, sprig_conn_info *out,
+                             size_t cap);
 
 /**
- * Open a client connection to `url` ("ws://host:port/path" or
- * "wss://..."; the port defaults to 80/443).  Asynchronous: on success
- * *out is the connection at once, and on_open or on_close follows from the
- * loop (never from inside this call); a refused upgrade reports the HTTP
+ * Open a client connection to `url`, with the transport its scheme names
+ * ("ws://host:port/path", "wss://...").  Asynchronous: on success *out is
+ * the connection at once, and on_open or on_close follows from the loop
+ * (never from inside this call); a refused handshake reports the HTTP
  * status and the server's reason, a bad certificate 1015 and why.
  * `opts` may be NULL (defaults); `cbs` is copied.
- * Errors (nothing started, no callback follows): SPRIG_EINVAL (bad URL or
- * options, unreadable CA file), SPRIG_ENOMEM.
+ * Errors (nothing started, no callback follows): SPRIG_EINVAL (unknown
+ * scheme, bad URL or options, unreadable CA file), SPRIG_ENOMEM.
  */
-int sprig__ws_connect(uv_loop_t *loop, const char *url,
-                      const sprig__ws_opts *opts, const sprig__conn_cbs *cbs,
-                      void *udata, sprig__conn **out);
+int sprig__tran_connect(uv_loop_t *loop, const char *url,
+                        const sprig__tran_opts *opts,
+                        const sprig__conn_cbs *cbs, void *udata,
+                        sprig__conn **out);
 
 /**
  * Queue one binary message (copied; `len` may be 0).  Valid between on_open
- * and the start of closing.
+ * and the start of closing.  The message is written at the end of the
+ * loop iteration, with every other message queued by then.
  * Errors: SPRIG_EINVAL (`data` NULL with `len` > 0), SPRIG_ECLOSED (not
- * open, or closing), SPRIG_ETOOBIG (over this
- * side's max_message; nothing is sent, the connection stays open),
- * SPRIG_EBUSY (the queue would pass max_send_queue: the connection is
- * closing with 1008 and on_close follows), SPRIG_ENOMEM.
+ * open, or closing), SPRIG_ETOOBIG (over this side's max_message; nothing
+ * is sent, the connection stays open), SPRIG_EBUSY (the queue would pass
+ * max_send_queue: the connection is closing with 1008 and on_close
+ * follows), SPRIG_ENOMEM.
  */
 int sprig__conn_send(sprig__conn *c, const uint8_t *data, size_t len);
 
-/** Bytes waiting to be written to the socket (messages not yet sent and
+/** Bytes waiting to be written to the peer (messages not yet sent and
  *  TLS/socket buffers not yet taken by the kernel). */
 size_t sprig__conn_queued(const sprig__conn *c);
 
@@ -213,13 +294,16 @@ size_t sprig__conn_queued(const sprig__conn *c);
  * Start the close handshake with `code` (1000, or 3000-4999 for the layers
  * above; a code peers refuse, such as 1005/1006/1015, is reported to
  * on_close but sent as 1011) and `reason` (NULL or a string; cut at 123
- * bytes).  Messages
- * already queued are sent first; no more are delivered to on_message.
- * on_close(code, reason) follows once the peer answered or close_timeout
- * passed.  Calling it again, or on a connection not yet open (which is
- * then dropped), is allowed.
+ * bytes).  Messages already queued are sent first; no more are delivered
+ * to on_message.  on_close(code, reason) follows once the peer answered
+ * or close_timeout passed.  Calling it again, or on a connection not yet
+ * open (which is then dropped), is allowed.
  */
 void sprig__conn_close(sprig__conn *c, int code, const char *reason);
+
+/** What carries the connection: scheme, TLS version and cipher, peer,
+ *  messages and writes so far.  `out` is caller storage. */
+void sprig__conn_info(const sprig__conn *c, sprig_conn_info *out);
 
 /** Change / read the user pointer passed to the callbacks. */
 void sprig__conn_set_udata(sprig__conn *c, void *udata);
@@ -229,11 +313,11 @@ void *sprig__conn_udata(const sprig__conn *c);
  *  the connection's life. */
 const char *sprig__conn_peer(const sprig__conn *c);
 
-/** The request path of the upgrade ("/" when none), borrowed for the
+/** The request path of the handshake ("/" when none), borrowed for the
  *  connection's life; the client's own path on a client connection. */
 const char *sprig__conn_path(const sprig__conn *c);
 
-/** True for a connection made by sprig__ws_connect(). */
+/** True for a connection made by sprig__tran_connect(). */
 bool sprig__conn_is_client(const sprig__conn *c);
 
 #endif

@@ -14,7 +14,7 @@
 #include <signal.h>
 
 void
-sprig__ws_opts_init(sprig__ws_opts *o)
+sprig__tran_opts_init(sprig__tran_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->subprotocol = SPRIG_WS_SUBPROTOCOL;
@@ -61,7 +61,7 @@ subprotocol_ok(const char *s)
 }
 
 static int
-opts_check(const sprig__ws_opts *o, bool server)
+opts_check(const sprig__tran_opts *o, bool server)
 {
     if (o->subprotocol && !subprotocol_ok(o->subprotocol)) {
         return sprig__err(SPRIG_EINVAL, "subprotocol \"%s\" is not a token",
@@ -79,13 +79,13 @@ opts_check(const sprig__ws_opts *o, bool server)
 }
 
 int
-sprig__ws_cfg_new(const sprig__ws_opts *o, const sprig__conn_cbs *cbs,
+sprig__ws_cfg_new(const sprig__tran_opts *o, const sprig__conn_cbs *cbs,
                   void *udata, bool server, sprig__ws_cfg **out)
 {
     sprig__ignore_sigpipe(); /* a vanished peer is an error, not a kill */
-    sprig__ws_opts defaults;
+    sprig__tran_opts defaults;
     if (!o) {
-        sprig__ws_opts_init(&defaults);
+        sprig__tran_opts_init(&defaults);
         o = &defaults;
     }
     int rc = opts_check(o, server);

@@ -4,8 +4,8 @@
  * Design notes.  sprig__ws_connect() returns a connection in CONNECTING
  * with the connect timer running; on_resolved (getaddrinfo, on libuv's
  * thread pool) picks an address, on_connected hands the socket to
- * sprig__conn_start_client (ws_conn.c: TLS, then the upgrade request).
- * Every failure from here on ends in sprig__conn_finish(), so the owner
+ * sprig__ws_conn_start_client (ws_conn.c: TLS, then the upgrade request).
+ * Every failure from here on ends in sprig__ws_conn_finish(), so the owner
  * gets exactly one on_close, on a later loop turn.  The first IPv4 address
  * is preferred (a server bound to 127.0.0.1 is reached as "localhost").
  */
@@ -82,17 +82,18 @@ host_header(const url_parts *p)
 static void
 on_connected(uv_connect_t *req, int status)
 {
-    sprig__conn *c = req->data;
+    sprig__ws_conn *c = req->data;
     if (status == UV_ECANCELED || c->state != SPRIG__CS_CONNECTING) {
         return;
     }
     if (status < 0) {
-        sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false, "connect to %s: %s",
-                           c->peer, uv_strerror(status));
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false,
+                              "connect to %s: %s", c->peer,
+                              uv_strerror(status));
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    sprig__conn_start_client(c);
+    sprig__ws_conn_start_client(c);
 }
 
 /* The first IPv4 address, else the first. */
@@ -108,7 +109,7 @@ pick(const struct addrinfo *res)
 }
 
 static void
-connect_to(sprig__conn *c, const struct addrinfo *a)
+connect_to(sprig__ws_conn *c, const struct addrinfo *a)
 {
     char ip[48] = "?";
     if (a->ai_family == AF_INET6) {
@@ -125,32 +126,32 @@ connect_to(sprig__conn *c, const struct addrinfo *a)
     c->connect_req.data = c;
     int r = uv_tcp_connect(&c->connect_req, &c->tcp, a->ai_addr, on_connected);
     if (r < 0) {
-        sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false, "connect to %s: %s",
-                           c->peer, uv_strerror(r));
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false,
+                              "connect to %s: %s", c->peer, uv_strerror(r));
     }
 }
 
 static void
 on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-    sprig__conn *c = req->data;
+    sprig__ws_conn *c = req->data;
     c->resolving = false;
     if (c->state == SPRIG__CS_CONNECTING) {
         if (status < 0 || !res) {
-            sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false,
-                               "cannot resolve %s: %s", c->host,
-                               uv_strerror(status));
+            sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false,
+                                  "cannot resolve %s: %s", c->host,
+                                  uv_strerror(status));
         } else {
             connect_to(c, pick(res));
         }
     }
     uv_freeaddrinfo(res);
-    sprig__conn_unbusy(c);
+    sprig__ws_conn_unbusy(c);
 }
 
 /* Fill a new client connection from the URL; start resolving. */
 static int
-begin(sprig__conn *c, const url_parts *p)
+begin(sprig__ws_conn *c, const url_parts *p)
 {
     c->host = sprig__strdup(p->host);
     c->host_header = host_header(p);
@@ -174,18 +175,19 @@ begin(sprig__conn *c, const url_parts *p)
     c->resolving = true;
     c->busy++;
     if (c->cfg->opts.connect_timeout_ms) {
-        sprig__conn_arm_timer(c, c->cfg->opts.connect_timeout_ms);
+        sprig__ws_conn_arm_timer(c, c->cfg->opts.connect_timeout_ms);
     }
     return SPRIG_OK;
 }
 
 int
-sprig__ws_connect(uv_loop_t *loop, const char *url, const sprig__ws_opts *opts,
-                  const sprig__conn_cbs *cbs, void *udata, sprig__conn **out)
+sprig__ws_connect(uv_loop_t *loop, const char *url,
+                  const sprig__tran_opts *opts, const sprig__conn_cbs *cbs,
+                  void *udata, sprig__conn **out)
 {
     url_parts p;
     sprig__ws_cfg *cfg;
-    sprig__conn *c;
+    sprig__ws_conn *c;
     if (!loop || !url || !cbs || !out) {
         return sprig__err(SPRIG_EINVAL, "connect: loop, URL and callbacks "
                                         "are needed");
@@ -201,7 +203,7 @@ sprig__ws_connect(uv_loop_t *loop, const char *url, const sprig__ws_opts *opts,
         rc = sprig__tls_cfg_client(opts ? opts->tls_ca_file : NULL, &cfg->tls);
     }
     if (!rc) {
-        rc = sprig__conn_new(loop, cfg, &c);
+        rc = sprig__ws_conn_new(loop, cfg, &c);
     }
     sprig__ws_cfg_unref(cfg); /* the connection holds its own reference */
     if (rc) {
@@ -209,9 +211,9 @@ sprig__ws_connect(uv_loop_t *loop, const char *url, const sprig__ws_opts *opts,
     }
     rc = begin(c, &p);
     if (rc) {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
         return rc;
     }
-    *out = c;
+    *out = &c->base;
     return SPRIG_OK;
 }

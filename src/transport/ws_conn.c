@@ -1,15 +1,17 @@
 /*
  * ws_conn.c -- one WebSocket connection: socket I/O, the TLS and HTTP
- * phases, wslay framing, the send queue, keep-alive, close and teardown.
- * Shared by server and client connections (ws_server.c, ws_client.c).
+ * phases, wslay framing, the send queue and its batching, keep-alive, close
+ * and teardown, and the owner's operations of the transport table
+ * (sprig__ws_send, ..., named by ws_tran.c).  Shared by server and client
+ * connections (ws_server.c, ws_client.c).
  *
  * Design notes: the states (sprig__conn_state in ws_int.h) and who moves
  * a connection between them.
  *
- *   server:  accept -> sprig__conn_start_server -> TLS -tls_ready-> HTTP
+ *   server:  accept -> sprig__ws_conn_start_server -> TLS -tls_ready-> HTTP
  *            (plain TCP goes straight to HTTP; over max_connections the
  *            HTTP phase answers 503 at once)
- *   client:  CONNECTING -sprig__conn_start_client-> TLS -tls_ready-> HTTP
+ *   client:  CONNECTING -sprig__ws_conn_start_client-> TLS -tls_ready-> HTTP
  *   adopted: ADOPT -on_timer(0)-> HTTP, or OPEN if already upgraded
  *   HTTP  -http_input: upgrade accepted-> OPEN (open_ws: on_open)
  *   HTTP  -refusal, status page, 408 (on_timer)-> finish(graceful)
@@ -22,14 +24,18 @@
  *   finish: FINISHING -on_timer(0): on_close-> LINGER (graceful: FIN after
  *           the last write, reads discarded until EOF or close_timeout)
  *           or DEAD
- *   LINGER -EOF, timeout-> DEAD (sprig__conn_destroy) -last close cb-> freed
+ *   LINGER -EOF, timeout-> DEAD (sprig__ws_conn_destroy) -last close cb-> freed
  *
  * on_close is never called from inside a function the owner called: finish
  * only schedules it, so after sprig__conn_send() or sprig__conn_close()
  * returns, the connection is still there.  Bytes flow in through on_read
  * (-> TLS -> plain_input -> HTTP parser or frame guard + wslay) and out
  * through conn_out (-> plain buffer -> TLS, or straight to the wire buffer)
- * and flush (uv_try_write, the rest in one uv_write).  wslay's send
+ * and flush (uv_try_write, the rest in one uv_write).  An owner's send
+ * only queues the message in wslay and starts the connection's uv_prepare
+ * handle (schedule_flush), so every message sent before the loop next
+ * waits leaves in one pump -- one write (answer batching); past
+ * SPRIG__WS_WINDOW queued it pumps at once.  wslay's send
  * callback stops taking bytes once SPRIG__WS_WINDOW are waiting beyond
  * what the kernel took, so queued messages stay in wslay's queue (one
  * copy) until the socket drains.
@@ -46,22 +52,22 @@ static _Thread_local uint8_t read_buf[65536];
 
 typedef struct write_req {
     uv_write_t req;
-    sprig__conn *c;
+    sprig__ws_conn *c;
     void *data;
     size_t len;
 } write_req;
 
 static void on_timer(uv_timer_t *t);
-static int flush(sprig__conn *c);
-static void pump(sprig__conn *c);
-static void ws_input(sprig__conn *c, const uint8_t *data, size_t len);
+static int flush(sprig__ws_conn *c);
+static void pump(sprig__ws_conn *c);
+static void ws_input(sprig__ws_conn *c, const uint8_t *data, size_t len);
 
 /* ---- birth and death ----------------------------------------------------- */
 
 int
-sprig__conn_new(uv_loop_t *loop, sprig__ws_cfg *cfg, sprig__conn **out)
+sprig__ws_conn_new(uv_loop_t *loop, sprig__ws_cfg *cfg, sprig__ws_conn **out)
 {
-    sprig__conn *c = sprig__calloc(1, sizeof *c);
+    sprig__ws_conn *c = sprig__calloc(1, sizeof *c);
     if (!c) {
         return sprig__err(SPRIG_ENOMEM, "out of memory for a connection");
     }
@@ -71,21 +77,24 @@ sprig__conn_new(uv_loop_t *loop, sprig__ws_cfg *cfg, sprig__conn **out)
         return sprig__err(SPRIG_EIO, "socket: %s", uv_strerror(r));
     }
     uv_timer_init(loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->busy = 2; /* the two handles */
+    uv_prepare_init(loop, &c->flush_prep);
+    c->tcp.data = c->timer.data = c->flush_prep.data = c;
+    c->busy = 3; /* the three handles */
+    c->base.ops = &sprig__ws_tran;
+    snprintf(c->scheme, sizeof c->scheme, "%s", cfg->tls ? "wss" : "ws");
     c->loop = loop;
     c->cfg = cfg;
     cfg->refs++;
-    c->udata = cfg->udata;
-    c->client = !cfg->server;
-    c->close_code = SPRIG_WS_ABNORMAL;
+    c->base.udata = cfg->udata;
+    c->base.client = !cfg->server;
+    c->close_code = SPRIG_CLOSE_ABNORMAL;
     c->last_rx = c->last_ping = uv_now(loop);
     *out = c;
     return SPRIG_OK;
 }
 
 static void
-conn_free(sprig__conn *c)
+conn_free(sprig__ws_conn *c)
 {
     if (c->ws) {
         wslay_event_context_free(c->ws);
@@ -103,7 +112,7 @@ conn_free(sprig__conn *c)
 }
 
 void
-sprig__conn_unbusy(sprig__conn *c)
+sprig__ws_conn_unbusy(sprig__ws_conn *c)
 {
     if (--c->busy == 0) {
         conn_free(c);
@@ -113,11 +122,11 @@ sprig__conn_unbusy(sprig__conn *c)
 static void
 on_handle_closed(uv_handle_t *h)
 {
-    sprig__conn_unbusy(h->data);
+    sprig__ws_conn_unbusy(h->data);
 }
 
 void
-sprig__conn_destroy(sprig__conn *c)
+sprig__ws_conn_destroy(sprig__ws_conn *c)
 {
     if (c->state == SPRIG__CS_DEAD) {
         return;
@@ -131,6 +140,7 @@ sprig__conn_destroy(sprig__conn *c)
     }
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->flush_prep, on_handle_closed);
     if (!c->reset || c->shutting ||
         uv_tcp_close_reset(&c->tcp, on_handle_closed) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -138,8 +148,8 @@ sprig__conn_destroy(sprig__conn *c)
 }
 
 void
-sprig__conn_finish(sprig__conn *c, int code, bool graceful, const char *fmt,
-                   ...)
+sprig__ws_conn_finish(sprig__ws_conn *c, int code, bool graceful,
+                      const char *fmt, ...)
 {
     if (c->state >= SPRIG__CS_FINISHING) {
         return;
@@ -161,16 +171,16 @@ sprig__conn_finish(sprig__conn *c, int code, bool graceful, const char *fmt,
 static void
 on_shutdown(uv_shutdown_t *req, int status)
 {
-    sprig__conn *c = req->data;
+    sprig__ws_conn *c = req->data;
     c->shutting = false;
     if (status < 0 || c->eof) {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
     }
 }
 
 /* FINISHING -> LINGER or DEAD: the last frames out, then on_close. */
 static void
-finish_now(sprig__conn *c)
+finish_now(sprig__ws_conn *c)
 {
     if (c->graceful && c->ws) {
         wslay_event_send(c->ws); /* the close frame, if there is room */
@@ -182,16 +192,17 @@ finish_now(sprig__conn *c)
     if (flush(c) != SPRIG_OK) {
         c->graceful = false;
     }
-    if ((c->opened || c->client) && c->cfg->cbs.on_close) {
-        c->cfg->cbs.on_close(c, c->close_code, c->close_reason, c->udata);
+    if ((c->opened || c->base.client) && c->cfg->cbs.on_close) {
+        c->cfg->cbs.on_close(&c->base, c->close_code, c->close_reason,
+                             c->base.udata);
     }
     if (c->state != SPRIG__CS_LINGER || !c->graceful) {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
         return;
     }
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
         return;
     }
     c->shutting = true;
@@ -201,7 +212,7 @@ finish_now(sprig__conn *c)
 /* ---- writing ------------------------------------------------------------- */
 
 static int
-conn_out(sprig__conn *c, const void *data, size_t len)
+conn_out(sprig__ws_conn *c, const void *data, size_t len)
 {
     return sprig_buf_append(c->tls ? &c->plain : &c->wire, data, len);
 }
@@ -210,13 +221,13 @@ static void
 on_written(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
-    sprig__conn *c = w->c;
+    sprig__ws_conn *c = w->c;
     c->inflight -= w->len;
     sprig__free(w->data);
     sprig__free(w);
     if (status < 0 && status != UV_ECANCELED) {
-        sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false, "write failed: %s",
-                           uv_strerror(status));
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false,
+                              "write failed: %s", uv_strerror(status));
         return;
     }
     if (c->state != SPRIG__CS_OPEN && c->state != SPRIG__CS_CLOSING) {
@@ -225,17 +236,17 @@ on_written(uv_write_t *req, int status)
     pump(c);
     size_t low = c->cfg->opts.max_send_queue / 4;
     if (c->want_writable && c->state == SPRIG__CS_OPEN &&
-        sprig__conn_queued(c) <= low) {
+        sprig__ws_queued(&c->base) <= low) {
         c->want_writable = false;
         if (c->cfg->cbs.on_writable) {
-            c->cfg->cbs.on_writable(c, c->udata);
+            c->cfg->cbs.on_writable(&c->base, c->base.udata);
         }
     }
 }
 
 /* Hand what the kernel does not take at once to one uv_write. */
 static int
-write_rest(sprig__conn *c, size_t off)
+write_rest(sprig__ws_conn *c, size_t off)
 {
     write_req *w = sprig__malloc(sizeof *w);
     if (!w) {
@@ -246,6 +257,7 @@ write_rest(sprig__conn *c, size_t off)
     w->len = c->wire.len - off;
     memset(&c->wire, 0, sizeof c->wire);
     uv_buf_t b = uv_buf_init((char *)w->data + off, (unsigned)w->len);
+    __atomic_fetch_add(&c->writes, 1, __ATOMIC_RELAXED);
     int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
     if (r < 0) {
         sprig__free(w->data);
@@ -259,7 +271,7 @@ write_rest(sprig__conn *c, size_t off)
 /* Encrypt what waits (TLS), then write: straight into the socket when
  * nothing is pending there, the rest through a write request. */
 static int
-flush(sprig__conn *c)
+flush(sprig__ws_conn *c)
 {
     if (c->tls && c->plain.len) {
         int rc = sprig__tls_send(c->tls, c->plain.data, c->plain.len);
@@ -274,6 +286,8 @@ flush(sprig__conn *c)
     size_t off = 0;
     if (!c->inflight) {
         uv_buf_t b = uv_buf_init(c->wire.data, (unsigned)c->wire.len);
+        /* counted first: the peer may read the bytes before we return */
+        __atomic_fetch_add(&c->writes, 1, __ATOMIC_RELAXED);
         int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         if (r < 0 && r != UV_EAGAIN) {
             return sprig__err(SPRIG_EIO, "write failed: %s", uv_strerror(r));
@@ -291,7 +305,7 @@ flush(sprig__conn *c)
  * While the kernel takes everything at once no write callback will come,
  * so keep going until wslay's queue is empty or the socket is full. */
 static void
-pump(sprig__conn *c)
+pump(sprig__ws_conn *c)
 {
     if (c->in_recv || c->state == SPRIG__CS_DEAD) {
         return;
@@ -300,16 +314,16 @@ pump(sprig__conn *c)
     for (;;) {
         size_t before = c->wire.len + c->plain.len;
         if (ws_live && c->ws && wslay_event_send(c->ws) != 0) {
-            sprig__conn_finish(c, SPRIG_WS_INTERNAL, false,
-                               "cannot send: out of memory");
+            sprig__ws_conn_finish(c, SPRIG_CLOSE_INTERNAL, false,
+                                  "cannot send: out of memory");
             return;
         }
         bool progressed = c->wire.len + c->plain.len > before;
         if (flush(c) != SPRIG_OK) {
-            sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false, "%s",
-                               sprig_errmsg());
+            sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false, "%s",
+                                  sprig_errmsg());
             if (c->state == SPRIG__CS_LINGER) {
-                sprig__conn_destroy(c);
+                sprig__ws_conn_destroy(c);
             }
             return;
         }
@@ -320,13 +334,13 @@ pump(sprig__conn *c)
     }
     if (c->state == SPRIG__CS_CLOSING && wslay_event_get_close_sent(c->ws) &&
         wslay_event_get_close_received(c->ws)) {
-        sprig__conn_finish(c, c->close_code, true, "%s", c->close_reason);
+        sprig__ws_conn_finish(c, c->close_code, true, "%s", c->close_reason);
     }
 }
 
 /* Bytes from the HTTP phase (an answer, a request) straight out. */
 static int
-send_http(sprig__conn *c, const sprig_buf *b)
+send_http(sprig__ws_conn *c, const sprig_buf *b)
 {
     int rc = conn_out(c, b->data, b->len);
     return rc ? rc : flush(c);
@@ -338,7 +352,7 @@ static ssize_t
 ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
            void *ud)
 {
-    sprig__conn *c = ud;
+    sprig__ws_conn *c = ud;
     if (c->in_len == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
@@ -354,7 +368,7 @@ static ssize_t
 ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
            int flags, void *ud)
 {
-    sprig__conn *c = ud;
+    sprig__ws_conn *c = ud;
     size_t used = c->inflight + c->wire.len + c->plain.len;
     if (used >= SPRIG__WS_WINDOW) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
@@ -390,7 +404,7 @@ copy_reason(char *dst, size_t cap, const uint8_t *src, size_t n)
 /* The peer's close frame.  If it starts the handshake, its code and
  * reason are what on_close reports; wslay has queued the answer. */
 static void
-close_received(sprig__conn *c, const struct wslay_event_on_msg_recv_arg *a)
+close_received(sprig__ws_conn *c, const struct wslay_event_on_msg_recv_arg *a)
 {
     if (c->state != SPRIG__CS_OPEN) {
         return; /* the answer to our close */
@@ -411,10 +425,11 @@ static void
 ws_on_msg(wslay_event_context_ptr ctx,
           const struct wslay_event_on_msg_recv_arg *a, void *ud)
 {
-    sprig__conn *c = ud;
+    sprig__ws_conn *c = ud;
     if (a->opcode == WSLAY_BINARY_FRAME) {
         if (c->state == SPRIG__CS_OPEN && c->cfg->cbs.on_message) {
-            c->cfg->cbs.on_message(c, a->msg, a->msg_length, c->udata);
+            c->cfg->cbs.on_message(&c->base, a->msg, a->msg_length,
+                                   c->base.udata);
         }
     } else if (a->opcode == WSLAY_CONNECTION_CLOSE) {
         close_received(c, a);
@@ -432,7 +447,7 @@ static const struct wslay_event_callbacks ws_callbacks = {
 
 /* Start the timer that pings and watches for silence. */
 static void
-arm_keepalive(sprig__conn *c)
+arm_keepalive(sprig__ws_conn *c)
 {
     unsigned ping = c->cfg->opts.ping_interval_ms;
     unsigned idle = c->cfg->opts.idle_timeout_ms, tick = ping;
@@ -448,10 +463,10 @@ arm_keepalive(sprig__conn *c)
 
 /* HTTP -> OPEN: framing starts; on_open. */
 static int
-open_ws(sprig__conn *c)
+open_ws(sprig__ws_conn *c)
 {
     size_t max = c->cfg->opts.max_message;
-    int r = c->client
+    int r = c->base.client
                 ? wslay_event_context_client_init(&c->ws, &ws_callbacks, c)
                 : wslay_event_context_server_init(&c->ws, &ws_callbacks, c);
     if (r != 0) {
@@ -459,7 +474,7 @@ open_ws(sprig__conn *c)
         return sprig__err(SPRIG_ENOMEM, "out of memory for framing");
     }
     wslay_event_config_set_max_recv_msg_length(c->ws, max);
-    sprig__ws_guard_init(&c->guard, !c->client, max);
+    sprig__ws_guard_init(&c->guard, !c->base.client, max);
     if (!c->path) {
         const char *p = c->http && c->http->path[0] ? c->http->path : "/";
         if (!(c->path = sprig__strdup(p))) {
@@ -470,17 +485,20 @@ open_ws(sprig__conn *c)
     c->http = NULL;
     c->state = SPRIG__CS_OPEN;
     c->opened = true;
+    if (c->listener) {
+        sprig__ws_listener_opened(c->listener, c);
+    }
     c->last_rx = c->last_ping = uv_now(c->loop);
     arm_keepalive(c);
     if (c->cfg->cbs.on_open) {
-        c->cfg->cbs.on_open(c, c->udata);
+        c->cfg->cbs.on_open(&c->base, c->base.udata);
     }
     return SPRIG_OK;
 }
 
 /* OPEN -> CLOSING: queue our close frame. */
 static void
-start_close(sprig__conn *c, int code, const char *reason)
+start_close(sprig__ws_conn *c, int code, const char *reason)
 {
     size_t n = reason ? strlen(reason) : 0;
     if (n > SPRIG__WS_REASON_MAX) {
@@ -503,17 +521,17 @@ start_close(sprig__conn *c, int code, const char *reason)
 /* A violation by the peer: close frame with `code`, stop reading frames,
  * finish without waiting for an answer. */
 static void
-conn_fail(sprig__conn *c, int code, const char *reason)
+conn_fail(sprig__ws_conn *c, int code, const char *reason)
 {
     if (c->state == SPRIG__CS_OPEN) {
         start_close(c, code, reason);
     }
     wslay_event_shutdown_read(c->ws);
-    sprig__conn_finish(c, code, true, "%s", reason);
+    sprig__ws_conn_finish(c, code, true, "%s", reason);
 }
 
 static void
-ws_input(sprig__conn *c, const uint8_t *data, size_t len)
+ws_input(sprig__ws_conn *c, const uint8_t *data, size_t len)
 {
     if (c->state != SPRIG__CS_OPEN && c->state != SPRIG__CS_CLOSING) {
         return;
@@ -532,7 +550,8 @@ ws_input(sprig__conn *c, const uint8_t *data, size_t len)
         conn_fail(c, c->guard.code, c->guard.reason);
     } else if (r != 0) {
         conn_fail(c,
-                  r == WSLAY_ERR_NOMEM ? SPRIG_WS_INTERNAL : SPRIG_WS_PROTOCOL,
+                  r == WSLAY_ERR_NOMEM ? SPRIG_CLOSE_INTERNAL
+                                       : SPRIG_CLOSE_PROTOCOL,
                   r == WSLAY_ERR_NOMEM ? "out of memory" : "malformed frame");
     } else {
         pump(c);
@@ -543,7 +562,7 @@ ws_input(sprig__conn *c, const uint8_t *data, size_t len)
 
 /* Answer with an HTTP refusal and linger (server, before upgrade). */
 static void
-refuse_now(sprig__conn *c, int status, const char *reason)
+refuse_now(sprig__ws_conn *c, int status, const char *reason)
 {
     sprig_buf b = {0};
     int rc = sprig__http_refusal(&b, status, reason);
@@ -551,11 +570,11 @@ refuse_now(sprig__conn *c, int status, const char *reason)
         rc = send_http(c, &b);
     }
     sprig_buf_free(&b);
-    sprig__conn_finish(c, status, rc == SPRIG_OK, "%s", reason);
+    sprig__ws_conn_finish(c, status, rc == SPRIG_OK, "%s", reason);
 }
 
 static int
-begin_http_server(sprig__conn *c)
+begin_http_server(sprig__ws_conn *c)
 {
     c->http = sprig__malloc(sizeof *c->http);
     if (!c->http) {
@@ -573,7 +592,7 @@ begin_http_server(sprig__conn *c)
 }
 
 static int
-begin_http_client(sprig__conn *c)
+begin_http_client(sprig__ws_conn *c)
 {
     sprig_buf req = {0};
     c->http = sprig__malloc(sizeof *c->http);
@@ -593,7 +612,7 @@ begin_http_client(sprig__conn *c)
 }
 
 static void
-server_verdict(sprig__conn *c, int v, const uint8_t *rest, size_t n)
+server_verdict(sprig__ws_conn *c, int v, const uint8_t *rest, size_t n)
 {
     sprig_buf b = {0};
     int rc = sprig__http_answer(c->http, c->cfg->status_body, &b);
@@ -602,12 +621,13 @@ server_verdict(sprig__conn *c, int v, const uint8_t *rest, size_t n)
     }
     sprig_buf_free(&b);
     if (rc || v != SPRIG__HTTP_UPGRADE) {
-        sprig__conn_finish(c, c->http->status, rc == SPRIG_OK, "%s",
-                           c->http->reason);
+        sprig__ws_conn_finish(c, c->http->status, rc == SPRIG_OK, "%s",
+                              c->http->reason);
         return;
     }
     if (open_ws(c) != SPRIG_OK) {
-        sprig__conn_finish(c, SPRIG_WS_INTERNAL, false, "%s", sprig_errmsg());
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_INTERNAL, false, "%s",
+                              sprig_errmsg());
         return;
     }
     pump(c);
@@ -617,14 +637,15 @@ server_verdict(sprig__conn *c, int v, const uint8_t *rest, size_t n)
 }
 
 static void
-client_verdict(sprig__conn *c, int v, const uint8_t *rest, size_t n)
+client_verdict(sprig__ws_conn *c, int v, const uint8_t *rest, size_t n)
 {
     if (v != SPRIG__HTTP_UPGRADE) {
-        sprig__conn_finish(c, c->http->status, false, "%s", c->http->reason);
+        sprig__ws_conn_finish(c, c->http->status, false, "%s", c->http->reason);
         return;
     }
     if (open_ws(c) != SPRIG_OK) {
-        sprig__conn_finish(c, SPRIG_WS_INTERNAL, false, "%s", sprig_errmsg());
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_INTERNAL, false, "%s",
+                              sprig_errmsg());
         return;
     }
     pump(c);
@@ -634,14 +655,14 @@ client_verdict(sprig__conn *c, int v, const uint8_t *rest, size_t n)
 }
 
 static void
-http_input(sprig__conn *c, const uint8_t *data, size_t len)
+http_input(sprig__ws_conn *c, const uint8_t *data, size_t len)
 {
     size_t used = 0;
     int v = sprig__http_upgrade_feed(c->http, data, len, &used);
     if (v == SPRIG__HTTP_MORE) {
         return;
     }
-    if (c->client) {
+    if (c->base.client) {
         client_verdict(c, v, data + used, len - used);
     } else {
         server_verdict(c, v, data + used, len - used);
@@ -652,7 +673,7 @@ http_input(sprig__conn *c, const uint8_t *data, size_t len)
 static int
 plain_input(void *ctx, const uint8_t *data, size_t len)
 {
-    sprig__conn *c = ctx;
+    sprig__ws_conn *c = ctx;
     if (c->state == SPRIG__CS_HTTP) {
         http_input(c, data, len);
     } else if (c->state == SPRIG__CS_OPEN || c->state == SPRIG__CS_CLOSING) {
@@ -666,23 +687,27 @@ plain_input(void *ctx, const uint8_t *data, size_t len)
 static int
 tls_wire(void *ctx, const uint8_t *data, size_t len)
 {
-    sprig__conn *c = ctx;
+    sprig__ws_conn *c = ctx;
     return sprig_buf_append(&c->wire, data, len) ? -1 : 0;
 }
 
 static int
 tls_ready(void *ctx)
 {
-    sprig__conn *c = ctx;
-    int rc = c->client ? begin_http_client(c) : begin_http_server(c);
+    sprig__ws_conn *c = ctx;
+    c->tls_on = true;
+    sprig__tls_describe(c->tls, c->tls_version, sizeof c->tls_version,
+                        c->tls_cipher, sizeof c->tls_cipher);
+    int rc = c->base.client ? begin_http_client(c) : begin_http_server(c);
     if (rc) {
-        sprig__conn_finish(c, SPRIG_WS_INTERNAL, false, "%s", sprig_errmsg());
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_INTERNAL, false, "%s",
+                              sprig_errmsg());
     }
     return c->state >= SPRIG__CS_FINISHING;
 }
 
 static int
-start_tls(sprig__conn *c)
+start_tls(sprig__ws_conn *c)
 {
     sprig__tls_io io = {c, tls_wire, plain_input, tls_ready};
     int rc = sprig__tls_new(c->cfg->tls, c->host, &io, &c->tls);
@@ -690,7 +715,7 @@ start_tls(sprig__conn *c)
         return rc;
     }
     c->state = SPRIG__CS_TLS;
-    return c->client ? sprig__tls_feed(c->tls, NULL, 0) : SPRIG_OK;
+    return c->base.client ? sprig__tls_feed(c->tls, NULL, 0) : SPRIG_OK;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -704,7 +729,7 @@ on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 /* EOF or a read error. */
 static void
-read_end(sprig__conn *c, int err)
+read_end(sprig__ws_conn *c, int err)
 {
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->eof = true;
@@ -712,42 +737,42 @@ read_end(sprig__conn *c, int err)
         err == UV_EOF ? "the peer closed the connection" : uv_strerror(err);
     if (c->state == SPRIG__CS_LINGER) {
         if (!c->shutting) { /* else on_shutdown ends it, writes done */
-            sprig__conn_destroy(c);
+            sprig__ws_conn_destroy(c);
         }
-    } else if (c->state == SPRIG__CS_HTTP && c->client) {
+    } else if (c->state == SPRIG__CS_HTTP && c->base.client) {
         size_t used;
         int v = sprig__http_upgrade_feed(c->http, NULL, 0, &used);
         client_verdict(c, v, NULL, 0);
     } else if (c->state == SPRIG__CS_OPEN) {
-        sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false,
-                           "%s without a close frame", why);
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false,
+                              "%s without a close frame", why);
     } else if (c->state == SPRIG__CS_CLOSING) {
-        sprig__conn_finish(c, c->close_code, false, "%s", c->close_reason);
-    } else if (c->state < SPRIG__CS_OPEN && c->client) {
-        sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false,
-                           "%s during the handshake", why);
+        sprig__ws_conn_finish(c, c->close_code, false, "%s", c->close_reason);
+    } else if (c->state < SPRIG__CS_OPEN && c->base.client) {
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false,
+                              "%s during the handshake", why);
     } else if (c->state < SPRIG__CS_OPEN) {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
     }
 }
 
 /* TLS failed, or the peer ended the TLS session. */
 static void
-tls_failed(sprig__conn *c, int rc)
+tls_failed(sprig__ws_conn *c, int rc)
 {
     if (rc == SPRIG_ECLOSED) {
         read_end(c, UV_EOF);
-    } else if (c->opened || c->client) {
-        sprig__conn_finish(c, SPRIG_WS_TLS, false, "%s", sprig_errmsg());
+    } else if (c->opened || c->base.client) {
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_TLS, false, "%s", sprig_errmsg());
     } else {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
     }
 }
 
 static void
 on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
-    sprig__conn *c = s->data;
+    sprig__ws_conn *c = s->data;
     if (n == 0) {
         return;
     }
@@ -777,7 +802,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 /* ---- starting ------------------------------------------------------------ */
 
 int
-sprig__conn_start_server(sprig__conn *c)
+sprig__ws_conn_start_server(sprig__ws_conn *c)
 {
     int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (r < 0) {
@@ -791,7 +816,7 @@ sprig__conn_start_server(sprig__conn *c)
 }
 
 void
-sprig__conn_start_client(sprig__conn *c)
+sprig__ws_conn_start_client(sprig__ws_conn *c)
 {
     int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     int rc = r < 0         ? sprig__err(SPRIG_EIO, "read: %s", uv_strerror(r))
@@ -800,13 +825,14 @@ sprig__conn_start_client(sprig__conn *c)
     if (rc == SPRIG_OK) {
         pump(c);
     } else {
-        sprig__conn_finish(c, c->tls ? SPRIG_WS_TLS : SPRIG_WS_ABNORMAL, false,
-                           "%s", sprig_errmsg());
+        sprig__ws_conn_finish(c,
+                              c->tls ? SPRIG_CLOSE_TLS : SPRIG_CLOSE_ABNORMAL,
+                              false, "%s", sprig_errmsg());
     }
 }
 
 void
-sprig__conn_start_adopt(sprig__conn *c)
+sprig__ws_conn_start_adopt(sprig__ws_conn *c)
 {
     c->state = SPRIG__CS_ADOPT;
     uv_timer_start(&c->timer, on_timer, 0, 0);
@@ -814,14 +840,14 @@ sprig__conn_start_adopt(sprig__conn *c)
 
 /* ADOPT -> HTTP or OPEN, on the loop. */
 static void
-adopt_begin(sprig__conn *c)
+adopt_begin(sprig__ws_conn *c)
 {
     int r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     int rc = r < 0 ? sprig__err(SPRIG_EIO, "read: %s", uv_strerror(r))
              : c->adopt_upgraded ? open_ws(c)
                                  : begin_http_server(c);
     if (rc) {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
         return;
     }
     if (!c->adopt_upgraded && c->cfg->opts.handshake_timeout_ms &&
@@ -844,23 +870,24 @@ adopt_begin(sprig__conn *c)
 /* ---- timers -------------------------------------------------------------- */
 
 static void
-handshake_timeout(sprig__conn *c)
+handshake_timeout(sprig__ws_conn *c)
 {
-    unsigned ms = c->client ? c->cfg->opts.connect_timeout_ms
-                            : c->cfg->opts.handshake_timeout_ms;
+    unsigned ms = c->base.client ? c->cfg->opts.connect_timeout_ms
+                                 : c->cfg->opts.handshake_timeout_ms;
     char why[96];
     snprintf(why, sizeof why, "handshake not complete within %u ms", ms);
-    if (c->client) {
-        sprig__conn_finish(c, SPRIG_WS_ABNORMAL, false, "timed out: %s", why);
+    if (c->base.client) {
+        sprig__ws_conn_finish(c, SPRIG_CLOSE_ABNORMAL, false, "timed out: %s",
+                              why);
     } else if (c->state == SPRIG__CS_HTTP) {
         refuse_now(c, 408, why);
     } else {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
     }
 }
 
 static void
-keepalive(sprig__conn *c)
+keepalive(sprig__ws_conn *c)
 {
     uint64_t now = uv_now(c->loop);
     unsigned idle = c->cfg->opts.idle_timeout_ms;
@@ -868,7 +895,7 @@ keepalive(sprig__conn *c)
     if (idle && now - c->last_rx >= idle) {
         char why[64];
         snprintf(why, sizeof why, "idle: nothing received for %u ms", idle);
-        start_close(c, SPRIG_WS_GOING_AWAY, why);
+        start_close(c, SPRIG_CLOSE_GOING_AWAY, why);
         return;
     }
     if (ping && now - c->last_ping >= ping) {
@@ -883,7 +910,7 @@ keepalive(sprig__conn *c)
 }
 
 void
-sprig__conn_arm_timer(sprig__conn *c, unsigned ms)
+sprig__ws_conn_arm_timer(sprig__ws_conn *c, unsigned ms)
 {
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
@@ -891,7 +918,7 @@ sprig__conn_arm_timer(sprig__conn *c, unsigned ms)
 static void
 on_timer(uv_timer_t *t)
 {
-    sprig__conn *c = t->data;
+    sprig__ws_conn *c = t->data;
     switch (c->state) {
     case SPRIG__CS_ADOPT: adopt_begin(c); break;
     case SPRIG__CS_CONNECTING:
@@ -900,23 +927,67 @@ on_timer(uv_timer_t *t)
     case SPRIG__CS_OPEN: keepalive(c); break;
     case SPRIG__CS_CLOSING:
         c->reset = true; /* the peer does not answer: do not wait on it */
-        sprig__conn_finish(c, c->close_code, false, "%s", c->close_reason);
+        sprig__ws_conn_finish(c, c->close_code, false, "%s", c->close_reason);
         break;
     case SPRIG__CS_FINISHING: finish_now(c); break;
-    case SPRIG__CS_LINGER: sprig__conn_destroy(c); break;
+    case SPRIG__CS_LINGER: sprig__ws_conn_destroy(c); break;
     case SPRIG__CS_DEAD: break;
     }
 }
 
-/* ---- the owner's functions ----------------------------------------------- */
+/* ---- batching ------------------------------------------------------------ */
+
+/* Before the loop waits for I/O again (uv_prepare: after this iteration's
+ * callbacks and the next one's timers): everything sent meanwhile leaves
+ * now, in one write.  A uv_check handle would not do: the loop may block
+ * in poll before running it when the send came from a timer. */
+static void
+on_flush_prep(uv_prepare_t *h)
+{
+    sprig__ws_conn *c = h->data;
+    uv_prepare_stop(h);
+    c->flush_due = false;
+    pump(c);
+}
+
+/* Write at the end of this loop iteration (once, whatever was sent). */
+static void
+schedule_flush(sprig__ws_conn *c)
+{
+    if (!c->flush_due && !c->in_recv) {
+        c->flush_due = true;
+        uv_prepare_start(&c->flush_prep, on_flush_prep);
+    }
+}
+
+void
+sprig__ws_conn_flush(sprig__ws_conn *c)
+{
+    if (c->flush_due) {
+        uv_prepare_stop(&c->flush_prep);
+        c->flush_due = false;
+    }
+    pump(c);
+}
+
+/* ---- the owner's functions (the operations table, ws_tran.c) ------------ */
+
+/* The queue would pass max_send_queue: close with 1008 and fail. */
+static int
+send_over_bound(sprig__ws_conn *c, size_t q)
+{
+    char why[96];
+    snprintf(why, sizeof why, "send queue over %zu bytes: peer not reading",
+             c->cfg->opts.max_send_queue);
+    start_close(c, SPRIG_CLOSE_POLICY, why);
+    return sprig__err(SPRIG_EBUSY, "%zu bytes queued; closing: %s", q, why);
+}
 
 int
-sprig__conn_send(sprig__conn *c, const uint8_t *data, size_t len)
+sprig__ws_send(sprig__conn *bc, const uint8_t *data, size_t len)
 {
-    const sprig__ws_opts *o = &c->cfg->opts;
-    if (!data && len) {
-        return sprig__err(SPRIG_EINVAL, "send: no data");
-    }
+    sprig__ws_conn *c = (sprig__ws_conn *)bc;
+    const sprig__tran_opts *o = &c->cfg->opts;
     if (c->state != SPRIG__CS_OPEN) {
         return sprig__err(SPRIG_ECLOSED, "the connection is not open");
     }
@@ -926,13 +997,9 @@ sprig__conn_send(sprig__conn *c, const uint8_t *data, size_t len)
                           "max_message (%zu)",
                           len, o->max_message);
     }
-    size_t q = sprig__conn_queued(c);
+    size_t q = sprig__ws_queued(bc);
     if (q >= o->max_send_queue || len > o->max_send_queue - q) {
-        char why[96];
-        snprintf(why, sizeof why, "send queue over %zu bytes: peer not reading",
-                 o->max_send_queue);
-        start_close(c, SPRIG_WS_POLICY, why);
-        return sprig__err(SPRIG_EBUSY, "%zu bytes queued; closing: %s", q, why);
+        return send_over_bound(c, q);
     }
     struct wslay_event_msg m = {WSLAY_BINARY_FRAME, data, len};
     int r = wslay_event_queue_msg(c->ws, &m);
@@ -941,56 +1008,65 @@ sprig__conn_send(sprig__conn *c, const uint8_t *data, size_t len)
                    ? sprig__err(SPRIG_ENOMEM, "out of memory queueing")
                    : sprig__err(SPRIG_ECLOSED, "the connection is closing");
     }
-    if (sprig__conn_queued(c) > o->max_send_queue / 4) {
+    __atomic_fetch_add(&c->messages_sent, 1, __ATOMIC_RELAXED);
+    if (sprig__ws_queued(bc) > o->max_send_queue / 4) {
         c->want_writable = true;
     }
-    pump(c);
+    /* Small answers wait for the end of the iteration, to leave in one
+     * write; a burst past the window streams out at once, as the socket
+     * takes it.  (Inside on_message the read's own pump writes it.) */
+    schedule_flush(c);
+    if (wslay_event_get_queued_msg_length(c->ws) >= SPRIG__WS_WINDOW) {
+        pump(c);
+    }
     return SPRIG_OK;
 }
 
 size_t
-sprig__conn_queued(const sprig__conn *c)
+sprig__ws_queued(const sprig__conn *bc)
 {
+    const sprig__ws_conn *c = (const sprig__ws_conn *)bc;
     size_t q = c->inflight + c->wire.len + c->plain.len;
     return c->ws ? q + wslay_event_get_queued_msg_length(c->ws) : q;
 }
 
 void
-sprig__conn_close(sprig__conn *c, int code, const char *reason)
+sprig__ws_close(sprig__conn *bc, int code, const char *reason)
 {
+    sprig__ws_conn *c = (sprig__ws_conn *)bc;
     if (c->state == SPRIG__CS_OPEN) {
+        /* what was sent this iteration goes out ahead of the close frame,
+         * which wslay would otherwise send first */
+        sprig__ws_conn_flush(c);
         start_close(c, code, reason);
     } else if (c->state < SPRIG__CS_OPEN) {
-        sprig__conn_finish(c, code, false, "%s", reason ? reason : "");
+        sprig__ws_conn_finish(c, code, false, "%s", reason ? reason : "");
     }
 }
 
 void
-sprig__conn_set_udata(sprig__conn *c, void *udata)
+sprig__ws_info(const sprig__conn *bc, sprig_conn_info *out)
 {
-    c->udata = udata;
-}
-
-void *
-sprig__conn_udata(const sprig__conn *c)
-{
-    return c->udata;
-}
-
-const char *
-sprig__conn_peer(const sprig__conn *c)
-{
-    return c->peer;
+    const sprig__ws_conn *c = (const sprig__ws_conn *)bc;
+    memset(out, 0, sizeof *out);
+    snprintf(out->transport, sizeof out->transport, "%s", c->scheme);
+    out->tls = c->tls_on;
+    snprintf(out->tls_version, sizeof out->tls_version, "%s", c->tls_version);
+    snprintf(out->tls_cipher, sizeof out->tls_cipher, "%s", c->tls_cipher);
+    snprintf(out->peer, sizeof out->peer, "%s", c->peer);
+    out->messages_sent = __atomic_load_n(&c->messages_sent, __ATOMIC_RELAXED);
+    out->writes = __atomic_load_n(&c->writes, __ATOMIC_RELAXED);
 }
 
 const char *
-sprig__conn_path(const sprig__conn *c)
+sprig__ws_path(const sprig__conn *bc)
 {
+    const sprig__ws_conn *c = (const sprig__ws_conn *)bc;
     return c->path ? c->path : "/";
 }
 
-bool
-sprig__conn_is_client(const sprig__conn *c)
+const char *
+sprig__ws_peer(const sprig__conn *bc)
 {
-    return c->client;
+    return ((const sprig__ws_conn *)bc)->peer;
 }

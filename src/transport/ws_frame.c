@@ -44,30 +44,30 @@ check_start(sprig__ws_guard *g)
     unsigned op = g->hdr[0] & 0xf, mask = g->hdr[1] >> 7;
     unsigned len7 = g->hdr[1] & 0x7f;
     if (rsv) {
-        return stop(g, SPRIG_WS_PROTOCOL, "reserved bits set in a frame");
+        return stop(g, SPRIG_CLOSE_PROTOCOL, "reserved bits set in a frame");
     }
     if (op > 2 && (op < 8 || op > 10)) {
-        return stop(g, SPRIG_WS_PROTOCOL, "unknown opcode 0x%x", op);
+        return stop(g, SPRIG_CLOSE_PROTOCOL, "unknown opcode 0x%x", op);
     }
     if ((op & 8) && (!fin || len7 > 125)) {
-        return stop(g, SPRIG_WS_PROTOCOL,
+        return stop(g, SPRIG_CLOSE_PROTOCOL,
                     "control frame fragmented or over 125 bytes");
     }
     if (g->server != (mask != 0)) {
-        return stop(g, SPRIG_WS_PROTOCOL,
+        return stop(g, SPRIG_CLOSE_PROTOCOL,
                     g->server ? "unmasked frame from a client"
                               : "masked frame from a server");
     }
     if (op == 1) {
-        return stop(g, SPRIG_WS_UNSUPPORTED,
+        return stop(g, SPRIG_CLOSE_UNSUPPORTED,
                     "text message refused: Sprig speaks binary only");
     }
     if (op == 0 && !g->in_message) {
-        return stop(g, SPRIG_WS_PROTOCOL,
+        return stop(g, SPRIG_CLOSE_PROTOCOL,
                     "continuation frame without a message");
     }
     if (op == 2 && g->in_message) {
-        return stop(g, SPRIG_WS_PROTOCOL,
+        return stop(g, SPRIG_CLOSE_PROTOCOL,
                     "new message inside a fragmented one");
     }
     g->hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + mask * 4;
@@ -83,18 +83,18 @@ check_length(sprig__ws_guard *g)
     if (len7 == 126) {
         len = ((uint64_t)g->hdr[2] << 8) | g->hdr[3];
         if (len < 126) {
-            return stop(g, SPRIG_WS_PROTOCOL, "frame length not minimal");
+            return stop(g, SPRIG_CLOSE_PROTOCOL, "frame length not minimal");
         }
     } else if (len7 == 127) {
         len = sprig__get_u64be(g->hdr + 2);
         if (len < 65536 || (len >> 63)) {
-            return stop(g, SPRIG_WS_PROTOCOL,
+            return stop(g, SPRIG_CLOSE_PROTOCOL,
                         "frame length not minimal or over 2^63");
         }
     }
     if (!(op & 8)) {
         if (len > g->max_message - g->msg_len) {
-            return stop(g, SPRIG_WS_TOO_BIG,
+            return stop(g, SPRIG_CLOSE_TOO_BIG,
                         "message over the limit of %llu bytes",
                         (unsigned long long)g->max_message);
         }

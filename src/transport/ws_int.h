@@ -3,9 +3,12 @@
  *
  * Shared by ws_conn.c (a connection's I/O, framing, timers and close),
  * ws_cfg.c (options), ws_server.c (listeners, accept, adopt), ws_client.c
- * (connect) and the
+ * (connect), ws_tran.c (the operations table, sprig__ws_tran) and the
  * sans-I/O pieces: ws_frame.c (the frame guard) and tls.c (the TLS layer).
  * Nothing outside src/transport includes it, except the transport's tests.
+ * A WebSocket connection (sprig__ws_conn) and listener (sprig__ws_listener)
+ * embed the generic sprig__conn / sprig__listener of transport.h first, so
+ * a pointer to one is a pointer to the other.
  */
 #ifndef SPRIG_WS_INT_H
 #define SPRIG_WS_INT_H
@@ -15,6 +18,15 @@
 #include "transport/transport.h"
 
 #include <wslay/wslay.h>
+
+typedef struct sprig__ws_conn sprig__ws_conn;
+typedef struct sprig__ws_listener sprig__ws_listener;
+
+/** The WebSocket transport's operations (ws_tran.c), for "ws" and "wss". */
+extern const sprig__tran_ops sprig__ws_tran;
+
+/** The default subprotocol token of the options (SPRIG_SUBPROTOCOL). */
+#define SPRIG_WS_SUBPROTOCOL SPRIG_SUBPROTOCOL
 
 /* Bytes handed to the socket (or TLS) but not yet written, past which the
  * transport leaves further messages in wslay's queue. */
@@ -85,6 +97,10 @@ int sprig__tls_new(const sprig__tls_cfg *cfg, const char *host,
 int sprig__tls_feed(sprig__tls *t, const uint8_t *data, size_t len);
 /** Encrypt and pass to io->wire.  Errors: SPRIG_EIO, SPRIG_ENOMEM. */
 int sprig__tls_send(sprig__tls *t, const uint8_t *data, size_t len);
+/** The negotiated protocol version ("TLS1.3") and cipher ("AES-256-GCM")
+ *  of a session whose handshake completed, into caller storage. */
+void sprig__tls_describe(const sprig__tls *t, char *version, size_t vn,
+                         char *cipher, size_t cn);
 /** Queue a close_notify (best effort). */
 void sprig__tls_bye(sprig__tls *t);
 void sprig__tls_free(sprig__tls *t);
@@ -97,14 +113,14 @@ void sprig__tls_free(sprig__tls *t);
 typedef struct sprig__ws_cfg {
     int refs;
     bool server;
-    sprig__ws_opts opts; /* strings point into copies below */
+    sprig__tran_opts opts; /* strings point into copies below */
     char *subprotocol, *status_body;
     sprig__conn_cbs cbs;
     void *udata;
     sprig__tls_cfg *tls; /* NULL: plain TCP */
 } sprig__ws_cfg;
 
-int sprig__ws_cfg_new(const sprig__ws_opts *o, const sprig__conn_cbs *cbs,
+int sprig__ws_cfg_new(const sprig__tran_opts *o, const sprig__conn_cbs *cbs,
                       void *udata, bool server, sprig__ws_cfg **out);
 void sprig__ws_cfg_unref(sprig__ws_cfg *cfg);
 
@@ -123,21 +139,23 @@ typedef enum sprig__conn_state {
     SPRIG__CS_DEAD        /* handles closing; freed when all are closed */
 } sprig__conn_state;
 
-struct sprig__conn {
+struct sprig__ws_conn {
+    sprig__conn base; /* first: ops, udata, client */
     uv_tcp_t tcp;
+    uv_prepare_t flush_prep; /* before the loop next waits: write it all */
     uv_timer_t timer;
     uv_shutdown_t shut;
     uv_loop_t *loop;
     sprig__ws_cfg *cfg;
-    void *udata;
     sprig__conn_state state;
-    bool client, opened, graceful, eof, reset, in_recv, want_writable;
+    bool opened, flush_due, tls_on, graceful, eof, reset, in_recv,
+        want_writable;
     bool resolving, shutting;
     int busy; /* open handles and requests; freed at 0 */
     /* server */
-    sprig__listener *listener;
-    sprig__conn *lprev, *lnext;
-    bool refuse_full, adopt_upgraded;
+    sprig__ws_listener *listener;
+    sprig__ws_conn *lprev, *lnext;
+    bool refuse_full, adopt_upgraded, listed;
     uint8_t *adopt_bytes;
     size_t adopt_len;
     /* client */
@@ -162,32 +180,93 @@ struct sprig__conn {
     char close_reason[SPRIG__HTTP_REASON_MAX];
     char peer[96];
     char *path;
+    char scheme[8];                       /* "ws" or "wss" */
+    char tls_version[16], tls_cipher[48]; /* set when TLS is ready */
+    uint64_t messages_sent, writes;       /* atomic: listings read them */
 };
 
 /** A connection in CONNECTING (client) or, for the server, just made:
  *  the TCP handle and the timer are initialised; nothing else.  Takes a
  *  reference on `cfg`.  Errors: SPRIG_ENOMEM, SPRIG_EIO. */
-int sprig__conn_new(uv_loop_t *loop, sprig__ws_cfg *cfg, sprig__conn **out);
+int sprig__ws_conn_new(uv_loop_t *loop, sprig__ws_cfg *cfg,
+                       sprig__ws_conn **out);
 /** Read from the socket and, for a server, start TLS or the HTTP head. */
-int sprig__conn_start_server(sprig__conn *c);
+int sprig__ws_conn_start_server(sprig__ws_conn *c);
 /** Client: the TCP connection is up; start TLS or send the request. */
-void sprig__conn_start_client(sprig__conn *c);
+void sprig__ws_conn_start_client(sprig__ws_conn *c);
 /** Adopted socket: begin (deferred to the loop). */
-void sprig__conn_start_adopt(sprig__conn *c);
+void sprig__ws_conn_start_adopt(sprig__ws_conn *c);
 /** End the connection: on_close(code, reason) on the next loop turn (for
  *  a connection its owner knows), then linger (graceful) or close now.
  *  Later calls are ignored. */
-void sprig__conn_finish(sprig__conn *c, int code, bool graceful,
-                        const char *fmt, ...)
+void sprig__ws_conn_finish(sprig__ws_conn *c, int code, bool graceful,
+                           const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /** Close the handles at once; the memory goes when they are closed. */
-void sprig__conn_destroy(sprig__conn *c);
+void sprig__ws_conn_destroy(sprig__ws_conn *c);
 /** (Re)start the connection's timer: its state says what expiry means. */
-void sprig__conn_arm_timer(sprig__conn *c, unsigned ms);
+void sprig__ws_conn_arm_timer(sprig__ws_conn *c, unsigned ms);
 /** A request that kept the connection alive completed (getaddrinfo). */
-void sprig__conn_unbusy(sprig__conn *c);
+void sprig__ws_conn_unbusy(sprig__ws_conn *c);
 
-/** Listener bookkeeping when a connection goes (ws_server.c). */
-void sprig__listener_forget(sprig__listener *l, sprig__conn *c);
+/** Write what is queued now, not at the end of the loop iteration. */
+void sprig__ws_conn_flush(sprig__ws_conn *c);
+
+/* ---- listeners (ws_server.c) --------------------------------------------- */
+
+/** Listener bookkeeping when a connection goes. */
+void sprig__listener_forget(sprig__ws_listener *l, sprig__ws_conn *c);
+/** A connection opened: its information joins the listing (under the
+ *  listener's lock). */
+void sprig__ws_listener_opened(sprig__ws_listener *l, sprig__ws_conn *c);
+
+/**
+ * Listen for WebSocket connections, as sprig__tran_listen() with the
+ * scheme "ws" (no TLS files) or "wss" (both).  `host` NULL creates a
+ * listener without a socket that only adopts connections
+ * (sprig__ws_adopt()).
+ */
+int sprig__ws_listen(uv_loop_t *loop, const char *host, int port,
+                     const sprig__tran_opts *opts, const sprig__conn_cbs *cbs,
+                     void *udata, sprig__listener **out);
+int sprig__ws_listener_port(const sprig__listener *l);
+void sprig__ws_listener_close(sprig__listener *l);
+size_t sprig__ws_listener_conns(sprig__listener *l, sprig_conn_info *out,
+                                size_t cap);
+
+/**
+ * Hand Sprig a connected TCP socket that the caller's own HTTP server
+ * accepted (F12).  Sprig takes ownership of `fd` (it is closed with the
+ * connection, or on failure).  `already_read` (`n` bytes, copied) is what
+ * the caller read from the socket so far:
+ *   - upgraded false: the start of the HTTP request (its head, complete or
+ *     not, and perhaps bytes after it); Sprig validates the upgrade and
+ *     answers it (101, or a refusal) as if it had accepted the socket;
+ *   - upgraded true: the caller already answered 101 (with the
+ *     subprotocol); the bytes are the start of the WebSocket stream.
+ * The connection takes its options and callbacks from `l` (which may be an
+ * adopt-only listener) and counts against its max_connections.  Plain TCP
+ * only: a caller that terminated TLS itself cannot hand over the session.
+ * on_open follows later from the loop, never from inside this call.  A libuv
+ * caller gets `fd` with uv_fileno() + dup(), then closes its own handle.
+ * Errors: SPRIG_EINVAL, SPRIG_EBUSY (over max_connections), SPRIG_EIO,
+ * SPRIG_ENOMEM; `fd` is closed on every error.
+ */
+int sprig__ws_adopt(sprig__listener *l, uv_os_sock_t fd,
+                    const uint8_t *already_read, size_t n, bool upgraded,
+                    sprig__conn **out);
+
+/* ---- clients (ws_client.c) and the owner's calls (ws_conn.c) ------------- */
+
+/** Connect, as sprig__tran_connect() for a ws:// or wss:// URL. */
+int sprig__ws_connect(uv_loop_t *loop, const char *url,
+                      const sprig__tran_opts *opts, const sprig__conn_cbs *cbs,
+                      void *udata, sprig__conn **out);
+int sprig__ws_send(sprig__conn *c, const uint8_t *data, size_t len);
+size_t sprig__ws_queued(const sprig__conn *c);
+void sprig__ws_close(sprig__conn *c, int code, const char *reason);
+void sprig__ws_info(const sprig__conn *c, sprig_conn_info *out);
+const char *sprig__ws_path(const sprig__conn *c);
+const char *sprig__ws_peer(const sprig__conn *c);
 
 #endif

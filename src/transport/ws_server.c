@@ -15,13 +15,21 @@
  * new sockets are reset at once.  If a connection cannot be allocated the
  * socket is accepted into a spare handle and closed, so the listener never
  * stalls (libuv stops accepting while a connection waits in accept).
+ *
+ * Listing (sprig__ws_listener_conns, any thread): the list's links change
+ * under `lock`, and a connection is listed once it opened
+ * (sprig__ws_listener_opened, under the lock, after its TLS state and
+ * peer are final); its counters are read atomically.
  */
 #include "ws_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
-struct sprig__listener {
+struct sprig__ws_listener {
+    sprig__listener base; /* first: the operations table */
+    pthread_mutex_t lock; /* the list of connections, for listing */
     uv_tcp_t tcp;
     uv_tcp_t spare; /* accepts-and-closes when out of memory */
     uv_loop_t *loop;
@@ -29,15 +37,16 @@ struct sprig__listener {
     bool has_socket, spare_busy, closed;
     int handles; /* open uv handles; freed at 0 after close */
     int port;
-    sprig__conn *conns;
+    sprig__ws_conn *conns;
     size_t nconns, nrefusing;
 };
 
 /* ---- bookkeeping --------------------------------------------------------- */
 
 static void
-track(sprig__listener *l, sprig__conn *c)
+track(sprig__ws_listener *l, sprig__ws_conn *c)
 {
+    pthread_mutex_lock(&l->lock);
     c->listener = l;
     c->lprev = NULL;
     c->lnext = l->conns;
@@ -50,11 +59,13 @@ track(sprig__listener *l, sprig__conn *c)
     } else {
         l->nconns++;
     }
+    pthread_mutex_unlock(&l->lock);
 }
 
 void
-sprig__listener_forget(sprig__listener *l, sprig__conn *c)
+sprig__listener_forget(sprig__ws_listener *l, sprig__ws_conn *c)
 {
+    pthread_mutex_lock(&l->lock);
     if (c->lprev) {
         c->lprev->lnext = c->lnext;
     } else {
@@ -70,11 +81,38 @@ sprig__listener_forget(sprig__listener *l, sprig__conn *c)
     }
     c->listener = NULL;
     c->lprev = c->lnext = NULL;
+    c->listed = false;
+    pthread_mutex_unlock(&l->lock);
+}
+
+void
+sprig__ws_listener_opened(sprig__ws_listener *l, sprig__ws_conn *c)
+{
+    pthread_mutex_lock(&l->lock);
+    c->listed = true;
+    pthread_mutex_unlock(&l->lock);
+}
+
+size_t
+sprig__ws_listener_conns(sprig__listener *bl, sprig_conn_info *out, size_t cap)
+{
+    sprig__ws_listener *l = (sprig__ws_listener *)bl;
+    size_t n = 0;
+    pthread_mutex_lock(&l->lock);
+    for (sprig__ws_conn *c = l->conns; c; c = c->lnext) {
+        if (c->listed && n < cap) {
+            sprig__ws_info(&c->base, &out[n]);
+        }
+        n += c->listed;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return n;
 }
 
 static void
-listener_free(sprig__listener *l)
+listener_free(sprig__ws_listener *l)
 {
+    pthread_mutex_destroy(&l->lock);
     sprig__ws_cfg_unref(l->cfg);
     sprig__free(l);
 }
@@ -82,7 +120,7 @@ listener_free(sprig__listener *l)
 static void
 on_listener_handle_closed(uv_handle_t *h)
 {
-    sprig__listener *l = h->data;
+    sprig__ws_listener *l = h->data;
     if (--l->handles == 0 && l->closed) {
         listener_free(l);
     }
@@ -90,7 +128,7 @@ on_listener_handle_closed(uv_handle_t *h)
 
 /* "127.0.0.1:54321" or "[::1]:54321" into c->peer. */
 static void
-set_peer(sprig__conn *c)
+set_peer(sprig__ws_conn *c)
 {
     struct sockaddr_storage ss = {0};
     int len = sizeof ss;
@@ -116,7 +154,7 @@ set_peer(sprig__conn *c)
 static void
 on_spare_closed(uv_handle_t *h)
 {
-    sprig__listener *l = h->data;
+    sprig__ws_listener *l = h->data;
     l->spare_busy = false;
     if (l->closed) {
         on_listener_handle_closed(h);
@@ -127,7 +165,7 @@ on_spare_closed(uv_handle_t *h)
 
 /* No memory for a connection: take the socket off the queue and close it. */
 static void
-reject_spare(sprig__listener *l)
+reject_spare(sprig__ws_listener *l)
 {
     if (l->spare_busy) {
         return; /* accepting pauses until the spare is back */
@@ -140,31 +178,31 @@ reject_spare(sprig__listener *l)
 static void
 on_connection(uv_stream_t *server, int status)
 {
-    sprig__listener *l = server->data;
-    sprig__conn *c;
+    sprig__ws_listener *l = server->data;
+    sprig__ws_conn *c;
     if (status < 0 || l->closed) {
         return;
     }
-    if (sprig__conn_new(l->loop, l->cfg, &c) != SPRIG_OK) {
+    if (sprig__ws_conn_new(l->loop, l->cfg, &c) != SPRIG_OK) {
         reject_spare(l);
         return;
     }
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
         return;
     }
     size_t max = l->cfg->opts.max_connections;
     c->refuse_full = l->nconns >= max;
     if (c->refuse_full && l->nrefusing >= max) {
         c->reset = true;
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
         return;
     }
     track(l, c);
     uv_tcp_nodelay(&c->tcp, 1);
     set_peer(c);
-    if (sprig__conn_start_server(c) != SPRIG_OK) {
-        sprig__conn_destroy(c);
+    if (sprig__ws_conn_start_server(c) != SPRIG_OK) {
+        sprig__ws_conn_destroy(c);
     }
 }
 
@@ -187,7 +225,7 @@ parse_host(const char *host, int port, struct sockaddr_storage *ss)
 }
 
 static int
-bind_and_listen(sprig__listener *l, const char *host, int port)
+bind_and_listen(sprig__ws_listener *l, const char *host, int port)
 {
     struct sockaddr_storage ss;
     int rc = parse_host(host, port, &ss);
@@ -212,23 +250,25 @@ bind_and_listen(sprig__listener *l, const char *host, int port)
 
 int
 sprig__ws_listen(uv_loop_t *loop, const char *host, int port,
-                 const sprig__ws_opts *opts, const sprig__conn_cbs *cbs,
+                 const sprig__tran_opts *opts, const sprig__conn_cbs *cbs,
                  void *udata, sprig__listener **out)
 {
     if (!loop || !cbs || !out || port < 0 || port > 65535) {
         return sprig__err(SPRIG_EINVAL, "listen: loop, callbacks and a port "
                                         "in 0..65535 are needed");
     }
-    sprig__listener *l = sprig__calloc(1, sizeof *l);
+    sprig__ws_listener *l = sprig__calloc(1, sizeof *l);
     if (!l) {
         return sprig__err(SPRIG_ENOMEM, "out of memory for a listener");
     }
+    l->base.ops = &sprig__ws_tran;
     l->loop = loop;
     int rc = sprig__ws_cfg_new(opts, cbs, udata, true, &l->cfg);
     if (rc) {
         sprig__free(l);
         return rc;
     }
+    pthread_mutex_init(&l->lock, NULL);
     if (host) {
         uv_tcp_init(loop, &l->tcp);
         uv_tcp_init(loop, &l->spare);
@@ -237,33 +277,34 @@ sprig__ws_listen(uv_loop_t *loop, const char *host, int port,
         l->handles = 2;
         rc = bind_and_listen(l, host, port);
         if (rc) {
-            sprig__listener_close(l);
+            sprig__ws_listener_close(&l->base);
             return rc;
         }
     }
-    *out = l;
+    *out = &l->base;
     return SPRIG_OK;
 }
 
 int
-sprig__listener_port(const sprig__listener *l)
+sprig__ws_listener_port(const sprig__listener *l)
 {
-    return l->port;
+    return ((const sprig__ws_listener *)l)->port;
 }
 
 void
-sprig__listener_close(sprig__listener *l)
+sprig__ws_listener_close(sprig__listener *bl)
 {
+    sprig__ws_listener *l = (sprig__ws_listener *)bl;
     if (!l || l->closed) {
         return;
     }
     l->closed = true;
     while (l->conns) {
-        sprig__conn *c = l->conns;
+        sprig__ws_conn *c = l->conns;
         bool opened = c->opened;
         sprig__listener_forget(l, c);
         if (!opened) {
-            sprig__conn_destroy(c);
+            sprig__ws_conn_destroy(c);
         }
     }
     if (!l->has_socket) {
@@ -279,10 +320,10 @@ sprig__listener_close(sprig__listener *l)
 /* ---- adopting ------------------------------------------------------------ */
 
 static int
-adopt_fail(uv_os_sock_t fd, sprig__conn *c, int rc)
+adopt_fail(uv_os_sock_t fd, sprig__ws_conn *c, int rc)
 {
     if (c) {
-        sprig__conn_destroy(c); /* owns fd when uv_tcp_open succeeded */
+        sprig__ws_conn_destroy(c); /* owns fd when uv_tcp_open succeeded */
     } else {
         close(fd);
     }
@@ -290,11 +331,12 @@ adopt_fail(uv_os_sock_t fd, sprig__conn *c, int rc)
 }
 
 int
-sprig__ws_adopt(sprig__listener *l, uv_os_sock_t fd,
+sprig__ws_adopt(sprig__listener *bl, uv_os_sock_t fd,
                 const uint8_t *already_read, size_t n, bool upgraded,
                 sprig__conn **out)
 {
-    sprig__conn *c = NULL;
+    sprig__ws_listener *l = (sprig__ws_listener *)bl;
+    sprig__ws_conn *c = NULL;
     if (!l || l->closed || (n && !already_read)) {
         return adopt_fail(fd, NULL,
                           sprig__err(SPRIG_EINVAL, "adopt: bad "
@@ -307,7 +349,7 @@ sprig__ws_adopt(sprig__listener *l, uv_os_sock_t fd,
                                      "max_connections (%zu)",
                                      l->cfg->opts.max_connections));
     }
-    int rc = sprig__conn_new(l->loop, l->cfg, &c);
+    int rc = sprig__ws_conn_new(l->loop, l->cfg, &c);
     if (rc) {
         return adopt_fail(fd, NULL, rc);
     }
@@ -315,7 +357,7 @@ sprig__ws_adopt(sprig__listener *l, uv_os_sock_t fd,
     if (r < 0) {
         close(fd);
         rc = sprig__err(SPRIG_EIO, "adopt: %s", uv_strerror(r));
-        sprig__conn_destroy(c);
+        sprig__ws_conn_destroy(c);
         return rc;
     }
     if (n && !(c->adopt_bytes = sprig__memdup(already_read, n))) {
@@ -326,9 +368,9 @@ sprig__ws_adopt(sprig__listener *l, uv_os_sock_t fd,
     track(l, c);
     uv_tcp_nodelay(&c->tcp, 1);
     set_peer(c);
-    sprig__conn_start_adopt(c);
+    sprig__ws_conn_start_adopt(c);
     if (out) {
-        *out = c;
+        *out = &c->base;
     }
     return SPRIG_OK;
 }

@@ -312,8 +312,8 @@ driver_start(const bench_cfg *cfg)
         fprintf(stderr, "sprig-bench: out of memory\n");
         return -1;
     }
-    sprig__ws_opts o;
-    sprig__ws_opts_init(&o);
+    sprig__tran_opts o;
+    sprig__tran_opts_init(&o);
     o.ping_interval_ms = 0;
     o.idle_timeout_ms = 0;
     o.connect_timeout_ms = cfg->timeout_s * 1000;
@@ -338,8 +338,8 @@ driver_start(const bench_cfg *cfg)
                 fprintf(stderr, "sprig-bench: out of memory\n");
                 return -1;
             }
-            if (sprig__ws_connect(&w->loop, cfg->url, &o, &client_cbs, c,
-                                  &c->conn) != 0) {
+            if (sprig__tran_connect(&w->loop, cfg->url, &o, &client_cbs, c,
+                                    &c->conn) != 0) {
                 fprintf(stderr, "sprig-bench: %s: %s\n", cfg->url,
                         sprig_errmsg());
                 c->dead = true; /* no callback follows */

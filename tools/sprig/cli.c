@@ -6,8 +6,6 @@
  */
 #include "cli.h"
 
-#include <sprig/client.h>
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +61,26 @@ cli_fail(int rc)
 
 /* ---- parsing ----------------------------------------------------------- */
 
+static const cli_opt *global_opts;
+
+void
+cli_set_globals(const cli_opt *globals)
+{
+    global_opts = globals;
+}
+
+/* The option of `opts` named like `arg` (up to '=' if any), or NULL. */
+static const cli_opt *
+find_opt(const cli_opt *opts, const char *arg, size_t n)
+{
+    for (const cli_opt *o = opts; o && o->name; o++) {
+        if (strlen(o->name) == n && strncmp(arg, o->name, n) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 static bool
 is_help(const char *arg)
 {
@@ -80,28 +98,24 @@ cli_take_opt(const cli_opt *opts, int argc, char **argv, int *i,
     }
     const char *eq = strchr(arg, '=');
     size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
-    for (const cli_opt *o = opts; o && o->name; o++) {
-        if (strlen(o->name) != n || strncmp(arg, o->name, n) != 0) {
-            continue;
-        }
-        if (o->flag) {
-            if (eq) {
-                return cli_usage(usage, "option %s takes no value", o->name);
-            }
-            *o->flag = true;
-        } else if (eq) {
-            *o->value = eq + 1;
-        } else if (*i + 1 < argc) {
-            *o->value = argv[++*i];
-        } else {
-            return cli_usage(usage, "option %s needs a value", o->name);
-        }
-        return CLI_CONTINUE;
+    const cli_opt *o = find_opt(opts, arg, n);
+    o = o ? o : find_opt(global_opts, arg, n);
+    if (!o) {
+        return cli_usage(usage, "unknown option '%s'", arg);
     }
-    bool global =
-        strncmp(arg, "--path", 6) == 0 || strncmp(arg, "--db", 4) == 0;
-    return cli_usage(usage, "unknown option '%s'%s", arg,
-                     global ? " (global options go before the command)" : "");
+    if (o->flag) {
+        if (eq) {
+            return cli_usage(usage, "option %s takes no value", o->name);
+        }
+        *o->flag = true;
+    } else if (eq) {
+        *o->value = eq + 1;
+    } else if (*i + 1 < argc) {
+        *o->value = argv[++*i];
+    } else {
+        return cli_usage(usage, "option %s needs a value", o->name);
+    }
+    return CLI_CONTINUE;
 }
 
 int
@@ -207,6 +221,12 @@ register_schema_file(cli *c)
     return rc ? cli_fail(rc) : CLI_CONTINUE;
 }
 
+const char *
+cli_where(const cli *c)
+{
+    return c->url ? c->url : c->path;
+}
+
 int
 cli_open(cli *c, bool create)
 {
@@ -214,18 +234,24 @@ cli_open(cli *c, bool create)
     if (c->st) {
         return CLI_CONTINUE;
     }
-    if (c->url) {
-        int rc = sprig_client_connect(c->url, NULL, &c->client);
-        c->st = rc ? NULL : sprig_client_storage(c->client);
-        return rc ? cli_fail(rc) : register_schema_file(c);
+    if (!*c->dbname || (!c->url && !*c->path)) {
+        return cli_err(SPRIG_EINVAL, "--%s is empty",
+                       *c->dbname ? "path" : "db");
     }
-    if (!create && stat(c->path, &sb) != 0 && errno == ENOENT) {
-        return cli_err(SPRIG_ENOTFOUND, "no storage at '%s'", c->path);
+    char file[4200];
+    if (!c->url) {
+        if (!create && stat(c->path, &sb) != 0 && errno == ENOENT) {
+            return cli_err(SPRIG_ENOTFOUND, "no storage at '%s'", c->path);
+        }
+        if ((size_t)snprintf(file, sizeof file, "file:%s", c->path) >=
+            sizeof file) {
+            return cli_err(SPRIG_EINVAL, "--path is too long");
+        }
     }
-    sprig_storage_options o;
-    sprig_storage_options_init(&o);
-    o.path = c->path;
-    int rc = sprig_storage_open(&o, &c->st);
+    sprig_open_options o;
+    sprig_open_options_init(&o);
+    o.pinned_cert_path = c->ca_file;
+    int rc = sprig_open(c->url ? c->url : file, &o, &c->st);
     return rc ? cli_fail(rc) : register_schema_file(c);
 }
 
@@ -234,10 +260,8 @@ cli_close(cli *c)
 {
     sprig_db_close(c->db);
     c->db = NULL;
-    sprig_storage_close(c->st);
+    sprig_storage_close(c->st); /* a server's storage closes its client */
     c->st = NULL;
-    sprig_client_close(c->client);
-    c->client = NULL;
 }
 
 /* The schema of database `name`, copied into `schema`. */
@@ -259,7 +283,7 @@ db_schema(cli *c, const char *name, char *schema, size_t n)
     sprig_database_list_free(l);
     return found ? CLI_CONTINUE
                  : cli_err(SPRIG_ENOTFOUND, "no database named '%s' in '%s'",
-                           name, c->path);
+                           name, cli_where(c));
 }
 
 /* The id kind of collection `coll` of schema `schema`. */

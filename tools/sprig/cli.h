@@ -39,11 +39,11 @@ typedef struct cli {
     const char *prog;        /* how the tool was invoked (argv[0]) */
     const char *path;        /* --path */
     const char *dbname;      /* --db */
-    const char *url;         /* --url: a server instead of a local storage */
+    const char *url;         /* --url: any placement sprig_open() takes */
+    const char *ca_file;     /* --ca: wss, the certificate to trust */
     const char *schema_file; /* --schema: registered by cli_open() */
-    struct sprig_client *client;
-    sprig_storage *st; /* opened by cli_open() */
-    sprig_db *db;      /* opened by cli_open_coll() */
+    sprig_storage *st;       /* opened by cli_open() */
+    sprig_db *db;            /* opened by cli_open_coll() */
 } cli;
 
 /* One command of a command table; tables end with a zeroed entry.  `run`
@@ -80,8 +80,15 @@ int cli_fail(int rc);
 /* The exit status for a SPRIG_E* code. */
 int cli_exit_status(int rc);
 
+/* The global options (--path, --db, --url, --ca, --schema), accepted after
+ * the command too: cli_take_opt() falls back to them when the command has
+ * no option of that name (the command's own option wins: `db create NAME
+ * --schema SCHEMA`).  `globals` must outlive the parsing. */
+void cli_set_globals(const cli_opt *globals);
+
 /* Handle the option at argv[*i] (advancing *i past its value): --help
- * prints `usage` and returns CLI_OK; unknown options are usage errors. */
+ * prints `usage` and returns CLI_OK; unknown options (neither the
+ * command's nor global) are usage errors. */
 int cli_take_opt(const cli_opt *opts, int argc, char **argv, int *i,
                  const char *usage);
 /* Parse argv[1..] (argv[0] is the command) into options and between
@@ -93,10 +100,13 @@ int cli_parse(int argc, char **argv, const cli_opt *opts, const char *usage,
 int cli_dispatch(cli *c, const cli_cmd *cmds, int argc, char **argv,
                  const char *usage);
 
-/* Open the storage at c->path.  Unless `create`, a missing directory is
+/* Open the storage with sprig_open(): c->url if given, else the directory
+ * c->path (as file:PATH).  Unless `create`, a missing directory is
  * SPRIG_ENOTFOUND rather than a new storage.  Returns CLI_CONTINUE or the
  * exit status (after printing the error). */
 int cli_open(cli *c, bool create);
+/* Where the storage is, for messages: the URL, else the path. */
+const char *cli_where(const cli *c);
 /* Close what cli_open() and cli_open_coll() opened. */
 void cli_close(cli *c);
 

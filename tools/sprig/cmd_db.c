@@ -75,7 +75,7 @@ only_schema(cli *c, char *out, size_t n)
         return cli_usage(create_usage,
                          "no schema is registered in '%s'; "
                          "define one with 'sprig schema define'",
-                         c->path);
+                         cli_where(c));
     }
     if (count > 1) {
         return cli_usage(create_usage,

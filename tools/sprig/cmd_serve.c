@@ -13,12 +13,12 @@
 #include <string.h>
 
 static const char serve_usage[] =
-    "usage: sprig [--path DIR] serve [--ws HOST:PORT] [--tls-cert FILE\n"
+    "usage: sprig serve [--path DIR] [--ws HOST:PORT] [--tls-cert FILE\n"
     "                               --tls-key FILE] [--durability MODE]\n"
     "                               [--kv-persistence MODE]\n"
     "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
     "\n"
-    "Serve the storage at --path over WebSockets (protocol sprig/1) until\n"
+    "Serve the storage at --path over WebSockets (protocol sprig.v1) until\n"
     "interrupted (SIGINT or SIGTERM: requests in flight finish, clients are\n"
     "told the server is going away).\n"
     "\n"
@@ -84,15 +84,16 @@ parse_kv_persistence(const char *mode, const char *changes, const char *ms,
 
 /* Print where the server listens and how to reach it. */
 static void
-announce(const cli *c, sprig_server *srv, bool tls)
+announce(const cli *c, sprig_server *srv, const char *o_cert)
 {
+    bool tls = o_cert != NULL;
     const char *scheme = tls ? "wss" : "ws";
     int port = sprig_server_ws_port(srv);
     printf("Sprig %s serving %s\n", sprig_version(), c->path);
-    printf("  listening on %s://127.0.0.1:%d (protocol sprig/1)\n", scheme,
+    printf("  listening on %s://127.0.0.1:%d (protocol sprig.v1)\n", scheme,
            port);
-    printf("  try: %s --url %s://127.0.0.1:%d db list\n", c->prog, scheme,
-           port);
+    printf("  try: %s --url %s://127.0.0.1:%d%s%s db list\n", c->prog, scheme,
+           port, tls ? " --ca " : "", tls ? o_cert : "");
     printf("  stop with Ctrl-C\n");
     fflush(stdout);
 }
@@ -134,7 +135,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
         sprig_server_free(srv);
         return status;
     }
-    announce(c, srv, o->tls_cert_file != NULL);
+    announce(c, srv, o->tls_cert_file);
     int sig;
     sigwait(&sigs, &sig);
     fprintf(stderr, "sprig: %s: shutting down\n",
@@ -165,6 +166,14 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     int rc = cli_parse(argc, argv, opts, serve_usage, 0, 0, &a);
     if (rc != CLI_CONTINUE) {
         return rc;
+    }
+    if (c->url) {
+        return cli_usage(serve_usage, "serve serves a local storage: give "
+                                      "--path DIR, not --url");
+    }
+    if (!*c->path || !*c->dbname) {
+        return cli_usage(serve_usage, "--%s is empty",
+                         *c->path ? "db" : "path");
     }
     if (!o.tls_cert_file != !o.tls_key_file) {
         return cli_usage(serve_usage, "--tls-cert and --tls-key go together");

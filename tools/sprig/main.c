@@ -1,8 +1,9 @@
 /*
  * main.c -- entry point of `sprig`, Sprig's command-line tool: parses the
- * global options (--path, --db, --url, --schema), then dispatches to the
- * command groups (schema, db, doc, kv, view) and `demo` through the
- * top-level command table.  The
+ * global options (--path, --db, --url, --ca, --schema) before the command,
+ * and registers them so they are accepted after it too (cli_set_globals),
+ * then dispatches to the command groups (schema, db, doc, kv, view), serve
+ * and `demo` through the top-level command table.  The
  * commands live in cmd_*.c and demo.c; shared helpers in cli.c (cli.h).
  * Exit statuses are listed in the usage text below and in cli.h.
  */
@@ -12,16 +13,19 @@
 #include <string.h>
 
 static const char top_usage[] =
-    "usage: sprig [--path DIR] [--db NAME] COMMAND ...\n"
+    "usage: sprig [--path DIR | --url URL] [--db NAME] COMMAND ...\n"
     "\n"
     "Sprig's command-line tool: schemas, databases and documents of a\n"
-    "local storage.\n"
+    "storage, local or on a server.\n"
     "\n"
-    "Global options (before the command):\n"
+    "Global options (before or after the command; a command's own option\n"
+    "of the same name wins, as in db create NAME --schema SCHEMA):\n"
     "  --path DIR   storage directory (default ./sprig-data)\n"
     "  --db NAME    database (default \"default\", the one\n"
     "               sprig_db_open_local() uses)\n"
-    "  --url URL    work on a server (ws://HOST:PORT) instead of --path\n"
+    "  --url URL    the storage at URL instead of --path: ws://HOST:PORT or\n"
+    "               wss://HOST:PORT (a server), file:DIR, mem: (in memory)\n"
+    "  --ca FILE    wss: trust the server certificate (or CA) in FILE\n"
     "  --schema FILE\n"
     "               register the JSON schema file FILE (collections, id\n"
     "               kinds, declarative views) before the command runs\n"
@@ -69,16 +73,12 @@ static const cli_cmd top_cmds[] = {
     {"view", cli_cmd_view},     {NULL, NULL},
 };
 
-/* Parse the options before the command; *i ends on the command. */
+/* Parse the options before the command; *i ends on the command.  `opts`
+ * ends with --version, which only goes before the command. */
 static int
-parse_globals(cli *c, int argc, char **argv, int *i)
+parse_globals(const cli_opt *opts, const bool *version, int argc, char **argv,
+              int *i)
 {
-    bool version = false;
-    const cli_opt opts[] = {
-        {"--path", &c->path, NULL},    {"--db", &c->dbname, NULL},
-        {"--url", &c->url, NULL},      {"--schema", &c->schema_file, NULL},
-        {"--version", NULL, &version}, {NULL, NULL, NULL},
-    };
     for (*i = 1; *i < argc && argv[*i][0] == '-'; ++*i) {
         if (strcmp(argv[*i], "--") == 0) {
             ++*i;
@@ -88,13 +88,10 @@ parse_globals(cli *c, int argc, char **argv, int *i)
         if (rc != CLI_CONTINUE) {
             return rc;
         }
-        if (version) {
+        if (*version) {
             printf("sprig %s\n", sprig_version());
             return CLI_OK;
         }
-    }
-    if (!*c->path || !*c->dbname) {
-        return cli_usage(top_usage, "--%s is empty", *c->path ? "db" : "path");
     }
     return CLI_CONTINUE;
 }
@@ -105,9 +102,21 @@ main(int argc, char **argv)
     cli c = {.prog = argc > 0 ? argv[0] : "sprig",
              .path = "./sprig-data",
              .dbname = "default"};
+    bool version = false;
+    cli_opt globals[] = {
+        {"--path", &c.path, NULL},
+        {"--db", &c.dbname, NULL},
+        {"--url", &c.url, NULL},
+        {"--ca", &c.ca_file, NULL},
+        {"--schema", &c.schema_file, NULL},
+        {"--version", NULL, &version},
+        {NULL, NULL, NULL},
+    };
     int i;
-    int rc = parse_globals(&c, argc, argv, &i);
+    int rc = parse_globals(globals, &version, argc, argv, &i);
     if (rc == CLI_CONTINUE) {
+        globals[5].name = NULL; /* after the command, without --version */
+        cli_set_globals(globals);
         rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
     }
     cli_close(&c);
