@@ -114,8 +114,8 @@ rawc_open(rawc *k, uv_loop_t *loop, int port)
                                         rawc_on_close, NULL};
     memset(k, 0, sizeof *k);
     k->loop = loop;
-    sprig__ws_opts o;
-    sprig__ws_opts_init(&o);
+    sprig__tran_opts o;
+    sprig__tran_opts_init(&o);
     o.ping_interval_ms = 0;
     o.idle_timeout_ms = 0;
     o.close_timeout_ms = 500;
@@ -123,7 +123,7 @@ rawc_open(rawc *k, uv_loop_t *loop, int port)
     o.max_message = 64u << 20;
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
-    SPRIG_OK_(sprig__ws_connect(loop, url, &o, &cbs, k, &k->c));
+    SPRIG_OK_(sprig__tran_connect(loop, url, &o, &cbs, k, &k->c));
     rawc_run_until(k, rawc_is_open, 5000);
     assert_true(k->open && !k->closed);
 }
