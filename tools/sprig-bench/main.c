@@ -23,6 +23,8 @@ static const char usage[] =
     "                   [--collection C] [--keyspace N] [--load WHAT]\n"
     "                   [--threads T] [--seed S] [--timeout SECONDS]\n"
     "                   [--csv | -q]\n"
+    "       sprig-bench --pubsub N [-c SUBSCRIBERS] [-P P] [--window W]\n"
+    "                   [-d DATASIZE] [-u URL | --redis HOST:PORT] [--csv|-q]\n"
     "       sprig-bench --tcp-ping SECONDS [-c CLIENTS] [--csv]\n"
     "\n"
     "Load a Sprig server (protocol sprig/1 over WebSockets) like\n"
@@ -50,6 +52,13 @@ static const char usage[] =
     "  --csv             one CSV row per test: test, requests/s, latency ms\n"
     "                    avg, min, p50, p95, p99, max, errors\n"
     "  -q                one line per test\n"
+    "  --pubsub N        no -t tests: publish N messages from one connection\n"
+    "                    to CLIENTS subscribers on connections of their\n"
+    "                    own (topic \"bench\"); P publishes unanswered at\n"
+    "                    most, W messages (--window, default 64) not yet\n"
+    "                    received by all; the rate is messages delivered\n"
+    "                    per second, latencies publish -> receive\n"
+    "  --redis HOST:PORT with --pubsub: Redis PUBLISH/SUBSCRIBE instead\n"
     "  --tcp-ping SECONDS  no server: a raw TCP ping-pong on 127.0.0.1\n"
     "                    (echo thread, CLIENTS connections, 16 bytes): the\n"
     "                    loopback's round trips per second\n"
@@ -102,10 +111,11 @@ report(const bench_cfg *cfg, const char *name, const bench_result *r, int rc)
     double min = h->count ? ms(h->min_ns) : 0;
     if (cfg->csv) {
         printf("\"%s\",\"%.2f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\","
-               "\"%.3f\",\"%llu\"\n",
+               "\"%.3f\",\"%llu\",\"%llu\"\n",
                name, rps, avg, min, ms(hist_quantile(h, 0.50)),
                ms(hist_quantile(h, 0.95)), ms(hist_quantile(h, 0.99)),
-               ms(h->max_ns), (unsigned long long)r->errors);
+               ms(h->max_ns), (unsigned long long)r->errors,
+               (unsigned long long)r->out_of_order);
     } else if (cfg->quiet) {
         printf("%s: %.2f requests per second, p50=%.3f msec, p99=%.3f msec, "
                "errors %llu\n",
@@ -127,6 +137,11 @@ report(const bench_cfg *cfg, const char *name, const bench_result *r, int rc)
         printf("  errors: %llu\n\n", (unsigned long long)r->errors);
     }
     fflush(stdout);
+    if (r->out_of_order && !cfg->csv) {
+        printf("  %llu messages overtook an earlier one (out of publish "
+               "order)\n",
+               (unsigned long long)r->out_of_order);
+    }
     if (r->errors || rc) {
         fprintf(stderr, "sprig-bench: %s: %llu error%s%s%s%s\n", name,
                 (unsigned long long)r->errors, r->errors == 1 ? "" : "s",
@@ -143,6 +158,37 @@ run(const bench_cfg *cfg, bench_op op, uint64_t n, bool sequential,
     bench_result r;
     int rc = driver_run(op, n, sequential, &r);
     report(cfg, name, &r, rc);
+    return rc || r.errors ? 1 : 0;
+}
+
+static void
+csv_header(const bench_cfg *cfg)
+{
+    if (cfg->csv) {
+        printf("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\","
+               "\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\","
+               "\"max_latency_ms\",\"errors\",\"out_of_order\"\n");
+    }
+}
+
+/* --pubsub N [--redis HOST:PORT]: the exit status. */
+static int
+pubsub(const bench_cfg *cfg, uint64_t n, unsigned window, char *redis)
+{
+    int port = 0;
+    char *colon = redis ? strrchr(redis, ':') : NULL;
+    if (redis) {
+        uint64_t v;
+        if (!colon || number(colon + 1, 1, 65535, &v)) {
+            return bad_usage("bad --redis (HOST:PORT)", redis);
+        }
+        *colon = 0;
+        port = (int)v;
+    }
+    csv_header(cfg);
+    bench_result r;
+    int rc = pubsub_run(cfg, redis, port, n, window, &r);
+    report(cfg, "pubsub", &r, rc);
     return rc || r.errors ? 1 : 0;
 }
 
@@ -171,6 +217,9 @@ enum {
     O_TIMEOUT,
     O_CSV,
     O_PING,
+    O_PUBSUB,
+    O_REDIS,
+    O_WINDOW,
     O_HELP
 };
 
@@ -188,6 +237,9 @@ main(int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"csv", no_argument, NULL, O_CSV},
         {"tcp-ping", required_argument, NULL, O_PING},
+        {"pubsub", required_argument, NULL, O_PUBSUB},
+        {"redis", required_argument, NULL, O_REDIS},
+        {"window", required_argument, NULL, O_WINDOW},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -206,6 +258,8 @@ main(int argc, char **argv)
     bool want[OP_COUNT] = {false}, any_test = false;
     bool load_kv = false, load_doc = false;
     double ping_s = 0;
+    uint64_t pubsub_n = 0, window = 64;
+    char *redis = NULL;
     uint64_t v;
     int opt;
     while ((opt = getopt_long(argc, argv, "u:c:n:P:t:d:r:qh", longs, NULL)) !=
@@ -286,6 +340,17 @@ main(int argc, char **argv)
                 return bad_usage("bad --tcp-ping", optarg);
             }
             break;
+        case O_PUBSUB:
+            if (number(optarg, 1, UINT64_C(1) << 40, &pubsub_n)) {
+                return bad_usage("bad --pubsub", optarg);
+            }
+            break;
+        case O_REDIS: redis = optarg; break;
+        case O_WINDOW:
+            if (number(optarg, 1, 4096, &window)) {
+                return bad_usage("bad --window (1 ... 4096)", optarg);
+            }
+            break;
         case 'h':
         case O_HELP: fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -297,14 +362,13 @@ main(int argc, char **argv)
     if (ping_s > 0) {
         return tcp_ping(cfg.clients, ping_s, cfg.csv);
     }
+    if (pubsub_n) {
+        return pubsub(&cfg, pubsub_n, (unsigned)window, redis);
+    }
     if (!any_test && !load_kv && !load_doc) {
         want[OP_KV_SET] = want[OP_KV_GET] = true;
     }
-    if (cfg.csv) {
-        printf("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\","
-               "\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\","
-               "\"max_latency_ms\",\"errors\"\n");
-    }
+    csv_header(&cfg);
     if (driver_start(&cfg) != 0) {
         driver_stop();
         return 1;
