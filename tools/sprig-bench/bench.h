@@ -69,6 +69,9 @@ typedef struct bench_cfg {
     unsigned timeout_s;
     uint64_t seed;
     bool quiet, csv;
+    const char *tt_host; /* --tarantool HOST:PORT: IPROTO, not sprig/1 */
+    int tt_port;
+    uint32_t tt_space; /* the space of the documents (--tt-space) */
 } bench_cfg;
 
 /** A request template: one whole frame, with the offsets of the parts
@@ -109,6 +112,28 @@ size_t frame_find_bin(const sprig_buf *frame, sprig_bytes v);
 struct sprig__mp_rd;
 int frame_field(const uint8_t *payload, size_t len, const char *name,
                 struct sprig__mp_rd *r);
+
+/* ---- iproto.c ----------------------------------------------------------- */
+
+/** One IPROTO answer: header fields and the body (borrowed). */
+typedef struct iproto_answer {
+    uint64_t code, sync;
+    sprig_bytes body;
+} iproto_answer;
+
+/** The template of a db.get or db.insert request to Tarantool (the sync
+ *  plays the request id's part); 0 or -1 (message on stderr). */
+int iproto_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg);
+/** As frame_tpl_patch, for a template of iproto_tpl_init. */
+void iproto_tpl_patch(frame_tpl *t, uint32_t id, uint64_t k,
+                      const bench_cfg *cfg);
+/** Split the first whole answer off `p`: its length, 0 when incomplete,
+ *  -1 when malformed. */
+long iproto_split(const uint8_t *p, size_t n, iproto_answer *a);
+/** As frame_check, for an IPROTO answer. */
+int iproto_check(bench_op op, uint64_t k, const iproto_answer *a,
+                 const bench_cfg *cfg, uint8_t *scratch, char *why,
+                 size_t why_len);
 
 /* ---- driver.c ------------------------------------------------------------ */
 

@@ -59,6 +59,9 @@ static const char usage[] =
     "                    received by all; the rate is messages delivered\n"
     "                    per second, latencies publish -> receive\n"
     "  --redis HOST:PORT with --pubsub: Redis PUBLISH/SUBSCRIBE instead\n"
+    "  --tarantool HOST:PORT  the db.get and db.insert tests against\n"
+    "                    Tarantool (IPROTO; bench/tarantool_server.lua)\n"
+    "  --tt-space ID     Tarantool: the space of the documents (512)\n"
     "  --tcp-ping SECONDS  no server: a raw TCP ping-pong on 127.0.0.1\n"
     "                    (echo thread, CLIENTS connections, 16 bytes): the\n"
     "                    loopback's round trips per second\n"
@@ -161,6 +164,20 @@ run(const bench_cfg *cfg, bench_op op, uint64_t n, bool sequential,
     return rc || r.errors ? 1 : 0;
 }
 
+/* Split "HOST:PORT" in place (the colon becomes a NUL); 0 or -1. */
+static int
+host_port(char *s, int *port)
+{
+    uint64_t v;
+    char *colon = strrchr(s, ':');
+    if (!colon || colon == s || number(colon + 1, 1, 65535, &v)) {
+        return -1;
+    }
+    *colon = 0;
+    *port = (int)v;
+    return 0;
+}
+
 static void
 csv_header(const bench_cfg *cfg)
 {
@@ -176,14 +193,8 @@ static int
 pubsub(const bench_cfg *cfg, uint64_t n, unsigned window, char *redis)
 {
     int port = 0;
-    char *colon = redis ? strrchr(redis, ':') : NULL;
-    if (redis) {
-        uint64_t v;
-        if (!colon || number(colon + 1, 1, 65535, &v)) {
-            return bad_usage("bad --redis (HOST:PORT)", redis);
-        }
-        *colon = 0;
-        port = (int)v;
+    if (redis && host_port(redis, &port) != 0) {
+        return bad_usage("bad --redis (HOST:PORT)", redis);
     }
     csv_header(cfg);
     bench_result r;
@@ -220,6 +231,8 @@ enum {
     O_PUBSUB,
     O_REDIS,
     O_WINDOW,
+    O_TARANTOOL,
+    O_TT_SPACE,
     O_HELP
 };
 
@@ -240,6 +253,8 @@ main(int argc, char **argv)
         {"pubsub", required_argument, NULL, O_PUBSUB},
         {"redis", required_argument, NULL, O_REDIS},
         {"window", required_argument, NULL, O_WINDOW},
+        {"tarantool", required_argument, NULL, O_TARANTOOL},
+        {"tt-space", required_argument, NULL, O_TT_SPACE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -254,7 +269,8 @@ main(int argc, char **argv)
                      .datasize = 100,
                      .keyspace = 100000,
                      .timeout_s = 120,
-                     .seed = bench_now_ns()};
+                     .seed = bench_now_ns(),
+                     .tt_space = 512};
     bool want[OP_COUNT] = {false}, any_test = false;
     bool load_kv = false, load_doc = false;
     double ping_s = 0;
@@ -346,6 +362,18 @@ main(int argc, char **argv)
             }
             break;
         case O_REDIS: redis = optarg; break;
+        case O_TARANTOOL:
+            if (host_port(optarg, &cfg.tt_port) != 0) {
+                return bad_usage("bad --tarantool (HOST:PORT)", optarg);
+            }
+            cfg.tt_host = optarg;
+            break;
+        case O_TT_SPACE:
+            if (number(optarg, 1, 65535, &v)) {
+                return bad_usage("bad --tt-space", optarg);
+            }
+            cfg.tt_space = (uint32_t)v;
+            break;
         case O_WINDOW:
             if (number(optarg, 1, 4096, &window)) {
                 return bad_usage("bad --window (1 ... 4096)", optarg);
