@@ -105,46 +105,61 @@ ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
+/* The long form of a test's report (neither --csv nor -q). */
+static void
+report_long(const bench_cfg *cfg, const char *name, const bench_result *r,
+            const char *unit)
+{
+    const hist *h = &r->lat;
+    double rps = r->seconds > 0 ? (double)r->done / r->seconds : 0;
+    printf("====== %s ======\n", name);
+    printf("  %llu %s in %.3f s: %.2f per second\n",
+           (unsigned long long)r->done, unit, r->seconds, rps);
+    printf("  %u clients, pipeline %u, %u-byte values, keyspace %u, "
+           "%u thread%s\n",
+           cfg->clients, cfg->pipeline, cfg->datasize, cfg->keyspace,
+           cfg->threads, cfg->threads == 1 ? "" : "s");
+    printf("  latency (ms): avg %.3f  min %.3f  p50 %.3f  p95 %.3f  "
+           "p99 %.3f  max %.3f\n",
+           h->count ? ms(h->sum_ns) / (double)h->count : 0,
+           h->count ? ms(h->min_ns) : 0, ms(hist_quantile(h, 0.50)),
+           ms(hist_quantile(h, 0.95)), ms(hist_quantile(h, 0.99)),
+           ms(h->max_ns));
+    printf("  errors: %llu\n\n", (unsigned long long)r->errors);
+}
+
+/* Report one test: a CSV row (--csv), a line (-q) or a paragraph; the
+ * first error on stderr.  For pubsub the rate counts messages
+ * delivered (one per subscriber and message). */
 static void
 report(const bench_cfg *cfg, const char *name, const bench_result *r, int rc)
 {
     double rps = r->seconds > 0 ? (double)r->done / r->seconds : 0;
     const hist *h = &r->lat;
-    double avg = h->count ? ms(h->sum_ns) / (double)h->count : 0;
-    double min = h->count ? ms(h->min_ns) : 0;
+    const char *unit = strcmp(name, "pubsub") == 0 ? "messages delivered"
+                                                   : "requests answered";
     if (cfg->csv) {
         printf("\"%s\",\"%.2f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\","
                "\"%.3f\",\"%llu\",\"%llu\"\n",
-               name, rps, avg, min, ms(hist_quantile(h, 0.50)),
+               name, rps, h->count ? ms(h->sum_ns) / (double)h->count : 0,
+               h->count ? ms(h->min_ns) : 0, ms(hist_quantile(h, 0.50)),
                ms(hist_quantile(h, 0.95)), ms(hist_quantile(h, 0.99)),
                ms(h->max_ns), (unsigned long long)r->errors,
                (unsigned long long)r->out_of_order);
     } else if (cfg->quiet) {
-        printf("%s: %.2f requests per second, p50=%.3f msec, p99=%.3f msec, "
+        printf("%s: %.2f %s per second, p50=%.3f msec, p99=%.3f msec, "
                "errors %llu\n",
-               name, rps, ms(hist_quantile(h, 0.50)),
+               name, rps, unit, ms(hist_quantile(h, 0.50)),
                ms(hist_quantile(h, 0.99)), (unsigned long long)r->errors);
     } else {
-        printf("====== %s ======\n", name);
-        printf("  %llu requests answered in %.3f s: %.2f requests per "
-               "second\n",
-               (unsigned long long)r->done, r->seconds, rps);
-        printf("  %u clients, pipeline %u, %u-byte values, keyspace %u, "
-               "%u thread%s\n",
-               cfg->clients, cfg->pipeline, cfg->datasize, cfg->keyspace,
-               cfg->threads, cfg->threads == 1 ? "" : "s");
-        printf("  latency (ms): avg %.3f  min %.3f  p50 %.3f  p95 %.3f  "
-               "p99 %.3f  max %.3f\n",
-               avg, min, ms(hist_quantile(h, 0.50)), ms(hist_quantile(h, 0.95)),
-               ms(hist_quantile(h, 0.99)), ms(h->max_ns));
-        printf("  errors: %llu\n\n", (unsigned long long)r->errors);
+        report_long(cfg, name, r, unit);
     }
-    fflush(stdout);
     if (r->out_of_order && !cfg->csv) {
         printf("  %llu messages overtook an earlier one (out of publish "
                "order)\n",
                (unsigned long long)r->out_of_order);
     }
+    fflush(stdout);
     if (r->errors || rc) {
         fprintf(stderr, "sprig-bench: %s: %llu error%s%s%s%s\n", name,
                 (unsigned long long)r->errors, r->errors == 1 ? "" : "s",
