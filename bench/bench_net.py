@@ -738,8 +738,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="1 run of ~0.5 s per side and row (a check)")
     ap.add_argument("--out", default=None,
-                    help="default bench/results/net.json (compare-net.json "
-                    "with --compare)")
+                    help="default bench/results/net.json (with --compare: "
+                    "sprig-compare-net.json in the temporary directory)")
     ap.add_argument("--no-report", action="store_true",
                     help="do not regenerate docs/benchmarks.md")
     ap.add_argument("--compare", metavar="OLD_BUILD",
@@ -751,8 +751,9 @@ def main():
         args.runs, args.seconds = 1, 0.5
     only = set(args.only.split(","))
     if args.out is None:
-        args.out = os.path.join(ROOT, "bench", "results", "compare-net.json"
-                                if args.compare else "net.json")
+        args.out = os.path.join(tempfile.gettempdir(), "sprig-compare-net"
+                                ".json") if args.compare else os.path.join(
+                                    ROOT, "bench", "results", "net.json")
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     t_start = time.time()

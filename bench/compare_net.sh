@@ -7,7 +7,7 @@
 # net row of bench/bench_net.py with both `sprig serve`s started side by
 # side, driven by this tree's sprig-bench, runs taking turns (the order
 # alternating), and prints the table of ratios new/old with the spread
-# of the per-run ratios.  Writes bench/results/compare-net.json.
+# of the per-run ratios (and writes them to /tmp/sprig-compare-net.json).
 #   bench/compare_net.sh main~1
 #   bench/compare_net.sh abc1234 --only net-doc --runs 7
 # A ratio whose per-run range straddles 1.0 is noise on this machine.
