@@ -76,9 +76,9 @@ status=0
 grep -q "error" "$TMP/err.txt" || fail "no error message: $(cat "$TMP/err.txt")"
 
 # PubSub: every message reaches every subscriber (checked by the tool)
-"$BENCH" -u "$url" --pubsub 200 -c 3 -P 1 --window 1 -d 100 --timeout 60 \
+"$BENCH" -u "$url" --pubsub 100 -c 3 -P 1 --window 1 -d 100 --timeout 60 \
     -q || fail "sprig-bench --pubsub, one at a time"
-"$BENCH" -u "$url" --pubsub 500 -c 3 -P 8 --window 32 -d 100 --timeout 60 \
+"$BENCH" -u "$url" --pubsub 300 -c 3 -P 8 --window 32 -d 100 --timeout 60 \
     -q || fail "sprig-bench --pubsub, pipelined"
 status=0
 "$BENCH" -u "$url" --pubsub 10 -c 2 --db nope --timeout 60 -q \
@@ -121,7 +121,7 @@ if command -v redis-server >/dev/null; then
         --daemonize no --logfile "" >"$TMP/redis.log" 2>&1 &
     peer=$!
     wait_for "$TMP/redis.log" "Ready to accept" redis-server
-    "$BENCH" --redis "127.0.0.1:$port" --pubsub 500 -c 3 -P 8 --window 32 \
+    "$BENCH" --redis "127.0.0.1:$port" --pubsub 300 -c 3 -P 8 --window 32 \
         -d 100 --timeout 60 -q || fail "sprig-bench --pubsub --redis"
     stop_peer
 else
@@ -135,7 +135,7 @@ if command -v tarantool >/dev/null; then
         fsync 500 100 >"$TMP/tarantool.log" 2>&1 &
     peer=$!
     wait_for "$TMP/tarantool.log" "^ready" tarantool
-    "$BENCH" --tarantool "127.0.0.1:$port" -c 4 -P 2 -n 500 -r 500 -d 100 \
+    "$BENCH" --tarantool "127.0.0.1:$port" -c 4 -P 2 -n 300 -r 500 -d 100 \
         --threads 2 -t db.get,db.insert --timeout 60 -q ||
         fail "sprig-bench --tarantool"
     stop_peer

@@ -225,6 +225,7 @@ void resp_close(ps_conn *c);
 /** The PUBLISH command carrying `payload`, and where the payload is. */
 int resp_template(sprig_buf *out, size_t *pay_off, const uint8_t *payload,
                   uint32_t len);
+/** The one PubSub run (pubsub.c); read by resp.c on the same thread. */
 extern ps_state ps;
 
 /* ---- main.c -------------------------------------------------------------- */
