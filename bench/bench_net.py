@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """bench_net.py -- the network benchmarks of `make bench-net` (and `make
-bench`): Sprig served over WebSockets against Redis and PostgreSQL, all
-started here on loopback, in the same run, on ephemeral ports, and stopped
-by their pid at the end (even on failure or Ctrl-C).
+bench`): Sprig served over WebSockets against Redis, PostgreSQL and
+Tarantool, all started here on loopback, in the same run, on ephemeral
+ports, in the foreground, and stopped by their pid at the end (even on
+failure or Ctrl-C).
 
   net-kv   50 clients, key-value set and get, unpipelined (-P 1) and
            pipelined (-P 16): `sprig-bench` against `sprig serve` vs
@@ -12,7 +13,16 @@ by their pid at the end (even on failure or Ctrl-C).
            Redis `appendonly yes` + `appendfsync always` (sets only).
   net-doc  50 clients, document get by id vs `pgbench -S` (select-only),
            and document insert vs a pgbench insert script, PostgreSQL with
-           fsync on and synchronous_commit on, Sprig at full durability.
+           fsync on and synchronous_commit on, Sprig at full durability;
+           the same two against Tarantool (memtx, `wal_mode='fsync'`),
+           loaded through IPROTO by `sprig-bench --tarantool` (the same
+           driver as Sprig's side; bench/tarantool_server.lua).
+  pubsub   1 publisher -> 10 subscribers on separate connections,
+           messages delivered per second and publish -> receive latency:
+           `sprig-bench --pubsub` against `sprig serve` and, with
+           --redis, against Redis PUBLISH/SUBSCRIBE (same loop, payloads,
+           flow control and checks), one message at a time (window 1:
+           latency) and with up to 64 undelivered (throughput).
 
 Each row: a warm-up of both sides (which also sizes the runs to about
 --seconds each), then --runs runs taking turns (the order alternates), the
@@ -26,8 +36,15 @@ Writes bench/results/net.json, then regenerates docs/benchmarks.md through
 bench/report.py (whose Network section reads net.json and the hand-kept
 bench/analysis-net.md).
 
+With --compare OLD_BUILD the peers stay off: every row runs Sprig of
+BUILD_DIR ("new") against Sprig of OLD_BUILD ("old"), both served at once
+and driven by BUILD_DIR's sprig-bench, taking turns, and a table of the
+ratios new/old with their spread is printed (bench/compare_net.sh builds
+the old one from a git revision).
+
 usage: bench_net.py BUILD_DIR [--runs N (5)] [--seconds S (1.2)] [--quick]
-                    [--out JSON] [--no-report]
+                    [--out JSON] [--no-report] [--compare OLD_BUILD]
+                    [--only NAME,...]
 Only the Python standard library is used.
 """
 import argparse
@@ -52,6 +69,10 @@ DATASIZE = 100      # bytes of each value / document
 PG_SCALE = 1
 KV_TARGET = 1.0     # issue 5 / design/bench.md: >= 1.0x Redis
 DOC_TARGET = 2.0    # >= 2x PostgreSQL
+TT_TARGET = 1.0     # >= 1.0x Tarantool
+PUBSUB_TARGET = 1.0  # >= 1.0x Redis PUBLISH/SUBSCRIBE
+SUBSCRIBERS = 10
+PUBSUB_SIZE = 100   # bytes of each message (16 of them the clock + seq)
 
 procs = []          # every server started, stopped by pid at the end
 
@@ -152,13 +173,17 @@ def children_cpu_s():
 # ---- the servers ------------------------------------------------------------
 
 class Sprig:
-    def __init__(self, build, tmp):
+    def __init__(self, build, tmp, bench_build=None, tag="sprig"):
+        """`sprig serve` of BUILD (its storage in TMP/TAG), loaded by the
+        sprig-bench of BENCH_BUILD (default: the same build)."""
         self.cli = os.path.join(build, "tools", "sprig")
-        self.bench = os.path.join(build, "tools", "sprig-bench")
+        self.bench = os.path.join(bench_build or build, "tools",
+                                  "sprig-bench")
         for b in (self.cli, self.bench):
             if not os.access(b, os.X_OK):
                 die("%s is not built" % b)
-        self.path = os.path.join(tmp, "sprig")
+        self.tag = tag
+        self.path = os.path.join(tmp, tag)
         self.tmp = tmp
         self.p = None
         for args in (["schema", "define", "bench", "docs"],
@@ -172,11 +197,12 @@ class Sprig:
         key-value persistence mode."""
         if self.p:
             stop(self.p)
-        logf = os.path.join(self.tmp, "sprig-%s.log" % kv_persistence)
+        logf = os.path.join(self.tmp, "%s-%s.log" % (self.tag,
+                                                      kv_persistence))
         argv = [self.cli, "--path", self.path, "serve", "--ws",
                 "127.0.0.1:0", "--durability", "full", "--kv-persistence",
                 kv_persistence]
-        self.p = start("sprig", argv, logf)
+        self.p = start(self.tag, argv, logf)
 
         def port():
             m = re.search(r"listening on ws://127\.0\.0\.1:(\d+)",
@@ -198,6 +224,17 @@ class Sprig:
                 str(pipeline), "-n", str(n), "-t", op, "-r", str(KEYSPACE),
                 "-d", str(DATASIZE), "--threads", str(threads), "--csv"]
         return measure_cmd(argv, self.p.pid, parse_bench_csv, n)
+
+    def pubsub(self, n, window):
+        return measure_cmd(pubsub_argv(self.bench, n, window, "-u",
+                                       self.url),
+                           self.p.pid, parse_bench_csv, n * SUBSCRIBERS)
+
+
+def pubsub_argv(bench, n, window, *target):
+    return [bench, "--pubsub", str(n), "-c", str(SUBSCRIBERS), "-P", "16",
+            "--window", str(window), "-d", str(PUBSUB_SIZE), "--csv"] + \
+        list(target)
 
 
 class Redis:
@@ -254,6 +291,38 @@ class Redis:
                 "-c", str(CLIENTS), "-n", str(n), "-P", str(pipeline), "-t",
                 {"kv.set": "set", "kv.get": "get"}[op], "-r", str(KEYSPACE),
                 "-d", str(DATASIZE), "--csv"]
+        return measure_cmd(argv, self.p.pid, parse_bench_csv, n)
+
+    def pubsub(self, bench, n, window):
+        return measure_cmd(pubsub_argv(bench, n, window, "--redis",
+                                       "127.0.0.1:%d" % self.port),
+                           self.p.pid, parse_bench_csv, n * SUBSCRIBERS)
+
+
+class Tarantool:
+    """Tarantool (memtx) with the documents of net-doc, loaded by
+    bench/tarantool_server.lua, driven by `sprig-bench --tarantool`."""
+
+    def __init__(self, tmp, bench):
+        if not shutil.which("tarantool"):
+            die("tarantool is not installed (scripts/deps.sh --bench)")
+        self.bench = bench
+        d = os.path.join(tmp, "tarantool")
+        os.makedirs(d)
+        self.port = free_port()
+        logf = os.path.join(tmp, "tarantool.log")
+        self.p = start("tarantool", [
+            "tarantool", os.path.join(ROOT, "bench", "tarantool_server.lua"),
+            str(self.port), d, "fsync", str(KEYSPACE), str(DATASIZE)],
+            logf)
+        wait_for("tarantool", lambda: "ready" in tail(logf, 50), self.p,
+                 timeout=120)
+
+    def measure(self, op, n):
+        argv = [self.bench, "--tarantool", "127.0.0.1:%d" % self.port,
+                "-c", str(CLIENTS), "-n", str(n), "-t", op, "-r",
+                str(KEYSPACE), "-d", str(DATASIZE), "--threads", "2",
+                "--csv"]
         return measure_cmd(argv, self.p.pid, parse_bench_csv, n)
 
 
@@ -318,10 +387,15 @@ class Postgres:
         with open(self.insert_sql, "w") as f:
             f.write(INSERT_SQL)
 
-    def measure(self, op, seconds):
+    def measure(self, op, n):
+        """n transactions in all (-t n/50 per client), like the sized runs
+        of the other tools: a duration (-T) would count pgbench's
+        connection phase, which took 2.7 s for 50 clients on a loaded
+        machine (no transaction at all in -T 2); the rate pgbench reports
+        leaves that phase out."""
         what = ["-S"] if op == "db.get" else ["-f", self.insert_sql]
         argv = ["pgbench"] + self.pg + what + [
-            "-c", str(CLIENTS), "-j", "2", "-T", str(max(1, round(seconds))),
+            "-c", str(CLIENTS), "-j", "2", "-t", str(max(1, n // CLIENTS)),
             "-M", "prepared", "-n", "postgres"]
         return measure_cmd(argv, self.p.pid, parse_pgbench, None,
                            settle=0.3)
@@ -340,6 +414,8 @@ def parse_bench_csv(out):
          "p50_ms": float(cols[4]), "p99_ms": float(cols[6])}
     if len(cols) > 8:
         r["errors"] = int(cols[8])
+    if len(cols) > 9:
+        r["out_of_order"] = int(cols[9])
     return r
 
 
@@ -383,7 +459,7 @@ def summarize(runs):
     out = {"median": statistics.median(rates), "min": min(rates),
            "max": max(rates), "runs": [round(x, 1) for x in rates]}
     for k in ("p50_ms", "p99_ms", "avg_ms", "server_cpu_us",
-              "client_cpu_us"):
+              "client_cpu_us", "out_of_order"):
         vals = [r[k] for r in runs if k in r]
         if vals:
             out[k] = round(statistics.median(vals), 3)
@@ -468,6 +544,191 @@ def version_of(argv, pattern):
         return "?"
 
 
+def kv_rows(sprig, peer, peer_name, args, rows, target):
+    """net-kv: lazy rows, then durable ones (`peer`: Redis, or the old
+    Sprig of --compare, whose serve() takes the same mode)."""
+    redis = isinstance(peer, Redis)
+    sprig.serve("lazy")
+    if redis:
+        peer.serve(durable=False)
+        peer.load()
+        dur = ("lazy: Sprig `--kv-persistence lazy` (no fsync per change; "
+               "flushed after 10,000 changes or 1 s) vs Redis default "
+               "snapshots (`save %s`, no AOF)" % peer.save)
+    else:
+        peer.serve("lazy")
+        peer.load("kv")
+        dur = "lazy: `--kv-persistence lazy` on both builds"
+    sprig.load("kv")
+    for op, pipe in (("kv.set", 1), ("kv.get", 1), ("kv.set", 16),
+                     ("kv.get", 16)):
+        rows.append(row(
+            "net-kv", "%s, %d clients, -P %d, lazy" % (op[3:], CLIENTS, pipe),
+            peer_name, lambda n, o=op, p=pipe: sprig.measure(o, p, n),
+            lambda n, o=op, p=pipe: peer.measure(o, p, n),
+            20000 if pipe == 1 else 100000, target, args,
+            {"op": op, "pipeline": pipe, "clients": CLIENTS,
+             "durability": dur, "mode": "lazy"}))
+    sprig.serve("immediate")
+    if redis:
+        peer.serve(durable=True)
+        peer.load()
+        dur = ("durable: Sprig `--kv-persistence immediate` at full "
+               "durability (fsync before the answer; group commit) vs Redis "
+               "`appendonly yes`, `appendfsync always`")
+    else:
+        peer.serve("immediate")
+        dur = "durable: `--kv-persistence immediate`, full, on both builds"
+    for pipe in (1, 16):
+        rows.append(row(
+            "net-kv", "set, %d clients, -P %d, durable" % (CLIENTS, pipe),
+            peer_name, lambda n, p=pipe: sprig.measure("kv.set", p, n),
+            lambda n, p=pipe: peer.measure("kv.set", p, n),
+            5000 if pipe == 1 else 20000, target, args,
+            {"op": "kv.set", "pipeline": pipe, "clients": CLIENTS,
+             "durability": dur, "mode": "durable"}))
+
+
+DOC_OPS = (("db.get", "get by id, %d clients" % CLIENTS, 20000),
+           ("db.insert", "insert, %d clients" % CLIENTS, 5000))
+
+
+def doc_fn(sprig):
+    # two client threads, as pgbench -j 2
+    return lambda n, o: sprig.measure(o, 1, n, threads=2)
+
+
+def doc_rows_pg(sprig, pg, args, rows):
+    dur = ("full: Sprig `--durability full` (fsync before the answer; "
+           "group commit) vs PostgreSQL `fsync=on`, "
+           "`synchronous_commit=on`")
+    for op, label, warm in DOC_OPS:
+        def pg_fn(n, o=op):
+            return pg.measure(o, n)
+        rows.append(row(
+            "net-doc", label, "postgres",
+            lambda n, o=op: doc_fn(sprig)(n, o), pg_fn, warm, DOC_TARGET,
+            args, {"op": op, "pipeline": 1, "clients": CLIENTS,
+                   "durability": dur,
+                   "peer_workload": "pgbench -S (select-only)" if op ==
+                   "db.get" else "pgbench -f insert.sql (one INSERT)"}))
+
+
+def doc_rows_peer(sprig, peer, peer_name, target, dur, args, rows):
+    """net-doc against Tarantool, or the old Sprig of --compare."""
+    for op, label, warm in DOC_OPS:
+        rows.append(row(
+            "net-doc", label, peer_name,
+            lambda n, o=op: doc_fn(sprig)(n, o),
+            lambda n, o=op: (peer.measure(o, n) if peer_name == "tarantool"
+                             else doc_fn(peer)(n, o)),
+            warm, target, args,
+            {"op": op, "pipeline": 1, "clients": CLIENTS, "durability": dur,
+             "peer_workload": "sprig-bench --tarantool (IPROTO %s)" % (
+                 "SELECT by primary key" if op == "db.get" else
+                 "INSERT, id from a sequence")
+             if peer_name == "tarantool" else "the same"}))
+
+
+PUBSUB_ROWS = ((1, "1 → %d subscribers, one message at a time" % SUBSCRIBERS,
+                2000),
+               (64, "1 → %d subscribers, up to 64 undelivered" % SUBSCRIBERS,
+                5000))
+
+
+def pubsub_rows(sprig, peer_fn, peer_name, target, args, rows):
+    dur = ("messages of %d bytes on one topic, not persisted on either "
+           "side; rate = messages delivered per second (published x %d), "
+           "latency = publish -> receive; at most 16 publishes "
+           "unanswered" % (PUBSUB_SIZE, SUBSCRIBERS))
+    for window, label, warm in PUBSUB_ROWS:
+        rows.append(row(
+            "pubsub", label, peer_name,
+            lambda n, w=window: sprig.pubsub(max(1, n // SUBSCRIBERS), w),
+            lambda n, w=window: peer_fn(max(1, n // SUBSCRIBERS), w),
+            warm * SUBSCRIBERS, target, args,
+            {"op": "pubsub", "window": window, "subscribers": SUBSCRIBERS,
+             "durability": dur}))
+
+
+def report_compare(rows):
+    log("new / old (Sprig of BUILD_DIR over Sprig of --compare):")
+    print("| bench | row | new | old | new/old | per-run new/old |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        if r.get("failed") or "ratio" not in r:
+            print("| %s | %s | FAILED | | | |" % (r["name"], r["row"]))
+            continue
+        q = r["ratio"]
+        print("| %s | %s | %.0f/s | %.0f/s | **%.2f×** | %.2f – %.2f |" % (
+            r["name"], r["row"], r["series"]["sprig"]["median"],
+            r["series"]["old"]["median"], q["ratio"], q["min"], q["max"]))
+    sys.stdout.flush()
+
+
+def compare_run(args, tmp, only):
+    """--compare: every row, Sprig new against Sprig old."""
+    rows = []
+    new = Sprig(args.build, tmp, tag="new")
+    old = Sprig(args.compare, tmp, bench_build=args.build, tag="old")
+    if "net-kv" in only:
+        kv_rows(new, old, "old", args, rows, None)
+    if "net-doc" in only:
+        for side in (new, old):
+            if not side.p:
+                side.serve("immediate")
+        new.load("doc")
+        old.load("doc")
+        doc_rows_peer(new, old, "old", None, "full, on both builds", args,
+                      rows)
+    if "pubsub" in only:
+        for side in (new, old):
+            if not side.p:
+                side.serve("immediate")
+        pubsub_rows(new, old.pubsub, "old", None, args, rows)
+    return rows, {}
+
+
+def peer_run(args, tmp, only):
+    """The normal run: Sprig against its peers."""
+    rows = []
+    sprig = Sprig(args.build, tmp)
+    limits = {}
+    for c in (1, CLIENTS):
+        limits[str(c)] = tcp_ping(sprig, c, 1.0)
+    log("loopback TCP ping-pong: %s round trips/s (1 connection), "
+        "%s (50)" % (limits["1"], limits[str(CLIENTS)]))
+    redis = Redis(tmp) if ("net-kv" in only or "pubsub" in only) else None
+    if "net-kv" in only:
+        kv_rows(sprig, redis, "redis", args, rows, KV_TARGET)
+    if "pubsub" in only:
+        if not redis.p:
+            redis.serve(durable=False)
+        if not sprig.p:
+            sprig.serve("immediate")
+        pubsub_rows(sprig, lambda n, w: redis.pubsub(sprig.bench, n, w),
+                    "redis", PUBSUB_TARGET, args, rows)
+    if redis and redis.p:
+        stop(redis.p)
+    if "net-doc" in only:
+        if not sprig.p:
+            sprig.serve("immediate")
+        sprig.load("doc")
+        pg = Postgres(tmp)
+        doc_rows_pg(sprig, pg, args, rows)
+        stop(pg.p, signal.SIGINT)
+        tt = Tarantool(tmp, sprig.bench)
+        doc_rows_peer(sprig, tt, "tarantool", TT_TARGET,
+                      "full: Sprig `--durability full` (fsync before the "
+                      "answer; group commit) vs Tarantool memtx with "
+                      "`wal_mode='fsync'` (the WAL written and fsynced "
+                      "before the answer; transactions waiting together "
+                      "share one sync)", args, rows)
+        stop(tt.p)
+    stop(sprig.p)
+    return rows, limits
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("build")
@@ -479,130 +740,78 @@ def main():
                     help="length of each timed run (about)")
     ap.add_argument("--quick", action="store_true",
                     help="1 run of ~0.5 s per side and row (a check)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results",
-                                                  "net.json"))
+    ap.add_argument("--out", default=None,
+                    help="default bench/results/net.json (with --compare: "
+                    "sprig-compare-net.json in the temporary directory)")
     ap.add_argument("--no-report", action="store_true",
                     help="do not regenerate docs/benchmarks.md")
+    ap.add_argument("--compare", metavar="OLD_BUILD",
+                    help="Sprig of OLD_BUILD instead of the peers")
+    ap.add_argument("--only", default="net-kv,net-doc,pubsub",
+                    help="comma-separated benches to run")
     args = ap.parse_args()
     if args.quick:
         args.runs, args.seconds = 1, 0.5
+    only = set(args.only.split(","))
+    if args.out is None:
+        args.out = os.path.join(tempfile.gettempdir(), "sprig-compare-net"
+                                ".json") if args.compare else os.path.join(
+                                    ROOT, "bench", "results", "net.json")
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     t_start = time.time()
     tmp = tempfile.mkdtemp(prefix="sprig-bench-net.")
-    rows = []
     try:
-        sprig = Sprig(args.build, tmp)
-        redis = Redis(tmp)
-        limits = {}
-        for c in (1, CLIENTS):
-            limits[str(c)] = tcp_ping(sprig, c, 1.0)
-        log("loopback TCP ping-pong: %s round trips/s (1 connection), "
-            "%s (50)" % (limits["1"], limits[str(CLIENTS)]))
-
-        # net-kv, lazy: Sprig lazy persistence vs Redis default snapshots
-        sprig.serve("lazy")
-        redis.serve(durable=False)
-        sprig.load("kv")
-        redis.load()
-        dur = ("lazy: Sprig `--kv-persistence lazy` (no fsync per change; "
-               "flushed after 10,000 changes or 1 s) vs Redis default "
-               "snapshots (`save %s`, no AOF)" % redis.save)
-        for op, pipe in (("kv.set", 1), ("kv.get", 1), ("kv.set", 16),
-                         ("kv.get", 16)):
-            warm = 20000 if pipe == 1 else 100000
-            rows.append(row(
-                "net-kv", "%s, %d clients, -P %d, lazy" % (op[3:], CLIENTS, pipe),
-                "redis", lambda n, o=op, p=pipe: sprig.measure(o, p, n),
-                lambda n, o=op, p=pipe: redis.measure(o, p, n), warm,
-                KV_TARGET, args, {"op": op, "pipeline": pipe,
-                                  "clients": CLIENTS, "durability": dur,
-                                  "mode": "lazy"}))
-
-        # net-kv, durable: Sprig immediate (full) vs appendfsync always
-        sprig.serve("immediate")
-        redis.serve(durable=True)
-        redis.load()
-        dur = ("durable: Sprig `--kv-persistence immediate` at full "
-               "durability (fsync before the answer; group commit) vs Redis "
-               "`appendonly yes`, `appendfsync always`")
-        for pipe in (1, 16):
-            rows.append(row(
-                "net-kv", "set, %d clients, -P %d, durable" % (CLIENTS, pipe),
-                "redis", lambda n, p=pipe: sprig.measure("kv.set", p, n),
-                lambda n, p=pipe: redis.measure("kv.set", p, n),
-                5000 if pipe == 1 else 20000, KV_TARGET, args,
-                {"op": "kv.set", "pipeline": pipe, "clients": CLIENTS,
-                 "durability": dur, "mode": "durable"}))
-        stop(redis.p)
-
-        # net-doc: Sprig (full durability) vs PostgreSQL
-        pg = Postgres(tmp)
-        sprig.load("doc")
-        dur = ("full: Sprig `--durability full` (fsync before the answer; "
-               "group commit) vs PostgreSQL `fsync=on`, "
-               "`synchronous_commit=on`")
-        for op, label in (("db.get", "get by id, %d clients" % CLIENTS),
-                          ("db.insert", "insert, %d clients" % CLIENTS)):
-            warm = 20000 if op == "db.get" else 5000
-
-            def sprig_fn(n, o=op):
-                # two client threads, as pgbench -j 2
-                return sprig.measure(o, 1, n, threads=2)
-
-            def pg_fn(n, o=op, w=warm):
-                # pgbench runs for a time (-T): 1 s to warm up, then
-                # --seconds like Sprig's sized runs
-                return pg.measure(o, 1 if n == w else args.seconds)
-            rows.append(row(
-                "net-doc", label, "postgres", sprig_fn, pg_fn, warm,
-                DOC_TARGET, args,
-                {"op": op, "pipeline": 1, "clients": CLIENTS,
-                 "durability": dur,
-                 "peer_workload": "pgbench -S (select-only)" if op ==
-                 "db.get" else "pgbench -f insert.sql (one INSERT)"}))
-        stop(pg.p, signal.SIGINT)
-        stop(sprig.p)
+        rows, limits = (compare_run if args.compare else peer_run)(
+            args, tmp, only)
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
-
+    cli = os.path.join(args.build, "tools", "sprig")
     result = {
-        "bench": "net",
+        "bench": "compare-net" if args.compare else "net",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "versions": "Sprig %s, Redis %s, PostgreSQL %s" % (
-            version_of([sprig.cli, "--version"], r"(\d+\.\d+\.\d+)"),
+        "versions": "Sprig %s, Redis %s, PostgreSQL %s, Tarantool %s" % (
+            version_of([cli, "--version"], r"(\d+\.\d+\.\d+)"),
             version_of(["redis-server", "--version"], r"v=(\S+)"),
-            version_of(["pgbench", "--version"], r"(\d+\.\d+)")),
+            version_of(["pgbench", "--version"], r"(\d+\.\d+)"),
+            version_of(["tarantool", "--version"], r"Tarantool (\S+)")),
         "machine": dict(machine(), loopback_round_trips_per_s=limits),
         "quick": args.quick, "runs": args.runs, "seconds_per_run":
         args.seconds, "clients": CLIENTS, "keyspace": KEYSPACE,
         "datasize": DATASIZE, "seconds": round(time.time() - t_start, 1),
         "rows": rows,
     }
+    if args.compare:
+        result["old_build"] = os.path.abspath(args.compare)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
     log("wrote %s (%.0f s)" % (os.path.relpath(args.out, ROOT),
                                result["seconds"]))
-    if not args.no_report:
-        local = os.path.join(ROOT, "bench", "results", "local.json")
-        if os.path.exists(local):
-            r = subprocess.run([sys.executable,
-                                os.path.join(ROOT, "bench", "report.py"),
-                                local, os.path.join(ROOT, "bench",
-                                                    "analysis.md"),
-                                os.path.join(ROOT, "docs", "benchmarks.md"),
-                                os.path.join(tempfile.gettempdir(),
-                                             "sprig-net-chart.dat")])
-            if r.returncode == 0:
-                log("regenerated docs/benchmarks.md")
-        else:
-            log("no bench/results/local.json: docs/benchmarks.md not "
-                "regenerated (run make bench)")
+    if args.compare:
+        report_compare(rows)
+    elif not args.no_report:
+        regenerate_report()
     failed = [r for r in rows if r.get("failed") or r.get("errors")]
     return 1 if failed else 0
+
+
+def regenerate_report():
+    local = os.path.join(ROOT, "bench", "results", "local.json")
+    if not os.path.exists(local):
+        log("no bench/results/local.json: docs/benchmarks.md not "
+            "regenerated (run make bench)")
+        return
+    r = subprocess.run([sys.executable,
+                        os.path.join(ROOT, "bench", "report.py"),
+                        local, os.path.join(ROOT, "bench", "analysis.md"),
+                        os.path.join(ROOT, "docs", "benchmarks.md"),
+                        os.path.join(tempfile.gettempdir(),
+                                     "sprig-net-chart.dat")])
+    if r.returncode == 0:
+        log("regenerated docs/benchmarks.md")
 
 
 if __name__ == "__main__":

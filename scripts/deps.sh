@@ -10,7 +10,7 @@ libjansson-dev libcmocka-dev libmsgpack-dev python3 \
 python3-websockets python3-msgpack \
 libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl"
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
-postgresql valgrind libpq-dev"
+postgresql valgrind libpq-dev tarantool"
 
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS $BENCH_PKGS"
 # SQLite is a benchmark peer; the build uses it when it is there.

@@ -6,6 +6,13 @@
 # (kv.set, kv.get, db.get, db.insert), every answer checked; any error
 # fails.  Then sprig-bench must notice errors (a database that does not
 # exist: exit status 1), and the server must stop cleanly on SIGTERM.
+# PubSub: `sprig-bench --pubsub` (1 publisher -> 3 subscribers, a few
+# hundred messages, one at a time and pipelined) must see every message
+# reach every subscriber once, and fail on a database that does not exist.
+# The peers' halves run when the peers are installed (scripts/deps.sh
+# --bench), each started on an ephemeral port and stopped by its pid:
+# `--pubsub --redis` against redis-server, and `--tarantool` (db.get,
+# db.insert, every answer checked) against bench/tarantool_server.lua.
 # Speed is not looked at.
 set -eu
 
@@ -19,14 +26,16 @@ fail() {
     exit 1
 }
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$TMP"
 mkdir -p "$TMP"
 pid=""
+peer=""
 cleanup() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
+    for p in $pid $peer; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -66,6 +75,16 @@ status=0
 [ "$status" -eq 1 ] || fail "errors gave exit status $status, not 1"
 grep -q "error" "$TMP/err.txt" || fail "no error message: $(cat "$TMP/err.txt")"
 
+# PubSub: every message reaches every subscriber (checked by the tool)
+"$BENCH" -u "$url" --pubsub 100 -c 3 -P 1 --window 1 -d 100 --timeout 60 \
+    -q || fail "sprig-bench --pubsub, one at a time"
+"$BENCH" -u "$url" --pubsub 300 -c 3 -P 8 --window 32 -d 100 --timeout 60 \
+    -q || fail "sprig-bench --pubsub, pipelined"
+status=0
+"$BENCH" -u "$url" --pubsub 10 -c 2 --db nope --timeout 60 -q \
+    >/dev/null 2>"$TMP/err.txt" || status=$?
+[ "$status" -eq 1 ] || fail "pubsub on a missing database: status $status"
+
 # the physical-limit probe works
 "$BENCH" --tcp-ping 0.2 -c 4 >/dev/null || fail "--tcp-ping"
 
@@ -74,4 +93,53 @@ status=0
 wait "$pid" || status=$?
 pid=""
 [ "$status" -eq 0 ] || fail "sprig serve exited with $status after SIGTERM"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for FILE PATTERN WHAT: until FILE holds PATTERN (20 s)
+wait_for() {
+    i=0
+    while ! grep -q "$2" "$1" 2>/dev/null; do
+        kill -0 "$peer" 2>/dev/null || fail "$3 exited: $(tail -5 "$1")"
+        [ $i -lt 200 ] || fail "$3 did not start"
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+stop_peer() {
+    kill -TERM "$peer"
+    wait "$peer" 2>/dev/null || true
+    peer=""
+}
+
+if command -v redis-server >/dev/null; then
+    port=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --daemonize no --logfile "" >"$TMP/redis.log" 2>&1 &
+    peer=$!
+    wait_for "$TMP/redis.log" "Ready to accept" redis-server
+    "$BENCH" --redis "127.0.0.1:$port" --pubsub 300 -c 3 -P 8 --window 32 \
+        -d 100 --timeout 60 -q || fail "sprig-bench --pubsub --redis"
+    stop_peer
+else
+    echo "bench_net_smoke: redis-server not installed: --redis not tried"
+fi
+
+if command -v tarantool >/dev/null; then
+    port=$(free_port)
+    mkdir "$TMP/tt"
+    tarantool "$HERE/../bench/tarantool_server.lua" "$port" "$TMP/tt" \
+        fsync 500 100 >"$TMP/tarantool.log" 2>&1 &
+    peer=$!
+    wait_for "$TMP/tarantool.log" "^ready" tarantool
+    "$BENCH" --tarantool "127.0.0.1:$port" -c 4 -P 2 -n 300 -r 500 -d 100 \
+        --threads 2 -t db.get,db.insert --timeout 60 -q ||
+        fail "sprig-bench --tarantool"
+    stop_peer
+else
+    echo "bench_net_smoke: tarantool not installed: --tarantool not tried"
+fi
 echo "bench_net_smoke: ok"

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 /* ---- hist.c ------------------------------------------------------------ */
 
 #define HIST_SUB_BITS 5
@@ -67,6 +69,9 @@ typedef struct bench_cfg {
     unsigned timeout_s;
     uint64_t seed;
     bool quiet, csv;
+    const char *tt_host; /* --tarantool HOST:PORT: IPROTO, not sprig/1 */
+    int tt_port;
+    uint32_t tt_space; /* the space of the documents (--tt-space) */
 } bench_cfg;
 
 /** A request template: one whole frame, with the offsets of the parts
@@ -99,11 +104,43 @@ int frame_check(bench_op op, uint64_t k, const uint8_t *payload, size_t len,
                 const bench_cfg *cfg, uint8_t *scratch, char *why,
                 size_t why_len);
 
+/** The offset of the bytes of the bin value `v` in `frame` (found by its
+ *  encoding, MessagePack header included), or SIZE_MAX. */
+size_t frame_find_bin(const sprig_buf *frame, sprig_bytes v);
+/** Position `r` (initialised here) at the value of field `name` of the
+ *  MessagePack map in `payload`; 0, or -1 when there is no such field. */
+struct sprig__mp_rd;
+int frame_field(const uint8_t *payload, size_t len, const char *name,
+                struct sprig__mp_rd *r);
+
+/* ---- iproto.c ----------------------------------------------------------- */
+
+/** One IPROTO answer: header fields and the body (borrowed). */
+typedef struct iproto_answer {
+    uint64_t code, sync;
+    sprig_bytes body;
+} iproto_answer;
+
+/** The template of a db.get or db.insert request to Tarantool (the sync
+ *  plays the request id's part); 0 or -1 (message on stderr). */
+int iproto_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg);
+/** As frame_tpl_patch, for a template of iproto_tpl_init. */
+void iproto_tpl_patch(frame_tpl *t, uint32_t id, uint64_t k,
+                      const bench_cfg *cfg);
+/** Split the first whole answer off `p`: its length, 0 when incomplete,
+ *  -1 when malformed. */
+long iproto_split(const uint8_t *p, size_t n, iproto_answer *a);
+/** As frame_check, for an IPROTO answer. */
+int iproto_check(bench_op op, uint64_t k, const iproto_answer *a,
+                 const bench_cfg *cfg, uint8_t *scratch, char *why,
+                 size_t why_len);
+
 /* ---- driver.c ------------------------------------------------------------ */
 
 /** What one test (or load) measured. */
 typedef struct bench_result {
     uint64_t done, errors;
+    uint64_t out_of_order; /* pubsub: messages that overtook an earlier one */
     double seconds;
     hist lat;
     char first_error[256];
@@ -124,6 +161,72 @@ void driver_stop(void);
  *  `seconds`; prints round trips per second (CSV row when csv).  Exit
  *  status. */
 int tcp_ping(unsigned clients, double seconds, bool csv);
+
+/* ---- pubsub.c, resp.c ---------------------------------------------------- */
+
+/** Messages a subscriber may receive ahead of the first one it has not:
+ *  a bound on --window. */
+#define PS_RING 8192
+
+/** One connection of a PubSub run: c[0] publishes, the others subscribe. */
+typedef struct ps_conn {
+    bool pub, ready, dead;
+    struct sprig__conn *ws; /* Sprig: the WebSocket connection        */
+    uv_tcp_t tcp;           /* Redis: the socket                      */
+    uv_connect_t creq;
+    sprig_buf in, out;           /* Redis: read and not parsed; to write   */
+    uint64_t sub_id;             /* Sprig: the server's subscriber number  */
+    uint64_t received;           /* messages 0 ... received-1 all arrived */
+    uint64_t seen[PS_RING / 64]; /* which of the next PS_RING arrived */
+} ps_conn;
+
+/** The state of the PubSub run (one thread, one loop). */
+typedef struct ps_state {
+    const bench_cfg *cfg;
+    const char *redis_host;
+    int redis_port; /* 0: a Sprig server at cfg->url */
+    uv_loop_t loop;
+    uv_timer_t timer;
+    uv_prepare_t flush; /* Redis: writes what each connection queued */
+    ps_conn *c;
+    unsigned n, n_ready, n_closed, window;
+    uint64_t total, published, inflight, t_start, t_end;
+    bool started, failed, closing;
+    sprig_buf tpl; /* the publish request */
+    size_t id_off, pay_off;
+    bench_result res;
+} ps_state;
+
+/** Run `n` messages from one publisher to cfg->clients subscribers of a
+ *  Sprig server (redis_port 0) or of Redis at redis_host:redis_port, at
+ *  most cfg->pipeline publishes unanswered and `window` messages not yet
+ *  received by all.  Returns 0 when every message reached every
+ *  subscriber intact and in order; else -1 (the first error is in
+ *  out->first_error). */
+int pubsub_run(const bench_cfg *cfg, const char *redis_host, int redis_port,
+               uint64_t n, unsigned window, bench_result *out);
+
+/* Called by the protocol halves (pubsub.c for Sprig, resp.c for Redis). */
+void ps_ready(ps_conn *c); /* subscribed (or the publisher is open) */
+void ps_delivered(ps_conn *c, const uint8_t *data, size_t len);
+void ps_publish_answered(int64_t receivers); /* -1: not counted */
+void ps_publish_more(void);
+void ps_closed(ps_conn *c, int code, const char *reason);
+void ps_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Redis: connect `c` (SUBSCRIBE when a subscriber; ps_ready follows);
+ *  0 or -1 (message on stderr). */
+int resp_connect(ps_conn *c, uv_loop_t *loop, const char *host, int port);
+/** Queue bytes on `c` (written by resp_flush_all); 0 or -1. */
+int resp_send(ps_conn *c, const uint8_t *data, size_t len);
+/** The uv_prepare callback that writes every connection's queue. */
+void resp_flush_all(uv_prepare_t *p);
+void resp_close(ps_conn *c);
+/** The PUBLISH command carrying `payload`, and where the payload is. */
+int resp_template(sprig_buf *out, size_t *pay_off, const uint8_t *payload,
+                  uint32_t len);
+/** The one PubSub run (pubsub.c); read by resp.c on the same thread. */
+extern ps_state ps;
 
 /* ---- main.c -------------------------------------------------------------- */
 

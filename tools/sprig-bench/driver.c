@@ -18,6 +18,11 @@
  * answer with an unknown id, or a connection lost is an error.  A
  * connection that received an answer it cannot match is closed: its
  * slot's state is unknown.  Each phase has a deadline (--timeout).
+ *
+ * With --tarantool the connections are plain TCP to Tarantool and speak
+ * IPROTO (iproto.c): requests are written as they are issued, answers are
+ * split off the bytes read and matched by their sync; the rest is the
+ * same code.
  */
 #include "bench.h"
 
@@ -41,7 +46,13 @@ typedef struct worker worker;
 
 typedef struct client {
     worker *w;
-    sprig__conn *conn;
+    sprig__conn *conn; /* Sprig */
+    uv_tcp_t tcp;      /* Tarantool */
+    uv_connect_t creq;
+    sprig_buf in; /* Tarantool: bytes read and not yet parsed */
+    bool tt_live; /* Tarantool: the socket is not closing */
+    int close_code;
+    char close_reason[96];
     bool open, dead, active;
     slot *slots;
     unsigned inflight;
@@ -118,6 +129,17 @@ client_idle(client *c)
 }
 
 /* Send the next request on slot `s`, if the budget allows. */
+static int tt_send(client *c, const uint8_t *data, size_t len);
+
+static int
+client_send(client *c, const uint8_t *data, size_t len)
+{
+    if (g.cfg->tt_host) {
+        return tt_send(c, data, len);
+    }
+    return sprig__conn_send(c->conn, data, len);
+}
+
 static bool
 issue(client *c, slot *s, unsigned si)
 {
@@ -138,9 +160,13 @@ issue(client *c, slot *s, unsigned si)
     s->id = s->id + p > UINT32_MAX - p || s->id < p ? p + si : s->id + p;
     s->k = k;
     s->busy = true;
-    frame_tpl_patch(&w->tpl, s->id, k, cfg);
+    if (cfg->tt_host) {
+        iproto_tpl_patch(&w->tpl, s->id, k, cfg);
+    } else {
+        frame_tpl_patch(&w->tpl, s->id, k, cfg);
+    }
     s->t0 = bench_now_ns();
-    if (sprig__conn_send(c->conn, w->tpl.buf.data, w->tpl.buf.len) != 0) {
+    if (client_send(c, w->tpl.buf.data, w->tpl.buf.len) != 0) {
         note_error(w, "send: %s", sprig_errmsg());
         s->busy = false;
         return false;
@@ -159,13 +185,67 @@ on_open(sprig__conn *conn, void *udata)
     }
 }
 
+static void client_close(client *c, const char *why);
+
+/* Check the answer `f` (Sprig) or `a` (Tarantool) to slot `s`. */
+static void
+check_answer(worker *w, const slot *s, const sprig__frame *f,
+             const iproto_answer *a)
+{
+    char why[200];
+    int bad;
+    if (f && f->kind == SPRIG__FRAME_ERROR) {
+        note_error(w, "%s: error %d: %.*s", bench_op_name(g.op), f->code,
+                   (int)(f->message.len > 180 ? 180 : f->message.len),
+                   (const char *)f->message.data);
+        return;
+    }
+    bad = f ? frame_check(g.op, s->k, f->payload.data, f->payload.len, g.cfg,
+                          w->scratch, why, sizeof why)
+            : iproto_check(g.op, s->k, a, g.cfg, w->scratch, why, sizeof why);
+    if (bad) {
+        note_error(w, "%s", why);
+    } else {
+        w->res.done++;
+    }
+}
+
+/* The answer to request `id` arrived: check it, count it, issue the
+ * slot's next request. */
+static void
+answered(client *c, uint32_t id, const sprig__frame *f, const iproto_answer *a)
+{
+    worker *w = c->w;
+    uint64_t now = bench_now_ns();
+    unsigned si = id % g.cfg->pipeline;
+    slot *s = &c->slots[si];
+    if ((f && f->kind == SPRIG__FRAME_PUSH) || !s->busy || s->id != id) {
+        if (f && f->kind == SPRIG__FRAME_ERROR) {
+            note_error(w, "error frame with unknown id %u: %d: %.*s", id,
+                       f->code,
+                       (int)(f->message.len > 150 ? 150 : f->message.len),
+                       (const char *)f->message.data);
+        } else {
+            note_error(w, "answer with unknown id %u", id);
+        }
+        client_close(c, "unmatched answer");
+        return;
+    }
+    s->busy = false;
+    c->inflight--;
+    hist_add(&w->res.lat, now - s->t0);
+    check_answer(w, s, f, a);
+    if (!issue(c, s, si) && c->inflight == 0) {
+        client_idle(c);
+    }
+}
+
 static void
 on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
 {
     client *c = udata;
     worker *w = c->w;
     sprig__frame f;
-    uint64_t now = bench_now_ns();
     if (w->phase != PH_RUN) {
         note_error(w, "an answer outside a run");
         return;
@@ -175,47 +255,14 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
         sprig__conn_close(conn, SPRIG_WS_NORMAL, "bad answer");
         return;
     }
-    unsigned si = f.id % g.cfg->pipeline;
-    slot *s = &c->slots[si];
-    if (f.kind == SPRIG__FRAME_PUSH || !s->busy || s->id != f.id) {
-        if (f.kind == SPRIG__FRAME_ERROR) {
-            note_error(w, "error frame with unknown id %u: %d: %.*s", f.id,
-                       f.code, (int)(f.message.len > 150 ? 150 : f.message.len),
-                       (const char *)f.message.data);
-        } else {
-            note_error(w, "answer of kind %d with unknown id %u", (int)f.kind,
-                       f.id);
-        }
-        sprig__conn_close(conn, SPRIG_WS_NORMAL, "unmatched answer");
-        return;
-    }
-    s->busy = false;
-    c->inflight--;
-    hist_add(&w->res.lat, now - s->t0);
-    if (f.kind == SPRIG__FRAME_ERROR) {
-        note_error(w, "%s: error %d: %.*s", bench_op_name(g.op), f.code,
-                   (int)(f.message.len > 180 ? 180 : f.message.len),
-                   (const char *)f.message.data);
-    } else {
-        char why[200];
-        if (frame_check(g.op, s->k, f.payload.data, f.payload.len, g.cfg,
-                        w->scratch, why, sizeof why) != 0) {
-            note_error(w, "%s", why);
-        } else {
-            w->res.done++;
-        }
-    }
-    if (!issue(c, s, si) && c->inflight == 0) {
-        client_idle(c);
-    }
+    answered(c, f.id, &f, NULL);
 }
 
+/* The connection is gone (both kinds). */
 static void
-on_close(sprig__conn *conn, int code, const char *reason, void *udata)
+closed(client *c, int code, const char *reason)
 {
-    client *c = udata;
     worker *w = c->w;
-    c->conn = NULL;
     c->dead = true;
     w->n_closed++;
     if (w->phase == PH_CLOSE) {
@@ -236,7 +283,177 @@ on_close(sprig__conn *conn, int code, const char *reason, void *udata)
     client_idle(c);
 }
 
+static void
+on_close(sprig__conn *conn, int code, const char *reason, void *udata)
+{
+    client *c = udata;
+    c->conn = NULL;
+    closed(c, code, reason);
+}
+
 static const sprig__conn_cbs client_cbs = {on_open, on_message, on_close, NULL};
+
+/* ---- Tarantool: IPROTO over TCP ------------------------------------------ */
+
+#define TT_GREETING 128
+
+static void
+tt_on_closed(uv_handle_t *h)
+{
+    client *c = h->data;
+    closed(c, c->close_code, c->close_reason);
+}
+
+/* Close a Tarantool connection; `closed` follows. */
+static void
+tt_close(client *c, int code, const char *reason)
+{
+    if (c->tt_live) {
+        c->tt_live = false;
+        c->close_code = code;
+        snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+        uv_close((uv_handle_t *)&c->tcp, tt_on_closed);
+    }
+}
+
+static void
+client_close(client *c, const char *why)
+{
+    if (g.cfg->tt_host) {
+        tt_close(c, SPRIG_WS_NORMAL, why);
+    } else if (c->conn) {
+        sprig__conn_close(c->conn, SPRIG_WS_NORMAL, why);
+    }
+}
+
+static void
+tt_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    static _Thread_local char chunk[65536]; /* consumed before the next */
+    (void)h;
+    (void)hint;
+    *buf = uv_buf_init(chunk, sizeof chunk);
+}
+
+/* Take the answers whole in c->in; false when the connection closed. */
+static bool
+tt_answers(client *c)
+{
+    const uint8_t *p = c->in.data, *e = p + c->in.len;
+    iproto_answer a;
+    long k;
+    while (c->tt_live && (k = iproto_split(p, (size_t)(e - p), &a)) > 0) {
+        p += k;
+        if (c->w->phase != PH_RUN) {
+            note_error(c->w, "an answer outside a run");
+            continue;
+        }
+        answered(c, (uint32_t)a.sync, NULL, &a);
+    }
+    if (c->tt_live && k < 0) {
+        note_error(c->w, "a malformed IPROTO answer");
+        tt_close(c, SPRIG_WS_PROTOCOL, "malformed answer");
+    }
+    c->in.len = (size_t)(e - p);
+    memmove(c->in.data, p, c->in.len);
+    return c->tt_live;
+}
+
+static void
+tt_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    client *c = st->data;
+    if (nread < 0) {
+        tt_close(c, SPRIG_WS_ABNORMAL, uv_strerror((int)nread));
+        return;
+    }
+    if (sprig_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
+        tt_close(c, SPRIG_WS_INTERNAL, "out of memory");
+        return;
+    }
+    if (!c->open) { /* the greeting: 128 bytes, then answers */
+        if (c->in.len < TT_GREETING) {
+            return;
+        }
+        c->in.len -= TT_GREETING;
+        memmove(c->in.data, (uint8_t *)c->in.data + TT_GREETING, c->in.len);
+        on_open(NULL, c);
+    }
+    (void)tt_answers(c);
+}
+
+static void
+tt_on_connect(uv_connect_t *req, int status)
+{
+    client *c = req->data;
+    if (status < 0) {
+        tt_close(c, SPRIG_WS_ABNORMAL, uv_strerror(status));
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, tt_on_alloc, tt_on_read);
+}
+
+static int
+tt_connect(worker *w, client *c)
+{
+    struct sockaddr_in addr;
+    if (uv_ip4_addr(g.cfg->tt_host, g.cfg->tt_port, &addr) != 0) {
+        fprintf(stderr, "sprig-bench: bad --tarantool host '%s'\n",
+                g.cfg->tt_host);
+        return -1;
+    }
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->tcp.data = c->creq.data = c;
+    c->tt_live = true;
+    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&addr,
+                       tt_on_connect) != 0) {
+        fprintf(stderr, "sprig-bench: cannot connect to %s:%d\n",
+                g.cfg->tt_host, g.cfg->tt_port);
+        c->tt_live = false;
+        uv_close((uv_handle_t *)&c->tcp, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+tt_written(uv_write_t *req, int status)
+{
+    client *c = req->data;
+    free(req);
+    if (status < 0 && c->tt_live) {
+        note_error(c->w, "write: %s", uv_strerror(status));
+        tt_close(c, SPRIG_WS_ABNORMAL, uv_strerror(status));
+    }
+}
+
+/* Write at once what the socket takes; queue a copy of the rest. */
+static int
+tt_send(client *c, const uint8_t *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int n = c->tt_live ? uv_try_write((uv_stream_t *)&c->tcp, &b, 1) : -1;
+    if (n < 0 && n != UV_EAGAIN) {
+        return -1;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done == len) {
+        return 0;
+    }
+    uv_write_t *req = malloc(sizeof *req + len - done);
+    if (!req) {
+        return -1;
+    }
+    memcpy(req + 1, data + done, len - done);
+    req->data = c;
+    b = uv_buf_init((char *)(req + 1), (unsigned)(len - done));
+    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, tt_written) != 0) {
+        free(req);
+        return -1;
+    }
+    return 0;
+}
 
 static void
 on_deadline(uv_timer_t *t)
@@ -338,10 +555,14 @@ driver_start(const bench_cfg *cfg)
                 fprintf(stderr, "sprig-bench: out of memory\n");
                 return -1;
             }
-            if (sprig__tran_connect(&w->loop, cfg->url, &o, &client_cbs, c,
-                                    &c->conn) != 0) {
-                fprintf(stderr, "sprig-bench: %s: %s\n", cfg->url,
-                        sprig_errmsg());
+            if (cfg->tt_host
+                    ? tt_connect(w, c) != 0
+                    : sprig__tran_connect(&w->loop, cfg->url, &o, &client_cbs, c,
+                                        &c->conn) != 0) {
+                if (!cfg->tt_host) {
+                    fprintf(stderr, "sprig-bench: %s: %s\n", cfg->url,
+                            sprig_errmsg());
+                }
                 c->dead = true; /* no callback follows */
                 w->n_closed++;
                 return -1;
@@ -375,7 +596,8 @@ driver_run(bench_op op, uint64_t n, bool sequential, bench_result *out)
         memset(&w->res, 0, sizeof w->res);
         hist_init(&w->res.lat);
         w->active = 0;
-        if (frame_tpl_init(&w->tpl, op, g.cfg) != 0) {
+        if ((g.cfg->tt_host ? iproto_tpl_init(&w->tpl, op, g.cfg)
+                            : frame_tpl_init(&w->tpl, op, g.cfg)) != 0) {
             return -1;
         }
     }
@@ -411,9 +633,9 @@ driver_stop(void)
     for (unsigned i = 0; i < g.nw; i++) {
         worker *w = &g.w[i];
         for (unsigned j = 0; j < w->n && w->clients; j++) {
-            if (w->clients[j].conn) {
-                sprig__conn_close(w->clients[j].conn, SPRIG_WS_NORMAL,
-                                  "benchmark over");
+            client *c = &w->clients[j];
+            if (c->conn || c->tt_live) {
+                client_close(c, "benchmark over");
                 any = true;
             }
         }
@@ -430,6 +652,7 @@ driver_stop(void)
         }
         for (unsigned j = 0; j < w->n && w->clients; j++) {
             free(w->clients[j].slots);
+            sprig_buf_free(&w->clients[j].in);
         }
         free(w->clients);
         free(w->scratch);

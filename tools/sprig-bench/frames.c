@@ -98,8 +98,8 @@ find(const uint8_t *hay, size_t n, const void *needle, size_t m)
 
 /* The offset of a bin value (its MessagePack header included) in the
  * frame, plus the header's length: where its bytes start. */
-static size_t
-find_bin(const sprig_buf *frame, sprig_bytes v)
+size_t
+frame_find_bin(const sprig_buf *frame, sprig_bytes v)
 {
     sprig_buf enc = {0};
     sprig__mp_wr w;
@@ -224,10 +224,10 @@ frame_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg)
         t->key_off = at == SIZE_MAX ? at : at + 4;
     }
     if (op == OP_DB_GET) {
-        t->docid_off = find_bin(&b, (sprig_bytes){idb, 8});
+        t->docid_off = frame_find_bin(&b, (sprig_bytes){idb, 8});
     }
     if (op == OP_KV_SET || op == OP_DB_INSERT) {
-        t->val_off = find_bin(&b, v);
+        t->val_off = frame_find_bin(&b, v);
     }
     free(val);
     bool lost = (op == OP_KV_SET || op == OP_KV_GET) && t->key_off == SIZE_MAX;
@@ -281,9 +281,9 @@ frame_tpl_patch(frame_tpl *t, uint32_t id, uint64_t k, const bench_cfg *cfg)
 
 /* ---- checking answers ---------------------------------------------------- */
 
-/* Position `r` at the value of field `name` of the map in `payload`. */
-static int
-field(const uint8_t *payload, size_t len, const char *name, sprig__mp_rd *r)
+int
+frame_field(const uint8_t *payload, size_t len, const char *name,
+            sprig__mp_rd *r)
 {
     uint32_t n;
     size_t nl = strlen(name);
@@ -353,7 +353,7 @@ frame_check(bench_op op, uint64_t k, const uint8_t *payload, size_t len,
     sprig_bytes b;
     switch (op) {
     case OP_KV_SET:
-        if (field(payload, len, "status", &r) != 0 ||
+        if (frame_field(payload, len, "status", &r) != 0 ||
             sprig__mp_read_u64(&r, &u) != 0) {
             FAIL("kv.set: no status in the answer");
         }
@@ -363,7 +363,7 @@ frame_check(bench_op op, uint64_t k, const uint8_t *payload, size_t len,
         }
         return 0;
     case OP_KV_GET:
-        if (field(payload, len, "value", &r) != 0 ||
+        if (frame_field(payload, len, "value", &r) != 0 ||
             sprig__mp_read_array(&r, &n) != 0 || n != 2 ||
             sprig__mp_read_u64(&r, &u) != 0) {
             FAIL("kv.get: no value in the answer");
@@ -380,7 +380,7 @@ frame_check(bench_op op, uint64_t k, const uint8_t *payload, size_t len,
     case OP_DB_GET: {
         uint8_t idb[8];
         put_be(idb, k, 8);
-        if (field(payload, len, "doc", &r) != 0 ||
+        if (frame_field(payload, len, "doc", &r) != 0 ||
             sprig__mp_read_array(&r, &n) != 0 || n != 4 ||
             sprig__mp_read_bin(&r, &b) != 0) {
             FAIL("db.get: no document in the answer");
@@ -398,7 +398,7 @@ frame_check(bench_op op, uint64_t k, const uint8_t *payload, size_t len,
     }
     case OP_DB_INSERT:
     case OP_DB_LOAD:
-        if (field(payload, len, "result", &r) != 0) {
+        if (frame_field(payload, len, "result", &r) != 0) {
             FAIL("db.apply: no result in the answer");
         }
         return check_txn_result(&r, why, why_len);

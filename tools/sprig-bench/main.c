@@ -23,6 +23,8 @@ static const char usage[] =
     "                   [--collection C] [--keyspace N] [--load WHAT]\n"
     "                   [--threads T] [--seed S] [--timeout SECONDS]\n"
     "                   [--csv | -q]\n"
+    "       sprig-bench --pubsub N [-c SUBSCRIBERS] [-P P] [--window W]\n"
+    "                   [-d DATASIZE] [-u URL | --redis HOST:PORT] [--csv|-q]\n"
     "       sprig-bench --tcp-ping SECONDS [-c CLIENTS] [--csv]\n"
     "\n"
     "Load a Sprig server (protocol sprig/1 over WebSockets) like\n"
@@ -50,6 +52,16 @@ static const char usage[] =
     "  --csv             one CSV row per test: test, requests/s, latency ms\n"
     "                    avg, min, p50, p95, p99, max, errors\n"
     "  -q                one line per test\n"
+    "  --pubsub N        no -t tests: publish N messages from one connection\n"
+    "                    to CLIENTS subscribers on connections of their\n"
+    "                    own (topic \"bench\"); P publishes unanswered at\n"
+    "                    most, W messages (--window, default 64) not yet\n"
+    "                    received by all; the rate is messages delivered\n"
+    "                    per second, latencies publish -> receive\n"
+    "  --redis HOST:PORT with --pubsub: Redis PUBLISH/SUBSCRIBE instead\n"
+    "  --tarantool HOST:PORT  the db.get and db.insert tests against\n"
+    "                    Tarantool (IPROTO; bench/tarantool_server.lua)\n"
+    "  --tt-space ID     Tarantool: the space of the documents (512)\n"
     "  --tcp-ping SECONDS  no server: a raw TCP ping-pong on 127.0.0.1\n"
     "                    (echo thread, CLIENTS connections, 16 bytes): the\n"
     "                    loopback's round trips per second\n"
@@ -93,38 +105,59 @@ ms(uint64_t ns)
     return (double)ns / 1e6;
 }
 
+/* The long form of a test's report (neither --csv nor -q). */
+static void
+report_long(const bench_cfg *cfg, const char *name, const bench_result *r,
+            const char *unit)
+{
+    const hist *h = &r->lat;
+    double rps = r->seconds > 0 ? (double)r->done / r->seconds : 0;
+    printf("====== %s ======\n", name);
+    printf("  %llu %s in %.3f s: %.2f per second\n",
+           (unsigned long long)r->done, unit, r->seconds, rps);
+    printf("  %u clients, pipeline %u, %u-byte values, keyspace %u, "
+           "%u thread%s\n",
+           cfg->clients, cfg->pipeline, cfg->datasize, cfg->keyspace,
+           cfg->threads, cfg->threads == 1 ? "" : "s");
+    printf("  latency (ms): avg %.3f  min %.3f  p50 %.3f  p95 %.3f  "
+           "p99 %.3f  max %.3f\n",
+           h->count ? ms(h->sum_ns) / (double)h->count : 0,
+           h->count ? ms(h->min_ns) : 0, ms(hist_quantile(h, 0.50)),
+           ms(hist_quantile(h, 0.95)), ms(hist_quantile(h, 0.99)),
+           ms(h->max_ns));
+    printf("  errors: %llu\n\n", (unsigned long long)r->errors);
+}
+
+/* Report one test: a CSV row (--csv), a line (-q) or a paragraph; the
+ * first error on stderr.  For pubsub the rate counts messages
+ * delivered (one per subscriber and message). */
 static void
 report(const bench_cfg *cfg, const char *name, const bench_result *r, int rc)
 {
     double rps = r->seconds > 0 ? (double)r->done / r->seconds : 0;
     const hist *h = &r->lat;
-    double avg = h->count ? ms(h->sum_ns) / (double)h->count : 0;
-    double min = h->count ? ms(h->min_ns) : 0;
+    const char *unit = strcmp(name, "pubsub") == 0 ? "messages delivered"
+                                                   : "requests answered";
     if (cfg->csv) {
         printf("\"%s\",\"%.2f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\",\"%.3f\","
-               "\"%.3f\",\"%llu\"\n",
-               name, rps, avg, min, ms(hist_quantile(h, 0.50)),
+               "\"%.3f\",\"%llu\",\"%llu\"\n",
+               name, rps, h->count ? ms(h->sum_ns) / (double)h->count : 0,
+               h->count ? ms(h->min_ns) : 0, ms(hist_quantile(h, 0.50)),
                ms(hist_quantile(h, 0.95)), ms(hist_quantile(h, 0.99)),
-               ms(h->max_ns), (unsigned long long)r->errors);
+               ms(h->max_ns), (unsigned long long)r->errors,
+               (unsigned long long)r->out_of_order);
     } else if (cfg->quiet) {
-        printf("%s: %.2f requests per second, p50=%.3f msec, p99=%.3f msec, "
+        printf("%s: %.2f %s per second, p50=%.3f msec, p99=%.3f msec, "
                "errors %llu\n",
-               name, rps, ms(hist_quantile(h, 0.50)),
+               name, rps, unit, ms(hist_quantile(h, 0.50)),
                ms(hist_quantile(h, 0.99)), (unsigned long long)r->errors);
     } else {
-        printf("====== %s ======\n", name);
-        printf("  %llu requests answered in %.3f s: %.2f requests per "
-               "second\n",
-               (unsigned long long)r->done, r->seconds, rps);
-        printf("  %u clients, pipeline %u, %u-byte values, keyspace %u, "
-               "%u thread%s\n",
-               cfg->clients, cfg->pipeline, cfg->datasize, cfg->keyspace,
-               cfg->threads, cfg->threads == 1 ? "" : "s");
-        printf("  latency (ms): avg %.3f  min %.3f  p50 %.3f  p95 %.3f  "
-               "p99 %.3f  max %.3f\n",
-               avg, min, ms(hist_quantile(h, 0.50)), ms(hist_quantile(h, 0.95)),
-               ms(hist_quantile(h, 0.99)), ms(h->max_ns));
-        printf("  errors: %llu\n\n", (unsigned long long)r->errors);
+        report_long(cfg, name, r, unit);
+    }
+    if (r->out_of_order && !cfg->csv) {
+        printf("  %llu messages overtook an earlier one (out of publish "
+               "order)\n",
+               (unsigned long long)r->out_of_order);
     }
     fflush(stdout);
     if (r->errors || rc) {
@@ -143,6 +176,45 @@ run(const bench_cfg *cfg, bench_op op, uint64_t n, bool sequential,
     bench_result r;
     int rc = driver_run(op, n, sequential, &r);
     report(cfg, name, &r, rc);
+    return rc || r.errors ? 1 : 0;
+}
+
+/* Split "HOST:PORT" in place (the colon becomes a NUL); 0 or -1. */
+static int
+host_port(char *s, int *port)
+{
+    uint64_t v;
+    char *colon = strrchr(s, ':');
+    if (!colon || colon == s || number(colon + 1, 1, 65535, &v)) {
+        return -1;
+    }
+    *colon = 0;
+    *port = (int)v;
+    return 0;
+}
+
+static void
+csv_header(const bench_cfg *cfg)
+{
+    if (cfg->csv) {
+        printf("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\","
+               "\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\","
+               "\"max_latency_ms\",\"errors\",\"out_of_order\"\n");
+    }
+}
+
+/* --pubsub N [--redis HOST:PORT]: the exit status. */
+static int
+pubsub(const bench_cfg *cfg, uint64_t n, unsigned window, char *redis)
+{
+    int port = 0;
+    if (redis && host_port(redis, &port) != 0) {
+        return bad_usage("bad --redis (HOST:PORT)", redis);
+    }
+    csv_header(cfg);
+    bench_result r;
+    int rc = pubsub_run(cfg, redis, port, n, window, &r);
+    report(cfg, "pubsub", &r, rc);
     return rc || r.errors ? 1 : 0;
 }
 
@@ -171,6 +243,11 @@ enum {
     O_TIMEOUT,
     O_CSV,
     O_PING,
+    O_PUBSUB,
+    O_REDIS,
+    O_WINDOW,
+    O_TARANTOOL,
+    O_TT_SPACE,
     O_HELP
 };
 
@@ -188,6 +265,11 @@ main(int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"csv", no_argument, NULL, O_CSV},
         {"tcp-ping", required_argument, NULL, O_PING},
+        {"pubsub", required_argument, NULL, O_PUBSUB},
+        {"redis", required_argument, NULL, O_REDIS},
+        {"window", required_argument, NULL, O_WINDOW},
+        {"tarantool", required_argument, NULL, O_TARANTOOL},
+        {"tt-space", required_argument, NULL, O_TT_SPACE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -202,10 +284,13 @@ main(int argc, char **argv)
                      .datasize = 100,
                      .keyspace = 100000,
                      .timeout_s = 120,
-                     .seed = bench_now_ns()};
+                     .seed = bench_now_ns(),
+                     .tt_space = 512};
     bool want[OP_COUNT] = {false}, any_test = false;
     bool load_kv = false, load_doc = false;
     double ping_s = 0;
+    uint64_t pubsub_n = 0, window = 64;
+    char *redis = NULL;
     uint64_t v;
     int opt;
     while ((opt = getopt_long(argc, argv, "u:c:n:P:t:d:r:qh", longs, NULL)) !=
@@ -286,6 +371,29 @@ main(int argc, char **argv)
                 return bad_usage("bad --tcp-ping", optarg);
             }
             break;
+        case O_PUBSUB:
+            if (number(optarg, 1, UINT64_C(1) << 40, &pubsub_n)) {
+                return bad_usage("bad --pubsub", optarg);
+            }
+            break;
+        case O_REDIS: redis = optarg; break;
+        case O_TARANTOOL:
+            if (host_port(optarg, &cfg.tt_port) != 0) {
+                return bad_usage("bad --tarantool (HOST:PORT)", optarg);
+            }
+            cfg.tt_host = optarg;
+            break;
+        case O_TT_SPACE:
+            if (number(optarg, 1, 65535, &v)) {
+                return bad_usage("bad --tt-space", optarg);
+            }
+            cfg.tt_space = (uint32_t)v;
+            break;
+        case O_WINDOW:
+            if (number(optarg, 1, 4096, &window)) {
+                return bad_usage("bad --window (1 ... 4096)", optarg);
+            }
+            break;
         case 'h':
         case O_HELP: fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -297,14 +405,13 @@ main(int argc, char **argv)
     if (ping_s > 0) {
         return tcp_ping(cfg.clients, ping_s, cfg.csv);
     }
+    if (pubsub_n) {
+        return pubsub(&cfg, pubsub_n, (unsigned)window, redis);
+    }
     if (!any_test && !load_kv && !load_doc) {
         want[OP_KV_SET] = want[OP_KV_GET] = true;
     }
-    if (cfg.csv) {
-        printf("\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\","
-               "\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\","
-               "\"max_latency_ms\",\"errors\"\n");
-    }
+    csv_header(&cfg);
     if (driver_start(&cfg) != 0) {
         driver_stop();
         return 1;
