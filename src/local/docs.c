@@ -9,7 +9,9 @@
  * table and appends one log record naming the documents it changed.
  *
  * Revisions: a new document has revision 1; each change adds one; writing
- * contents whose hash equals the stored hash changes nothing.  An expected
+ * contents whose bytes equal the stored ones changes nothing (the hash,
+ * hash.c, only names contents in headers; the bytes decide, so a hash
+ * collision can never drop an update).  An expected
  * header matches when its revision equals the stored one and its hash is
  * either all zero (revision-only) or equal to the stored hash, so a header
  * taken before a delete does not match a re-created document.
@@ -17,15 +19,8 @@
 #include "local.h"
 #include "views.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <time.h>
-
-void
-sprig__doc_hash(sprig_bytes contents, uint8_t out[16])
-{
-    crypto_generichash(out, 16, contents.data, contents.len, NULL, 0);
-}
 
 int
 sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
@@ -65,6 +60,7 @@ typedef struct stored {
     bool found;
     uint64_t rev;
     uint8_t hash[16];
+    sprig_bytes contents; /* in the map: valid until the next write */
 } stored;
 
 static uint64_t
@@ -229,8 +225,7 @@ load_stored(MDB_txn *txn, sprig__coll *c, MDB_val *k, stored *s)
         return sprig__mdb_err(mrc, "reading a document");
     }
     const uint8_t *hash = NULL;
-    sprig_bytes contents;
-    int rc = sprig__doc_parse(&v, &s->rev, &hash, &contents);
+    int rc = sprig__doc_parse(&v, &s->rev, &hash, &s->contents);
     if (rc == 0) {
         s->found = true;
         memcpy(s->hash, hash, 16);
@@ -299,15 +294,25 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
                                 &op->contents, &a->vs);
 }
 
+/* Whether `c` equals the stored contents, byte for byte (a hash match
+ * alone could be a collision; and a document stored under the old hash
+ * function has a different hash for the same bytes). */
+static bool
+same_contents(const stored *s, sprig_bytes c)
+{
+    return s->found && s->contents.len == c.len &&
+           (c.len == 0 || memcmp(s->contents.data, c.data, c.len) == 0);
+}
+
 /* Insert, overwrite or update: write unless the contents are unchanged. */
 static int
 write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
           sprig_header_buf *hb)
 {
     const uint8_t *hash = a->hashes[i];
-    if (s->found && memcmp(hash, s->hash, 16) == 0) {
+    if (same_contents(s, a->t->ops[i].contents)) {
         hb->revision = s->rev;
-        memcpy(hb->hash, hash, 16);
+        memcpy(hb->hash, s->hash, 16);
         return SPRIG_OK;
     }
     return put_doc(txn, a, i, k, s->found ? s->rev + 1 : 1, hash, hb);
@@ -442,7 +447,7 @@ sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
     /* hashing is the caller's work, outside the writer's serial part */
     for (size_t i = 0; i < t->n; i++) {
         if (t->ops[i].kind <= SPRIG__OP_OVERWRITE) {
-            sprig__doc_hash(t->ops[i].contents, a.hashes[i]);
+            sprig__doc_hash(ldb->hash_key, t->ops[i].contents, a.hashes[i]);
         }
     }
     int rc = 0;

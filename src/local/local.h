@@ -24,7 +24,8 @@
  *    growing the map takes it exclusively, with no transaction active.
  *  - Only the current writer leader of a database opens write transactions
  *    on its environment.
- *  - A document value is [revision u64 BE][BLAKE2b-128 hash][contents].
+ *  - A document value is [revision u64 BE][16-byte hash][contents]; the
+ *    hash is keyed SipHash-128 (hash.c; BLAKE2b-128 in older databases).
  */
 #ifndef SPRIG_LOCAL_H
 #define SPRIG_LOCAL_H
@@ -148,6 +149,7 @@ typedef struct sprig__ldb {
     struct sprig__kv *kv;       /* key-value store (kv.c) */
     struct sprig__hub *hub;     /* PubSub hub (pubsub.c) */
     struct sprig__views *views; /* views (views.c); NULL when none */
+    uint8_t hash_key[16];       /* content hash key (hash.c) */
 } sprig__ldb;
 
 /** Open the engine of a database living in `dir` with `schema`. */
@@ -187,8 +189,21 @@ int sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t,
 /** Parse a stored document value. */
 int sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
                      sprig_bytes *contents);
-/** BLAKE2b-128 of contents. */
-void sprig__doc_hash(sprig_bytes contents, uint8_t out[16]);
+
+/* ---- hash.c ---------------------------------------------------------- */
+
+#define SPRIG__HASH_KEY_LEN 16
+
+/** The content hash of a document: keyed SipHash-128 (key: the database's
+ *  ldb->hash_key).  Any thread; no errors. */
+void sprig__doc_hash(const uint8_t key[SPRIG__HASH_KEY_LEN],
+                     sprig_bytes contents, uint8_t out[16]);
+/** Load the database's hash key into ldb->hash_key, creating it when the
+ *  database has none: `want` (SPRIG__HASH_KEY_LEN bytes, e.g. carried by a
+ *  replayed create-database command) or random bytes when NULL.  Call at
+ *  open, before any write.  Errors: storage errors, SPRIG_ECORRUPT (a
+ *  stored key of the wrong size), SPRIG_EFULL. */
+int sprig__hash_key_load(sprig__ldb *ldb, const uint8_t *want);
 
 /* ---- storage.c ------------------------------------------------------- */
 
