@@ -38,6 +38,8 @@
 
 /* ---- env.c ----------------------------------------------------------- */
 
+struct sprig__rslot;
+
 typedef struct sprig__env {
     MDB_env *env;
     char *path;
@@ -46,6 +48,13 @@ typedef struct sprig__env {
     pthread_mutex_t pool_lock;
     MDB_txn **pool;
     size_t pool_n, pool_cap;
+    /* per-thread read transactions (env.c): a unique id (the env's address
+     * may be reused after close), and the slots threads keep for this env
+     * (guarded by env.c's global slot lock) */
+    uint64_t id;
+    struct sprig__rslot *slots;
+    struct sprig__env *next_open; /* in env.c's list of envs with slots */
+    atomic_ulong tables_gen;      /* bumped when tables are opened */
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
@@ -56,10 +65,25 @@ int sprig__env_open(const char *dir, const sprig_storage_options *o,
                     unsigned maxdbs, sprig__env **out);
 void sprig__env_close(sprig__env *e);
 
-/** A read-only snapshot (pooled).  Holds the map lock shared until
- *  sprig__env_read_end(). */
+/** A read-only snapshot of the latest commit.  Holds the map lock shared
+ *  until sprig__env_read_end().  Each thread keeps one transaction per
+ *  environment, left open between reads and reused while no commit
+ *  happened since (renewed otherwise); a second read on the same thread
+ *  while the first is open, and reads ended on another thread, use the
+ *  env's pool of reset transactions.  Errors: SPRIG_EBUSY (readers full),
+ *  storage errors. */
 int sprig__env_read_begin(sprig__env *e, MDB_txn **txn);
 void sprig__env_read_end(sprig__env *e, MDB_txn *txn);
+/** After a commit on `e`: reset the read transactions threads keep open
+ *  between reads, so they pin no old snapshot (LMDB could not reuse the
+ *  pages freed since).  Any thread; no lock of `e` needed. */
+void sprig__env_committed(sprig__env *e);
+/** After tables were opened on `e` (a commit that may have changed
+ *  nothing): reads kept open must renew to use their handles.  Call with
+ *  the map lock held (shared). */
+void sprig__env_tables_opened(sprig__env *e);
+/** Test seam: how many threads keep a read transaction for `e`. */
+size_t sprig__env_read_slots(sprig__env *e);
 
 /** Double the map (bounded by max_map_size).  Call with no transaction
  *  of this thread active.  SPRIG_EFULL at the bound. */

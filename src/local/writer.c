@@ -150,6 +150,7 @@ try_batch(sprig__env *e, sprig__wreq *batch)
         }
         return rc == SPRIG__EMAPFULL ? rc : 0;
     }
+    sprig__env_committed(e); /* idle readers pin no old snapshot */
     return 0;
 }
 
