@@ -1526,6 +1526,11 @@ scan_value(scan *s, uint64_t live, size_t level, unsigned depth,
         kind = *b == '-' || (*b >= '0' && *b <= '9') ? scan_number(s)
                                                      : scan_word(s);
         ok = kind != JN_NONE;
+        *out = (sprig__jnode){(uint8_t)kind, b, (size_t)(s->p - b)};
+        /* jansson's lexer puts back the byte after a number or a word; a
+         * NUL byte put back reads as "buffer empty" and is skipped */
+        s->p += ok && s->p < s->end && *s->p == 0;
+        return ok;
     }
     *out = (sprig__jnode){(uint8_t)kind, b, (size_t)(s->p - b)};
     return ok;
