@@ -322,11 +322,14 @@ kput_str(kbuf *k, const char *s, size_t n)
 {
     static const uint8_t tag = SPRIG_KEY_STRING, zero = 0, esc[2] = {0, 0xFF};
     kput(k, &tag, 1);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == 0) {
+    for (size_t i = 0; i < n;) {
+        const char *nul = memchr(s + i, 0, n - i);
+        size_t run = nul ? (size_t)(nul - (s + i)) : n - i;
+        kput(k, s + i, run); /* the bytes up to the next NUL, at once */
+        i += run;
+        if (nul) {
             kput(k, esc, 2);
-        } else {
-            kput(k, &s[i], 1);
+            i++;
         }
     }
     kput(k, &zero, 1);
@@ -1127,12 +1130,23 @@ utf8_len(const uint8_t *p, const uint8_t *end)
 /* Scan a string (s->p at its opening quote) to past its closing quote.
  * *escaped: it has escapes; *nul: one of them is \u0000.  False when
  * invalid. */
+/* Bytes a string may hold as they are: printable ASCII but '"', '\\'. */
+static const uint8_t plain_byte[256] = {
+    ['\x20' ... '\x21'] = 1, ['\x23' ... '\x5b'] = 1, ['\x5d' ... '\x7f'] = 1};
+
 static bool
 scan_string(scan *s, bool *escaped, bool *nul)
 {
     const uint8_t *p = s->p + 1, *end = s->end;
     *escaped = *nul = false;
     for (;;) {
+        while (p + 4 <= end && plain_byte[p[0]] && plain_byte[p[1]] &&
+               plain_byte[p[2]] && plain_byte[p[3]]) {
+            p += 4;
+        }
+        while (p < end && plain_byte[*p]) {
+            p++;
+        }
         if (p >= end) {
             return false;
         }
@@ -1585,6 +1599,15 @@ node_text(const sprig__jnode *n, char *buf, char **big)
 static bool
 node_int(const sprig__jnode *n, int64_t *out)
 {
+    size_t neg = n->bytes[0] == '-';
+    if (n->len - neg <= 18) { /* fits: no strtoll */
+        int64_t v = 0;
+        for (size_t i = neg; i < n->len; i++) {
+            v = v * 10 + (n->bytes[i] - '0');
+        }
+        *out = neg ? -v : v;
+        return true;
+    }
     char buf[64], *big;
     const char *t = node_text(n, buf, &big);
     *out = t ? strtoll(t, NULL, 10) : 0;
@@ -1659,12 +1682,12 @@ node_value_text(const sprig__jnode *n, sprig_buf *out)
     case JN_NULL: return sprig_buf_append(out, "null", 4);
     case JN_TRUE: return sprig_buf_append(out, "true", 4);
     case JN_FALSE: return sprig_buf_append(out, "false", 5);
-    case JN_INT:
-        if (!node_int(n, &i)) {
-            break;
+    case JN_INT: /* "%lld" of the value is the token, but for -0 */
+        if (n->len == 2 && n->bytes[0] == '-' && n->bytes[1] == '0') {
+            return sprig_buf_append(out, "0", 1);
         }
-        snprintf(num, sizeof num, "%lld", (long long)i);
-        return sprig_buf_append(out, num, strlen(num));
+        (void)i;
+        return sprig_buf_append(out, n->bytes, n->len);
     case JN_REAL:
         if (!node_real(n, &d)) {
             break;

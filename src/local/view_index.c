@@ -461,14 +461,16 @@ store(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint32_t nnew,
 static int
 remap(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint64_t rev,
       const uint8_t hash[16], const sprig_bytes *contents, const jdoc *jd,
-      sprig__vscratch *vs)
+      bool fresh, sprig__vscratch *vs)
 {
     MDB_val k = V(id), old;
     int rc = map_doc(v, id, rev, hash, contents, jd, vs);
     if (rc) {
         return rc;
     }
-    int mrc = mdb_get(txn, v->d, &k, &old);
+    /* a document this write created has no record (the invariant: d[X]
+     * exists only while X does): no need to look */
+    int mrc = fresh ? MDB_NOTFOUND : mdb_get(txn, v->d, &k, &old);
     if (mrc && mrc != MDB_NOTFOUND) {
         return sprig__mdb_err(mrc, "reading a view");
     }
@@ -535,7 +537,10 @@ sprig__views_changed(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c,
                 rc = jdoc_load(&jd, v, *contents, vs);
                 parsed = true;
             }
-            rc = rc ? rc : remap(txn, v, id, rev, hash, contents, &jd, vs);
+            /* revision 1: the document did not exist before this write */
+            bool fresh = contents && rev == 1;
+            rc = rc ? rc
+                    : remap(txn, v, id, rev, hash, contents, &jd, fresh, vs);
         }
     }
     sprig__json_free(jd.tree);
@@ -551,7 +556,7 @@ remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
     int mrc = mdb_get(txn, v->coll->dbi, &k, &val);
     jdoc jd = {NULL, NULL, NULL};
     if (mrc == MDB_NOTFOUND) {
-        return remap(txn, v, id, 0, zero, NULL, &jd, vs);
+        return remap(txn, v, id, 0, zero, NULL, &jd, false, vs);
     }
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a document");
@@ -566,7 +571,7 @@ remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
     uint8_t h[16];
     if (rc == 0) {
         memcpy(h, hash, 16); /* the page may move once we write */
-        rc = remap(txn, v, id, rev, h, &contents, &jd, vs);
+        rc = remap(txn, v, id, rev, h, &contents, &jd, false, vs);
     }
     sprig__json_free(jd.tree);
     return rc;
