@@ -1554,10 +1554,11 @@ bool
 sprig__jscan_run(const sprig__jscan *js, sprig_bytes contents,
                  sprig__jnode *nodes)
 {
-    scan s = {.p = contents.data,
-              .end = (const uint8_t *)contents.data + contents.len,
-              .js = js,
-              .nodes = nodes};
+    scan s; /* not zero-filled: key[] is scratch */
+    s.p = contents.data;
+    s.end = (const uint8_t *)contents.data + contents.len;
+    s.js = js;
+    s.nodes = nodes;
     for (size_t i = 0; i < js->n_paths; i++) {
         nodes[i].kind = JN_NONE;
     }
@@ -1712,7 +1713,11 @@ node_value_text(const sprig__jnode *n, sprig_buf *out)
 static int
 emit_elements(const sprig__jnode *arr, const sprig_buf *val, sprig_emitter *e)
 {
-    scan s = {.p = arr->bytes + 1, .end = arr->bytes + arr->len};
+    scan s; /* not zero-filled: key[] is scratch */
+    s.p = arr->bytes + 1;
+    s.end = arr->bytes + arr->len;
+    s.js = NULL;
+    s.nodes = NULL;
     int rc = SPRIG_OK;
     skip_ws(&s);
     while (rc == 0 && s.p < s.end && *s.p != ']') {
