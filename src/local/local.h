@@ -4,8 +4,10 @@
  * The engine stores everything in LMDB: one environment per database plus
  * one for the storage's `_admin` registry.  Its pieces:
  *
- *   env.c      an LMDB environment: open with the durability mode, pooled
- *              read transactions, invisible map growth, error mapping
+ *   env.c      an LMDB environment: open with the durability mode, read
+ *              transactions kept per thread, invisible map growth, error
+ *              mapping
+ *   hash.c     the content hash of documents and its per-database key
  *   writer.c   group commit: concurrent write requests of one database are
  *              applied by one leader thread in one LMDB transaction, each in
  *              a nested child, and answered after one durable commit
