@@ -1,6 +1,6 @@
 /*
  * test_json_scan.c -- the one-pass JSON scanner of declarative views
- * (src/core/json_view.c) against the reference: jansson's tree and
+ * (src/core/json_scan.c) against the reference: jansson's tree and
  * sprig__jview_map().  Seeded random documents (duplicate keys, escaped
  * keys, nesting, every number form near the 2^53 / 2^63 / double limits,
  * escapes, surrogate pairs, \u0000, raw UTF-8) and byte-level mutations of

@@ -6,6 +6,8 @@
  *                 it produces; sprig_mapping_list, the result object
  *   json_view.c   declarative views over JSON (key/value paths, the key
  *                 encoding of JSON scalars) and the built-in reduces
+ *   json_scan.c   the one-pass scanner that finds the views' paths in a
+ *                 document without building a tree (the write path)
  *   schema_json.c schema files
  *   view_api.c    the public view functions: argument checks, then the
  *                 handle's ops table
@@ -116,7 +118,7 @@ void sprig__json_free(struct json_t *doc);
 int sprig__jview_map(const sprig__jview *v, struct json_t *doc,
                      sprig_emitter *e);
 
-/* ---- one-pass extraction (json_view.c) ------------------------------- */
+/* ---- one-pass extraction (json_scan.c) ------------------------------- */
 
 /** Where a declared path ended in a document: its kind (0: not found) and
  *  its bytes (borrowed from the contents). */
