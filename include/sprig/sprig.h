@@ -618,8 +618,9 @@ SPRIG_API const char *sprig_db_name(const sprig_db *db);
  *
  * A document has a header (id + revision) and contents (opaque bytes).  The
  * revision has a number, starting at 1 and increasing by one per change,
- * and a 16-byte BLAKE2b hash of the contents.  Writing contents identical to
- * the stored ones makes no new revision.
+ * and a 16-byte hash of the contents (keyed SipHash-128, the key per
+ * database; BLAKE2b-128 in documents written before).  Writing contents
+ * identical to the stored ones (byte for byte) makes no new revision.
  * ====================================================================== */
 
 /** A document header (borrowed id). */

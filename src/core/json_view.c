@@ -2,6 +2,9 @@
  * json_view.c -- declarative views over JSON documents, the key encoding of
  * JSON values, and the built-in reduces (count, sum, min, max).
  *
+ * Writes do not use the tree: json_scan.c finds the declared paths in one
+ * pass and emits the same bytes through the helpers shared in json_int.h.
+ *
  * Design notes.  JSON is parsed with jansson, chosen because it keeps a
  * 64-bit integer exact (json_int_t is long long) where cJSON turns every
  * number into a double and loses 2^53 + 1; it is slower to parse (about
@@ -25,7 +28,7 @@
  * and turned into JSON text only for the answer: integer sums are exact in
  * 128 bits and print as integers while they fit 64.
  */
-#include "view.h"
+#include "json_int.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -34,26 +37,6 @@
 #include <stdlib.h>
 
 /* ---- paths -------------------------------------------------------------- */
-
-typedef struct jseg {
-    const char *name;
-    bool is_index;
-    size_t index;
-} jseg;
-
-typedef struct jpath {
-    jseg *segs;
-    size_t n;
-} jpath;
-
-struct sprig__jview {
-    jpath *keys;
-    size_t n_keys;
-    bool has_value;
-    jpath value;
-    char *text; /* the paths' text, cut into segment names */
-    jseg *segs;
-};
 
 static bool
 is_space(char c)
@@ -273,15 +256,8 @@ sprig__json_free(struct json_t *doc)
 
 /* ---- key encoding of JSON values --------------------------------------- */
 
-/* A tuple key being written into fixed storage. */
-typedef struct kbuf {
-    uint8_t b[SPRIG_KEY_MAX];
-    size_t n;
-    bool over;
-} kbuf;
-
-static void
-kput(kbuf *k, const void *p, size_t n)
+void
+sprig__kput(kbuf *k, const void *p, size_t n)
 {
     if (k->over || n > SPRIG_KEY_MAX - k->n) {
         k->over = true;
@@ -291,16 +267,16 @@ kput(kbuf *k, const void *p, size_t n)
     k->n += n;
 }
 
-static void
-kput_num(kbuf *k, uint8_t tag, const uint8_t v8[8])
+void
+sprig__kput_num(kbuf *k, uint8_t tag, const uint8_t v8[8])
 {
-    kput(k, &tag, 1);
-    kput(k, v8, 8);
+    sprig__kput(k, &tag, 1);
+    sprig__kput(k, v8, 8);
 }
 
 /* The element of a JSON integer: a float when the double is exact. */
-static void
-kput_int(kbuf *k, int64_t v)
+void
+sprig__kput_int(kbuf *k, int64_t v)
 {
     uint8_t b[8];
     bool exact = v >= -(1ll << 53) && v <= (1ll << 53);
@@ -310,26 +286,29 @@ kput_int(kbuf *k, int64_t v)
     }
     if (exact) {
         sprig_key_f64(d, b);
-        kput_num(k, SPRIG_KEY_FLOAT, b);
+        sprig__kput_num(k, SPRIG_KEY_FLOAT, b);
     } else {
         sprig__put_u64be(b, (uint64_t)v);
-        kput_num(k, v < 0 ? SPRIG_KEY_NEGINT : SPRIG_KEY_POSINT, b);
+        sprig__kput_num(k, v < 0 ? SPRIG_KEY_NEGINT : SPRIG_KEY_POSINT, b);
     }
 }
 
-static void
-kput_str(kbuf *k, const char *s, size_t n)
+void
+sprig__kput_str(kbuf *k, const char *s, size_t n)
 {
     static const uint8_t tag = SPRIG_KEY_STRING, zero = 0, esc[2] = {0, 0xFF};
-    kput(k, &tag, 1);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == 0) {
-            kput(k, esc, 2);
-        } else {
-            kput(k, &s[i], 1);
+    sprig__kput(k, &tag, 1);
+    for (size_t i = 0; i < n;) {
+        const char *nul = memchr(s + i, 0, n - i);
+        size_t run = nul ? (size_t)(nul - (s + i)) : n - i;
+        sprig__kput(k, s + i, run); /* the bytes up to the next NUL, at once */
+        i += run;
+        if (nul) {
+            sprig__kput(k, esc, 2);
+            i++;
         }
     }
-    kput(k, &zero, 1);
+    sprig__kput(k, &zero, 1);
 }
 
 /* Append the element of scalar `v`; false if `v` is not a scalar. */
@@ -339,13 +318,13 @@ kput_json(kbuf *k, json_t *v)
     uint8_t b[8], tag;
     switch (json_typeof(v)) {
     case JSON_STRING:
-        kput_str(k, json_string_value(v), json_string_length(v));
+        sprig__kput_str(k, json_string_value(v), json_string_length(v));
         return true;
-    case JSON_INTEGER: kput_int(k, json_integer_value(v)); return true;
+    case JSON_INTEGER: sprig__kput_int(k, json_integer_value(v)); return true;
     case JSON_REAL: {
         double d = json_real_value(v);
         sprig_key_f64(d == 0 ? 0.0 : d, b);
-        kput_num(k, SPRIG_KEY_FLOAT, b);
+        sprig__kput_num(k, SPRIG_KEY_FLOAT, b);
         return true;
     }
     case JSON_TRUE: tag = SPRIG_KEY_TRUE; break;
@@ -353,7 +332,7 @@ kput_json(kbuf *k, json_t *v)
     case JSON_NULL: tag = SPRIG_KEY_NULL; break;
     default: return false;
     }
-    kput(k, &tag, 1);
+    sprig__kput(k, &tag, 1);
     return true;
 }
 
@@ -405,8 +384,8 @@ sprig_key_from_json(const char *json, size_t len, sprig_buf *out)
 /* ---- mapping ------------------------------------------------------------ */
 
 /* The shortest text that reads back as `d` (integers without exponent). */
-static void
-fmt_double(double d, char out[40])
+void
+sprig__json_fmt_double(double d, char out[40])
 {
     if (!isfinite(d)) {
         snprintf(out, 40, "null");
@@ -426,8 +405,8 @@ fmt_double(double d, char out[40])
 }
 
 /* The value text of node `v` (NULL: null) appended to `out`. */
-static int
-value_text(json_t *v, sprig_buf *out)
+int
+sprig__json_value_text(json_t *v, sprig_buf *out)
 {
     char num[40];
     if (!v) {
@@ -438,7 +417,7 @@ value_text(json_t *v, sprig_buf *out)
         return sprig_buf_append(out, num, strlen(num));
     }
     if (json_is_real(v)) {
-        fmt_double(json_real_value(v), num);
+        sprig__json_fmt_double(json_real_value(v), num);
         return sprig_buf_append(out, num, strlen(num));
     }
     size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -452,8 +431,8 @@ value_text(json_t *v, sprig_buf *out)
     return rc;
 }
 
-static int
-emit_k(sprig_emitter *e, const kbuf *k, const sprig_buf *val)
+int
+sprig__json_emit_key(sprig_emitter *e, const kbuf *k, const sprig_buf *val)
 {
     if (k->over) {
         return key_too_big();
@@ -480,7 +459,8 @@ sprig__jview_map(const sprig__jview *v, struct json_t *doc, sprig_emitter *e)
         return SPRIG_OK;
     }
     sprig_buf val = {0};
-    int rc = value_text(v->has_value ? resolve(doc, &v->value) : NULL, &val);
+    int rc = sprig__json_value_text(
+        v->has_value ? resolve(doc, &v->value) : NULL, &val);
     if (rc == 0 && single && json_is_array(single)) {
         size_t i;
         json_t *el;
@@ -488,11 +468,11 @@ sprig__jview_map(const sprig__jview *v, struct json_t *doc, sprig_emitter *e)
         {
             kbuf ek = {.n = 0};
             if (rc == 0 && kput_json(&ek, el)) {
-                rc = emit_k(e, &ek, &val);
+                rc = sprig__json_emit_key(e, &ek, &val);
             }
         }
     } else if (rc == 0 && (!single || kput_json(&k, single))) {
-        rc = emit_k(e, &k, &val);
+        rc = sprig__json_emit_key(e, &k, &val);
     }
     sprig_buf_free(&val);
     return rc;
@@ -554,7 +534,7 @@ put_elem(sprig_buf *out, const sprig_key_elem *el)
     case SPRIG_KEY_NEGINT:
         snprintf(num, sizeof num, "%lld", (long long)el->num.i64);
         break;
-    case SPRIG_KEY_FLOAT: fmt_double(el->num.f64, num); break;
+    case SPRIG_KEY_FLOAT: sprig__json_fmt_double(el->num.f64, num); break;
     case SPRIG_KEY_STRING: return put_jstr(out, el->bytes);
     case SPRIG_KEY_BYTES: {
         int rc = sprig_buf_append(out, "{\"$bytes\":\"", 11);
@@ -827,7 +807,7 @@ put_text_num(sprig_buf *out, const sprig__num *n)
     if (n->is_int) {
         snprintf(t, sizeof t, "%lld", (long long)n->i);
     } else {
-        fmt_double(n->d, t);
+        sprig__json_fmt_double(n->d, t);
     }
     return sprig_buf_append(out, t, strlen(t));
 }
@@ -845,7 +825,7 @@ sprig__bstate_result(const sprig__bstate *s, sprig_builtin_reduce kind,
         if (s->nreal == 0 && s->isum >= INT64_MIN && s->isum <= INT64_MAX) {
             snprintf(t, sizeof t, "%lld", (long long)s->isum);
         } else {
-            fmt_double((double)s->isum + s->rsum, t);
+            sprig__json_fmt_double((double)s->isum + s->rsum, t);
         }
         break;
     case SPRIG_REDUCE_MIN:

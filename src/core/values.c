@@ -331,12 +331,20 @@ sprig_txn_check(sprig_txn *t, const char *collection, sprig_bytes id,
 void
 sprig__txn_result_init(sprig_txn_result *r, sprig_header_buf *headers, size_t n)
 {
-    memset(r, 0, sizeof *r);
-    r->headers = headers;
+    /* no zero-fill of the id buffers (SPRIG_ID_MAX bytes each): a header
+     * is read only up to its id_len */
+    r->id = 0;
     r->n = n;
+    r->headers = headers;
     r->failed = -1;
-    if (n) {
-        memset(headers, 0, n * sizeof *headers);
+    r->error = 0;
+    r->has_conflict = false;
+    r->conflict.id_len = 0;
+    r->heap = false;
+    for (size_t i = 0; i < n; i++) {
+        headers[i].id_len = 0;
+        headers[i].revision = 0;
+        memset(headers[i].hash, 0, sizeof headers[i].hash);
     }
 }
 

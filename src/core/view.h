@@ -6,6 +6,8 @@
  *                 it produces; sprig_mapping_list, the result object
  *   json_view.c   declarative views over JSON (key/value paths, the key
  *                 encoding of JSON scalars) and the built-in reduces
+ *   json_scan.c   the one-pass scanner that finds the views' paths in a
+ *                 document without building a tree (the write path)
  *   schema_json.c schema files
  *   view_api.c    the public view functions: argument checks, then the
  *                 handle's ops table
@@ -114,6 +116,41 @@ void sprig__json_free(struct json_t *doc);
 
 /** Emit the mappings of a parsed document (NULL: emits nothing). */
 int sprig__jview_map(const sprig__jview *v, struct json_t *doc,
+                     sprig_emitter *e);
+
+/* ---- one-pass extraction (json_scan.c) ------------------------------- */
+
+/** Where a declared path ended in a document: its kind (0: not found) and
+ *  its bytes (borrowed from the contents). */
+typedef struct sprig__jnode {
+    uint8_t kind;
+    const uint8_t *bytes;
+    size_t len;
+} sprig__jnode;
+
+/** The paths of all the declarative views of a collection, compiled to be
+ *  found in one pass over a document.  Read-only once built: any number of
+ *  threads may scan with it, each with its own nodes. */
+typedef struct sprig__jscan sprig__jscan;
+
+/** Compile views[0..n-1].  *out stays NULL (and SPRIG_OK) when they have
+ *  more than 64 distinct paths: use the tree (sprig__jview_map) then.
+ *  Errors: SPRIG_ENOMEM. */
+int sprig__jscan_new(const sprig__jview *const *views, size_t n,
+                     sprig__jscan **out);
+void sprig__jscan_free(sprig__jscan *s);
+/** Nodes a scan fills (one per distinct path). */
+size_t sprig__jscan_paths(const sprig__jscan *s);
+/** Scan `contents` once into nodes[0 .. sprig__jscan_paths).  False when
+ *  it is not JSON that json_loadb(JSON_ALLOW_NUL) accepts (every node is
+ *  then empty, so views emit nothing, as with the tree).  No allocation
+ *  but for numbers over 64 characters; never fails otherwise. */
+bool sprig__jscan_run(const sprig__jscan *s, sprig_bytes contents,
+                      sprig__jnode *nodes);
+/** Emit view k's mappings (k: its position in sprig__jscan_new's views)
+ *  from a scan's nodes: exactly what sprig__jview_map emits for the same
+ *  document.  Errors: SPRIG_ETOOBIG, SPRIG_ENOMEM. */
+int sprig__jscan_map(const sprig__jscan *s, size_t k, const sprig__jnode *nodes,
                      sprig_emitter *e);
 
 /* ---- built-in reduces (json_view.c) ---------------------------------- */

@@ -230,7 +230,7 @@ sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
                           (int)cmd->kind);
     }
     run_arg *r = sprig__malloc(sizeof *r);
-    int rc = r ? sprig__cmd_hash(cmd)
+    int rc = r ? sprig__cmd_hash(ldb, cmd)
                : sprig__err(SPRIG_ENOMEM, "out of memory submitting");
     if (rc == 0) {
         run_init(r, ldb, cmd);

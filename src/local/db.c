@@ -90,6 +90,9 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
         (unsigned)(16 + ldb->n_colls * 8) + sprig__views_tables(schema);
     rc = rc ? rc : sprig__env_open(dir, &st->opts, maxdbs, &ldb->env);
     rc = rc ? rc : open_tables(ldb);
+    uint8_t key[SPRIG__HASH_KEY_LEN];
+    sprig__hash_key_derive(dir, key);
+    rc = rc ? rc : sprig__hash_key_load(ldb, key);
     rc = rc ? rc : sprig__writer_init(&ldb->writer, ldb->env);
     bool have_writer = rc == 0;
     ldb->writer.tap = st->tap;

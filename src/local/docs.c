@@ -12,7 +12,9 @@
  * command's time (never the applying machine's clock).
  *
  * Revisions: a new document has revision 1; each change adds one; writing
- * contents whose hash equals the stored hash changes nothing.  An expected
+ * contents whose bytes equal the stored ones changes nothing (the hash,
+ * hash.c, only names contents in headers; the bytes decide, so a hash
+ * collision can never drop an update).  An expected
  * header matches when its revision equals the stored one and its hash is
  * either all zero (revision-only) or equal to the stored hash, so a header
  * taken before a delete does not match a re-created document.
@@ -21,14 +23,7 @@
 #include "local.h"
 #include "views.h"
 
-#include <sodium.h>
 #include <stdio.h>
-
-void
-sprig__doc_hash(sprig_bytes contents, uint8_t out[16])
-{
-    crypto_generichash(out, 16, contents.data, contents.len, NULL, 0);
-}
 
 int
 sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
@@ -69,6 +64,7 @@ typedef struct stored {
     bool found;
     uint64_t rev;
     uint8_t hash[16];
+    sprig_bytes contents; /* in the map: valid until the next write */
 } stored;
 
 static int
@@ -225,8 +221,7 @@ load_stored(MDB_txn *txn, sprig__coll *c, MDB_val *k, stored *s)
         return sprig__mdb_err(mrc, "reading a document");
     }
     const uint8_t *hash = NULL;
-    sprig_bytes contents;
-    int rc = sprig__doc_parse(&v, &s->rev, &hash, &contents);
+    int rc = sprig__doc_parse(&v, &s->rev, &hash, &s->contents);
     if (rc == 0) {
         s->found = true;
         memcpy(s->hash, hash, 16);
@@ -295,6 +290,16 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
                                 &op->contents, &a->vs);
 }
 
+/* Whether `c` equals the stored contents, byte for byte (a hash match
+ * alone could be a collision; and a document stored under the old hash
+ * function has a different hash for the same bytes). */
+static bool
+same_contents(const stored *s, sprig_bytes c)
+{
+    return s->found && s->contents.len == c.len &&
+           (c.len == 0 || memcmp(s->contents.data, c.data, c.len) == 0);
+}
+
 /* Insert, overwrite or update: write unless the contents are unchanged. */
 static int
 write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
@@ -304,11 +309,11 @@ write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
     if (a->hashes) {
         hash = a->hashes[i];
     } else {
-        sprig__doc_hash(a->cmd->ops[i].contents, a->hash);
+        sprig__doc_hash(a->ldb->hash_key, a->cmd->ops[i].contents, a->hash);
     }
-    if (s->found && memcmp(hash, s->hash, 16) == 0) {
+    if (same_contents(s, a->cmd->ops[i].contents)) {
         hb->revision = s->rev;
-        memcpy(hb->hash, hash, 16);
+        memcpy(hb->hash, s->hash, 16);
         return SPRIG_OK;
     }
     return put_doc(txn, a, i, k, s->found ? s->rev + 1 : 1, hash, hb);
@@ -432,7 +437,7 @@ sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb, const sprig__cmd *cmd,
 }
 
 int
-sprig__cmd_hash(sprig__cmd *c)
+sprig__cmd_hash(const sprig__ldb *ldb, sprig__cmd *c)
 {
     if (c->kind != SPRIG__CMD_TXN) {
         return SPRIG_OK;
@@ -446,7 +451,7 @@ sprig__cmd_hash(sprig__cmd *c)
     }
     for (size_t i = 0; i < c->n_ops; i++) {
         if (c->ops[i].kind <= SPRIG__OP_OVERWRITE) {
-            sprig__doc_hash(c->ops[i].contents, c->hashes[i]);
+            sprig__doc_hash(ldb->hash_key, c->ops[i].contents, c->hashes[i]);
         }
     }
     return SPRIG_OK;
@@ -475,7 +480,7 @@ sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
     cmd.out.txn = res;
     cmd.hashes = t->n == 1 ? hashes1 : NULL;
     /* hashing is the caller's work, outside the writer's serial part */
-    rc = sprig__cmd_hash(&cmd);
+    rc = sprig__cmd_hash(ldb, &cmd);
     rc = rc ? rc : sprig__ldb_run(ldb, &cmd);
     sprig__cmd_clear(&cmd);
     return rc;

@@ -5,8 +5,9 @@
  *
  * Every transaction holds `map_lock` shared; sprig__env_grow() takes it
  * exclusively, which is the only moment LMDB allows mdb_env_set_mapsize().
- * Read transactions are MDB_NOTLS, reset and kept in a pool for reuse, so
- * a read costs a renew instead of a reader-slot search.
+ * Read transactions are MDB_NOTLS; each thread keeps one per environment,
+ * reused while no commit happened and renewed otherwise (the notes above
+ * sprig__env_read_begin), with a pool of reset ones for nested reads.
  */
 #include "local.h"
 
@@ -22,6 +23,11 @@
 #define LOCK_BYTES (128 * 1024)
 
 #define DEFAULT_MAP (64ull << 20)
+
+/* Ids of environments, never reused (read slots match on them). */
+static atomic_uint_fast64_t next_env_id = 1;
+
+static void slots_env_close(sprig__env *e);
 
 int
 sprig__mdb_err(int mrc, const char *what)
@@ -136,6 +142,7 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     if (e->max_map_size && e->map_size > e->max_map_size) {
         e->map_size = e->max_map_size;
     }
+    e->id = atomic_fetch_add(&next_env_id, 1);
     pthread_rwlock_init(&e->map_lock, NULL);
     pthread_mutex_init(&e->pool_lock, NULL);
     bool fresh;
@@ -166,6 +173,7 @@ sprig__env_close(sprig__env *e)
     if (!e) {
         return;
     }
+    slots_env_close(e);
     for (size_t i = 0; i < e->pool_n; i++) {
         mdb_txn_abort(e->pool[i]);
     }
@@ -179,33 +187,322 @@ sprig__env_close(sprig__env *e)
     sprig__free(e);
 }
 
-int
-sprig__env_read_begin(sprig__env *e, MDB_txn **txn)
+/* ---- read transactions ------------------------------------------------
+ *
+ * Each thread keeps, per environment it reads, one slot holding a read
+ * transaction.  A read ends by leaving the transaction open (IDLE); the
+ * next read on that thread reuses it as is when no commit happened since
+ * (its snapshot id is still the newest: one look at the meta page), and
+ * renews it otherwise.  So back-to-back reads cost no renew/reset and no
+ * re-lookup of named tables, and a read after a commit -- on any thread --
+ * sees that commit.  An idle transaction must not pin its snapshot for
+ * long (LMDB could not reuse the pages freed after it), nor be open while
+ * the map is resized: sprig__env_committed() (after every writer commit)
+ * and sprig__env_grow() (under the exclusive map lock) reset the idle
+ * ones.  Slot states, moved by compare-and-swap:
+ *
+ *   RESET --(owner: read_begin, renew)--> BUSY --(owner: read_end)--> IDLE
+ *   IDLE --(owner: read_begin, reuse or renew)--> BUSY
+ *   IDLE --(committer / grow: claim)--> CLAIMED --(reset)--> RESET
+ *
+ * Every read still holds the map lock shared from begin to end, so growth
+ * waits for readers as before.  Slots live on two lists: the thread's
+ * (thread-local, walked without a lock) and the env's (under slot_lock),
+ * so whichever ends first -- the env (close) or the thread (exit) -- frees
+ * the transaction.  A slot matches its env by id, never by address.  A read
+ * while the thread's slot is busy (nested reads) or claimed, or ended on
+ * another thread, goes through the pool of reset transactions. */
+
+enum { S_RESET, S_IDLE, S_BUSY, S_CLAIMED };
+
+typedef struct sprig__rslot {
+    sprig__env *env;
+    MDB_txn *txn;
+    atomic_int state;
+    unsigned long tables; /* env->tables_gen when txn was (re)newed */
+    struct sprig__rslot *next_env;
+} sprig__rslot;
+
+#define SLOTS_PER_THREAD 16
+
+/* A thread's slots: (env id, slot) pairs.  The slots themselves belong to
+ * their env (freed at its close); an entry whose env is gone is never
+ * dereferenced again (ids are not reused) and is recycled. */
+typedef struct tls_entry {
+    uint64_t env_id;
+    sprig__rslot *slot;
+} tls_entry;
+
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+static pthread_key_t slot_key;
+static _Thread_local tls_entry tls_slots[SLOTS_PER_THREAD];
+static sprig__env *open_envs; /* envs with slots, under slot_lock */
+
+/* The open env with id `id` that has slots, or NULL (slot_lock held). */
+static sprig__env *
+open_env(uint64_t id)
+{
+    for (sprig__env *e = open_envs; e; e = e->next_open) {
+        if (e->id == id) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Unlink and free `s`, aborting its transaction (slot_lock held). */
+static void
+slot_free(sprig__rslot *s)
+{
+    for (sprig__rslot **p = &s->env->slots; *p; p = &(*p)->next_env) {
+        if (*p == s) {
+            *p = s->next_env;
+            break;
+        }
+    }
+    if (s->txn) {
+        mdb_txn_abort(s->txn);
+    }
+    sprig__free(s);
+}
+
+/* Thread exit: give back this thread's slots of envs still open. */
+static void
+slots_thread_exit(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&slot_lock);
+    for (size_t i = 0; i < SLOTS_PER_THREAD; i++) {
+        tls_entry *t = &tls_slots[i];
+        if (t->env_id && open_env(t->env_id)) {
+            slot_free(t->slot);
+        }
+        *t = (tls_entry){0, NULL};
+    }
+    pthread_mutex_unlock(&slot_lock);
+}
+
+static void
+slot_key_make(void)
+{
+    pthread_key_create(&slot_key, slots_thread_exit);
+}
+
+/* Env close: free the slots threads keep for `e`. */
+static void
+slots_env_close(sprig__env *e)
+{
+    pthread_mutex_lock(&slot_lock);
+    for (sprig__env **p = &open_envs; *p; p = &(*p)->next_open) {
+        if (*p == e) {
+            *p = e->next_open;
+            break;
+        }
+    }
+    while (e->slots) {
+        slot_free(e->slots);
+    }
+    pthread_mutex_unlock(&slot_lock);
+}
+
+void
+sprig__env_tables_opened(sprig__env *e)
+{
+    atomic_fetch_add(&e->tables_gen, 1);
+    sprig__env_committed(e);
+}
+
+void
+sprig__env_committed(sprig__env *e)
+{
+    pthread_mutex_lock(&slot_lock);
+    for (sprig__rslot *s = e->slots; s; s = s->next_env) {
+        int want = S_IDLE;
+        if (atomic_compare_exchange_strong(&s->state, &want, S_CLAIMED)) {
+            mdb_txn_reset(s->txn);
+            atomic_store(&s->state, S_RESET);
+        }
+    }
+    pthread_mutex_unlock(&slot_lock);
+}
+
+/* This thread's slot for `e` (in any state), NULL when there is none. */
+static sprig__rslot *
+slot_find(const sprig__env *e)
+{
+    for (size_t i = 0; i < SLOTS_PER_THREAD; i++) {
+        if (tls_slots[i].env_id == e->id) {
+            return tls_slots[i].slot;
+        }
+    }
+    return NULL;
+}
+
+/* A free entry of this thread's table: unused, or of a closed env
+ * (slot_lock held); NULL when all are in use. */
+static tls_entry *
+free_entry(void)
+{
+    for (size_t i = 0; i < SLOTS_PER_THREAD; i++) {
+        tls_entry *t = &tls_slots[i];
+        if (t->env_id == 0 || !open_env(t->env_id)) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* A new BUSY slot of this thread for `e` holding `t` (an active read);
+ * nothing when this thread has enough or memory is short (the caller
+ * then keeps `t` and gives it to the pool at the end). */
+static void
+slot_new(sprig__env *e, MDB_txn *t, unsigned long tables)
+{
+    pthread_once(&slot_once, slot_key_make);
+    sprig__rslot *s = sprig__calloc(1, sizeof *s);
+    if (!s) {
+        return;
+    }
+    s->env = e;
+    s->txn = t;
+    s->tables = tables;
+    atomic_init(&s->state, S_BUSY);
+    pthread_mutex_lock(&slot_lock);
+    tls_entry *te = free_entry();
+    if (te) {
+        if (!e->slots && !open_env(e->id)) {
+            e->next_open = open_envs;
+            open_envs = e;
+        }
+        s->next_env = e->slots;
+        e->slots = s;
+        *te = (tls_entry){e->id, s};
+    }
+    pthread_mutex_unlock(&slot_lock);
+    if (!te) {
+        sprig__free(s);
+        return;
+    }
+    pthread_setspecific(slot_key, tls_slots); /* run the exit hook */
+}
+
+/* Forget this thread's slot `s`, whose transaction failed to renew and
+ * was aborted. */
+static void
+slot_drop(sprig__rslot *s)
+{
+    pthread_mutex_lock(&slot_lock);
+    for (size_t i = 0; i < SLOTS_PER_THREAD; i++) {
+        if (tls_slots[i].slot == s) {
+            tls_slots[i] = (tls_entry){0, NULL};
+        }
+    }
+    s->txn = NULL;
+    slot_free(s);
+    pthread_mutex_unlock(&slot_lock);
+}
+
+/* Whether the slot's open transaction sees the newest commit and every
+ * table (a table opened by a write that changed nothing makes no new
+ * snapshot, but an older transaction cannot use its handle). */
+static bool
+is_current(sprig__env *e, const sprig__rslot *s)
+{
+    MDB_envinfo info;
+    return s->tables == atomic_load(&e->tables_gen) &&
+           mdb_env_info(e->env, &info) == 0 &&
+           info.me_last_txnid == mdb_txn_id(s->txn);
+}
+
+/* Take this thread's slot for a read: 1 with *t ready, 0 when the slot
+ * cannot serve (busy, claimed, none), or an LMDB error. */
+static int
+slot_take(sprig__env *e, sprig__rslot *s, MDB_txn **t)
+{
+    int st = S_IDLE;
+    if (atomic_compare_exchange_strong(&s->state, &st, S_BUSY)) {
+        if (is_current(e, s)) {
+            *t = s->txn;
+            return 1;
+        }
+        mdb_txn_reset(s->txn);
+    } else if (st != S_RESET ||
+               !atomic_compare_exchange_strong(&s->state, &st, S_BUSY)) {
+        return 0;
+    }
+    s->tables = atomic_load(&e->tables_gen);
+    int mrc = mdb_txn_renew(s->txn);
+    if (mrc) {
+        mdb_txn_abort(s->txn);
+        slot_drop(s);
+        return mrc;
+    }
+    *t = s->txn;
+    return 1;
+}
+
+/* A reset transaction from the pool, or NULL. */
+static MDB_txn *
+pool_take(sprig__env *e)
 {
     MDB_txn *t = NULL;
-    pthread_rwlock_rdlock(&e->map_lock);
     pthread_mutex_lock(&e->pool_lock);
     if (e->pool_n) {
         t = e->pool[--e->pool_n];
     }
     pthread_mutex_unlock(&e->pool_lock);
-    int mrc =
-        t ? mdb_txn_renew(t) : mdb_txn_begin(e->env, NULL, MDB_RDONLY, &t);
-    if (mrc) {
-        if (t) {
+    return t;
+}
+
+int
+sprig__env_read_begin(sprig__env *e, MDB_txn **txn)
+{
+    pthread_rwlock_rdlock(&e->map_lock);
+    sprig__rslot *s = slot_find(e);
+    MDB_txn *t = NULL;
+    int got = s ? slot_take(e, s, &t) : 0;
+    if (got == 1) {
+        *txn = t;
+        return SPRIG_OK;
+    }
+    int mrc = got;
+    unsigned long tables = atomic_load(&e->tables_gen);
+    if (mrc == 0) {
+        t = pool_take(e);
+        mrc =
+            t ? mdb_txn_renew(t) : mdb_txn_begin(e->env, NULL, MDB_RDONLY, &t);
+        if (mrc && t) {
             mdb_txn_abort(t);
         }
+    }
+    if (mrc) {
         pthread_rwlock_unlock(&e->map_lock);
         return sprig__mdb_err(mrc, "beginning a read");
+    }
+    if (!s) {
+        slot_new(e, t, tables); /* keeps t for this thread's next reads */
     }
     *txn = t;
     return SPRIG_OK;
 }
 
-void
-sprig__env_read_end(sprig__env *e, MDB_txn *txn)
+size_t
+sprig__env_read_slots(sprig__env *e)
 {
-    mdb_txn_reset(txn);
+    size_t n = 0;
+    pthread_mutex_lock(&slot_lock);
+    for (sprig__rslot *s = e->slots; s; s = s->next_env) {
+        n++;
+    }
+    pthread_mutex_unlock(&slot_lock);
+    return n;
+}
+
+/* Give a reset transaction back to the pool (or abort it). */
+static void
+pool_put(sprig__env *e, MDB_txn *txn)
+{
     pthread_mutex_lock(&e->pool_lock);
     if (e->pool_n == e->pool_cap) {
         size_t cap = e->pool_cap ? e->pool_cap * 2 : 8;
@@ -223,6 +520,37 @@ sprig__env_read_end(sprig__env *e, MDB_txn *txn)
     if (txn) {
         mdb_txn_abort(txn);
     }
+}
+
+/* End a read that is not this thread's slot's: a slot of another thread
+ * (the read began there) is reset and marked so; else the pool takes it. */
+static void
+read_end_other(sprig__env *e, MDB_txn *txn)
+{
+    bool slot = false;
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&slot_lock);
+    for (sprig__rslot *s = e->slots; s && !slot; s = s->next_env) {
+        if (s->txn == txn) {
+            atomic_store(&s->state, S_RESET);
+            slot = true;
+        }
+    }
+    pthread_mutex_unlock(&slot_lock);
+    if (!slot) {
+        pool_put(e, txn);
+    }
+}
+
+void
+sprig__env_read_end(sprig__env *e, MDB_txn *txn)
+{
+    sprig__rslot *s = slot_find(e);
+    if (s && s->txn == txn) {
+        atomic_store(&s->state, S_IDLE); /* stays open for the next read */
+    } else {
+        read_end_other(e, txn);
+    }
     pthread_rwlock_unlock(&e->map_lock);
 }
 
@@ -231,6 +559,7 @@ sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve)
 {
     int rc = SPRIG_OK;
     pthread_rwlock_wrlock(&e->map_lock);
+    sprig__env_committed(e);        /* no transaction open while resizing */
     if (e->map_size == seen_size) { /* nobody grew it meanwhile */
         size_t want = e->map_size * 2;
         size_t limit = e->max_map_size;
@@ -275,6 +604,9 @@ sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
             mrc = mdb_txn_commit(txn);
         } else if (began) {
             mdb_txn_abort(txn);
+        }
+        if (mrc == 0) {
+            sprig__env_tables_opened(e); /* reads must see new handles */
         }
         pthread_rwlock_unlock(&e->map_lock);
         if (mrc == MDB_MAP_FULL) {

@@ -4,8 +4,10 @@
  * The engine stores everything in LMDB: one environment per database plus
  * one for the storage's `_admin` registry.  Its pieces:
  *
- *   env.c      an LMDB environment: open with the durability mode, pooled
- *              read transactions, invisible map growth, error mapping
+ *   env.c      an LMDB environment: open with the durability mode, read
+ *              transactions kept per thread, invisible map growth, error
+ *              mapping
+ *   hash.c     the content hash of documents and its per-database key
  *   writer.c   group commit: queued write requests of one database are
  *              applied by one leader (a synchronous submitter or the
  *              writer thread) in one LMDB transaction and answered after
@@ -28,7 +30,8 @@
  *    growing the map takes it exclusively, with no transaction active.
  *  - Only the current writer leader of a database opens write transactions
  *    on its environment.
- *  - A document value is [revision u64 BE][BLAKE2b-128 hash][contents].
+ *  - A document value is [revision u64 BE][16-byte hash][contents]; the
+ *    hash is keyed SipHash-128 (hash.c; BLAKE2b-128 in older databases).
  */
 #ifndef SPRIG_LOCAL_H
 #define SPRIG_LOCAL_H
@@ -41,6 +44,8 @@
 
 /* ---- env.c ----------------------------------------------------------- */
 
+struct sprig__rslot;
+
 typedef struct sprig__env {
     MDB_env *env;
     char *path;
@@ -49,6 +54,13 @@ typedef struct sprig__env {
     pthread_mutex_t pool_lock;
     MDB_txn **pool;
     size_t pool_n, pool_cap;
+    /* per-thread read transactions (env.c): a unique id (the env's address
+     * may be reused after close), and the slots threads keep for this env
+     * (guarded by env.c's global slot lock) */
+    uint64_t id;
+    struct sprig__rslot *slots;
+    struct sprig__env *next_open; /* in env.c's list of envs with slots */
+    atomic_ulong tables_gen;      /* bumped when tables are opened */
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
@@ -59,10 +71,25 @@ int sprig__env_open(const char *dir, const sprig_storage_options *o,
                     unsigned maxdbs, sprig__env **out);
 void sprig__env_close(sprig__env *e);
 
-/** A read-only snapshot (pooled).  Holds the map lock shared until
- *  sprig__env_read_end(). */
+/** A read-only snapshot of the latest commit.  Holds the map lock shared
+ *  until sprig__env_read_end().  Each thread keeps one transaction per
+ *  environment, left open between reads and reused while no commit
+ *  happened since (renewed otherwise); a second read on the same thread
+ *  while the first is open, and reads ended on another thread, use the
+ *  env's pool of reset transactions.  Errors: SPRIG_EBUSY (readers full),
+ *  storage errors. */
 int sprig__env_read_begin(sprig__env *e, MDB_txn **txn);
 void sprig__env_read_end(sprig__env *e, MDB_txn *txn);
+/** After a commit on `e`: reset the read transactions threads keep open
+ *  between reads, so they pin no old snapshot (LMDB could not reuse the
+ *  pages freed since).  Any thread; no lock of `e` needed. */
+void sprig__env_committed(sprig__env *e);
+/** After tables were opened on `e` (a commit that may have changed
+ *  nothing): reads kept open must renew to use their handles.  Call with
+ *  the map lock held (shared). */
+void sprig__env_tables_opened(sprig__env *e);
+/** Test seam: how many threads keep a read transaction for `e`. */
+size_t sprig__env_read_slots(sprig__env *e);
 
 /** Double the map (bounded by max_map_size).  Call with no transaction
  *  of this thread active.  SPRIG_EFULL at the bound. */
@@ -192,6 +219,7 @@ typedef struct sprig__ldb {
     struct sprig__kv *kv;       /* key-value store (kv.c) */
     struct sprig__hub *hub;     /* PubSub hub (pubsub.c) */
     struct sprig__views *views; /* views (views.c); NULL when none */
+    uint8_t hash_key[16];       /* content hash key (hash.c) */
 } sprig__ldb;
 
 /** Test seam: call `tap` for every command committed from now on, in every
@@ -291,7 +319,7 @@ int sprig__ldb_submit(sprig__ldb *ldb, struct sprig__cmd *cmd,
 /** Compute the content hash of each writing op of a TXN command into
  *  cmd->hashes (allocated and owned by the command unless the caller set
  *  cmd->hashes to room for n_ops), in the calling thread.  SPRIG_ENOMEM. */
-int sprig__cmd_hash(struct sprig__cmd *cmd);
+int sprig__cmd_hash(const sprig__ldb *ldb, struct sprig__cmd *cmd);
 
 /* ---- docs.c ---------------------------------------------------------- */
 
@@ -308,8 +336,25 @@ int sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb,
 /** Parse a stored document value. */
 int sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
                      sprig_bytes *contents);
-/** BLAKE2b-128 of contents. */
-void sprig__doc_hash(sprig_bytes contents, uint8_t out[16]);
+
+/* ---- hash.c ---------------------------------------------------------- */
+
+#define SPRIG__HASH_KEY_LEN 16
+
+/** The content hash of a document: keyed SipHash-128 (key: the database's
+ *  ldb->hash_key).  Any thread; no errors. */
+void sprig__doc_hash(const uint8_t key[SPRIG__HASH_KEY_LEN],
+                     sprig_bytes contents, uint8_t out[16]);
+/** Load the database's hash key into ldb->hash_key, creating it when the
+ *  database has none: `want` (SPRIG__HASH_KEY_LEN bytes, e.g. carried by a
+ *  replayed create-database command) or random bytes when NULL.  Call at
+ *  open, before any write.  Errors: storage errors, SPRIG_ECORRUPT (a
+ *  stored key of the wrong size), SPRIG_EFULL. */
+int sprig__hash_key_load(sprig__ldb *ldb, const uint8_t *want);
+/** The hash key of the database living in directory `dir`: a function of
+ *  the directory's name alone, so every replay of its commands agrees. */
+void sprig__hash_key_derive(const char *dir,
+                            uint8_t out[SPRIG__HASH_KEY_LEN]);
 
 /* ---- storage.c ------------------------------------------------------- */
 

@@ -127,17 +127,41 @@ map_c(sprig__view *v, sprig_bytes id, uint64_t rev, const uint8_t hash[16],
     return rc ? map_failed(v, rc) : SPRIG_OK;
 }
 
+/* A document as the declarative views read it: what the collection's
+ * scanner found (one pass for all its views), or jansson's tree when the
+ * collection has no scanner (over 64 distinct paths). */
+typedef struct jdoc {
+    const sprig__jscan *scan;
+    const sprig__jnode *nodes;
+    struct json_t *tree;
+} jdoc;
+
+/* Read `contents` for the views of v's collection. */
+static int
+jdoc_load(jdoc *jd, const sprig__view *v, sprig_bytes contents,
+          sprig__vscratch *vs)
+{
+    *jd = (jdoc){v->scan, vs->nodes, NULL};
+    if (v->scan) {
+        sprig__jscan_run(v->scan, contents, vs->nodes); /* false: not JSON */
+        return SPRIG_OK;
+    }
+    return sprig__json_parse(contents, &jd->tree);
+}
+
 /* Map the document into vs->newrec = [rev][hash][sorted pair list];
  * `contents` NULL (deleted) emits nothing. */
 static int
 map_doc(sprig__view *v, sprig_bytes id, uint64_t rev, const uint8_t hash[16],
-        const sprig_bytes *contents, struct json_t *json, sprig__vscratch *vs)
+        const sprig_bytes *contents, const jdoc *jd, sprig__vscratch *vs)
 {
     vs->newrec.len = 0;
     sprig__emitter_reset(&vs->em);
     int rc = SPRIG_OK;
-    if (contents && v->jv) {
-        rc = sprig__jview_map(v->jv, json, &vs->em);
+    if (contents && v->jv && jd->scan) {
+        rc = sprig__jscan_map(jd->scan, v->scan_k, jd->nodes, &vs->em);
+    } else if (contents && v->jv) {
+        rc = sprig__jview_map(v->jv, jd->tree, &vs->em);
     } else if (contents) {
         rc = map_c(v, id, rev, hash, *contents, vs);
     }
@@ -436,15 +460,17 @@ store(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint32_t nnew,
 /* Re-map document `id` (contents NULL: deleted) into view v. */
 static int
 remap(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint64_t rev,
-      const uint8_t hash[16], const sprig_bytes *contents, struct json_t *json,
-      sprig__vscratch *vs)
+      const uint8_t hash[16], const sprig_bytes *contents, const jdoc *jd,
+      bool fresh, sprig__vscratch *vs)
 {
     MDB_val k = V(id), old;
-    int rc = map_doc(v, id, rev, hash, contents, json, vs);
+    int rc = map_doc(v, id, rev, hash, contents, jd, vs);
     if (rc) {
         return rc;
     }
-    int mrc = mdb_get(txn, v->d, &k, &old);
+    /* a document this write created has no record (the invariant: d[X]
+     * exists only while X does): no need to look */
+    int mrc = fresh ? MDB_NOTFOUND : mdb_get(txn, v->d, &k, &old);
     if (mrc && mrc != MDB_NOTFOUND) {
         return sprig__mdb_err(mrc, "reading a view");
     }
@@ -494,7 +520,7 @@ sprig__views_changed(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c,
         return SPRIG_OK;
     }
     sprig__view *views = vw->v + vw->first[ci];
-    struct json_t *json = NULL;
+    jdoc jd = {NULL, NULL, NULL};
     bool parsed = false;
     int rc = SPRIG_OK;
     for (size_t k = 0; rc == 0 && k < vw->count[ci]; k++) {
@@ -508,13 +534,16 @@ sprig__views_changed(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c,
             rc = invalidate(txn, v, id);
         } else {
             if (v->jv && contents && !parsed) {
-                rc = sprig__json_parse(*contents, &json);
+                rc = jdoc_load(&jd, v, *contents, vs);
                 parsed = true;
             }
-            rc = rc ? rc : remap(txn, v, id, rev, hash, contents, json, vs);
+            /* revision 1: the document did not exist before this write */
+            bool fresh = contents && rev == 1;
+            rc = rc ? rc
+                    : remap(txn, v, id, rev, hash, contents, &jd, fresh, vs);
         }
     }
-    sprig__json_free(json);
+    sprig__json_free(jd.tree);
     return rc;
 }
 
@@ -525,8 +554,9 @@ remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
     static const uint8_t zero[16];
     MDB_val k = V(id), val;
     int mrc = mdb_get(txn, v->coll->dbi, &k, &val);
+    jdoc jd = {NULL, NULL, NULL};
     if (mrc == MDB_NOTFOUND) {
-        return remap(txn, v, id, 0, zero, NULL, NULL, vs);
+        return remap(txn, v, id, 0, zero, NULL, &jd, false, vs);
     }
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a document");
@@ -534,17 +564,16 @@ remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
     uint64_t rev;
     const uint8_t *hash = NULL;
     sprig_bytes contents;
-    struct json_t *json = NULL;
     int rc = sprig__doc_parse(&val, &rev, &hash, &contents);
     if (rc == 0 && v->jv) {
-        rc = sprig__json_parse(contents, &json);
+        rc = jdoc_load(&jd, v, contents, vs);
     }
     uint8_t h[16];
     if (rc == 0) {
         memcpy(h, hash, 16); /* the page may move once we write */
-        rc = remap(txn, v, id, rev, h, &contents, json, vs);
+        rc = remap(txn, v, id, rev, h, &contents, &jd, false, vs);
     }
-    sprig__json_free(json);
+    sprig__json_free(jd.tree);
     return rc;
 }
 

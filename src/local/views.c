@@ -86,6 +86,9 @@ open_tables(sprig__env *e, struct sprig__views *vw)
         } else if (began) {
             mdb_txn_abort(txn);
         }
+        if (mrc == 0) {
+            sprig__env_tables_opened(e); /* reads must see new handles */
+        }
         pthread_rwlock_unlock(&e->map_lock);
         if (mrc != MDB_MAP_FULL) {
             return sprig__mdb_err(mrc, "opening view tables");
@@ -253,6 +256,26 @@ sprig__views_drain(sprig__ldb *ldb, sprig__view *v, const atomic_bool *stop)
 /* ---- open and close
  * ----------------------------------------------------------- */
 
+/* The one-pass scanner of collection i's declarative views. */
+static int
+build_scan(struct sprig__views *vw, size_t ci)
+{
+    const sprig__jview *jvs[SPRIG__VIEWS_MAX];
+    size_t n = 0;
+    for (size_t j = 0; j < vw->count[ci]; j++) {
+        sprig__view *v = &vw->v[vw->first[ci] + j];
+        if (v->jv && n < SPRIG__VIEWS_MAX) {
+            v->scan_k = n;
+            jvs[n++] = v->jv;
+        }
+    }
+    int rc = n ? sprig__jscan_new(jvs, n, &vw->scans[ci]) : SPRIG_OK;
+    for (size_t j = 0; j < vw->count[ci]; j++) {
+        vw->v[vw->first[ci] + j].scan = vw->scans[ci];
+    }
+    return rc;
+}
+
 static int
 build(sprig__ldb *ldb, struct sprig__views *vw)
 {
@@ -276,8 +299,12 @@ build(sprig__ldb *ldb, struct sprig__views *vw)
                 }
             }
         }
+        vw->n = k;
+        int rc = build_scan(vw, i);
+        if (rc) {
+            return rc;
+        }
     }
-    vw->n = k;
     return SPRIG_OK;
 }
 
@@ -325,7 +352,8 @@ sprig__views_open(sprig__ldb *ldb)
     vw->v = sprig__calloc(n, sizeof *vw->v);
     vw->first = sprig__calloc(ldb->n_colls, sizeof *vw->first);
     vw->count = sprig__calloc(ldb->n_colls, sizeof *vw->count);
-    int rc = vw->v && vw->first && vw->count
+    vw->scans = sprig__calloc(ldb->n_colls, sizeof *vw->scans);
+    int rc = vw->v && vw->first && vw->count && vw->scans
                  ? 0
                  : sprig__err(SPRIG_ENOMEM, "out of memory opening views");
     rc = rc ? rc : build(ldb, vw);
@@ -355,6 +383,10 @@ sprig__views_close(sprig__ldb *ldb)
     for (size_t i = 0; vw->v && i < vw->n; i++) {
         sprig__jview_free(vw->v[i].jv);
     }
+    for (size_t i = 0; vw->scans && i < ldb->n_colls; i++) {
+        sprig__jscan_free(vw->scans[i]);
+    }
+    sprig__free(vw->scans);
     pthread_cond_destroy(&vw->cond);
     pthread_mutex_destroy(&vw->lock);
     sprig__free(vw->v);

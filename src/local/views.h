@@ -46,9 +46,11 @@ typedef struct sprig__view {
     const sprig_view_def *def; /* in ldb->schema */
     sprig__coll *coll;
     MDB_dbi e, d, r, i;
-    bool codeless;    /* a C view whose code is not loaded */
-    bool reduces;     /* has a C reduce or a built-in one */
-    sprig__jview *jv; /* declarative views */
+    bool codeless;            /* a C view whose code is not loaded */
+    bool reduces;             /* has a C reduce or a built-in one */
+    sprig__jview *jv;         /* declarative views */
+    const sprig__jscan *scan; /* its collection's (views.scans) */
+    size_t scan_k;            /* its index in that scanner */
     atomic_bool bg_pending;
 } sprig__view;
 
@@ -56,6 +58,10 @@ struct sprig__views {
     sprig__view *v;
     size_t n;
     size_t *first, *count; /* per collection: its views v[first ..) */
+    /* per collection: the paths of its declarative views, found in one
+     * pass per document (NULL: none, or too many paths -- jansson's tree
+     * then) */
+    sprig__jscan **scans;
     /* the background indexer (SPRIG_UPDATE_AFTER) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -92,6 +98,7 @@ int sprig__views_drain(sprig__ldb *ldb, sprig__view *v,
 typedef struct sprig__vgroup sprig__vgroup;
 typedef struct sprig__vscratch {
     sprig_emitter em;
+    sprig__jnode nodes[64]; /* what a scan found (sprig__jscan_run) */
     sprig_buf newrec, oldrec, tmp;
     sprig_bytes *vals; /* values being reduced */
     size_t nvals, capvals;

@@ -178,6 +178,7 @@ try_batch(sprig__env *e, sprig__wreq *batch, bool safe)
         }
         return rc == SPRIG__EMAPFULL ? rc : 0;
     }
+    sprig__env_committed(e); /* idle readers pin no old snapshot */
     return 0;
 }
 
