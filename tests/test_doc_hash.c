@@ -2,11 +2,12 @@
  * test_doc_hash.c -- the content hash of documents (src/local/hash.c) and
  * the identical-contents rule of docs.c: the hash is keyed SipHash-128
  * under a per-database key kept in the database (the same after a reopen,
- * different between databases), and a write is a no-op only when the
- * bytes are equal -- a stored hash forged to equal the new contents' hash
- * (a collision) does not drop the update, and a document whose stored hash
- * came from another function (BLAKE2b, older databases) is still found
- * identical.
+ * different between databases, and the same for the same database
+ * wherever its commands are applied: derived from its directory name), and a
+ * write is a no-op only when the bytes are equal -- a stored hash forged to
+ * equal the new contents' hash (a collision) does not drop the update, and a
+ * document whose stored hash came from another function (BLAKE2b, older
+ * databases) is still found identical.
  */
 #include "testutil.h"
 
@@ -79,12 +80,31 @@ test_keyed_siphash(void **state)
     assert_memory_equal(h.hash, want, 16);
     sprig_db_close(db);
 
-    /* another database has another key */
+    /* the same database elsewhere (a replay, a replica) has the same key:
+     * it is derived from the directory name, never drawn at random */
     db = open_at("b");
+    assert_memory_equal(sprig__db_ldb(db)->hash_key, key, 16);
+    uint8_t derived[16];
+    sprig__hash_key_derive(sprig__db_ldb(db)->dir, derived);
+    assert_memory_equal(derived, key, 16);
+    sprig_db_close(db);
+
+    /* another database has another key */
+    char p[1200];
+    snprintf(p, sizeof p, "%s/multi", root);
+    sprig_storage_options o;
+    sprig_storage_options_init(&o);
+    o.path = p;
+    sprig_storage *st;
+    SPRIG_OK_(sprig_storage_open(&o, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, &schema));
+    SPRIG_OK_(sprig_storage_create_database(st, "other", "hash", false));
+    SPRIG_OK_(sprig_storage_database(st, "other", &db));
     assert_memory_not_equal(sprig__db_ldb(db)->hash_key, key, 16);
     SPRIG_OK_(sprig_overwrite(db, "docs", str("x"), str("hello"), &h));
     assert_memory_not_equal(h.hash, want, 16);
     sprig_db_close(db);
+    sprig_storage_close(st);
 }
 
 static void

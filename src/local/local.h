@@ -353,8 +353,7 @@ void sprig__doc_hash(const uint8_t key[SPRIG__HASH_KEY_LEN],
 int sprig__hash_key_load(sprig__ldb *ldb, const uint8_t *want);
 /** The hash key of the database living in directory `dir`: a function of
  *  the directory's name alone, so every replay of its commands agrees. */
-void sprig__hash_key_derive(const char *dir,
-                            uint8_t out[SPRIG__HASH_KEY_LEN]);
+void sprig__hash_key_derive(const char *dir, uint8_t out[SPRIG__HASH_KEY_LEN]);
 
 /* ---- storage.c ------------------------------------------------------- */
 

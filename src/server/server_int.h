@@ -173,7 +173,8 @@ struct sprig__session {
     sprig_server *srv;
     sprig_server_client info; /* set at open, then read-only (any thread) */
     char peer[64];
-    sprig__conn *conn; /* NULL once the connection closed */
+    char transport[16]; /* the connection's scheme, from the transport */
+    sprig__conn *conn;  /* NULL once the connection closed */
     uint32_t inflight;
     int refs;             /* the connection + one per job in flight */
     sprig__srv_sub *subs; /* remote subscribers (pubsub_srv.c) */

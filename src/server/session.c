@@ -45,7 +45,7 @@ sprig__session_on_open(sprig__conn *c, void *udata)
     sprig_server *srv = udata;
     sprig__session *s = sprig__calloc(1, sizeof *s);
     if (!s) {
-        sprig__conn_close(c, SPRIG_WS_INTERNAL, "out of memory");
+        sprig__conn_close(c, SPRIG_CLOSE_INTERNAL, "out of memory");
         return;
     }
     s->tag = SPRIG__TAG_SESSION;
@@ -54,7 +54,10 @@ sprig__session_on_open(sprig__conn *c, void *udata)
     snprintf(s->peer, sizeof s->peer, "%s", sprig__conn_peer(c));
     s->info.id = ++srv->next_session_id;
     s->info.peer = s->peer;
-    s->info.transport = srv->opts.tls_cert_file ? "wss" : "ws";
+    sprig_conn_info ci;
+    sprig__conn_info(c, &ci);
+    snprintf(s->transport, sizeof s->transport, "%s", ci.transport);
+    s->info.transport = s->transport;
     s->refs = 1;
     s->next = srv->sessions;
     if (srv->sessions) {
@@ -230,7 +233,7 @@ sprig__session_close_all(sprig_server *srv)
 {
     for (sprig__session *s = srv->sessions; s; s = s->next) {
         if (s->conn) {
-            sprig__conn_close(s->conn, SPRIG_WS_GOING_AWAY,
+            sprig__conn_close(s->conn, SPRIG_CLOSE_GOING_AWAY,
                               "the server is shutting down");
         }
     }

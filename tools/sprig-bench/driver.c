@@ -557,8 +557,8 @@ driver_start(const bench_cfg *cfg)
             }
             if (cfg->tt_host
                     ? tt_connect(w, c) != 0
-                    : sprig__tran_connect(&w->loop, cfg->url, &o, &client_cbs, c,
-                                        &c->conn) != 0) {
+                    : sprig__tran_connect(&w->loop, cfg->url, &o, &client_cbs,
+                                          c, &c->conn) != 0) {
                 if (!cfg->tt_host) {
                     fprintf(stderr, "sprig-bench: %s: %s\n", cfg->url,
                             sprig_errmsg());
