@@ -166,6 +166,7 @@ sprig__env_close(sprig__env *e)
     if (!e) {
         return;
     }
+    sprig__ckpt_close(e);
     for (size_t i = 0; i < e->pool_n; i++) {
         mdb_txn_abort(e->pool[i]);
     }

@@ -6,6 +6,11 @@
  *
  *   env.c      an LMDB environment: open with the durability mode, pooled
  *              read transactions, invisible map growth, error mapping
+ *   wal.c      the command log: segments of checksummed records, one
+ *              fdatasync per durable batch, torn tails cut at open
+ *   ckpt.c     the durability scheme on top: LMDB without its own syncs,
+ *              the LSN in each commit, checkpoints (a pinned snapshot and
+ *              its saved meta page), restore and replay after a crash
  *   writer.c   group commit: concurrent write requests of one database are
  *              applied by one leader thread in one LMDB transaction, each in
  *              a nested child, and answered after one durable commit
@@ -45,6 +50,7 @@ typedef struct sprig__env {
     pthread_mutex_t pool_lock;
     MDB_txn **pool;
     size_t pool_n, pool_cap;
+    struct sprig__ckpt *ckpt; /* the command log's state (ckpt.c), or NULL */
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
@@ -69,6 +75,104 @@ int sprig__env_io_err(const char *dir, int mrc);
 /** Open or create named databases in one write transaction. */
 int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
                          MDB_dbi *out);
+
+/* ---- wal.c: the command log ------------------------------------------ */
+
+/* Segment size where appends move to the next segment. */
+#define SPRIG__WAL_SEG_BYTES (16u << 20)
+
+typedef struct sprig__wal sprig__wal;
+
+/** Called for each logged record during replay, in LSN order; `p` is
+ *  borrowed until it returns.  A negative return stops the replay. */
+typedef int (*sprig__wal_fn)(void *arg, uint64_t lsn, const uint8_t *p,
+                             size_t n);
+
+/** CRC-32C (Castagnoli) of `n` bytes. */
+uint32_t sprig__crc32c(const void *data, size_t n);
+
+/** Open (creating) the log in `<dbdir>/wal` for a state that has applied
+ *  every LSN up to `applied`: scans the segments, keeps the chain of valid
+ *  records from `applied + 1`, recycles or unlinks the rest.  A torn or
+ *  corrupt tail ends the chain (never an error).  `seg_bytes` 0: default.
+ *  Errors: SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM.  Free with _close. */
+int sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
+                    sprig__wal **out);
+void sprig__wal_close(sprig__wal *w);
+/** Call `fn` for each record of the chain with an LSN above `applied`.
+ *  Before any append.  SPRIG_ECORRUPT if the files change meanwhile. */
+int sprig__wal_replay(sprig__wal *w, uint64_t applied, sprig__wal_fn fn,
+                      void *arg);
+/** The LSN the next appended record gets. */
+uint64_t sprig__wal_next_lsn(sprig__wal *w);
+/** Append `n` records (each 1 byte to 2 GiB) with one write; *last_lsn is
+ *  the last LSN given.  Not synced.  Writer thread only.  On error nothing
+ *  of the batch stays in the log.  SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM. */
+int sprig__wal_append(sprig__wal *w, const sprig_bytes *recs, size_t n,
+                      uint64_t *last_lsn);
+/** Undo the last append (whose first LSN is `first_lsn`): its records are
+ *  zeroed (and synced if they were) and the LSNs handed out again.  For a
+ *  commit that failed after its append.  Writer thread only. */
+int sprig__wal_revert(sprig__wal *w, uint64_t first_lsn);
+/** Make every appended record durable (one fdatasync; none when nothing
+ *  is pending).  Any thread.  SPRIG_EIO. */
+int sprig__wal_sync(sprig__wal *w);
+/** Whether appended records await a sync. */
+bool sprig__wal_unsynced(sprig__wal *w);
+/** Retire the segments whose records are all at or below `upto` (kept as
+ *  spares for reuse, or unlinked).  Checkpointer only. */
+void sprig__wal_drop(sprig__wal *w, uint64_t upto);
+/** Test seam: syncs and appends so far, segments in the chain. */
+void sprig__wal_stats(sprig__wal *w, uint64_t *syncs, uint64_t *appends,
+                      size_t *segments);
+
+/* ---- ckpt.c: the durability scheme ------------------------------------ */
+
+typedef struct sprig__ckpt sprig__ckpt;
+
+/** Apply one logged record inside `txn` during replay; 0, a negative code
+ *  (its changes are discarded, replay goes on: the command failed when
+ *  first applied too), or SPRIG__EMAPFULL (the map grows, it runs again). */
+typedef int (*sprig__ckpt_apply_fn)(void *arg, MDB_txn *txn, const uint8_t *p,
+                                    size_t n);
+
+/** Open a database environment in `dir`.  With durability full or normal
+ *  (not memory-only) LMDB runs with MDB_NOSYNC behind the command log:
+ *  after an unclean shutdown the last checkpoint's meta page is restored
+ *  first, and e->ckpt is set.  Otherwise the same as sprig__env_open().
+ *  Then open the tables and call sprig__ckpt_recover() before writing. */
+int sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
+                         unsigned maxdbs, sprig__env **out);
+/** Replay the log past the LSN in LMDB through `fn` (one LMDB transaction
+ *  per record), take the first checkpoint and start the checkpointer
+ *  thread.  *replayed (may be NULL): records applied.  No-op without a
+ *  log.  Errors: SPRIG_EIO, SPRIG_EFULL, SPRIG_ECORRUPT, SPRIG_ENOMEM. */
+int sprig__ckpt_recover(sprig__env *e, sprig__ckpt_apply_fn fn, void *arg,
+                        uint64_t *replayed);
+/** The commit step of a write batch (writer thread): records the batch's
+ *  last LSN in `meta` inside `txn`, appends `recs` (n may be 0: nothing
+ *  logged) to the log, syncs it when `durable` (full mode; normal mode
+ *  syncs on a 10 ms timer), then commits `txn`.  Always consumes `txn`.
+ *  On any error nothing of the batch stays in the log or in LMDB.  Without
+ *  a log: mdb_txn_commit.  Returns 0, SPRIG__EMAPFULL (grow and retry),
+ *  SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM. */
+int sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
+                       size_t n, bool durable);
+/** Make everything committed so far durable: a log sync (or, without a
+ *  log, mdb_env_sync).  For lazy flushes.  Any thread. */
+int sprig__ckpt_flush(sprig__env *e);
+/** A checkpoint now (tests).  Any thread. */
+int sprig__ckpt_now(sprig__env *e);
+/** Stop the checkpointer, take a last checkpoint and mark the shutdown
+ *  clean (sprig__env_close calls it).  No writer may be active. */
+void sprig__ckpt_close(sprig__env *e);
+
+typedef struct sprig__ckpt_stats_t {
+    uint64_t log_syncs, log_appends, checkpoints, ckpt_lsn;
+    size_t segments;
+} sprig__ckpt_stats_t;
+/** Test seam: counters of the scheme (all 0 without a log). */
+void sprig__ckpt_stats(sprig__env *e, sprig__ckpt_stats_t *out);
 
 /* ---- writer.c -------------------------------------------------------- */
 
