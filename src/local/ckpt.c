@@ -399,6 +399,24 @@ ckpt_free(sprig__ckpt *c)
     sprig__free(c);
 }
 
+/* Pin the snapshot LMDB opened at until the first checkpoint: it is the
+ * one saved (or restored), and nothing until then -- table creation,
+ * replay -- may reuse its pages. */
+static int
+pin_now(sprig__ckpt *c)
+{
+    sprig__env *e = c->env;
+    pthread_rwlock_rdlock(&e->map_lock);
+    int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &c->pin);
+    pthread_rwlock_unlock(&e->map_lock);
+    if (mrc) {
+        c->pin = NULL;
+        return sprig__mdb_err(mrc, "pinning the opened snapshot");
+    }
+    c->pin_txnid = UINT64_MAX; /* not a checkpoint: the first must run */
+    return SPRIG_OK;
+}
+
 static int
 ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
 {
@@ -438,6 +456,7 @@ ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
     c->seq = old ? (uint64_t)k + 1 : 0;
     sprig__free(old);
     const char *names[] = {"meta"};
+    rc = rc ? rc : pin_now(c);
     rc = rc ? rc : sprig__env_open_dbis(e, names, 1, &c->meta);
     if (rc) {
         ckpt_free(c);

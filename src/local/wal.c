@@ -395,41 +395,64 @@ load_all(sprig__wal *w, wal_seg **all, size_t *n, size_t *cap)
     return rc;
 }
 
-/* Pick the chain out of `all` (sorted); the rest becomes spares, or is
- * unlinked when it may hold LSNs from `want` on (*unlinked set). */
+/* The segment of `all` holding record `lsn` that reaches furthest, not
+ * taken yet; n when none does. */
+static size_t
+holder(const wal_seg *all, const bool *taken, size_t n, uint64_t lsn)
+{
+    size_t best = n;
+    for (size_t i = 0; i < n; i++) {
+        const wal_seg *s = &all[i];
+        if (!taken[i] && s->first && s->first <= lsn && s->last >= lsn &&
+            (best == n || s->last > all[best].last)) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* Pick the chain out of `all` (sorted): from the segment holding `want`,
+ * each next one holding the record after the last.  Segments left out
+ * become spares when every LSN they may hold is below the next one handed
+ * out (so a recycled one never gets its old first LSN back), else they
+ * are unlinked (*unlinked set). */
 static int
 build_chain(sprig__wal *w, wal_seg *all, size_t n, uint64_t want,
             bool *unlinked)
 {
-    size_t start = n;
-    for (size_t i = 0; i < n; i++) {
-        if (all[i].first && all[i].first <= want && all[i].last + 1 >= want) {
-            start = i; /* the latest such segment */
+    bool *taken = sprig__calloc(n ? n : 1, sizeof *taken);
+    if (!taken) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory (command log)");
+    }
+    int rc = SPRIG_OK;
+    uint64_t expect = want;
+    for (size_t i; (i = holder(all, taken, n, expect)) < n;) {
+        taken[i] = true;
+        expect = all[i].last + 1;
+        rc = rc ? rc : seg_push(&w->chain, &w->n_chain, &w->cap_chain, &all[i]);
+        if (rc) {
+            seg_close(&all[i]);
         }
     }
-    uint64_t expect = 0;
-    int rc = SPRIG_OK;
+    w->next_lsn = expect;
     for (size_t i = 0; i < n; i++) {
         wal_seg *s = &all[i];
-        bool in = i == start ||
-                  (i > start && start < n && s->first && s->first == expect);
-        if (in) {
-            expect = s->last + 1;
-            rc = rc ? rc : seg_push(&w->chain, &w->n_chain, &w->cap_chain, s);
-        } else if (s->first < want && w->n_spares < MAX_SPARES && rc == 0) {
-            rc = seg_push(&w->spares, &w->n_spares, &w->cap_spares, s);
-        } else {
-            unlink(s->path);
-            seg_close(s);
-            *unlinked = true;
+        if (taken[i]) {
             continue;
         }
-        if (rc) {
-            seg_close(s);
+        if (rc == 0 && s->first < expect && w->n_spares < MAX_SPARES &&
+            seg_push(&w->spares, &w->n_spares, &w->cap_spares, s) == 0) {
+            continue;
         }
+        unlink(s->path);
+        seg_close(s);
+        *unlinked = true;
     }
+    sprig__free(taken);
     return rc;
 }
+
+static int start_seg(sprig__wal *w);
 
 int
 sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
@@ -469,12 +492,13 @@ sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
         sprig__wal_close(w);
         return rc;
     }
-    w->next_lsn = applied + 1;
-    if (w->n_chain) {
-        uint64_t end = w->chain[w->n_chain - 1].last + 1;
-        w->next_lsn = end > w->next_lsn ? end : w->next_lsn;
-    }
     w->synced_lsn = w->next_lsn;
+    /* the segment for appends, now: the first commit pays no creation */
+    rc = start_seg(w);
+    if (rc) {
+        sprig__wal_close(w);
+        return rc;
+    }
     *out = w;
     return SPRIG_OK;
 }
