@@ -1,12 +1,15 @@
 /*
  * docs.c -- applying a transaction's operations to a database.
  *
- * sprig__docs_apply() resolves the collections, then submits one write
- * request to the database's writer (writer.c), which runs apply_txn() inside
- * an LMDB write transaction -- possibly nested in a group commit, possibly
- * more than once if the map had to grow, so apply_txn() resets its outputs
- * on entry.  Each successful transaction takes the next id from the meta
- * table and appends one log record naming the documents it changed.
+ * A transaction reaches the writer as a TXN command (src/core/cmd.h).
+ * sprig__docs_apply() (the synchronous API) checks the collections in the
+ * caller's thread, hashes the contents there, and runs the command through
+ * the database's writer; the writer calls sprig__docs_apply_cmd() inside an
+ * LMDB write transaction -- possibly nested in a group commit, possibly
+ * more than once if the map had to grow, so it resets its outputs on entry.
+ * Each successful transaction takes the next id from the log and appends
+ * one log record naming the documents it changed, stamped with the
+ * command's time (never the applying machine's clock).
  *
  * Revisions: a new document has revision 1; each change adds one; writing
  * contents whose hash equals the stored hash changes nothing.  An expected
@@ -14,12 +17,12 @@
  * either all zero (revision-only) or equal to the stored hash, so a header
  * taken before a delete does not match a re-created document.
  */
+#include "core/cmd.h"
 #include "local.h"
 #include "views.h"
 
 #include <sodium.h>
 #include <stdio.h>
-#include <time.h>
 
 void
 sprig__doc_hash(sprig_bytes contents, uint8_t out[16])
@@ -47,14 +50,15 @@ sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
 
 typedef struct apply_ctx {
     sprig__ldb *ldb;
-    const sprig_txn *t;
+    const sprig__cmd *cmd; /* its ops */
     sprig_txn_result *res;
     sprig__coll **colls;   /* per operation */
     sprig_change *changes; /* up to t->n */
     size_t n_changes;
-    sprig_buf record;       /* log record scratch */
-    sprig__vscratch vs;     /* view maintenance scratch (view_index.c) */
-    uint8_t (*hashes)[16];  /* per operation, hashed before submitting */
+    sprig_buf record;            /* log record scratch */
+    sprig__vscratch vs;          /* view maintenance scratch (view_index.c) */
+    const uint8_t (*hashes)[16]; /* per operation, or NULL: hash here */
+    uint8_t hash[16];            /* the current op's, when hashed here */
     sprig__coll *push_coll; /* the collection whose next push id is known */
     uint64_t push_next;
     bool pushed; /* the current operation's id was pushed */
@@ -66,14 +70,6 @@ typedef struct stored {
     uint64_t rev;
     uint8_t hash[16];
 } stored;
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int
 meta_get_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out)
@@ -180,7 +176,7 @@ note_deleted(MDB_txn *txn, apply_ctx *a, sprig__coll *c, sprig_bytes id)
 static int
 op_id(MDB_txn *txn, apply_ctx *a, size_t i, sprig_header_buf *hb)
 {
-    const sprig__op *op = &a->t->ops[i];
+    const sprig__op *op = &a->cmd->ops[i];
     sprig__coll *c = a->colls[i];
     if (!op->has_id) {
         if (c->id_kind != SPRIG_ID_U64) {
@@ -277,7 +273,7 @@ static int
 put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
         const uint8_t hash[16], sprig_header_buf *hb)
 {
-    const sprig__op *op = &a->t->ops[i];
+    const sprig__op *op = &a->cmd->ops[i];
     MDB_val v = {SPRIG__DOC_HDR + op->contents.len, NULL};
     /* a pushed id is past every stored one: LMDB's append path */
     unsigned flags = MDB_RESERVE | (a->pushed ? MDB_APPEND : 0);
@@ -304,7 +300,12 @@ static int
 write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
           sprig_header_buf *hb)
 {
-    const uint8_t *hash = a->hashes[i];
+    const uint8_t *hash = a->hash;
+    if (a->hashes) {
+        hash = a->hashes[i];
+    } else {
+        sprig__doc_hash(a->cmd->ops[i].contents, a->hash);
+    }
     if (s->found && memcmp(hash, s->hash, 16) == 0) {
         hb->revision = s->rev;
         memcpy(hb->hash, hash, 16);
@@ -316,7 +317,7 @@ write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
 static int
 apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
 {
-    const sprig__op *op = &a->t->ops[i];
+    const sprig__op *op = &a->cmd->ops[i];
     sprig_header_buf *hb = &a->res->headers[i];
     const char *cname = a->colls[i]->name;
     stored s = {0};
@@ -379,7 +380,7 @@ log_txn(MDB_txn *txn, apply_ctx *a)
         return rc;
     }
     a->record.len = 0;
-    rc = sprig__log_record_encode(now_ms(), a->changes, a->n_changes,
+    rc = sprig__log_record_encode(a->cmd->now_ms, a->changes, a->n_changes,
                                   &a->record);
     if (rc) {
         return rc;
@@ -395,25 +396,78 @@ log_txn(MDB_txn *txn, apply_ctx *a)
     return rc;
 }
 
+/* Run the ops in order; the first failure stops (its index in res). */
 static int
-apply_txn(MDB_txn *txn, void *arg)
+apply_txn(MDB_txn *txn, apply_ctx *a)
 {
-    apply_ctx *a = arg;
     a->n_changes = 0;
     a->push_coll = NULL; /* this run may follow an aborted one */
     a->res->id = 0;
     a->res->failed = -1;
     a->res->error = 0;
     a->res->has_conflict = false;
-    for (size_t i = 0; i < a->t->n; i++) {
-        int rc = apply_op(txn, a, i);
+    int rc = 0;
+    for (size_t i = 0; i < a->cmd->n_ops && rc == 0; i++) {
+        rc = sprig__ldb_coll(a->ldb, a->cmd->ops[i].collection, &a->colls[i]);
+        rc = rc ? rc : apply_op(txn, a, i);
         if (rc) {
             a->res->failed = (long)i;
             a->res->error = rc;
-            return rc;
         }
     }
-    return log_txn(txn, a);
+    return rc ? rc : log_txn(txn, a);
+}
+
+int
+sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb, const sprig__cmd *cmd,
+                      sprig__cmd_out *out)
+{
+    size_t n = cmd->n_ops;
+    sprig__coll *colls1[1];
+    sprig_change changes1[1];
+    sprig_txn_result *own = NULL; /* when the submitter wants no result */
+    if (!out->txn && !(own = sprig__txn_result_new(n))) {
+        return SPRIG_ENOMEM;
+    }
+    apply_ctx a = {ldb, cmd, own ? own : out->txn, colls1, changes1, 0, {0}};
+    a.hashes = (const uint8_t(*)[16])cmd->hashes;
+    if (n > 1) {
+        a.colls = sprig__malloc(n * sizeof *a.colls);
+        a.changes = sprig__malloc(n * sizeof *a.changes);
+    }
+    int rc = a.colls && a.changes
+                 ? apply_txn(txn, &a)
+                 : sprig__err(SPRIG_ENOMEM, "out of memory applying");
+    if (n > 1) {
+        sprig__free(a.colls);
+        sprig__free(a.changes);
+    }
+    sprig_buf_free(&a.record);
+    sprig__vscratch_free(&a.vs);
+    out->log_id = rc ? 0 : a.res->id;
+    sprig_txn_result_free(own);
+    return rc;
+}
+
+int
+sprig__cmd_hash(sprig__cmd *c)
+{
+    if (c->kind != SPRIG__CMD_TXN) {
+        return SPRIG_OK;
+    }
+    if (!c->hashes) {
+        c->hash_mem_ = sprig__malloc((c->n_ops ? c->n_ops : 1) * 16);
+        if (!c->hash_mem_) {
+            return sprig__err(SPRIG_ENOMEM, "out of memory hashing");
+        }
+        c->hashes = c->hash_mem_;
+    }
+    for (size_t i = 0; i < c->n_ops; i++) {
+        if (c->ops[i].kind <= SPRIG__OP_OVERWRITE) {
+            sprig__doc_hash(c->ops[i].contents, c->hashes[i]);
+        }
+    }
+    return SPRIG_OK;
 }
 
 int
@@ -423,50 +477,24 @@ sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
         return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
                           ldb->name);
     }
-    sprig__coll *colls1[1];
-    sprig_change changes1[1];
-    uint8_t hashes1[1][16];
-    apply_ctx a = {ldb, t, res, colls1, changes1, 0, {0}};
-    a.hashes = hashes1;
-    if (t->n > 1) {
-        a.colls = sprig__malloc(t->n * sizeof *a.colls);
-        a.changes = sprig__malloc(t->n * sizeof *a.changes);
-        a.hashes = sprig__malloc(t->n * sizeof *a.hashes);
-        if (!a.colls || !a.changes || !a.hashes) {
-            sprig__free(a.colls);
-            sprig__free(a.changes);
-            sprig__free(a.hashes);
-            return sprig__err(SPRIG_ENOMEM, "out of memory applying");
-        }
-    }
-    /* hashing is the caller's work, outside the writer's serial part */
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->ops[i].kind <= SPRIG__OP_OVERWRITE) {
-            sprig__doc_hash(t->ops[i].contents, a.hashes[i]);
-        }
-    }
     int rc = 0;
-    for (size_t i = 0; i < t->n && rc == 0; i++) {
-        rc = sprig__ldb_coll(ldb, t->ops[i].collection, &a.colls[i]);
+    for (size_t i = 0; i < t->n && rc == 0; i++) { /* fail early, here */
+        sprig__coll *c;
+        rc = sprig__ldb_coll(ldb, t->ops[i].collection, &c);
         if (rc) {
             res->failed = (long)i;
             res->error = rc;
+            return rc;
         }
     }
-    if (rc == 0) {
-        sprig__wreq req = {.apply = apply_txn, .arg = &a, .frees = true};
-        for (size_t i = 0; i < t->n; i++) {
-            req.frees = req.frees && (t->ops[i].kind == SPRIG__OP_DELETE ||
-                                      t->ops[i].kind == SPRIG__OP_CHECK);
-        }
-        rc = sprig__writer_submit(&ldb->writer, &req);
-    }
-    if (t->n > 1) {
-        sprig__free(a.colls);
-        sprig__free(a.changes);
-        sprig__free(a.hashes);
-    }
-    sprig_buf_free(&a.record);
-    sprig__vscratch_free(&a.vs);
+    uint8_t hashes1[1][16];
+    sprig__cmd cmd = {.kind = SPRIG__CMD_TXN, .ops = t->ops, .n_ops = t->n};
+    cmd.now_ms = sprig__ldb_now(ldb);
+    cmd.out.txn = res;
+    cmd.hashes = t->n == 1 ? hashes1 : NULL;
+    /* hashing is the caller's work, outside the writer's serial part */
+    rc = sprig__cmd_hash(&cmd);
+    rc = rc ? rc : sprig__ldb_run(ldb, &cmd);
+    sprig__cmd_clear(&cmd);
     return rc;
 }

@@ -22,6 +22,7 @@
  * each apply function resets its outputs first.
  */
 #include "kv.h"
+#include "core/cmd.h"
 
 #include <float.h>
 #include <math.h>
@@ -291,107 +292,73 @@ num_step(sprig_value *cur, const sprig_value *amt, bool sub, bool sat)
     return int_step(cur, amt, sub, sat);
 }
 
-/* ---- write requests --------------------------------------------------- */
+/* ---- applying KV commands ------------------------------------------ */
 
-typedef enum kv_op_kind { KV_SET, KV_TAKE, KV_INCR, KV_DEL } kv_op_kind;
-
-typedef struct kv_op {
-    sprig__kv *kv;
-    kv_op_kind kind;
-    sprig__kv_key key;
-    const char *name;     /* the key, for messages */
-    const sprig_value *v; /* set: the value; incr: the amount */
-    const sprig_kv_set_opts *so;
-    bool decrement, saturating, want_value;
-    /* outputs (reset by each apply) */
-    sprig_kv_status status;
-    bool found;
-    sprig_value_kind out_kind;
-    uint64_t out_bits;
-    sprig_buf out_bytes;
-    uint64_t stored_exp; /* an expiry the write stored, for the sweeper */
-} kv_op;
-
-/* Copy record r into the op's output value. */
+/* Copy record r into the command's output value. */
 static int
-capture(kv_op *o, const sprig__kv_rec *r)
+capture(sprig__cmd_out *o, const sprig__kv_rec *r)
 {
-    o->out_kind = r->kind;
-    o->out_bits = r->bits;
-    o->out_bytes.len = 0;
-    if (r->kind != SPRIG_VALUE_BYTES || r->payload.len == 0) {
-        return SPRIG_OK;
-    }
-    return sprig_buf_append(&o->out_bytes, r->payload.data, r->payload.len);
-}
-
-static uint64_t
-new_expiry(const sprig_kv_set_opts *so, uint64_t now, bool found, uint64_t old)
-{
-    if (so->keep_expiration && found) {
-        return old;
-    }
-    if (so->expire_in_ms) {
-        uint64_t at;
-        return __builtin_add_overflow(now, so->expire_in_ms, &at) ? UINT64_MAX
-                                                                  : at;
-    }
-    return so->expire_at_ms;
+    sprig_value_clear(&o->value);
+    return sprig__value_set(&o->value, r->kind, r->payload, r->bits);
 }
 
 static int
-apply_set(MDB_txn *txn, kv_op *o, MDB_val *k, uint64_t now)
+apply_set(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c, sprig__cmd_out *o,
+          MDB_val *k)
 {
     sprig__kv_rec old;
-    int rc = load_live(txn, o->kv, k, now, &old, &o->found);
-    if (rc == 0 && o->found && o->want_value) {
+    uint64_t now = c->now_ms;
+    int rc = load_live(txn, kv, k, now, &old, &o->found);
+    if (rc == 0 && o->found && c->want_value) {
         rc = capture(o, &old);
     }
     if (rc) {
         return rc;
     }
-    sprig_kv_check c = o->so->check;
-    if ((c == SPRIG_KV_ONLY_IF_VACANT && o->found) ||
-        (c == SPRIG_KV_ONLY_IF_PRESENT && !o->found)) {
+    if ((c->check == SPRIG_KV_ONLY_IF_VACANT && o->found) ||
+        (c->check == SPRIG_KV_ONLY_IF_PRESENT && !o->found)) {
         o->status = SPRIG_KV_NOT_CHANGED;
         return SPRIG_OK;
     }
-    uint64_t exp = new_expiry(o->so, now, o->found, old.expire_at);
+    uint64_t exp =
+        c->keep_expiration && o->found ? old.expire_at : c->expire_at;
     if (exp && exp <= now) { /* already expired: as Redis's SET EXAT */
         o->status = o->found ? SPRIG_KV_DELETED : SPRIG_KV_NOT_CHANGED;
-        return o->found ? rec_del(txn, o->kv, k, old.expire_at) : SPRIG_OK;
+        return o->found ? rec_del(txn, kv, k, old.expire_at) : SPRIG_OK;
     }
     o->status = o->found ? SPRIG_KV_UPDATED : SPRIG_KV_INSERTED;
     o->stored_exp = exp;
-    return rec_put(txn, o->kv, k, o->v->kind, o->v->bytes, value_bits(o->v),
-                   exp, o->found, old.expire_at);
+    return rec_put(txn, kv, k, c->value.kind, c->value.bytes,
+                   value_bits(&c->value), exp, o->found, old.expire_at);
 }
 
 /* get-and-delete and delete */
 static int
-apply_remove(MDB_txn *txn, kv_op *o, MDB_val *k, uint64_t now)
+apply_remove(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
+             sprig__cmd_out *o, MDB_val *k)
 {
     sprig__kv_rec old;
-    int rc = load_live(txn, o->kv, k, now, &old, &o->found);
+    int rc = load_live(txn, kv, k, c->now_ms, &old, &o->found);
     if (rc || !o->found) {
         o->status = SPRIG_KV_NOT_CHANGED;
         return rc;
     }
-    rc = o->want_value ? capture(o, &old) : 0;
+    rc = c->want_value ? capture(o, &old) : 0;
     o->status = SPRIG_KV_DELETED;
-    return rc ? rc : rec_del(txn, o->kv, k, old.expire_at);
+    return rc ? rc : rec_del(txn, kv, k, old.expire_at);
 }
 
 static int
-apply_incr(MDB_txn *txn, kv_op *o, MDB_val *k, uint64_t now)
+apply_incr(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c, sprig__cmd_out *o,
+           MDB_val *k)
 {
     sprig__kv_rec old;
-    int rc = load_live(txn, o->kv, k, now, &old, &o->found);
+    int rc = load_live(txn, kv, k, c->now_ms, &old, &o->found);
     if (rc) {
         return rc;
     }
     sprig_value cur = {0};
-    cur.kind = o->found ? old.kind : o->v->kind;
+    cur.kind = o->found ? old.kind : c->value.kind;
     if (o->found) {
         memcpy(&cur.num, &old.bits, sizeof old.bits);
     }
@@ -399,82 +366,92 @@ apply_incr(MDB_txn *txn, kv_op *o, MDB_val *k, uint64_t now)
         return sprig__err(SPRIG_EINVAL,
                           "key '%s' holds bytes, which cannot be "
                           "incremented",
-                          o->name);
+                          c->key);
     }
-    rc = num_step(&cur, o->v, o->decrement, o->saturating);
+    rc = num_step(&cur, &c->value, c->decrement, c->saturating);
     if (rc) {
         return rc;
     }
     o->status = o->found ? SPRIG_KV_UPDATED : SPRIG_KV_INSERTED;
-    o->out_kind = cur.kind;
-    o->out_bits = value_bits(&cur);
-    return rec_put(txn, o->kv, k, cur.kind, (sprig_bytes){0}, o->out_bits,
+    sprig_value_clear(&o->value);
+    o->value = cur;
+    return rec_put(txn, kv, k, cur.kind, (sprig_bytes){0}, value_bits(&cur),
                    old.expire_at, o->found, old.expire_at);
 }
 
-static int
-apply_op(MDB_txn *txn, void *arg)
+int
+sprig__kv_apply_cmd(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
+                    sprig__cmd_out *o)
 {
-    kv_op *o = arg;
     o->status = 0;
     o->found = false;
-    o->out_kind = SPRIG_VALUE_BYTES;
-    o->out_bits = 0;
-    o->out_bytes.len = 0;
     o->stored_exp = 0;
-    MDB_val k = {o->key.len, o->key.b};
-    uint64_t now = sprig__kv_now(o->kv);
-    switch (o->kind) {
-    case KV_SET: return apply_set(txn, o, &k, now);
-    case KV_TAKE:
-    case KV_DEL: return apply_remove(txn, o, &k, now);
-    case KV_INCR: return apply_incr(txn, o, &k, now);
-    }
-    return sprig__err(SPRIG_EINVAL, "unknown key-value operation");
-}
-
-/* Run `o` through the writer; afterwards tell the housekeeper what it
- * needs to know. */
-static int
-submit(sprig__kv *kv, kv_op *o)
-{
-    sprig__wreq req = {.apply = apply_op, .arg = o, .lazy = kv->lazy};
-    int rc = sprig__writer_submit(&kv->ldb->writer, &req);
-    if (rc == 0 && kv->lazy) {
-        sprig__kv_lazy_note(kv);
-    }
-    if (rc == 0 && o->stored_exp) {
-        sprig__kv_expiry_note(kv, o->stored_exp);
+    o->log_id = 0;
+    sprig_value_clear(&o->value);
+    o->value.kind = SPRIG_VALUE_NONE;
+    sprig__kv_key key;
+    key_make(&key, c->ns, c->key);
+    MDB_val k = {key.len, key.b};
+    int rc;
+    switch (c->kv) {
+    case SPRIG__KV_SET: rc = apply_set(txn, kv, c, o, &k); break;
+    case SPRIG__KV_TAKE:
+    case SPRIG__KV_DEL: rc = apply_remove(txn, kv, c, o, &k); break;
+    case SPRIG__KV_INCR: rc = apply_incr(txn, kv, c, o, &k); break;
+    default: return sprig__err(SPRIG_EINVAL, "unknown key-value change");
     }
     return rc;
 }
 
-/* Hand the op's captured value to `out` (the bytes move, no copy). */
-static void
-give_value(kv_op *o, sprig_value *out)
+/* After a committed change: tell the housekeeper what it needs to know. */
+void
+sprig__kv_after_commit(sprig__kv *kv, const sprig__cmd *c)
 {
-    memset(out, 0, sizeof *out);
-    out->kind = o->out_kind;
-    if (o->out_kind != SPRIG_VALUE_BYTES) {
-        memcpy(&out->num, &o->out_bits, sizeof o->out_bits);
-        return;
+    if (kv->lazy) {
+        sprig__kv_lazy_note(kv);
     }
-    if (o->out_bytes.len) {
-        out->owned_ = o->out_bytes.data;
-        out->bytes = (sprig_bytes){o->out_bytes.data, o->out_bytes.len};
-        o->out_bytes = (sprig_buf){0};
+    if (c->out.stored_exp) {
+        sprig__kv_expiry_note(kv, c->out.stored_exp);
     }
 }
 
+/* Start KV command `c` of `kind` on (ns, key), accepted now. */
 static int
-op_init(sprig_db *db, kv_op *o, kv_op_kind kind, const char *ns,
+prepare(sprig_db *db, sprig__cmd *c, sprig__kv_cmd_kind kind, const char *ns,
         const char *key)
 {
-    memset(o, 0, sizeof *o);
-    o->kind = kind;
-    o->name = key;
-    key_make(&o->key, ns, key);
-    return sprig__kv_of(db, &o->kv);
+    memset(c, 0, sizeof *c);
+    sprig__kv *kv = NULL;
+    int rc = sprig__kv_of(db, &kv);
+    if (rc) {
+        return rc;
+    }
+    c->kind = SPRIG__CMD_KV;
+    c->kv = kind;
+    c->ns = ns;
+    c->key = key;
+    c->now_ms = sprig__kv_now(kv);
+    c->lazy = kv->lazy;
+    return SPRIG_OK;
+}
+
+/* Hand the command's output value to `out` (the bytes move, no copy). */
+static void
+give_value(sprig__cmd *c, sprig_value *out)
+{
+    *out = c->out.value;
+    memset(&c->out.value, 0, sizeof c->out.value);
+}
+
+/* The absolute expiry of a set accepted at `now`. */
+static uint64_t
+set_expiry(const sprig_kv_set_opts *so, uint64_t now)
+{
+    uint64_t at;
+    if (!so->expire_in_ms) {
+        return so->expire_at_ms;
+    }
+    return __builtin_add_overflow(now, so->expire_in_ms, &at) ? UINT64_MAX : at;
 }
 
 /* ---- sprig_db_ops entries ---------------------------------------------- */
@@ -484,19 +461,25 @@ sprig__kv_op_set(sprig_db *db, const char *ns, const char *key,
                  const sprig_value *v, const sprig_kv_set_opts *so,
                  sprig_kv_status *status, sprig_value *previous)
 {
-    kv_op o;
-    int rc = op_init(db, &o, KV_SET, ns, key);
-    o.v = v;
-    o.so = so;
-    o.want_value = previous != NULL;
-    rc = rc ? rc : submit(o.kv, &o);
+    sprig__cmd c;
+    int rc = prepare(db, &c, SPRIG__KV_SET, ns, key);
+    if (rc) {
+        return rc;
+    }
+    c.value = *v;
+    c.value.owned_ = NULL;
+    c.check = so->check;
+    c.keep_expiration = so->keep_expiration;
+    c.expire_at = set_expiry(so, c.now_ms);
+    c.want_value = previous != NULL;
+    rc = sprig__ldb_run(sprig__db_ldb(db), &c);
     if (rc == 0) {
-        *status = o.status;
-        if (previous && o.found) {
-            give_value(&o, previous);
+        *status = c.out.status;
+        if (previous && c.out.found) {
+            give_value(&c, previous);
         }
     }
-    sprig_buf_free(&o.out_bytes);
+    sprig__cmd_clear(&c);
     return rc;
 }
 
@@ -504,24 +487,26 @@ int
 sprig__kv_op_get(sprig_db *db, const char *ns, const char *key, bool and_delete,
                  sprig_value *out)
 {
-    kv_op o;
-    int rc = op_init(db, &o, KV_TAKE, ns, key);
+    sprig__cmd c;
+    int rc = prepare(db, &c, SPRIG__KV_TAKE, ns, key);
     if (rc) {
         return rc;
     }
     if (!and_delete) {
-        return sprig__kv_read(o.kv, &o.key, key, out);
+        sprig__kv_key k;
+        key_make(&k, ns, key);
+        return sprig__kv_read(sprig__db_ldb(db)->kv, &k, key, out);
     }
-    o.want_value = out != NULL;
-    rc = submit(o.kv, &o);
-    if (rc == 0 && !o.found) {
+    c.want_value = out != NULL;
+    rc = sprig__ldb_run(sprig__db_ldb(db), &c);
+    if (rc == 0 && !c.out.found) {
         rc = sprig__err(SPRIG_ENOTFOUND, "no key '%s' in namespace '%s'", key,
                         ns);
     }
     if (rc == 0 && out) {
-        give_value(&o, out);
+        give_value(&c, out);
     }
-    sprig_buf_free(&o.out_bytes);
+    sprig__cmd_clear(&c);
     return rc;
 }
 
@@ -530,15 +515,20 @@ sprig__kv_op_incr(sprig_db *db, const char *ns, const char *key,
                   const sprig_value *amount, bool decrement, bool saturating,
                   sprig_value *out)
 {
-    kv_op o;
-    int rc = op_init(db, &o, KV_INCR, ns, key);
-    o.v = amount;
-    o.decrement = decrement;
-    o.saturating = saturating;
-    rc = rc ? rc : submit(o.kv, &o);
-    if (rc == 0 && out) {
-        give_value(&o, out);
+    sprig__cmd c;
+    int rc = prepare(db, &c, SPRIG__KV_INCR, ns, key);
+    if (rc) {
+        return rc;
     }
+    c.value = *amount;
+    c.value.owned_ = NULL;
+    c.decrement = decrement;
+    c.saturating = saturating;
+    rc = sprig__ldb_run(sprig__db_ldb(db), &c);
+    if (rc == 0 && out) {
+        give_value(&c, out);
+    }
+    sprig__cmd_clear(&c);
     return rc;
 }
 
@@ -546,12 +536,13 @@ int
 sprig__kv_op_delete(sprig_db *db, const char *ns, const char *key,
                     sprig_kv_status *status)
 {
-    kv_op o;
-    int rc = op_init(db, &o, KV_DEL, ns, key);
-    rc = rc ? rc : submit(o.kv, &o);
+    sprig__cmd c;
+    int rc = prepare(db, &c, SPRIG__KV_DEL, ns, key);
+    rc = rc ? rc : sprig__ldb_run(sprig__db_ldb(db), &c);
     if (rc == 0) {
-        *status = o.status;
+        *status = c.out.status;
     }
+    sprig__cmd_clear(&c);
     return rc;
 }
 

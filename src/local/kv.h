@@ -78,7 +78,20 @@ int sprig__kv_of(sprig_db *db, sprig__kv **out);
 int sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
                    sprig_value *out);
 
+struct sprig__cmd;
+struct sprig__cmd_out;
+/** Apply a KV command in the writer's transaction (resets `o` first). */
+int sprig__kv_apply_cmd(MDB_txn *txn, sprig__kv *kv, const struct sprig__cmd *c,
+                        struct sprig__cmd_out *o);
+/** After a KV command committed: lazy flush and sweeper notes. */
+void sprig__kv_after_commit(sprig__kv *kv, const struct sprig__cmd *c);
+
 /* ---- kv_expiry.c ------------------------------------------------------- */
+
+/** Apply a SWEEP command (resets `o` first): remove each named index entry
+ *  still present, and its record if it still carries that expiry. */
+int sprig__kv_sweep_apply(MDB_txn *txn, sprig__kv *kv,
+                          const struct sprig__cmd *c, struct sprig__cmd_out *o);
 
 /** Add / remove the index entry (at, key). */
 int sprig__kv_exp_put(MDB_txn *txn, sprig__kv *kv, const MDB_val *key,

@@ -8,11 +8,13 @@
  * Index.  kv.exp holds (expire_at BE, encoded key) for every record with an
  * expiry (kv.h), so the earliest expiry is the table's first entry: a sweep
  * reads from the front and stops at the first entry not yet due, touching
- * only due keys however many keys the store holds.  A sweep is a write
- * request through the database's writer (so it never races a change to the
- * same key) removing at most SWEEP_BATCH keys; the sweeper repeats until
- * nothing is due.  Sweeps are lazy requests: losing one in a crash only
- * means an expired, invisible key is swept again.
+ * only due keys however many keys the store holds.  A sweep step is a
+ * SWEEP command through the database's writer naming at most SWEEP_BATCH
+ * index entries picked in a snapshot; applying it removes each entry still
+ * there and its record if the record still has that expiry, so it never
+ * races a change to the same key; the sweeper repeats until nothing is due.
+ * Sweeps are lazy: losing one in a crash only means an expired, invisible
+ * key is swept again.
  *
  * Housekeeper states (all under kv->lock):
  *   not started   no thread: nothing may expire and nothing waits for a
@@ -41,6 +43,7 @@
  * committed after it arms a new deadline.
  */
 #include "kv.h"
+#include "core/cmd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -87,21 +90,72 @@ sprig__kv_exp_del(MDB_txn *txn, sprig__kv *kv, const MDB_val *key, uint64_t at)
 
 /* ---- sweeping --------------------------------------------------------- */
 
-typedef struct sweep_op {
-    sprig__kv *kv;
-    uint64_t removed;
-    uint64_t next_due; /* first entry left in the index, or NEVER */
-} sweep_op;
+/* A sweep step is a SWEEP command: which keys it removes is decided when it
+ * is accepted (read from the index in a snapshot, against the storage's
+ * clock once) and carried in the command, so applying it never reads a
+ * clock and gives the same result everywhere. */
 
-/* Remove the due index entry `ek` (expiry `at`) and its record, unless the
- * record has since taken another expiry (then only the entry goes). */
+typedef struct sweep_pick {
+    sprig__sweep_item items[SWEEP_BATCH];
+    uint8_t keys[SWEEP_BATCH][SPRIG__KV_ENC_MAX];
+    size_t n;
+    uint64_t next_due; /* first entry not picked, or NEVER */
+} sweep_pick;
+
+/* Take up to SWEEP_BATCH due index entries from the front of kv.exp. */
 static int
-drop_due(MDB_txn *txn, sprig__kv *kv, const MDB_val *ek, uint64_t at)
+pick_due(MDB_txn *txn, sprig__kv *kv, uint64_t now, sweep_pick *p)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    p->n = 0;
+    p->next_due = NEVER;
+    int mrc = mdb_cursor_open(txn, kv->exp, &cur);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "opening a cursor");
+    }
+    int rc = SPRIG_OK;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        if (k.mv_size <= 8 || k.mv_size > SPRIG__KV_EXP_MAX) {
+            rc = sprig__err(SPRIG_ECORRUPT,
+                            "an expiry index entry has %zu bytes", k.mv_size);
+            break;
+        }
+        uint64_t at = sprig__get_u64be(k.mv_data);
+        if (at > now || p->n == SWEEP_BATCH) {
+            p->next_due = at;
+            break;
+        }
+        memcpy(p->keys[p->n], (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        p->items[p->n] =
+            (sprig__sweep_item){at, {p->keys[p->n], k.mv_size - 8}};
+        p->n++;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
+        rc = sprig__mdb_err(mrc, "sweeping");
+    }
+    return rc;
+}
+
+/* Remove index entry (at, key) if present, and its record if it still
+ * carries that expiry.  *gone: the entry was there. */
+static int
+drop_item(MDB_txn *txn, sprig__kv *kv, const sprig__sweep_item *it, bool *gone)
 {
     uint8_t buf[SPRIG__KV_EXP_MAX];
-    memcpy(buf, ek->mv_data, ek->mv_size); /* ek points into the map */
-    MDB_val e = {ek->mv_size, buf}, k = {ek->mv_size - 8, buf + 8}, v;
-    int mrc = mdb_get(txn, kv->data, &k, &v);
+    MDB_val key = {it->key.len, (void *)it->key.data}, e, v;
+    sprig__put_u64be(buf, it->at);
+    memcpy(buf + 8, it->key.data, it->key.len);
+    e = (MDB_val){8 + it->key.len, buf};
+    int mrc = mdb_del(txn, kv->exp, &e, NULL);
+    *gone = mrc == 0;
+    if (mrc) { /* changed since the step was decided: nothing to do */
+        return mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "sweeping");
+    }
+    mrc = mdb_get(txn, kv->data, &key, &v);
     if (mrc && mrc != MDB_NOTFOUND) {
         return sprig__mdb_err(mrc, "reading a key-value record");
     }
@@ -111,46 +165,42 @@ drop_due(MDB_txn *txn, sprig__kv *kv, const MDB_val *ek, uint64_t at)
         if (rc) {
             return rc;
         }
-        mrc = r.expire_at == at ? mdb_del(txn, kv->data, &k, NULL) : 0;
+        mrc = r.expire_at == it->at ? mdb_del(txn, kv->data, &key, NULL) : 0;
     }
-    mrc = mrc ? mrc : mdb_del(txn, kv->exp, &e, NULL);
     return sprig__mdb_err(mrc, "sweeping an expired key");
 }
 
-static int
-apply_sweep(MDB_txn *txn, void *arg)
+int
+sprig__kv_sweep_apply(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
+                      sprig__cmd_out *o)
 {
-    sweep_op *s = arg;
-    s->removed = 0;
-    s->next_due = NEVER;
-    uint64_t now = sprig__kv_now(s->kv);
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int mrc = mdb_cursor_open(txn, s->kv->exp, &cur);
-    if (mrc) {
-        return sprig__mdb_err(mrc, "opening a cursor");
+    o->removed = 0;
+    o->log_id = 0;
+    for (size_t i = 0; i < c->n_items; i++) {
+        if (c->items[i].key.len > SPRIG__KV_ENC_MAX) {
+            return sprig__err(SPRIG_EINVAL, "a sweep key is too long");
+        }
+        bool gone;
+        int rc = drop_item(txn, kv, &c->items[i], &gone);
+        if (rc) {
+            return rc;
+        }
+        o->removed += gone;
     }
-    int rc = SPRIG_OK;
-    while (rc == 0) {
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        if (mrc) {
-            rc = mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "sweeping");
-            break;
-        }
-        if (k.mv_size <= 8 || k.mv_size > SPRIG__KV_EXP_MAX) {
-            rc = sprig__err(SPRIG_ECORRUPT,
-                            "an expiry index entry has %zu bytes", k.mv_size);
-            break;
-        }
-        uint64_t at = sprig__get_u64be(k.mv_data);
-        if (at > now || s->removed == SWEEP_BATCH) {
-            s->next_due = at;
-            break;
-        }
-        rc = drop_due(txn, s->kv, &k, at);
-        s->removed += rc == 0;
+    return SPRIG_OK;
+}
+
+/* Decide one sweep step at `now` (NULL cmd items when nothing is due). */
+static int
+sweep_decide(sprig__kv *kv, uint64_t now, sweep_pick *p)
+{
+    MDB_txn *txn;
+    int rc = sprig__env_read_begin(kv->ldb->env, &txn);
+    if (rc) {
+        return rc;
     }
-    mdb_cursor_close(cur);
+    rc = pick_due(txn, kv, now, p);
+    sprig__env_read_end(kv->ldb->env, txn);
     return rc;
 }
 
@@ -159,19 +209,31 @@ apply_sweep(MDB_txn *txn, void *arg)
 static int
 sweep_all(sprig__kv *kv, uint64_t *removed, uint64_t *next_due)
 {
-    sweep_op s = {kv, 0, NEVER};
+    sweep_pick *p = sprig__malloc(sizeof *p);
+    if (!p) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory sweeping");
+    }
     *removed = 0;
+    uint64_t now = sprig__kv_now(kv);
     int rc;
-    do {
-        sprig__wreq req = {.apply = apply_sweep, .arg = &s, .lazy = true};
-        rc = sprig__writer_submit(&kv->ldb->writer, &req);
-        if (rc == 0) {
-            *removed += s.removed;
-            atomic_fetch_add(&kv->sweeps, 1);
-            atomic_fetch_add(&kv->swept, s.removed);
+    while ((rc = sweep_decide(kv, now, p)) == 0 && p->n) {
+        sprig__cmd c = {.kind = SPRIG__CMD_SWEEP, .now_ms = now};
+        c.items = p->items;
+        c.n_items = p->n;
+        c.lazy = true; /* a lost sweep only sweeps again */
+        rc = sprig__ldb_run(kv->ldb, &c);
+        if (rc) {
+            break;
         }
-    } while (rc == 0 && s.removed == SWEEP_BATCH);
-    *next_due = rc ? NEVER : s.next_due;
+        *removed += c.out.removed;
+        atomic_fetch_add(&kv->sweeps, 1);
+        atomic_fetch_add(&kv->swept, c.out.removed);
+        if (p->n < SWEEP_BATCH) {
+            break;
+        }
+    }
+    *next_due = rc ? NEVER : p->next_due;
+    sprig__free(p);
     return rc;
 }
 

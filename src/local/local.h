@@ -281,13 +281,46 @@ sprig__ldb *sprig__db_ldb(sprig_db *db);
  *  the log's last key. */
 int sprig__last_txn_id(MDB_txn *txn, sprig__ldb *ldb, uint64_t *out);
 
+/* ---- cmd_apply.c: commands (src/core/cmd.h) on a database ------------- */
+
+struct sprig__cmd;
+struct sprig__cmd_out;
+
+/** The storage's clock (sprig_storage_options.clock_ms, or real time), in
+ *  ms since the epoch: what a command accepted now carries. */
+uint64_t sprig__ldb_now(const sprig__ldb *ldb);
+
+/** Apply one TXN, KV or SWEEP command inside write transaction `txn` of
+ *  `ldb`'s environment (the writer's thread).  May run more than once for
+ *  one command (after a map growth): it resets `out` first.  Reads no clock.
+ *  Errors: the command's own (SPRIG_ECONFLICT, SPRIG_ENOTFOUND, ...),
+ *  SPRIG__EMAPFULL, SPRIG_EINVAL for an admin command (those go to the
+ *  storage: sprig__admin_apply). */
+int sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn,
+                     const struct sprig__cmd *cmd, struct sprig__cmd_out *out);
+
+/** Run `cmd` through `ldb`'s writer and wait until it is committed (per the
+ *  durability) or failed; results in cmd->out.  The caller owns `cmd` and
+ *  what it points at.  SPRIG_ENOTFOUND when the database was deleted. */
+int sprig__ldb_run(sprig__ldb *ldb, struct sprig__cmd *cmd);
+
+/** Compute the content hash of each writing op of a TXN command into
+ *  cmd->hashes (allocated and owned by the command unless the caller set
+ *  cmd->hashes to room for n_ops), in the calling thread.  SPRIG_ENOMEM. */
+int sprig__cmd_hash(struct sprig__cmd *cmd);
+
 /* ---- docs.c ---------------------------------------------------------- */
 
 #define SPRIG__DOC_HDR 24 /* revision + hash before the contents */
 
-/** Apply transaction `t` to `ldb` through its writer. */
+/** Apply transaction `t` to `ldb` through its writer (a TXN command). */
 int sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t,
                       sprig_txn_result *res);
+/** Apply a TXN command (sprig__cmd_apply does the dispatch).  A NULL
+ *  out->txn means no result is wanted. */
+int sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb,
+                          const struct sprig__cmd *cmd,
+                          struct sprig__cmd_out *out);
 /** Parse a stored document value. */
 int sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
                      sprig_bytes *contents);
