@@ -30,6 +30,7 @@
  * both are checked against the live snapshot at every checkpoint, so a
  * different layout is an error (SPRIG_ECORRUPT), never a silent loss.
  */
+#include "core/cmd.h"
 #include "local.h"
 
 #include <errno.h>
@@ -65,6 +66,11 @@ struct sprig__ckpt {
     pthread_mutex_t run_lock; /* one checkpoint at a time */
     unsigned interval_ms;
     atomic_ulong checkpoints;
+    atomic_bool recovered; /* replay done: logged commits may run */
+    bool retried;          /* the last commit was a retry after EFULL */
+    sprig_buf enc;         /* the writer's encoded commands */
+    sprig_bytes *recs;
+    size_t cap_recs;
 };
 
 /* ---- files ---------------------------------------------------------------
@@ -291,15 +297,19 @@ save_meta(sprig__ckpt *c, uint64_t txnid, uint64_t lsn)
     return SPRIG_OK;
 }
 
-/* One checkpoint (run_lock held). */
+/* One checkpoint (run_lock held; commit_lock too when `committing`). */
 static int
-checkpoint_locked(sprig__ckpt *c)
+checkpoint_locked(sprig__ckpt *c, bool committing)
 {
     MDB_txn *pin = NULL;
     uint64_t txnid = 0, lsn = 0;
-    pthread_mutex_lock(&c->commit_lock);
+    if (!committing) {
+        pthread_mutex_lock(&c->commit_lock);
+    }
     int rc = capture(c, &pin, &txnid, &lsn);
-    pthread_mutex_unlock(&c->commit_lock);
+    if (!committing) {
+        pthread_mutex_unlock(&c->commit_lock);
+    }
     if (rc || (c->pin && txnid == c->pin_txnid)) {
         if (pin) {
             mdb_txn_abort(pin); /* nothing new since the last one */
@@ -328,7 +338,7 @@ static int
 checkpoint(sprig__ckpt *c)
 {
     pthread_mutex_lock(&c->run_lock);
-    int rc = checkpoint_locked(c);
+    int rc = checkpoint_locked(c, false);
     pthread_mutex_unlock(&c->run_lock);
     return rc;
 }
@@ -392,6 +402,8 @@ ckpt_free(sprig__ckpt *c)
         close(c->meta_fd);
     }
     sprig__free(c->page ? c->page - SLOT_HDR : NULL);
+    sprig_buf_free(&c->enc);
+    sprig__free(c->recs);
     pthread_mutex_destroy(&c->commit_lock);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->run_lock);
@@ -447,6 +459,20 @@ ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
     int rc = !slot ? sprig__err(SPRIG_ENOMEM, "out of memory (checkpoints)")
              : c->meta_fd < 0 ? io_err("cannot open", p, errno)
                               : 0;
+    /* both slots take their blocks now: a checkpoint on a full disk
+     * must not need new ones */
+    struct stat sb;
+    off_t want = (off_t)(2 * (SLOT_HDR + c->psize));
+    if (rc == 0 && fstat(c->meta_fd, &sb) == 0 && sb.st_size < want) {
+        uint8_t *z = sprig__calloc(1, (size_t)(want - sb.st_size));
+        ssize_t w =
+            z ? pwrite(c->meta_fd, z, (size_t)(want - sb.st_size), sb.st_size)
+              : -1;
+        sprig__free(z);
+        rc = w == want - sb.st_size && fdatasync(c->meta_fd) == 0
+                 ? 0
+                 : io_err("cannot prepare", p, errno ? errno : EIO);
+    }
     /* write first to the slot not holding the newest checkpoint */
     uint8_t *old = NULL;
     unsigned ops;
@@ -514,8 +540,7 @@ typedef struct replay_ctx {
     uint64_t n;
 } replay_ctx;
 
-/* Apply one record in a child of `txn` (a command that failed when first
- * applied fails the same way again and leaves nothing), then its LSN. */
+/* Apply one record in a child of `txn`, then record its LSN. */
 static int
 apply_record(replay_ctx *x, MDB_txn *txn, uint64_t lsn, const uint8_t *p,
              size_t n)
@@ -528,17 +553,23 @@ apply_record(replay_ctx *x, MDB_txn *txn, uint64_t lsn, const uint8_t *p,
     int rc = x->fn(x->arg, child, p, n);
     if (rc) {
         mdb_txn_abort(child);
-        if (rc == SPRIG__EMAPFULL) {
-            return rc;
-        }
-    } else if ((mrc = mdb_txn_commit(child)) != 0) {
+        return rc == SPRIG__EMAPFULL
+                   ? rc
+                   : sprig__err(
+                         SPRIG_ECORRUPT,
+                         "replaying the command log of '%s': record %llu "
+                         "failed (%s)",
+                         x->c->env->path, (unsigned long long)lsn,
+                         sprig_errmsg());
+    }
+    if ((mrc = mdb_txn_commit(child)) != 0) {
         return sprig__mdb_err(mrc, "replay");
     }
     uint8_t v[8];
     sprig__put_u64be(v, lsn);
     MDB_val k = {sizeof LSN_KEY - 1, (void *)LSN_KEY}, d = {8, v};
     mrc = mdb_put(txn, x->c->meta, &k, &d, 0);
-    x->n += rc == 0;
+    x->n++;
     return mrc ? sprig__mdb_err(mrc, "replay") : 0;
 }
 
@@ -597,6 +628,10 @@ sprig__ckpt_recover(sprig__env *e, sprig__ckpt_apply_fn fn, void *arg,
     replay_ctx x = {c, fn, arg, 0};
     rc = rc ? rc : sprig__wal_replay(c->wal, applied, replay_one, &x);
     rc = rc ? rc : checkpoint(c);
+    if (rc == 0) {
+        sprig__wal_prepare(c->wal); /* else the first append tries again */
+    }
+    atomic_store(&c->recovered, rc == 0);
     if (rc == 0 && pthread_create(&c->thread, NULL, ckpt_main, c) == 0) {
         c->started = true;
     } else if (rc == 0) {
@@ -639,6 +674,21 @@ sprig__ckpt_close(sprig__env *e)
 
 /* ---- the commit step ---------------------------------------------------- */
 
+/* The log hit a full disk (commit_lock held, the batch not appended): a
+ * checkpoint of everything committed makes every logged record obsolete,
+ * so the log starts over in the space it already has.  Skipped (EBUSY)
+ * when the checkpointer is running one right now. */
+static int
+room_by_checkpoint(sprig__ckpt *c)
+{
+    if (pthread_mutex_trylock(&c->run_lock) != 0) {
+        return SPRIG_EBUSY;
+    }
+    int rc = checkpoint_locked(c, true);
+    pthread_mutex_unlock(&c->run_lock);
+    return rc ? rc : sprig__wal_reset(c->wal);
+}
+
 int
 sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
                    size_t n, bool durable)
@@ -650,6 +700,11 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
                                     "committing")
                    : 0;
     }
+    if (n && !atomic_load(&c->recovered)) {
+        mdb_txn_abort(txn); /* a background sweep during the open */
+        return sprig__err(SPRIG_EBUSY, "'%s' is still replaying its log",
+                          e->path);
+    }
     pthread_mutex_lock(&c->commit_lock);
     uint64_t first = sprig__wal_next_lsn(c->wal), last = first + n - 1;
     uint8_t v[8];
@@ -658,6 +713,9 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
     int mrc = n ? mdb_put(txn, c->meta, &k, &d, 0) : 0;
     int rc = mrc ? sprig__mdb_err(mrc, "recording the log position") : 0;
     rc = rc || !n ? rc : sprig__wal_append(c->wal, recs, n, &last);
+    if (rc == SPRIG_EFULL && room_by_checkpoint(c) == 0) {
+        rc = sprig__wal_append(c->wal, recs, n, &last);
+    }
     bool appended = rc == 0 && n;
     rc = rc || !durable || !c->full ? rc : sprig__wal_sync(c->wal);
     if (rc) {
@@ -668,6 +726,13 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
     if (rc && appended) {
         sprig__wal_revert(c->wal, first);
     }
+    /* LMDB found the disk full: pages freed since the last checkpoint are
+     * held by its pin, so move it (and start the log over), then retry */
+    if (rc == SPRIG_EFULL && !c->retried && room_by_checkpoint(c) == 0) {
+        rc = SPRIG__ERETRY;
+    }
+    c->retried = rc == SPRIG__ERETRY;
+
     pthread_mutex_unlock(&c->commit_lock);
     return rc;
 }
@@ -701,4 +766,58 @@ sprig__ckpt_stats(sprig__env *e, sprig__ckpt_stats_t *out)
         out->checkpoints = atomic_load(&e->ckpt->checkpoints);
         out->ckpt_lsn = e->ckpt->ckpt_lsn;
     }
+}
+
+/* Encode the commands of the batch's successful requests into c->enc and
+ * c->recs; *n of them, *durable unless all are lazy. */
+static int
+encode_batch(sprig__ckpt *c, sprig__wreq *batch, size_t *n, bool *durable)
+{
+    size_t k = 0;
+    *durable = false;
+    c->enc.len = 0;
+    for (sprig__wreq *r = batch; r; r = r->next) {
+        if (r->rc || !r->cmd) {
+            continue;
+        }
+        if (k == c->cap_recs) {
+            size_t cap = c->cap_recs ? c->cap_recs * 2 : 16;
+            sprig_bytes *a = sprig__realloc(c->recs, cap * sizeof *a);
+            if (!a) {
+                return sprig__err(SPRIG_ENOMEM, "out of memory (command log)");
+            }
+            c->recs = a;
+            c->cap_recs = cap;
+        }
+        size_t at = c->enc.len;
+        int rc = sprig__cmd_encode(r->cmd, &c->enc);
+        if (rc) {
+            return rc;
+        }
+        c->recs[k++] =
+            (sprig_bytes){(const void *)(uintptr_t)at, c->enc.len - at};
+        *durable = *durable || !r->lazy;
+    }
+    for (size_t i = 0; i < k; i++) { /* offsets become pointers */
+        c->recs[i].data =
+            (const uint8_t *)c->enc.data + (uintptr_t)c->recs[i].data;
+    }
+    *n = k;
+    return SPRIG_OK;
+}
+
+int
+sprig__ckpt_commit_batch(sprig__env *e, MDB_txn *txn, sprig__wreq *batch)
+{
+    if (!e->ckpt) {
+        return sprig__ckpt_commit(e, txn, NULL, 0, false);
+    }
+    size_t n = 0;
+    bool durable = false;
+    int rc = encode_batch(e->ckpt, batch, &n, &durable);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return sprig__ckpt_commit(e, txn, e->ckpt->recs, n, durable);
 }

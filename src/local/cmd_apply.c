@@ -83,7 +83,7 @@ sprig__ldb_run(sprig__ldb *ldb, sprig__cmd *cmd)
                           ldb->name);
     }
     run_arg r = {ldb, cmd};
-    sprig__wreq req = {.apply = run_apply, .arg = &r};
+    sprig__wreq req = {.apply = run_apply, .arg = &r, .cmd = cmd};
     req.lazy = cmd->lazy;
     req.frees = cmd_frees(cmd);
     int rc = sprig__writer_submit(&ldb->writer, &req);

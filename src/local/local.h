@@ -122,6 +122,14 @@ bool sprig__wal_unsynced(sprig__wal *w);
 /** Retire the segments whose records are all at or below `upto` (kept as
  *  spares for reuse, or unlinked).  Checkpointer only. */
 void sprig__wal_drop(sprig__wal *w, uint64_t upto);
+/** Have a spare segment ready, so the first append need not create (and
+ *  sync) a file.  Checkpointer or open.  SPRIG_EIO, SPRIG_EFULL. */
+int sprig__wal_prepare(sprig__wal *w);
+/** Forget every record: only when a checkpoint covers all of them (the
+ *  commit step does it when the disk is full).  The current segment starts
+ *  again at the next LSN (or waits as the one spare); every other segment
+ *  and spare is unlinked, so their space returns.  Writer thread, commit lock held.  SPRIG_EIO. */
+int sprig__wal_reset(sprig__wal *w);
 /** Test seam: syncs and appends so far, segments in the chain. */
 void sprig__wal_stats(sprig__wal *w, uint64_t *syncs, uint64_t *appends,
                       size_t *segments);
@@ -130,9 +138,10 @@ void sprig__wal_stats(sprig__wal *w, uint64_t *syncs, uint64_t *appends,
 
 typedef struct sprig__ckpt sprig__ckpt;
 
-/** Apply one logged record inside `txn` during replay; 0, a negative code
- *  (its changes are discarded, replay goes on: the command failed when
- *  first applied too), or SPRIG__EMAPFULL (the map grows, it runs again). */
+/** Apply one logged record inside `txn` during replay: 0, SPRIG__EMAPFULL
+ *  (the map grows, it runs again) or another negative code, which stops
+ *  the replay and fails the open (only commands that succeeded are logged,
+ *  so one failing now means the state diverged: SPRIG_ECORRUPT). */
 typedef int (*sprig__ckpt_apply_fn)(void *arg, MDB_txn *txn, const uint8_t *p,
                                     size_t n);
 
@@ -155,9 +164,17 @@ int sprig__ckpt_recover(sprig__env *e, sprig__ckpt_apply_fn fn, void *arg,
  *  syncs on a 10 ms timer), then commits `txn`.  Always consumes `txn`.
  *  On any error nothing of the batch stays in the log or in LMDB.  Without
  *  a log: mdb_txn_commit.  Returns 0, SPRIG__EMAPFULL (grow and retry),
+ *  SPRIG__ERETRY (a full disk, room made: apply and commit again; once),
  *  SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM. */
 int sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
                        size_t n, bool durable);
+/** The commit step of the writer's batch `batch` in `txn`: the encoded
+ *  commands of its successful requests (rc 0, cmd set) go through
+ *  sprig__ckpt_commit, durable unless every one of them is lazy.  Same
+ *  contract and errors.  Writer leader only. */
+struct sprig__wreq;
+int sprig__ckpt_commit_batch(sprig__env *e, MDB_txn *txn,
+                             struct sprig__wreq *batch);
 /** Make everything committed so far durable: a log sync (or, without a
  *  log, mdb_env_sync).  For lazy flushes.  Any thread. */
 int sprig__ckpt_flush(sprig__env *e);
@@ -183,6 +200,10 @@ void sprig__ckpt_stats(sprig__env *e, sprig__ckpt_stats_t *out);
 typedef struct sprig__wreq {
     int (*apply)(MDB_txn *txn, void *arg);
     void *arg;
+    /* the command `apply` applies, logged when the batch commits (ckpt.c);
+     * NULL for maintenance writes of derived data (view indexes), which
+     * are not logged and are redone after a crash */
+    const struct sprig__cmd *cmd;
     /* lazy: need not be on disk when answered.  A batch made only of lazy
      * requests commits without fsync (counted in writer.unsynced); zero
      * initialisation keeps every other request durable. */
@@ -197,6 +218,10 @@ typedef struct sprig__wreq {
 
 /** Internal code: LMDB's map is full; the writer grows it and retries. */
 #define SPRIG__EMAPFULL (-1000)
+/** Internal code: the commit step (ckpt.c) found the disk full and made
+ *  room (a checkpoint moved the pinned snapshot, the log started over):
+ *  the writer applies the batch once more. */
+#define SPRIG__ERETRY (-1001)
 
 #define SPRIG__GATHER_MAX 64
 

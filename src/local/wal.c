@@ -5,7 +5,8 @@
  * Design notes.  The log lives in `<db dir>/wal/` as segment files
  * (`NNNNNNNN.seg`; the name is only unique, the order comes from headers).
  * A segment starts with a 32-byte header: "SPRIGWL1", its first LSN (u64
- * LE, 0 for a spare), a CRC-32C of those 16 bytes.  Records follow back to
+ * LE), a CRC-32C of those 16 bytes, then at byte 20 the salt (u64 LE) and
+ * at 28 its CRC-32C.  Records follow back to
  * back: [len u32 LE][crc32c u32 LE][lsn u64 LE][len bytes], the CRC
  * covering len, lsn and the bytes.  LSNs are consecutive across the log.
  *
@@ -14,11 +15,12 @@
  * starting with the one holding `applied + 1` (or ending at `applied`),
  * each beginning right after the last valid record of the one before.
  * Everything else is garbage from an older life and is unlinked when it
- * may hold LSNs that will be handed out again, or kept as a spare to be
- * recycled otherwise.  Appends never go to a segment that existed at open:
- * the first append takes a spare (its stale records all carry smaller LSNs,
- * so a scan can never mistake them for a continuation) or a new file.  So
- * a torn tail is never written after, and never misread.
+ * holds valid records of LSNs that will be handed out again, or kept as a
+ * spare to be recycled otherwise.  Appends never go to a segment that
+ * existed at open: the open takes a spare or a new file, whose header
+ * gets a new random salt, and every record's CRC covers the salt of its
+ * segment's use, so stale records in a recycled file never check out.  A
+ * torn tail is never written after, and never misread.
  *
  * Segments are zero-filled ahead of the write position in 1 MiB steps and
  * recycled, so most fdatasync() calls flush data blocks only, not the file
@@ -37,11 +39,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HDR_BYTES 32
 #define REC_HDR 16
-#define CHUNK (1u << 20)
+#define CHUNK (1u << 20)        /* the largest growth step */
+#define FIRST_BYTES (64u << 10) /* a new segment's first size */
 #define MAX_SPARES 2
 
 static const char magic[8] = {'S', 'P', 'R', 'I', 'G', 'W', 'L', '1'};
@@ -50,6 +55,7 @@ typedef struct wal_seg {
     char *path;
     int fd;
     uint64_t first; /* first LSN (0: a spare) */
+    uint64_t salt;  /* this use of the file: in every record's CRC */
     uint64_t last;  /* last valid LSN (first - 1 when empty) */
     uint64_t pos;   /* end of the valid records */
     uint64_t size;  /* file size */
@@ -136,14 +142,14 @@ sprig__crc32c(const void *data, size_t n)
 
 static void put_u64le(uint8_t *p, uint64_t v);
 
-/* The CRC of a record: its segment's first LSN (so records left in a
- * recycled segment from an earlier use never check out), its length, LSN
- * and bytes. */
+/* The CRC of a record: its segment's salt (so records left in a recycled
+ * segment from an earlier use never check out), its length, LSN and
+ * bytes. */
 static uint32_t
-rec_crc(uint64_t seg_first, const uint8_t *hdr, const void *bytes, size_t n)
+rec_crc(uint64_t salt, const uint8_t *hdr, const void *bytes, size_t n)
 {
     uint8_t f[8];
-    put_u64le(f, seg_first);
+    put_u64le(f, salt);
     uint32_t c = crc_update(~0u, f, 8);
     c = crc_update(c, hdr, 4);
     c = crc_update(c, hdr + 8, 8);
@@ -294,6 +300,7 @@ read_header(wal_seg *s)
     if (s->size >= HDR_BYTES && pread_all(s->fd, h, HDR_BYTES, 0) == 0 &&
         memcmp(h, magic, 8) == 0 && get_u32le(h + 16) == sprig__crc32c(h, 16)) {
         s->first = get_u64le(h + 8);
+        s->salt = get_u64le(h + 20);
     }
 }
 
@@ -320,7 +327,7 @@ scan_seg(wal_seg *s, uint8_t **buf, size_t *cap)
             *cap = len;
         }
         if (pread_all(s->fd, *buf, len, s->pos + REC_HDR) ||
-            rec_crc(s->first, h, *buf, len) != get_u32le(h + 4)) {
+            rec_crc(s->salt, h, *buf, len) != get_u32le(h + 4)) {
             break;
         }
         s->last++;
@@ -440,7 +447,7 @@ build_chain(sprig__wal *w, wal_seg *all, size_t n, uint64_t want,
         if (taken[i]) {
             continue;
         }
-        if (rc == 0 && s->first < expect && w->n_spares < MAX_SPARES &&
+        if (rc == 0 && s->last < expect && w->n_spares < MAX_SPARES &&
             seg_push(&w->spares, &w->n_spares, &w->cap_spares, s) == 0) {
             continue;
         }
@@ -493,12 +500,6 @@ sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
         return rc;
     }
     w->synced_lsn = w->next_lsn;
-    /* the segment for appends, now: the first commit pays no creation */
-    rc = start_seg(w);
-    if (rc) {
-        sprig__wal_close(w);
-        return rc;
-    }
     *out = w;
     return SPRIG_OK;
 }
@@ -557,7 +558,7 @@ sprig__wal_replay(sprig__wal *w, uint64_t applied, sprig__wal_fn fn, void *arg)
                 cap = len;
             }
             r = r ? r : pread_all(s->fd, buf, len, off + REC_HDR);
-            if (r || rec_crc(s->first, h, buf, len) != get_u32le(h + 4)) {
+            if (r || rec_crc(s->salt, h, buf, len) != get_u32le(h + 4)) {
                 rc = sprig__err(SPRIG_ECORRUPT,
                                 "command log '%s' changed while replaying",
                                 s->path);
@@ -587,7 +588,7 @@ create_seg(sprig__wal *w, wal_seg *s)
     }
     snprintf(s->path, n, "%s/%s", w->dir, name);
     s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int r = s->fd < 0 ? errno : zero_fill(s->fd, 0, CHUNK);
+    int r = s->fd < 0 ? errno : zero_fill(s->fd, 0, FIRST_BYTES);
     r = r ? r : fdatasync(s->fd) ? errno : 0;
     r = r ? r : sync_dir(w->dir);
     if (r) {
@@ -598,8 +599,39 @@ create_seg(sprig__wal *w, wal_seg *s)
         seg_close(s);
         return rc;
     }
-    s->size = CHUNK;
+    s->size = FIRST_BYTES;
     return SPRIG_OK;
+}
+
+static uint64_t
+new_salt(sprig__wal *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    x ^= (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)w ^ w->next_lsn;
+    x ^= x >> 33; /* a mix, so nearby inputs differ everywhere */
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x ? x : 1;
+}
+
+/* Write segment `s`'s header: first LSN next_lsn, a new salt. */
+static int
+write_header(sprig__wal *w, wal_seg *s)
+{
+    uint8_t h[HDR_BYTES] = {0};
+    s->salt = new_salt(w);
+    memcpy(h, magic, 8);
+    put_u64le(h + 8, w->next_lsn);
+    put_u32le(h + 16, sprig__crc32c(h, 16));
+    put_u64le(h + 20, s->salt);
+    put_u32le(h + 28, sprig__crc32c(h + 20, 8));
+    int r = pwrite_all(s->fd, h, HDR_BYTES, 0);
+    s->first = w->next_lsn;
+    s->last = s->first - 1;
+    s->pos = HDR_BYTES;
+    return r ? io_err("cannot write", s->path, r) : SPRIG_OK;
 }
 
 /* Take a spare (or a new file) as the segment starting at next_lsn. */
@@ -615,21 +647,12 @@ start_seg(sprig__wal *w)
             return rc;
         }
     }
-    uint8_t h[HDR_BYTES] = {0};
-    memcpy(h, magic, 8);
-    put_u64le(h + 8, w->next_lsn);
-    put_u32le(h + 16, sprig__crc32c(h, 16));
-    int r = pwrite_all(s.fd, h, HDR_BYTES, 0);
-    int rc = r ? io_err("cannot write", s.path, r) : 0;
+    int rc = write_header(w, &s);
     rc = rc ? rc : seg_push(&w->chain, &w->n_chain, &w->cap_chain, &s);
     if (rc) {
         seg_close(&s);
         return rc;
     }
-    wal_seg *c = &w->chain[w->n_chain - 1];
-    c->first = w->next_lsn;
-    c->last = c->first - 1;
-    c->pos = HDR_BYTES;
     w->fresh_needed = false;
     return SPRIG_OK;
 }
@@ -654,9 +677,21 @@ room(sprig__wal *w, uint64_t need)
         }
         c = &w->chain[w->n_chain - 1];
     }
-    if (c->pos + need > c->size) {
-        uint64_t grow = need > CHUNK ? need + CHUNK : CHUNK;
+    if (c->pos + need > c->size) { /* double, up to CHUNK at a time */
+        uint64_t step = c->size < CHUNK ? c->size : CHUNK;
+        uint64_t want = c->pos + need - c->size;
+        uint64_t grow = want > step ? want + step : step;
+        struct statvfs sv; /* nearly full: take no more than needed, and
+                              leave the rest to LMDB */
+        if (fstatvfs(c->fd, &sv) == 0 &&
+            (uint64_t)sv.f_bavail * sv.f_frsize < 16 * grow) {
+            grow = (want + 4095) / 4096 * 4096;
+        }
         int r = zero_fill(c->fd, c->size, grow);
+        if (r == ENOSPC || r == EDQUOT) { /* the disk is nearly full */
+            grow = (want + 4095) / 4096 * 4096;
+            r = zero_fill(c->fd, c->size, grow);
+        }
         if (r) {
             return io_err("cannot grow", c->path, r);
         }
@@ -665,10 +700,10 @@ room(sprig__wal *w, uint64_t need)
     return SPRIG_OK;
 }
 
-/* Encode the batch into w->buf for a segment starting at `first`. */
+/* Encode the batch into w->buf for a segment with `salt`. */
 static int
 encode_batch(sprig__wal *w, const sprig_bytes *recs, size_t n, size_t total,
-             uint64_t first)
+             uint64_t salt)
 {
     if (total > w->buf_cap) {
         uint8_t *b = sprig__realloc(w->buf, total);
@@ -684,7 +719,7 @@ encode_batch(sprig__wal *w, const sprig_bytes *recs, size_t n, size_t total,
         put_u32le(p + 4, 0);
         put_u64le(p + 8, w->next_lsn + i);
         memcpy(p + REC_HDR, recs[i].data, recs[i].len);
-        put_u32le(p + 4, rec_crc(first, p, p + REC_HDR, recs[i].len));
+        put_u32le(p + 4, rec_crc(salt, p, p + REC_HDR, recs[i].len));
         p += REC_HDR + recs[i].len;
     }
     return SPRIG_OK;
@@ -696,7 +731,7 @@ write_batch(sprig__wal *w, const sprig_bytes *recs, size_t n, size_t total)
 {
     int rc = room(w, total);
     wal_seg *c = rc ? NULL : &w->chain[w->n_chain - 1];
-    rc = rc ? rc : encode_batch(w, recs, n, total, c->first);
+    rc = rc ? rc : encode_batch(w, recs, n, total, c->salt);
     if (rc) {
         return rc;
     }
@@ -815,4 +850,54 @@ sprig__wal_stats(sprig__wal *w, uint64_t *syncs, uint64_t *appends,
     pthread_mutex_lock(&w->lock);
     *segments = w->n_chain;
     pthread_mutex_unlock(&w->lock);
+}
+
+int
+sprig__wal_prepare(sprig__wal *w)
+{
+    pthread_mutex_lock(&w->lock);
+    int rc = SPRIG_OK;
+    if (w->fresh_needed && w->n_spares == 0) {
+        wal_seg s;
+        rc = create_seg(w, &s);
+        rc = rc ? rc : seg_push(&w->spares, &w->n_spares, &w->cap_spares, &s);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+int
+sprig__wal_reset(sprig__wal *w)
+{
+    pthread_mutex_lock(&w->lock);
+    /* keep one file: the current segment, else any */
+    wal_seg keep = {.fd = -1};
+    if (w->n_chain && !w->fresh_needed) {
+        keep = w->chain[--w->n_chain];
+    } else if (w->n_spares) {
+        keep = w->spares[--w->n_spares];
+    } else if (w->n_chain) {
+        keep = w->chain[--w->n_chain];
+    }
+    for (size_t i = 0; i < w->n_chain; i++) {
+        unlink(w->chain[i].path);
+        seg_close(&w->chain[i]);
+    }
+    for (size_t i = 0; i < w->n_spares; i++) {
+        unlink(w->spares[i].path);
+        seg_close(&w->spares[i]);
+    }
+    w->n_chain = w->n_spares = 0;
+    int rc = SPRIG_OK;
+    if (keep.fd >= 0 && !w->fresh_needed) {
+        rc = write_header(w, &keep);
+        rc = rc ? rc : seg_push(&w->chain, &w->n_chain, &w->cap_chain, &keep);
+    } else if (keep.fd >= 0) {
+        rc = seg_push(&w->spares, &w->n_spares, &w->cap_spares, &keep);
+    }
+    if (rc && keep.fd >= 0) {
+        seg_close(&keep);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
 }
