@@ -464,14 +464,17 @@ ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
     struct stat sb;
     off_t want = (off_t)(2 * (SLOT_HDR + c->psize));
     if (rc == 0 && fstat(c->meta_fd, &sb) == 0 && sb.st_size < want) {
-        uint8_t *z = sprig__calloc(1, (size_t)(want - sb.st_size));
-        ssize_t w =
-            z ? pwrite(c->meta_fd, z, (size_t)(want - sb.st_size), sb.st_size)
-              : -1;
-        sprig__free(z);
-        rc = w == want - sb.st_size && fdatasync(c->meta_fd) == 0
-                 ? 0
-                 : io_err("cannot prepare", p, errno ? errno : EIO);
+        static const uint8_t zeros[4096];
+        int r = 0;
+        for (off_t at = sb.st_size; r == 0 && at < want;) {
+            size_t k = want - at < (off_t)sizeof zeros ? (size_t)(want - at)
+                                                       : sizeof zeros;
+            ssize_t w = pwrite(c->meta_fd, zeros, k, at);
+            r = w > 0 ? 0 : w < 0 ? errno : EIO;
+            at += w > 0 ? w : 0;
+        }
+        r = r ? r : fdatasync(c->meta_fd) ? errno : 0;
+        rc = r ? io_err("cannot prepare", p, r) : 0;
     }
     /* write first to the slot not holding the newest checkpoint */
     uint8_t *old = NULL;

@@ -429,6 +429,9 @@ build_chain(sprig__wal *w, wal_seg *all, size_t n, uint64_t want,
 {
     bool *taken = sprig__calloc(n ? n : 1, sizeof *taken);
     if (!taken) {
+        for (size_t i = 0; i < n; i++) {
+            seg_close(&all[i]);
+        }
         return sprig__err(SPRIG_ENOMEM, "out of memory (command log)");
     }
     int rc = SPRIG_OK;
@@ -860,7 +863,10 @@ sprig__wal_prepare(sprig__wal *w)
     if (w->fresh_needed && w->n_spares == 0) {
         wal_seg s;
         rc = create_seg(w, &s);
-        rc = rc ? rc : seg_push(&w->spares, &w->n_spares, &w->cap_spares, &s);
+        if (rc == 0 &&
+            (rc = seg_push(&w->spares, &w->n_spares, &w->cap_spares, &s))) {
+            seg_close(&s);
+        }
     }
     pthread_mutex_unlock(&w->lock);
     return rc;
