@@ -221,7 +221,7 @@ typedef struct sprig__wreq {
 /** Internal code: the commit step (ckpt.c) found the disk full and made
  *  room (a checkpoint moved the pinned snapshot, the log started over):
  *  the writer applies the batch once more. */
-#define SPRIG__ERETRY (-1001)
+#define SPRIG__ERETRY (-1002) /* -1001: SPRIG__ESAFE on branch commands */
 
 #define SPRIG__GATHER_MAX 64
 
