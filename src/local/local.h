@@ -128,7 +128,8 @@ int sprig__wal_prepare(sprig__wal *w);
 /** Forget every record: only when a checkpoint covers all of them (the
  *  commit step does it when the disk is full).  The current segment starts
  *  again at the next LSN (or waits as the one spare); every other segment
- *  and spare is unlinked, so their space returns.  Writer thread, commit lock held.  SPRIG_EIO. */
+ *  and spare is unlinked, so their space returns.  Writer thread, commit lock
+ * held.  SPRIG_EIO. */
 int sprig__wal_reset(sprig__wal *w);
 /** Test seam: syncs and appends so far, segments in the chain. */
 void sprig__wal_stats(sprig__wal *w, uint64_t *syncs, uint64_t *appends,
