@@ -398,7 +398,9 @@ load_all(sprig__wal *w, wal_seg **all, size_t *n, size_t *cap)
     }
     closedir(d);
     sprig__free(buf);
-    qsort(*all, *n, sizeof **all, cmp_first);
+    if (*n > 1) {
+        qsort(*all, *n, sizeof **all, cmp_first);
+    }
     return rc;
 }
 
