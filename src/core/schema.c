@@ -396,7 +396,8 @@ dec_collection(dec *d, sprig_collection_def *c)
     if (rc == 0 && nv > d->r.left / 20) {
         rc = sprig__err(SPRIG_ECORRUPT, "stored schema is truncated");
     }
-    sprig_view_def *views = nv ? sprig__calloc(nv, sizeof *views) : NULL;
+    sprig_view_def *views =
+        rc == 0 && nv ? sprig__calloc(nv, sizeof *views) : NULL;
     if (rc == 0 && nv && !views) {
         rc = sprig__err(SPRIG_ENOMEM, "out of memory reading a schema");
     }
