@@ -413,11 +413,13 @@ typedef struct sprig_db sprig_db;
 
 /** How much a commit waits for the disk. */
 typedef enum sprig_durability {
-    /** fsync data and meta on every commit: an acknowledged write survives
-     *  a crash or power loss.  The default. */
+    /** one fsync per durable commit (of the database's command log, before
+     *  the commit is answered): an acknowledged write survives a crash or
+     *  power loss.  The default. */
     SPRIG_DURABILITY_FULL = 0,
-    /** one fsync per commit: a crash may lose the last commit, never
-     *  corrupts. */
+    /** commits are logged but the log is synced every 10 ms, not per
+     *  commit: a power loss may lose the last ~10 ms of acknowledged
+     *  writes, never corrupts; a process crash loses nothing. */
     SPRIG_DURABILITY_NORMAL = 1,
     /** no fsync: the OS writes back when it likes; a process crash loses
      *  nothing, a power loss may lose recent commits. */
@@ -1037,9 +1039,9 @@ SPRIG_API int sprig_key_to_json(sprig_bytes key, sprig_buf *out);
  *    durability before its call returns.  With SPRIG_DURABILITY_FULL an
  *    acknowledged change survives a process crash, an OS crash and a power
  *    loss.
- *  - SPRIG_KV_LAZY: a change is committed to the database file before its
- *    call returns, without waiting for the disk (no fsync).  The file is
- *    flushed (one fsync) once `lazy_changes` changes are waiting or
+ *  - SPRIG_KV_LAZY: a change is committed (and appended to the database's
+ *    command log) before its call returns, without waiting for the disk
+ *    (no fsync).  The log is flushed (one fsync) once `lazy_changes` changes are waiting or
  *    `lazy_ms` ms after the first waiting change, whichever comes first, at
  *    close, and by any durable write to the same database (a document
  *    transaction).  With both thresholds 0 only those flush it.
@@ -1049,13 +1051,10 @@ SPRIG_API int sprig_key_to_json(sprig_bytes key, sprig_buf *out);
  *  - An OS crash or power loss, in lazy mode, loses the changes
  *    acknowledged since the last flush started: about `lazy_changes`
  *    changes or `lazy_ms` ms of them (the flush runs in the background, so
- *    changes made while it runs wait for the next one).  Caveat: lazy
- *    commits are LMDB MDB_NOSYNC commits, and LMDB keeps the file
- *    consistent across an OS crash only on a file system that writes in
- *    the order it was asked to; elsewhere an OS crash or power loss between
- *    flushes can leave the database (documents included) damaged.  Choose
- *    immediate mode where that matters.  Immediate mode loses what the
- *    storage's durability allows (nothing with FULL).
+ *    changes made while it runs wait for the next one).  The database is
+ *    never damaged: recovery restores the last checkpoint and replays the
+ *    log (docs/architecture.md, "Durability").  Immediate mode loses what
+ *    the storage's durability allows (nothing with FULL).
  *  - With SPRIG_DURABILITY_NONE or memory_only every commit is already an
  *    MDB_NOSYNC commit and nothing is ever flushed, as for documents: both
  *    modes behave alike.

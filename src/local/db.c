@@ -7,6 +7,8 @@
  * Writes go through docs.c; the reads live here: each runs in one pooled
  * read transaction, so a multi-document read is one consistent snapshot.
  */
+#include "core/cmd.h"
+#include "kv.h"
 #include "local.h"
 #include "views.h"
 
@@ -62,6 +64,33 @@ done:
     return rc;
 }
 
+/* Replay one logged command (ckpt.c). */
+static int
+replay_cmd(void *arg, MDB_txn *txn, const uint8_t *p, size_t n)
+{
+    sprig__ldb *ldb = arg;
+    sprig__cmd c;
+    int rc = sprig__cmd_decode((sprig_bytes){p, n}, &c);
+    if (rc == 0) {
+        c.out.txn = NULL; /* no result wanted */
+        rc = sprig__cmd_apply(ldb, txn, &c, &c.out);
+    }
+    sprig__cmd_clear(&c);
+    return rc;
+}
+
+/* Bring the database up to its command log, then let logged commits run. */
+static int
+recover(sprig__ldb *ldb)
+{
+    uint64_t replayed = 0;
+    int rc = sprig__ckpt_recover(ldb->env, replay_cmd, ldb, &replayed);
+    if (rc == 0 && replayed) {
+        sprig__kv_expiry_scan(ldb->kv); /* expiries the replay stored */
+    }
+    return rc;
+}
+
 int
 sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
                 const sprig_schema_def *schema, sprig__ldb **out)
@@ -88,7 +117,7 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
     /* tables: collections + meta + log, with room for views later */
     unsigned maxdbs =
         (unsigned)(16 + ldb->n_colls * 8) + sprig__views_tables(schema);
-    rc = rc ? rc : sprig__env_open(dir, &st->opts, maxdbs, &ldb->env);
+    rc = rc ? rc : sprig__ckpt_env_open(dir, &st->opts, maxdbs, &ldb->env);
     rc = rc ? rc : open_tables(ldb);
     uint8_t key[SPRIG__HASH_KEY_LEN];
     sprig__hash_key_derive(dir, key);
@@ -100,8 +129,10 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
     ldb->writer.tap_name = ldb->name;
     rc = rc ? rc : sprig__hub_new(&ldb->hub);
     rc = rc ? rc : sprig__views_open(ldb); /* rebuilds changed indexes */
-    rc = rc ? rc : sprig__kv_open(ldb);    /* last: may start its thread */
+    rc = rc ? rc : sprig__kv_open(ldb);    /* may start its thread */
+    rc = rc ? rc : recover(ldb);           /* last: needs all of the above */
     if (rc) {
+        sprig__kv_close(ldb);
         sprig__views_close(ldb);
         sprig__hub_free(ldb->hub);
         if (have_writer) {

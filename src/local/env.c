@@ -174,6 +174,7 @@ sprig__env_close(sprig__env *e)
         return;
     }
     slots_env_close(e);
+    sprig__ckpt_close(e);
     for (size_t i = 0; i < e->pool_n; i++) {
         mdb_txn_abort(e->pool[i]);
     }

@@ -77,7 +77,7 @@ sprig__kv_close(sprig__ldb *ldb)
     /* "flushed on close": whatever lazy commits are waiting reach the disk
      * before the environment closes. */
     if (atomic_exchange(&ldb->writer.unsynced, 0) != 0) {
-        mdb_env_sync(ldb->env->env, 1);
+        sprig__ckpt_flush(ldb->env); /* the log, or LMDB */
     }
     sprig__free(kv);
     ldb->kv = NULL;

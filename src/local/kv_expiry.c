@@ -266,7 +266,7 @@ flush(sprig__kv *kv)
     if (n == 0) {
         return; /* a durable commit synced them already */
     }
-    int mrc = mdb_env_sync(kv->ldb->env->env, 1);
+    int mrc = sprig__ckpt_flush(kv->ldb->env); /* the log, or LMDB */
     if (mrc) { /* try again at the next deadline or at close */
         atomic_fetch_add(&w->unsynced, n);
         atomic_fetch_add(&kv->flush_errors, 1);

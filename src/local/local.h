@@ -12,6 +12,11 @@
  *              applied by one leader (a synchronous submitter or the
  *              writer thread) in one LMDB transaction and answered after
  *              one durable commit; asynchronous submission
+ *   wal.c      the command log: segments of checksummed records, one
+ *              fdatasync per durable batch, torn tails cut at open
+ *   ckpt.c     the durability scheme on top: LMDB without its own syncs,
+ *              the LSN in each commit, checkpoints (a pinned snapshot and
+ *              its saved meta page), restore and replay after a crash
  *   cmd_apply.c  write commands (src/core/cmd.h) on a database: dispatch,
  *              running one through the writer (sync or async), the log
  *   cmd_admin.c  admin commands on the `_admin` environment
@@ -61,6 +66,7 @@ typedef struct sprig__env {
     struct sprig__rslot *slots;
     struct sprig__env *next_open; /* in env.c's list of envs with slots */
     atomic_ulong tables_gen;      /* bumped when tables are opened */
+    struct sprig__ckpt *ckpt; /* the command log's state (ckpt.c), or NULL */
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
@@ -101,6 +107,122 @@ int sprig__env_io_err(const char *dir, int mrc);
 int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
                          MDB_dbi *out);
 
+/* ---- wal.c: the command log ------------------------------------------ */
+
+/* Segment size where appends move to the next segment. */
+#define SPRIG__WAL_SEG_BYTES (16u << 20)
+
+typedef struct sprig__wal sprig__wal;
+
+/** Called for each logged record during replay, in LSN order; `p` is
+ *  borrowed until it returns.  A negative return stops the replay. */
+typedef int (*sprig__wal_fn)(void *arg, uint64_t lsn, const uint8_t *p,
+                             size_t n);
+
+/** CRC-32C (Castagnoli) of `n` bytes. */
+uint32_t sprig__crc32c(const void *data, size_t n);
+
+/** Open (creating) the log in `<dbdir>/wal` for a state that has applied
+ *  every LSN up to `applied`: scans the segments, keeps the chain of valid
+ *  records from `applied + 1`, recycles or unlinks the rest.  A torn or
+ *  corrupt tail ends the chain (never an error).  `seg_bytes` 0: default.
+ *  Errors: SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM.  Free with _close. */
+int sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
+                    sprig__wal **out);
+void sprig__wal_close(sprig__wal *w);
+/** Call `fn` for each record of the chain with an LSN above `applied`.
+ *  Before any append.  SPRIG_ECORRUPT if the files change meanwhile. */
+int sprig__wal_replay(sprig__wal *w, uint64_t applied, sprig__wal_fn fn,
+                      void *arg);
+/** The LSN the next appended record gets. */
+uint64_t sprig__wal_next_lsn(sprig__wal *w);
+/** Append `n` records (each 1 byte to 2 GiB) with one write; *last_lsn is
+ *  the last LSN given.  Not synced.  Writer thread only.  On error nothing
+ *  of the batch stays in the log.  SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM. */
+int sprig__wal_append(sprig__wal *w, const sprig_bytes *recs, size_t n,
+                      uint64_t *last_lsn);
+/** Undo the last append (whose first LSN is `first_lsn`): its records are
+ *  zeroed (and synced if they were) and the LSNs handed out again.  For a
+ *  commit that failed after its append.  Writer thread only. */
+int sprig__wal_revert(sprig__wal *w, uint64_t first_lsn);
+/** Make every appended record durable (one fdatasync; none when nothing
+ *  is pending).  Any thread.  SPRIG_EIO. */
+int sprig__wal_sync(sprig__wal *w);
+/** Whether appended records await a sync. */
+bool sprig__wal_unsynced(sprig__wal *w);
+/** Retire the segments whose records are all at or below `upto` (kept as
+ *  spares for reuse, or unlinked).  Checkpointer only. */
+void sprig__wal_drop(sprig__wal *w, uint64_t upto);
+/** Have a spare segment ready, so the first append need not create (and
+ *  sync) a file.  Checkpointer or open.  SPRIG_EIO, SPRIG_EFULL. */
+int sprig__wal_prepare(sprig__wal *w);
+/** Forget every record: only when a checkpoint covers all of them (the
+ *  commit step does it when the disk is full).  The current segment starts
+ *  again at the next LSN (or waits as the one spare); every other segment
+ *  and spare is unlinked, so their space returns.  Writer thread, commit lock
+ * held.  SPRIG_EIO. */
+int sprig__wal_reset(sprig__wal *w);
+/** Test seam: syncs and appends so far, segments in the chain. */
+void sprig__wal_stats(sprig__wal *w, uint64_t *syncs, uint64_t *appends,
+                      size_t *segments);
+
+/* ---- ckpt.c: the durability scheme ------------------------------------ */
+
+typedef struct sprig__ckpt sprig__ckpt;
+
+/** Apply one logged record inside `txn` during replay: 0, SPRIG__EMAPFULL
+ *  (the map grows, it runs again) or another negative code, which stops
+ *  the replay and fails the open (only commands that succeeded are logged,
+ *  so one failing now means the state diverged: SPRIG_ECORRUPT). */
+typedef int (*sprig__ckpt_apply_fn)(void *arg, MDB_txn *txn, const uint8_t *p,
+                                    size_t n);
+
+/** Open a database environment in `dir`.  With durability full or normal
+ *  (not memory-only) LMDB runs with MDB_NOSYNC behind the command log:
+ *  after an unclean shutdown the last checkpoint's meta page is restored
+ *  first, and e->ckpt is set.  Otherwise the same as sprig__env_open().
+ *  Then open the tables and call sprig__ckpt_recover() before writing. */
+int sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
+                         unsigned maxdbs, sprig__env **out);
+/** Replay the log past the LSN in LMDB through `fn` (one LMDB transaction
+ *  per record), take the first checkpoint and start the checkpointer
+ *  thread.  *replayed (may be NULL): records applied.  No-op without a
+ *  log.  Errors: SPRIG_EIO, SPRIG_EFULL, SPRIG_ECORRUPT, SPRIG_ENOMEM. */
+int sprig__ckpt_recover(sprig__env *e, sprig__ckpt_apply_fn fn, void *arg,
+                        uint64_t *replayed);
+/** The commit step of a write batch (writer thread): records the batch's
+ *  last LSN in `meta` inside `txn`, appends `recs` (n may be 0: nothing
+ *  logged) to the log, syncs it when `durable` (full mode; normal mode
+ *  syncs on a 10 ms timer), then commits `txn`.  Always consumes `txn`.
+ *  On any error nothing of the batch stays in the log or in LMDB.  Without
+ *  a log: mdb_txn_commit.  Returns 0, SPRIG__EMAPFULL (grow and retry),
+ *  SPRIG__ERETRY (a full disk, room made: apply and commit again; once),
+ *  SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM. */
+int sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
+                       size_t n, bool durable);
+/** The commit step of the writer's batch `batch` in `txn`: the encoded
+ *  commands of its successful requests (rc 0, cmd set) go through
+ *  sprig__ckpt_commit, durable unless every one of them is lazy.  Same
+ *  contract and errors.  Writer leader only. */
+struct sprig__wreq;
+int sprig__ckpt_commit_batch(sprig__env *e, MDB_txn *txn,
+                             struct sprig__wreq *batch);
+/** Make everything committed so far durable: a log sync (or, without a
+ *  log, mdb_env_sync).  For lazy flushes.  Any thread. */
+int sprig__ckpt_flush(sprig__env *e);
+/** A checkpoint now (tests).  Any thread. */
+int sprig__ckpt_now(sprig__env *e);
+/** Stop the checkpointer, take a last checkpoint and mark the shutdown
+ *  clean (sprig__env_close calls it).  No writer may be active. */
+void sprig__ckpt_close(sprig__env *e);
+
+typedef struct sprig__ckpt_stats_t {
+    uint64_t log_syncs, log_appends, checkpoints, ckpt_lsn;
+    size_t segments;
+} sprig__ckpt_stats_t;
+/** Test seam: counters of the scheme (all 0 without a log). */
+void sprig__ckpt_stats(sprig__env *e, sprig__ckpt_stats_t *out);
+
 /* ---- writer.c -------------------------------------------------------- */
 
 /** A write request.  `apply` runs inside an LMDB write transaction and may
@@ -111,8 +233,9 @@ int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
 typedef struct sprig__wreq {
     int (*apply)(MDB_txn *txn, void *arg);
     void *arg;
-    /* the command being applied, or NULL (internal maintenance such as
-     * view rebuilds): what a command log records */
+    /* the command `apply` applies, logged when the batch commits (ckpt.c);
+     * NULL for maintenance writes of derived data (view indexes), which
+     * are not logged and are redone after a crash */
     const struct sprig__cmd *cmd;
     /* lazy: need not be on disk when answered.  A batch made only of lazy
      * requests commits without fsync (counted in writer.unsynced); zero
@@ -140,6 +263,10 @@ typedef struct sprig__wreq {
 #define SPRIG__EMAPFULL (-1000)
 /** Internal code: a direct request failed; re-run the batch with children. */
 #define SPRIG__ESAFE (-1001)
+/** Internal code: the commit step (ckpt.c) found the disk full and made
+ *  room (a checkpoint moved the pinned snapshot, the log started over):
+ *  the writer applies the batch once more. */
+#define SPRIG__ERETRY (-1002)
 
 #define SPRIG__GATHER_MAX 64
 

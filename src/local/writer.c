@@ -51,7 +51,9 @@ sprig__writer_init(sprig__writer *w, sprig__env *env)
     w->env = env;
     unsigned flags = 0;
     mdb_env_get_flags(env->env, &flags);
-    w->env_nosync = (flags & MDB_NOSYNC) != 0;
+    /* with a command log (env->ckpt) LMDB runs MDB_NOSYNC, but the log
+     * syncs: lazy commits are counted and flushed as before */
+    w->env_nosync = (flags & MDB_NOSYNC) != 0 && !env->ckpt;
     if (pthread_mutex_init(&w->lock, NULL)) {
         return sprig__err(SPRIG_ENOMEM, "cannot create a mutex");
     }
@@ -170,13 +172,14 @@ try_batch(sprig__env *e, sprig__wreq *batch, bool safe)
         mdb_txn_abort(parent);
         return rc == SPRIG__EMAPFULL || rc == SPRIG__ESAFE ? rc : 0;
     }
-    mrc = mdb_txn_commit(parent);
-    if (mrc) {
-        rc = sprig__mdb_err(sprig__env_io_err(e->path, mrc), "committing");
-        if (rc != SPRIG__EMAPFULL) {
+    /* the commit step (ckpt.c): log the batch's commands, sync, commit */
+    rc = sprig__ckpt_commit_batch(e, parent, batch);
+    if (rc) {
+        bool again = rc == SPRIG__EMAPFULL || rc == SPRIG__ERETRY;
+        if (!again) {
             fail_rest(batch, rc);
         }
-        return rc == SPRIG__EMAPFULL ? rc : 0;
+        return again ? rc : 0;
     }
     sprig__env_committed(e); /* idle readers pin no old snapshot */
     return 0;
@@ -196,8 +199,11 @@ commit_batch(sprig__writer *w, sprig__wreq *batch)
         size_t seen = e->map_size;
         int rc = try_batch(e, batch, safe);
         pthread_rwlock_unlock(&e->map_lock);
-        if (rc == SPRIG__ESAFE) {
+        if (rc == SPRIG__ESAFE) { /* a direct request failed: children */
             safe = true;
+            continue;
+        }
+        if (rc == SPRIG__ERETRY) { /* the commit step made room: again */
             continue;
         }
         if (rc != SPRIG__EMAPFULL) {
@@ -237,7 +243,7 @@ static void
 lead_batch(sprig__writer *w, sprig__wreq *batch, unsigned long n)
 {
     bool lazy = batch_lazy(batch);
-    bool toggle = lazy && !w->env_nosync;
+    bool toggle = lazy && !w->env_nosync && !w->env->ckpt;
     if (toggle) {
         mdb_env_set_flags(w->env->env, MDB_NOSYNC, 1);
     }
@@ -245,7 +251,7 @@ lead_batch(sprig__writer *w, sprig__wreq *batch, unsigned long n)
     if (toggle) {
         mdb_env_set_flags(w->env->env, MDB_NOSYNC, 0);
     }
-    if (toggle) { /* an env that never syncs has nothing to flush */
+    if (lazy && !w->env_nosync) { /* an env that never syncs: no flush */
         atomic_fetch_add(&w->unsynced, n);
     }
     /* A durable commit syncs the lazy ones before it too, but LMDB skips
