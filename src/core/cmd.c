@@ -193,7 +193,7 @@ get_bool(dec *d, bool *out)
 static int
 get_name(dec *d, int width, size_t max, const char **out)
 {
-    sprig_bytes s;
+    sprig_bytes s = {0};
     int rc = get_str(d, width, max, &s);
     if (rc == 0 && memchr(s.data, 0, s.len)) {
         rc = bad("a name holds a NUL byte");
