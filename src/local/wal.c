@@ -195,19 +195,26 @@ io_err(const char *what, const char *path, int err)
                       strerror(err));
 }
 
+/* Write all n bytes of wp, or (wp NULL) read n bytes into rp, at `off`,
+ * past short transfers and EINTR; 0 or an errno value (EIO at an early end
+ * of file). */
 static int
-pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+pio_all(int fd, const uint8_t *wp, uint8_t *rp, size_t n, uint64_t off)
 {
-    const uint8_t *b = p;
     while (n) {
-        ssize_t k = pwrite(fd, b, n, (off_t)off);
+        ssize_t k =
+            wp ? pwrite(fd, wp, n, (off_t)off) : pread(fd, rp, n, (off_t)off);
         if (k < 0 && errno == EINTR) {
             continue;
         }
         if (k <= 0) {
             return k < 0 ? errno : EIO;
         }
-        b += k;
+        if (wp) {
+            wp += k;
+        } else {
+            rp += k;
+        }
         n -= (size_t)k;
         off += (uint64_t)k;
     }
@@ -215,22 +222,15 @@ pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 }
 
 static int
+pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+    return pio_all(fd, p, NULL, n, off);
+}
+
+static int
 pread_all(int fd, void *p, size_t n, uint64_t off)
 {
-    uint8_t *b = p;
-    while (n) {
-        ssize_t k = pread(fd, b, n, (off_t)off);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return k < 0 ? errno : EIO;
-        }
-        b += k;
-        n -= (size_t)k;
-        off += (uint64_t)k;
-    }
-    return 0;
+    return pio_all(fd, NULL, p, n, off);
 }
 
 /* Write zeros over [off, off + n). */
