@@ -250,8 +250,8 @@ zero_fill(int fd, uint64_t off, uint64_t n)
     return 0;
 }
 
-static int
-sync_dir(const char *dir)
+int
+sprig__sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -498,7 +498,7 @@ sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
         }
     }
     sprig__free(all);
-    int r = rc == 0 && unlinked ? sync_dir(w->dir) : 0;
+    int r = rc == 0 && unlinked ? sprig__sync_dir(w->dir) : 0;
     rc = rc ? rc : r ? io_err("cannot sync", w->dir, r) : 0;
     if (rc) {
         sprig__wal_close(w);
@@ -595,7 +595,7 @@ create_seg(sprig__wal *w, wal_seg *s)
     s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     int r = s->fd < 0 ? errno : zero_fill(s->fd, 0, FIRST_BYTES);
     r = r ? r : fdatasync(s->fd) ? errno : 0;
-    r = r ? r : sync_dir(w->dir);
+    r = r ? r : sprig__sync_dir(w->dir);
     if (r) {
         int rc = io_err("cannot create", s->path, r);
         if (s->fd >= 0) {
