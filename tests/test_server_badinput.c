@@ -83,19 +83,12 @@ static server S;
 static void
 server_start(server *s, const char *name, size_t max_frame)
 {
-    char dir[1200], listen[] = "127.0.0.1:0";
+    char dir[1200];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     sprig_storage_options so;
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options o;
-    sprig_server_options_init(&o);
-    o.ws_listen = listen;
-    o.workers = 2;
+    rawws_server_options(&so, &o, dir);
     o.max_frame = max_frame;
-    o.ping_interval_ms = 0;
-    o.idle_timeout_ms = 0;
     SPRIG_OK_(sprig_server_new(&so, &o, &s->srv));
     sprig_storage *st = sprig_server_storage(s->srv);
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));

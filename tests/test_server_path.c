@@ -362,14 +362,8 @@ setup(void **state)
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/s%d", root, n++);
     sprig_storage_options so;
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options o;
-    sprig_server_options_init(&o);
-    o.ws_listen = "127.0.0.1:0";
-    o.workers = 2;
-    o.ping_interval_ms = o.idle_timeout_ms = 0;
+    rawws_server_options(&so, &o, dir);
     o.authorize = authorize;
     o.authorize_udata = &R;
     records_clear(0);
