@@ -75,14 +75,15 @@ SUBSCRIBERS = 10
 PUBSUB_SIZE = 100   # bytes of each message (16 of them the clock + seq)
 
 procs = []          # every server started, stopped by pid at the end
+PROG = "bench_net"  # the prefix of messages; commerce.py sets its own
 
 
 def log(msg):
-    print("bench_net: " + msg, flush=True)
+    print(PROG + ": " + msg, flush=True)
 
 
 def die(msg):
-    raise SystemExit("bench_net: " + msg)
+    raise SystemExit(PROG + ": " + msg)
 
 
 def free_port():
@@ -331,47 +332,51 @@ INSERT INTO docs (doc) VALUES ('{"k":"' || lpad(:k::text, 12, '0') || '","p":"%s
 """ % ("x" * (DATASIZE - 27))
 
 
+def start_postgres(tmp, max_connections):
+    """initdb + postgres on an ephemeral port under tmp, fsync on (as the
+    postgres user when we are root, which postgres refuses to run as; the
+    clients connect over TCP as the database user postgres, trust on
+    loopback); (bin directory, version, port, process)."""
+    base = "/usr/lib/postgresql"
+    vers = sorted(d for d in os.listdir(base)
+                  if os.path.isdir(os.path.join(base, d, "bin"))) \
+        if os.path.isdir(base) else []
+    if not vers:
+        die("PostgreSQL is not installed (scripts/deps.sh --bench)")
+    bindir = os.path.join(base, vers[-1], "bin")
+    data, sock = os.path.join(tmp, "pg"), os.path.join(tmp, "pgsock")
+    os.makedirs(data)
+    os.makedirs(sock)
+    kw = {}
+    if os.geteuid() == 0:
+        os.chmod(tmp, 0o755)
+        shutil.chown(data, "postgres")
+        shutil.chown(sock, "postgres")
+        kw = {"user": "postgres"}
+    rc, out, err = run([os.path.join(bindir, "initdb"), "-D", data, "-U",
+                        "postgres", "-A", "trust", "--no-sync", "-E",
+                        "UTF8"], cwd=tmp, **kw)
+    if rc:
+        die("initdb: %s" % (err.strip() or out))
+    port = free_port()
+    p = start("postgres", [os.path.join(bindir, "postgres"), "-D", data,
+                           "-k", sock, "-p", str(port),
+                           "-c", "listen_addresses=127.0.0.1",
+                           "-c", "max_connections=%d" % max_connections,
+                           "-c", "fsync=on", "-c", "synchronous_commit=on"],
+              os.path.join(tmp, "pg.log"), cwd=tmp, **kw)
+    wait_for("postgres", lambda: run(
+        [os.path.join(bindir, "pg_isready"), "-q", "-h", "127.0.0.1", "-p",
+         str(port)])[0] == 0, p, timeout=60)
+    return bindir, vers[-1], port, p
+
+
 class Postgres:
     def __init__(self, tmp):
-        bins = sorted(d for d in os.listdir("/usr/lib/postgresql")
-                      if os.path.isdir("/usr/lib/postgresql/%s/bin" % d)) \
-            if os.path.isdir("/usr/lib/postgresql") else []
-        if not bins or not shutil.which("pgbench"):
+        if not shutil.which("pgbench"):
             die("PostgreSQL is not installed (scripts/deps.sh --bench)")
-        self.bin = "/usr/lib/postgresql/%s/bin" % bins[-1]
-        self.version = bins[-1]
         self.tmp = tmp
-        self.dir = os.path.join(tmp, "pg")
-        self.sock = os.path.join(tmp, "pgsock")
-        os.makedirs(self.sock)
-        # postgres refuses to run as root: the server runs as the
-        # `postgres` user when we are root, and the clients connect over
-        # TCP as the database user postgres (trust on loopback).
-        self.user = None
-        if os.geteuid() == 0:
-            self.user = "postgres"
-            os.chmod(tmp, 0o755)
-            shutil.chown(self.sock, "postgres")
-        os.makedirs(self.dir)
-        if self.user:
-            shutil.chown(self.dir, "postgres")
-        kw = {"user": self.user} if self.user else {}
-        rc, out, err = run([os.path.join(self.bin, "initdb"), "-D", self.dir,
-                            "-U", "postgres", "-A", "trust", "--no-sync",
-                            "-E", "UTF8"], cwd=tmp, **kw)
-        if rc:
-            die("initdb: %s" % (err.strip() or out))
-        self.port = free_port()
-        argv = [os.path.join(self.bin, "postgres"), "-D", self.dir,
-                "-k", self.sock, "-p", str(self.port),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "max_connections=120",
-                "-c", "fsync=on", "-c", "synchronous_commit=on"]
-        self.p = start("postgres", argv, os.path.join(tmp, "pg.log"),
-                       cwd=tmp, **kw)
-        wait_for("postgres", lambda: run(
-            [os.path.join(self.bin, "pg_isready"), "-q", "-h", "127.0.0.1",
-             "-p", str(self.port)])[0] == 0, self.p, timeout=60)
+        self.bin, self.version, self.port, self.p = start_postgres(tmp, 120)
         self.pg = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
         rc, out, err = run(["pgbench"] + self.pg + ["-i", "-q", "-s",
                                                     str(PG_SCALE), "postgres"])

@@ -35,87 +35,19 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import bench_net
+from bench_net import log, die, run, start, stop_all, tail, wait_for
+
+bench_net.PROG = "commerce"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA = os.path.join(ROOT, "bench", "commerce-schema.json")
 TARGET = 1.0        # design/bench.md: "ahead" of PostgreSQL
-
-procs = []          # every server started, stopped by pid at the end
-
-
-def log(msg):
-    print("commerce: " + msg, flush=True)
-
-
-def die(msg):
-    raise SystemExit("commerce: " + msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def tail(path, n=15):
-    try:
-        return "\n".join(open(path, errors="replace").read().splitlines()[-n:])
-    except OSError:
-        return ""
-
-
-def start(name, argv, logfile, **kw):
-    f = open(logfile, "wb")
-    p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, **kw)
-    f.close()
-    p.bench_name, p.bench_log = name, logfile
-    procs.append(p)
-    return p
-
-
-def stop(p):
-    sig = signal.SIGINT if p.bench_name == "postgres" else signal.SIGTERM
-    if p.poll() is None:
-        try:
-            os.kill(p.pid, sig)
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait()
-        except ProcessLookupError:
-            pass
-    if p in procs:
-        procs.remove(p)
-
-
-def wait_for(what, cond, p, timeout=30):
-    t = time.time() + timeout
-    while time.time() < t:
-        v = cond()
-        if v:
-            return v
-        if p.poll() is not None:
-            die("%s exited (status %s); see %s:\n%s" % (
-                what, p.returncode, p.bench_log, tail(p.bench_log)))
-        time.sleep(0.05)
-    die("%s did not start in %d s; see %s" % (what, timeout, p.bench_log))
-
-
-def run(argv, timeout=300, **kw):
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout, **kw)
-    return r.returncode, r.stdout.decode(errors="replace"), \
-        r.stderr.decode(errors="replace")
-
 
 def start_sprig(build, tmp):
     cli = os.path.join(build, "tools", "sprig")
@@ -133,41 +65,11 @@ def start_sprig(build, tmp):
 
 
 def start_postgres(tmp):
-    """initdb + postgres on an ephemeral port (as the postgres user when we
-    are root, which postgres refuses to run as); the conninfo."""
-    base = "/usr/lib/postgresql"
-    vers = sorted(d for d in os.listdir(base)
-                  if os.path.isdir(os.path.join(base, d, "bin"))) \
-        if os.path.isdir(base) else []
-    if not vers:
-        die("PostgreSQL is not installed (scripts/deps.sh --bench)")
-    bindir = os.path.join(base, vers[-1], "bin")
-    data, sock = os.path.join(tmp, "pg"), os.path.join(tmp, "pgsock")
-    os.makedirs(data)
-    os.makedirs(sock)
-    kw = {}
-    if os.geteuid() == 0:
-        os.chmod(tmp, 0o755)
-        shutil.chown(data, "postgres")
-        shutil.chown(sock, "postgres")
-        kw = {"user": "postgres"}
-    rc, out, err = run([os.path.join(bindir, "initdb"), "-D", data, "-U",
-                        "postgres", "-A", "trust", "--no-sync", "-E",
-                        "UTF8"], cwd=tmp, **kw)
-    if rc:
-        die("initdb: %s" % (err.strip() or out))
-    port = free_port()
-    p = start("postgres", [os.path.join(bindir, "postgres"), "-D", data,
-                           "-k", sock, "-p", str(port),
-                           "-c", "listen_addresses=127.0.0.1",
-                           "-c", "max_connections=60",
-                           "-c", "fsync=on", "-c", "synchronous_commit=on"],
-              os.path.join(tmp, "pg.log"), cwd=tmp, **kw)
-    wait_for("postgres", lambda: run(
-        [os.path.join(bindir, "pg_isready"), "-q", "-h", "127.0.0.1", "-p",
-         str(port)])[0] == 0, p, timeout=60)
+    """bench_net's PostgreSQL (fsync on, ephemeral port); the conninfo and
+    the server's version."""
+    _, version, port, _ = bench_net.start_postgres(tmp, 60)
     return ("host=127.0.0.1 port=%d user=postgres dbname=postgres" % port,
-            vers[-1])
+            version)
 
 
 def drive(driver, side, target, args, tmp, run_no, load=False):
@@ -272,8 +174,7 @@ def main():
         error = str(e)
         log("FAILED: %s" % error)
     finally:
-        for p in list(procs):
-            stop(p)
+        stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     out = result(args, res, pg_version, time.time() - t0, error)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -20,26 +20,9 @@ SPRIG=${1:?usage: bench_net_smoke.sh SPRIG SPRIG_BENCH TMPDIR}
 BENCH=${2:?usage: bench_net_smoke.sh SPRIG SPRIG_BENCH TMPDIR}
 TMP=${3:?usage: bench_net_smoke.sh SPRIG SPRIG_BENCH TMPDIR}
 
-fail() {
-    echo "bench_net_smoke: FAIL: $*" >&2
-    [ -f "$TMP/serve.log" ] && sed 's/^/  serve: /' "$TMP/serve.log" >&2
-    exit 1
-}
-
+NAME=bench_net_smoke
 HERE=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$TMP"
-mkdir -p "$TMP"
-pid=""
-peer=""
-cleanup() {
-    for p in $pid $peer; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "$HERE/serve_lib.sh"
 
 # `serve --schema FILE` registers the schema and creates the database
 # (what `make run` relies on): nothing else prepares the storage here
@@ -49,17 +32,7 @@ printf '{"name":"bench","collections":[{"name":"docs","id_kind":"u64"}]}' \
     --ws 127.0.0.1:0 --kv-persistence lazy >"$TMP/serve.log" 2>&1 &
 pid=$!
 
-url=""
-i=0
-while [ $i -lt 200 ]; do # 20 s
-    url=$(sed -n 's/.*listening on \(ws:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' \
-        "$TMP/serve.log")
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || fail "sprig serve exited"
-    sleep 0.1
-    i=$((i + 1))
-done
-[ -n "$url" ] || fail "sprig serve did not start"
+wait_url
 
 "$BENCH" -u "$url" -c 4 -P 4 -n 1000 -r 500 -d 100 --load kv,doc \
     -t kv.set,kv.get,db.get,db.insert --timeout 60 -q ||

@@ -16,40 +16,14 @@ DRIVER=${2:?usage: commerce_smoke.sh SPRIG BENCH_COMMERCE SCHEMA TMPDIR}
 SCHEMA=${3:?usage: commerce_smoke.sh SPRIG BENCH_COMMERCE SCHEMA TMPDIR}
 TMP=${4:?usage: commerce_smoke.sh SPRIG BENCH_COMMERCE SCHEMA TMPDIR}
 
-fail() {
-    echo "commerce_smoke: FAIL: $*" >&2
-    [ -f "$TMP/serve.log" ] && sed 's/^/  serve: /' "$TMP/serve.log" >&2
-    exit 1
-}
-
-rm -rf "$TMP"
-mkdir -p "$TMP"
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+NAME=commerce_smoke
+. "$(cd "$(dirname "$0")" && pwd)/serve_lib.sh"
 
 "$SPRIG" --path "$TMP/st" --schema "$SCHEMA" serve --ws 127.0.0.1:0 \
     >"$TMP/serve.log" 2>&1 &
 pid=$!
 
-url=""
-i=0
-while [ $i -lt 200 ]; do # 20 s
-    url=$(sed -n 's/.*listening on \(ws:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' \
-        "$TMP/serve.log")
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || fail "sprig serve exited"
-    sleep 0.1
-    i=$((i + 1))
-done
-[ -n "$url" ] || fail "sprig serve did not start"
+wait_url
 
 seed=${SPRIG_SEED:-$(date +%s)}
 echo "commerce_smoke: seed $seed (SPRIG_SEED replays it)"

@@ -12,7 +12,24 @@
 
 #include "proto/api.h"
 #include "proto/envelope.h"
+#include "sprig/server.h"
 #include "transport/transport.h"
+
+/* Options for a test server on the storage at `dir` (which must outlive
+ * them): not durable, listening on 127.0.0.1 at an ephemeral port, 2
+ * workers, no pings and no idle timeout.  The caller sets the rest. */
+static inline void
+rawws_server_options(sprig_storage_options *so, sprig_server_options *o,
+                     const char *dir)
+{
+    sprig_storage_options_init(so);
+    so->path = dir;
+    so->durability = SPRIG_DURABILITY_NONE;
+    sprig_server_options_init(o);
+    o->ws_listen = "127.0.0.1:0";
+    o->workers = 2;
+    o->ping_interval_ms = o->idle_timeout_ms = 0;
+}
 
 typedef struct rawmsg {
     struct rawmsg *next;

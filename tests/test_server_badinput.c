@@ -30,6 +30,8 @@
  */
 #include "testutil.h"
 
+#include "rawws.h"
+
 #include "proto/api.h"
 #include "proto/envelope.h"
 #include "sprig/client.h"
@@ -81,19 +83,12 @@ static server S;
 static void
 server_start(server *s, const char *name, size_t max_frame)
 {
-    char dir[1200], listen[] = "127.0.0.1:0";
+    char dir[1200];
     snprintf(dir, sizeof dir, "%s/%s", root, name);
     sprig_storage_options so;
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options o;
-    sprig_server_options_init(&o);
-    o.ws_listen = listen;
-    o.workers = 2;
+    rawws_server_options(&so, &o, dir);
     o.max_frame = max_frame;
-    o.ping_interval_ms = 0;
-    o.idle_timeout_ms = 0;
     SPRIG_OK_(sprig_server_new(&so, &o, &s->srv));
     sprig_storage *st = sprig_server_storage(s->srv);
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
@@ -137,115 +132,20 @@ still_serving(server *s)
 
 /* ---- a raw protocol client: the transport's, on the test's own loop ------ */
 
-typedef struct msg {
-    struct msg *next;
-    size_t len;
-    uint8_t data[];
-} msg;
-
-typedef struct rawc {
-    sprig__conn *c;
-    bool open, closed;
-    int code;
-    char reason[256];
-    msg *head, *tail;
-    int received;
-} rawc;
-
 static uv_loop_t loop;
 
+/* Run the test's loop for `ms` (no client: the loop's own handles). */
 static void
-rc_on_open(sprig__conn *c, void *ud)
+spin(int ms)
 {
-    ((rawc *)ud)->open = true;
-}
-
-static void
-rc_on_message(sprig__conn *c, const uint8_t *data, size_t len, void *ud)
-{
-    rawc *k = ud;
-    msg *m = malloc(sizeof *m + len);
-    assert_non_null(m);
-    m->next = NULL;
-    m->len = len;
-    memcpy(m->data, data, len);
-    if (k->tail) {
-        k->tail->next = m;
-    } else {
-        k->head = m;
-    }
-    k->tail = m;
-    k->received++;
-}
-
-static void
-rc_on_close(sprig__conn *c, int code, const char *reason, void *ud)
-{
-    rawc *k = ud;
-    k->closed = true;
-    k->c = NULL;
-    k->code = code;
-    snprintf(k->reason, sizeof k->reason, "%s", reason);
-}
-
-static const sprig__conn_cbs rc_cbs = {rc_on_open, rc_on_message, rc_on_close,
-                                       NULL};
-
-static void
-tick(uv_timer_t *t)
-{
-}
-
-/* Run the loop until pred(k) or `ms` pass; returns pred(k). */
-static bool
-run_until(bool (*pred)(const rawc *), const rawc *k, int ms)
-{
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    uv_timer_start(&t, tick, 5, 5);
-    uint64_t end = uv_now(&loop) + (uint64_t)ms;
-    while (!(pred && pred(k)) && uv_now(&loop) < end) {
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return pred && pred(k);
-}
-
-static bool
-is_open(const rawc *k)
-{
-    return k->open || k->closed;
-}
-
-static bool
-is_closed(const rawc *k)
-{
-    return k->closed;
-}
-
-static bool
-has_msg(const rawc *k)
-{
-    return k->head != NULL || k->closed;
+    rawc k = {.loop = &loop};
+    rawc_run_until(&k, NULL, ms);
 }
 
 static void
 rc_open(rawc *k, int port)
 {
-    memset(k, 0, sizeof *k);
-    sprig__tran_opts o;
-    sprig__tran_opts_init(&o);
-    o.ping_interval_ms = 0;
-    o.idle_timeout_ms = 0;
-    o.close_timeout_ms = 500;
-    o.connect_timeout_ms = 5000;
-    o.max_message = 64 * MIB;
-    char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
-    SPRIG_OK_(sprig__tran_connect(&loop, url, &o, &rc_cbs, k, &k->c));
-    run_until(is_open, k, 5000);
-    assert_true(k->open && !k->closed);
+    rawc_open(k, &loop, port);
 }
 
 static void
@@ -255,33 +155,13 @@ rc_send(rawc *k, sprig_bytes m)
     SPRIG_OK_(sprig__conn_send(k->c, m.data, m.len));
 }
 
-static void
-rc_close(rawc *k)
-{
-    if (!k->closed) {
-        sprig__conn_close(k->c, SPRIG_WS_NORMAL, "done");
-        run_until(is_closed, k, 5000);
-    }
-    assert_true(k->closed);
-    for (msg *m = k->head, *n; m; m = n) {
-        n = m->next;
-        free(m);
-    }
-    k->head = k->tail = NULL;
-}
-
 /* The next message from the server (owned by the caller: free()). */
-static msg *
+static rawmsg *
 rc_next(rawc *k)
 {
-    run_until(has_msg, k, 5000);
-    msg *m = k->head;
+    rawmsg *m = rawc_next(k, 5000);
     if (!m) {
         fail_msg("no answer (closed %d: %d %s)", k->closed, k->code, k->reason);
-    }
-    k->head = m->next;
-    if (!k->head) {
-        k->tail = NULL;
     }
     return m;
 }
@@ -292,7 +172,7 @@ static void
 expect_error_(rawc *k, uint32_t id, int code, const char *want, bool exact,
               const char *file, int line)
 {
-    msg *m = rc_next(k);
+    rawmsg *m = rc_next(k);
     sprig__frame f;
     int rc = sprig__frame_decode((sprig_bytes){m->data, m->len}, &f);
     char text[600];
@@ -369,7 +249,7 @@ still_answers(rawc *k, uint32_t id)
     fb b = {0};
     rc_send(k, get_frame(&b, id));
     sprig_buf_free(&b.buf);
-    msg *m = rc_next(k);
+    rawmsg *m = rc_next(k);
     sprig__frame f;
     SPRIG_OK_(sprig__frame_decode((sprig_bytes){m->data, m->len}, &f));
     assert_int_equal(f.kind, SPRIG__FRAME_RESPONSE);
@@ -493,7 +373,7 @@ test_not_frames(void **state)
     still_answers(&k, 8);
     still_serving(&S);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 static void
@@ -538,7 +418,7 @@ test_truncated(void **state)
     still_answers(&k, 78);
     still_serving(&S);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 static void
@@ -581,7 +461,7 @@ test_deep_nesting(void **state)
     still_answers(&k, 11);
     still_serving(&S);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 /* Random bytes that do not start an array: never a frame. */
@@ -606,7 +486,7 @@ test_random_garbage(void **state)
     }
     still_answers(&k, 1);
     still_serving(&S);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 /* Valid read-only frames with one byte changed: each gets exactly one
@@ -637,7 +517,7 @@ test_mutations(void **state)
         size_t at = tu_rand(&s) % f.len;
         p[at] = (uint8_t)tu_rand(&s);
         rc_send(&k, f);
-        msg *m = rc_next(&k);
+        rawmsg *m = rc_next(&k);
         sprig__frame a;
         if (sprig__frame_decode((sprig_bytes){m->data, m->len}, &a) != 0 ||
             (a.kind != SPRIG__FRAME_RESPONSE && a.kind != SPRIG__FRAME_ERROR)) {
@@ -650,7 +530,7 @@ test_mutations(void **state)
         answers[a.kind]++;
         free(m);
     }
-    run_until(NULL, &k, 50);
+    rawc_run_until(&k, NULL, 50);
     assert_null(k.head); /* one answer each, no more */
     print_message("mutations: %d responses, %d errors\n",
                   answers[SPRIG__FRAME_RESPONSE], answers[SPRIG__FRAME_ERROR]);
@@ -658,7 +538,7 @@ test_mutations(void **state)
     still_answers(&k, 1);
     still_serving(&S);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 /* ---- frames a server must refuse ---------------------------------------- */
@@ -687,7 +567,7 @@ test_wrong_kinds(void **state)
     still_answers(&k, 9);
     still_serving(&S);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 static void
@@ -735,7 +615,7 @@ test_unknown_api(void **state)
     still_answers(&k, 10);
     still_serving(&S);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 /* One request whose payload the caller writes; expect `want` exactly. */
@@ -1040,7 +920,7 @@ test_bad_fields(void **state)
     assert_int_equal(n, 1 + (uint64_t)S.probes);
     SPRIG_OK_(sprig_count(S.good_db, "msgs", NULL, &n));
     assert_int_equal(n, 0);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 /* Errors of the database, not of the protocol: the codes of sprig.h. */
@@ -1081,7 +961,7 @@ test_bad_names(void **state)
     still_answers(&k, 5);
     still_serving(&S);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
+    rawc_close(&k);
 }
 
 /* ---- limits -------------------------------------------------------------- */
@@ -1104,7 +984,7 @@ test_over_max_frame(void **state)
     sprig__mp_nil(w);
     sprig__mp_nil(w);
     rc_send(&k, fb_bytes(&b));
-    assert_true(run_until(is_closed, &k, 5000));
+    assert_true(rawc_run_until(&k, rawc_is_closed, 5000));
     assert_int_equal(k.code, SPRIG_WS_TOO_BIG);
     assert_non_null(strstr(k.reason, "limit of 65536"));
     assert_null(k.head); /* no answer: the frame was never read */
@@ -1114,8 +994,8 @@ test_over_max_frame(void **state)
     SPRIG_OK_(sprig_count(S.good_db, "msgs", NULL, &n));
     assert_int_equal(n, 0);
     sprig_buf_free(&b.buf);
-    rc_close(&k);
-    rc_close(&other);
+    rawc_close(&k);
+    rawc_close(&other);
 }
 
 /* ---- plain HTTP on the port ---------------------------------------------- */
@@ -1443,9 +1323,9 @@ static int
 group_teardown(void **state)
 {
     server_stop(&S);
-    run_until(NULL, NULL, 10);
+    spin(10);
     for (int i = 0; i < 100 && uv_loop_alive(&loop); i++) {
-        run_until(NULL, NULL, 10);
+        spin(10);
     }
     assert_int_equal(uv_loop_close(&loop), 0);
     return 0;

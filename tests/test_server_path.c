@@ -362,14 +362,8 @@ setup(void **state)
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/s%d", root, n++);
     sprig_storage_options so;
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options o;
-    sprig_server_options_init(&o);
-    o.ws_listen = "127.0.0.1:0";
-    o.workers = 2;
-    o.ping_interval_ms = o.idle_timeout_ms = 0;
+    rawws_server_options(&so, &o, dir);
     o.authorize = authorize;
     o.authorize_udata = &R;
     records_clear(0);
@@ -455,6 +449,29 @@ expect_samples_applied(sprig_storage *st, sprig_db *db, sprig_subscriber *sub)
     sprig_message_free(m);
 }
 
+/* The database "main" and a local subscriber of "t1" on it (the caller
+ * frees both). */
+static void
+open_main(sprig_storage *st, sprig_db **db, sprig_subscriber **local)
+{
+    SPRIG_OK_(sprig_storage_database(st, "main", db));
+    SPRIG_OK_(sprig_subscriber_new(*db, local));
+    SPRIG_OK_(sprig_subscribe(*local, sprig_str("t1")));
+}
+
+/* Send route `rt`'s sample request (*s: the sample) and return its answer
+ * frame (message to free). */
+static rawmsg *
+call_sample(fixture *f, const sprig__route *rt, const sample **s,
+            sprig__frame *out)
+{
+    *s = sample_of(rt->api.name);
+    anyreq r;
+    memset(&r, 0, sizeof r);
+    (*s)->fill(&r);
+    return call(f, &rt->api, &r, out);
+}
+
 static void
 test_every_row_reaches_authorise(void **state)
 {
@@ -462,22 +479,17 @@ test_every_row_reaches_authorise(void **state)
     sprig_storage *st = sprig_server_storage(f->srv);
     sprig_db *db;
     sprig_subscriber *local;
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
-    SPRIG_OK_(sprig_subscriber_new(db, &local));
-    SPRIG_OK_(sprig_subscribe(local, sprig_str("t1")));
+    open_main(st, &db, &local);
     size_t n = sprig__registry_count(&f->srv->reg);
     assert_int_equal(n, sprig__api_count + 1); /* + test.echo */
     uint64_t client = R.items[0].client;       /* setup's subscriber_new */
     assert_true(client > 0);
     for (size_t i = 0; i < n; i++) {
         const sprig__route *rt = sprig__registry_at(&f->srv->reg, i);
-        const sample *s = sample_of(rt->api.name);
-        anyreq r;
-        memset(&r, 0, sizeof r);
-        s->fill(&r);
         records_clear(0);
         sprig__frame fr;
-        free(call(f, &rt->api, &r, &fr));
+        const sample *s;
+        free(call_sample(f, rt, &s, &fr));
         expect_records(s, rt->api.action, client);
     }
     expect_samples_applied(st, db, local);
@@ -492,13 +504,10 @@ refuse_every_row(fixture *f)
     size_t n = sprig__registry_count(&f->srv->reg);
     for (size_t i = 0; i < n; i++) {
         const sprig__route *rt = sprig__registry_at(&f->srv->reg, i);
-        const sample *s = sample_of(rt->api.name);
-        anyreq r;
-        memset(&r, 0, sizeof r);
-        s->fill(&r);
         records_clear(i % 2 ? SPRIG_EPERM : 1); /* 1: any refusal is EPERM */
         sprig__frame fr;
-        rawmsg *m = call(f, &rt->api, &r, &fr);
+        const sample *s;
+        rawmsg *m = call_sample(f, rt, &s, &fr);
         char want[700], got[700];
         snprintf(want, sizeof want, "not allowed: action '%s' on resource '%s'",
                  rt->api.action, s->res[0]);
@@ -520,9 +529,7 @@ test_refused_rows_reach_no_handler(void **state)
     sprig_storage *st = sprig_server_storage(f->srv);
     sprig_db *db;
     sprig_subscriber *local;
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
-    SPRIG_OK_(sprig_subscriber_new(db, &local));
-    SPRIG_OK_(sprig_subscribe(local, sprig_str("t1")));
+    open_main(st, &db, &local);
     refuse_every_row(f);
     records_clear(0);
     /* nothing happened */

@@ -134,14 +134,8 @@ test_paused_subscriber_resumes(void **state)
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/s", tu_tmpdir("slow_reader"));
     sprig_storage_options so;
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options o;
-    sprig_server_options_init(&o);
-    o.ws_listen = "127.0.0.1:0";
-    o.workers = 2;
-    o.ping_interval_ms = o.idle_timeout_ms = 0;
+    rawws_server_options(&so, &o, dir);
     o.max_send_queue = 8u << 20;
     SPRIG_OK_(sprig_server_new(&so, &o, &f.srv));
     sprig_storage *st = sprig_server_storage(f.srv);

@@ -587,13 +587,45 @@ scan_member(scan *s, uint64_t m, size_t level, unsigned depth)
     return true;
 }
 
+/* Past the byte `c` when s->p is at one (true); else false. */
 static bool
-scan_object(scan *s, uint64_t live, size_t level, unsigned depth)
+scan_eat(scan *s, uint8_t c)
+{
+    if (s->p < s->end && *s->p == c) {
+        s->p++;
+        return true;
+    }
+    return false;
+}
+
+/* Past the '{' or '[' at s->p and the whitespace after it; true when the
+ * container is empty (`close` follows, and is skipped too). */
+static bool
+scan_open(scan *s, uint8_t close)
 {
     s->p++;
     skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
+    return scan_eat(s, close);
+}
+
+/* After a member of an object or array closed by `close`: 1 past a ',' and
+ * the whitespace after it (a member follows), 0 past `close` (the end), -1
+ * at anything else (not JSON). */
+static int
+scan_next(scan *s, uint8_t close)
+{
+    skip_ws(s);
+    if (scan_eat(s, ',')) {
+        skip_ws(s);
+        return 1;
+    }
+    return scan_eat(s, close) ? 0 : -1;
+}
+
+static bool
+scan_object(scan *s, uint64_t live, size_t level, unsigned depth)
+{
+    if (scan_open(s, '}')) {
         return true;
     }
     for (;;) {
@@ -614,27 +646,17 @@ scan_object(scan *s, uint64_t live, size_t level, unsigned depth)
         if (!scan_member(s, m, level, depth)) {
             return false;
         }
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
+        int more = scan_next(s, '}');
+        if (more <= 0) {
+            return more == 0;
         }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            return true;
-        }
-        return false;
     }
 }
 
 static bool
 scan_array(scan *s, uint64_t live, size_t level, unsigned depth)
 {
-    s->p++;
-    skip_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
+    if (scan_open(s, ']')) {
         return true;
     }
     for (size_t i = 0;; i++) {
@@ -642,17 +664,10 @@ scan_array(scan *s, uint64_t live, size_t level, unsigned depth)
         if (!scan_member(s, m, level, depth)) {
             return false;
         }
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
+        int more = scan_next(s, ']');
+        if (more <= 0) {
+            return more == 0;
         }
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
-            return true;
-        }
-        return false;
     }
 }
 

@@ -89,18 +89,6 @@ path_in(char *out, size_t n, const char *dir, const char *name)
     snprintf(out, n, "%s/%s", dir, name);
 }
 
-static int
-sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno;
-    }
-    int r = fsync(fd) ? errno : 0;
-    close(fd);
-    return r;
-}
-
 static void
 put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -204,7 +192,7 @@ prepare(const char *dir)
     path_in(p, sizeof p, dir, "wal/clean");
     if (unlink(p) == 0) {
         path_in(p, sizeof p, dir, "wal");
-        int r = sync_dir(p);
+        int r = sprig__sync_dir(p);
         return r ? io_err("cannot sync", p, r) : 0;
     }
     path_in(p, sizeof p, dir, "wal/meta");
@@ -668,7 +656,7 @@ sprig__ckpt_close(sprig__env *e)
         if (fd >= 0) {
             close(fd);
             path_in(p, sizeof p, e->path, "wal");
-            sync_dir(p);
+            sprig__sync_dir(p);
         }
     }
     ckpt_free(c);

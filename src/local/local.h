@@ -165,6 +165,10 @@ int sprig__wal_reset(sprig__wal *w);
 /** Test seam: syncs and appends so far, segments in the chain. */
 void sprig__wal_stats(sprig__wal *w, uint64_t *syncs, uint64_t *appends,
                       size_t *segments);
+/** fsync the directory `dir`, so that the names last created, renamed or
+ *  removed in it are durable; 0 or an errno value.  Any thread (wal.c and
+ *  ckpt.c both use it). */
+int sprig__sync_dir(const char *dir);
 
 /* ---- ckpt.c: the durability scheme ------------------------------------ */
 

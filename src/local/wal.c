@@ -195,19 +195,26 @@ io_err(const char *what, const char *path, int err)
                       strerror(err));
 }
 
+/* Write all n bytes of wp, or (wp NULL) read n bytes into rp, at `off`,
+ * past short transfers and EINTR; 0 or an errno value (EIO at an early end
+ * of file). */
 static int
-pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+pio_all(int fd, const uint8_t *wp, uint8_t *rp, size_t n, uint64_t off)
 {
-    const uint8_t *b = p;
     while (n) {
-        ssize_t k = pwrite(fd, b, n, (off_t)off);
+        ssize_t k =
+            wp ? pwrite(fd, wp, n, (off_t)off) : pread(fd, rp, n, (off_t)off);
         if (k < 0 && errno == EINTR) {
             continue;
         }
         if (k <= 0) {
             return k < 0 ? errno : EIO;
         }
-        b += k;
+        if (wp) {
+            wp += k;
+        } else {
+            rp += k;
+        }
         n -= (size_t)k;
         off += (uint64_t)k;
     }
@@ -215,22 +222,15 @@ pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 }
 
 static int
+pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+    return pio_all(fd, p, NULL, n, off);
+}
+
+static int
 pread_all(int fd, void *p, size_t n, uint64_t off)
 {
-    uint8_t *b = p;
-    while (n) {
-        ssize_t k = pread(fd, b, n, (off_t)off);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return k < 0 ? errno : EIO;
-        }
-        b += k;
-        n -= (size_t)k;
-        off += (uint64_t)k;
-    }
-    return 0;
+    return pio_all(fd, NULL, p, n, off);
 }
 
 /* Write zeros over [off, off + n). */
@@ -250,8 +250,8 @@ zero_fill(int fd, uint64_t off, uint64_t n)
     return 0;
 }
 
-static int
-sync_dir(const char *dir)
+int
+sprig__sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -498,7 +498,7 @@ sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
         }
     }
     sprig__free(all);
-    int r = rc == 0 && unlinked ? sync_dir(w->dir) : 0;
+    int r = rc == 0 && unlinked ? sprig__sync_dir(w->dir) : 0;
     rc = rc ? rc : r ? io_err("cannot sync", w->dir, r) : 0;
     if (rc) {
         sprig__wal_close(w);
@@ -595,7 +595,7 @@ create_seg(sprig__wal *w, wal_seg *s)
     s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     int r = s->fd < 0 ? errno : zero_fill(s->fd, 0, FIRST_BYTES);
     r = r ? r : fdatasync(s->fd) ? errno : 0;
-    r = r ? r : sync_dir(w->dir);
+    r = r ? r : sprig__sync_dir(w->dir);
     if (r) {
         int rc = io_err("cannot create", s->path, r);
         if (s->fd >= 0) {
