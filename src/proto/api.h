@@ -95,7 +95,14 @@ typedef enum sprig__where {
     SPRIG__RUN_WORKER,
     /* the server's write lane (one thread for writes that commit without
      * waiting for the disk) when it has one, else the worker pool */
-    SPRIG__RUN_WRITE_LANE
+    SPRIG__RUN_WRITE_LANE,
+    /* a write submitted to the database's writer as a command (the
+     * handle's asynchronous `submit`): from the loop thread when the
+     * handle is cached, else from a worker that opens it; nobody waits for
+     * the commit, the answer is encoded on the engine's thread.  Where a
+     * handle has no `submit` (remote placements) or the handler needs
+     * more, the handler runs synchronously on a worker instead. */
+    SPRIG__RUN_SUBMIT
 } sprig__where;
 
 /** The form of a row's resource name: constant segments with variable

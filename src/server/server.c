@@ -88,6 +88,7 @@ server_make(const sprig_server_options *o, sprig_server **out)
     }
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->cond, NULL);
+    pthread_cond_init(&srv->sub_cond, NULL);
     pthread_mutex_init(&srv->dbs.lock, NULL);
     int rc = sprig__registry_init(&srv->reg);
     rc = rc ? rc
@@ -193,6 +194,7 @@ maybe_finish(sprig_server *srv)
     if (!uv_is_closing((uv_handle_t *)&srv->done_async)) {
         uv_close((uv_handle_t *)&srv->done_async, close_cb);
         uv_close((uv_handle_t *)&srv->stop_async, close_cb);
+        srv->done_closed = true;
     }
     pthread_mutex_unlock(&srv->lock);
 }
@@ -289,10 +291,13 @@ setup(sprig_server *srv)
 static void
 teardown(sprig_server *srv)
 {
+    pthread_mutex_lock(&srv->lock);
     if (!uv_is_closing((uv_handle_t *)&srv->done_async)) {
         uv_close((uv_handle_t *)&srv->done_async, close_cb);
         uv_close((uv_handle_t *)&srv->stop_async, close_cb);
     }
+    srv->done_closed = true;
+    pthread_mutex_unlock(&srv->lock);
     if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
         uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
     }
@@ -303,6 +308,7 @@ teardown(sprig_server *srv)
     uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     sprig__pool_stop(&srv->pool);
     sprig__pool_stop(&srv->lane);
+    sprig__submit_drain(srv); /* their jobs join the done queue */
     for (sprig__job *j = srv->done_head, *n; j; j = n) {
         n = j->next;
         sprig__session_job_done(j); /* sessions are closed: just frees */
@@ -423,6 +429,7 @@ sprig_server_free(sprig_server *srv)
     sprig__free(srv->ws_host);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->cond);
+    pthread_cond_destroy(&srv->sub_cond);
     pthread_mutex_destroy(&srv->dbs.lock);
     sprig__free(srv);
 }
