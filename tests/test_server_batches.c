@@ -12,7 +12,9 @@
  *    show;
  *  - an error of a submitted write comes back as an error frame with its
  *    code and a message naming it (an increment of a bytes value, an
- *    increment that overflows), and the connection goes on serving;
+ *    increment that overflows, a document inserted twice, an update at a
+ *    wrong revision -- with the result as the detail), and the connection
+ *    goes on serving;
  *  - a shutdown with submissions in flight answers each of them or drops
  *    it with the connection, never crashes (ASan: no leak, no use after
  *    free), and every write acknowledged before it is on disk when the
@@ -232,6 +234,42 @@ expect_incr_error(int fd, uint32_t id, const char *key, sprig_value amount,
     sprig_buf_free(&m);
 }
 
+/* Expect the answer `id` to be an error frame with `code` whose message
+ * contains `word`; a conflict's detail (the result) is there. */
+static void
+expect_error(int fd, uint32_t id, int code, const char *word)
+{
+    sprig_buf m = {0};
+    sprig__frame f;
+    assert_true(next_answer(fd, &m, &f));
+    assert_int_equal(f.id, id);
+    assert_int_equal(f.kind, SPRIG__FRAME_ERROR);
+    assert_int_equal(f.code, code);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%.*s", (int)f.message.len,
+             (const char *)f.message.data);
+    printf("# error %d: %s\n", f.code, msg);
+    if (!strstr(msg, word)) {
+        fail_msg("error message '%s' does not name '%s'", msg, word);
+    }
+    if (code == SPRIG_ECONFLICT) {
+        assert_true(f.detail.len > 1); /* the result, not nil */
+    }
+    sprig_buf_free(&m);
+}
+
+/* A transaction updating document `id` expecting `rev`. */
+static void
+send_update(int fd, uint32_t id, const char *doc_id, uint64_t rev)
+{
+    sprig__apply_req r = {.db = "main"};
+    SPRIG_OK_(sprig_txn_new(&r.txn));
+    sprig_header h = {.id = sprig_str(doc_id), .revision = rev};
+    SPRIG_OK_(sprig_txn_update(r.txn, "docs", &h, sprig_str("{\"n\":2}")));
+    send_req(fd, &sprig__api_apply, id, &r);
+    sprig_txn_free(r.txn);
+}
+
 /* A submitted write that fails is answered with an error frame naming
  * its cause; the connection keeps serving. */
 static void
@@ -251,6 +289,15 @@ test_submitted_errors(void **state)
     send_req(fd, &sprig__api_kv_set, 3, &r);
     expect_answers(fd, 1);
     expect_incr_error(fd, 4, "big", one, SPRIG_ERANGE, "above the range");
+    /* documents: inserting an id twice, updating at a wrong revision */
+    send_insert(fd, 6, "doc", "{\"n\":1}");
+    expect_answers(fd, 1);
+    send_insert(fd, 7, "doc", "{\"n\":1}");
+    expect_error(fd, 7, SPRIG_ECONFLICT, "already exists");
+    send_update(fd, 8, "doc", 99);
+    expect_error(fd, 8, SPRIG_ECONFLICT, "revision does not match");
+    send_update(fd, 9, "doc", 1);
+    expect_answers(fd, 1);
     /* still serving: a good increment */
     sprig__kv_incr_req ok = {.db = "main", .key = "n", .amount = one};
     send_req(fd, &sprig__api_kv_incr, 5, &ok);

@@ -234,6 +234,8 @@ sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
          * submitter, like the server, that sees neither) */
         cmd->now_ms = sprig__kv_now(ldb->kv);
         cmd->lazy = ldb->kv->lazy;
+    } else if (cmd->kind == SPRIG__CMD_TXN && cmd->now_ms == 0) {
+        cmd->now_ms = sprig__ldb_now(ldb);
     }
     run_arg *r = sprig__malloc(sizeof *r);
     int rc = r ? sprig__cmd_hash(cmd)

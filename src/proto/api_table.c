@@ -139,7 +139,7 @@ ROW(sprig__api_schema_list, "storage.list_schemas", "schema.list",
 ROW(sprig__api_apply, "db.apply", "transaction.apply",
     "Apply a transaction atomically (every single-document write is one).",
     sprig__apply_req, FIELDS(apply_req), sprig__apply_resp, FIELDS(apply_resp),
-    true, WRITE, WORKER, RES(DATABASE, "db"));
+    true, WRITE, SUBMIT, RES(DATABASE, "db"));
 ROW(sprig__api_get, "db.get", "document.get", "Read one document.",
     sprig__get_req, FIELDS(get_req), sprig__get_resp, FIELDS(get_resp), false,
     READ, CACHED_READ, RES(DOCUMENT, "db", "collection", "id"));

@@ -79,14 +79,6 @@ s_schema_list(sprig__call *c, void *rq, void *rs)
 }
 
 static int
-s_apply(sprig__call *c, void *rq, void *rs)
-{
-    sprig__apply_req *r = rq;
-    WITH_DB(c, r->db,
-            sprig_txn_apply(db, r->txn, &((sprig__apply_resp *)rs)->result));
-}
-
-static int
 s_get(sprig__call *c, void *rq, void *rs)
 {
     sprig__get_req *r = rq;
@@ -255,7 +247,7 @@ const sprig__builtin sprig__builtins[] = {
     {&sprig__api_db_open, s_db_open},
     {&sprig__api_schema_register, s_schema_register},
     {&sprig__api_schema_list, s_schema_list},
-    {&sprig__api_apply, s_apply},
+    {&sprig__api_apply, sprig__submit_apply},
     {&sprig__api_get, s_get},
     {&sprig__api_get_multiple, s_get_multiple},
     {&sprig__api_list, s_list},

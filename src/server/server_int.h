@@ -300,14 +300,15 @@ int sprig__pubsub_free(sprig__call *c, void *req, void *resp);
 int sprig__pubsub_subscribe(sprig__call *c, void *req, void *resp);
 int sprig__pubsub_unsubscribe(sprig__call *c, void *req, void *resp);
 
-/* submit.c: the handlers of the SUBMIT rows (kv.set, kv.increment,
- * kv.delete).  Each builds a command from the request it takes over and
- * submits it with the handle's `submit` op (SPRIG__EASYNC: the answer
+/* submit.c: the handlers of the SUBMIT rows (db.apply, kv.set,
+ * kv.increment, kv.delete).  Each builds a command from the request it takes
+ * over and submits it with the handle's `submit` op (SPRIG__EASYNC: the answer
  * comes from the engine's thread through sprig__job_finish); on the loop
  * thread without a cached handle, SPRIG__EMISS (a worker opens it and
  * submits).  Where the handle has no `submit`, or the request needs what
  * the server cannot put in a command (a relative expiry: the storage's
  * clock), it runs the synchronous API on a worker. */
+int sprig__submit_apply(sprig__call *c, void *req, void *resp);
 int sprig__submit_kv_set(sprig__call *c, void *req, void *resp);
 int sprig__submit_kv_incr(sprig__call *c, void *req, void *resp);
 int sprig__submit_kv_delete(sprig__call *c, void *req, void *resp);

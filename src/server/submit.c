@@ -1,7 +1,7 @@
 /*
  * submit.c -- writes the server submits to the engine as commands
- * (src/server): the handlers of the rows whose `where` is SUBMIT (kv.set,
- * kv.increment, kv.delete).
+ * (src/server): the handlers of the rows whose `where` is SUBMIT (db.apply,
+ * kv.set, kv.increment, kv.delete).
  *
  * The handler takes over its decoded request (the request path then
  * frees an empty struct), builds a sprig__cmd that borrows from it, and
@@ -34,8 +34,9 @@
 #include <math.h>
 
 typedef struct sub sub;
-/* Turn the completed command's results into the row's response. */
-typedef void (*sub_fill)(sprig__cmd *cmd, void *resp);
+/* Turn the completed command's results (outcome `rc`) into the row's
+ * response. */
+typedef void (*sub_fill)(sprig__cmd *cmd, int rc, void *resp);
 
 /* One submitted request: its command, its request (taken over) and
  * response, and where the answer goes. */
@@ -84,6 +85,7 @@ static void
 sub_free(sub *s)
 {
     const sprig__api *api = &s->route->api;
+    sprig_txn_result_free(s->cmd.out.txn); /* not handed to a response */
     sprig__cmd_clear(&s->cmd);
     sprig__api_free(api->req, api->n_req, s->req);
     sprig__api_free(api->resp, api->n_resp, s->resp);
@@ -116,9 +118,7 @@ sub_done(void *udata, int rc, sprig__cmd *cmd)
     sub *s = udata;
     sprig_server *srv = s->srv;
     sprig__job *job = s->job;
-    if (rc == 0) {
-        s->fill(cmd, s->resp);
-    }
+    s->fill(cmd, rc, s->resp);
     sprig__call c = {srv, s->sess, s->route, s->id, false, job};
     sprig__request_answer(&c, rc, s->resp, &job->out);
     job->on_loop = release_on_loop;
@@ -229,6 +229,60 @@ kv_cmd(sprig__cmd *c, sprig__kv_cmd_kind kind, const char *ns, const char *key)
     c->key = key;
 }
 
+/* ---- db.apply -------------------------------------------------------------
+ */
+
+static int
+apply_sync(sprig__call *c, const sprig__apply_req *r, sprig_txn_result **out)
+{
+    sprig_db *db;
+    int rc = sprig__db_acquire(c->srv, r->db, true, &db);
+    if (rc == 0) {
+        rc = sprig_txn_apply(db, r->txn, out);
+        sprig__db_release(c->srv, db, false);
+    }
+    return rc;
+}
+
+/* The result goes into the response when the transaction committed or
+ * failed at an operation (its detail); else it is freed. */
+static void
+apply_fill(sprig__cmd *cmd, int rc, void *resp)
+{
+    sprig_txn_result *res = cmd->out.txn;
+    cmd->out.txn = NULL;
+    if (rc == 0 || res->failed >= 0) {
+        ((sprig__apply_resp *)resp)->result = res;
+    } else {
+        sprig_txn_result_free(res);
+    }
+}
+
+int
+sprig__submit_apply(sprig__call *c, void *rq, void *rs)
+{
+    sprig__apply_req *r = rq;
+    sprig_db *db = NULL;
+    int rc = r->txn && r->txn->n ? submit_handle(c, r->db, &db)
+                                 : (c->on_loop ? SPRIG__EMISS : SPRIG_OK);
+    if (rc || !db) {
+        return rc ? rc : apply_sync(c, r, &((sprig__apply_resp *)rs)->result);
+    }
+    sprig_txn_result *res = sprig__txn_result_new(r->txn->n);
+    sub *s = res ? sub_new(c, db, rq, apply_fill) : NULL;
+    if (!s) {
+        sprig_txn_result_free(res);
+        sprig__db_release(c->srv, db, c->on_loop);
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    r = s->req;
+    s->cmd.kind = SPRIG__CMD_TXN;
+    s->cmd.ops = r->txn->ops;
+    s->cmd.n_ops = r->txn->n;
+    s->cmd.out.txn = res;
+    return sub_submit(s, c);
+}
+
 /* ---- kv.set ---------------------------------------------------------------
  */
 
@@ -253,8 +307,11 @@ set_sync(sprig__call *c, const sprig__kv_set_req *r, sprig__kv_set_resp *out)
 }
 
 static void
-set_fill(sprig__cmd *cmd, void *resp)
+set_fill(sprig__cmd *cmd, int rc, void *resp)
 {
+    if (rc) {
+        return;
+    }
     sprig__kv_set_resp *out = resp;
     out->status = (uint32_t)cmd->out.status;
     if (cmd->want_value && cmd->out.found) {
@@ -310,8 +367,11 @@ incr_sync(sprig__call *c, const sprig__kv_incr_req *r, sprig_value *out)
 }
 
 static void
-incr_fill(sprig__cmd *cmd, void *resp)
+incr_fill(sprig__cmd *cmd, int rc, void *resp)
 {
+    if (rc) {
+        return;
+    }
     ((sprig__kv_value_resp *)resp)->value = cmd->out.value; /* moves */
     memset(&cmd->out.value, 0, sizeof cmd->out.value);
 }
@@ -358,8 +418,11 @@ delete_sync(sprig__call *c, const sprig__kv_key_req *r, uint32_t *status)
 }
 
 static void
-delete_fill(sprig__cmd *cmd, void *resp)
+delete_fill(sprig__cmd *cmd, int rc, void *resp)
 {
+    if (rc) {
+        return;
+    }
     ((sprig__kv_status_resp *)resp)->status = (uint32_t)cmd->out.status;
 }
 
