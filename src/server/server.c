@@ -99,15 +99,12 @@ server_make(const sprig_server_options *o, sprig_server **out)
     return rc;
 }
 
-/* The server has its storage: learn what it needs of it. */
+/* The server has its storage. */
 static void
 server_set_storage(sprig_server *srv, sprig_storage *st, bool owns)
 {
-    sprig__storage_status status;
     srv->st = st;
     srv->owns_st = owns;
-    sprig__storage_status_of(st, &status);
-    srv->kv_lane = status.kv_writes_lazy;
 }
 
 int
@@ -280,9 +277,6 @@ setup(sprig_server *srv)
     srv->done_async.data = srv->stop_async.data = srv;
     srv->grace_timer.data = srv;
     rc = sprig__pool_start(&srv->pool, srv->opts.workers, sprig__dispatch, srv);
-    if (rc == 0 && srv->kv_lane) {
-        rc = sprig__pool_start(&srv->lane, 1, sprig__dispatch, srv);
-    }
     rc = rc ? rc : (srv->ws_host ? listen_ws(srv) : 0);
     return rc;
 }
@@ -307,7 +301,6 @@ teardown(sprig_server *srv)
     }
     uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     sprig__pool_stop(&srv->pool);
-    sprig__pool_stop(&srv->lane);
     sprig__submit_drain(srv); /* their jobs join the done queue */
     for (sprig__job *j = srv->done_head, *n; j; j = n) {
         n = j->next;

@@ -9,7 +9,7 @@
  *               the answer or the error (the one builder of error frames)
  *   resource.c  a request's resource names, from the row's declared spec
  *   session.c   one session per connection: frames in, each request run
- *               where its row says (loop thread, worker pool, write lane),
+ *               where its row says (loop thread, worker pool, submitted),
  *               answers back; limits on in-flight requests
  *   dispatch.c  the built-in handlers (the public API on the storage) and
  *               the worker side of a job
@@ -244,14 +244,6 @@ struct sprig_server {
     bool sessions_closed; /* shutdown told every client (loop thread) */
     sprig__listener *ws;
     sprig__pool pool;
-    /* Key-value writes that commit without waiting for the disk (lazy
-     * persistence, durability none, memory only) go to a lane of their
-     * own, one thread: they only take turns at the database's writer, and
-     * a crowd of workers doing so on few cores costs more in wake-ups and
-     * lock hand-offs than the writes themselves.  Writes that wait for the
-     * disk keep the many workers, whose waits group commit shares. */
-    sprig__pool lane;
-    bool kv_lane;
     pthread_t thread;
     bool threaded;
     pthread_mutex_t lock; /* guards state, done queue, grace_ms */

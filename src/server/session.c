@@ -10,8 +10,6 @@
  *   CACHED_READ  here, now, when the handler needs no more than a cached
  *                database handle; else as WORKER;
  *   WORKER       a job on the worker pool;
- *   WRITE_LANE   a job on the write lane when the server has one, else the
- *                pool;
  *   SUBMIT       here, now, up to the handler's submit of its command (no
  *                one waits for the commit: the engine's thread encodes the
  *                answer and hands the job back); a worker when the handle
@@ -208,9 +206,6 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
         }
         return;
     case SPRIG__RUN_SUBMIT: run_submit(s, rt, &f); return;
-    case SPRIG__RUN_WRITE_LANE:
-        to_worker(s, rt, &f, false, srv->kv_lane ? &srv->lane : &srv->pool);
-        return;
     case SPRIG__RUN_WORKER:
     default: to_worker(s, rt, &f, false, &srv->pool); return;
     }
