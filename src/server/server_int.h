@@ -197,7 +197,7 @@ typedef enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED } srv_state;
 #define SPRIG__EMISS (-1001) /* internal: not in the cache */
 /* internal: a handler submitted its request's command; the answer is
  * encoded when the command completes (submit.c), not by the path */
-#define SPRIG__EASYNC (-1002)
+#define SPRIG__EASYNC (-1100) /* apart from the engine's internal codes */
 typedef struct sprig__cached_db {
     char name[SPRIG_NAME_MAX + 1];
     sprig_db *db;
