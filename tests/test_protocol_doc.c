@@ -78,7 +78,7 @@ runs_text(sprig__where w)
     case SPRIG__RUN_LOOP: return "loop";
     case SPRIG__RUN_CACHED_READ: return "loop (cached handle), else worker";
     case SPRIG__RUN_WORKER: return "worker";
-    case SPRIG__RUN_WRITE_LANE: return "write lane";
+    case SPRIG__RUN_SUBMIT: return "submitted";
     }
     return "?";
 }

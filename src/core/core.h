@@ -277,7 +277,11 @@ typedef struct sprig_db_ops {
      * keeps them valid and untouched until `done`; the engine may set
      * cmd->hashes (owned by the command: sprig__cmd_clear frees them).
      * The command's fields are not re-checked: build it from validated
-     * input, or from sprig__cmd_decode.  A handle must not be closed while
+     * input, or from sprig__cmd_decode.  A KV or TXN command submitted
+     * with now_ms 0 is accepted at the call: the engine stamps now_ms (the
+     * storage's clock), and for KV `lazy` (its persistence mode); so a
+     * submitter that sees neither can leave them (it then resolves no
+     * relative expiry itself).  A handle must not be closed while
      * it has submissions in flight. */
     int (*submit)(sprig_db *db, struct sprig__cmd *cmd,
                   void (*done)(void *udata, int rc, struct sprig__cmd *cmd),

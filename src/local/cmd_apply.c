@@ -229,6 +229,14 @@ sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
                           "a database",
                           (int)cmd->kind);
     }
+    if (cmd->kind == SPRIG__CMD_KV && cmd->now_ms == 0) {
+        /* accepted now: the storage's clock and persistence mode (for a
+         * submitter, like the server, that sees neither) */
+        cmd->now_ms = sprig__kv_now(ldb->kv);
+        cmd->lazy = ldb->kv->lazy;
+    } else if (cmd->kind == SPRIG__CMD_TXN && cmd->now_ms == 0) {
+        cmd->now_ms = sprig__ldb_now(ldb);
+    }
     run_arg *r = sprig__malloc(sizeof *r);
     int rc = r ? sprig__cmd_hash(ldb, cmd)
                : sprig__err(SPRIG_ENOMEM, "out of memory submitting");

@@ -81,9 +81,8 @@ typedef struct sprig__query {
 /** Does the row change stored state? */
 typedef enum sprig__access { SPRIG__READ, SPRIG__WRITE } sprig__access;
 
-/** Where a server runs the row's handler.  A new place (an asynchronous
- *  write submitted to the engine) is one more value here and one more case
- *  in the server's session.c. */
+/** Where a server runs the row's handler.  A new place is one more value
+ *  here and one more case in the server's session.c. */
 typedef enum sprig__where {
     /* the loop thread: the handler touches session state only (in-memory,
      * never waits on the storage lock or the disk) */
@@ -93,9 +92,13 @@ typedef enum sprig__where {
     SPRIG__RUN_CACHED_READ,
     /* the worker pool (may wait on the storage lock and the disk) */
     SPRIG__RUN_WORKER,
-    /* the server's write lane (one thread for writes that commit without
-     * waiting for the disk) when it has one, else the worker pool */
-    SPRIG__RUN_WRITE_LANE
+    /* a write submitted to the database's writer as a command (the
+     * handle's asynchronous `submit`): from the loop thread when the
+     * handle is cached, else from a worker that opens it; nobody waits for
+     * the commit, the answer is encoded on the engine's thread.  Where a
+     * handle has no `submit` (remote placements) or the handler needs
+     * more, the handler runs synchronously on a worker instead. */
+    SPRIG__RUN_SUBMIT
 } sprig__where;
 
 /** The form of a row's resource name: constant segments with variable

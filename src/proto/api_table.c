@@ -139,7 +139,7 @@ ROW(sprig__api_schema_list, "storage.list_schemas", "schema.list",
 ROW(sprig__api_apply, "db.apply", "transaction.apply",
     "Apply a transaction atomically (every single-document write is one).",
     sprig__apply_req, FIELDS(apply_req), sprig__apply_resp, FIELDS(apply_resp),
-    true, WRITE, WORKER, RES(DATABASE, "db"));
+    true, WRITE, SUBMIT, RES(DATABASE, "db"));
 ROW(sprig__api_get, "db.get", "document.get", "Read one document.",
     sprig__get_req, FIELDS(get_req), sprig__get_resp, FIELDS(get_resp), false,
     READ, CACHED_READ, RES(DOCUMENT, "db", "collection", "id"));
@@ -264,7 +264,7 @@ const size_t sprig__message_push_n = N(sprig__message_push_fields);
 ROW(sprig__api_kv_set, "kv.set", "kv.set",
     "Set a key (options: expiry, check, previous value).", sprig__kv_set_req,
     FIELDS(kv_set_req), sprig__kv_set_resp, FIELDS(kv_set_resp), false, WRITE,
-    WRITE_LANE, RES(KV_KEY, "db", "ns", "key"));
+    SUBMIT, RES(KV_KEY, "db", "ns", "key"));
 ROW(sprig__api_kv_get, "kv.get", "kv.get",
     "Read a key, optionally deleting it.", sprig__kv_get_req,
     FIELDS(kv_get_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false,
@@ -272,10 +272,10 @@ ROW(sprig__api_kv_get, "kv.get", "kv.get",
 ROW(sprig__api_kv_incr, "kv.increment", "kv.set",
     "Add to (or subtract from) a number atomically.", sprig__kv_incr_req,
     FIELDS(kv_incr_req), sprig__kv_value_resp, FIELDS(kv_value_resp), false,
-    WRITE, WRITE_LANE, RES(KV_KEY, "db", "ns", "key"));
+    WRITE, SUBMIT, RES(KV_KEY, "db", "ns", "key"));
 ROW(sprig__api_kv_delete, "kv.delete", "kv.delete", "Delete a key.",
     sprig__kv_key_req, FIELDS(kv_key_req), sprig__kv_status_resp,
-    FIELDS(kv_status_resp), false, WRITE, WRITE_LANE,
+    FIELDS(kv_status_resp), false, WRITE, SUBMIT,
     RES(KV_KEY, "db", "ns", "key"));
 ROW(sprig__api_kv_list, "kv.list", "kv.list",
     "Keys of a namespace by prefix, after a key, with a limit.",

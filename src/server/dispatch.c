@@ -79,14 +79,6 @@ s_schema_list(sprig__call *c, void *rq, void *rs)
 }
 
 static int
-s_apply(sprig__call *c, void *rq, void *rs)
-{
-    sprig__apply_req *r = rq;
-    WITH_DB(c, r->db,
-            sprig_txn_apply(db, r->txn, &((sprig__apply_resp *)rs)->result));
-}
-
-static int
 s_get(sprig__call *c, void *rq, void *rs)
 {
     sprig__get_req *r = rq;
@@ -173,29 +165,6 @@ s_last_txn(sprig__call *c, void *rq, void *rs)
  */
 
 static int
-s_kv_set(sprig__call *c, void *rq, void *rs)
-{
-    sprig__kv_set_req *r = rq;
-    sprig__kv_set_resp *out = rs;
-    sprig_kv_set_opts o = {.expire_at_ms = r->expire_at_ms,
-                           .keep_expiration = r->keep_expiration,
-                           .check = (sprig_kv_check)r->check,
-                           .return_previous = r->return_previous,
-                           .expire_in_ms = r->expire_in_ms};
-    sprig_kv_status st = 0;
-    out->previous.kind = SPRIG_VALUE_NONE;
-    sprig_db *db;
-    int rc = sprig__db_acquire(c->srv, r->db, !c->on_loop, &db);
-    if (rc == 0) {
-        rc = sprig_kv_set(db, r->ns, r->key, &r->value, &o, &st,
-                          r->return_previous ? &out->previous : NULL);
-        sprig__db_release(c->srv, db, c->on_loop);
-    }
-    out->status = (uint32_t)st;
-    return rc;
-}
-
-static int
 s_kv_get(sprig__call *c, void *rq, void *rs)
 {
     sprig__kv_get_req *r = rq;
@@ -205,38 +174,6 @@ s_kv_get(sprig__call *c, void *rq, void *rs)
     WITH_DB(c, r->db,
             sprig_kv_get(db, r->ns, r->key, r->and_delete,
                          &((sprig__kv_value_resp *)rs)->value));
-}
-
-static int
-kv_incr(sprig_db *db, const sprig__kv_incr_req *r, sprig_value *out)
-{
-    return r->decrement ? sprig_kv_decrement(db, r->ns, r->key, &r->amount,
-                                             r->saturating, out)
-                        : sprig_kv_increment(db, r->ns, r->key, &r->amount,
-                                             r->saturating, out);
-}
-
-static int
-s_kv_incr(sprig__call *c, void *rq, void *rs)
-{
-    sprig__kv_incr_req *r = rq;
-    WITH_DB(c, r->db, kv_incr(db, r, &((sprig__kv_value_resp *)rs)->value));
-}
-
-static int
-kv_delete(sprig_db *db, const sprig__kv_key_req *r, uint32_t *status)
-{
-    sprig_kv_status st = 0;
-    int rc = sprig_kv_delete(db, r->ns, r->key, &st);
-    *status = (uint32_t)st;
-    return rc;
-}
-
-static int
-s_kv_delete(sprig__call *c, void *rq, void *rs)
-{
-    sprig__kv_key_req *r = rq;
-    WITH_DB(c, r->db, kv_delete(db, r, &((sprig__kv_status_resp *)rs)->status));
 }
 
 static int
@@ -310,17 +247,17 @@ const sprig__builtin sprig__builtins[] = {
     {&sprig__api_db_open, s_db_open},
     {&sprig__api_schema_register, s_schema_register},
     {&sprig__api_schema_list, s_schema_list},
-    {&sprig__api_apply, s_apply},
+    {&sprig__api_apply, sprig__submit_apply},
     {&sprig__api_get, s_get},
     {&sprig__api_get_multiple, s_get_multiple},
     {&sprig__api_list, s_list},
     {&sprig__api_doc_count, s_count},
     {&sprig__api_log, s_log},
     {&sprig__api_last_txn, s_last_txn},
-    {&sprig__api_kv_set, s_kv_set},
+    {&sprig__api_kv_set, sprig__submit_kv_set},
     {&sprig__api_kv_get, s_kv_get},
-    {&sprig__api_kv_incr, s_kv_incr},
-    {&sprig__api_kv_delete, s_kv_delete},
+    {&sprig__api_kv_incr, sprig__submit_kv_incr},
+    {&sprig__api_kv_delete, sprig__submit_kv_delete},
     {&sprig__api_kv_list, s_kv_list},
     {&sprig__api_view_query, s_view_query},
     {&sprig__api_view_reduce, s_view_reduce},
@@ -335,9 +272,8 @@ const sprig__builtin sprig__builtins[] = {
 const size_t sprig__builtins_n =
     sizeof sprig__builtins / sizeof *sprig__builtins;
 
-/* Hand a finished job back to the loop thread. */
-static void
-done(sprig_server *srv, sprig__job *j)
+void
+sprig__job_finish(sprig_server *srv, sprig__job *j)
 {
     pthread_mutex_lock(&srv->lock);
     if (srv->done_tail) {
@@ -346,9 +282,11 @@ done(sprig_server *srv, sprig__job *j)
         srv->done_head = j;
     }
     srv->done_tail = j;
-    /* under the lock: the loop closes done_async only while holding it,
-     * and only once no job is in flight, so this handle is still open */
-    uv_async_send(&srv->done_async);
+    /* under the lock: the loop closes done_async only while holding it
+     * (setting done_closed), normally once no job is in flight */
+    if (!srv->done_closed) {
+        uv_async_send(&srv->done_async);
+    }
     pthread_mutex_unlock(&srv->lock);
 }
 
@@ -358,8 +296,11 @@ sprig__dispatch(sprig__job *j, void *udata)
     sprig_server *srv = udata;
     sprig__call c = {srv, j->sess, j->route, j->id, false, j};
     bool authorised = j->authorised;
-    sprig__request_run(&c, sprig_buf_bytes(&j->in), &authorised, &j->out);
-    done(srv, j);
+    if (sprig__request_run(&c, sprig_buf_bytes(&j->in), &authorised, &j->out) ==
+        SPRIG__EASYNC) {
+        return; /* submitted: the engine's thread finishes the job */
+    }
+    sprig__job_finish(srv, j);
 }
 
 void

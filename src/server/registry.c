@@ -50,7 +50,7 @@ check_row(const sprig__api *row, sprig__handler handler)
         return sprig__err(SPRIG_EINVAL, "an API row needs a name, an "
                                         "action and a handler");
     }
-    if ((unsigned)row->where > SPRIG__RUN_WRITE_LANE ||
+    if ((unsigned)row->where > SPRIG__RUN_SUBMIT ||
         sprig__res_segments(row->resource.kind) == 0 || row->req_size == 0 ||
         row->resp_size == 0) {
         return sprig__err(SPRIG_EINVAL,

@@ -9,7 +9,10 @@
  *   -> encode the response with the row's response fields, or the error.
  *
  * session.c decides on which thread this runs (the row's `where`); it
- * runs entirely there.  sprig__error_frame() is the one function that
+ * runs entirely there -- but for a submitted write (row `where`
+ * SUBMIT), whose handler queues a command and whose answer is encoded
+ * when it completes (submit.c), through sprig__request_answer() too.
+ * sprig__error_frame() is the one function that
  * builds error frames: for errors of the path, of handlers, and those
  * session.c finds before a row is known.
  */
@@ -66,8 +69,9 @@ authorise(sprig__call *c, const void *req)
 
 /* Encode the answer to the request: its response, or the error with --
  * for rows marked resp_on_error -- the response as detail. */
-static void
-answer(const sprig__call *c, int rc, const void *resp, sprig_buf *out)
+void
+sprig__request_answer(const sprig__call *c, int rc, const void *resp,
+                      sprig_buf *out)
 {
     const sprig__api *api = &c->route->api;
     if (rc == 0) {
@@ -142,11 +146,11 @@ sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
         *authorised = rc == 0;
     }
     rc = rc ? rc : c->route->handler(c, s.req, s.resp);
-    if (rc == SPRIG__EMISS) {
+    if (rc == SPRIG__EMISS || rc == SPRIG__EASYNC) {
         structs_free(&s, api);
-        return SPRIG__EMISS; /* a worker runs it */
+        return rc; /* a worker runs it, or the engine answers it */
     }
-    answer(c, rc, s.resp, out);
+    sprig__request_answer(c, rc, s.resp, out);
     structs_free(&s, api);
     return SPRIG_OK;
 }

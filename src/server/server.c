@@ -90,6 +90,7 @@ server_make(const sprig_server_options *o, sprig_server **out)
     }
     pthread_mutex_init(&srv->lock, NULL);
     pthread_cond_init(&srv->cond, NULL);
+    pthread_cond_init(&srv->sub_cond, NULL);
     pthread_mutex_init(&srv->dbs.lock, NULL);
     int rc = sprig__registry_init(&srv->reg);
     rc = rc ? rc
@@ -100,15 +101,12 @@ server_make(const sprig_server_options *o, sprig_server **out)
     return rc;
 }
 
-/* The server has its storage: learn what it needs of it. */
+/* The server has its storage. */
 static void
 server_set_storage(sprig_server *srv, sprig_storage *st, bool owns)
 {
-    sprig__storage_status status;
     srv->st = st;
     srv->owns_st = owns;
-    sprig__storage_status_of(st, &status);
-    srv->kv_lane = status.kv_writes_lazy;
 }
 
 int
@@ -195,6 +193,7 @@ maybe_finish(sprig_server *srv)
     if (!uv_is_closing((uv_handle_t *)&srv->done_async)) {
         uv_close((uv_handle_t *)&srv->done_async, close_cb);
         uv_close((uv_handle_t *)&srv->stop_async, close_cb);
+        srv->done_closed = true;
     }
     pthread_mutex_unlock(&srv->lock);
 }
@@ -309,9 +308,6 @@ setup(sprig_server *srv)
     srv->done_async.data = srv->stop_async.data = srv;
     srv->grace_timer.data = srv;
     rc = sprig__pool_start(&srv->pool, srv->opts.workers, sprig__dispatch, srv);
-    if (rc == 0 && srv->kv_lane) {
-        rc = sprig__pool_start(&srv->lane, 1, sprig__dispatch, srv);
-    }
     rc = rc ? rc : (srv->ws_host ? listen_ws(srv) : 0);
     return rc;
 }
@@ -320,17 +316,20 @@ setup(sprig_server *srv)
 static void
 teardown(sprig_server *srv)
 {
+    pthread_mutex_lock(&srv->lock);
     if (!uv_is_closing((uv_handle_t *)&srv->done_async)) {
         uv_close((uv_handle_t *)&srv->done_async, close_cb);
         uv_close((uv_handle_t *)&srv->stop_async, close_cb);
     }
+    srv->done_closed = true;
+    pthread_mutex_unlock(&srv->lock);
     if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
         uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
     }
     close_listener(srv);
     uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     sprig__pool_stop(&srv->pool);
-    sprig__pool_stop(&srv->lane);
+    sprig__submit_drain(srv); /* their jobs join the done queue */
     for (sprig__job *j = srv->done_head, *n; j; j = n) {
         n = j->next;
         sprig__session_job_done(j); /* sessions are closed: just frees */
@@ -451,6 +450,7 @@ sprig_server_free(sprig_server *srv)
     sprig__free(srv->ws_host);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->cond);
+    pthread_cond_destroy(&srv->sub_cond);
     pthread_mutex_destroy(&srv->dbs.lock);
     sprig__free(srv);
 }

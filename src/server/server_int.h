@@ -9,13 +9,15 @@
  *               the answer or the error (the one builder of error frames)
  *   resource.c  a request's resource names, from the row's declared spec
  *   session.c   one session per connection: frames in, each request run
- *               where its row says (loop thread, worker pool, write lane),
+ *               where its row says (loop thread, worker pool, submitted),
  *               answers back; limits on in-flight requests
  *   dispatch.c  the built-in handlers (the public API on the storage) and
  *               the worker side of a job
  *   pubsub_srv.c  the subscriber handlers and pushes
  *   db_cache.c  open database handles shared by the loop and the workers
  *   pool.c      the worker threads that run database work
+ *   submit.c    writes submitted to the engine as commands (no thread
+ *               waits for their commit)
  *
  * Threads.  Everything in a session but its `info`, and the session list,
  * belongs to the loop thread.  A request whose row runs on a worker
@@ -126,6 +128,11 @@ struct sprig__call {
  *  *authorised says so); otherwise 0. */
 int sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
                        sprig_buf *out);
+/** Encode the answer to `c`: its response `resp` when rc is 0, else the
+ *  error with the detail recorded in this thread (for rows marked
+ *  resp_on_error, `resp` as its detail).  Any thread. */
+void sprig__request_answer(const sprig__call *c, int rc, const void *resp,
+                           sprig_buf *out);
 /** The one builder of error frames: frame [2, id, code, message, detail]
  *  into `out` (emptied first); `detail` a raw value or empty. */
 void sprig__error_frame(sprig_buf *out, uint32_t id, int code, const char *msg,
@@ -189,6 +196,9 @@ typedef enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED } srv_state;
  * changed view indexes rebuilt).  `lock` is never held during I/O. */
 #define SPRIG__DB_CACHE 16
 #define SPRIG__EMISS (-1001) /* internal: not in the cache */
+/* internal: a handler submitted its request's command; the answer is
+ * encoded when the command completes (submit.c), not by the path */
+#define SPRIG__EASYNC (-1100) /* apart from the engine's internal codes */
 typedef struct sprig__cached_db {
     char name[SPRIG_NAME_MAX + 1];
     sprig_db *db;
@@ -235,14 +245,6 @@ struct sprig_server {
     bool sessions_closed; /* shutdown told every client (loop thread) */
     sprig__listener *ws;
     sprig__pool pool;
-    /* Key-value writes that commit without waiting for the disk (lazy
-     * persistence, durability none, memory only) go to a lane of their
-     * own, one thread: they only take turns at the database's writer, and
-     * a crowd of workers doing so on few cores costs more in wake-ups and
-     * lock hand-offs than the writes themselves.  Writes that wait for the
-     * disk keep the many workers, whose waits group commit shares. */
-    sprig__pool lane;
-    bool kv_lane;
     pthread_t thread;
     bool threaded;
     pthread_mutex_t lock; /* guards state, done queue, grace_ms */
@@ -252,6 +254,12 @@ struct sprig_server {
     char start_msg[256];
     int grace_ms;
     sprig__job *done_head, *done_tail;
+    /* commands submitted and not completed yet (submit.c); `sub_cond`
+     * (with `lock`) tells teardown when the last one completed, and
+     * `done_closed` that done_async is closed (teardown answers them) */
+    unsigned submits;
+    pthread_cond_t sub_cond;
+    bool done_closed;
     sprig__session *sessions;
     unsigned jobs_in_flight; /* loop thread */
 };
@@ -285,9 +293,28 @@ int sprig__pubsub_free(sprig__call *c, void *req, void *resp);
 int sprig__pubsub_subscribe(sprig__call *c, void *req, void *resp);
 int sprig__pubsub_unsubscribe(sprig__call *c, void *req, void *resp);
 
+/* submit.c: the handlers of the SUBMIT rows (db.apply, kv.set,
+ * kv.increment, kv.delete).  Each builds a command from the request it takes
+ * over and submits it with the handle's `submit` op (SPRIG__EASYNC: the answer
+ * comes from the engine's thread through sprig__job_finish); on the loop
+ * thread without a cached handle, SPRIG__EMISS (a worker opens it and
+ * submits).  Where the handle has no `submit`, or the request needs what
+ * the server cannot put in a command (a relative expiry: the storage's
+ * clock), it runs the synchronous API on a worker. */
+int sprig__submit_apply(sprig__call *c, void *req, void *resp);
+int sprig__submit_kv_set(sprig__call *c, void *req, void *resp);
+int sprig__submit_kv_incr(sprig__call *c, void *req, void *resp);
+int sprig__submit_kv_delete(sprig__call *c, void *req, void *resp);
+/** Teardown: wait until every submitted command has completed. */
+void sprig__submit_drain(sprig_server *srv);
+
 /* dispatch.c (worker threads) */
 /** Run one request job's path into job->out and hand it back. */
 void sprig__dispatch(sprig__job *job, void *udata);
+/** Hand a finished request job back to the loop thread (the done queue
+ *  and done_async; once done_async is closed, teardown answers it).  Any
+ *  thread. */
+void sprig__job_finish(sprig_server *srv, sprig__job *job);
 /** Queue a task job (job->task set) on the workers; when the pool is
  *  stopped already (shutdown), run it on the calling thread. */
 void sprig__run_task(sprig_server *srv, sprig__job *job);

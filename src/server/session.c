@@ -10,8 +10,10 @@
  *   CACHED_READ  here, now, when the handler needs no more than a cached
  *                database handle; else as WORKER;
  *   WORKER       a job on the worker pool;
- *   WRITE_LANE   a job on the write lane when the server has one, else the
- *                pool.
+ *   SUBMIT       here, now, up to the handler's submit of its command (no
+ *                one waits for the commit: the engine's thread encodes the
+ *                answer and hands the job back); a worker when the handle
+ *                must be opened first.
  * A job is refused (SPRIG_EBUSY) when the connection has `max_inflight`
  * requests in flight already.
  */
@@ -112,32 +114,74 @@ run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
     return true;
 }
 
-/* Make the request a job for `pool`; errors are answered. */
-static void
-to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
-          bool authorised, sprig__pool *pool)
+/* A job for the request, counted in flight; NULL with the error
+ * answered (too many in flight, out of memory).  The payload is copied
+ * only `with_payload`. */
+static sprig__job *
+new_job(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
+        bool with_payload)
 {
     if (s->inflight >= s->srv->opts.max_inflight) {
         char msg[96];
         snprintf(msg, sizeof msg, "too many requests in flight (limit %u)",
                  s->srv->opts.max_inflight);
         send_error(s->conn, f->id, SPRIG_EBUSY, msg);
-        return;
+        return NULL;
     }
     sprig__job *j = sprig__calloc(1, sizeof *j);
-    if (!j || sprig_buf_append(&j->in, f->payload.data, f->payload.len)) {
+    if (!j || (with_payload &&
+               sprig_buf_append(&j->in, f->payload.data, f->payload.len))) {
         sprig__free(j);
         send_error(s->conn, f->id, SPRIG_ENOMEM, "out of memory");
-        return;
+        return NULL;
     }
     j->sess = s;
     j->route = rt;
     j->id = f->id;
-    j->authorised = authorised;
     s->inflight++;
     s->refs++;
     s->srv->jobs_in_flight++;
-    sprig__pool_push(pool, j);
+    return j;
+}
+
+/* Make the request a job for `pool`; errors are answered. */
+static void
+to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
+          bool authorised, sprig__pool *pool)
+{
+    sprig__job *j = new_job(s, rt, f, true);
+    if (j) {
+        j->authorised = authorised;
+        sprig__pool_push(pool, j);
+    }
+}
+
+/* A SUBMIT row: run the path here with the request's job; the handler
+ * submits its command (the engine's thread finishes the job), answers at
+ * once (an error), or asks for a worker to open the database. */
+static void
+run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
+{
+    sprig__job *j = new_job(s, rt, f, false);
+    if (!j) {
+        return;
+    }
+    sprig__call c = {s->srv, s, rt, f->id, true, j};
+    bool authorised = false;
+    int rc = sprig__request_run(&c, f->payload, &authorised, &j->out);
+    if (rc == SPRIG__EASYNC) {
+        return;
+    }
+    if (rc == SPRIG__EMISS) {
+        j->authorised = authorised;
+        if (sprig_buf_append(&j->in, f->payload.data, f->payload.len) == 0) {
+            sprig__pool_push(&s->srv->pool, j);
+            return;
+        }
+        sprig__error_frame(&j->out, f->id, SPRIG_ENOMEM, "out of memory",
+                           (sprig_bytes){NULL, 0});
+    }
+    sprig__session_job_done(j); /* answered here */
 }
 
 void
@@ -164,9 +208,7 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
             to_worker(s, rt, &f, authorised, &srv->pool);
         }
         return;
-    case SPRIG__RUN_WRITE_LANE:
-        to_worker(s, rt, &f, false, srv->kv_lane ? &srv->lane : &srv->pool);
-        return;
+    case SPRIG__RUN_SUBMIT: run_submit(s, rt, &f); return;
     case SPRIG__RUN_WORKER:
     default: to_worker(s, rt, &f, false, &srv->pool); return;
     }
