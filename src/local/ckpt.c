@@ -45,6 +45,7 @@
 #define META_TXNID_OFF 144
 #define SLOT_HDR 32
 #define NORMAL_SYNC_MS 10
+#define CKPT_COMMITS 2048
 
 struct sprig__ckpt {
     sprig__env *env;
@@ -66,6 +67,11 @@ struct sprig__ckpt {
     pthread_mutex_t run_lock; /* one checkpoint at a time */
     unsigned interval_ms;
     atomic_ulong checkpoints;
+    /* commits since the last checkpoint: past CKPT_COMMITS the checkpointer
+     * is woken early, so the pinned snapshot never holds back the pages of
+     * more than that many commits (LMDB's free list grows, and every
+     * allocation scans it, while a reader pins an old snapshot) */
+    atomic_ulong since;
     atomic_bool recovered; /* replay done: logged commits may run */
     bool retried;          /* the last commit was a retry after EFULL */
     sprig_buf enc;         /* the writer's encoded commands */
@@ -351,6 +357,9 @@ ckpt_main(void *arg)
         uint64_t now = mono_ms();
         uint64_t wait =
             c->full ? (next > now ? next - now : 0) : NORMAL_SYNC_MS;
+        if (atomic_load(&c->since) >= CKPT_COMMITS) {
+            wait = 0;
+        }
         uint64_t end = now + wait;
         struct timespec ts = {(time_t)(end / 1000),
                               (long)(end % 1000) * 1000000};
@@ -364,7 +373,8 @@ ckpt_main(void *arg)
         if (!c->full) {
             sprig__wal_sync(c->wal); /* an error is seen by the next one */
         }
-        if (mono_ms() >= next) {
+        if (mono_ms() >= next || atomic_load(&c->since) >= CKPT_COMMITS) {
+            atomic_store(&c->since, 0);
             checkpoint(c); /* an error: retried at the next interval */
             next = mono_ms() + c->interval_ms;
         }
@@ -723,8 +733,12 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
         rc = SPRIG__ERETRY;
     }
     c->retried = rc == SPRIG__ERETRY;
-
     pthread_mutex_unlock(&c->commit_lock);
+    if (rc == 0 && atomic_fetch_add(&c->since, 1) + 1 == CKPT_COMMITS) {
+        pthread_mutex_lock(&c->lock);
+        pthread_cond_signal(&c->cond); /* an early checkpoint */
+        pthread_mutex_unlock(&c->lock);
+    }
     return rc;
 }
 
