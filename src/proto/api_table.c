@@ -299,7 +299,7 @@ ROW(sprig__api_view_delete_docs, "view.delete_docs", "view.delete_docs",
     WORKER, RES(VIEW, "db", "query.collection", "query.view"));
 ROW(sprig__api_publish, "pubsub.publish", "pubsub.publish",
     "Publish a payload to one or more topics.", sprig__publish_req,
-    FIELDS(publish_req), sprig__empty, NONE, false, WRITE, WORKER,
+    FIELDS(publish_req), sprig__empty, NONE, false, WRITE, CACHED_READ,
     RES(TOPIC, "db", "topics"));
 ROW(sprig__api_subscriber_new, "pubsub.subscriber_new", "pubsub.subscribe",
     "Create a subscriber on this connection; messages come as pushes.",
