@@ -1041,9 +1041,9 @@ SPRIG_API int sprig_key_to_json(sprig_bytes key, sprig_buf *out);
  *    loss.
  *  - SPRIG_KV_LAZY: a change is committed (and appended to the database's
  *    command log) before its call returns, without waiting for the disk
- *    (no fsync).  The log is flushed (one fsync) once `lazy_changes` changes are waiting or
- *    `lazy_ms` ms after the first waiting change, whichever comes first, at
- *    close, and by any durable write to the same database (a document
+ *    (no fsync).  The log is flushed (one fsync) once `lazy_changes` changes
+ * are waiting or `lazy_ms` ms after the first waiting change, whichever comes
+ * first, at close, and by any durable write to the same database (a document
  *    transaction).  With both thresholds 0 only those flush it.
  * What a crash can lose:
  *  - A process crash (SIGKILL, abort) loses no acknowledged change in

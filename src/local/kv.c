@@ -16,10 +16,10 @@
  * list) run in a pooled read snapshot and never wait for writers.
  *
  * Expiry is checked wherever a record is read, against one clock reading
- * per operation (a write: its command's time): an expired record is absent.  A write that meets one
- * removes it (record and index entry) in its own transaction before going
- * on as if the key were vacant, so what a write reports never depends on
- * whether the sweeper has been by.
+ * per operation (a write: its command's time): an expired record is absent.  A
+ * write that meets one removes it (record and index entry) in its own
+ * transaction before going on as if the key were vacant, so what a write
+ * reports never depends on whether the sweeper has been by.
  *
  * A write request may be applied more than once (when the map grows), so
  * each apply function resets its outputs first.
