@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 typedef struct wrap_storage {
     sprig_storage base;
@@ -25,6 +26,8 @@ typedef struct wrap_storage {
     pthread_t watch;
     atomic_bool watching;
     atomic_long on_watch;
+    /* opening a database handle takes this long (a slow storage) */
+    atomic_uint open_delay_us;
 } wrap_storage;
 
 typedef struct wrap_db {
@@ -259,6 +262,10 @@ wrap_database(sprig_storage *st, const char *name, sprig_db **out)
     wrap_db *w = calloc(1, sizeof *w);
     if (!w) {
         return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    unsigned delay = atomic_load(&((wrap_storage *)st)->open_delay_us);
+    if (delay) {
+        usleep(delay);
     }
     int rc = WST(st)->ops->database(WST(st), name, &w->in);
     if (rc) {

@@ -99,6 +99,7 @@ struct sprig__job {
     const sprig__route *route;
     uint32_t id;
     bool authorised; /* the loop thread ran the authorise step already */
+    bool lane;       /* a write holding its session's write lane */
     sprig_buf in;    /* the request payload (a copy) */
     sprig_buf out;   /* the answer frame */
     /* Set by a handler on a worker: run on the loop thread before the
@@ -185,6 +186,11 @@ struct sprig__session {
     uint32_t inflight;
     int refs;             /* the connection + one per job in flight */
     sprig__srv_sub *subs; /* remote subscribers (pubsub_srv.c) */
+    /* The write lane (session.c): while a write of this session runs on a
+     * worker, its later writes wait here, in order, as received. */
+    bool lane_busy;
+    uint32_t n_parked;
+    struct sprig__parked *parked, *parked_tail;
     sprig__session *prev, *next;
 };
 

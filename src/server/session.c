@@ -16,15 +16,35 @@
  *                must be opened first.
  * A job is refused (SPRIG_EBUSY) when the connection has `max_inflight`
  * requests in flight already.
+ *
+ * The write lane keeps a session's writes in the order it sent them: a
+ * write that must go to a worker (its database handle is not cached yet,
+ * or its row always runs there) holds the lane until it is answered, and
+ * the session's later writes wait (parked, as received) behind it, then
+ * run in order.  Without it a publish or an insert sent after one that
+ * went to a worker could overtake it.  Reads are not held back.
  */
 #include "server/server_int.h"
 
 #include <stdio.h>
 
+/* A request waiting for its session's write lane: the message as
+ * received. */
+typedef struct sprig__parked {
+    struct sprig__parked *next;
+    size_t len;
+    uint8_t data[];
+} sprig__parked;
+
 static void
 unref(sprig__session *s)
 {
     if (--s->refs == 0) {
+        while (s->parked) {
+            sprig__parked *p = s->parked;
+            s->parked = p->next;
+            sprig__free(p);
+        }
         sprig__free(s);
     }
 }
@@ -152,6 +172,8 @@ to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
     sprig__job *j = new_job(s, rt, f, true);
     if (j) {
         j->authorised = authorised;
+        j->lane = rt->api.access == SPRIG__WRITE;
+        s->lane_busy |= j->lane;
         sprig__pool_push(pool, j);
     }
 }
@@ -175,6 +197,8 @@ run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
     if (rc == SPRIG__EMISS) {
         j->authorised = authorised;
         if (sprig_buf_append(&j->in, f->payload.data, f->payload.len) == 0) {
+            j->lane = true; /* a SUBMIT row writes */
+            s->lane_busy = true;
             sprig__pool_push(&s->srv->pool, j);
             return;
         }
@@ -182,6 +206,76 @@ run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
                            (sprig_bytes){NULL, 0});
     }
     sprig__session_job_done(j); /* answered here */
+}
+
+/* Run a request where its row says. */
+static void
+dispatch(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
+{
+    sprig_server *srv = s->srv;
+    bool authorised = false;
+    switch (rt->api.where) {
+    case SPRIG__RUN_LOOP: run_here(s, rt, f, &authorised); return;
+    case SPRIG__RUN_CACHED_READ:
+        if (!run_here(s, rt, f, &authorised)) {
+            to_worker(s, rt, f, authorised, &srv->pool);
+        }
+        return;
+    case SPRIG__RUN_SUBMIT: run_submit(s, rt, f); return;
+    case SPRIG__RUN_WORKER:
+    default: to_worker(s, rt, f, false, &srv->pool); return;
+    }
+}
+
+/* Keep a write for later, behind the one holding the lane; errors are
+ * answered (as many may wait as may be in flight). */
+static void
+park(sprig__session *s, const sprig__frame *f, const uint8_t *data, size_t len)
+{
+    if (s->inflight + s->n_parked >= s->srv->opts.max_inflight) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "too many requests in flight (limit %u)",
+                 s->srv->opts.max_inflight);
+        send_error(s->conn, f->id, SPRIG_EBUSY, msg);
+        return;
+    }
+    sprig__parked *p = sprig__malloc(sizeof *p + len);
+    if (!p) {
+        send_error(s->conn, f->id, SPRIG_ENOMEM, "out of memory");
+        return;
+    }
+    p->next = NULL;
+    p->len = len;
+    memcpy(p->data, data, len);
+    if (s->parked_tail) {
+        s->parked_tail->next = p;
+    } else {
+        s->parked = p;
+    }
+    s->parked_tail = p;
+    s->n_parked++;
+}
+
+/* Run parked writes, in order, until one takes the lane again. */
+static void
+unpark(sprig__session *s)
+{
+    while (s->parked && !s->lane_busy && s->conn) {
+        sprig__parked *p = s->parked;
+        s->parked = p->next;
+        if (!s->parked) {
+            s->parked_tail = NULL;
+        }
+        s->n_parked--;
+        sprig__frame f;
+        if (sprig__frame_decode((sprig_bytes){p->data, p->len}, &f) == 0) {
+            const sprig__route *rt = route_of(s, &f);
+            if (rt) {
+                dispatch(s, rt, &f);
+            }
+        }
+        sprig__free(p);
+    }
 }
 
 void
@@ -199,19 +293,11 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
     if (!rt) {
         return;
     }
-    sprig_server *srv = s->srv;
-    bool authorised = false;
-    switch (rt->api.where) {
-    case SPRIG__RUN_LOOP: run_here(s, rt, &f, &authorised); return;
-    case SPRIG__RUN_CACHED_READ:
-        if (!run_here(s, rt, &f, &authorised)) {
-            to_worker(s, rt, &f, authorised, &srv->pool);
-        }
+    if (rt->api.access == SPRIG__WRITE && (s->lane_busy || s->parked)) {
+        park(s, &f, data, len);
         return;
-    case SPRIG__RUN_SUBMIT: run_submit(s, rt, &f); return;
-    case SPRIG__RUN_WORKER:
-    default: to_worker(s, rt, &f, false, &srv->pool); return;
     }
+    dispatch(s, rt, &f);
 }
 
 void
@@ -260,6 +346,10 @@ sprig__session_job_done(sprig__job *job)
     }
     if (s->conn && job->out.len) {
         sprig__conn_send(s->conn, job->out.data, job->out.len);
+    }
+    if (job->lane) {
+        s->lane_busy = false;
+        unpark(s);
     }
     if (s->subs) {
         sprig__pubsub_resume(s);
