@@ -553,7 +553,10 @@ sprig_files_gc(sprig_files *fs, uint64_t min_age_ms, uint64_t *collected)
     for (size_t k = 1; rc == 0 && k > 0;) {
         sprig_doc_list *l;
         rc = sprig_list(fs->db, fs->c_pending, &r, SPRIG_ASC, 64, &l);
-        k = rc ? 0 : sprig_doc_list_count(l);
+        if (rc) {
+            break;
+        }
+        k = sprig_doc_list_count(l);
         for (size_t i = 0; rc == 0 && i < k; i++) {
             rc = fs_gc_one(fs, sprig_doc_list_get(l, i), min_age_ms, now, &n);
         }
@@ -561,8 +564,8 @@ sprig_files_gc(sprig_files *fs, uint64_t min_age_ms, uint64_t *collected)
             sprig_header last = sprig_doc_header(sprig_doc_list_get(l, k - 1));
             memcpy(after, last.id.data, last.id.len == 9 ? 9 : 0);
             r.start = (sprig_bound){SPRIG_EXCLUDED, {after, 9}};
-            sprig_doc_list_free(l);
         }
+        sprig_doc_list_free(l);
     }
     if (collected) {
         *collected = n;
