@@ -149,7 +149,7 @@ int
 main(int argc, char **argv)
 {
     const char *out = NULL;
-    uint64_t size = 256ull << 20;
+    uint64_t size = 128ull << 20;
     int runs = 3;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
