@@ -582,6 +582,90 @@ test_concurrent_writers(void **state)
     assert_int_equal(count(f, "files.pending"), 0);
 }
 
+/* ---- reads while the file is rewritten ------------------------------- */
+
+typedef struct rewriter {
+    fx *f;
+    atomic_bool stop;
+    int puts, rc;
+} rewriter;
+
+/* Rewrite /r again and again, by put (a new version) or by truncate and
+ * append (the same version's chunks rewritten): every state of the file
+ * is one repeated byte, its length varying around a few transactions. */
+static void *
+rewriter_main(void *p)
+{
+    rewriter *w = p;
+    uint8_t *b = malloc(4 * TXN);
+    uint64_t r = seed ^ 0x5eed;
+    for (int v = 1; w->rc == 0 && !atomic_load(&w->stop); v++) {
+        size_t n = TXN / 2 + tu_rand(&r) % (3 * TXN);
+        memset(b, v & 0xff, n);
+        if (v % 2) { /* in place: the same version's chunks rewritten */
+            w->rc = sprig_files_truncate(w->f->fs, "/r", 0);
+            w->rc =
+                w->rc ? w->rc
+                      : sprig_files_append(w->f->fs, "/r", (sprig_bytes){b, n});
+        } else {
+            w->rc =
+                sprig_files_put(w->f->fs, "/r", (sprig_bytes){b, n}, NULL, 0);
+        }
+        w->puts++;
+    }
+    free(b);
+    return NULL;
+}
+
+/* A sink that takes its time, so writes land between a read's batches. */
+static int
+slow_sink(void *udata, const void *data, size_t len)
+{
+    usleep(300);
+    return sprig_buf_append(udata, data, len);
+}
+
+/* Every read returns bytes of one revision: all equal (fetching chunks
+ * without checking the file's revision after mixes them). */
+static void
+test_read_while_rewritten(void **state)
+{
+    fx *f = *state;
+    SPRIG_OK_(sprig_files_put(f->fs, "/r", sprig_str("x"), NULL, 0));
+    rewriter w = {f, false, 0, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, rewriter_main, &w), 0);
+    sprig_buf b = {0};
+    int ok = 0, conflicts = 0;
+    time_t t0 = time(NULL);
+    for (int i = 0;
+         w.rc == 0 && (i < 20 || w.puts < 40) && time(NULL) - t0 < 20; i++) {
+        b.len = 0;
+        int rc = i % 2 ? sprig_files_read(f->fs, "/r", 0, SIZE_MAX, &b)
+                       : sprig_files_read_stream(f->fs, "/r", 0, UINT64_MAX,
+                                                 slow_sink, &b, NULL);
+        if (rc == SPRIG_ECONFLICT) {
+            conflicts++;
+            continue;
+        }
+        SPRIG_OK_(rc);
+        for (size_t j = 1; j < b.len; j++) {
+            if (((uint8_t *)b.data)[j] != ((uint8_t *)b.data)[0]) {
+                fail_msg("a read mixes versions at byte %zu", j);
+            }
+        }
+        ok++;
+    }
+    atomic_store(&w.stop, true);
+    pthread_join(th, NULL);
+    SPRIG_OK_(w.rc);
+    print_message("%d reads whole, %d gave up (conflicts), %d puts\n", ok,
+                  conflicts, w.puts);
+    assert_true(ok > 0);
+    sprig_buf_free(&b);
+    assert_int_equal(count(f, "files.pending"), 0);
+}
+
 /* ---- kill -9 during appends -------------------------------------------- */
 
 /* The child: append APPEND bytes at a time to /k through `url`, writing a
@@ -748,6 +832,7 @@ main(int argc, char **argv)
         FILE_TEST(test_tree),
         FILE_TEST(test_larger_than_memory),
         FILE_TEST(test_concurrent_writers),
+        FILE_TEST(test_read_while_rewritten),
         cmocka_unit_test(test_kill_during_append),
     };
     const char *kinds[] = {"local", "ws", "wss"};
