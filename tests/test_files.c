@@ -422,6 +422,28 @@ test_failed_writes(void **state)
     assert_int_equal(count(f, "files.chunks"), chunks);
     assert_int_equal(count(f, "files.pending"), 0);
     expect_file(f, "/keep", 3, 2 * CS);
+    /* a large append's lock: a live one makes another wait (SPRIG_EBUSY);
+     * one not refreshed for a minute (its writer died) is taken over */
+    sprig_doc *d;
+    SPRIG_OK_(sprig_get(f->db, "files.files", (sprig_bytes){"\0keep", 5}, &d));
+    uint8_t lock[9] = {'A'};
+    memcpy(lock + 1, (const uint8_t *)sprig_doc_contents(d).data + 4, 8);
+    sprig_doc_free(d);
+    uint8_t now[8];
+    sprig_key_u64((uint64_t)time(NULL) * 1000u, now); /* big-endian */
+    sprig_header_buf lh;
+    SPRIG_OK_(sprig_insert(f->db, "files.pending", &(sprig_bytes){lock, 9},
+                           (sprig_bytes){now, 8}, &lh));
+    gen a1 = {3, 2 * CS, 2 * TXN, 0, 0};
+    SPRIG_EXPECT(SPRIG_EBUSY,
+                 sprig_files_append_stream(f->fs, "/keep", gen_read, &a1));
+    sprig_header lhh = sprig_header_of(&lh);
+    SPRIG_OK_(sprig_update(f->db, "files.pending", &lhh, (sprig_bytes){rec, 8},
+                           NULL));
+    a1 = (gen){3, 2 * CS, 2 * TXN, 0, 0};
+    SPRIG_OK_(sprig_files_append_stream(f->fs, "/keep", gen_read, &a1));
+    expect_file(f, "/keep", 3, 2 * CS + 2 * TXN);
+    assert_int_equal(count(f, "files.pending"), 0);
 }
 
 static void

@@ -139,7 +139,8 @@ SPRIG_API int sprig_files_put_stream(sprig_files *fs, const char *path,
  * file), SPRIG_ECONFLICT (the file kept changing, or -- for an append
  * larger than `txn_bytes` -- it changed while the append was written),
  * SPRIG_EBUSY (another append larger than `txn_bytes` is being written to
- * it), SPRIG_ETOOBIG (the file would pass 2^48 bytes).
+ * it; the lock of a writer not heard of for a minute -- it died -- is
+ * taken over), SPRIG_ETOOBIG (the file would pass 2^48 bytes).
  */
 SPRIG_API int sprig_files_append(sprig_files *fs, const char *path,
                                  sprig_bytes data);
@@ -227,8 +228,9 @@ SPRIG_API void sprig_file_list_free(sprig_file_list *l);
 /**
  * Collect garbage: chunks of replaced and deleted files a writer did not
  * get to remove (it crashed or lost its connection), and of large writes
- * started more than `min_age_ms` ago that never finished (a writer still
- * going when collected fails with SPRIG_ECONFLICT).  Writers collect
+ * not heard of for `min_age_ms` (each batch of a large write refreshes
+ * its record; a writer still going when collected fails with
+ * SPRIG_ECONFLICT), with what they wrote.  Writers collect
  * their own garbage, so this is needed only after failures.  `*collected`
  * (may be NULL) receives the number of chunks deleted.
  */

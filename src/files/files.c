@@ -309,8 +309,8 @@ sprig__fs_meta_decode(sprig_bytes b, fs_meta *m)
     return 0;
 }
 
-static void
-fs_header_copy(sprig_header h, sprig_header_buf *out)
+void
+sprig__fs_header_copy(sprig_header h, sprig_header_buf *out)
 {
     memset(out, 0, sizeof *out);
     out->id_len = (uint32_t)(h.id.len <= SPRIG_ID_MAX ? h.id.len : 0);
@@ -329,7 +329,7 @@ sprig__fs_file_get(sprig_files *fs, sprig_bytes key, const char *path,
         return sprig__err(rc, "no file '%s'", path);
     }
     if (rc == 0) {
-        fs_header_copy(sprig_doc_header(out->doc), &out->hdr);
+        sprig__fs_header_copy(sprig_doc_header(out->doc), &out->hdr);
         rc = sprig__fs_meta_decode(sprig_doc_contents(out->doc), &out->m);
     }
     if (rc) {
@@ -345,9 +345,8 @@ sprig__fs_file_clear(fs_file *f)
     memset(f, 0, sizeof *f);
 }
 
-/* A pending record's contents: when, and the path (for people). */
-static size_t
-fs_pending_rec(const char *path, uint8_t rec[8 + SPRIG_FILES_PATH_MAX])
+size_t
+sprig__fs_pending_rec(const char *path, uint8_t rec[8 + SPRIG_FILES_PATH_MAX])
 {
     size_t n = strlen(path);
     n = n > SPRIG_FILES_PATH_MAX ? SPRIG_FILES_PATH_MAX : n;
@@ -361,7 +360,7 @@ sprig__fs_txn_pending(sprig_files *fs, sprig_txn *t, char kind,
                       uint64_t version, const char *path)
 {
     uint8_t id[9], rec[8 + SPRIG_FILES_PATH_MAX];
-    size_t n = fs_pending_rec(path, rec);
+    size_t n = sprig__fs_pending_rec(path, rec);
     sprig__fs_pending_id(kind, version, id);
     sprig_bytes bid = {id, sizeof id};
     return sprig_txn_insert(t, fs->c_pending, &bid, (sprig_bytes){rec, n});
@@ -372,7 +371,7 @@ sprig__fs_pending_insert(sprig_files *fs, char kind, uint64_t version,
                          const char *path, sprig_header_buf *out)
 {
     uint8_t id[9], rec[8 + SPRIG_FILES_PATH_MAX];
-    size_t n = fs_pending_rec(path, rec);
+    size_t n = sprig__fs_pending_rec(path, rec);
     sprig__fs_pending_id(kind, version, id);
     sprig_bytes bid = {id, sizeof id};
     return sprig_insert(fs->db, fs->c_pending, &bid, (sprig_bytes){rec, n},
@@ -474,6 +473,25 @@ fs_gc_append(sprig_files *fs, sprig_bytes rec, uint64_t version)
     int rc = f.m.version == version ? sprig__fs_drop_tail(fs, &f, 0) : 0;
     sprig__fs_file_clear(&f);
     return rc;
+}
+
+bool
+sprig__fs_pending_stale(sprig_files *fs, char kind, uint64_t version)
+{
+    uint8_t id[9];
+    sprig_doc *d;
+    sprig__fs_pending_id(kind, version, id);
+    if (sprig_get(fs->db, fs->c_pending, (sprig_bytes){id, 9}, &d) != 0) {
+        return true; /* gone since: try again */
+    }
+    sprig_bytes c = sprig_doc_contents(d);
+    uint64_t now = sprig__fs_now_ms();
+    uint64_t seen = c.len >= 8 ? sprig__get_u64be(c.data) : 0;
+    bool stale = now > seen && now - seen >= FS_STALE_MS;
+    sprig_header h = sprig_doc_header(d);
+    stale = stale && sprig_delete(fs->db, fs->c_pending, &h) == 0;
+    sprig_doc_free(d);
+    return stale;
 }
 
 /* Delete pending record `id` if it still has header `h`. */

@@ -10,9 +10,10 @@
  *                chunk_size u32 (big-endian), then the user metadata
  *   <p>.chunks   natural id = version u64 BE, index u64 BE -> the bytes
  *                [index * chunk_size, +chunk_size) of that version
- *   <p>.pending  natural id = kind byte, version u64 BE -> started u64,
- *                path: 'W' a large put writing that version, 'A' a large
- *                append writing to it, 'G' a version to collect
+ *   <p>.pending  natural id = kind byte, version u64 BE -> last heard of
+ *                (ms, refreshed by every batch) u64, path: 'W' a large put
+ *                writing that version, 'A' a large append writing to it
+ *                (its lock), 'G' a version to collect
  *
  * A path's key: each directory component followed by 0x01, then 0x00 and
  * the file's name ("/a/b/c" -> "a\1b\1\0c", as long as the path), so a
@@ -30,6 +31,9 @@
 #define FS_LENGTH_MAX (1ull << 48)
 #define FS_ATTEMPTS 32
 #define FS_CHUNK_MIN 16u
+/* A large write's pending record not refreshed for this long is stale:
+ * its writer died (a batch refreshes it, every few seconds at worst). */
+#define FS_STALE_MS 60000u
 
 struct sprig_files {
     sprig_db *db;
@@ -76,6 +80,14 @@ void sprig__fs_file_clear(fs_file *f);
 /* Add a pending record of `kind` for `version` to `t`. */
 int sprig__fs_txn_pending(sprig_files *fs, sprig_txn *t, char kind,
                           uint64_t version, const char *path);
+/* A pending record's contents for `path`, heard of now; returns its
+ * length. */
+size_t sprig__fs_pending_rec(const char *path,
+                             uint8_t rec[8 + SPRIG_FILES_PATH_MAX]);
+/* Whether the pending record (kind, version) is gone or was stale and is
+ * now deleted (so it may be taken). */
+bool sprig__fs_pending_stale(sprig_files *fs, char kind, uint64_t version);
+void sprig__fs_header_copy(sprig_header h, sprig_header_buf *out);
 /* Insert a pending record of `kind` for `version` now; `out` gets its
  * header.  SPRIG_ECONFLICT if it exists. */
 int sprig__fs_pending_insert(sprig_files *fs, char kind, uint64_t version,

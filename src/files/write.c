@@ -208,41 +208,60 @@ put_small(fs_put *p, const uint8_t *data, size_t n)
     return rc == 0 && old ? sprig__fs_collect(p->fs, old, NULL) : rc;
 }
 
-/* Apply `t` whose first operation guards a large write: its failure means
- * the file changed or the write was collected (SPRIG_ECONFLICT, and
- * `*guard` set). */
+/* Apply `t` whose first `n_guards` operations guard a large write: their
+ * failure means the file changed or the write was collected
+ * (SPRIG_ECONFLICT, and `*guard` set).  `*r` (may be NULL) keeps the
+ * result of a success. */
 static int
-fs_apply_guarded(sprig_files *fs, sprig_txn *t, const char *path, bool *guard)
+fs_apply_guarded(sprig_files *fs, sprig_txn *t, long n_guards, const char *path,
+                 bool *guard, sprig_txn_result **keep)
 {
     sprig_txn_result *r = NULL;
     int rc = sprig_txn_apply(fs->db, t, &r);
-    *guard = (rc == SPRIG_ECONFLICT || rc == SPRIG_ENOTFOUND) && r &&
-             sprig_txn_result_failed(r) == 0;
+    long failed = r ? sprig_txn_result_failed(r) : -1;
+    *guard = (rc == SPRIG_ECONFLICT || rc == SPRIG_ENOTFOUND) && failed >= 0 &&
+             failed < n_guards;
     if (*guard) {
         rc = sprig__err(SPRIG_ECONFLICT,
                         "file '%s' changed, or its unfinished write was "
                         "collected, while it was written",
                         path);
     }
-    sprig_txn_result_free(r);
+    if (rc == 0 && keep) {
+        *keep = r;
+    } else {
+        sprig_txn_result_free(r);
+    }
     return rc;
 }
 
-/* One batch of a large write: the guards, then `n` bytes of chunks. */
+/* One batch of a large write: its pending record `rec` refreshed (the
+ * heartbeat that keeps sprig_files_gc() and other writers off it; `rec`
+ * gets the new header), the file document `file` checked (if given),
+ * then `n` bytes of chunks. */
 static int
-fs_batch(fs_writer *w, const sprig_header *g1, const char *g1_coll,
-         const sprig_header *g2, const uint8_t *data, size_t n,
-         const char *path)
+fs_batch(fs_writer *w, sprig_header_buf *rec, const sprig_header *file,
+         const uint8_t *data, size_t n, const char *path)
 {
     sprig_txn *t;
+    sprig_txn_result *r = NULL;
     bool guard;
+    uint8_t body[8 + SPRIG_FILES_PATH_MAX];
+    sprig_header h = sprig_header_of(rec);
     int rc = sprig_txn_new(&t);
-    rc = rc ? rc : sprig_txn_check(t, g1_coll, g1->id, g1);
-    if (rc == 0 && g2) {
-        rc = sprig_txn_check(t, w->fs->c_pending, g2->id, g2);
+    rc = rc ? rc
+            : sprig_txn_update(
+                  t, w->fs->c_pending, &h,
+                  (sprig_bytes){body, sprig__fs_pending_rec(path, body)});
+    if (rc == 0 && file) {
+        rc = sprig_txn_check(t, w->fs->c_files, file->id, file);
     }
     rc = rc ? rc : w_add(w, t, data, n);
-    rc = rc ? rc : fs_apply_guarded(w->fs, t, path, &guard);
+    rc = rc ? rc : fs_apply_guarded(w->fs, t, file ? 2 : 1, path, &guard, &r);
+    if (rc == 0) {
+        sprig__fs_header_copy(sprig_txn_result_header(r, 0), rec);
+    }
+    sprig_txn_result_free(r);
     sprig_txn_free(t);
     return rc;
 }
@@ -250,8 +269,9 @@ fs_batch(fs_writer *w, const sprig_header *g1, const char *g1_coll,
 /* The flip of a large put: delete its 'W' record, write the last partial
  * chunk and the file document; retried while the file changes. */
 static int
-put_large_flip(fs_put *p, fs_writer *w, const sprig_header *wrec)
+put_large_flip(fs_put *p, fs_writer *w, const sprig_header_buf *rec)
 {
+    sprig_header wrec_h = sprig_header_of(rec), *wrec = &wrec_h;
     int rc = SPRIG_ECONFLICT;
     uint64_t old_version = 0;
     bool guard = false;
@@ -263,7 +283,7 @@ put_large_flip(fs_put *p, fs_writer *w, const sprig_header *wrec)
         rc = rc ? rc : sprig_txn_delete(t, p->fs->c_pending, wrec);
         rc = rc ? rc : w_finish(w, t);
         rc = rc ? rc : put_finish_ops(p, w, t, &old);
-        rc = rc ? rc : fs_apply_guarded(p->fs, t, p->path, &guard);
+        rc = rc ? rc : fs_apply_guarded(p->fs, t, 1, p->path, &guard, NULL);
         old_version = old.doc ? old.m.version : 0;
         sprig_txn_free(t);
         sprig__fs_file_clear(&old);
@@ -299,16 +319,16 @@ put_large(fs_put *p, sprig_files_source_fn src, void *udata, uint8_t *buf,
     if (rc) {
         return rc;
     }
-    sprig_header g = sprig_header_of(&rec);
     for (bool eof = false; rc == 0 && n;) {
-        rc = fs_batch(&w, &g, p->fs->c_pending, NULL, buf, n, p->path);
+        rc = fs_batch(&w, &rec, NULL, buf, n, p->path);
         n = 0;
         if (rc == 0 && !eof) {
             rc = fs_fill(src, udata, buf, p->fs->txn_bytes, &n, &eof);
         }
     }
-    rc = rc ? rc : put_large_flip(p, &w, &g);
+    rc = rc ? rc : put_large_flip(p, &w, &rec);
     if (rc) {
+        sprig_header g = sprig_header_of(&rec);
         rc = fs_abandon(p->fs, &g, w.version, true, rc);
     }
     sprig_buf_free(&w.carry);
@@ -474,15 +494,16 @@ append_small(fs_app *a, const uint8_t *data, size_t n)
  * header), the lock's release and the last partial chunk. */
 static int
 append_large_flip(fs_app *a, fs_writer *w, const fs_file *f,
-                  const sprig_header *lock)
+                  const sprig_header_buf *rec)
 {
     sprig_txn *t;
     bool guard;
+    sprig_header lock = sprig_header_of(rec);
     int rc = sprig_txn_new(&t);
     rc = rc ? rc : fs_txn_length(a, t, f, w->length);
-    rc = rc ? rc : sprig_txn_delete(t, a->fs->c_pending, lock);
+    rc = rc ? rc : sprig_txn_delete(t, a->fs->c_pending, &lock);
     rc = rc ? rc : w_finish(w, t);
-    rc = rc ? rc : fs_apply_guarded(a->fs, t, a->path, &guard);
+    rc = rc ? rc : fs_apply_guarded(a->fs, t, 2, a->path, &guard, NULL);
     sprig_txn_free(t);
     return rc;
 }
@@ -491,20 +512,37 @@ append_large_flip(fs_app *a, fs_writer *w, const fs_file *f,
  * and the lock are unchanged, then the flip. */
 static int
 append_batches(fs_app *a, fs_writer *w, const fs_file *f,
-               const sprig_header *lock, sprig_files_source_fn src, void *udata,
+               sprig_header_buf *lock, sprig_files_source_fn src, void *udata,
                uint8_t *buf, size_t n)
 {
     sprig_header fh = sprig_header_of(&f->hdr);
     int rc = 0;
     for (bool eof = false; rc == 0 && n;) {
         rc = fs_check_length(a, w->length, n);
-        rc = rc ? rc : fs_batch(w, &fh, a->fs->c_files, lock, buf, n, a->path);
+        rc = rc ? rc : fs_batch(w, lock, &fh, buf, n, a->path);
         n = 0;
         if (rc == 0 && !eof) {
             rc = fs_fill(src, udata, buf, a->fs->txn_bytes, &n, &eof);
         }
     }
     return rc ? rc : append_large_flip(a, w, f, lock);
+}
+
+/* Take the large-append lock of `f`'s version; a lock whose writer has
+ * not been heard of for FS_STALE_MS is taken over. */
+static int
+append_lock(fs_app *a, const fs_file *f, sprig_header_buf *rec)
+{
+    int rc = sprig__fs_pending_insert(a->fs, 'A', f->m.version, a->path, rec);
+    if (rc == SPRIG_ECONFLICT &&
+        sprig__fs_pending_stale(a->fs, 'A', f->m.version)) {
+        rc = sprig__fs_pending_insert(a->fs, 'A', f->m.version, a->path, rec);
+    }
+    if (rc == SPRIG_ECONFLICT) {
+        rc = sprig__err(SPRIG_EBUSY,
+                        "another large append to '%s' is in progress", a->path);
+    }
+    return rc;
 }
 
 static int
@@ -516,23 +554,19 @@ append_large(fs_app *a, sprig_files_source_fn src, void *udata, uint8_t *buf,
     sprig_header_buf rec;
     int rc = app_get(a, &f);
     rc = rc ? rc : w_continue(&w, a->fs, &f);
+    rc = rc ? rc : append_lock(a, &f, &rec);
     if (rc == 0) {
-        rc = sprig__fs_pending_insert(a->fs, 'A', f.m.version, a->path, &rec);
-        if (rc == SPRIG_ECONFLICT) {
-            rc = sprig__err(SPRIG_EBUSY,
-                            "another large append to '%s' is in progress",
-                            a->path);
-        } else if (rc == 0) {
-            sprig_header lock = sprig_header_of(&rec);
-            rc = append_batches(a, &w, &f, &lock, src, udata, buf, n);
-            rc = rc ? fs_abandon(a->fs, &lock, 0, false, rc) : 0;
-            if (rc) { /* drop what it wrote past the length, if unchanged */
-                rc = sprig__fs_drop_tail(a->fs, &f, rc);
-            }
+        rc = append_batches(a, &w, &f, &rec, src, udata, buf, n);
+        sprig_header lock = sprig_header_of(&rec);
+        rc = rc ? fs_abandon(a->fs, &lock, 0, false, rc) : 0;
+        if (rc) { /* drop what it wrote past the length, if unchanged */
+            rc = sprig__fs_drop_tail(a->fs, &f, rc);
         }
     }
     sprig_buf_free(&w.carry);
-    sprig__fs_file_clear(&f);
+    if (f.doc) {
+        sprig__fs_file_clear(&f);
+    }
     return rc;
 }
 
