@@ -1,9 +1,10 @@
 #!/bin/sh
 # cli_file_test.sh -- end-to-end test of `sprig file` (tools/sprig/cmd_file.c):
-# put, get, cat, ls (with pages), stat, mv and rm on a storage, their JSON
+# put, get, cat, ls (with pages), stat, mv, rm and gc on a storage, their JSON
 # output and exit statuses, a file of several megabytes through stdin and
 # back byte for byte, the progress report on stderr, and a database
-# without the file store refused.  Registered with ctest as `cli_file` by
+# without the file store refused; then put, get, ls and rm through a
+# `sprig serve` over ws://.  Registered with ctest as `cli_file` by
 # tools/CMakeLists.txt:
 #     sh tests/cli_file_test.sh BUILD/tools/sprig [SCRATCH_DIR]
 
@@ -12,13 +13,13 @@ NAME=cli-file-test
 . "$(dirname "$0")/cli_lib.sh"
 
 for cmd in "file" "file put" "file get" "file cat" "file ls" "file stat" \
-    "file rm" "file mv"; do
+    "file rm" "file mv" "file gc"; do
     # shellcheck disable=SC2086 # $cmd is words on purpose
     run sp $cmd --help
     expect_has "sprig $cmd --help" 0 "usage: sprig"
 done
 run sp --help
-expect_has "sprig --help names file" 0 "file put|get|cat|ls|stat|rm|mv"
+expect_has "sprig --help names file" 0 "file put|get|cat|ls|stat|rm|mv|gc"
 run sp file put
 expect_err "put without arguments" 2 "missing argument"
 
@@ -78,6 +79,33 @@ run sp schema define app notes
 run sp db create plain --schema app
 run sp --db plain file ls
 expect_err "a database without the file store" 1 "has no file store"
+
+run sp file gc
+expect "gc with nothing to collect" 0 '{"collected_chunks":0}'
+
+# ---- the same commands through a server (--url ws://) ----------------------
+
+"$BIN" serve --path "$DATA" --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
+srv=$!
+url=""
+i=0
+while [ $i -lt 200 ] && [ -z "$url" ] && kill -0 $srv 2>/dev/null; do
+    sleep 0.1
+    url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve.log")
+    i=$((i + 1))
+done
+run "$BIN" --url "$url" file put "$T/big.bin" /remote/big.bin --quiet
+expect "put over ws://" 0 '{"path":"/remote/big.bin","length":5000000}'
+run "$BIN" --url "$url" file get /remote/big.bin "$T/back2.bin" --quiet
+if [ $rc = 0 ] && cmp -s "$T/big.bin" "$T/back2.bin"; then good; else
+    bad "get over ws:// gives the bytes back"
+fi
+run "$BIN" --url "$url" file ls /
+expect_has "ls over ws://" 0 '{"name":"remote/","dir":true}'
+run "$BIN" --url "$url" file rm /remote/big.bin
+expect "rm over ws://" 0 ""
+kill -TERM $srv
+wait $srv
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

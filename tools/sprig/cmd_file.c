@@ -1,5 +1,5 @@
 /*
- * cmd_file.c -- `sprig file put|get|cat|ls|stat|rm|mv`: the file store
+ * cmd_file.c -- `sprig file put|get|cat|ls|stat|rm|mv|gc`: the file store
  * (include/sprig/files.h) of the database chosen with --db.  A database
  * that does not exist yet is created with the schema "files" (the store's
  * collections, registered here); an existing one must have them.  put
@@ -30,6 +30,7 @@ static const char file_usage[] =
     "  file stat PATH\n"
     "  file rm PATH\n"
     "  file mv FROM TO [--exclusive]\n"
+    "  file gc [--min-age MS]\n"
     "\n"
     "Files live in the database --db (created with the schema \"files\" if\n"
     "it does not exist), under absolute paths (\"/docs/a.pdf\").  LOCAL\n"
@@ -66,6 +67,12 @@ static const char stat_usage[] =
 static const char rm_usage[] = "usage: sprig file rm PATH\n"
                                "\n"
                                "Delete the file at PATH.\n";
+static const char gc_usage[] =
+    "usage: sprig file gc [--min-age MS]\n"
+    "\n"
+    "Collect what failed writers left: chunks of replaced or deleted files,\n"
+    "and large writes not heard of for MS milliseconds (default 600000).\n"
+    "Prints {\"collected_chunks\":N}.\n";
 static const char mv_usage[] =
     "usage: sprig file mv FROM TO [--exclusive]\n"
     "\n"
@@ -445,9 +452,35 @@ file_mv(cli *c, int argc, char **argv)
     return rc;
 }
 
+static int
+file_gc(cli *c, int argc, char **argv)
+{
+    const char *age = NULL;
+    cli_opt opts[] = {{"--min-age", &age, NULL}, {0}};
+    cli_args a;
+    uint64_t ms = 600000, n = 0;
+    sprig_files *fs = NULL;
+    int rc = cli_parse(argc, argv, opts, gc_usage, 0, 0, &a);
+    if (rc == CLI_CONTINUE && age && !cli_parse_uint(age, UINT64_MAX, &ms)) {
+        return cli_usage(gc_usage, "--min-age takes a number");
+    }
+    rc = rc == CLI_CONTINUE ? open_files(c, &fs) : rc;
+    if (rc == CLI_CONTINUE) {
+        int src = sprig_files_gc(fs, ms, &n);
+        jw w = {0};
+        jw_raw(&w, "{\"collected_chunks\":");
+        jw_u64(&w, n);
+        jw_raw(&w, "}");
+        rc = src ? (jw_free(&w), cli_fail(src)) : jw_print(&w);
+    }
+    sprig_files_close(fs);
+    return rc;
+}
+
 static const cli_cmd file_cmds[] = {
-    {"put", file_put},   {"get", file_get}, {"cat", file_cat}, {"ls", file_ls},
-    {"stat", file_stat}, {"rm", file_rm},   {"mv", file_mv},   {NULL, NULL},
+    {"put", file_put}, {"get", file_get},   {"cat", file_cat},
+    {"ls", file_ls},   {"stat", file_stat}, {"rm", file_rm},
+    {"mv", file_mv},   {"gc", file_gc},     {NULL, NULL},
 };
 
 int

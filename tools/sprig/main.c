@@ -48,7 +48,7 @@ static const char top_usage[] =
     "  view query COLLECTION VIEW [--key JSON|--range FROM TO|--prefix JSON]\n"
     "             [--desc] [--limit N] [--docs]\n"
     "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
-    "  file put|get|cat|ls|stat|rm|mv ...  the file store (sprig file --help)\n"
+    "  file put|get|cat|ls|stat|rm|mv|gc ...  the file store (sprig file --help)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
