@@ -9,6 +9,8 @@
 #   3. bench/commerce.py: the commerce workload, 16 clients over loopback,
 #      `sprig serve` vs PostgreSQL in the same run
 #      -> bench/results/commerce.json;
+#   4. bench_files: the file store's write and read MiB/s beside a plain
+#      file on the same disk -> bench/results/files.json;
 # then regenerate docs/benchmarks.md (bench/report.py, with the hand-kept
 # analysis of bench/analysis.md) and docs/bench-local.png (gnuplot,
 # bench/chart.gp).  Options after the build directory go to bench_local
@@ -50,6 +52,9 @@ cp "$TMP/local.json" "$JSON"
 python3 "$ROOT/bench/callgrind.py" "$BUILD" --seed "$seed" $quick ||
     status=$?
 python3 "$ROOT/bench/commerce.py" "$BUILD" --seed "$seed" $quick ||
+    status=$?
+# the file store beside a plain file on the same disk
+"$BUILD/bench/bench_files" --out "$ROOT/bench/results/files.json" $quick ||
     status=$?
 python3 "$ROOT/bench/report.py" "$JSON" "$ROOT/bench/analysis.md" \
     "$ROOT/docs/benchmarks.md" "$TMP/chart.dat"

@@ -48,6 +48,7 @@ static const char top_usage[] =
     "  view query COLLECTION VIEW [--key JSON|--range FROM TO|--prefix JSON]\n"
     "             [--desc] [--limit N] [--docs]\n"
     "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
+    "  file put|get|cat|ls|stat|rm|mv|gc ...  the file store (sprig file --help)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
@@ -70,7 +71,8 @@ static const char top_usage[] =
 static const cli_cmd top_cmds[] = {
     {"schema", cli_cmd_schema}, {"db", cli_cmd_db}, {"doc", cli_cmd_doc},
     {"demo", cli_cmd_demo},     {"kv", cli_cmd_kv}, {"serve", cli_cmd_serve},
-    {"view", cli_cmd_view},     {NULL, NULL},
+    {"view", cli_cmd_view},     {"file", cli_cmd_file},
+    {NULL, NULL},
 };
 
 /* Parse the options before the command; *i ends on the command.  `opts`
