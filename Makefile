@@ -33,7 +33,7 @@ run: build
 	@$(BUILD)/tools/sprig --path $(DATA) demo
 	@echo
 	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
-	    serve --ws 127.0.0.1:5646
+	    serve --ws 127.0.0.1:5646 --quic 127.0.0.1:5645
 
 # The whole suite, in a normal build and in an ASan+UBSan build.
 test: test-normal test-asan

@@ -411,7 +411,7 @@ sprig_client_connect(const char *url, const sprig_client_options *o,
     }
     rc = first_connect(c);
     if (rc) {
-        char msg[256];
+        char msg[600];
         snprintf(msg, sizeof msg, "%s", sprig_errmsg());
         sprig_client_close(c);
         return sprig__err(rc, "%s", msg);

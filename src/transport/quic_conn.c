@@ -308,7 +308,7 @@ finish(sprig__quic_conn *c, int code, const char *reason)
 void
 sprig__quic_conn_fail(sprig__quic_conn *c, int code, const char *fmt, ...)
 {
-    char reason[200];
+    char reason[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);

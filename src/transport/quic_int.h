@@ -92,7 +92,7 @@ enum {
  *  sentence. */
 typedef struct sprig__qng_why {
     int code;
-    char reason[200];
+    char reason[300];
 } sprig__qng_why;
 
 /** Listener state: the static secret (Retry tokens, stateless reset
@@ -243,7 +243,7 @@ struct sprig__quic_conn {
     char violation_reason[120];
     uint64_t close_deadline; /* loop ms: CLOSING gives up waiting */
     int close_code;          /* what on_close reports */
-    char close_reason[200];
+    char close_reason[300];
     int send_code; /* what the CONNECTION_CLOSE carries */
     char peer[96];
     char scheme[8];

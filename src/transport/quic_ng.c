@@ -58,7 +58,7 @@ struct sprig__qng {
     int64_t sid; /* the message stream; -1 until it exists */
     ngtcp2_connection_close_error last;
     sprig__qng_why why;
-    char verify_err[200];
+    char verify_err[300];
 };
 
 static const char priority[] =

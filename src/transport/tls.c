@@ -251,8 +251,8 @@ check_fingerprint(const sprig__tls_cfg *cfg, gnutls_session_t s)
         snprintf(want + 2 * i, 3, "%02x", cfg->fp[i]);
     }
     return sprig__err(SPRIG_EAUTH,
-                      "TLS: server certificate fingerprint mismatch: the "
-                      "server presented SHA-256 %s, the client pinned %s",
+                      "TLS: server certificate SHA-256 %s is not the "
+                      "pinned %s",
                       hex, want);
 }
 
