@@ -634,6 +634,11 @@ sprig__qng_server_new(sprig__qng_srv *s, const sprig__qng_hello *h,
         ngtcp2_conn_set_tls_native_handle(q->conn, q->tls);
         rc = register_scids(q, &h->dcid);
     }
+    if (!rc && cfg->ping_interval_ms) { /* keep-alive from this side too */
+        ngtcp2_conn_set_keep_alive_timeout(
+            q->conn,
+            (ngtcp2_duration)cfg->ping_interval_ms * NGTCP2_MILLISECONDS);
+    }
     if (rc) {
         sprig__qng_free(q);
         return rc;
