@@ -27,7 +27,10 @@ typedef struct udp_proxy {
     atomic_ulong relayed, dropped, reordered;
     uint8_t held[2048]; /* a datagram held back, to reorder */
     size_t held_len;
-    int held_dir; /* 0: to the server, 1: to the client */
+    int held_dir;          /* 0: to the server, 1: to the client */
+    uint8_t rec[16][1500]; /* the first datagrams to the server, kept */
+    size_t rec_len[16];
+    int nrec;
     pthread_t thread;
 } udp_proxy;
 
@@ -95,6 +98,10 @@ udp_proxy_main(void *arg)
             socklen_t fl = sizeof from;
             ssize_t n = recvfrom(p->front, buf, sizeof buf, 0,
                                  (struct sockaddr *)&from, &fl);
+            if (n > 0 && p->nrec < 16 && (size_t)n <= sizeof p->rec[0]) {
+                memcpy(p->rec[p->nrec], buf, (size_t)n);
+                p->rec_len[p->nrec++] = (size_t)n;
+            }
             if (n > 0) {
                 p->client = from;
                 p->have_client = true;

@@ -184,7 +184,7 @@ sprig__quic_ep_cid_add(sprig__quic_ep *ep, const sprig__qcid *cid,
     e->cid = *cid;
     e->c = c;
     *p = e;
-    ep->ncids++;
+    __atomic_add_fetch(&ep->ncids, 1, __ATOMIC_RELAXED);
     return SPRIG_OK;
 }
 
@@ -199,7 +199,7 @@ sprig__quic_ep_cid_remove(sprig__quic_ep *ep, const sprig__qcid *cid)
         cid_ent *e = *p;
         *p = e->next;
         sprig__free(e);
-        ep->ncids--;
+        __atomic_sub_fetch(&ep->ncids, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -316,7 +316,8 @@ sprig__quic_ep_send(sprig__quic_ep *ep, const sprig__qaddr *to,
     int r = uv_udp_try_send(
         &ep->udp, &b, 1, ep->server ? (const struct sockaddr *)&to->ss : NULL);
     if (r < 0) {
-        ep->stats.dropped++; /* a full socket is a lost packet to QUIC */
+        /* a full socket is a lost packet to QUIC */
+        __atomic_add_fetch(&ep->stats.dropped, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -678,10 +679,15 @@ void
 sprig__quic_listener_stats(sprig__listener *l, sprig__quic_stats *out)
 {
     sprig__quic_ep *ep = (sprig__quic_ep *)l;
-    *out = ep->stats;
+    memset(out, 0, sizeof *out);
+    out->retries = __atomic_load_n(&ep->stats.retries, __ATOMIC_RELAXED);
+    out->resets = __atomic_load_n(&ep->stats.resets, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&ep->stats.dropped, __ATOMIC_RELAXED);
+    out->cids = __atomic_load_n(&ep->ncids, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&ep->lock);
     out->conns = ep->nconns;
     out->handshaking = ep->nhandshaking;
-    out->cids = ep->ncids;
+    pthread_mutex_unlock(&ep->lock);
 }
 
 /* ---- clients ------------------------------------------------------------- */

@@ -306,7 +306,8 @@ void sprig__quic_ep_forget(sprig__quic_ep *ep, sprig__quic_conn *c);
 void sprig__quic_ep_datagram(sprig__quic_ep *ep, const uint8_t *d, size_t n,
                              const sprig__qaddr *from);
 /** Counters of a listener, for tests: connections (all states), those
- *  still in the handshake, Retry packets and stateless resets sent. */
+ *  still in the handshake, ids routed, Retry packets and stateless resets
+ *  sent, datagrams the socket refused.  Any thread. */
 typedef struct sprig__quic_stats {
     size_t conns, handshaking, cids;
     uint64_t retries, resets, dropped;
