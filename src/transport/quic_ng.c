@@ -167,6 +167,9 @@ sprig__qng_dcid(const uint8_t *pkt, size_t n, size_t short_len,
                 sprig__qcid *out)
 {
     ngtcp2_version_cid vc;
+    if (n == 0) {
+        return false; /* ngtcp2 asserts on empty input */
+    }
     int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, n, short_len);
     if ((rv != 0 && rv != NGTCP2_ERR_VERSION_NEGOTIATION) ||
         vc.dcidlen > sizeof out->data) {
@@ -302,6 +305,9 @@ sprig__qng_classify(sprig__qng_srv *s, const uint8_t *pkt, size_t n,
     ngtcp2_version_cid vc;
     ngtcp2_pkt_hd hd;
     memset(h, 0, sizeof *h);
+    if (n == 0) {
+        return SPRIG__QNG_DROP;
+    }
     int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, n, CIDLEN);
     if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
         return reply_vn(&vc, reply, reply_len);
@@ -813,6 +819,9 @@ sprig__qng_read(sprig__qng *q, const sprig__qaddr *local,
     ngtcp2_pkt_info pi = {0};
     if (q->closed) {
         return SPRIG__QNG_CLOSED;
+    }
+    if (n == 0) {
+        return SPRIG__QNG_OK;
     }
     path_of(local, remote, &path);
     int rv = ngtcp2_conn_read_pkt(q->conn, &path, &pi, pkt, n, now_ns());
