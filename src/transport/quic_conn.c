@@ -35,6 +35,9 @@ static void on_timer(uv_timer_t *t);
 static int
 qbuf_append(sprig__qbuf *b, const uint8_t *d, size_t n)
 {
+    if (n == 0) {
+        return SPRIG_OK;
+    }
     if (b->len + n > b->cap) {
         if (b->head > 0) { /* drop what was acknowledged */
             memmove(b->data, b->data + b->head, b->len - b->head);
@@ -373,8 +376,8 @@ sprig__quic_conn_flush(sprig__quic_conn *c)
         return;
     }
     size_t taken = 0;
-    const uint8_t *p = c->out.data + c->out.head + c->out.sent;
     size_t n = c->out.len - c->out.head - c->out.sent;
+    const uint8_t *p = n ? c->out.data + c->out.head + c->out.sent : NULL;
     if (sprig__qng_flush(c->q, p, n, &taken, send_dgram, c) ==
         SPRIG__QNG_CLOSED) {
         engine_closed(c);

@@ -853,7 +853,8 @@ sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
     }
     ngtcp2_path_storage_zero(&ps);
     for (int i = 0; i < 4096; i++) {
-        ngtcp2_vec v = {(uint8_t *)pending + *taken, npending - *taken};
+        ngtcp2_vec v = {npending ? (uint8_t *)pending + *taken : NULL,
+                        npending - *taken};
         bool have = q->sid >= 0 && v.len > 0;
         ngtcp2_ssize nd = -1;
         ngtcp2_ssize w =
