@@ -33,7 +33,7 @@ run: build
 	@$(BUILD)/tools/sprig --path $(DATA) demo
 	@echo
 	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
-	    serve --ws 127.0.0.1:5646
+	    serve --ws 127.0.0.1:5646 --quic 127.0.0.1:5645
 
 # The whole suite, in a normal build and in an ASan+UBSan build.
 test: test-normal test-asan
@@ -77,7 +77,7 @@ crash-long: build
 # after the fix, copy a crash file into fuzz/corpus/<name>/.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
-FUZZERS      ?= http_upgrade frame request
+FUZZERS      ?= http_upgrade frame request quic
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSPRIG_FUZZ=ON -DSPRIG_SANITIZE=ON \
 	    -DSPRIG_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS) >/dev/null

@@ -8,7 +8,8 @@ set -eu
 PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev \
 libjansson-dev libcmocka-dev libmsgpack-dev python3 \
 python3-websockets python3-msgpack \
-libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl"
+libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl \
+libngtcp2-dev libngtcp2-crypto-gnutls-dev"
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
 postgresql valgrind libpq-dev tarantool"
 

@@ -2,8 +2,10 @@
  * placement.h -- where a conformance test's storage lives.  The suite
  * (test_conformance.c) is written once against sprig.h and runs against
  * every placement: a local storage, and a real Sprig server on loopback
- * reached through a client over ws://, and over wss:// (a TLS listener with
- * a self-signed certificate made by openssl, pinned by the client).  Every
+ * reached through a client over ws://, over wss:// (a TLS listener with
+ * a self-signed certificate made by openssl, pinned by the client), and
+ * over quic:// (a self-signed certificate made by sprig_cert_ensure(),
+ * pinned by its SHA-256 fingerprint).  Every
  * server placement checks, as it opens, that both ends report the
  * transport it names: TLS for wss (with a version and a cipher), plain for
  * ws (placement_check_transport).  Each
@@ -105,13 +107,20 @@ placement_open(placement *p, const char *kind, const char *root,
         p->st = p->local;
         return;
     }
-    bool tls = strcmp(kind, "wss") == 0;
+    bool quic = strcmp(kind, "quic") == 0;
+    bool tls = strcmp(kind, "wss") == 0 || quic;
     char cert[1300], key[1300];
+    sprig_cert_info qc;
     sprig_server_options o;
     sprig_server_options_init(&o);
-    o.ws_listen = "127.0.0.1:0";
+    o.ws_listen = quic ? NULL : "127.0.0.1:0";
     o.workers = 4;
-    if (tls) {
+    if (quic) { /* a certificate made by Sprig, pinned by fingerprint */
+        SPRIG_OK_(sprig_cert_ensure(root, &qc));
+        o.quic_listen = "127.0.0.1:0";
+        o.quic_cert_file = qc.cert_path;
+        o.quic_key_file = qc.key_path;
+    } else if (tls) {
         placement_cert(root, cert, key, sizeof cert);
         o.tls_cert_file = cert;
         o.tls_key_file = key;
@@ -121,11 +130,13 @@ placement_open(placement *p, const char *kind, const char *root,
         sprig_storage_register_schema(sprig_server_storage(p->srv), schema));
     SPRIG_OK_(sprig_server_start(p->srv));
     char url[64];
-    snprintf(url, sizeof url, "%s://127.0.0.1:%d", tls ? "wss" : "ws",
-             sprig_server_ws_port(p->srv));
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d", kind,
+             quic ? sprig_server_quic_port(p->srv)
+                  : sprig_server_ws_port(p->srv));
     sprig_client_options co;
     sprig_client_options_init(&co);
-    co.pinned_cert_path = tls ? cert : NULL;
+    co.pinned_cert_path = tls && !quic ? cert : NULL;
+    co.pinned_cert_sha256 = quic ? qc.sha256 : NULL;
     SPRIG_OK_(sprig_client_connect(url, &co, &p->client));
     p->st = sprig_client_storage(p->client);
     placement_check_transport(p, tls);

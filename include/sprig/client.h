@@ -36,14 +36,21 @@ typedef struct sprig_client_options {
     bool reconnect;
     /** Largest frame accepted from the server (default 64 MiB). */
     size_t max_frame;
+    /** wss://, quic://, sprig://: the server certificate's SHA-256
+     *  fingerprint (64 hex digits, colons allowed; `sprig certificate
+     *  show` prints it), pinned: the only certificate trusted, and a
+     *  mismatch is SPRIG_ECONNECT naming both.  NULL: pinned_cert_path,
+     *  or the system's trusted CAs. */
+    const char *pinned_cert_sha256;
 } sprig_client_options;
 
 /** Fill `o` with the defaults above. */
 SPRIG_API void sprig_client_options_init(sprig_client_options *o);
 
 /**
- * Connect to `url` ("ws://host:port" or "wss://host:port": the scheme
- * picks the transport) and wait until the connection is open.  `o` may be
+ * Connect to `url` ("ws://host:port", "wss://host:port", or over QUIC
+ * "quic://host:port" / "sprig://host:port", port 5645 by default: the
+ * scheme picks the transport) and wait until the connection is open.  `o` may be
  * NULL (defaults).
  * Errors: SPRIG_EINVAL (malformed URL, or a scheme that names no
  * transport: the detail names it), SPRIG_ECONNECT (refused,

@@ -32,7 +32,7 @@ typedef struct sprig_server_client {
     uint64_t id;
     /** The peer's address, "127.0.0.1:54321" or "[::1]:54321". */
     const char *peer;
-    /** "ws" or "wss" (TLS). */
+    /** "ws", "wss" (TLS) or "quic". */
     const char *transport;
 } sprig_server_client;
 
@@ -85,6 +85,15 @@ typedef struct sprig_server_options {
      *  pointer.  NULL (the default): every request is allowed. */
     sprig_server_authorize_fn authorize;
     void *authorize_udata;
+    /** "host:port" for QUIC (quic:// and sprig://, docs/protocol.md
+     *  "QUIC"; port 0 picks a free one, see sprig_server_quic_port).
+     *  NULL (the default): no QUIC listener.  `sprig serve` listens on
+     *  127.0.0.1:5645. */
+    const char *quic_listen;
+    /** PEM certificate (chain) and key for QUIC.  NULL: tls_cert_file and
+     *  tls_key_file (the same certificate serves wss://).  QUIC needs one
+     *  or the other (sprig_cert_ensure() makes a self-signed pair). */
+    const char *quic_cert_file, *quic_key_file;
 } sprig_server_options;
 
 /** Fill `o` with the defaults above. */
@@ -134,6 +143,9 @@ SPRIG_API int sprig_server_run(sprig_server *srv);
 
 /** The bound WebSocket port (after start), or -1. */
 SPRIG_API int sprig_server_ws_port(const sprig_server *srv);
+
+/** The bound QUIC (UDP) port (after start), or -1 when none. */
+SPRIG_API int sprig_server_quic_port(const sprig_server *srv);
 
 /**
  * What carries each open connection of the listener (transport, TLS state,

@@ -511,6 +511,10 @@ typedef struct sprig_open_options {
     /** ws/wss: connect and request time limits in ms (0: the client's
      *  defaults, 5 s and 30 s). */
     unsigned connect_timeout_ms, request_timeout_ms;
+    /** wss://, quic://, sprig://: the server certificate's SHA-256
+     *  fingerprint (64 hex digits; colons allowed), pinned: the only
+     *  certificate trusted.  NULL: pinned_cert_path or the system's CAs. */
+    const char *pinned_cert_sha256;
 } sprig_open_options;
 
 /** Fill `o` with defaults (storage defaults; client defaults). */
@@ -1359,6 +1363,60 @@ SPRIG_API sprig_bytes sprig_message_topic(const sprig_message *m);
 SPRIG_API sprig_bytes sprig_message_payload(const sprig_message *m);
 /** Release a message; NULL is a no-op.  Threads: any. */
 SPRIG_API void sprig_message_free(sprig_message *m);
+
+/* ---- certificates (QUIC and wss://; issue 11) -----------------------------
+ * A server's TLS certificate and key live in its storage directory as
+ * SPRIG_CERT_FILE and SPRIG_CERT_KEY_FILE (the key readable by its owner
+ * only).  `sprig serve` makes a self-signed pair there on its first start
+ * with QUIC and no certificate configured; `sprig certificate` manages
+ * them.  Clients pin the certificate (its file, or its SHA-256 fingerprint
+ * as printed here) or trust the system's CAs.  Threads: any; these touch
+ * only files. */
+#define SPRIG_CERT_FILE "certificate.pem"
+#define SPRIG_CERT_KEY_FILE "private-key.pem"
+
+/** What a certificate in a storage directory is. */
+typedef struct sprig_cert_info {
+    char cert_path[1024]; /**< DIR/certificate.pem (the chain, leaf first) */
+    char key_path[1024];  /**< DIR/private-key.pem */
+    char sha256[65];      /**< lowercase hex SHA-256 of the leaf's DER */
+    char subject[256];    /**< the leaf's distinguished name */
+    int64_t not_after;    /**< expiry, Unix seconds */
+    bool self_signed;     /**< issuer == subject */
+    bool created;         /**< made by this call */
+} sprig_cert_info;
+
+/**
+ * Make a self-signed certificate (ECDSA P-256, SHA-256, ten years; names
+ * localhost, 127.0.0.1, ::1 and this host's name) and its key in `dir`
+ * (which must exist).  Refuses to replace an existing pair unless
+ * `overwrite`.  `out` (may be NULL) describes the new certificate.
+ * Errors: SPRIG_EEXIST (a certificate is there), SPRIG_EIO, SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_cert_install_self_signed(const char *dir, bool overwrite,
+                                             sprig_cert_info *out);
+
+/**
+ * Install the key `key_pem` and the certificate chain `chain_pem` (PEM
+ * files; leaf first) into `dir`, replacing what is there, after checking
+ * that they parse and that the key belongs to the leaf.
+ * Errors: SPRIG_EINVAL (unreadable, malformed, or key and certificate do
+ * not match: the detail says which), SPRIG_EIO.
+ */
+SPRIG_API int sprig_cert_install(const char *dir, const char *key_pem,
+                                 const char *chain_pem, sprig_cert_info *out);
+
+/** Describe the certificate in `dir`.  Errors: SPRIG_ENOTFOUND (none),
+ *  SPRIG_EINVAL (unreadable or malformed). */
+SPRIG_API int sprig_cert_show(const char *dir, sprig_cert_info *out);
+
+/** The certificate in `dir`, made (self-signed) when there is none: what
+ *  `sprig serve` calls; out->created says which.  Errors: as above. */
+SPRIG_API int sprig_cert_ensure(const char *dir, sprig_cert_info *out);
+
+/** SHA-256 fingerprint (64 lowercase hex digits and a NUL) of the first
+ *  certificate in the PEM file `pem_path`.  Errors: SPRIG_EINVAL. */
+SPRIG_API int sprig_cert_fingerprint(const char *pem_path, char out[65]);
 
 #ifdef __cplusplus
 }

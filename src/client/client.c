@@ -177,6 +177,7 @@ start_connect(sprig_client *c)
     sprig__tran_opts_init(&wo);
     wo.connect_timeout_ms = c->opts.connect_timeout_ms;
     wo.tls_ca_file = c->opts.pinned_cert_path;
+    wo.tls_pin_sha256 = c->opts.pinned_cert_sha256;
     wo.max_message = c->opts.max_frame;
     wo.close_timeout_ms = 1000;
     c->state = CL_CONNECTING;
@@ -410,7 +411,7 @@ sprig_client_connect(const char *url, const sprig_client_options *o,
     }
     rc = first_connect(c);
     if (rc) {
-        char msg[256];
+        char msg[600];
         snprintf(msg, sizeof msg, "%s", sprig_errmsg());
         sprig_client_close(c);
         return sprig__err(rc, "%s", msg);

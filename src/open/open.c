@@ -6,9 +6,9 @@
  * their public headers.  It reads the URL's scheme and hands the rest to
  * the placement that scheme names: a directory (file:, or a plain path),
  * a memory-only storage (mem:), or a server through a client (any scheme
- * in the transport table: ws://, wss://).  For a server, the storage handle
- * returned owns its client (sprig_client_storage_owning()), so closing the
- * storage closes the connection too.
+ * in the transport table: ws://, wss://, quic://, sprig://).  For a server, the
+ * storage handle returned owns its client (sprig_client_storage_owning()), so
+ * closing the storage closes the connection too.
  */
 #include "core/core.h"
 #include "sprig/client.h"
@@ -45,6 +45,7 @@ open_remote(const sprig_open_options *o, const char *url, sprig_storage **out)
     sprig_client_options co;
     sprig_client_options_init(&co);
     co.pinned_cert_path = o->pinned_cert_path;
+    co.pinned_cert_sha256 = o->pinned_cert_sha256;
     if (o->connect_timeout_ms) {
         co.connect_timeout_ms = o->connect_timeout_ms;
     }
@@ -107,6 +108,7 @@ sprig_open(const char *url, const sprig_open_options *o, sprig_storage **out)
     }
     return sprig__err(SPRIG_EINVAL,
                       "URL scheme '%s' is not one Sprig opens "
-                      "(file:PATH, mem:, ws://host:port, wss://host:port)",
+                      "(file:PATH, mem:, ws://host:port, wss://host:port, "
+                      "quic://host:port, sprig://host:port)",
                       scheme);
 }

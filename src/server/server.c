@@ -71,9 +71,15 @@ server_make(const sprig_server_options *o, sprig_server **out)
     if (!o) {
         o = &defaults;
     }
-    if (!o->tls_cert_file != !o->tls_key_file) {
+    if (!o->tls_cert_file != !o->tls_key_file ||
+        !o->quic_cert_file != !o->quic_key_file) {
         return sprig__err(SPRIG_EINVAL, "TLS needs both a certificate and "
                                         "a key file");
+    }
+    if (o->quic_listen && !o->tls_cert_file && !o->quic_cert_file) {
+        return sprig__err(SPRIG_EINVAL,
+                          "QUIC needs a certificate (quic_cert_file or "
+                          "tls_cert_file; sprig_cert_ensure() makes one)");
     }
     sprig_server *srv = sprig__calloc(1, sizeof *srv);
     if (!srv) {
@@ -96,6 +102,11 @@ server_make(const sprig_server_options *o, sprig_server **out)
     rc = rc ? rc
          : o->ws_listen
              ? parse_listen(o->ws_listen, &srv->ws_host, &srv->ws_port)
+             : 0;
+    srv->quic_port = -1;
+    rc = rc ? rc
+         : o->quic_listen
+             ? parse_listen(o->quic_listen, &srv->quic_host, &srv->quic_port)
              : 0;
     *out = srv; /* freed by the caller on failure */
     return rc;
@@ -159,6 +170,12 @@ int
 sprig_server_ws_port(const sprig_server *srv)
 {
     return srv && srv->ws ? sprig__listener_port(srv->ws) : -1;
+}
+
+int
+sprig_server_quic_port(const sprig_server *srv)
+{
+    return srv && srv->quic ? sprig__listener_port(srv->quic) : -1;
 }
 
 static void
@@ -239,10 +256,11 @@ static void
 close_listener(sprig_server *srv)
 {
     pthread_mutex_lock(&srv->lock);
-    sprig__listener *l = srv->ws;
-    srv->ws = NULL;
+    sprig__listener *l = srv->ws, *q = srv->quic;
+    srv->ws = srv->quic = NULL;
     pthread_mutex_unlock(&srv->lock);
     sprig__listener_close(l);
+    sprig__listener_close(q);
 }
 
 int
@@ -255,8 +273,55 @@ sprig_server_connections(sprig_server *srv, sprig_conn_info *out, size_t cap,
     }
     pthread_mutex_lock(&srv->lock);
     *n = srv->ws ? sprig__listener_conns(srv->ws, out, cap) : 0;
+    if (srv->quic) { /* QUIC connections after the WebSocket ones */
+        size_t used = *n < cap ? *n : cap;
+        *n += sprig__listener_conns(srv->quic, out ? out + used : NULL,
+                                    cap - used);
+    }
     pthread_mutex_unlock(&srv->lock);
     return SPRIG_OK;
+}
+
+/* The transport options both listeners share. */
+static void
+listen_opts(sprig_server *srv, sprig__tran_opts *wo)
+{
+    sprig__tran_opts_init(wo);
+    wo->max_message = srv->opts.max_frame;
+    wo->max_connections = srv->opts.max_connections;
+    if (srv->opts.max_send_queue) {
+        wo->max_send_queue = srv->opts.max_send_queue;
+    }
+    wo->ping_interval_ms = srv->opts.ping_interval_ms;
+    wo->idle_timeout_ms = srv->opts.idle_timeout_ms;
+    wo->close_timeout_ms = 2000;
+}
+
+static const sprig__conn_cbs session_cbs = {
+    .on_open = sprig__session_on_open,
+    .on_message = sprig__session_on_message,
+    .on_close = sprig__session_on_close,
+    .on_writable = sprig__session_on_writable,
+};
+
+/* QUIC (issue 11): always TLS, with the QUIC certificate or the
+ * WebSocket listener's. */
+static int
+listen_quic(sprig_server *srv)
+{
+    sprig__tran_opts wo;
+    listen_opts(srv, &wo);
+    wo.tls_cert_file = srv->opts.quic_cert_file ? srv->opts.quic_cert_file
+                                                : srv->opts.tls_cert_file;
+    wo.tls_key_file = srv->opts.quic_cert_file ? srv->opts.quic_key_file
+                                               : srv->opts.tls_key_file;
+    sprig__listener *l = NULL;
+    int rc = sprig__tran_listen(&srv->loop, "quic", srv->quic_host,
+                                srv->quic_port, &wo, &session_cbs, srv, &l);
+    pthread_mutex_lock(&srv->lock);
+    srv->quic = l;
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
 }
 
 static int
@@ -309,6 +374,7 @@ setup(sprig_server *srv)
     srv->grace_timer.data = srv;
     rc = sprig__pool_start(&srv->pool, srv->opts.workers, sprig__dispatch, srv);
     rc = rc ? rc : (srv->ws_host ? listen_ws(srv) : 0);
+    rc = rc ? rc : (srv->quic_host ? listen_quic(srv) : 0);
     return rc;
 }
 
@@ -448,6 +514,7 @@ sprig_server_free(sprig_server *srv)
     }
     sprig__registry_free(&srv->reg);
     sprig__free(srv->ws_host);
+    sprig__free(srv->quic_host);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->cond);
     pthread_cond_destroy(&srv->sub_cond);

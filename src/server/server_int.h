@@ -244,12 +244,15 @@ struct sprig_server {
     sprig_server_options opts;
     char *ws_host;
     int ws_port;
+    char *quic_host; /* QUIC listener (issue 11); NULL: none */
+    int quic_port;
     uv_loop_t loop;
     bool loop_ready;
     uv_async_t done_async, stop_async;
     uv_timer_t grace_timer;
     bool sessions_closed; /* shutdown told every client (loop thread) */
     sprig__listener *ws;
+    sprig__listener *quic; /* under `lock`, like ws */
     sprig__pool pool;
     pthread_t thread;
     bool threaded;

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -32,6 +33,8 @@ struct sprig__tls_cfg {
     bool server;
     gnutls_datum_t *pins; /* DER of the certificates in the CA file */
     unsigned npins;
+    bool has_fp;    /* pinned by SHA-256 fingerprint: only that one */
+    uint8_t fp[32]; /* ... of the server's leaf certificate (DER) */
 };
 
 struct sprig__tls {
@@ -227,17 +230,43 @@ sprig__tls_new(const sprig__tls_cfg *cfg, const char *host,
     return SPRIG_OK;
 }
 
-/* Is the peer's leaf certificate one of the pinned ones? */
-static bool
-pinned(const sprig__tls *t)
+/* Does the leaf certificate of `s` have the pinned fingerprint? */
+static int
+check_fingerprint(const sprig__tls_cfg *cfg, gnutls_session_t s)
 {
     unsigned n = 0;
-    const gnutls_datum_t *chain = gnutls_certificate_get_peers(t->s, &n);
+    uint8_t got[32];
+    char hex[65], want[65];
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+    if (!chain || n == 0 ||
+        gnutls_hash_fast(GNUTLS_DIG_SHA256, chain[0].data, chain[0].size, got) <
+            0) {
+        return sprig__err(SPRIG_EAUTH, "TLS: the server sent no certificate");
+    }
+    if (memcmp(got, cfg->fp, 32) == 0) {
+        return SPRIG_OK;
+    }
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", got[i]);
+        snprintf(want + 2 * i, 3, "%02x", cfg->fp[i]);
+    }
+    return sprig__err(SPRIG_EAUTH,
+                      "TLS: server certificate SHA-256 %s is not the "
+                      "pinned %s",
+                      hex, want);
+}
+
+/* Is the leaf certificate of `s` one of the pinned ones? */
+static bool
+pinned_in(const sprig__tls_cfg *cfg, gnutls_session_t s)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
     if (!chain || n == 0) {
         return false;
     }
-    for (unsigned i = 0; i < t->cfg->npins; i++) {
-        const gnutls_datum_t *p = &t->cfg->pins[i];
+    for (unsigned i = 0; i < cfg->npins; i++) {
+        const gnutls_datum_t *p = &cfg->pins[i];
         if (p->size == chain[0].size &&
             memcmp(p->data, chain[0].data, p->size) == 0) {
             return true;
@@ -246,16 +275,17 @@ pinned(const sprig__tls *t)
     return false;
 }
 
-/* Client: is the server's certificate trusted?  SPRIG_EAUTH if not. */
-static int
-verify_server(sprig__tls *t)
+int
+sprig__tls_cfg_verify(const sprig__tls_cfg *cfg, void *session,
+                      const char *host)
 {
+    gnutls_session_t s = session;
     unsigned status = 0;
-    int g = gnutls_certificate_verify_peers3(t->s, t->host, &status);
-    if (g >= 0 && status == 0) {
-        return SPRIG_OK;
+    if (cfg->has_fp) {
+        return check_fingerprint(cfg, s);
     }
-    if (pinned(t)) {
+    int g = gnutls_certificate_verify_peers3(s, host, &status);
+    if ((g >= 0 && status == 0) || pinned_in(cfg, s)) {
         return SPRIG_OK;
     }
     if (g < 0) {
@@ -265,10 +295,62 @@ verify_server(sprig__tls *t)
     gnutls_datum_t why = {NULL, 0};
     gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why,
                                                  0);
-    int rc = sprig__err(SPRIG_EAUTH, "TLS: server certificate refused: %s",
+    int rc = sprig__err(SPRIG_EAUTH,
+                        "TLS: server certificate refused (not the pinned "
+                        "certificate, not signed by a trusted CA): %s",
                         why.data ? (const char *)why.data : "not trusted");
     gnutls_free(why.data);
     return rc;
+}
+
+void *
+sprig__tls_cfg_cred(const sprig__tls_cfg *cfg)
+{
+    return cfg->cred;
+}
+
+static int
+hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+int
+sprig__tls_cfg_pin_sha256(sprig__tls_cfg *t, const char *hex)
+{
+    size_t n = 0;
+    for (const char *p = hex; *p; p++) {
+        int v = hexval(*p);
+        if (*p == ':' || *p == ' ') {
+            continue;
+        }
+        if (n >= 64 || v < 0) {
+            return sprig__err(SPRIG_EINVAL,
+                              "pinned fingerprint \"%s\" is not 64 hex "
+                              "digits (SHA-256)",
+                              hex);
+        }
+        t->fp[n / 2] = (uint8_t)(n % 2 ? t->fp[n / 2] | v : v << 4);
+        n++;
+    }
+    if (n != 64) {
+        return sprig__err(SPRIG_EINVAL,
+                          "pinned fingerprint \"%s\" is not 64 hex digits "
+                          "(SHA-256)",
+                          hex);
+    }
+    t->has_fp = true;
+    return SPRIG_OK;
+}
+
+/* Client: is the server's certificate trusted?  SPRIG_EAUTH if not. */
+static int
+verify_server(sprig__tls *t)
+{
+    return sprig__tls_cfg_verify(t->cfg, t->s, t->host);
 }
 
 /* What one step of sprig__tls_feed() found (errors are negative). */

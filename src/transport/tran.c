@@ -6,6 +6,7 @@
  */
 #include "core/core.h"
 #include "transport/transport.h"
+#include "quic_int.h"
 #include "ws_int.h"
 
 #include <stdio.h>
@@ -14,6 +15,8 @@
 static const sprig__tran_scheme schemes[] = {
     {"ws", false, &sprig__ws_tran},
     {"wss", true, &sprig__ws_tran},
+    {"quic", true, &sprig__quic_tran},
+    {"sprig", true, &sprig__quic_tran}, /* BonsaiDb's name for it */
 };
 #define NSCHEMES (sizeof schemes / sizeof schemes[0])
 

@@ -4,7 +4,7 @@
  *
  * The transport layer sits under src/server and src/client and above
  * src/core: it moves whole binary messages and knows nothing of what they
- * mean.  Each transport (WebSockets today: "ws" and "wss"; QUIC later)
+ * mean.  Each transport (WebSockets: "ws" and "wss"; QUIC: "quic" and "sprig")
  * fills one operations table, sprig__tran_ops, and is found by URL scheme
  * in a table (sprig__tran_find()), as nng finds an nni_sp_tran.  The
  * functions below (sprig__conn_send(), sprig__conn_close(), ...) dispatch
@@ -147,6 +147,11 @@ typedef struct sprig__tran_opts {
      *  server's own (pinned) certificate, which is trusted whatever name
      *  it carries.  NULL: the system's trust store. */
     const char *tls_ca_file;
+    /** Client, TLS schemes: the SHA-256 fingerprint (64 hex digits,
+     *  colons allowed) of the server's certificate.  When set, it is the
+     *  only certificate trusted (tls_ca_file is not consulted), and a
+     *  mismatch fails the connection naming both fingerprints. */
+    const char *tls_pin_sha256;
     /** Client: connect + TLS + handshake must finish in this time
      *  (default 10 s), else on_close(1006, "... timed out"). */
     unsigned connect_timeout_ms;

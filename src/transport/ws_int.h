@@ -85,6 +85,16 @@ int sprig__tls_cfg_server(const char *cert_file, const char *key_file,
  *  the system's store.  Errors: SPRIG_EINVAL, SPRIG_ENOMEM. */
 int sprig__tls_cfg_client(const char *ca_file, sprig__tls_cfg **out);
 void sprig__tls_cfg_free(sprig__tls_cfg *t);
+/** Client: trust only a server whose leaf certificate has this SHA-256
+ *  fingerprint (64 hex digits; colons and case ignored).  SPRIG_EINVAL. */
+int sprig__tls_cfg_pin_sha256(sprig__tls_cfg *t, const char *hex);
+/** The GnuTLS credentials of `cfg` (a gnutls_certificate_credentials_t). */
+void *sprig__tls_cfg_cred(const sprig__tls_cfg *cfg);
+/** Client: is the server of `session` (a gnutls_session_t) trusted by
+ *  `cfg` for `host` (fingerprint, pinned certificate, or a chain to a
+ *  trusted CA)?  SPRIG_EAUTH with the reason when not. */
+int sprig__tls_cfg_verify(const sprig__tls_cfg *cfg, void *session,
+                          const char *host);
 
 /** A session over `cfg` (which must outlive it); `host` is the name the
  *  client verifies (and sends as SNI unless it is an address).

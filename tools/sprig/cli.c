@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -227,6 +228,22 @@ cli_where(const cli *c)
     return c->url ? c->url : c->path;
 }
 
+/* 64 hex digits (colons allowed) naming no file: a SHA-256 fingerprint. */
+static bool
+looks_like_fingerprint(const char *s)
+{
+    size_t hex = 0;
+    struct stat sb;
+    for (const char *p = s; *p; p++) {
+        if (isxdigit((unsigned char)*p)) {
+            hex++;
+        } else if (*p != ':') {
+            return false;
+        }
+    }
+    return hex == 64 && stat(s, &sb) != 0;
+}
+
 int
 cli_open(cli *c, bool create)
 {
@@ -251,6 +268,10 @@ cli_open(cli *c, bool create)
     sprig_open_options o;
     sprig_open_options_init(&o);
     o.pinned_cert_path = c->ca_file;
+    if (c->ca_file && looks_like_fingerprint(c->ca_file)) {
+        o.pinned_cert_path = NULL; /* --ca SHA256 (QUIC, wss) */
+        o.pinned_cert_sha256 = c->ca_file;
+    }
     int rc = sprig_open(c->url ? c->url : file, &o, &c->st);
     return rc ? cli_fail(rc) : register_schema_file(c);
 }

@@ -1,31 +1,43 @@
 /*
  * cmd_serve.c -- `sprig serve`: run a Sprig server on the storage at
- * --path until SIGINT or SIGTERM.  The server runs on its own threads;
- * this thread waits for the signal (sigwait, with the signals blocked in
- * every thread) and then shuts the server down gracefully.
+ * --path, over QUIC (with the storage's certificate, made self-signed on
+ * the first start: cmd_cert.c) and WebSockets, until SIGINT or SIGTERM.  The
+ * server runs on its own threads; this thread waits for the signal (sigwait,
+ * with the signals blocked in every thread) and then shuts the server down
+ * gracefully.
  */
 #include "cli.h"
 
 #include <sprig/server.h>
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 
 static const char serve_usage[] =
-    "usage: sprig serve [--path DIR] [--ws HOST:PORT] [--tls-cert FILE\n"
-    "                               --tls-key FILE] [--durability MODE]\n"
+    "usage: sprig serve [--path DIR] [--ws HOST:PORT] [--quic HOST:PORT]\n"
+    "                   [--wss] [--tls-cert FILE --tls-key FILE]\n"
+    "                   [--durability MODE]\n"
     "                               [--kv-persistence MODE]\n"
     "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
     "\n"
-    "Serve the storage at --path over WebSockets (protocol sprig.v1) until\n"
-    "interrupted (SIGINT or SIGTERM: requests in flight finish, clients are\n"
-    "told the server is going away).\n"
+    "Serve the storage at --path over QUIC (quic://, ALPN sprig/1) and\n"
+    "WebSockets (protocol sprig.v1) until interrupted (SIGINT or SIGTERM:\n"
+    "requests in flight finish, clients are told the server is going\n"
+    "away).\n"
     "\n"
-    "  --ws HOST:PORT     listen address (default 127.0.0.1:5646; port 0\n"
-    "                     picks a free one, printed at start)\n"
-    "  --tls-cert FILE    PEM certificate chain; with --tls-key: wss://\n"
-    "  --tls-key FILE     PEM private key\n"
+    "  --ws HOST:PORT     WebSocket address (default 127.0.0.1:5646; port 0\n"
+    "                     picks a free one, printed at start; off: none)\n"
+    "  --quic HOST:PORT   QUIC (UDP) address (default 127.0.0.1:5645; off:\n"
+    "                     none; with --ws HOST:0, a free port).  Without\n"
+    "                     --tls-cert, QUIC uses the\n"
+    "                     storage's certificate (sprig certificate), made\n"
+    "                     self-signed on the first start\n"
+    "  --wss              WebSockets over TLS with that same certificate\n"
+    "  --tls-cert FILE    PEM certificate chain; with --tls-key: wss:// and\n"
+    "  --tls-key FILE     QUIC use it (PEM private key)\n"
     "  --durability MODE  full (default), normal or none\n"
     "  --kv-persistence MODE  immediate (default: a key-value change is as\n"
     "                     durable as --durability says once answered) or\n"
@@ -84,18 +96,63 @@ parse_kv_persistence(const char *mode, const char *changes, const char *ms,
 
 /* Print where the server listens and how to reach it. */
 static void
-announce(const cli *c, sprig_server *srv, const char *o_cert)
+announce(const cli *c, sprig_server *srv, const sprig_server_options *o,
+         const char *sha256)
 {
-    bool tls = o_cert != NULL;
+    bool tls = o->tls_cert_file != NULL;
     const char *scheme = tls ? "wss" : "ws";
-    int port = sprig_server_ws_port(srv);
+    int port = sprig_server_ws_port(srv), qport = sprig_server_quic_port(srv);
     printf("Sprig %s serving %s\n", sprig_version(), c->path);
-    printf("  listening on %s://127.0.0.1:%d (protocol sprig.v1)\n", scheme,
-           port);
-    printf("  try: %s --url %s://127.0.0.1:%d%s%s db list\n", c->prog, scheme,
-           port, tls ? " --ca " : "", tls ? o_cert : "");
+    if (qport >= 0) {
+        printf("  listening on quic://127.0.0.1:%d (QUIC, ALPN sprig/1)\n",
+               qport);
+    }
+    if (port >= 0) {
+        printf("  listening on %s://127.0.0.1:%d (protocol sprig.v1)\n", scheme,
+               port);
+    }
+    if (qport >= 0) {
+        printf("  try: %s --url quic://127.0.0.1:%d --ca %s db list\n", c->prog,
+               qport, sha256);
+    }
+    if (port >= 0) {
+        printf("  try: %s --url %s://127.0.0.1:%d%s%s db list\n", c->prog,
+               scheme, port, tls ? " --ca " : "", tls ? sha256 : "");
+    }
     printf("  stop with Ctrl-C\n");
     fflush(stdout);
+}
+
+/* QUIC (or --wss) without --tls-cert: the storage's certificate, made
+ * self-signed the first time.  Prints where it is and its fingerprint. */
+static int
+storage_certificate(cli *c, sprig_server_options *o, bool wss,
+                    sprig_cert_info *ci, char *sha256)
+{
+    if (o->tls_cert_file) {
+        return sprig_cert_fingerprint(o->tls_cert_file, sha256);
+    }
+    if (!o->quic_listen && !wss) {
+        return SPRIG_OK;
+    }
+    if (mkdir(c->path, 0700) != 0 && errno != EEXIST) {
+        return cli_err(SPRIG_EIO, "cannot make %s: %s", c->path,
+                       strerror(errno));
+    }
+    int rc = sprig_cert_ensure(c->path, ci);
+    if (rc) {
+        return rc;
+    }
+    printf("certificate %s (%s)\n  SHA-256 %s\n", ci->cert_path,
+           ci->created ? "made now, self-signed" : "installed", ci->sha256);
+    memcpy(sha256, ci->sha256, 65);
+    o->quic_cert_file = ci->cert_path;
+    o->quic_key_file = ci->key_path;
+    if (wss) {
+        o->tls_cert_file = ci->cert_path;
+        o->tls_key_file = ci->key_path;
+    }
+    return SPRIG_OK;
 }
 
 /* --schema FILE: register it and make sure database --db exists. */
@@ -112,8 +169,14 @@ prepare(cli *c, sprig_storage *st)
 
 static int
 serve(cli *c, sprig_server_options *o, sprig_durability d,
-      const sprig_kv_persistence *kv)
+      const sprig_kv_persistence *kv, bool wss)
 {
+    sprig_cert_info ci;
+    char sha256[65] = "";
+    int crc = storage_certificate(c, o, wss, &ci, sha256);
+    if (crc) {
+        return crc < 0 ? cli_fail(crc) : crc;
+    }
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -135,7 +198,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
         sprig_server_free(srv);
         return status;
     }
-    announce(c, srv, o->tls_cert_file);
+    announce(c, srv, o, sha256);
     int sig;
     sigwait(&sigs, &sig);
     fprintf(stderr, "sprig: %s: shutting down\n",
@@ -152,8 +215,12 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     sprig_server_options_init(&o);
     const char *durability = "full", *kv_mode = "immediate";
     const char *kv_changes = NULL, *kv_ms = NULL;
+    bool wss = false;
+    o.quic_listen = NULL; /* default below */
     const cli_opt opts[] = {
         {"--ws", &o.ws_listen, NULL},
+        {"--quic", &o.quic_listen, NULL},
+        {"--wss", NULL, &wss},
         {"--tls-cert", &o.tls_cert_file, NULL},
         {"--tls-key", &o.tls_key_file, NULL},
         {"--durability", &durability, NULL},
@@ -178,11 +245,22 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     if (!o.tls_cert_file != !o.tls_key_file) {
         return cli_usage(serve_usage, "--tls-cert and --tls-key go together");
     }
+    if (!o.quic_listen) { /* --ws HOST:0 (tests): QUIC on a free port too */
+        size_t n = o.ws_listen ? strlen(o.ws_listen) : 0;
+        bool any = n >= 2 && !strcmp(o.ws_listen + n - 2, ":0");
+        o.quic_listen = any ? "127.0.0.1:0" : "127.0.0.1:5645";
+    }
+    if (o.quic_listen && !strcmp(o.quic_listen, "off")) {
+        o.quic_listen = NULL;
+    }
+    if (o.ws_listen && !strcmp(o.ws_listen, "off")) {
+        o.ws_listen = NULL;
+    }
     sprig_durability d = SPRIG_DURABILITY_FULL;
     if ((rc = parse_durability(durability, &d)) != CLI_CONTINUE) {
         return rc;
     }
     sprig_kv_persistence kv = {SPRIG_KV_IMMEDIATE, 0, 0};
     rc = parse_kv_persistence(kv_mode, kv_changes, kv_ms, &kv);
-    return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv);
+    return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv, wss);
 }

@@ -23,9 +23,12 @@ static const char top_usage[] =
     "  --path DIR   storage directory (default ./sprig-data)\n"
     "  --db NAME    database (default \"default\", the one\n"
     "               sprig_db_open_local() uses)\n"
-    "  --url URL    the storage at URL instead of --path: ws://HOST:PORT or\n"
-    "               wss://HOST:PORT (a server), file:DIR, mem: (in memory)\n"
-    "  --ca FILE    wss: trust the server certificate (or CA) in FILE\n"
+    "  --url URL    the storage at URL instead of --path: ws://HOST:PORT,\n"
+    "               wss://HOST:PORT, quic://HOST[:PORT] or sprig://... (a\n"
+    "               server), file:DIR, mem: (in memory)\n"
+    "  --ca FILE|SHA256\n"
+    "               wss, quic: trust the server certificate (or CA) in\n"
+    "               FILE, or the certificate with this SHA-256 fingerprint\n"
     "  --schema FILE\n"
     "               register the JSON schema file FILE (collections, id\n"
     "               kinds, declarative views) before the command runs\n"
@@ -50,6 +53,8 @@ static const char top_usage[] =
     "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
     "  file put|get|cat|ls|stat|rm|mv|gc ...  the file store (sprig file --help)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
+    "  certificate install-self-signed|install|show  the server's TLS\n"
+    "               certificate (sprig certificate --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
@@ -69,9 +74,15 @@ static const char top_usage[] =
     "  5  busy: another process has the storage open\n";
 
 static const cli_cmd top_cmds[] = {
-    {"schema", cli_cmd_schema}, {"db", cli_cmd_db}, {"doc", cli_cmd_doc},
-    {"demo", cli_cmd_demo},     {"kv", cli_cmd_kv}, {"serve", cli_cmd_serve},
-    {"view", cli_cmd_view},     {"file", cli_cmd_file},
+    {"schema", cli_cmd_schema},
+    {"db", cli_cmd_db},
+    {"doc", cli_cmd_doc},
+    {"demo", cli_cmd_demo},
+    {"kv", cli_cmd_kv},
+    {"serve", cli_cmd_serve},
+    {"view", cli_cmd_view},
+    {"certificate", cli_cmd_cert},
+    {"file", cli_cmd_file},
     {NULL, NULL},
 };
 
