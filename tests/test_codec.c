@@ -121,8 +121,8 @@ test_location_bound(void **state)
     other[3].kind = 'v';
     other[4].id = sprig_str("id-1x");
     for (int i = 0; i < 5; i++) {
-        SPRIG_EXPECT(SPRIG_EAUTH, sprig__codec_decode(v, &other[i], f, st,
-                                                      &scratch, &back));
+        SPRIG_EXPECT(SPRIG_EAUTH,
+                     sprig__codec_decode(v, &other[i], f, st, &scratch, &back));
     }
     /* the flags are bound too */
     SPRIG_EXPECT(SPRIG_EAUTH, sprig__codec_decode(v, &l, SPRIG__CF_ENC, st,
@@ -162,8 +162,8 @@ test_random(void **state)
 {
     (void)state;
     sprig__vault *v = vault_at("random");
-    sprig__codec cs[4] = {{NULL, UINT32_MAX}, {NULL, 64}, {v, UINT32_MAX},
-                          {v, 64}};
+    sprig__codec cs[4] = {
+        {NULL, UINT32_MAX}, {NULL, 64}, {v, UINT32_MAX}, {v, 64}};
     uint64_t s = seed;
     uint8_t *buf = malloc(70000);
     assert_non_null(buf);
@@ -198,8 +198,8 @@ test_vault_keys(void **state)
     SPRIG_OK_(sprig__codec_decode(v, &l, f, st, &scratch, &back));
     SPRIG_OK_(sprig__vault_drop_old(v));
     assert_int_equal(sprig__vault_keys(v), 1);
-    SPRIG_EXPECT(SPRIG_EAUTH, sprig__codec_decode(v, &l, f, st, &scratch,
-                                                  &back));
+    SPRIG_EXPECT(SPRIG_EAUTH,
+                 sprig__codec_decode(v, &l, f, st, &scratch, &back));
     assert_non_null(strstr(sprig_errmsg(), "master key"));
     sprig__vault_free(v);
     /* the file keeps the rotation: reopened, the new key is current */
