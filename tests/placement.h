@@ -101,14 +101,13 @@ placement_open(placement *p, const char *kind, const char *root,
         placement_open_wrapped(p, &so, schema);
         return;
     }
-    if (strcmp(kind, "vault") == 0) { /* local, everything encrypted and
-                                         compressed (issue 13) */
+    bool vault = strcmp(kind, "vault") == 0;
+    if (vault) { /* local, everything encrypted and compressed (issue 13) */
         so.encrypt = true;
         so.compress = true;
         so.compress_min = 16; /* the suite's small documents compress too */
-        kind = "local";
     }
-    if (strcmp(kind, "local") == 0) {
+    if (vault || strcmp(kind, "local") == 0) {
         SPRIG_OK_(sprig_storage_open(&so, &p->local));
         SPRIG_OK_(sprig_storage_register_schema(p->local, schema));
         p->st = p->local;
