@@ -5,7 +5,7 @@
 #   scripts/deps.sh --bench  also the benchmark peers
 set -eu
 
-PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev \
+PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev liblz4-dev \
 libjansson-dev libcmocka-dev libmsgpack-dev python3 \
 python3-websockets python3-msgpack \
 libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl \

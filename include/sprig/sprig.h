@@ -361,7 +361,7 @@ typedef struct sprig_collection_def {
      *  bytes. */
     const char *name;
     sprig_id_kind id_kind;
-    unsigned flags;              /**< reserved, 0 */
+    unsigned flags;              /**< SPRIG_COLL_ENCRYPTED, or 0 */
     const sprig_view_def *views; /**< names unique in the collection */
     size_t n_views;              /**< at most 32 */
 } sprig_collection_def;
@@ -463,7 +463,68 @@ typedef struct sprig_storage_options {
      *  the system's real-time clock).  For tests and simulations. */
     uint64_t (*clock_ms)(void *udata);
     void *clock_udata;
+
+    /* ---- encryption and compression at rest (the vault; issue 13) ----
+     * Values (document contents, view entries, key-value values) and the
+     * command log of encrypted scopes are sealed with XChaCha20-Poly1305
+     * under the storage's master key, which is kept in <path>/vault,
+     * itself encrypted under a vault key from `keystore`, else from
+     * `vault_passphrase` (argon2id), else from the key file
+     * `vault_key_file` (default <path>/vault.key, made mode 0600 when the
+     * vault is made; keep it outside the data directory in production).
+     * A storage with a vault opens only with its key: SPRIG_EAUTH names
+     * what is missing or wrong.  Ids, view keys and key-value keys are not
+     * encrypted (they order the tables).  Once on, `encrypt` and
+     * `compress` are recorded in the storage and stay on. */
+    /** Encrypt every collection, view and key-value store (storage-wide);
+     *  without it, only collections flagged SPRIG_COLL_ENCRYPTED are. */
+    bool encrypt;
+    /** LZ4-compress values longer than compress_min bytes (kept only when
+     *  smaller), before encrypting. */
+    bool compress;
+    uint32_t compress_min;        /**< 0: 128 bytes */
+    const char *vault_key_file;   /**< NULL: <path>/vault.key */
+    const char *vault_passphrase; /**< NUL-terminated; copied at open */
+    /** Pluggable key storage (NULL: none); must outlive the storage. */
+    const struct sprig_keystore *keystore;
 } sprig_storage_options;
+
+/** Pluggable key storage for the vault key (sprig_storage_options). */
+typedef struct sprig_keystore {
+    /** Fill `key` with the vault key; `create` is true when the storage has
+     *  no vault yet (a new key may be made and kept).  Return 0, or a
+     *  negative SPRIG_E* code (the open fails with it).  Called during
+     *  sprig_storage_open() and sprig_storage_vault_rotate(), in the
+     *  caller's thread. */
+    int (*vault_key)(void *udata, bool create, uint8_t key[32]);
+    void *udata;
+} sprig_keystore;
+
+/** A collection flag (sprig_collection_def.flags): its documents and view
+ *  entries are encrypted even when the storage-wide default is off, and
+ *  its revision hashes are keyed by a secret of the vault. */
+#define SPRIG_COLL_ENCRYPTED 0x1u
+
+/** Progress of sprig_storage_vault_rotate(): values re-encrypted so far,
+ *  and the database being worked on. */
+typedef void (*sprig_rotate_progress)(void *udata, const char *db,
+                                      uint64_t values);
+
+/**
+ * Rotate the master key, online: a new random master key becomes current
+ * (new writes use it at once), every value sealed under an older key is
+ * re-encrypted in small write transactions that interleave with other
+ * writers, each database is checkpointed so its command log needs no old
+ * key, and the old keys are then dropped from the vault.  Writes made
+ * meanwhile are never lost.  A crash part-way leaves both keys in the
+ * vault: everything still opens, and a second rotation finishes the job.
+ * `progress` (may be NULL) is called from the calling thread.  Local
+ * storages only.  Errors: SPRIG_EINVAL (no vault: nothing is encrypted),
+ * SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM, storage errors.
+ */
+SPRIG_API int sprig_storage_vault_rotate(sprig_storage *st,
+                                         sprig_rotate_progress progress,
+                                         void *udata);
 
 /** Fill `o` with defaults: no path, on disk, full durability. */
 SPRIG_API void sprig_storage_options_init(sprig_storage_options *o);

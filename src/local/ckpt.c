@@ -75,6 +75,7 @@ struct sprig__ckpt {
     atomic_bool recovered; /* replay done: logged commits may run */
     bool retried;          /* the last commit was a retry after EFULL */
     sprig_buf enc;         /* the writer's encoded commands */
+    sprig_buf seal;        /* one command sealed (an encrypted database) */
     sprig_bytes *recs;
     size_t cap_recs;
 };
@@ -401,6 +402,7 @@ ckpt_free(sprig__ckpt *c)
     }
     sprig__free(c->page ? c->page - SLOT_HDR : NULL);
     sprig_buf_free(&c->enc);
+    sprig_buf_free(&c->seal);
     sprig__free(c->recs);
     pthread_mutex_destroy(&c->commit_lock);
     pthread_mutex_destroy(&c->lock);
@@ -773,6 +775,29 @@ sprig__ckpt_stats(sprig__env *e, sprig__ckpt_stats_t *out)
     }
 }
 
+/* In a database with an encrypted scope, replace the record at c->enc[at..]
+ * by SPRIG__LOG_SEALED and its sealed bytes (codec.h). */
+static int
+seal_record(sprig__ckpt *c, size_t at)
+{
+    sprig__env *e = c->env;
+    if (!e->log_codec.vault) {
+        return SPRIG_OK;
+    }
+    sprig_bytes plain = {(uint8_t *)c->enc.data + at, c->enc.len - at}, out;
+    sprig__vloc l = {'l', e->log_db ? e->log_db : "", "", {NULL, 0}};
+    uint8_t flags;
+    int rc =
+        sprig__codec_encode(&e->log_codec, &l, plain, &c->seal, &flags, &out);
+    if (rc) {
+        return rc;
+    }
+    c->enc.len = at;
+    rc = sprig__buf_put_u8(&c->enc, SPRIG__LOG_SEALED);
+    rc = rc ? rc : sprig__buf_put_u8(&c->enc, flags);
+    return rc ? rc : sprig_buf_append(&c->enc, out.data, out.len);
+}
+
 /* Encode the commands of the batch's successful requests into c->enc and
  * c->recs; *n of them, *durable unless all are lazy. */
 static int
@@ -796,6 +821,7 @@ encode_batch(sprig__ckpt *c, sprig__wreq *batch, size_t *n, bool *durable)
         }
         size_t at = c->enc.len;
         int rc = sprig__cmd_encode(r->cmd, &c->enc);
+        rc = rc ? rc : seal_record(c, at);
         if (rc) {
             return rc;
         }

@@ -70,13 +70,58 @@ replay_cmd(void *arg, MDB_txn *txn, const uint8_t *p, size_t n)
 {
     sprig__ldb *ldb = arg;
     sprig__cmd c;
-    int rc = sprig__cmd_decode((sprig_bytes){p, n}, &c);
+    sprig_bytes rec = {p, n};
+    sprig_buf scratch = {0};
+    int rc = SPRIG_OK;
+    if (n >= 2 && p[0] == SPRIG__LOG_SEALED) { /* ckpt.c's seal_record */
+        sprig__vloc l = sprig__ldb_loc(ldb, 'l', "", (sprig_bytes){NULL, 0});
+        rc = sprig__codec_decode(ldb->vault, &l, p[1],
+                                 (sprig_bytes){p + 2, n - 2}, &scratch, &rec);
+    }
+    memset(&c, 0, sizeof c);
+    rc = rc ? rc : sprig__cmd_decode(rec, &c);
     if (rc == 0) {
         c.out.txn = NULL; /* no result wanted */
         rc = sprig__cmd_apply(ldb, txn, &c, &c.out);
     }
     sprig__cmd_clear(&c);
+    sprig_buf_free(&scratch);
     return rc;
+}
+
+/* The codecs of `ldb`'s scopes (codec.h), from the storage's defaults and
+ * the collections' flags; the vault is made if an encrypted scope needs
+ * one.  Before the first read or write. */
+static int
+setup_codecs(sprig__ldb *ldb, sprig__lstorage *st)
+{
+    const char *base = strrchr(ldb->dir, '/');
+    ldb->dir_name = base ? base + 1 : ldb->dir;
+    bool any = st->encrypt_all;
+    for (size_t i = 0; i < ldb->n_colls; i++) {
+        any = any || (ldb->schema->collections[i].flags & SPRIG_COLL_ENCRYPTED);
+    }
+    ldb->vault = st->vault; /* may hold what was encrypted before */
+    int rc = any ? sprig__storage_vault(st, &ldb->vault) : 0;
+    if (rc) {
+        return rc;
+    }
+    if (ldb->vault) {
+        sprig__vault_hash_key(ldb->vault, ldb->dir_name, ldb->secret_hash_key);
+    }
+    for (size_t i = 0; i < ldb->n_colls; i++) {
+        bool enc = st->encrypt_all ||
+                   (ldb->schema->collections[i].flags & SPRIG_COLL_ENCRYPTED);
+        ldb->colls[i].codec.vault = enc ? ldb->vault : NULL;
+        ldb->colls[i].codec.compress_min = st->compress_min;
+        ldb->colls[i].hash_key = enc ? ldb->secret_hash_key : ldb->hash_key;
+    }
+    ldb->kv_codec.vault = st->encrypt_all ? ldb->vault : NULL;
+    ldb->kv_codec.compress_min = st->compress_min;
+    ldb->env->log_codec.vault = any ? ldb->vault : NULL;
+    ldb->env->log_codec.compress_min = UINT32_MAX;
+    ldb->env->log_db = ldb->dir_name;
+    return SPRIG_OK;
 }
 
 /* Bring the database up to its command log, then let logged commits run. */
@@ -122,6 +167,7 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
     uint8_t key[SPRIG__HASH_KEY_LEN];
     sprig__hash_key_derive(dir, key);
     rc = rc ? rc : sprig__hash_key_load(ldb, key);
+    rc = rc ? rc : setup_codecs(ldb, st);
     rc = rc ? rc : sprig__writer_init(&ldb->writer, ldb->env);
     bool have_writer = rc == 0;
     ldb->writer.tap = st->tap;
@@ -222,19 +268,22 @@ read_begin(sprig__ldb *ldb, const char *coll, sprig__coll **c, MDB_txn **txn)
 
 /* Copy the stored document at (k, v) into a new sprig_doc. */
 static int
-doc_from(MDB_val *k, MDB_val *v, bool headers_only, sprig_doc **out)
+doc_from(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
+         bool headers_only, sprig_buf *scratch, sprig_doc **out)
 {
     uint64_t rev;
     const uint8_t *hash = NULL;
     sprig_bytes contents;
-    int rc = sprig__doc_parse(v, &rev, &hash, &contents);
+    sprig_bytes id = {k->mv_data, k->mv_size};
+    int rc = headers_only ? sprig__doc_parse(v, &rev, &hash, &contents)
+                          : sprig__doc_read(ldb, c, id, v, &rev, &hash,
+                                            &contents, scratch);
     if (rc) {
         return rc;
     }
     if (headers_only) {
         contents.len = 0;
     }
-    sprig_bytes id = {k->mv_data, k->mv_size};
     *out = sprig__doc_new(id, rev, hash, contents);
     return *out ? SPRIG_OK : SPRIG_ENOMEM;
 }
@@ -259,7 +308,9 @@ h_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
     } else if (mrc) {
         rc = sprig__mdb_err(mrc, "reading a document");
     } else {
-        rc = doc_from(&k, &v, false, out);
+        sprig_buf scratch = {0};
+        rc = doc_from(ldb, c, &k, &v, false, &scratch, out);
+        sprig_buf_free(&scratch);
     }
     sprig__env_read_end(ldb->env, txn);
     return rc;
@@ -281,6 +332,7 @@ h_get_multiple(sprig_db *db, const char *coll, const sprig_bytes *ids, size_t n,
         sprig__free(l);
         return rc;
     }
+    sprig_buf scratch = {0};
     for (size_t i = 0; rc == 0 && i < n; i++) {
         MDB_val k = {ids[i].len, (void *)ids[i].data}, v;
         int mrc = mdb_get(txn, c->dbi, &k, &v);
@@ -289,9 +341,10 @@ h_get_multiple(sprig_db *db, const char *coll, const sprig_bytes *ids, size_t n,
             continue;
         }
         rc = mrc ? sprig__mdb_err(mrc, "reading a document")
-                 : doc_from(&k, &v, false, &d);
+                 : doc_from(ldb, c, &k, &v, false, &scratch, &d);
         rc = rc ? rc : sprig__doc_list_push(l, d);
     }
+    sprig_buf_free(&scratch);
     sprig__env_read_end(ldb->env, txn);
     if (rc) {
         sprig_doc_list_free(l);
@@ -389,6 +442,9 @@ walk(MDB_txn *txn, MDB_dbi dbi, const sprig_range *r, sprig_order order,
 typedef struct list_arg {
     sprig_doc_list *l;
     bool headers_only;
+    const sprig__ldb *ldb;
+    const sprig__coll *c;
+    sprig_buf scratch;
 } list_arg;
 
 static int
@@ -396,7 +452,7 @@ list_visit(MDB_val *k, MDB_val *v, void *arg)
 {
     list_arg *a = arg;
     sprig_doc *d = NULL;
-    int rc = doc_from(k, v, a->headers_only, &d);
+    int rc = doc_from(a->ldb, a->c, k, v, a->headers_only, &a->scratch, &d);
     return rc ? rc : sprig__doc_list_push(a->l, d);
 }
 
@@ -413,9 +469,12 @@ h_list(sprig_db *db, const char *coll, const sprig_range *r, sprig_order order,
     }
     int rc = read_begin(ldb, coll, &c, &txn);
     if (rc == 0) {
+        a.ldb = ldb;
+        a.c = c;
         rc = walk(txn, c->dbi, r, order, limit, list_visit, &a);
         sprig__env_read_end(ldb->env, txn);
     }
+    sprig_buf_free(&a.scratch);
     if (rc) {
         sprig_doc_list_free(a.l);
         return rc;

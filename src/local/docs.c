@@ -36,11 +36,31 @@ sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
                           v->mv_size);
     }
     const uint8_t *p = v->mv_data;
-    *rev = sprig__get_u64be(p);
+    *rev = sprig__get_u64be(p) & SPRIG__REV_MASK;
     *hash = p + 8;
     contents->data = p + SPRIG__DOC_HDR;
     contents->len = v->mv_size - SPRIG__DOC_HDR;
     return SPRIG_OK;
+}
+
+uint8_t
+sprig__doc_flags(const MDB_val *v)
+{
+    return v->mv_size >= SPRIG__DOC_HDR ? ((const uint8_t *)v->mv_data)[0] : 0;
+}
+
+int
+sprig__doc_read(const sprig__ldb *ldb, const sprig__coll *c, sprig_bytes id,
+                MDB_val *v, uint64_t *rev, const uint8_t **hash,
+                sprig_bytes *contents, sprig_buf *scratch)
+{
+    int rc = sprig__doc_parse(v, rev, hash, contents);
+    uint8_t f = sprig__doc_flags(v);
+    if (rc || f == 0) {
+        return rc;
+    }
+    sprig__vloc l = sprig__ldb_loc(ldb, 'd', c->name, id);
+    return sprig__codec_decode(ldb->vault, &l, f, *contents, scratch, contents);
 }
 
 typedef struct apply_ctx {
@@ -54,6 +74,7 @@ typedef struct apply_ctx {
     sprig__vscratch vs;          /* view maintenance scratch (view_index.c) */
     const uint8_t (*hashes)[16]; /* per operation, or NULL: hash here */
     uint8_t hash[16];            /* the current op's, when hashed here */
+    sprig_buf enc, dec;     /* codec scratch: encoded new, decoded stored */
     sprig__coll *push_coll; /* the collection whose next push id is known */
     uint64_t push_next;
     bool pushed; /* the current operation's id was pushed */
@@ -209,7 +230,7 @@ op_id(MDB_txn *txn, apply_ctx *a, size_t i, sprig_header_buf *hb)
 }
 
 static int
-load_stored(MDB_txn *txn, sprig__coll *c, MDB_val *k, stored *s)
+load_stored(MDB_txn *txn, apply_ctx *a, sprig__coll *c, MDB_val *k, stored *s)
 {
     MDB_val v;
     int mrc = mdb_get(txn, c->dbi, k, &v);
@@ -221,7 +242,9 @@ load_stored(MDB_txn *txn, sprig__coll *c, MDB_val *k, stored *s)
         return sprig__mdb_err(mrc, "reading a document");
     }
     const uint8_t *hash = NULL;
-    int rc = sprig__doc_parse(&v, &s->rev, &hash, &s->contents);
+    sprig_bytes id = {k->mv_data, k->mv_size};
+    int rc = sprig__doc_read(a->ldb, c, id, &v, &s->rev, &hash, &s->contents,
+                             &a->dec);
     if (rc == 0) {
         s->found = true;
         memcpy(s->hash, hash, 16);
@@ -269,7 +292,15 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
         const uint8_t hash[16], sprig_header_buf *hb)
 {
     const sprig__op *op = &a->cmd->ops[i];
-    MDB_val v = {SPRIG__DOC_HDR + op->contents.len, NULL};
+    sprig_bytes id = {k->mv_data, k->mv_size}, body;
+    uint8_t cf;
+    sprig__vloc l = sprig__ldb_loc(a->ldb, 'd', a->colls[i]->name, id);
+    int rc = sprig__codec_encode(&a->colls[i]->codec, &l, op->contents, &a->enc,
+                                 &cf, &body);
+    if (rc) {
+        return rc;
+    }
+    MDB_val v = {SPRIG__DOC_HDR + body.len, NULL};
     /* a pushed id is past every stored one: LMDB's append path */
     unsigned flags = MDB_RESERVE | (a->pushed ? MDB_APPEND : 0);
     int mrc = mdb_put(txn, a->colls[i]->dbi, k, &v, flags);
@@ -277,15 +308,14 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
         return sprig__mdb_err(mrc, "writing a document");
     }
     uint8_t *p = v.mv_data;
-    sprig__put_u64be(p, rev);
+    sprig__put_u64be(p, rev | (uint64_t)cf << 56);
     memcpy(p + 8, hash, 16);
-    if (op->contents.len) {
-        memcpy(p + SPRIG__DOC_HDR, op->contents.data, op->contents.len);
+    if (body.len) {
+        memcpy(p + SPRIG__DOC_HDR, body.data, body.len);
     }
     hb->revision = rev;
     memcpy(hb->hash, hash, 16);
     record_change(a, i, hb, false);
-    sprig_bytes id = {hb->id, hb->id_len};
     return sprig__views_changed(txn, a->ldb, a->colls[i], id, rev, hash,
                                 &op->contents, &a->vs);
 }
@@ -309,7 +339,8 @@ write_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, const stored *s,
     if (a->hashes) {
         hash = a->hashes[i];
     } else {
-        sprig__doc_hash(a->ldb->hash_key, a->cmd->ops[i].contents, a->hash);
+        sprig__doc_hash(a->colls[i]->hash_key, a->cmd->ops[i].contents,
+                        a->hash);
     }
     if (same_contents(s, a->cmd->ops[i].contents)) {
         hb->revision = s->rev;
@@ -330,7 +361,7 @@ apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
     int rc = op_id(txn, a, i, hb);
     MDB_val k = {hb->id_len, hb->id};
     if (rc == 0 && !a->pushed) { /* a pushed id cannot exist yet */
-        rc = load_stored(txn, a->colls[i], &k, &s);
+        rc = load_stored(txn, a, a->colls[i], &k, &s);
     }
     if (rc) {
         return rc;
@@ -430,10 +461,25 @@ sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb, const sprig__cmd *cmd,
         sprig__free(a.changes);
     }
     sprig_buf_free(&a.record);
+    sprig_buf_free(&a.enc);
+    sprig_buf_free(&a.dec);
     sprig__vscratch_free(&a.vs);
     out->log_id = rc ? 0 : a.res->id;
     sprig_txn_result_free(own);
     return rc;
+}
+
+/* The hash key of the collection `op` writes (the database's when the
+ * collection is unknown: apply fails the op anyway). */
+static const uint8_t *
+op_hash_key(const sprig__ldb *ldb, const sprig__op *op)
+{
+    for (size_t i = 0; op->collection && i < ldb->n_colls; i++) {
+        if (strcmp(ldb->colls[i].name, op->collection) == 0) {
+            return ldb->colls[i].hash_key;
+        }
+    }
+    return ldb->hash_key;
 }
 
 int
@@ -451,7 +497,8 @@ sprig__cmd_hash(const sprig__ldb *ldb, sprig__cmd *c)
     }
     for (size_t i = 0; i < c->n_ops; i++) {
         if (c->ops[i].kind <= SPRIG__OP_OVERWRITE) {
-            sprig__doc_hash(ldb->hash_key, c->ops[i].contents, c->hashes[i]);
+            sprig__doc_hash(op_hash_key(ldb, &c->ops[i]), c->ops[i].contents,
+                            c->hashes[i]);
         }
     }
     return SPRIG_OK;

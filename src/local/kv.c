@@ -79,6 +79,8 @@ sprig__kv_close(sprig__ldb *ldb)
     if (atomic_exchange(&ldb->writer.unsynced, 0) != 0) {
         sprig__ckpt_flush(ldb->env); /* the log, or LMDB */
     }
+    sprig_buf_free(&kv->wenc);
+    sprig_buf_free(&kv->wdec);
     sprig__free(kv);
     ldb->kv = NULL;
 }
@@ -130,21 +132,48 @@ int
 sprig__kv_rec_parse(const MDB_val *v, sprig__kv_rec *r)
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size < SPRIG__KV_REC_HDR || p[0] > SPRIG_VALUE_F64 ||
-        (p[0] != SPRIG_VALUE_BYTES && v->mv_size != SPRIG__KV_REC_HDR + 8)) {
+    uint8_t kind = v->mv_size ? p[0] & 0x0f : 0;
+    uint8_t flags = v->mv_size ? p[0] >> 4 : 0;
+    if (v->mv_size < SPRIG__KV_REC_HDR || kind > SPRIG_VALUE_F64 ||
+        (flags & ~SPRIG__CF_ALL) ||
+        (!flags && kind != SPRIG_VALUE_BYTES &&
+         v->mv_size != SPRIG__KV_REC_HDR + 8)) {
         return sprig__err(SPRIG_ECORRUPT,
                           "stored key-value record is malformed (%zu bytes, "
                           "kind %d)",
                           v->mv_size, v->mv_size ? p[0] : -1);
     }
-    r->kind = (sprig_value_kind)p[0];
+    r->kind = (sprig_value_kind)kind;
+    r->flags = flags;
     r->expire_at = sprig__get_u64be(p + 1);
     r->payload.data = p + SPRIG__KV_REC_HDR;
     r->payload.len = v->mv_size - SPRIG__KV_REC_HDR;
-    r->bits = r->kind == SPRIG_VALUE_BYTES
+    r->bits = r->kind == SPRIG_VALUE_BYTES || flags
                   ? 0
                   : sprig__get_u64be(p + SPRIG__KV_REC_HDR);
     return SPRIG_OK;
+}
+
+int
+sprig__kv_rec_decode(const sprig__kv *kv, const MDB_val *k, sprig__kv_rec *r,
+                     sprig_buf *scratch)
+{
+    if (!r->flags) {
+        return SPRIG_OK;
+    }
+    sprig__vloc l =
+        sprig__ldb_loc(kv->ldb, 'k', "", (sprig_bytes){k->mv_data, k->mv_size});
+    int rc = sprig__codec_decode(kv->ldb->vault, &l, r->flags, r->payload,
+                                 scratch, &r->payload);
+    if (rc == 0 && r->kind != SPRIG_VALUE_BYTES) {
+        if (r->payload.len != 8) {
+            return sprig__err(SPRIG_ECORRUPT, "a stored number has %zu bytes",
+                              r->payload.len);
+        }
+        r->bits = sprig__get_u64be(r->payload.data);
+    }
+    r->flags = 0;
+    return rc;
 }
 
 /* Write record k = (kind, payload or bits, exp) and move its index entry
@@ -154,24 +183,33 @@ rec_put(MDB_txn *txn, sprig__kv *kv, MDB_val *k, sprig_value_kind kind,
         sprig_bytes payload, uint64_t bits, uint64_t exp, bool had,
         uint64_t old_exp)
 {
-    size_t plen = kind == SPRIG_VALUE_BYTES ? payload.len : 8;
-    MDB_val d = {SPRIG__KV_REC_HDR + plen, NULL};
+    uint8_t num[8], cf = 0;
+    if (kind != SPRIG_VALUE_BYTES) {
+        sprig__put_u64be(num, bits);
+        payload = (sprig_bytes){num, 8};
+    }
+    sprig__vloc l =
+        sprig__ldb_loc(kv->ldb, 'k', "", (sprig_bytes){k->mv_data, k->mv_size});
+    int rc = sprig__codec_encode(&kv->ldb->kv_codec, &l, payload, &kv->wenc,
+                                 &cf, &payload);
+    if (rc) {
+        return rc;
+    }
+    MDB_val d = {SPRIG__KV_REC_HDR + payload.len, NULL};
     int mrc = mdb_put(txn, kv->data, k, &d, MDB_RESERVE);
     if (mrc) {
         return sprig__mdb_err(mrc, "writing a key-value record");
     }
     uint8_t *p = d.mv_data;
-    p[0] = (uint8_t)kind;
+    p[0] = (uint8_t)(kind | cf << 4);
     sprig__put_u64be(p + 1, exp);
-    if (kind != SPRIG_VALUE_BYTES) {
-        sprig__put_u64be(p + SPRIG__KV_REC_HDR, bits);
-    } else if (plen) {
-        memcpy(p + SPRIG__KV_REC_HDR, payload.data, plen);
+    if (payload.len) {
+        memcpy(p + SPRIG__KV_REC_HDR, payload.data, payload.len);
     }
     if (had && old_exp == exp) {
         return SPRIG_OK;
     }
-    int rc = had && old_exp ? sprig__kv_exp_del(txn, kv, k, old_exp) : 0;
+    rc = had && old_exp ? sprig__kv_exp_del(txn, kv, k, old_exp) : 0;
     return rc ? rc : exp ? sprig__kv_exp_put(txn, kv, k, exp) : 0;
 }
 
@@ -201,6 +239,7 @@ load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now,
         return sprig__mdb_err(mrc, "reading a key-value record");
     }
     int rc = sprig__kv_rec_parse(&v, r);
+    rc = rc ? rc : sprig__kv_rec_decode(kv, k, r, &kv->wdec);
     if (rc) {
         return rc;
     }
@@ -577,12 +616,15 @@ sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
     if (rc == 0 && r.expire_at && r.expire_at <= now) {
         rc = SPRIG_ENOTFOUND;
     }
+    sprig_buf scratch = {0};
+    rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
     if (rc == SPRIG_ENOTFOUND) {
         rc = sprig__err(SPRIG_ENOTFOUND, "no key '%s' in namespace '%s'", name,
                         (const char *)key->b);
     } else if (rc == 0 && out) {
         rc = sprig__value_set(out, r.kind, r.payload, r.bits);
     }
+    sprig_buf_free(&scratch);
     sprig__env_read_end(kv->ldb->env, txn);
     return rc;
 }
@@ -627,12 +669,15 @@ list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
     size_t ns_len = strlen(ns) + 1;
     uint64_t now = sprig__kv_now(kv);
     int rc = SPRIG_OK;
+    sprig_buf scratch = {0};
     mrc = list_first(cur, ns, prefix, after, &k, &v);
     while (mrc == 0 && rc == 0 && (limit == 0 || l->n < limit) &&
            has_prefix(&k, &lo)) {
         sprig__kv_rec r;
         rc = sprig__kv_rec_parse(&v, &r);
-        if (rc == 0 && !(r.expire_at && r.expire_at <= now)) {
+        bool live = rc == 0 && !(r.expire_at && r.expire_at <= now);
+        rc = live ? sprig__kv_rec_decode(kv, &k, &r, &scratch) : rc;
+        if (live && rc == 0) {
             sprig_value val = {0};
             val.kind = r.kind;
             val.bytes = r.payload;
@@ -644,6 +689,7 @@ list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
+    sprig_buf_free(&scratch);
     if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
         rc = sprig__mdb_err(mrc, "listing keys");
     }

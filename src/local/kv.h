@@ -10,7 +10,9 @@
  * namespace holds no NUL, so the encoding is unambiguous and keeps each
  * namespace's keys together in byte order).  A record is
  * [kind u8][expire_at u64 BE, 0 = never][payload: the bytes, or the number
- * as 8 bytes BE].
+ * as 8 bytes BE].  The kind byte's high nibble holds the payload's codec
+ * flags (codec.h; 0: as written above); an encoded payload is decoded by
+ * sprig__kv_rec_decode (location kind 'k', id = the encoded key).
  *
  * Invariant: kv.exp holds exactly one entry (t, k) for each record k whose
  * expire_at is t != 0, and nothing else; every write keeps it so in the same
@@ -34,6 +36,7 @@ struct sprig__kv {
     uint32_t lazy_changes, lazy_ms;
     uint64_t (*clock_ms)(void *udata);
     void *clock_udata;
+    sprig_buf wenc, wdec; /* codec scratch of the writer's applies */
 
     /* The housekeeper thread (kv_expiry.c), started on first need.  Guarded
      * by `lock` unless atomic. */
@@ -63,12 +66,21 @@ typedef struct sprig__kv_rec {
     uint64_t expire_at;
     sprig_bytes payload; /* bytes values */
     uint64_t bits;       /* numbers: the 8 bytes of the union */
+    uint8_t flags;       /* codec flags: payload still encoded until
+                            sprig__kv_rec_decode */
 } sprig__kv_rec;
 
 /* ---- kv.c -------------------------------------------------------------- */
 
-/** Parse a stored record; SPRIG_ECORRUPT when malformed. */
+/** Parse a stored record's header (kind, expiry, flags) and its stored
+ *  payload (a plain number is read into bits); SPRIG_ECORRUPT when
+ *  malformed.  Enough for expiry decisions. */
 int sprig__kv_rec_parse(const MDB_val *v, sprig__kv_rec *r);
+/** Decode r's payload (stored under encoded key `k`) when it has codec
+ *  flags: payload then points into `scratch`, bits is set for numbers.
+ *  Errors: those of sprig__codec_decode (SPRIG_EAUTH), SPRIG_ECORRUPT. */
+int sprig__kv_rec_decode(const sprig__kv *kv, const MDB_val *k,
+                         sprig__kv_rec *r, sprig_buf *scratch);
 /** The storage's clock, in ms since the epoch. */
 uint64_t sprig__kv_now(const sprig__kv *kv);
 /** The engine behind a local handle, or SPRIG_ENOTFOUND when deleted. */

@@ -41,6 +41,7 @@
 #ifndef SPRIG_LOCAL_H
 #define SPRIG_LOCAL_H
 
+#include "codec.h"
 #include "core/core.h"
 
 #include <lmdb.h>
@@ -67,6 +68,10 @@ typedef struct sprig__env {
     struct sprig__env *next_open; /* in env.c's list of envs with slots */
     atomic_ulong tables_gen;      /* bumped when tables are opened */
     struct sprig__ckpt *ckpt; /* the command log's state (ckpt.c), or NULL */
+    /* how command-log records are sealed (a database with an encrypted
+     * scope): set by db.c before the first write; NULL vault: plain */
+    sprig__codec log_codec;
+    const char *log_db; /* the database's directory name (the AD) */
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
@@ -173,6 +178,11 @@ int sprig__sync_dir(const char *dir);
 /* ---- ckpt.c: the durability scheme ------------------------------------ */
 
 typedef struct sprig__ckpt sprig__ckpt;
+
+/* A sealed command-log record: this byte (never a command encoding's
+ * version), the codec flags, then the sealed command (codec.h; location
+ * kind 'l', the database's directory name). */
+#define SPRIG__LOG_SEALED 0xC5u
 
 /** Apply one logged record inside `txn` during replay: 0, SPRIG__EMAPFULL
  *  (the map grows, it runs again) or another negative code, which stops
@@ -331,6 +341,9 @@ typedef struct sprig__coll {
     char *name;
     sprig_id_kind id_kind;
     MDB_dbi dbi;
+    sprig__codec codec;      /* its documents and view values (codec.h) */
+    const uint8_t *hash_key; /* its revision hash key: the database's, or
+                                the keyed one of an encrypted collection */
 } sprig__coll;
 
 typedef struct sprig__lstorage sprig__lstorage;
@@ -347,11 +360,24 @@ typedef struct sprig__ldb {
     int refs;            /* handles; guarded by the storage lock */
     atomic_bool dropped; /* deleted: ops fail, files go at last close */
     sprig__lstorage *st;
-    struct sprig__kv *kv;       /* key-value store (kv.c) */
-    struct sprig__hub *hub;     /* PubSub hub (pubsub.c) */
-    struct sprig__views *views; /* views (views.c); NULL when none */
-    uint8_t hash_key[16];       /* content hash key (hash.c) */
+    struct sprig__kv *kv;        /* key-value store (kv.c) */
+    struct sprig__hub *hub;      /* PubSub hub (pubsub.c) */
+    struct sprig__views *views;  /* views (views.c); NULL when none */
+    uint8_t hash_key[16];        /* content hash key (hash.c) */
+    uint8_t secret_hash_key[16]; /* encrypted collections' (vault.c) */
+    const char *dir_name;        /* "<name>.<id>": values' location */
+    sprig__vault *vault;         /* the storage's, or NULL */
+    sprig__codec kv_codec;       /* key-value values */
 } sprig__ldb;
+
+/** The location of a value of `ldb` (codec.h). */
+static inline sprig__vloc
+sprig__ldb_loc(const sprig__ldb *ldb, char kind, const char *scope,
+               sprig_bytes id)
+{
+    sprig__vloc l = {kind, ldb->dir_name, scope, id};
+    return l;
+}
 
 /** Test seam: call `tap` for every command committed from now on, in every
  *  database opened from now on and the admin environment (set it right
@@ -464,9 +490,22 @@ int sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t,
 int sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb,
                           const struct sprig__cmd *cmd,
                           struct sprig__cmd_out *out);
-/** Parse a stored document value. */
+/** Parse a stored document value (or a view's `d` record, laid out the
+ *  same way): the revision, hash, codec flags (the revision's top byte)
+ *  and the stored payload, still encoded. */
 int sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
                      sprig_bytes *contents);
+/** The codec flags of a stored document value (0 if malformed). */
+uint8_t sprig__doc_flags(const MDB_val *v);
+/** Parse and decode the stored document of collection `c` with id `id`:
+ *  *contents is in the map (plain) or in `scratch`.  Errors: those of
+ *  sprig__doc_parse and sprig__codec_decode (SPRIG_EAUTH). */
+int sprig__doc_read(const sprig__ldb *ldb, const sprig__coll *c, sprig_bytes id,
+                    MDB_val *v, uint64_t *rev, const uint8_t **hash,
+                    sprig_bytes *contents, sprig_buf *scratch);
+/** Revisions stay below 2^56: the top byte of a stored one holds codec
+ *  flags. */
+#define SPRIG__REV_MASK 0x00ffffffffffffffull
 
 /* ---- hash.c ---------------------------------------------------------- */
 
@@ -508,7 +547,31 @@ struct sprig__lstorage {
     size_t n_open;
     int handles;  /* open sprig_db handles */
     bool closing; /* sprig_storage_close was called */
+    /* the vault (vault.c) and the codec defaults, recorded in `_admin`
+     * meta "codec" once on (storage.c) */
+    sprig__vault *vault;
+    bool encrypt_all;
+    uint32_t compress_min; /* UINT32_MAX: no compression */
+    char *passphrase;      /* copies of the options, for a late vault */
+    char *key_file;
 };
+
+/** At open (storage_vault.c): check the storage format version (upgrade
+ *  format 1, refuse a newer one: SPRIG_ESCHEMA naming both), merge the
+ *  codec defaults, open the vault if there is one or encryption is on.
+ *  Errors: SPRIG_ESCHEMA, SPRIG_EAUTH, SPRIG_EPERM, storage errors. */
+int sprig__storage_format_open(sprig__lstorage *st,
+                               const sprig_storage_options *o);
+/** Release what sprig__storage_format_open() made (half-made too). */
+void sprig__storage_format_close(sprig__lstorage *st);
+
+/** The vault of `st`, made now (default key sources, from the options
+ *  given at open) if it has none.  Storage lock held.  Errors: those of
+ *  sprig__vault_open. */
+int sprig__storage_vault(sprig__lstorage *st, sprig__vault **out);
+/** Rotation (rotate.c): re-encrypt every value of database engine `ldb`
+ *  sealed under a key other than the current one; *n counts them. */
+int sprig__rotate_ldb(sprig__ldb *ldb, uint64_t *n);
 
 /** Drop one handle's reference on `ldb` (and on the storage). */
 void sprig__storage_release(sprig__lstorage *st, sprig__ldb *ldb,

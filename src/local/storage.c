@@ -4,7 +4,10 @@
  * Layout of a storage directory:
  *   sprig.lock        flock()ed while a process has the storage open
  *   _admin/           LMDB env: `databases` (name -> schema, directory id),
- *                     `schemas` (name -> collections), `meta` (next dir id)
+ *                     `schemas` (name -> collections), `meta` (next dir id,
+ *                     format version, codec defaults: storage_vault.c)
+ *   vault, vault.key  the encrypted master keys, the default key file
+ *                     (vault.c; only when something is encrypted)
  *   db/<name>.<id>/   LMDB env of one database
  *
  * Design notes.  Creating a database makes its directory first and records
@@ -662,6 +665,7 @@ destroy(sprig__lstorage *st)
         sprig__writer_destroy(&st->admin_w);
     }
     sprig__env_close(st->admin);
+    sprig__storage_format_close(st);
     if (st->temp_dir && st->path) {
         sprig__rmdir_tree(st->path);
     }
@@ -870,6 +874,7 @@ sprig_storage_open(const sprig_storage_options *o, sprig_storage **out)
     int rc = make_dirs(st, o);
     rc = rc ? rc : take_lock(st);
     rc = rc ? rc : open_admin(st);
+    rc = rc ? rc : sprig__storage_format_open(st, o);
     rc = rc ? rc : load_schemas(st);
     if (rc) {
         destroy(st);
@@ -908,4 +913,51 @@ sprig_db_open_local(const char *path, const sprig_schema_def *schema,
         sprig_storage_close(s);
     }
     return rc;
+}
+
+/* ---- key rotation (rotate.c does the databases) -------------------------- */
+
+static int
+rotate_db(sprig_storage *s, const char *name, sprig_rotate_progress progress,
+          void *udata)
+{
+    sprig_db *h = NULL;
+    uint64_t n = 0;
+    int rc = sprig_storage_database(s, name, &h);
+    rc = rc ? rc : sprig__rotate_ldb(sprig__db_ldb(h), &n);
+    if (h) {
+        sprig_db_close(h);
+    }
+    if (rc == 0 && progress) {
+        progress(udata, name, n);
+    }
+    return rc == SPRIG_ENOTFOUND ? SPRIG_OK : rc; /* deleted meanwhile */
+}
+
+int
+sprig_storage_vault_rotate(sprig_storage *s, sprig_rotate_progress progress,
+                           void *udata)
+{
+    if (!s || s->ops != &local_storage_ops) {
+        return sprig__err(SPRIG_EINVAL, "key rotation needs a local storage "
+                                        "(open it by path)");
+    }
+    sprig__lstorage *st = ST(s);
+    pthread_mutex_lock(&st->lock);
+    sprig__vault *v = st->vault;
+    pthread_mutex_unlock(&st->lock);
+    if (!v) {
+        return sprig__err(SPRIG_EINVAL,
+                          "storage '%s' has no vault: nothing "
+                          "in it is encrypted",
+                          st->path);
+    }
+    sprig_database_list *l = NULL;
+    int rc = sprig__vault_add_key(v);
+    rc = rc ? rc : sprig_storage_list_databases(s, &l);
+    for (size_t i = 0; rc == 0 && i < sprig_database_list_count(l); i++) {
+        rc = rotate_db(s, sprig_database_list_name(l, i), progress, udata);
+    }
+    sprig_database_list_free(l);
+    return rc ? rc : sprig__vault_drop_old(v);
 }

@@ -40,6 +40,11 @@ sprig__vscratch_free(sprig__vscratch *s)
     sprig_buf_free(&s->newrec);
     sprig_buf_free(&s->oldrec);
     sprig_buf_free(&s->tmp);
+    sprig_buf_free(&s->enc);
+    sprig_buf_free(&s->dec);
+    sprig_buf_free(&s->kvals);
+    sprig_buf_free(&s->docbuf);
+    sprig__free(s->kofs);
     sprig__free(s->vals);
     sprig__free(s->pairs);
     sprig__free(s->groups);
@@ -86,6 +91,74 @@ key_text(sprig_bytes key, char *out, size_t n)
         out[k] = 0;
     }
     sprig_buf_free(&b);
+}
+
+/* ---- stored values through the codec ---------------------------------------
+ */
+
+static sprig__vloc
+vloc(const sprig__view *v, char kind, sprig_bytes id)
+{
+    return sprig__ldb_loc(v->ldb, kind, v->scope, id);
+}
+
+int
+sprig__view_d_read(const sprig__view *v, sprig_bytes id, sprig_bytes stored,
+                   uint64_t *rev, const uint8_t **hash, sprig_bytes *pairs,
+                   sprig_buf *scratch)
+{
+    if (stored.len < 24) {
+        return sprig__err(SPRIG_ECORRUPT, "a view record is truncated");
+    }
+    const uint8_t *p = stored.data;
+    *rev = sprig__get_u64be(p) & SPRIG__REV_MASK;
+    *hash = p + 8;
+    *pairs = (sprig_bytes){p + 24, stored.len - 24};
+    if (p[0] == 0) {
+        return SPRIG_OK;
+    }
+    sprig__vloc l = vloc(v, 'v', id);
+    return sprig__codec_decode(v->ldb->vault, &l, p[0], *pairs, scratch, pairs);
+}
+
+int
+sprig__view_d_put(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig_bytes rec,
+                  sprig_buf *scratch)
+{
+    sprig_bytes body = {(const uint8_t *)rec.data + 24, rec.len - 24};
+    uint8_t cf;
+    sprig__vloc l = vloc(v, 'v', id);
+    int rc =
+        sprig__codec_encode(&v->coll->codec, &l, body, scratch, &cf, &body);
+    if (rc) {
+        return rc;
+    }
+    MDB_val k = V(id), d = {24 + body.len, NULL};
+    int mrc = mdb_put(txn, v->d, &k, &d, MDB_RESERVE);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "writing a view");
+    }
+    uint8_t *p = d.mv_data;
+    memcpy(p, rec.data, 24);
+    p[0] = cf;
+    memcpy(p + 24, body.data, body.len);
+    return SPRIG_OK;
+}
+
+int
+sprig__view_r_read(const sprig__view *v, sprig_bytes key, sprig_bytes stored,
+                   sprig_buf *scratch, sprig_bytes *plain)
+{
+    if (stored.len < 1) {
+        return sprig__err(SPRIG_ECORRUPT, "a reduce value is truncated");
+    }
+    const uint8_t *p = stored.data;
+    *plain = (sprig_bytes){p + 1, stored.len - 1};
+    if (p[0] == 0) {
+        return SPRIG_OK;
+    }
+    sprig__vloc l = vloc(v, 'r', key);
+    return sprig__codec_decode(v->ldb->vault, &l, p[0], *plain, scratch, plain);
 }
 
 /* ---- mapping ------------------------------------------------------------ */
@@ -229,7 +302,47 @@ del_entry(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id)
 
 /* ---- per-key reduce ------------------------------------------------------ */
 
-/* Every value mapped to `key`, into vs->vals (borrowed from the txn). */
+/* Decode the pair list of d record `rec` (of document `id`) and append it
+ * to vs->kvals, remembering where. */
+static int
+keep_pairs(const sprig__view *v, sprig_bytes id, sprig_bytes rec,
+           sprig__vscratch *vs)
+{
+    uint64_t rev;
+    const uint8_t *hash;
+    sprig_bytes pl;
+    int rc = sprig__view_d_read(v, id, rec, &rev, &hash, &pl, &vs->dec);
+    rc = rc ? rc
+            : grow((void **)&vs->kofs, &vs->capkofs, vs->nkofs + 1,
+                   sizeof *vs->kofs);
+    if (rc == 0) {
+        vs->kofs[vs->nkofs++] = vs->kvals.len;
+        vs->kofs[vs->nkofs++] = pl.len;
+        rc = sprig_buf_append(&vs->kvals, pl.data, pl.len);
+    }
+    return rc;
+}
+
+/* The values of pair list `pl` mapped to `key`, appended to vs->vals. */
+static int
+key_values_of(sprig_bytes pl, sprig_bytes key, sprig__vscratch *vs)
+{
+    sprig__pairs it;
+    sprig__pair p;
+    int more = 0, rc = sprig__pairs_init(&it, pl);
+    while (rc == 0 && (more = sprig__pairs_next(&it, &p)) == 1) {
+        if (sprig__bytes_cmp(p.key, key) == 0) {
+            rc = grow((void **)&vs->vals, &vs->capvals, vs->nvals,
+                      sizeof *vs->vals);
+            if (rc == 0) {
+                vs->vals[vs->nvals++] = p.value;
+            }
+        }
+    }
+    return rc ? rc : more;
+}
+
+/* Every value mapped to `key`, into vs->vals (borrowed from vs->kvals). */
 static int
 key_values(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig__vscratch *vs)
 {
@@ -241,34 +354,23 @@ key_values(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig__vscratch *vs)
         return sprig__mdb_err(mrc, "opening a cursor");
     }
     int rc = SPRIG_OK;
+    vs->kvals.len = 0;
+    vs->nkofs = 0;
     mrc = mdb_cursor_get(cur, &k, &id, MDB_SET_KEY);
     for (; mrc == 0 && rc == 0;
          mrc = mdb_cursor_get(cur, &k, &id, MDB_NEXT_DUP)) {
-        sprig__pairs it;
-        sprig__pair p;
-        int more = 0;
         rc = sprig__mdb_err(mdb_get(txn, v->d, &id, &rec), "reading a view");
-        if (rc == 0 && rec.mv_size < 24) {
-            rc = sprig__err(SPRIG_ECORRUPT, "a view record is truncated");
-        }
-        rc = rc ? rc
-                : sprig__pairs_init(&it,
-                                    (sprig_bytes){(uint8_t *)rec.mv_data + 24,
-                                                  rec.mv_size - 24});
-        while (rc == 0 && (more = sprig__pairs_next(&it, &p)) == 1) {
-            if (sprig__bytes_cmp(p.key, key) == 0) {
-                rc = grow((void **)&vs->vals, &vs->capvals, vs->nvals,
-                          sizeof *vs->vals);
-                if (rc == 0) {
-                    vs->vals[vs->nvals++] = p.value;
-                }
-            }
-        }
-        rc = rc ? rc : more;
+        rc = rc ? rc : keep_pairs(v, B(id), B(rec), vs);
     }
     mdb_cursor_close(cur);
     if (rc == 0 && mrc != MDB_NOTFOUND) {
         rc = sprig__mdb_err(mrc, "reading a view");
+    }
+    /* the pair lists are all in kvals now: its pointers hold still */
+    for (size_t r = 0; rc == 0 && r < vs->nkofs; r += 2) {
+        sprig_bytes pl = {(uint8_t *)vs->kvals.data + vs->kofs[r],
+                          vs->kofs[r + 1]};
+        rc = key_values_of(pl, key, vs);
     }
     return rc;
 }
@@ -296,10 +398,23 @@ c_reduce(sprig__view *v, const sprig_bytes *vals, size_t n, bool re,
 }
 
 static int
-put_r(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes val)
+put_r(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes val,
+      sprig_buf *scratch)
 {
-    MDB_val k = V(key), d = V(val);
-    return sprig__mdb_err(mdb_put(txn, v->r, &k, &d, 0), "writing a view");
+    uint8_t cf;
+    sprig__vloc l = vloc(v, 'r', key);
+    int rc = sprig__codec_encode(&v->coll->codec, &l, val, scratch, &cf, &val);
+    if (rc) {
+        return rc;
+    }
+    MDB_val k = V(key), d = {1 + val.len, NULL};
+    int mrc = mdb_put(txn, v->r, &k, &d, MDB_RESERVE);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "writing a view");
+    }
+    ((uint8_t *)d.mv_data)[0] = cf;
+    memcpy((uint8_t *)d.mv_data + 1, val.data, val.len);
+    return SPRIG_OK;
 }
 
 static int
@@ -324,8 +439,10 @@ update_builtin(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
     int mrc = mdb_get(txn, v->r, &k, &cur);
     int rc = mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "reading a view");
     bool exact = rc == 0 && (mrc == 0 || g->on == 0);
+    sprig_bytes cv;
     if (rc == 0 && mrc == 0) {
-        rc = sprig__bstate_decode(B(cur), &s);
+        rc = sprig__view_r_read(v, key, B(cur), &vs->dec, &cv);
+        rc = rc ? rc : sprig__bstate_decode(cv, &s);
     }
     for (size_t i = 0; rc == 0 && exact && i < g->on; i++) {
         exact =
@@ -346,7 +463,7 @@ update_builtin(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
     }
     uint8_t enc[SPRIG__BSTATE_LEN];
     sprig__bstate_encode(&s, enc);
-    return put_r(txn, v, key, (sprig_bytes){enc, sizeof enc});
+    return put_r(txn, v, key, (sprig_bytes){enc, sizeof enc}, &vs->enc);
 }
 
 /* r[K] of a C reduce: re-reduce additions into it, recompute otherwise. */
@@ -378,14 +495,18 @@ update_c(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
         return rc ? rc : del_r(txn, v, key);
     }
     rc = c_reduce(v, vs->vals, vs->nvals, false, vs);
+    sprig_bytes cv = {0};
+    if (rc == 0 && mrc == 0) {
+        rc = sprig__view_r_read(v, key, B(cur), &vs->dec, &cv);
+    }
     if (rc == 0 && mrc == 0) { /* fold into the stored result */
         sprig_buf fresh = vs->tmp;
-        sprig_bytes two[2] = {B(cur), sprig_buf_bytes(&fresh)};
+        sprig_bytes two[2] = {cv, sprig_buf_bytes(&fresh)};
         vs->tmp = (sprig_buf){0};
         rc = c_reduce(v, two, 2, true, vs);
         sprig_buf_free(&fresh);
     }
-    return rc ? rc : put_r(txn, v, key, sprig_buf_bytes(&vs->tmp));
+    return rc ? rc : put_r(txn, v, key, sprig_buf_bytes(&vs->tmp), &vs->enc);
 }
 
 /* ---- re-mapping a document ------------------------------------------------
@@ -447,14 +568,35 @@ static int
 store(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint32_t nnew,
       sprig__vscratch *vs)
 {
-    MDB_val k = V(id), d = {vs->newrec.len, vs->newrec.data};
-    int mrc = nnew ? mdb_put(txn, v->d, &k, &d, 0) : mdb_del(txn, v->d, &k, 0);
-    int rc = mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "writing a view");
+    MDB_val k = V(id);
+    int rc = SPRIG_OK;
+    if (nnew) {
+        rc = sprig__view_d_put(txn, v, id, sprig_buf_bytes(&vs->newrec),
+                               &vs->enc);
+    } else {
+        int mrc = mdb_del(txn, v->d, &k, 0);
+        rc = mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "writing a view");
+    }
     for (size_t i = 0; rc == 0 && i < vs->ngroups; i++) {
         rc = v->def->reduce ? update_c(txn, v, &vs->groups[i], vs)
                             : update_builtin(txn, v, &vs->groups[i], vs);
     }
     return rc;
+}
+
+/* Copy the stored d record of `id`, decoded, into vs->oldrec: the plain
+ * [rev][hash][pairs] a new record is compared with. */
+static int
+old_record(const sprig__view *v, sprig_bytes id, sprig_bytes stored,
+           sprig__vscratch *vs)
+{
+    uint64_t rev;
+    const uint8_t *hash;
+    sprig_bytes pl;
+    int rc = sprig__view_d_read(v, id, stored, &rev, &hash, &pl, &vs->dec);
+    rc = rc ? rc : sprig__buf_put_u64(&vs->oldrec, rev);
+    rc = rc ? rc : sprig_buf_append(&vs->oldrec, hash, 16);
+    return rc ? rc : sprig_buf_append(&vs->oldrec, pl.data, pl.len);
 }
 
 /* Re-map document `id` (contents NULL: deleted) into view v. */
@@ -477,7 +619,7 @@ remap(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint64_t rev,
     uint32_t nnew = vs->em.n;
     vs->oldrec.len = 0;
     if (mrc == 0) {
-        rc = sprig_buf_append(&vs->oldrec, old.mv_data, old.mv_size);
+        rc = old_record(v, id, B(old), vs);
     } else if (nnew == 0) {
         return SPRIG_OK; /* emitted nothing before or now */
     }
@@ -487,8 +629,8 @@ remap(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint64_t rev,
         if (nnew == 0 || memcmp(o, n, 24) == 0) {
             return SPRIG_OK; /* same mappings, same revision */
         }
-        MDB_val d = {vs->newrec.len, vs->newrec.data};
-        return sprig__mdb_err(mdb_put(txn, v->d, &k, &d, 0), "writing a view");
+        return sprig__view_d_put(txn, v, id, sprig_buf_bytes(&vs->newrec),
+                                 &vs->enc);
     }
     size_t no = 0, nn = 0;
     vs->npairs = 0;
@@ -564,7 +706,8 @@ remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
     uint64_t rev;
     const uint8_t *hash = NULL;
     sprig_bytes contents;
-    int rc = sprig__doc_parse(&val, &rev, &hash, &contents);
+    int rc = sprig__doc_read(v->ldb, v->coll, id, &val, &rev, &hash, &contents,
+                             &vs->docbuf);
     if (rc == 0 && v->jv) {
         rc = jdoc_load(&jd, v, contents, vs);
     }

@@ -279,6 +279,8 @@ typedef struct vop {
     size_t npairs, cappairs;
     sprig_bytes *states; /* scratch: C reduce results to combine */
     size_t nstates, capstates, nkeys;
+    sprig_buf *sbufs; /* per state slot: its decoded bytes */
+    size_t nsbufs, capsbufs;
     sprig_buf acc;
     bool has_acc;
     sprig__bstate bs;
@@ -310,18 +312,19 @@ visit_mapping(walk *w, void *arg)
         return 1;
     }
     MDB_val rec;
+    uint64_t rev = 0;
+    const uint8_t *hash = NULL;
+    sprig_bytes pl;
     int rc =
         sprig__mdb_err(mdb_get(mdb_cursor_txn(w->cur), o->v->d, &w->v, &rec),
                        "reading a view record");
-    if (rc == 0 && rec.mv_size < 24) {
-        rc = sprig__err(SPRIG_ECORRUPT, "a view record is truncated");
-    }
+    rc = rc ? rc
+            : sprig__view_d_read(o->v, B(w->v), B(rec), &rev, &hash, &pl,
+                                 &o->vs.dec);
     sprig__pairs it;
     sprig__pair p;
     int more = 0;
-    rc = rc ? rc
-            : sprig__pairs_init(&it, (sprig_bytes){(uint8_t *)rec.mv_data + 24,
-                                                   rec.mv_size - 24});
+    rc = rc ? rc : sprig__pairs_init(&it, pl);
     o->npairs = 0;
     while (rc == 0 && (more = sprig__pairs_next(&it, &p)) == 1) {
         if (kcmp(w, p.key) == 0) {
@@ -336,8 +339,8 @@ visit_mapping(walk *w, void *arg)
     if (rc) {
         return rc;
     }
-    sprig_header h = {B(w->v), sprig__get_u64be(rec.mv_data), {0}};
-    memcpy(h.hash, (uint8_t *)rec.mv_data + 8, 16);
+    sprig_header h = {B(w->v), rev, {0}};
+    memcpy(h.hash, hash, 16);
     for (size_t i = 0; rc == 0 && i < o->npairs; i++) {
         const sprig__pair *q = &o->pairs[w->asc ? i : o->npairs - 1 - i];
         rc = sprig__mapping_list_push(o->list, B(w->k), q->value, &h);
@@ -363,7 +366,9 @@ attach_docs(MDB_txn *txn, vop *o)
         const uint8_t *hash = NULL;
         sprig_bytes contents;
         rc = sprig__mdb_err(mrc, "reading a document");
-        rc = rc ? rc : sprig__doc_parse(&v, &rev, &hash, &contents);
+        rc = rc ? rc
+                : sprig__doc_read(o->ldb, o->v->coll, l->items[i].source.id, &v,
+                                  &rev, &hash, &contents, &o->vs.docbuf);
         sprig_doc *d =
             rc ? NULL
                : sprig__doc_new(l->items[i].source.id, rev, hash, contents);
@@ -411,9 +416,11 @@ visit_reduce(walk *w, void *arg)
 {
     vop *o = arg;
     o->nkeys++;
+    sprig_bytes val;
     if (!o->v->def->reduce) {
         sprig__bstate s;
-        int rc = sprig__bstate_decode(B(w->v), &s);
+        int rc = sprig__view_r_read(o->v, B(w->k), B(w->v), &o->vs.dec, &val);
+        rc = rc ? rc : sprig__bstate_decode(val, &s);
         if (rc == 0) {
             sprig__bstate_merge(&o->bs, &s);
         }
@@ -421,8 +428,20 @@ visit_reduce(walk *w, void *arg)
     }
     int rc =
         grow((void **)&o->states, &o->capstates, o->nstates, sizeof *o->states);
+    rc = rc ? rc
+            : grow((void **)&o->sbufs, &o->capsbufs, o->nstates,
+                   sizeof *o->sbufs);
+    if (rc == 0 && o->nstates >= o->nsbufs) { /* new slots start empty */
+        memset(o->sbufs + o->nsbufs, 0,
+               (o->capsbufs - o->nsbufs) * sizeof *o->sbufs);
+        o->nsbufs = o->capsbufs;
+    }
+    /* a decoded state lives in its slot's own buffer until the fold */
+    rc = rc ? rc
+            : sprig__view_r_read(o->v, B(w->k), B(w->v), &o->sbufs[o->nstates],
+                                 &val);
     if (rc == 0) {
-        o->states[o->nstates++] = B(w->v);
+        o->states[o->nstates++] = val;
     }
     return rc == 0 && o->nstates >= FOLD_EVERY ? fold_states(o) : rc;
 }
@@ -455,12 +474,14 @@ visit_grouped(walk *w, void *arg)
     if (o->q->limit && o->list->n >= o->q->limit) {
         return 1;
     }
-    if (o->v->def->reduce) {
-        return sprig__mapping_list_push(o->list, B(w->k), B(w->v), NULL);
+    sprig_bytes val;
+    int rc = sprig__view_r_read(o->v, B(w->k), B(w->v), &o->vs.dec, &val);
+    if (rc || o->v->def->reduce) {
+        return rc ? rc : sprig__mapping_list_push(o->list, B(w->k), val, NULL);
     }
     sprig__bstate s;
     o->vs.tmp.len = 0;
-    int rc = sprig__bstate_decode(B(w->v), &s);
+    rc = sprig__bstate_decode(val, &s);
     rc = rc ? rc
             : sprig__bstate_result(&s, o->v->def->builtin_reduce, &o->vs.tmp);
     return rc ? rc
@@ -565,6 +586,10 @@ vop_free(vop *o)
 {
     sprig__free(o->pairs);
     sprig__free(o->states);
+    for (size_t i = 0; i < o->nsbufs; i++) {
+        sprig_buf_free(&o->sbufs[i]);
+    }
+    sprig__free(o->sbufs);
     sprig_buf_free(&o->acc);
     sprig__vscratch_free(&o->vs);
 }

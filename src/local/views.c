@@ -121,7 +121,9 @@ static int
 definition(const sprig__view *v, sprig_buf *out)
 {
     const sprig_view_def *d = v->def;
-    int rc = sprig__buf_put_u8(out, 1);
+    /* record version 2: values through the codec (format 1 indexes are
+     * rebuilt) */
+    int rc = sprig__buf_put_u8(out, 2);
     rc = rc ? rc : sprig__buf_put_u32(out, d->version);
     rc = rc ? rc : sprig__buf_put_u8(out, (uint8_t)d->policy);
     rc = rc ? rc : sprig__buf_put_u8(out, d->json_key ? 1 : 0);
@@ -288,6 +290,9 @@ build(sprig__ldb *ldb, struct sprig__views *vw)
             sprig__view *v = &vw->v[k];
             v->def = &cd->views[j];
             v->coll = &ldb->colls[i];
+            v->ldb = ldb;
+            snprintf(v->scope, sizeof v->scope, "%s/%s", cd->name,
+                     v->def->name);
             v->codeless = is_codeless(v->def);
             v->reduces =
                 v->def->reduce || v->def->builtin_reduce != SPRIG_REDUCE_NONE;

@@ -45,6 +45,8 @@
 typedef struct sprig__view {
     const sprig_view_def *def; /* in ldb->schema */
     sprig__coll *coll;
+    sprig__ldb *ldb;
+    char scope[2 * SPRIG_NAME_MAX + 2]; /* "coll/view": values' location */
     MDB_dbi e, d, r, i;
     bool codeless;            /* a C view whose code is not loaded */
     bool reduces;             /* has a C reduce or a built-in one */
@@ -100,6 +102,10 @@ typedef struct sprig__vscratch {
     sprig_emitter em;
     sprig__jnode nodes[64]; /* what a scan found (sprig__jscan_run) */
     sprig_buf newrec, oldrec, tmp;
+    sprig_buf enc, dec, kvals; /* codec scratch; a key's decoded records */
+    sprig_buf docbuf;          /* a stored document's decoded contents */
+    size_t *kofs;              /* [start, len] of each record in kvals */
+    size_t nkofs, capkofs;
     sprig_bytes *vals; /* values being reduced */
     size_t nvals, capvals;
     sprig__pair *pairs; /* old then new pairs of the document */
@@ -120,6 +126,26 @@ void sprig__vscratch_free(sprig__vscratch *s);
 int sprig__views_changed(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c,
                          sprig_bytes id, uint64_t rev, const uint8_t hash[16],
                          const sprig_bytes *contents, sprig__vscratch *vs);
+
+/* Values of views go through the codec (codec.h) with the view's
+ * collection's codec: a `d` record is [revision | flags << 56][hash 16]
+ * [encoded pair list] (location 'v', id = the document id); an `r` value
+ * is [flags u8][encoded value] (location 'r', id = the view key). */
+
+/** Decode the `d` record `stored` of document `id`: its revision, hash
+ *  (in `stored`) and pair list (in `stored` or `scratch`).
+ *  SPRIG_ECORRUPT, SPRIG_EAUTH. */
+int sprig__view_d_read(const sprig__view *v, sprig_bytes id, sprig_bytes stored,
+                       uint64_t *rev, const uint8_t **hash, sprig_bytes *pairs,
+                       sprig_buf *scratch);
+/** Write d[id] from the plain record `rec` ([rev][hash][pairs]). */
+int sprig__view_d_put(MDB_txn *txn, sprig__view *v, sprig_bytes id,
+                      sprig_bytes rec, sprig_buf *scratch);
+/** Decode the `r` value `stored` of view key `key` into *plain (in
+ *  `stored` or `scratch`).  SPRIG_ECORRUPT, SPRIG_EAUTH. */
+int sprig__view_r_read(const sprig__view *v, sprig_bytes key,
+                       sprig_bytes stored, sprig_buf *scratch,
+                       sprig_bytes *plain);
 
 /** Re-map up to `max` (0: all) pending documents of `v`; *left tells
  *  whether some remain. */

@@ -11,7 +11,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -38,6 +40,8 @@ cli_exit_status(int rc)
     case SPRIG_ECONFLICT:
     case SPRIG_EEXIST: return CLI_ECONFLICT;
     case SPRIG_EBUSY: return CLI_EBUSY;
+    case SPRIG_EAUTH:
+    case SPRIG_EPERM: return CLI_EKEY;
     default: return CLI_EFAIL;
     }
 }
@@ -244,6 +248,56 @@ looks_like_fingerprint(const char *s)
     return hex == 64 && stat(s, &sb) != 0;
 }
 
+/* Read a passphrase from the terminal, without echo, into c->passphrase. */
+static int
+ask_passphrase(cli *c)
+{
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty) {
+        return cli_err(SPRIG_EAUTH, "--ask-passphrase needs a terminal "
+                                    "(or set SPRIG_PASSPHRASE)");
+    }
+    struct termios old, quiet;
+    bool echo_off = tcgetattr(fileno(tty), &old) == 0;
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    if (echo_off) {
+        tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+    }
+    fputs("vault passphrase: ", tty);
+    fflush(tty);
+    bool ok = fgets(c->passphrase, sizeof c->passphrase, tty) != NULL;
+    if (echo_off) {
+        tcsetattr(fileno(tty), TCSAFLUSH, &old);
+    }
+    fputc('\n', tty);
+    fclose(tty);
+    c->passphrase[strcspn(c->passphrase, "\r\n")] = 0;
+    return ok && c->passphrase[0]
+               ? CLI_CONTINUE
+               : cli_err(SPRIG_EAUTH, "no passphrase was given");
+}
+
+/* The vault options of the storage to open (local placements). */
+static int
+vault_options(cli *c, sprig_storage_options *so)
+{
+    const char *env = getenv("SPRIG_PASSPHRASE");
+    so->vault_key_file = c->vault_key;
+    so->encrypt = c->encrypt;
+    so->compress = c->compress;
+    if (c->ask_passphrase) {
+        int rc = ask_passphrase(c);
+        if (rc != CLI_CONTINUE) {
+            return rc;
+        }
+        so->vault_passphrase = c->passphrase;
+    } else if (env && *env) {
+        so->vault_passphrase = env;
+    }
+    return CLI_CONTINUE;
+}
+
 int
 cli_open(cli *c, bool create)
 {
@@ -272,7 +326,12 @@ cli_open(cli *c, bool create)
         o.pinned_cert_path = NULL; /* --ca SHA256 (QUIC, wss) */
         o.pinned_cert_sha256 = c->ca_file;
     }
-    int rc = sprig_open(c->url ? c->url : file, &o, &c->st);
+    int rc = vault_options(c, &o.storage);
+    if (rc != CLI_CONTINUE) {
+        return rc;
+    }
+    rc = sprig_open(c->url ? c->url : file, &o, &c->st);
+    explicit_bzero(c->passphrase, sizeof c->passphrase);
     return rc ? cli_fail(rc) : register_schema_file(c);
 }
 

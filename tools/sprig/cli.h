@@ -25,7 +25,9 @@ enum {
                           rejects as malformed (SPRIG_EINVAL) */
     CLI_ENOTFOUND = 3, /* SPRIG_ENOTFOUND */
     CLI_ECONFLICT = 4, /* SPRIG_ECONFLICT, SPRIG_EEXIST */
-    CLI_EBUSY = 5      /* SPRIG_EBUSY: another process has the storage */
+    CLI_EBUSY = 5,     /* SPRIG_EBUSY: another process has the storage */
+    CLI_EKEY = 6       /* SPRIG_EAUTH, SPRIG_EPERM: the vault key is wrong,
+                          missing, or its file readable by others */
 };
 
 /* cli_parse() and friends return this when the command should go on. */
@@ -42,8 +44,13 @@ typedef struct cli {
     const char *url;         /* --url: any placement sprig_open() takes */
     const char *ca_file;     /* --ca: wss, the certificate to trust */
     const char *schema_file; /* --schema: registered by cli_open() */
-    sprig_storage *st;       /* opened by cli_open() */
-    sprig_db *db;            /* opened by cli_open_coll() */
+    /* the vault (issue 13): --vault-key FILE, --ask-passphrase (else
+     * $SPRIG_PASSPHRASE), --encrypt and --compress for a new storage */
+    const char *vault_key;
+    bool ask_passphrase, encrypt, compress;
+    char passphrase[256];
+    sprig_storage *st; /* opened by cli_open() */
+    sprig_db *db;      /* opened by cli_open_coll() */
 } cli;
 
 /* One command of a command table; tables end with a zeroed entry.  `run`
@@ -173,6 +180,7 @@ int cli_cmd_doc(cli *c, int argc, char **argv);
 int cli_cmd_demo(cli *c, int argc, char **argv);
 int cli_cmd_serve(cli *c, int argc, char **argv);
 int cli_cmd_kv(cli *c, int argc, char **argv);
+int cli_cmd_vault(cli *c, int argc, char **argv);
 int cli_cmd_view(cli *c, int argc, char **argv);
 int cli_cmd_file(cli *c, int argc, char **argv); /* cmd_file.c */
 int cli_cmd_cert(cli *c, int argc, char **argv);

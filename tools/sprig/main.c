@@ -32,6 +32,13 @@ static const char top_usage[] =
     "  --schema FILE\n"
     "               register the JSON schema file FILE (collections, id\n"
     "               kinds, declarative views) before the command runs\n"
+    "  --vault-key FILE\n"
+    "               the key file of an encrypted storage (default\n"
+    "               DIR/vault.key); $SPRIG_PASSPHRASE, or --ask-passphrase\n"
+    "               (read from the terminal), for one locked by a passphrase\n"
+    "  --encrypt, --compress\n"
+    "               encrypt / LZ4-compress every value from now on (recorded\n"
+    "               in the storage: later runs need not repeat them)\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -55,6 +62,7 @@ static const char top_usage[] =
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
     "  certificate install-self-signed|install|show  the server's TLS\n"
     "               certificate (sprig certificate --help)\n"
+    "  vault rotate re-encrypt under a new master key, online\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
@@ -71,7 +79,9 @@ static const char top_usage[] =
     "  2  usage error: bad command line, or a malformed argument\n"
     "  3  not found: no such storage, database or document\n"
     "  4  conflict: wrong revision, or the thing exists already\n"
-    "  5  busy: another process has the storage open\n";
+    "  5  busy: another process has the storage open\n"
+    "  6  key: the vault key is wrong or missing (or its file is readable\n"
+    "     by others)\n";
 
 static const cli_cmd top_cmds[] = {
     {"schema", cli_cmd_schema},
@@ -83,6 +93,7 @@ static const cli_cmd top_cmds[] = {
     {"view", cli_cmd_view},
     {"certificate", cli_cmd_cert},
     {"file", cli_cmd_file},
+    {"vault", cli_cmd_vault},
     {NULL, NULL},
 };
 
@@ -122,13 +133,17 @@ main(int argc, char **argv)
         {"--url", &c.url, NULL},
         {"--ca", &c.ca_file, NULL},
         {"--schema", &c.schema_file, NULL},
+        {"--vault-key", &c.vault_key, NULL},
+        {"--ask-passphrase", NULL, &c.ask_passphrase},
+        {"--encrypt", NULL, &c.encrypt},
+        {"--compress", NULL, &c.compress},
         {"--version", NULL, &version},
         {NULL, NULL, NULL},
     };
     int i;
     int rc = parse_globals(globals, &version, argc, argv, &i);
     if (rc == CLI_CONTINUE) {
-        globals[5].name = NULL; /* after the command, without --version */
+        globals[9].name = NULL; /* after the command, without --version */
         cli_set_globals(globals);
         rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
     }

@@ -1,0 +1,195 @@
+/*
+ * codec.c -- the value codec (codec.h): LZ4 compression above a threshold,
+ * then sealing under the vault's current key; and back.  Stateless: the
+ * caller brings the scope's codec, the location and its scratch buffers,
+ * and keeps the flags beside the stored bytes.
+ *
+ * Compression is kept only when it saves bytes, so incompressible values
+ * are stored as they are (flags say which).  The associated data of a
+ * sealed value binds its flags and its location (codec.h), so neither a
+ * flipped flag nor a value copied to another document, view key or
+ * database opens.
+ */
+#include "codec.h"
+
+#include <lz4.h>
+
+/* Associated data: flags, kind, db NUL scope NUL id (bounded by names and
+ * key limits: 64 + 130 + 512). */
+#define AD_MAX 1024
+
+static size_t
+make_ad(const sprig__vloc *l, uint8_t flags, uint8_t ad[AD_MAX])
+{
+    size_t dn = strlen(l->db), sn = strlen(l->scope), n = 0;
+    if (2 + dn + 1 + sn + 1 + l->id.len > AD_MAX) { /* never, by limits */
+        dn = dn > 200 ? 200 : dn;
+        sn = sn > 200 ? 200 : sn;
+    }
+    ad[n++] = flags;
+    ad[n++] = (uint8_t)l->kind;
+    memcpy(ad + n, l->db, dn);
+    n += dn;
+    ad[n++] = 0;
+    memcpy(ad + n, l->scope, sn);
+    n += sn;
+    ad[n++] = 0;
+    size_t idn = l->id.len < AD_MAX - n ? l->id.len : AD_MAX - n;
+    if (idn) {
+        memcpy(ad + n, l->id.data, idn);
+    }
+    return n + idn;
+}
+
+/* Compress `p` into out[at..]: [len u32 BE][block]; false when it does
+ * not save at least a few bytes (then nothing is kept). */
+static int
+compress_into(sprig_bytes p, sprig_buf *out, size_t at, bool *kept)
+{
+    int bound = LZ4_compressBound((int)p.len);
+    *kept = false;
+    if (sprig__buf_reserve(out, at + 4 + (size_t)bound - out->len)) {
+        return SPRIG_ENOMEM;
+    }
+    uint8_t *o = (uint8_t *)out->data + at;
+    int n = LZ4_compress_default((const char *)p.data, (char *)o + 4,
+                                 (int)p.len, bound);
+    if (n <= 0 || (size_t)n + 4 + 8 > p.len) {
+        return SPRIG_OK;
+    }
+    sprig__put_u32be(o, (uint32_t)p.len);
+    out->len = at + 4 + (size_t)n;
+    *kept = true;
+    return SPRIG_OK;
+}
+
+int
+sprig__codec_encode(const sprig__codec *c, const sprig__vloc *loc,
+                    sprig_bytes plain, sprig_buf *out, uint8_t *flags,
+                    sprig_bytes *stored)
+{
+    *flags = 0;
+    *stored = plain;
+    out->len = 0;
+    if (plain.len > (1u << 31)) {
+        return sprig__err(SPRIG_ETOOBIG, "a value of %zu bytes is too large",
+                          plain.len);
+    }
+    bool z = false;
+    if (c && plain.len > c->compress_min &&
+        compress_into(plain, out, 0, &z) != 0) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory compressing");
+    }
+    sprig_bytes m = z ? sprig_buf_bytes(out) : plain;
+    *flags = z ? SPRIG__CF_LZ4 : 0;
+    if (!c || !c->vault) {
+        *stored = m;
+        return SPRIG_OK;
+    }
+    *flags |= SPRIG__CF_ENC;
+    size_t at = z ? out->len : 0;
+    if (sprig__buf_reserve(out, at + m.len + SPRIG__SEAL_OVERHEAD - out->len)) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory encrypting");
+    }
+    m.data = z ? out->data : plain.data; /* the buffer may have moved */
+    uint8_t ad[AD_MAX];
+    size_t adn = make_ad(loc, *flags, ad);
+    uint8_t *o = (uint8_t *)out->data + at;
+    sprig__vault_seal(c->vault, ad, adn, m.data, m.len, o);
+    size_t n = m.len + SPRIG__SEAL_OVERHEAD;
+    if (at) {
+        memmove(out->data, o, n);
+    }
+    out->len = n;
+    *stored = sprig_buf_bytes(out);
+    return SPRIG_OK;
+}
+
+static int
+decompress(sprig_bytes in, sprig_buf *scratch, size_t at, sprig_bytes *plain)
+{
+    if (in.len < 4) {
+        return sprig__err(SPRIG_ECORRUPT, "a compressed value is truncated");
+    }
+    uint32_t n = sprig__get_u32be(in.data);
+    uintptr_t a = (uintptr_t)in.data, b = (uintptr_t)scratch->data;
+    bool inside = scratch->data && a >= b && a < b + scratch->cap;
+    size_t in_off = inside ? (size_t)(a - b) : 0;
+    if (n > (1u << 31) || sprig__buf_reserve(scratch, at + n - scratch->len)) {
+        return sprig__err(n > (1u << 31) ? SPRIG_ECORRUPT : SPRIG_ENOMEM,
+                          "cannot decompress a value of %u bytes", n);
+    }
+    if (inside) {
+        in.data = (const uint8_t *)scratch->data + in_off;
+    }
+    char *o = (char *)scratch->data + at;
+    int got = LZ4_decompress_safe((const char *)in.data + 4, o,
+                                  (int)(in.len - 4), (int)n);
+    if (got < 0 || (uint32_t)got != n) {
+        return sprig__err(SPRIG_ECORRUPT, "a compressed value is corrupt");
+    }
+    scratch->len = at + n;
+    *plain = (sprig_bytes){o, n};
+    return SPRIG_OK;
+}
+
+static int
+unseal(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
+       sprig_bytes stored, sprig_buf *scratch, sprig_bytes *plain)
+{
+    if (!v) {
+        return sprig__err(SPRIG_EAUTH,
+                          "this value is encrypted and the storage was "
+                          "opened without its vault");
+    }
+    if (stored.len < SPRIG__SEAL_OVERHEAD) {
+        return sprig__err(SPRIG_ECORRUPT, "an encrypted value is truncated");
+    }
+    size_t n = stored.len - SPRIG__SEAL_OVERHEAD;
+    if (sprig__buf_reserve(scratch, n + 1 - scratch->len)) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory decrypting");
+    }
+    uint8_t ad[AD_MAX];
+    size_t adn = make_ad(loc, flags, ad);
+    int rc =
+        sprig__vault_unseal(v, ad, adn, stored.data, stored.len, scratch->data);
+    scratch->len = rc ? 0 : n;
+    *plain = (sprig_bytes){scratch->data, n};
+    return rc;
+}
+
+int
+sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
+                    sprig_bytes stored, sprig_buf *scratch, sprig_bytes *plain)
+{
+    *plain = stored;
+    if (flags == 0) {
+        return SPRIG_OK;
+    }
+    if (flags & ~SPRIG__CF_ALL) {
+        return sprig__err(SPRIG_ECORRUPT, "a stored value has codec flags %#x",
+                          flags);
+    }
+    scratch->len = 0;
+    sprig_bytes m = stored;
+    if (flags & SPRIG__CF_ENC) {
+        int rc = unseal(v, loc, flags, stored, scratch, &m);
+        if (rc) {
+            return rc;
+        }
+    }
+    if (!(flags & SPRIG__CF_LZ4)) {
+        *plain = m;
+        return SPRIG_OK;
+    }
+    return decompress(m, scratch, scratch->len, plain);
+}
+
+uint32_t
+sprig__codec_key_id(uint8_t flags, sprig_bytes stored)
+{
+    if (!(flags & SPRIG__CF_ENC) || stored.len < 4) {
+        return 0;
+    }
+    return sprig__get_u32be(stored.data);
+}

@@ -1,0 +1,133 @@
+/*
+ * codec.h -- the value codec of src/local and the vault behind it (private
+ * to the engine).  Every stored document body, view record value, reduce
+ * value and key-value value passes through sprig__codec_encode() on write
+ * and sprig__codec_decode() on read; so does each command-log record of a
+ * database with an encrypted scope (ckpt.c seals, db.c's replay opens).
+ *
+ *   codec.c  compression (LZ4, above a threshold, kept only when it saves
+ *            bytes) then encryption (the vault's current key), and back
+ *   vault.c  the storage's master keys, kept encrypted in <storage>/vault
+ *            under a vault key from a key file, a passphrase (argon2id) or
+ *            a caller's keystore; sealing and opening values
+ *            (XChaCha20-Poly1305, random nonce, the location as associated
+ *            data); rotation; the key of keyed revision hashes
+ *
+ * Layout.  A stored value is [payload] with its codec flags kept beside it
+ * by the caller (the record types each have a spare field for them):
+ *   - documents and view records `d`: the top byte of the revision
+ *     (revisions stay below 2^56);
+ *   - key-value records: the high nibble of the kind byte;
+ *   - reduce values `r`: one leading byte;
+ *   - command-log records: one leading byte.
+ * Flags 0 is the plain value, byte for byte what format 1 stored, so a
+ * format-1 storage reads unchanged (the upgrade at open only records the
+ * new version; view indexes are rebuilt since their records changed).
+ * SPRIG__CF_LZ4: [plain length u32 BE][LZ4 block].  SPRIG__CF_ENC: the
+ * (compressed) payload sealed: [key id u32 BE][nonce 24][ciphertext][tag
+ * 16], associated data = flags, location kind, database directory name,
+ * scope and id (sprig__vloc): a value moved to another place, even inside
+ * the same table, fails authentication.
+ */
+#ifndef SPRIG_LOCAL_CODEC_H
+#define SPRIG_LOCAL_CODEC_H
+
+#include "core/core.h"
+
+#define SPRIG__CF_LZ4 0x01u
+#define SPRIG__CF_ENC 0x02u
+#define SPRIG__CF_ALL 0x03u
+
+/* The storage format this build writes (recorded in `_admin` meta under
+ * "format").  1: before the codec (no record).  2: values through the
+ * codec (flags beside each value), view definition records version 2. */
+#define SPRIG__FORMAT_VERSION 2u
+
+/* Bytes sealing adds: key id, nonce, tag. */
+#define SPRIG__SEAL_OVERHEAD (4 + 24 + 16)
+
+typedef struct sprig__vault sprig__vault;
+
+/* Where a value lives: its associated data.  kind: 'd' document, 'v' view
+ * record, 'r' reduce value, 'k' key-value record, 'l' log record. */
+typedef struct sprig__vloc {
+    char kind;
+    const char *db;    /* the database directory's name, "<name>.<id>" */
+    const char *scope; /* collection, "collection/view", or "" */
+    sprig_bytes id;    /* document id, view key, encoded key; or empty */
+} sprig__vloc;
+
+/* How one scope (a collection and its views, the key-value store, the
+ * command log) encodes what it writes. */
+typedef struct sprig__codec {
+    sprig__vault *vault;   /* encrypt under its current key; NULL: not */
+    uint32_t compress_min; /* compress values longer; UINT32_MAX: never */
+} sprig__codec;
+
+/** Encode `plain` for location `loc` under codec `c`: *flags gets the
+ *  codec flags, *stored the bytes to store -- `plain` itself when *flags
+ *  is 0 (nothing copied), else the contents of `out` (overwritten).
+ *  Any thread.  Errors: SPRIG_ENOMEM, SPRIG_ETOOBIG (over 2 GiB). */
+int sprig__codec_encode(const sprig__codec *c, const sprig__vloc *loc,
+                        sprig_bytes plain, sprig_buf *out, uint8_t *flags,
+                        sprig_bytes *stored);
+
+/** Decode `stored` (flags `flags`) for `loc`: *plain is `stored` itself
+ *  when flags is 0, else bytes in `scratch` (overwritten; valid until it
+ *  changes).  `v` may be NULL when the storage has no vault.  Any thread.
+ *  Errors: SPRIG_EAUTH (an encrypted value and no vault, a key the vault
+ *  does not hold, or a value that fails authentication: altered, or moved
+ *  from elsewhere), SPRIG_ECORRUPT (unknown flags, malformed framing),
+ *  SPRIG_ENOMEM. */
+int sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
+                        sprig_bytes stored, sprig_buf *scratch,
+                        sprig_bytes *plain);
+
+/** The key id an encrypted payload was sealed with (0 if too short). */
+uint32_t sprig__codec_key_id(uint8_t flags, sprig_bytes stored);
+
+/* ---- vault.c ------------------------------------------------------------ */
+
+/** Open the vault of the storage in directory `dir` (<dir>/vault), taking
+ *  the vault key from `o` (keystore, passphrase, or key file: o's or
+ *  <dir>/vault.key).  With `create`, a storage without a vault gets one: a
+ *  random master key, and a new key file (mode 0600) when the key comes
+ *  from a file that does not exist.  Without `create` and no vault:
+ *  SPRIG_ENOTFOUND (no detail needed).  Errors: SPRIG_EAUTH (no key, or a
+ *  key that does not open the vault), SPRIG_EPERM (a key file others can
+ *  read), SPRIG_EIO, SPRIG_ECORRUPT, SPRIG_ENOMEM.  Free with _free. */
+int sprig__vault_open(const char *dir, const sprig_storage_options *o,
+                      bool create, sprig__vault **out);
+/** Wipe the keys and free; NULL is a no-op. */
+void sprig__vault_free(sprig__vault *v);
+/** Whether a vault file exists in storage directory `dir`. */
+bool sprig__vault_exists(const char *dir);
+
+/** Seal `m` (n bytes) under the current key into `out` (room for n +
+ *  SPRIG__SEAL_OVERHEAD) with associated data `ad`.  Any thread. */
+void sprig__vault_seal(sprig__vault *v, const uint8_t *ad, size_t adlen,
+                       const uint8_t *m, size_t n, uint8_t *out);
+/** Open sealed bytes `c` (n bytes) into `out` (room for n -
+ *  SPRIG__SEAL_OVERHEAD).  SPRIG_EAUTH, SPRIG_ECORRUPT (too short). */
+int sprig__vault_unseal(sprig__vault *v, const uint8_t *ad, size_t adlen,
+                        const uint8_t *c, size_t n, uint8_t *out);
+
+/** The key of keyed revision hashes of encrypted collections in the
+ *  database living in directory `dir_name`: derived from the vault's hash
+ *  secret (made with the vault, kept across rotations so stored hashes and
+ *  the headers clients hold stay valid). */
+void sprig__vault_hash_key(sprig__vault *v, const char *dir_name,
+                           uint8_t out[16]);
+
+/** The current key's id. */
+uint32_t sprig__vault_current(sprig__vault *v);
+/** Rotation, step 1: a new random master key becomes current (the old ones
+ *  still open what they sealed); the vault file is rewritten durably.
+ *  SPRIG_EIO, SPRIG_ENOMEM. */
+int sprig__vault_add_key(sprig__vault *v);
+/** Rotation, last step: forget every key but the current one, durably. */
+int sprig__vault_drop_old(sprig__vault *v);
+/** How many master keys the vault holds. */
+size_t sprig__vault_keys(sprig__vault *v);
+
+#endif /* SPRIG_LOCAL_CODEC_H */
