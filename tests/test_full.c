@@ -753,6 +753,49 @@ test_disk_full_indexed_deletes(void **state)
     isolate("disk full, indexed deletes", disk_views, d);
 }
 
+/* `sprig --schema FILE serve` on a full disk, the schema registered
+ * unchanged before: registering it again and creating its database "if
+ * needed" write nothing, so they succeed (found from outside: the server
+ * refused to start); a changed schema still needs room. */
+static void
+disk_reregister(void **state)
+{
+    disk_state *d = *state;
+    sprig_storage *st;
+    sprig_db *db;
+    SPRIG_OK_(rt_storage_open(d->storage, SPRIG_DURABILITY_FULL, 0, 0, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, &idx_schema));
+    SPRIG_OK_(sprig_storage_create_database(st, "db", "idx", false));
+    sprig_storage_close(st);
+    fill_disk(d->filler, 0);
+    SPRIG_OK_(rt_storage_open(d->storage, SPRIG_DURABILITY_FULL, 0, 0, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, &idx_schema));
+    SPRIG_OK_(sprig_storage_create_database(st, "db", "idx", true));
+    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    uint64_t n;
+    SPRIG_OK_(sprig_count(db, "docs", NULL, &n));
+    assert_int_equal(n, 0);
+    sprig_db_close(db);
+    static const sprig_collection_def more[] = {
+        {"docs", SPRIG_ID_U64, 0, idx_views, 2},
+        {"more", SPRIG_ID_U64, 0, NULL, 0},
+    };
+    static const sprig_schema_def changed = {"idx", more, 2};
+    fill_disk(d->filler, 0);
+    assert_full(sprig_storage_register_schema(st, &changed));
+    sprig_storage_close(st);
+}
+
+static void
+test_disk_full_reregister(void **state)
+{
+    disk_state *d = *state;
+    if (!d->mounted) {
+        skip();
+    }
+    isolate("disk full, schema registered again", disk_reregister, d);
+}
+
 static void
 test_disk_full_any_size(void **state)
 {
@@ -845,6 +888,8 @@ main(void)
                                         disk_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_indexed_deletes,
                                         disk_setup, disk_teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_reregister, disk_setup,
+                                        disk_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_any_size, disk_setup,
                                         disk_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_open, disk_setup,
