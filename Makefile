@@ -77,7 +77,7 @@ crash-long: build
 # after the fix, copy a crash file into fuzz/corpus/<name>/.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
-FUZZERS      ?= http_upgrade frame request quic
+FUZZERS      ?= http_upgrade frame request quic key schema_record bstate jview
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSPRIG_FUZZ=ON -DSPRIG_SANITIZE=ON \
 	    -DSPRIG_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS) >/dev/null

@@ -71,6 +71,8 @@ run sp schema define app notes:natural events
 expect "schema define" 0 "$APP"
 run sp schema list
 expect "schema list" 0 "[$APP]"
+run sp --schema "$DATA" schema list
+expect_err "--schema DIR says it is a directory" 2 "is a directory, not a file"
 run sp schema define app2 notes:weird
 expect_err "schema define: bad id kind" 2 "ids are u64 or natural, not 'weird'"
 run sp schema define 'bad name' notes

@@ -567,6 +567,11 @@ test_schema_file_errors(void **state)
                  sprig_schema_load_json("/nonexistent/schema.json", &s));
     SPRIG_EXPECT(SPRIG_EINVAL, sprig_schema_load_json(NULL, &s));
     SPRIG_EXPECT(SPRIG_EINVAL, sprig_schema_load_json("x", NULL));
+    /* a directory says so (found from outside: a JSON parse error) */
+    const char *dir = tu_tmpdir("jv-schema-dir");
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_schema_load_json(dir, &s));
+    assert_non_null(strstr(sprig_errmsg(), "is a directory"));
+    tu_rmtree(dir);
     SPRIG_EXPECT(SPRIG_EINVAL, sprig_schema_parse_json(NULL, 0, &s));
     sprig_schema_free(NULL);
 }

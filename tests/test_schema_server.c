@@ -210,12 +210,77 @@ test_relist_reregister_reopen(void **state)
     sprig_storage_close(st);
 }
 
+/* Send storage.register_schema of [name, [[coll, 0, flags, []]]] as a raw
+ * frame (names may hold NUL bytes); return the error code answered (0 for
+ * a response). */
+static int
+raw_register(int fd, uint64_t id, sprig_bytes name, sprig_bytes coll,
+             uint64_t flags)
+{
+    sprig_buf b = {0}, in = {0};
+    sprig__mp_wr w;
+    sprig__mp_wr_init(&w, &b);
+    sprig__frame_request(&w, id, NULL, "storage.register_schema");
+    sprig__mp_map(&w, 1);
+    sprig__mp_str(&w, "schema");
+    sprig__mp_array(&w, 2);
+    sprig__mp_strn(&w, name.data, name.len);
+    sprig__mp_array(&w, 1);
+    sprig__mp_array(&w, 4);
+    sprig__mp_strn(&w, coll.data, coll.len);
+    sprig__mp_u64(&w, 0);
+    sprig__mp_u64(&w, flags);
+    sprig__mp_array(&w, 0);
+    SPRIG_OK_(sprig__mp_wr_status(&w));
+    rw_send(fd, sprig_buf_bytes(&b));
+    assert_true(rw_recv(fd, &in));
+    sprig__frame f;
+    SPRIG_OK_(sprig__frame_decode(sprig_buf_bytes(&in), &f));
+    assert_int_equal(f.id, id);
+    int code = f.kind == SPRIG__FRAME_ERROR ? f.code : 0;
+    sprig_buf_free(&b);
+    sprig_buf_free(&in);
+    return code;
+}
+
+/* Found from outside: register_schema cut names at a NUL byte ("s6\0x"
+ * stored as "s6") and stored collection flags of 2^64-1 as 4294967295.
+ * Both are refused now (-6 PROTO), and nothing is registered. */
+static void
+test_register_refuses_nul_and_wide_flags(void **state)
+{
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/nul", root);
+    sprig_server *srv = serve_demo(dir);
+    int fd = rw_open(sprig_server_ws_port(srv));
+    sprig_bytes c = sprig_str("c");
+    assert_int_equal(raw_register(fd, 1, (sprig_bytes){"s6\0x", 4}, c, 0),
+                     SPRIG_EPROTO);
+    assert_int_equal(
+        raw_register(fd, 2, sprig_str("s7"), (sprig_bytes){"c\0y", 3}, 0),
+        SPRIG_EPROTO);
+    assert_int_equal(raw_register(fd, 3, sprig_str("s8"), c, UINT64_MAX),
+                     SPRIG_EPROTO);
+    assert_int_equal(raw_register(fd, 4, sprig_str("s9"), c, 1ull << 32),
+                     SPRIG_EPROTO);
+    assert_int_equal(raw_register(fd, 5, sprig_str("s10"), c, 7), 0);
+    sprig_schema_list *l;
+    SPRIG_OK_(sprig_storage_list_schemas(sprig_server_storage(srv), &l));
+    assert_int_equal(sprig_schema_list_count(l), 2); /* demo, s10 */
+    assert_null(st_find(l, "s6"));
+    assert_int_equal(st_find(l, "s10")->collections[0].flags, 7);
+    sprig_schema_list_free(l);
+    close(fd);
+    sprig_server_free(srv);
+}
+
 int
 main(void)
 {
     root = tu_tmpdir("schema_server");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relist_reregister_reopen),
+        cmocka_unit_test(test_register_refuses_nul_and_wide_flags),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (!failed) {

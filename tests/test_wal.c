@@ -442,7 +442,7 @@ scheme_commit(sprig__env *e, uint64_t i, bool durable)
         if (rc == 0 && (rc = apply_cmd(NULL, txn, cmd, 8)) != 0) {
             mdb_txn_abort(txn);
         } else if (rc == 0) {
-            rc = sprig__ckpt_commit(e, txn, &rec, 1, durable);
+            rc = sprig__ckpt_commit(e, txn, &rec, 1, durable, false);
         }
         pthread_rwlock_unlock(&e->map_lock);
         if (rc != SPRIG__EMAPFULL) {

@@ -137,7 +137,8 @@ SPRIG_API void sprig_buf_free(sprig_buf *b);
  *   i64  8 bytes big-endian with the sign bit flipped (negatives first)
  *   f64  8 bytes: IEEE-754 bits, sign flipped for positives, all bits
  *        inverted for negatives (-inf < ... < -0 < +0 < ... < +inf; NaN
- *        sorts last)
+ *        sorts last: every NaN, whatever its sign and payload, is encoded
+ *        as the one positive quiet NaN)
  *   str, bytes  the raw bytes
  *
  * Tuple keys (self-describing: each element has a type tag, so a reader can

@@ -208,6 +208,15 @@ sprig__jview_new(const sprig_view_def *def, sprig__jview **out)
     return SPRIG_OK;
 }
 
+size_t
+sprig__jview_key_bound(const sprig__jview *v, size_t doc_len)
+{
+    /* each path gives one scalar: a number 9 bytes, a string at most twice
+     * its bytes (NUL escapes) and 2 more, a string's bytes fewer than the
+     * document's */
+    return v->n_keys * (2 * doc_len + 11);
+}
+
 void
 sprig__jview_free(sprig__jview *v)
 {
@@ -480,6 +489,33 @@ sprig__jview_map(const sprig__jview *v, struct json_t *doc, sprig_emitter *e)
 
 /* ---- keys back to JSON --------------------------------------------------- */
 
+/* The length of the well-formed UTF-8 sequence at p (at most `left`
+ * bytes), or 0: no overlongs, no surrogates, nothing above U+10FFFF
+ * (the table of Unicode 15, section 3.9, D92). */
+static size_t
+utf8_len(const uint8_t *p, size_t left)
+{
+    uint8_t c = p[0], lo = 0x80, hi = 0xBF;
+    size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    if (n == 0 || n > left) {
+        return 0;
+    }
+    lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : lo;
+    hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : hi;
+    if (p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t j = 2; j < n; j++) {
+        if ((p[j] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return n;
+}
+
 /* Append `s` as a JSON string; bytes that are not UTF-8 become U+FFFD. */
 static int
 put_jstr(sprig_buf *out, sprig_bytes s)
@@ -498,17 +534,10 @@ put_jstr(sprig_buf *out, sprig_bytes s)
             i++;
             continue;
         } else {
-            int n = c >= 0xF0 && c < 0xF5 ? 4
-                    : c >= 0xE0           ? 3
-                    : c >= 0xC2           ? 2
-                                          : 0;
-            bool ok = n && i + (size_t)n <= s.len;
-            for (int j = 1; ok && j < n; j++) {
-                ok = (p[i + j] & 0xC0) == 0x80;
-            }
-            if (ok) {
-                rc = sprig_buf_append(out, p + i, (size_t)n);
-                i += (size_t)n;
+            size_t n = utf8_len(p + i, s.len - i);
+            if (n) {
+                rc = sprig_buf_append(out, p + i, n);
+                i += n;
                 continue;
             }
             snprintf(esc, sizeof esc, "\xEF\xBF\xBD");
@@ -776,6 +805,7 @@ sprig__bstate_encode(const sprig__bstate *s, uint8_t out[SPRIG__BSTATE_LEN])
     sprig__put_u64be(out + 41, bits);
     put_num(out + 49, &s->min);
     put_num(out + 58, &s->max);
+    memset(out + 67, 0, SPRIG__BSTATE_LEN - 67); /* reserved: zero on disk */
 }
 
 int

@@ -8,6 +8,8 @@
  */
 #include "core.h"
 
+#include <math.h>
+
 void
 sprig_key_u64(uint64_t v, uint8_t out[8])
 {
@@ -24,6 +26,9 @@ static uint64_t
 f64_bits(double v)
 {
     uint64_t bits;
+    if (isnan(v)) { /* one NaN, positive: it sorts after +inf */
+        return 0xFFF8000000000000ull;
+    }
     memcpy(&bits, &v, 8);
     if (bits & 0x8000000000000000ull) {
         return ~bits;

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 typedef struct sctx {
     const char *src; /* file name for messages */
@@ -410,6 +411,12 @@ sprig_schema_load_json(const char *path, sprig_schema_def **out)
         return sprig__err(e == ENOENT ? SPRIG_ENOTFOUND : SPRIG_EIO,
                           "cannot open schema file '%s': %s", path,
                           strerror(e));
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return sprig__err(SPRIG_EINVAL,
+                          "schema file '%s' is a directory, not a file", path);
     }
     sctx c = {path, ""};
     json_error_t err;

@@ -114,6 +114,12 @@ void sprig__jview_free(sprig__jview *v);
 int sprig__json_parse(sprig_bytes contents, struct json_t **out);
 void sprig__json_free(struct json_t *doc);
 
+/** An upper bound of the bytes of any key view `v` emits for a document of
+ *  `doc_len` bytes: a document under SPRIG_KEY_MAX by this bound cannot
+ *  make the view's map fail with SPRIG_ETOOBIG, so need not be mapped to
+ *  find out. */
+size_t sprig__jview_key_bound(const sprig__jview *v, size_t doc_len);
+
 /** Emit the mappings of a parsed document (NULL: emits nothing). */
 int sprig__jview_map(const sprig__jview *v, struct json_t *doc,
                      sprig_emitter *e);

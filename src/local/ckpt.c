@@ -692,16 +692,32 @@ room_by_checkpoint(sprig__ckpt *c)
     return rc ? rc : sprig__wal_reset(c->wal);
 }
 
+/* After a commit attempt: on a full disk a batch that only removes data
+ * may use the disk reserve (try again); once the disk has room again the
+ * reserve is made anew. */
+static int
+reserve_step(sprig__env *e, int rc, bool frees)
+{
+    if (rc == SPRIG_EFULL && frees && sprig__env_reserve_release(e)) {
+        return SPRIG__ERETRY;
+    }
+    if (rc == 0 && e->reserve == 2) {
+        sprig__env_reserve_make(e);
+    }
+    return rc;
+}
+
 int
 sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
-                   size_t n, bool durable)
+                   size_t n, bool durable, bool frees)
 {
     sprig__ckpt *c = e->ckpt;
     if (!c) {
         int mrc = mdb_txn_commit(txn);
-        return mrc ? sprig__mdb_err(sprig__env_io_err(e->path, mrc),
-                                    "committing")
-                   : 0;
+        int rc =
+            mrc ? sprig__mdb_err(sprig__env_io_err(e->path, mrc), "committing")
+                : 0;
+        return reserve_step(e, rc, frees);
     }
     if (n && !atomic_load(&c->recovered)) {
         mdb_txn_abort(txn); /* a background sweep during the open */
@@ -734,6 +750,7 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
     if (rc == SPRIG_EFULL && !c->retried && room_by_checkpoint(c) == 0) {
         rc = SPRIG__ERETRY;
     }
+    rc = rc == SPRIG__ERETRY ? rc : reserve_step(e, rc, frees);
     c->retried = rc == SPRIG__ERETRY;
     pthread_mutex_unlock(&c->commit_lock);
     if (rc == 0 && atomic_fetch_add(&c->since, 1) + 1 == CKPT_COMMITS) {
@@ -837,11 +854,22 @@ encode_batch(sprig__ckpt *c, sprig__wreq *batch, size_t *n, bool *durable)
     return SPRIG_OK;
 }
 
+/* Does every request of the batch only remove data? */
+static bool
+batch_frees(const sprig__wreq *batch)
+{
+    bool frees = batch != NULL;
+    for (const sprig__wreq *r = batch; r; r = r->next) {
+        frees = frees && r->frees;
+    }
+    return frees;
+}
+
 int
 sprig__ckpt_commit_batch(sprig__env *e, MDB_txn *txn, sprig__wreq *batch)
 {
     if (!e->ckpt) {
-        return sprig__ckpt_commit(e, txn, NULL, 0, false);
+        return sprig__ckpt_commit(e, txn, NULL, 0, false, batch_frees(batch));
     }
     size_t n = 0;
     bool durable = false;
@@ -850,5 +878,6 @@ sprig__ckpt_commit_batch(sprig__env *e, MDB_txn *txn, sprig__wreq *batch)
         mdb_txn_abort(txn);
         return rc;
     }
-    return sprig__ckpt_commit(e, txn, e->ckpt->recs, n, durable);
+    return sprig__ckpt_commit(e, txn, e->ckpt->recs, n, durable,
+                              batch_frees(batch));
 }

@@ -112,6 +112,43 @@ prepare_files(const char *dir, bool *fresh)
     return r == EINVAL || r == EOPNOTSUPP ? 0 : r;
 }
 
+/* ---- the disk reserve --------------------------------------------------- */
+
+#define RESERVE_BYTES (256u << 10)
+
+void
+sprig__env_reserve_make(sprig__env *e)
+{
+    char p[4200];
+    if (e->reserve != 2) {
+        return;
+    }
+    snprintf(p, sizeof p, "%s/reserve", e->path);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return;
+    }
+    int r = posix_fallocate(fd, 0, RESERVE_BYTES);
+    if (r == 0 || r == EINVAL || r == EOPNOTSUPP) {
+        e->reserve = r == 0 ? 1 : 0;    /* no fallocate here: no reserve */
+    } else if (ftruncate(fd, 0) != 0) { /* a partial one: give it back */
+        r = errno;
+    }
+    close(fd);
+}
+
+bool
+sprig__env_reserve_release(sprig__env *e)
+{
+    char p[4200];
+    if (e->reserve != 1) {
+        return false;
+    }
+    snprintf(p, sizeof p, "%s/reserve", e->path);
+    e->reserve = 2;
+    return unlink(p) == 0;
+}
+
 static void
 remove_files(const char *dir)
 {
@@ -163,6 +200,8 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     MDB_envinfo info;
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
+    e->reserve = o->memory_only ? 0 : 2;
+    sprig__env_reserve_make(e);
     *out = e;
     return SPRIG_OK;
 }

@@ -72,10 +72,22 @@ typedef struct sprig__env {
      * scope): set by db.c before the first write; NULL vault: plain */
     sprig__codec log_codec;
     const char *log_db; /* the database's directory name (the AD) */
+    /* the disk reserve (env.c): 0 none (memory only), 1 held, 2 wanted
+     * back; touched by the writer's commit step and at open only */
+    int reserve;
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
 int sprig__mdb_err(int mrc, const char *what);
+
+/** The disk reserve: a file `reserve` of 256 KiB of allocated blocks
+ *  beside data.mdb, made at open (if the disk has room).  On a full disk
+ *  a batch that only removes data releases it and tries again, so a user
+ *  can always free space by deleting; it is made again once the disk has
+ *  room.  release: true when it was held (and is now given back).  make:
+ *  best effort, only when wanted back.  Writer's commit step only. */
+bool sprig__env_reserve_release(sprig__env *e);
+void sprig__env_reserve_make(sprig__env *e);
 
 /** Open (creating) an environment in directory `dir`. */
 int sprig__env_open(const char *dir, const sprig_storage_options *o,
@@ -210,10 +222,11 @@ int sprig__ckpt_recover(sprig__env *e, sprig__ckpt_apply_fn fn, void *arg,
  *  syncs on a 10 ms timer), then commits `txn`.  Always consumes `txn`.
  *  On any error nothing of the batch stays in the log or in LMDB.  Without
  *  a log: mdb_txn_commit.  Returns 0, SPRIG__EMAPFULL (grow and retry),
- *  SPRIG__ERETRY (a full disk, room made: apply and commit again; once),
- *  SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM. */
+ *  SPRIG__ERETRY (a full disk, room made: apply and commit again; once
+ *  by a checkpoint, and once more by the disk reserve when `frees`: the
+ *  batch only removes data), SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM. */
 int sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
-                       size_t n, bool durable);
+                       size_t n, bool durable, bool frees);
 /** The commit step of the writer's batch `batch` in `txn`: the encoded
  *  commands of its successful requests (rc 0, cmd set) go through
  *  sprig__ckpt_commit, durable unless every one of them is lazy.  Same

@@ -323,6 +323,19 @@ check_compatible(const sprig_schema_def *old, sprig_schema_def *def)
     return SPRIG_OK;
 }
 
+/* Is `old` stored exactly as `enc`?  Then registering it again writes
+ * nothing (so it works on a full disk or a read-only storage); the code
+ * of its C views, never stored, is still taken. */
+static bool
+same_stored(const sprig_schema_def *old, sprig_bytes enc)
+{
+    sprig_buf b = {0};
+    bool same = old && sprig__schema_encode(old, &b) == 0 && b.len == enc.len &&
+                memcmp(b.data, enc.data, b.len) == 0;
+    sprig_buf_free(&b);
+    return same;
+}
+
 /* Register `def` by SCHEMA command `c` (whose bytes encode it). */
 static int
 register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
@@ -333,9 +346,12 @@ register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
         return rc;
     }
     pthread_mutex_lock(&st->lock);
-    rc = check_compatible(find_schema(st, def->name), copy);
+    const sprig_schema_def *old = find_schema(st, def->name);
+    rc = check_compatible(old, copy);
     rc = rc ? rc : reserve_schema(st); /* so remembering cannot fail */
-    rc = rc ? rc : sprig__admin_run(st, c);
+    if (rc == 0 && !same_stored(old, c->schema)) {
+        rc = sprig__admin_run(st, c);
+    }
     if (rc == 0) {
         remember_schema(st, copy);
         copy = NULL;
