@@ -85,6 +85,9 @@ SPRIG_API const char *sprig_strerror(int rc);
  */
 SPRIG_API const char *sprig_errmsg(void);
 
+/* The structured detail of a failure, sprig_error_info(), is declared
+ * after the document header type, under "Documents". */
+
 /* ======================================================================
  * Memory
  * ====================================================================== */
@@ -642,6 +645,61 @@ typedef struct sprig_header_buf {
 
 /** A header viewing `hb` (borrowed from it). */
 SPRIG_API sprig_header sprig_header_of(const sprig_header_buf *hb);
+
+/* ---- structured error detail (sprig_error_info) ------------------------ */
+
+/** What a failure is about: which fields of sprig_error_detail name it. */
+typedef enum sprig_error_kind {
+    SPRIG_ERROR_KIND_NONE = 0,   /**< no structured detail (sprig_errmsg()) */
+    SPRIG_ERROR_KIND_DOCUMENT,   /**< database, collection, id; header for
+                                      a conflict (the stored document)     */
+    SPRIG_ERROR_KIND_DATABASE,   /**< database (and schema when known)     */
+    SPRIG_ERROR_KIND_COLLECTION, /**< database, collection, schema: the
+                                      collection is not in the schema     */
+    SPRIG_ERROR_KIND_VIEW,       /**< database, collection, view; for a
+                                      unique violation also key (the view
+                                      key), id (the document written) and
+                                      header (the one already holding key) */
+    SPRIG_ERROR_KIND_SCHEMA,     /**< schema                               */
+    SPRIG_ERROR_KIND_KEY         /**< database, ns, key (key-value store)  */
+} sprig_error_kind;
+
+/**
+ * The structured detail of the last failure on the calling thread, the same
+ * whichever placement (local, ws://, wss://) answered.  Strings are "" and
+ * bytes empty when they are not involved.  (The type cannot be named after
+ * the function: C gives both one name space.)
+ */
+typedef struct sprig_error_detail {
+    int code;              /**< the failure's code (0: none recorded) */
+    sprig_error_kind kind; /**< what it is about */
+    const char *database, *schema, *collection, *view;
+    const char *ns;      /**< key-value namespace ("" is also the default) */
+    sprig_bytes key;     /**< KEY: the key-value key; VIEW: the view key */
+    sprig_bytes id;      /**< DOCUMENT, VIEW: the id of the document written
+                              or asked for */
+    bool has_header;     /**< `header` holds an existing document's header */
+    sprig_header header; /**< conflict: the stored header; unique violation:
+                              the document already emitting `key` */
+} sprig_error_detail;
+
+/**
+ * The structured detail of the last failure on the calling thread (never
+ * NULL).  Like sprig_errmsg(): thread-local, meaningful only right after a
+ * call returned a negative code (compare `code` with it), and valid (with
+ * everything it points at) until the next Sprig call on this thread.  Copy
+ * the header with sprig_header_copy() to keep it.  Example:
+ *
+ *   if (sprig_get(db, "users", id, &doc) == SPRIG_ENOTFOUND) {
+ *       const sprig_error_detail *e = sprig_error_info();
+ *       if (e->kind == SPRIG_ERROR_KIND_DATABASE) ...  // the database went
+ *       else ...                                       // the document
+ *   }
+ */
+SPRIG_API const sprig_error_detail *sprig_error_info(void);
+
+/** The name of an error kind ("document", "database", ...; "none"). */
+SPRIG_API const char *sprig_error_kind_name(sprig_error_kind kind);
 
 typedef struct sprig_doc sprig_doc;
 /** The document's header, borrowed from the document. */
