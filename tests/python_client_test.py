@@ -178,7 +178,10 @@ async def exercise(url):
         check(frame[2] == -5, "code %r" % frame[2])
         check(frame[3] == "collection 'nope' is not in schema 'chat'",
               "message %r" % frame[3])
-        check(frame[4] is None, "detail %r" % frame[4])
+        info = (frame[4] or {}).get("error_info")
+        check(isinstance(info, list) and len(info) == 9, "detail %r" % frame[4])
+        check(info[0] == 3 and info[1] == "default" and info[2] == "chat"
+              and info[3] == "nope", "error_info %r" % info)
         frame = await call(ws, 4, "db.nothing", {})
         check(frame[0] == ERROR and frame[2] == -14, "unknown API %r" % frame)
         check("db.nothing" in frame[3], "message %r" % frame[3])

@@ -167,7 +167,8 @@ rc_next(rawc *k)
 }
 
 /* The next message must be an error frame (id, code) whose message
- * contains `want` (exactly `want` when `exact`), with no detail. */
+ * contains `want` (exactly `want` when `exact`), with no response in its
+ * detail (nil, or only the structured error_info). */
 static void
 expect_error_(rawc *k, uint32_t id, int code, const char *want, bool exact,
               const char *file, int line)
@@ -178,9 +179,12 @@ expect_error_(rawc *k, uint32_t id, int code, const char *want, bool exact,
     char text[600];
     snprintf(text, sizeof text, "%.*s", (int)f.message.len,
              (const char *)f.message.data);
+    sprig__errinfo info;
+    bool has_resp = true;
     bool ok = rc == 0 && f.kind == SPRIG__FRAME_ERROR && f.id == id &&
-              f.code == code && f.detail.len == 1 && f.detail.data &&
-              ((const uint8_t *)f.detail.data)[0] == 0xc0 &&
+              f.code == code &&
+              sprig__detail_errinfo(f.detail, &info, &has_resp) == 0 &&
+              !has_resp &&
               (exact ? strcmp(text, want) == 0 : strstr(text, want) != NULL);
     if (!ok) {
         print_message("%s:%d: wanted error id %u code %d \"%s\"; got rc %d "

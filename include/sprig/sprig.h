@@ -85,6 +85,9 @@ SPRIG_API const char *sprig_strerror(int rc);
  */
 SPRIG_API const char *sprig_errmsg(void);
 
+/* The structured detail of a failure, sprig_error_info(), is declared
+ * after the document header type, under "Documents". */
+
 /* ======================================================================
  * Memory
  * ====================================================================== */
@@ -709,6 +712,61 @@ typedef struct sprig_header_buf {
 /** A header viewing `hb` (borrowed from it). */
 SPRIG_API sprig_header sprig_header_of(const sprig_header_buf *hb);
 
+/* ---- structured error detail (sprig_error_info) ------------------------ */
+
+/** What a failure is about: which fields of sprig_error_detail name it. */
+typedef enum sprig_error_kind {
+    SPRIG_ERROR_KIND_NONE = 0,   /**< no structured detail (sprig_errmsg()) */
+    SPRIG_ERROR_KIND_DOCUMENT,   /**< database, collection, id; header for
+                                      a conflict (the stored document)     */
+    SPRIG_ERROR_KIND_DATABASE,   /**< database (and schema when known)     */
+    SPRIG_ERROR_KIND_COLLECTION, /**< database, collection, schema: the
+                                      collection is not in the schema     */
+    SPRIG_ERROR_KIND_VIEW,       /**< database, collection, view; for a
+                                      unique violation also key (the view
+                                      key), id (the document written) and
+                                      header (the one already holding key) */
+    SPRIG_ERROR_KIND_SCHEMA,     /**< schema                               */
+    SPRIG_ERROR_KIND_KEY         /**< database, ns, key (key-value store)  */
+} sprig_error_kind;
+
+/**
+ * The structured detail of the last failure on the calling thread, the same
+ * whichever placement (local, ws://, wss://) answered.  Strings are "" and
+ * bytes empty when they are not involved.  (The type cannot be named after
+ * the function: C gives both one name space.)
+ */
+typedef struct sprig_error_detail {
+    int code;              /**< the failure's code (0: none recorded) */
+    sprig_error_kind kind; /**< what it is about */
+    const char *database, *schema, *collection, *view;
+    const char *ns;      /**< key-value namespace ("" is also the default) */
+    sprig_bytes key;     /**< KEY: the key-value key; VIEW: the view key */
+    sprig_bytes id;      /**< DOCUMENT, VIEW: the id of the document written
+                              or asked for */
+    bool has_header;     /**< `header` holds an existing document's header */
+    sprig_header header; /**< conflict: the stored header; unique violation:
+                              the document already emitting `key` */
+} sprig_error_detail;
+
+/**
+ * The structured detail of the last failure on the calling thread (never
+ * NULL).  Like sprig_errmsg(): thread-local, meaningful only right after a
+ * call returned a negative code (compare `code` with it), and valid (with
+ * everything it points at) until the next Sprig call on this thread.  Copy
+ * the header with sprig_header_copy() to keep it.  Example:
+ *
+ *   if (sprig_get(db, "users", id, &doc) == SPRIG_ENOTFOUND) {
+ *       const sprig_error_detail *e = sprig_error_info();
+ *       if (e->kind == SPRIG_ERROR_KIND_DATABASE) ...  // the database went
+ *       else ...                                       // the document
+ *   }
+ */
+SPRIG_API const sprig_error_detail *sprig_error_info(void);
+
+/** The name of an error kind ("document", "database", ...; "none"). */
+SPRIG_API const char *sprig_error_kind_name(sprig_error_kind kind);
+
 typedef struct sprig_doc sprig_doc;
 /** The document's header, borrowed from the document. */
 SPRIG_API sprig_header sprig_doc_header(const sprig_doc *doc);
@@ -1307,6 +1365,138 @@ SPRIG_API const sprig_value *sprig_kv_list_value(const sprig_kv_list *l,
 /** Expiration of key i in ms since the epoch; 0: none (or past the end). */
 SPRIG_API uint64_t sprig_kv_list_expire_at(const sprig_kv_list *l, size_t i);
 SPRIG_API void sprig_kv_list_free(sprig_kv_list *l);
+
+/* ======================================================================
+ * Conveniences (issue 14 part 2)
+ *
+ * Everyday helpers over the functions above, each working the same on
+ * every placement (they are written over the public API): a
+ * read-modify-write loop, a lookup by the key of a unique view, typed
+ * key-value reads and reduce results, u64 ids without scratch arrays,
+ * header copies and bulk inserts.  docs/api.md shows each in use.
+ * ====================================================================== */
+
+/**
+ * The bytes of u64 id `n` (sprig_key_u64), in a compound literal that
+ * lives until the end of the enclosing block: pass it straight to a call,
+ * no scratch array needed.  C only (C++ has no compound literals).
+ *   sprig_get(db, "msgs", SPRIG_ID_U64(7), &doc);
+ */
+#define SPRIG_ID_U64(n) sprig_id_u64((n), (uint8_t[8]){0})
+
+/** The u64 id of a header / document (the inverse of SPRIG_ID_U64).
+ *  Errors: SPRIG_EINVAL (NULL, or an id that is not 8 bytes). */
+SPRIG_API int sprig_header_id_u64(const sprig_header *h, uint64_t *out);
+SPRIG_API int sprig_doc_id_u64(const sprig_doc *doc, uint64_t *out);
+
+/**
+ * Copy a borrowed header (from a document, a list, a result) into the
+ * caller's owned `out`, so it outlives what it was borrowed from.
+ * Errors: SPRIG_EINVAL (NULL), SPRIG_ETOOBIG (id over SPRIG_ID_MAX).
+ */
+SPRIG_API int sprig_header_copy(const sprig_header *h, sprig_header_buf *out);
+
+/**
+ * What sprig_modify() calls: `current` is the document as stored (borrowed
+ * for the call), `contents` an empty buffer owned by sprig_modify() into
+ * which the function writes the new contents.  Return 0 to write them,
+ * a positive number to leave the document as it is (sprig_modify() then
+ * succeeds without writing), or a negative code to stop: sprig_modify()
+ * returns it.  The function may be called several times (once per
+ * attempt), each time with the document as it is then, so it must not
+ * have effects that cannot be repeated.  It runs on the calling thread
+ * and may call Sprig (no lock is held).
+ */
+typedef int (*sprig_modify_fn)(const sprig_doc *current, sprig_buf *contents,
+                               void *udata);
+
+/**
+ * Read-modify-write document `id` of `collection`: read it, let `fn` make
+ * its new contents, and update it if its revision is still the one read;
+ * when another writer changed it in between (SPRIG_ECONFLICT), start over
+ * with the new revision, at most `max_attempts` times in all (0: 16).
+ * `out` (may be NULL) receives the header written (or, when `fn` left the
+ * document as it is, the header read).
+ * Threads: any.  Errors: SPRIG_ECONFLICT when every attempt conflicted
+ * (sprig_error_info() names the document and its last stored header),
+ * SPRIG_EINVAL (NULL fn), a negative code returned by `fn`, and those of
+ * sprig_get() and sprig_update() (SPRIG_ENOTFOUND when the document is
+ * missing or is deleted meanwhile).
+ */
+SPRIG_API int sprig_modify(sprig_db *db, const char *collection, sprig_bytes id,
+                           unsigned max_attempts, sprig_modify_fn fn,
+                           void *udata, sprig_header_buf *out);
+
+/**
+ * The named-collection lookup: the document of `collection` whose view
+ * `view` emits `key` (an encoded view key), in one call (one round trip
+ * remotely), as a copy owned by the caller (sprig_doc_free()).  Meant for
+ * unique views, where at most one document emits a key; for other views it
+ * answers the first in id order.  The view is brought up to date first.
+ * Errors: SPRIG_ENOTFOUND (no document emits the key; sprig_error_info()
+ * is of kind VIEW with the key), and those of sprig_view_query_with_docs().
+ */
+SPRIG_API int sprig_get_by_key(sprig_db *db, const char *collection,
+                               const char *view, sprig_bytes key,
+                               sprig_doc **out);
+
+/** As sprig_get_by_key(), the key given as JSON and encoded as a
+ *  declarative view's (sprig_key_from_json()): e.g. "\"ann@x.org\"". */
+SPRIG_API int sprig_get_by_json_key(sprig_db *db, const char *collection,
+                                    const char *view, const char *json_key,
+                                    sprig_doc **out);
+
+/**
+ * Bulk insert: `n` documents (contents[i]) into `collection` in one
+ * transaction -- all or none.  `ids` NULL pushes u64 ids for every one;
+ * otherwise ids[i] names document i, and an empty entry ({NULL, 0}) pushes
+ * an id for it.  `*out` (may be NULL) receives the n new headers in order,
+ * owned by the caller (sprig_header_list_free()).
+ * Errors: SPRIG_EINVAL (n 0, NULL contents), and those of sprig_insert()
+ * and sprig_txn_apply() (sprig_error_info() names the failed document).
+ */
+SPRIG_API int sprig_insert_many(sprig_db *db, const char *collection,
+                                const sprig_bytes *ids,
+                                const sprig_bytes *contents, size_t n,
+                                sprig_header_list **out);
+
+/**
+ * Typed key-value reads: the number under (ns, key).  The integer readers
+ * take an i64 or a u64 value alike when it fits (else SPRIG_ERANGE); the
+ * f64 reader takes only f64 values; the bytes reader replaces `out`'s
+ * contents.  A value of another kind fails with SPRIG_EINVAL, whose detail
+ * names the stored kind ("key 'hits' holds bytes, not an integer") and
+ * whose sprig_error_info() is of kind KEY.  On failure `*out` is 0 (the
+ * buffer empty).  Errors: those of sprig_kv_get().
+ */
+SPRIG_API int sprig_kv_get_i64(sprig_db *db, const char *ns, const char *key,
+                               int64_t *out);
+SPRIG_API int sprig_kv_get_u64(sprig_db *db, const char *ns, const char *key,
+                               uint64_t *out);
+SPRIG_API int sprig_kv_get_f64(sprig_db *db, const char *ns, const char *key,
+                               double *out);
+SPRIG_API int sprig_kv_get_bytes(sprig_db *db, const char *ns, const char *key,
+                                 sprig_buf *out);
+
+/**
+ * A typed value from the JSON text of a built-in reduce ("42", "-1.5",
+ * "null"): an integer gives SPRIG_VALUE_I64 (SPRIG_VALUE_U64 above
+ * INT64_MAX), a number with a fraction or exponent SPRIG_VALUE_F64, null
+ * SPRIG_VALUE_NONE.  Use it on the values of sprig_view_reduce_grouped().
+ * Nothing to clear.  Errors: SPRIG_EINVAL (anything else), SPRIG_ERANGE.
+ */
+SPRIG_API int sprig_value_from_json(sprig_bytes json, sprig_value *out);
+
+/**
+ * sprig_view_reduce() of a view with a built-in reduce, as a typed value
+ * (sprig_value_from_json()): COUNT a non-negative I64, SUM an I64 (exact
+ * integers) or an F64, MIN and MAX the extreme number or, over no numbers,
+ * SPRIG_VALUE_NONE.  Nothing to clear.  Errors: those of
+ * sprig_view_reduce(), SPRIG_EINVAL for a C reduce whose output is not a
+ * JSON number.
+ */
+SPRIG_API int sprig_view_reduce_value(sprig_db *db, const sprig_view_query *q,
+                                      sprig_value *out);
 
 /* ======================================================================
  * PubSub (F7)

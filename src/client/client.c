@@ -335,14 +335,24 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
         rc = wait_call(c, &call);
         pthread_mutex_unlock(&c->lock);
     }
-    bool decode = rc == 0 || (api->resp_on_error && call.done &&
-                              call.answer.len && call.rc == rc);
+    bool failed_here = rc && call.done && call.rc == rc; /* an error frame */
+    sprig__errsave saved;
+    bool has_resp = false;
+    if (failed_here) {
+        sprig__err_save(&saved);
+        if (sprig__detail_errinfo(sprig_buf_bytes(&call.answer), &saved.info,
+                                  &has_resp) != 0) {
+            memset(&saved.info, 0, sizeof saved.info); /* no usable detail */
+        }
+    }
+    bool decode = rc == 0 || (api->resp_on_error && failed_here && has_resp);
     if (decode && call.answer.len) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", sprig_errmsg());
         int drc = sprig__api_decode(sprig_buf_bytes(&call.answer), api->resp,
                                     api->n_resp, resp);
-        rc = rc ? sprig__err(rc, "%s", msg) : drc;
+        rc = rc ? rc : drc;
+    }
+    if (failed_here) {
+        sprig__err_load(rc, &saved);
     }
     sprig_buf_free(&call.frame);
     sprig_buf_free(&call.answer);

@@ -131,6 +131,17 @@ check_contents(sprig_bytes c)
     return SPRIG_OK;
 }
 
+/* A failure about something named gets the names of the call (database,
+ * collection, id) that the layer below did not give it. */
+static int
+with_context(int rc, sprig_db *db, const char *coll, const sprig_bytes *id)
+{
+    if (rc < 0 && db) {
+        sprig__errinfo_context(db->ops->name(db), coll, id);
+    }
+    return rc;
+}
+
 /* Apply a single operation; fill `out` with its header, or on a conflict
  * with the stored header. */
 static int
@@ -141,6 +152,7 @@ apply_one(sprig_db *db, const sprig__op *op, sprig_header_buf *out)
     sprig_txn_result res;
     sprig__txn_result_init(&res, &hb, 1);
     int rc = db->ops->apply(db, &t, &res);
+    with_context(rc, db, op->collection, op->has_id ? &op->id : NULL);
     if (out) {
         if (rc == 0) {
             *out = hb;
@@ -221,7 +233,8 @@ sprig_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
     *out = NULL;
     int rc = check_coll(db, coll);
     rc = rc ? rc : check_id(id);
-    return rc ? rc : db->ops->get(db, coll, id, out);
+    return rc ? rc
+              : with_context(db->ops->get(db, coll, id, out), db, coll, &id);
 }
 
 int
@@ -235,7 +248,9 @@ sprig_get_multiple(sprig_db *db, const char *coll, const sprig_bytes *ids,
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = check_id(ids[i]);
     }
-    return rc ? rc : db->ops->get_multiple(db, coll, ids, n, out);
+    return rc ? rc
+              : with_context(db->ops->get_multiple(db, coll, ids, n, out), db,
+                             coll, NULL);
 }
 
 static int
@@ -266,7 +281,10 @@ sprig_list(sprig_db *db, const char *coll, const sprig_range *r,
     *out = NULL;
     int rc = check_coll(db, coll);
     rc = rc ? rc : check_range(r);
-    return rc ? rc : db->ops->list(db, coll, r, order, limit, false, out);
+    return rc ? rc
+              : with_context(
+                    db->ops->list(db, coll, r, order, limit, false, out), db,
+                    coll, NULL);
 }
 
 int
@@ -278,7 +296,10 @@ sprig_list_headers(sprig_db *db, const char *coll, const sprig_range *r,
     int rc = check_coll(db, coll);
     rc = rc ? rc : check_range(r);
     sprig_doc_list *docs = NULL;
-    rc = rc ? rc : db->ops->list(db, coll, r, order, limit, true, &docs);
+    rc =
+        rc ? rc
+           : with_context(db->ops->list(db, coll, r, order, limit, true, &docs),
+                          db, coll, NULL);
     if (rc) {
         return rc;
     }
@@ -306,7 +327,8 @@ sprig_count(sprig_db *db, const char *coll, const sprig_range *r, uint64_t *out)
     *out = 0;
     int rc = check_coll(db, coll);
     rc = rc ? rc : check_range(r);
-    return rc ? rc : db->ops->count(db, coll, r, out);
+    return rc ? rc
+              : with_context(db->ops->count(db, coll, r, out), db, coll, NULL);
 }
 
 int
@@ -323,6 +345,7 @@ sprig_txn_apply(sprig_db *db, const sprig_txn *t, sprig_txn_result **out)
         return SPRIG_ENOMEM;
     }
     int rc = db->ops->apply(db, t, res);
+    with_context(rc, db, NULL, NULL);
     if (out && (rc == 0 || res->failed >= 0)) {
         *out = res;
     } else {

@@ -17,11 +17,69 @@
 #include <stdarg.h>
 #include <string.h>
 
+#define SPRIG_NAME_MAX 64
+
 /* ---- errors ---------------------------------------------------------- */
 
 /** Record `fmt` as this thread's error detail and return `rc`. */
 int sprig__err(int rc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- structured error detail (error.c) ---------------------------------
+ *
+ * sprig__err() records the code and the sentence and clears the structured
+ * detail (kind NONE); a failure about something named then fills it with
+ * the sprig__errinfo_*() setters, right after sprig__err() on the same
+ * thread.  The API layer (api.c) adds what it knows that the engine did not
+ * (sprig__errinfo_context).  sprig__err_save()/_load() carry a failure to
+ * another thread (the writer, a network answer). */
+
+typedef struct sprig__errinfo {
+    int code;
+    int kind; /* sprig_error_kind */
+    char database[SPRIG_NAME_MAX + 1], schema[SPRIG_NAME_MAX + 1];
+    char collection[SPRIG_NAME_MAX + 1], view[SPRIG_NAME_MAX + 1];
+    char ns[SPRIG_KV_KEY_MAX + 1];
+    uint8_t key[SPRIG_KV_KEY_MAX];
+    uint32_t key_len;
+    uint8_t id[SPRIG_ID_MAX];
+    uint32_t id_len;
+    bool has_header;
+    sprig_header_buf header;
+} sprig__errinfo;
+
+/** A failure carried between threads: its sentence and its detail. */
+typedef struct sprig__errsave {
+    char msg[512];
+    sprig__errinfo info;
+} sprig__errsave;
+
+/** Record `fmt` as this thread's error detail, of kind `kind`, and return
+ *  `rc`. */
+int sprig__err_about(int rc, sprig_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/** This thread's structured detail, to read or fill.  Never NULL. */
+sprig__errinfo *sprig__errinfo_get(void);
+/** Set fields of this thread's detail (strings truncated to their room;
+ *  NULL leaves a field as it is). */
+void sprig__errinfo_database(const char *name);
+void sprig__errinfo_schema(const char *name);
+void sprig__errinfo_collection(const char *name);
+void sprig__errinfo_view(const char *name);
+void sprig__errinfo_ns(const char *ns);
+void sprig__errinfo_key(sprig_bytes key);
+void sprig__errinfo_id(sprig_bytes id);
+void sprig__errinfo_header(const sprig_header_buf *h);
+/** When the detail has a kind, fill the fields it leaves empty that the
+ *  kind involves from the call's context (any may be NULL). */
+void sprig__errinfo_context(const char *database, const char *collection,
+                            const sprig_bytes *id);
+/** Copy this thread's failure into `s`, and make it this thread's again
+ *  (returning `rc`, which becomes the recorded code). */
+void sprig__err_save(sprig__errsave *s);
+int sprig__err_load(int rc, const sprig__errsave *s);
+/** Replace this thread's structured detail with `info` (message kept). */
+void sprig__errinfo_set(const sprig__errinfo *info);
 
 /* ---- allocation gateway ---------------------------------------------- */
 
@@ -95,8 +153,6 @@ int sprig__rd_u8(sprig__rd *r, uint8_t *v);
 int sprig__rd_bytes(sprig__rd *r, size_t n, const uint8_t **p);
 
 /* ---- names and schemas ----------------------------------------------- */
-
-#define SPRIG_NAME_MAX 64
 
 /** Check a database name; SPRIG_EINVAL with a detail naming `what`. */
 int sprig__check_db_name(const char *name);

@@ -298,8 +298,11 @@ sprig_kv_get(sprig_db *db, const char *ns, const char *key, bool and_delete,
 {
     no_value(out);
     int rc = check_key(db, ns, key);
-    return rc ? rc
-              : db->ops->kv_get(db, ns_or_default(ns), key, and_delete, out);
+    rc = rc ? rc : db->ops->kv_get(db, ns_or_default(ns), key, and_delete, out);
+    if (rc < 0 && db) {
+        sprig__errinfo_context(db->ops->name(db), NULL, NULL);
+    }
+    return rc;
 }
 
 static int

@@ -121,6 +121,16 @@ unsupported(void)
     return sprig__err(SPRIG_EINVAL, "this handle does not support views");
 }
 
+/* Name the database (and the query's collection) in a failure's detail. */
+static int
+ctx(int rc, sprig_db *db, const sprig_view_query *q)
+{
+    if (rc < 0 && db && q) {
+        sprig__errinfo_context(db->ops->name(db), q->collection, NULL);
+    }
+    return rc;
+}
+
 static int
 query(sprig_db *db, const sprig_view_query *q, bool docs,
       sprig_mapping_list **out)
@@ -131,7 +141,7 @@ query(sprig_db *db, const sprig_view_query *q, bool docs,
     if (rc == 0 && !db->ops->view_query) {
         rc = unsupported();
     }
-    return rc ? rc : db->ops->view_query(db, q, docs, out);
+    return rc ? rc : ctx(db->ops->view_query(db, q, docs, out), db, q);
 }
 
 int
@@ -157,7 +167,7 @@ sprig_view_reduce(sprig_db *db, const sprig_view_query *q, sprig_buf *out)
     if (rc == 0 && !db->ops->view_reduce) {
         rc = unsupported();
     }
-    return rc ? rc : db->ops->view_reduce(db, q, out);
+    return rc ? rc : ctx(db->ops->view_reduce(db, q, out), db, q);
 }
 
 int
@@ -170,7 +180,7 @@ sprig_view_reduce_grouped(sprig_db *db, const sprig_view_query *q,
     if (rc == 0 && !db->ops->view_reduce_grouped) {
         rc = unsupported();
     }
-    return rc ? rc : db->ops->view_reduce_grouped(db, q, out);
+    return rc ? rc : ctx(db->ops->view_reduce_grouped(db, q, out), db, q);
 }
 
 int
@@ -185,7 +195,7 @@ sprig_view_delete_docs(sprig_db *db, const sprig_view_query *q,
         rc = unsupported();
     }
     uint64_t n = 0;
-    rc = rc ? rc : db->ops->view_delete_docs(db, q, &n);
+    rc = rc ? rc : ctx(db->ops->view_delete_docs(db, q, &n), db, q);
     if (rc == 0 && deleted) {
         *deleted = n;
     }

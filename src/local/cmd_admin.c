@@ -91,7 +91,10 @@ delete_db(MDB_txn *txn, sprig__lstorage *st, const sprig__cmd *c,
     sprig__reg_entry e;
     int mrc = mdb_get(txn, st->reg_dbs, &k, &v);
     if (mrc == MDB_NOTFOUND) {
-        return sprig__err(SPRIG_ENOTFOUND, "no database named '%s'", c->name);
+        int rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE,
+                                  "no database named '%s'", c->name);
+        sprig__errinfo_database(c->name);
+        return rc;
     }
     int rc = mrc ? sprig__mdb_err(mrc, "reading the registry")
                  : sprig__reg_decode(c->name, &v, &e);

@@ -162,8 +162,7 @@ run_apply(MDB_txn *txn, void *arg)
 {
     run_arg *r = arg;
     if (atomic_load(&r->ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          r->ldb->name);
+        return sprig__ldb_gone(r->ldb);
     }
     return sprig__cmd_apply(r->ldb, txn, r->cmd, &r->cmd->out);
 }
@@ -194,8 +193,7 @@ int
 sprig__ldb_run(sprig__ldb *ldb, sprig__cmd *cmd)
 {
     if (atomic_load(&ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          ldb->name);
+        return sprig__ldb_gone(ldb);
     }
     run_arg r;
     run_init(&r, ldb, cmd);

@@ -228,8 +228,22 @@ sprig__ldb_coll(sprig__ldb *ldb, const char *name, sprig__coll **out)
         }
     }
     *out = NULL;
-    return sprig__err(SPRIG_ESCHEMA, "collection '%s' is not in schema '%s'",
-                      name, ldb->schema->name);
+    int rc = sprig__err_about(SPRIG_ESCHEMA, SPRIG_ERROR_KIND_COLLECTION,
+                              "collection '%s' is not in schema '%s'", name,
+                              ldb->schema->name);
+    sprig__errinfo_collection(name);
+    sprig__errinfo_schema(ldb->schema->name);
+    sprig__errinfo_database(ldb->name);
+    return rc;
+}
+
+int
+sprig__ldb_gone(const sprig__ldb *ldb)
+{
+    int rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE,
+                              "database '%s' was deleted", ldb->name);
+    sprig__errinfo_database(ldb->name);
+    return rc;
 }
 
 /* ---- handle operations ------------------------------------------------ */
@@ -259,8 +273,7 @@ static int
 read_begin(sprig__ldb *ldb, const char *coll, sprig__coll **c, MDB_txn **txn)
 {
     if (atomic_load(&ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          ldb->name);
+        return sprig__ldb_gone(ldb);
     }
     int rc = coll ? sprig__ldb_coll(ldb, coll, c) : 0;
     return rc ? rc : sprig__env_read_begin(ldb->env, txn);
@@ -301,10 +314,11 @@ h_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
     MDB_val k = {id.len, (void *)id.data}, v;
     int mrc = mdb_get(txn, c->dbi, &k, &v);
     if (mrc == MDB_NOTFOUND) {
-        rc = sprig__err(SPRIG_ENOTFOUND,
-                        "no such document in collection "
-                        "'%s'",
-                        coll);
+        rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DOCUMENT,
+                              "no such document in collection '%s'", coll);
+        sprig__errinfo_collection(coll);
+        sprig__errinfo_id(id);
+        sprig__errinfo_database(ldb->name);
     } else if (mrc) {
         rc = sprig__mdb_err(mrc, "reading a document");
     } else {

@@ -264,15 +264,21 @@ expected_matches(const sprig__op *op, const stored *s)
 }
 
 static int
-conflict(apply_ctx *a, const sprig_header_buf *hb, const stored *s,
-         const char *why)
+conflict(apply_ctx *a, const char *cname, const sprig_header_buf *hb,
+         const stored *s, const char *why)
 {
     a->res->has_conflict = true;
     a->res->conflict = *hb;
     a->res->conflict.revision = s->rev;
     memcpy(a->res->conflict.hash, s->hash, 16);
-    return sprig__err(SPRIG_ECONFLICT, "%s (stored revision %llu)", why,
-                      (unsigned long long)s->rev);
+    int rc = sprig__err_about(SPRIG_ECONFLICT, SPRIG_ERROR_KIND_DOCUMENT,
+                              "%s (stored revision %llu)", why,
+                              (unsigned long long)s->rev);
+    sprig__errinfo_id((sprig_bytes){hb->id, hb->id_len});
+    sprig__errinfo_header(&a->res->conflict);
+    sprig__errinfo_collection(cname);
+    sprig__errinfo_database(a->ldb->name);
+    return rc;
 }
 
 static void
@@ -367,17 +373,20 @@ apply_op(MDB_txn *txn, apply_ctx *a, size_t i)
         return rc;
     }
     if (op->kind == SPRIG__OP_INSERT && s.found) {
-        return conflict(a, hb, &s, "document already exists");
+        return conflict(a, cname, hb, &s, "document already exists");
     }
     if (op->kind != SPRIG__OP_INSERT && op->kind != SPRIG__OP_OVERWRITE) {
         if (!s.found) {
-            return sprig__err(SPRIG_ENOTFOUND,
-                              "no such document in "
-                              "collection '%s'",
-                              cname);
+            rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DOCUMENT,
+                                  "no such document in collection '%s'", cname);
+            sprig__errinfo_collection(cname);
+            sprig__errinfo_id((sprig_bytes){hb->id, hb->id_len});
+            sprig__errinfo_database(a->ldb->name);
+            return rc;
         }
         if (op->has_expected && !expected_matches(op, &s)) {
-            return conflict(a, hb, &s, "document revision does not match");
+            return conflict(a, cname, hb, &s,
+                            "document revision does not match");
         }
     }
     switch (op->kind) {
@@ -508,8 +517,7 @@ int
 sprig__docs_apply(sprig__ldb *ldb, const sprig_txn *t, sprig_txn_result *res)
 {
     if (atomic_load(&ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          ldb->name);
+        return sprig__ldb_gone(ldb);
     }
     int rc = 0;
     for (size_t i = 0; i < t->n && rc == 0; i++) { /* fail early, here */

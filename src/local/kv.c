@@ -101,8 +101,7 @@ sprig__kv_of(sprig_db *db, sprig__kv **out)
 {
     sprig__ldb *ldb = sprig__db_ldb(db);
     if (atomic_load(&ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          ldb->name);
+        return sprig__ldb_gone(ldb);
     }
     *out = ldb->kv;
     return SPRIG_OK;
@@ -547,8 +546,10 @@ sprig__kv_op_get(sprig_db *db, const char *ns, const char *key, bool and_delete,
     c.want_value = out != NULL;
     rc = sprig__ldb_run(sprig__db_ldb(db), &c);
     if (rc == 0 && !c.out.found) {
-        rc = sprig__err(SPRIG_ENOTFOUND, "no key '%s' in namespace '%s'", key,
-                        ns);
+        rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_KEY,
+                              "no key '%s' in namespace '%s'", key, ns);
+        sprig__errinfo_ns(ns);
+        sprig__errinfo_key(sprig_str(key));
     }
     if (rc == 0 && out) {
         give_value(&c, out);
@@ -619,8 +620,11 @@ sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
     sprig_buf scratch = {0};
     rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
     if (rc == SPRIG_ENOTFOUND) {
-        rc = sprig__err(SPRIG_ENOTFOUND, "no key '%s' in namespace '%s'", name,
-                        (const char *)key->b);
+        rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_KEY,
+                              "no key '%s' in namespace '%s'", name,
+                              (const char *)key->b);
+        sprig__errinfo_ns((const char *)key->b);
+        sprig__errinfo_key(sprig_str(name));
     } else if (rc == 0 && out) {
         rc = sprig__value_set(out, r.kind, r.payload, r.bits);
     }

@@ -282,8 +282,9 @@ typedef struct sprig__wreq {
     int rc;
     bool finished; /* synchronous requests: answered */
     struct sprig__wreq *next;
-    pthread_t thread; /* who asked (for gathering) */
-    char msg[256];    /* the failure detail, carried to the caller's thread */
+    pthread_t thread;   /* who asked (for gathering) */
+    sprig__errsave err; /* the failure detail, carried to the caller's
+                           thread */
 } sprig__wreq;
 
 /** Internal code: LMDB's map is full; the writer grows it and retries. */
@@ -409,6 +410,9 @@ int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
 void sprig__ldb_free(sprig__ldb *ldb);
 /** The collection named `name`, or SPRIG_ESCHEMA. */
 int sprig__ldb_coll(sprig__ldb *ldb, const char *name, sprig__coll **out);
+/** Record "database deleted" (SPRIG_ENOTFOUND, kind DATABASE) and return
+ *  the code. */
+int sprig__ldb_gone(const sprig__ldb *ldb);
 /** Whether the database behind a local handle was deleted (its handle can
  *  do nothing more).  For caches of handles, such as the server's. */
 bool sprig__db_dropped(const sprig_db *db);

@@ -315,8 +315,7 @@ sprig__pubsub_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
 {
     sprig__ldb *ldb = sprig__db_ldb(db);
     if (atomic_load(&ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          ldb->name);
+        return sprig__ldb_gone(ldb);
     }
     sprig__hub *h = ldb->hub;
     int rc = SPRIG_OK;
@@ -537,8 +536,7 @@ sprig__pubsub_subscriber_new(sprig_db *db, sprig_subscriber **out)
 {
     sprig__ldb *ldb = sprig__db_ldb(db);
     if (atomic_load(&ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          ldb->name);
+        return sprig__ldb_gone(ldb);
     }
     lsub *s = sprig__calloc(1, sizeof *s);
     if (!s) {

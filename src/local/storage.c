@@ -90,7 +90,9 @@ reg_get(sprig__lstorage *st, const char *name, reg_entry *e)
     MDB_val k = {strlen(name), (void *)name}, v;
     int mrc = mdb_get(txn, st->reg_dbs, &k, &v);
     if (mrc == MDB_NOTFOUND) {
-        rc = sprig__err(SPRIG_ENOTFOUND, "no database named '%s'", name);
+        rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE,
+                              "no database named '%s'", name);
+        sprig__errinfo_database(name);
     } else {
         rc = mrc ? sprig__mdb_err(mrc, "reading the registry")
                  : sprig__reg_decode(name, &v, e);
@@ -411,11 +413,16 @@ check_new(sprig__lstorage *st, const char *name, const char *schema,
         return SPRIG_OK;
     }
     if (rc == 0 && !only_if_needed) {
-        rc = sprig__err(SPRIG_EEXIST, "database '%s' exists", name);
+        rc = sprig__err_about(SPRIG_EEXIST, SPRIG_ERROR_KIND_DATABASE,
+                              "database '%s' exists", name);
     } else if (rc == 0 && strcmp(e.schema, schema) != 0) {
-        rc = sprig__err(SPRIG_ESCHEMA,
-                        "database '%s' exists with schema '%s', not '%s'", name,
-                        e.schema, schema);
+        rc = sprig__err_about(SPRIG_ESCHEMA, SPRIG_ERROR_KIND_DATABASE,
+                              "database '%s' exists with schema '%s', not '%s'",
+                              name, e.schema, schema);
+        sprig__errinfo_schema(e.schema);
+    }
+    if (rc) {
+        sprig__errinfo_database(name);
     }
     return rc;
 }
@@ -427,9 +434,13 @@ create_with(sprig__lstorage *st, sprig__cmd *c)
 {
     const sprig_schema_def *def = find_schema(st, c->schema_name);
     uint64_t dir_id = 0;
-    int rc = def ? next_dir_id(st, &dir_id)
-                 : sprig__err(SPRIG_ESCHEMA, "schema '%s' is not registered",
-                              c->schema_name);
+    int rc =
+        def ? next_dir_id(st, &dir_id)
+            : sprig__err_about(SPRIG_ESCHEMA, SPRIG_ERROR_KIND_SCHEMA,
+                               "schema '%s' is not registered", c->schema_name);
+    if (!def) {
+        sprig__errinfo_schema(c->schema_name);
+    }
     char dir[4096];
     sprig__ldb *ldb = NULL;
     db_dir(st, c->name, dir_id, dir, sizeof dir);
@@ -570,10 +581,13 @@ engine(sprig__lstorage *st, const char *name, sprig__ldb **out)
     }
     const sprig_schema_def *def = find_schema(st, e.schema);
     if (!def) {
-        return sprig__err(SPRIG_ESCHEMA,
-                          "database '%s' uses schema '%s', "
-                          "which is not registered",
-                          name, e.schema);
+        rc = sprig__err_about(SPRIG_ESCHEMA, SPRIG_ERROR_KIND_SCHEMA,
+                              "database '%s' uses schema '%s', "
+                              "which is not registered",
+                              name, e.schema);
+        sprig__errinfo_schema(e.schema);
+        sprig__errinfo_database(name);
+        return rc;
     }
     sprig__ldb **p = sprig__realloc(st->open, (st->n_open + 1) * sizeof *p);
     if (!p) {

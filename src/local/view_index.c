@@ -269,6 +269,41 @@ load_pairs(sprig_bytes rec, sprig__vscratch *vs, size_t *n)
 
 /* ---- entries ------------------------------------------------------------ */
 
+/* Record a unique violation: document `id` emits `key`, which the document
+ * `holder` (its id) already emits; the detail carries the holder's header
+ * as this transaction sees it. */
+static int
+unique_violation(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id,
+                 MDB_val *holder)
+{
+    sprig_header_buf hb = {0};
+    MDB_val dv;
+    uint64_t rev = 0;
+    const uint8_t *hash = NULL;
+    sprig_bytes contents;
+    bool have = holder->mv_size <= SPRIG_ID_MAX &&
+                mdb_get(txn, v->coll->dbi, holder, &dv) == 0 &&
+                sprig__doc_parse(&dv, &rev, &hash, &contents) == 0;
+    char kt[120];
+    key_text(key, kt, sizeof kt);
+    int rc = sprig__err_about(SPRIG_EUNIQUE, SPRIG_ERROR_KIND_VIEW,
+                              "view '%s' of collection '%s' is unique and "
+                              "another document already emits key %s",
+                              vname(v), v->coll->name, kt);
+    sprig__errinfo_view(vname(v));
+    sprig__errinfo_collection(v->coll->name);
+    sprig__errinfo_key(key);
+    sprig__errinfo_id(id);
+    if (have) {
+        memcpy(hb.id, holder->mv_data, holder->mv_size);
+        hb.id_len = (uint32_t)holder->mv_size;
+        hb.revision = rev;
+        memcpy(hb.hash, hash, 16);
+        sprig__errinfo_header(&hb);
+    }
+    return rc;
+}
+
 static int
 add_entry(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id)
 {
@@ -276,13 +311,7 @@ add_entry(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id)
     if (v->def->policy == SPRIG_VIEW_UNIQUE) {
         int mrc = mdb_get(txn, v->e, &k, &cur);
         if (mrc == 0) {
-            char kt[120];
-            key_text(key, kt, sizeof kt);
-            return sprig__err(SPRIG_EUNIQUE,
-                              "view '%s' of collection '%s' is "
-                              "unique and another document already "
-                              "emits key %s",
-                              vname(v), v->coll->name, kt);
+            return unique_violation(txn, v, key, id, &cur);
         }
         if (mrc != MDB_NOTFOUND) {
             return sprig__mdb_err(mrc, "reading a view");
@@ -694,10 +723,12 @@ sprig__views_changed(MDB_txn *txn, sprig__ldb *ldb, sprig__coll *c,
     for (size_t k = 0; rc == 0 && k < vw->count[ci]; k++) {
         sprig__view *v = &views[k];
         if (v->codeless && v->def->policy == SPRIG_VIEW_UNIQUE) {
-            rc = sprig__err(SPRIG_ESCHEMA,
-                            "collection '%s' has unique view '%s', whose "
-                            "code is not loaded: writes are refused",
-                            c->name, vname(v));
+            rc = sprig__err_about(SPRIG_ESCHEMA, SPRIG_ERROR_KIND_VIEW,
+                                  "collection '%s' has unique view '%s', whose "
+                                  "code is not loaded: writes are refused",
+                                  c->name, vname(v));
+            sprig__errinfo_view(vname(v));
+            sprig__errinfo_collection(c->name);
         } else if (v->codeless || v->def->policy == SPRIG_VIEW_LAZY) {
             rc = v->codeless ? SPRIG_OK
                              : lazy_key_check(v, contents, &jd, &parsed, vs);

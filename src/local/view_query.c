@@ -533,15 +533,16 @@ resolve(vop *o)
 {
     sprig__ldb *ldb = o->ldb;
     if (atomic_load(&ldb->dropped)) {
-        return sprig__err(SPRIG_ENOTFOUND, "database '%s' was deleted",
-                          ldb->name);
+        return sprig__ldb_gone(ldb);
     }
     int rc = sprig__views_find(ldb, o->q->collection, o->q->view, &o->v);
     if (rc == 0 && o->v->codeless) {
-        rc = sprig__err(SPRIG_ESCHEMA,
-                        "view '%s' of collection '%s' is a C view whose "
-                        "code is not loaded in this program",
-                        o->q->view, o->q->collection);
+        rc = sprig__err_about(SPRIG_ESCHEMA, SPRIG_ERROR_KIND_VIEW,
+                              "view '%s' of collection '%s' is a C view whose "
+                              "code is not loaded in this program",
+                              o->q->view, o->q->collection);
+        sprig__errinfo_view(o->q->view);
+        sprig__errinfo_collection(o->q->collection);
     }
     if (rc == 0 && o->kind != Q_MAPPINGS && !o->v->reduces) {
         rc = sprig__err(SPRIG_EINVAL,

@@ -420,8 +420,12 @@ sprig__views_find(sprig__ldb *ldb, const char *coll, const char *name,
         }
     }
     *out = NULL;
-    return sprig__err(SPRIG_ESCHEMA, "collection '%s' has no view '%s'", coll,
-                      name);
+    rc = sprig__err_about(SPRIG_ESCHEMA, SPRIG_ERROR_KIND_VIEW,
+                          "collection '%s' has no view '%s'", coll, name);
+    sprig__errinfo_collection(coll);
+    sprig__errinfo_view(name);
+    sprig__errinfo_database(ldb->name);
+    return rc;
 }
 
 /* ---- the background indexer ------------------------------------------------

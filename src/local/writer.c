@@ -28,9 +28,9 @@
  * active, and the batch re-applied: callers never see it.
  *
  * Answers.  Errors are recorded in the leader's thread; each request
- * carries its detail text back in `msg`.  Synchronous requests are marked
- * `finished` under the lock; asynchronous ones get their `done` callback
- * after the lock is released (a callback may submit again).
+ * carries its detail (text and structured detail) back in `err`.  Synchronous
+ * requests are marked `finished` under the lock; asynchronous ones get their
+ * `done` callback after the lock is released (a callback may submit again).
  *
  * Lazy requests (`lazy`: the key-value store in lazy persistence mode, and
  * its expiry sweeper) need not be on disk when answered.  A batch made only
@@ -85,7 +85,7 @@ static void
 fail_req(sprig__wreq *r, int rc)
 {
     r->rc = rc;
-    snprintf(r->msg, sizeof r->msg, "%s", sprig_errmsg());
+    sprig__err_save(&r->err);
 }
 
 /* Set `rc` on every request of the batch that has not failed already. */
@@ -325,7 +325,7 @@ enqueue(sprig__writer *w, sprig__wreq *req)
     req->finished = false;
     req->next = NULL;
     req->rc = 0;
-    req->msg[0] = 0;
+    req->err.msg[0] = 0;
     req->thread = pthread_self();
     if (w->tail) {
         w->tail->next = req;
@@ -345,7 +345,7 @@ complete_async(sprig__wreq *list)
     for (sprig__wreq *r = list, *next; r; r = next) {
         next = r->next;
         if (r->rc) {
-            sprig__err(r->rc, "%s", r->msg);
+            sprig__err_load(r->rc, &r->err);
         }
         r->done(r); /* may free r */
     }
@@ -416,7 +416,7 @@ sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
     }
     pthread_mutex_unlock(&w->lock);
     if (req->rc) {
-        sprig__err(req->rc, "%s", req->msg);
+        sprig__err_load(req->rc, &req->err);
     }
     return req->rc;
 }

@@ -354,4 +354,22 @@ int sprig__dec_more(sprig__mp_rd *r, sprig__ftype t, void *p);
 void sprig__free_more(sprig__ftype t, void *p);
 bool sprig__present_more(sprig__ftype t, const void *p);
 
+/* errinfo.c: the structured detail of a failure in an error frame's
+ * detail map (field "error_info"; docs/protocol.md). */
+/** Write `e` as an error_info array. */
+void sprig__errinfo_encode(sprig__mp_wr *w, const sprig__errinfo *e);
+/** Read an error_info array into `e` (zeroed first).  SPRIG_EPROTO. */
+int sprig__errinfo_decode(sprig__mp_rd *r, sprig__errinfo *e);
+/** Build an error frame's detail into `out` (emptied): the map
+ *  `resp_map` (a response map, or empty bytes for none) plus the field
+ *  error_info when `e` has a kind; empty (nil) when there is neither.
+ *  SPRIG_ENOMEM, SPRIG_EPROTO (resp_map is not a map). */
+int sprig__detail_build(sprig_buf *out, sprig_bytes resp_map,
+                        const sprig__errinfo *e);
+/** Read an error frame's detail: `*e` gets its error_info (kind NONE when
+ *  there is none) and `*has_resp` says whether other fields (a response)
+ *  are there.  SPRIG_EPROTO for a malformed map. */
+int sprig__detail_errinfo(sprig_bytes detail, sprig__errinfo *e,
+                          bool *has_resp);
+
 #endif

@@ -211,8 +211,8 @@ utf8_seq(const uint8_t *p, size_t n)
 /* A message is a MessagePack str, so UTF-8: it may quote what a peer sent
  * (an unknown API name, a collection name), so each byte that does not
  * begin a well-formed sequence is written as U+FFFD. */
-static void
-put_utf8(sprig__mp_wr *w, const char *s)
+void
+sprig__mp_str_utf8(sprig__mp_wr *w, const char *s)
 {
     const uint8_t *p = (const uint8_t *)s;
     size_t n = strlen(s), out = 0, k;
@@ -239,7 +239,7 @@ sprig__frame_error(sprig__mp_wr *w, uint32_t id, int code, const char *message,
     sprig__mp_u64(w, SPRIG__FRAME_ERROR);
     sprig__mp_u64(w, id);
     sprig__mp_i64(w, code);
-    put_utf8(w, message);
+    sprig__mp_str_utf8(w, message);
     if (detail.len) {
         sprig__mp_raw(w, detail);
     } else {

@@ -60,6 +60,9 @@ void sprig__frame_request(sprig__mp_wr *w, uint32_t id, const uint64_t *session,
                           const char *api);
 void sprig__frame_response(sprig__mp_wr *w, uint32_t id);
 void sprig__frame_push(sprig__mp_wr *w, const char *api);
+/** Write `s` as a str, each byte that does not begin a well-formed UTF-8
+ *  sequence as U+FFFD (names quoted from a peer stay valid UTF-8). */
+void sprig__mp_str_utf8(sprig__mp_wr *w, const char *s);
 /** A whole error frame; `detail` is a raw MessagePack value or empty. */
 void sprig__frame_error(sprig__mp_wr *w, uint32_t id, int code,
                         const char *message, sprig_bytes detail);

@@ -86,16 +86,18 @@ sprig__request_answer(const sprig__call *c, int rc, const void *resp,
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", sprig_errmsg());
-    sprig_buf detail = {0};
+    sprig__errinfo info = *sprig__errinfo_get();
+    sprig_buf resp_map = {0}, detail = {0};
     if (api->resp_on_error && resp) {
         sprig__mp_wr dw;
-        sprig__mp_wr_init(&dw, &detail);
+        sprig__mp_wr_init(&dw, &resp_map);
         sprig__api_encode(&dw, api->resp, api->n_resp, resp);
-        if (detail.len == 1) {
-            detail.len = 0; /* an empty map: no response to carry (nil) */
-        }
+    }
+    if (sprig__detail_build(&detail, sprig_buf_bytes(&resp_map), &info)) {
+        detail.len = 0; /* out of memory: the code and message still go */
     }
     sprig__error_frame(out, c->id, rc, msg, sprig_buf_bytes(&detail));
+    sprig_buf_free(&resp_map);
     sprig_buf_free(&detail);
 }
 
