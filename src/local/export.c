@@ -404,6 +404,22 @@ bad_line(const im *x, const char *why)
     return sprig__err(SPRIG_ECORRUPT, "%s:%zu: %s", x->path, x->lineno, why);
 }
 
+/* The bytes of base64 text `t` into `out`. */
+static int
+unb64(const im *x, const char *t, sprig_buf *out)
+{
+    size_t n = t ? strlen(t) : 0, got = 0;
+    out->len = 0;
+    int rc =
+        t ? sprig__buf_reserve(out, n + 1) : bad_line(x, "a field is missing");
+    if (rc == 0 && sodium_base642bin(out->data, n + 1, t, n, NULL, &got, NULL,
+                                     sodium_base64_VARIANT_ORIGINAL) != 0) {
+        rc = bad_line(x, "bad base64");
+    }
+    out->len = rc ? 0 : got;
+    return rc;
+}
+
 /* Bytes of field `key` (a string) or `key`_base64 of `o`, into `out`. */
 static int
 get_text(const im *x, json_t *o, const char *key, sprig_buf *out)
@@ -416,18 +432,7 @@ get_text(const im *x, json_t *o, const char *key, sprig_buf *out)
                                 json_string_length(s));
     }
     snprintf(k, sizeof k, "%s_base64", key);
-    s = json_object_get(o, k);
-    const char *t = json_string_value(s);
-    size_t n = t ? strlen(t) : 0, got = 0;
-    int rc = t ? sprig__buf_reserve(out, n + 1)
-               : bad_line(x, "a field is "
-                             "missing");
-    if (rc == 0 && sodium_base642bin(out->data, n + 1, t, n, NULL, &got, NULL,
-                                     sodium_base64_VARIANT_ORIGINAL) != 0) {
-        rc = bad_line(x, "bad base64");
-    }
-    out->len = rc ? 0 : got;
-    return rc;
+    return unb64(x, json_string_value(json_object_get(o, k)), out);
 }
 
 /* The contents of a document line: verbatim after "json": (the line as
@@ -437,7 +442,7 @@ doc_contents(const im *x, json_t *o, const char *line, size_t n, sprig_buf *out)
 {
     json_t *j = json_object_get(o, "json");
     if (!j) {
-        return get_text(x, o, "base64", out);
+        return unb64(x, json_string_value(json_object_get(o, "base64")), out);
     }
     json_t *idonly = json_deep_copy(o);
     json_object_del(idonly, "json");
