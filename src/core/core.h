@@ -417,6 +417,15 @@ typedef struct sprig__storage_status {
     bool kv_writes_lazy;
 } sprig__storage_status;
 
+/** The jobs of sprig_storage_ops.maintain (values travel on the wire). */
+typedef enum sprig__maint_kind {
+    SPRIG__MAINT_BACKUP = 1,
+    SPRIG__MAINT_RESTORE = 2,
+    SPRIG__MAINT_EXPORT = 3,
+    SPRIG__MAINT_IMPORT = 4,
+    SPRIG__MAINT_COMPACT = 5
+} sprig__maint_kind;
+
 typedef struct sprig_storage_ops {
     void (*close)(sprig_storage *st);
     int (*register_schema)(sprig_storage *st, const sprig_schema_def *s);
@@ -429,6 +438,13 @@ typedef struct sprig_storage_ops {
     /* Fill `out` (arrives zeroed); any thread, never blocks.  NULL: the
      * defaults (all false). */
     void (*status)(sprig_storage *st, sprig__storage_status *out);
+    /* Backup, restore, export, import or compaction (the public functions
+     * in sprig.h give each contract; `arg` is the directory, or the
+     * database for a compaction).  Runs where the storage lives: local
+     * (src/local/backup.c, export.c) or in the server (a client's op is a
+     * request).  NULL: SPRIG_EINVAL, "not supported". */
+    int (*maintain)(sprig_storage *st, sprig__maint_kind kind,
+                    const char *arg, sprig_progress_fn cb, void *udata);
 } sprig_storage_ops;
 
 /** Every storage handle starts with this. */

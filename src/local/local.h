@@ -138,6 +138,9 @@ typedef int (*sprig__wal_fn)(void *arg, uint64_t lsn, const uint8_t *p,
 
 /** CRC-32C (Castagnoli) of `n` bytes. */
 uint32_t sprig__crc32c(const void *data, size_t n);
+/** Continue a CRC-32C: sprig__crc32c_update(0, all) equals
+ *  sprig__crc32c(all), and it can be fed in pieces. */
+uint32_t sprig__crc32c_update(uint32_t crc, const void *data, size_t n);
 
 /** Open (creating) the log in `<dbdir>/wal` for a state that has applied
  *  every LSN up to `applied`: scans the segments, keeps the chain of valid
@@ -348,6 +351,14 @@ int sprig__writer_submit(sprig__writer *w, sprig__wreq *req);
  *  request must stay valid until then.  SPRIG_ENOMEM when the writer
  *  thread cannot be started (then `done` is never called). */
 int sprig__writer_submit_async(sprig__writer *w, sprig__wreq *req);
+/** Hold the writer: wait until the batch being led (if any) is answered,
+ *  then let no one lead -- requests queue -- until sprig__writer_resume().
+ *  While held nothing commits on the writer's environment, so snapshots
+ *  taken then on several databases belong to one moment (backup.c).  The
+ *  caller must not itself submit to `w` meanwhile.  Any thread. */
+void sprig__writer_pause(sprig__writer *w);
+/** Let the writer lead again; queued requests are led at once. */
+void sprig__writer_resume(sprig__writer *w);
 
 /* ---- db.c: a database engine ----------------------------------------- */
 
@@ -589,6 +600,25 @@ int sprig__storage_vault(sprig__lstorage *st, sprig__vault **out);
 /** Rotation (rotate.c): re-encrypt every value of database engine `ldb`
  *  sealed under a key other than the current one; *n counts them. */
 int sprig__rotate_ldb(sprig__ldb *ldb, uint64_t *n);
+/** The engine of database `name`, opened if needed (no reference taken).
+ *  Call with st->lock held.  SPRIG_ENOTFOUND, SPRIG_ESCHEMA, storage
+ *  errors. */
+int sprig__storage_engine(sprig__lstorage *st, const char *name,
+                          sprig__ldb **out);
+/** Create a database by CREATE_DB command `c` as sprig_storage_create_
+ *  database does, but call `fill(dir, arg)` first (when not NULL) to put
+ *  files in its new directory before the engine opens it (a restore).
+ *  st->lock held; the name must be free.  A failure after `fill` leaves a
+ *  directory the registry does not name (removed at the next open). */
+int sprig__storage_create_at(sprig__lstorage *st, struct sprig__cmd *c,
+                             int (*fill)(const char *dir, void *arg),
+                             void *arg);
+/** Register the schema whose encoded record is `rec` (as `_admin` stores
+ *  it) by a SCHEMA command.  A schema of that name already registered must
+ *  accept it as a re-registration; a new one is taken as it is, C views
+ *  without their code included (as an open loads it).  st->lock held.
+ *  SPRIG_ECORRUPT, SPRIG_ESCHEMA, storage errors. */
+int sprig__storage_put_schema(sprig__lstorage *st, sprig_bytes rec);
 
 /** Drop one handle's reference on `ldb` (and on the storage). */
 void sprig__storage_release(sprig__lstorage *st, sprig__ldb *ldb,
@@ -601,6 +631,14 @@ int sprig__rmdir_tree(const char *dir);
  *  released by sprig__storage_release(st, ldb, false).  For objects that
  *  keep a database open, like PubSub subscribers. */
 void sprig__storage_retain(sprig__lstorage *st, sprig__ldb *ldb);
+
+/* ---- backup.c, export.c: backup, restore, export, import, compaction -- */
+
+/** sprig_storage_ops.maintain of a local storage (sprig.h gives each
+ *  job's contract). */
+int sprig__storage_maintain(sprig_storage *s, sprig__maint_kind kind,
+                            const char *arg, sprig_progress_fn cb,
+                            void *udata);
 
 /* ---- cmd_admin.c: admin commands on `_admin` -------------------------- */
 

@@ -364,6 +364,28 @@ register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
     return rc;
 }
 
+int
+sprig__storage_put_schema(sprig__lstorage *st, sprig_bytes rec)
+{
+    sprig_schema_def *def;
+    int rc = sprig__schema_decode(rec, &def);
+    if (rc) {
+        return rc;
+    }
+    const sprig_schema_def *old = find_schema(st, def->name);
+    sprig__cmd c = admin_cmd(st, SPRIG__CMD_SCHEMA);
+    c.schema = rec;
+    rc = old ? check_compatible(old, def) : 0;
+    rc = rc ? rc : reserve_schema(st);
+    rc = rc ? rc : sprig__admin_run(st, &c);
+    if (rc == 0) {
+        remember_schema(st, def);
+        def = NULL;
+    }
+    sprig__free(def);
+    return rc;
+}
+
 static int
 l_register_schema(sprig_storage *s, const sprig_schema_def *def)
 {
@@ -432,6 +454,13 @@ check_new(sprig__lstorage *st, const char *name, const char *schema,
 static int
 create_with(sprig__lstorage *st, sprig__cmd *c)
 {
+    return sprig__storage_create_at(st, c, NULL, NULL);
+}
+
+int
+sprig__storage_create_at(sprig__lstorage *st, sprig__cmd *c,
+                         int (*fill)(const char *dir, void *arg), void *arg)
+{
     const sprig_schema_def *def = find_schema(st, c->schema_name);
     uint64_t dir_id = 0;
     int rc =
@@ -444,6 +473,7 @@ create_with(sprig__lstorage *st, sprig__cmd *c)
     char dir[4096];
     sprig__ldb *ldb = NULL;
     db_dir(st, c->name, dir_id, dir, sizeof dir);
+    rc = rc || !fill ? rc : fill(dir, arg);
     rc = rc ? rc : sprig__ldb_open(st, c->name, dir, def, &ldb);
     rc = rc ? rc : sprig__admin_run(st, c);
     if (rc == 0 && c->out.dir_id != dir_id) {
@@ -564,9 +594,14 @@ l_list_databases(sprig_storage *s, sprig_database_list **out)
     return SPRIG_OK;
 }
 
-/* The engine of `name`, opening it if needed.  Call with st->lock held. */
 static int
 engine(sprig__lstorage *st, const char *name, sprig__ldb **out)
+{
+    return sprig__storage_engine(st, name, out);
+}
+
+int
+sprig__storage_engine(sprig__lstorage *st, const char *name, sprig__ldb **out)
 {
     for (size_t i = 0; i < st->n_open; i++) {
         if (strcmp(st->open[i]->name, name) == 0) {
@@ -877,6 +912,7 @@ static const sprig_storage_ops local_storage_ops = {
     .list_schemas = l_list_schemas,
     .database = l_database,
     .status = l_status,
+    .maintain = sprig__storage_maintain,
 };
 
 int

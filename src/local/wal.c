@@ -140,6 +140,12 @@ sprig__crc32c(const void *data, size_t n)
     return ~crc_update(~0u, data, n);
 }
 
+uint32_t
+sprig__crc32c_update(uint32_t crc, const void *data, size_t n)
+{
+    return ~crc_update(~crc, data, n);
+}
+
 static void put_u64le(uint8_t *p, uint64_t v);
 
 /* The CRC of a record: its segment's salt (so records left in a recycled

@@ -475,3 +475,26 @@ sprig__writer_stop(sprig__writer *w)
     w->stop = false;
     pthread_mutex_unlock(&w->lock);
 }
+
+void
+sprig__writer_pause(sprig__writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->leader_active) {
+        pthread_cond_wait(&w->cond, &w->lock);
+    }
+    w->leader_active = true; /* no one else leads until resumed */
+    pthread_mutex_unlock(&w->lock);
+}
+
+void
+sprig__writer_resume(sprig__writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->leader_active = false;
+    pthread_cond_broadcast(&w->cond); /* a synchronous submitter leads */
+    if (w->head && w->thread_running) {
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
