@@ -88,7 +88,10 @@ json_key(vargs *v, int slot, const char *json, const char *what,
 {
     int rc = sprig_key_from_json(json, strlen(json), &v->kbuf[slot]);
     if (rc) {
-        return cli_err(rc, "%s '%s': %s", what, json, sprig_errmsg());
+        return cli_err(rc,
+                       "%s '%s': %s; keys are JSON: quote a string, as in "
+                       "%s '\"%s\"'",
+                       what, json, sprig_errmsg(), what, json);
     }
     *out = sprig_buf_bytes(&v->kbuf[slot]);
     return CLI_CONTINUE;
