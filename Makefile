@@ -1,11 +1,20 @@
 # Sprig's front door.  `make run` and `make test` work on a fresh Debian 12
-# machine as root: both install what is missing (scripts/deps.sh) first.
+# machine as root (with git and make: apt-get install git make): both
+# install what is missing (scripts/deps.sh) first, and so do fuzz,
+# format-check and bench for what they need (scripts/deps.sh TARGET).
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 DATA       ?= ./sprig-data
+PORT       ?= 5646
+QUIC_PORT  ?= 5645
+PREFIX     ?= /usr/local
+
+# The builds below are cmake's makefiles run from this one: without this,
+# each prints "Entering/Leaving directory" around everything it does.
+MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-build bench-net \
@@ -27,13 +36,17 @@ build-asan: deps
 
 # Sprig's main job on an embedded default storage in the working directory:
 # the demo writes a few documents (so there is something to look at), then
-# the server serves ./sprig-data on 127.0.0.1:5646 until Ctrl-C, with the
-# demo schema's declarative view (messages by author).
-run: build
+# the server serves ./sprig-data over WebSockets on 127.0.0.1:$(PORT) and
+# QUIC on 127.0.0.1:$(QUIC_PORT) (make run PORT=N QUIC_PORT=M; defaults
+# 5646 and 5645) until Ctrl-C, with the demo schema's declarative view
+# (messages by author).  Builds the tool alone, not the tests.
+run: deps
+	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target sprig_cli
 	@$(BUILD)/tools/sprig --path $(DATA) demo
 	@echo
 	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
-	    serve --ws 127.0.0.1:5646 --quic 127.0.0.1:5645
+	    serve --ws 127.0.0.1:$(PORT) --quic 127.0.0.1:$(QUIC_PORT)
 
 # The whole suite, in a normal build and in an ASan+UBSan build.
 test: test-normal test-asan
@@ -62,7 +75,7 @@ bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)
 
 bench-build:
-	@sh scripts/deps.sh --bench
+	@sh scripts/deps.sh bench
 	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON -DCMAKE_BUILD_TYPE=Release \
 	    $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -78,7 +91,8 @@ crash-long: build
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZERS      ?= http_upgrade frame request quic key schema_record bstate jview
-fuzz: deps
+fuzz:
+	@sh scripts/deps.sh fuzz
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSPRIG_FUZZ=ON -DSPRIG_SANITIZE=ON \
 	    -DSPRIG_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) \
@@ -92,13 +106,18 @@ fuzz: deps
 	done
 
 format:
+	@sh scripts/deps.sh format
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check:
+	@sh scripts/deps.sh format-check
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
+# Install the library, its header, sprig.pc and the tools under PREFIX
+# (make install PREFIX=$$HOME/.local; default /usr/local).  sprig.pc finds
+# its prefix from where it lies, so it is right under any PREFIX.
 install: build
-	@cmake --install $(BUILD)
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

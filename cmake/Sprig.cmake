@@ -109,3 +109,11 @@ function(sprig_layers_apply)
          CONTENT "$<TARGET_PROPERTY:sprig_${name},INCLUDE_DIRECTORIES>")
   endforeach()
 endfunction()
+
+# ---- install -------------------------------------------------------------
+# sprig.pc finds its prefix from where it is installed (${pcfiledir}), so
+# `cmake --install BUILD --prefix P` (make install PREFIX=P) installs a .pc
+# that is right for P, whatever prefix the build was configured with.
+file(RELATIVE_PATH SPRIG_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig"
+     "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" SPRIG_PC_TO_PREFIX "${SPRIG_PC_TO_PREFIX}")

@@ -1,21 +1,52 @@
 #!/bin/sh
 # Install the Debian packages Sprig needs, and only those missing.
-# Idempotent and quiet when nothing is missing.  The one set-up step.
-#   scripts/deps.sh          build + test dependencies
-#   scripts/deps.sh --bench  also the benchmark peers
+# Idempotent and quiet when nothing is missing; otherwise it says what it
+# installs and shows apt's progress.  The one set-up step, run by each
+# Makefile target for what that target needs:
+#   scripts/deps.sh               build + test (make build, test, run)
+#   scripts/deps.sh bench         also the benchmark peers (make bench)
+#   scripts/deps.sh fuzz          also clang (make fuzz: libFuzzer)
+#   scripts/deps.sh format        clang-format and git (make format)
+#   scripts/deps.sh format-check  the same (make format-check)
+#   scripts/deps.sh --list [T]    print the packages of target T, install
+#                                 nothing
 set -eu
 
-PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev liblz4-dev \
-libjansson-dev libcmocka-dev libmsgpack-dev python3 \
+BUILD_PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev \
+liblz4-dev libjansson-dev libcmocka-dev libmsgpack-dev python3 \
 python3-websockets python3-msgpack \
 libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl \
-libngtcp2-dev libngtcp2-crypto-gnutls-dev"
+libngtcp2-dev libngtcp2-crypto-gnutls-dev libunistring-dev libedit-dev"
+# libunistring-dev: `pkg-config --static sprig` (through gnutls) links
+# -lunistring.  libedit-dev: `sprig shell`'s line editing.
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
 postgresql valgrind libpq-dev tarantool"
+FUZZ_PKGS="clang"
+FORMAT_PKGS="clang-format git"
 
-[ "${1:-}" = "--bench" ] && PKGS="$PKGS $BENCH_PKGS"
+list=0
+if [ "${1:-}" = "--list" ]; then
+    list=1
+    shift
+fi
+target=${1:-build}
+case $target in
+build | test | run | "") PKGS="$BUILD_PKGS" ;;
+bench | --bench) PKGS="$BUILD_PKGS $BENCH_PKGS" ;;
+fuzz) PKGS="$BUILD_PKGS $FUZZ_PKGS" ;;
+format | format-check) PKGS="$FORMAT_PKGS" ;;
+*)
+    echo "deps: unknown target '$target' (build, bench, fuzz, format," \
+        "format-check)" >&2
+    exit 2
+    ;;
+esac
 # SQLite is a benchmark peer; the build uses it when it is there.
-PKGS="$PKGS libsqlite3-dev"
+case $target in format*) ;; *) PKGS="$PKGS libsqlite3-dev" ;; esac
+if [ $list = 1 ]; then
+    echo $PKGS
+    exit 0
+fi
 
 missing=""
 for p in $PKGS; do
@@ -29,8 +60,25 @@ if [ "$(id -u)" != 0 ]; then
     echo "deps: run as root, or: sudo apt-get install$missing" >&2
     exit 1
 fi
-echo "deps: installing$missing"
+n=$(echo $missing | wc -w)
+echo "deps: installing $n Debian package(s) for '$target' with apt-get" \
+    "(with their dependencies; a few minutes on a fresh machine):"
+echo "deps:$missing"
 export DEBIAN_FRONTEND=noninteractive
+echo "deps: apt-get update"
 apt-get update -qq
+status=$(mktemp)
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+{
+    apt-get install -y -q --no-install-recommends $missing 2>&1
+    echo $? >"$status"
+} | grep --line-buffered -E '^(Get:|Setting up|E:)' |
+    sed -u -e 's/^Get:[0-9]* [^ ]* [^ ]* [^ ]* \([^ ]*\) .*/deps: fetching \1/' \
+        -e 's/^Setting up \([^ ]*\) .*/deps: set up \1/' || true
+rc=$(cat "$status")
+rm -f "$status"
+if [ "$rc" != 0 ]; then
+    echo "deps: apt-get install failed (exit $rc)" >&2
+    exit 1
+fi
+echo "deps: done"

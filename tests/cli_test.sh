@@ -37,7 +37,10 @@ run sp
 expect_err "no command" 2 "missing command"
 run sp frob
 expect_err "unknown command" 2 "unknown command 'frob'"
-case $err in *"usage: sprig"*) good ;; *) bad "usage after an error" ;; esac
+nl='
+'
+[ "$err" = "sprig: unknown command 'frob'${nl}sprig: see 'sprig --help'" ] &&
+    good || bad "a usage error: the error and one line pointing to --help"
 run sp --bogus doc list x
 expect_err "unknown global option" 2 "unknown option '--bogus'"
 run sp doc frob

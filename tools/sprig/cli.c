@@ -17,6 +17,29 @@
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* The command being run, as typed ("sprig doc put"), for messages that
+ * point to its --help; cli_dispatch() appends each name it dispatches. */
+static char cmd_path[160] = "sprig";
+
+const char *
+cli_command_path(void)
+{
+    return cmd_path;
+}
+
+void
+cli_reset_command_path(void)
+{
+    snprintf(cmd_path, sizeof cmd_path, "sprig");
+}
+
+static void
+append_command(const char *name)
+{
+    size_t len = strlen(cmd_path);
+    snprintf(cmd_path + len, sizeof cmd_path - len, " %s", name);
+}
+
 int
 cli_usage(const char *usage, const char *fmt, ...)
 {
@@ -24,9 +47,9 @@ cli_usage(const char *usage, const char *fmt, ...)
     va_start(ap, fmt);
     fputs("sprig: ", stderr);
     vfprintf(stderr, fmt, ap);
-    fputs("\n\n", stderr);
     va_end(ap);
-    fputs(usage, stderr);
+    (void)usage;
+    fprintf(stderr, "\nsprig: see '%s --help'\n", cmd_path);
     return CLI_EUSAGE;
 }
 
@@ -123,17 +146,84 @@ cli_take_opt(const cli_opt *opts, int argc, char **argv, int *i,
     return CLI_CONTINUE;
 }
 
+/* Whether `arg` is an option: "-x" or "--x", but not "-" and not a
+ * negative number ("-5", "-1.5"), which no option looks like. */
+static bool
+is_option(const char *arg)
+{
+    return arg[0] == '-' && arg[1] != 0 && !(arg[1] >= '0' && arg[1] <= '9') &&
+           arg[1] != '.';
+}
+
+/* Copy into `out` the name of positional argument number `k` (from 0) of
+ * the synopsis in `usage` (its text up to the first blank line): the
+ * upper-case words and (A | B) groups outside [...] that follow the
+ * command and are not an option's value.  Empty if there is none. */
+static void
+positional_name(const char *usage, int k, char *out, size_t n)
+{
+    const char *end = strstr(usage, "\n\n");
+    end = end ? end : usage + strlen(usage);
+    int depth = 0, found = 0;
+    bool after_opt = false;
+    out[0] = 0;
+    for (const char *p = usage; p < end;) {
+        while (p < end && (*p == ' ' || *p == '\n')) {
+            p++;
+        }
+        const char *w = p;
+        if (depth == 0 && *p == '(') {
+            while (p < end && *p != ')') {
+                p++;
+            }
+            p += p < end;
+        } else {
+            while (p < end && *p != ' ' && *p != '\n') {
+                p++;
+            }
+        }
+        size_t len = (size_t)(p - w);
+        bool upper = len > 0 && ((*w >= 'A' && *w <= 'Z') || *w == '(');
+        if (depth == 0 && upper && !after_opt && found++ == k) {
+            snprintf(out, n, "%.*s", (int)len, w);
+            return;
+        }
+        after_opt = depth == 0 && len > 1 && w[0] == '-';
+        for (const char *q = w; q < p; q++) {
+            depth += *q == '[' ? 1 : *q == ']' ? -1 : 0;
+        }
+    }
+}
+
+/* "missing argument ID" (or "missing arguments COLLECTION ID"). */
+static int
+missing(const char *usage, int have, int min)
+{
+    char names[160] = "", one[64];
+    for (int k = have; k < min; k++) {
+        positional_name(usage, k, one, sizeof one);
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, " %s", one);
+    }
+    bool named = strlen(names) > (size_t)(min - have);
+    return cli_usage(usage, "missing argument%s%s", min - have > 1 ? "s" : "",
+                     named ? names : "");
+}
+
 int
 cli_parse(int argc, char **argv, const cli_opt *opts, const char *usage,
           int min, int max, cli_args *out)
 {
-    bool options = true;
+    bool dashdash = false; /* after "--": positional until `max` */
     out->n = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (options && strcmp(arg, "--") == 0) {
-            options = false;
-        } else if (options && arg[0] == '-' && arg[1] != 0) {
+        if (dashdash && out->n >= max) {
+            dashdash = false;
+        }
+        if (!dashdash && strcmp(arg, "--") == 0) {
+            dashdash = true;
+        } else if (!dashdash && is_option(arg)) {
             int rc = cli_take_opt(opts, argc, argv, &i, usage);
             if (rc != CLI_CONTINUE) {
                 return rc;
@@ -145,8 +235,7 @@ cli_parse(int argc, char **argv, const cli_opt *opts, const char *usage,
         }
     }
     if (out->n < min) {
-        return cli_usage(usage, "missing argument%s",
-                         min - out->n > 1 ? "s" : "");
+        return missing(usage, out->n, min);
     }
     return CLI_CONTINUE;
 }
@@ -164,6 +253,7 @@ cli_dispatch(cli *c, const cli_cmd *cmds, int argc, char **argv,
     }
     for (const cli_cmd *cmd = cmds; cmd->name; cmd++) {
         if (strcmp(cmd->name, argv[0]) == 0) {
+            append_command(cmd->name);
             return cmd->run(c, argc, argv);
         }
     }
@@ -225,6 +315,8 @@ register_schema_file(cli *c)
     sprig_schema_free(s);
     return rc ? cli_fail(rc) : CLI_CONTINUE;
 }
+
+const char cli_default_path[] = "./sprig-data";
 
 const char *
 cli_where(const cli *c)
@@ -298,6 +390,82 @@ vault_options(cli *c, sprig_storage_options *so)
     return CLI_CONTINUE;
 }
 
+const char *
+cli_where_opt(const cli *c)
+{
+    static char buf[4200];
+    snprintf(buf, sizeof buf, "--%s %s", c->url ? "url" : "path", cli_where(c));
+    return buf;
+}
+
+/* ws://HOST and wss://HOST without a port get Sprig's (5646), not 80. */
+static int
+url_with_port(const char *url, char *out, size_t n)
+{
+    const char *auth = strncmp(url, "ws://", 5) == 0    ? url + 5
+                       : strncmp(url, "wss://", 6) == 0 ? url + 6
+                                                        : NULL;
+    size_t len = auth ? strcspn(auth, "/?#") : 0;
+    const char *v6end = auth ? memchr(auth, ']', len) : NULL;
+    const char *from = v6end ? v6end : auth;
+    bool port = auth && memchr(from, ':', len - (size_t)(from - auth));
+    int k = !auth || port || len == 0
+                ? snprintf(out, n, "%s", url)
+                : snprintf(out, n, "%.*s:%d%s", (int)(auth - url + len), url,
+                           CLI_DEFAULT_PORT, auth + len);
+    return k > 0 && (size_t)k < n ? CLI_CONTINUE
+                                  : cli_err(SPRIG_EINVAL, "--url is too long");
+}
+
+/* Global options that contradict each other or do not apply. */
+static int
+check_placement(const cli *c)
+{
+    if (c->url && c->path != cli_default_path) {
+        return cli_usage("", "--path and --url name two storages: give one");
+    }
+    if (c->ca_file && (!c->url || (strncmp(c->url, "wss://", 6) != 0 &&
+                                   strncmp(c->url, "quic://", 7) != 0 &&
+                                   strncmp(c->url, "sprig://", 8) != 0))) {
+        return cli_usage("", "--ca applies to a wss://, quic:// or sprig:// "
+                             "--url only");
+    }
+    if (!*c->dbname || (!c->url && !*c->path)) {
+        return cli_err(SPRIG_EINVAL, "--%s is empty",
+                       *c->dbname ? "path" : "db");
+    }
+    return CLI_CONTINUE;
+}
+
+/* The storage directory is held by another process: say how to reach it
+ * through the server that holds it (`sprig serve` writes its URL into
+ * DIR/serve.url while it runs). */
+static int
+busy(const cli *c)
+{
+    char file[4200], url[256] = "";
+    snprintf(file, sizeof file, "%s/serve.url", c->path);
+    FILE *f = fopen(file, "r");
+    if (f) {
+        if (!fgets(url, sizeof url, f)) {
+            url[0] = 0;
+        }
+        url[strcspn(url, "\r\n")] = 0;
+        fclose(f);
+    }
+    if (*url) {
+        return cli_err(SPRIG_EBUSY,
+                       "storage '%s' is held by the server at %s: reach it "
+                       "through the server with --url %s",
+                       c->path, url, url);
+    }
+    return cli_err(SPRIG_EBUSY,
+                   "storage '%s' is open in another process; if a server "
+                   "(sprig serve, make run) holds it, reach it through the "
+                   "server with --url ws://HOST:PORT (default port %d)",
+                   c->path, CLI_DEFAULT_PORT);
+}
+
 int
 cli_open(cli *c, bool create)
 {
@@ -305,19 +473,21 @@ cli_open(cli *c, bool create)
     if (c->st) {
         return CLI_CONTINUE;
     }
-    if (!*c->dbname || (!c->url && !*c->path)) {
-        return cli_err(SPRIG_EINVAL, "--%s is empty",
-                       *c->dbname ? "path" : "db");
+    int rc = check_placement(c);
+    if (rc != CLI_CONTINUE) {
+        return rc;
     }
-    char file[4200];
-    if (!c->url) {
-        if (!create && stat(c->path, &sb) != 0 && errno == ENOENT) {
-            return cli_err(SPRIG_ENOTFOUND, "no storage at '%s'", c->path);
-        }
-        if ((size_t)snprintf(file, sizeof file, "file:%s", c->path) >=
-            sizeof file) {
-            return cli_err(SPRIG_EINVAL, "--path is too long");
-        }
+    char where[4200];
+    if (c->url) {
+        rc = url_with_port(c->url, where, sizeof where);
+    } else if (!create && stat(c->path, &sb) != 0 && errno == ENOENT) {
+        return cli_err(SPRIG_ENOTFOUND, "no storage at '%s'", c->path);
+    } else if ((size_t)snprintf(where, sizeof where, "file:%s", c->path) >=
+               sizeof where) {
+        return cli_err(SPRIG_EINVAL, "--path is too long");
+    }
+    if (rc != CLI_CONTINUE) {
+        return rc;
     }
     sprig_open_options o;
     sprig_open_options_init(&o);
@@ -326,13 +496,16 @@ cli_open(cli *c, bool create)
         o.pinned_cert_path = NULL; /* --ca SHA256 (QUIC, wss) */
         o.pinned_cert_sha256 = c->ca_file;
     }
-    int rc = vault_options(c, &o.storage);
-    if (rc != CLI_CONTINUE) {
-        return rc;
+    int src = vault_options(c, &o.storage);
+    if (src != CLI_CONTINUE) {
+        return src;
     }
-    rc = sprig_open(c->url ? c->url : file, &o, &c->st);
+    src = sprig_open(where, &o, &c->st);
     explicit_bzero(c->passphrase, sizeof c->passphrase);
-    return rc ? cli_fail(rc) : register_schema_file(c);
+    if (src == SPRIG_EBUSY && !c->url) {
+        return busy(c);
+    }
+    return src ? cli_fail(src) : register_schema_file(c);
 }
 
 void

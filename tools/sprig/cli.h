@@ -76,9 +76,15 @@ typedef struct cli_args {
 
 /* ---- cli.c: parsing, errors, opening ----------------------------------- */
 
-/* Print "sprig: <problem>" and `usage` on stderr; returns CLI_EUSAGE. */
+/* Print "sprig: <problem>" and a line pointing to the command's --help
+ * on stderr; returns CLI_EUSAGE.  `usage` (the command's help text) is
+ * what cli_parse() reads argument names from. */
 int cli_usage(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The command being run as typed so far ("sprig doc put"): cli_dispatch()
+ * appends each name it dispatches to; the shell resets it per line. */
+const char *cli_command_path(void);
+void cli_reset_command_path(void);
 /* Print "sprig: <sprig_strerror(rc)>: <detail>" on stderr; returns the exit
  * status for `rc`. */
 int cli_err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -99,21 +105,31 @@ void cli_set_globals(const cli_opt *globals);
 int cli_take_opt(const cli_opt *opts, int argc, char **argv, int *i,
                  const char *usage);
 /* Parse argv[1..] (argv[0] is the command) into options and between
- * `min` and `max` positional arguments.  "--" ends the options; "-" is a
- * positional argument.  Returns CLI_CONTINUE, or the exit status. */
+ * `min` and `max` positional arguments.  After "--" arguments are
+ * positional until there are `max` of them, then options again (kv set K
+ * -- -5 --type i64); "-" and negative numbers ("-5") are positional.  A
+ * missing argument is named from the synopsis of `usage` (its upper-case
+ * words).  Returns CLI_CONTINUE, or the exit status. */
 int cli_parse(int argc, char **argv, const cli_opt *opts, const char *usage,
               int min, int max, cli_args *out);
 /* Run the command of `cmds` named by argv[0]. */
 int cli_dispatch(cli *c, const cli_cmd *cmds, int argc, char **argv,
                  const char *usage);
 
+/* The default --path; c->path == cli_default_path when none was given. */
+extern const char cli_default_path[];
+/* Sprig's default port, which ws:// and wss:// URLs without one get. */
+#define CLI_DEFAULT_PORT 5646
+
 /* Open the storage with sprig_open(): c->url if given, else the directory
  * c->path (as file:PATH).  Unless `create`, a missing directory is
  * SPRIG_ENOTFOUND rather than a new storage.  Returns CLI_CONTINUE or the
  * exit status (after printing the error). */
 int cli_open(cli *c, bool create);
-/* Where the storage is, for messages: the URL, else the path. */
+/* Where the storage is, for messages: the URL, else the path.  For
+ * commands, "--url URL" or "--path DIR" as they would be typed. */
 const char *cli_where(const cli *c);
+const char *cli_where_opt(const cli *c);
 /* Close what cli_open() and cli_open_coll() opened. */
 void cli_close(cli *c);
 
@@ -184,5 +200,9 @@ int cli_cmd_vault(cli *c, int argc, char **argv);
 int cli_cmd_view(cli *c, int argc, char **argv);
 int cli_cmd_file(cli *c, int argc, char **argv); /* cmd_file.c */
 int cli_cmd_cert(cli *c, int argc, char **argv);
+
+/* cmd_io.c: `doc import` and `doc export` (rows of cmd_doc.c's table). */
+int cli_doc_import(cli *c, int argc, char **argv);
+int cli_doc_export(cli *c, int argc, char **argv);
 
 #endif /* SPRIG_TOOLS_CLI_H */

@@ -7,28 +7,37 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char doc_usage[] =
     "usage: sprig [--path DIR] [--db NAME] doc COMMAND ...\n"
     "\n"
-    "  doc put COLLECTION [--id ID] [--overwrite] (JSON | -)\n"
+    "  doc put COLLECTION [--id ID] [--overwrite] (JSON | @FILE | FILE | -)\n"
+    "  doc update COLLECTION ID (JSON | @FILE | FILE | -) [--revision N]\n"
     "  doc get COLLECTION ID\n"
     "  doc list COLLECTION [--from ID] [--to ID] [--desc] [--limit N]"
     " [--headers]\n"
     "  doc delete COLLECTION ID [--revision N]\n"
     "  doc count COLLECTION\n"
+    "  doc import COLLECTION [FILE | -] [--id-field NAME] [--overwrite]\n"
+    "             [--batch N] [--quiet]   NDJSON or a JSON array, in bulk\n"
+    "  doc export COLLECTION [FILE | -] [--id-field NAME] [--from ID]\n"
+    "             [--to ID] [--quiet]     NDJSON\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
     "collections with natural ids.  Each command takes --help.\n";
 
 static const char put_usage[] =
     "usage: sprig [--path DIR] [--db NAME] doc put COLLECTION [--id ID]\n"
-    "                 [--overwrite] (JSON | -)\n"
+    "                 [--overwrite] (JSON | @FILE | FILE | -)\n"
     "\n"
-    "Insert a document whose contents are JSON given as an argument, or\n"
-    "read from stdin with '-' (put -- before JSON starting with '-').\n"
+    "Insert a document whose contents are JSON given as an argument, read\n"
+    "from FILE (@FILE: always a file; FILE: an argument that is not JSON\n"
+    "and names a file), or from stdin with '-' (put -- before JSON\n"
+    "starting with '-').  Many documents: doc import.\n"
     "Without --id the database pushes the next u64 id (u64-id collections\n"
     "only).  --overwrite replaces document --id whatever its revision\n"
     "(upsert).  Prints the new header {\"id\":..,\"revision\":..}; exit 4\n"
@@ -58,6 +67,16 @@ static const char delete_usage[] =
     "{\"id\":..,\"revision\":..,\"deleted\":true};\n"
     "exit 3 if there is no such document, 4 if its revision is not N.\n";
 
+static const char update_usage[] =
+    "usage: sprig [--path DIR] [--db NAME] doc update COLLECTION ID\n"
+    "                 (JSON | @FILE | FILE | -) [--revision N]\n"
+    "\n"
+    "Replace the contents of document ID (given as for doc put).  With\n"
+    "--revision N only if its stored revision is N, a conditional update:\n"
+    "exit 4 if it is not (the message names the stored one); without it,\n"
+    "whatever revision is stored.  Prints the new header\n"
+    "{\"id\":..,\"revision\":..}; exit 3 if there is no such document.\n";
+
 static const char count_usage[] =
     "usage: sprig [--path DIR] [--db NAME] doc count COLLECTION\n"
     "\n"
@@ -65,39 +84,74 @@ static const char count_usage[] =
 
 /* ---- put --------------------------------------------------------------- */
 
-/* Read all of stdin into `out`, up to SPRIG_CONTENTS_MAX bytes. */
+/* Read all of `f` (named `name` in messages) into `out`, up to
+ * SPRIG_CONTENTS_MAX bytes. */
 static int
-read_stdin(sprig_buf *out)
+read_all(FILE *f, const char *name, sprig_buf *out)
 {
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (out->len + n > SPRIG_CONTENTS_MAX) {
-            return cli_err(SPRIG_ETOOBIG, "contents are over %u bytes",
-                           SPRIG_CONTENTS_MAX);
+            return cli_err(SPRIG_ETOOBIG, "%s: contents are over %u bytes",
+                           name, SPRIG_CONTENTS_MAX);
         }
         if (sprig_buf_append(out, chunk, n) != 0) {
             return cli_fail(SPRIG_ENOMEM);
         }
     }
-    if (ferror(stdin)) {
-        return cli_err(SPRIG_EIO, "cannot read the contents from stdin");
+    if (ferror(f)) {
+        return cli_err(SPRIG_EIO, "cannot read the contents from %s", name);
     }
     return CLI_CONTINUE;
 }
 
-/* The contents named by `arg` (JSON, or "-" for stdin), validated and
- * without insignificant whitespace, into `out`. */
+static int
+read_file(const char *file, sprig_buf *out)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        return cli_err(SPRIG_ENOTFOUND, "cannot open '%s': %s", file,
+                       strerror(errno));
+    }
+    int rc = read_all(f, file, out);
+    fclose(f);
+    return rc;
+}
+
+/* Whether `arg` names a regular file. */
+static bool
+is_file(const char *arg)
+{
+    struct stat sb;
+    return stat(arg, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The raw contents named by `arg`: "-" stdin, "@FILE" a file, JSON, or
+ * (when it is not JSON) the file it names. */
+static int
+read_raw(const char *arg, sprig_buf *raw)
+{
+    if (strcmp(arg, "-") == 0) {
+        return read_all(stdin, "stdin", raw);
+    }
+    if (arg[0] == '@') {
+        return read_file(arg + 1, raw);
+    }
+    if (!cli_json_valid(sprig_str(arg), NULL, 0) && is_file(arg)) {
+        return read_file(arg, raw);
+    }
+    return sprig_buf_append(raw, arg, strlen(arg)) ? cli_fail(SPRIG_ENOMEM)
+                                                   : CLI_CONTINUE;
+}
+
+/* The contents named by `arg` (see read_raw), validated and without
+ * insignificant whitespace, into `out`. */
 static int
 read_contents(const char *arg, sprig_buf *out)
 {
     sprig_buf raw = {0};
-    int rc = CLI_CONTINUE;
-    if (strcmp(arg, "-") == 0) {
-        rc = read_stdin(&raw);
-    } else if (sprig_buf_append(&raw, arg, strlen(arg)) != 0) {
-        rc = cli_fail(SPRIG_ENOMEM);
-    }
+    int rc = read_raw(arg, &raw);
     char why[256];
     if (rc == CLI_CONTINUE &&
         !cli_json_valid(sprig_buf_bytes(&raw), why, sizeof why)) {
@@ -362,9 +416,90 @@ doc_delete(cli *c, int argc, char **argv)
     return src ? cli_fail(src) : print_header(cc.kind, h, ",\"deleted\":true}");
 }
 
+/* ---- update ------------------------------------------------------------ */
+
+/* The stored revision of `id` into h->revision; exit 3 if none. */
+static int
+stored_revision(const cli_coll *cc, const cli_id *id, const char *id_arg,
+                sprig_header *h)
+{
+    sprig_range r = {{SPRIG_INCLUDED, id->bytes}, {SPRIG_INCLUDED, id->bytes}};
+    sprig_header_list *hl;
+    int src = sprig_list_headers(cc->db, cc->name, &r, SPRIG_ASC, 1, &hl);
+    if (src) {
+        return cli_fail(src);
+    }
+    bool found = sprig_header_list_count(hl) > 0;
+    if (found) {
+        h->revision = sprig_header_list_get(hl, 0).revision;
+    }
+    sprig_header_list_free(hl);
+    return found
+               ? CLI_CONTINUE
+               : cli_err(SPRIG_ENOTFOUND, "no document '%s' in collection '%s'",
+                         id_arg, cc->name);
+}
+
+/* Apply the update; a conflict names the stored revision. */
+static int
+update_doc(const cli_coll *cc, const sprig_header *h, sprig_bytes body,
+           const char *id_arg)
+{
+    sprig_header_buf hb;
+    int src = sprig_update(cc->db, cc->name, h, body, &hb);
+    if (src == SPRIG_ECONFLICT) {
+        return cli_err(src,
+                       "document '%s' is at revision %llu, not %llu: read it "
+                       "again (doc get) and retry with --revision %llu",
+                       id_arg,
+                       (unsigned long long)sprig_header_of(&hb).revision,
+                       (unsigned long long)h->revision,
+                       (unsigned long long)sprig_header_of(&hb).revision);
+    }
+    return src ? cli_fail(src)
+               : print_header(cc->kind, sprig_header_of(&hb), "}");
+}
+
+static int
+doc_update(cli *c, int argc, char **argv)
+{
+    cli_args a;
+    cli_coll cc;
+    cli_id id;
+    const char *rev_arg = NULL;
+    const cli_opt opts[] = {{"--revision", &rev_arg, NULL}, {NULL, NULL, NULL}};
+    sprig_header h = {0};
+    int rc = cli_parse(argc, argv, opts, update_usage, 3, 3, &a);
+    if (rc == CLI_CONTINUE && rev_arg &&
+        !cli_parse_uint(rev_arg, UINT64_MAX, &h.revision)) {
+        rc =
+            cli_usage(update_usage, "--revision '%s' is not a number", rev_arg);
+    }
+    rc = rc == CLI_CONTINUE ? cli_open_coll(c, a.pos[0], &cc) : rc;
+    rc = rc == CLI_CONTINUE ? cli_parse_id(&cc, a.pos[1], &id) : rc;
+    sprig_buf contents = {0};
+    rc = rc == CLI_CONTINUE ? read_contents(a.pos[2], &contents) : rc;
+    if (rc == CLI_CONTINUE && !rev_arg) {
+        rc = stored_revision(&cc, &id, a.pos[1], &h);
+    }
+    h.id = id.bytes; /* an all-zero hash: match the revision alone */
+    if (rc == CLI_CONTINUE) {
+        rc = update_doc(&cc, &h, sprig_buf_bytes(&contents), a.pos[1]);
+    }
+    sprig_buf_free(&contents);
+    return rc;
+}
+
 static const cli_cmd doc_cmds[] = {
-    {"put", doc_put},       {"get", doc_get},     {"list", doc_list},
-    {"delete", doc_delete}, {"count", doc_count}, {NULL, NULL},
+    {"put", doc_put},
+    {"get", doc_get},
+    {"list", doc_list},
+    {"delete", doc_delete},
+    {"count", doc_count},
+    {"update", doc_update},
+    {"import", cli_doc_import},
+    {"export", cli_doc_export},
+    {NULL, NULL},
 };
 
 int

@@ -11,10 +11,13 @@
 #include <sprig/server.h>
 
 #include <errno.h>
+#include <netdb.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static const char serve_usage[] =
     "usage: sprig serve [--path DIR] [--ws HOST:PORT] [--quic HOST:PORT]\n"
@@ -29,7 +32,8 @@ static const char serve_usage[] =
     "away).\n"
     "\n"
     "  --ws HOST:PORT     WebSocket address (default 127.0.0.1:5646; port 0\n"
-    "                     picks a free one, printed at start; off: none)\n"
+    "                     picks a free one, printed at start; PORT or :PORT\n"
+    "                     alone listen on 127.0.0.1:PORT; off: none)\n"
     "  --quic HOST:PORT   QUIC (UDP) address (default 127.0.0.1:5645; off:\n"
     "                     none; with --ws HOST:0, a free port).  Without\n"
     "                     --tls-cert, QUIC uses the\n"
@@ -50,7 +54,78 @@ static const char serve_usage[] =
     "\n"
     "With the global --schema FILE, the schema file is registered and the\n"
     "database --db (default \"default\") is created with it if missing, so\n"
-    "clients find it ready.\n";
+    "clients find it ready.\n"
+    "\n"
+    "While it runs, the server writes its URL into DIR/serve.url, so a\n"
+    "command given --path DIR can say where to reach the storage.\n";
+
+/* --ws as given, made HOST:PORT: "19503" and ":19503" are 127.0.0.1's. */
+static int
+listen_address(const char *ws, char *out, size_t n)
+{
+    uint64_t port;
+    const char *p = ws[0] == ':' ? ws + 1 : ws;
+    if (cli_parse_uint(p, 65535, &port)) {
+        snprintf(out, n, "127.0.0.1:%u", (unsigned)port);
+    } else if ((size_t)snprintf(out, n, "%s", ws) >= n) {
+        return cli_usage(serve_usage, "--ws '%s' is too long", ws);
+    }
+    return CLI_CONTINUE;
+}
+
+/* Try to bind HOST:PORT before the storage is opened (and its directory
+ * made), so a port in use fails first, with a hint. */
+static int
+probe_listen(const char *addr)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host ||
+        strcmp(colon + 1, "0") == 0) {
+        return CLI_CONTINUE; /* the server reports what is wrong */
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV},
+                    *ai;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+        return CLI_CONTINUE;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0), one = 1, err = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        err = errno;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    if (err == EADDRINUSE) {
+        return cli_err(SPRIG_EIO,
+                       "listen on %s: address already in use (another "
+                       "server?); choose another port with --ws HOST:PORT, "
+                       "or --ws 0 for a free one",
+                       addr);
+    }
+    return CLI_CONTINUE;
+}
+
+/* DIR/serve.url: where this server is, for `busy` messages (cli.c). */
+static void
+url_file(const cli *c, const char *url)
+{
+    char file[4200];
+    snprintf(file, sizeof file, "%s/serve.url", c->path);
+    if (!url) {
+        unlink(file);
+        return;
+    }
+    FILE *f = fopen(file, "w");
+    if (f) {
+        fprintf(f, "%s\n", url);
+        fclose(f);
+    }
+}
 
 static int
 parse_durability(const char *s, sprig_durability *out)
@@ -102,6 +177,13 @@ announce(const cli *c, sprig_server *srv, const sprig_server_options *o,
     bool tls = o->tls_cert_file != NULL;
     const char *scheme = tls ? "wss" : "ws";
     int port = sprig_server_ws_port(srv), qport = sprig_server_quic_port(srv);
+    char url[64];
+    if (port >= 0) {
+        snprintf(url, sizeof url, "%s://127.0.0.1:%d", scheme, port);
+    } else {
+        snprintf(url, sizeof url, "quic://127.0.0.1:%d", qport);
+    }
+    url_file(c, url);
     printf("Sprig %s serving %s\n", sprig_version(), c->path);
     if (qport >= 0) {
         printf("  listening on quic://127.0.0.1:%d (QUIC, ALPN sprig/1)\n",
@@ -204,6 +286,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
     fprintf(stderr, "sprig: %s: shutting down\n",
             sig == SIGINT ? "interrupted" : "terminated");
     sprig_server_shutdown(srv, 5000);
+    url_file(c, NULL);
     sprig_server_free(srv);
     return CLI_OK;
 }
@@ -262,5 +345,11 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     }
     sprig_kv_persistence kv = {SPRIG_KV_IMMEDIATE, 0, 0};
     rc = parse_kv_persistence(kv_mode, kv_changes, kv_ms, &kv);
+    char addr[300];
+    if (rc == CLI_CONTINUE && o.ws_listen) {
+        rc = listen_address(o.ws_listen, addr, sizeof addr);
+        o.ws_listen = addr;
+    }
+    rc = rc == CLI_CONTINUE && o.ws_listen ? probe_listen(o.ws_listen) : rc;
     return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv, wss);
 }

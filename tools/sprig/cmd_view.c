@@ -18,8 +18,10 @@ static const char view_usage[] =
     "\n"
     "  view query COLLECTION VIEW [--key JSON | --range FROM TO |\n"
     "             --prefix JSON] [--desc] [--limit N] [--docs]\n"
+    "             [--after KEY [--after-id ID]]\n"
     "  view reduce COLLECTION VIEW [--key JSON | --range FROM TO |\n"
     "             --prefix JSON] [--group] [--desc] [--limit N]\n"
+    "             [--after KEY]\n"
     "\n"
     "Keys are JSON: a scalar (\"books\", 3, true) or an array for a tuple\n"
     "key ([\"acme\", \"books\"]).  Each command takes --help.\n";
@@ -28,6 +30,7 @@ static const char query_usage[] =
     "usage: sprig [--path DIR] [--db NAME] [--schema FILE] view query\n"
     "                 COLLECTION VIEW [--key JSON | --range FROM TO |\n"
     "                 --prefix JSON] [--desc] [--limit N] [--docs]\n"
+    "                 [--after KEY [--after-id ID]]\n"
     "\n"
     "Print the mappings of VIEW as a JSON array of\n"
     "{\"key\":..,\"value\":..,\"id\":..,\"revision\":..} (with --docs also\n"
@@ -36,23 +39,30 @@ static const char query_usage[] =
     "--key: mappings with that key; --range: keys from FROM to TO, both\n"
     "included; --prefix: tuple keys starting with the elements of the JSON\n"
     "array (or scalar) given.  A lazy view is brought up to date first.\n"
+    "Paging: --after KEY --after-id ID continues after that mapping (the\n"
+    "last of the previous page: its \"key\" and \"id\"); --after KEY alone\n"
+    "continues after every mapping of KEY.\n"
     "Exit 1 for a C view (its code is not in the CLI) or an unknown view.\n";
 
 static const char reduce_usage[] =
     "usage: sprig [--path DIR] [--db NAME] [--schema FILE] view reduce\n"
     "                 COLLECTION VIEW [--key JSON | --range FROM TO |\n"
     "                 --prefix JSON] [--group] [--desc] [--limit N]\n"
+    "                 [--after KEY]\n"
     "\n"
     "Print the reduced value of the matched mappings as JSON (built-in\n"
     "reduces: count, sum, min, max).  --group prints one\n"
     "{\"key\":..,\"value\":..} per key instead, in key order (--desc:\n"
-    "reversed), at most N keys.  Match options as for view query.  Exit 2\n"
+    "reversed), at most N keys; --after KEY: the keys after KEY (paging\n"
+    "by the last key of the previous page).  Match options as for view\n"
+    "query.  Exit 2\n"
     "if the view has no reduce.\n";
 
 typedef struct vargs {
-    const char *key, *prefix, *from, *to, *limit;
+    const char *key, *prefix, *from, *to, *limit, *after, *after_id;
     bool desc, docs, group;
-    sprig_buf kbuf[3];
+    sprig_buf kbuf[4];
+    cli_id id;
 } vargs;
 
 /* Take "--range FROM TO" out of argv (cli_parse knows one-value options
@@ -88,7 +98,10 @@ json_key(vargs *v, int slot, const char *json, const char *what,
 {
     int rc = sprig_key_from_json(json, strlen(json), &v->kbuf[slot]);
     if (rc) {
-        return cli_err(rc, "%s '%s': %s", what, json, sprig_errmsg());
+        return cli_err(rc,
+                       "%s '%s': %s; keys are JSON: quote a string, as in "
+                       "%s '\"%s\"'",
+                       what, json, sprig_errmsg(), what, json);
     }
     *out = sprig_buf_bytes(&v->kbuf[slot]);
     return CLI_CONTINUE;
@@ -123,6 +136,26 @@ build_match(vargs *v, const char *usage, sprig_view_query *q)
                  ? json_key(v, 2, v->to, "--range TO", &q->match.range.end.key)
                  : rc;
     }
+    return rc;
+}
+
+/* --after KEY [--after-id ID]: continue after that mapping. */
+static int
+build_after(vargs *v, const char *usage, const cli_coll *cc,
+            sprig_view_query *q)
+{
+    if (v->after_id && !v->after) {
+        return cli_usage(usage, "--after-id goes with --after KEY");
+    }
+    if (!v->after) {
+        return CLI_CONTINUE;
+    }
+    int rc = json_key(v, 3, v->after, "--after", &q->after_key);
+    if (rc == CLI_CONTINUE && v->after_id) {
+        rc = cli_parse_id(cc, v->after_id, &v->id);
+        q->after_id = v->id.bytes;
+    }
+    q->has_after = rc == CLI_CONTINUE;
     return rc;
 }
 
@@ -192,13 +225,16 @@ prepare(cli *c, int argc, char **argv, const char *usage, vargs *v,
         cli_coll *cc, sprig_view_query *q)
 {
     cli_args a;
-    const cli_opt opts[] = {{"--key", &v->key, NULL},
-                            {"--prefix", &v->prefix, NULL},
-                            {"--limit", &v->limit, NULL},
-                            {"--desc", NULL, &v->desc},
-                            {usage == query_usage ? "--docs" : "--group", NULL,
-                             usage == query_usage ? &v->docs : &v->group},
-                            {NULL, NULL, NULL}};
+    const cli_opt opts[] = {
+        {"--key", &v->key, NULL},
+        {"--after", &v->after, NULL},
+        {usage == query_usage ? "--after-id" : "", &v->after_id, NULL},
+        {"--prefix", &v->prefix, NULL},
+        {"--limit", &v->limit, NULL},
+        {"--desc", NULL, &v->desc},
+        {usage == query_usage ? "--docs" : "--group", NULL,
+         usage == query_usage ? &v->docs : &v->group},
+        {NULL, NULL, NULL}};
     argc = take_range(argc, argv, v);
     if (argc < 0) {
         return cli_usage(usage, "--range needs FROM and TO");
@@ -209,13 +245,13 @@ prepare(cli *c, int argc, char **argv, const char *usage, vargs *v,
         sprig_view_query_init(q, a.pos[0], a.pos[1]);
         rc = build_match(v, usage, q);
     }
-    return rc;
+    return rc == CLI_CONTINUE ? build_after(v, usage, cc, q) : rc;
 }
 
 static void
 vargs_free(vargs *v)
 {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         sprig_buf_free(&v->kbuf[i]);
     }
 }

@@ -15,7 +15,8 @@
 static const char demo_usage[] =
     "usage: sprig [--path DIR] [--db NAME] demo\n"
     "\n"
-    "A guided tour on the storage at --path (default ./sprig-data): register\n"
+    "A guided tour on the storage at --path (default ./sprig-data) or at\n"
+    "--url: register "
     "schema \"demo\" (collection \"messages\", u64 ids), create the database\n"
     "(default \"default\") if needed, then insert, get, list, update, meet a\n"
     "conflict, apply a transaction and read the transaction log, narrating\n"
@@ -102,7 +103,7 @@ step_setup(demo *d)
     }
     d->db = c->db;
     printf("Sprig %s demo -- storage '%s', database '%s'\n\n", sprig_version(),
-           c->path, c->dbname);
+           cli_where(c), c->dbname);
     printf("1. Schema \"demo\" %s: collection \"%s\", u64 ids.\n"
            "   Database \"%s\" is open; it holds %llu message%s so far.\n\n",
            fits ? "was registered already" : "registered", COLL, c->dbname,
@@ -315,11 +316,16 @@ step_counts(demo *d)
            "Look at the data with:\n",
            (unsigned long long)n, (unsigned long long)last);
     const char *db = strcmp(c->dbname, "default") == 0 ? "" : c->dbname;
-    printf("   %s --path %s%s%s doc list messages\n", c->prog, c->path,
+    printf("   %s %s%s%s doc list messages\n", c->prog, cli_where_opt(c),
            *db ? " --db " : "", db);
-    printf("   %s --path %s%s%s doc get messages %llu\n", c->prog, c->path,
+    printf("   %s %s%s%s doc get messages %llu\n", c->prog, cli_where_opt(c),
            *db ? " --db " : "", db,
            (unsigned long long)id_num(sprig_header_of(&d->msg[0]).id));
+    if (!c->url) {
+        printf("   (while a server holds %s, as `make run` does, use\n"
+               "   --url ws://127.0.0.1:%d instead of --path)\n",
+               c->path, CLI_DEFAULT_PORT);
+    }
     return CLI_CONTINUE;
 }
 

@@ -1,9 +1,9 @@
 /*
  * main.c -- entry point of `sprig`, Sprig's command-line tool: parses the
- * global options (--path, --db, --url, --ca, --schema) before the command,
- * and registers them so they are accepted after it too (cli_set_globals),
- * then dispatches to the command groups (schema, db, doc, kv, view), serve
- * and `demo` through the top-level command table.  The
+ * global options (global_options(): --path, --db, --url, --ca, --schema)
+ * before the command, and registers them so they are accepted after it too
+ * (cli_set_globals), then dispatches to the command groups (schema, db, doc,
+ * kv, view), serve and `demo` through the top-level command table.  The
  * commands live in cmd_*.c and demo.c; shared helpers in cli.c (cli.h).
  * Exit statuses are listed in the usage text below and in cli.h.
  */
@@ -120,30 +120,48 @@ parse_globals(const cli_opt *opts, const bool *version, int argc, char **argv,
     return CLI_CONTINUE;
 }
 
+/* The global options, accepted before and after the command.  To add
+ * one: a field in struct cli (cli.h), a row in this table (a value option
+ * points at a `const char *` field, a flag at a `bool`), a line in
+ * top_usage, and a check where it applies (cli_open() for the storage's
+ * options: refuse it where it cannot apply, as --ca without wss://).
+ * --version must stay the last row: it is dropped after the command. */
+static int
+global_options(cli *c, bool *version, cli_opt *out, int n)
+{
+    const cli_opt rows[] = {
+        {"--path", &c->path, NULL},
+        {"--db", &c->dbname, NULL},
+        {"--url", &c->url, NULL},
+        {"--ca", &c->ca_file, NULL},
+        {"--schema", &c->schema_file, NULL},
+        {"--vault-key", &c->vault_key, NULL},
+        {"--ask-passphrase", NULL, &c->ask_passphrase},
+        {"--encrypt", NULL, &c->encrypt},
+        {"--compress", NULL, &c->compress},
+        {"--version", NULL, version},
+    };
+    int k = (int)(sizeof rows / sizeof rows[0]);
+    for (int i = 0; i < k && i < n - 1; i++) {
+        out[i] = rows[i];
+    }
+    out[k < n ? k : n - 1] = (cli_opt){NULL, NULL, NULL};
+    return k;
+}
+
 int
 main(int argc, char **argv)
 {
     cli c = {.prog = argc > 0 ? argv[0] : "sprig",
-             .path = "./sprig-data",
+             .path = cli_default_path,
              .dbname = "default"};
     bool version = false;
-    cli_opt globals[] = {
-        {"--path", &c.path, NULL},
-        {"--db", &c.dbname, NULL},
-        {"--url", &c.url, NULL},
-        {"--ca", &c.ca_file, NULL},
-        {"--schema", &c.schema_file, NULL},
-        {"--vault-key", &c.vault_key, NULL},
-        {"--ask-passphrase", NULL, &c.ask_passphrase},
-        {"--encrypt", NULL, &c.encrypt},
-        {"--compress", NULL, &c.compress},
-        {"--version", NULL, &version},
-        {NULL, NULL, NULL},
-    };
+    cli_opt globals[32];
+    int n_globals = global_options(&c, &version, globals, 32);
     int i;
     int rc = parse_globals(globals, &version, argc, argv, &i);
     if (rc == CLI_CONTINUE) {
-        globals[9].name = NULL; /* after the command, without --version */
+        globals[n_globals - 1].name = NULL; /* --version: before only */
         cli_set_globals(globals);
         rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
     }

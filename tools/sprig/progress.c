@@ -144,7 +144,7 @@ put_counts(const cli_progress *p, char *buf, size_t n, size_t *len)
     }
     put(buf, n, len, " %s", p->o.unit);
     double f = fraction(p);
-    if (f >= 0 && p->o.mode != CLI_PROGRESS_BAR) {
+    if (f >= 0 && p->o.mode != CLI_PROGRESS_BAR && !p->finished) {
         put(buf, n, len, " (%d%%)", (int)(f * 100));
     }
     if (p->bytes || p->o.total_bytes) {
