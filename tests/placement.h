@@ -109,6 +109,7 @@ placement_open(placement *p, const char *kind, const char *root,
     char cert[1300], key[1300];
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = "127.0.0.1:0";
     o.workers = 4;
     if (tls) {
@@ -164,6 +165,7 @@ placement_open_wrapped(placement *p, const sprig_storage_options *so,
     assert_non_null(p->local);
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = "127.0.0.1:0";
     o.workers = 4;
     SPRIG_OK_(sprig_server_new_for(p->local, &o, &p->srv));

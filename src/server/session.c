@@ -61,12 +61,14 @@ sprig__session_on_open(sprig__conn *c, void *udata)
     snprintf(s->transport, sizeof s->transport, "%s", ci.transport);
     s->info.transport = s->transport;
     s->refs = 1;
+    s->opened_ms = uv_now(&srv->loop);
     s->next = srv->sessions;
     if (srv->sessions) {
         srv->sessions->prev = s;
     }
     srv->sessions = s;
     sprig__conn_set_udata(c, s);
+    sprig__auth_admit(s); /* may close it: on_close cleans up */
 }
 
 /* The request's row, or NULL with the error answered. */
@@ -97,9 +99,10 @@ route_of(sprig__session *s, const sprig__frame *f)
  * asks for a worker (*authorised: the authorise step was passed). */
 static bool
 run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
-         bool *authorised)
+         bool *authorised, sprig_identity *who)
 {
     sprig__call c = {s->srv, s, rt, f->id, true, NULL};
+    c.who = who;
     sprig_buf out = {0};
     if (sprig__request_run(&c, f->payload, authorised, &out) != 0) {
         sprig_buf_free(&out);
@@ -119,7 +122,7 @@ run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
  * only `with_payload`. */
 static sprig__job *
 new_job(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
-        bool with_payload)
+        bool with_payload, sprig_identity *who)
 {
     if (s->inflight >= s->srv->opts.max_inflight) {
         char msg[96];
@@ -138,6 +141,7 @@ new_job(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
     j->sess = s;
     j->route = rt;
     j->id = f->id;
+    j->who = sprig_identity_ref(who);
     s->inflight++;
     s->refs++;
     s->srv->jobs_in_flight++;
@@ -147,12 +151,12 @@ new_job(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
 /* Make the request a job for `pool`; errors are answered. */
 static void
 to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
-          bool authorised, sprig__pool *pool)
+          bool authorised, sprig_identity *who)
 {
-    sprig__job *j = new_job(s, rt, f, true);
+    sprig__job *j = new_job(s, rt, f, true, who);
     if (j) {
         j->authorised = authorised;
-        sprig__pool_push(pool, j);
+        sprig__pool_push(&s->srv->pool, j);
     }
 }
 
@@ -160,13 +164,15 @@ to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
  * submits its command (the engine's thread finishes the job), answers at
  * once (an error), or asks for a worker to open the database. */
 static void
-run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
+run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
+           sprig_identity *who)
 {
-    sprig__job *j = new_job(s, rt, f, false);
+    sprig__job *j = new_job(s, rt, f, false, who);
     if (!j) {
         return;
     }
     sprig__call c = {s->srv, s, rt, f->id, true, j};
+    c.who = who;
     bool authorised = false;
     int rc = sprig__request_run(&c, f->payload, &authorised, &j->out);
     if (rc == SPRIG__EASYNC) {
@@ -196,21 +202,30 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
         return;
     }
     const sprig__route *rt = route_of(s, &f);
+    sprig_identity *who = NULL;
     if (!rt) {
         return;
     }
-    sprig_server *srv = s->srv;
+    if (!sprig__auth_who(s, f.has_session, f.session, &who)) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "request %u names session %llu, which this connection "
+                 "does not have",
+                 f.id, (unsigned long long)f.session);
+        send_error(c, f.id, SPRIG_EPROTO, msg);
+        return;
+    }
     bool authorised = false;
     switch (rt->api.where) {
-    case SPRIG__RUN_LOOP: run_here(s, rt, &f, &authorised); return;
+    case SPRIG__RUN_LOOP: run_here(s, rt, &f, &authorised, who); return;
     case SPRIG__RUN_CACHED_READ:
-        if (!run_here(s, rt, &f, &authorised)) {
-            to_worker(s, rt, &f, authorised, &srv->pool);
+        if (!run_here(s, rt, &f, &authorised, who)) {
+            to_worker(s, rt, &f, authorised, who);
         }
         return;
-    case SPRIG__RUN_SUBMIT: run_submit(s, rt, &f); return;
+    case SPRIG__RUN_SUBMIT: run_submit(s, rt, &f, who); return;
     case SPRIG__RUN_WORKER:
-    default: to_worker(s, rt, &f, false, &srv->pool); return;
+    default: to_worker(s, rt, &f, false, who); return;
     }
 }
 
@@ -228,6 +243,7 @@ sprig__session_on_close(sprig__conn *c, int code, const char *reason,
     sprig_server *srv = s->srv;
     s->conn = NULL;
     sprig__pubsub_close_all(s);
+    sprig__auth_session_closed(s);
     if (s->prev) {
         s->prev->next = s->next;
     } else {
@@ -265,6 +281,7 @@ sprig__session_job_done(sprig__job *job)
         sprig__pubsub_resume(s);
     }
     unref(s);
+    sprig_identity_release(job->who);
     sprig_buf_free(&job->in);
     sprig_buf_free(&job->out);
     sprig__free(job);
