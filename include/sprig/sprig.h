@@ -511,6 +511,13 @@ typedef struct sprig_open_options {
     /** ws/wss: connect and request time limits in ms (0: the client's
      *  defaults, 5 s and 30 s). */
     unsigned connect_timeout_ms, request_timeout_ms;
+    /* ---- auth (issue 10): log in after connecting (ws/wss); the client
+     * logs in again by itself after a reconnect (client.h). */
+    /** A user and its password (`password` NULL: ""); or, when `user` is
+     *  NULL, the token of `token_file` (one line "ID:SECRET"); neither:
+     *  no login (the connection may only authenticate). */
+    const char *user, *password;
+    const char *token_file;
 } sprig_open_options;
 
 /** Fill `o` with defaults (storage defaults; client defaults). */
