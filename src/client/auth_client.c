@@ -171,23 +171,28 @@ sprig_token_file_read(const char *path, char id[SPRIG_TOKEN_ID_LEN + 1],
 
 static void reauth_step(sprig_client *c, sprig__call *call);
 
-/* Send an internal request of `api` (the outbox waits). */
+/* Send an internal request of `api` (the outbox waits).  `req` may
+ * borrow from the previous answer: it is encoded before that goes. */
 static int
 send_internal(sprig_client *c, const sprig__api *api, const void *req)
 {
     sprig__call *call = &c->auth_call;
+    uint32_t id = c->next_id++;
+    c->next_id += c->next_id == 0;
+    sprig_buf frame = {0};
+    sprig__mp_wr w;
+    sprig__mp_wr_init(&w, &frame);
+    sprig__frame_request(&w, id, NULL, api->name);
+    int rc = sprig__api_encode(&w, api->req, api->n_req, req);
     sprig_buf_free(&call->frame);
     sprig_buf_free(&call->answer);
+    call->frame = frame;
     call->rc = 0;
     call->done = false;
+    call->msg[0] = 0;
     call->on_done = reauth_step;
     call->owner = c;
-    call->id = c->next_id++;
-    c->next_id += c->next_id == 0;
-    sprig__mp_wr w;
-    sprig__mp_wr_init(&w, &call->frame);
-    sprig__frame_request(&w, call->id, NULL, api->name);
-    int rc = sprig__api_encode(&w, api->req, api->n_req, req);
+    call->id = id;
     if (rc == 0) {
         call->next = c->waiting;
         c->waiting = call;
