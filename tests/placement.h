@@ -133,6 +133,7 @@ placement_open(placement *p, const char *kind, const char *root,
     sprig_cert_info qc;
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = quic ? NULL : "127.0.0.1:0";
     o.workers = 4;
     if (quic) { /* a certificate made by Sprig, pinned by fingerprint */
@@ -195,6 +196,7 @@ placement_open_wrapped(placement *p, const sprig_storage_options *so,
     assert_non_null(p->local);
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = "127.0.0.1:0";
     o.workers = 4;
     SPRIG_OK_(sprig_server_new_for(p->local, &o, &p->srv));

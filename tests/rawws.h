@@ -26,6 +26,7 @@ rawws_server_options(sprig_storage_options *so, sprig_server_options *o,
     so->path = dir;
     so->durability = SPRIG_DURABILITY_NONE;
     sprig_server_options_init(o);
+    o->open_access = true; /* tests of other parts: no authentication */
     o->ws_listen = "127.0.0.1:0";
     o->workers = 2;
     o->ping_interval_ms = o->idle_timeout_ms = 0;

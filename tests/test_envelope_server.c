@@ -7,8 +7,8 @@
  *    naming the problem (id 0 is what an error frame carries when it
  *    answers no request in particular); so is an id over 2^32-1; the
  *    largest id, 2^32-1, is answered with that id;
- *  - a request naming a session is refused, with its own id, until
- *    sessions exist;
+ *  - a request naming a session the connection does not have is refused,
+ *    with its own id;
  *  - a view query may send nil for the key, keys and range its match kind
  *    does not use, and db.list nil for its range, and is answered as if it
  *    had sent an empty key, no keys, and the whole range;
@@ -38,6 +38,7 @@ setup(void **state)
     so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = "127.0.0.1:0";
     o.workers = 2;
     SPRIG_OK_(sprig_server_new(&so, &o, &srv));
@@ -151,11 +152,13 @@ test_sessions_refused(void **state)
     uint64_t session = 12;
     send_request(40, &session, "storage.list_databases", NULL);
     expect_frame(SPRIG__FRAME_ERROR, 40,
-                 "request 40 has session 12, but sessions do not exist yet",
+                 "request 40 names session 12, which this connection does "
+                 "not have",
                  NULL);
     session = 0;
     send_request(41, &session, "storage.list_databases", NULL);
-    expect_frame(SPRIG__FRAME_ERROR, 41, "sessions do not exist yet", NULL);
+    expect_frame(SPRIG__FRAME_ERROR, 41, "which this connection does not have",
+                 NULL);
     still_serves(42);
 }
 

@@ -193,6 +193,57 @@ test_refusals(void **state)
     expect_refusal("GET / HTTP/1.1\r\nHost: x\r\nUpgr", 400, "ended");
 }
 
+/* Browser origins (issue 10): a request carrying Origin passes only when
+ * it is the server's own (http(s):// + Host) or listed; none: passes (not
+ * a browser). */
+static int
+origin_parse(const char *origin, const char *const *allowed)
+{
+    char req[512];
+    snprintf(req, sizeof req,
+             "GET / HTTP/1.1\r\nHost: db.local:5646\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sprig.v1"
+             "\r\n%s%s%s\r\n",
+             origin ? "Origin: " : "", origin ? origin : "",
+             origin ? "\r\n" : "");
+    sprig__http_upgrade u;
+    size_t head;
+    sprig__http_upgrade_init(&u, false, SPRIG_SUBPROTOCOL, NULL);
+    u.check_origin = true;
+    u.allowed_origins = allowed;
+    int v = feed(&u, req, strlen(req), 0, &head);
+    if (v == SPRIG__HTTP_REFUSE) {
+        assert_int_equal(u.status, 403);
+        assert_non_null(strstr(u.reason, "origin"));
+    }
+    return v;
+}
+
+static void
+test_origins(void **state)
+{
+    (void)state;
+    static const char *const list[] = {"https://app.example", NULL};
+    static const char *const any[] = {"*", NULL};
+    assert_int_equal(origin_parse(NULL, NULL), SPRIG__HTTP_UPGRADE);
+    assert_int_equal(origin_parse("http://db.local:5646", NULL),
+                     SPRIG__HTTP_UPGRADE);
+    assert_int_equal(origin_parse("https://db.local:5646", NULL),
+                     SPRIG__HTTP_UPGRADE);
+    assert_int_equal(origin_parse("http://evil.example", NULL),
+                     SPRIG__HTTP_REFUSE);
+    assert_int_equal(origin_parse("null", NULL), SPRIG__HTTP_REFUSE);
+    assert_int_equal(origin_parse("http://db.local:5647", NULL),
+                     SPRIG__HTTP_REFUSE);
+    assert_int_equal(origin_parse("https://app.example", list),
+                     SPRIG__HTTP_UPGRADE);
+    assert_int_equal(origin_parse("http://evil.example", list),
+                     SPRIG__HTTP_REFUSE);
+    assert_int_equal(origin_parse("http://evil.example", any),
+                     SPRIG__HTTP_UPGRADE);
+}
+
 static void
 test_limits(void **state)
 {
@@ -464,6 +515,7 @@ main(void)
         cmocka_unit_test(test_good_upgrade),
         cmocka_unit_test(test_token_form),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_origins),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_status_page),
         cmocka_unit_test(test_client_side),

@@ -35,6 +35,7 @@ serve_demo(const char *dir)
     so.path = dir;
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = "127.0.0.1:0";
     o.workers = 2;
     sprig_server *srv;

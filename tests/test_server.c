@@ -68,6 +68,8 @@ fx_start(fixture *f, int port, const limits *lim)
     so.durability = SPRIG_DURABILITY_NONE; /* behaviour, not crash safety */
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
+    o.max_connections_per_address = 0; /* a hundred clients from 127.0.0.1 */
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     o.ws_listen = listen;

@@ -59,6 +59,7 @@ start(fixture *f, const char *tag)
     char listen[] = "127.0.0.1:0";
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = listen;
     o.workers = 4;
     o.ping_interval_ms = 0;

@@ -140,6 +140,10 @@ typedef union anyreq {
     sprig__topic_req topic;
     sprig__subscriber_req sub;
     echo_msg echo;
+    sprig__auth_password_req password;
+    sprig__auth_token_req token;
+    sprig__auth_assume_req assume;
+    sprig__auth_logout_req logout;
 } anyreq;
 
 #define MAIN ((char *)"main")
@@ -265,6 +269,30 @@ f_echo(anyreq *r)
     r->echo.text = (char *)"hi";
 }
 
+static const uint8_t zeros32[32];
+static void
+f_password(anyreq *r)
+{
+    r->password = (sprig__auth_password_req){(char *)"u", (char *)"p"};
+}
+static void
+f_token(anyreq *r)
+{
+    r->token.token = (char *)"0123456789abcdef";
+    r->token.nonce = (sprig_bytes){zeros32, 32};
+    r->token.mac = (sprig_bytes){zeros32, 32};
+}
+static void
+f_assume(anyreq *r)
+{
+    r->assume = (sprig__auth_assume_req){(char *)"user", (char *)"bob"};
+}
+static void
+f_logout(anyreq *r)
+{
+    r->logout.session = 0;
+}
+
 typedef struct sample {
     const char *api;
     void (*fill)(anyreq *r);
@@ -305,6 +333,11 @@ static const sample samples[] = {
     {"pubsub.unsubscribe", f_subscribe, {"sprig.db.main.pubsub.news"}},
     {"pubsub.subscriber_free", f_sub_free, {"sprig.db.main.pubsub"}},
     {"test.echo", f_echo, {"sprig.api.test%2Eecho"}},
+    {"auth.password", f_password, {"sprig"}},
+    {"auth.challenge", f_nothing, {"sprig"}},
+    {"auth.token", f_token, {"sprig"}},
+    {"auth.assume", f_assume, {"sprig.user.bob"}},
+    {"auth.logout", f_logout, {"sprig"}},
 };
 
 static const sample *
@@ -634,6 +667,7 @@ test_subscribers_off_loop(void **state)
     wrap_storage *w = (wrap_storage *)wrap_storage_new(in);
     sprig_server_options o;
     sprig_server_options_init(&o);
+    o.open_access = true; /* tests of other parts: no authentication */
     o.ws_listen = "127.0.0.1:0";
     o.workers = 2;
     o.ping_interval_ms = o.idle_timeout_ms = 0;

@@ -86,6 +86,38 @@ SPRIG_API sprig_storage *sprig_client_storage_owning(sprig_client *c);
  */
 SPRIG_API int sprig_client_info(sprig_client *c, sprig_conn_info *out);
 
+/* ---- authentication (issue 10; docs/protocol.md, "Authentication and
+ * sessions") ---------------------------------------------------------------
+ * A successful login becomes the connection's default session: every call
+ * through the client then runs as that identity.  The client keeps the
+ * credentials (in memory, wiped at close) and logs in again by itself
+ * after a reconnect, before sending anything else; if that login is
+ * refused, the calls waiting fail with its reason.  Any thread. */
+
+/** Log in as `user` with `password` (argon2id on the server).
+ *  Errors: SPRIG_EPERM ("authentication failed", the same for unknown
+ *  users and wrong passwords), SPRIG_EBUSY (the server is hashing too
+ *  many passwords at once: retry), and those of any call. */
+SPRIG_API int sprig_client_authenticate_password(sprig_client *c,
+                                                 const char *user,
+                                                 const char *password);
+/** Log in with token `id` and its `secret` (hex) by challenge-response:
+ *  the secret never leaves the process.  Errors: SPRIG_EPERM (unknown or
+ *  deleted token, wrong secret, clocks more than 60 s apart),
+ *  SPRIG_EINVAL (a malformed secret), and those of any call. */
+SPRIG_API int sprig_client_authenticate_token(sprig_client *c, const char *id,
+                                              const char *secret);
+/** sprig_client_authenticate_token() with the token of a file holding
+ *  one line "ID:SECRET" (what `sprig admin token create` writes).
+ *  Errors: SPRIG_EIO (unreadable), SPRIG_EINVAL (malformed), and those of
+ *  sprig_client_authenticate_token(). */
+SPRIG_API int sprig_client_authenticate_token_file(sprig_client *c,
+                                                   const char *path);
+/** Read a token file (one line "ID:SECRET") into caller buffers.
+ *  Errors: SPRIG_EIO, SPRIG_EINVAL. */
+SPRIG_API int sprig_token_file_read(const char *path, char id[17],
+                                    char secret[65]);
+
 /**
  * Close the connection and free the client.  Database handles taken from
  * its storage must be closed first.  Requests still waiting in other

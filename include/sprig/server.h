@@ -17,6 +17,7 @@
 #ifndef SPRIG_SERVER_H
 #define SPRIG_SERVER_H
 
+#include "sprig/auth.h"
 #include "sprig/sprig.h"
 
 #ifdef __cplusplus
@@ -82,7 +83,7 @@ typedef struct sprig_server_options {
      *  more threads make bigger group commits). */
     unsigned workers;
     /** The authorise step (see sprig_server_authorize_fn) and its user
-     *  pointer.  NULL (the default): every request is allowed. */
+     *  pointer.  NULL (the default): the permission engine decides (below). */
     sprig_server_authorize_fn authorize;
     void *authorize_udata;
     /** "host:port" for QUIC (quic:// and sprig://, docs/protocol.md
@@ -94,6 +95,31 @@ typedef struct sprig_server_options {
      *  tls_key_file (the same certificate serves wss://).  QUIC needs one
      *  or the other (sprig_cert_ensure() makes a self-signed pair). */
     const char *quic_cert_file, *quic_key_file;
+
+    /* ---- access control (issue 10; docs/architecture.md, "Access") ----
+     * Without an `authorize` callback, every request is checked against
+     * the effective permissions of the identity of its session (the
+     * auth.* rows authenticate one); an unauthenticated connection may
+     * only authenticate. */
+    /** The permission engine (borrowed; keep it until sprig_server_free).
+     *  NULL (the default): the server opens one over its storage with
+     *  `auth_options` (NULL: defaults), creating the "_admin" database. */
+    sprig_auth *auth;
+    const sprig_auth_options *auth_options;
+    /** Let every request through unchecked, as servers did before issue
+     *  10: for tests and benchmarks of other parts.  Never the default.
+     *  The auth.* rows still work when `auth` is given. */
+    bool open_access;
+    /** Browser origins allowed to open a WebSocket (NULL-terminated,
+     *  borrowed for the server's life; "*": any).  NULL (the default):
+     *  only the server's own.  A cross-origin upgrade gets HTTP 403. */
+    const char *const *allowed_origins;
+    /** Connections at once from one client address (default 64; 0: no
+     *  limit); past it the new connection is closed (1008) at once. */
+    size_t max_connections_per_address;
+    /** A connection that has not authenticated within this is closed
+     *  (1008) (default 10000 ms; 0: never).  Not with open_access. */
+    unsigned auth_timeout_ms;
 } sprig_server_options;
 
 /** Fill `o` with the defaults above. */
@@ -140,6 +166,11 @@ SPRIG_API int sprig_server_start(sprig_server *srv);
  *  sprig_server_shutdown() is called (from another thread or a signal
  *  handler's thread). */
 SPRIG_API int sprig_server_run(sprig_server *srv);
+
+/** The server's permission engine (NULL with open_access and no `auth`
+ *  option): to create users, groups and tokens from the program.
+ *  Valid until sprig_server_free().  Any thread. */
+SPRIG_API sprig_auth *sprig_server_auth(sprig_server *srv);
 
 /** The bound WebSocket port (after start), or -1. */
 SPRIG_API int sprig_server_ws_port(const sprig_server *srv);

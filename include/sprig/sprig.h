@@ -580,6 +580,13 @@ typedef struct sprig_open_options {
      *  fingerprint (64 hex digits; colons allowed), pinned: the only
      *  certificate trusted.  NULL: pinned_cert_path or the system's CAs. */
     const char *pinned_cert_sha256;
+    /* ---- auth (issue 10): log in after connecting (ws/wss); the client
+     * logs in again by itself after a reconnect (client.h). */
+    /** A user and its password (`password` NULL: ""); or, when `user` is
+     *  NULL, the token of `token_file` (one line "ID:SECRET"); neither:
+     *  no login (the connection may only authenticate). */
+    const char *user, *password;
+    const char *token_file;
 } sprig_open_options;
 
 /** Fill `o` with defaults (storage defaults; client defaults). */

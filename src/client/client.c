@@ -6,7 +6,9 @@
  * -> DOWN again when it closes.  When a connection attempt fails, every
  * queued call fails with SPRIG_ECONNECT; when an open connection drops,
  * the calls sent on it fail with SPRIG_ECLOSED, and the next call starts
- * a new connection (options.reconnect).
+ * a new connection (options.reconnect), which logs in again with the
+ * credentials of the last login before it sends anything else
+ * (auth_client.c).
  */
 #include "client/client_int.h"
 
@@ -34,6 +36,10 @@ finish(sprig__call *call, int rc, const char *msg)
     call->done = true;
     if (msg) {
         snprintf(call->msg, sizeof call->msg, "%s", msg);
+    }
+    if (call->on_done) {
+        call->on_done(call->owner, call); /* an internal call */
+        return;
     }
     pthread_cond_signal(&call->cond);
 }
@@ -79,7 +85,9 @@ on_open(sprig__conn *conn, void *udata)
     c->generation++;
     c->connect_rc = 0;
     pthread_cond_broadcast(&c->state_cond);
-    flush_outbox(c);
+    if (!sprig__client_reauth_begin(c)) {
+        flush_outbox(c);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -212,7 +220,7 @@ on_wake(uv_async_t *a)
             sprig__conn_close(c->conn, SPRIG_CLOSE_NORMAL, "client closing");
         }
         uv_close((uv_handle_t *)&c->wake, close_cb);
-    } else if (c->state == CL_OPEN) {
+    } else if (c->state == CL_OPEN && !c->authing) {
         flush_outbox(c);
     } else if (c->state == CL_DOWN && (c->outbox || c->connect_rc == 1)) {
         start_connect(c);
@@ -499,6 +507,19 @@ sprig_client_close(sprig_client *c)
     uv_loop_close(&c->loop);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->state_cond);
+    sprig__client_auth_free(c);
     sprig__free(c->url);
     sprig__free(c);
+}
+
+void
+sprig__client_flush(sprig_client *c)
+{
+    flush_outbox(c);
+}
+
+void
+sprig__client_fail_list(sprig__call **list, int rc, const char *msg)
+{
+    fail_list(list, rc, msg);
 }

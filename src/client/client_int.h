@@ -34,6 +34,10 @@ typedef struct sprig__call {
     int rc;
     sprig_buf answer; /* response payload, or error detail */
     char msg[512];
+    /* Internal calls (re-authentication): run on the loop thread, lock
+     * held, when the call ends, instead of waking a waiting thread. */
+    void (*on_done)(struct sprig_client *c, struct sprig__call *call);
+    struct sprig_client *owner;
 } sprig__call;
 
 typedef enum { CL_DOWN, CL_CONNECTING, CL_OPEN } cl_state;
@@ -64,7 +68,28 @@ struct sprig_client {
     uint64_t generation;     /* connections opened so far */
     struct remote_sub *subs; /* subscribers (lock) */
     remote_storage storage;
+    /* authentication (auth_client.c; lock): the credentials of the last
+     * successful login, replayed after each reconnect before the outbox
+     * is sent (`authing` meanwhile) */
+    int auth_kind; /* 0 none, 1 password, 2 token */
+    char *auth_name, *auth_secret;
+    bool authing;
+    int auth_step; /* 1: the challenge is due, 2: the session */
+    sprig__call auth_call;
 };
+
+/* ---- authentication (auth_client.c) -------------------------------------- */
+
+/** Loop thread, lock held, the connection just opened: start logging in
+ *  again with the stored credentials.  true: started (the outbox waits
+ *  for it); false: nothing to do. */
+bool sprig__client_reauth_begin(struct sprig_client *c);
+/** Free the stored credentials (wiped first). */
+void sprig__client_auth_free(struct sprig_client *c);
+/** Send the outbox (lock held, connection open). */
+void sprig__client_flush(struct sprig_client *c);
+/** Fail every call of a list (lock held). */
+void sprig__client_fail_list(sprig__call **list, int rc, const char *msg);
 
 /* ---- remote subscribers (subscriber.c) ----------------------------------- */
 

@@ -14,6 +14,7 @@
 #include "sprig/client.h"
 #include "sprig/sprig.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -56,6 +57,18 @@ open_remote(const sprig_open_options *o, const char *url, sprig_storage **out)
     int rc = sprig_client_connect(url, &co, &c);
     if (rc) {
         return rc;
+    }
+    if (o->user) {
+        rc = sprig_client_authenticate_password(c, o->user,
+                                                o->password ? o->password : "");
+    } else if (o->token_file) {
+        rc = sprig_client_authenticate_token_file(c, o->token_file);
+    }
+    if (rc) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+        sprig_client_close(c);
+        return sprig__err(rc, "%s", msg);
     }
     *out = sprig_client_storage_owning(c);
     return SPRIG_OK;

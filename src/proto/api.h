@@ -115,7 +115,8 @@ typedef enum sprig__res_kind {
     SPRIG__RES_KV_KEY,     /* sprig.db.{0}.keyvalue.{1}.{2}          */
     SPRIG__RES_PUBSUB,     /* sprig.db.{0}.pubsub                    */
     SPRIG__RES_TOPIC,      /* sprig.db.{0}.pubsub.{1}                */
-    SPRIG__RES_API         /* sprig.api.{0} (custom APIs, later)     */
+    SPRIG__RES_API,        /* sprig.api.{0} (custom APIs, later)     */
+    SPRIG__RES_IDENTITY    /* sprig.{0}.{1} (user or role, name)     */
 } sprig__res_kind;
 
 /** A declared resource spec.  Each part names a request field, or a field
@@ -157,7 +158,9 @@ extern const sprig__api sprig__api_db_create, sprig__api_db_delete,
     sprig__api_db_list, sprig__api_db_open, sprig__api_schema_register,
     sprig__api_schema_list, sprig__api_apply, sprig__api_get,
     sprig__api_get_multiple, sprig__api_list, sprig__api_doc_count,
-    sprig__api_log, sprig__api_last_txn;
+    sprig__api_log, sprig__api_last_txn, sprig__api_auth_password,
+    sprig__api_auth_challenge, sprig__api_auth_token, sprig__api_auth_assume,
+    sprig__api_auth_logout;
 
 /** The whole table, and a lookup by name (NULL when unknown). */
 extern const sprig__api *const sprig__api_table[];
@@ -196,6 +199,32 @@ typedef struct {
 typedef struct {
     sprig_schema_list *list;
 } sprig__schema_list_resp;
+
+/* ---- authentication (issue 10) ---- */
+typedef struct {
+    char *user, *password;
+} sprig__auth_password_req;
+typedef struct {
+    uint64_t session;
+    char *identity;
+} sprig__auth_session_resp;
+typedef struct {
+    sprig_bytes nonce;
+    uint64_t server_ms;
+    uint8_t room[32]; /* what `nonce` points at */
+} sprig__auth_challenge_resp;
+typedef struct {
+    char *token;
+    sprig_bytes nonce;
+    uint64_t server_ms, client_ms;
+    sprig_bytes mac;
+} sprig__auth_token_req;
+typedef struct {
+    char *kind, *name;
+} sprig__auth_assume_req;
+typedef struct {
+    uint64_t session;
+} sprig__auth_logout_req;
 
 typedef struct {
     char *db;

@@ -317,6 +317,61 @@ ROW(sprig__api_subscriber_free, "pubsub.subscriber_free", "pubsub.subscribe",
     "Drop a subscriber.", sprig__subscriber_req, FIELDS(subscriber_req),
     sprig__empty, NONE, false, READ, LOOP, RES(PUBSUB, "subscriber.db"));
 
+/* ---- authentication (issue 10): open to every connection ("authenticate"
+ * is granted to all), but auth.assume, gated by its own action ---------- */
+
+static const sprig__field auth_password_req[] = {
+    F(sprig__auth_password_req, user, SPRIG__F_STR),
+    F(sprig__auth_password_req, password, SPRIG__F_STR),
+};
+static const sprig__field auth_session_resp[] = {
+    F(sprig__auth_session_resp, session, SPRIG__F_U64),
+    F(sprig__auth_session_resp, identity, SPRIG__F_STR),
+};
+static const sprig__field auth_challenge_resp[] = {
+    F(sprig__auth_challenge_resp, nonce, SPRIG__F_BYTES),
+    F(sprig__auth_challenge_resp, server_ms, SPRIG__F_U64),
+};
+static const sprig__field auth_token_req[] = {
+    F(sprig__auth_token_req, token, SPRIG__F_STR),
+    F(sprig__auth_token_req, nonce, SPRIG__F_BYTES),
+    F(sprig__auth_token_req, server_ms, SPRIG__F_U64),
+    F(sprig__auth_token_req, client_ms, SPRIG__F_U64),
+    F(sprig__auth_token_req, mac, SPRIG__F_BYTES),
+};
+static const sprig__field auth_assume_req[] = {
+    F(sprig__auth_assume_req, kind, SPRIG__F_STR),
+    F(sprig__auth_assume_req, name, SPRIG__F_STR),
+};
+static const sprig__field auth_logout_req[] = {
+    F(sprig__auth_logout_req, session, SPRIG__F_U64),
+};
+
+ROW(sprig__api_auth_password, "auth.password", "authenticate",
+    "Log in with a user's password (argon2id): a new session, the "
+    "connection's default.",
+    sprig__auth_password_req, FIELDS(auth_password_req),
+    sprig__auth_session_resp, FIELDS(auth_session_resp), false, READ, WORKER,
+    RES(SERVER, NULL));
+ROW(sprig__api_auth_challenge, "auth.challenge", "authenticate",
+    "A token challenge: a nonce and the server's time.", sprig__empty, NONE,
+    sprig__auth_challenge_resp, FIELDS(auth_challenge_resp), false, READ, LOOP,
+    RES(SERVER, NULL));
+ROW(sprig__api_auth_token, "auth.token", "authenticate",
+    "Log in with a token's response to a challenge: a new session, the "
+    "connection's default.",
+    sprig__auth_token_req, FIELDS(auth_token_req), sprig__auth_session_resp,
+    FIELDS(auth_session_resp), false, READ, WORKER, RES(SERVER, NULL));
+ROW(sprig__api_auth_assume, "auth.assume", "identity.assume",
+    "Open a new session as another user or role (not made the default).",
+    sprig__auth_assume_req, FIELDS(auth_assume_req), sprig__auth_session_resp,
+    FIELDS(auth_session_resp), false, READ, WORKER,
+    RES(IDENTITY, "kind", "name"));
+ROW(sprig__api_auth_logout, "auth.logout", "authenticate",
+    "End a session of this connection (0: the default).",
+    sprig__auth_logout_req, FIELDS(auth_logout_req), sprig__empty, NONE, false,
+    READ, LOOP, RES(SERVER, NULL));
+
 const sprig__api *const sprig__api_table[] = {
     &sprig__api_db_create,
     &sprig__api_db_delete,
@@ -345,6 +400,11 @@ const sprig__api *const sprig__api_table[] = {
     &sprig__api_unsubscribe,
     &sprig__api_subscriber_free,
     &sprig__api_last_txn,
+    &sprig__api_auth_password,
+    &sprig__api_auth_challenge,
+    &sprig__api_auth_token,
+    &sprig__api_auth_assume,
+    &sprig__api_auth_logout,
 };
 const size_t sprig__api_count = N(sprig__api_table);
 
@@ -362,6 +422,7 @@ static const char *const res_forms[][8] = {
     [SPRIG__RES_PUBSUB] = {"sprig", "db", NULL, "pubsub"},
     [SPRIG__RES_TOPIC] = {"sprig", "db", NULL, "pubsub", NULL},
     [SPRIG__RES_API] = {"sprig", "api", NULL},
+    [SPRIG__RES_IDENTITY] = {"sprig", NULL, NULL},
 };
 static const unsigned char res_lens[] = {
     [SPRIG__RES_SERVER] = 1,   [SPRIG__RES_SCHEMA] = 3,
@@ -369,7 +430,7 @@ static const unsigned char res_lens[] = {
     [SPRIG__RES_DOCUMENT] = 7, [SPRIG__RES_VIEW] = 7,
     [SPRIG__RES_KV_NS] = 5,    [SPRIG__RES_KV_KEY] = 6,
     [SPRIG__RES_PUBSUB] = 4,   [SPRIG__RES_TOPIC] = 5,
-    [SPRIG__RES_API] = 3,
+    [SPRIG__RES_API] = 3,      [SPRIG__RES_IDENTITY] = 3,
 };
 
 size_t

@@ -132,13 +132,6 @@ sprig__frame_decode(sprig_bytes in, sprig__frame *f)
     if (rc == 0 && r.left != 0) {
         rc = sprig__err(SPRIG_EPROTO, "%zu bytes after the frame", r.left);
     }
-    if (rc == 0 && f->has_session) {
-        /* well-formed, so answerable: f->id stays */
-        return sprig__err(SPRIG_EPROTO,
-                          "request %u has session %llu, but sessions do not "
-                          "exist yet: send nil",
-                          f->id, (unsigned long long)f->session);
-    }
     if (rc) {
         f->id = 0; /* not attributable to a request */
     }

@@ -3,8 +3,7 @@
  *
  * Every frame is one MessagePack array whose first element says its kind:
  *
- *   request   [0, id u32 (not 0), session nil (u64 once sessions exist),
- *              api str, payload]
+ *   request   [0, id u32 (not 0), session nil|u64, api str, payload]
  *   response  [1, id u32, payload]
  *   error     [2, id u32, code int, message str, detail|nil]
  *   push      [3, api str, payload]
@@ -49,8 +48,7 @@ typedef struct sprig__frame {
  * exist yet, so a request naming one is refused.
  * Errors: SPRIG_EPROTO with a detail naming the fault (the answer a server
  * gives a client that sent it).  On failure f->id is 0, except for a
- * well-formed request refused only for its session: then it is that
- * request's id, so the refusal can answer it.
+ * (nothing else: a well-formed request keeps its id).
  */
 int sprig__frame_decode(sprig_bytes in, sprig__frame *f);
 

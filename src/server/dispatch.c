@@ -268,6 +268,11 @@ const sprig__builtin sprig__builtins[] = {
     {&sprig__api_subscribe, sprig__pubsub_subscribe},
     {&sprig__api_unsubscribe, sprig__pubsub_unsubscribe},
     {&sprig__api_subscriber_free, sprig__pubsub_free},
+    {&sprig__api_auth_password, sprig__auth_password},
+    {&sprig__api_auth_challenge, sprig__auth_challenge},
+    {&sprig__api_auth_token, sprig__auth_token},
+    {&sprig__api_auth_assume, sprig__auth_assume},
+    {&sprig__api_auth_logout, sprig__auth_logout},
 };
 const size_t sprig__builtins_n =
     sizeof sprig__builtins / sizeof *sprig__builtins;
@@ -295,6 +300,7 @@ sprig__dispatch(sprig__job *j, void *udata)
 {
     sprig_server *srv = udata;
     sprig__call c = {srv, j->sess, j->route, j->id, false, j};
+    c.who = j->who;
     bool authorised = j->authorised;
     if (sprig__request_run(&c, sprig_buf_bytes(&j->in), &authorised, &j->out) ==
         SPRIG__EASYNC) {

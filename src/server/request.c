@@ -4,7 +4,9 @@
  *
  *   decode the payload with the row's request fields
  *   -> authorise: the server's authorise callback, given the client, the
- *      row's action and each resource name the row's spec forms
+ *      row's action and each resource name the row's spec forms -- or,
+ *      without a callback, the effective permissions of the request's
+ *      identity (src/auth; "authenticate" is granted to all)
  *   -> the row's handler
  *   -> encode the response with the row's response fields, or the error.
  *
@@ -33,12 +35,19 @@ sprig__error_frame(sprig_buf *out, uint32_t id, int code, const char *msg,
     }
 }
 
-/* Ask the authorise callback about one resource. */
+/* Ask the authorise callback -- or, without one, the permission engine
+ * with the request's identity -- about one resource. */
 static int
 ask(sprig__call *c, const char *resource)
 {
     const sprig_server_options *o = &c->srv->opts;
     const char *action = c->route->api.action;
+    if (!o->authorize) {
+        if (strcmp(action, "authenticate") == 0) {
+            return SPRIG_OK; /* granted to every connection */
+        }
+        return sprig_identity_check(c->who, action, resource);
+    }
     int rc = o->authorize(o->authorize_udata, &c->sess->info, action, resource);
     if (rc == 0) {
         return SPRIG_OK;
@@ -48,12 +57,24 @@ ask(sprig__call *c, const char *resource)
                       resource);
 }
 
-/* The authorise step: every resource the request names must pass. */
+/* Does `resource` lie in the admin records' database? */
+static bool
+in_admin_db(const char *resource)
+{
+    static const char pre[] = "sprig.db." SPRIG_AUTH_DB;
+    size_t n = sizeof pre - 1;
+    return strncmp(resource, pre, n) == 0 &&
+           (resource[n] == 0 || resource[n] == '.');
+}
+
+/* The authorise step: every resource the request names must pass.  A
+ * write to "_admin" is noted: the records change when it is done. */
 static int
 authorise(sprig__call *c, const void *req)
 {
-    if (!c->srv->opts.authorize) {
-        return SPRIG_OK; /* no callback: everything is allowed */
+    const sprig_server_options *o = &c->srv->opts;
+    if (!o->authorize && o->open_access) {
+        return SPRIG_OK; /* open access: everything is allowed */
     }
     const sprig__api *api = &c->route->api;
     size_t n;
@@ -62,6 +83,13 @@ authorise(sprig__call *c, const void *req)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = sprig__resource_name(api, req, c->sess, i, &name);
         rc = rc ? rc : ask(c, (const char *)name.data);
+        if (rc == 0 && i == 0 && api->access == SPRIG__WRITE &&
+            in_admin_db((const char *)name.data)) {
+            c->admin_write = true;
+            if (c->job) {
+                c->job->admin_write = true;
+            }
+        }
     }
     sprig_buf_free(&name);
     return rc;
@@ -74,6 +102,9 @@ sprig__request_answer(const sprig__call *c, int rc, const void *resp,
                       sprig_buf *out)
 {
     const sprig__api *api = &c->route->api;
+    if (rc == 0 && (c->admin_write || (c->job && c->job->admin_write))) {
+        sprig_auth_changed(c->srv->auth); /* permissions may have changed */
+    }
     if (rc == 0) {
         sprig__mp_wr w;
         sprig__mp_wr_init(&w, out);

@@ -31,6 +31,8 @@ sprig_server_options_init(sprig_server_options *o)
     o->ping_interval_ms = 30000;
     o->idle_timeout_ms = 90000;
     o->workers = 16;
+    o->max_connections_per_address = 64;
+    o->auth_timeout_ms = 10000;
 }
 
 /* Split "host:port" (IPv6 as "[::1]:port"). */
@@ -137,6 +139,11 @@ sprig_server_new(const sprig_storage_options *so, const sprig_server_options *o,
         return rc;
     }
     server_set_storage(srv, st, true);
+    rc = sprig__auth_server_open(srv);
+    if (rc) {
+        sprig_server_free(srv);
+        return rc;
+    }
     *out = srv;
     return SPRIG_OK;
 }
@@ -156,6 +163,11 @@ sprig_server_new_for(sprig_storage *st, const sprig_server_options *o,
         return rc;
     }
     server_set_storage(srv, st, false);
+    rc = sprig__auth_server_open(srv);
+    if (rc) {
+        sprig_server_free(srv);
+        return rc;
+    }
     *out = srv;
     return SPRIG_OK;
 }
@@ -193,6 +205,7 @@ close_sessions(sprig_server *srv)
         srv->sessions_closed = true;
         uv_timer_stop(&srv->grace_timer);
         uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
+        sprig__auth_timer_close(srv);
         sprig__session_close_all(srv);
     }
 }
@@ -338,6 +351,7 @@ listen_ws(sprig_server *srv)
     wo.idle_timeout_ms = srv->opts.idle_timeout_ms;
     wo.tls_cert_file = srv->opts.tls_cert_file;
     wo.tls_key_file = srv->opts.tls_key_file;
+    wo.allowed_origins = srv->opts.allowed_origins;
     wo.close_timeout_ms = 2000;
     wo.status_body =
         "Sprig " SPRIG_VERSION_STRING ": ok\nprotocol " SPRIG_SUBPROTOCOL "\n";
@@ -372,6 +386,7 @@ setup(sprig_server *srv)
     uv_timer_init(&srv->loop, &srv->grace_timer);
     srv->done_async.data = srv->stop_async.data = srv;
     srv->grace_timer.data = srv;
+    sprig__auth_timer_start(srv);
     rc = sprig__pool_start(&srv->pool, srv->opts.workers, sprig__dispatch, srv);
     rc = rc ? rc : (srv->ws_host ? listen_ws(srv) : 0);
     rc = rc ? rc : (srv->quic_host ? listen_quic(srv) : 0);
@@ -392,6 +407,7 @@ teardown(sprig_server *srv)
     if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
         uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
     }
+    sprig__auth_timer_close(srv);
     close_listener(srv);
     uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     sprig__pool_stop(&srv->pool);
@@ -509,6 +525,7 @@ sprig_server_free(sprig_server *srv)
         pthread_join(srv->thread, NULL);
     }
     sprig__db_cache_clear(srv); /* no request is in flight any more */
+    sprig__auth_server_free(srv);
     if (srv->owns_st) {
         sprig_storage_close(srv->st);
     }

@@ -18,6 +18,10 @@
  *   pool.c      the worker threads that run database work
  *   submit.c    writes submitted to the engine as commands (no thread
  *               waits for their commit)
+ *   auth_srv.c  the auth.* rows (sessions of a connection: log in with a
+ *               password or a token, assume an identity, log out) and
+ *               connection admission (per-address limit, the timeout of
+ *               connections that never authenticate)
  *
  * Threads.  Everything in a session but its `info`, and the session list,
  * belongs to the loop thread.  A request whose row runs on a worker
@@ -109,6 +113,10 @@ struct sprig__job {
     /* Set for a job that is not a request: the pool runs it instead, and
      * it frees the job itself (nothing goes back to the loop). */
     void (*task)(sprig__job *job);
+    /* The identity the request runs as (a reference; NULL: none). */
+    sprig_identity *who;
+    /* The request writes to "_admin": the records change when it is done. */
+    bool admin_write;
 };
 
 /** A request on its way through the path (request.c). */
@@ -117,8 +125,10 @@ struct sprig__call {
     sprig__session *sess;
     const sprig__route *route;
     uint32_t id;
-    bool on_loop;    /* running on the loop thread */
-    sprig__job *job; /* on a worker: the job (handlers may set on_loop) */
+    bool on_loop;        /* running on the loop thread */
+    sprig__job *job;     /* on a worker: the job (handlers may set on_loop) */
+    sprig_identity *who; /* the session's identity (borrowed), or NULL */
+    bool admin_write;    /* set by the authorise step */
 };
 
 /** Run the request path for `payload` (decode, authorise unless
@@ -176,6 +186,13 @@ void sprig__pool_stop(sprig__pool *p);
 #define SPRIG__TAG_SESSION 0x53455353u
 #define SPRIG__TAG_SERVER 0x53525652u
 
+/* Sessions (identities) one connection may have at once. */
+#define SPRIG__IDENTS 8
+typedef struct sprig__ident {
+    uint64_t id; /* 0: a free slot */
+    sprig_identity *who;
+} sprig__ident;
+
 struct sprig__session {
     uint32_t tag;
     sprig_server *srv;
@@ -192,6 +209,12 @@ struct sprig__session {
     uint32_t n_parked;
     struct sprig__parked *parked, *parked_tail;
     sprig__session *prev, *next;
+    /* authentication (auth_srv.c; loop thread) */
+    sprig__ident idents[SPRIG__IDENTS];
+    uint64_t default_ident; /* the session of requests naming none; 0 */
+    bool authenticated;     /* ever: the auth timeout no longer applies */
+    uint64_t opened_ms;     /* uv_now at open */
+    char addr[64];          /* the peer's address without its port */
 };
 
 typedef enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED } srv_state;
@@ -271,6 +294,12 @@ struct sprig_server {
     bool done_closed;
     sprig__session *sessions;
     unsigned jobs_in_flight; /* loop thread */
+    /* access control (auth_srv.c) */
+    sprig_auth *auth;
+    bool owns_auth;
+    _Atomic uint64_t next_ident; /* session numbers (any thread) */
+    uv_timer_t auth_timer;       /* closes connections that never log in */
+    bool auth_timer_on;
 };
 
 /* session.c (loop thread) */
@@ -283,6 +312,30 @@ void sprig__session_on_close(sprig__conn *c, int code, const char *reason,
 void sprig__session_job_done(sprig__job *job);
 /** Close every session's connection (1001). */
 void sprig__session_close_all(sprig_server *srv);
+
+/* auth_srv.c */
+/** The handlers of the auth.* rows. */
+int sprig__auth_password(sprig__call *c, void *req, void *resp);
+int sprig__auth_challenge(sprig__call *c, void *req, void *resp);
+int sprig__auth_token(sprig__call *c, void *req, void *resp);
+int sprig__auth_assume(sprig__call *c, void *req, void *resp);
+int sprig__auth_logout(sprig__call *c, void *req, void *resp);
+/** Loop thread: admit a new session (per-address limit); false: its
+ *  connection was closed. */
+bool sprig__auth_admit(sprig__session *s);
+/** Loop thread: the identity a request of frame session `id` (has: the
+ *  frame named one) runs as; false (nothing set) when the connection has
+ *  no such session. */
+bool sprig__auth_who(sprig__session *s, bool has, uint64_t id,
+                     sprig_identity **who);
+/** Loop thread: release every identity of a closed session. */
+void sprig__auth_session_closed(sprig__session *s);
+/** Server set-up (loop thread) and free: the permission engine and the
+ *  timer of unauthenticated connections. */
+int sprig__auth_server_open(sprig_server *srv);
+void sprig__auth_timer_start(sprig_server *srv);
+void sprig__auth_timer_close(sprig_server *srv);
+void sprig__auth_server_free(sprig_server *srv);
 
 /* pubsub_srv.c */
 /** Loop thread: the connection may have drained (the transport said so,

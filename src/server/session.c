@@ -81,12 +81,14 @@ sprig__session_on_open(sprig__conn *c, void *udata)
     snprintf(s->transport, sizeof s->transport, "%s", ci.transport);
     s->info.transport = s->transport;
     s->refs = 1;
+    s->opened_ms = uv_now(&srv->loop);
     s->next = srv->sessions;
     if (srv->sessions) {
         srv->sessions->prev = s;
     }
     srv->sessions = s;
     sprig__conn_set_udata(c, s);
+    sprig__auth_admit(s); /* may close it: on_close cleans up */
 }
 
 /* The request's row, or NULL with the error answered. */
@@ -117,9 +119,10 @@ route_of(sprig__session *s, const sprig__frame *f)
  * asks for a worker (*authorised: the authorise step was passed). */
 static bool
 run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
-         bool *authorised)
+         bool *authorised, sprig_identity *who)
 {
     sprig__call c = {s->srv, s, rt, f->id, true, NULL};
+    c.who = who;
     sprig_buf out = {0};
     if (sprig__request_run(&c, f->payload, authorised, &out) != 0) {
         sprig_buf_free(&out);
@@ -139,7 +142,7 @@ run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
  * only `with_payload`. */
 static sprig__job *
 new_job(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
-        bool with_payload)
+        bool with_payload, sprig_identity *who)
 {
     if (s->inflight >= s->srv->opts.max_inflight) {
         char msg[96];
@@ -158,6 +161,7 @@ new_job(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
     j->sess = s;
     j->route = rt;
     j->id = f->id;
+    j->who = sprig_identity_ref(who);
     s->inflight++;
     s->refs++;
     s->srv->jobs_in_flight++;
@@ -167,14 +171,14 @@ new_job(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
 /* Make the request a job for `pool`; errors are answered. */
 static void
 to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
-          bool authorised, sprig__pool *pool)
+          bool authorised, sprig_identity *who)
 {
-    sprig__job *j = new_job(s, rt, f, true);
+    sprig__job *j = new_job(s, rt, f, true, who);
     if (j) {
         j->authorised = authorised;
         j->lane = rt->api.access == SPRIG__WRITE;
         s->lane_busy |= j->lane;
-        sprig__pool_push(pool, j);
+        sprig__pool_push(&s->srv->pool, j);
     }
 }
 
@@ -182,13 +186,15 @@ to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
  * submits its command (the engine's thread finishes the job), answers at
  * once (an error), or asks for a worker to open the database. */
 static void
-run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
+run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
+           sprig_identity *who)
 {
-    sprig__job *j = new_job(s, rt, f, false);
+    sprig__job *j = new_job(s, rt, f, false, who);
     if (!j) {
         return;
     }
     sprig__call c = {s->srv, s, rt, f->id, true, j};
+    c.who = who;
     bool authorised = false;
     int rc = sprig__request_run(&c, f->payload, &authorised, &j->out);
     if (rc == SPRIG__EASYNC) {
@@ -208,22 +214,40 @@ run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
     sprig__session_job_done(j); /* answered here */
 }
 
-/* Run a request where its row says. */
-static void
-dispatch(sprig__session *s, const sprig__route *rt, const sprig__frame *f)
+/* The identity request `f` runs as (borrowed from the session); false
+ * with the error answered when the frame names a session this
+ * connection does not have. */
+static bool
+who_of(sprig__session *s, const sprig__frame *f, sprig_identity **who)
 {
-    sprig_server *srv = s->srv;
+    if (sprig__auth_who(s, f->has_session, f->session, who)) {
+        return true;
+    }
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "request %u names session %llu, which this connection "
+             "does not have",
+             f->id, (unsigned long long)f->session);
+    send_error(s->conn, f->id, SPRIG_EPROTO, msg);
+    return false;
+}
+
+/* Run a request where its row says, as `who`. */
+static void
+dispatch(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
+         sprig_identity *who)
+{
     bool authorised = false;
     switch (rt->api.where) {
-    case SPRIG__RUN_LOOP: run_here(s, rt, f, &authorised); return;
+    case SPRIG__RUN_LOOP: run_here(s, rt, f, &authorised, who); return;
     case SPRIG__RUN_CACHED_READ:
-        if (!run_here(s, rt, f, &authorised)) {
-            to_worker(s, rt, f, authorised, &srv->pool);
+        if (!run_here(s, rt, f, &authorised, who)) {
+            to_worker(s, rt, f, authorised, who);
         }
         return;
-    case SPRIG__RUN_SUBMIT: run_submit(s, rt, f); return;
+    case SPRIG__RUN_SUBMIT: run_submit(s, rt, f, who); return;
     case SPRIG__RUN_WORKER:
-    default: to_worker(s, rt, f, false, &srv->pool); return;
+    default: to_worker(s, rt, f, false, who); return;
     }
 }
 
@@ -270,8 +294,9 @@ unpark(sprig__session *s)
         sprig__frame f;
         if (sprig__frame_decode((sprig_bytes){p->data, p->len}, &f) == 0) {
             const sprig__route *rt = route_of(s, &f);
-            if (rt) {
-                dispatch(s, rt, &f);
+            sprig_identity *who = NULL;
+            if (rt && who_of(s, &f, &who)) {
+                dispatch(s, rt, &f, who);
             }
         }
         sprig__free(p);
@@ -290,14 +315,18 @@ sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
         return;
     }
     const sprig__route *rt = route_of(s, &f);
+    sprig_identity *who = NULL;
     if (!rt) {
+        return;
+    }
+    if (!who_of(s, &f, &who)) {
         return;
     }
     if (rt->api.access == SPRIG__WRITE && (s->lane_busy || s->parked)) {
         park(s, &f, data, len);
         return;
     }
-    dispatch(s, rt, &f);
+    dispatch(s, rt, &f, who);
 }
 
 void
@@ -314,6 +343,7 @@ sprig__session_on_close(sprig__conn *c, int code, const char *reason,
     sprig_server *srv = s->srv;
     s->conn = NULL;
     sprig__pubsub_close_all(s);
+    sprig__auth_session_closed(s);
     if (s->prev) {
         s->prev->next = s->next;
     } else {
@@ -355,6 +385,7 @@ sprig__session_job_done(sprig__job *job)
         sprig__pubsub_resume(s);
     }
     unref(s);
+    sprig_identity_release(job->who);
     sprig_buf_free(&job->in);
     sprig_buf_free(&job->out);
     sprig__free(job);

@@ -125,6 +125,11 @@ header_request(sprig__http_upgrade *u, const char *name, const char *v)
 {
     if (!strcasecmp(name, "host")) {
         u->flags |= SPRIG__HF_HOST;
+        snprintf(u->host, sizeof u->host, "%.127s", v);
+    } else if (!strcasecmp(name, "origin")) {
+        u->origin_long = u->has_origin || strlen(v) >= sizeof u->origin;
+        u->has_origin = true;
+        snprintf(u->origin, sizeof u->origin, "%.127s", v);
     } else if (!strcasecmp(name, "sec-websocket-version")) {
         u->flags |= SPRIG__HF_VERSION;
         if (!strcmp(v, "13")) {
@@ -176,9 +181,9 @@ header_done(sprig__http_upgrade *u)
 {
     sanitize_text(u->value);
     const char *name = u->field;
-    bool wanted = !strcasecmp(name, "upgrade") ||
-                  !strcasecmp(name, "connection") ||
-                  !strncasecmp(name, "sec-websocket-", 14);
+    bool wanted =
+        !strcasecmp(name, "upgrade") || !strcasecmp(name, "connection") ||
+        !strcasecmp(name, "origin") || !strncasecmp(name, "sec-websocket-", 14);
     if (u->field_long) {
         return; /* longer than any header the handshake reads */
     }
@@ -219,6 +224,31 @@ decide_request_plain(sprig__http_upgrade *u)
            http_method_str((enum http_method)m));
 }
 
+/* May a browser page of origin u->origin drive this server? */
+static bool
+origin_allowed(const sprig__http_upgrade *u)
+{
+    if (!u->check_origin || !u->has_origin) {
+        return true; /* not a browser (browsers always send Origin) */
+    }
+    if (u->origin_long) {
+        return false; /* twice, or longer than any origin allowed */
+    }
+    const char *o = u->origin;
+    size_t skip = !strncmp(o, "http://", 7)    ? 7
+                  : !strncmp(o, "https://", 8) ? 8
+                                               : 0;
+    if (skip && u->host[0] && !strcasecmp(o + skip, u->host)) {
+        return true; /* the server's own origin */
+    }
+    for (const char *const *a = u->allowed_origins; a && *a; a++) {
+        if (!strcmp(*a, "*") || !strcasecmp(*a, o)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void
 decide_request(sprig__http_upgrade *u)
 {
@@ -252,6 +282,8 @@ decide_request(sprig__http_upgrade *u)
     } else if (u->subprotocol && !(f & SPRIG__HF_PROTO_OK)) {
         refuse(u, 400, "subprotocol %s is required; offered: %s",
                u->subprotocol, u->offered[0] ? u->offered : "none");
+    } else if (!origin_allowed(u)) {
+        refuse(u, 403, "origin %.100s is not allowed", u->origin);
     } else {
         u->status = 101;
         u->verdict = SPRIG__HTTP_UPGRADE;
@@ -540,6 +572,7 @@ sprig__http_status_text(int status)
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";

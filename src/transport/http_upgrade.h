@@ -80,6 +80,15 @@ typedef struct sprig__http_upgrade {
     size_t value_len;
     bool value_long;
     int last; /* 0 nothing, 1 in a field name, 2 in a value */
+    /* server: browser origins (issue 10).  `check_origin` set (by the
+     * caller, after init): a request carrying Origin is refused (403)
+     * unless it is the server's own ("http://" or "https://" + Host) or in
+     * `allowed_origins` (NULL-terminated, borrowed; "*" allows any). */
+    bool check_origin;
+    const char *const *allowed_origins;
+    char host[128];
+    char origin[128];
+    bool has_origin, origin_long;
 } sprig__http_upgrade;
 
 /**

@@ -158,6 +158,12 @@ typedef struct sprig__tran_opts {
     /** Server: body of the 200 answer to a plain HTTP GET (no upgrade);
      *  other methods get 405.  NULL: a GET without upgrade gets 426. */
     const char *status_body;
+    /** Server, WebSocket: browser origins allowed to upgrade (issue 10):
+     *  a NULL-terminated list, borrowed for the listener's life ("*":
+     *  any).  A request whose Origin header is neither the server's own
+     *  (http(s):// + its Host) nor listed gets HTTP 403; one without Origin
+     *  (not a browser) passes.  NULL: only the server's own origin. */
+    const char *const *allowed_origins;
 } sprig__tran_opts;
 
 /** Fill `o` with the defaults above. */

@@ -581,6 +581,8 @@ begin_http_server(sprig__ws_conn *c)
         return sprig__err(SPRIG_ENOMEM, "out of memory for a request");
     }
     sprig__http_upgrade_init(c->http, false, c->cfg->subprotocol, NULL);
+    c->http->check_origin = true;
+    c->http->allowed_origins = c->cfg->opts.allowed_origins;
     c->state = SPRIG__CS_HTTP;
     if (c->refuse_full) {
         char why[128];
