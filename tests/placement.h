@@ -127,7 +127,7 @@ placement_open(placement *p, const char *kind, const char *root,
         }
         return;
     }
-    bool quic = strcmp(kind, "quic") == 0;
+    bool quic = strlen(kind) == 4 && memcmp(kind, "quic", 4) == 0;
     bool tls = strcmp(kind, "wss") == 0 || quic;
     char cert[1300], key[1300];
     sprig_cert_info qc;
