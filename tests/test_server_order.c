@@ -52,6 +52,7 @@ start(const char *dir, bool wrapped, int *port)
     o.ws_listen = listen;
     o.workers = 4;
     o.max_inflight = 2 * PIPE;
+    o.open_access = true; /* ordering, not permissions, is tested here */
     o.ping_interval_ms = o.idle_timeout_ms = 0;
     sprig_server *srv;
     if (wrapped) {
