@@ -14,6 +14,8 @@
 
 #include "sprig/files.h"
 
+#include "core/core.h" /* sprig__alloc_fail_after: the OOM seam */
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,11 +31,12 @@ static uint64_t seed;
 
 /* ---- a counting allocator: live and peak heap bytes of Sprig --------- */
 
-static atomic_size_t live_bytes, peak_bytes;
+static atomic_size_t live_bytes, peak_bytes, alloc_calls;
 
 static void
 count_add(size_t n)
 {
+    atomic_fetch_add(&alloc_calls, 1);
     size_t now = atomic_fetch_add(&live_bytes, n) + n;
     size_t peak = atomic_load(&peak_bytes);
     while (now > peak &&
@@ -688,6 +691,73 @@ test_read_while_rewritten(void **state)
     assert_int_equal(count(f, "files.pending"), 0);
 }
 
+/* ---- out of memory ------------------------------------------------------ */
+
+/* One write of the OOM sweep: the file /o always holds byte_at(1, pos). */
+static int
+oom_op(fx *f, int which, uint64_t len)
+{
+    gen g = {1, which ? 0 : len, which ? 3 * TXN / 2 : 5 * TXN / 2, 0, 0};
+    return which ? sprig_files_put_stream(f->fs, "/o", gen_read, &g, NULL, 0)
+                 : sprig_files_append_stream(f->fs, "/o", gen_read, &g);
+}
+
+/* After a write failed or not: the old or the new length, every byte
+ * right, and once gc ran nothing left over. */
+static uint64_t
+oom_check(fx *f, int which, uint64_t before)
+{
+    sprig_file_stat st;
+    SPRIG_OK_(sprig_files_gc(f->fs, 0, NULL));
+    SPRIG_OK_(sprig_files_stat(f->fs, "/o", &st, NULL));
+    uint64_t after = which ? 3 * TXN / 2 : before + 5 * TXN / 2;
+    assert_true(st.length == before || st.length == after);
+    checker c = {1, 0};
+    SPRIG_OK_(sprig_files_read_stream(f->fs, "/o", 0, UINT64_MAX, check_sink,
+                                      &c, NULL));
+    assert_int_equal(c.pos, st.length);
+    assert_int_equal(count(f, "files.chunks"), (st.length + CS - 1) / CS);
+    assert_int_equal(count(f, "files.pending"), 0);
+    return st.length;
+}
+
+/* Large appends and puts with their N-th allocation failing, for every
+ * N until one runs without reaching it: SPRIG_OK or SPRIG_ENOMEM, never
+ * a torn file (local only: a server's threads would fail too). */
+static void
+test_out_of_memory(void **state)
+{
+    fx *f = *state;
+    if (strcmp(kind, "local") != 0) {
+        skip();
+    }
+    SPRIG_OK_(sprig_files_put(f->fs, "/o", (sprig_bytes){0}, NULL, 0));
+    uint64_t len = 0;
+    for (int which = 0; which < 2; which++) {
+        int failures = 0;
+        for (unsigned long n = 1; n < 20000; n++) {
+            size_t calls = atomic_load(&alloc_calls);
+            sprig__alloc_fail_after(n);
+            int rc = oom_op(f, which, len);
+            sprig__alloc_fail_after(0);
+            /* the failing allocation never reaches the allocator */
+            bool reached = rc != 0 || atomic_load(&alloc_calls) - calls >= n;
+            if (rc != SPRIG_OK && rc != SPRIG_ENOMEM) {
+                fail_msg("allocation %lu: %s (%s)", n, sprig_strerror(rc),
+                         sprig_errmsg());
+            }
+            failures += rc != 0;
+            len = oom_check(f, which, len);
+            if (!reached) {
+                break;
+            }
+        }
+        print_message("%s: %d failed with ENOMEM\n",
+                      which ? "large puts" : "large appends", failures);
+        assert_true(failures > 0);
+    }
+}
+
 /* ---- kill -9 during appends -------------------------------------------- */
 
 /* The child: append APPEND bytes at a time to /k through `url`, writing a
@@ -855,6 +925,7 @@ main(int argc, char **argv)
         FILE_TEST(test_larger_than_memory),
         FILE_TEST(test_concurrent_writers),
         FILE_TEST(test_read_while_rewritten),
+        FILE_TEST(test_out_of_memory),
         cmocka_unit_test(test_kill_during_append),
     };
     const char *kinds[] = {"local", "ws", "wss"};
