@@ -691,6 +691,59 @@ test_read_while_rewritten(void **state)
     assert_int_equal(count(f, "files.pending"), 0);
 }
 
+/* ---- the schema helper ----------------------------------------------------
+ */
+
+static const sprig_view_def note_views[] = {
+    {.name = "by_tag", .version = 1, .json_key = "tag"}};
+static const sprig_collection_def app_cols[] = {
+    {"notes", SPRIG_ID_U64, 0, note_views, 1}};
+static const sprig_schema_def app_schema = {"app", app_cols, 1};
+
+/* sprig_files_schema_add() keeps the base's collections and views and adds
+ * the store's three under the prefix; a store opens only on its prefix. */
+static void
+test_schema_add(void **state)
+{
+    (void)state;
+    sprig_schema_def *s;
+    SPRIG_OK_(sprig_files_schema_add(&app_schema, NULL, "media", &s));
+    assert_string_equal(s->name, "app");
+    assert_int_equal(s->n_collections, 4);
+    assert_string_equal(s->collections[0].name, "notes");
+    assert_ptr_equal(s->collections[0].views, note_views);
+    assert_string_equal(s->collections[1].name, "media.files");
+    assert_string_equal(s->collections[2].name, "media.chunks");
+    assert_string_equal(s->collections[3].name, "media.pending");
+    assert_int_equal(s->collections[3].id_kind, SPRIG_ID_NATURAL);
+    sprig_storage *st;
+    sprig_db *db;
+    sprig_files *fs;
+    SPRIG_OK_(sprig_open("mem:", NULL, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, s));
+    SPRIG_OK_(sprig_storage_create_database(st, "d", "app", false));
+    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_files_open(db, NULL, &fs));
+    sprig_files_options o;
+    sprig_files_options_init(&o);
+    o.prefix = "media";
+    SPRIG_OK_(sprig_files_open(db, &o, &fs));
+    SPRIG_OK_(sprig_files_put(fs, "/a", sprig_str("x"), NULL, 0));
+    SPRIG_OK_(sprig_insert(db, "notes", NULL, sprig_str("{\"tag\":1}"), NULL));
+    sprig_files_close(fs);
+    o.chunk_size = 8; /* under the minimum */
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_open(db, &o, &fs));
+    sprig_db_close(db);
+    sprig_storage_close(st);
+    sprig_files_schema_free(s);
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_schema_add(NULL, NULL, "", &s));
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_schema_add(NULL, NULL, "a/b", &s));
+    char longp[80];
+    memset(longp, 'p', sizeof longp - 1);
+    longp[60] = '\0'; /* a valid name, but "<60 bytes>.pending" is not */
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_schema_add(NULL, NULL, longp, &s));
+}
+
 /* ---- out of memory ------------------------------------------------------ */
 
 /* One write of the OOM sweep: the file /o always holds byte_at(1, pos). */
@@ -926,6 +979,7 @@ main(int argc, char **argv)
         FILE_TEST(test_concurrent_writers),
         FILE_TEST(test_read_while_rewritten),
         FILE_TEST(test_out_of_memory),
+        cmocka_unit_test(test_schema_add),
         cmocka_unit_test(test_kill_during_append),
     };
     const char *kinds[] = {"local", "ws", "wss"};
