@@ -405,6 +405,13 @@ test_failed_writes(void **state)
     expect_file(f, "/keep", 3, 2 * CS);
     assert_int_equal(count(f, "files.chunks"), chunks);
     assert_int_equal(count(f, "files.pending"), 0);
+    /* an exclusive large put of an existing file writes nothing */
+    gen x = {4, 0, 3 * TXN, 0, 0};
+    SPRIG_EXPECT(SPRIG_EEXIST,
+                 sprig_files_put_stream(f->fs, "/keep", gen_read, &x, NULL,
+                                        SPRIG_FILES_EXCLUSIVE));
+    assert_int_equal(x.left, 2 * TXN); /* one buffer read, then refused */
+    assert_int_equal(count(f, "files.chunks"), chunks);
     /* a large append likewise keeps the old length */
     gen h = {3, 2 * CS, 10 * TXN, 3, 0};
     SPRIG_EXPECT(SPRIG_EIO,
