@@ -887,12 +887,16 @@ kill_child(const char *url, const char *cert, int done, uint64_t *r)
 /* After a kill: a whole number of appends, every byte right, and (once
  * the dead writer's lock is collected) appends go on. */
 static uint64_t
-check_after_kill(sprig_db *db, sprig_files *fs, uint64_t before)
+check_after_kill(sprig_db *db, sprig_files *fs, uint64_t before, int *inside)
 {
     sprig_file_stat st;
     SPRIG_OK_(sprig_files_stat(fs, "/k", &st, NULL));
-    print_message("length %llu after the kill (was %llu)\n",
-                  (unsigned long long)st.length, (unsigned long long)before);
+    uint64_t locks;
+    SPRIG_OK_(sprig_count(db, "files.pending", NULL, &locks));
+    *inside += locks > 0;
+    print_message("length %llu after the kill (was %llu)%s\n",
+                  (unsigned long long)st.length, (unsigned long long)before,
+                  locks ? ", killed inside an append (its lock is left)" : "");
     assert_int_equal(st.length % APPEND, 0);
     assert_true(st.length >= before);
     checker c = {1, 0};
@@ -941,7 +945,9 @@ test_kill_during_append(void **state)
             snprintf(cert, sizeof cert, "%s/cert.pem", root);
         }
     }
-    for (int round = 0; round < 4; round++) {
+    /* at least four rounds, until two kills landed inside an append */
+    int inside = 0, round;
+    for (round = 0; round < 4 || (inside < 2 && round < 16); round++) {
         kill_child(url, cert, 1 + (int)(tu_rand(&r) % 3), &r);
         sprig_storage *st = NULL;
         if (local) {
@@ -949,13 +955,15 @@ test_kill_during_append(void **state)
             SPRIG_OK_(sprig_storage_database(st, "f", &db));
             SPRIG_OK_(sprig_files_open(db, &fo, &fs));
         }
-        len = check_after_kill(db, fs, len);
+        len = check_after_kill(db, fs, len, &inside);
         if (local) {
             sprig_files_close(fs);
             sprig_db_close(db);
             sprig_storage_close(st);
         }
     }
+    print_message("%d rounds, %d killed inside an append\n", round, inside);
+    assert_true(inside > 0);
     if (!local) {
         sprig_files_close(fs);
         sprig_db_close(db);
