@@ -178,11 +178,18 @@ main(int argc, char **argv)
         run_plain(path, size, &w[2][k], &r[2][k]);
     }
     FILE *f = out ? fopen(out, "w") : NULL;
-    double mb = (double)size / (1024.0 * 1024.0);
-    printf("file of %.0f MiB, median of %d runs\n", mb, runs);
+    double mb = (double)size / (1024.0 * 1024.0), load[3] = {0};
+    if (getloadavg(load, 3) != 3) {
+        load[0] = -1;
+    }
+    printf("file of %.0f MiB, median of %d runs, load average %.1f\n", mb, runs,
+           load[0]);
     if (f) {
-        fprintf(f, "{\"size_bytes\":%llu,\"runs\":%d,\"rows\":[",
-                (unsigned long long)size, runs);
+        fprintf(f,
+                "{\"size_bytes\":%llu,\"runs\":%d,\"loadavg\":%.2f,"
+                "\"cpus\":%ld,\"rows\":[",
+                (unsigned long long)size, runs, load[0],
+                sysconf(_SC_NPROCESSORS_ONLN));
     }
     for (int e = 0; e < 3; e++) {
         double wm = mb / median(w[e], runs), rm = mb / median(r[e], runs);

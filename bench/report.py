@@ -744,6 +744,31 @@ def network_part(net, notes):
     return md
 
 
+def files_part(fj):
+    """The file store beside a plain file (files.json, bench_files)."""
+    rows = fj.get("rows", [])
+    plain = next((x for x in rows if x["name"].startswith("plain")), None)
+    md = ["## The file store (F16) beside a plain file", "",
+          "`bench_files`: one file of {:.0f} MiB written through "
+          "`sprig_files_put_stream` and read back with "
+          "`sprig_files_read_stream` (64 KiB chunks, 4 MiB per "
+          "transaction), beside the same bytes written to a plain file "
+          "on the same disk (`write` + `fsync`) and read back (`read`, "
+          "from the page cache), median of {} runs, in one run on a "
+          "machine with {} CPUs at load average {:.1f} (shared: "
+          "absolute numbers are noisy, the ratios less so).".format(
+              fj["size_bytes"] / 1048576.0, fj["runs"], fj.get("cpus", "?"),
+              fj.get("loadavg", -1)), "",
+          "| | write MiB/s | read MiB/s | write vs plain | read vs plain |",
+          "|---|---:|---:|---:|---:|"]
+    for x in rows:
+        wr = x["write_mib_s"] / plain["write_mib_s"] if plain else 0
+        rr = x["read_mib_s"] / plain["read_mib_s"] if plain else 0
+        md.append("| {} | {:.1f} | {:.1f} | {:.2f}× | {:.2f}× |".format(
+            x["name"], x["write_mib_s"], x["read_mib_s"], wr, rr))
+    return md + [""]
+
+
 def load_beside(here, name):
     """bench/results/<name> when it exists (callgrind.json, written by
     bench/callgrind.py; commerce.json, by bench/commerce.py), else None."""
@@ -812,6 +837,9 @@ def main(argv):
             os.path.dirname(os.path.abspath(analysis)), "analysis-net.md")))
     if cm:
         md += commerce_part(cm, notes)
+    fj = load_beside(here, "files.json")
+    if fj:
+        md += files_part(fj)
     with open(out_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md).rstrip() + "\n")
     chart_data(r, out_dat)

@@ -60,6 +60,6 @@ python3 "$ROOT/bench/report.py" "$JSON" "$ROOT/bench/analysis.md" \
     "$ROOT/docs/benchmarks.md" "$TMP/chart.dat"
 gnuplot -e "dat='$TMP/chart.dat'; out='$ROOT/docs/bench-local.png'" \
     "$ROOT/bench/chart.gp"
-echo "run.sh: wrote bench/results/{local,callgrind,commerce}.json," \
+echo "run.sh: wrote bench/results/{local,callgrind,commerce,files}.json," \
     "docs/benchmarks.md, docs/bench-local.png"
 exit $status

@@ -14,6 +14,8 @@
 
 #include "sprig/files.h"
 
+#include "core/core.h" /* sprig__alloc_fail_after: the OOM seam */
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,11 +31,12 @@ static uint64_t seed;
 
 /* ---- a counting allocator: live and peak heap bytes of Sprig --------- */
 
-static atomic_size_t live_bytes, peak_bytes;
+static atomic_size_t live_bytes, peak_bytes, alloc_calls;
 
 static void
 count_add(size_t n)
 {
+    atomic_fetch_add(&alloc_calls, 1);
     size_t now = atomic_fetch_add(&live_bytes, n) + n;
     size_t peak = atomic_load(&peak_bytes);
     while (now > peak &&
@@ -402,6 +405,13 @@ test_failed_writes(void **state)
     expect_file(f, "/keep", 3, 2 * CS);
     assert_int_equal(count(f, "files.chunks"), chunks);
     assert_int_equal(count(f, "files.pending"), 0);
+    /* an exclusive large put of an existing file writes nothing */
+    gen x = {4, 0, 3 * TXN, 0, 0};
+    SPRIG_EXPECT(SPRIG_EEXIST,
+                 sprig_files_put_stream(f->fs, "/keep", gen_read, &x, NULL,
+                                        SPRIG_FILES_EXCLUSIVE));
+    assert_int_equal(x.left, 2 * TXN); /* one buffer read, then refused */
+    assert_int_equal(count(f, "files.chunks"), chunks);
     /* a large append likewise keeps the old length */
     gen h = {3, 2 * CS, 10 * TXN, 3, 0};
     SPRIG_EXPECT(SPRIG_EIO,
@@ -688,6 +698,126 @@ test_read_while_rewritten(void **state)
     assert_int_equal(count(f, "files.pending"), 0);
 }
 
+/* ---- the schema helper ----------------------------------------------------
+ */
+
+static const sprig_view_def note_views[] = {
+    {.name = "by_tag", .version = 1, .json_key = "tag"}};
+static const sprig_collection_def app_cols[] = {
+    {"notes", SPRIG_ID_U64, 0, note_views, 1}};
+static const sprig_schema_def app_schema = {"app", app_cols, 1};
+
+/* sprig_files_schema_add() keeps the base's collections and views and adds
+ * the store's three under the prefix; a store opens only on its prefix. */
+static void
+test_schema_add(void **state)
+{
+    (void)state;
+    sprig_schema_def *s;
+    SPRIG_OK_(sprig_files_schema_add(&app_schema, NULL, "media", &s));
+    assert_string_equal(s->name, "app");
+    assert_int_equal(s->n_collections, 4);
+    assert_string_equal(s->collections[0].name, "notes");
+    assert_ptr_equal(s->collections[0].views, note_views);
+    assert_string_equal(s->collections[1].name, "media.files");
+    assert_string_equal(s->collections[2].name, "media.chunks");
+    assert_string_equal(s->collections[3].name, "media.pending");
+    assert_int_equal(s->collections[3].id_kind, SPRIG_ID_NATURAL);
+    sprig_storage *st;
+    sprig_db *db;
+    sprig_files *fs;
+    SPRIG_OK_(sprig_open("mem:", NULL, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, s));
+    SPRIG_OK_(sprig_storage_create_database(st, "d", "app", false));
+    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_files_open(db, NULL, &fs));
+    sprig_files_options o;
+    sprig_files_options_init(&o);
+    o.prefix = "media";
+    SPRIG_OK_(sprig_files_open(db, &o, &fs));
+    SPRIG_OK_(sprig_files_put(fs, "/a", sprig_str("x"), NULL, 0));
+    SPRIG_OK_(sprig_insert(db, "notes", NULL, sprig_str("{\"tag\":1}"), NULL));
+    sprig_files_close(fs);
+    o.chunk_size = 8; /* under the minimum */
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_open(db, &o, &fs));
+    sprig_db_close(db);
+    sprig_storage_close(st);
+    sprig_files_schema_free(s);
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_schema_add(NULL, NULL, "", &s));
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_schema_add(NULL, NULL, "a/b", &s));
+    char longp[80];
+    memset(longp, 'p', sizeof longp - 1);
+    longp[60] = '\0'; /* a valid name, but "<60 bytes>.pending" is not */
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_files_schema_add(NULL, NULL, longp, &s));
+}
+
+/* ---- out of memory ------------------------------------------------------ */
+
+/* One write of the OOM sweep: the file /o always holds byte_at(1, pos). */
+static int
+oom_op(fx *f, int which, uint64_t len)
+{
+    gen g = {1, which ? 0 : len, which ? 3 * TXN / 2 : 5 * TXN / 2, 0, 0};
+    return which ? sprig_files_put_stream(f->fs, "/o", gen_read, &g, NULL, 0)
+                 : sprig_files_append_stream(f->fs, "/o", gen_read, &g);
+}
+
+/* After a write failed or not: the old or the new length, every byte
+ * right, and once gc ran nothing left over. */
+static uint64_t
+oom_check(fx *f, int which, uint64_t before)
+{
+    sprig_file_stat st;
+    SPRIG_OK_(sprig_files_gc(f->fs, 0, NULL));
+    SPRIG_OK_(sprig_files_stat(f->fs, "/o", &st, NULL));
+    uint64_t after = which ? 3 * TXN / 2 : before + 5 * TXN / 2;
+    assert_true(st.length == before || st.length == after);
+    checker c = {1, 0};
+    SPRIG_OK_(sprig_files_read_stream(f->fs, "/o", 0, UINT64_MAX, check_sink,
+                                      &c, NULL));
+    assert_int_equal(c.pos, st.length);
+    assert_int_equal(count(f, "files.chunks"), (st.length + CS - 1) / CS);
+    assert_int_equal(count(f, "files.pending"), 0);
+    return st.length;
+}
+
+/* Large appends and puts with their N-th allocation failing, for every
+ * N until one runs without reaching it: SPRIG_OK or SPRIG_ENOMEM, never
+ * a torn file (local only: a server's threads would fail too). */
+static void
+test_out_of_memory(void **state)
+{
+    fx *f = *state;
+    if (strcmp(kind, "local") != 0) {
+        skip();
+    }
+    SPRIG_OK_(sprig_files_put(f->fs, "/o", (sprig_bytes){0}, NULL, 0));
+    uint64_t len = 0;
+    for (int which = 0; which < 2; which++) {
+        int failures = 0;
+        for (unsigned long n = 1; n < 20000; n++) {
+            size_t calls = atomic_load(&alloc_calls);
+            sprig__alloc_fail_after(n);
+            int rc = oom_op(f, which, len);
+            sprig__alloc_fail_after(0);
+            /* the failing allocation never reaches the allocator */
+            bool reached = rc != 0 || atomic_load(&alloc_calls) - calls >= n;
+            if (rc != SPRIG_OK && rc != SPRIG_ENOMEM) {
+                fail_msg("allocation %lu: %s (%s)", n, sprig_strerror(rc),
+                         sprig_errmsg());
+            }
+            failures += rc != 0;
+            len = oom_check(f, which, len);
+            if (!reached) {
+                break;
+            }
+        }
+        print_message("%s: %d failed with ENOMEM\n",
+                      which ? "large puts" : "large appends", failures);
+        assert_true(failures > 0);
+    }
+}
+
 /* ---- kill -9 during appends -------------------------------------------- */
 
 /* The child: append APPEND bytes at a time to /k through `url`, writing a
@@ -757,12 +887,16 @@ kill_child(const char *url, const char *cert, int done, uint64_t *r)
 /* After a kill: a whole number of appends, every byte right, and (once
  * the dead writer's lock is collected) appends go on. */
 static uint64_t
-check_after_kill(sprig_db *db, sprig_files *fs, uint64_t before)
+check_after_kill(sprig_db *db, sprig_files *fs, uint64_t before, int *inside)
 {
     sprig_file_stat st;
     SPRIG_OK_(sprig_files_stat(fs, "/k", &st, NULL));
-    print_message("length %llu after the kill (was %llu)\n",
-                  (unsigned long long)st.length, (unsigned long long)before);
+    uint64_t locks;
+    SPRIG_OK_(sprig_count(db, "files.pending", NULL, &locks));
+    *inside += locks > 0;
+    print_message("length %llu after the kill (was %llu)%s\n",
+                  (unsigned long long)st.length, (unsigned long long)before,
+                  locks ? ", killed inside an append (its lock is left)" : "");
     assert_int_equal(st.length % APPEND, 0);
     assert_true(st.length >= before);
     checker c = {1, 0};
@@ -811,7 +945,9 @@ test_kill_during_append(void **state)
             snprintf(cert, sizeof cert, "%s/cert.pem", root);
         }
     }
-    for (int round = 0; round < 4; round++) {
+    /* at least four rounds, until two kills landed inside an append */
+    int inside = 0, round;
+    for (round = 0; round < 4 || (inside < 2 && round < 16); round++) {
         kill_child(url, cert, 1 + (int)(tu_rand(&r) % 3), &r);
         sprig_storage *st = NULL;
         if (local) {
@@ -819,13 +955,15 @@ test_kill_during_append(void **state)
             SPRIG_OK_(sprig_storage_database(st, "f", &db));
             SPRIG_OK_(sprig_files_open(db, &fo, &fs));
         }
-        len = check_after_kill(db, fs, len);
+        len = check_after_kill(db, fs, len, &inside);
         if (local) {
             sprig_files_close(fs);
             sprig_db_close(db);
             sprig_storage_close(st);
         }
     }
+    print_message("%d rounds, %d killed inside an append\n", round, inside);
+    assert_true(inside > 0);
     if (!local) {
         sprig_files_close(fs);
         sprig_db_close(db);
@@ -855,6 +993,8 @@ main(int argc, char **argv)
         FILE_TEST(test_larger_than_memory),
         FILE_TEST(test_concurrent_writers),
         FILE_TEST(test_read_while_rewritten),
+        FILE_TEST(test_out_of_memory),
+        cmocka_unit_test(test_schema_add),
         cmocka_unit_test(test_kill_during_append),
     };
     const char *kinds[] = {"local", "ws", "wss"};

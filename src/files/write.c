@@ -135,6 +135,16 @@ fs_retry(int rc, int attempt)
     return rc == SPRIG_ECONFLICT && attempt + 1 < FS_ATTEMPTS;
 }
 
+/* After a write that succeeded: collect the version it replaced.  Best
+ * effort -- the write is done; what fails stays recorded for
+ * sprig_files_gc(). */
+static int
+fs_collect_after(sprig_files *fs, uint64_t version)
+{
+    sprig__fs_collect(fs, version, NULL);
+    return 0;
+}
+
 /* ---- put ---------------------------------------------------------------- */
 
 typedef struct fs_put {
@@ -205,7 +215,7 @@ put_small(fs_put *p, const uint8_t *data, size_t n)
     for (int i = 0; rc && (i == 0 || fs_retry(rc, i - 1)); i++) {
         rc = put_small_once(p, data, n, &old);
     }
-    return rc == 0 && old ? sprig__fs_collect(p->fs, old, NULL) : rc;
+    return rc == 0 && old ? fs_collect_after(p->fs, old) : rc;
 }
 
 /* Apply `t` whose first `n_guards` operations guard a large write: their
@@ -288,8 +298,7 @@ put_large_flip(fs_put *p, fs_writer *w, const sprig_header_buf *rec)
         sprig_txn_free(t);
         sprig__fs_file_clear(&old);
     }
-    return rc == 0 && old_version ? sprig__fs_collect(p->fs, old_version, NULL)
-                                  : rc;
+    return rc == 0 && old_version ? fs_collect_after(p->fs, old_version) : rc;
 }
 
 /* Undo a large write that failed: its record, then (for a put) the chunks
@@ -313,7 +322,13 @@ put_large(fs_put *p, sprig_files_source_fn src, void *udata, uint8_t *buf,
 {
     fs_writer w = {p->fs, 0, 0, 0, p->fs->chunk_size, {0}};
     sprig_header_buf rec;
-    int rc = sprig__fs_new_version(&w.version);
+    fs_file old;
+    int rc = p->flags & SPRIG_FILES_EXCLUSIVE ? put_old(p, &old) : 0;
+    if (rc == 0 && (p->flags & SPRIG_FILES_EXCLUSIVE) && old.doc) {
+        rc = sprig__err(SPRIG_EEXIST, "file '%s' exists", p->path);
+        sprig__fs_file_clear(&old); /* checked again at the flip */
+    }
+    rc = rc ? rc : sprig__fs_new_version(&w.version);
     rc = rc ? rc
             : sprig__fs_pending_insert(p->fs, 'W', w.version, p->path, &rec);
     if (rc) {
@@ -756,7 +771,7 @@ sprig_files_rename(sprig_files *fs, const char *from, const char *to,
             break;
         }
     }
-    return rc == 0 && gone ? sprig__fs_collect(fs, gone, NULL) : rc;
+    return rc == 0 && gone ? fs_collect_after(fs, gone) : rc;
 }
 
 static int
@@ -791,7 +806,7 @@ sprig_files_delete(sprig_files *fs, const char *path)
             break;
         }
     }
-    return rc ? rc : sprig__fs_collect(fs, gone, NULL);
+    return rc ? rc : fs_collect_after(fs, gone);
 }
 
 static int
