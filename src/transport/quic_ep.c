@@ -796,11 +796,10 @@ on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static int
 client_trust(sprig__quic_ep *ep, const sprig__tran_opts *o)
 {
-    int rc = sprig__tls_cfg_client(o ? o->tls_ca_file : NULL, &ep->trust);
-    if (!rc && o && o->tls_pin_sha256) {
-        rc = sprig__tls_cfg_pin_sha256(ep->trust, o->tls_pin_sha256);
+    if (o && o->tls_pin_sha256) { /* the fingerprint alone decides */
+        return sprig__tls_cfg_pinned(o->tls_pin_sha256, &ep->trust);
     }
-    return rc;
+    return sprig__tls_cfg_client(o ? o->tls_ca_file : NULL, &ep->trust);
 }
 
 int
