@@ -30,8 +30,8 @@ run "$BIN" db list --url mem:
 expect "--url mem: (a new, empty storage)" 0 "[]"
 run "$BIN" db list --url foo:bar
 expect_err "--url with an unknown scheme" 2 "URL scheme 'foo'"
-run "$BIN" db list --url quic://127.0.0.1:1
-expect_err "--url with a transport not built" 2 "'quic'"
+run "$BIN" db list --url gopher://127.0.0.1:1
+expect_err "--url with a transport not built" 2 "'gopher'"
 run "$BIN" serve --url mem:
 expect_err "serve wants --path" 2 "not --url"
 
