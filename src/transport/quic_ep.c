@@ -264,6 +264,7 @@ sprig__quic_ep_forget(sprig__quic_ep *ep, sprig__quic_conn *c)
     for (sprig__quic_conn **p = &ep->dirty; *p; p = &(*p)->dnext) {
         if (*p == c) {
             *p = c->dnext;
+            c->dirty = false;
             break;
         }
     }
@@ -329,6 +330,7 @@ on_prepare(uv_prepare_t *p)
         sprig__quic_conn *c = ep->dirty;
         ep->dirty = c->dnext;
         c->dnext = NULL;
+        c->dirty = false;
         sprig__quic_conn_flush(c);
     }
     uv_prepare_stop(&ep->prep);
