@@ -17,6 +17,9 @@ failure or Ctrl-C).
            the same two against Tarantool (memtx, `wal_mode='fsync'`),
            loaded through IPROTO by `sprig-bench --tarantool` (the same
            driver as Sprig's side; bench/tarantool_server.lua).
+  net-quic the net-kv and net-doc loads over quic:// against the same
+           server over ws:// (issue 11): QUIC vs WebSockets, p50/p99
+           and throughput, the transport the only difference.
   pubsub   1 publisher -> 10 subscribers on separate connections,
            messages delivered per second and publish -> receive latency:
            `sprig-bench --pubsub` against `sprig serve` and, with
@@ -211,6 +214,12 @@ class Sprig:
             return m and int(m.group(1))
         self.url = "ws://127.0.0.1:%d" % wait_for("sprig serve", port,
                                                   self.p)
+        # QUIC beside it (issue 11): port and certificate fingerprint
+        log_text = tail(logf, 50)
+        m = re.search(r"listening on (quic://127\.0\.0\.1:\d+)", log_text)
+        f = re.search(r"SHA-256 ([0-9a-f]{64})", log_text)
+        self.qurl = m.group(1) if m else None
+        self.pin = f.group(1) if f else None
         self.mode = kv_persistence
 
     def load(self, what):
@@ -220,10 +229,15 @@ class Sprig:
         if rc:
             die("loading Sprig (%s): %s" % (what, err.strip() or out))
 
-    def measure(self, op, pipeline, n, threads=1):
-        argv = [self.bench, "-u", self.url, "-c", str(CLIENTS), "-P",
-                str(pipeline), "-n", str(n), "-t", op, "-r", str(KEYSPACE),
-                "-d", str(DATASIZE), "--threads", str(threads), "--csv"]
+    def measure(self, op, pipeline, n, threads=1, quic=False):
+        if quic and not self.qurl:
+            raise RuntimeError("sprig serve did not say where QUIC listens")
+        url = ["-u", self.qurl, "--pin", self.pin] if quic else \
+            ["-u", self.url]
+        argv = [self.bench] + url + [
+            "-c", str(CLIENTS), "-P", str(pipeline), "-n", str(n), "-t", op,
+            "-r", str(KEYSPACE), "-d", str(DATASIZE), "--threads",
+            str(threads), "--csv"]
         return measure_cmd(argv, self.p.pid, parse_bench_csv, n)
 
     def pubsub(self, n, window):
@@ -656,6 +670,33 @@ def pubsub_rows(sprig, peer_fn, peer_name, target, args, rows):
              "durability": dur}))
 
 
+def quic_rows(sprig, args, rows):
+    """net-kv and net-doc over quic:// (issue 11), Sprig against itself
+    over ws://: the same server process, the same storage, the same
+    sprig-bench, only the transport differs.  Lazy key-value persistence
+    (as net-kv's lazy rows) and full durability for documents."""
+    sprig.serve("lazy")
+    sprig.load("kv")
+    sprig.load("doc")
+    dur = ("transport only: one `sprig serve` (`--kv-persistence lazy`, "
+           "`--durability full`), loaded by `sprig-bench` over quic:// "
+           "(left) and over ws:// (right), taking turns")
+    work = [("kv.set", 1, 1, 20000), ("kv.get", 1, 1, 20000),
+            ("kv.set", 16, 1, 100000), ("kv.get", 16, 1, 100000),
+            ("db.get", 1, 2, 20000), ("db.insert", 1, 2, 5000)]
+    for op, pipe, threads, warm in work:
+        rows.append(row(
+            "net-quic", "%s over quic://, %d clients, -P %d" % (
+                op, CLIENTS, pipe), "ws",
+            lambda n, o=op, p=pipe, t=threads: sprig.measure(
+                o, p, n, threads=t, quic=True),
+            lambda n, o=op, p=pipe, t=threads: sprig.measure(
+                o, p, n, threads=t),
+            warm, None, args,
+            {"op": op, "pipeline": pipe, "clients": CLIENTS,
+             "durability": dur, "mode": "transport"}))
+
+
 def report_compare(rows):
     log("new / old (Sprig of BUILD_DIR over Sprig of --compare):")
     print("| bench | row | new | old | new/old | per-run new/old |")
@@ -730,6 +771,8 @@ def peer_run(args, tmp, only):
                       "before the answer; transactions waiting together "
                       "share one sync)", args, rows)
         stop(tt.p)
+    if "net-quic" in only:
+        quic_rows(sprig, args, rows)
     stop(sprig.p)
     return rows, limits
 
@@ -752,7 +795,7 @@ def main():
                     help="do not regenerate docs/benchmarks.md")
     ap.add_argument("--compare", metavar="OLD_BUILD",
                     help="Sprig of OLD_BUILD instead of the peers")
-    ap.add_argument("--only", default="net-kv,net-doc,pubsub",
+    ap.add_argument("--only", default="net-kv,net-doc,pubsub,net-quic",
                     help="comma-separated benches to run")
     args = ap.parse_args()
     if args.quick:

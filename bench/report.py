@@ -582,7 +582,8 @@ def chart_data(r, path):
 # ---- the network benchmarks (net.json) ---------------------------------
 
 NET_PEERS = {"redis": "Redis", "postgres": "PostgreSQL",
-             "tarantool": "Tarantool", "old": "old build"}
+             "tarantool": "Tarantool", "old": "old build",
+             "ws": "Sprig over ws://"}
 NET_TOOLS = {"sprig": "`sprig-bench` → `sprig serve`",
              "redis": "`redis-benchmark` → `redis-server` (key-value) and "
                       "`sprig-bench --pubsub --redis` → `redis-server` "

@@ -2,8 +2,9 @@
 # cli_url_test.sh -- the `sprig` tool's global options after the command,
 # and --url for every placement sprig_open() takes: file:DIR, mem:, unknown
 # schemes refused by name, and a `sprig serve` (started with --path after
-# the command) reached over ws:// and over wss:// (its self-signed
-# certificate trusted with --ca).  Registered with ctest as `cli_url` by
+# the command) reached over ws://, over wss:// (its self-signed
+# certificate trusted with --ca), and over quic:// (the certificate serve
+# made, trusted by its fingerprint), and `sprig certificate`.  Registered with ctest as `cli_url` by
 # tools/CMakeLists.txt:
 #     sh tests/cli_url_test.sh BUILD/tools/sprig [SCRATCH_DIR]
 
@@ -30,8 +31,8 @@ run "$BIN" db list --url mem:
 expect "--url mem: (a new, empty storage)" 0 "[]"
 run "$BIN" db list --url foo:bar
 expect_err "--url with an unknown scheme" 2 "URL scheme 'foo'"
-run "$BIN" db list --url quic://127.0.0.1:1
-expect_err "--url with a transport not built" 2 "'quic'"
+run "$BIN" db list --url gopher://127.0.0.1:1
+expect_err "--url with a transport not built" 2 "'gopher'"
 run "$BIN" serve --url mem:
 expect_err "serve wants --path" 2 "not --url"
 
@@ -84,6 +85,29 @@ if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 else
     echo "note: no openssl, wss:// part skipped"
 fi
+
+# quic://: serve makes the storage's certificate on its first start (QUIC
+# is on by default: --ws HOST:0 puts it on a free port too) and prints its
+# SHA-256, which --ca takes; `certificate show` prints the same
+serve_up "$T/serve-quic.log" serve --path "$DATA" --ws 127.0.0.1:0
+q=$(sed -n 's/.*listening on \(quic:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve-quic.log")
+fp=$(sed -n 's/.*SHA-256 \([0-9a-f]*\).*/\1/p' "$T/serve-quic.log")
+case $q in quic://*) good ;; *) rc=- out=$(cat "$T/serve-quic.log") err='' && bad "serve listens on QUIC too" ;; esac
+run "$BIN" db list --url "$q" --ca "$fp"
+expect "db list --url quic:// --ca SHA256" 0 "$DBS"
+run "$BIN" doc get notes held --url "sprig://${q#quic://}" --ca "$fp"
+expect "doc get over sprig:// (the alias)" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
+run "$BIN" db list --url "$q"
+expect_err "quic:// without trusting the certificate" 1 "certificate"
+run "$BIN" db list --url "$q" --ca 0000000000000000000000000000000000000000000000000000000000000000
+expect_err "quic:// with a wrong fingerprint" 1 "is not the pinned"
+serve_down "QUIC serve stops on SIGTERM"
+run "$BIN" certificate show --path "$DATA"
+case $out in *"\"sha256\":\"$fp\""*) good ;; *) bad "certificate show prints the served fingerprint" ;; esac
+run "$BIN" certificate install-self-signed --path "$DATA"
+expect_err "install-self-signed keeps an installed certificate" 4 "--overwrite"
+run "$BIN" certificate install-self-signed --overwrite --path "$DATA"
+case $out in *'"created":true'*) good ;; *) bad "install-self-signed --overwrite makes a new one" ;; esac
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

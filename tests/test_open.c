@@ -121,11 +121,14 @@ test_refusals(void **state)
     SPRIG_EXPECT(SPRIG_EINVAL, sprig_open("foo:bar", NULL, &st));
     assert_non_null(strstr(sprig_errmsg(), "'foo'"));
     assert_null(st);
-    SPRIG_EXPECT(SPRIG_EINVAL, sprig_open("quic://127.0.0.1:1", NULL, &st));
-    assert_non_null(strstr(sprig_errmsg(), "'quic'"));
+    SPRIG_EXPECT(SPRIG_EINVAL, sprig_open("gopher://127.0.0.1:1", NULL, &st));
+    assert_non_null(strstr(sprig_errmsg(), "'gopher'"));
     SPRIG_EXPECT(SPRIG_EINVAL, sprig_open("file:", NULL, &st));
     /* a scheme the transport table knows, but nothing listens */
     SPRIG_EXPECT(SPRIG_ECONNECT, sprig_open("ws://127.0.0.1:1", NULL, &st));
+    /* QUIC: UDP, so "refused" is the ICMP port-unreachable, at once */
+    SPRIG_EXPECT(SPRIG_ECONNECT, sprig_open("quic://127.0.0.1:1", NULL, &st));
+    assert_non_null(strstr(sprig_errmsg(), "refused"));
 }
 
 int

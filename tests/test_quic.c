@@ -185,6 +185,42 @@ test_pins(void **state)
     sprig_server_free(srv);
 }
 
+/* One certificate serves QUIC and wss:// (tls_cert_file for both). */
+static void
+test_same_cert_wss(void **state)
+{
+    (void)state;
+    char dir[1200];
+    sprig_storage_options so;
+    sprig_server_options o;
+    sprig_server *srv;
+    sprig_client *c;
+    sprig_conn_info ci;
+    snprintf(dir, sizeof dir, "%s/both", root);
+    sprig_storage_options_init(&so);
+    so.path = dir;
+    so.durability = SPRIG_DURABILITY_NONE;
+    sprig_server_options_init(&o);
+    o.ws_listen = "127.0.0.1:0";
+    o.quic_listen = "127.0.0.1:0";
+    o.tls_cert_file = cert.cert_path;
+    o.tls_key_file = cert.key_path;
+    SPRIG_OK_(sprig_server_new(&so, &o, &srv));
+    SPRIG_OK_(sprig_server_start(srv));
+    SPRIG_OK_(
+        connect_to(sprig_server_ws_port(srv), "wss", cert.sha256, NULL, &c));
+    SPRIG_OK_(sprig_client_info(c, &ci));
+    assert_string_equal(ci.transport, "wss");
+    sprig_client_close(c);
+    SPRIG_OK_(
+        connect_to(sprig_server_quic_port(srv), "quic", cert.sha256, NULL, &c));
+    SPRIG_OK_(sprig_client_info(c, &ci));
+    assert_string_equal(ci.transport, "quic");
+    assert_string_equal(ci.tls_version, "TLS1.3");
+    sprig_client_close(c);
+    sprig_server_free(srv);
+}
+
 static void
 test_open_url(void **state)
 {
@@ -460,6 +496,7 @@ main(void)
         cmocka_unit_test(test_certificate_files),
         cmocka_unit_test(test_pins),
         cmocka_unit_test(test_open_url),
+        cmocka_unit_test(test_same_cert_wss),
         cmocka_unit_test(test_loss_0),
         cmocka_unit_test(test_loss_1),
         cmocka_unit_test(test_loss_10),

@@ -96,20 +96,10 @@ load_leaf(const char *path, gnutls_x509_crt_t *out)
         return sprig__err(SPRIG_ENOTFOUND, "no certificate at %s", path);
     }
     int g = gnutls_load_file(path, &pem);
-    unsigned n = 1;
+    unsigned n = 1; /* the leaf; list_import initialises it */
     if (g >= 0) {
-        g = gnutls_x509_crt_init(out);
-    }
-    if (g >= 0) {
-        g = gnutls_x509_crt_list_import(
-            out, &n, &pem, GNUTLS_X509_FMT_PEM,
-            GNUTLS_X509_CRT_LIST_IMPORT_FAIL_IF_EXCEED);
-        if (g == GNUTLS_E_SHORT_MEMORY_BUFFER) {
-            g = 1; /* a chain: the first is the leaf */
-        }
-        if (g < 0) {
-            gnutls_x509_crt_deinit(*out);
-        }
+        g = gnutls_x509_crt_list_import(out, &n, &pem, GNUTLS_X509_FMT_PEM, 0);
+        g = g == 0 ? GNUTLS_E_NO_CERTIFICATE_FOUND : g;
     }
     gnutls_free(pem.data);
     if (g < 0) {

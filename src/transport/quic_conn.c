@@ -361,7 +361,8 @@ arm(sprig__quic_conn *c)
 void
 sprig__quic_conn_flush(sprig__quic_conn *c)
 {
-    c->dirty = false;
+    /* c->dirty stays as it is: it says whether c is on the endpoint's
+     * list, which only the endpoint changes */
     if (c->state >= SPRIG__QS_FINISHING) {
         return;
     }

@@ -264,6 +264,7 @@ sprig__quic_ep_forget(sprig__quic_ep *ep, sprig__quic_conn *c)
     for (sprig__quic_conn **p = &ep->dirty; *p; p = &(*p)->dnext) {
         if (*p == c) {
             *p = c->dnext;
+            c->dirty = false;
             break;
         }
     }
@@ -329,6 +330,7 @@ on_prepare(uv_prepare_t *p)
         sprig__quic_conn *c = ep->dirty;
         ep->dirty = c->dnext;
         c->dnext = NULL;
+        c->dirty = false;
         sprig__quic_conn_flush(c);
     }
     uv_prepare_stop(&ep->prep);
@@ -796,11 +798,10 @@ on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static int
 client_trust(sprig__quic_ep *ep, const sprig__tran_opts *o)
 {
-    int rc = sprig__tls_cfg_client(o ? o->tls_ca_file : NULL, &ep->trust);
-    if (!rc && o && o->tls_pin_sha256) {
-        rc = sprig__tls_cfg_pin_sha256(ep->trust, o->tls_pin_sha256);
+    if (o && o->tls_pin_sha256) { /* the fingerprint alone decides */
+        return sprig__tls_cfg_pinned(o->tls_pin_sha256, &ep->trust);
     }
-    return rc;
+    return sprig__tls_cfg_client(o ? o->tls_ca_file : NULL, &ep->trust);
 }
 
 int

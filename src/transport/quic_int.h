@@ -204,6 +204,9 @@ int sprig__tls_cfg_verify(const sprig__tls_cfg *cfg, void *session,
 /** Client trust, pins and fingerprint (tls.c; see ws_int.h). */
 int sprig__tls_cfg_client(const char *ca_file, sprig__tls_cfg **out);
 int sprig__tls_cfg_pin_sha256(sprig__tls_cfg *t, const char *hex);
+/** Client credentials that trust only the certificate with this SHA-256
+ *  fingerprint (no trust store is loaded).  SPRIG_EINVAL, SPRIG_ENOMEM. */
+int sprig__tls_cfg_pinned(const char *hex, sprig__tls_cfg **out);
 void sprig__tls_cfg_free(sprig__tls_cfg *t);
 
 /* ---- connections (quic_conn.c) ------------------------------------------- */

@@ -346,6 +346,24 @@ sprig__tls_cfg_pin_sha256(sprig__tls_cfg *t, const char *hex)
     return SPRIG_OK;
 }
 
+int
+sprig__tls_cfg_pinned(const char *hex, sprig__tls_cfg **out)
+{
+    sprig__tls_cfg *t = sprig__calloc(1, sizeof *t);
+    if (!t) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory for TLS credentials");
+    }
+    int g = gnutls_certificate_allocate_credentials(&t->cred);
+    int rc = g < 0 ? sprig__err(SPRIG_ENOMEM, "TLS: %s", gnutls_strerror(g))
+                   : sprig__tls_cfg_pin_sha256(t, hex);
+    if (rc) {
+        sprig__tls_cfg_free(t);
+        return rc;
+    }
+    *out = t;
+    return SPRIG_OK;
+}
+
 /* Client: is the server's certificate trusted?  SPRIG_EAUTH if not. */
 static int
 verify_server(sprig__tls *t)

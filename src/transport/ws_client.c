@@ -200,10 +200,10 @@ sprig__ws_connect(uv_loop_t *loop, const char *url,
         return rc;
     }
     if (p.tls) {
-        rc = sprig__tls_cfg_client(opts ? opts->tls_ca_file : NULL, &cfg->tls);
-        if (!rc && opts && opts->tls_pin_sha256) {
-            rc = sprig__tls_cfg_pin_sha256(cfg->tls, opts->tls_pin_sha256);
-        }
+        rc = opts && opts->tls_pin_sha256
+                 ? sprig__tls_cfg_pinned(opts->tls_pin_sha256, &cfg->tls)
+                 : sprig__tls_cfg_client(opts ? opts->tls_ca_file : NULL,
+                                         &cfg->tls);
     }
     if (!rc) {
         rc = sprig__ws_conn_new(loop, cfg, &c);

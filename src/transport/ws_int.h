@@ -88,6 +88,9 @@ void sprig__tls_cfg_free(sprig__tls_cfg *t);
 /** Client: trust only a server whose leaf certificate has this SHA-256
  *  fingerprint (64 hex digits; colons and case ignored).  SPRIG_EINVAL. */
 int sprig__tls_cfg_pin_sha256(sprig__tls_cfg *t, const char *hex);
+/** Client credentials that trust only the certificate with this SHA-256
+ *  fingerprint (no trust store is loaded).  SPRIG_EINVAL, SPRIG_ENOMEM. */
+int sprig__tls_cfg_pinned(const char *hex, sprig__tls_cfg **out);
 /** The GnuTLS credentials of `cfg` (a gnutls_certificate_credentials_t). */
 void *sprig__tls_cfg_cred(const sprig__tls_cfg *cfg);
 /** Client: is the server of `session` (a gnutls_session_t) trusted by

@@ -72,6 +72,7 @@ typedef struct bench_cfg {
     const char *tt_host; /* --tarantool HOST:PORT: IPROTO, not sprig/1 */
     int tt_port;
     uint32_t tt_space; /* the space of the documents (--tt-space) */
+    const char *pin;   /* --pin SHA256: wss/quic certificate fingerprint */
 } bench_cfg;
 
 /** A request template: one whole frame, with the offsets of the parts

@@ -534,6 +534,7 @@ driver_start(const bench_cfg *cfg)
     o.ping_interval_ms = 0;
     o.idle_timeout_ms = 0;
     o.connect_timeout_ms = cfg->timeout_s * 1000;
+    o.tls_pin_sha256 = cfg->pin;
     for (unsigned i = 0; i < g.nw; i++) {
         worker *w = &g.w[i];
         w->n = cfg->clients / g.nw + (i < cfg->clients % g.nw ? 1 : 0);

@@ -30,7 +30,10 @@ static const char usage[] =
     "Load a Sprig server (protocol sprig/1 over WebSockets) like\n"
     "redis-benchmark loads Redis, and check every answer.\n"
     "\n"
-    "  -u URL            server (default ws://127.0.0.1:5646)\n"
+    "  -u URL            server (default ws://127.0.0.1:5646; also wss://,\n"
+    "                    quic://)\n"
+    "  --pin SHA256      wss, quic: trust the server certificate with this\n"
+    "                    SHA-256 fingerprint (sprig certificate show)\n"
     "  -c CLIENTS        connections (default 50)\n"
     "  -n REQUESTS       requests per test (default 100000)\n"
     "  -P PIPELINE       requests in flight per connection (default 1)\n"
@@ -248,6 +251,7 @@ enum {
     O_WINDOW,
     O_TARANTOOL,
     O_TT_SPACE,
+    O_PIN,
     O_HELP
 };
 
@@ -270,6 +274,7 @@ main(int argc, char **argv)
         {"window", required_argument, NULL, O_WINDOW},
         {"tarantool", required_argument, NULL, O_TARANTOOL},
         {"tt-space", required_argument, NULL, O_TT_SPACE},
+        {"pin", required_argument, NULL, O_PIN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -297,6 +302,7 @@ main(int argc, char **argv)
            -1) {
         switch (opt) {
         case 'u': cfg.url = optarg; break;
+        case O_PIN: cfg.pin = optarg; break;
         case 'c':
             if (number(optarg, 1, 10000, &v)) {
                 return bad_usage("bad -c", optarg);

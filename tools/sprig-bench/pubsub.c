@@ -361,6 +361,7 @@ sprig_connect(ps_conn *c)
     o.ping_interval_ms = 0;
     o.idle_timeout_ms = 0;
     o.connect_timeout_ms = ps.cfg->timeout_s * 1000;
+    o.tls_pin_sha256 = ps.cfg->pin;
     if (sprig__tran_connect(&ps.loop, ps.cfg->url, &o, &sprig_cbs, c, &c->ws)) {
         fprintf(stderr, "sprig-bench: %s: %s\n", ps.cfg->url, sprig_errmsg());
         c->dead = true;
