@@ -185,6 +185,20 @@ sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
     return decompress(m, scratch, scratch->len, plain);
 }
 
+int
+sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
+                       sprig_bytes stored, uint8_t *out)
+{
+    if (!v) {
+        return sprig__err(SPRIG_EAUTH,
+                          "this value is encrypted and the storage was "
+                          "opened without its vault");
+    }
+    uint8_t ad[AD_MAX];
+    size_t adn = make_ad(loc, SPRIG__CF_ENC, ad);
+    return sprig__vault_unseal(v, ad, adn, stored.data, stored.len, out);
+}
+
 uint32_t
 sprig__codec_key_id(uint8_t flags, sprig_bytes stored)
 {
