@@ -379,6 +379,7 @@ typedef struct sprig_schema_def {
  *   {"name": "shop",
  *    "collections": [
  *      {"name": "products", "id_kind": "u64" | "natural",  (default u64)
+ *       "encrypted": true,             (SPRIG_COLL_ENCRYPTED; default false)
  *       "views": [
  *         {"name": "by-category",
  *          "version": 1,                                   (default 1)
