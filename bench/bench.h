@@ -177,6 +177,8 @@ const char *bench_thousands(uint64_t v, char *buf, size_t cap);
 size_t bench_wl_view(const bench_plan *p, bench_result *res, size_t cap);
 size_t bench_wl_kv(const bench_plan *p, bench_result *res, size_t cap);
 size_t bench_wl_pubsub(const bench_plan *p, bench_result *res, size_t cap);
+/* The codec (wl_vault.c): encryption, compression, both, neither. */
+size_t bench_wl_vault(const bench_plan *p, bench_result *res, size_t cap);
 
 /* ---- callgrind mode (wl_cg.c) ------------------------------------------ */
 

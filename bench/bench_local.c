@@ -11,8 +11,11 @@
  *   local-view-*             declarative views vs SQLite (wl_view.c)
  *   kv-*                     the key-value store vs raw LMDB (wl_kv.c)
  *   pubsub                   1 publisher -> 10 subscribers (wl_pubsub.c)
+ *   local-codec-*            encryption, compression, both, neither
+ *                            (wl_vault.c)
  * plus the disk's fsyncs per second as the physical limit.  `--only`
- * picks some of them (insert, get, view, kv, pubsub; get needs insert).
+ * picks some of them (insert, get, view, kv, pubsub, codec; get needs
+ * insert).
  * Every workload warms up, then runs several times; within a run the work
  * is cut into slices and the engines take turns slice by slice, in a
  * rotating order, so the noise of a shared machine falls on all of them
@@ -908,6 +911,9 @@ main(int argc, char **argv)
     }
     if (wanted(&c.o, "pubsub")) {
         n += bench_wl_pubsub(&plan, res + n, MAX_RESULTS - n);
+    }
+    if (wanted(&c.o, "codec")) {
+        n += bench_wl_vault(&plan, res + n, MAX_RESULTS - n);
     }
     bench_rmtree(c.tmp);
     m.seconds = bench_now() - t0;

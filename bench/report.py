@@ -40,6 +40,10 @@ NAMES = {
     "sqlite-noindex": "SQLite (WAL), no index",
     "sqlite-covering": "SQLite (WAL), covering index (category, price)",
     "queues": "pthread queues (baseline)",
+    "encrypted": "Sprig, encrypted (XChaCha20-Poly1305)",
+    "plain": "Sprig, neither (baseline)",
+    "lz4": "Sprig, LZ4-compressed",
+    "encrypted+lz4": "Sprig, compressed then encrypted",
 }
 
 # Series names that mean something else in one workload.

@@ -67,6 +67,29 @@ run "$BIN" --path "$T/plain" schema define app notes:natural
 run "$BIN" --path "$T/plain" vault rotate
 expect_err "rotate without a vault" 2 "no vault"
 
+# ---- one encrypted collection, from a schema file ------------------------------
+
+cat >"$T/mixed.json" <<'JSON'
+{"name": "mixed",
+ "collections": [{"name": "secrets", "id_kind": "natural", "encrypted": true},
+                 {"name": "notes", "id_kind": "natural"}]}
+JSON
+M="$BIN --path $T/mixed --schema $T/mixed.json"
+run $M db create default --schema mixed
+expect "db create (schema file)" 0 '{"name":"default","schema":"mixed"}'
+run $M doc put secrets --id s '{"x":"SECRET-COLL-CANARY"}'
+expect "put into the encrypted collection" 0 '{"id":"s","revision":1}'
+run $M doc put notes --id n '{"x":"OPEN-COLL-CANARY"}'
+run $M doc get secrets s
+expect "get from the encrypted collection" 0 '{"id":"s","revision":1,"contents":{"x":"SECRET-COLL-CANARY"}}'
+grep -r -q "SECRET-COLL-CANARY" "$T/mixed" && bad "the encrypted collection's text is in the files" || good
+grep -r -q "OPEN-COLL-CANARY" "$T/mixed" && good || bad "the plain collection's text is not in the files"
+cat >"$T/bad.json" <<'JSON'
+{"name": "b", "collections": [{"name": "c", "encrypted": "yes"}]}
+JSON
+run "$BIN" --path "$T/bad" --schema "$T/bad.json" db create x --schema b
+expect_err "a non-boolean encrypted" 2 "encrypted: expected true or false"
+
 # ---- a passphrase ------------------------------------------------------------
 
 P="$BIN --path $T/pass"

@@ -383,6 +383,7 @@ typedef struct sprig_schema_def {
  *   {"name": "shop",
  *    "collections": [
  *      {"name": "products", "id_kind": "u64" | "natural",  (default u64)
+ *       "encrypted": true,             (SPRIG_COLL_ENCRYPTED; default false)
  *       "views": [
  *         {"name": "by-category",
  *          "version": 1,                                   (default 1)
@@ -521,7 +522,8 @@ typedef void (*sprig_rotate_progress)(void *udata, const char *db,
  * writers, each database is checkpointed so its command log needs no old
  * key, and the old keys are then dropped from the vault.  Writes made
  * meanwhile are never lost.  A crash part-way leaves both keys in the
- * vault: everything still opens, and a second rotation finishes the job.
+ * vault: everything still opens, and the next rotation finishes the job
+ * (under the key that interrupted one made current).
  * `progress` (may be NULL) is called from the calling thread.  Local
  * storages only.  Errors: SPRIG_EINVAL (no vault: nothing is encrypted),
  * SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM, storage errors.

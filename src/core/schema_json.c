@@ -8,6 +8,7 @@
  *   {"name": "shop",
  *    "collections": [
  *      {"name": "products", "id_kind": "u64" | "natural",
+ *       "encrypted": true | false,      (SPRIG_COLL_ENCRYPTED)
  *       "views": [
  *         {"name": "by-category", "version": 1,
  *          "policy": "lazy" | "eager" | "unique",
@@ -272,7 +273,8 @@ read_views(sctx *c, json_t *arr, build *b, sprig_collection_def *col)
     return SPRIG_OK;
 }
 
-static const char *const coll_fields[] = {"name", "id_kind", "views", NULL};
+static const char *const coll_fields[] = {"name", "id_kind", "encrypted",
+                                          "views", NULL};
 static const char *const id_kinds[] = {"u64", "natural"};
 
 static int
@@ -287,6 +289,11 @@ read_collection(sctx *c, json_t *o, build *b, size_t i)
     rc = rc ? rc : get_name(c, o, "collection", &col->name);
     rc = rc ? rc : get_enum(c, o, "id_kind", id_kinds, 2, &kind);
     col->id_kind = (sprig_id_kind)kind;
+    json_t *enc = json_object_get(o, "encrypted");
+    if (rc == 0 && enc && !json_is_boolean(enc)) {
+        rc = bad(c, "encrypted", "expected true or false");
+    }
+    col->flags = enc && json_is_true(enc) ? SPRIG_COLL_ENCRYPTED : 0;
     for (size_t j = 0; rc == 0 && j < i; j++) {
         if (strcmp(b->cols[j].name, col->name) == 0) {
             rc = bad(c, "name", "collection '%s' is declared twice", col->name);

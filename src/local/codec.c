@@ -71,7 +71,7 @@ sprig__codec_encode(const sprig__codec *c, const sprig__vloc *loc,
     *flags = 0;
     *stored = plain;
     out->len = 0;
-    if (plain.len > (1u << 31)) {
+    if (plain.len > (size_t)INT32_MAX - 4096) { /* LZ4 takes an int */
         return sprig__err(SPRIG_ETOOBIG, "a value of %zu bytes is too large",
                           plain.len);
     }
@@ -115,8 +115,9 @@ decompress(sprig_bytes in, sprig_buf *scratch, size_t at, sprig_bytes *plain)
     uintptr_t a = (uintptr_t)in.data, b = (uintptr_t)scratch->data;
     bool inside = scratch->data && a >= b && a < b + scratch->cap;
     size_t in_off = inside ? (size_t)(a - b) : 0;
-    if (n > (1u << 31) || sprig__buf_reserve(scratch, at + n - scratch->len)) {
-        return sprig__err(n > (1u << 31) ? SPRIG_ECORRUPT : SPRIG_ENOMEM,
+    bool big = n > (uint32_t)INT32_MAX - 4096;
+    if (big || sprig__buf_reserve(scratch, at + n - scratch->len)) {
+        return sprig__err(big ? SPRIG_ECORRUPT : SPRIG_ENOMEM,
                           "cannot decompress a value of %u bytes", n);
     }
     if (inside) {
@@ -183,6 +184,20 @@ sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
         return SPRIG_OK;
     }
     return decompress(m, scratch, scratch->len, plain);
+}
+
+int
+sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
+                       sprig_bytes stored, uint8_t *out)
+{
+    if (!v) {
+        return sprig__err(SPRIG_EAUTH,
+                          "this value is encrypted and the storage was "
+                          "opened without its vault");
+    }
+    uint8_t ad[AD_MAX];
+    size_t adn = make_ad(loc, SPRIG__CF_ENC, ad);
+    return sprig__vault_unseal(v, ad, adn, stored.data, stored.len, out);
 }
 
 uint32_t

@@ -83,6 +83,12 @@ int sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                         sprig_bytes stored, sprig_buf *scratch,
                         sprig_bytes *plain);
 
+/** Decode a value whose flags are exactly SPRIG__CF_ENC straight into
+ *  `out` (room for stored.len - SPRIG__SEAL_OVERHEAD bytes, the plain
+ *  length): no scratch, no copy.  Errors as sprig__codec_decode. */
+int sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
+                           sprig_bytes stored, uint8_t *out);
+
 /** The key id an encrypted payload was sealed with (0 if too short). */
 uint32_t sprig__codec_key_id(uint8_t flags, sprig_bytes stored);
 

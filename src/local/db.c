@@ -279,6 +279,40 @@ read_begin(sprig__ldb *ldb, const char *coll, sprig__coll **c, MDB_txn **txn)
     return rc ? rc : sprig__env_read_begin(ldb->env, txn);
 }
 
+/* An encrypted (not compressed) document: opened straight into the new
+ * sprig_doc, the common case of an encrypted collection's reads. */
+static int
+doc_sealed(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
+           sprig_doc **out)
+{
+    uint64_t rev;
+    const uint8_t *hash = NULL;
+    sprig_bytes sealed, id = {k->mv_data, k->mv_size};
+    int rc = sprig__doc_parse(v, &rev, &hash, &sealed);
+    if (rc == 0 && sealed.len < SPRIG__SEAL_OVERHEAD) {
+        rc = sprig__err(SPRIG_ECORRUPT, "an encrypted document is truncated");
+    }
+    size_t n = rc ? 0 : sealed.len - SPRIG__SEAL_OVERHEAD;
+    sprig_doc *d = rc ? NULL : sprig__malloc(sizeof *d + id.len + n + 1);
+    if (rc || !d) {
+        return rc ? rc : sprig__err(SPRIG_ENOMEM, "out of memory reading");
+    }
+    d->revision = rev;
+    memcpy(d->hash, hash, 16);
+    d->id_len = (uint32_t)id.len;
+    d->len = n;
+    memcpy(d->data, id.data, id.len);
+    d->contents = d->data + id.len;
+    sprig__vloc l = sprig__ldb_loc(ldb, 'd', c->name, id);
+    rc = sprig__codec_open_into(ldb->vault, &l, sealed, d->contents);
+    if (rc) {
+        sprig__free(d);
+        return rc;
+    }
+    *out = d;
+    return SPRIG_OK;
+}
+
 /* Copy the stored document at (k, v) into a new sprig_doc. */
 static int
 doc_from(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
@@ -288,6 +322,9 @@ doc_from(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
     const uint8_t *hash = NULL;
     sprig_bytes contents;
     sprig_bytes id = {k->mv_data, k->mv_size};
+    if (!headers_only && sprig__doc_flags(v) == SPRIG__CF_ENC) {
+        return doc_sealed(ldb, c, k, v, out);
+    }
     int rc = headers_only ? sprig__doc_parse(v, &rev, &hash, &contents)
                           : sprig__doc_read(ldb, c, id, v, &rev, &hash,
                                             &contents, scratch);

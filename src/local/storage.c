@@ -1019,7 +1019,8 @@ sprig_storage_vault_rotate(sprig_storage *s, sprig_rotate_progress progress,
                           st->path);
     }
     sprig_database_list *l = NULL;
-    int rc = sprig__vault_add_key(v);
+    /* several keys: an interrupted rotation, finished under its new key */
+    int rc = sprig__vault_keys(v) > 1 ? 0 : sprig__vault_add_key(v);
     rc = rc ? rc : sprig_storage_list_databases(s, &l);
     for (size_t i = 0; rc == 0 && i < sprig_database_list_count(l); i++) {
         rc = rotate_db(s, sprig_database_list_name(l, i), progress, udata);
