@@ -464,6 +464,18 @@ typedef struct sprig_storage_options {
      *  the system's real-time clock).  For tests and simulations. */
     uint64_t (*clock_ms)(void *udata);
     void *clock_udata;
+    /** Open an existing storage read-only (issue 17): nothing is written,
+     *  so it works on a read-only file system or a copy that must not
+     *  change.  Other processes may read it too (shared lock); a writer
+     *  has it exclusively, so the two exclude each other (SPRIG_EBUSY).
+     *  Every write -- documents, key-value, databases, a schema that is
+     *  not registered unchanged, catching up a lazy view's pending
+     *  documents (query with SPRIG_NO_UPDATE instead), rebuilding a
+     *  changed view -- fails with SPRIG_EPERM.  A database whose log
+     *  was not closed cleanly (a crash) must be opened writable once to
+     *  replay it: until then it refuses to open (SPRIG_EPERM).  Key-value
+     *  expiry is not swept.  Not with memory_only. */
+    bool read_only;
 } sprig_storage_options;
 
 /** Fill `o` with defaults: no path, on disk, full durability. */

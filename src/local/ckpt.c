@@ -499,12 +499,37 @@ logged(const sprig_storage_options *o)
     return !o->memory_only && o->durability != SPRIG_DURABILITY_NONE;
 }
 
+/* Read-only: LMDB as it is, no log.  Only a database closed cleanly (its
+ * log's `clean` marker there) holds everything in LMDB: one that was not
+ * needs its log replayed, which writes. */
+static int
+open_read_only(const char *dir, const sprig_storage_options *o, unsigned maxdbs,
+               sprig__env **out)
+{
+    char p[4200];
+    struct stat sb;
+    path_in(p, sizeof p, dir, "wal");
+    bool logged_before = stat(p, &sb) == 0;
+    path_in(p, sizeof p, dir, "wal/clean");
+    if (logged_before && stat(p, &sb) != 0) {
+        return sprig__err(SPRIG_EPERM,
+                          "'%s' was not closed cleanly: its log must be "
+                          "replayed, which a read-only open cannot do; open "
+                          "it writable once",
+                          dir);
+    }
+    return sprig__env_open(dir, o, maxdbs, out);
+}
+
 int
 sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
                      unsigned maxdbs, sprig__env **out)
 {
     if (!logged(o)) {
         return sprig__env_open(dir, o, maxdbs, out);
+    }
+    if (o->read_only) {
+        return open_read_only(dir, o, maxdbs, out);
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         return io_err("cannot create directory", dir, errno);

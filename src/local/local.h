@@ -70,6 +70,7 @@ typedef struct sprig__env {
     /* the disk reserve (env.c): 0 none (memory only), 1 held, 2 wanted
      * back; touched by the writer's commit step and at open only */
     int reserve;
+    bool read_only; /* opened MDB_RDONLY: no write transaction, ever */
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */

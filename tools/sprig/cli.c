@@ -248,9 +248,15 @@ cli_open(cli *c, bool create)
             return cli_err(SPRIG_EINVAL, "--path is too long");
         }
     }
+    if (c->read_only && c->url && strstr(c->url, "://") &&
+        strncmp(c->url, "file://", 7) != 0) {
+        return cli_err(SPRIG_EINVAL, "--read-only opens a local storage "
+                                     "(--path or file:), not a server");
+    }
     sprig_open_options o;
     sprig_open_options_init(&o);
     o.pinned_cert_path = c->ca_file;
+    o.storage.read_only = c->read_only;
     int rc = sprig_open(c->url ? c->url : file, &o, &c->st);
     return rc ? cli_fail(rc) : register_schema_file(c);
 }

@@ -42,6 +42,7 @@ typedef struct cli {
     const char *url;         /* --url: any placement sprig_open() takes */
     const char *ca_file;     /* --ca: wss, the certificate to trust */
     const char *schema_file; /* --schema: registered by cli_open() */
+    bool read_only;          /* --read-only: a local storage, read-only */
     sprig_storage *st;       /* opened by cli_open() */
     sprig_db *db;            /* opened by cli_open_coll() */
 } cli;

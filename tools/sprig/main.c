@@ -29,6 +29,8 @@ static const char top_usage[] =
     "  --schema FILE\n"
     "               register the JSON schema file FILE (collections, id\n"
     "               kinds, declarative views) before the command runs\n"
+    "  --read-only  open the local storage read-only (a read-only file\n"
+    "               system, a copy): writes fail with 'permission denied'\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -109,13 +111,14 @@ main(int argc, char **argv)
         {"--url", &c.url, NULL},
         {"--ca", &c.ca_file, NULL},
         {"--schema", &c.schema_file, NULL},
+        {"--read-only", NULL, &c.read_only},
         {"--version", NULL, &version},
         {NULL, NULL, NULL},
     };
     int i;
     int rc = parse_globals(globals, &version, argc, argv, &i);
     if (rc == CLI_CONTINUE) {
-        globals[5].name = NULL; /* after the command, without --version */
+        globals[6].name = NULL; /* after the command, without --version */
         cli_set_globals(globals);
         rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
     }
