@@ -306,6 +306,12 @@ expect "the holder finishes its put" 0 '{"id":"held","revision":1}'
 run sp doc get notes held
 expect "after the holder exits, the storage opens" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
 
+# ---- check ----------------------------------------------------------------
+run sp check
+expect "check: a healthy storage" 0 "$DATA: 0 findings"
+run sp --read-only check
+expect "check --read-only" 0 "$DATA: 0 findings"
+
 # ---- --read-only ---------------------------------------------------------
 run sp --read-only doc get notes held
 expect "--read-only reads" 0 '{"id":"held","revision":1,"contents":{"held":true}}'

@@ -500,6 +500,28 @@ SPRIG_API int sprig_storage_open(const sprig_storage_options *o,
  */
 SPRIG_API void sprig_storage_close(sprig_storage *st);
 
+/* ---- the integrity check (issue 17) ---------------------------------------
+ */
+
+/**
+ * Verify a local storage and report what is wrong: every table of each
+ * database's LMDB file reads entry by entry (LMDB's own consistency);
+ * every document parses and matches its content hash; the last change
+ * the transaction log records for each document is its current state;
+ * every view agrees with its collection (documents not pending map to
+ * exactly their stored pairs, no records of documents that are gone, the
+ * entries table holds exactly the records' pairs); the key-value expiry
+ * index holds one entry per record with an expiry and nothing else; every
+ * database of the registry opens.  One line per finding is appended to
+ * `report` (may be NULL), each naming the database; *findings counts
+ * them.  Check a storage no one is writing (the log is read in a snapshot
+ * of its own).  Works on a read-only open.  Threads: any.  Errors (the
+ * check could not run; findings are not errors): SPRIG_EINVAL (NULL, or
+ * not a local storage), SPRIG_ENOMEM, SPRIG_EIO.
+ */
+SPRIG_API int sprig_storage_check(sprig_storage *st, sprig_buf *report,
+                                  uint64_t *findings);
+
 /* ---- one URL opens any placement ----------------------------------------- */
 
 /** What carries a network connection (sprig_client_info(),

@@ -770,9 +770,16 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
     }
     /* LMDB found the disk full: pages freed since the last checkpoint are
      * held by its pin, so move it (and start the log over), then retry */
-    if (rc == SPRIG_EFULL && !c->retried && room_by_checkpoint(c) == 0) {
-        rc = SPRIG__ERETRY;
+    int room = rc == SPRIG_EFULL && !c->retried ? room_by_checkpoint(c) : -1;
+    if (room == SPRIG_EBUSY && frees) {
+        /* the checkpointer is moving the pin right now: that makes the
+         * room; a removal waits for it rather than fail */
+        pthread_mutex_unlock(&c->commit_lock);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        return SPRIG__ERETRY;
     }
+    rc = room == 0 ? SPRIG__ERETRY : rc;
     rc = rc == SPRIG__ERETRY ? rc : reserve_step(e, rc, frees);
     c->retried = rc == SPRIG__ERETRY;
     pthread_mutex_unlock(&c->commit_lock);

@@ -377,6 +377,9 @@ void sprig__storage_tap(sprig_storage *st, sprig__cmd_tap tap, void *udata);
 int sprig__storage_apply(sprig_storage *st, const char *db,
                          struct sprig__cmd *cmd);
 
+/** Is `st` a local storage (this module's)? */
+bool sprig__storage_is_local(const sprig_storage *st);
+
 /** Open the engine of a database living in `dir` with `schema`. */
 int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
                     const sprig_schema_def *schema, sprig__ldb **out);

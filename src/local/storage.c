@@ -623,6 +623,14 @@ l_database(sprig_storage *s, const char *name, sprig_db **out)
 
 /* ---- commands from elsewhere (tests, later the cluster) ----------------- */
 
+static const sprig_storage_ops local_storage_ops;
+
+bool
+sprig__storage_is_local(const sprig_storage *s)
+{
+    return s && s->ops == &local_storage_ops;
+}
+
 void
 sprig__storage_tap(sprig_storage *s, sprig__cmd_tap tap, void *udata)
 {

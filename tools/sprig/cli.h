@@ -175,5 +175,6 @@ int cli_cmd_demo(cli *c, int argc, char **argv);
 int cli_cmd_serve(cli *c, int argc, char **argv);
 int cli_cmd_kv(cli *c, int argc, char **argv);
 int cli_cmd_view(cli *c, int argc, char **argv);
+int cli_cmd_check(cli *c, int argc, char **argv);
 
 #endif /* SPRIG_TOOLS_CLI_H */

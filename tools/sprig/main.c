@@ -51,6 +51,7 @@ static const char top_usage[] =
     "             [--desc] [--limit N] [--docs]\n"
     "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
+    "  check        verify the storage (views, log, key-value, LMDB)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
@@ -70,9 +71,15 @@ static const char top_usage[] =
     "  5  busy: another process has the storage open\n";
 
 static const cli_cmd top_cmds[] = {
-    {"schema", cli_cmd_schema}, {"db", cli_cmd_db}, {"doc", cli_cmd_doc},
-    {"demo", cli_cmd_demo},     {"kv", cli_cmd_kv}, {"serve", cli_cmd_serve},
-    {"view", cli_cmd_view},     {NULL, NULL},
+    {"schema", cli_cmd_schema},
+    {"db", cli_cmd_db},
+    {"doc", cli_cmd_doc},
+    {"demo", cli_cmd_demo},
+    {"kv", cli_cmd_kv},
+    {"serve", cli_cmd_serve},
+    {"view", cli_cmd_view},
+    {"check", cli_cmd_check},
+    {NULL, NULL},
 };
 
 /* Parse the options before the command; *i ends on the command.  `opts`
