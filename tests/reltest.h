@@ -63,6 +63,20 @@ rt_storage_open(const char *dir, sprig_durability durability,
     return sprig_storage_open(&o, out);
 }
 
+/* sprig_storage_check() finds nothing wrong in `st`. */
+static inline void
+rt_assert_checked(sprig_storage *st)
+{
+    sprig_buf rep = {0};
+    uint64_t n = 0;
+    SPRIG_OK_(sprig_storage_check(st, &rep, &n));
+    if (n) {
+        fail_msg("sprig_storage_check found %llu problems:\n%.*s",
+                 (unsigned long long)n, (int)rep.len, (const char *)rep.data);
+    }
+    sprig_buf_free(&rep);
+}
+
 /* Assert that document `id` of `coll` holds exactly `want`. */
 static inline void
 rt_assert_doc(sprig_db *db, const char *coll, sprig_bytes id, const void *want,

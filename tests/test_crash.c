@@ -17,7 +17,8 @@
  * at most the one unacknowledged transaction in flight per lane committed;
  * the log's ids run 1, 2, 3, ... without gaps up to sprig_last_transaction_id
  * (which is >= every acknowledged id), each entry naming exactly the
- * documents of its transaction with their revisions.  The next round
+ * documents of its transaction with their revisions; and, at the end of
+ * each segment, sprig_storage_check() finds nothing wrong.  The next round
  * continues on the same storage.  Rounds alternate between durability FULL,
  * NORMAL and NONE, one storage each: a SIGKILL kills the process, not the
  * machine, so the OS page cache survives and every acknowledged commit must
@@ -685,6 +686,7 @@ verify_all(mode_state *m)
         sprig_storage_close(st);
         return;
     }
+    rt_assert_checked(st); /* views, log, key-value, LMDB agree */
     SPRIG_OK_(sprig_storage_database(st, "db", &db));
     for (unsigned l = 0; l < LANES; l++) {
         for (uint64_t s = 1; s <= m->lanes[l].committed; s++) {

@@ -492,6 +492,18 @@ typedef struct sprig_storage_options {
     const char *vault_passphrase; /**< NUL-terminated; copied at open */
     /** Pluggable key storage (NULL: none); must outlive the storage. */
     const struct sprig_keystore *keystore;
+    /** Open an existing storage read-only (issue 17): nothing is written,
+     *  so it works on a read-only file system or a copy that must not
+     *  change.  Other processes may read it too (shared lock); a writer
+     *  has it exclusively, so the two exclude each other (SPRIG_EBUSY).
+     *  Every write -- documents, key-value, databases, a schema that is
+     *  not registered unchanged, catching up a lazy view's pending
+     *  documents (query with SPRIG_NO_UPDATE instead), rebuilding a
+     *  changed view -- fails with SPRIG_EPERM.  A database whose log
+     *  was not closed cleanly (a crash) must be opened writable once to
+     *  replay it: until then it refuses to open (SPRIG_EPERM).  Key-value
+     *  expiry is not swept.  Not with memory_only. */
+    bool read_only;
 } sprig_storage_options;
 
 /** Pluggable key storage for the vault key (sprig_storage_options). */
@@ -553,6 +565,28 @@ SPRIG_API int sprig_storage_open(const sprig_storage_options *o,
  * NULL is a no-op.
  */
 SPRIG_API void sprig_storage_close(sprig_storage *st);
+
+/* ---- the integrity check (issue 17) ---------------------------------------
+ */
+
+/**
+ * Verify a local storage and report what is wrong: every table of each
+ * database's LMDB file reads entry by entry (LMDB's own consistency);
+ * every document parses and matches its content hash; the last change
+ * the transaction log records for each document is its current state;
+ * every view agrees with its collection (documents not pending map to
+ * exactly their stored pairs, no records of documents that are gone, the
+ * entries table holds exactly the records' pairs); the key-value expiry
+ * index holds one entry per record with an expiry and nothing else; every
+ * database of the registry opens.  One line per finding is appended to
+ * `report` (may be NULL), each naming the database; *findings counts
+ * them.  Check a storage no one is writing (the log is read in a snapshot
+ * of its own).  Works on a read-only open.  Threads: any.  Errors (the
+ * check could not run; findings are not errors): SPRIG_EINVAL (NULL, or
+ * not a local storage), SPRIG_ENOMEM, SPRIG_EIO.
+ */
+SPRIG_API int sprig_storage_check(sprig_storage *st, sprig_buf *report,
+                                  uint64_t *findings);
 
 /* ---- one URL opens any placement ----------------------------------------- */
 

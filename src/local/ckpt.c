@@ -501,12 +501,37 @@ logged(const sprig_storage_options *o)
     return !o->memory_only && o->durability != SPRIG_DURABILITY_NONE;
 }
 
+/* Read-only: LMDB as it is, no log.  Only a database closed cleanly (its
+ * log's `clean` marker there) holds everything in LMDB: one that was not
+ * needs its log replayed, which writes. */
+static int
+open_read_only(const char *dir, const sprig_storage_options *o, unsigned maxdbs,
+               sprig__env **out)
+{
+    char p[4200];
+    struct stat sb;
+    path_in(p, sizeof p, dir, "wal");
+    bool logged_before = stat(p, &sb) == 0;
+    path_in(p, sizeof p, dir, "wal/clean");
+    if (logged_before && stat(p, &sb) != 0) {
+        return sprig__err(SPRIG_EPERM,
+                          "'%s' was not closed cleanly: its log must be "
+                          "replayed, which a read-only open cannot do; open "
+                          "it writable once",
+                          dir);
+    }
+    return sprig__env_open(dir, o, maxdbs, out);
+}
+
 int
 sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
                      unsigned maxdbs, sprig__env **out)
 {
     if (!logged(o)) {
         return sprig__env_open(dir, o, maxdbs, out);
+    }
+    if (o->read_only) {
+        return open_read_only(dir, o, maxdbs, out);
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         return io_err("cannot create directory", dir, errno);
@@ -747,9 +772,16 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
     }
     /* LMDB found the disk full: pages freed since the last checkpoint are
      * held by its pin, so move it (and start the log over), then retry */
-    if (rc == SPRIG_EFULL && !c->retried && room_by_checkpoint(c) == 0) {
-        rc = SPRIG__ERETRY;
+    int room = rc == SPRIG_EFULL && !c->retried ? room_by_checkpoint(c) : -1;
+    if (room == SPRIG_EBUSY && frees) {
+        /* the checkpointer is moving the pin right now: that makes the
+         * room; a removal waits for it rather than fail */
+        pthread_mutex_unlock(&c->commit_lock);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        return SPRIG__ERETRY;
     }
+    rc = room == 0 ? SPRIG__ERETRY : rc;
     rc = rc == SPRIG__ERETRY ? rc : reserve_step(e, rc, frees);
     c->retried = rc == SPRIG__ERETRY;
     pthread_mutex_unlock(&c->commit_lock);

@@ -67,7 +67,9 @@ static unsigned
 env_flags(const sprig_storage_options *o)
 {
     unsigned f = MDB_NOTLS;
-    if (o->memory_only || o->durability == SPRIG_DURABILITY_NONE) {
+    if (o->read_only) {
+        f |= MDB_RDONLY | MDB_NOLOCK; /* the storage's shared flock guards */
+    } else if (o->memory_only || o->durability == SPRIG_DURABILITY_NONE) {
         f |= MDB_NOSYNC;
     } else if (o->durability == SPRIG_DURABILITY_NORMAL) {
         f |= MDB_NOMETASYNC;
@@ -164,7 +166,7 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
                 unsigned maxdbs, sprig__env **out)
 {
     *out = NULL;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (!o->read_only && mkdir(dir, 0755) != 0 && errno != EEXIST) {
         return sprig__err(errno == ENOSPC ? SPRIG_EFULL : SPRIG_EIO,
                           "cannot create directory '%s': %s", dir,
                           strerror(errno));
@@ -182,8 +184,9 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     e->id = atomic_fetch_add(&next_env_id, 1);
     pthread_rwlock_init(&e->map_lock, NULL);
     pthread_mutex_init(&e->pool_lock, NULL);
-    bool fresh;
-    int mrc = prepare_files(dir, &fresh);
+    bool fresh = false;
+    e->read_only = o->read_only;
+    int mrc = o->read_only ? 0 : prepare_files(dir, &fresh);
     mrc = mrc ? mrc : mdb_env_create(&e->env);
     mrc = mrc ? mrc : mdb_env_set_maxdbs(e->env, maxdbs);
     mrc = mrc ? mrc : mdb_env_set_maxreaders(e->env, 1024);
@@ -200,7 +203,7 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     MDB_envinfo info;
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
-    e->reserve = o->memory_only ? 0 : 2;
+    e->reserve = o->memory_only || o->read_only ? 0 : 2;
     sprig__env_reserve_make(e);
     *out = e;
     return SPRIG_OK;
@@ -627,10 +630,39 @@ sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve)
     return rc;
 }
 
+/* Read-only: the tables must exist (a read transaction cannot create
+ * them); their handles stay valid after it. */
+static int
+open_dbis_ro(sprig__env *e, const char *const *names, size_t n, MDB_dbi *out)
+{
+    MDB_txn *txn = NULL;
+    int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    size_t i = 0;
+    for (; mrc == 0 && i < n; i++) {
+        mrc = mdb_dbi_open(txn, names[i], 0, &out[i]);
+    }
+    if (txn) {
+        mrc = mrc ? (mdb_txn_abort(txn), mrc) : mdb_txn_commit(txn);
+    }
+    if (mrc == MDB_NOTFOUND) {
+        return sprig__err(SPRIG_EPERM,
+                          "'%s' has no table '%s' yet and is open read-only: "
+                          "open it writable once",
+                          e->path, names[i - 1]);
+    }
+    if (mrc == 0) {
+        sprig__env_tables_opened(e);
+    }
+    return sprig__mdb_err(mrc, "opening tables");
+}
+
 int
 sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
                      MDB_dbi *out)
 {
+    if (e->read_only) {
+        return open_dbis_ro(e, names, n, out);
+    }
     for (;;) {
         MDB_txn *txn = NULL;
         size_t seen = e->map_size;

@@ -56,6 +56,7 @@ sprig__kv_open(sprig__ldb *ldb)
         kv->data = dbis[0];
         kv->exp = dbis[1];
         rc = sprig__kv_housekeeper_init(kv);
+        kv->stop = o->read_only; /* read-only: expiry is not swept */
     }
     if (rc) {
         sprig__free(kv);

@@ -75,6 +75,7 @@ typedef struct sprig__env {
     /* the disk reserve (env.c): 0 none (memory only), 1 held, 2 wanted
      * back; touched by the writer's commit step and at open only */
     int reserve;
+    bool read_only; /* opened MDB_RDONLY: no write transaction, ever */
 } sprig__env;
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
@@ -413,6 +414,9 @@ void sprig__storage_tap(sprig_storage *st, sprig__cmd_tap tap, void *udata);
  *  the others to database `db` (opened as needed).  Waits. */
 int sprig__storage_apply(sprig_storage *st, const char *db,
                          struct sprig__cmd *cmd);
+
+/** Is `st` a local storage (this module's)? */
+bool sprig__storage_is_local(const sprig_storage *st);
 
 /** Open the engine of a database living in `dir` with `schema`. */
 int sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,

@@ -422,6 +422,17 @@ l_list_schemas(sprig_storage *s, sprig_schema_list **out)
 
 /* ---- databases ---------------------------------------------------------- */
 
+/* A read-only storage refuses changes before anything is touched. */
+static int
+refuse_read_only(const sprig__lstorage *st)
+{
+    return st->opts.read_only ? sprig__err(SPRIG_EPERM,
+                                           "storage '%s' is open read-only: "
+                                           "writes are refused",
+                                           st->path)
+                              : SPRIG_OK;
+}
+
 /* Is `name` absent, or present as asked?  *done when nothing more is to
  * be done.  Lock held. */
 static int
@@ -505,6 +516,7 @@ l_create_database(sprig_storage *s, const char *name, const char *schema,
     bool done;
     pthread_mutex_lock(&st->lock);
     int rc = check_new(st, name, schema, only_if_needed, &done);
+    rc = rc || done ? rc : refuse_read_only(st);
     rc = rc || done ? rc : create_with(st, &c);
     pthread_mutex_unlock(&st->lock);
     return rc;
@@ -546,7 +558,8 @@ l_delete_database(sprig_storage *s, const char *name)
     sprig__cmd c = admin_cmd(st, SPRIG__CMD_DELETE_DB);
     c.name = name;
     pthread_mutex_lock(&st->lock);
-    int rc = delete_with(st, &c);
+    int rc = refuse_read_only(st);
+    rc = rc ? rc : delete_with(st, &c);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -661,6 +674,14 @@ l_database(sprig_storage *s, const char *name, sprig_db **out)
 }
 
 /* ---- commands from elsewhere (tests, later the cluster) ----------------- */
+
+static const sprig_storage_ops local_storage_ops;
+
+bool
+sprig__storage_is_local(const sprig_storage *s)
+{
+    return s && s->ops == &local_storage_ops;
+}
 
 void
 sprig__storage_tap(sprig_storage *s, sprig__cmd_tap tap, void *udata)
@@ -836,6 +857,13 @@ make_dirs(sprig__lstorage *st, const sprig_storage_options *o)
     if (!st->path) {
         return sprig__err(SPRIG_ENOMEM, "out of memory opening a storage");
     }
+    struct stat sb;
+    if (o->read_only) {
+        return stat(st->path, &sb) == 0 && S_ISDIR(sb.st_mode)
+                   ? SPRIG_OK
+                   : sprig__err(SPRIG_ENOTFOUND, "no storage at '%s'",
+                                st->path);
+    }
     if (mkdir(st->path, 0755) != 0 && errno != EEXIST) {
         return sprig__err(errno == ENOSPC ? SPRIG_EFULL : SPRIG_EIO,
                           "cannot create storage directory '%s': %s", st->path,
@@ -855,12 +883,14 @@ take_lock(sprig__lstorage *st)
 {
     char p[4096];
     snprintf(p, sizeof p, "%s/sprig.lock", st->path);
-    st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    bool ro = st->opts.read_only; /* readers share, a writer excludes */
+    st->lock_fd = ro ? open(p, O_RDONLY | O_CLOEXEC)
+                     : open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (st->lock_fd < 0) {
-        return sprig__err(SPRIG_EIO, "cannot open '%s': %s", p,
-                          strerror(errno));
+        return sprig__err(ro && errno == ENOENT ? SPRIG_ENOTFOUND : SPRIG_EIO,
+                          "cannot open '%s': %s", p, strerror(errno));
     }
-    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (flock(st->lock_fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
         return sprig__err(SPRIG_EBUSY,
                           "storage '%s' is open in another "
                           "process or handle",
@@ -925,6 +955,10 @@ sprig_storage_open(const sprig_storage_options *o, sprig_storage **out)
     if (!o || (!o->memory_only && (!o->path || !*o->path))) {
         return sprig__err(SPRIG_EINVAL, "storage options need a path");
     }
+    if (o->memory_only && o->read_only) {
+        return sprig__err(SPRIG_EINVAL, "a memory-only storage cannot be "
+                                        "read-only: it starts empty");
+    }
     if (sodium_init() < 0) {
         return sprig__err(SPRIG_EIO, "libsodium failed to initialise");
     }
@@ -946,7 +980,9 @@ sprig_storage_open(const sprig_storage_options *o, sprig_storage **out)
         destroy(st);
         return rc;
     }
-    sweep_orphans(st);
+    if (!o->read_only) {
+        sweep_orphans(st);
+    }
     *out = &st->base;
     return SPRIG_OK;
 }

@@ -882,3 +882,123 @@ sprig__view_index_docs(MDB_txn *txn, sprig__view *v, uint8_t *after,
     *done = rc == 0 && mrc == MDB_NOTFOUND;
     return rc;
 }
+
+/* ---- the integrity check (sprig_storage_check) ----------------------------
+ */
+
+/* Document (k, val) against its record in v: mapped again, the pairs and
+ * revision must be what the record holds.  Pending documents are skipped
+ * (their record may be stale by design). */
+static int
+check_doc(MDB_txn *txn, sprig__view *v, MDB_val *k, MDB_val *val,
+          sprig__vscratch *vs, sprig__view_bad_fn bad, void *arg)
+{
+    MDB_val rec, pend;
+    sprig_bytes id = {k->mv_data, k->mv_size}, contents;
+    uint64_t rev;
+    const uint8_t *hash;
+    jdoc jd = {NULL, NULL, NULL};
+    if (mdb_get(txn, v->i, k, &pend) == 0) {
+        return SPRIG_OK;
+    }
+    int rc = sprig__doc_parse(val, &rev, &hash, &contents);
+    rc = rc || !v->jv ? rc : jdoc_load(&jd, v, contents, vs);
+    rc = rc ? rc : map_doc(v, id, rev, hash, &contents, &jd, vs);
+    sprig__json_free(jd.tree);
+    if (rc == SPRIG_ETOOBIG && v->jv) {
+        bad(arg, v, "its key is over SPRIG_KEY_MAX: not indexed", id);
+        return SPRIG_OK;
+    }
+    if (rc) {
+        bad(arg, v, sprig_errmsg(), id);
+        return SPRIG_OK;
+    }
+    int mrc = mdb_get(txn, v->d, k, &rec);
+    if (mrc && mrc != MDB_NOTFOUND) {
+        return sprig__mdb_err(mrc, "reading a view");
+    }
+    const uint8_t *n = vs->newrec.data;
+    if (mrc == MDB_NOTFOUND) {
+        if (vs->em.n) {
+            bad(arg, v, "the document's mappings are missing", id);
+        }
+    } else if (rec.mv_size != vs->newrec.len ||
+               memcmp((uint8_t *)rec.mv_data + 24, n + 24, rec.mv_size - 24)) {
+        bad(arg, v, "the stored mappings differ from the document's", id);
+    } else if (sprig__get_u64be(rec.mv_data) != rev) {
+        bad(arg, v, "the mappings are of another revision", id);
+    }
+    return SPRIG_OK;
+}
+
+/* Walk the collection through check_doc. */
+static int
+check_docs(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
+           sprig__view_bad_fn bad, void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    int mrc = mdb_cursor_open(txn, v->coll->dbi, &cur);
+    bool opened = mrc == 0;
+    int rc = SPRIG_OK;
+    while (rc == 0 && mrc == 0 &&
+           (mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) == 0) {
+        rc = check_doc(txn, v, &k, &d, vs, bad, arg);
+    }
+    if (opened) {
+        mdb_cursor_close(cur);
+    }
+    return rc ? rc
+              : sprig__mdb_err(mrc == MDB_NOTFOUND ? 0 : mrc,
+                               "reading a collection");
+}
+
+/* Records of documents that are gone; the records' pairs against the
+ * entries table. */
+static int
+check_records(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
+              sprig__view_bad_fn bad, void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, d, doc;
+    MDB_stat st;
+    size_t pairs = 0, n;
+    int mrc = mdb_cursor_open(txn, v->d, &cur);
+    bool opened = mrc == 0;
+    int rc = SPRIG_OK;
+    while (rc == 0 && mrc == 0 &&
+           (mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) == 0) {
+        sprig_bytes id = {k.mv_data, k.mv_size};
+        if (mdb_get(txn, v->coll->dbi, &k, &doc) == MDB_NOTFOUND &&
+            mdb_get(txn, v->i, &k, &doc) == MDB_NOTFOUND) {
+            bad(arg, v, "a record is left for a document that is gone", id);
+        }
+        vs->npairs = 0;
+        if (load_pairs((sprig_bytes){d.mv_data, d.mv_size}, vs, &n) < 0) {
+            bad(arg, v, "a record is malformed", id);
+        }
+        pairs += n;
+    }
+    if (opened) {
+        mdb_cursor_close(cur);
+    }
+    rc = rc ? rc
+            : sprig__mdb_err(mrc == MDB_NOTFOUND ? 0 : mrc, "reading a view");
+    if (rc == 0 && (mrc = mdb_stat(txn, v->e, &st)) == 0 &&
+        st.ms_entries != pairs) {
+        bad(arg, v, "the entries table does not hold the records' pairs",
+            (sprig_bytes){NULL, 0});
+    }
+    return rc ? rc : sprig__mdb_err(mrc, "reading a view");
+}
+
+int
+sprig__view_check(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
+                  sprig__view_bad_fn bad, void *arg)
+{
+    if (v->codeless) {
+        return SPRIG_OK;
+    }
+    int rc = check_docs(txn, v, vs, bad, arg);
+    return rc ? rc : check_records(txn, v, vs, bad, arg);
+}

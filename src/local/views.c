@@ -52,18 +52,18 @@ table_name(char *out, size_t n, const sprig__view *v, char p)
 }
 
 static int
-open_view_dbis(MDB_txn *txn, sprig__view *v)
+open_view_dbis(MDB_txn *txn, sprig__view *v, unsigned create)
 {
     char name[2 * SPRIG_NAME_MAX + 8];
     table_name(name, sizeof name, v, 'e');
-    int mrc = mdb_dbi_open(txn, name, MDB_CREATE | MDB_DUPSORT, &v->e);
+    int mrc = mdb_dbi_open(txn, name, create | MDB_DUPSORT, &v->e);
     table_name(name, sizeof name, v, 'd');
-    mrc = mrc ? mrc : mdb_dbi_open(txn, name, MDB_CREATE, &v->d);
+    mrc = mrc ? mrc : mdb_dbi_open(txn, name, create, &v->d);
     table_name(name, sizeof name, v, 'i');
-    mrc = mrc ? mrc : mdb_dbi_open(txn, name, MDB_CREATE, &v->i);
+    mrc = mrc ? mrc : mdb_dbi_open(txn, name, create, &v->i);
     table_name(name, sizeof name, v, 'r');
     if (mrc == 0 && v->reduces) {
-        mrc = mdb_dbi_open(txn, name, MDB_CREATE, &v->r);
+        mrc = mdb_dbi_open(txn, name, create, &v->r);
     }
     return mrc;
 }
@@ -76,10 +76,12 @@ open_tables(sprig__env *e, struct sprig__views *vw)
         MDB_txn *txn = NULL;
         pthread_rwlock_rdlock(&e->map_lock);
         size_t seen = e->map_size;
-        int mrc = mdb_txn_begin(e->env, NULL, 0, &txn);
+        /* read-only: the tables must be there (no view is new) */
+        int mrc =
+            mdb_txn_begin(e->env, NULL, e->read_only ? MDB_RDONLY : 0, &txn);
         bool began = mrc == 0;
         for (size_t i = 0; mrc == 0 && i < vw->n; i++) {
-            mrc = open_view_dbis(txn, &vw->v[i]);
+            mrc = open_view_dbis(txn, &vw->v[i], e->read_only ? 0 : MDB_CREATE);
         }
         if (mrc == 0) {
             mrc = mdb_txn_commit(txn);
@@ -90,6 +92,13 @@ open_tables(sprig__env *e, struct sprig__views *vw)
             sprig__env_tables_opened(e); /* reads must see new handles */
         }
         pthread_rwlock_unlock(&e->map_lock);
+        if (mrc == MDB_NOTFOUND && e->read_only) {
+            return sprig__err(SPRIG_EPERM,
+                              "'%s' has a view with no tables "
+                              "yet and is open read-only: open it writable "
+                              "once",
+                              e->path);
+        }
         if (mrc != MDB_MAP_FULL) {
             return sprig__mdb_err(mrc, "opening view tables");
         }
@@ -242,9 +251,31 @@ drain_apply(MDB_txn *txn, void *arg)
                                      &d->vs);
 }
 
+/* Read-only: nothing to drain is fine; documents pending are not. */
+static int
+nothing_pending(sprig__ldb *ldb, sprig__view *v, bool *none)
+{
+    MDB_txn *txn;
+    size_t n = 0;
+    int rc = sprig__env_read_begin(ldb->env, &txn);
+    if (rc == 0) {
+        rc = sprig__view_pending(txn, v, &n);
+        sprig__env_read_end(ldb->env, txn);
+    }
+    *none = rc == 0 && n == 0;
+    return rc;
+}
+
 int
 sprig__views_drain(sprig__ldb *ldb, sprig__view *v, const atomic_bool *stop)
 {
+    bool none = false;
+    if (ldb->env->read_only) {
+        int rc = nothing_pending(ldb, v, &none);
+        if (rc || none) {
+            return rc;
+        }
+    }
     drain d = {.v = v, .left = true};
     sprig__wreq req = {.apply = drain_apply, .arg = &d};
     int rc = SPRIG_OK;

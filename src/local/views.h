@@ -155,6 +155,19 @@ int sprig__view_index_pending(MDB_txn *txn, sprig__view *v, size_t max,
 /** How many pending documents `v` has in `txn`'s snapshot. */
 int sprig__view_pending(MDB_txn *txn, sprig__view *v, size_t *out);
 
+/** A finding of sprig__view_check: what is wrong, and the document. */
+typedef void (*sprig__view_bad_fn)(void *arg, const sprig__view *v,
+                                   const char *what, sprig_bytes id);
+
+/** Check view v against its collection in read transaction `txn` (issue
+ *  17, sprig_storage_check): every document not pending maps to exactly
+ *  the pairs its record holds, at its revision; no record is left for a
+ *  document that is gone (an orphan); the entries table holds exactly the
+ *  records' pairs.  `bad` is called per finding.  Codeless views are
+ *  skipped (no code to map with).  Errors: storage errors only. */
+int sprig__view_check(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
+                      sprig__view_bad_fn bad, void *arg);
+
 /** Empty all the tables of `v`. */
 int sprig__view_clear(MDB_txn *txn, sprig__view *v);
 

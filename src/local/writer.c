@@ -401,9 +401,22 @@ lead(sprig__writer *w)
     }
 }
 
+/* A read-only environment takes no write. */
+static int
+refuse_read_only(const sprig__writer *w)
+{
+    return sprig__err(SPRIG_EPERM, "'%s' is open read-only: writes are refused",
+                      w->env->path);
+}
+
 int
 sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
 {
+    if (w->env->read_only) {
+        req->rc = refuse_read_only(w);
+        req->finished = true;
+        return req->rc;
+    }
     req->done = NULL;
     pthread_mutex_lock(&w->lock);
     enqueue(w, req);
@@ -443,6 +456,9 @@ writer_main(void *arg)
 int
 sprig__writer_submit_async(sprig__writer *w, sprig__wreq *req)
 {
+    if (w->env->read_only) {
+        return refuse_read_only(w);
+    }
     pthread_mutex_lock(&w->lock);
     if (!w->thread_running) {
         if (pthread_create(&w->thread, NULL, writer_main, w)) {

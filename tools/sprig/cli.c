@@ -489,6 +489,11 @@ cli_open(cli *c, bool create)
     if (rc != CLI_CONTINUE) {
         return rc;
     }
+    if (c->read_only && c->url && strstr(c->url, "://") &&
+        strncmp(c->url, "file://", 7) != 0) {
+        return cli_err(SPRIG_EINVAL, "--read-only opens a local storage "
+                                     "(--path or file:), not a server");
+    }
     sprig_open_options o;
     sprig_open_options_init(&o);
     o.pinned_cert_path = c->ca_file;
@@ -500,6 +505,7 @@ cli_open(cli *c, bool create)
     if (src != CLI_CONTINUE) {
         return src;
     }
+    o.storage.read_only = c->read_only;
     src = sprig_open(where, &o, &c->st);
     explicit_bzero(c->passphrase, sizeof c->passphrase);
     if (src == SPRIG_EBUSY && !c->url) {

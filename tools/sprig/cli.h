@@ -51,6 +51,9 @@ typedef struct cli {
     char passphrase[256];
     sprig_storage *st; /* opened by cli_open() */
     sprig_db *db;      /* opened by cli_open_coll() */
+    bool read_only;          /* --read-only: a local storage, read-only */
+    sprig_storage *st;       /* opened by cli_open() */
+    sprig_db *db;            /* opened by cli_open_coll() */
 } cli;
 
 /* One command of a command table; tables end with a zeroed entry.  `run`
@@ -204,5 +207,6 @@ int cli_cmd_cert(cli *c, int argc, char **argv);
 /* cmd_io.c: `doc import` and `doc export` (rows of cmd_doc.c's table). */
 int cli_doc_import(cli *c, int argc, char **argv);
 int cli_doc_export(cli *c, int argc, char **argv);
+int cli_cmd_check(cli *c, int argc, char **argv);
 
 #endif /* SPRIG_TOOLS_CLI_H */

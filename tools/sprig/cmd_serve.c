@@ -269,6 +269,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
     so.path = c->path;
     so.durability = d;
     so.kv_persistence = *kv;
+    so.read_only = c->read_only; /* serves reads; writes answer EPERM */
     sprig_server *srv = NULL;
     int rc = sprig_server_new(&so, o, &srv);
     if (rc == 0 && c->schema_file) {

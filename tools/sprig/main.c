@@ -39,6 +39,8 @@ static const char top_usage[] =
     "  --encrypt, --compress\n"
     "               encrypt / LZ4-compress every value from now on (recorded\n"
     "               in the storage: later runs need not repeat them)\n"
+    "  --read-only  open the local storage read-only (a read-only file\n"
+    "               system, a copy): writes fail with 'permission denied'\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -63,6 +65,7 @@ static const char top_usage[] =
     "  certificate install-self-signed|install|show  the server's TLS\n"
     "               certificate (sprig certificate --help)\n"
     "  vault rotate re-encrypt under a new master key, online\n"
+    "  check        verify the storage (views, log, key-value, LMDB)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
@@ -94,6 +97,7 @@ static const cli_cmd top_cmds[] = {
     {"certificate", cli_cmd_cert},
     {"file", cli_cmd_file},
     {"vault", cli_cmd_vault},
+    {"check", cli_cmd_check},
     {NULL, NULL},
 };
 
@@ -139,6 +143,7 @@ global_options(cli *c, bool *version, cli_opt *out, int n)
         {"--ask-passphrase", NULL, &c->ask_passphrase},
         {"--encrypt", NULL, &c->encrypt},
         {"--compress", NULL, &c->compress},
+        {"--read-only", NULL, &c->read_only},
         {"--version", NULL, version},
     };
     int k = (int)(sizeof rows / sizeof rows[0]);
