@@ -1293,9 +1293,8 @@ SPRIG_API int sprig_kv_decrement(sprig_db *db, const char *ns, const char *key,
 SPRIG_API int sprig_kv_delete(sprig_db *db, const char *ns, const char *key,
                               sprig_kv_status *status);
 
-/** Keys of a namespace with their values and expirations.  (The listing
- *  function is sprig_kv_list_keys(): C cannot give a function and a type
- *  the same name.) */
+/** Keys of a namespace with their values and expirations, as
+ *  sprig_kv_list_keys() lists them. */
 typedef struct sprig_kv_list sprig_kv_list;
 
 /**
