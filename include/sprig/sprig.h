@@ -252,9 +252,19 @@ typedef struct sprig_emitter sprig_emitter;
 
 /**
  * Emit one pair from a map function.  Key and value are copied.  The key
- * should be an encoded key (sprig_key_*) so views sort by it; it is at most
- * SPRIG_KEY_MAX bytes.  Errors: SPRIG_ETOOBIG, SPRIG_ENOMEM (return them
- * from the map function to fail the write).
+ * should be an encoded key (sprig_key_*) so views sort by it; it is 1 to
+ * SPRIG_KEY_MAX bytes.  View keys are never empty: for a "unit" key (one
+ * group holding every document) emit a constant, such as the tuple key of
+ * null (sprig_key_add_null()).
+ * Errors: SPRIG_EINVAL (an empty or NULL key, a NULL value with a length),
+ * SPRIG_ETOOBIG (key over SPRIG_KEY_MAX, value over SPRIG_CONTENTS_MAX),
+ * SPRIG_ENOMEM.  A refused pair is not recorded, and the failure stands
+ * even if the map function goes on and returns 0: for an eager or unique
+ * view the write fails with it.  A lazy view cannot fail the write, and a
+ * refused pair (EINVAL, ETOOBIG) would be refused again at every query:
+ * there the document is indexed with the pairs that were accepted, so the
+ * view stays queryable (only other failures, such as SPRIG_ENOMEM or the
+ * map's own codes, fail the query and leave the document pending).
  */
 SPRIG_API int sprig_emit(sprig_emitter *e, sprig_bytes key, sprig_bytes value);
 
@@ -1082,9 +1092,20 @@ SPRIG_API void sprig_txn_result_free(sprig_txn_result *r);
 /** The log: executed transactions with the documents they changed. */
 typedef struct sprig_txn_log sprig_txn_log;
 
+/** Largest page of sprig_list_executed_transactions(), in entries. */
+#define SPRIG_TXN_LOG_PAGE_MAX 10000
+/** The page size that `limit` 0 asks for. */
+#define SPRIG_TXN_LOG_PAGE_DEFAULT 1000
+
 /**
  * Executed transactions with ids >= `since`, oldest first, at most `limit`
- * (0: up to 1000).
+ * of them: 0 means SPRIG_TXN_LOG_PAGE_DEFAULT (1000), and a limit over
+ * SPRIG_TXN_LOG_PAGE_MAX (10000) is refused -- locally and from a remote
+ * caller alike -- so one call's answer stays bounded.  A page shorter than
+ * its limit is the last; continue from the last id + 1.  `*out` is owned
+ * by the caller (sprig_txn_log_free()).  Threads: any.  Errors:
+ * SPRIG_ETOOBIG (limit over the cap), SPRIG_EINVAL (NULL db or out),
+ * SPRIG_ENOTFOUND (the database was deleted), SPRIG_EIO, SPRIG_ENOMEM.
  */
 SPRIG_API int sprig_list_executed_transactions(sprig_db *db, uint64_t since,
                                                uint32_t limit,
@@ -1409,10 +1430,12 @@ typedef enum sprig_kv_status {
  * expired).
  *
  * Threads: any.  Errors: SPRIG_EINVAL (NULL or empty key, NULL value, an
- * unknown kind or check, both expirations set, return_previous without
- * `previous`), SPRIG_ETOOBIG (namespace + key over SPRIG_KV_KEY_MAX, bytes
- * over SPRIG_KV_VALUE_MAX), SPRIG_ENOTFOUND (the database was deleted),
- * SPRIG_EFULL, SPRIG_EIO, SPRIG_ENOMEM, SPRIG_ECORRUPT.
+ * f64 value that is NaN -- refused on every placement, as increments refuse
+ * one; infinities are stored --, an unknown kind or check, both
+ * expirations set, return_previous without `previous`), SPRIG_ETOOBIG
+ * (namespace + key over SPRIG_KV_KEY_MAX, bytes over SPRIG_KV_VALUE_MAX),
+ * SPRIG_ENOTFOUND (the database was deleted), SPRIG_EFULL, SPRIG_EIO,
+ * SPRIG_ENOMEM, SPRIG_ECORRUPT.
  */
 SPRIG_API int sprig_kv_set(sprig_db *db, const char *ns, const char *key,
                            const sprig_value *v, const sprig_kv_set_opts *so,
@@ -1475,9 +1498,8 @@ SPRIG_API int sprig_kv_decrement(sprig_db *db, const char *ns, const char *key,
 SPRIG_API int sprig_kv_delete(sprig_db *db, const char *ns, const char *key,
                               sprig_kv_status *status);
 
-/** Keys of a namespace with their values and expirations.  (The listing
- *  function is sprig_kv_list_keys(): C cannot give a function and a type
- *  the same name.) */
+/** Keys of a namespace with their values and expirations, as
+ *  sprig_kv_list_keys() lists them. */
 typedef struct sprig_kv_list sprig_kv_list;
 
 /**

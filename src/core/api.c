@@ -361,7 +361,14 @@ sprig_list_executed_transactions(sprig_db *db, uint64_t since, uint32_t limit,
     CHECK_ARG(out, "out is NULL");
     *out = NULL;
     CHECK_ARG(db, "database handle is NULL");
-    return db->ops->list_executed(db, since, limit ? limit : 1000, out);
+    if (limit > SPRIG_TXN_LOG_PAGE_MAX) {
+        return sprig__err(SPRIG_ETOOBIG,
+                          "a page of the transaction log of %u entries is "
+                          "over SPRIG_TXN_LOG_PAGE_MAX (%d)",
+                          limit, SPRIG_TXN_LOG_PAGE_MAX);
+    }
+    limit = limit ? limit : SPRIG_TXN_LOG_PAGE_DEFAULT;
+    return db->ops->list_executed(db, since, limit, out);
 }
 
 int

@@ -225,8 +225,13 @@ check_value(const sprig_value *v, const char *what)
         }
         return SPRIG_OK;
     case SPRIG_VALUE_I64:
-    case SPRIG_VALUE_U64:
-    case SPRIG_VALUE_F64: return SPRIG_OK;
+    case SPRIG_VALUE_U64: return SPRIG_OK;
+    case SPRIG_VALUE_F64:
+        if (isnan(v->num.f64)) {
+            return sprig__err(SPRIG_EINVAL, "%s is NaN, which is not stored",
+                              what);
+        }
+        return SPRIG_OK;
     case SPRIG_VALUE_NONE:
         return sprig__err(SPRIG_EINVAL, "%s is SPRIG_VALUE_NONE, no value",
                           what);

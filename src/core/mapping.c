@@ -26,7 +26,10 @@ sprig_emit(sprig_emitter *e, sprig_bytes key, sprig_bytes value)
     }
     int rc = SPRIG_OK;
     if (!key.len || (!key.data) || (value.len && !value.data)) {
-        rc = sprig__err(SPRIG_EINVAL, "an emitted key is empty or NULL");
+        rc = sprig__err(SPRIG_EINVAL,
+                        "an emitted key is empty or NULL (view keys are "
+                        "never empty: emit a constant key, such as the tuple "
+                        "key of null, for one group)");
     } else if (key.len > SPRIG_KEY_MAX) {
         rc = sprig__err(SPRIG_ETOOBIG,
                         "an emitted key has %zu bytes; the limit is "
@@ -55,6 +58,7 @@ sprig_emit(sprig_emitter *e, sprig_bytes key, sprig_bytes value)
     }
     if (rc && !e->rc) {
         e->rc = rc;
+        e->refused = rc != SPRIG_ENOMEM;
     }
     return rc;
 }
@@ -65,6 +69,7 @@ sprig__emitter_reset(sprig_emitter *e)
     e->buf.len = 0;
     e->n = 0;
     e->rc = 0;
+    e->refused = false;
 }
 
 void

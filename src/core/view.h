@@ -29,7 +29,10 @@ struct json_t; /* jansson's; only json_view.c looks inside */
 struct sprig_emitter {
     sprig_buf buf; /* pairs in emit order, without the count */
     uint32_t n;
-    int rc; /* the first failure of sprig_emit, returned by the map */
+    int rc;       /* the first failure of sprig_emit, returned by the map */
+    bool refused; /* sprig_emit refused a pair that can never be stored
+                     (an empty key, a key or value over its limit): the
+                     failure is the same every time, not a passing one */
 };
 
 /** Forget the pairs, keep the memory. */

@@ -175,6 +175,20 @@ map_failed(const sprig__view *v, int rc)
                       vname(v), v->coll->name, sprig_strerror(rc));
 }
 
+/* An emit of the map failed.  A pair refused for what it is (an empty key,
+ * a key or value over its limit) fails the same way every time: in a lazy
+ * view, which cannot fail the write, the document is indexed with the pairs
+ * accepted -- otherwise it would stay pending and fail every later query
+ * of the view.  Other failures (out of memory) stand. */
+static int
+emit_failed(const sprig__view *v, const sprig__vscratch *vs)
+{
+    if (vs->em.refused && v->def->policy == SPRIG_VIEW_LAZY) {
+        return SPRIG_OK;
+    }
+    return vs->em.rc;
+}
+
 /* Run the C map over document (id, rev, hash, contents). */
 static int
 map_c(sprig__view *v, sprig_bytes id, uint64_t rev, const uint8_t hash[16],
@@ -195,7 +209,7 @@ map_c(sprig__view *v, sprig_bytes id, uint64_t rev, const uint8_t hash[16],
     d->contents = (uint8_t *)contents.data;
     int rc = v->def->map(d, &vs->em, v->def->udata);
     if (vs->em.rc && (rc == 0 || rc == vs->em.rc)) {
-        return vs->em.rc; /* an emit failed: its detail stands */
+        return emit_failed(v, vs); /* its detail stands */
     }
     return rc ? map_failed(v, rc) : SPRIG_OK;
 }
@@ -237,6 +251,9 @@ map_doc(sprig__view *v, sprig_bytes id, uint64_t rev, const uint8_t hash[16],
         rc = sprig__jview_map(v->jv, jd->tree, &vs->em);
     } else if (contents) {
         rc = map_c(v, id, rev, hash, *contents, vs);
+    }
+    if (rc && v->jv && rc == vs->em.rc) {
+        rc = emit_failed(v, vs); /* a declarative key over SPRIG_KEY_MAX */
     }
     rc = rc ? rc : sprig__buf_put_u64(&vs->newrec, rev);
     rc = rc ? rc : sprig_buf_append(&vs->newrec, hash, 16);

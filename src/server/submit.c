@@ -194,8 +194,8 @@ value_ok(const sprig_value *v)
         return (v->bytes.data || !v->bytes.len) &&
                v->bytes.len <= SPRIG_KV_VALUE_MAX;
     case SPRIG_VALUE_I64:
-    case SPRIG_VALUE_U64:
-    case SPRIG_VALUE_F64: return true;
+    case SPRIG_VALUE_U64: return true;
+    case SPRIG_VALUE_F64: return !isnan(v->num.f64);
     default: return false;
     }
 }
