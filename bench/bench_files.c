@@ -74,7 +74,7 @@ run_store(const char *dir, sprig_durability d, uint64_t size, double *w,
     rc = rc ? rc : sprig_files_schema_add(NULL, "bench", NULL, &schema);
     rc = rc ? rc : sprig_storage_register_schema(st, schema);
     rc = rc ? rc : sprig_storage_create_database(st, "b", "bench", true);
-    rc = rc ? rc : sprig_storage_database(st, "b", &db);
+    rc = rc ? rc : sprig_storage_open_database(st, "b", &db);
     rc = rc ? rc : sprig_files_open(db, NULL, &fs);
     if (rc) {
         die("open", rc);

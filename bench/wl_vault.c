@@ -98,7 +98,7 @@ open_cfg(const bench_plan *p, const vcfg *c, unsigned r, sprig_storage **st,
     int rc = sprig_storage_open(&o, st);
     rc = rc ? rc : sprig_storage_register_schema(*st, &vschema);
     rc = rc ? rc : sprig_storage_create_database(*st, "b", "codec", false);
-    rc = rc ? rc : sprig_storage_database(*st, "b", db);
+    rc = rc ? rc : sprig_storage_open_database(*st, "b", db);
     return rc ? bench_fail("codec", "%s: %s", c->name, sprig_errmsg()) : 0;
 }
 

@@ -51,7 +51,7 @@ run(sprig_files *fs)
     }
     printf("Length %llu, metadata %.*s\n", (unsigned long long)st.length,
            (int)b.len, (const char *)b.data);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     /* a file of many chunks, streamed back out */
     static char big[300000];
     memset(big, 'x', sizeof big);

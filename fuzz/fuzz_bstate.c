@@ -51,7 +51,7 @@ add_numbers(const uint8_t *p, size_t n)
         r.len = 0;
         sprig__bstate_result(&s, (sprig_builtin_reduce)k, &r);
     }
-    sprig_buf_free(&r);
+    sprig_buf_clear(&r);
 }
 
 int

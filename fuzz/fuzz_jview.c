@@ -76,8 +76,8 @@ check(const sprig__jview *jv, sprig_bytes doc)
         sprig__jview_key_bound(jv, doc.len) <= SPRIG_KEY_MAX) {
         abort();
     }
-    sprig_buf_free(&a);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&a);
+    sprig_buf_clear(&b);
 }
 
 int

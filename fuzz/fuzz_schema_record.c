@@ -63,8 +63,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     sprig_schema_free(s);
     sprig_schema_free(t);
-    sprig_buf_free(&a);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&a);
+    sprig_buf_clear(&b);
     if (sprig__alloc_live() != live) {
         abort();
     }

@@ -74,7 +74,7 @@ rt_assert_checked(sprig_storage *st)
         fail_msg("sprig_storage_check found %llu problems:\n%.*s",
                  (unsigned long long)n, (int)rep.len, (const char *)rep.data);
     }
-    sprig_buf_free(&rep);
+    sprig_buf_clear(&rep);
 }
 
 /* Assert that document `id` of `coll` holds exactly `want`. */

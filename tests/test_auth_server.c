@@ -98,7 +98,8 @@ setup(void **state)
     SPRIG_OK_(sprig_auth_group_grant(a, NULL, "admins", "*", "sprig"));
     SPRIG_OK_(sprig_auth_user_group(a, NULL, "admin", "admins", true));
     SPRIG_OK_(sprig_auth_group_create(a, NULL, "readers"));
-    SPRIG_OK_(sprig_auth_group_grant(a, NULL, "readers", "kv.get,document.get,database.open",
+    SPRIG_OK_(sprig_auth_group_grant(a, NULL, "readers",
+                                     "kv.get,document.get,database.open",
                                      "sprig.db.app"));
     SPRIG_OK_(sprig_auth_user_group(a, NULL, "alice", "readers", true));
     SPRIG_OK_(sprig_auth_token_create(a, NULL, "alice", tok_id, tok_secret));
@@ -149,7 +150,7 @@ raw_call(int fd, const uint64_t *session, const sprig__api *api,
     } else if (resp) {
         SPRIG_OK_(sprig__api_decode(f.payload, api->resp, api->n_resp, resp));
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     return rc;
 }
 
@@ -215,7 +216,7 @@ static int
 kv_get(sprig_client *c)
 {
     sprig_db *db;
-    int rc = sprig_storage_database(sprig_client_storage(c), "app", &db);
+    int rc = sprig_storage_open_database(sprig_client_storage(c), "app", &db);
     if (rc == 0) {
         sprig_value v = {0};
         rc = sprig_kv_get(db, "", "k", false, &v);
@@ -253,7 +254,7 @@ test_client_password(void **state)
     SPRIG_EXPECT(SPRIG_EPERM, sprig_storage_list_databases(cs, &l));
     note(sprig_errmsg());
     sprig_db *db;
-    SPRIG_EXPECT(SPRIG_EPERM, sprig_storage_database(cs, "_admin", &db));
+    SPRIG_EXPECT(SPRIG_EPERM, sprig_storage_open_database(cs, "_admin", &db));
     /* mid-session: removed from the group, refused on the next request */
     sprig_auth *a = sprig_server_auth(srv);
     SPRIG_OK_(sprig_auth_user_group(a, NULL, "alice", "readers", false));
@@ -485,7 +486,7 @@ test_per_address_limit(void **state)
         close(fds[i]);
     }
     close(other);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -504,7 +505,7 @@ test_auth_timeout(void **state)
     SPRIG_OK_(raw_kv_get(authed, NULL));
     close(idle);
     close(authed);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* Last: nothing secret in the error messages seen or the storage's files. */

@@ -74,7 +74,7 @@ preload(sprig_storage *st, const char *name)
 {
     sprig_db *db;
     SPRIG_OK_(sprig_storage_create_database(st, name, "bk", false));
-    SPRIG_OK_(sprig_storage_database(st, name, &db));
+    SPRIG_OK_(sprig_storage_open_database(st, name, &db));
     char body[300];
     memset(body, 'x', sizeof body - 1);
     body[sizeof body - 1] = 0;
@@ -103,8 +103,8 @@ writer_main(void *arg)
 {
     writer *w = arg;
     sprig_db *a, *b;
-    w->rc = sprig_storage_database(w->st, "a", &a);
-    w->rc = w->rc ? w->rc : sprig_storage_database(w->st, "b", &b);
+    w->rc = sprig_storage_open_database(w->st, "a", &a);
+    w->rc = w->rc ? w->rc : sprig_storage_open_database(w->st, "b", &b);
     char key[16], val[32];
     snprintf(key, sizeof key, "t%d", w->t);
     for (uint64_t s = 1; w->rc == 0 && !atomic_load(w->stop); s++) {
@@ -149,8 +149,8 @@ static uint64_t
 check_prefix(sprig_storage *st)
 {
     sprig_db *a, *b;
-    SPRIG_OK_(sprig_storage_database(st, "a", &a));
-    SPRIG_OK_(sprig_storage_database(st, "b", &b));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &a));
+    SPRIG_OK_(sprig_storage_open_database(st, "b", &b));
     uint64_t total = 0;
     for (int t = 0; t < WRITERS; t++) {
         uint64_t k = dense_count(a, t), j = dense_count(b, t), kv = 0;
@@ -260,7 +260,7 @@ small_storage(char *path, size_t n)
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "a", "bk", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &db));
     for (int i = 0; i < 3; i++) {
         SPRIG_OK_(sprig_insert(db, "t", NULL, sprig_str("{\"x\":1}"), NULL));
     }
@@ -336,7 +336,7 @@ test_restore_checks_and_refuses(void **state)
      * there and the database takes writes (its log starts over) */
     st = open_at(rdir);
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &db));
     uint64_t n;
     SPRIG_OK_(sprig_count(db, "t", NULL, &n));
     assert_int_equal(n, 3);
@@ -348,7 +348,7 @@ test_restore_checks_and_refuses(void **state)
     sprig_db_close(db);
     sprig_storage_close(st);
     st = open_at(rdir);
-    SPRIG_OK_(sprig_storage_database(st, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &db));
     SPRIG_OK_(sprig_count(db, "t", NULL, &n));
     assert_int_equal(n, 4);
     sprig_db_close(db);
@@ -407,7 +407,7 @@ test_compact_in_place(void **state)
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     preload(st, "a");
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &db));
     sprig_header_list *l;
     SPRIG_OK_(sprig_list_headers(db, "bulk", NULL, SPRIG_ASC, 0, &l));
     for (size_t i = 0; i + 10 < sprig_header_list_count(l); i++) {
@@ -428,7 +428,7 @@ test_compact_in_place(void **state)
                   (unsigned long long)after);
     assert_true(after * 4 < before);
     assert_int_equal(tl.bytes, after);
-    SPRIG_OK_(sprig_storage_database(st, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &db));
     uint64_t n;
     SPRIG_OK_(sprig_count(db, "bulk", NULL, &n));
     assert_int_equal(n, 10);
@@ -436,7 +436,7 @@ test_compact_in_place(void **state)
     sprig_db_close(db);
     sprig_storage_close(st);
     st = open_at(path); /* reopens after a clean close */
-    SPRIG_OK_(sprig_storage_database(st, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &db));
     SPRIG_OK_(sprig_count(db, "bulk", NULL, &n));
     assert_int_equal(n, 11);
     sprig_db_close(db);

@@ -54,7 +54,7 @@ fill(sprig_storage *st)
     SPRIG_OK_(sprig_storage_create_database(st, "one", "ex", false));
     SPRIG_OK_(sprig_storage_create_database(st, "two", "other", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "one", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "one", &db));
     static const uint8_t bin[] = {0, 1, '\n', 0xff, '"', '\\', 0};
     const char *docs[] = {"{ \"a\" : 1,  \"b\":[1.50, \"x\"] }", "42",
                           "\"text\"", "not json {", ""};
@@ -75,7 +75,7 @@ fill(sprig_storage *st)
     kv_put(db, "a", "pi", sprig_value_of_f64(3.25), 0);
     kv_put(db, "b", "soon", sprig_value_of_i64(1), t + 1000);
     sprig_db_close(db);
-    SPRIG_OK_(sprig_storage_database(st, "two", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "two", &db));
     for (int i = 0; i < 1500; i++) { /* more than one import batch */
         char body[64];
         snprintf(body, sizeof body, "{\"i\":%d}", i);
@@ -112,17 +112,18 @@ same_docs(sprig_db *a, sprig_db *b, const char *coll, size_t want)
 static void
 same_kv(sprig_db *a, sprig_db *b, const char *ns, size_t want)
 {
-    sprig_kv_list *la, *lb;
+    sprig_kv_key_list *la, *lb;
     SPRIG_OK_(sprig_kv_list_keys(a, ns, NULL, NULL, 0, &la));
     SPRIG_OK_(sprig_kv_list_keys(b, ns, NULL, NULL, 0, &lb));
-    assert_int_equal(sprig_kv_list_count(lb), want);
-    assert_int_equal(sprig_kv_list_count(la), want);
+    assert_int_equal(sprig_kv_key_list_count(lb), want);
+    assert_int_equal(sprig_kv_key_list_count(la), want);
     for (size_t i = 0; i < want; i++) {
-        assert_string_equal(sprig_kv_list_key(la, i), sprig_kv_list_key(lb, i));
-        assert_int_equal(sprig_kv_list_expire_at(la, i),
-                         sprig_kv_list_expire_at(lb, i));
-        const sprig_value *va = sprig_kv_list_value(la, i);
-        const sprig_value *vb = sprig_kv_list_value(lb, i);
+        assert_string_equal(sprig_kv_key_list_key(la, i),
+                            sprig_kv_key_list_key(lb, i));
+        assert_int_equal(sprig_kv_key_list_expire_at(la, i),
+                         sprig_kv_key_list_expire_at(lb, i));
+        const sprig_value *va = sprig_kv_key_list_value(la, i);
+        const sprig_value *vb = sprig_kv_key_list_value(lb, i);
         assert_int_equal(va->kind, vb->kind);
         if (va->kind == SPRIG_VALUE_BYTES) {
             assert_int_equal(va->bytes.len, vb->bytes.len);
@@ -131,8 +132,8 @@ same_kv(sprig_db *a, sprig_db *b, const char *ns, size_t want)
             assert_memory_equal(&va->num, &vb->num, sizeof va->num);
         }
     }
-    sprig_kv_list_free(la);
-    sprig_kv_list_free(lb);
+    sprig_kv_key_list_free(la);
+    sprig_kv_key_list_free(lb);
 }
 
 static void
@@ -156,16 +157,16 @@ test_export_import_round_trips(void **state)
     assert_string_equal(sprig_database_list_schema(l, 1), "other");
     sprig_database_list_free(l);
     sprig_db *da, *db;
-    SPRIG_OK_(sprig_storage_database(a, "one", &da));
-    SPRIG_OK_(sprig_storage_database(b, "one", &db));
+    SPRIG_OK_(sprig_storage_open_database(a, "one", &da));
+    SPRIG_OK_(sprig_storage_open_database(b, "one", &db));
     same_docs(da, db, "n", 6);
     same_docs(da, db, "names", 2);
     same_kv(da, db, "a", 5);
     same_kv(da, db, "b", 0);
     sprig_db_close(da);
     sprig_db_close(db);
-    SPRIG_OK_(sprig_storage_database(a, "two", &da));
-    SPRIG_OK_(sprig_storage_database(b, "two", &db));
+    SPRIG_OK_(sprig_storage_open_database(a, "two", &da));
+    SPRIG_OK_(sprig_storage_open_database(b, "two", &db));
     same_docs(da, db, "c", 1500);
     sprig_db_close(da);
     sprig_db_close(db);

@@ -76,7 +76,7 @@ populate(const char *dir)
     sprig_storage *st = open_st(dir, false);
     sprig_db *db;
     SPRIG_OK_(sprig_storage_create_database(st, "db", "ck", false));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     for (int i = 0; i < 30; i++) {
         char id[16], body[64];
         snprintf(id, sizeof id, "d%02d", i);
@@ -126,7 +126,7 @@ check(const char *dir, bool ro, const char *const *want)
     if (!want && n) {
         fail_msg("a healthy storage has findings:\n%s", text);
     }
-    sprig_buf_free(&rep);
+    sprig_buf_clear(&rep);
     sprig_storage_close(st);
     return n;
 }

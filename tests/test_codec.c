@@ -53,8 +53,8 @@ round_trip(const sprig__codec *c, sprig__vault *v, sprig_bytes plain)
     if (plain.len) {
         assert_memory_equal(back.data, plain.data, plain.len);
     }
-    sprig_buf_free(&out);
-    sprig_buf_free(&scratch);
+    sprig_buf_clear(&out);
+    sprig_buf_clear(&scratch);
     return f;
 }
 
@@ -96,8 +96,8 @@ test_flags(void **state)
     assert_int_equal(sprig__codec_key_id(f, st), sprig__vault_current(v));
     assert_memory_not_equal(st.data, st2.data, st.len);
     assert_null(memmem(st.data, st.len, "sprig codec", 11));
-    sprig_buf_free(&out);
-    sprig_buf_free(&out2);
+    sprig_buf_clear(&out);
+    sprig_buf_clear(&out2);
     sprig__vault_free(v);
 }
 
@@ -151,8 +151,8 @@ test_location_bound(void **state)
                  sprig__codec_decode(v, &l, SPRIG__CF_LZ4,
                                      (sprig_bytes){bad, sizeof bad}, &scratch,
                                      &back));
-    sprig_buf_free(&out);
-    sprig_buf_free(&scratch);
+    sprig_buf_clear(&out);
+    sprig_buf_clear(&scratch);
     sprig__vault_free(v);
 }
 
@@ -211,8 +211,8 @@ test_vault_keys(void **state)
     assert_int_equal(sprig__vault_current(v), k1 + 1);
     assert_int_equal(sprig__vault_keys(v), 1);
     sprig__vault_free(v);
-    sprig_buf_free(&out);
-    sprig_buf_free(&scratch);
+    sprig_buf_clear(&out);
+    sprig_buf_clear(&scratch);
 }
 
 int

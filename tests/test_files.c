@@ -188,7 +188,7 @@ setup(void **state)
     fx *f = calloc(1, sizeof *f);
     placement_open(&f->p, kind, root, schema);
     SPRIG_OK_(sprig_storage_create_database(f->p.st, "f", "fstest", false));
-    SPRIG_OK_(sprig_storage_database(f->p.st, "f", &f->db));
+    SPRIG_OK_(sprig_storage_open_database(f->p.st, "f", &f->db));
     fx_files(f, CS, TXN);
     *state = f;
     return 0;
@@ -234,7 +234,7 @@ expect_file(fx *f, const char *path, uint64_t salt, uint64_t n)
     SPRIG_OK_(sprig_files_read(f->fs, path, 0, SIZE_MAX, &b));
     assert_int_equal(b.len, n);
     check_bytes(b.data, salt, 0, n);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -298,7 +298,7 @@ test_metadata(void **state)
     SPRIG_OK_(sprig_files_set_metadata(f->fs, "/m", NULL));
     SPRIG_OK_(sprig_files_stat(f->fs, "/m", &st2, &b));
     assert_int_equal(b.len, 0);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -332,7 +332,7 @@ test_chunk_boundaries(void **state)
                                       &c, &st));
     assert_int_equal(c.pos, n);
     assert_int_equal(st.length, n);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* A model of the file kept in memory next to the store. */
@@ -343,7 +343,7 @@ model_check(fx *f, const char *path, const uint8_t *model, size_t n)
     SPRIG_OK_(sprig_files_read(f->fs, path, 0, SIZE_MAX, &b));
     assert_int_equal(b.len, n);
     assert_memory_equal(b.data, model, n);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -694,7 +694,7 @@ test_read_while_rewritten(void **state)
     print_message("%d reads whole, %d gave up (conflicts), %d puts\n", ok,
                   conflicts, w.puts);
     assert_true(ok > 0);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     assert_int_equal(count(f, "files.pending"), 0);
 }
 
@@ -729,7 +729,7 @@ test_schema_add(void **state)
     SPRIG_OK_(sprig_open("mem:", NULL, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, s));
     SPRIG_OK_(sprig_storage_create_database(st, "d", "app", false));
-    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
     SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_files_open(db, NULL, &fs));
     sprig_files_options o;
     sprig_files_options_init(&o);
@@ -835,7 +835,7 @@ child_main(const char *url, const char *cert)
     sprig_files_options_init(&fo);
     fo.chunk_size = CS;
     fo.txn_bytes = TXN;
-    if (sprig_open(url, &o, &st) || sprig_storage_database(st, "f", &db) ||
+    if (sprig_open(url, &o, &st) || sprig_storage_open_database(st, "f", &db) ||
         sprig_files_open(db, &fo, &fs)) {
         fprintf(stderr, "child: %s\n", sprig_errmsg());
         return 1;
@@ -929,7 +929,7 @@ test_kill_during_append(void **state)
     sprig_files_options_init(&fo);
     fo.chunk_size = CS;
     fo.txn_bytes = TXN;
-    SPRIG_OK_(sprig_storage_database(p.st, "f", &db));
+    SPRIG_OK_(sprig_storage_open_database(p.st, "f", &db));
     SPRIG_OK_(sprig_files_open(db, &fo, &fs));
     SPRIG_OK_(sprig_files_put(fs, "/k", (sprig_bytes){0}, NULL, 0));
     if (local) {
@@ -952,7 +952,7 @@ test_kill_during_append(void **state)
         sprig_storage *st = NULL;
         if (local) {
             SPRIG_OK_(sprig_open(url, NULL, &st));
-            SPRIG_OK_(sprig_storage_database(st, "f", &db));
+            SPRIG_OK_(sprig_storage_open_database(st, "f", &db));
             SPRIG_OK_(sprig_files_open(db, &fo, &fs));
         }
         len = check_after_kill(db, fs, len, &inside);

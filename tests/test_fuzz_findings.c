@@ -129,8 +129,8 @@ expect_json_of_string(const char *raw, const char *want)
     if (out.len != strlen(want) || memcmp(out.data, want, out.len)) {
         fail_msg("%.*s, wanted %s", (int)out.len, (char *)out.data, want);
     }
-    sprig_buf_free(&out);
-    sprig_key_builder_free(&kb);
+    sprig_buf_clear(&out);
+    sprig_key_builder_clear(&kb);
 }
 
 #define FFFD "\xEF\xBF\xBD"
@@ -143,7 +143,7 @@ test_key_to_json_utf8(void **state)
     sprig_buf out = {0};
     SPRIG_OK_(sprig_key_to_json((sprig_bytes){found, sizeof found}, &out));
     assert_true(utf8_ok(out.data, out.len));
-    sprig_buf_free(&out);
+    sprig_buf_clear(&out);
     expect_json_of_string("\xff\xbd\xbd", "\"" FFFD FFFD FFFD "\"");
     expect_json_of_string("\xf5\x80\x80\x80", "\"" FFFD FFFD FFFD FFFD "\"");
     expect_json_of_string("\xc0\xaf", "\"" FFFD FFFD "\""); /* overlong */
@@ -190,8 +190,8 @@ test_negative_nan_sorts_last(void **state)
         SPRIG_OK_(sprig_key_add_f64(&b, nans[i]));
         assert_true(sprig__bytes_cmp(sprig_key_bytes(&a), sprig_key_bytes(&b)) <
                     0);
-        sprig_key_builder_free(&a);
-        sprig_key_builder_free(&b);
+        sprig_key_builder_clear(&a);
+        sprig_key_builder_clear(&b);
     }
 }
 
@@ -238,7 +238,7 @@ expect_count(sprig_db *db, const char *coll, const char *view, const char *n)
     SPRIG_OK_(sprig_view_reduce(db, &q, &r));
     assert_int_equal(r.len, strlen(n));
     assert_memory_equal(r.data, n, r.len);
-    sprig_buf_free(&r);
+    sprig_buf_clear(&r);
 }
 
 static void

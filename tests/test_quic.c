@@ -96,7 +96,7 @@ static void
 kv_rounds_timed(sprig_client *c, int n, const char *tag, double *lat)
 {
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(sprig_client_storage(c), "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(sprig_client_storage(c), "db", &db));
     for (int i = 0; i < n; i++) {
         double t0 = now_ms();
         char key[64], val[64];
@@ -299,7 +299,7 @@ lossy(double p, int rounds)
     free(lat);
     /* a value of many datagrams: retransmission and flow control */
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(sprig_client_storage(c), "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(sprig_client_storage(c), "db", &db));
     size_t big = 300 * 1024;
     uint8_t *v = malloc(big);
     for (size_t i = 0; i < big; i++) {
@@ -363,7 +363,7 @@ idle_for(unsigned ping_ms, bool same)
     usleep(1800 * 1000);
     sprig_db *db;
     sprig_value v = sprig_value_of_u64(1);
-    SPRIG_OK_(sprig_storage_database(sprig_client_storage(c), "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(sprig_client_storage(c), "db", &db));
     int rc = sprig_kv_set(db, "ns", "k", &v, NULL, NULL, NULL);
     if (rc == SPRIG_ECLOSED) { /* dropped under us: the next call reconnects */
         assert_false(same);
@@ -468,7 +468,7 @@ test_restart(void **state)
     sprig_server_free(srv); /* clients are told: going away */
     srv = server_at("restart", port, 30000, 90000);
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(sprig_client_storage(c), "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(sprig_client_storage(c), "db", &db));
     sprig_value got;
     int rc = sprig_kv_get(db, "ns", "before-4", false, &got);
     if (rc == SPRIG_ECLOSED) { /* the request raced the goodbye */

@@ -58,7 +58,8 @@ still_serving(const char *tag)
     char key[32];
     snprintf(key, sizeof key, "k-%s", tag);
     sprig_value v = sprig_value_of_u64(7), got;
-    SPRIG_OK_(sprig_storage_database(sprig_client_storage(good), "db", &db));
+    SPRIG_OK_(
+        sprig_storage_open_database(sprig_client_storage(good), "db", &db));
     SPRIG_OK_(sprig_kv_set(db, "ns", key, &v, NULL, NULL, NULL));
     SPRIG_OK_(sprig_kv_get(db, "ns", key, false, &got));
     assert_int_equal(got.num.u64, 7);

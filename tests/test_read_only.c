@@ -57,7 +57,7 @@ populate(const char *dir)
     SPRIG_OK_(open_st(dir, false, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, &ro_schema));
     SPRIG_OK_(sprig_storage_create_database(st, "db", "ro", false));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     for (int i = 0; i < 20; i++) {
         char body[64];
         snprintf(body, sizeof body, "{\"k\":%d}", i % 4);
@@ -170,7 +170,7 @@ test_read_only_changes_nothing(void **state)
     SPRIG_OK_(open_st(dir, true, &st));
     SPRIG_OK_(open_st(dir, true, &st2)); /* readers share */
     SPRIG_EXPECT(SPRIG_EBUSY, open_st(dir, false, &w));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     reads_all(db);
     writes_refused(st, db);
     sprig_db_close(db);
@@ -205,7 +205,7 @@ test_read_only_file_system(void **state)
     int rc = open_st(st_dir, false, &st);
     assert_int_not_equal(rc, SPRIG_OK); /* what was found from outside */
     SPRIG_OK_(open_st(st_dir, true, &st));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     reads_all(db);
     writes_refused(st, db);
     sprig_db_close(db);
@@ -228,7 +228,8 @@ test_read_only_after_crash(void **state)
     if (pid == 0) {
         sprig_storage *st;
         sprig_db *db;
-        if (open_st(dir, false, &st) || sprig_storage_database(st, "db", &db) ||
+        if (open_st(dir, false, &st) ||
+            sprig_storage_open_database(st, "db", &db) ||
             sprig_insert(db, "docs", NULL, sprig_str("{\"k\":9}"), NULL)) {
             _exit(1);
         }
@@ -240,15 +241,15 @@ test_read_only_after_crash(void **state)
     sprig_storage *st;
     sprig_db *db;
     SPRIG_OK_(open_st(dir, true, &st));
-    SPRIG_EXPECT(SPRIG_EPERM, sprig_storage_database(st, "db", &db));
+    SPRIG_EXPECT(SPRIG_EPERM, sprig_storage_open_database(st, "db", &db));
     assert_non_null(strstr(sprig_errmsg(), "not closed cleanly"));
     sprig_storage_close(st);
     SPRIG_OK_(open_st(dir, false, &st)); /* replays */
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     sprig_db_close(db);
     sprig_storage_close(st);
     SPRIG_OK_(open_st(dir, true, &st));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     uint64_t n;
     SPRIG_OK_(sprig_count(db, "docs", NULL, &n));
     assert_int_equal(n, 21);

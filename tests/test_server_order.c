@@ -86,7 +86,7 @@ send_req(int fd, const sprig__api *api, uint32_t id, const void *req)
     SPRIG_OK_(sprig__api_encode(&w, api->req, api->n_req, req));
     SPRIG_OK_(sprig__mp_wr_status(&w));
     rw_send(fd, sprig_buf_bytes(&b));
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* Sets 1..PIPE of key "seq" (round r's values are r*PIPE + i), sent at
@@ -123,7 +123,7 @@ sets_in_order(int fd, int r)
         }
         sprig__api_free(sprig__api_kv_set.resp, sprig__api_kv_set.n_resp, &rs);
     }
-    sprig_buf_free(&m);
+    sprig_buf_clear(&m);
     assert_int_equal(out_of_order, 0);
 }
 
@@ -150,7 +150,7 @@ create_then_write(int fd, int r)
                      (int)f.message.len, (const char *)f.message.data);
         }
     }
-    sprig_buf_free(&m);
+    sprig_buf_clear(&m);
 }
 
 /* Publishes 1..PIPE to topic "t", sent at once, reach a subscriber in
@@ -188,7 +188,7 @@ publishes_in_order(int fd, sprig_subscriber *sub)
         SPRIG_OK_(sprig__frame_decode(sprig_buf_bytes(&m), &f));
         assert_int_equal(f.kind, SPRIG__FRAME_RESPONSE);
     }
-    sprig_buf_free(&m);
+    sprig_buf_clear(&m);
     assert_int_equal(out_of_order, 0);
 }
 
@@ -201,7 +201,7 @@ rounds(bool wrapped)
         sprig_server *srv = start(dir, wrapped, &port);
         sprig_db *db; /* of "pub": "main" stays closed until the sets */
         SPRIG_OK_(
-            sprig_storage_database(sprig_server_storage(srv), "pub", &db));
+            sprig_storage_open_database(sprig_server_storage(srv), "pub", &db));
         sprig_subscriber *sub;
         SPRIG_OK_(sprig_subscriber_new(db, &sub));
         SPRIG_OK_(sprig_subscribe(sub, sprig_str("t")));

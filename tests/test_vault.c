@@ -78,7 +78,7 @@ static sprig_db *
 main_db(sprig_storage *st)
 {
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &db));
     return db;
 }
 
@@ -453,7 +453,7 @@ test_swapped_ciphertext(void **state)
     sprig_db_close(db);
     /* the same document's value, moved to the same id of another database */
     SPRIG_OK_(sprig_storage_create_database(st, "other", "vt", false));
-    SPRIG_OK_(sprig_storage_database(st, "other", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "other", &db));
     put(db, "secret", "a", "{\"note\":\"other\"}");
     raw_write(db, plant_a);
     SPRIG_EXPECT(SPRIG_EAUTH, sprig_get(db, "secret", sprig_str("a"), &d));

@@ -130,7 +130,7 @@ check_all(sprig_db *db, const writer *wr)
     SPRIG_OK_(sprig_view_query_mappings(db, &q, &l));
     assert_int_equal(sprig_mapping_list_count(l), docs);
     sprig_mapping_list_free(l);
-    sprig_buf_free(&out);
+    sprig_buf_clear(&out);
 }
 
 static void
@@ -164,7 +164,7 @@ test_rotate_under_writes(void **state)
     sprig_storage *st = open_st(dir);
     SPRIG_OK_(sprig_storage_create_database(st, "main", "rot", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &db));
     sprig__vault *v = sprig__db_ldb(db)->vault;
     uint32_t k1 = sprig__vault_current(v);
     atomic_bool stop = false;
@@ -192,7 +192,7 @@ test_rotate_under_writes(void **state)
     sprig_storage_close(st);
 
     st = open_st(dir); /* replays the log: sealed under the new key */
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &db));
     check_all(db, wr);
     /* a second rotation with nothing old left still works */
     SPRIG_OK_(sprig_storage_vault_rotate(st, NULL, NULL));
@@ -213,7 +213,7 @@ test_rotate_interrupted(void **state)
     sprig_storage *st = open_st(dir);
     SPRIG_OK_(sprig_storage_create_database(st, "main", "rot", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &db));
     writer wr[WRITERS] = {{0}};
     char id[32], c[256];
     for (int i = 0; i < 50; i++) {
@@ -230,7 +230,7 @@ test_rotate_interrupted(void **state)
     sprig_storage_close(st);
 
     st = open_st(dir);
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &db));
     v = sprig__db_ldb(db)->vault;
     assert_int_equal(sprig__vault_keys(v), 2);
     check_all(db, wr); /* under the old key, still held */

@@ -47,7 +47,7 @@ open_db(sprig_auth *a)
     rc = rc ? rc
             : sprig_storage_create_database(a->st, SPRIG_AUTH_DB, SPRIG_AUTH_DB,
                                             true);
-    rc = rc ? rc : sprig_storage_database(a->st, SPRIG_AUTH_DB, &a->db);
+    rc = rc ? rc : sprig_storage_open_database(a->st, SPRIG_AUTH_DB, &a->db);
     /* the hash verified for unknown users, so they cost the same time */
     return rc ? rc : sprig__hash_password(a, "sprig: no such user", a->dummy);
 }

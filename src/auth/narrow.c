@@ -46,7 +46,7 @@ check(sprig_identity *id, const char *action, const sprig_bytes *segs, size_t n)
         rc = sprig__auth_segment(&b, segs[i], i == 0);
     }
     rc = rc ? rc : sprig_identity_check(id, action, (const char *)b.data);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     return rc;
 }
 
@@ -328,7 +328,7 @@ nd_kv_delete(sprig_db *db, const char *ns, const char *key,
 
 static int
 nd_kv_list(sprig_db *db, const char *ns, const char *prefix, const char *after,
-           uint32_t limit, sprig_kv_list **out)
+           uint32_t limit, sprig_kv_key_list **out)
 {
     int rc = check_kv(ND(db), "kv.list", ns, NULL);
     return rc ? rc
@@ -467,7 +467,7 @@ nst_database(sprig_storage *st, const char *name, sprig_db **out)
     if (rc == 0 && !d) {
         rc = sprig__err(SPRIG_ENOMEM, "out of memory");
     }
-    rc = rc ? rc : sprig_storage_database(s->inner, name, &d->inner);
+    rc = rc ? rc : sprig_storage_open_database(s->inner, name, &d->inner);
     if (rc) {
         sprig__free(d);
         return rc;

@@ -129,7 +129,7 @@ sprig__records_may(sprig_identity *as, const char *action, const char *kind,
     sprig_buf r = {0};
     int rc = sprig__auth_res(&r, kind, name);
     rc = rc ? rc : sprig_identity_check(as, action, (const char *)r.data);
-    sprig_buf_free(&r);
+    sprig_buf_clear(&r);
     return rc;
 }
 

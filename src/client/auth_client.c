@@ -41,8 +41,8 @@ sprig__client_auth_free(sprig_client *c)
     wipe_free(c->auth_secret);
     c->auth_name = c->auth_secret = NULL;
     c->auth_kind = 0;
-    sprig_buf_free(&c->auth_call.frame);
-    sprig_buf_free(&c->auth_call.answer);
+    sprig_buf_clear(&c->auth_call.frame);
+    sprig_buf_clear(&c->auth_call.answer);
 }
 
 /* Keep the credentials of a successful login (lock taken here). */
@@ -184,8 +184,8 @@ send_internal(sprig_client *c, const sprig__api *api, const void *req)
     sprig__mp_wr_init(&w, &frame);
     sprig__frame_request(&w, id, NULL, api->name);
     int rc = sprig__api_encode(&w, api->req, api->n_req, req);
-    sprig_buf_free(&call->frame);
-    sprig_buf_free(&call->answer);
+    sprig_buf_clear(&call->frame);
+    sprig_buf_clear(&call->answer);
     call->frame = frame;
     call->rc = 0;
     call->done = false;

@@ -124,7 +124,7 @@ fs_txn_file(sprig_files *fs, sprig_txn *t, const fs_file *f, sprig_bytes key,
     } else if (rc == 0) {
         rc = sprig_txn_insert(t, fs->c_files, &key, sprig_buf_bytes(&b));
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     return rc;
 }
 
@@ -202,7 +202,7 @@ put_small_once(fs_put *p, const uint8_t *data, size_t n, uint64_t *old_version)
     rc = rc ? rc : sprig__fs_apply(p->fs, t);
     *old_version = old.doc ? old.m.version : 0;
     sprig_txn_free(t);
-    sprig_buf_free(&w.carry);
+    sprig_buf_clear(&w.carry);
     sprig__fs_file_clear(&old);
     return rc;
 }
@@ -346,7 +346,7 @@ put_large(fs_put *p, sprig_files_source_fn src, void *udata, uint8_t *buf,
         sprig_header g = sprig_header_of(&rec);
         rc = fs_abandon(p->fs, &g, w.version, true, rc);
     }
-    sprig_buf_free(&w.carry);
+    sprig_buf_clear(&w.carry);
     return rc;
 }
 
@@ -490,7 +490,7 @@ append_small_once(fs_app *a, const uint8_t *data, size_t n)
     rc = rc ? rc : fs_txn_length(a, t, &f, w.length);
     rc = rc ? rc : sprig__fs_apply(a->fs, t);
     sprig_txn_free(t);
-    sprig_buf_free(&w.carry);
+    sprig_buf_clear(&w.carry);
     sprig__fs_file_clear(&f);
     return rc;
 }
@@ -578,7 +578,7 @@ append_large(fs_app *a, sprig_files_source_fn src, void *udata, uint8_t *buf,
             rc = sprig__fs_drop_tail(a->fs, &f, rc);
         }
     }
-    sprig_buf_free(&w.carry);
+    sprig_buf_clear(&w.carry);
     if (f.doc) {
         sprig__fs_file_clear(&f);
     }
@@ -667,7 +667,7 @@ truncate_shrink(fs_app *a, const fs_file *f, uint64_t length)
     rc = rc ? rc
             : sprig_update(a->fs->db, a->fs->c_files, &h, sprig_buf_bytes(&b),
                            &out);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     if (rc == SPRIG_ENOTFOUND) {
         rc = sprig__err(SPRIG_ECONFLICT, "file '%s' changed", a->path);
     }

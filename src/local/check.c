@@ -222,10 +222,10 @@ read_log(sprig_db *db, lastmap *m)
     uint64_t since = 0;
     for (;;) {
         sprig_txn_log *l = NULL;
-        int rc = sprig_list_executed_transactions(db, since, 1000, &l);
+        int rc = sprig_list_executed_txns(db, since, 1000, &l);
         size_t n = rc ? 0 : sprig_txn_log_count(l);
         for (size_t i = 0; rc == 0 && i < n; i++) {
-            for (size_t j = 0; rc == 0 && j < sprig_txn_log_changes(l, i);
+            for (size_t j = 0; rc == 0 && j < sprig_txn_log_change_count(l, i);
                  j++) {
                 sprig_change ch;
                 rc = sprig_txn_log_change(l, i, j, &ch);
@@ -379,7 +379,7 @@ check_db(chk *c, sprig_storage *st)
     sprig_db *db = NULL;
     lastmap m = {NULL, 0, 0};
     uint64_t recs, indexed;
-    int rc = sprig_storage_database(st, c->db, &db);
+    int rc = sprig_storage_open_database(st, c->db, &db);
     if (rc) {
         finding(c, "does not open: %s", sprig_errmsg());
         return rc == SPRIG_ENOMEM ? rc : SPRIG_OK;

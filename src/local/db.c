@@ -85,7 +85,7 @@ replay_cmd(void *arg, MDB_txn *txn, const uint8_t *p, size_t n)
         rc = sprig__cmd_apply(ldb, txn, &c, &c.out);
     }
     sprig__cmd_clear(&c);
-    sprig_buf_free(&scratch);
+    sprig_buf_clear(&scratch);
     return rc;
 }
 
@@ -361,7 +361,7 @@ h_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
     } else {
         sprig_buf scratch = {0};
         rc = doc_from(ldb, c, &k, &v, false, &scratch, out);
-        sprig_buf_free(&scratch);
+        sprig_buf_clear(&scratch);
     }
     sprig__env_read_end(ldb->env, txn);
     return rc;
@@ -395,7 +395,7 @@ h_get_multiple(sprig_db *db, const char *coll, const sprig_bytes *ids, size_t n,
                  : doc_from(ldb, c, &k, &v, false, &scratch, &d);
         rc = rc ? rc : sprig__doc_list_push(l, d);
     }
-    sprig_buf_free(&scratch);
+    sprig_buf_clear(&scratch);
     sprig__env_read_end(ldb->env, txn);
     if (rc) {
         sprig_doc_list_free(l);
@@ -525,7 +525,7 @@ h_list(sprig_db *db, const char *coll, const sprig_range *r, sprig_order order,
         rc = walk(txn, c->dbi, r, order, limit, list_visit, &a);
         sprig__env_read_end(ldb->env, txn);
     }
-    sprig_buf_free(&a.scratch);
+    sprig_buf_clear(&a.scratch);
     if (rc) {
         sprig_doc_list_free(a.l);
         return rc;

@@ -201,7 +201,7 @@ ex_table(ex *x, MDB_txn *txn, MDB_dbi dbi,
     } else if (cur) {
         mdb_cursor_close(cur);
     }
-    sprig_buf_free(&line);
+    sprig_buf_clear(&line);
     return rc;
 }
 
@@ -312,7 +312,7 @@ ex_db(ex *x, sprig_storage *s, const char *dir, const char *name, json_t *info)
     }
     sprig_db *h;
     MDB_txn *txn;
-    int rc = sprig_storage_database(s, name, &h);
+    int rc = sprig_storage_open_database(s, name, &h);
     if (rc) {
         return rc;
     }
@@ -341,7 +341,7 @@ ex_schemas(sprig_storage *s, int *rc)
                 a, json_pack("{s:s,s:o}", "name", d->name, "record",
                              sprig__bk_b64(sprig_buf_bytes(&enc))));
         }
-        sprig_buf_free(&enc);
+        sprig_buf_clear(&enc);
     }
     if (*rc == 0) {
         sprig_schema_list_free(l);
@@ -611,9 +611,9 @@ im_file(im *x, const char *path, const char *coll)
     sprig_txn_free(t);
     free(line);
     fclose(f);
-    sprig_buf_free(&a);
-    sprig_buf_free(&b);
-    sprig_buf_free(&c);
+    sprig_buf_clear(&a);
+    sprig_buf_clear(&b);
+    sprig_buf_clear(&c);
     return rc;
 }
 
@@ -631,7 +631,7 @@ im_db(im *x, sprig_storage *s, const char *dir, json_t *d)
                           dir, EXPORT_JSON);
     }
     int rc = sprig_storage_create_database(s, name, schema, true);
-    rc = rc ? rc : sprig_storage_database(s, name, &x->db);
+    rc = rc ? rc : sprig_storage_open_database(s, name, &x->db);
     x->prog->item = name;
     char path[4400];
     for (size_t i = 0; rc == 0 && i < json_array_size(cs); i++) {

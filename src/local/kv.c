@@ -80,8 +80,8 @@ sprig__kv_close(sprig__ldb *ldb)
     if (atomic_exchange(&ldb->writer.unsynced, 0) != 0) {
         sprig__ckpt_flush(ldb->env); /* the log, or LMDB */
     }
-    sprig_buf_free(&kv->wenc);
-    sprig_buf_free(&kv->wdec);
+    sprig_buf_clear(&kv->wenc);
+    sprig_buf_clear(&kv->wdec);
     sprig__free(kv);
     ldb->kv = NULL;
 }
@@ -629,7 +629,7 @@ sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
     } else if (rc == 0 && out) {
         rc = sprig__value_set(out, r.kind, r.payload, r.bits);
     }
-    sprig_buf_free(&scratch);
+    sprig_buf_clear(&scratch);
     sprig__env_read_end(kv->ldb->env, txn);
     return rc;
 }
@@ -661,7 +661,7 @@ list_first(MDB_cursor *cur, const char *ns, const char *prefix,
 
 static int
 list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
-          const char *after, uint32_t limit, sprig_kv_list *l)
+          const char *after, uint32_t limit, sprig_kv_key_list *l)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -694,7 +694,7 @@ list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    sprig_buf_free(&scratch);
+    sprig_buf_clear(&scratch);
     if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
         rc = sprig__mdb_err(mrc, "listing keys");
     }
@@ -703,7 +703,7 @@ list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
 
 int
 sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
-                  const char *after, uint32_t limit, sprig_kv_list **out)
+                  const char *after, uint32_t limit, sprig_kv_key_list **out)
 {
     sprig__kv *kv = NULL;
     MDB_txn *txn;
@@ -711,12 +711,12 @@ sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
     if (rc || (rc = sprig__env_read_begin(kv->ldb->env, &txn))) {
         return rc;
     }
-    sprig_kv_list *l = sprig__calloc(1, sizeof *l);
+    sprig_kv_key_list *l = sprig__calloc(1, sizeof *l);
     rc = l ? list_walk(kv, txn, ns, prefix, after, limit, l)
            : sprig__err(SPRIG_ENOMEM, "out of memory listing keys");
     sprig__env_read_end(kv->ldb->env, txn);
     if (rc) {
-        sprig_kv_list_free(l);
+        sprig_kv_key_list_free(l);
         return rc;
     }
     *out = l;

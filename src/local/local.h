@@ -641,8 +641,7 @@ void sprig__storage_retain(sprig__lstorage *st, sprig__ldb *ldb);
 /** sprig_storage_ops.maintain of a local storage (sprig.h gives each
  *  job's contract). */
 int sprig__storage_maintain(sprig_storage *s, sprig__maint_kind kind,
-                            const char *arg, sprig_progress_fn cb,
-                            void *udata);
+                            const char *arg, sprig_progress_fn cb, void *udata);
 
 /* ---- cmd_admin.c: admin commands on `_admin` -------------------------- */
 
@@ -685,7 +684,8 @@ int sprig__kv_op_incr(sprig_db *db, const char *ns, const char *key,
 int sprig__kv_op_delete(sprig_db *db, const char *ns, const char *key,
                         sprig_kv_status *status);
 int sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
-                      const char *after, uint32_t limit, sprig_kv_list **out);
+                      const char *after, uint32_t limit,
+                      sprig_kv_key_list **out);
 
 /* Test seams. */
 typedef struct sprig__kv_stats {

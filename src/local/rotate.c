@@ -190,10 +190,10 @@ rotate_table(sprig__ldb *ldb, const rtable *t, uint64_t *n)
             break; /* an empty table */
         }
     }
-    sprig_buf_free(&w->keys);
-    sprig_buf_free(&w->dec);
-    sprig_buf_free(&w->enc);
-    sprig_buf_free(&w->val);
+    sprig_buf_clear(&w->keys);
+    sprig_buf_clear(&w->dec);
+    sprig_buf_clear(&w->enc);
+    sprig_buf_clear(&w->val);
     sprig__free(w->ofs);
     sprig__free(w);
     return rc;

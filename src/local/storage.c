@@ -334,7 +334,7 @@ same_stored(const sprig_schema_def *old, sprig_bytes enc)
     sprig_buf b = {0};
     bool same = old && sprig__schema_encode(old, &b) == 0 && b.len == enc.len &&
                 memcmp(b.data, enc.data, b.len) == 0;
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     return same;
 }
 
@@ -395,7 +395,7 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
     int rc = sprig__schema_encode(def, &enc);
     c.schema = sprig_buf_bytes(&enc);
     rc = rc ? rc : register_with(st, def, &c);
-    sprig_buf_free(&enc);
+    sprig_buf_clear(&enc);
     return rc;
 }
 
@@ -726,7 +726,7 @@ sprig__storage_apply(sprig_storage *s, const char *db, sprig__cmd *cmd)
         return admin_apply_cmd(ST(s), cmd);
     }
     sprig_db *h;
-    int rc = sprig_storage_database(s, db, &h);
+    int rc = sprig_storage_open_database(s, db, &h);
     if (rc == 0) {
         rc = sprig__ldb_run(sprig__db_ldb(h), cmd);
         sprig_db_close(h);
@@ -1025,7 +1025,7 @@ rotate_db(sprig_storage *s, const char *name, sprig_rotate_progress progress,
 {
     sprig_db *h = NULL;
     uint64_t n = 0;
-    int rc = sprig_storage_database(s, name, &h);
+    int rc = sprig_storage_open_database(s, name, &h);
     rc = rc ? rc : sprig__rotate_ldb(sprig__db_ldb(h), &n);
     if (h) {
         sprig_db_close(h);

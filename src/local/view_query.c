@@ -400,7 +400,7 @@ fold_states(vop *o)
     }
     sprig_buf next = {0};
     int rc = d->reduce(o->states, o->nstates, true, &next, d->udata);
-    sprig_buf_free(&o->acc);
+    sprig_buf_clear(&o->acc);
     o->acc = next;
     o->has_acc = true;
     o->nstates = 0;
@@ -588,10 +588,10 @@ vop_free(vop *o)
     sprig__free(o->pairs);
     sprig__free(o->states);
     for (size_t i = 0; i < o->nsbufs; i++) {
-        sprig_buf_free(&o->sbufs[i]);
+        sprig_buf_clear(&o->sbufs[i]);
     }
     sprig__free(o->sbufs);
-    sprig_buf_free(&o->acc);
+    sprig_buf_clear(&o->acc);
     sprig__vscratch_free(&o->vs);
 }
 

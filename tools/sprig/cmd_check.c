@@ -32,12 +32,12 @@ cli_cmd_check(cli *c, int argc, char **argv)
     uint64_t findings = 0;
     int src = sprig_storage_check(c->st, &report, &findings);
     if (src) {
-        sprig_buf_free(&report);
+        sprig_buf_clear(&report);
         return cli_fail(src);
     }
     fwrite(report.data, 1, report.len, stdout);
     printf("%s: %llu finding%s\n", cli_where(c), (unsigned long long)findings,
            findings == 1 ? "" : "s");
-    sprig_buf_free(&report);
+    sprig_buf_clear(&report);
     return findings ? 1 : 0;
 }

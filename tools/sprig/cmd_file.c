@@ -89,7 +89,7 @@ open_files(cli *c, sprig_files **out)
     if (rc != CLI_CONTINUE) {
         return rc;
     }
-    int src = c->db ? 0 : sprig_storage_database(c->st, c->dbname, &c->db);
+    int src = c->db ? 0 : sprig_storage_open_database(c->st, c->dbname, &c->db);
     if (src == SPRIG_ENOTFOUND) {
         sprig_schema_def *s;
         src = sprig_files_schema_add(NULL, "files", NULL, &s);
@@ -97,7 +97,7 @@ open_files(cli *c, sprig_files **out)
         src = src ? src
                   : sprig_storage_create_database(c->st, c->dbname, "files",
                                                   true);
-        src = src ? src : sprig_storage_database(c->st, c->dbname, &c->db);
+        src = src ? src : sprig_storage_open_database(c->st, c->dbname, &c->db);
         sprig_files_schema_free(s);
     }
     src = src ? src : sprig_files_open(c->db, NULL, out);
@@ -412,7 +412,7 @@ file_stat(cli *c, int argc, char **argv)
             jw_raw(&w, "}");
             rc = jw_print(&w);
         }
-        sprig_buf_free(&meta);
+        sprig_buf_clear(&meta);
     }
     sprig_files_close(fs);
     return rc;

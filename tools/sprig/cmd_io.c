@@ -481,8 +481,8 @@ import_all(importer *im, reader *r)
         cli_progress_add(&im->progress, 0, r->bytes - before);
     }
     rc = rc == CLI_CONTINUE ? flush(im) : rc;
-    sprig_buf_free(&text);
-    sprig_buf_free(&idbuf);
+    sprig_buf_clear(&text);
+    sprig_buf_clear(&idbuf);
     jw_free(&compact);
     return rc;
 }
@@ -694,7 +694,7 @@ export_run(exporter *ex, const char *file)
     while (rc == CLI_CONTINUE && got > 0) {
         rc = export_page(ex, out, &line, &got);
     }
-    sprig_buf_free(&line);
+    sprig_buf_clear(&line);
     free((void *)ex->range.start.key.data);
     if ((fflush(out) != 0 || ferror(out)) && rc == CLI_CONTINUE) {
         rc = cli_err(SPRIG_EIO, "cannot write '%s'",

@@ -176,7 +176,7 @@ write_key(jw *w, sprig_bytes key)
         }
         jw_raw(w, "\"}");
     }
-    sprig_buf_free(&t);
+    sprig_buf_clear(&t);
 }
 
 static void
@@ -252,7 +252,7 @@ static void
 vargs_free(vargs *v)
 {
     for (int i = 0; i < 4; i++) {
-        sprig_buf_free(&v->kbuf[i]);
+        sprig_buf_clear(&v->kbuf[i]);
     }
 }
 
@@ -295,7 +295,7 @@ view_reduce(cli *c, int argc, char **argv)
         if (src) {
             jw_free(&w);
         }
-        sprig_buf_free(&out);
+        sprig_buf_clear(&out);
     }
     vargs_free(&v);
     return rc;
