@@ -55,8 +55,8 @@ s_connect(const char *target, const char *dbname, void **out)
     }
     int rc = sprig_client_connect(target, NULL, &s->client);
     rc = rc ? rc
-            : sprig_storage_database(sprig_client_storage(s->client), dbname,
-                                     &s->db);
+            : sprig_storage_open_database(sprig_client_storage(s->client),
+                                          dbname, &s->db);
     if (rc) {
         sp_fail("connect", rc);
         s_close(s);
@@ -182,7 +182,7 @@ s_category(void *conn, const cm_data *d, uint64_t c)
         rc = sprig_mapping_list_doc(l, i) ? 0 : SPRIG_EINVAL;
     }
     sprig_mapping_list_free(l);
-    sprig_buf_free(&key);
+    sprig_buf_clear(&key);
     if (rc) {
         return sp_fail("category query", rc);
     }
@@ -226,8 +226,8 @@ s_rating(void *conn, uint64_t p, uint64_t *count, uint64_t *sum)
         rc ? rc : reduce_u64(s, "rating-sum", sprig_buf_bytes(&key), &out, sum);
     rc = rc ? rc
             : reduce_u64(s, "rating-count", sprig_buf_bytes(&key), &out, count);
-    sprig_buf_free(&key);
-    sprig_buf_free(&out);
+    sprig_buf_clear(&key);
+    sprig_buf_clear(&out);
     return rc;
 }
 

@@ -66,7 +66,7 @@ open_schema(const char *dir, const sprig_schema_def *sch,
     int rc = sprig_storage_open(&o, &p->st);
     rc = rc ? rc : sprig_storage_register_schema(p->st, sch);
     rc = rc ? rc : sprig_storage_create_database(p->st, "bench", "bench", true);
-    rc = rc ? rc : sprig_storage_database(p->st, "bench", &p->db);
+    rc = rc ? rc : sprig_storage_open_database(p->st, "bench", &p->db);
     if (rc) {
         sp_fail("open", rc);
         p_close(p);

@@ -238,8 +238,8 @@ vs_close(void *db)
 {
     vsprig *s = db;
     bench_sprig.close(s->pdb);
-    sprig_buf_free(&s->k1);
-    sprig_buf_free(&s->k2);
+    sprig_buf_clear(&s->k1);
+    sprig_buf_clear(&s->k2);
     free(s);
 }
 
@@ -335,7 +335,7 @@ vs_range(void *db, unsigned lo, unsigned hi, vsum *out)
     int rc = cat_key(lo, &s->k1) || cat_key(hi, &s->k2) ? -1 : 0;
     rc = rc ? rc : reduce_one(s, V_COUNT, &buf, &out->n);
     rc = rc ? rc : reduce_one(s, V_SUM, &buf, &out->sum);
-    sprig_buf_free(&buf);
+    sprig_buf_clear(&buf);
     return rc;
 }
 

@@ -44,7 +44,7 @@ use_database(sprig_storage *st)
     check(sprig_storage_create_database(st, "chat", "chat", true),
           "create database");
     sprig_db *db;
-    check(sprig_storage_database(st, "chat", &db), "open database");
+    check(sprig_storage_open_database(st, "chat", &db), "open database");
 
     sprig_header_buf h;
     check(sprig_insert(db, "messages", NULL,

@@ -105,15 +105,15 @@ main(int argc, char **argv)
         sprig_value n = sprig_value_of_i64(i * i);
         CHECK(sprig_kv_set(db, "stats", key, &n, NULL, NULL, NULL));
     }
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     CHECK(sprig_kv_list_keys(db, "stats", "page:", "page:1", 10, &l));
     printf("Keys after page:1:");
-    for (size_t i = 0; i < sprig_kv_list_count(l); i++) {
-        printf(" %s=%" PRId64, sprig_kv_list_key(l, i),
-               sprig_kv_list_value(l, i)->num.i64);
+    for (size_t i = 0; i < sprig_kv_key_list_count(l); i++) {
+        printf(" %s=%" PRId64, sprig_kv_key_list_key(l, i),
+               sprig_kv_key_list_value(l, i)->num.i64);
     }
     printf("\n");
-    sprig_kv_list_free(l);
+    sprig_kv_key_list_free(l);
 
     sprig_db_close(db);
     return 0;

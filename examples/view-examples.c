@@ -131,7 +131,7 @@ count(sprig_db *db, const sprig_view_query *q)
     uint64_t n = 0;
     report(sprig_view_reduce(db, q, &out), "reducing");
     report(sprig_key_decode_u64(sprig_buf_bytes(&out), &n), "decoding");
-    sprig_buf_free(&out);
+    sprig_buf_clear(&out);
     return n;
 }
 
@@ -270,14 +270,14 @@ json_view(sprig_db *db)
         report(sprig_key_to_json(sprig_mapping_list_key(l, i), &k), "key");
         printf(" %.*s=%.*s", (int)k.len, (char *)k.data, (int)v.len,
                (const char *)v.data);
-        sprig_buf_free(&k);
+        sprig_buf_clear(&k);
     }
     printf("\n");
     sprig_mapping_list_free(l);
-    sprig_buf_free(&key);
-    sprig_buf_free(&lo);
-    sprig_buf_free(&hi);
-    sprig_buf_free(&out);
+    sprig_buf_clear(&key);
+    sprig_buf_clear(&lo);
+    sprig_buf_clear(&hi);
+    sprig_buf_clear(&out);
 }
 
 int

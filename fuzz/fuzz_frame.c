@@ -66,8 +66,8 @@ round_trip(const sprig__field *fields, size_t n, size_t struct_size,
     }
     sprig__api_free(fields, n, t);
     free(t);
-    sprig_buf_free(&a);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&a);
+    sprig_buf_clear(&b);
 }
 
 /* Decode `payload` as `fields`; on success, check the round trip. */
@@ -147,7 +147,7 @@ reencode(const sprig__frame *f)
     if (f->kind == SPRIG__FRAME_ERROR && g.message.len > 3 * f->message.len) {
         abort();
     }
-    sprig_buf_free(&buf);
+    sprig_buf_clear(&buf);
 }
 
 int

@@ -76,7 +76,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sprig__http_answer(u, "ok", &out) != SPRIG_OK) {
         abort();
     }
-    sprig_buf_free(&out);
+    sprig_buf_clear(&out);
     sprig__http_upgrade_init(u, true, "sprig/1", "dGhlIHNhbXBsZSBub25jZQ==");
     feed_all(u, data, size, chunk);
     free(u);

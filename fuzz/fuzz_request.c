@@ -117,8 +117,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0) {
             abort();
         }
-        sprig_buf_free(&a);
-        sprig_buf_free(&b);
+        sprig_buf_clear(&a);
+        sprig_buf_clear(&b);
     }
     sprig__api_free(fields, n, s);
     sprig__api_free(fields, n, t);

@@ -83,7 +83,7 @@ at_setup(void **state)
     at_state *s = calloc(1, sizeof *s);
     placement_open(&s->p, at_kind, at_root, &at_schema);
     SPRIG_OK_(sprig_storage_create_database(s->p.st, "d", "apitest", false));
-    SPRIG_OK_(sprig_storage_database(s->p.st, "d", &s->db));
+    SPRIG_OK_(sprig_storage_open_database(s->p.st, "d", &s->db));
     *state = s;
     return 0;
 }

@@ -188,7 +188,7 @@ rawc_request(rawc *k, const sprig__api *api, uint32_t id, const void *req)
     SPRIG_OK_(sprig__mp_wr_status(&w));
     assert_false(k->closed);
     SPRIG_OK_(sprig__conn_send(k->c, b.data, b.len));
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* Wait for the answer to request `id` (a response or an error frame) and

@@ -110,21 +110,20 @@ test_txn_log_page_cap(void **state)
         SPRIG_OK_(sprig_insert(s->db, "msgs", NULL, sprig_str("{}"), NULL));
     }
     sprig_txn_log *log = NULL;
-    SPRIG_OK_(sprig_list_executed_transactions(s->db, 0, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(s->db, 0, 0, &log));
     assert_int_equal(sprig_txn_log_count(log), SPRIG_TXN_LOG_PAGE_DEFAULT);
     assert_int_equal(sprig_txn_log_id(log, 0), 1);
     sprig_txn_log_free(log);
-    SPRIG_OK_(sprig_list_executed_transactions(s->db, 0, SPRIG_TXN_LOG_PAGE_MAX,
-                                               &log));
+    SPRIG_OK_(sprig_list_executed_txns(s->db, 0, SPRIG_TXN_LOG_PAGE_MAX, &log));
     assert_int_equal(sprig_txn_log_count(log), N);
     sprig_txn_log_free(log);
-    SPRIG_EXPECT(SPRIG_ETOOBIG,
-                 sprig_list_executed_transactions(
-                     s->db, 0, SPRIG_TXN_LOG_PAGE_MAX + 1, &log));
+    SPRIG_EXPECT(
+        SPRIG_ETOOBIG,
+        sprig_list_executed_txns(s->db, 0, SPRIG_TXN_LOG_PAGE_MAX + 1, &log));
     assert_null(log);
     assert_non_null(strstr(sprig_errmsg(), "SPRIG_TXN_LOG_PAGE_MAX"));
     SPRIG_EXPECT(SPRIG_ETOOBIG,
-                 sprig_list_executed_transactions(s->db, 0, UINT32_MAX, &log));
+                 sprig_list_executed_txns(s->db, 0, UINT32_MAX, &log));
 
     /* a peer asking the server for any number of entries is refused */
     sprig__log_req req = {"d", 0, UINT32_MAX};

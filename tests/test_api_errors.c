@@ -43,7 +43,7 @@ test_missing_document_vs_database(void **state)
     /* a missing database: no such name */
     sprig_db *other = NULL;
     SPRIG_EXPECT(SPRIG_ENOTFOUND,
-                 sprig_storage_database(s->p.st, "zz", &other));
+                 sprig_storage_open_database(s->p.st, "zz", &other));
     e = info_of(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE);
     assert_string_equal(e->database, "zz");
     assert_string_equal(e->collection, "");
@@ -154,7 +154,7 @@ test_unique_violation_names_the_holder(void **state)
     SPRIG_OK_(sprig_key_from_json("\"x@y\"", 5, &key));
     assert_int_equal(e->key.len, key.len);
     assert_memory_equal(e->key.data, key.data, key.len);
-    sprig_buf_free(&key);
+    sprig_buf_clear(&key);
     assert_true(e->has_header);
     AT_BYTES_EQ(e->header.id, "ann");
     assert_int_equal(e->header.revision, ann.revision);

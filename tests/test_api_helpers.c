@@ -168,7 +168,7 @@ test_get_by_unique_key(void **state)
         sprig_get_by_key(s->db, "users", "by_email", sprig_key_bytes(&kb), &d));
     AT_BYTES_EQ(sprig_doc_header(d).id, "ann");
     sprig_doc_free(d);
-    sprig_key_builder_free(&kb);
+    sprig_key_builder_clear(&kb);
 
     SPRIG_EXPECT(
         SPRIG_ENOTFOUND,
@@ -235,7 +235,7 @@ test_typed_kv_reads(void **state)
     assert_int_equal(b.len, 0);
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_kv_get_u64(s->db, "t", "none", &u));
     assert_int_equal(sprig_error_info()->kind, SPRIG_ERROR_KIND_KEY);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void

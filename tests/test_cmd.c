@@ -124,8 +124,8 @@ test_round_trip(void **state)
             assert_true(tu_bytes_eq(d.value.bytes, "value"));
         }
         sprig__cmd_clear(&d);
-        sprig_buf_free(&a);
-        sprig_buf_free(&b);
+        sprig_buf_clear(&a);
+        sprig_buf_clear(&b);
     }
 }
 
@@ -140,7 +140,7 @@ decode_or_reject(const uint8_t *p, size_t n)
         SPRIG_OK_(sprig__cmd_encode(&d, &b));
         assert_int_equal(b.len, n);
         assert_memory_equal(b.data, p, n);
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
     } else {
         assert_int_equal(rc, SPRIG_ECORRUPT);
     }
@@ -176,7 +176,7 @@ test_malformed(void **state)
             decode_or_reject(copy, a.len);
         }
         free(copy);
-        sprig_buf_free(&a);
+        sprig_buf_clear(&a);
     }
     uint8_t bad_version[10] = {9, 1};
     sprig__cmd d;
@@ -192,7 +192,7 @@ run_decoded(sprig_db *db, const sprig__cmd *c, sprig__cmd *d)
     sprig_buf a = {0};
     SPRIG_OK_(sprig__cmd_encode(c, &a));
     SPRIG_OK_(sprig__cmd_decode(sprig_buf_bytes(&a), d));
-    sprig_buf_free(&a);
+    sprig_buf_clear(&a);
     return sprig__ldb_run(sprig__db_ldb(db), d);
 }
 
@@ -219,7 +219,7 @@ test_apply_decoded(void **state)
     SPRIG_OK_(sprig_storage_open(&o, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "db", "cmdtest", false));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     sprig__cmd c = {.kind = SPRIG__CMD_TXN, .now_ms = 42}, d;
     sprig__op op = {.kind = SPRIG__OP_INSERT,
                     .collection = "named",
@@ -236,7 +236,7 @@ test_apply_decoded(void **state)
     assert_true(tu_bytes_eq(sprig_doc_contents(doc), "hello"));
     sprig_doc_free(doc);
     sprig_txn_log *log;
-    SPRIG_OK_(sprig_list_executed_transactions(db, 0, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, 0, 0, &log));
     assert_int_equal(sprig_txn_log_count(log), 1);
     assert_int_equal(sprig_txn_log_timestamp_ms(log, 0),
                      42); /* the command's */
@@ -264,7 +264,7 @@ test_apply_decoded(void **state)
     assert_int_equal(d.out.value.num.u64, 7);
     sprig__cmd_clear(&d);
     /* key-value changes are in the log: collection "", id ns 0x00 key */
-    SPRIG_OK_(sprig_list_executed_transactions(db, 0, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, 0, 0, &log));
     assert_int_equal(sprig_txn_log_count(log), 3);
     assert_int_equal(sprig_txn_log_timestamp_ms(log, 2), 1500);
     sprig_change ch;

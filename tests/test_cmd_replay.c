@@ -237,8 +237,8 @@ record(const char *dir)
     SPRIG_OK_(sprig_storage_create_database(st, "a", "replay", false));
     SPRIG_OK_(sprig_storage_create_database(st, "b", "replay", false));
     sprig_db *a, *b;
-    SPRIG_OK_(sprig_storage_database(st, "a", &a));
-    SPRIG_OK_(sprig_storage_database(st, "b", &b));
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &a));
+    SPRIG_OK_(sprig_storage_open_database(st, "b", &b));
     docs_work(a, &rs);
     kv_work(a, &rs);
     async_work(a);
@@ -247,7 +247,7 @@ record(const char *dir)
     SPRIG_OK_(sprig_storage_delete_database(st, "b"));
     SPRIG_OK_(sprig_storage_create_database(st, "b", "replay", false));
     SPRIG_OK_(sprig_storage_register_schema(st, &schema2)); /* extends */
-    SPRIG_OK_(sprig_storage_database(st, "b", &b));
+    SPRIG_OK_(sprig_storage_open_database(st, "b", &b));
     docs_work(b, &rs);
     atomic_fetch_add(&test_now, 10000); /* everything expired by now */
     uint64_t removed;
@@ -391,11 +391,11 @@ test_replay_is_byte_identical(void **state)
     assert_memory_equal(dr.data, d1.data, dr.len);
     assert_int_equal(dr.len, d2.len);
     assert_memory_equal(dr.data, d2.data, dr.len);
-    sprig_buf_free(&dr);
-    sprig_buf_free(&d1);
-    sprig_buf_free(&d2);
+    sprig_buf_clear(&dr);
+    sprig_buf_clear(&d1);
+    sprig_buf_clear(&d2);
     for (size_t i = 0; i < recording.n; i++) {
-        sprig_buf_free(&recording.items[i].bytes);
+        sprig_buf_clear(&recording.items[i].bytes);
     }
     free(recording.items);
     tu_rmtree(base);

@@ -107,7 +107,7 @@ open_db(const char *dir, sprig_storage **st)
     SPRIG_OK_(sprig_storage_open(&o, st));
     SPRIG_OK_(sprig_storage_register_schema(*st, &schema));
     SPRIG_OK_(sprig_storage_create_database(*st, "db", "submit", true));
-    SPRIG_OK_(sprig_storage_database(*st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(*st, "db", &db));
     return db;
 }
 

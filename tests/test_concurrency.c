@@ -102,7 +102,7 @@ open_fixture(void **state, sprig_durability durability)
     SPRIG_OK_(rt_storage_open(f->dir, durability, 0, 0, &f->st));
     SPRIG_OK_(sprig_storage_register_schema(f->st, &conc_schema));
     SPRIG_OK_(sprig_storage_create_database(f->st, "db", "conc", false));
-    SPRIG_OK_(sprig_storage_database(f->st, "db", &f->db));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "db", &f->db));
     f->seed = tu_seed();
     *state = f;
     return 0;
@@ -135,7 +135,7 @@ static uint64_t
 last_txid(sprig_db *db)
 {
     uint64_t id;
-    SPRIG_OK_(sprig_last_transaction_id(db, &id));
+    SPRIG_OK_(sprig_last_txn_id(db, &id));
     return id;
 }
 
@@ -448,7 +448,7 @@ assert_mixed_entry(const sprig_txn_log *l, size_t e, unsigned t, unsigned i,
     } else {
         snprintf(second, sizeof second, "hot");
     }
-    assert_int_equal(sprig_txn_log_changes(l, e), 2);
+    assert_int_equal(sprig_txn_log_change_count(l, e), 2);
     sprig_change c0, c1;
     SPRIG_OK_(sprig_txn_log_change(l, e, 0, &c0));
     SPRIG_OK_(sprig_txn_log_change(l, e, 1, &c1));
@@ -488,7 +488,7 @@ assert_mixed_log(sprig_db *db, uint64_t first, mixed_rec *recs, uint64_t succ)
     uint64_t next = first + 1;
     for (;;) {
         sprig_txn_log *l = NULL;
-        SPRIG_OK_(sprig_list_executed_transactions(db, next, 500, &l));
+        SPRIG_OK_(sprig_list_executed_txns(db, next, 500, &l));
         size_t n = sprig_txn_log_count(l);
         for (size_t e = 0; e < n; e++, next++) {
             assert_int_equal(sprig_txn_log_id(l, e), next);
@@ -638,7 +638,7 @@ test_group_commit(void **state)
     SPRIG_OK_(sprig_count(f->db, "docs", NULL, &n));
     assert_int_equal(n, THREADS * BATCH_N);
     SPRIG_OK_(sprig_storage_create_database(f->st, "solo", "conc", false));
-    SPRIG_OK_(sprig_storage_database(f->st, "solo", &solo));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "solo", &solo));
     measure_batches(solo, f->seed, 1, &batches, &requests);
     sprig_db_close(solo);
     assert_int_equal(requests, BATCH_N);

@@ -47,7 +47,7 @@ fresh_db(placement *p, const char *name)
 {
     sprig_db *db;
     SPRIG_OK_(sprig_storage_create_database(p->st, name, "conf", false));
-    SPRIG_OK_(sprig_storage_database(p->st, name, &db));
+    SPRIG_OK_(sprig_storage_open_database(p->st, name, &db));
     return db;
 }
 
@@ -82,7 +82,7 @@ test_storage_admin(void **state)
     SPRIG_OK_(sprig_storage_delete_database(p->st, "a"));
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_delete_database(p->st, "a"));
     sprig_db *db;
-    SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_database(p->st, "a", &db));
+    SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_open_database(p->st, "a", &db));
     /* a new collection registered over the placement's storage */
     static const sprig_collection_def more[] = {
         {"msgs", SPRIG_ID_U64, 0, msg_views, 1}, /* views cannot be dropped */
@@ -91,7 +91,7 @@ test_storage_admin(void **state)
     static const sprig_schema_def grown = {"conf", more, 3};
     SPRIG_OK_(sprig_storage_register_schema(p->st, &grown));
     SPRIG_OK_(sprig_storage_create_database(p->st, "g", "conf", false));
-    SPRIG_OK_(sprig_storage_database(p->st, "g", &db));
+    SPRIG_OK_(sprig_storage_open_database(p->st, "g", &db));
     SPRIG_OK_(sprig_insert(db, "extra", NULL, sprig_str("x"), NULL));
     sprig_db_close(db);
 }
@@ -214,13 +214,13 @@ test_transactions(void **state)
     uint64_t n, last;
     SPRIG_OK_(sprig_count(db, "msgs", NULL, &n));
     assert_int_equal(n, 1);
-    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    SPRIG_OK_(sprig_last_txn_id(db, &last));
     assert_int_equal(last, 1);
     for (int i = 0; i < 5; i++) {
         SPRIG_OK_(sprig_insert(db, "msgs", NULL, sprig_str("more"), NULL));
     }
     sprig_txn_log *log;
-    SPRIG_OK_(sprig_list_executed_transactions(db, 2, 3, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, 2, 3, &log));
     assert_int_equal(sprig_txn_log_count(log), 3);
     assert_int_equal(sprig_txn_log_id(log, 0), 2);
     assert_int_equal(sprig_txn_log_id(log, 2), 4);
@@ -230,9 +230,9 @@ test_transactions(void **state)
     assert_int_equal(c.revision, 1);
     assert_false(c.deleted);
     sprig_txn_log_free(log);
-    SPRIG_OK_(sprig_list_executed_transactions(db, 1, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, 1, 0, &log));
     assert_int_equal(sprig_txn_log_count(log), 6);
-    assert_int_equal(sprig_txn_log_changes(log, 0), 3);
+    assert_int_equal(sprig_txn_log_change_count(log, 0), 3);
     sprig_txn_log_free(log);
     sprig_db_close(db);
 }
@@ -306,12 +306,12 @@ test_kv(void **state)
         snprintf(k, sizeof k, "k%d", i);
         SPRIG_OK_(sprig_kv_set(db, "list", k, &v, NULL, &st, NULL));
     }
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     SPRIG_OK_(sprig_kv_list_keys(db, "list", "k", "k1", 2, &l));
-    assert_int_equal(sprig_kv_list_count(l), 2);
-    assert_string_equal(sprig_kv_list_key(l, 0), "k2");
-    assert_true(tu_bytes_eq(sprig_kv_list_value(l, 1)->bytes, "hi"));
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 2);
+    assert_string_equal(sprig_kv_key_list_key(l, 0), "k2");
+    assert_true(tu_bytes_eq(sprig_kv_key_list_value(l, 1)->bytes, "hi"));
+    sprig_kv_key_list_free(l);
     SPRIG_OK_(sprig_kv_delete(db, "list", "k0", &st));
     assert_int_equal(st, SPRIG_KV_DELETED);
     SPRIG_OK_(sprig_kv_delete(db, "list", "k0", &st));
@@ -368,8 +368,8 @@ test_views(void **state)
     assert_int_equal(n, 3);
     sprig_view_query_init(&q, "msgs", "nope");
     SPRIG_EXPECT(SPRIG_ESCHEMA, sprig_view_query_mappings(db, &q, &l));
-    sprig_buf_free(&kb);
-    sprig_buf_free(&r);
+    sprig_buf_clear(&kb);
+    sprig_buf_clear(&r);
     sprig_db_close(db);
 }
 
@@ -517,7 +517,7 @@ test_schema_views(void **state)
     expect_listed(p, NULL);
     sprig_db *db;
     SPRIG_OK_(sprig_storage_create_database(p->st, "n", "notes", false));
-    SPRIG_OK_(sprig_storage_database(p->st, "n", &db));
+    SPRIG_OK_(sprig_storage_open_database(p->st, "n", &db));
     SPRIG_OK_(sprig_insert(db, "notes", NULL,
                            sprig_str("{\"tag\":\"x\",\"n\":2}"), NULL));
     SPRIG_OK_(sprig_insert(db, "notes", NULL,
@@ -551,12 +551,12 @@ test_schema_views(void **state)
     SPRIG_OK_(register_notes(p, v, 3));
     expect_listed(p, &v[2]);
     sprig_db_close(db);
-    SPRIG_OK_(sprig_storage_database(p->st, "n", &db));
+    SPRIG_OK_(sprig_storage_open_database(p->st, "n", &db));
     sprig_view_query_init(&q, "notes", "by_len"); /* still has its code */
     r.len = 0;
     SPRIG_OK_(sprig_view_reduce(db, &q, &r));
     assert_true(tu_bytes_eq(sprig_buf_bytes(&r), "2"));
-    sprig_buf_free(&r);
+    sprig_buf_clear(&r);
     sprig_db_close(db);
 }
 

@@ -34,9 +34,9 @@ test_buf(void **state)
     }
     assert_int_equal(b.len, 3000);
     assert_memory_equal((char *)b.data + 2997, "abc", 3);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     assert_null(b.data);
-    sprig_buf_free(NULL);
+    sprig_buf_clear(NULL);
     assert_true(tu_bytes_eq(sprig_str("hello"), "hello"));
 }
 
@@ -193,7 +193,7 @@ check_decode(sprig_bytes key, const elem *e, size_t n)
         }
     }
     assert_int_equal(sprig_key_next(&r, &out), 0);
-    sprig_key_reader_free(&r);
+    sprig_key_reader_clear(&r);
 }
 
 static void
@@ -227,8 +227,8 @@ test_tuple_order(void **state)
             fail();
         }
         check_decode(ea, a, na);
-        sprig_key_builder_free(&ka);
-        sprig_key_builder_free(&kb);
+        sprig_key_builder_clear(&ka);
+        sprig_key_builder_clear(&kb);
     }
     /* integers added as u64 and i64 compare by value */
     sprig_key_builder x = {0}, y = {0};
@@ -236,13 +236,13 @@ test_tuple_order(void **state)
     SPRIG_OK_(sprig_key_add_u64(&y, 0));
     assert_true(memcmp(sprig_key_bytes(&x).data, sprig_key_bytes(&y).data, 9) <
                 0);
-    sprig_key_builder_free(&x);
-    sprig_key_builder_free(&y);
+    sprig_key_builder_clear(&x);
+    sprig_key_builder_clear(&y);
     sprig_key_builder st = {0};
     SPRIG_OK_(sprig_key_add_str(&st, "abc"));
     check_decode(sprig_key_bytes(&st),
                  &(elem){.kind = 5, .s = "abc", .slen = 3}, 1);
-    sprig_key_builder_free(&st);
+    sprig_key_builder_clear(&st);
 }
 
 static void
@@ -270,7 +270,7 @@ test_tuple_malformed(void **state)
         }
         assert_true(rc == 0 || rc == SPRIG_ECORRUPT);
         corrupt += rc == SPRIG_ECORRUPT;
-        sprig_key_reader_free(&r);
+        sprig_key_reader_clear(&r);
     }
     assert_true(corrupt > 0);
 }
@@ -320,7 +320,7 @@ test_schema_codec(void **state)
                      sprig__schema_decode((sprig_bytes){enc.data, n}, &d));
         assert_null(d);
     }
-    sprig_buf_free(&enc);
+    sprig_buf_clear(&enc);
 
     sprig_collection_def dup[] = {{"a", SPRIG_ID_U64, 0},
                                   {"a", SPRIG_ID_U64, 0}};
@@ -373,7 +373,7 @@ test_log_codec(void **state)
     assert_int_equal(sprig_txn_log_count(l), 1);
     assert_int_equal(sprig_txn_log_id(l, 0), 42);
     assert_int_equal(sprig_txn_log_timestamp_ms(l, 0), 1234);
-    assert_int_equal(sprig_txn_log_changes(l, 0), 2);
+    assert_int_equal(sprig_txn_log_change_count(l, 0), 2);
     sprig_change out;
     SPRIG_OK_(sprig_txn_log_change(l, 0, 1, &out));
     assert_string_equal(out.collection, "b");
@@ -387,7 +387,7 @@ test_log_codec(void **state)
     }
     assert_int_equal(sprig_txn_log_count(l), 1);
     sprig_txn_log_free(l);
-    sprig_buf_free(&rec);
+    sprig_buf_clear(&rec);
 }
 
 int

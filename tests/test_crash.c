@@ -15,7 +15,7 @@
  * nothing past the counter exists (the collections hold exactly the counted
  * documents); each counter equals its number of committed transactions and
  * at most the one unacknowledged transaction in flight per lane committed;
- * the log's ids run 1, 2, 3, ... without gaps up to sprig_last_transaction_id
+ * the log's ids run 1, 2, 3, ... without gaps up to sprig_last_txn_id
  * (which is >= every acknowledged id), each entry naming exactly the
  * documents of its transaction with their revisions.  The next round
  * continues on the same storage.  Rounds alternate between durability FULL,
@@ -246,7 +246,7 @@ child_main(const char *dir, sprig_durability mode, unsigned round,
     int rc = rt_storage_open(dir, mode, 0, 0, &st);
     rc = rc ? rc : sprig_storage_register_schema(st, &crash_schema);
     rc = rc ? rc : sprig_storage_create_database(st, "db", "crash", true);
-    rc = rc ? rc : sprig_storage_database(st, "db", &db);
+    rc = rc ? rc : sprig_storage_open_database(st, "db", &db);
     if (rc) {
         child_fail("opening the storage", rc);
     }
@@ -487,7 +487,7 @@ verify_counts(sprig_db *db, const mode_state *m, uint64_t *total)
     SPRIG_OK_(sprig_count(db, "b", NULL, &cb));
     assert_int_equal(ca, na);
     assert_int_equal(cb, nb);
-    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    SPRIG_OK_(sprig_last_txn_id(db, &last));
     assert_int_equal(last, *total);
 }
 
@@ -508,7 +508,7 @@ static void
 assert_changes(const sprig_txn_log *l, size_t i, const want_change *want,
                size_t n)
 {
-    assert_int_equal(sprig_txn_log_changes(l, i), n);
+    assert_int_equal(sprig_txn_log_change_count(l, i), n);
     for (size_t w = 0; w < n; w++) {
         size_t hits = 0;
         for (size_t j = 0; j < n; j++) {
@@ -531,7 +531,7 @@ static log_rec
 check_log_entry(const sprig_txn_log *l, size_t i)
 {
     log_rec r = {LANES, 0};
-    for (size_t j = 0; j < sprig_txn_log_changes(l, i); j++) {
+    for (size_t j = 0; j < sprig_txn_log_change_count(l, i); j++) {
         sprig_change ch;
         SPRIG_OK_(sprig_txn_log_change(l, i, j, &ch));
         char id[48] = {0};
@@ -568,7 +568,7 @@ walk_log(sprig_db *db, uint64_t from, uint64_t to, int64_t cursor[LANES],
     uint64_t next = from;
     for (;;) {
         sprig_txn_log *l = NULL;
-        SPRIG_OK_(sprig_list_executed_transactions(db, next, 1000, &l));
+        SPRIG_OK_(sprig_list_executed_txns(db, next, 1000, &l));
         size_t n = sprig_txn_log_count(l);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal(sprig_txn_log_id(l, i), next);
@@ -627,7 +627,7 @@ verify_round(mode_state *m, unsigned round, const ack_list *a)
     sprig_storage *st = NULL;
     sprig_db *db = NULL;
     SPRIG_OK_(rt_storage_open(m->dir, m->mode, 0, 0, &st));
-    int rc = sprig_storage_database(st, "db", &db);
+    int rc = sprig_storage_open_database(st, "db", &db);
     if (rc == SPRIG_ENOTFOUND) { /* killed before the database was made */
         assert_int_equal(a->n, 0);
         assert_int_equal(m->txns, 0);
@@ -685,7 +685,7 @@ verify_all(mode_state *m)
         sprig_storage_close(st);
         return;
     }
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     for (unsigned l = 0; l < LANES; l++) {
         for (uint64_t s = 1; s <= m->lanes[l].committed; s++) {
             assert_step_docs(db, l, s, m->lanes[l].rounds[s - 1]);

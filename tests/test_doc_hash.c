@@ -99,7 +99,7 @@ test_keyed_siphash(void **state)
     SPRIG_OK_(sprig_storage_open(&o, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "other", "hash", false));
-    SPRIG_OK_(sprig_storage_database(st, "other", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "other", &db));
     assert_memory_not_equal(sprig__db_ldb(db)->hash_key, key, 16);
     SPRIG_OK_(sprig_overwrite(db, "docs", str("x"), str("hello"), &h));
     assert_memory_not_equal(h.hash, want, 16);
@@ -148,11 +148,11 @@ test_identical_bytes_other_hash(void **state)
     assert_int_equal(h.revision, 1);
     assert_memory_equal(h.hash, blake, 16); /* the stored header */
     uint64_t last = 0;
-    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    SPRIG_OK_(sprig_last_txn_id(db, &last));
     sprig_txn_log *log;
-    SPRIG_OK_(sprig_list_executed_transactions(db, last, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, last, 0, &log));
     assert_int_equal(sprig_txn_log_count(log), 1);
-    assert_int_equal(sprig_txn_log_changes(log, 0), 0); /* no change */
+    assert_int_equal(sprig_txn_log_change_count(log, 0), 0); /* no change */
     sprig_txn_log_free(log);
     /* an expected header with the old hash still matches */
     sprig_header exp = {str("x"), 1, {0}};

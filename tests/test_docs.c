@@ -110,17 +110,17 @@ test_natural_ids_and_conflicts(void **state)
     SPRIG_EXPECT(SPRIG_ECONFLICT, sprig_delete(db, "kv", &e1));
     /* identical contents make no new revision, and log nothing */
     uint64_t last, last2;
-    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    SPRIG_OK_(sprig_last_txn_id(db, &last));
     sprig_header e2 = sprig_header_of(&h2);
     SPRIG_OK_(sprig_update(db, "kv", &e2, sprig_str("v2"), &out));
     assert_int_equal(out.revision, 2);
     SPRIG_OK_(sprig_overwrite(db, "kv", nid("alice"), sprig_str("v2"), &out));
     assert_int_equal(out.revision, 2);
-    SPRIG_OK_(sprig_last_transaction_id(db, &last2));
+    SPRIG_OK_(sprig_last_txn_id(db, &last2));
     sprig_txn_log *log;
-    SPRIG_OK_(sprig_list_executed_transactions(db, last + 1, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, last + 1, 0, &log));
     for (size_t i = 0; i < sprig_txn_log_count(log); i++) {
-        assert_int_equal(sprig_txn_log_changes(log, i), 0);
+        assert_int_equal(sprig_txn_log_change_count(log, i), 0);
     }
     sprig_txn_log_free(log);
     /* overwrite: new and existing */

@@ -45,7 +45,7 @@ setup(void **state)
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "d", "env", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
     SPRIG_OK_(
         sprig_insert(db, "msgs", NULL, sprig_str("{\"cat\":\"a\"}"), NULL));
     SPRIG_OK_(
@@ -89,7 +89,7 @@ send_request(uint64_t id, const uint64_t *session, const char *api,
     }
     SPRIG_OK_(sprig__mp_wr_status(&w));
     rw_send(fd, sprig_buf_bytes(&b));
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* The next frame: its kind and id must be these; an error's code must be
@@ -119,7 +119,7 @@ expect_frame(sprig__frame_kind kind, uint32_t id, const char *want,
         payload->len = 0;
         SPRIG_OK_(sprig_buf_append(payload, f.payload.data, f.payload.len));
     }
-    sprig_buf_free(&in);
+    sprig_buf_clear(&in);
 }
 
 /* The connection still serves: a well-formed request is answered. */
@@ -233,7 +233,7 @@ test_nil_for_unused_fields(void **state)
     expect_frame(SPRIG__FRAME_RESPONSE, 51, NULL, &p);
     assert_int_equal(field_size(sprig_buf_bytes(&p), "count"), 2);
     still_serves(52);
-    sprig_buf_free(&p);
+    sprig_buf_clear(&p);
 }
 
 int

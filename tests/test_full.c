@@ -160,7 +160,7 @@ static void
 assert_txn_fails(sprig_db *db, const ledger *l, size_t len, int want)
 {
     uint64_t before, after;
-    SPRIG_OK_(sprig_last_transaction_id(db, &before));
+    SPRIG_OK_(sprig_last_txn_id(db, &before));
     sprig_txn *t = NULL;
     SPRIG_OK_(sprig_txn_new(&t));
     uint8_t *body = malloc(len);
@@ -175,7 +175,7 @@ assert_txn_fails(sprig_db *db, const ledger *l, size_t len, int want)
     for (unsigned k = 0; k < 3; k++) {
         rt_assert_no_doc(db, "docs", sprig_str(ids[k]));
     }
-    SPRIG_OK_(sprig_last_transaction_id(db, &after));
+    SPRIG_OK_(sprig_last_txn_id(db, &after));
     assert_int_equal(after, before);
     sprig_txn_free(t);
     free(body);
@@ -225,7 +225,7 @@ fx_open(fx *f, bool create)
         SPRIG_OK_(sprig_storage_register_schema(f->st, &full_schema));
         SPRIG_OK_(sprig_storage_create_database(f->st, "db", "full", false));
     }
-    SPRIG_OK_(sprig_storage_database(f->st, "db", &f->db));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "db", &f->db));
 }
 
 static void
@@ -683,7 +683,7 @@ disk_sweep_one(void **state)
                           "registering a schema");
     ok = ok && ok_or_full(sprig_storage_create_database(st, "db", "full", true),
                           "creating a database");
-    ok = ok && ok_or_full(sprig_storage_database(st, "db", &db),
+    ok = ok && ok_or_full(sprig_storage_open_database(st, "db", &db),
                           "opening a database");
     ok = ok && ok_or_full(sprig_insert(db, "docs", &id, sprig_str("y"), NULL),
                           "an insert");
@@ -693,7 +693,7 @@ disk_sweep_one(void **state)
     SPRIG_OK_(rt_storage_open(d->storage, 0, 0, 0, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, &full_schema));
     SPRIG_OK_(sprig_storage_create_database(st, "db", "full", true));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     SPRIG_OK_(sprig_overwrite(db, "docs", id, sprig_str("y"), NULL));
     rt_assert_doc(db, "docs", id, "y", 1);
     sprig_db_close(db);

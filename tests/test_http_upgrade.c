@@ -77,7 +77,7 @@ expect_refusal(const char *req, int status, const char *word)
         char line[32];
         snprintf(line, sizeof line, "HTTP/1.1 %d ", status);
         assert_memory_equal(out.data, line, strlen(line));
-        sprig_buf_free(&out);
+        sprig_buf_clear(&out);
     }
 }
 
@@ -111,7 +111,7 @@ test_token_form(void **state)
         SPRIG_OK_(sprig__http_answer(&u, NULL, &out));
         SPRIG_OK_(sprig_buf_append(&out, "", 1));
         assert_non_null(strstr(out.data, want));
-        sprig_buf_free(&out);
+        sprig_buf_clear(&out);
     }
     expect_refusal("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -140,7 +140,7 @@ test_good_upgrade(void **state)
         assert_non_null(strstr(out.data, "HTTP/1.1 101 "));
         assert_non_null(strstr(out.data, "Sec-WebSocket-Accept: " ACCEPT));
         assert_non_null(strstr(out.data, "Sec-WebSocket-Protocol: sprig/1"));
-        sprig_buf_free(&out);
+        sprig_buf_clear(&out);
     }
 }
 
@@ -249,7 +249,7 @@ test_status_page(void **state)
     SPRIG_OK_(sprig__http_answer(&u, NULL, &out)); /* no status page: 426 */
     SPRIG_OK_(sprig_buf_append(&out, "", 1));
     assert_non_null(strstr(out.data, "HTTP/1.1 426 "));
-    sprig_buf_free(&out);
+    sprig_buf_clear(&out);
 }
 
 static int
@@ -323,7 +323,7 @@ test_request_round_trip(void **state)
     assert_int_equal(server_parse(req.data, 0, &u), SPRIG__HTTP_UPGRADE);
     assert_string_equal(u.key, key);
     assert_string_equal(u.path, "/p");
-    sprig_buf_free(&req);
+    sprig_buf_clear(&req);
 }
 
 /* ---- the frame guard ----------------------------------------------------- */
@@ -449,7 +449,7 @@ test_mutations(void **state)
         if (round % 3 != 1) {
             sprig_buf out = {0};
             SPRIG_OK_(sprig__http_answer(&u, "ok", &out));
-            sprig_buf_free(&out);
+            sprig_buf_clear(&out);
         }
         sprig__ws_guard g;
         assert_true(guard(true, 64, buf, n, chunk, &g) <= n);

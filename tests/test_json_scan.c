@@ -62,8 +62,8 @@ views_close(views *v)
     }
     sprig__jscan_free(v->scan);
     sprig__emitter_free(&v->em);
-    sprig_buf_free(&v->a);
-    sprig_buf_free(&v->b);
+    sprig_buf_clear(&v->a);
+    sprig_buf_clear(&v->b);
 }
 
 /* Sorted pair list of view k into out, and the map's return code. */
@@ -358,7 +358,7 @@ test_random_documents(void **state)
         }
     }
     free(m);
-    sprig_buf_free(&g.out);
+    sprig_buf_clear(&g.out);
     print_message("json scan: %lu valid, %lu invalid documents, %lu pairs\n",
                   n_valid, n_invalid, n_pairs);
     assert_true(n_valid > docs / 2 && n_invalid > docs / 2);
@@ -441,7 +441,7 @@ test_depth_limit(void **state)
                 SPRIG_OK_(sprig_buf_append(&b, i % 2 ? "]" : "}", 1));
             }
             compare(&v, (const char *)b.data, b.len);
-            sprig_buf_free(&b);
+            sprig_buf_clear(&b);
         }
     }
     views_close(&v);

@@ -167,8 +167,8 @@ roundtrip(const char *json, const char *want)
                       (char *)t.data, want);
         fail();
     }
-    sprig_buf_free(&k);
-    sprig_buf_free(&t);
+    sprig_buf_clear(&k);
+    sprig_buf_clear(&t);
 }
 
 static void
@@ -235,9 +235,9 @@ test_key_json(void **state)
     SPRIG_OK_(sprig_key_to_json(sprig_key_bytes(&kb), &b));
     assert_int_equal(b.len, strlen("{\"$bytes\":\"01ff\"}"));
     assert_memory_equal(b.data, "{\"$bytes\":\"01ff\"}", b.len);
-    sprig_key_builder_free(&kb);
-    sprig_buf_free(&a);
-    sprig_buf_free(&b);
+    sprig_key_builder_clear(&kb);
+    sprig_buf_clear(&a);
+    sprig_buf_clear(&b);
 }
 
 static const sprig_view_def num_views[] = {
@@ -286,8 +286,8 @@ expect_reduce(sprig_db *db, const char *view, const char *key_json,
                       want);
         fail();
     }
-    sprig_buf_free(&k);
-    sprig_buf_free(&r);
+    sprig_buf_clear(&k);
+    sprig_buf_clear(&r);
 }
 
 static void
@@ -367,10 +367,10 @@ test_numbers_and_reduces(void **state)
         }
     }
     sprig_mapping_list_free(l);
-    sprig_buf_free(&t);
-    sprig_buf_free(&k);
-    sprig_buf_free(&lo);
-    sprig_buf_free(&hi);
+    sprig_buf_clear(&t);
+    sprig_buf_clear(&k);
+    sprig_buf_clear(&lo);
+    sprig_buf_clear(&hi);
     sprig_db_close(db);
 }
 
@@ -438,7 +438,7 @@ test_schema_file_use(void **state)
     SPRIG_OK_(sprig_storage_register_schema(st, s));
     sprig_schema_free(s);
     SPRIG_OK_(sprig_storage_create_database(st, "shop", "filed", false));
-    SPRIG_OK_(sprig_storage_database(st, "shop", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "shop", &db));
     SPRIG_OK_(sprig_overwrite(db, "products", sprig_str("a"),
                               sprig_str("{\"name\":\"a\",\"info\":{\"category\""
                                         ":\"books\"},\"price\":3}"),
@@ -455,7 +455,7 @@ test_schema_file_use(void **state)
     /* a tool opening the storage without the file: the views still work,
      * read back from the stored schema */
     SPRIG_OK_(sprig_storage_open(&o, &st));
-    SPRIG_OK_(sprig_storage_database(st, "shop", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "shop", &db));
     sprig_view_query q;
     sprig_buf r = {0};
     sprig_view_query_init(&q, "products", "by_cat");
@@ -464,7 +464,7 @@ test_schema_file_use(void **state)
     sprig_view_query_init(&q, "products", "by_brand_cat");
     SPRIG_OK_(sprig_view_reduce(db, &q, &r));
     assert_true(tu_bytes_eq(sprig_buf_bytes(&r), "0")); /* no brand */
-    sprig_buf_free(&r);
+    sprig_buf_clear(&r);
     sprig_db_close(db);
     sprig_storage_close(st);
 }
@@ -600,7 +600,7 @@ test_stored_format(void **state)
         int rc = sprig__schema_decode((sprig_bytes){enc.data, n}, &back);
         assert_int_equal(rc, SPRIG_ECORRUPT);
     }
-    sprig_buf_free(&enc);
+    sprig_buf_clear(&enc);
     /* version 1 (no views) is still read */
     static const uint8_t v1[] = {1, 0, 0, 0, 1,   's', 0, 0, 0, 1,
                                  0, 0, 0, 1, 'c', 1,   0, 0, 0, 0};

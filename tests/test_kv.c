@@ -51,7 +51,7 @@ fx_open(fx *f)
     SPRIG_OK_(sprig_storage_open(&o, &f->st));
     SPRIG_OK_(sprig_storage_register_schema(f->st, &schema));
     SPRIG_OK_(sprig_storage_create_database(f->st, "db", "kvtest", true));
-    SPRIG_OK_(sprig_storage_database(f->st, "db", &f->db));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "db", &f->db));
 }
 
 static void
@@ -179,7 +179,7 @@ test_key_limits(void **state)
     SPRIG_EXPECT(SPRIG_ETOOBIG,
                  sprig_kv_increment(db, ns, key, &one, false, NULL));
     SPRIG_EXPECT(SPRIG_ETOOBIG, sprig_kv_delete(db, ns, key, &st));
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     SPRIG_EXPECT(SPRIG_ETOOBIG, sprig_kv_list_keys(db, ns, key, NULL, 0, &l));
     assert_int_equal(verify(db), 1);
 }
@@ -201,17 +201,17 @@ test_namespaces(void **state)
     expect_bytes(db, "a", "k", "in-a");
     expect_bytes(db, "ab", "k", "in-ab");
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_kv_get(db, "b", "k", false, NULL));
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     SPRIG_OK_(sprig_kv_list_keys(db, "a", NULL, NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 2);
-    assert_string_equal(sprig_kv_list_key(l, 0), "bk");
-    assert_string_equal(sprig_kv_list_key(l, 1), "k");
-    assert_null(sprig_kv_list_key(l, 2));
-    assert_null(sprig_kv_list_value(l, 2));
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 2);
+    assert_string_equal(sprig_kv_key_list_key(l, 0), "bk");
+    assert_string_equal(sprig_kv_key_list_key(l, 1), "k");
+    assert_null(sprig_kv_key_list_key(l, 2));
+    assert_null(sprig_kv_key_list_value(l, 2));
+    sprig_kv_key_list_free(l);
     SPRIG_OK_(sprig_kv_list_keys(db, NULL, "", NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 1);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 1);
+    sprig_kv_key_list_free(l);
 }
 
 /* ---- set, get, delete ------------------------------------------------- */
@@ -424,20 +424,20 @@ test_expiry_on_read(void **state)
     SPRIG_OK_(sprig_kv_set(db, NULL, "c", &v, &so, &st, NULL));
     SPRIG_OK_(sprig_kv_set(db, NULL, "d", &v, &so, &st, NULL));
     SPRIG_OK_(sprig_kv_set(db, NULL, "e", &v, &so, &st, NULL));
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     SPRIG_OK_(sprig_kv_list_keys(db, NULL, NULL, NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 5);
-    assert_true(sprig_kv_list_expire_at(l, 0) == T0 + 100);
-    assert_true(sprig_kv_list_expire_at(l, 1) == T0 + 100);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 5);
+    assert_true(sprig_kv_key_list_expire_at(l, 0) == T0 + 100);
+    assert_true(sprig_kv_key_list_expire_at(l, 1) == T0 + 100);
+    sprig_kv_key_list_free(l);
     atomic_store(&fake_now, T0 + 99);
     expect_bytes(db, NULL, "a", "v");
     atomic_store(&fake_now, T0 + 100); /* due: gone for every operation */
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_kv_get(db, NULL, "a", false, &out));
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_kv_get(db, NULL, "a", true, &out));
     SPRIG_OK_(sprig_kv_list_keys(db, NULL, NULL, NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 0);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 0);
+    sprig_kv_key_list_free(l);
     sprig_kv_set_opts present = {.check = SPRIG_KV_ONLY_IF_PRESENT};
     SPRIG_OK_(sprig_kv_set(db, NULL, "b", &w, &present, &st, NULL));
     assert_int_equal(st, SPRIG_KV_NOT_CHANGED);
@@ -454,9 +454,9 @@ test_expiry_on_read(void **state)
     /* b, c and e live on without an expiry; the get-and-delete of a and
      * the delete of d removed the expired records they met */
     SPRIG_OK_(sprig_kv_list_keys(db, NULL, NULL, NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 3);
-    assert_true(sprig_kv_list_expire_at(l, 0) == 0);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 3);
+    assert_true(sprig_kv_key_list_expire_at(l, 0) == 0);
+    sprig_kv_key_list_free(l);
     assert_int_equal(verify(db), 3);
 }
 
@@ -473,12 +473,12 @@ test_expiry_options(void **state)
     SPRIG_OK_(sprig_kv_set(db, NULL, "k", &v, &keep, &st, NULL));
     assert_int_equal(st, SPRIG_KV_UPDATED);
     SPRIG_OK_(sprig_kv_set(db, NULL, "new", &v, &keep, &st, NULL));
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     SPRIG_OK_(sprig_kv_list_keys(db, NULL, NULL, NULL, 0, &l));
-    assert_string_equal(sprig_kv_list_key(l, 0), "k");
-    assert_true(sprig_kv_list_expire_at(l, 0) == T0 + 50);  /* kept */
-    assert_true(sprig_kv_list_expire_at(l, 1) == T0 + 500); /* new key */
-    sprig_kv_list_free(l);
+    assert_string_equal(sprig_kv_key_list_key(l, 0), "k");
+    assert_true(sprig_kv_key_list_expire_at(l, 0) == T0 + 50);  /* kept */
+    assert_true(sprig_kv_key_list_expire_at(l, 1) == T0 + 500); /* new key */
+    sprig_kv_key_list_free(l);
     /* a plain set drops the expiry; keep on a key without one keeps none */
     SPRIG_OK_(sprig_kv_set(db, NULL, "k", &v, NULL, &st, NULL));
     SPRIG_OK_(sprig_kv_set(db, NULL, "k", &v, &keep, &st, NULL));
@@ -487,11 +487,11 @@ test_expiry_options(void **state)
     SPRIG_OK_(sprig_kv_set(db, NULL, "n", &one, &at, &st, NULL));
     SPRIG_OK_(sprig_kv_increment(db, NULL, "n", &one, false, NULL));
     SPRIG_OK_(sprig_kv_list_keys(db, NULL, NULL, NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 3);
-    assert_true(sprig_kv_list_expire_at(l, 0) == 0);
-    assert_true(sprig_kv_list_expire_at(l, 1) == T0 + 50);
-    assert_true(sprig_kv_list_value(l, 1)->num.u64 == 2);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 3);
+    assert_true(sprig_kv_key_list_expire_at(l, 0) == 0);
+    assert_true(sprig_kv_key_list_expire_at(l, 1) == T0 + 50);
+    assert_true(sprig_kv_key_list_value(l, 1)->num.u64 == 2);
+    sprig_kv_key_list_free(l);
     /* an expiry already reached deletes, as SET EXAT does */
     sprig_kv_set_opts past = {.expire_at_ms = T0, .return_previous = true};
     SPRIG_OK_(sprig_kv_set(db, NULL, "k", &v, &past, &st, &prev));
@@ -588,13 +588,13 @@ test_expiry_restart(void **state)
     SPRIG_EXPECT(SPRIG_ENOTFOUND,
                  sprig_kv_get(f->db, NULL, "soon", false, NULL));
     assert_true(wait_for(records_are, f->db, 2));
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     SPRIG_OK_(sprig_kv_list_keys(f->db, NULL, NULL, NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 2);
-    assert_string_equal(sprig_kv_list_key(l, 0), "later");
-    assert_true(sprig_kv_list_expire_at(l, 0) == T0 + 100000);
-    assert_true(sprig_kv_list_expire_at(l, 1) == 0);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 2);
+    assert_string_equal(sprig_kv_key_list_key(l, 0), "later");
+    assert_true(sprig_kv_key_list_expire_at(l, 0) == T0 + 100000);
+    assert_true(sprig_kv_key_list_expire_at(l, 1) == 0);
+    sprig_kv_key_list_free(l);
 }
 
 /* ---- listing ---------------------------------------------------------- */
@@ -619,43 +619,44 @@ test_list_pages(void **state)
     char after[64] = "";
     int seen = 0;
     for (;;) {
-        sprig_kv_list *l;
+        sprig_kv_key_list *l;
         SPRIG_OK_(
             sprig_kv_list_keys(db, "ns", "user:", seen ? after : NULL, 7, &l));
-        size_t c = sprig_kv_list_count(l);
+        size_t c = sprig_kv_key_list_count(l);
         for (size_t i = 0; i < c; i++) {
-            const char *k = sprig_kv_list_key(l, i);
+            const char *k = sprig_kv_key_list_key(l, i);
             assert_true(strncmp(k, "user:", 5) == 0);
             assert_true(seen == 0 || strcmp(k, after) > 0);
-            assert_int_equal(sprig_kv_list_value(l, i)->num.i64, atoi(k + 5));
+            assert_int_equal(sprig_kv_key_list_value(l, i)->num.i64,
+                             atoi(k + 5));
             snprintf(after, sizeof after, "%s", k);
             seen++;
         }
-        sprig_kv_list_free(l);
+        sprig_kv_key_list_free(l);
         if (c < 7) {
             break;
         }
     }
     assert_int_equal(seen, n);
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     SPRIG_OK_(sprig_kv_list_keys(db, "ns", "user", NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), n + 2);
-    assert_string_equal(sprig_kv_list_key(l, 0), "user");
-    assert_string_equal(sprig_kv_list_key(l, n + 1), "users\xff");
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), n + 2);
+    assert_string_equal(sprig_kv_key_list_key(l, 0), "user");
+    assert_string_equal(sprig_kv_key_list_key(l, n + 1), "users\xff");
+    sprig_kv_key_list_free(l);
     /* `after` before the prefix starts at the prefix; past it, nothing */
     SPRIG_OK_(sprig_kv_list_keys(db, "ns", "user:", "a", 1, &l));
-    assert_string_equal(sprig_kv_list_key(l, 0), "user:001");
-    sprig_kv_list_free(l);
+    assert_string_equal(sprig_kv_key_list_key(l, 0), "user:001");
+    sprig_kv_key_list_free(l);
     SPRIG_OK_(sprig_kv_list_keys(db, "ns", "user:", "user:~", 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 0);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 0);
+    sprig_kv_key_list_free(l);
     SPRIG_OK_(sprig_kv_list_keys(db, "ns", NULL, "user:299", 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 1); /* "users\xff" */
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 1); /* "users\xff" */
+    sprig_kv_key_list_free(l);
     SPRIG_OK_(sprig_kv_list_keys(db, "nothing", NULL, NULL, 0, &l));
-    assert_int_equal(sprig_kv_list_count(l), 0);
-    sprig_kv_list_free(l);
+    assert_int_equal(sprig_kv_key_list_count(l), 0);
+    sprig_kv_key_list_free(l);
 }
 
 /* ---- threads ---------------------------------------------------------- */
@@ -842,12 +843,13 @@ test_random_model(void **state)
     for (int k = 0; k < MKEYS; k++) {
         live += m_live(&model[k], now);
     }
-    sprig_kv_list *la, *lb;
+    sprig_kv_key_list *la, *lb;
     SPRIG_OK_(sprig_kv_list_keys(db, "a", NULL, NULL, 0, &la));
     SPRIG_OK_(sprig_kv_list_keys(db, "b", NULL, NULL, 0, &lb));
-    assert_int_equal(sprig_kv_list_count(la) + sprig_kv_list_count(lb), live);
-    sprig_kv_list_free(la);
-    sprig_kv_list_free(lb);
+    assert_int_equal(sprig_kv_key_list_count(la) + sprig_kv_key_list_count(lb),
+                     live);
+    sprig_kv_key_list_free(la);
+    sprig_kv_key_list_free(lb);
     SPRIG_OK_(sprig__kv_sweep_now(db, NULL));
     assert_int_equal(verify(db), live);
 }
@@ -894,9 +896,9 @@ op_incr(sprig_db *db)
 static int
 op_list(sprig_db *db)
 {
-    sprig_kv_list *l = NULL;
+    sprig_kv_key_list *l = NULL;
     int rc = sprig_kv_list_keys(db, "o", NULL, NULL, 0, &l);
-    sprig_kv_list_free(l);
+    sprig_kv_key_list_free(l);
     return rc;
 }
 

@@ -97,7 +97,7 @@ fx_open(fx *f, sprig_durability d, sprig_kv_persistence p)
     SPRIG_OK_(sprig_storage_open(&o, &f->st));
     SPRIG_OK_(sprig_storage_register_schema(f->st, &schema));
     SPRIG_OK_(sprig_storage_create_database(f->st, "db", "persist", true));
-    SPRIG_OK_(sprig_storage_database(f->st, "db", &f->db));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "db", &f->db));
 }
 
 static void
@@ -327,7 +327,7 @@ child_run(const char *dir, sprig_kv_persistence p, int fd)
     if (sprig_storage_open(&o, &f.st) ||
         sprig_storage_register_schema(f.st, &schema) ||
         sprig_storage_create_database(f.st, "db", "persist", true) ||
-        sprig_storage_database(f.st, "db", &f.db)) {
+        sprig_storage_open_database(f.st, "db", &f.db)) {
         child_fail("opening");
     }
     pthread_t t[LANES];
@@ -390,11 +390,11 @@ verify_lanes(sprig_db *db, int64_t acked[LANES])
         int64_t ctr = rc == SPRIG_ENOTFOUND ? 0 : c.num.i64;
         assert_true(rc == 0 || (rc == SPRIG_ENOTFOUND && acked[l] == 0));
         assert_true(ctr == acked[l] || ctr == acked[l] + 1);
-        sprig_kv_list *kl;
+        sprig_kv_key_list *kl;
         SPRIG_OK_(sprig_kv_list_keys(db, ns, NULL, NULL, 0, &kl));
-        size_t n = sprig_kv_list_count(kl);
+        size_t n = sprig_kv_key_list_count(kl);
         assert_true((int64_t)n == ctr || (int64_t)n == ctr + 1);
-        sprig_kv_list_free(kl);
+        sprig_kv_key_list_free(kl);
         for (int64_t i = 0; i < ctr; i++) {
             snprintf(key, sizeof key, "k%lld", (long long)i);
             sprig_value v;

@@ -131,7 +131,7 @@ make_base(void)
     SPRIG_OK_(rt_storage_open(base_dir, SPRIG_DURABILITY_NONE, 0, 0, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, &oom_schema));
     SPRIG_OK_(sprig_storage_create_database(st, "db", "oom", false));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     for (unsigned i = 1; i <= BASE_DOCS; i++) {
         char id[16], body[64];
         sprig_bytes b = doc_id(id, sizeof id, i);
@@ -155,7 +155,7 @@ static void
 env_open(oom_env *e)
 {
     env_open_storage(e);
-    SPRIG_OK_(sprig_storage_database(e->st, "db", &e->db));
+    SPRIG_OK_(sprig_storage_open_database(e->st, "db", &e->db));
 }
 
 static void
@@ -218,7 +218,7 @@ static uint64_t
 last_txid(sprig_db *db)
 {
     uint64_t id;
-    SPRIG_OK_(sprig_last_transaction_id(db, &id));
+    SPRIG_OK_(sprig_last_txn_id(db, &id));
     return id;
 }
 
@@ -406,7 +406,7 @@ check_create(oom_env *e, int rc)
     if (!want) {
         SPRIG_OK_(sprig_storage_create_database(e->st, "db2", "oom", false));
     }
-    SPRIG_OK_(sprig_storage_database(e->st, "db2", &e->db2));
+    SPRIG_OK_(sprig_storage_open_database(e->st, "db2", &e->db2));
     SPRIG_OK_(sprig_insert(e->db2, "seq", NULL, sprig_str("in db2"), NULL));
 }
 
@@ -428,7 +428,7 @@ check_delete_db(oom_env *e, int rc)
     assert_int_equal(has_database(e->st, "db"), !gone);
     assert_int_equal(count_db_dirs(e->work), gone ? 0 : 1);
     if (!gone) {
-        SPRIG_OK_(sprig_storage_database(e->st, "db", &e->db));
+        SPRIG_OK_(sprig_storage_open_database(e->st, "db", &e->db));
         assert_base(e->db);
     }
 }
@@ -436,7 +436,7 @@ check_delete_db(oom_env *e, int rc)
 static int
 run_database(oom_env *e)
 {
-    return sprig_storage_database(e->st, "db", &e->db2);
+    return sprig_storage_open_database(e->st, "db", &e->db2);
 }
 
 static void
@@ -613,9 +613,9 @@ txn_applied(sprig_db *db)
     deleted(db);
     pushed(db);
     sprig_txn_log *l = NULL;
-    SPRIG_OK_(sprig_list_executed_transactions(db, BASE_TXNS + 1, 0, &l));
+    SPRIG_OK_(sprig_list_executed_txns(db, BASE_TXNS + 1, 0, &l));
     assert_int_equal(sprig_txn_log_count(l), 1);
-    assert_int_equal(sprig_txn_log_changes(l, 0), 4);
+    assert_int_equal(sprig_txn_log_change_count(l, 0), 4);
     sprig_txn_log_free(l);
 }
 
@@ -755,7 +755,7 @@ check_count(oom_env *e, int rc)
 static int
 run_log(oom_env *e)
 {
-    return sprig_list_executed_transactions(e->db, 1, 0, &e->log);
+    return sprig_list_executed_txns(e->db, 1, 0, &e->log);
 }
 
 static void
@@ -769,7 +769,7 @@ check_log(oom_env *e, int rc)
     for (size_t i = 0; i < BASE_TXNS; i++) {
         sprig_change c;
         assert_int_equal(sprig_txn_log_id(e->log, i), i + 1);
-        assert_int_equal(sprig_txn_log_changes(e->log, i), 1);
+        assert_int_equal(sprig_txn_log_change_count(e->log, i), 1);
         SPRIG_OK_(sprig_txn_log_change(e->log, i, 0, &c));
         assert_string_equal(c.collection, i < BASE_DOCS ? "docs" : "seq");
         assert_int_equal(c.revision, 1);

@@ -85,7 +85,7 @@ test_roundtrip(void **state)
         sprig__mp_rd_init(&r, (sprig_bytes){b.data, len});
         SPRIG_EXPECT(SPRIG_EPROTO, sprig__mp_skip(&r));
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -196,7 +196,7 @@ test_frames(void **state)
         SPRIG_OK_(sprig_buf_append(&b, "\xc0", 1)); /* trailing bytes */
         SPRIG_EXPECT(SPRIG_EPROTO,
                      sprig__frame_decode(sprig_buf_bytes(&b), &f));
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
     }
     uint8_t bad_kind[] = {0x93, 0x09, 0x01, 0xc0};
     SPRIG_EXPECT(SPRIG_EPROTO,
@@ -268,7 +268,7 @@ test_request_envelope(void **state)
             SPRIG_OK_(rc);
         }
         assert_int_equal(f.id, cases[i].answer_id);
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
     }
     sprig_buf b = {0};
     sprig__mp_wr w;
@@ -277,7 +277,7 @@ test_request_envelope(void **state)
     SPRIG_OK_(sprig__frame_decode(sprig_buf_bytes(&b), &f));
     assert_int_equal(f.kind, SPRIG__FRAME_ERROR);
     assert_int_equal(f.id, 0);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -307,7 +307,7 @@ test_mutations(void **state)
         } else {
             bad++;
         }
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
     }
     assert_true(ok > 0 && bad > 0);
 }
@@ -402,7 +402,7 @@ test_api_roundtrip(void **state)
     sprig__api_free(sprig__api_get.req, sprig__api_get.n_req, &g);
     assert_non_null(sprig__api_find(sprig_str("db.get")));
     assert_null(sprig__api_find(sprig_str("db.nope")));
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -436,7 +436,7 @@ test_api_mutations(void **state)
         sprig__api_free(sprig__api_apply.req, sprig__api_apply.n_req, &out);
     }
     free(copy);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     print_message("accepted %d of 20000 mutated requests\n", accepted);
 }
 
@@ -504,7 +504,7 @@ test_query_nils(void **state)
                              nils ? SPRIG_UNBOUNDED : SPRIG_INCLUDED);
             sprig__api_free(sprig__api_view_query.req,
                             sprig__api_view_query.n_req, &r);
-            sprig_buf_free(&b);
+            sprig_buf_clear(&b);
         }
     }
 }
@@ -666,8 +666,8 @@ test_schema_codec(void **state)
     assert_non_null(strstr(sprig_errmsg(), "a view has 7 elements, not 6"));
     SPRIG_EXPECT(SPRIG_EINVAL, schema_payload(declarative_with_fn, &b));
     assert_non_null(strstr(sprig_errmsg(), "is declarative"));
-    sprig_buf_free(&b);
-    sprig_buf_free(&b2);
+    sprig_buf_clear(&b);
+    sprig_buf_clear(&b2);
 }
 
 /* Lists that cost far more memory than wire bytes are capped: 65,536 ids
@@ -705,7 +705,7 @@ test_list_caps(void **state)
         }
         sprig__api_free(sprig__api_get_multiple.req,
                         sprig__api_get_multiple.n_req, &req);
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
     }
 }
 

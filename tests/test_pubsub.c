@@ -40,8 +40,8 @@ setup(void **state)
     SPRIG_OK_(sprig_storage_register_schema(f->st, &schema));
     SPRIG_OK_(sprig_storage_create_database(f->st, "one", "ps", false));
     SPRIG_OK_(sprig_storage_create_database(f->st, "two", "ps", false));
-    SPRIG_OK_(sprig_storage_database(f->st, "one", &f->db));
-    SPRIG_OK_(sprig_storage_database(f->st, "two", &f->db2));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "one", &f->db));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "two", &f->db2));
     *state = f;
     return 0;
 }
@@ -161,7 +161,7 @@ test_delivery_and_scope(void **state)
     expect_none(none);
     /* a second handle on the same database shares its hub */
     sprig_db *again;
-    SPRIG_OK_(sprig_storage_database(f->st, "one", &again));
+    SPRIG_OK_(sprig_storage_open_database(f->st, "one", &again));
     SPRIG_OK_(sprig_publish(again, b("a"), b("4")));
     sprig_db_close(again);
     expect_msg(a, "a", "4");

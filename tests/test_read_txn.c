@@ -33,7 +33,7 @@ open_at(const char *name, uint64_t map)
     SPRIG_OK_(sprig_storage_open(&o, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "d", "rt", true));
-    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
     sprig_storage_close(st); /* deferred to the handle's close */
     return db;
 }

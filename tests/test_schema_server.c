@@ -69,8 +69,8 @@ expect_by_author(sprig_db *db, const char *who, const char *count)
     SPRIG_OK_(sprig_view_query_mappings(db, &q, &l));
     assert_int_equal(sprig_mapping_list_count(l), strtoul(count, NULL, 10));
     sprig_mapping_list_free(l);
-    sprig_buf_free(&k);
-    sprig_buf_free(&r);
+    sprig_buf_clear(&k);
+    sprig_buf_clear(&r);
 }
 
 /* The remote list equals the server's own; returns the remote list. */
@@ -136,8 +136,8 @@ old_shape_refused(int port)
     SPRIG_OK_(sprig__frame_decode(sprig_buf_bytes(&in), &f));
     assert_int_equal(f.kind, SPRIG__FRAME_RESPONSE);
     assert_int_equal(f.id, 78);
-    sprig_buf_free(&b);
-    sprig_buf_free(&in);
+    sprig_buf_clear(&b);
+    sprig_buf_clear(&in);
     close(fd);
 }
 
@@ -159,7 +159,7 @@ test_relist_reregister_reopen(void **state)
     SPRIG_OK_(sprig_client_connect(url, NULL, &c));
     sprig_storage *remote = sprig_client_storage(c);
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(remote, "default", &db));
+    SPRIG_OK_(sprig_storage_open_database(remote, "default", &db));
     const char *docs[] = {"{\"from\":\"ann\",\"text\":\"hi\"}",
                           "{\"from\":\"bob\",\"text\":\"yo\"}",
                           "{\"from\":\"ann\",\"text\":\"again\"}"};
@@ -174,7 +174,7 @@ test_relist_reregister_reopen(void **state)
     sprig_schema_list_free(l);
     sprig_schema_list_free(lists_agree(srv, remote));
     sprig_db_close(db);
-    SPRIG_OK_(sprig_storage_database(remote, "default", &db));
+    SPRIG_OK_(sprig_storage_open_database(remote, "default", &db));
     expect_by_author(db, "\"ann\"", "2");
     expect_by_author(db, "\"bob\"", "1");
     old_shape_refused(sprig_server_ws_port(srv));
@@ -204,7 +204,7 @@ test_relist_reregister_reopen(void **state)
     SPRIG_OK_(sprig_storage_list_schemas(st, &l));
     assert_int_equal(st_find(l, "demo")->collections[0].n_views, 1);
     sprig_schema_list_free(l);
-    SPRIG_OK_(sprig_storage_database(st, "default", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "default", &db));
     expect_by_author(db, "\"ann\"", "2");
     sprig_db_close(db);
     sprig_storage_close(st);

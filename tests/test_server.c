@@ -125,7 +125,7 @@ static sprig_db *
 open_main(sprig_storage *st)
 {
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &db));
     return db;
 }
 
@@ -215,9 +215,9 @@ test_shared_writes(void **state)
 
     /* one transaction log, whoever wrote */
     uint64_t ta, tb, ts;
-    SPRIG_OK_(sprig_last_transaction_id(a, &ta));
-    SPRIG_OK_(sprig_last_transaction_id(b, &tb));
-    SPRIG_OK_(sprig_last_transaction_id(s, &ts));
+    SPRIG_OK_(sprig_last_txn_id(a, &ta));
+    SPRIG_OK_(sprig_last_txn_id(b, &tb));
+    SPRIG_OK_(sprig_last_txn_id(s, &ts));
     assert_int_equal(ta, 5); /* insert, overwrite, insert, update, delete */
     assert_int_equal(tb, ta);
     assert_int_equal(ts, ta);
@@ -235,7 +235,7 @@ test_shared_writes(void **state)
     sprig_db *gone;
     SPRIG_EXPECT(
         SPRIG_ENOTFOUND,
-        sprig_storage_database(sprig_client_storage(cb), "second", &gone));
+        sprig_storage_open_database(sprig_client_storage(cb), "second", &gone));
 
     sprig_db_close(a);
     sprig_db_close(b);
@@ -460,7 +460,8 @@ many_thread(void *p)
     pthread_barrier_wait(a->start);
     a->rc = sprig_client_connect(a->url, &o, &c);
     if (a->rc == 0) {
-        a->rc = sprig_storage_database(sprig_client_storage(c), "main", &db);
+        a->rc =
+            sprig_storage_open_database(sprig_client_storage(c), "main", &db);
     }
     for (int i = 0; a->rc == 0 && i < PER_CLIENT; i++) {
         char text[32];
@@ -559,7 +560,8 @@ sd_thread(void *p)
     sprig_client *c;
     sprig_db *db = NULL;
     int rc = sprig_client_connect(a->url, &o, &c);
-    rc = rc ? rc : sprig_storage_database(sprig_client_storage(c), "main", &db);
+    rc = rc ? rc
+            : sprig_storage_open_database(sprig_client_storage(c), "main", &db);
     if (rc) {
         a->other++;
         a->other_rc = rc;

@@ -100,8 +100,8 @@ server_start(server *s, const char *name, size_t max_frame)
     sprig_client_options_init(&co);
     co.request_timeout_ms = 10000;
     SPRIG_OK_(sprig_client_connect(s->url, &co, &s->good));
-    SPRIG_OK_(sprig_storage_database(sprig_client_storage(s->good), "main",
-                                     &s->good_db));
+    SPRIG_OK_(sprig_storage_open_database(sprig_client_storage(s->good), "main",
+                                          &s->good_db));
     SPRIG_OK_(sprig_overwrite(s->good_db, "kv", sprig_str("k"), sprig_str("v"),
                               NULL));
 }
@@ -211,7 +211,7 @@ typedef struct fb {
 static sprig__mp_wr *
 fb_start(fb *b)
 {
-    sprig_buf_free(&b->buf);
+    sprig_buf_clear(&b->buf);
     sprig__mp_wr_init(&b->w, &b->buf);
     return &b->w;
 }
@@ -252,7 +252,7 @@ still_answers(rawc *k, uint32_t id)
 {
     fb b = {0};
     rc_send(k, get_frame(&b, id));
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawmsg *m = rc_next(k);
     sprig__frame f;
     SPRIG_OK_(sprig__frame_decode((sprig_bytes){m->data, m->len}, &f));
@@ -376,7 +376,7 @@ test_not_frames(void **state)
                        "expected a string, found unsigned integer");
     still_answers(&k, 8);
     still_serving(&S);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
 }
 
@@ -421,7 +421,7 @@ test_truncated(void **state)
                        "message truncated: a value is missing");
     still_answers(&k, 78);
     still_serving(&S);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
 }
 
@@ -464,7 +464,7 @@ test_deep_nesting(void **state)
     expect_error_exact(&k, 0, SPRIG_EPROTO, "nesting deeper than 32");
     still_answers(&k, 11);
     still_serving(&S);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
 }
 
@@ -541,7 +541,7 @@ test_mutations(void **state)
     assert_true(answers[SPRIG__FRAME_ERROR] > 0);
     still_answers(&k, 1);
     still_serving(&S);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
 }
 
@@ -570,7 +570,7 @@ test_wrong_kinds(void **state)
     expect_error_exact(&k, 0, SPRIG_EPROTO, "a client sends requests");
     still_answers(&k, 9);
     still_serving(&S);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
 }
 
@@ -618,7 +618,7 @@ test_unknown_api(void **state)
     expect_error(&k, 9, SPRIG_EPROTO, "unknown API 'db.get");
     still_answers(&k, 10);
     still_serving(&S);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
 }
 
@@ -634,7 +634,7 @@ expect_payload_error(rawc *k, uint32_t id, const char *api, payload_fn fn,
     sprig__frame_request(w, id, NULL, api);
     fn(w);
     rc_send(k, fb_bytes(&b));
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     expect_error_exact(k, id, code, want);
 }
 
@@ -964,7 +964,7 @@ test_bad_names(void **state)
                        "schema 'bad'");
     still_answers(&k, 5);
     still_serving(&S);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
 }
 
@@ -997,7 +997,7 @@ test_over_max_frame(void **state)
     uint64_t n;
     SPRIG_OK_(sprig_count(S.good_db, "msgs", NULL, &n));
     assert_int_equal(n, 0);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     rawc_close(&k);
     rawc_close(&other);
 }
@@ -1229,7 +1229,7 @@ test_truncated_ws(void **state)
     assert_int_equal(fr.kind, SPRIG__FRAME_RESPONSE);
     assert_int_equal(fr.id, 5);
     close(fd);
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     still_serving(&S);
 }
 
@@ -1277,7 +1277,7 @@ test_slow_reader(void **state)
             still_serving(&s2);
         }
     }
-    sprig_buf_free(&b.buf);
+    sprig_buf_clear(&b.buf);
     /* the server dropped the connection: draining it now ends early */
     size_t got = 0;
     bool eof = false;

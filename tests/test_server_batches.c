@@ -82,7 +82,7 @@ send_req(int fd, const sprig__api *api, uint32_t id, const void *req)
     SPRIG_OK_(sprig__api_encode(&w, api->req, api->n_req, req));
     SPRIG_OK_(sprig__mp_wr_status(&w));
     rw_send(fd, sprig_buf_bytes(&b));
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -136,7 +136,7 @@ expect_answers(int fd, int n)
                      (int)f.message.len, (const char *)f.message.data);
         }
     }
-    sprig_buf_free(&m);
+    sprig_buf_clear(&m);
 }
 
 static void
@@ -172,7 +172,8 @@ test_shared_batches(void **state)
     fixture f;
     start(&f, "srv_batches");
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(sprig_server_storage(f.srv), "main", &db));
+    SPRIG_OK_(
+        sprig_storage_open_database(sprig_server_storage(f.srv), "main", &db));
     int fds[CONNS];
     for (int c = 0; c < CONNS; c++) {
         fds[c] = rw_open(f.port);
@@ -233,7 +234,7 @@ expect_error(int fd, uint32_t id, int code, const char *word)
     if (code == SPRIG_ECONFLICT) {
         assert_true(f.detail.len > 1); /* the result, not nil */
     }
-    sprig_buf_free(&m);
+    sprig_buf_clear(&m);
 }
 
 /* Send an increment of `key` by `amount` and expect it to fail with
@@ -311,7 +312,7 @@ drain(int fd, bool *acked, int n)
             assert_int_equal(f.kind, SPRIG__FRAME_ERROR);
         }
     }
-    sprig_buf_free(&m);
+    sprig_buf_clear(&m);
 }
 
 /* Shut down with submissions in flight: answered or dropped cleanly, and
@@ -346,7 +347,7 @@ test_shutdown_in_flight(void **state)
         assert_int_equal(fr.kind, SPRIG__FRAME_RESPONSE);
         acked[c][fr.id - 1] = true;
     }
-    sprig_buf_free(&m);
+    sprig_buf_clear(&m);
     SPRIG_OK_(sprig_server_shutdown(f.srv, 0));
     for (int c = 0; c < C; c++) {
         drain(fds[c], acked[c], N);
@@ -358,7 +359,7 @@ test_shutdown_in_flight(void **state)
     sprig_storage *st;
     SPRIG_OK_(sprig_storage_open(&so, &st));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "main", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &db));
     int n_acked = 0;
     for (int c = 0; c < C; c++) {
         for (int i = 0; i < N; i++) {

@@ -454,7 +454,7 @@ expect_samples_applied(sprig_storage *st, sprig_db *db, sprig_subscriber *sub)
 static void
 open_main(sprig_storage *st, sprig_db **db, sprig_subscriber **local)
 {
-    SPRIG_OK_(sprig_storage_database(st, "main", db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", db));
     SPRIG_OK_(sprig_subscriber_new(*db, local));
     SPRIG_OK_(sprig_subscribe(*local, sprig_str("t1")));
 }
@@ -545,7 +545,7 @@ test_refused_rows_reach_no_handler(void **state)
     uint64_t count = 1, last = 1;
     SPRIG_OK_(sprig_count(db, "msgs", NULL, &count));
     assert_int_equal(count, 0);
-    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    SPRIG_OK_(sprig_last_txn_id(db, &last));
     assert_int_equal(last, 0);
     sprig_value v;
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_kv_get(db, "", "k 1", false, &v));

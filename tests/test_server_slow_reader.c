@@ -141,7 +141,7 @@ test_paused_subscriber_resumes(void **state)
     sprig_storage *st = sprig_server_storage(f.srv);
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "main", "slow", false));
-    SPRIG_OK_(sprig_storage_database(st, "main", &f.db));
+    SPRIG_OK_(sprig_storage_open_database(st, "main", &f.db));
     SPRIG_OK_(sprig_server_start(f.srv));
     uv_loop_init(&f.loop);
     rawc_open(&f.k, &f.loop, sprig_server_ws_port(f.srv));

@@ -55,7 +55,7 @@ test_reopen_keeps_everything(void **state)
     SPRIG_OK_(sprig_storage_create_database(st, "one", "app", false));
     SPRIG_OK_(sprig_storage_create_database(st, "two", "second", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "one", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "one", &db));
     put_msg(db, "hello");
     put_msg(db, "world");
     sprig_db_close(db);
@@ -79,7 +79,7 @@ test_reopen_keeps_everything(void **state)
     assert_string_equal(s0->collections[1].name, "app.users");
     assert_int_equal(s0->collections[1].id_kind, SPRIG_ID_NATURAL);
     sprig_schema_list_free(sl);
-    SPRIG_OK_(sprig_storage_database(st, "one", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "one", &db));
     uint64_t n;
     SPRIG_OK_(sprig_count(db, "msgs", NULL, &n));
     assert_int_equal(n, 2);
@@ -143,7 +143,7 @@ test_create_delete_errors(void **state)
     assert_non_null(strstr(sprig_errmsg(), "exists with schema 'app'"));
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_delete_database(st, "y"));
     sprig_db *db = (sprig_db *)1;
-    SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_database(st, "y", &db));
+    SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_open_database(st, "y", &db));
     assert_null(db);
     SPRIG_OK_(sprig_storage_delete_database(st, "x"));
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_storage_delete_database(st, "x"));
@@ -172,7 +172,7 @@ test_delete_with_open_handle(void **state)
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "x", "app", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "x", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "x", &db));
     put_msg(db, "old");
     SPRIG_OK_(sprig_storage_delete_database(st, "x"));
     SPRIG_EXPECT(SPRIG_ENOTFOUND,
@@ -184,7 +184,7 @@ test_delete_with_open_handle(void **state)
     /* a new database of the same name is a different one */
     SPRIG_OK_(sprig_storage_create_database(st, "x", "app", false));
     sprig_db *db2;
-    SPRIG_OK_(sprig_storage_database(st, "x", &db2));
+    SPRIG_OK_(sprig_storage_open_database(st, "x", &db2));
     SPRIG_OK_(sprig_count(db2, "msgs", NULL, &n));
     assert_int_equal(n, 0);
     sprig_db_close(db);
@@ -211,7 +211,7 @@ test_orphans_swept(void **state)
     st = open_at(path);
     assert_int_equal(count_db_dirs(), 1);
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "keep", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "keep", &db));
     sprig_db_close(db);
     sprig_storage_close(st);
 }
@@ -224,7 +224,7 @@ test_schema_replaced(void **state)
     SPRIG_OK_(sprig_storage_register_schema(st, &schema2));
     SPRIG_OK_(sprig_storage_create_database(st, "d", "second", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
     SPRIG_EXPECT(SPRIG_ESCHEMA,
                  sprig_insert(db, "added", NULL, sprig_str("a"), NULL));
     assert_non_null(strstr(sprig_errmsg(), "'added' is not in schema"));
@@ -233,7 +233,7 @@ test_schema_replaced(void **state)
                                                 {"added", SPRIG_ID_U64, 0}};
     static const sprig_schema_def grown = {"second", more, 2};
     SPRIG_OK_(sprig_storage_register_schema(st, &grown));
-    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
     SPRIG_OK_(sprig_insert(db, "added", NULL, sprig_str("a"), NULL));
     sprig_db_close(db);
     /* never drop a collection or change an id kind */
@@ -264,7 +264,7 @@ test_memory_only(void **state)
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "m", "app", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "m", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "m", &db));
     put_msg(db, "in memory");
     sprig_doc_list *l;
     SPRIG_OK_(sprig_list(db, "msgs", NULL, SPRIG_ASC, 0, &l));
@@ -307,7 +307,7 @@ test_close_with_open_handles(void **state)
     SPRIG_OK_(sprig_storage_register_schema(st, &schema));
     SPRIG_OK_(sprig_storage_create_database(st, "d", "app", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "d", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
     sprig_storage_close(st);
     put_msg(db, "still works"); /* the handle keeps the storage alive */
     sprig_storage_options o;
@@ -335,7 +335,7 @@ test_durability_modes(void **state)
         SPRIG_OK_(sprig_storage_register_schema(st, &schema));
         SPRIG_OK_(sprig_storage_create_database(st, "d", "app", true));
         sprig_db *db;
-        SPRIG_OK_(sprig_storage_database(st, "d", &db));
+        SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
         put_msg(db, "m");
         uint64_t n;
         SPRIG_OK_(sprig_count(db, "msgs", NULL, &n));

@@ -45,7 +45,7 @@ static uint64_t
 last_id(sprig_db *db)
 {
     uint64_t n;
-    SPRIG_OK_(sprig_last_transaction_id(db, &n));
+    SPRIG_OK_(sprig_last_txn_id(db, &n));
     return n;
 }
 
@@ -83,9 +83,9 @@ test_multi_collection(void **state)
     assert_int_equal(last_id(db), 1);
 
     sprig_txn_log *log;
-    SPRIG_OK_(sprig_list_executed_transactions(db, 0, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, 0, 0, &log));
     assert_int_equal(sprig_txn_log_count(log), 1);
-    assert_int_equal(sprig_txn_log_changes(log, 0), 4);
+    assert_int_equal(sprig_txn_log_change_count(log, 0), 4);
     sprig_change c;
     SPRIG_OK_(sprig_txn_log_change(log, 0, 3, &c));
     assert_string_equal(c.collection, "b");
@@ -208,7 +208,7 @@ test_log_paging_and_reopen(void **state)
     uint64_t since = 1, seen = 0;
     for (;;) {
         sprig_txn_log *log;
-        SPRIG_OK_(sprig_list_executed_transactions(db, since, 10, &log));
+        SPRIG_OK_(sprig_list_executed_txns(db, since, 10, &log));
         size_t n = sprig_txn_log_count(log);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal(sprig_txn_log_id(log, i), ++seen);
@@ -223,7 +223,7 @@ test_log_paging_and_reopen(void **state)
     }
     assert_int_equal(seen, 27);
     sprig_txn_log *log;
-    SPRIG_OK_(sprig_list_executed_transactions(db, 27, 0, &log));
+    SPRIG_OK_(sprig_list_executed_txns(db, 27, 0, &log));
     sprig_change c;
     SPRIG_OK_(sprig_txn_log_change(log, 0, 0, &c));
     assert_true(c.deleted);
@@ -302,8 +302,8 @@ test_big_transaction(void **state)
     sprig_txn_free(t);
     assert_int_equal(count(db, "a"), 20000);
     sprig_txn_log *log;
-    SPRIG_OK_(sprig_list_executed_transactions(db, 0, 0, &log));
-    assert_int_equal(sprig_txn_log_changes(log, 0), 20000);
+    SPRIG_OK_(sprig_list_executed_txns(db, 0, 0, &log));
+    assert_int_equal(sprig_txn_log_change_count(log, 0), 20000);
     sprig_txn_log_free(log);
 }
 

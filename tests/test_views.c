@@ -49,7 +49,7 @@ map_cat(const sprig_doc *d, sprig_emitter *e, void *udata)
     sprig_key_u64(val, v);
     int rc = sprig_key_add_str(&kb, cat);
     rc = rc ? rc : sprig_emit(e, sprig_key_bytes(&kb), (sprig_bytes){v, 8});
-    sprig_key_builder_free(&kb);
+    sprig_key_builder_clear(&kb);
     return rc;
 }
 
@@ -84,7 +84,7 @@ map_name(const sprig_doc *d, sprig_emitter *e, void *udata)
     sprig_key_builder kb = {0};
     int rc = sprig_key_add_str(&kb, name);
     rc = rc ? rc : sprig_emit(e, sprig_key_bytes(&kb), sprig_str(""));
-    sprig_key_builder_free(&kb);
+    sprig_key_builder_clear(&kb);
     return rc;
 }
 
@@ -102,7 +102,7 @@ map_chars(const sprig_doc *d, sprig_emitter *e, void *udata)
         char s[2] = {name[i], 0};
         int rc = sprig_key_add_str(&kb, s);
         rc = rc ? rc : sprig_emit(e, sprig_key_bytes(&kb), sprig_str(name));
-        sprig_key_builder_free(&kb);
+        sprig_key_builder_clear(&kb);
         if (rc) {
             return rc;
         }
@@ -226,7 +226,7 @@ check_views(sprig_db *db)
 static void
 cat_key(const char *cat, sprig_key_builder *kb)
 {
-    sprig_key_builder_free(kb);
+    sprig_key_builder_clear(kb);
     memset(kb, 0, sizeof *kb);
     SPRIG_OK_(sprig_key_add_str(kb, cat));
 }
@@ -312,7 +312,7 @@ test_lazy_pending_and_access(void **state)
     sprig_view_query_init(&q, "posts", "by_cat");
     q.access = SPRIG_UPDATE_AFTER;
     SPRIG_OK_(sprig_view_reduce(db, &q, &r));
-    sprig_buf_free(&r);
+    sprig_buf_clear(&r);
     sprig_db_close(db);
 }
 
@@ -383,8 +383,8 @@ check_match(sprig_db *db, const char *view, sprig_view_query *q,
                 }
             }
             assert_int_equal(seen, want.n);
-            sprig_buf_free(&ak);
-            sprig_buf_free(&ai);
+            sprig_buf_clear(&ak);
+            sprig_buf_clear(&ai);
         }
     }
     q->has_after = false;
@@ -482,9 +482,9 @@ test_query_kinds(void **state)
         pfx[0] = 0xFF; /* beyond every key */
         q.match.key = (sprig_bytes){pfx, 1};
         check_match(db, views[vi], &q, in_prefix);
-        sprig_key_builder_free(&a);
-        sprig_key_builder_free(&b);
-        sprig_key_builder_free(&c);
+        sprig_key_builder_clear(&a);
+        sprig_key_builder_clear(&b);
+        sprig_key_builder_clear(&c);
     }
     sprig_db_close(db);
 }
@@ -611,10 +611,10 @@ test_reduce_and_grouped(void **state)
         assert_true(sprig__bytes_cmp(sprig_mapping_list_key(l, 0),
                                      sprig_buf_bytes(&last)) < 0);
         sprig_mapping_list_free(l);
-        sprig_buf_free(&last);
-        sprig_key_builder_free(&a);
-        sprig_key_builder_free(&b);
-        sprig_buf_free(&r);
+        sprig_buf_clear(&last);
+        sprig_key_builder_clear(&a);
+        sprig_key_builder_clear(&b);
+        sprig_buf_clear(&r);
     }
     sprig_db_close(db);
 }
@@ -677,8 +677,8 @@ test_reduce_maintenance(void **state)
     SPRIG_OK_(sprig_view_reduce(db, &q, &r));
     assert_int_equal(r.len, 1);
     assert_memory_equal(r.data, "0", 1);
-    sprig_buf_free(&r);
-    sprig_key_builder_free(&k);
+    sprig_buf_clear(&r);
+    sprig_key_builder_clear(&k);
     sprig_db_close(db);
 }
 
@@ -692,7 +692,7 @@ test_unique_rollback(void **state)
     sprig_header_buf a = put(db, "art", 1, "alice");
     put(db, "art", 2, "bob");
     uint64_t last;
-    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    SPRIG_OK_(sprig_last_txn_id(db, &last));
     /* a second document with an existing key: SPRIG_EUNIQUE */
     sprig_header_buf hb;
     SPRIG_EXPECT(SPRIG_EUNIQUE, sprig_insert(db, "posts", NULL,
@@ -716,7 +716,7 @@ test_unique_rollback(void **state)
     assert_int_equal(count, 2);
     SPRIG_OK_(sprig_count(db, "other", NULL, &count));
     assert_int_equal(count, 0);
-    SPRIG_OK_(sprig_last_transaction_id(db, &now));
+    SPRIG_OK_(sprig_last_txn_id(db, &now));
     assert_int_equal(now, last);
     check_views(db);
     /* a document keeping its own key is fine; handing a key over within
@@ -790,7 +790,7 @@ test_lazy_map_error(void **state)
     SPRIG_OK_(sprig_view_reduce(db, &q, &r));
     SPRIG_OK_(sprig_key_decode_u64(sprig_buf_bytes(&r), &got));
     assert_int_equal(got, 1);
-    sprig_buf_free(&r);
+    sprig_buf_clear(&r);
     sprig_db_close(db);
 }
 
@@ -907,7 +907,7 @@ test_delete_docs(void **state)
     SPRIG_OK_(sprig_count(db, "posts", NULL, &n));
     assert_int_equal(n, 0);
     check_views(db);
-    sprig_key_builder_free(&k);
+    sprig_key_builder_clear(&k);
     sprig_db_close(db);
 }
 
@@ -936,7 +936,7 @@ test_codeless(void **state)
     assert_int_equal(s->collections[0].views[2].policy, SPRIG_VIEW_UNIQUE);
     assert_non_null(s->collections[0].views[0].reduce);
     sprig_schema_list_free(sl);
-    SPRIG_OK_(sprig_storage_database(st, "default", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "default", &db));
     sprig_view_query q;
     sprig_mapping_list *l;
     sprig_view_query_init(&q, "posts", "by_cat");
@@ -983,7 +983,7 @@ test_codeless_writes_caught_up(void **state)
     sprig_storage_options_init(&o);
     o.path = dir;
     SPRIG_OK_(sprig_storage_open(&o, &st));
-    SPRIG_OK_(sprig_storage_database(st, "default", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "default", &db));
     put(db, "art", 2, "b");
     put(db, "news", 3, "c");
     sprig_db_close(db);

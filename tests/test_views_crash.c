@@ -33,7 +33,7 @@ map_g(const sprig_doc *d, sprig_emitter *e, void *udata)
         sprig_key_builder kb = {0};
         rc = sprig_key_add_str(&kb, json_string_value(g));
         rc = rc ? rc : sprig_emit(e, sprig_key_bytes(&kb), sprig_str("1"));
-        sprig_key_builder_free(&kb);
+        sprig_key_builder_clear(&kb);
     }
     json_decref(root);
     return rc;
@@ -165,7 +165,7 @@ child_run(const char *dir, unsigned version, sprig_durability dur,
     int rc = sprig_storage_open(&o, &st);
     rc = rc ? rc : sprig_storage_register_schema(st, &s);
     rc = rc ? rc : sprig_storage_create_database(st, "db", s.name, true);
-    rc = rc ? rc : sprig_storage_database(st, "db", &db);
+    rc = rc ? rc : sprig_storage_open_database(st, "db", &db);
     if (rc) {
         child_fail("opening", rc);
     }
@@ -200,7 +200,7 @@ check_db(const char *dir, unsigned version)
     SPRIG_OK_(sprig_storage_open(&o, &st));
     SPRIG_OK_(sprig_storage_register_schema(st, &s));
     SPRIG_OK_(sprig_storage_create_database(st, "db", s.name, true));
-    SPRIG_OK_(sprig_storage_database(st, "db", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     sprig_doc_list *docs = vt_all_docs(db, "docs");
     for (int i = 0; i < 5; i++) {
         vt_ms want = {0};
@@ -228,7 +228,7 @@ check_db(const char *dir, unsigned version)
             SPRIG_OK_(sprig_view_reduce(db, &q, &r));
             snprintf(t, sizeof t, "%zu", want.n);
             assert_true(tu_bytes_eq(sprig_buf_bytes(&r), t));
-            sprig_buf_free(&r);
+            sprig_buf_clear(&r);
         }
         vt_ms_free(&want);
     }

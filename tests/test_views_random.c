@@ -49,7 +49,7 @@ map_g(const sprig_doc *d, sprig_emitter *e, void *udata)
         sprig_key_u64((uint64_t)(int64_t)json_number_value(v), b);
         rc = sprig_key_add_str(&kb, json_string_value(g));
         rc = rc ? rc : sprig_emit(e, sprig_key_bytes(&kb), (sprig_bytes){b, 8});
-        sprig_key_builder_free(&kb);
+        sprig_key_builder_clear(&kb);
     }
     json_decref(root);
     return rc;
@@ -443,8 +443,8 @@ check_query(sprig_db *db, sprig_view_query *q, const vt_ms *w)
     }
     assert_int_equal(seen, sub.n);
     q->has_after = false;
-    sprig_buf_free(&ak);
-    sprig_buf_free(&ai);
+    sprig_buf_clear(&ak);
+    sprig_buf_clear(&ai);
     vt_ms_free(&sub);
 }
 
@@ -535,8 +535,8 @@ check_reduce(sprig_db *db, int vi, sprig_view_query *q, const vt_ms *w)
         assert_memory_equal(v.data, want.data, v.len);
     }
     sprig_mapping_list_free(l);
-    sprig_buf_free(&got);
-    sprig_buf_free(&want);
+    sprig_buf_clear(&got);
+    sprig_buf_clear(&want);
 }
 
 static void

@@ -1173,7 +1173,7 @@ user_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         sprig__http_answer(&hu, NULL, &ans);
         uv_buf_t out = uv_buf_init(ans.data, (unsigned)ans.len);
         uv_try_write(st, &out, 1);
-        sprig_buf_free(&ans);
+        sprig_buf_clear(&ans);
         memmove(u->buf, u->buf + used, u->n - used);
         u->n -= used;
     }

@@ -32,9 +32,9 @@ static inline void
 vt_ms_free(vt_ms *s)
 {
     for (size_t i = 0; i < s->n; i++) {
-        sprig_buf_free(&s->m[i].key);
-        sprig_buf_free(&s->m[i].value);
-        sprig_buf_free(&s->m[i].id);
+        sprig_buf_clear(&s->m[i].key);
+        sprig_buf_clear(&s->m[i].value);
+        sprig_buf_clear(&s->m[i].id);
     }
     free(s->m);
     memset(s, 0, sizeof *s);
@@ -110,7 +110,7 @@ vt_expect_c(const sprig_doc_list *docs, sprig_map_fn map, void *udata,
             vt_ms_push(out, p.key, p.value, h.id, h.revision);
         }
         sprig__emitter_free(&e);
-        sprig_buf_free(&list);
+        sprig_buf_clear(&list);
     }
     vt_ms_sort(out);
 }
@@ -236,8 +236,8 @@ vt_expect_json(const sprig_doc_list *docs, const char *paths,
         }
         json_decref(root);
     }
-    sprig_buf_free(&key);
-    sprig_buf_free(&val);
+    sprig_buf_clear(&key);
+    sprig_buf_clear(&val);
     vt_ms_sort(out);
 }
 
@@ -253,7 +253,7 @@ vt_print_key(const char *what, sprig_bytes k)
     } else {
         print_message("%s (%zu raw bytes)\n", what, k.len);
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* The list equals want[from .. from+n) (reversed when desc), with the

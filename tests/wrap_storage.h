@@ -166,7 +166,7 @@ wrap_kv_delete(sprig_db *db, const char *ns, const char *key,
 
 static inline int
 wrap_kv_list(sprig_db *db, const char *ns, const char *prefix,
-             const char *after, uint32_t limit, sprig_kv_list **out)
+             const char *after, uint32_t limit, sprig_kv_key_list **out)
 {
     return WDB(db)->ops->kv_list(WDB(db), ns, prefix, after, limit, out);
 }

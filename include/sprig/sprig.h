@@ -113,7 +113,7 @@ typedef struct sprig_bytes {
 } sprig_bytes;
 
 /** An owned, growable buffer.  Initialise with {0}; release with
- *  sprig_buf_free(). */
+ *  sprig_buf_clear(). */
 typedef struct sprig_buf {
     void *data;
     size_t len, cap;
@@ -126,7 +126,7 @@ SPRIG_API sprig_bytes sprig_buf_bytes(const sprig_buf *b);
 /** Append bytes; SPRIG_ENOMEM on failure (the buffer is unchanged). */
 SPRIG_API int sprig_buf_append(sprig_buf *b, const void *data, size_t len);
 /** Release the memory and reset to {0}.  NULL is a no-op. */
-SPRIG_API void sprig_buf_free(sprig_buf *b);
+SPRIG_API void sprig_buf_clear(sprig_buf *b);
 
 /* ======================================================================
  * Keys: an order-preserving encoding
@@ -199,7 +199,7 @@ SPRIG_API int sprig_key_add_bytes(sprig_key_builder *kb, sprig_bytes v);
 /** The encoded tuple so far (borrowed from the builder). */
 SPRIG_API sprig_bytes sprig_key_bytes(const sprig_key_builder *kb);
 /** Release the builder's memory. */
-SPRIG_API void sprig_key_builder_free(sprig_key_builder *kb);
+SPRIG_API void sprig_key_builder_clear(sprig_key_builder *kb);
 
 /** One decoded tuple element.  `bytes` points into the reader's scratch
  *  buffer and is valid until the next sprig_key_next() or _free. */
@@ -226,7 +226,7 @@ SPRIG_API void sprig_key_reader_init(sprig_key_reader *r, sprig_bytes key);
  * end of the key, SPRIG_ECORRUPT for malformed bytes, SPRIG_ENOMEM.
  */
 SPRIG_API int sprig_key_next(sprig_key_reader *r, sprig_key_elem *out);
-SPRIG_API void sprig_key_reader_free(sprig_key_reader *r);
+SPRIG_API void sprig_key_reader_clear(sprig_key_reader *r);
 
 /* ======================================================================
  * Schemas
@@ -608,8 +608,8 @@ SPRIG_API void sprig_schema_list_free(sprig_schema_list *l);
  * each with sprig_db_close().  Errors: SPRIG_ENOTFOUND, SPRIG_EINVAL,
  * SPRIG_ESCHEMA (its schema is no longer registered), SPRIG_EIO.
  */
-SPRIG_API int sprig_storage_database(sprig_storage *st, const char *name,
-                                     sprig_db **out);
+SPRIG_API int sprig_storage_open_database(sprig_storage *st, const char *name,
+                                          sprig_db **out);
 
 /**
  * Model M1: open a single-database storage at directory `path`, register
@@ -887,7 +887,7 @@ SPRIG_API void sprig_txn_result_free(sprig_txn_result *r);
 /** The log: executed transactions with the documents they changed. */
 typedef struct sprig_txn_log sprig_txn_log;
 
-/** Largest page of sprig_list_executed_transactions(), in entries. */
+/** Largest page of sprig_list_executed_txns(), in entries. */
 #define SPRIG_TXN_LOG_PAGE_MAX 10000
 /** The page size that `limit` 0 asks for. */
 #define SPRIG_TXN_LOG_PAGE_DEFAULT 1000
@@ -902,15 +902,14 @@ typedef struct sprig_txn_log sprig_txn_log;
  * SPRIG_ETOOBIG (limit over the cap), SPRIG_EINVAL (NULL db or out),
  * SPRIG_ENOTFOUND (the database was deleted), SPRIG_EIO, SPRIG_ENOMEM.
  */
-SPRIG_API int sprig_list_executed_transactions(sprig_db *db, uint64_t since,
-                                               uint32_t limit,
-                                               sprig_txn_log **out);
+SPRIG_API int sprig_list_executed_txns(sprig_db *db, uint64_t since,
+                                       uint32_t limit, sprig_txn_log **out);
 SPRIG_API size_t sprig_txn_log_count(const sprig_txn_log *l);
 /** Id and commit time (ms since the Unix epoch) of entry i. */
 SPRIG_API uint64_t sprig_txn_log_id(const sprig_txn_log *l, size_t i);
 SPRIG_API uint64_t sprig_txn_log_timestamp_ms(const sprig_txn_log *l, size_t i);
 /** Number of documents entry i changed. */
-SPRIG_API size_t sprig_txn_log_changes(const sprig_txn_log *l, size_t i);
+SPRIG_API size_t sprig_txn_log_change_count(const sprig_txn_log *l, size_t i);
 
 /** One changed document, borrowed from the log. */
 typedef struct sprig_change {
@@ -926,7 +925,7 @@ SPRIG_API int sprig_txn_log_change(const sprig_txn_log *l, size_t i, size_t j,
 SPRIG_API void sprig_txn_log_free(sprig_txn_log *l);
 
 /** Id of the last executed transaction, 0 when there is none. */
-SPRIG_API int sprig_last_transaction_id(sprig_db *db, uint64_t *out);
+SPRIG_API int sprig_last_txn_id(sprig_db *db, uint64_t *out);
 
 /* ======================================================================
  * View queries (F4)
@@ -1041,7 +1040,7 @@ SPRIG_API int sprig_view_query_with_docs(sprig_db *db,
 /**
  * One reduced value over every mapping `q` matches (order, limit and
  * pagination are ignored), replacing the contents of `out` (a buffer the
- * caller owns; release it with sprig_buf_free()).  Built-in reduces answer
+ * caller owns; release it with sprig_buf_clear()).  Built-in reduces answer
  * JSON text (see sprig_view_def).  Over no mappings: "0" for COUNT and SUM,
  * "null" for MIN and MAX, and a C reduce's output for n = 0.  The answer is
  * combined from per-key results kept in the index, so it costs one step
@@ -1295,7 +1294,7 @@ SPRIG_API int sprig_kv_delete(sprig_db *db, const char *ns, const char *key,
 
 /** Keys of a namespace with their values and expirations, as
  *  sprig_kv_list_keys() lists them. */
-typedef struct sprig_kv_list sprig_kv_list;
+typedef struct sprig_kv_key_list sprig_kv_key_list;
 
 /**
  * List the keys of namespace `ns` that start with `prefix` (NULL or "": all),
@@ -1310,17 +1309,19 @@ typedef struct sprig_kv_list sprig_kv_list;
  */
 SPRIG_API int sprig_kv_list_keys(sprig_db *db, const char *ns,
                                  const char *prefix, const char *after,
-                                 uint32_t limit, sprig_kv_list **out);
-SPRIG_API size_t sprig_kv_list_count(const sprig_kv_list *l);
+                                 uint32_t limit, sprig_kv_key_list **out);
+SPRIG_API size_t sprig_kv_key_list_count(const sprig_kv_key_list *l);
 /** Key i without its namespace (borrowed from the list); NULL past the
  *  end. */
-SPRIG_API const char *sprig_kv_list_key(const sprig_kv_list *l, size_t i);
+SPRIG_API const char *sprig_kv_key_list_key(const sprig_kv_key_list *l,
+                                            size_t i);
 /** Value i (borrowed from the list: do not clear it); NULL past the end. */
-SPRIG_API const sprig_value *sprig_kv_list_value(const sprig_kv_list *l,
-                                                 size_t i);
+SPRIG_API const sprig_value *sprig_kv_key_list_value(const sprig_kv_key_list *l,
+                                                     size_t i);
 /** Expiration of key i in ms since the epoch; 0: none (or past the end). */
-SPRIG_API uint64_t sprig_kv_list_expire_at(const sprig_kv_list *l, size_t i);
-SPRIG_API void sprig_kv_list_free(sprig_kv_list *l);
+SPRIG_API uint64_t sprig_kv_key_list_expire_at(const sprig_kv_key_list *l,
+                                               size_t i);
+SPRIG_API void sprig_kv_key_list_free(sprig_kv_key_list *l);
 
 /* ======================================================================
  * Conveniences (issue 14 part 2)

@@ -353,8 +353,8 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
     if (failed_here) {
         sprig__err_load(rc, &saved);
     }
-    sprig_buf_free(&call.frame);
-    sprig_buf_free(&call.answer);
+    sprig_buf_clear(&call.frame);
+    sprig_buf_clear(&call.answer);
     pthread_cond_destroy(&call.cond);
     return rc;
 }

@@ -96,7 +96,8 @@ int sprig__r_kv_incr(sprig_db *db, const char *ns, const char *key,
 int sprig__r_kv_delete(sprig_db *db, const char *ns, const char *key,
                        sprig_kv_status *status);
 int sprig__r_kv_list(sprig_db *db, const char *ns, const char *prefix,
-                     const char *after, uint32_t limit, sprig_kv_list **out);
+                     const char *after, uint32_t limit,
+                     sprig_kv_key_list **out);
 int sprig__r_view_query(sprig_db *db, const sprig_view_query *q, bool with_docs,
                         sprig_mapping_list **out);
 int sprig__r_view_reduce(sprig_db *db, const sprig_view_query *q,

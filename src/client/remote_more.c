@@ -84,7 +84,7 @@ sprig__r_kv_delete(sprig_db *db, const char *ns, const char *key,
 
 int
 sprig__r_kv_list(sprig_db *db, const char *ns, const char *prefix,
-                 const char *after, uint32_t limit, sprig_kv_list **out)
+                 const char *after, uint32_t limit, sprig_kv_key_list **out)
 {
     sprig__kv_list_req req = {RDB(db)->name, (char *)ns,    (char *)prefix,
                               (char *)after, after != NULL, limit};
@@ -141,7 +141,7 @@ sprig__r_view_reduce(sprig_db *db, const sprig_view_query *q, sprig_buf *out)
     sprig__reduce_resp resp = {{0}};
     int rc = CALL(db, sprig__api_view_reduce, &req, &resp);
     if (rc == 0) {
-        sprig_buf_free(out);
+        sprig_buf_clear(out);
         *out = resp.value;
         memset(&resp.value, 0, sizeof resp.value);
     }

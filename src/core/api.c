@@ -72,7 +72,7 @@ sprig_storage_list_schemas(sprig_storage *st, sprig_schema_list **out)
 }
 
 int
-sprig_storage_database(sprig_storage *st, const char *name, sprig_db **out)
+sprig_storage_open_database(sprig_storage *st, const char *name, sprig_db **out)
 {
     CHECK_ARG(out, "out is NULL");
     *out = NULL;
@@ -355,8 +355,8 @@ sprig_txn_apply(sprig_db *db, const sprig_txn *t, sprig_txn_result **out)
 }
 
 int
-sprig_list_executed_transactions(sprig_db *db, uint64_t since, uint32_t limit,
-                                 sprig_txn_log **out)
+sprig_list_executed_txns(sprig_db *db, uint64_t since, uint32_t limit,
+                         sprig_txn_log **out)
 {
     CHECK_ARG(out, "out is NULL");
     *out = NULL;
@@ -372,7 +372,7 @@ sprig_list_executed_transactions(sprig_db *db, uint64_t since, uint32_t limit,
 }
 
 int
-sprig_last_transaction_id(sprig_db *db, uint64_t *out)
+sprig_last_txn_id(sprig_db *db, uint64_t *out)
 {
     CHECK_ARG(out, "out is NULL");
     *out = 0;

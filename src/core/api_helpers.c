@@ -106,7 +106,7 @@ sprig_modify(sprig_db *db, const char *collection, sprig_bytes id,
     for (unsigned i = 0; i < n && rc == SPRIG_ECONFLICT; i++) {
         rc = modify_once(db, collection, id, fn, udata, &next, out);
     }
-    sprig_buf_free(&next);
+    sprig_buf_clear(&next);
     if (rc == SPRIG_ECONFLICT) {
         sprig__errsave s;
         sprig__err_save(&s); /* keep the last conflict's structured detail */
@@ -163,7 +163,7 @@ sprig_get_by_json_key(sprig_db *db, const char *collection, const char *view,
     int rc = sprig_key_from_json(json_key, strlen(json_key), &k);
     rc = rc ? rc
             : sprig_get_by_key(db, collection, view, sprig_buf_bytes(&k), out);
-    sprig_buf_free(&k);
+    sprig_buf_clear(&k);
     return rc;
 }
 
@@ -379,6 +379,6 @@ sprig_view_reduce_value(sprig_db *db, const sprig_view_query *q,
     sprig_buf b = {0};
     int rc = sprig_view_reduce(db, q, &b);
     rc = rc ? rc : sprig_value_from_json(sprig_buf_bytes(&b), out);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     return rc;
 }

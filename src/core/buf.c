@@ -57,7 +57,7 @@ sprig_buf_append(sprig_buf *b, const void *data, size_t len)
 }
 
 void
-sprig_buf_free(sprig_buf *b)
+sprig_buf_clear(sprig_buf *b)
 {
     if (b) {
         sprig__free(b->data);

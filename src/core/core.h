@@ -315,7 +315,7 @@ typedef struct sprig_db_ops {
                      sprig_kv_status *status);
     /* `prefix` is never NULL (""), `after` may be NULL. */
     int (*kv_list)(sprig_db *db, const char *ns, const char *prefix,
-                   const char *after, uint32_t limit, sprig_kv_list **out);
+                   const char *after, uint32_t limit, sprig_kv_key_list **out);
     /* PubSub (pubsub_api.c checks the arguments first). */
     int (*subscriber_new)(sprig_db *db, sprig_subscriber **out);
     int (*publish)(sprig_db *db, const sprig_bytes *topics, size_t n,
@@ -363,13 +363,13 @@ typedef struct sprig__kv_entry {
     void *mem;
 } sprig__kv_entry;
 
-struct sprig_kv_list {
+struct sprig_kv_key_list {
     size_t n, cap;
     sprig__kv_entry *items;
 };
 /** Append a copy of (key, value, expire_at).  SPRIG_ENOMEM. */
-int sprig__kv_list_push(sprig_kv_list *l, sprig_bytes key, const sprig_value *v,
-                        uint64_t expire_at);
+int sprig__kv_list_push(sprig_kv_key_list *l, sprig_bytes key,
+                        const sprig_value *v, uint64_t expire_at);
 
 /* ---- PubSub subscribers and messages (pubsub_api.c) -------------------- */
 

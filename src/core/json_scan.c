@@ -927,6 +927,6 @@ sprig__jscan_map(const sprig__jscan *js, size_t k, const sprig__jnode *nodes,
     } else if (rc == 0 && nomem) {
         rc = sprig__err(SPRIG_ENOMEM, "out of memory mapping");
     }
-    sprig_buf_free(&val);
+    sprig_buf_clear(&val);
     return rc;
 }

@@ -474,7 +474,7 @@ sprig__jview_map(const sprig__jview *v, struct json_t *doc, sprig_emitter *e)
     } else if (rc == 0 && (!single || kput_json(&k, single))) {
         rc = sprig__json_emit_key(e, &k, &val);
     }
-    sprig_buf_free(&val);
+    sprig_buf_clear(&val);
     return rc;
 }
 
@@ -564,7 +564,7 @@ sprig_key_to_json(sprig_bytes key, sprig_buf *out)
         rc = n++ ? sprig__buf_put_u8(out, ',') : 0;
         rc = rc ? rc : put_elem(out, &el);
     }
-    sprig_key_reader_free(&r);
+    sprig_key_reader_clear(&r);
     rc = rc ? rc : sprig__buf_put_u8(out, ']');
     if (rc == 0 && n == 1) { /* a 1-tuple prints as its element */
         memmove((char *)out->data + start, (char *)out->data + start + 1,

@@ -185,10 +185,10 @@ sprig_key_bytes(const sprig_key_builder *kb)
 }
 
 void
-sprig_key_builder_free(sprig_key_builder *kb)
+sprig_key_builder_clear(sprig_key_builder *kb)
 {
     if (kb) {
-        sprig_buf_free(&kb->buf);
+        sprig_buf_clear(&kb->buf);
     }
 }
 
@@ -200,10 +200,10 @@ sprig_key_reader_init(sprig_key_reader *r, sprig_bytes key)
 }
 
 void
-sprig_key_reader_free(sprig_key_reader *r)
+sprig_key_reader_clear(sprig_key_reader *r)
 {
     if (r) {
-        sprig_buf_free(&r->scratch);
+        sprig_buf_clear(&r->scratch);
     }
 }
 

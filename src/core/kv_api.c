@@ -1,6 +1,6 @@
 /*
  * kv_api.c -- the public key-value functions (F6) and their value objects:
- * sprig_value helpers and sprig_kv_list.
+ * sprig_value helpers and sprig_kv_key_list.
  *
  * Part of src/core, like api.c: each function checks its arguments (names,
  * the limits, value kinds, option combinations), clears its outputs, then
@@ -92,7 +92,7 @@ sprig__value_set(sprig_value *out, sprig_value_kind kind, sprig_bytes payload,
 /* ---- lists ------------------------------------------------------------ */
 
 int
-sprig__kv_list_push(sprig_kv_list *l, sprig_bytes key, const sprig_value *v,
+sprig__kv_list_push(sprig_kv_key_list *l, sprig_bytes key, const sprig_value *v,
                     uint64_t expire_at)
 {
     if (l->n == l->cap) {
@@ -126,31 +126,31 @@ sprig__kv_list_push(sprig_kv_list *l, sprig_bytes key, const sprig_value *v,
 }
 
 size_t
-sprig_kv_list_count(const sprig_kv_list *l)
+sprig_kv_key_list_count(const sprig_kv_key_list *l)
 {
     return l ? l->n : 0;
 }
 
 const char *
-sprig_kv_list_key(const sprig_kv_list *l, size_t i)
+sprig_kv_key_list_key(const sprig_kv_key_list *l, size_t i)
 {
     return l && i < l->n ? l->items[i].key : NULL;
 }
 
 const sprig_value *
-sprig_kv_list_value(const sprig_kv_list *l, size_t i)
+sprig_kv_key_list_value(const sprig_kv_key_list *l, size_t i)
 {
     return l && i < l->n ? &l->items[i].value : NULL;
 }
 
 uint64_t
-sprig_kv_list_expire_at(const sprig_kv_list *l, size_t i)
+sprig_kv_key_list_expire_at(const sprig_kv_key_list *l, size_t i)
 {
     return l && i < l->n ? l->items[i].expire_at : 0;
 }
 
 void
-sprig_kv_list_free(sprig_kv_list *l)
+sprig_kv_key_list_free(sprig_kv_key_list *l)
 {
     if (!l) {
         return;
@@ -360,7 +360,7 @@ sprig_kv_delete(sprig_db *db, const char *ns, const char *key,
 
 int
 sprig_kv_list_keys(sprig_db *db, const char *ns, const char *prefix,
-                   const char *after, uint32_t limit, sprig_kv_list **out)
+                   const char *after, uint32_t limit, sprig_kv_key_list **out)
 {
     CHECK_ARG(out, "out is NULL");
     *out = NULL;

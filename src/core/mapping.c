@@ -75,7 +75,7 @@ sprig__emitter_reset(sprig_emitter *e)
 void
 sprig__emitter_free(sprig_emitter *e)
 {
-    sprig_buf_free(&e->buf);
+    sprig_buf_clear(&e->buf);
     e->n = 0;
     e->rc = 0;
 }

@@ -524,7 +524,7 @@ sprig_txn_log_timestamp_ms(const sprig_txn_log *l, size_t i)
 }
 
 size_t
-sprig_txn_log_changes(const sprig_txn_log *l, size_t i)
+sprig_txn_log_change_count(const sprig_txn_log *l, size_t i)
 {
     return l && i < l->n ? l->entries[i].n : 0;
 }

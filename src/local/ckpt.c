@@ -400,7 +400,7 @@ ckpt_free(sprig__ckpt *c)
         close(c->meta_fd);
     }
     sprig__free(c->page ? c->page - SLOT_HDR : NULL);
-    sprig_buf_free(&c->enc);
+    sprig_buf_clear(&c->enc);
     sprig__free(c->recs);
     pthread_mutex_destroy(&c->commit_lock);
     pthread_mutex_destroy(&c->lock);

@@ -76,7 +76,7 @@ create_db(MDB_txn *txn, sprig__lstorage *st, const sprig__cmd *c,
     rc = rc ? rc : sprig_buf_append(&rec, c->schema_name, sl);
     rc = rc ? rc : sprig__buf_put_u64(&rec, o->dir_id);
     rc = rc ? rc : put(txn, st->reg_dbs, c->name, rec.data, rec.len);
-    sprig_buf_free(&rec);
+    sprig_buf_clear(&rec);
     return rc ? rc
               : sprig__log_write1(txn, st->reg_log, c->now_ms,
                                   SPRIG__LOG_DATABASE, sprig_str(c->name),

@@ -438,7 +438,7 @@ sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb, const sprig__cmd *cmd,
         sprig__free(a.colls);
         sprig__free(a.changes);
     }
-    sprig_buf_free(&a.record);
+    sprig_buf_clear(&a.record);
     sprig__vscratch_free(&a.vs);
     out->log_id = rc ? 0 : a.res->id;
     sprig_txn_result_free(own);

@@ -618,7 +618,7 @@ list_first(MDB_cursor *cur, const char *ns, const char *prefix,
 
 static int
 list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
-          const char *after, uint32_t limit, sprig_kv_list *l)
+          const char *after, uint32_t limit, sprig_kv_key_list *l)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -656,7 +656,7 @@ list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
 
 int
 sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
-                  const char *after, uint32_t limit, sprig_kv_list **out)
+                  const char *after, uint32_t limit, sprig_kv_key_list **out)
 {
     sprig__kv *kv = NULL;
     MDB_txn *txn;
@@ -664,12 +664,12 @@ sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
     if (rc || (rc = sprig__env_read_begin(kv->ldb->env, &txn))) {
         return rc;
     }
-    sprig_kv_list *l = sprig__calloc(1, sizeof *l);
+    sprig_kv_key_list *l = sprig__calloc(1, sizeof *l);
     rc = l ? list_walk(kv, txn, ns, prefix, after, limit, l)
            : sprig__err(SPRIG_ENOMEM, "out of memory listing keys");
     sprig__env_read_end(kv->ldb->env, txn);
     if (rc) {
-        sprig_kv_list_free(l);
+        sprig_kv_key_list_free(l);
         return rc;
     }
     *out = l;

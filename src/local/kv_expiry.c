@@ -195,7 +195,7 @@ sprig__kv_sweep_apply(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
         sprig_buf scratch = {0};
         rc = sprig__log_write(txn, kv->ldb->log, c->now_ms, ch, o->removed,
                               &scratch, &o->log_id);
-        sprig_buf_free(&scratch);
+        sprig_buf_clear(&scratch);
     }
     sprig__free(ch);
     return rc;

@@ -567,7 +567,8 @@ int sprig__kv_op_incr(sprig_db *db, const char *ns, const char *key,
 int sprig__kv_op_delete(sprig_db *db, const char *ns, const char *key,
                         sprig_kv_status *status);
 int sprig__kv_op_list(sprig_db *db, const char *ns, const char *prefix,
-                      const char *after, uint32_t limit, sprig_kv_list **out);
+                      const char *after, uint32_t limit,
+                      sprig_kv_key_list **out);
 
 /* Test seams. */
 typedef struct sprig__kv_stats {

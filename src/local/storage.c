@@ -354,7 +354,7 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
     int rc = sprig__schema_encode(def, &enc);
     c.schema = sprig_buf_bytes(&enc);
     rc = rc ? rc : register_with(st, def, &c);
-    sprig_buf_free(&enc);
+    sprig_buf_clear(&enc);
     return rc;
 }
 
@@ -651,7 +651,7 @@ sprig__storage_apply(sprig_storage *s, const char *db, sprig__cmd *cmd)
         return admin_apply_cmd(ST(s), cmd);
     }
     sprig_db *h;
-    int rc = sprig_storage_database(s, db, &h);
+    int rc = sprig_storage_open_database(s, db, &h);
     if (rc == 0) {
         rc = sprig__ldb_run(sprig__db_ldb(h), cmd);
         sprig_db_close(h);

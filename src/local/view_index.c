@@ -37,9 +37,9 @@ void
 sprig__vscratch_free(sprig__vscratch *s)
 {
     sprig__emitter_free(&s->em);
-    sprig_buf_free(&s->newrec);
-    sprig_buf_free(&s->oldrec);
-    sprig_buf_free(&s->tmp);
+    sprig_buf_clear(&s->newrec);
+    sprig_buf_clear(&s->oldrec);
+    sprig_buf_clear(&s->tmp);
     sprig__free(s->vals);
     sprig__free(s->pairs);
     sprig__free(s->groups);
@@ -85,7 +85,7 @@ key_text(sprig_bytes key, char *out, size_t n)
         }
         out[k] = 0;
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* ---- mapping ------------------------------------------------------------ */
@@ -429,7 +429,7 @@ update_c(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
         sprig_bytes two[2] = {B(cur), sprig_buf_bytes(&fresh)};
         vs->tmp = (sprig_buf){0};
         rc = c_reduce(v, two, 2, true, vs);
-        sprig_buf_free(&fresh);
+        sprig_buf_clear(&fresh);
     }
     return rc ? rc : put_r(txn, v, key, sprig_buf_bytes(&vs->tmp));
 }

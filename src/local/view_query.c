@@ -395,7 +395,7 @@ fold_states(vop *o)
     }
     sprig_buf next = {0};
     int rc = d->reduce(o->states, o->nstates, true, &next, d->udata);
-    sprig_buf_free(&o->acc);
+    sprig_buf_clear(&o->acc);
     o->acc = next;
     o->has_acc = true;
     o->nstates = 0;
@@ -566,7 +566,7 @@ vop_free(vop *o)
 {
     sprig__free(o->pairs);
     sprig__free(o->states);
-    sprig_buf_free(&o->acc);
+    sprig_buf_clear(&o->acc);
     sprig__vscratch_free(&o->vs);
 }
 

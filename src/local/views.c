@@ -152,7 +152,7 @@ record_matches(sprig__ldb *ldb, sprig__view *v, bool *out)
         }
         sprig__env_read_end(ldb->env, txn);
     }
-    sprig_buf_free(&want);
+    sprig_buf_clear(&want);
     return rc;
 }
 
@@ -195,7 +195,7 @@ rebuild_apply(MDB_txn *txn, void *arg)
     rc = rc ? rc
             : sprig__mdb_err(mdb_put(txn, b->ldb->meta, &k, &d, 0),
                              "writing meta");
-    sprig_buf_free(&rec);
+    sprig_buf_clear(&rec);
     return rc;
 }
 

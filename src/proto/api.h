@@ -44,8 +44,8 @@ typedef enum sprig__ftype {
     SPRIG__F_SCHEMA,  /* sprig_schema_def * the stored schema form (bin) */
     SPRIG__F_SCHEMA_LIST, /* sprig_schema_list * [schema, ...]          */
     SPRIG__F_VALUE,       /* sprig_value       [kind, value]            */
-    SPRIG__F_KV_LIST,     /* sprig_kv_list *   [[key, value, expire_at], ...] */
-    SPRIG__F_QUERY,       /* sprig__query      a view query (see docs)  */
+    SPRIG__F_KV_LIST, /* sprig_kv_key_list *   [[key, value, expire_at], ...] */
+    SPRIG__F_QUERY,   /* sprig__query      a view query (see docs)  */
     SPRIG__F_MAPPING_LIST, /* sprig_mapping_list * [[key, value, header|nil,
                               doc|nil], ...] */
     SPRIG__F_BUF           /* sprig_buf (owned)  bin                     */
@@ -286,7 +286,7 @@ typedef struct {
     uint32_t limit;
 } sprig__kv_list_req;
 typedef struct {
-    sprig_kv_list *list;
+    sprig_kv_key_list *list;
 } sprig__kv_list_resp;
 
 /* ---- views ----------------------------------------------------------------

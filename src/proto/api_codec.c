@@ -474,7 +474,7 @@ dec_log_entry(sprig__mp_rd *r, sprig_txn_log *l)
     }
     rc = rc ? rc : sprig__log_record_encode(ts, c, nc, &rec);
     rc = rc ? rc : sprig__txn_log_append(l, id, sprig_buf_bytes(&rec));
-    sprig_buf_free(&rec);
+    sprig_buf_clear(&rec);
     sprig__free(c);
     sprig__free(names);
     return rc;

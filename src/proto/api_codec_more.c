@@ -67,20 +67,20 @@ dec_value(sprig__mp_rd *r, sprig_value *v)
 /* ---- key lists ---------------------------------------------------------- */
 
 static void
-enc_kv_list(sprig__mp_wr *w, const sprig_kv_list *l)
+enc_kv_list(sprig__mp_wr *w, const sprig_kv_key_list *l)
 {
-    size_t n = sprig_kv_list_count(l);
+    size_t n = sprig_kv_key_list_count(l);
     sprig__mp_array(w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         sprig__mp_array(w, 3);
-        sprig__mp_str(w, sprig_kv_list_key(l, i));
-        enc_value(w, sprig_kv_list_value(l, i));
-        sprig__mp_u64(w, sprig_kv_list_expire_at(l, i));
+        sprig__mp_str(w, sprig_kv_key_list_key(l, i));
+        enc_value(w, sprig_kv_key_list_value(l, i));
+        sprig__mp_u64(w, sprig_kv_key_list_expire_at(l, i));
     }
 }
 
 static int
-dec_kv_entry(sprig__mp_rd *r, sprig_kv_list *l)
+dec_kv_entry(sprig__mp_rd *r, sprig_kv_key_list *l)
 {
     uint32_t n;
     sprig_bytes key;
@@ -102,7 +102,7 @@ dec_kv_entry(sprig__mp_rd *r, sprig_kv_list *l)
 }
 
 static int
-dec_kv_list(sprig__mp_rd *r, sprig_kv_list **out)
+dec_kv_list(sprig__mp_rd *r, sprig_kv_key_list **out)
 {
     uint32_t n;
     int rc = sprig__mp_read_array(r, &n);
@@ -343,7 +343,9 @@ sprig__enc_more(sprig__mp_wr *w, sprig__ftype t, const void *p)
 {
     switch (t) {
     case SPRIG__F_VALUE: enc_value(w, p); break;
-    case SPRIG__F_KV_LIST: enc_kv_list(w, *(sprig_kv_list *const *)p); break;
+    case SPRIG__F_KV_LIST:
+        enc_kv_list(w, *(sprig_kv_key_list *const *)p);
+        break;
     case SPRIG__F_QUERY: enc_query(w, p); break;
     case SPRIG__F_MAPPING_LIST:
         enc_mappings(w, *(sprig_mapping_list *const *)p);
@@ -376,8 +378,8 @@ sprig__free_more(sprig__ftype t, void *p)
     switch (t) {
     case SPRIG__F_VALUE: sprig_value_clear(p); break;
     case SPRIG__F_KV_LIST:
-        sprig_kv_list_free(*(sprig_kv_list **)p);
-        *(sprig_kv_list **)p = NULL;
+        sprig_kv_key_list_free(*(sprig_kv_key_list **)p);
+        *(sprig_kv_key_list **)p = NULL;
         break;
     case SPRIG__F_QUERY: {
         sprig__query *sq = p;
@@ -392,7 +394,7 @@ sprig__free_more(sprig__ftype t, void *p)
         sprig_mapping_list_free(*(sprig_mapping_list **)p);
         *(sprig_mapping_list **)p = NULL;
         break;
-    case SPRIG__F_BUF: sprig_buf_free(p); break;
+    case SPRIG__F_BUF: sprig_buf_clear(p); break;
     default: break;
     }
 }

@@ -66,7 +66,7 @@ open_and_cache(sprig_server *srv, const char *name, sprig_db **out)
 {
     sprig__db_cache *c = &srv->dbs;
     sprig_db *db;
-    int rc = sprig_storage_database(srv->st, name, &db);
+    int rc = sprig_storage_open_database(srv->st, name, &db);
     if (rc) {
         return rc;
     }

@@ -150,15 +150,15 @@ s_log(sprig__call *c, void *rq, void *rs)
 {
     sprig__log_req *r = rq;
     WITH_DB(c, r->db,
-            sprig_list_executed_transactions(db, r->since, r->limit,
-                                             &((sprig__log_resp *)rs)->log));
+            sprig_list_executed_txns(db, r->since, r->limit,
+                                     &((sprig__log_resp *)rs)->log));
 }
 
 static int
 s_last_txn(sprig__call *c, void *rq, void *rs)
 {
     WITH_DB(c, ((sprig__db_req *)rq)->db,
-            sprig_last_transaction_id(db, &((sprig__last_txn_resp *)rs)->id));
+            sprig_last_txn_id(db, &((sprig__last_txn_resp *)rs)->id));
 }
 
 /* ---- key-value ------------------------------------------------------------

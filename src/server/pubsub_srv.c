@@ -99,7 +99,7 @@ push_message(sprig__session *sess, uint64_t id, const sprig_message *m)
                           &p) == 0) {
         sprig__conn_send(sess->conn, b.data, b.len);
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     return sess->conn && sprig__conn_queued(sess->conn) < high_water(sess);
 }
 
@@ -226,7 +226,7 @@ sprig__pubsub_new(sprig__call *c, void *rq, void *rs)
         sprig__free(s);
         return sprig__err(SPRIG_ENOMEM, "out of memory");
     }
-    int rc = sprig_storage_database(c->srv->st, r->db, &s->db);
+    int rc = sprig_storage_open_database(c->srv->st, r->db, &s->db);
     rc = rc ? rc : sprig_subscriber_new(s->db, &s->sub);
     if (rc) {
         sub_discard(s);

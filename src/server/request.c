@@ -63,7 +63,7 @@ authorise(sprig__call *c, const void *req)
         rc = sprig__resource_name(api, req, c->sess, i, &name);
         rc = rc ? rc : ask(c, (const char *)name.data);
     }
-    sprig_buf_free(&name);
+    sprig_buf_clear(&name);
     return rc;
 }
 
@@ -97,8 +97,8 @@ sprig__request_answer(const sprig__call *c, int rc, const void *resp,
         detail.len = 0; /* out of memory: the code and message still go */
     }
     sprig__error_frame(out, c->id, rc, msg, sprig_buf_bytes(&detail));
-    sprig_buf_free(&resp_map);
-    sprig_buf_free(&detail);
+    sprig_buf_clear(&resp_map);
+    sprig_buf_clear(&detail);
 }
 
 /* The request and response structs of a row, on the stack when small. */

@@ -38,7 +38,7 @@ send_error(sprig__conn *c, uint32_t id, int code, const char *msg)
     if (b.len) {
         sprig__conn_send(c, b.data, b.len);
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 void
@@ -102,7 +102,7 @@ run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
     sprig__call c = {s->srv, s, rt, f->id, true, NULL};
     sprig_buf out = {0};
     if (sprig__request_run(&c, f->payload, authorised, &out) != 0) {
-        sprig_buf_free(&out);
+        sprig_buf_clear(&out);
         return false;
     }
     if (out.len) {
@@ -110,7 +110,7 @@ run_here(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
     } else {
         send_error(s->conn, f->id, SPRIG_ENOMEM, "out of memory");
     }
-    sprig_buf_free(&out);
+    sprig_buf_clear(&out);
     return true;
 }
 
@@ -265,8 +265,8 @@ sprig__session_job_done(sprig__job *job)
         sprig__pubsub_resume(s);
     }
     unref(s);
-    sprig_buf_free(&job->in);
-    sprig_buf_free(&job->out);
+    sprig_buf_clear(&job->in);
+    sprig_buf_clear(&job->out);
     sprig__free(job);
 }
 

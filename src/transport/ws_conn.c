@@ -101,8 +101,8 @@ conn_free(sprig__ws_conn *c)
     }
     sprig__tls_free(c->tls);
     sprig__free(c->http);
-    sprig_buf_free(&c->plain);
-    sprig_buf_free(&c->wire);
+    sprig_buf_clear(&c->plain);
+    sprig_buf_clear(&c->wire);
     sprig__free(c->adopt_bytes);
     sprig__free(c->host);
     sprig__free(c->host_header);
@@ -569,7 +569,7 @@ refuse_now(sprig__ws_conn *c, int status, const char *reason)
     if (!rc) {
         rc = send_http(c, &b);
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     sprig__ws_conn_finish(c, status, rc == SPRIG_OK, "%s", reason);
 }
 
@@ -606,7 +606,7 @@ begin_http_client(sprig__ws_conn *c)
     if (!rc) {
         rc = send_http(c, &req);
     }
-    sprig_buf_free(&req);
+    sprig_buf_clear(&req);
     c->state = SPRIG__CS_HTTP;
     return rc;
 }
@@ -619,7 +619,7 @@ server_verdict(sprig__ws_conn *c, int v, const uint8_t *rest, size_t n)
     if (!rc) {
         rc = send_http(c, &b);
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     if (rc || v != SPRIG__HTTP_UPGRADE) {
         sprig__ws_conn_finish(c, c->http->status, rc == SPRIG_OK, "%s",
                               c->http->reason);

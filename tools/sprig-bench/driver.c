@@ -652,7 +652,7 @@ driver_stop(void)
         }
         for (unsigned j = 0; j < w->n && w->clients; j++) {
             free(w->clients[j].slots);
-            sprig_buf_free(&w->clients[j].in);
+            sprig_buf_clear(&w->clients[j].in);
         }
         free(w->clients);
         free(w->scratch);

@@ -112,7 +112,7 @@ frame_find_bin(const sprig_buf *frame, sprig_bytes v)
             at += enc.len - v.len;
         }
     }
-    sprig_buf_free(&enc);
+    sprig_buf_clear(&enc);
     return at;
 }
 
@@ -207,7 +207,7 @@ frame_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg)
         fprintf(stderr, "sprig-bench: cannot encode %s: %s\n",
                 bench_op_name(op), sprig_errmsg());
         free(val);
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
         return -1;
     }
     const uint8_t *p = b.data;
@@ -215,7 +215,7 @@ frame_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg)
     if (b.len < 7 || p[0] != 0x95 || p[1] != 0x00 || p[2] != 0xce) {
         fprintf(stderr, "sprig-bench: unexpected frame layout\n");
         free(val);
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
         return -1;
     }
     t->id_off = 3;
@@ -237,7 +237,7 @@ frame_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg)
     if (lost) {
         fprintf(stderr, "sprig-bench: placeholder not found in %s frame\n",
                 bench_op_name(op));
-        sprig_buf_free(&b);
+        sprig_buf_clear(&b);
         return -1;
     }
     t->buf = b;
@@ -247,7 +247,7 @@ frame_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg)
 void
 frame_tpl_free(frame_tpl *t)
 {
-    sprig_buf_free(&t->buf);
+    sprig_buf_clear(&t->buf);
 }
 
 void

@@ -230,7 +230,7 @@ sub_subscribe(ps_conn *c, uint64_t sub_id)
     } else {
         send_to(c, b.data, b.len);
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 /* A response to a subscriber's setup request. */
@@ -316,7 +316,7 @@ sprig_on_open(sprig__conn *conn, void *udata)
     } else {
         send_to(c, b.data, b.len);
     }
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
 }
 
 static void
@@ -491,7 +491,7 @@ pubsub_run(const bench_cfg *cfg, const char *redis_host, int redis_port,
                 "bytes (or memory)\n",
                 PS_HDR);
         free(ps.c);
-        sprig_buf_free(&ps.tpl);
+        sprig_buf_clear(&ps.tpl);
         return -1;
     }
     if (ps_start() == 0) {
@@ -507,10 +507,10 @@ pubsub_run(const bench_cfg *cfg, const char *redis_host, int redis_port,
     out->seconds =
         ps.t_end > ps.t_start ? (double)(ps.t_end - ps.t_start) / 1e9 : 0;
     for (unsigned i = 0; i < ps.n; i++) {
-        sprig_buf_free(&ps.c[i].in);
-        sprig_buf_free(&ps.c[i].out);
+        sprig_buf_clear(&ps.c[i].in);
+        sprig_buf_clear(&ps.c[i].out);
     }
     free(ps.c);
-    sprig_buf_free(&ps.tpl);
+    sprig_buf_clear(&ps.tpl);
     return failed ? -1 : 0;
 }

@@ -325,7 +325,7 @@ cli_open_coll(cli *c, const char *coll, cli_coll *out)
         return rc;
     }
     if (!c->db) {
-        int src = sprig_storage_database(c->st, c->dbname, &c->db);
+        int src = sprig_storage_open_database(c->st, c->dbname, &c->db);
         if (src) {
             return cli_fail(src);
         }

@@ -108,7 +108,7 @@ read_contents(const char *arg, sprig_buf *out)
         jw_json(&w, sprig_buf_bytes(&raw));
         rc = w.failed ? cli_fail(SPRIG_ENOMEM) : CLI_CONTINUE;
     }
-    sprig_buf_free(&raw);
+    sprig_buf_clear(&raw);
     *out = w.buf;
     return rc;
 }
@@ -146,7 +146,7 @@ doc_put(cli *c, int argc, char **argv)
     sprig_buf contents = {0};
     rc = rc == CLI_CONTINUE ? read_contents(a.pos[1], &contents) : rc;
     if (rc != CLI_CONTINUE) {
-        sprig_buf_free(&contents);
+        sprig_buf_clear(&contents);
         return rc;
     }
     sprig_header_buf hb;
@@ -154,7 +154,7 @@ doc_put(cli *c, int argc, char **argv)
     int src = overwrite ? sprig_overwrite(cc.db, cc.name, id.bytes, body, &hb)
                         : sprig_insert(cc.db, cc.name,
                                        id_arg ? &id.bytes : NULL, body, &hb);
-    sprig_buf_free(&contents);
+    sprig_buf_clear(&contents);
     return src ? cli_fail(src)
                : print_header(cc.kind, sprig_header_of(&hb), "}");
 }

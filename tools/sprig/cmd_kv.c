@@ -86,7 +86,7 @@ open_db(cli *c)
 {
     int rc = cli_open(c, false);
     if (rc == CLI_CONTINUE && !c->db) {
-        int src = sprig_storage_database(c->st, c->dbname, &c->db);
+        int src = sprig_storage_open_database(c->st, c->dbname, &c->db);
         rc = src ? cli_fail(src) : CLI_CONTINUE;
     }
     return rc;
@@ -382,25 +382,25 @@ kv_list(cli *c, int argc, char **argv)
     if (rc != CLI_CONTINUE) {
         return rc;
     }
-    sprig_kv_list *l;
+    sprig_kv_key_list *l;
     int src = sprig_kv_list_keys(c->db, ns, prefix, after, (uint32_t)n, &l);
     if (src) {
         return cli_fail(src);
     }
     jw w = {0};
     jw_raw(&w, "[");
-    for (size_t i = 0; i < sprig_kv_list_count(l); i++) {
+    for (size_t i = 0; i < sprig_kv_key_list_count(l); i++) {
         jw_raw(&w, i ? "," : "");
-        jw_key_open(&w, sprig_kv_list_key(l, i));
-        jw_value(&w, sprig_kv_list_value(l, i));
-        if (sprig_kv_list_expire_at(l, i)) {
+        jw_key_open(&w, sprig_kv_key_list_key(l, i));
+        jw_value(&w, sprig_kv_key_list_value(l, i));
+        if (sprig_kv_key_list_expire_at(l, i)) {
             jw_raw(&w, ",\"expire_at\":");
-            jw_u64(&w, sprig_kv_list_expire_at(l, i));
+            jw_u64(&w, sprig_kv_key_list_expire_at(l, i));
         }
         jw_raw(&w, "}");
     }
     jw_raw(&w, "]");
-    sprig_kv_list_free(l);
+    sprig_kv_key_list_free(l);
     return jw_print(&w);
 }
 

@@ -143,7 +143,7 @@ write_key(jw *w, sprig_bytes key)
         }
         jw_raw(w, "\"}");
     }
-    sprig_buf_free(&t);
+    sprig_buf_clear(&t);
 }
 
 static void
@@ -216,7 +216,7 @@ static void
 vargs_free(vargs *v)
 {
     for (int i = 0; i < 3; i++) {
-        sprig_buf_free(&v->kbuf[i]);
+        sprig_buf_clear(&v->kbuf[i]);
     }
 }
 
@@ -259,7 +259,7 @@ view_reduce(cli *c, int argc, char **argv)
         if (src) {
             jw_free(&w);
         }
-        sprig_buf_free(&out);
+        sprig_buf_clear(&out);
     }
     vargs_free(&v);
     return rc;

@@ -94,7 +94,7 @@ step_setup(demo *d)
     int src = fits ? 0 : sprig_storage_register_schema(c->st, &demo_schema);
     src = src ? src
               : sprig_storage_create_database(c->st, c->dbname, "demo", true);
-    src = src ? src : sprig_storage_database(c->st, c->dbname, &c->db);
+    src = src ? src : sprig_storage_open_database(c->st, c->dbname, &c->db);
     uint64_t n = 0;
     src = src ? src : sprig_count(c->db, COLL, NULL, &n);
     if (src) {
@@ -266,7 +266,7 @@ print_log_entry(const sprig_txn_log *l, size_t i)
     }
     printf("   #%-4llu %s.%03u UTC", (unsigned long long)sprig_txn_log_id(l, i),
            when, (unsigned)(ms % 1000));
-    for (size_t j = 0; j < sprig_txn_log_changes(l, i); j++) {
+    for (size_t j = 0; j < sprig_txn_log_change_count(l, i); j++) {
         sprig_change ch;
         if (sprig_txn_log_change(l, i, j, &ch) == 0) {
             printf(" %s/%llu@%llu%s", ch.collection,
@@ -284,9 +284,9 @@ step_log(demo *d)
     enum { SHOWN = 5 };
     uint64_t last;
     sprig_txn_log *l;
-    int src = sprig_last_transaction_id(d->db, &last);
+    int src = sprig_last_txn_id(d->db, &last);
     uint64_t since = last > SHOWN ? last - SHOWN + 1 : 1;
-    src = src ? src : sprig_list_executed_transactions(d->db, since, SHOWN, &l);
+    src = src ? src : sprig_list_executed_txns(d->db, since, SHOWN, &l);
     if (src) {
         return cli_fail(src);
     }
@@ -306,7 +306,7 @@ step_counts(demo *d)
 {
     uint64_t n, last;
     int src = sprig_count(d->db, COLL, NULL, &n);
-    src = src ? src : sprig_last_transaction_id(d->db, &last);
+    src = src ? src : sprig_last_txn_id(d->db, &last);
     if (src) {
         return cli_fail(src);
     }

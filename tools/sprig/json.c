@@ -268,6 +268,6 @@ jw_print(jw *w)
 void
 jw_free(jw *w)
 {
-    sprig_buf_free(&w->buf);
+    sprig_buf_clear(&w->buf);
     w->failed = false;
 }
