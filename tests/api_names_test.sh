@@ -15,6 +15,10 @@ set -eu
 src=$1
 tmp=$2
 fail=0
+if ! git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+    echo "api names: skipped ($src is not a git work tree)"
+    exit 77
+fi
 rm -rf "$tmp"
 mkdir -p "$tmp"
 
