@@ -166,6 +166,9 @@ rc_next(rawc *k)
     return m;
 }
 
+/* The structured detail of the last error frame expect_error_ read. */
+static sprig__errinfo last_info;
+
 /* The next message must be an error frame (id, code) whose message
  * contains `want` (exactly `want` when `exact`), with no response in its
  * detail (nil, or only the structured error_info). */
@@ -194,6 +197,7 @@ expect_error_(rawc *k, uint32_t id, int code, const char *want, bool exact,
         free(m);
         fail();
     }
+    last_info = info;
     free(m);
 }
 #define expect_error(k, id, code, want)                                        \
@@ -957,11 +961,18 @@ test_bad_names(void **state)
                        "collection 'nope' is not in schema 'bad'");
     send_get(&k, &b, 3, "ghost", "kv");
     expect_error(&k, 3, SPRIG_ENOTFOUND, "ghost");
+    assert_int_equal(last_info.kind, SPRIG_ERROR_KIND_DATABASE);
+    assert_string_equal(last_info.database, "ghost");
     /* a collection name that is not UTF-8 comes back as valid UTF-8 */
     send_get(&k, &b, 4, "main", "\xff\xfe");
     expect_error_exact(&k, 4, SPRIG_ESCHEMA,
                        "collection '\xef\xbf\xbd\xef\xbf\xbd' is not in "
                        "schema 'bad'");
+    /* ... and so do the names in its structured detail */
+    assert_int_equal(last_info.kind, SPRIG_ERROR_KIND_COLLECTION);
+    assert_string_equal(last_info.collection, "\xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(last_info.schema, "bad");
+    assert_string_equal(last_info.database, "main");
     still_answers(&k, 5);
     still_serving(&S);
     sprig_buf_clear(&b.buf);
