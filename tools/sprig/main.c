@@ -33,6 +33,7 @@ static const char top_usage[] =
     "  --version    print the version\n"
     "\n"
     "Commands:\n"
+    "  schema [NAME]    every schema, or the one named NAME\n"
     "  schema list\n"
     "  schema define NAME COLL[:u64|:natural]...\n"
     "  db create NAME [--schema SCHEMA]\n"
@@ -49,6 +50,10 @@ static const char top_usage[] =
     "             [--desc] [--limit N] [--docs]\n"
     "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
+    "  backup DIR | restore DIR     a consistent backup of every database,\n"
+    "               and its restore into an empty storage (--json)\n"
+    "  export DIR | import DIR      every database as JSON lines, and back\n"
+    "  compact [NAME...] [--all]    compact databases in place\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
@@ -68,9 +73,19 @@ static const char top_usage[] =
     "  5  busy: another process has the storage open\n";
 
 static const cli_cmd top_cmds[] = {
-    {"schema", cli_cmd_schema}, {"db", cli_cmd_db}, {"doc", cli_cmd_doc},
-    {"demo", cli_cmd_demo},     {"kv", cli_cmd_kv}, {"serve", cli_cmd_serve},
-    {"view", cli_cmd_view},     {NULL, NULL},
+    {"schema", cli_cmd_schema},
+    {"db", cli_cmd_db},
+    {"doc", cli_cmd_doc},
+    {"demo", cli_cmd_demo},
+    {"kv", cli_cmd_kv},
+    {"serve", cli_cmd_serve},
+    {"view", cli_cmd_view},
+    {"backup", cli_cmd_backup},
+    {"restore", cli_cmd_restore},
+    {"export", cli_cmd_export},
+    {"import", cli_cmd_import},
+    {"compact", cli_cmd_compact},
+    {NULL, NULL},
 };
 
 /* Parse the options before the command; *i ends on the command.  `opts`
