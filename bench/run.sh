@@ -9,6 +9,8 @@
 #   3. bench/commerce.py: the commerce workload, 16 clients over loopback,
 #      `sprig serve` vs PostgreSQL in the same run
 #      -> bench/results/commerce.json;
+#   4. BUILD_DIR/bench/bench_backup: backup, restore, export and import
+#      beside `cp` of the same files -> bench/results/backup.json;
 # then regenerate docs/benchmarks.md (bench/report.py, with the hand-kept
 # analysis of bench/analysis.md) and docs/bench-local.png (gnuplot,
 # bench/chart.gp).  Options after the build directory go to bench_local
@@ -51,6 +53,9 @@ python3 "$ROOT/bench/callgrind.py" "$BUILD" --seed "$seed" $quick ||
     status=$?
 python3 "$ROOT/bench/commerce.py" "$BUILD" --seed "$seed" $quick ||
     status=$?
+# backup and restore MB/s beside cp of the same files
+"$BUILD/bench/bench_backup" --seed "$seed" $quick --tmp "$TMP" \
+    --out "$ROOT/bench/results/backup.json" || status=$?
 python3 "$ROOT/bench/report.py" "$JSON" "$ROOT/bench/analysis.md" \
     "$ROOT/docs/benchmarks.md" "$TMP/chart.dat"
 gnuplot -e "dat='$TMP/chart.dat'; out='$ROOT/docs/bench-local.png'" \
