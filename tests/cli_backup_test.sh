@@ -82,7 +82,7 @@ run "$BIN" --path "$T/i1" --db one doc get notes 1
 expect_has "imported document" 0 '"i":0'
 run "$BIN" --path "$T/i1" --db one kv get counter
 expect_has "imported key" 0 '"value":"7"'
-echo '{"id":1,"json":' >>"$T/e1/one/notes.jsonl"
+echo '{"id":1,"json":' >>"$T/e1/one/c/notes.jsonl"
 run "$BIN" --path "$T/i2" import "$T/e1"
 expect_err "import of a bad line" 1 "notes.jsonl:51"
 

@@ -661,8 +661,8 @@ SPRIG_API int sprig_storage_restore(sprig_storage *st, const char *dir,
 /**
  * Logical export of every database into directory `dir` (created; must
  * not exist or be empty), for moving data between versions and machines:
- * `export.json` (the schemas as JSON, the databases), and per database
- * `<db>/<collection>.jsonl` (one document a line) and `<db>/kv.jsonl`
+ * `export.json` (the schemas, the databases), and per database
+ * `<db>/c/<collection>.jsonl` (one document a line) and `<db>/kv.jsonl`
  * (one key-value entry a line, with its expiry).  docs/api.md gives the
  * line formats.  Each database is read from one snapshot.  Errors:
  * SPRIG_EEXIST, SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM.

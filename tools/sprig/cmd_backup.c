@@ -52,9 +52,10 @@ static const char export_usage[] =
     "\n"
     "Export every database into directory DIR (created; must not exist or\n"
     "be empty) as JSON lines: DIR/export.json (schemas, databases),\n"
-    "DIR/<db>/<collection>.jsonl (one document a line) and DIR/<db>/kv.jsonl\n"
-    "(one key-value entry a line, with its expiry).  For moving data\n"
-    "between versions and machines.  Exit 4 if DIR is not empty.\n";
+    "DIR/<db>/c/<collection>.jsonl (one document a line) and\n"
+    "DIR/<db>/kv.jsonl (one key-value entry a line, with its expiry).\n"
+    "For moving data between versions and machines.  Exit 4 if DIR is not\n"
+    "empty.\n";
 
 static const char import_usage[] =
     "usage: sprig [--path DIR | --url URL] import DIR [--json]\n"
