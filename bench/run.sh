@@ -11,6 +11,8 @@
 #      -> bench/results/commerce.json;
 #   4. bench_files: the file store's write and read MiB/s beside a plain
 #      file on the same disk -> bench/results/files.json;
+#   5. BUILD_DIR/bench/bench_backup: backup, restore, export and import
+#      beside `cp` of the same files -> bench/results/backup.json;
 # then regenerate docs/benchmarks.md (bench/report.py, with the hand-kept
 # analysis of bench/analysis.md) and docs/bench-local.png (gnuplot,
 # bench/chart.gp).  Options after the build directory go to bench_local
@@ -56,6 +58,9 @@ python3 "$ROOT/bench/commerce.py" "$BUILD" --seed "$seed" $quick ||
 # the file store beside a plain file on the same disk
 "$BUILD/bench/bench_files" --out "$ROOT/bench/results/files.json" $quick ||
     status=$?
+# backup and restore MB/s beside cp of the same files
+"$BUILD/bench/bench_backup" --seed "$seed" $quick --tmp "$TMP" \
+    --out "$ROOT/bench/results/backup.json" || status=$?
 python3 "$ROOT/bench/report.py" "$JSON" "$ROOT/bench/analysis.md" \
     "$ROOT/docs/benchmarks.md" "$TMP/chart.dat"
 gnuplot -e "dat='$TMP/chart.dat'; out='$ROOT/docs/bench-local.png'" \

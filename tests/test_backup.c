@@ -16,6 +16,7 @@
  * that each copy takes a while, during which the writers go on: a backup that
  * copied the databases at different moments breaks the relation.
  */
+#include "placement.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -443,6 +444,61 @@ test_compact_in_place(void **state)
     sprig_storage_close(st);
 }
 
+/* Over the network: the jobs run in the server, on its storage and its
+ * directories, through a client (ws) and through a server over a storage
+ * that is not the local type (the public ops only). */
+static void
+over_the_network(const char *kind)
+{
+    placement p;
+    placement_open(&p, kind, root, &schema);
+    SPRIG_OK_(sprig_storage_create_database(p.st, "a", "bk", false));
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_database(p.st, "a", &db));
+    for (int i = 0; i < 5; i++) {
+        SPRIG_OK_(sprig_insert(db, "t", NULL, sprig_str("{}"), NULL));
+    }
+    sprig_db_close(db);
+    char bdir[1100], edir[1100], rdir[1100];
+    fresh(bdir, sizeof bdir, "netbackup");
+    fresh(edir, sizeof edir, "netexport");
+    tally tl = {0};
+    SPRIG_OK_(sprig_storage_backup(p.st, bdir, on_progress, &tl));
+    assert_true(tl.done);
+    assert_int_equal(tl.items, 1);
+    SPRIG_OK_(sprig_storage_export(p.st, edir, NULL, NULL));
+    SPRIG_EXPECT(SPRIG_ENOTFOUND,
+                 sprig_storage_compact(p.st, "nosuch", NULL, NULL));
+    SPRIG_EXPECT(SPRIG_EEXIST, sprig_storage_backup(p.st, bdir, NULL, NULL));
+    placement_close(&p);
+    /* the server wrote them: restore and import them here */
+    fresh(rdir, sizeof rdir, "netrestored");
+    sprig_storage *r = open_at(rdir);
+    SPRIG_OK_(sprig_storage_restore(r, bdir, NULL, NULL));
+    SPRIG_OK_(sprig_storage_database(r, "a", &db));
+    uint64_t n;
+    SPRIG_OK_(sprig_count(db, "t", NULL, &n));
+    assert_int_equal(n, 5);
+    sprig_db_close(db);
+    sprig_storage_close(r);
+    fresh(rdir, sizeof rdir, "netimported");
+    r = open_at(rdir);
+    SPRIG_OK_(sprig_storage_import(r, edir, NULL, NULL));
+    SPRIG_OK_(sprig_storage_database(r, "a", &db));
+    SPRIG_OK_(sprig_count(db, "t", NULL, &n));
+    assert_int_equal(n, 5);
+    sprig_db_close(db);
+    sprig_storage_close(r);
+}
+
+static void
+test_jobs_over_the_network(void **state)
+{
+    (void)state;
+    over_the_network("ws");
+    over_the_network("wrapped");
+}
+
 int
 main(void)
 {
@@ -452,6 +508,7 @@ main(void)
         cmocka_unit_test(test_backup_under_load_restores_a_consistent_prefix),
         cmocka_unit_test(test_restore_checks_and_refuses),
         cmocka_unit_test(test_compact_in_place),
+        cmocka_unit_test(test_jobs_over_the_network),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (rc == 0) {

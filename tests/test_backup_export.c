@@ -172,7 +172,7 @@ test_export_import_round_trips(void **state)
     sprig_db_close(db);
     /* the JSON document is in the file verbatim */
     char f[1200], line[512];
-    snprintf(f, sizeof f, "%s/one/n.jsonl", dir);
+    snprintf(f, sizeof f, "%s/one/c/n.jsonl", dir);
     FILE *in = fopen(f, "r");
     assert_non_null(fgets(line, sizeof line, in));
     assert_string_equal(line,

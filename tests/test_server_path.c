@@ -144,6 +144,7 @@ typedef union anyreq {
     sprig__auth_token_req token;
     sprig__auth_assume_req assume;
     sprig__auth_logout_req logout;
+    sprig__maint_req maint;
 } anyreq;
 
 #define MAIN ((char *)"main")
@@ -264,6 +265,11 @@ f_sub_free(anyreq *r)
     r->sub.subscriber = sub_free;
 }
 static void
+f_maint(anyreq *r) /* compacting no database: allowed, it changes nothing */
+{
+    r->maint = (sprig__maint_req){SPRIG__MAINT_COMPACT, (char *)"nosuch"};
+}
+static void
 f_echo(anyreq *r)
 {
     r->echo.text = (char *)"hi";
@@ -307,6 +313,7 @@ static const sample samples[] = {
     {"storage.database", f_db_open, {"sprig.db.main"}},
     {"storage.register_schema", f_schema, {"sprig.schema.other"}},
     {"storage.list_schemas", f_nothing, {"sprig"}},
+    {"storage.maintain", f_maint, {"sprig"}},
     {"db.apply", f_apply, {"sprig.db.main"}},
     {"db.get", f_get, {DOC "msgs.document.%00%00%00%00%00%00%00%2A"}},
     {"db.get_multiple",

@@ -286,6 +286,13 @@ wrap_status(sprig_storage *st, sprig__storage_status *out)
     sprig__storage_status_of(WST(st), out);
 }
 
+static inline int
+wrap_maintain(sprig_storage *st, sprig__maint_kind kind, const char *arg,
+              sprig_progress_fn cb, void *udata)
+{
+    return WST(st)->ops->maintain(WST(st), kind, arg, cb, udata);
+}
+
 static const sprig_storage_ops wrap_storage_ops = {
     .close = wrap_close,
     .register_schema = wrap_register_schema,
@@ -295,6 +302,7 @@ static const sprig_storage_ops wrap_storage_ops = {
     .list_schemas = wrap_list_schemas,
     .database = wrap_database,
     .status = wrap_status,
+    .maintain = wrap_maintain,
 };
 
 /** Wrap `in` (the wrapper owns it: closing the wrapper closes it). */

@@ -719,6 +719,104 @@ SPRIG_API void sprig_schema_list_free(sprig_schema_list *l);
  */
 SPRIG_API int sprig_storage_open_database(sprig_storage *st, const char *name,
                                           sprig_db **out);
+SPRIG_API int sprig_storage_database(sprig_storage *st, const char *name,
+                                     sprig_db **out);
+
+/* ======================================================================
+ * Backup and restore, export and import, compaction (F15; issue 13)
+ *
+ * All five run where the storage lives: on a local storage, in the calling
+ * process; on a client of a server, in the server, with `dir` a directory
+ * on the server's machine (the request waits for the whole job; progress
+ * is then reported once, at the end).  A running storage keeps serving
+ * reads and writes meanwhile (see each function).
+ * ====================================================================== */
+
+/** Where a long job stands: passed to a sprig_progress_fn. */
+typedef struct sprig_progress {
+    const char *what;  /**< "backup", "restore", "export", "import",
+                            "compact" */
+    const char *item;  /**< the database (or file) at hand, or NULL */
+    uint64_t items;    /**< databases (backup, restore, compact) or
+                            records (export, import) done so far */
+    uint64_t items_total; /**< 0: not known */
+    uint64_t bytes;       /**< bytes written (backup, restore, export,
+                               compact) or read (import) so far */
+    uint64_t bytes_total; /**< 0: not known; an estimate for a backup
+                               (a compacting copy is smaller) */
+    bool done;            /**< the last call: the totals */
+} sprig_progress;
+
+/** Told of progress, in the thread that called the job, now and then and
+ *  once at the end (`done`).  `p` is borrowed for the call. */
+typedef void (*sprig_progress_fn)(void *udata, const sprig_progress *p);
+
+/**
+ * Online backup of every database of `st` into directory `dir` (created;
+ * it must not exist or be empty): one compacting LMDB copy per database
+ * (`<name>.mdb`) and `manifest.json` (format version, the schemas as
+ * registered, each database's schema, file size, CRC-32C and last
+ * transaction id), written last -- a directory without it is no backup.
+ * Every database is copied as of one moment: commits on all of them are
+ * held (queued, not refused) while each copy opens its snapshot, then go on
+ * while the copies are written.  A write that must grow a database's map
+ * waits until that database's copy ends.  `cb` may be NULL.  Threads: any.
+ * Errors: SPRIG_EINVAL (bad arguments), SPRIG_EEXIST (`dir` is not
+ * empty), SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM; nothing half-written is
+ * left as a backup.
+ */
+SPRIG_API int sprig_storage_backup(sprig_storage *st, const char *dir,
+                                   sprig_progress_fn cb, void *udata);
+
+/**
+ * Restore the backup in `dir` into `st`, which must hold no database (its
+ * schemas may be registered already: then the backup's must be acceptable
+ * re-registrations).  Each file is checked against the manifest (size,
+ * CRC-32C) while it is copied, each database registered only once its
+ * files are complete, and its last transaction id checked; a database not
+ * yet registered when a crash hits is removed at the next open, so the
+ * restore can simply be run again.  Errors: SPRIG_EEXIST (`st` has
+ * databases), SPRIG_ECORRUPT (a file or the manifest does not match),
+ * SPRIG_ENOTFOUND (no manifest), SPRIG_ESCHEMA, SPRIG_EIO, SPRIG_EFULL.
+ */
+SPRIG_API int sprig_storage_restore(sprig_storage *st, const char *dir,
+                                    sprig_progress_fn cb, void *udata);
+
+/**
+ * Logical export of every database into directory `dir` (created; must
+ * not exist or be empty), for moving data between versions and machines:
+ * `export.json` (the schemas, the databases), and per database
+ * `<db>/c/<collection>.jsonl` (one document a line) and `<db>/kv.jsonl`
+ * (one key-value entry a line, with its expiry).  docs/api.md gives the
+ * line formats.  Each database is read from one snapshot.  Errors:
+ * SPRIG_EEXIST, SPRIG_EIO, SPRIG_EFULL, SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_storage_export(sprig_storage *st, const char *dir,
+                                   sprig_progress_fn cb, void *udata);
+
+/**
+ * Import an export (sprig_storage_export) into `st`: registers its schemas
+ * (C views come without their code: register the program's schema first
+ * if it has any), creates each database if needed and writes every
+ * document (at its id) and every key-value entry (with its expiry; those
+ * already expired are skipped).  Documents overwrite ones with the same id.
+ * Errors: SPRIG_ENOTFOUND (no export.json), SPRIG_ECORRUPT (a malformed
+ * line: its file and line number in the detail), SPRIG_ESCHEMA, storage
+ * errors.
+ */
+SPRIG_API int sprig_storage_import(sprig_storage *st, const char *dir,
+                                   sprig_progress_fn cb, void *udata);
+
+/**
+ * Compact database `name` in place: a compacting copy of its LMDB file
+ * (free pages dropped, pages in order) replaces the file.  The database
+ * must have no open handle (SPRIG_EBUSY otherwise); it is closed, copied,
+ * swapped (crash-safe: the old file or the new one, both complete) and
+ * opened again on next use.  Errors: SPRIG_ENOTFOUND, SPRIG_EBUSY,
+ * SPRIG_EIO, SPRIG_EFULL.
+ */
+SPRIG_API int sprig_storage_compact(sprig_storage *st, const char *name,
+                                    sprig_progress_fn cb, void *udata);
 
 /* ===============================================================
 /**

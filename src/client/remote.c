@@ -272,6 +272,30 @@ rs_database(sprig_storage *st, const char *name, sprig_db **out)
     return SPRIG_OK;
 }
 
+/* Backup and friends run in the server (its directories); the progress
+ * comes once, with the totals, when the job is done. */
+static int
+rs_maintain(sprig_storage *st, sprig__maint_kind kind, const char *arg,
+            sprig_progress_fn cb, void *udata)
+{
+    static const char *const what[] = {"",       "backup", "restore",
+                                       "export", "import", "compact"};
+    sprig__maint_req req = {(uint32_t)kind, (char *)arg};
+    sprig__maint_resp resp = {0};
+    int rc = CALL(CLIENT(st), sprig__api_maintain, &req, &resp);
+    if (rc == 0 && cb) {
+        sprig_progress p = {what[kind <= SPRIG__MAINT_COMPACT ? kind : 0],
+                            NULL,
+                            resp.items,
+                            resp.items_total,
+                            resp.bytes,
+                            resp.bytes_total,
+                            true};
+        cb(udata, &p);
+    }
+    return rc;
+}
+
 const sprig_storage_ops sprig__remote_storage_ops = {
     .close = rs_close,
     .register_schema = rs_register_schema,
@@ -280,4 +304,5 @@ const sprig_storage_ops sprig__remote_storage_ops = {
     .list_databases = rs_list_databases,
     .list_schemas = rs_list_schemas,
     .database = rs_database,
+    .maintain = rs_maintain,
 };

@@ -274,6 +274,10 @@ open_outputs(bk *b)
             d->pfd[0] = d->pfd[1] = -1;
             return io_err("cannot make a pipe for", d->path, errno);
         }
+        /* room for a whole write of LMDB's copy (1 MiB), so the copy and
+         * this thread take turns less often (fails harmlessly past the
+         * system's limit) */
+        (void)fcntl(d->pfd[1], F_SETPIPE_SZ, (int)CHUNK);
     }
     return SPRIG_OK;
 }

@@ -8,7 +8,7 @@
  * schema, collections and counts) and per database a directory with one
  * JSON-lines file per collection and `kv.jsonl`:
  *
- *   <db>/<collection>.jsonl   {"id":7,"json":{...the document...}}
+ *   <db>/c/<collection>.jsonl {"id":7,"json":{...the document...}}
  *                             {"id":"natural id","base64":"..."}
  *   <db>/kv.jsonl             {"ns":"n","key":"k","type":"i64","value":3,
  *                              "expire_at_ms":0}
@@ -282,7 +282,7 @@ ex_db_txn(ex *x, sprig__ldb *ldb, MDB_txn *txn, const char *ddir, json_t *info)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < ldb->n_colls; i++) {
         const sprig__coll *c = &ldb->colls[i];
-        snprintf(path, sizeof path, "%s/%s.jsonl", ddir, c->name);
+        snprintf(path, sizeof path, "%s/c/%s.jsonl", ddir, c->name);
         rc = ex_open(x, path);
         if (rc == 0) {
             rc = ex_close(x, ex_table(x, txn, c->dbi, ex_doc_fn, c));
@@ -307,8 +307,10 @@ ex_db(ex *x, sprig_storage *s, const char *dir, const char *name, json_t *info)
 {
     char ddir[4300];
     snprintf(ddir, sizeof ddir, "%s/%s", dir, name);
-    if (mkdir(ddir, 0755) != 0) {
-        return io_err("cannot create", ddir, errno);
+    char cdir[4400]; /* collections apart: one may be named "kv" */
+    snprintf(cdir, sizeof cdir, "%s/c", ddir);
+    if (mkdir(ddir, 0755) != 0 || mkdir(cdir, 0755) != 0) {
+        return io_err("cannot create", cdir, errno);
     }
     sprig_db *h;
     MDB_txn *txn;
@@ -644,7 +646,7 @@ im_db(im *x, sprig_storage *s, const char *dir, json_t *d)
                             name);
             break;
         }
-        snprintf(path, sizeof path, "%s/%s/%s.jsonl", dir, name, coll);
+        snprintf(path, sizeof path, "%s/%s/c/%s.jsonl", dir, name, coll);
         rc = im_file(x, path, coll);
     }
     snprintf(path, sizeof path, "%s/%s/kv.jsonl", dir, name);

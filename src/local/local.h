@@ -29,6 +29,9 @@
  *   kv_expiry.c  its expiry index, and a housekeeper thread per database
  *              that sweeps expired keys and flushes lazy commits
  *   pubsub.c   the in-memory PubSub hub of a database and its subscribers
+ *   backup.c   online backup (every database at one moment), restore into
+ *              an empty storage, compaction in place (backup.h)
+ *   export.c   logical export and import as JSON lines
  *
  * Invariants:
  *  - Every LMDB transaction runs under the env's map lock held shared;

@@ -160,7 +160,7 @@ extern const sprig__api sprig__api_db_create, sprig__api_db_delete,
     sprig__api_get_multiple, sprig__api_list, sprig__api_doc_count,
     sprig__api_log, sprig__api_last_txn, sprig__api_auth_password,
     sprig__api_auth_challenge, sprig__api_auth_token, sprig__api_auth_assume,
-    sprig__api_auth_logout;
+    sprig__api_auth_logout, sprig__api_maintain;
 
 /** The whole table, and a lookup by name (NULL when unknown). */
 extern const sprig__api *const sprig__api_table[];
@@ -196,6 +196,16 @@ typedef struct {
 typedef struct {
     sprig_schema_def *schema;
 } sprig__schema_register_req;
+/* storage.maintain: a backup, restore, export, import or compaction, run
+ * by the server on its storage (`kind`: sprig__maint_kind; `arg`: a
+ * directory on the server's machine, or the database to compact) */
+typedef struct {
+    uint32_t kind;
+    char *arg;
+} sprig__maint_req;
+typedef struct {
+    uint64_t items, items_total, bytes, bytes_total;
+} sprig__maint_resp;
 typedef struct {
     sprig_schema_list *list;
 } sprig__schema_list_resp;

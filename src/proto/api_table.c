@@ -56,6 +56,17 @@ static const sprig__field schema_list_resp[] = {
     F(sprig__schema_list_resp, list, SPRIG__F_SCHEMA_LIST),
 };
 
+static const sprig__field maint_req[] = {
+    F(sprig__maint_req, kind, SPRIG__F_U32),
+    F(sprig__maint_req, arg, SPRIG__F_STR),
+};
+static const sprig__field maint_resp[] = {
+    F(sprig__maint_resp, items, SPRIG__F_U64),
+    F(sprig__maint_resp, items_total, SPRIG__F_U64),
+    F(sprig__maint_resp, bytes, SPRIG__F_U64),
+    F(sprig__maint_resp, bytes_total, SPRIG__F_U64),
+};
+
 /* ---- documents and transactions ----------------------------------------- */
 
 static const sprig__field apply_req[] = {
@@ -136,6 +147,11 @@ ROW(sprig__api_schema_list, "storage.list_schemas", "schema.list",
     "List registered schemas and their collections.", sprig__empty, NONE,
     sprig__schema_list_resp, FIELDS(schema_list_resp), false, READ, WORKER,
     RES(SERVER, NULL));
+ROW(sprig__api_maintain, "storage.maintain", "storage.maintain",
+    "Back up, restore, export, import (a directory on the server) or "
+    "compact a database, on the server's storage.",
+    sprig__maint_req, FIELDS(maint_req), sprig__maint_resp, FIELDS(maint_resp),
+    false, WRITE, WORKER, RES(SERVER, NULL));
 ROW(sprig__api_apply, "db.apply", "transaction.apply",
     "Apply a transaction atomically (every single-document write is one).",
     sprig__apply_req, FIELDS(apply_req), sprig__apply_resp, FIELDS(apply_resp),
@@ -379,6 +395,7 @@ const sprig__api *const sprig__api_table[] = {
     &sprig__api_db_open,
     &sprig__api_schema_register,
     &sprig__api_schema_list,
+    &sprig__api_maintain,
     &sprig__api_apply,
     &sprig__api_get,
     &sprig__api_get_multiple,

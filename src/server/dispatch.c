@@ -240,6 +240,35 @@ s_publish(sprig__call *c, void *rq, void *rs)
             sprig_publish_to_all(db, r->topics.items, r->topics.n, r->payload));
 }
 
+/* A backup, restore, export, import or compaction: the job runs here, on
+ * the server's storage, and answers its totals. */
+static void
+maint_progress(void *udata, const sprig_progress *p)
+{
+    sprig__maint_resp *r = udata;
+    *r =
+        (sprig__maint_resp){p->items, p->items_total, p->bytes, p->bytes_total};
+}
+
+static int
+s_maintain(sprig__call *c, void *rq, void *rs)
+{
+    sprig__maint_req *r = rq;
+    switch (r->kind) {
+    case SPRIG__MAINT_BACKUP:
+        return sprig_storage_backup(c->srv->st, r->arg, maint_progress, rs);
+    case SPRIG__MAINT_RESTORE:
+        return sprig_storage_restore(c->srv->st, r->arg, maint_progress, rs);
+    case SPRIG__MAINT_EXPORT:
+        return sprig_storage_export(c->srv->st, r->arg, maint_progress, rs);
+    case SPRIG__MAINT_IMPORT:
+        return sprig_storage_import(c->srv->st, r->arg, maint_progress, rs);
+    case SPRIG__MAINT_COMPACT:
+        return sprig_storage_compact(c->srv->st, r->arg, maint_progress, rs);
+    }
+    return sprig__err(SPRIG_EINVAL, "unknown maintenance job %u", r->kind);
+}
+
 const sprig__builtin sprig__builtins[] = {
     {&sprig__api_db_create, s_db_create},
     {&sprig__api_db_delete, s_db_delete},
@@ -247,6 +276,7 @@ const sprig__builtin sprig__builtins[] = {
     {&sprig__api_db_open, s_db_open},
     {&sprig__api_schema_register, s_schema_register},
     {&sprig__api_schema_list, s_schema_list},
+    {&sprig__api_maintain, s_maintain},
     {&sprig__api_apply, sprig__submit_apply},
     {&sprig__api_get, s_get},
     {&sprig__api_get_multiple, s_get_multiple},

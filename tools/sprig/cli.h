@@ -208,5 +208,11 @@ int cli_cmd_cert(cli *c, int argc, char **argv);
 int cli_doc_import(cli *c, int argc, char **argv);
 int cli_doc_export(cli *c, int argc, char **argv);
 int cli_cmd_check(cli *c, int argc, char **argv);
+/* cmd_backup.c: backup, restore, export, import, compact */
+int cli_cmd_backup(cli *c, int argc, char **argv);
+int cli_cmd_restore(cli *c, int argc, char **argv);
+int cli_cmd_export(cli *c, int argc, char **argv);
+int cli_cmd_import(cli *c, int argc, char **argv);
+int cli_cmd_compact(cli *c, int argc, char **argv);
 
 #endif /* SPRIG_TOOLS_CLI_H */

@@ -12,6 +12,9 @@
 static const char schema_usage[] =
     "usage: sprig [--path DIR] schema COMMAND ...\n"
     "\n"
+    "  schema [NAME]\n"
+    "      without NAME: as schema list; with NAME: print that schema as\n"
+    "      {\"name\":..,\"collections\":[..]} (exit 3 if there is none)\n"
     "  schema list\n"
     "      print the registered schemas as JSON:\n"
     "      [{\"name\":..,\"collections\":[{\"name\":..,\"ids\":\"u64\"|"
@@ -184,8 +187,49 @@ static const cli_cmd schema_cmds[] = {
     {NULL, NULL},
 };
 
+/* `sprig schema NAME`: one schema. */
+static int
+schema_show(cli *c, const char *name)
+{
+    int rc = cli_open(c, false);
+    if (rc != CLI_CONTINUE) {
+        return rc;
+    }
+    sprig_schema_list *l;
+    int src = sprig_storage_list_schemas(c->st, &l);
+    if (src) {
+        return cli_fail(src);
+    }
+    const sprig_schema_def *found = NULL;
+    for (size_t i = 0; i < sprig_schema_list_count(l); i++) {
+        if (strcmp(sprig_schema_list_get(l, i)->name, name) == 0) {
+            found = sprig_schema_list_get(l, i);
+        }
+    }
+    jw w = {0};
+    if (found) {
+        write_schema(&w, found);
+    }
+    sprig_schema_list_free(l);
+    return found ? jw_print(&w)
+                 : cli_err(SPRIG_ENOTFOUND, "no schema named '%s' in '%s'",
+                           name, cli_where(c));
+}
+
 int
 cli_cmd_schema(cli *c, int argc, char **argv)
 {
+    if (argc == 1) { /* `sprig schema`: the list */
+        static char list[] = "list";
+        char *args[] = {list, NULL};
+        return schema_list(c, 1, args);
+    }
+    bool known = argv[1][0] == '-';
+    for (size_t i = 0; schema_cmds[i].name && !known; i++) {
+        known = strcmp(schema_cmds[i].name, argv[1]) == 0;
+    }
+    if (!known && argc == 2) {
+        return schema_show(c, argv[1]);
+    }
     return cli_dispatch(c, schema_cmds, argc - 1, argv + 1, schema_usage);
 }

@@ -45,6 +45,7 @@ static const char top_usage[] =
     "  --version    print the version\n"
     "\n"
     "Commands:\n"
+    "  schema [NAME]    every schema, or the one named NAME\n"
     "  schema list\n"
     "  schema define NAME COLL[:u64|:natural]...\n"
     "  db create NAME [--schema SCHEMA]\n"
@@ -66,6 +67,10 @@ static const char top_usage[] =
     "               certificate (sprig certificate --help)\n"
     "  vault rotate re-encrypt under a new master key, online\n"
     "  check        verify the storage (views, log, key-value, LMDB)\n"
+    "  backup DIR | restore DIR     a consistent backup of every database,\n"
+    "               and its restore into an empty storage (--json)\n"
+    "  export DIR | import DIR      every database as JSON lines, and back\n"
+    "  compact [NAME...] [--all]    compact databases in place\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
@@ -98,6 +103,11 @@ static const cli_cmd top_cmds[] = {
     {"file", cli_cmd_file},
     {"vault", cli_cmd_vault},
     {"check", cli_cmd_check},
+    {"backup", cli_cmd_backup},
+    {"restore", cli_cmd_restore},
+    {"export", cli_cmd_export},
+    {"import", cli_cmd_import},
+    {"compact", cli_cmd_compact},
     {NULL, NULL},
 };
 
