@@ -90,7 +90,7 @@ fill(sprig_storage *st, unsigned mb, uint64_t seed)
         sprig_db *db;
         snprintf(name, sizeof name, "db%d", d);
         rc = sprig_storage_create_database(st, name, "bench", false);
-        rc = rc ? rc : sprig_storage_database(st, name, &db);
+        rc = rc ? rc : sprig_storage_open_database(st, name, &db);
         for (uint64_t i = 0; rc == 0 && i < per_db; i += 500) {
             sprig_txn *t;
             rc = sprig_txn_new(&t);

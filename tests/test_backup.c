@@ -454,7 +454,7 @@ over_the_network(const char *kind)
     placement_open(&p, kind, root, &schema);
     SPRIG_OK_(sprig_storage_create_database(p.st, "a", "bk", false));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(p.st, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(p.st, "a", &db));
     for (int i = 0; i < 5; i++) {
         SPRIG_OK_(sprig_insert(db, "t", NULL, sprig_str("{}"), NULL));
     }
@@ -475,7 +475,7 @@ over_the_network(const char *kind)
     fresh(rdir, sizeof rdir, "netrestored");
     sprig_storage *r = open_at(rdir);
     SPRIG_OK_(sprig_storage_restore(r, bdir, NULL, NULL));
-    SPRIG_OK_(sprig_storage_database(r, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(r, "a", &db));
     uint64_t n;
     SPRIG_OK_(sprig_count(db, "t", NULL, &n));
     assert_int_equal(n, 5);
@@ -484,7 +484,7 @@ over_the_network(const char *kind)
     fresh(rdir, sizeof rdir, "netimported");
     r = open_at(rdir);
     SPRIG_OK_(sprig_storage_import(r, edir, NULL, NULL));
-    SPRIG_OK_(sprig_storage_database(r, "a", &db));
+    SPRIG_OK_(sprig_storage_open_database(r, "a", &db));
     SPRIG_OK_(sprig_count(db, "t", NULL, &n));
     assert_int_equal(n, 5);
     sprig_db_close(db);

@@ -719,8 +719,8 @@ SPRIG_API void sprig_schema_list_free(sprig_schema_list *l);
  */
 SPRIG_API int sprig_storage_open_database(sprig_storage *st, const char *name,
                                           sprig_db **out);
-SPRIG_API int sprig_storage_database(sprig_storage *st, const char *name,
-                                     sprig_db **out);
+SPRIG_API int sprig_storage_open_database(sprig_storage *st, const char *name,
+                                          sprig_db **out);
 
 /* ======================================================================
  * Backup and restore, export and import, compaction (F15; issue 13)
@@ -734,11 +734,11 @@ SPRIG_API int sprig_storage_database(sprig_storage *st, const char *name,
 
 /** Where a long job stands: passed to a sprig_progress_fn. */
 typedef struct sprig_progress {
-    const char *what;  /**< "backup", "restore", "export", "import",
-                            "compact" */
-    const char *item;  /**< the database (or file) at hand, or NULL */
-    uint64_t items;    /**< databases (backup, restore, compact) or
-                            records (export, import) done so far */
+    const char *what;     /**< "backup", "restore", "export", "import",
+                               "compact" */
+    const char *item;     /**< the database (or file) at hand, or NULL */
+    uint64_t items;       /**< databases (backup, restore, compact) or
+                               records (export, import) done so far */
     uint64_t items_total; /**< 0: not known */
     uint64_t bytes;       /**< bytes written (backup, restore, export,
                                compact) or read (import) so far */
