@@ -191,6 +191,10 @@ int cli_cmd_serve(cli *c, int argc, char **argv);
 int cli_cmd_kv(cli *c, int argc, char **argv);
 int cli_cmd_view(cli *c, int argc, char **argv);
 
+/* cmd_watch.c: `pubsub subscribe|publish` and `log`. */
+int cli_cmd_pubsub(cli *c, int argc, char **argv);
+int cli_cmd_log(cli *c, int argc, char **argv);
+
 /* cmd_io.c: `doc import` and `doc export` (rows of cmd_doc.c's table). */
 int cli_doc_import(cli *c, int argc, char **argv);
 int cli_doc_export(cli *c, int argc, char **argv);

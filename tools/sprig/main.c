@@ -38,7 +38,7 @@ static const char top_usage[] =
     "  db create NAME [--schema SCHEMA]\n"
     "  db list\n"
     "  db delete NAME\n"
-    "  doc put COLLECTION [--id ID] [--overwrite] (JSON | -)\n"
+    "  doc put COLLECTION [--id ID] [--overwrite] (JSON | @FILE | FILE | -)\n"
     "  doc get COLLECTION ID\n"
     "  doc list COLLECTION [--from ID] [--to ID] [--desc] [--limit N]"
     " [--headers]\n"
@@ -46,8 +46,16 @@ static const char top_usage[] =
     "  doc count COLLECTION\n"
     "  kv get|set|incr|del|list ...  the key-value store (sprig kv --help)\n"
     "  view query COLLECTION VIEW [--key JSON|--range FROM TO|--prefix JSON]\n"
-    "             [--desc] [--limit N] [--docs]\n"
-    "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
+    "             [--desc] [--limit N] [--docs] [--after KEY [--after-id ID]]\n"
+    "  view reduce COLLECTION VIEW [...same match...] [--group] [--after KEY]\n"
+    "  doc update COLLECTION ID (JSON | @FILE | FILE | -) [--revision N]\n"
+    "  doc import COLLECTION [FILE | -] [--id-field NAME] ...  NDJSON or a\n"
+    "               JSON array, in bulk (sprig doc import --help)\n"
+    "  doc export COLLECTION [FILE | -] [--id-field NAME] ...  NDJSON\n"
+    "  pubsub subscribe TOPIC... | publish TOPIC MESSAGE\n"
+    "  log [--since ID] [--limit N] [--follow]   the transaction log\n"
+    "  watch        not yet: the changes feed of issue 13 (until then:\n"
+    "               log --follow)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
@@ -68,9 +76,11 @@ static const char top_usage[] =
     "  5  busy: another process has the storage open\n";
 
 static const cli_cmd top_cmds[] = {
-    {"schema", cli_cmd_schema}, {"db", cli_cmd_db}, {"doc", cli_cmd_doc},
-    {"demo", cli_cmd_demo},     {"kv", cli_cmd_kv}, {"serve", cli_cmd_serve},
-    {"view", cli_cmd_view},     {NULL, NULL},
+    {"schema", cli_cmd_schema}, {"db", cli_cmd_db},
+    {"doc", cli_cmd_doc},       {"demo", cli_cmd_demo},
+    {"kv", cli_cmd_kv},         {"serve", cli_cmd_serve},
+    {"view", cli_cmd_view},     {"pubsub", cli_cmd_pubsub},
+    {"log", cli_cmd_log},       {NULL, NULL},
 };
 
 /* Parse the options before the command; *i ends on the command.  `opts`
