@@ -350,6 +350,10 @@ url_with_port(const char *url, char *out, size_t n)
 static int
 check_placement(const cli *c)
 {
+    cli_format f;
+    if (cli_output_format(&f) != CLI_CONTINUE) {
+        return CLI_EUSAGE; /* a bad --format, before anything is done */
+    }
     if (c->url && c->path != cli_default_path) {
         return cli_usage("", "--path and --url name two storages: give one");
     }

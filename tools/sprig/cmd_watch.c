@@ -61,6 +61,7 @@ static const char log_usage[] =
 /* ---- stopping on a signal ---------------------------------------------- */
 
 static volatile sig_atomic_t stop_signal;
+static struct sigaction old_int, old_term; /* given back when done */
 
 static void
 on_signal(int sig)
@@ -76,16 +77,16 @@ catch_signals(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     stop_signal = 0;
 }
 
 static void
 restore_signals(void)
 {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
 }
 
 /* Print one line of JSON, flushed.  Returns false when stdout is gone. */

@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char top_usage[] =
     "usage: sprig [--path DIR | --url URL] [--db NAME] COMMAND ...\n"
@@ -29,6 +30,10 @@ static const char top_usage[] =
     "  --schema FILE\n"
     "               register the JSON schema file FILE (collections, id\n"
     "               kinds, declarative views) before the command runs\n"
+    "  --format json|table|csv\n"
+    "               how a command's result is shown (default json);\n"
+    "               streams (doc export, pubsub subscribe, log --follow)\n"
+    "               are NDJSON whatever the format\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -58,14 +63,18 @@ static const char top_usage[] =
     "               log --follow)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
+    "  shell        an interactive shell: history, tab completion, a\n"
+    "               current database (also `sprig` alone on a terminal)\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
     "collections with natural ids.  Use -- before an argument that starts\n"
     "with '-' (e.g. the JSON -1).\n"
     "\n"
     "Output: one JSON value on stdout (demo: text), indented by two spaces\n"
-    "when stdout is a terminal, on one line otherwise.  Errors go to stderr\n"
-    "as 'sprig: <kind>: <detail>'.\n"
+    "when stdout is a terminal, on one line otherwise (or a table or CSV:\n"
+    "--format); long output on a terminal goes through a pager\n"
+    "($SPRIG_PAGER, $PAGER or less -FRX; SPRIG_PAGER= turns it off).\n"
+    "Errors go to stderr as 'sprig: <kind>: <detail>'.\n"
     "\n"
     "Exit status:\n"
     "  0  success\n"
@@ -76,12 +85,30 @@ static const char top_usage[] =
     "  5  busy: another process has the storage open\n";
 
 static const cli_cmd top_cmds[] = {
-    {"schema", cli_cmd_schema}, {"db", cli_cmd_db},
-    {"doc", cli_cmd_doc},       {"demo", cli_cmd_demo},
-    {"kv", cli_cmd_kv},         {"serve", cli_cmd_serve},
-    {"view", cli_cmd_view},     {"pubsub", cli_cmd_pubsub},
-    {"log", cli_cmd_log},       {NULL, NULL},
+    {"schema", cli_cmd_schema},
+    {"db", cli_cmd_db},
+    {"doc", cli_cmd_doc},
+    {"demo", cli_cmd_demo},
+    {"kv", cli_cmd_kv},
+    {"serve", cli_cmd_serve},
+    {"view", cli_cmd_view},
+    {"pubsub", cli_cmd_pubsub},
+    {"log", cli_cmd_log},
+    {"shell", cli_cmd_shell},
+    {NULL, NULL},
 };
+
+int
+cli_run_command(cli *c, int argc, char **argv)
+{
+    return cli_dispatch(c, top_cmds, argc, argv, top_usage);
+}
+
+const cli_cmd *
+cli_top_commands(void)
+{
+    return top_cmds;
+}
 
 /* Parse the options before the command; *i ends on the command.  `opts`
  * ends with --version, which only goes before the command. */
@@ -121,6 +148,7 @@ global_options(cli *c, bool *version, cli_opt *out, int n)
         {"--url", &c->url, NULL},
         {"--ca", &c->ca_file, NULL},
         {"--schema", &c->schema_file, NULL},
+        {"--format", &c->format, NULL},
         {"--version", NULL, version},
     };
     int k = (int)(sizeof rows / sizeof rows[0]);
@@ -141,11 +169,16 @@ main(int argc, char **argv)
     cli_opt globals[32];
     int n_globals = global_options(&c, &version, globals, 32);
     int i;
+    cli_output_init(&c.format);
     int rc = parse_globals(globals, &version, argc, argv, &i);
     if (rc == CLI_CONTINUE) {
         globals[n_globals - 1].name = NULL; /* --version: before only */
         cli_set_globals(globals);
-        rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
+        if (i == argc && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+            rc = cli_cmd_shell(&c, 1, (char *[]){"shell", NULL});
+        } else {
+            rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
+        }
     }
     cli_close(&c);
     return rc;
