@@ -106,6 +106,8 @@ run "$BIN" kv get k --url "$U"
 expect_has "kv get k: the i64 -5" 0 '"value":-5'
 run "$BIN" doc list messages --url "$U" --db default --limit 1
 expect_has "--url and --db after the command" 0 '"id":1'
+run "$BIN" doc --url "$U" count messages
+expect "a global option between the group and its command" 0 "8"
 run "$BIN" --url "$U" doc get messages
 [ "$rc" = 2 ] && [ "$err" = "sprig: missing argument ID${nl}sprig: see 'sprig doc get --help'" ] &&
     good || bad "missing argument ID, then one line pointing to --help"

@@ -44,6 +44,8 @@ run sp doc put items "@$T/bad.json"
 expect_err "doc put @FILE of bad JSON" 2 "not valid JSON"
 run sp doc put items 7
 expect "a JSON argument stays JSON" 0 '{"id":3,"revision":1}'
+run sp doc put items nofile.json
+expect_err "neither JSON nor a file: a hint" 2 "(to read a file, give @FILE)"
 
 # ---- doc import ----------------------------------------------------------
 printf '{"a":1}\n\n{"a":2}\n  {"a":3}\n' >"$T/three.ndjson"
