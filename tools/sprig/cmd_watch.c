@@ -367,6 +367,26 @@ follow(cli *c, const kinds *k, uint64_t since)
     return rc;
 }
 
+/* The entries from `since` as one JSON array. */
+static int
+print_log(cli *c, const kinds *k, uint64_t since, uint32_t limit)
+{
+    sprig_txn_log *l = NULL;
+    int src = sprig_list_executed_transactions(c->db, since, limit, &l);
+    if (src) {
+        return cli_fail(src);
+    }
+    jw w = {0};
+    jw_raw(&w, "[");
+    for (size_t i = 0; i < sprig_txn_log_count(l); i++) {
+        jw_raw(&w, i ? "," : "");
+        write_entry(&w, k, l, i);
+    }
+    jw_raw(&w, "]");
+    sprig_txn_log_free(l);
+    return jw_print(&w);
+}
+
 int
 cli_cmd_log(cli *c, int argc, char **argv)
 {
@@ -396,22 +416,6 @@ cli_cmd_log(cli *c, int argc, char **argv)
     }
     static kinds k; /* large: not on the stack */
     load_kinds(c, &k);
-    if (follow_flag) {
-        return follow(c, &k, since);
-    }
-    sprig_txn_log *l = NULL;
-    int src =
-        sprig_list_executed_transactions(c->db, since, (uint32_t)limit, &l);
-    if (src) {
-        return cli_fail(src);
-    }
-    jw w = {0};
-    jw_raw(&w, "[");
-    for (size_t i = 0; i < sprig_txn_log_count(l); i++) {
-        jw_raw(&w, i ? "," : "");
-        write_entry(&w, &k, l, i);
-    }
-    jw_raw(&w, "]");
-    sprig_txn_log_free(l);
-    return jw_print(&w);
+    return follow_flag ? follow(c, &k, since)
+                       : print_log(c, &k, since, (uint32_t)limit);
 }
