@@ -164,6 +164,14 @@ def test_completion_and_commands():
     check("--path on a line is refused", "does not change it" in out, out)
     out = s.line("doc put messages '{\"from\": \"shell\", \"text\": \"a b\"}'")
     check("a quoted JSON argument with spaces", '"id": 5' in out, out)
+    nd = os.path.join(T, "three.ndjson")
+    with open(nd, "w") as f:
+        f.write('{"from":"a"}\n{"from":"b"}\n{"from":"c"}\n')
+    out = s.line("doc import messages %s --db zeta" % nd)
+    check("doc import on a terminal: the progress bar's last line, then "
+          "the result",
+          "\rimport: 3 docs, 39 B of 39 B in " in out and "\x1b[K" in out
+          and '"imported": 3' in out, repr(out))
     s.line("doc count messages")
     s.send("exit\r")
     check("exit leaves with status 0", s.wait() == 0)

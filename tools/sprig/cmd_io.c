@@ -467,7 +467,8 @@ import_all(importer *im, reader *r)
         uint64_t before = r->bytes;
         bool ok = scan_value(r, &text, &why);
         uint64_t line = r->start_line;
-        if (ok && text.len == 0) {
+        if (ok && text.len == 0) { /* the end, after trailing space */
+            cli_progress_add(&im->progress, 0, r->bytes - before);
             break;
         }
         if (ok && !cli_json_valid(sprig_buf_bytes(&text), jwhy, sizeof jwhy)) {
