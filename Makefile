@@ -17,7 +17,7 @@ PREFIX     ?= /usr/local
 MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
-        bench-build bench-net \
+        bench-build bench-net bench-import \
         crash-long fuzz format format-check clean install
 
 all: build
@@ -65,11 +65,19 @@ test-asan: build-asan
 # and SQLite, its CPU-bound rows again under callgrind (instructions per
 # operation), and the commerce workload against PostgreSQL over loopback
 # (bench/run.sh), then the network against Redis and PostgreSQL on
-# loopback (bench/bench_net.py); all write bench/results/*.json and
-# docs/benchmarks.md.  bench-net: the last alone.
+# loopback (bench/bench_net.py), then bulk import from the CLI against
+# sqlite3's .import (bench/bench_import.py); all write
+# bench/results/*.json (and docs/benchmarks.md).  bench-net and
+# bench-import: one of them alone.
 bench: bench-build
 	@sh bench/run.sh $(BUILD)
 	@python3 bench/bench_net.py $(BUILD)
+	@python3 bench/bench_import.py $(BUILD)
+
+# Bulk import from the CLI: sprig doc import (local, and over --url) beside
+# sqlite3's .import of the same rows (bench/bench_import.py).
+bench-import: bench-build
+	@python3 bench/bench_import.py $(BUILD)
 
 bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)

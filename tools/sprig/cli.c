@@ -244,6 +244,16 @@ int
 cli_dispatch(cli *c, const cli_cmd *cmds, int argc, char **argv,
              const char *usage)
 {
+    while (argc > 0 && argv[0][0] == '-' && argv[0][1] == '-' &&
+           !is_help(argv[0]) && strcmp(argv[0], "--") != 0) {
+        int i = 0; /* global options between a group and its command */
+        int rc = cli_take_opt(NULL, argc, argv, &i, usage);
+        if (rc != CLI_CONTINUE) {
+            return rc;
+        }
+        argc -= i + 1;
+        argv += i + 1;
+    }
     if (argc < 1) {
         return cli_usage(usage, "missing command");
     }
@@ -421,6 +431,10 @@ url_with_port(const char *url, char *out, size_t n)
 static int
 check_placement(const cli *c)
 {
+    cli_format f;
+    if (cli_output_format(&f) != CLI_CONTINUE) {
+        return CLI_EUSAGE; /* a bad --format, before anything is done */
+    }
     if (c->url && c->path != cli_default_path) {
         return cli_usage("", "--path and --url name two storages: give one");
     }

@@ -49,9 +49,8 @@ typedef struct cli {
     const char *vault_key;
     bool ask_passphrase, encrypt, compress;
     char passphrase[256];
-    sprig_storage *st; /* opened by cli_open() */
-    sprig_db *db;      /* opened by cli_open_coll() */
     bool read_only;          /* --read-only: a local storage, read-only */
+    const char *format;      /* --format json|table|csv (format.c) */
     sprig_storage *st;       /* opened by cli_open() */
     sprig_db *db;            /* opened by cli_open_coll() */
 } cli;
@@ -186,10 +185,38 @@ void jw_contents(jw *w, sprig_bytes contents);
 void jw_id(jw *w, sprig_id_kind kind, sprig_bytes id);
 /* `{"id":..,"revision":..` -- the caller closes the object. */
 void jw_header_open(jw *w, sprig_id_kind kind, sprig_header h);
-/* Print the text on stdout (indented on a terminal), free it, and return
- * the exit status. */
+/* Print the text on stdout as --format says (JSON indented on a terminal,
+ * a table, CSV; format.c), through the pager when it is long on a
+ * terminal; free it, and return the exit status. */
 int jw_print(jw *w);
 void jw_free(jw *w);
+
+/* ---- format.c: output formats and the pager ---------------------------- */
+
+/* How one-value output is shown (--format). */
+typedef enum cli_format {
+    CLI_FORMAT_JSON = 0,
+    CLI_FORMAT_TABLE,
+    CLI_FORMAT_CSV
+} cli_format;
+
+/* "json", "table", "csv"; false for anything else. */
+bool cli_format_parse(const char *s, cli_format *out);
+/* Where the --format option's value will be (read at print time, since
+ * global options may follow the command). */
+void cli_output_init(const char *const *name);
+/* The shell's `format` command: the format when no --format is given
+ * (-1: JSON again). */
+void cli_output_force(int format);
+/* The format to print in; CLI_EUSAGE (after the message) for a bad
+ * --format, else CLI_CONTINUE. */
+int cli_output_format(cli_format *out);
+/* Append compact JSON `json` (what jw built) shown as table or CSV (not
+ * JSON) to `out`.  Returns 0 or SPRIG_ENOMEM. */
+int cli_render(sprig_bytes json, cli_format f, sprig_buf *out);
+/* Write `text` to stdout: through the pager when stdout is a terminal and
+ * the text has as many lines as it.  Returns CLI_OK or the exit status. */
+int cli_emit(const char *text, size_t n);
 
 /* ---- the commands ------------------------------------------------------ */
 
@@ -203,6 +230,17 @@ int cli_cmd_vault(cli *c, int argc, char **argv);
 int cli_cmd_view(cli *c, int argc, char **argv);
 int cli_cmd_file(cli *c, int argc, char **argv); /* cmd_file.c */
 int cli_cmd_cert(cli *c, int argc, char **argv);
+
+/* shell.c: `sprig shell`, the interactive shell (libedit). */
+int cli_cmd_shell(cli *c, int argc, char **argv);
+/* main.c: run argv[0..argc) as a top-level command (the shell's lines),
+ * and the top-level command table (for completion). */
+int cli_run_command(cli *c, int argc, char **argv);
+const cli_cmd *cli_top_commands(void);
+
+/* cmd_watch.c: `pubsub subscribe|publish` and `log`. */
+int cli_cmd_pubsub(cli *c, int argc, char **argv);
+int cli_cmd_log(cli *c, int argc, char **argv);
 
 /* cmd_io.c: `doc import` and `doc export` (rows of cmd_doc.c's table). */
 int cli_doc_import(cli *c, int argc, char **argv);

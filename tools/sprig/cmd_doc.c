@@ -155,7 +155,10 @@ read_contents(const char *arg, sprig_buf *out)
     char why[256];
     if (rc == CLI_CONTINUE &&
         !cli_json_valid(sprig_buf_bytes(&raw), why, sizeof why)) {
-        rc = cli_err(SPRIG_EINVAL, "contents are not valid JSON: %s", why);
+        rc = cli_err(SPRIG_EINVAL, "contents are not valid JSON: %s%s", why,
+                     arg[0] != '@' && strcmp(arg, "-") != 0
+                         ? " (to read a file, give @FILE)"
+                         : "");
     }
     jw w = {0};
     if (rc == CLI_CONTINUE) {

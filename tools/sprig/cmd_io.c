@@ -295,38 +295,36 @@ field_text(sprig_bytes doc, const char *name)
     return (sprig_bytes){NULL, 0};
 }
 
-/* The id of `doc` from field `name`, for a collection of id kind `kind`:
- * into `idbuf` (natural) or `u64` (u64 ids).  False with `why` set. */
+/* A u64 id from the field's text `t`. */
 static bool
-id_of(sprig_bytes doc, const char *name, sprig_id_kind kind, sprig_buf *idbuf,
-      uint8_t u64[8], sprig_bytes *id, char *why, size_t why_len)
+u64_id(sprig_bytes t, const char *name, uint8_t u64[8], sprig_bytes *id,
+       char *why, size_t why_len)
 {
-    sprig_bytes t = field_text(doc, name);
     char num[32];
     uint64_t v;
-    if (!t.data) {
-        snprintf(why, why_len, "has no top-level field \"%s\" for its id",
-                 name);
+    bool ok = t.len < sizeof num;
+    if (ok) {
+        memcpy(num, t.data, t.len);
+        num[t.len] = 0;
+        ok = cli_parse_uint(num, UINT64_MAX, &v);
+    }
+    if (!ok) {
+        snprintf(why, why_len,
+                 "field \"%s\" (%.*s) is not a u64 id (the collection has "
+                 "u64 ids)",
+                 name, (int)(t.len > 40 ? 40 : t.len), (const char *)t.data);
         return false;
     }
-    if (kind == SPRIG_ID_U64) {
-        bool ok = t.len < sizeof num;
-        if (ok) {
-            memcpy(num, t.data, t.len);
-            num[t.len] = 0;
-            ok = cli_parse_uint(num, UINT64_MAX, &v);
-        }
-        if (!ok) {
-            snprintf(why, why_len,
-                     "field \"%s\" (%.*s) is not a u64 id (the collection "
-                     "has u64 ids)",
-                     name, (int)(t.len > 40 ? 40 : t.len),
-                     (const char *)t.data);
-            return false;
-        }
-        *id = sprig_id_u64(v, u64);
-        return true;
-    }
+    *id = sprig_id_u64(v, u64);
+    return true;
+}
+
+/* A natural id from the field's text `t`: a string's bytes, or a number
+ * as written. */
+static bool
+natural_id(sprig_bytes t, const char *name, sprig_buf *idbuf, sprig_bytes *id,
+           char *why, size_t why_len)
+{
     idbuf->len = 0;
     json_t *j = json_loadb(t.data, t.len, JSON_DECODE_ANY, NULL);
     bool ok = j && json_is_string(j) &&
@@ -343,6 +341,22 @@ id_of(sprig_bytes doc, const char *name, sprig_id_kind kind, sprig_buf *idbuf,
     }
     *id = sprig_buf_bytes(idbuf);
     return true;
+}
+
+/* The id of `doc` from field `name`, for a collection of id kind `kind`:
+ * into `idbuf` (natural) or `u64` (u64 ids).  False with `why` set. */
+static bool
+id_of(sprig_bytes doc, const char *name, sprig_id_kind kind, sprig_buf *idbuf,
+      uint8_t u64[8], sprig_bytes *id, char *why, size_t why_len)
+{
+    sprig_bytes t = field_text(doc, name);
+    if (!t.data) {
+        snprintf(why, why_len, "has no top-level field \"%s\" for its id",
+                 name);
+        return false;
+    }
+    return kind == SPRIG_ID_U64 ? u64_id(t, name, u64, id, why, why_len)
+                                : natural_id(t, name, idbuf, id, why, why_len);
 }
 
 /* ---- import ------------------------------------------------------------ */
@@ -453,7 +467,8 @@ import_all(importer *im, reader *r)
         uint64_t before = r->bytes;
         bool ok = scan_value(r, &text, &why);
         uint64_t line = r->start_line;
-        if (ok && text.len == 0) {
+        if (ok && text.len == 0) { /* the end, after trailing space */
+            cli_progress_add(&im->progress, 0, r->bytes - before);
             break;
         }
         if (ok && !cli_json_valid(sprig_buf_bytes(&text), jwhy, sizeof jwhy)) {
@@ -525,34 +540,41 @@ import_run(importer *im, const char *file)
     return rc;
 }
 
+/* The options of doc import, checked against the collection. */
+static int
+import_options(cli *c, int argc, char **argv, importer *im, bool *quiet,
+               cli_args *a)
+{
+    const char *batch = NULL;
+    const cli_opt opts[] = {{"--id-field", &im->id_field, NULL},
+                            {"--overwrite", NULL, &im->overwrite},
+                            {"--batch", &batch, NULL},
+                            {"--quiet", NULL, quiet},
+                            {NULL, NULL, NULL}};
+    int rc = cli_parse(argc, argv, opts, import_usage, 1, 2, a);
+    im->batch_max = 1000;
+    if (rc == CLI_CONTINUE && batch &&
+        (!cli_parse_uint(batch, 1000000, &im->batch_max) || !im->batch_max)) {
+        rc = cli_usage(import_usage,
+                       "--batch '%s' is not a number from 1 to 1000000", batch);
+    }
+    rc = rc == CLI_CONTINUE ? cli_open_coll(c, a->pos[0], &im->cc) : rc;
+    if (rc == CLI_CONTINUE &&
+        (im->overwrite || im->cc.kind == SPRIG_ID_NATURAL) && !im->id_field) {
+        rc = cli_usage(import_usage, "%s needs --id-field NAME",
+                       im->overwrite ? "--overwrite"
+                                     : "a collection with natural ids");
+    }
+    return rc;
+}
+
 int
 cli_doc_import(cli *c, int argc, char **argv)
 {
     cli_args a;
     importer im = {.first = 1};
-    const char *batch = NULL;
     bool quiet = false;
-    const cli_opt opts[] = {{"--id-field", &im.id_field, NULL},
-                            {"--overwrite", NULL, &im.overwrite},
-                            {"--batch", &batch, NULL},
-                            {"--quiet", NULL, &quiet},
-                            {NULL, NULL, NULL}};
-    int rc = cli_parse(argc, argv, opts, import_usage, 1, 2, &a);
-    im.batch_max = 1000;
-    if (rc == CLI_CONTINUE && batch &&
-        (!cli_parse_uint(batch, 1000000, &im.batch_max) || !im.batch_max)) {
-        rc = cli_usage(import_usage,
-                       "--batch '%s' is not a number from 1 to "
-                       "1000000",
-                       batch);
-    }
-    rc = rc == CLI_CONTINUE ? cli_open_coll(c, a.pos[0], &im.cc) : rc;
-    if (rc == CLI_CONTINUE &&
-        (im.overwrite || im.cc.kind == SPRIG_ID_NATURAL) && !im.id_field) {
-        rc = cli_usage(import_usage, "%s needs --id-field NAME",
-                       im.overwrite ? "--overwrite"
-                                    : "a collection with natural ids");
-    }
+    int rc = import_options(c, argc, argv, &im, &quiet, &a);
     if (rc != CLI_CONTINUE) {
         return rc;
     }

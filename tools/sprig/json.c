@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -248,21 +249,40 @@ print_pretty(FILE *f, const char *s, size_t n)
 int
 jw_print(jw *w)
 {
-    if (w->failed) {
+    cli_format f;
+    int rc = w->failed ? cli_err(SPRIG_ENOMEM, "out of memory writing the "
+                                               "output")
+                       : cli_output_format(&f);
+    if (rc != CLI_CONTINUE) {
         jw_free(w);
-        return cli_err(SPRIG_ENOMEM, "out of memory writing the output");
+        return rc;
     }
-    if (isatty(STDOUT_FILENO)) {
-        print_pretty(stdout, w->buf.data, w->buf.len);
+    char *text = NULL;
+    size_t n = 0;
+    sprig_buf out = {0};
+    if (f != CLI_FORMAT_JSON) {
+        rc = cli_render(sprig_buf_bytes(&w->buf), f, &out) ? CLI_EFAIL : 0;
+        text = out.data;
+        n = out.len;
     } else {
-        fwrite(w->buf.data, 1, w->buf.len, stdout);
-        fputc('\n', stdout);
+        FILE *m = open_memstream(&text, &n);
+        if (m && isatty(STDOUT_FILENO)) {
+            print_pretty(m, w->buf.data, w->buf.len);
+        } else if (m) {
+            fwrite(w->buf.data, 1, w->buf.len, m);
+            fputc('\n', m);
+        }
+        rc = m && fclose(m) == 0 ? 0 : CLI_EFAIL;
     }
     jw_free(w);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        return cli_err(SPRIG_EIO, "cannot write the output");
+    rc = rc ? cli_err(SPRIG_ENOMEM, "out of memory writing the output")
+            : cli_emit(text ? text : "", n);
+    if (f != CLI_FORMAT_JSON) {
+        sprig_buf_free(&out);
+    } else {
+        free(text);
     }
-    return CLI_OK;
+    return rc;
 }
 
 void

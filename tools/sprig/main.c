@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char top_usage[] =
     "usage: sprig [--path DIR | --url URL] [--db NAME] COMMAND ...\n"
@@ -41,6 +42,10 @@ static const char top_usage[] =
     "               in the storage: later runs need not repeat them)\n"
     "  --read-only  open the local storage read-only (a read-only file\n"
     "               system, a copy): writes fail with 'permission denied'\n"
+    "  --format json|table|csv\n"
+    "               how a command's result is shown (default json);\n"
+    "               streams (doc export, pubsub subscribe, log --follow)\n"
+    "               are NDJSON whatever the format\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -51,16 +56,24 @@ static const char top_usage[] =
     "  db create NAME [--schema SCHEMA]\n"
     "  db list\n"
     "  db delete NAME\n"
-    "  doc put COLLECTION [--id ID] [--overwrite] (JSON | -)\n"
+    "  doc put COLLECTION [--id ID] [--overwrite] (JSON | @FILE | FILE | -)\n"
     "  doc get COLLECTION ID\n"
     "  doc list COLLECTION [--from ID] [--to ID] [--desc] [--limit N]"
     " [--headers]\n"
     "  doc delete COLLECTION ID [--revision N]\n"
     "  doc count COLLECTION\n"
+    "  doc update COLLECTION ID (JSON | @FILE | FILE | -) [--revision N]\n"
+    "  doc import COLLECTION [FILE | -] [--id-field NAME] ...  NDJSON or a\n"
+    "               JSON array, in bulk (sprig doc import --help)\n"
+    "  doc export COLLECTION [FILE | -] [--id-field NAME] ...  NDJSON\n"
     "  kv get|set|incr|del|list ...  the key-value store (sprig kv --help)\n"
     "  view query COLLECTION VIEW [--key JSON|--range FROM TO|--prefix JSON]\n"
-    "             [--desc] [--limit N] [--docs]\n"
-    "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
+    "             [--desc] [--limit N] [--docs] [--after KEY [--after-id ID]]\n"
+    "  view reduce COLLECTION VIEW [...same match...] [--group] [--after KEY]\n"
+    "  pubsub subscribe TOPIC... | publish TOPIC MESSAGE\n"
+    "  log [--since ID] [--limit N] [--follow]   the transaction log\n"
+    "  watch        not yet: the changes feed of issue 13 (until then:\n"
+    "               log --follow)\n"
     "  file put|get|cat|ls|stat|rm|mv|gc ...  the file store (sprig file --help)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
     "  certificate install-self-signed|install|show  the server's TLS\n"
@@ -72,14 +85,18 @@ static const char top_usage[] =
     "  export DIR | import DIR      every database as JSON lines, and back\n"
     "  compact [NAME...] [--all]    compact databases in place\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
+    "  shell        an interactive shell: history, tab completion, a\n"
+    "               current database (also `sprig` alone on a terminal)\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
     "collections with natural ids.  Use -- before an argument that starts\n"
-    "with '-' (e.g. the JSON -1).\n"
+    "with '-' and is not a number (kv set K -- -x); -1 needs none.\n"
     "\n"
     "Output: one JSON value on stdout (demo: text), indented by two spaces\n"
-    "when stdout is a terminal, on one line otherwise.  Errors go to stderr\n"
-    "as 'sprig: <kind>: <detail>'.\n"
+    "when stdout is a terminal, on one line otherwise (or a table or CSV:\n"
+    "--format); long output on a terminal goes through a pager\n"
+    "($SPRIG_PAGER, $PAGER or less -FRX; SPRIG_PAGER= turns it off).\n"
+    "Errors go to stderr as 'sprig: <kind>: <detail>'.\n"
     "\n"
     "Exit status:\n"
     "  0  success\n"
@@ -108,8 +125,23 @@ static const cli_cmd top_cmds[] = {
     {"export", cli_cmd_export},
     {"import", cli_cmd_import},
     {"compact", cli_cmd_compact},
+    {"pubsub", cli_cmd_pubsub},
+    {"log", cli_cmd_log},
+    {"shell", cli_cmd_shell},
     {NULL, NULL},
 };
+
+int
+cli_run_command(cli *c, int argc, char **argv)
+{
+    return cli_dispatch(c, top_cmds, argc, argv, top_usage);
+}
+
+const cli_cmd *
+cli_top_commands(void)
+{
+    return top_cmds;
+}
 
 /* Parse the options before the command; *i ends on the command.  `opts`
  * ends with --version, which only goes before the command. */
@@ -154,6 +186,7 @@ global_options(cli *c, bool *version, cli_opt *out, int n)
         {"--encrypt", NULL, &c->encrypt},
         {"--compress", NULL, &c->compress},
         {"--read-only", NULL, &c->read_only},
+        {"--format", &c->format, NULL},
         {"--version", NULL, version},
     };
     int k = (int)(sizeof rows / sizeof rows[0]);
@@ -174,11 +207,16 @@ main(int argc, char **argv)
     cli_opt globals[32];
     int n_globals = global_options(&c, &version, globals, 32);
     int i;
+    cli_output_init(&c.format);
     int rc = parse_globals(globals, &version, argc, argv, &i);
     if (rc == CLI_CONTINUE) {
         globals[n_globals - 1].name = NULL; /* --version: before only */
         cli_set_globals(globals);
-        rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
+        if (i == argc && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+            rc = cli_cmd_shell(&c, 1, (char *[]){"shell", NULL});
+        } else {
+            rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
+        }
     }
     cli_close(&c);
     return rc;
