@@ -113,7 +113,7 @@ open_db(cli *c)
     if (rc != CLI_CONTINUE || c->db) {
         return rc;
     }
-    int src = sprig_storage_database(c->st, c->dbname, &c->db);
+    int src = sprig_storage_open_database(c->st, c->dbname, &c->db);
     return src ? cli_fail(src) : CLI_CONTINUE;
 }
 
@@ -210,14 +210,14 @@ pubsub_publish(cli *c, int argc, char **argv)
         size_t n;
         while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
             if (sprig_buf_append(&in, chunk, n) != 0) {
-                sprig_buf_free(&in);
+                sprig_buf_clear(&in);
                 return cli_fail(SPRIG_ENOMEM);
             }
         }
         payload = sprig_buf_bytes(&in);
     }
     int src = sprig_publish(c->db, sprig_str(a.pos[0]), payload);
-    sprig_buf_free(&in);
+    sprig_buf_clear(&in);
     if (src) {
         return cli_fail(src);
     }
@@ -320,7 +320,7 @@ write_entry(jw *w, const kinds *k, const sprig_txn_log *l, size_t i)
     jw_raw(w, ",\"time\":");
     jw_time(w, sprig_txn_log_timestamp_ms(l, i));
     jw_raw(w, ",\"changes\":[");
-    for (size_t j = 0; j < sprig_txn_log_changes(l, i); j++) {
+    for (size_t j = 0; j < sprig_txn_log_change_count(l, i); j++) {
         sprig_change ch;
         if (sprig_txn_log_change(l, i, j, &ch) != 0) {
             continue;
@@ -345,7 +345,7 @@ follow(cli *c, const kinds *k, uint64_t since)
     int rc = CLI_OK;
     while (!stop_signal && rc == CLI_OK) {
         sprig_txn_log *l = NULL;
-        int src = sprig_list_executed_transactions(c->db, since, 0, &l);
+        int src = sprig_list_executed_txns(c->db, since, 0, &l);
         if (src) {
             rc = cli_fail(src);
             break;
@@ -372,7 +372,7 @@ static int
 print_log(cli *c, const kinds *k, uint64_t since, uint32_t limit)
 {
     sprig_txn_log *l = NULL;
-    int src = sprig_list_executed_transactions(c->db, since, limit, &l);
+    int src = sprig_list_executed_txns(c->db, since, limit, &l);
     if (src) {
         return cli_fail(src);
     }

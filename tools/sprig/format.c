@@ -360,7 +360,7 @@ write_table(const table *t, sprig_buf *out)
     if (t->rows == 0) {
         sprig_buf_append(out, "(no rows)\n", 10);
     }
-    sprig_buf_free(&tmp);
+    sprig_buf_clear(&tmp);
 }
 
 /* A CSV field (RFC 4180): quoted when it holds , " CR LF or edge space. */
@@ -394,7 +394,7 @@ write_csv(const table *t, sprig_buf *out)
         }
         sprig_buf_append(out, "\r\n", 2);
     }
-    sprig_buf_free(&tmp);
+    sprig_buf_clear(&tmp);
 }
 
 int
@@ -407,7 +407,7 @@ cli_render(sprig_bytes json, cli_format f, sprig_buf *out)
         cell_text((span){p, json.len}, &tmp);
         int rc = sprig_buf_append(out, tmp.data, tmp.len) ||
                  sprig_buf_append(out, "\n", 1);
-        sprig_buf_free(&tmp);
+        sprig_buf_clear(&tmp);
         return rc ? SPRIG_ENOMEM : 0;
     }
     table t;

@@ -278,7 +278,7 @@ jw_print(jw *w)
     rc = rc ? cli_err(SPRIG_ENOMEM, "out of memory writing the output")
             : cli_emit(text ? text : "", n);
     if (f != CLI_FORMAT_JSON) {
-        sprig_buf_free(&out);
+        sprig_buf_clear(&out);
     } else {
         free(text);
     }
