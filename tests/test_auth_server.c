@@ -98,7 +98,8 @@ setup(void **state)
     SPRIG_OK_(sprig_auth_group_grant(a, NULL, "admins", "*", "sprig"));
     SPRIG_OK_(sprig_auth_user_group(a, NULL, "admin", "admins", true));
     SPRIG_OK_(sprig_auth_group_create(a, NULL, "readers"));
-    SPRIG_OK_(sprig_auth_group_grant(a, NULL, "readers", "kv.get,document.get,database.open",
+    SPRIG_OK_(sprig_auth_group_grant(a, NULL, "readers",
+                                     "kv.get,document.get,database.open",
                                      "sprig.db.app"));
     SPRIG_OK_(sprig_auth_user_group(a, NULL, "alice", "readers", true));
     SPRIG_OK_(sprig_auth_token_create(a, NULL, "alice", tok_id, tok_secret));
@@ -198,6 +199,8 @@ test_anonymous(void **state)
     sprig__auth_challenge_resp ch = {0};
     SPRIG_OK_(raw_call(fd, NULL, &sprig__api_auth_challenge, &e, &ch));
     assert_int_equal(ch.nonce.len, 32);
+    sprig__api_free(sprig__api_auth_challenge.resp,
+                    sprig__api_auth_challenge.n_resp, &ch);
     close(fd);
 }
 

@@ -10,7 +10,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -251,8 +253,52 @@ cli_open(cli *c, bool create)
     sprig_open_options o;
     sprig_open_options_init(&o);
     o.pinned_cert_path = c->ca_file;
+    char pw[256] = "";
+    if (c->url && c->user) {
+        const char *v = c->password_env ? getenv(c->password_env) : NULL;
+        if (c->password_env && !v) {
+            return cli_err(SPRIG_EINVAL, "environment variable %s is not set",
+                           c->password_env);
+        }
+        int prc = v ? (snprintf(pw, sizeof pw, "%s", v), CLI_CONTINUE)
+                    : cli_prompt_password("password: ", pw, sizeof pw);
+        if (prc != CLI_CONTINUE) {
+            return prc;
+        }
+        o.user = c->user;
+        o.password = pw;
+    }
+    o.token_file = c->url ? c->token_file : NULL;
     int rc = sprig_open(c->url ? c->url : file, &o, &c->st);
+    explicit_bzero(pw, sizeof pw);
     return rc ? cli_fail(rc) : register_schema_file(c);
+}
+
+int
+cli_prompt_password(const char *prompt, char *out, size_t cap)
+{
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty) {
+        return cli_err(SPRIG_EINVAL, "no terminal to ask for the password: "
+                                     "use --password-env VAR");
+    }
+    struct termios old, quiet;
+    bool echo_off = tcgetattr(fileno(tty), &old) == 0;
+    if (echo_off) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+    }
+    fputs(prompt, tty);
+    fflush(tty);
+    bool got = fgets(out, (int)cap, tty) != NULL;
+    if (echo_off) {
+        tcsetattr(fileno(tty), TCSAFLUSH, &old);
+    }
+    fputc('\n', tty);
+    fclose(tty);
+    out[got ? strcspn(out, "\r\n") : 0] = 0;
+    return got ? CLI_CONTINUE : cli_err(SPRIG_EINVAL, "no password given");
 }
 
 void

@@ -36,14 +36,17 @@ enum {
 
 /* The state of one invocation. */
 typedef struct cli {
-    const char *prog;        /* how the tool was invoked (argv[0]) */
-    const char *path;        /* --path */
-    const char *dbname;      /* --db */
-    const char *url;         /* --url: any placement sprig_open() takes */
-    const char *ca_file;     /* --ca: wss, the certificate to trust */
-    const char *schema_file; /* --schema: registered by cli_open() */
-    sprig_storage *st;       /* opened by cli_open() */
-    sprig_db *db;            /* opened by cli_open_coll() */
+    const char *prog;         /* how the tool was invoked (argv[0]) */
+    const char *path;         /* --path */
+    const char *dbname;       /* --db */
+    const char *url;          /* --url: any placement sprig_open() takes */
+    const char *ca_file;      /* --ca: wss, the certificate to trust */
+    const char *schema_file;  /* --schema: registered by cli_open() */
+    const char *user;         /* --user: log in (a server) as this user */
+    const char *password_env; /* --password-env VAR: its password */
+    const char *token_file;   /* --token-file FILE: log in with a token */
+    sprig_storage *st;        /* opened by cli_open() */
+    sprig_db *db;             /* opened by cli_open_coll() */
 } cli;
 
 /* One command of a command table; tables end with a zeroed entry.  `run`
@@ -174,5 +177,9 @@ int cli_cmd_demo(cli *c, int argc, char **argv);
 int cli_cmd_serve(cli *c, int argc, char **argv);
 int cli_cmd_kv(cli *c, int argc, char **argv);
 int cli_cmd_view(cli *c, int argc, char **argv);
+int cli_cmd_admin(cli *c, int argc, char **argv);
+/* Read a password from the terminal without echo (prompt on stderr) into
+ * `out`; CLI_CONTINUE, or an exit status after an error message. */
+int cli_prompt_password(const char *prompt, char *out, size_t cap);
 
 #endif /* SPRIG_TOOLS_CLI_H */

@@ -17,6 +17,7 @@ static const char serve_usage[] =
     "                               --tls-key FILE] [--durability MODE]\n"
     "                               [--kv-persistence MODE]\n"
     "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
+    "                               [--allow-origin ORIGIN] [--insecure-open]\n"
     "\n"
     "Serve the storage at --path over WebSockets (protocol sprig.v1) until\n"
     "interrupted (SIGINT or SIGTERM: requests in flight finish, clients are\n"
@@ -35,6 +36,14 @@ static const char serve_usage[] =
     "                     0: no count threshold)\n"
     "  --kv-lazy-ms MS    lazy: flush MS ms after the first waiting change\n"
     "                     (default 1000; 0: no time threshold)\n"
+    "  --allow-origin ORIGIN  a browser origin (https://app.example) allowed\n"
+    "                     to open WebSockets besides the server's own\n"
+    "  --insecure-open    no authentication: every connection may do\n"
+    "                     everything (tests and benchmarks only)\n"
+    "\n"
+    "Every request is checked against the permissions of the user its\n"
+    "connection logged in as (sprig admin --help); a connection that has\n"
+    "not logged in may only log in, and is closed after 10 s.\n"
     "\n"
     "With the global --schema FILE, the schema file is registered and the\n"
     "database --db (default \"default\") is created with it if missing, so\n"
@@ -82,6 +91,33 @@ parse_kv_persistence(const char *mode, const char *changes, const char *ms,
     return CLI_CONTINUE;
 }
 
+/* How to let someone in: printed while the storage has no user. */
+static void
+announce_auth(const cli *c, sprig_server *srv)
+{
+    sprig_auth *a = sprig_server_auth(srv);
+    uint64_t users = 0;
+    if (!a) {
+        printf("  WARNING: --insecure-open: every connection may do "
+               "everything\n");
+        return;
+    }
+    if (sprig_auth_user_count(a, &users) == 0 && users > 0) {
+        printf("  authentication: on (%llu users)\n",
+               (unsigned long long)users);
+        return;
+    }
+    printf("  authentication: on, and no user exists yet: nobody can log "
+           "in.\n  Create the first administrator (with the server stopped, "
+           "or on a copy):\n"
+           "    %s --path %s admin user create admin --password\n"
+           "    %s --path %s admin group create admins\n"
+           "    %s --path %s admin group grant admins '*' sprig\n"
+           "    %s --path %s admin user add-group admin admins\n",
+           c->prog, c->path, c->prog, c->path, c->prog, c->path, c->prog,
+           c->path);
+}
+
 /* Print where the server listens and how to reach it. */
 static void
 announce(const cli *c, sprig_server *srv, const char *o_cert)
@@ -92,8 +128,10 @@ announce(const cli *c, sprig_server *srv, const char *o_cert)
     printf("Sprig %s serving %s\n", sprig_version(), c->path);
     printf("  listening on %s://127.0.0.1:%d (protocol sprig.v1)\n", scheme,
            port);
-    printf("  try: %s --url %s://127.0.0.1:%d%s%s db list\n", c->prog, scheme,
-           port, tls ? " --ca " : "", tls ? o_cert : "");
+    announce_auth(c, srv);
+    printf("  try: %s --url %s://127.0.0.1:%d%s%s%s db list\n", c->prog, scheme,
+           port, tls ? " --ca " : "", tls ? o_cert : "",
+           sprig_server_auth(srv) ? " --user NAME" : "");
     printf("  stop with Ctrl-C\n");
     fflush(stdout);
 }
@@ -152,7 +190,10 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     sprig_server_options_init(&o);
     const char *durability = "full", *kv_mode = "immediate";
     const char *kv_changes = NULL, *kv_ms = NULL;
+    static const char *origins[2];
     const cli_opt opts[] = {
+        {"--allow-origin", &origins[0], NULL},
+        {"--insecure-open", NULL, &o.open_access},
         {"--ws", &o.ws_listen, NULL},
         {"--tls-cert", &o.tls_cert_file, NULL},
         {"--tls-key", &o.tls_key_file, NULL},
@@ -178,6 +219,7 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     if (!o.tls_cert_file != !o.tls_key_file) {
         return cli_usage(serve_usage, "--tls-cert and --tls-key go together");
     }
+    o.allowed_origins = origins[0] ? origins : NULL;
     sprig_durability d = SPRIG_DURABILITY_FULL;
     if ((rc = parse_durability(durability, &d)) != CLI_CONTINUE) {
         return rc;

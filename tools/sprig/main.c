@@ -29,6 +29,10 @@ static const char top_usage[] =
     "  --schema FILE\n"
     "               register the JSON schema file FILE (collections, id\n"
     "               kinds, declarative views) before the command runs\n"
+    "  --user NAME  --url: log in as NAME; the password comes from\n"
+    "               --password-env VAR, else a prompt on the terminal\n"
+    "  --token-file FILE\n"
+    "               --url: log in with the token in FILE (ID:SECRET)\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -49,6 +53,7 @@ static const char top_usage[] =
     "             [--desc] [--limit N] [--docs]\n"
     "  view reduce COLLECTION VIEW [...same match...] [--group]\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
+    "  admin user|role|group|token ...  who may do what (sprig admin --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "\n"
     "Ids are decimal numbers in collections with u64 ids, strings in\n"
@@ -68,9 +73,15 @@ static const char top_usage[] =
     "  5  busy: another process has the storage open\n";
 
 static const cli_cmd top_cmds[] = {
-    {"schema", cli_cmd_schema}, {"db", cli_cmd_db}, {"doc", cli_cmd_doc},
-    {"demo", cli_cmd_demo},     {"kv", cli_cmd_kv}, {"serve", cli_cmd_serve},
-    {"view", cli_cmd_view},     {NULL, NULL},
+    {"schema", cli_cmd_schema},
+    {"db", cli_cmd_db},
+    {"doc", cli_cmd_doc},
+    {"demo", cli_cmd_demo},
+    {"kv", cli_cmd_kv},
+    {"serve", cli_cmd_serve},
+    {"view", cli_cmd_view},
+    {"admin", cli_cmd_admin},
+    {NULL, NULL},
 };
 
 /* Parse the options before the command; *i ends on the command.  `opts`
@@ -109,13 +120,16 @@ main(int argc, char **argv)
         {"--url", &c.url, NULL},
         {"--ca", &c.ca_file, NULL},
         {"--schema", &c.schema_file, NULL},
+        {"--user", &c.user, NULL},
+        {"--password-env", &c.password_env, NULL},
+        {"--token-file", &c.token_file, NULL},
         {"--version", NULL, &version},
         {NULL, NULL, NULL},
     };
     int i;
     int rc = parse_globals(globals, &version, argc, argv, &i);
     if (rc == CLI_CONTINUE) {
-        globals[5].name = NULL; /* after the command, without --version */
+        globals[8].name = NULL; /* after the command, without --version */
         cli_set_globals(globals);
         rc = cli_dispatch(&c, top_cmds, argc - i, argv + i, top_usage);
     }
