@@ -32,6 +32,17 @@ build-asan: deps
 run: build
 	@$(BUILD)/tools/sprig --path $(DATA) demo
 	@echo
+	@S="$(BUILD)/tools/sprig --path $(DATA)"; \
+	if SPRIG_DEMO_PW=demo $$S admin user create demo \
+	    --password-env SPRIG_DEMO_PW >/dev/null 2>&1; then \
+	    $$S admin group create admins >/dev/null 2>&1; \
+	    $$S admin group grant admins '*' sprig >/dev/null && \
+	    $$S admin user add-group demo admins >/dev/null; \
+	fi; \
+	echo "make run: a demo administrator 'demo' with password 'demo' exists" \
+	    "(for this local demo only; sprig admin --help)."; \
+	echo "  try: SPRIG_PW=demo $(BUILD)/tools/sprig --url" \
+	    "ws://127.0.0.1:5646 --user demo --password-env SPRIG_PW db list"
 	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
 	    serve --ws 127.0.0.1:5646
 
