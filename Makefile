@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 DATA       ?= ./sprig-data
 
-.PHONY: all deps build build-asan run test test-normal test-asan bench \
+.PHONY: all deps build build-asan run test test-normal test-asan bench bench-auth \
         bench-build bench-net \
         crash-long fuzz format format-check clean install
 
@@ -68,6 +68,11 @@ test-asan: build-asan
 bench: bench-build
 	@sh bench/run.sh $(BUILD)
 	@python3 bench/bench_net.py $(BUILD)
+	@$(BUILD)/bench/auth_bench --out bench/results/auth.json
+
+# Permission checks on vs off (50 clients, one run) and logins/s.
+bench-auth: bench-build
+	@$(BUILD)/bench/auth_bench --out bench/results/auth.json
 
 bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)
