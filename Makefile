@@ -17,7 +17,7 @@ PREFIX     ?= /usr/local
 MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
-        bench-build bench-net bench-import \
+        bench-auth bench-build bench-net bench-import \
         crash-long fuzz format format-check clean install
 
 all: build
@@ -45,6 +45,17 @@ run: deps
 	@cmake --build $(BUILD) -j $(JOBS) --target sprig_cli
 	@$(BUILD)/tools/sprig --path $(DATA) demo
 	@echo
+	@S="$(BUILD)/tools/sprig --path $(DATA)"; \
+	if SPRIG_DEMO_PW=demo $$S admin user create demo \
+	    --password-env SPRIG_DEMO_PW >/dev/null 2>&1; then \
+	    $$S admin group create admins >/dev/null 2>&1; \
+	    $$S admin group grant admins '*' sprig >/dev/null && \
+	    $$S admin user add-group demo admins >/dev/null; \
+	fi; \
+	echo "make run: a demo administrator 'demo' with password 'demo' exists" \
+	    "(for this local demo only; sprig admin --help)."; \
+	echo "  try: SPRIG_PW=demo $(BUILD)/tools/sprig --url" \
+	    "ws://127.0.0.1:$(PORT) --user demo --password-env SPRIG_PW db list"
 	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
 	    serve --ws 127.0.0.1:$(PORT) --quic 127.0.0.1:$(QUIC_PORT)
 
@@ -78,6 +89,11 @@ bench: bench-build
 # sqlite3's .import of the same rows (bench/bench_import.py).
 bench-import: bench-build
 	@python3 bench/bench_import.py $(BUILD)
+	@$(BUILD)/bench/auth_bench --out bench/results/auth.json
+
+# Permission checks on vs off (50 clients, one run) and logins/s.
+bench-auth: bench-build
+	@$(BUILD)/bench/auth_bench --out bench/results/auth.json
 
 bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)

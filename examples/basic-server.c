@@ -5,9 +5,12 @@
  *   1. opens a storage and runs a server on it (sprig_server), with its
  *      schema registered directly -- the server program keeps direct
  *      access to its storage, with no networking;
- *   2. connects a client to that server over WebSockets on 127.0.0.1 and
- *      works with documents through the very same sprig.h calls a local
- *      database takes: sprig_insert, sprig_get, sprig_list.
+ *   2. lets a user in: the server checks every request against the
+ *      permissions of the user the connection logged in as, so the program
+ *      creates one (once), in a group granted what the client needs;
+ *   3. connects a client to that server over WebSockets on 127.0.0.1, logs
+ *      in, and works with documents through the very same sprig.h calls a
+ *      local database takes: sprig_insert, sprig_get, sprig_list.
  *
  * Code written against sprig_storage / sprig_db does not change when the
  * database moves to a server: only how the handle was obtained does.
@@ -85,13 +88,30 @@ main(int argc, char **argv)
     check(sprig_storage_register_schema(sprig_server_storage(srv), &schema),
           "register schema");
     check(sprig_server_start(srv), "start");
+
+    /* 2. A user "app" (made on the first run; a real program takes the
+     * password from its configuration, never from its source). */
+    sprig_auth *auth = sprig_server_auth(srv);
+    int rc = sprig_auth_user_create(auth, NULL, "app", "example password");
+    if (rc != SPRIG_EEXIST) {
+        check(rc, "create user");
+        check(sprig_auth_group_create(auth, NULL, "chat-writers"), "group");
+        check(sprig_auth_group_grant(auth, NULL, "chat-writers",
+                                     "database,document,transaction",
+                                     "sprig.db.chat"),
+              "grant");
+        check(sprig_auth_user_group(auth, NULL, "app", "chat-writers", true),
+              "add to group");
+    }
     char url[64];
     snprintf(url, sizeof url, "ws://127.0.0.1:%d", sprig_server_ws_port(srv));
     printf("Server listening on %s\n", url);
 
-    /* 2. A client in the same program, over the network. */
+    /* 3. A client in the same program, over the network. */
     sprig_client *client;
     check(sprig_client_connect(url, NULL, &client), "connect");
+    check(sprig_client_authenticate_password(client, "app", "example password"),
+          "log in");
     use_database(sprig_client_storage(client));
     sprig_client_close(client);
 

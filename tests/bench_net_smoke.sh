@@ -28,8 +28,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # (what `make run` relies on): nothing else prepares the storage here
 printf '{"name":"bench","collections":[{"name":"docs","id_kind":"u64"}]}' \
     >"$TMP/schema.json"
+# --insecure-open: the load tool does not log in (the benchmark of
+# permission checks, bench/auth, does)
 "$SPRIG" --path "$TMP/st" --schema "$TMP/schema.json" serve \
-    --ws 127.0.0.1:0 --kv-persistence lazy >"$TMP/serve.log" 2>&1 &
+    --ws 127.0.0.1:0 --kv-persistence lazy --insecure-open \
+    >"$TMP/serve.log" 2>&1 &
 pid=$!
 
 wait_url

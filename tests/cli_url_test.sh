@@ -60,15 +60,59 @@ serve_down() {
     expect "$1" 0 ""
 }
 
+# The server lets in only whom the admin records allow (issue 10): the
+# first administrator, made with `sprig admin` on the stopped storage, and
+# a token for a reader.
+serve_up "$T/serve0.log" serve --path "$DATA" --ws 127.0.0.1:0
+run grep -c "admin user create admin --password" "$T/serve0.log"
+expect "a fresh serve says how to create the first administrator" 0 1
+run "$BIN" db list --url "$url"
+expect_err "no login: refused" 1 "not allowed: action 'database.list'"
+serve_down "serve stops on SIGTERM"
+export SPRIG_TEST_PW='pw-of-the-admin 1'
+run "$BIN" --path "$DATA" admin user create admin --password-env SPRIG_TEST_PW --hash-cost min
+expect "admin user create" 0 '{"user":"admin","ok":true}'
+run "$BIN" --path "$DATA" admin user create admin --password-env SPRIG_TEST_PW --hash-cost min
+expect_err "admin user create: the name is taken" 4 "exists"
+run "$BIN" --path "$DATA" admin group create admins
+expect "admin group create" 0 '{"group":"admins","ok":true}'
+run "$BIN" --path "$DATA" admin group grant admins '*' sprig
+expect "admin group grant" 0 '{"group":"admins","ok":true}'
+run "$BIN" --path "$DATA" admin user add-group admin admins
+expect "admin user add-group" 0 '{"user":"admin","ok":true}'
+run "$BIN" --path "$DATA" admin user create reader
+expect "admin user create (token-only)" 0 '{"user":"reader","ok":true}'
+run "$BIN" --path "$DATA" admin group create readers
+run "$BIN" --path "$DATA" admin group grant readers 'database.open,document.get' sprig.db.default
+expect "admin group grant a database" 0 '{"group":"readers","ok":true}'
+run "$BIN" --path "$DATA" admin group grant readers 'database.list,schema.list' sprig
+run "$BIN" --path "$DATA" admin user add-group reader readers
+run "$BIN" --path "$DATA" admin token create reader --out "$T/reader.token"
+case $out in '{"token":"'*'","user":"reader","file":"'*) good ;; *) bad "admin token create" ;; esac
+run stat -c %a "$T/reader.token"
+expect "the token file is private" 0 600
+DBS='[{"name":"_admin","schema":"_admin"},{"name":"default","schema":"app"}]'
+
 serve_up "$T/serve.log" serve --path "$DATA" --ws 127.0.0.1:0
 case $url in ws://*) good ;; *) rc=- out=$(cat "$T/serve.log") err='' && bad "serve --path DIR (after the command) starts" ;; esac
-run "$BIN" db list --url "$url"
-expect "db list --url ws:// (after the command)" 0 "$DBS"
-run "$BIN" doc get notes held --url "$url"
+run "$BIN" db list --url "$url" --user admin --password-env SPRIG_TEST_PW
+expect "db list --url ws:// --user (after the command)" 0 "$DBS"
+run "$BIN" --user admin --password-env SPRIG_TEST_PW doc get notes held --url "$url"
 expect "doc get over ws://" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
-run "$BIN" --url "$url" doc get notes nope
+run "$BIN" --url "$url" --user admin --password-env SPRIG_TEST_PW doc get notes nope
 expect_err "not found over ws://" 3 "not found"
+export SPRIG_BAD_PW=wrong
+run "$BIN" --url "$url" --user admin --password-env SPRIG_BAD_PW db list
+expect_err "a wrong password" 1 "authentication failed"
+run "$BIN" --url "$url" --token-file "$T/reader.token" doc get notes held
+expect "doc get with --token-file" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
+run "$BIN" --url "$url" --token-file "$T/reader.token" db delete default
+expect_err "the reader may not delete the database" 1 "not allowed: action 'database.delete' on resource 'sprig.db.default' for 'reader'"
+run "$BIN" --url "$url" --token-file "$T/reader.token" doc put notes --id x '{}'
+expect_err "nor write to it" 1 "not allowed: action 'transaction.apply'"
 serve_down "serve stops on SIGTERM"
+run grep -r -a -l -F -e "$SPRIG_TEST_PW" -e "$(cut -d: -f2 "$T/reader.token")" "$DATA" "$T/serve.log" "$T/serve0.log"
+expect "no password or token secret in the storage's files or the log" 1 ""
 
 # wss://: the server's self-signed certificate, trusted with --ca
 if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -77,9 +121,9 @@ if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     serve_up "$T/serve-tls.log" serve --path "$DATA" --ws 127.0.0.1:0 \
         --tls-cert "$T/cert.pem" --tls-key "$T/key.pem"
     case $url in wss://*) good ;; *) rc=- out=$(cat "$T/serve-tls.log") err='' && bad "serve over TLS starts" ;; esac
-    run "$BIN" db list --url "$url" --ca "$T/cert.pem"
+    run "$BIN" db list --url "$url" --ca "$T/cert.pem" --user admin --password-env SPRIG_TEST_PW
     expect "db list --url wss:// --ca CERT" 0 "$DBS"
-    run "$BIN" db list --url "$url"
+    run "$BIN" db list --url "$url" --user admin --password-env SPRIG_TEST_PW
     expect_err "wss:// without trusting the certificate" 1 "certificate"
     serve_down "TLS serve stops on SIGTERM"
 else

@@ -19,8 +19,9 @@ TMP=${4:?usage: commerce_smoke.sh SPRIG BENCH_COMMERCE SCHEMA TMPDIR}
 NAME=commerce_smoke
 . "$(cd "$(dirname "$0")" && pwd)/serve_lib.sh"
 
+# --insecure-open: the load tool does not log in
 "$SPRIG" --path "$TMP/st" --schema "$SCHEMA" serve --ws 127.0.0.1:0 \
-    >"$TMP/serve.log" 2>&1 &
+    --insecure-open >"$TMP/serve.log" 2>&1 &
 pid=$!
 
 wait_url

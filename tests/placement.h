@@ -13,7 +13,10 @@
  * ws (placement_check_transport).  Each
  * placement registers the suite's schema the way a real program would: the
  * local one directly, the server one through the server program's own storage
- * handle.
+ * handle.  The server placements check permissions (issue 10): the
+ * client logs in as an administrator of a permission engine kept in a
+ * memory-only storage of its own (sprig_server_options.auth), so the
+ * served storage holds only the suite's databases and schemas.
  */
 #ifndef SPRIG_PLACEMENT_H
 #define SPRIG_PLACEMENT_H
@@ -28,8 +31,35 @@ typedef struct placement {
     sprig_storage *local;
     sprig_server *srv;
     sprig_client *client;
+    sprig_storage *auth_st; /* the permission engine's own storage */
+    sprig_auth *auth;
     char dir[1200];
 } placement;
+
+/* The administrator the server placements log in as. */
+#define PLACEMENT_USER "admin"
+#define PLACEMENT_PASSWORD "placement-admin-pw"
+
+/* A permission engine with one administrator (granted everything), lent
+ * to the server through `o`. */
+static inline void
+placement_auth(placement *p, sprig_server_options *o)
+{
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.memory_only = true;
+    SPRIG_OK_(sprig_storage_open(&so, &p->auth_st));
+    sprig_auth_options ao;
+    sprig_auth_options_min(&ao);
+    SPRIG_OK_(sprig_auth_open(p->auth_st, &ao, &p->auth));
+    SPRIG_OK_(sprig_auth_user_create(p->auth, NULL, PLACEMENT_USER,
+                                     PLACEMENT_PASSWORD));
+    SPRIG_OK_(sprig_auth_group_create(p->auth, NULL, "admins"));
+    SPRIG_OK_(sprig_auth_group_grant(p->auth, NULL, "admins", "*", "sprig"));
+    SPRIG_OK_(
+        sprig_auth_user_group(p->auth, NULL, PLACEMENT_USER, "admins", true));
+    o->auth = p->auth;
+}
 
 /* the "wrapped" placement (its block is at the end) */
 static inline void placement_open_wrapped(placement *p,
@@ -134,7 +164,7 @@ placement_open(placement *p, const char *kind, const char *root,
     sprig_cert_info qc;
     sprig_server_options o;
     sprig_server_options_init(&o);
-    o.open_access = true; /* tests of other parts: no authentication */
+    placement_auth(p, &o);
     o.ws_listen = quic ? NULL : "127.0.0.1:0";
     o.workers = 4;
     if (quic) { /* a certificate made by Sprig, pinned by fingerprint */
@@ -160,6 +190,8 @@ placement_open(placement *p, const char *kind, const char *root,
     co.pinned_cert_path = tls && !quic ? cert : NULL;
     co.pinned_cert_sha256 = quic ? qc.sha256 : NULL;
     SPRIG_OK_(sprig_client_connect(url, &co, &p->client));
+    SPRIG_OK_(sprig_client_authenticate_password(p->client, PLACEMENT_USER,
+                                                 PLACEMENT_PASSWORD));
     p->st = sprig_client_storage(p->client);
     placement_check_transport(p, tls);
 }
@@ -176,6 +208,10 @@ placement_close(placement *p)
     }
     if (p->local) {
         sprig_storage_close(p->local);
+    }
+    sprig_auth_free(p->auth);
+    if (p->auth_st) {
+        sprig_storage_close(p->auth_st);
     }
     memset(p, 0, sizeof *p);
 }
@@ -197,7 +233,7 @@ placement_open_wrapped(placement *p, const sprig_storage_options *so,
     assert_non_null(p->local);
     sprig_server_options o;
     sprig_server_options_init(&o);
-    o.open_access = true; /* tests of other parts: no authentication */
+    placement_auth(p, &o);
     o.ws_listen = "127.0.0.1:0";
     o.workers = 4;
     SPRIG_OK_(sprig_server_new_for(p->local, &o, &p->srv));
@@ -209,6 +245,8 @@ placement_open_wrapped(placement *p, const sprig_storage_options *so,
     snprintf(url, sizeof url, "ws://127.0.0.1:%d",
              sprig_server_ws_port(p->srv));
     SPRIG_OK_(sprig_client_connect(url, NULL, &p->client));
+    SPRIG_OK_(sprig_client_authenticate_password(p->client, PLACEMENT_USER,
+                                                 PLACEMENT_PASSWORD));
     p->st = sprig_client_storage(p->client);
 }
 

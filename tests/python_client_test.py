@@ -101,6 +101,19 @@ def response_payload(frame):
     return frame[2]
 
 
+ADMIN_PW = "python-admin-pw"
+
+
+async def login(ws):
+    """Log the connection in as the administrator the test made (its
+    default session: later requests carry session nil)."""
+    frame = await call(ws, 4000, "auth.password",
+                       {"user": "admin", "password": ADMIN_PW})
+    answer = response_payload(frame)
+    check(answer["identity"] == "admin" and answer["session"] >= 1,
+          "login %r" % answer)
+
+
 def insert_op(collection, contents):
     # [op, collection, id (nil: push), contents, revision, hash]
     return [OP_INSERT, collection, None, contents, None, None]
@@ -113,6 +126,8 @@ async def pubsub(url):
                                   open_timeout=TIMEOUT) as sub, \
             websockets.connect(url, subprotocols=[SUBPROTOCOL],
                                open_timeout=TIMEOUT) as pub:
+        await login(sub)
+        await login(pub)
         frame = await call(sub, 1, "pubsub.subscriber_new", {"db": "default"})
         sid = response_payload(frame)["subscriber"]
         frame = await call(sub, 2, "pubsub.subscribe",
@@ -145,6 +160,12 @@ async def exercise(url):
                                   max_size=64 << 20) as ws:
         check(ws.subprotocol == SUBPROTOCOL,
               "subprotocol %r" % ws.subprotocol)
+        # not logged in: nothing but logging in
+        frame = await call(ws, 3999, "db.count",
+                           {"db": "default", "collection": "messages"})
+        check(frame[0] == 2 and frame[3].startswith("not allowed"),
+              "anonymous request %r" % (frame,))
+        await login(ws)
 
         # insert with a pushed id
         contents = b'{"text":"hi from python"}'
@@ -319,6 +340,13 @@ def main():
         run([sprig, "--path", path, "schema", "define", "chat", "messages"])
         run([sprig, "--path", path, "db", "create", "default",
              "--schema", "chat"])
+        os.environ["SPRIG_PY_ADMIN_PW"] = ADMIN_PW
+        for cmd in (["user", "create", "admin", "--password-env",
+                     "SPRIG_PY_ADMIN_PW", "--hash-cost", "min"],
+                    ["group", "create", "admins"],
+                    ["group", "grant", "admins", "*", "sprig"],
+                    ["user", "add-group", "admin", "admins"]):
+            run([sprig, "--path", path, "admin"] + cmd)
         proc, port = start_server(sprig, path)
         url = "ws://127.0.0.1:%d" % port
         plain_get(port)

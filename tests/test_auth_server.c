@@ -199,6 +199,8 @@ test_anonymous(void **state)
     sprig__auth_challenge_resp ch = {0};
     SPRIG_OK_(raw_call(fd, NULL, &sprig__api_auth_challenge, &e, &ch));
     assert_int_equal(ch.nonce.len, 32);
+    sprig__api_free(sprig__api_auth_challenge.resp,
+                    sprig__api_auth_challenge.n_resp, &ch);
     close(fd);
 }
 

@@ -82,6 +82,8 @@ remote(bool tls)
              sprig_server_ws_port(p.srv));
     sprig_open_options o;
     sprig_open_options_init(&o);
+    o.user = PLACEMENT_USER; /* sprig_open logs in after connecting */
+    o.password = PLACEMENT_PASSWORD;
     if (tls) {
         placement_cert(root, cert, key, sizeof cert);
         o.pinned_cert_path = cert;

@@ -80,6 +80,10 @@ SPRIG_API void sprig_auth_free(sprig_auth *a);
  *  next check.  The engine's own changes do this themselves. */
 SPRIG_API void sprig_auth_changed(sprig_auth *a);
 
+/** How many users the records hold (0: nobody can log in yet).  Errors:
+ *  those of the storage. */
+SPRIG_API int sprig_auth_user_count(sprig_auth *a, uint64_t *n);
+
 /* ---- admin records ------------------------------------------------------
  * `as` is the identity making the change, checked for the action named
  * (e.g. "user.create" on "sprig.user.<name>"), or NULL for the program

@@ -569,3 +569,13 @@ sprig__records_password(sprig_auth *a, const char *user, char *out, size_t cap)
     }
     return rc;
 }
+
+int
+sprig_auth_user_count(sprig_auth *a, uint64_t *n)
+{
+    if (!a || !n) {
+        return sprig__err(SPRIG_EINVAL, "sprig_auth_user_count: NULL "
+                                        "argument");
+    }
+    return sprig_count(a->db, "users", NULL, n);
+}

@@ -96,7 +96,7 @@ token_request(const char *id, const char *secret,
         return sprig__err(SPRIG_EPROTO, "a challenge nonce is 32 bytes");
     }
     q->token = (char *)id;
-    q->nonce = ch->nonce;
+    q->nonce = sprig_buf_bytes(&ch->nonce);
     q->server_ms = ch->server_ms;
     q->client_ms = wall_ms();
     q->mac = (sprig_bytes){mac, 32};

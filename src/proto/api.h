@@ -219,9 +219,8 @@ typedef struct {
     char *identity;
 } sprig__auth_session_resp;
 typedef struct {
-    sprig_bytes nonce;
+    sprig_buf nonce; /* owned: a client's decoded answer outlives its frame */
     uint64_t server_ms;
-    uint8_t room[32]; /* what `nonce` points at */
 } sprig__auth_challenge_resp;
 typedef struct {
     char *token;

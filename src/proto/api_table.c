@@ -345,7 +345,7 @@ static const sprig__field auth_session_resp[] = {
     F(sprig__auth_session_resp, identity, SPRIG__F_STR),
 };
 static const sprig__field auth_challenge_resp[] = {
-    F(sprig__auth_challenge_resp, nonce, SPRIG__F_BYTES),
+    F(sprig__auth_challenge_resp, nonce, SPRIG__F_BUF),
     F(sprig__auth_challenge_resp, server_ms, SPRIG__F_U64),
 };
 static const sprig__field auth_token_req[] = {

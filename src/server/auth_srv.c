@@ -145,8 +145,11 @@ sprig__auth_challenge(sprig__call *c, void *req, void *resp)
     if (!c->srv->auth) {
         return no_engine();
     }
-    int rc = sprig_auth_token_challenge(c->srv->auth, r->room, &r->server_ms);
-    r->nonce = (sprig_bytes){r->room, sizeof r->room};
+    uint8_t nonce[32];
+    int rc = sprig_auth_token_challenge(c->srv->auth, nonce, &r->server_ms);
+    if (rc == 0 && sprig_buf_append(&r->nonce, nonce, sizeof nonce) != 0) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
     return rc;
 }
 

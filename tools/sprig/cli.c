@@ -480,6 +480,29 @@ busy(const cli *c)
                    c->path, CLI_DEFAULT_PORT);
 }
 
+/* The login of a server placement (--user with --password-env or a
+ * prompt into `pw`, or --token-file) into the open options. */
+static int
+login_options(cli *c, sprig_open_options *o, char *pw, size_t cap)
+{
+    if (c->url && c->user) {
+        const char *v = c->password_env ? getenv(c->password_env) : NULL;
+        if (c->password_env && !v) {
+            return cli_err(SPRIG_EINVAL, "environment variable %s is not set",
+                           c->password_env);
+        }
+        int prc = v ? (snprintf(pw, cap, "%s", v), CLI_CONTINUE)
+                    : cli_prompt_password("password: ", pw, cap);
+        if (prc != CLI_CONTINUE) {
+            return prc;
+        }
+        o->user = c->user;
+        o->password = pw;
+    }
+    o->token_file = c->url ? c->token_file : NULL;
+    return CLI_CONTINUE;
+}
+
 int
 cli_open(cli *c, bool create)
 {
@@ -520,12 +543,45 @@ cli_open(cli *c, bool create)
         return src;
     }
     o.storage.read_only = c->read_only;
+    char pw[256] = "";
+    src = login_options(c, &o, pw, sizeof pw);
+    if (src != CLI_CONTINUE) {
+        return src;
+    }
     src = sprig_open(where, &o, &c->st);
     explicit_bzero(c->passphrase, sizeof c->passphrase);
+    explicit_bzero(pw, sizeof pw);
     if (src == SPRIG_EBUSY && !c->url) {
         return busy(c);
     }
     return src ? cli_fail(src) : register_schema_file(c);
+}
+
+int
+cli_prompt_password(const char *prompt, char *out, size_t cap)
+{
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty) {
+        return cli_err(SPRIG_EINVAL, "no terminal to ask for the password: "
+                                     "use --password-env VAR");
+    }
+    struct termios old, quiet;
+    bool echo_off = tcgetattr(fileno(tty), &old) == 0;
+    if (echo_off) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+    }
+    fputs(prompt, tty);
+    fflush(tty);
+    bool got = fgets(out, (int)cap, tty) != NULL;
+    if (echo_off) {
+        tcsetattr(fileno(tty), TCSAFLUSH, &old);
+    }
+    fputc('\n', tty);
+    fclose(tty);
+    out[got ? strcspn(out, "\r\n") : 0] = 0;
+    return got ? CLI_CONTINUE : cli_err(SPRIG_EINVAL, "no password given");
 }
 
 void

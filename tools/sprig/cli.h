@@ -51,6 +51,9 @@ typedef struct cli {
     char passphrase[256];
     bool read_only;          /* --read-only: a local storage, read-only */
     const char *format;      /* --format json|table|csv (format.c) */
+    const char *user;         /* --user: log in (a server) as this user */
+    const char *password_env; /* --password-env VAR: its password */
+    const char *token_file;   /* --token-file FILE: log in with a token */
     sprig_storage *st;       /* opened by cli_open() */
     sprig_db *db;            /* opened by cli_open_coll() */
 } cli;
@@ -252,5 +255,9 @@ int cli_cmd_restore(cli *c, int argc, char **argv);
 int cli_cmd_export(cli *c, int argc, char **argv);
 int cli_cmd_import(cli *c, int argc, char **argv);
 int cli_cmd_compact(cli *c, int argc, char **argv);
+int cli_cmd_admin(cli *c, int argc, char **argv);
+/* Read a password from the terminal without echo (prompt on stderr) into
+ * `out`; CLI_CONTINUE, or an exit status after an error message. */
+int cli_prompt_password(const char *prompt, char *out, size_t cap);
 
 #endif /* SPRIG_TOOLS_CLI_H */

@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include <sprig/auth.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -60,12 +62,16 @@ only_schema(cli *c, char *out, size_t n)
     if (src) {
         return cli_fail(src);
     }
-    size_t count = sprig_schema_list_count(l);
+    size_t all = sprig_schema_list_count(l), count = 0;
     char names[512] = "";
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < all; i++) {
+        const char *nm = sprig_schema_list_get(l, i)->name;
+        if (strcmp(nm, SPRIG_AUTH_DB) == 0) {
+            continue; /* the admin records' own schema */
+        }
         size_t len = strlen(names);
-        snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "",
-                 sprig_schema_list_get(l, i)->name);
+        snprintf(names + len, sizeof names - len, "%s%s", count++ ? ", " : "",
+                 nm);
     }
     if (count == 1) {
         snprintf(out, n, "%s", names);

@@ -25,6 +25,7 @@ static const char serve_usage[] =
     "                   [--durability MODE]\n"
     "                               [--kv-persistence MODE]\n"
     "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
+    "                               [--allow-origin ORIGIN] [--insecure-open]\n"
     "\n"
     "Serve the storage at --path over QUIC (quic://, ALPN sprig/1) and\n"
     "WebSockets (protocol sprig.v1) until interrupted (SIGINT or SIGTERM:\n"
@@ -51,6 +52,14 @@ static const char serve_usage[] =
     "                     0: no count threshold)\n"
     "  --kv-lazy-ms MS    lazy: flush MS ms after the first waiting change\n"
     "                     (default 1000; 0: no time threshold)\n"
+    "  --allow-origin ORIGIN  a browser origin (https://app.example) allowed\n"
+    "                     to open WebSockets besides the server's own\n"
+    "  --insecure-open    no authentication: every connection may do\n"
+    "                     everything (tests and benchmarks only)\n"
+    "\n"
+    "Every request is checked against the permissions of the user its\n"
+    "connection logged in as (sprig admin --help); a connection that has\n"
+    "not logged in may only log in, and is closed after 10 s.\n"
     "\n"
     "With the global --schema FILE, the schema file is registered and the\n"
     "database --db (default \"default\") is created with it if missing, so\n"
@@ -169,6 +178,33 @@ parse_kv_persistence(const char *mode, const char *changes, const char *ms,
     return CLI_CONTINUE;
 }
 
+/* How to let someone in: printed while the storage has no user. */
+static void
+announce_auth(const cli *c, sprig_server *srv)
+{
+    sprig_auth *a = sprig_server_auth(srv);
+    uint64_t users = 0;
+    if (!a) {
+        printf("  WARNING: --insecure-open: every connection may do "
+               "everything\n");
+        return;
+    }
+    if (sprig_auth_user_count(a, &users) == 0 && users > 0) {
+        printf("  authentication: on (%llu users)\n",
+               (unsigned long long)users);
+        return;
+    }
+    printf("  authentication: on, and no user exists yet: nobody can log "
+           "in.\n  Create the first administrator (with the server stopped, "
+           "or on a copy):\n"
+           "    %s --path %s admin user create admin --password\n"
+           "    %s --path %s admin group create admins\n"
+           "    %s --path %s admin group grant admins '*' sprig\n"
+           "    %s --path %s admin user add-group admin admins\n",
+           c->prog, c->path, c->prog, c->path, c->prog, c->path, c->prog,
+           c->path);
+}
+
 /* Print where the server listens and how to reach it. */
 static void
 announce(const cli *c, sprig_server *srv, const sprig_server_options *o,
@@ -193,13 +229,15 @@ announce(const cli *c, sprig_server *srv, const sprig_server_options *o,
         printf("  listening on %s://127.0.0.1:%d (protocol sprig.v1)\n", scheme,
                port);
     }
+    announce_auth(c, srv);
+    const char *user = sprig_server_auth(srv) ? " --user NAME" : "";
     if (qport >= 0) {
-        printf("  try: %s --url quic://127.0.0.1:%d --ca %s db list\n", c->prog,
-               qport, sha256);
+        printf("  try: %s --url quic://127.0.0.1:%d --ca %s%s db list\n",
+               c->prog, qport, sha256, user);
     }
     if (port >= 0) {
-        printf("  try: %s --url %s://127.0.0.1:%d%s%s db list\n", c->prog,
-               scheme, port, tls ? " --ca " : "", tls ? sha256 : "");
+        printf("  try: %s --url %s://127.0.0.1:%d%s%s%s db list\n", c->prog,
+               scheme, port, tls ? " --ca " : "", tls ? sha256 : "", user);
     }
     printf("  stop with Ctrl-C\n");
     fflush(stdout);
@@ -301,7 +339,10 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     const char *kv_changes = NULL, *kv_ms = NULL;
     bool wss = false;
     o.quic_listen = NULL; /* default below */
+    static const char *origins[2];
     const cli_opt opts[] = {
+        {"--allow-origin", &origins[0], NULL},
+        {"--insecure-open", NULL, &o.open_access},
         {"--ws", &o.ws_listen, NULL},
         {"--quic", &o.quic_listen, NULL},
         {"--wss", NULL, &wss},
@@ -340,6 +381,7 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     if (o.ws_listen && !strcmp(o.ws_listen, "off")) {
         o.ws_listen = NULL;
     }
+    o.allowed_origins = origins[0] ? origins : NULL;
     sprig_durability d = SPRIG_DURABILITY_FULL;
     if ((rc = parse_durability(durability, &d)) != CLI_CONTINUE) {
         return rc;

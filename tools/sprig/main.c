@@ -46,6 +46,10 @@ static const char top_usage[] =
     "               how a command's result is shown (default json);\n"
     "               streams (doc export, pubsub subscribe, log --follow)\n"
     "               are NDJSON whatever the format\n"
+    "  --user NAME  --url: log in as NAME; the password comes from\n"
+    "               --password-env VAR, else a prompt on the terminal\n"
+    "  --token-file FILE\n"
+    "               --url: log in with the token in FILE (ID:SECRET)\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -84,6 +88,7 @@ static const char top_usage[] =
     "               and its restore into an empty storage (--json)\n"
     "  export DIR | import DIR      every database as JSON lines, and back\n"
     "  compact [NAME...] [--all]    compact databases in place\n"
+    "  admin user|role|group|token ...  who may do what (sprig admin --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "  shell        an interactive shell: history, tab completion, a\n"
     "               current database (also `sprig` alone on a terminal)\n"
@@ -128,6 +133,7 @@ static const cli_cmd top_cmds[] = {
     {"pubsub", cli_cmd_pubsub},
     {"log", cli_cmd_log},
     {"shell", cli_cmd_shell},
+    {"admin", cli_cmd_admin},
     {NULL, NULL},
 };
 

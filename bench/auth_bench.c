@@ -1,0 +1,319 @@
+/*
+ * auth_bench.c -- the cost of permission checks (issue 10), in one run:
+ *
+ *   1. requests per second, 50 clients over ws:// on loopback, each a
+ *      sprig_client doing db.get in a loop, against two servers on the
+ *      same storage in the same process: one with open access (no
+ *      checks) and one checking every request against the logged-in
+ *      user's effective permissions.  The phases alternate (off, on, off,
+ *      on, ...) so drift in the machine's load hits both; the median of
+ *      each side and their ratio are reported (target >= 0.95).
+ *   2. logins per second with the default argon2id parameters (libsodium
+ *      INTERACTIVE: 2 passes over 64 MiB), 8 threads logging in at once
+ *      against the default bound of 4 concurrent hashes: accepted logins/s,
+ *      refusals (SPRIG_EBUSY) and the peak memory the bound allows.
+ *
+ * Usage: auth_bench [--quick] [--out FILE.json]
+ * --quick: 0.3 s phases, 2 rounds, the cheapest argon2id (the ctest
+ * smoke; its numbers mean nothing).
+ */
+#include "sprig/auth.h"
+#include "sprig/client.h"
+#include "sprig/server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLIENTS 50
+#define LOGIN_THREADS 8
+
+static const sprig_collection_def cols[] = {{"c", SPRIG_ID_NATURAL, 0}};
+static const sprig_schema_def schema = {"b", cols, 1};
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* This thread's CPU time: the check loop is timed by it, so a loaded
+ * machine (other processes on the cores) does not inflate it. */
+static double
+cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+check(int rc, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "auth_bench: %s: %s: %s\n", what, sprig_strerror(rc),
+                sprig_errmsg());
+        exit(1);
+    }
+}
+
+typedef struct worker {
+    sprig_db *db;
+    atomic_bool *go, *stop;
+    uint64_t done;
+} worker;
+
+static void *
+work(void *p)
+{
+    worker *w = p;
+    while (!atomic_load(w->go)) {
+        usleep(100);
+    }
+    while (!atomic_load(w->stop)) {
+        sprig_doc *d = NULL;
+        check(sprig_get(w->db, "c", sprig_str("doc"), &d), "get");
+        sprig_doc_free(d);
+        w->done++;
+    }
+    return NULL;
+}
+
+/* One phase: CLIENTS clients of `url` for `secs`; requests per second. */
+static double
+phase(const char *url, bool login, double secs)
+{
+    sprig_client *c[CLIENTS];
+    worker w[CLIENTS];
+    pthread_t th[CLIENTS];
+    atomic_bool go = false, stop = false;
+    for (int i = 0; i < CLIENTS; i++) {
+        check(sprig_client_connect(url, NULL, &c[i]), "connect");
+        if (login) {
+            check(sprig_client_authenticate_password(c[i], "reader", "pw"),
+                  "login");
+        }
+        w[i] = (worker){NULL, &go, &stop, 0};
+        check(
+            sprig_storage_database(sprig_client_storage(c[i]), "app", &w[i].db),
+            "open");
+        pthread_create(&th[i], NULL, work, &w[i]);
+    }
+    atomic_store(&go, true);
+    double t0 = now_s();
+    usleep((useconds_t)(secs * 1e6));
+    atomic_store(&stop, true);
+    uint64_t total = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        total += w[i].done;
+        sprig_db_close(w[i].db);
+        sprig_client_close(c[i]);
+    }
+    return (double)total / (now_s() - t0);
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double
+median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+typedef struct login_arg {
+    sprig_auth *a;
+    atomic_bool *stop;
+    uint64_t ok, busy;
+} login_arg;
+
+static void *
+login_loop(void *p)
+{
+    login_arg *l = p;
+    while (!atomic_load(l->stop)) {
+        sprig_identity *id = NULL;
+        int rc = sprig_auth_login_password(l->a, "login", "pw", &id);
+        if (rc == 0) {
+            l->ok++;
+        } else if (rc == SPRIG_EBUSY) {
+            l->busy++;
+            usleep(1000); /* a client retrying after a moment */
+        } else {
+            check(rc, "login");
+        }
+        sprig_identity_release(id);
+    }
+    return NULL;
+}
+
+static sprig_server *
+server(sprig_storage *st, sprig_auth *a, bool open)
+{
+    sprig_server_options o;
+    sprig_server_options_init(&o);
+    o.ws_listen = "127.0.0.1:0";
+    o.open_access = open;
+    o.auth = open ? NULL : a;
+    o.max_connections_per_address = 0; /* 50 clients from 127.0.0.1 */
+    sprig_server *srv;
+    check(sprig_server_new_for(st, &o, &srv), "server");
+    check(sprig_server_start(srv), "start");
+    return srv;
+}
+
+int
+main(int argc, char **argv)
+{
+    bool quick = false;
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out = argv[++i];
+        }
+    }
+    double secs = quick ? 0.3 : 3.0;
+    int rounds = quick ? 2 : 5;
+    char dir[] = "/tmp/sprig-auth-bench.XXXXXX";
+    check(mkdtemp(dir) ? 0 : SPRIG_EIO, "mkdtemp");
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.path = dir;
+    sprig_storage *st;
+    check(sprig_storage_open(&so, &st), "open");
+    check(sprig_storage_register_schema(st, &schema), "schema");
+    check(sprig_storage_create_database(st, "app", "b", false), "create");
+    sprig_db *db;
+    check(sprig_storage_database(st, "app", &db), "db");
+    check(sprig_overwrite(db, "c", sprig_str("doc"), sprig_str("{\"v\":1}"),
+                          NULL),
+          "put");
+    sprig_db_close(db);
+    /* the request phases measure the checks, not the logins before them:
+     * the reader's hash is made at the cheapest cost; the login phase
+     * uses a user hashed at the default cost (or the cheapest: --quick) */
+    sprig_auth_options ao, cheap;
+    sprig_auth_options_min(&cheap);
+    if (quick) {
+        ao = cheap;
+    } else {
+        sprig_auth_options_init(&ao); /* the default argon2id cost */
+    }
+    sprig_auth *a, *a_login;
+    check(sprig_auth_open(st, &cheap, &a), "auth");
+    check(sprig_auth_open(st, &ao, &a_login), "auth");
+    check(sprig_auth_user_create(a, NULL, "reader", "pw"), "user");
+    check(sprig_auth_user_create(a_login, NULL, "login", "pw"), "user");
+    /* a realistic set: the granting statement among unrelated ones */
+    check(sprig_auth_group_create(a, NULL, "readers"), "group");
+    for (int i = 0; i < 8; i++) {
+        char res[64];
+        snprintf(res, sizeof res, "sprig.db.other%d", i);
+        check(sprig_auth_group_grant(a, NULL, "readers", "kv,document", res),
+              "grant");
+    }
+    check(sprig_auth_group_grant(a, NULL, "readers", "database.open,document",
+                                 "sprig.db.app"),
+          "grant");
+    check(sprig_auth_user_group(a, NULL, "reader", "readers", true), "add");
+    /* the check alone: what each request on the checking server adds */
+    sprig_identity *who;
+    check(sprig_auth_login_password(a, "reader", "pw", &who), "login");
+    int n_checks = quick ? 100000 : 2000000;
+    double c0 = cpu_s();
+    for (int i = 0; i < n_checks; i++) {
+        check(sprig_identity_check(who, "document.get",
+                                   "sprig.db.app.collection.c.document.doc"),
+              "check");
+    }
+    double ns_check = (cpu_s() - c0) * 1e9 / n_checks;
+    sprig_identity_release(who);
+    printf("one permission check (9 statements): %.0f ns of CPU\n", ns_check);
+    sprig_server *off = server(st, a, true), *on = server(st, a, false);
+    char url_off[64], url_on[64];
+    snprintf(url_off, sizeof url_off, "ws://127.0.0.1:%d",
+             sprig_server_ws_port(off));
+    snprintf(url_on, sizeof url_on, "ws://127.0.0.1:%d",
+             sprig_server_ws_port(on));
+    double v_off[8], v_on[8];
+    for (int r = 0; r < rounds; r++) { /* alternate which side goes first */
+        if (r % 2) {
+            v_on[r] = phase(url_on, true, secs);
+            v_off[r] = phase(url_off, false, secs);
+        } else {
+            v_off[r] = phase(url_off, false, secs);
+            v_on[r] = phase(url_on, true, secs);
+        }
+        printf("round %d: checks off %.0f req/s, on %.0f req/s\n", r + 1,
+               v_off[r], v_on[r]);
+        fflush(stdout);
+    }
+    double m_off = median(v_off, rounds), m_on = median(v_on, rounds);
+    sprig_server_free(on);
+    sprig_server_free(off);
+
+    atomic_bool stop = false;
+    login_arg la[LOGIN_THREADS];
+    pthread_t lt[LOGIN_THREADS];
+    double t0 = now_s();
+    for (int i = 0; i < LOGIN_THREADS; i++) {
+        la[i] = (login_arg){a_login, &stop, 0, 0};
+        pthread_create(&lt[i], NULL, login_loop, &la[i]);
+    }
+    usleep((useconds_t)(secs * 1e6));
+    atomic_store(&stop, true);
+    uint64_t ok = 0, busy = 0;
+    for (int i = 0; i < LOGIN_THREADS; i++) {
+        pthread_join(lt[i], NULL);
+        ok += la[i].ok;
+        busy += la[i].busy;
+    }
+    double el = now_s() - t0;
+    printf("requests/s, %d clients, db.get over ws://: checks off %.0f, on "
+           "%.0f (median of %d rounds of %.1f s): ratio %.3f\n",
+           CLIENTS, m_off, m_on, rounds, secs, m_on / m_off);
+    printf("logins/s, argon2id opslimit %llu memlimit %zu MiB, bound %u at "
+           "once, %d threads: %.1f accepted/s, %llu refused busy (peak "
+           "hashing memory %zu MiB)\n",
+           ao.opslimit, ao.memlimit >> 20, ao.max_hashing, LOGIN_THREADS,
+           (double)ok / el, (unsigned long long)busy,
+           (ao.memlimit >> 20) * ao.max_hashing);
+    if (out) {
+        FILE *f = fopen(out, "w");
+        if (f) {
+            fprintf(f,
+                    "{\"clients\":%d,\"rounds\":%d,\"seconds\":%.1f,"
+                    "\"req_s_off\":%.0f,\"req_s_on\":%.0f,\"ratio\":%.4f,"
+                    "\"logins_s\":%.2f,\"login_busy\":%llu,"
+                    "\"max_hashing\":%u,\"memlimit_mib\":%zu,"
+                    "\"ns_per_check\":%.0f}\n",
+                    CLIENTS, rounds, secs, m_off, m_on, m_on / m_off,
+                    (double)ok / el, (unsigned long long)busy, ao.max_hashing,
+                    ao.memlimit >> 20, ns_check);
+            fclose(f);
+        }
+    }
+    sprig_auth_free(a_login);
+    sprig_auth_free(a);
+    sprig_storage_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "auth_bench: could not remove %s\n", dir);
+    }
+    return 0;
+}

@@ -1,0 +1,733 @@
+/*
+ * test_auth_matrix.c -- the permission matrix (issue 10): every row of the
+ * API registry, called through the public API by identities that are and
+ * are not granted its action, over three placements:
+ *   local  a storage narrowed to the identity (sprig_storage_narrow);
+ *   ws     a client logged in to a server over ws://;
+ *   wss    the same over wss:// (TLS, pinned certificate).
+ * Identities (users of one permission engine shared by both servers):
+ *   none   no group at all                               -> SPRIG_EPERM
+ *   exact  a group granting the row's action on exactly the resource(s)
+ *          the call names                                -> passes
+ *   wild   a group granting the action's first segment ("document" for
+ *          "document.get") on a wildcard pattern ("sprig.db.a*...")
+ *                                                        -> passes
+ *   role   a role whose group grants exactly the row     -> passes
+ *   other  the action on another database, and other actions on the
+ *          call's resource                               -> SPRIG_EPERM
+ * Every refused call must change nothing: the storage's fingerprint
+ * (databases, schemas, documents with revisions, keys, the last
+ * transaction id) is the same after it, and a refused publish reaches no
+ * subscriber.  Granted calls succeed (the reduce rows: anything but
+ * SPRIG_EPERM).  Grants change between rows while the sessions stay
+ * logged in, so every row also proves that a change of the records
+ * reaches live sessions on their next request.  A registry row that has
+ * no case here fails the test; the auth.* rows (granted to everyone, or
+ * auth.assume: tests/test_auth_server.c) and pubsub.subscriber_free
+ * (releasing one's own subscriber: void in the API; its refusal is in
+ * tests/test_server_path.c) are listed as covered elsewhere.
+ */
+#include "testutil.h"
+
+#include "proto/api.h"
+#include "server/server_int.h"
+#include "sprig/auth.h"
+#include "sprig/client.h"
+#include "sprig/server.h"
+
+#include "placement.h"
+
+static const sprig_view_def views[] = {{.name = "v",
+                                        .version = 1,
+                                        .json_key = "k",
+                                        .builtin_reduce = SPRIG_REDUCE_COUNT}};
+static const sprig_collection_def cols[] = {
+    {"c", SPRIG_ID_NATURAL, 0, views, 1}};
+static const sprig_schema_def schema = {"m", cols, 1};
+static const sprig_collection_def other_cols[] = {{"o", SPRIG_ID_U64, 0}};
+static const sprig_schema_def other_schema = {"other", other_cols, 1};
+
+enum { NONE, EXACT, WILD, ROLE, OTHER, N_IDS };
+static const char *const id_names[N_IDS] = {"none", "exact", "wild", "role",
+                                            "other"};
+static const char *const groups[N_IDS] = {NULL, "g_exact", "g_wild", "g_role",
+                                          "g_other"};
+enum { P_LOCAL, P_WS, P_WSS, N_PLACES };
+static const char *const place_names[N_PLACES] = {"local", "ws", "wss"};
+
+static const char *root;
+static sprig_storage *st;    /* the real storage */
+static sprig_server *srv[2]; /* ws and wss */
+static sprig_auth *auth;
+static sprig_storage *as[N_PLACES][N_IDS]; /* the identities' storages */
+static sprig_client *clients[N_PLACES][N_IDS];
+static sprig_identity *idents[N_IDS];
+static char cert[1300], key[1300];
+
+/* ---- the cases ------------------------------------------------------------
+ */
+
+typedef struct ctx {
+    sprig_storage *st;
+    sprig_db *db; /* "app", opened with the base grant */
+} ctx;
+
+typedef struct mcase {
+    const char *api;
+    const char *res[2]; /* the resource(s) the call names */
+    bool any_ok;        /* granted: any answer but SPRIG_EPERM */
+    bool needs_sub;     /* runs on a subscriber made beforehand */
+    int (*run)(ctx *c, sprig_subscriber *sub);
+} mcase;
+
+#define APP "sprig.db.app"
+#define DOC APP ".collection.c.document."
+
+static int
+r_create(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return sprig_storage_create_database(c->st, "newdb", "m", false);
+}
+static int
+r_delete(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return sprig_storage_delete_database(c->st, "victim");
+}
+static int
+r_list_dbs(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_database_list *l = NULL;
+    int rc = sprig_storage_list_databases(c->st, &l);
+    sprig_database_list_free(l);
+    return rc;
+}
+static int
+r_open(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_db *db = NULL;
+    int rc = sprig_storage_database(c->st, "app", &db);
+    sprig_db_close(db);
+    return rc;
+}
+static int
+r_register(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return sprig_storage_register_schema(c->st, &other_schema);
+}
+static int
+r_list_schemas(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_schema_list *l = NULL;
+    int rc = sprig_storage_list_schemas(c->st, &l);
+    sprig_schema_list_free(l);
+    return rc;
+}
+static int
+r_apply(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_bytes id = sprig_str("new");
+    return sprig_insert(c->db, "c", &id, sprig_str("{\"k\":9}"), NULL);
+}
+static int
+r_get(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_doc *d = NULL;
+    int rc = sprig_get(c->db, "c", sprig_str("d1"), &d);
+    sprig_doc_free(d);
+    return rc;
+}
+static int
+r_get_multiple(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_bytes ids[2] = {sprig_str("d1"), sprig_str("d2")};
+    sprig_doc_list *l = NULL;
+    int rc = sprig_get_multiple(c->db, "c", ids, 2, &l);
+    sprig_doc_list_free(l);
+    return rc;
+}
+static int
+r_list(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_doc_list *l = NULL;
+    int rc = sprig_list(c->db, "c", NULL, SPRIG_ASC, 0, &l);
+    sprig_doc_list_free(l);
+    return rc;
+}
+static int
+r_count(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    uint64_t n;
+    return sprig_count(c->db, "c", NULL, &n);
+}
+static int
+r_log(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_txn_log *l = NULL;
+    int rc = sprig_list_executed_transactions(c->db, 0, 10, &l);
+    sprig_txn_log_free(l);
+    return rc;
+}
+static int
+r_last(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    uint64_t id;
+    return sprig_last_transaction_id(c->db, &id);
+}
+static int
+r_kv_set(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_value v = sprig_value_of_i64(7);
+    return sprig_kv_set(c->db, "n", "k1", &v, NULL, NULL, NULL);
+}
+static int
+r_kv_get(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_value v = {0};
+    int rc = sprig_kv_get(c->db, "n", "k1", false, &v);
+    sprig_value_clear(&v);
+    return rc;
+}
+static int
+r_kv_incr(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_value v = {0}, one = sprig_value_of_i64(1);
+    int rc = sprig_kv_increment(c->db, "n", "k1", &one, false, &v);
+    sprig_value_clear(&v);
+    return rc;
+}
+static int
+r_kv_delete(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return sprig_kv_delete(c->db, "n", "k1", NULL);
+}
+static int
+r_kv_list(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_kv_list *l = NULL;
+    int rc = sprig_kv_list_keys(c->db, "n", "", NULL, 0, &l);
+    sprig_kv_list_free(l);
+    return rc;
+}
+static void
+q_all(sprig_view_query *q)
+{
+    sprig_view_query_init(q, "c", "v");
+}
+static int
+r_view_query(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_view_query q;
+    q_all(&q);
+    sprig_mapping_list *l = NULL;
+    int rc = sprig_view_query_mappings(c->db, &q, &l);
+    sprig_mapping_list_free(l);
+    return rc;
+}
+static int
+r_view_reduce(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_view_query q;
+    q_all(&q);
+    sprig_buf b = {0};
+    int rc = sprig_view_reduce(c->db, &q, &b);
+    sprig_buf_free(&b);
+    return rc;
+}
+static int
+r_view_grouped(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_view_query q;
+    q_all(&q);
+    sprig_mapping_list *l = NULL;
+    int rc = sprig_view_reduce_grouped(c->db, &q, &l);
+    sprig_mapping_list_free(l);
+    return rc;
+}
+static int
+r_view_delete(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_view_query q;
+    q_all(&q);
+    uint64_t n;
+    return sprig_view_delete_docs(c->db, &q, &n);
+}
+static int
+r_publish(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_bytes topics[2] = {sprig_str("t1"), sprig_str("t2")};
+    return sprig_publish_to_all(c->db, topics, 2, sprig_str("hello"));
+}
+static int
+r_sub_new(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_subscriber *n = NULL;
+    int rc = sprig_subscriber_new(c->db, &n);
+    sprig_subscriber_free(n);
+    return rc;
+}
+static int
+r_subscribe(ctx *c, sprig_subscriber *s)
+{
+    (void)c;
+    return sprig_subscribe(s, sprig_str("news"));
+}
+static int
+r_unsubscribe(ctx *c, sprig_subscriber *s)
+{
+    (void)c;
+    return sprig_unsubscribe(s, sprig_str("news"));
+}
+
+static const mcase cases[] = {
+    {"storage.create_database", {"sprig.db.newdb"}, false, false, r_create},
+    {"storage.delete_database", {"sprig.db.victim"}, false, false, r_delete},
+    {"storage.list_databases", {"sprig"}, false, false, r_list_dbs},
+    {"storage.database", {APP}, false, false, r_open},
+    {"storage.register_schema",
+     {"sprig.schema.other"},
+     false,
+     false,
+     r_register},
+    {"storage.list_schemas", {"sprig"}, false, false, r_list_schemas},
+    {"db.apply", {APP}, false, false, r_apply},
+    {"db.get", {DOC "d1"}, false, false, r_get},
+    {"db.get_multiple", {DOC "d1", DOC "d2"}, false, false, r_get_multiple},
+    {"db.list", {APP ".collection.c"}, false, false, r_list},
+    {"db.count", {APP ".collection.c"}, false, false, r_count},
+    {"db.list_executed_transactions", {APP}, false, false, r_log},
+    {"db.last_transaction_id", {APP}, false, false, r_last},
+    {"kv.set", {APP ".keyvalue.n.k1"}, false, false, r_kv_set},
+    {"kv.get", {APP ".keyvalue.n.k1"}, true, false, r_kv_get},
+    {"kv.increment", {APP ".keyvalue.n.k1"}, false, false, r_kv_incr},
+    {"kv.delete", {APP ".keyvalue.n.k1"}, false, false, r_kv_delete},
+    {"kv.list", {APP ".keyvalue.n"}, false, false, r_kv_list},
+    {"view.query", {APP ".collection.c.view.v"}, false, false, r_view_query},
+    {"view.reduce", {APP ".collection.c.view.v"}, true, false, r_view_reduce},
+    {"view.reduce_grouped",
+     {APP ".collection.c.view.v"},
+     true,
+     false,
+     r_view_grouped},
+    {"view.delete_docs",
+     {APP ".collection.c.view.v"},
+     false,
+     false,
+     r_view_delete},
+    {"pubsub.publish",
+     {APP ".pubsub.t1", APP ".pubsub.t2"},
+     false,
+     false,
+     r_publish},
+    {"pubsub.subscriber_new", {APP ".pubsub"}, false, false, r_sub_new},
+    {"pubsub.subscribe", {APP ".pubsub.news"}, false, true, r_subscribe},
+    {"pubsub.unsubscribe", {APP ".pubsub.news"}, false, true, r_unsubscribe},
+};
+static const char *const elsewhere[] = {
+    "auth.password", "auth.challenge", "auth.token",
+    "auth.assume",   "auth.logout",    "pubsub.subscriber_free",
+};
+
+/* ---- the state a refused call must not change --------------------------- */
+
+static void
+fp_add(sprig_buf *b, const char *s)
+{
+    SPRIG_OK_(sprig_buf_append(b, s, strlen(s)));
+    SPRIG_OK_(sprig_buf_append(b, "|", 1));
+}
+
+static void
+fingerprint(sprig_buf *b)
+{
+    b->len = 0;
+    char line[256];
+    sprig_database_list *dl;
+    SPRIG_OK_(sprig_storage_list_databases(st, &dl));
+    for (size_t i = 0; i < sprig_database_list_count(dl); i++) {
+        fp_add(b, sprig_database_list_name(dl, i));
+    }
+    sprig_database_list_free(dl);
+    sprig_schema_list *sl;
+    SPRIG_OK_(sprig_storage_list_schemas(st, &sl));
+    for (size_t i = 0; i < sprig_schema_list_count(sl); i++) {
+        fp_add(b, sprig_schema_list_get(sl, i)->name);
+    }
+    sprig_schema_list_free(sl);
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_database(st, "app", &db));
+    sprig_doc_list *l;
+    SPRIG_OK_(sprig_list(db, "c", NULL, SPRIG_ASC, 0, &l));
+    for (size_t i = 0; i < sprig_doc_list_count(l); i++) {
+        sprig_header h = sprig_doc_header(sprig_doc_list_get(l, i));
+        snprintf(line, sizeof line, "%.*s@%llu", (int)h.id.len,
+                 (const char *)h.id.data, (unsigned long long)h.revision);
+        fp_add(b, line);
+    }
+    sprig_doc_list_free(l);
+    sprig_value v = {0};
+    int rc = sprig_kv_get(db, "n", "k1", false, &v);
+    snprintf(line, sizeof line, "k1:%d:%lld", rc, rc ? 0 : (long long)v.num.i64);
+    fp_add(b, line);
+    sprig_value_clear(&v);
+    uint64_t last;
+    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    snprintf(line, sizeof line, "txn:%llu", (unsigned long long)last);
+    fp_add(b, line);
+    sprig_db_close(db);
+}
+
+/* Put the storage back as every case expects it. */
+static void
+reset(void)
+{
+    sprig_storage_delete_database(st, "newdb");
+    SPRIG_OK_(sprig_storage_create_database(st, "victim", "m", true));
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_database(st, "app", &db));
+    const char *ids[2] = {"d1", "d2"};
+    for (int i = 0; i < 2; i++) {
+        SPRIG_OK_(sprig_overwrite(db, "c", sprig_str(ids[i]),
+                                  sprig_str("{\"k\":1}"), NULL));
+    }
+    sprig_doc *d = NULL;
+    if (sprig_get(db, "c", sprig_str("new"), &d) == 0) {
+        sprig_header h = sprig_doc_header(d);
+        SPRIG_OK_(sprig_delete(db, "c", &h));
+    }
+    sprig_doc_free(d);
+    sprig_value v = sprig_value_of_i64(1);
+    SPRIG_OK_(sprig_kv_set(db, "n", "k1", &v, NULL, NULL, NULL));
+    sprig_db_close(db);
+}
+
+/* ---- grants
+ * ------------------------------------------------------------------ */
+
+static char granted[N_IDS][2][256]; /* what each group holds now */
+
+static void
+group_set(int who, const char *actions, const char *r0, const char *r1)
+{
+    for (int i = 0; i < 2; i++) {
+        if (granted[who][i][0]) {
+            SPRIG_OK_(sprig_auth_group_revoke(auth, NULL, groups[who],
+                                              granted[who][i]));
+            granted[who][i][0] = 0;
+        }
+    }
+    const char *rs[2] = {r0, r1};
+    for (int i = 0; i < 2; i++) {
+        if (rs[i]) {
+            SPRIG_OK_(sprig_auth_group_grant(auth, NULL, groups[who], actions,
+                                             rs[i]));
+            snprintf(granted[who][i], sizeof granted[who][i], "%s", rs[i]);
+        }
+    }
+}
+
+/* "sprig.db.app.x" -> "sprig.db.a*.x"; "sprig" -> "*". */
+static void
+wild_of(const char *res, char *out, size_t n)
+{
+    if (strncmp(res, "sprig.db.", 9) != 0 &&
+        strncmp(res, "sprig.schema.", 13)) {
+        snprintf(out, n, "*");
+        return;
+    }
+    const char *third = strchr(res + 6, '.') + 1;
+    const char *rest = strchr(third, '.');
+    snprintf(out, n, "%.*s%c*%s", (int)(third - res), res, third[0],
+             rest ? rest : "");
+}
+
+static void
+grant_for(const mcase *mc, const char *action)
+{
+    const char *r1 = mc->res[1];
+    group_set(EXACT, action, mc->res[0], r1);
+    group_set(ROLE, action, mc->res[0], r1);
+    char wild[256], wild1[256], first[64];
+    wild_of(mc->res[0], wild, sizeof wild);
+    if (r1) {
+        wild_of(r1, wild1, sizeof wild1);
+    }
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(action, "."), action);
+    group_set(WILD, first, wild, r1 ? wild1 : NULL);
+    /* other: the action elsewhere, and every other action here */
+    char others[128];
+    snprintf(others, sizeof others, "x%s,%s.nothing", first, action);
+    bool server = strcmp(mc->res[0], "sprig") == 0;
+    group_set(OTHER, server ? others : action,
+              server ? "sprig" : "sprig.db.elsewhere", NULL);
+    if (!server) {
+        SPRIG_OK_(sprig_auth_group_grant(auth, NULL, groups[OTHER], others,
+                                         mc->res[0]));
+        snprintf(granted[OTHER][1], sizeof granted[OTHER][1], "%s", mc->res[0]);
+    }
+}
+
+/* ---- placements
+ * -------------------------------------------------------------- */
+
+static void
+start_servers(void)
+{
+    placement_cert(root, cert, key, sizeof cert);
+    for (int i = 0; i < 2; i++) {
+        sprig_server_options o;
+        sprig_server_options_init(&o);
+        o.ws_listen = "127.0.0.1:0";
+        o.workers = 2;
+        o.auth = auth;
+        o.max_connections_per_address = 0;
+        if (i == 1) {
+            o.tls_cert_file = cert;
+            o.tls_key_file = key;
+        }
+        SPRIG_OK_(sprig_server_new_for(st, &o, &srv[i]));
+        SPRIG_OK_(sprig_server_start(srv[i]));
+    }
+}
+
+static void
+log_in_everyone(void)
+{
+    for (int who = 0; who < N_IDS; who++) {
+        char user[16];
+        snprintf(user, sizeof user, "u_%s", id_names[who]);
+        SPRIG_OK_(sprig_auth_login_password(auth, user, "pw", &idents[who]));
+        SPRIG_OK_(
+            sprig_storage_narrow(st, auth, idents[who], &as[P_LOCAL][who]));
+        for (int p = P_WS; p <= P_WSS; p++) {
+            char url[64];
+            snprintf(url, sizeof url, "%s://127.0.0.1:%d",
+                     p == P_WSS ? "wss" : "ws",
+                     sprig_server_ws_port(srv[p - P_WS]));
+            sprig_client_options co;
+            sprig_client_options_init(&co);
+            co.pinned_cert_path = p == P_WSS ? cert : NULL;
+            SPRIG_OK_(sprig_client_connect(url, &co, &clients[p][who]));
+            SPRIG_OK_(sprig_client_authenticate_password(clients[p][who], user,
+                                                         "pw"));
+            as[p][who] = sprig_client_storage(clients[p][who]);
+        }
+    }
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.path = root;
+    so.durability = SPRIG_DURABILITY_NONE;
+    SPRIG_OK_(sprig_storage_open(&so, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, &schema));
+    SPRIG_OK_(sprig_storage_create_database(st, "app", "m", false));
+    sprig_auth_options ao;
+    sprig_auth_options_min(&ao);
+    SPRIG_OK_(sprig_auth_open(st, &ao, &auth));
+    SPRIG_OK_(sprig_auth_group_create(auth, NULL, "base"));
+    for (int who = 0; who < N_IDS; who++) {
+        char user[16];
+        snprintf(user, sizeof user, "u_%s", id_names[who]);
+        SPRIG_OK_(sprig_auth_user_create(auth, NULL, user, "pw"));
+        SPRIG_OK_(sprig_auth_user_group(auth, NULL, user, "base", true));
+        if (groups[who]) {
+            SPRIG_OK_(sprig_auth_group_create(auth, NULL, groups[who]));
+        }
+        if (who == ROLE) {
+            SPRIG_OK_(sprig_auth_role_create(auth, NULL, "r"));
+            SPRIG_OK_(
+                sprig_auth_role_group(auth, NULL, "r", groups[who], true));
+            SPRIG_OK_(sprig_auth_user_role(auth, NULL, user, "r", true));
+        } else if (groups[who]) {
+            SPRIG_OK_(
+                sprig_auth_user_group(auth, NULL, user, groups[who], true));
+        }
+    }
+    start_servers();
+    log_in_everyone();
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    for (int who = 0; who < N_IDS; who++) {
+        sprig_storage_close(as[P_LOCAL][who]);
+        sprig_client_close(clients[P_WS][who]);
+        sprig_client_close(clients[P_WSS][who]);
+        sprig_identity_release(idents[who]);
+    }
+    sprig_server_free(srv[0]);
+    sprig_server_free(srv[1]);
+    sprig_auth_free(auth);
+    sprig_storage_close(st);
+    return 0;
+}
+
+/* ---- running
+ * ------------------------------------------------------------------ */
+
+/* The base grant (database.open on app; for subscriber rows, making a
+ * subscriber) on, or off. */
+static void
+base(const char *actions)
+{
+    sprig_auth_group_revoke(auth, NULL, "base", APP);
+    sprig_auth_group_revoke(auth, NULL, "base", APP ".pubsub");
+    if (actions) {
+        SPRIG_OK_(sprig_auth_group_grant(
+            auth, NULL, "base", actions,
+            strchr(actions, 'p') == actions ? APP ".pubsub" : APP));
+    }
+}
+
+/* A local subscriber on t1 and t2: a refused publish reaches nobody. */
+static bool
+nothing_published(sprig_subscriber *watch)
+{
+    sprig_message *m = NULL;
+    int rc = sprig_subscriber_recv(watch, 50, &m);
+    sprig_message_free(m);
+    return rc == SPRIG_ETIMEDOUT;
+}
+
+static void
+run_case(const mcase *mc, int p, int who, sprig_subscriber *watch,
+         sprig_buf *fp0, sprig_buf *fp1)
+{
+    bool want_ok = who == EXACT || who == WILD || who == ROLE;
+    ctx c = {as[p][who], NULL};
+    sprig_subscriber *sub = NULL;
+    bool open_row = strcmp(mc->api, "storage.database") == 0;
+    base(open_row ? NULL : "database.open");
+    if (!strncmp(mc->api, "db.", 3) || !strncmp(mc->api, "kv.", 3) ||
+        !strncmp(mc->api, "view.", 5) || !strncmp(mc->api, "pubsub.", 7)) {
+        SPRIG_OK_(sprig_storage_database(c.st, "app", &c.db));
+    }
+    if (mc->needs_sub) {
+        base("pubsub.subscribe");
+        SPRIG_OK_(sprig_subscriber_new(c.db, &sub));
+        base(NULL); /* the row's own grant decides now */
+    }
+    fingerprint(fp0);
+    int rc = mc->run(&c, sub);
+    fingerprint(fp1);
+    bool ok = want_ok ? (mc->any_ok ? rc != SPRIG_EPERM : rc == 0)
+                      : rc == SPRIG_EPERM;
+    if (!ok) {
+        fail_msg("%s over %s as %s: %d (%s)", mc->api, place_names[p],
+                 id_names[who], rc, sprig_errmsg());
+    }
+    if (!want_ok &&
+        (fp0->len != fp1->len || memcmp(fp0->data, fp1->data, fp0->len) != 0)) {
+        fail_msg("%s over %s as %s: refused, yet the state changed", mc->api,
+                 place_names[p], id_names[who]);
+    }
+    if (!want_ok && strcmp(mc->api, "pubsub.publish") == 0) {
+        assert_true(nothing_published(watch));
+    }
+    sprig_subscriber_free(sub);
+    sprig_db_close(c.db);
+    if (want_ok) {
+        reset();
+    }
+    while (strcmp(mc->api, "pubsub.publish") == 0 && want_ok &&
+           !nothing_published(watch)) {
+    } /* drain what the granted publish sent */
+}
+
+static void
+test_every_row_covered(void **state)
+{
+    (void)state;
+    size_t n = sprig__registry_count(&srv[0]->reg);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = sprig__registry_at(&srv[0]->reg, i)->api.name;
+        bool found = false;
+        for (size_t j = 0; j < sizeof cases / sizeof *cases; j++) {
+            found |= strcmp(cases[j].api, name) == 0;
+        }
+        for (size_t j = 0; j < sizeof elsewhere / sizeof *elsewhere; j++) {
+            found |= strcmp(elsewhere[j], name) == 0;
+        }
+        if (!found) {
+            fail_msg("row %s has no case in the permission matrix", name);
+        }
+    }
+}
+
+static void
+test_matrix(void **state)
+{
+    (void)state;
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_database(st, "app", &db));
+    sprig_subscriber *watch;
+    SPRIG_OK_(sprig_subscriber_new(db, &watch));
+    SPRIG_OK_(sprig_subscribe(watch, sprig_str("t1")));
+    SPRIG_OK_(sprig_subscribe(watch, sprig_str("t2")));
+    reset();
+    sprig_buf fp0 = {0}, fp1 = {0};
+    size_t calls = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const mcase *mc = &cases[i];
+        const sprig__api *api = sprig__api_find(sprig_str(mc->api));
+        assert_non_null(api);
+        grant_for(mc, api->action);
+        for (int p = 0; p < N_PLACES; p++) {
+            for (int who = 0; who < N_IDS; who++) {
+                run_case(mc, p, who, watch, &fp0, &fp1);
+                calls++;
+            }
+        }
+    }
+    print_message("permission matrix: %zu calls (%zu rows x %d placements x "
+                  "%d identities)\n",
+                  calls, sizeof cases / sizeof *cases, N_PLACES, N_IDS);
+    sprig_buf_free(&fp0);
+    sprig_buf_free(&fp1);
+    sprig_subscriber_free(watch);
+    sprig_db_close(db);
+}
+
+int
+main(void)
+{
+    root = tu_tmpdir("auth_matrix");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_row_covered),
+        cmocka_unit_test(test_matrix),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    tu_rmtree(root);
+    return rc;
+}
