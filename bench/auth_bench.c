@@ -100,9 +100,9 @@ phase(const char *url, bool login, double secs)
                   "login");
         }
         w[i] = (worker){NULL, &go, &stop, 0};
-        check(
-            sprig_storage_database(sprig_client_storage(c[i]), "app", &w[i].db),
-            "open");
+        check(sprig_storage_open_database(sprig_client_storage(c[i]), "app",
+                                          &w[i].db),
+              "open");
         pthread_create(&th[i], NULL, work, &w[i]);
     }
     atomic_store(&go, true);
@@ -198,7 +198,7 @@ main(int argc, char **argv)
     check(sprig_storage_register_schema(st, &schema), "schema");
     check(sprig_storage_create_database(st, "app", "b", false), "create");
     sprig_db *db;
-    check(sprig_storage_database(st, "app", &db), "db");
+    check(sprig_storage_open_database(st, "app", &db), "db");
     check(sprig_overwrite(db, "c", sprig_str("doc"), sprig_str("{\"v\":1}"),
                           NULL),
           "put");

@@ -109,7 +109,7 @@ r_open(ctx *c, sprig_subscriber *s)
 {
     (void)s;
     sprig_db *db = NULL;
-    int rc = sprig_storage_database(c->st, "app", &db);
+    int rc = sprig_storage_open_database(c->st, "app", &db);
     sprig_db_close(db);
     return rc;
 }
@@ -175,7 +175,7 @@ r_log(ctx *c, sprig_subscriber *s)
 {
     (void)s;
     sprig_txn_log *l = NULL;
-    int rc = sprig_list_executed_transactions(c->db, 0, 10, &l);
+    int rc = sprig_list_executed_txns(c->db, 0, 10, &l);
     sprig_txn_log_free(l);
     return rc;
 }
@@ -184,7 +184,7 @@ r_last(ctx *c, sprig_subscriber *s)
 {
     (void)s;
     uint64_t id;
-    return sprig_last_transaction_id(c->db, &id);
+    return sprig_last_txn_id(c->db, &id);
 }
 static int
 r_kv_set(ctx *c, sprig_subscriber *s)
@@ -221,9 +221,9 @@ static int
 r_kv_list(ctx *c, sprig_subscriber *s)
 {
     (void)s;
-    sprig_kv_list *l = NULL;
+    sprig_kv_key_list *l = NULL;
     int rc = sprig_kv_list_keys(c->db, "n", "", NULL, 0, &l);
-    sprig_kv_list_free(l);
+    sprig_kv_key_list_free(l);
     return rc;
 }
 static void
@@ -250,7 +250,7 @@ r_view_reduce(ctx *c, sprig_subscriber *s)
     q_all(&q);
     sprig_buf b = {0};
     int rc = sprig_view_reduce(c->db, &q, &b);
-    sprig_buf_free(&b);
+    sprig_buf_clear(&b);
     return rc;
 }
 static int
@@ -378,7 +378,7 @@ fingerprint(sprig_buf *b)
     }
     sprig_schema_list_free(sl);
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "app", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
     sprig_doc_list *l;
     SPRIG_OK_(sprig_list(db, "c", NULL, SPRIG_ASC, 0, &l));
     for (size_t i = 0; i < sprig_doc_list_count(l); i++) {
@@ -390,11 +390,12 @@ fingerprint(sprig_buf *b)
     sprig_doc_list_free(l);
     sprig_value v = {0};
     int rc = sprig_kv_get(db, "n", "k1", false, &v);
-    snprintf(line, sizeof line, "k1:%d:%lld", rc, rc ? 0 : (long long)v.num.i64);
+    snprintf(line, sizeof line, "k1:%d:%lld", rc,
+             rc ? 0 : (long long)v.num.i64);
     fp_add(b, line);
     sprig_value_clear(&v);
     uint64_t last;
-    SPRIG_OK_(sprig_last_transaction_id(db, &last));
+    SPRIG_OK_(sprig_last_txn_id(db, &last));
     snprintf(line, sizeof line, "txn:%llu", (unsigned long long)last);
     fp_add(b, line);
     sprig_db_close(db);
@@ -407,7 +408,7 @@ reset(void)
     sprig_storage_delete_database(st, "newdb");
     SPRIG_OK_(sprig_storage_create_database(st, "victim", "m", true));
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "app", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
     const char *ids[2] = {"d1", "d2"};
     for (int i = 0; i < 2; i++) {
         SPRIG_OK_(sprig_overwrite(db, "c", sprig_str(ids[i]),
@@ -631,7 +632,7 @@ run_case(const mcase *mc, int p, int who, sprig_subscriber *watch,
     base(open_row ? NULL : "database.open");
     if (!strncmp(mc->api, "db.", 3) || !strncmp(mc->api, "kv.", 3) ||
         !strncmp(mc->api, "view.", 5) || !strncmp(mc->api, "pubsub.", 7)) {
-        SPRIG_OK_(sprig_storage_database(c.st, "app", &c.db));
+        SPRIG_OK_(sprig_storage_open_database(c.st, "app", &c.db));
     }
     if (mc->needs_sub) {
         base("pubsub.subscribe");
@@ -690,7 +691,7 @@ test_matrix(void **state)
 {
     (void)state;
     sprig_db *db;
-    SPRIG_OK_(sprig_storage_database(st, "app", &db));
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
     sprig_subscriber *watch;
     SPRIG_OK_(sprig_subscriber_new(db, &watch));
     SPRIG_OK_(sprig_subscribe(watch, sprig_str("t1")));
@@ -713,8 +714,8 @@ test_matrix(void **state)
     print_message("permission matrix: %zu calls (%zu rows x %d placements x "
                   "%d identities)\n",
                   calls, sizeof cases / sizeof *cases, N_PLACES, N_IDS);
-    sprig_buf_free(&fp0);
-    sprig_buf_free(&fp1);
+    sprig_buf_clear(&fp0);
+    sprig_buf_clear(&fp1);
     sprig_subscriber_free(watch);
     sprig_db_close(db);
 }
