@@ -818,7 +818,6 @@ SPRIG_API int sprig_storage_import(sprig_storage *st, const char *dir,
 SPRIG_API int sprig_storage_compact(sprig_storage *st, const char *name,
                                     sprig_progress_fn cb, void *udata);
 
-/* ===============================================================
 /**
  * Model M1: open a single-database storage at directory `path`, register
  * `schema`, create its database "default" if needed, and return a handle to
