@@ -857,10 +857,12 @@ sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
                         npending - *taken};
         bool have = q->sid >= 0 && v.len > 0;
         ngtcp2_ssize nd = -1;
-        ngtcp2_ssize w =
-            ngtcp2_conn_writev_stream(q->conn, &ps.path, &pi, buf, sizeof buf,
-                                      &nd, NGTCP2_WRITE_STREAM_FLAG_MORE,
-                                      have ? q->sid : -1, &v, have ? 1 : 0, ts);
+        /* MORE only while stream bytes remain: without them the packet
+         * is finished now, not held for bytes that will not come */
+        uint32_t fl = have ? NGTCP2_WRITE_STREAM_FLAG_MORE : 0;
+        ngtcp2_ssize w = ngtcp2_conn_writev_stream(
+            q->conn, &ps.path, &pi, buf, sizeof buf, &nd, fl,
+            have ? q->sid : -1, &v, have ? 1 : 0, ts);
         if (nd > 0) {
             *taken += (size_t)nd;
         }
