@@ -10,7 +10,8 @@
  *   vault.c  the storage's master keys, kept encrypted in <storage>/vault
  *            under a vault key from a key file, a passphrase (argon2id) or
  *            a caller's keystore; sealing and opening values
- *            (XChaCha20-Poly1305, random nonce, the location as associated
+ *            (XChaCha20-Poly1305, a unique nonce: a random prefix per open
+ *            and a counter, the location as associated
  *            data); rotation; the key of keyed revision hashes
  *
  * Layout.  A stored value is [payload] with its codec flags kept beside it

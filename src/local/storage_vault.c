@@ -57,16 +57,29 @@ meta_get(sprig__lstorage *st, const char *key, uint8_t *out, size_t n,
     return rc;
 }
 
+/* Write meta `key` in its own transaction; `sync` false: without waiting
+ * for the disk (a record whose loss is harmless: the next open writes it
+ * again).  At open only: no other writer runs. */
 static int
-meta_put(sprig__lstorage *st, const char *key, const uint8_t *val, size_t n)
+meta_put(sprig__lstorage *st, const char *key, const uint8_t *val, size_t n,
+         bool sync)
 {
     MDB_txn *txn = NULL;
+    unsigned flags = 0;
+    mdb_env_get_flags(st->admin->env, &flags);
+    bool toggle = !sync && !(flags & MDB_NOSYNC); /* else it never syncs */
     pthread_rwlock_rdlock(&st->admin->map_lock);
     int mrc = mdb_txn_begin(st->admin->env, NULL, 0, &txn);
     if (mrc == 0) {
         MDB_val k = {strlen(key), (void *)key}, v = {n, (void *)val};
         mrc = mdb_put(txn, st->reg_meta, &k, &v, 0);
+        if (toggle) {
+            mdb_env_set_flags(st->admin->env, MDB_NOSYNC, 1);
+        }
         mrc = mrc ? (mdb_txn_abort(txn), mrc) : mdb_txn_commit(txn);
+        if (toggle) {
+            mdb_env_set_flags(st->admin->env, MDB_NOSYNC, 0);
+        }
     }
     pthread_rwlock_unlock(&st->admin->map_lock);
     sprig__env_committed(st->admin);
@@ -91,9 +104,11 @@ format_check(sprig__lstorage *st)
                           st->path, ver, SPRIG__FORMAT_VERSION,
                           SPRIG__FORMAT_VERSION);
     }
-    /* format 1, or a new storage: the values need no rewrite (codec.h) */
+    /* format 1, or a new storage: the values need no rewrite (codec.h).
+     * Not synced: lost, the storage reads as format 1, which it is
+     * compatible with, and the next open writes it again. */
     sprig__put_u32be(b, SPRIG__FORMAT_VERSION);
-    return meta_put(st, FORMAT_KEY, b, 4);
+    return meta_put(st, FORMAT_KEY, b, 4, false);
 }
 
 /* Merge the options' codec defaults into the recorded ones. */
@@ -115,7 +130,7 @@ codec_defaults(sprig__lstorage *st, const sprig_storage_options *o)
                                                    : COMPRESS_MIN_DEFAULT);
     }
     if (memcmp(want, b, 6) != 0 || (!found && (want[0] || want[1]))) {
-        rc = meta_put(st, CODEC_KEY, want, 6);
+        rc = meta_put(st, CODEC_KEY, want, 6, true);
     }
     st->encrypt_all = want[0] != 0;
     st->compress_min = want[1] ? sprig__get_u32be(want + 2) : UINT32_MAX;

@@ -16,6 +16,12 @@
  *    key 32)].  A wrong key fails authentication: SPRIG_EAUTH, never
  *    garbage.  It is replaced atomically (temporary file, fsync, rename,
  *    directory fsync).
+ *  - Nonces (24 bytes, XChaCha20's) are 16 random bytes chosen when the
+ *    vault is opened followed by a 64-bit counter: unique under a key
+ *    (two opens share a prefix with probability 2^-128) without a
+ *    getrandom() call per value -- that call cost more than the cipher
+ *    (1.5 us of CPU and ~7 us of wall time per 24 bytes on the loaded
+ *    test machine, against 1.2 us to open 1 KB).
  *  - Master keys have ids; a sealed value starts with its key's id, so
  *    during a rotation values under the old and the new key both open.
  *    The hash secret is made once and survives rotations (revision hashes
@@ -28,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -53,6 +60,9 @@ struct sprig__vault {
     uint32_t cur;
     size_t n;
     mkey keys[KEYS_MAX];
+    /* nonces: 16 random bytes chosen at open, then a 64-bit counter */
+    uint8_t nonce_prefix[16];
+    atomic_uint_fast64_t nonce_ctr;
 };
 
 bool
@@ -312,6 +322,8 @@ sprig__vault_open(const char *dir, const sprig_storage_options *o, bool create,
     }
     snprintf(file, fl, "%s/vault", dir);
     v->file = file;
+    randombytes_buf(v->nonce_prefix, sizeof v->nonce_prefix);
+    atomic_init(&v->nonce_ctr, 0);
     pthread_rwlock_init(&v->lock, NULL);
     int rc = exists ? file_load(v, dir, o) : vault_create(v, dir, o);
     if (rc) {
@@ -352,10 +364,12 @@ void
 sprig__vault_seal(sprig__vault *v, const uint8_t *ad, size_t adlen,
                   const uint8_t *m, size_t n, uint8_t *out)
 {
+    uint64_t ctr = atomic_fetch_add(&v->nonce_ctr, 1);
     pthread_rwlock_rdlock(&v->lock);
     const mkey *k = find_key(v, v->cur);
     sprig__put_u32be(out, k->id);
-    randombytes_buf(out + 4, NONCE);
+    memcpy(out + 4, v->nonce_prefix, 16);
+    sprig__put_u64be(out + 4 + 16, ctr);
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + 4 + NONCE, NULL, m, n, ad,
                                                adlen, NULL, out + 4, k->k);
     pthread_rwlock_unlock(&v->lock);
