@@ -390,7 +390,8 @@ fingerprint(sprig_buf *b)
     sprig_doc_list_free(l);
     sprig_value v = {0};
     int rc = sprig_kv_get(db, "n", "k1", false, &v);
-    snprintf(line, sizeof line, "k1:%d:%lld", rc, rc ? 0 : (long long)v.num.i64);
+    snprintf(line, sizeof line, "k1:%d:%lld", rc,
+             rc ? 0 : (long long)v.num.i64);
     fp_add(b, line);
     sprig_value_clear(&v);
     uint64_t last;
