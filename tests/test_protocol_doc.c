@@ -115,7 +115,7 @@ test_every_row_documented(void **state)
     sprig_server_options o;
     sprig_server_options_init(&o);
     o.open_access = true; /* tests of other parts: no authentication */
-    o.ws_listen = NULL; /* the registry only */
+    o.ws_listen = NULL;   /* the registry only */
     sprig_server *srv;
     SPRIG_OK_(sprig_server_new(&so, &o, &srv));
     size_t n = sprig__registry_count(&srv->reg);
