@@ -211,4 +211,18 @@ rawc_answer(rawc *k, uint32_t id, sprig__frame *f)
     }
 }
 
+/* Log in as `user` (auth.password, request id 0xfffffff0) and wait for
+ * the answer: later requests run as that user. */
+static inline void
+rawc_login(rawc *k, const char *user, const char *password)
+{
+    sprig__auth_password_req r = {.user = (char *)user,
+                                  .password = (char *)password};
+    rawc_request(k, &sprig__api_auth_password, 0xfffffff0u, &r);
+    sprig__frame f;
+    rawmsg *m = rawc_answer(k, 0xfffffff0u, &f);
+    assert_int_equal(f.kind, SPRIG__FRAME_RESPONSE);
+    free(m);
+}
+
 #endif

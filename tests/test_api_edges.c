@@ -22,6 +22,7 @@ raw_expect(at_state *s, const sprig__api *api, const void *req, int code)
     uv_loop_init(&loop);
     static rawc k; /* outlives a failed test: the loop may call it */
     rawc_open(&k, &loop, sprig_server_ws_port(s->p.srv));
+    rawc_login(&k, PLACEMENT_USER, PLACEMENT_PASSWORD);
     rawc_request(&k, api, 9, req);
     sprig__frame f;
     rawmsg *m = rawc_answer(&k, 9, &f);

@@ -113,6 +113,21 @@ r_open(ctx *c, sprig_subscriber *s)
     sprig_db_close(db);
     return rc;
 }
+/* A backup into a fresh directory (on the server's side for a server
+ * placement: the same machine here). */
+static int
+r_maintain(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    static unsigned n;
+    const char *tmp = getenv("SPRIG_TEST_TMP");
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/matrix-backup.%ld.%u",
+             tmp && *tmp ? tmp : "/tmp/sprig-test", (long)getpid(), n++);
+    int rc = sprig_storage_backup(c->st, dir, NULL, NULL);
+    tu_rmtree(dir);
+    return rc;
+}
 static int
 r_register(ctx *c, sprig_subscriber *s)
 {
@@ -313,6 +328,7 @@ static const mcase cases[] = {
      false,
      r_register},
     {"storage.list_schemas", {"sprig"}, false, false, r_list_schemas},
+    {"storage.maintain", {"sprig"}, false, false, r_maintain},
     {"db.apply", {APP}, false, false, r_apply},
     {"db.get", {DOC "d1"}, false, false, r_get},
     {"db.get_multiple", {DOC "d1", DOC "d2"}, false, false, r_get_multiple},

@@ -828,6 +828,10 @@ child_main(const char *url, const char *cert)
     sprig_open_options o;
     sprig_open_options_init(&o);
     o.pinned_cert_path = *cert ? cert : NULL;
+    if (strncmp(url, "ws", 2) == 0) { /* a server placement: log in */
+        o.user = PLACEMENT_USER;
+        o.password = PLACEMENT_PASSWORD;
+    }
     sprig_storage *st;
     sprig_db *db;
     sprig_files *fs;

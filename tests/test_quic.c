@@ -40,6 +40,8 @@ server_at(const char *name, int port, unsigned ping_ms, unsigned idle_ms)
     so.path = dir;
     so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options_init(&o);
+    o.open_access = true; /* the transport is tested here, not permissions */
+    o.max_connections_per_address = 0; /* 100 clients from 127.0.0.1 */
     o.ws_listen = NULL;
     o.quic_listen = listen;
     o.quic_cert_file = cert.cert_path;
@@ -201,6 +203,7 @@ test_same_cert_wss(void **state)
     so.path = dir;
     so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options_init(&o);
+    o.open_access = true; /* the transport is tested here, not permissions */
     o.ws_listen = "127.0.0.1:0";
     o.quic_listen = "127.0.0.1:0";
     o.tls_cert_file = cert.cert_path;

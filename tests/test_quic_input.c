@@ -378,6 +378,7 @@ setup(void **state)
     so.path = dir;
     so.durability = SPRIG_DURABILITY_NONE;
     sprig_server_options_init(&o);
+    o.open_access = true; /* the transport is tested here, not permissions */
     o.ws_listen = NULL;
     o.quic_listen = "127.0.0.1:0";
     o.quic_cert_file = cert.cert_path;

@@ -486,10 +486,30 @@ nst_status(sprig_storage *st, sprig__storage_status *out)
     sprig__storage_status_of(NS(st)->inner, out);
 }
 
+/* Backup, restore, export, import, compaction: the server's action
+ * "storage.maintain" on the whole storage, as the request row says. */
+static int
+nst_maintain(sprig_storage *st, sprig__maint_kind kind, const char *arg,
+             sprig_progress_fn cb, void *udata)
+{
+    int rc = check_st(NS(st), "storage.maintain", NULL, NULL);
+    sprig_storage *in = NS(st)->inner;
+    if (rc == 0 && !in->ops->maintain) {
+        rc = sprig__err(SPRIG_EINVAL, "not supported by this storage");
+    }
+    return rc ? rc : in->ops->maintain(in, kind, arg, cb, udata);
+}
+
 static const sprig_storage_ops n_storage_ops = {
-    nst_close,           nst_register_schema, nst_create_database,
-    nst_delete_database, nst_list_databases,  nst_list_schemas,
-    nst_database,        nst_status,
+    .close = nst_close,
+    .register_schema = nst_register_schema,
+    .create_database = nst_create_database,
+    .delete_database = nst_delete_database,
+    .list_databases = nst_list_databases,
+    .list_schemas = nst_list_schemas,
+    .database = nst_database,
+    .status = nst_status,
+    .maintain = nst_maintain,
 };
 
 int
