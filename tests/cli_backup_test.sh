@@ -95,7 +95,7 @@ expect "compacted data" 0 "50"
 
 # ---- through a server: the jobs run in it, DIR on its side ------------------
 
-"$BIN" serve --path "$DATA" --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
+"$BIN" serve --path "$DATA" --insecure-open --quic off --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
 srv=$!
 url=""
 i=0

@@ -85,7 +85,7 @@ expect "gc with nothing to collect" 0 '{"collected_chunks":0}'
 
 # ---- the same commands through a server (--url ws://) ----------------------
 
-"$BIN" serve --path "$DATA" --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
+"$BIN" serve --path "$DATA" --insecure-open --quic off --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
 srv=$!
 url=""
 i=0

@@ -48,7 +48,7 @@ port_free() {
 cd "$T" || exit 1
 run "$BIN" demo
 expect_has "setup: sprig demo on ./sprig-data" 0 "storage './sprig-data'"
-serve_up "$T/serve.log" --schema "$(dirname "$0")/../examples/schemas/demo.json" serve --ws 0
+serve_up "$T/serve.log" --schema "$(dirname "$0")/../examples/schemas/demo.json" serve --insecure-open --quic off --ws 0
 U=$url
 main_srv=$srv
 case $U in ws://*) good ;; *) rc=- out=$(cat "$T/serve.log") && bad "serve starts" ;; esac
@@ -67,7 +67,7 @@ expect_err "sprig --url ws://... serve" 2 "give --path DIR, not --url"
 run "$BIN" --url "$U" --path ./other db list
 expect_err "--path with --url" 2 "--path and --url name two storages"
 run "$BIN" --url "$U" --ca x.pem db list
-expect_err "--ca without wss://" 2 "--ca applies to a wss:// --url only"
+expect_err "--ca without wss://" 2 "--ca applies to a wss://, quic:// or sprig:// --url only"
 run "$BIN" --url "$U" demo
 expect_has "sprig --url ... demo names the server" 0 "demo -- storage '$U'"
 case $out in *"storage './sprig-data'"*) bad "demo over --url names ./sprig-data" ;; *) good ;; esac
@@ -85,16 +85,16 @@ case $err in *":80"*) bad "--url ws://127.0.0.1 went to port 80" ;; *) good ;; e
 case "$rc:$err" in 0:* | *"127.0.0.1:5646"*) good ;; *) bad "--url ws://127.0.0.1 is not port 5646" ;; esac
 p1=19503
 port_free $p1 || p1=$(free_port)
-serve_up "$T/ws1.log" --path "$T/ws1" serve --ws $p1
+serve_up "$T/ws1.log" --path "$T/ws1" serve --insecure-open --quic off --ws $p1
 case $url in "ws://127.0.0.1:$p1") good ;; *) rc=- out=$(cat "$T/ws1.log") && bad "serve --ws $p1" ;; esac
 serve_down
 p2=19504
 port_free $p2 || p2=$(free_port)
-serve_up "$T/ws2.log" --path "$T/ws2" serve --ws :$p2
+serve_up "$T/ws2.log" --path "$T/ws2" serve --insecure-open --quic off --ws :$p2
 case $url in "ws://127.0.0.1:$p2") good ;; *) rc=- out=$(cat "$T/ws2.log") && bad "serve --ws :$p2" ;; esac
 serve_down
 busy_port=${U##*:}
-run "$BIN" --path "$T/newdir" serve --ws "127.0.0.1:$busy_port"
+run "$BIN" --path "$T/newdir" serve --insecure-open --quic off --ws "127.0.0.1:$busy_port"
 expect_err "serve on a port in use" 1 "address already in use"
 case $err in *"--ws"*) good ;; *) bad "no --ws hint for a port in use" ;; esac
 [ -e "$T/newdir" ] && bad "serve made the storage before failing on the port" || good

@@ -168,7 +168,7 @@ awk -v n=$N 'BEGIN { for (i = 0; i < n; i++)
     printf "{\"n\":%d,\"name\":\"user%d\",\"tags\":[\"a\",\"b\"],\"score\":%d.5}\n", i, i, i }' >"$T/big.ndjson"
 "$BIN" --path "$T/big" schema define big docs >/dev/null
 "$BIN" --path "$T/big" db create default --schema big >/dev/null
-"$BIN" --path "$T/big" serve --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
+"$BIN" --path "$T/big" serve --insecure-open --quic off --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
 srv=$!
 url=""
 i=0

@@ -52,7 +52,7 @@ done
 
 # make run PORT=N: the tool alone is built, then the demo, then the server.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(cd "$SRC" && exec make run PORT="$port" BUILD="$BUILD" DATA="$T/data") \
+(cd "$SRC" && exec make run PORT="$port" QUIC_PORT=0 BUILD="$BUILD" DATA="$T/data") \
     >"$T/run.log" 2>&1 &
 pid=$!
 i=0
@@ -67,7 +67,8 @@ grep -q "Entering directory\|Leaving directory" "$T/run.log" &&
     bad "make prints Entering/Leaving directory"
 grep -q "Building.*test_\|Linking.*test_" "$T/run.log" &&
     bad "make run builds the tests"
-n=$("$BUILD/tools/sprig" --url "ws://127.0.0.1:$port" doc count messages)
+n=$(SPRIG_PW=demo "$BUILD/tools/sprig" --url "ws://127.0.0.1:$port" \
+    --user demo --password-env SPRIG_PW doc count messages)
 [ "${n:-0}" -ge 4 ] || bad "the demo's messages are not served: $n"
 # Stop the server: SIGTERM to make's descendants (deepest first).
 kill_tree() {

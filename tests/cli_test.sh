@@ -319,10 +319,10 @@ expect "check --read-only" 0 "$DATA: 0 findings"
 run sp --read-only doc get notes held
 expect "--read-only reads" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
 run sp --read-only doc put notes --id ro '{}'
-expect_err "--read-only refuses a write" 1 "is open read-only"
+expect_err "--read-only refuses a write" 6 "is open read-only"
 run sp doc get notes ro
 expect_err "--read-only wrote nothing" 3 "not found"
-run sp --read-only --url ws://127.0.0.1:1 db list
+run "$BIN" --read-only --url ws://127.0.0.1:1 db list
 expect_err "--read-only is for a local storage" 2 "opens a local storage"
 
 echo "$pass passed, $fail failed"

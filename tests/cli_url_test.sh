@@ -67,7 +67,7 @@ serve_up "$T/serve0.log" serve --path "$DATA" --ws 127.0.0.1:0
 run grep -c "admin user create admin --password" "$T/serve0.log"
 expect "a fresh serve says how to create the first administrator" 0 1
 run "$BIN" db list --url "$url"
-expect_err "no login: refused" 1 "not allowed: action 'database.list'"
+expect_err "no login: refused" 6 "not allowed: action 'database.list'"
 serve_down "serve stops on SIGTERM"
 export SPRIG_TEST_PW='pw-of-the-admin 1'
 run "$BIN" --path "$DATA" admin user create admin --password-env SPRIG_TEST_PW --hash-cost min
@@ -103,13 +103,13 @@ run "$BIN" --url "$url" --user admin --password-env SPRIG_TEST_PW doc get notes 
 expect_err "not found over ws://" 3 "not found"
 export SPRIG_BAD_PW=wrong
 run "$BIN" --url "$url" --user admin --password-env SPRIG_BAD_PW db list
-expect_err "a wrong password" 1 "authentication failed"
+expect_err "a wrong password" 6 "authentication failed"
 run "$BIN" --url "$url" --token-file "$T/reader.token" doc get notes held
 expect "doc get with --token-file" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
 run "$BIN" --url "$url" --token-file "$T/reader.token" db delete default
-expect_err "the reader may not delete the database" 1 "not allowed: action 'database.delete' on resource 'sprig.db.default' for 'reader'"
+expect_err "the reader may not delete the database" 6 "not allowed: action 'database.delete' on resource 'sprig.db.default' for 'reader'"
 run "$BIN" --url "$url" --token-file "$T/reader.token" doc put notes --id x '{}'
-expect_err "nor write to it" 1 "not allowed: action 'transaction.apply'"
+expect_err "nor write to it" 6 "not allowed: action 'transaction.apply'"
 serve_down "serve stops on SIGTERM"
 run grep -r -a -l -F -e "$SPRIG_TEST_PW" -e "$(cut -d: -f2 "$T/reader.token")" "$DATA" "$T/serve.log" "$T/serve0.log"
 expect "no password or token secret in the storage's files or the log" 1 ""
@@ -137,9 +137,10 @@ serve_up "$T/serve-quic.log" serve --path "$DATA" --ws 127.0.0.1:0
 q=$(sed -n 's/.*listening on \(quic:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve-quic.log")
 fp=$(sed -n 's/.*SHA-256 \([0-9a-f]*\).*/\1/p' "$T/serve-quic.log")
 case $q in quic://*) good ;; *) rc=- out=$(cat "$T/serve-quic.log") err='' && bad "serve listens on QUIC too" ;; esac
-run "$BIN" db list --url "$q" --ca "$fp"
+run "$BIN" db list --url "$q" --ca "$fp" --user admin --password-env SPRIG_TEST_PW
 expect "db list --url quic:// --ca SHA256" 0 "$DBS"
-run "$BIN" doc get notes held --url "sprig://${q#quic://}" --ca "$fp"
+run "$BIN" doc get notes held --url "sprig://${q#quic://}" --ca "$fp" \
+    --user admin --password-env SPRIG_TEST_PW
 expect "doc get over sprig:// (the alias)" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
 run "$BIN" db list --url "$q"
 expect_err "quic:// without trusting the certificate" 1 "certificate"

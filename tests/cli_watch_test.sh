@@ -25,7 +25,7 @@ wait_for() {
 
 run sp schema define app notes:natural events
 run sp db create default --schema app
-"$BIN" --path "$DATA" serve --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
+"$BIN" --path "$DATA" serve --insecure-open --quic off --ws 127.0.0.1:0 >"$T/serve.log" 2>&1 &
 srv=$!
 wait_for "$T/serve.log" "listening on" || bad "serve starts"
 U=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve.log")

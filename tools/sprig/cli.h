@@ -26,8 +26,10 @@ enum {
     CLI_ENOTFOUND = 3, /* SPRIG_ENOTFOUND */
     CLI_ECONFLICT = 4, /* SPRIG_ECONFLICT, SPRIG_EEXIST */
     CLI_EBUSY = 5,     /* SPRIG_EBUSY: another process has the storage */
-    CLI_EKEY = 6       /* SPRIG_EAUTH, SPRIG_EPERM: the vault key is wrong,
-                          missing, or its file readable by others */
+    CLI_EKEY = 6       /* SPRIG_EAUTH, SPRIG_EPERM: access denied (not
+                          logged in, not granted, read-only), or the vault
+                          key or password is wrong, missing, or its file
+                          readable by others */
 };
 
 /* cli_parse() and friends return this when the command should go on. */

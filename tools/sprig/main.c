@@ -110,8 +110,9 @@ static const char top_usage[] =
     "  3  not found: no such storage, database or document\n"
     "  4  conflict: wrong revision, or the thing exists already\n"
     "  5  busy: another process has the storage open\n"
-    "  6  key: the vault key is wrong or missing (or its file is readable\n"
-    "     by others)\n";
+    "  6  access: permission denied (not logged in, not granted, a\n"
+    "     read-only storage), or the vault key or password is wrong or\n"
+    "     missing (or the key file is readable by others)\n";
 
 static const cli_cmd top_cmds[] = {
     {"schema", cli_cmd_schema},
@@ -193,6 +194,9 @@ global_options(cli *c, bool *version, cli_opt *out, int n)
         {"--compress", NULL, &c->compress},
         {"--read-only", NULL, &c->read_only},
         {"--format", &c->format, NULL},
+        {"--user", &c->user, NULL},
+        {"--password-env", &c->password_env, NULL},
+        {"--token-file", &c->token_file, NULL},
         {"--version", NULL, version},
     };
     int k = (int)(sizeof rows / sizeof rows[0]);
