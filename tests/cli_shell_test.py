@@ -58,7 +58,7 @@ class Session:
                     struct.pack("HHHH", rows, 120, 0, 0))
         self.buf = ""
 
-    def read_until(self, text, timeout=20.0):
+    def read_until(self, text, timeout=30.0):
         """Read until `text` appears after what was read before; returns
         what came (empty if it did not come)."""
         end = time.time() + timeout
@@ -85,7 +85,7 @@ class Session:
         return self.read_until(until or "> ")
 
     def wait(self):
-        end = time.time() + 20
+        end = time.time() + 90  # exit under ASan's leak check on a loaded box
         while time.time() < end:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
