@@ -25,6 +25,8 @@ test_clock(void *udata)
     return atomic_load(&now_ms);
 }
 
+static bool sealed; /* open storages encrypted and compressed */
+
 static sprig_storage *
 open_at(const char *p)
 {
@@ -32,6 +34,8 @@ open_at(const char *p)
     sprig_storage *st;
     sprig_storage_options_init(&o);
     o.path = p;
+    o.encrypt = o.compress = sealed;
+    o.compress_min = 1;
     o.durability = SPRIG_DURABILITY_NONE;
     o.clock_ms = test_clock;
     SPRIG_OK_(sprig_storage_open(&o, &st));
@@ -136,14 +140,16 @@ same_kv(sprig_db *a, sprig_db *b, const char *ns, size_t want)
     sprig_kv_key_list_free(lb);
 }
 
+/* Export -> import; `tag` names the directories, `seal` encrypts and
+ * compresses both storages (the export must hold the plain values). */
 static void
-test_export_import_round_trips(void **state)
+round_trip(const char *tag, bool seal)
 {
-    (void)state;
     char src[1100], dst[1100], dir[1100];
-    snprintf(src, sizeof src, "%s/src", root);
-    snprintf(dst, sizeof dst, "%s/dst", root);
-    snprintf(dir, sizeof dir, "%s/export", root);
+    snprintf(src, sizeof src, "%s/%s-src", root, tag);
+    snprintf(dst, sizeof dst, "%s/%s-dst", root, tag);
+    snprintf(dir, sizeof dir, "%s/%s-export", root, tag);
+    sealed = seal;
     sprig_storage *a = open_at(src);
     fill(a);
     SPRIG_OK_(sprig_storage_export(a, dir, NULL, NULL));
@@ -181,6 +187,24 @@ test_export_import_round_trips(void **state)
     fclose(in);
     sprig_storage_close(a);
     sprig_storage_close(b);
+    sealed = false;
+}
+
+static void
+test_export_import_round_trips(void **state)
+{
+    (void)state;
+    round_trip("plain", false);
+}
+
+/* An encrypted, compressed storage exports its values decrypted and
+ * decompressed (the file above holds the plain JSON), and imports into an
+ * encrypted one. */
+static void
+test_export_import_round_trips_encrypted(void **state)
+{
+    (void)state;
+    round_trip("sealed", true);
 }
 
 static void
@@ -213,6 +237,7 @@ main(void)
     root = tu_tmpdir("backup_export");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_export_import_round_trips),
+        cmocka_unit_test(test_export_import_round_trips_encrypted),
         cmocka_unit_test(test_import_refuses_a_bad_line),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -76,6 +76,8 @@ typedef struct ex {
     void *udata;
     uint64_t told;
     uint64_t count;
+    const sprig__ldb *ldb; /* the database being exported */
+    sprig_buf plain;       /* a value decoded through the codec */
 } ex;
 
 static int
@@ -133,7 +135,8 @@ ex_doc(ex *x, const sprig__coll *c, MDB_val *k, MDB_val *v, sprig_buf *line)
     uint64_t rev;
     const uint8_t *hash;
     sprig_bytes contents;
-    int rc = sprig__doc_parse(v, &rev, &hash, &contents);
+    int rc = sprig__doc_read(x->ldb, c, (sprig_bytes){k->mv_data, k->mv_size},
+                             v, &rev, &hash, &contents, &x->plain);
     char *id = rc ? NULL : id_text(c, k);
     if (rc || !id) {
         return rc ? rc : sprig__err(SPRIG_ENOMEM, "out of memory exporting");
@@ -245,6 +248,7 @@ ex_kv_fn(ex *x, const void *arg, MDB_val *k, MDB_val *v, sprig_buf *line)
     const uint64_t *now = arg;
     sprig__kv_rec r;
     int rc = sprig__kv_rec_parse(v, &r);
+    rc = rc ? rc : sprig__kv_rec_decode(x->ldb->kv, k, &r, &x->plain);
     const uint8_t *p = k->mv_data, *z = memchr(p, 0, k->mv_size);
     if (rc || !z) {
         return rc ? rc
@@ -279,6 +283,7 @@ ex_db_txn(ex *x, sprig__ldb *ldb, MDB_txn *txn, const char *ddir, json_t *info)
     char path[4400];
     json_t *cs = json_array();
     json_object_set_new(info, "collections", cs);
+    x->ldb = ldb; /* values are decoded (decrypted, decompressed) */
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < ldb->n_colls; i++) {
         const sprig__coll *c = &ldb->colls[i];
@@ -299,6 +304,7 @@ ex_db_txn(ex *x, sprig__ldb *ldb, MDB_txn *txn, const char *ddir, json_t *info)
         json_object_set_new(info, "kv_entries",
                             json_integer((json_int_t)x->count));
     }
+    sprig_buf_clear(&x->plain);
     return rc;
 }
 

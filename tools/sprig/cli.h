@@ -51,13 +51,13 @@ typedef struct cli {
     const char *vault_key;
     bool ask_passphrase, encrypt, compress;
     char passphrase[256];
-    bool read_only;          /* --read-only: a local storage, read-only */
-    const char *format;      /* --format json|table|csv (format.c) */
+    bool read_only;           /* --read-only: a local storage, read-only */
+    const char *format;       /* --format json|table|csv (format.c) */
     const char *user;         /* --user: log in (a server) as this user */
     const char *password_env; /* --password-env VAR: its password */
     const char *token_file;   /* --token-file FILE: log in with a token */
-    sprig_storage *st;       /* opened by cli_open() */
-    sprig_db *db;            /* opened by cli_open_coll() */
+    sprig_storage *st;        /* opened by cli_open() */
+    sprig_db *db;             /* opened by cli_open_coll() */
 } cli;
 
 /* One command of a command table; tables end with a zeroed entry.  `run`
