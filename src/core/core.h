@@ -136,6 +136,12 @@ int sprig__bytes_cmp(sprig_bytes a, sprig_bytes b);
 
 /** Reserve room for `extra` more bytes; SPRIG_ENOMEM on failure. */
 int sprig__buf_reserve(sprig_buf *b, size_t extra);
+/** Append one part of a resource name to `out` (after a '.' unless
+ *  `first`): bytes outside [A-Za-z0-9_-] written %XX (uppercase hex), so
+ *  '.', '%' and '*' never appear raw; out stays NUL-terminated (not
+ *  counted).  The server's resource names and the permission engine's
+ *  patterns are spelled by this one function.  SPRIG_ENOMEM. */
+int sprig__name_segment(sprig_buf *out, sprig_bytes seg, bool first);
 /** Append a big-endian u64 / u32 / one byte. */
 int sprig__buf_put_u64(sprig_buf *b, uint64_t v);
 int sprig__buf_put_u32(sprig_buf *b, uint32_t v);

@@ -15,36 +15,10 @@
  */
 #include "server/server_int.h"
 
-static bool
-safe_byte(uint8_t b)
-{
-    return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
-           (b >= '0' && b <= '9') || b == '_' || b == '-';
-}
-
 int
 sprig__resource_segment(sprig_buf *out, sprig_bytes seg, bool first)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    if (sprig__buf_reserve(out, seg.len * 3 + 2) != 0) {
-        return sprig__err(SPRIG_ENOMEM, "out of memory");
-    }
-    uint8_t *base = out->data, *p = base + out->len;
-    if (!first) {
-        *p++ = '.';
-    }
-    for (size_t i = 0; i < seg.len; i++) {
-        uint8_t b = ((const uint8_t *)seg.data)[i];
-        if (safe_byte(b)) {
-            *p++ = b;
-        } else {
-            *p++ = '%';
-            *p++ = (uint8_t)hex[b >> 4];
-            *p++ = (uint8_t)hex[b & 15];
-        }
-    }
-    out->len = (size_t)(p - base);
-    return SPRIG_OK;
+    return sprig__name_segment(out, seg, first);
 }
 
 /* The request field a part names ("query.view": field "query", and
