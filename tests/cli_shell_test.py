@@ -76,6 +76,10 @@ class Session:
         return got if text in got else ""
 
     def send(self, keys):
+        # libedit puts the terminal in raw mode (flushing what was typed
+        # before) each time it starts reading a line, a moment after the
+        # prompt is written: give it that moment, as a person would.
+        time.sleep(0.3)
         os.write(self.fd, keys.encode())
 
     def line(self, line, until=None):
