@@ -7,6 +7,7 @@
  * cli.h.
  */
 #include "cli.h"
+#include "progress.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,23 +32,25 @@ static const char rotate_usage[] =
     "older one (database by database, in small transactions), checkpoint,\n"
     "and drop the old key from the vault.  Interrupted, it leaves both keys\n"
     "(everything still opens); run it again to finish.  A local storage\n"
-    "only (--path, or --url file:DIR).  Progress goes to stderr, one line\n"
-    "per database; stdout gets {\"databases\":N,\"values\":N,\"ms\":N}.\n"
+    "only (--path, or --url file:DIR).  Progress goes to stderr (a bar on\n"
+    "a terminal: values re-encrypted, rate, time; plain lines otherwise);\n"
+    "stdout gets {\"databases\":N,\"values\":N,\"ms\":N}.\n"
     "Exit 2 if the storage has no vault (nothing is encrypted), 6 if the\n"
     "key is wrong or missing.\n";
 
 typedef struct progress {
     uint64_t values, dbs;
+    cli_progress bar; /* values re-encrypted (progress.h) */
 } progress;
 
 static void
 on_progress(void *udata, const char *db, uint64_t n)
 {
+    (void)db;
     progress *p = udata;
     p->values += n;
     p->dbs++;
-    fprintf(stderr, "sprig: vault rotate: %s: %llu values re-encrypted\n", db,
-            (unsigned long long)n);
+    cli_progress_add(&p->bar, n, 0);
 }
 
 static int
@@ -59,13 +62,20 @@ vault_rotate(cli *c, int argc, char **argv)
     if (rc != CLI_CONTINUE) {
         return rc;
     }
-    progress p = {0, 0};
+    progress p = {0};
+    cli_progress_opts o;
+    cli_progress_opts_init(&o);
+    o.label = "vault rotate";
+    o.unit = "values";
+    cli_progress_start(&p.bar, &o);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int src = sprig_storage_vault_rotate(c->st, on_progress, &p);
     if (src) {
+        cli_progress_clear(&p.bar);
         return cli_fail(src);
     }
+    cli_progress_finish(&p.bar);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     uint64_t ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 +
                   (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
