@@ -774,6 +774,71 @@ def files_part(fj):
     return md + [""]
 
 
+def import_part(ij):
+    """`sprig doc import` beside sqlite3's .import (import.json, written by
+    bench/bench_import.py)."""
+    md = ["## Bulk import from the CLI beside sqlite3 `.import`", "",
+          "`bench/bench_import.py`: the same {} rows imported by `sprig doc "
+          "import` (NDJSON, locally and over `--url` on loopback) and by "
+          "`sqlite3 .import` (CSV into a table), {} runs each in one run on "
+          "{} CPUs at load average {:.1f} before / {:.1f} after (shared: "
+          "absolute numbers are noisy).".format(
+              ij["results"][0]["rows"] if ij.get("results") else "?",
+              ij["results"][0]["runs"] if ij.get("results") else "?",
+              ij.get("cores", "?"), ij.get("load_before", -1),
+              ij.get("load_after", -1)), "",
+          "| | median s | spread (min – max) s | rows/s |",
+          "|---|---:|---:|---:|"]
+    for x in ij.get("results", []):
+        md.append("| {} | {:.2f} | {:.2f} – {:.2f} | {:,} |".format(
+            x["peer"], x["seconds_median"], x["seconds_min"],
+            x["seconds_max"], x["rows_per_second"]))
+    return md + [""]
+
+
+def backup_part(bj):
+    """Backup, restore, export, import beside cp (backup.json, written by
+    bench/bench_backup)."""
+    rows = bj.get("rows", [])
+    cp = next((x for x in rows if x["job"] == "cp+fsync"), None)
+    md = ["## Backup and restore beside `cp`", "",
+          "`bench/bench_backup`: {} databases holding {} MiB of 1 KiB "
+          "documents ({:.0f} MiB of data files), each job {} times in one "
+          "run; MB/s counts the bytes each job wrote. `cp` copies the data "
+          "files, `cp+fsync` also syncs them, as a backup and a restore "
+          "do.".format(bj.get("databases", "?"), bj.get("mb", "?"),
+                       bj.get("data_bytes", 0) / 1048576.0,
+                       bj.get("runs", "?")), "",
+          "| job | median s | spread (min – max) s | MB/s | vs cp+fsync |",
+          "|---|---:|---:|---:|---:|"]
+    for x in rows:
+        ratio = x["mb_per_s"] / cp["mb_per_s"] if cp else 0
+        md.append("| {} | {:.3f} | {:.3f} – {:.3f} | {:.1f} | {:.2f}× |"
+                  .format(x["job"], x["median_s"], x["min_s"], x["max_s"],
+                          x["mb_per_s"], ratio))
+    return md + [""]
+
+
+def auth_part(aj):
+    """Permission checks on against off (auth.json, bench/auth_bench)."""
+    return ["## Permission checks on against off", "",
+            "`bench/auth_bench` (`make bench-auth`): {} clients doing "
+            "`db.get` over ws://, {} alternating rounds of {:.0f} s with "
+            "checks off and on, in one run.".format(
+                aj["clients"], aj["rounds"], aj["seconds"]), "",
+            "| | value |", "|---|---:|",
+            "| requests/s, checks off | {:,} |".format(aj["req_s_off"]),
+            "| requests/s, checks on | {:,} |".format(aj["req_s_on"]),
+            "| ratio on / off (target ≥ 0.95×) | {:.3f}× |".format(
+                aj["ratio"]),
+            "| one permission check (9 statements) | {} ns of CPU |".format(
+                aj["ns_per_check"]),
+            "| logins/s at the default argon2id cost ({} MiB) | {:.2f} |"
+            .format(aj["memlimit_mib"], aj["logins_s"]),
+            "| logins refused busy (bound: {} hashing at once) | {:,} |"
+            .format(aj["max_hashing"], aj["login_busy"]), ""]
+
+
 def load_beside(here, name):
     """bench/results/<name> when it exists (callgrind.json, written by
     bench/callgrind.py; commerce.json, by bench/commerce.py), else None."""
@@ -845,6 +910,18 @@ def main(argv):
     fj = load_beside(here, "files.json")
     if fj:
         md += files_part(fj)
+    bj = load_beside(here, "backup.json")
+    if bj:
+        md += backup_part(bj)
+    ij = load_beside(here, "import.json")
+    if ij:
+        md += import_part(ij)
+    aj = load_beside(here, "auth.json")
+    if aj:
+        md += auth_part(aj)
+    if notes.get("codec"):
+        md += ["## Encryption and compression (the value codec)", "",
+               notes["codec"], ""]
     with open(out_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md).rstrip() + "\n")
     chart_data(r, out_dat)
