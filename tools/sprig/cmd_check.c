@@ -35,7 +35,9 @@ cli_cmd_check(cli *c, int argc, char **argv)
         sprig_buf_clear(&report);
         return cli_fail(src);
     }
-    fwrite(report.data, 1, report.len, stdout);
+    if (report.len) {
+        fwrite(report.data, 1, report.len, stdout);
+    }
     printf("%s: %llu finding%s\n", cli_where(c), (unsigned long long)findings,
            findings == 1 ? "" : "s");
     sprig_buf_clear(&report);
