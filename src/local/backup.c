@@ -818,7 +818,7 @@ check_restored(sprig__lstorage *st, const mf_db *d)
 static int
 require_empty(sprig__lstorage *st)
 {
-    sprig_database_list *l;
+    sprig_database_list *l = NULL;
     int rc = st->base.ops->list_databases(&st->base, &l);
     if (rc == 0 && sprig_database_list_count(l) > 0) {
         rc = sprig__err(SPRIG_EEXIST,
@@ -827,9 +827,7 @@ require_empty(sprig__lstorage *st)
                         sprig_database_list_count(l),
                         sprig_database_list_name(l, 0));
     }
-    if (rc == 0) {
-        sprig_database_list_free(l);
-    }
+    sprig_database_list_free(l);
     return rc;
 }
 
