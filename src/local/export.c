@@ -337,7 +337,7 @@ ex_db(ex *x, sprig_storage *s, const char *dir, const char *name, json_t *info)
 static json_t *
 ex_schemas(sprig_storage *s, int *rc)
 {
-    sprig_schema_list *l;
+    sprig_schema_list *l = NULL;
     json_t *a = json_array();
     *rc = sprig_storage_list_schemas(s, &l);
     for (size_t i = 0; *rc == 0 && i < sprig_schema_list_count(l); i++) {
@@ -351,9 +351,7 @@ ex_schemas(sprig_storage *s, int *rc)
         }
         sprig_buf_clear(&enc);
     }
-    if (*rc == 0) {
-        sprig_schema_list_free(l);
-    }
+    sprig_schema_list_free(l);
     return a;
 }
 
