@@ -81,8 +81,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sprig__quic_ep *ep = sprig__quic_listener_ep(l);
     size_t off = 0;
     while (off < size) {
-        size_t n = size - off < 3 ? 0
-                                  : (size_t)data[off] << 8 | data[off + 1];
+        size_t n = size - off < 3 ? 0 : (size_t)data[off] << 8 | data[off + 1];
         uint8_t src = size - off < 3 ? 0 : data[off + 2];
         off += size - off < 3 ? size - off : 3;
         n = n < size - off ? n : size - off;

@@ -13,6 +13,10 @@
 
 #include "testutil.h"
 
+#include "proto/api.h"
+#include "proto/envelope.h"
+#include "proto/mp.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -134,6 +138,20 @@ rw_recv(int fd, sprig_buf *out)
             return true;
         }
     }
+}
+
+/* Send request `id` of row `api` with the request struct `req`. */
+static inline void
+rw_send_req(int fd, const sprig__api *api, uint32_t id, const void *req)
+{
+    sprig_buf b = {0};
+    sprig__mp_wr w;
+    sprig__mp_wr_init(&w, &b);
+    sprig__frame_request(&w, id, NULL, api->name);
+    SPRIG_OK_(sprig__api_encode(&w, api->req, api->n_req, req));
+    SPRIG_OK_(sprig__mp_wr_status(&w));
+    rw_send(fd, sprig_buf_bytes(&b));
+    sprig_buf_clear(&b);
 }
 
 #endif

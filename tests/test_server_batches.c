@@ -72,27 +72,13 @@ start(fixture *f, const char *tag)
     f->port = sprig_server_ws_port(f->srv);
 }
 
-/* Send request `id` of row `api` with request struct `req`. */
-static void
-send_req(int fd, const sprig__api *api, uint32_t id, const void *req)
-{
-    sprig_buf b = {0};
-    sprig__mp_wr w;
-    sprig__mp_wr_init(&w, &b);
-    sprig__frame_request(&w, id, NULL, api->name);
-    SPRIG_OK_(sprig__api_encode(&w, api->req, api->n_req, req));
-    SPRIG_OK_(sprig__mp_wr_status(&w));
-    rw_send(fd, sprig_buf_bytes(&b));
-    sprig_buf_clear(&b);
-}
-
 static void
 send_set(int fd, uint32_t id, const char *key, const char *val)
 {
     sprig__kv_set_req r = {.db = "main", .key = (char *)key};
     r.value.kind = SPRIG_VALUE_BYTES;
     r.value.bytes = sprig_str(val);
-    send_req(fd, &sprig__api_kv_set, id, &r);
+    rw_send_req(fd, &sprig__api_kv_set, id, &r);
 }
 
 static void
@@ -102,7 +88,7 @@ send_insert(int fd, uint32_t id, const char *doc_id, const char *contents)
     SPRIG_OK_(sprig_txn_new(&r.txn));
     sprig_bytes did = sprig_str(doc_id);
     SPRIG_OK_(sprig_txn_insert(r.txn, "docs", &did, sprig_str(contents)));
-    send_req(fd, &sprig__api_apply, id, &r);
+    rw_send_req(fd, &sprig__api_apply, id, &r);
     sprig_txn_free(r.txn);
 }
 
@@ -245,7 +231,7 @@ expect_incr_error(int fd, uint32_t id, const char *key, sprig_value amount,
                   int code, const char *word)
 {
     sprig__kv_incr_req r = {.db = "main", .key = (char *)key, .amount = amount};
-    send_req(fd, &sprig__api_kv_incr, id, &r);
+    rw_send_req(fd, &sprig__api_kv_incr, id, &r);
     expect_error(fd, id, code, word);
 }
 
@@ -257,7 +243,7 @@ send_update(int fd, uint32_t id, const char *doc_id, uint64_t rev)
     SPRIG_OK_(sprig_txn_new(&r.txn));
     sprig_header h = {.id = sprig_str(doc_id), .revision = rev};
     SPRIG_OK_(sprig_txn_update(r.txn, "docs", &h, sprig_str("{\"n\":2}")));
-    send_req(fd, &sprig__api_apply, id, &r);
+    rw_send_req(fd, &sprig__api_apply, id, &r);
     sprig_txn_free(r.txn);
 }
 
@@ -277,7 +263,7 @@ test_submitted_errors(void **state)
     sprig__kv_set_req r = {.db = "main", .key = "big"};
     r.value.kind = SPRIG_VALUE_I64;
     r.value.num.i64 = INT64_MAX;
-    send_req(fd, &sprig__api_kv_set, 3, &r);
+    rw_send_req(fd, &sprig__api_kv_set, 3, &r);
     expect_answers(fd, 1);
     expect_incr_error(fd, 4, "big", one, SPRIG_ERANGE, "above the range");
     /* documents: inserting an id twice, updating at a wrong revision */
@@ -291,7 +277,7 @@ test_submitted_errors(void **state)
     expect_answers(fd, 1);
     /* still serving: a good increment */
     sprig__kv_incr_req ok = {.db = "main", .key = "n", .amount = one};
-    send_req(fd, &sprig__api_kv_incr, 5, &ok);
+    rw_send_req(fd, &sprig__api_kv_incr, 5, &ok);
     expect_answers(fd, 1);
     close(fd);
     sprig_server_free(f.srv);

@@ -76,19 +76,6 @@ start(const char *dir, bool wrapped, int *port)
     return srv;
 }
 
-static void
-send_req(int fd, const sprig__api *api, uint32_t id, const void *req)
-{
-    sprig_buf b = {0};
-    sprig__mp_wr w;
-    sprig__mp_wr_init(&w, &b);
-    sprig__frame_request(&w, id, NULL, api->name);
-    SPRIG_OK_(sprig__api_encode(&w, api->req, api->n_req, req));
-    SPRIG_OK_(sprig__mp_wr_status(&w));
-    rw_send(fd, sprig_buf_bytes(&b));
-    sprig_buf_clear(&b);
-}
-
 /* Sets 1..PIPE of key "seq" (round r's values are r*PIPE + i), sent at
  * once; each answer's previous value must be the one before it. */
 static void
@@ -99,7 +86,7 @@ sets_in_order(int fd, int r)
         q.value.kind = SPRIG_VALUE_I64;
         q.value.num.i64 = (int64_t)r * PIPE + i;
         q.return_previous = true;
-        send_req(fd, &sprig__api_kv_set, i, &q);
+        rw_send_req(fd, &sprig__api_kv_set, i, &q);
         if (i % BURST == 0) {
             usleep(GAP_US); /* let the first ones reach the workers */
         }
@@ -135,11 +122,11 @@ create_then_write(int fd, int r)
     char name[32];
     snprintf(name, sizeof name, "new%d", r);
     sprig__db_create_req c = {.name = name, .schema = "order"};
-    send_req(fd, &sprig__api_db_create, 1, &c);
+    rw_send_req(fd, &sprig__api_db_create, 1, &c);
     sprig__kv_set_req q = {.db = name, .key = "k"};
     q.value.kind = SPRIG_VALUE_I64;
     q.value.num.i64 = r;
-    send_req(fd, &sprig__api_kv_set, 2, &q);
+    rw_send_req(fd, &sprig__api_kv_set, 2, &q);
     sprig_buf m = {0};
     for (int n = 0; n < 2; n++) {
         sprig__frame f;
@@ -165,7 +152,7 @@ publishes_in_order(int fd, sprig_subscriber *sub)
         sprig__publish_req q = {.db = "pub", .payload = sprig_str(body[i - 1])};
         q.topics.items = &topic;
         q.topics.n = 1;
-        send_req(fd, &sprig__api_publish, PIPE + i, &q);
+        rw_send_req(fd, &sprig__api_publish, PIPE + i, &q);
         if (i % BURST == 0) {
             usleep(GAP_US);
         }

@@ -50,10 +50,9 @@ SPRIG_API void sprig_client_options_init(sprig_client_options *o);
 /**
  * Connect to `url` ("ws://host:port", "wss://host:port", or over QUIC
  * "quic://host:port" / "sprig://host:port", port 5645 by default: the
- * scheme picks the transport) and wait until the connection is open.  `o` may be
- * NULL (defaults).
- * Errors: SPRIG_EINVAL (malformed URL, or a scheme that names no
- * transport: the detail names it), SPRIG_ECONNECT (refused,
+ * scheme picks the transport) and wait until the connection is open.  `o` may
+ * be NULL (defaults). Errors: SPRIG_EINVAL (malformed URL, or a scheme that
+ * names no transport: the detail names it), SPRIG_ECONNECT (refused,
  * unreachable, timed out, TLS or upgrade refused: the detail says which),
  * SPRIG_ENOMEM.
  */

@@ -391,27 +391,38 @@ delete_current(const cli_coll *cc, const cli_id *id, const char *id_arg)
     return rc;
 }
 
+/* The common head of delete and update: COLLECTION ID [...] with an
+ * optional --revision N into h->revision (*given: it was). */
+static int
+rev_target(cli *c, int argc, char **argv, const char *usage, int npos,
+           cli_args *a, cli_coll *cc, cli_id *id, sprig_header *h, bool *given)
+{
+    const char *rev_arg = NULL;
+    const cli_opt opts[] = {{"--revision", &rev_arg, NULL}, {NULL, NULL, NULL}};
+    int rc = cli_parse(argc, argv, opts, usage, npos, npos, a);
+    if (rc == CLI_CONTINUE && rev_arg &&
+        !cli_parse_uint(rev_arg, UINT64_MAX, &h->revision)) {
+        rc = cli_usage(usage, "--revision '%s' is not a number", rev_arg);
+    }
+    *given = rev_arg != NULL;
+    rc = rc == CLI_CONTINUE ? cli_open_coll(c, a->pos[0], cc) : rc;
+    return rc == CLI_CONTINUE ? cli_parse_id(cc, a->pos[1], id) : rc;
+}
+
 static int
 doc_delete(cli *c, int argc, char **argv)
 {
     cli_args a;
     cli_coll cc;
     cli_id id;
-    const char *rev_arg = NULL;
-    const cli_opt opts[] = {{"--revision", &rev_arg, NULL}, {NULL, NULL, NULL}};
     sprig_header h = {0};
-    int rc = cli_parse(argc, argv, opts, delete_usage, 2, 2, &a);
-    if (rc == CLI_CONTINUE && rev_arg &&
-        !cli_parse_uint(rev_arg, UINT64_MAX, &h.revision)) {
-        rc =
-            cli_usage(delete_usage, "--revision '%s' is not a number", rev_arg);
-    }
-    rc = rc == CLI_CONTINUE ? cli_open_coll(c, a.pos[0], &cc) : rc;
-    rc = rc == CLI_CONTINUE ? cli_parse_id(&cc, a.pos[1], &id) : rc;
+    bool given;
+    int rc =
+        rev_target(c, argc, argv, delete_usage, 2, &a, &cc, &id, &h, &given);
     if (rc != CLI_CONTINUE) {
         return rc;
     }
-    if (!rev_arg) {
+    if (!given) {
         return delete_current(&cc, &id, a.pos[1]);
     }
     h.id = id.bytes; /* an all-zero hash: match the revision alone */
@@ -469,20 +480,13 @@ doc_update(cli *c, int argc, char **argv)
     cli_args a;
     cli_coll cc;
     cli_id id;
-    const char *rev_arg = NULL;
-    const cli_opt opts[] = {{"--revision", &rev_arg, NULL}, {NULL, NULL, NULL}};
     sprig_header h = {0};
-    int rc = cli_parse(argc, argv, opts, update_usage, 3, 3, &a);
-    if (rc == CLI_CONTINUE && rev_arg &&
-        !cli_parse_uint(rev_arg, UINT64_MAX, &h.revision)) {
-        rc =
-            cli_usage(update_usage, "--revision '%s' is not a number", rev_arg);
-    }
-    rc = rc == CLI_CONTINUE ? cli_open_coll(c, a.pos[0], &cc) : rc;
-    rc = rc == CLI_CONTINUE ? cli_parse_id(&cc, a.pos[1], &id) : rc;
+    bool given;
+    int rc =
+        rev_target(c, argc, argv, update_usage, 3, &a, &cc, &id, &h, &given);
     sprig_buf contents = {0};
     rc = rc == CLI_CONTINUE ? read_contents(a.pos[2], &contents) : rc;
-    if (rc == CLI_CONTINUE && !rev_arg) {
+    if (rc == CLI_CONTINUE && !given) {
         rc = stored_revision(&cc, &id, a.pos[1], &h);
     }
     h.id = id.bytes; /* an all-zero hash: match the revision alone */
