@@ -91,7 +91,7 @@ url=""
 i=0
 while [ $i -lt 200 ] && [ -z "$url" ] && kill -0 $srv 2>/dev/null; do
     sleep 0.1
-    url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve.log")
+    url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve.log" 2>/dev/null || true)
     i=$((i + 1))
 done
 run "$BIN" --url "$url" file put "$T/big.bin" /remote/big.bin --quiet

@@ -29,7 +29,7 @@ serve_up() {
     i=0
     while [ $i -lt 300 ] && [ -z "$url" ] && kill -0 $srv 2>/dev/null; do
         sleep 0.1
-        url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$log")
+        url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$log" 2>/dev/null || true)
         i=$((i + 1))
     done
 }

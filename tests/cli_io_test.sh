@@ -174,7 +174,7 @@ url=""
 i=0
 while [ $i -lt 300 ] && [ -z "$url" ]; do
     sleep 0.1
-    url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve.log")
+    url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve.log" 2>/dev/null || true)
     i=$((i + 1))
 done
 t0=$(date +%s.%N)

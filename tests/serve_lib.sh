@@ -33,8 +33,9 @@ wait_url() {
     url=""
     i=0
     while [ $i -lt 200 ]; do # 20 s
+        # the log may not exist yet: the background shell opens it
         url=$(sed -n 's/.*listening on \(ws:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' \
-            "$TMP/serve.log")
+            "$TMP/serve.log" 2>/dev/null || true)
         [ -n "$url" ] && break
         kill -0 "$pid" 2>/dev/null || fail "sprig serve exited"
         sleep 0.1
