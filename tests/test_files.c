@@ -890,11 +890,30 @@ kill_child(const char *url, const char *cert, int done, uint64_t *r)
 
 /* After a kill: a whole number of appends, every byte right, and (once
  * the dead writer's lock is collected) appends go on. */
+/* The file once nothing changes it any more: over a server, a write the
+ * killed child had sent may still be applied after the kill (the server
+ * runs what it received), so wait until the revision holds for 200 ms. */
+static void
+settled_stat(sprig_files *fs, sprig_file_stat *st)
+{
+    sprig_file_stat again;
+    SPRIG_OK_(sprig_files_stat(fs, "/k", st, NULL));
+    for (int i = 0; i < 100; i++) {
+        usleep(200000);
+        SPRIG_OK_(sprig_files_stat(fs, "/k", &again, NULL));
+        if (again.revision == st->revision) {
+            return;
+        }
+        *st = again;
+    }
+    fail_msg("the file kept changing after its writer was killed");
+}
+
 static uint64_t
 check_after_kill(sprig_db *db, sprig_files *fs, uint64_t before, int *inside)
 {
     sprig_file_stat st;
-    SPRIG_OK_(sprig_files_stat(fs, "/k", &st, NULL));
+    settled_stat(fs, &st);
     uint64_t locks;
     SPRIG_OK_(sprig_count(db, "files.pending", NULL, &locks));
     *inside += locks > 0;
