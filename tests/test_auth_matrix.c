@@ -1,10 +1,11 @@
 /*
  * test_auth_matrix.c -- the permission matrix (issue 10): every row of the
  * API registry, called through the public API by identities that are and
- * are not granted its action, over three placements:
+ * are not granted its action, over four placements:
  *   local  a storage narrowed to the identity (sprig_storage_narrow);
  *   ws     a client logged in to a server over ws://;
- *   wss    the same over wss:// (TLS, pinned certificate).
+ *   wss    the same over wss:// (TLS, pinned certificate);
+ *   quic   the same over quic:// (the same certificate, pinned).
  * Identities (users of one permission engine shared by both servers):
  *   none   no group at all                               -> SPRIG_EPERM
  *   exact  a group granting the row's action on exactly the resource(s)
@@ -52,12 +53,12 @@ static const char *const id_names[N_IDS] = {"none", "exact", "wild", "role",
                                             "other"};
 static const char *const groups[N_IDS] = {NULL, "g_exact", "g_wild", "g_role",
                                           "g_other"};
-enum { P_LOCAL, P_WS, P_WSS, N_PLACES };
-static const char *const place_names[N_PLACES] = {"local", "ws", "wss"};
+enum { P_LOCAL, P_WS, P_WSS, P_QUIC, N_PLACES };
+static const char *const place_names[N_PLACES] = {"local", "ws", "wss", "quic"};
 
 static const char *root;
 static sprig_storage *st;    /* the real storage */
-static sprig_server *srv[2]; /* ws and wss */
+static sprig_server *srv[3]; /* ws, wss and quic */
 static sprig_auth *auth;
 static sprig_storage *as[N_PLACES][N_IDS]; /* the identities' storages */
 static sprig_client *clients[N_PLACES][N_IDS];
@@ -514,15 +515,16 @@ static void
 start_servers(void)
 {
     placement_cert(root, cert, key, sizeof cert);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         sprig_server_options o;
         sprig_server_options_init(&o);
-        o.ws_listen = "127.0.0.1:0";
+        o.ws_listen = i == 2 ? NULL : "127.0.0.1:0";
+        o.quic_listen = i == 2 ? "127.0.0.1:0" : NULL;
         o.workers = 2;
         o.auth = auth;
         o.max_connections_per_address = 0;
-        if (i == 1) {
-            o.tls_cert_file = cert;
+        if (i >= 1) {
+            o.tls_cert_file = cert; /* wss, and QUIC's certificate */
             o.tls_key_file = key;
         }
         SPRIG_OK_(sprig_server_new_for(st, &o, &srv[i]));
@@ -539,14 +541,15 @@ log_in_everyone(void)
         SPRIG_OK_(sprig_auth_login_password(auth, user, "pw", &idents[who]));
         SPRIG_OK_(
             sprig_storage_narrow(st, auth, idents[who], &as[P_LOCAL][who]));
-        for (int p = P_WS; p <= P_WSS; p++) {
+        for (int p = P_WS; p < N_PLACES; p++) {
             char url[64];
-            snprintf(url, sizeof url, "%s://127.0.0.1:%d",
-                     p == P_WSS ? "wss" : "ws",
-                     sprig_server_ws_port(srv[p - P_WS]));
+            sprig_server *s = srv[p - P_WS];
+            snprintf(url, sizeof url, "%s://127.0.0.1:%d", place_names[p],
+                     p == P_QUIC ? sprig_server_quic_port(s)
+                                 : sprig_server_ws_port(s));
             sprig_client_options co;
             sprig_client_options_init(&co);
-            co.pinned_cert_path = p == P_WSS ? cert : NULL;
+            co.pinned_cert_path = p == P_WS ? NULL : cert;
             SPRIG_OK_(sprig_client_connect(url, &co, &clients[p][who]));
             SPRIG_OK_(sprig_client_authenticate_password(clients[p][who], user,
                                                          "pw"));
@@ -599,12 +602,14 @@ teardown(void **state)
     (void)state;
     for (int who = 0; who < N_IDS; who++) {
         sprig_storage_close(as[P_LOCAL][who]);
-        sprig_client_close(clients[P_WS][who]);
-        sprig_client_close(clients[P_WSS][who]);
+        for (int p = P_WS; p < N_PLACES; p++) {
+            sprig_client_close(clients[p][who]);
+        }
         sprig_identity_release(idents[who]);
     }
-    sprig_server_free(srv[0]);
-    sprig_server_free(srv[1]);
+    for (int i = 0; i < 3; i++) {
+        sprig_server_free(srv[i]);
+    }
     sprig_auth_free(auth);
     sprig_storage_close(st);
     return 0;
