@@ -350,34 +350,45 @@ looks_like_fingerprint(const char *s)
     return hex == 64 && stat(s, &sb) != 0;
 }
 
-/* Read a passphrase from the terminal, without echo, into c->passphrase. */
+/* Read a line from the terminal without echo (the prompt on it) into
+ * `out`: 1 read, 0 nothing read, -1 no terminal. */
 static int
-ask_passphrase(cli *c)
+tty_read_secret(const char *prompt, char *out, size_t cap)
 {
     FILE *tty = fopen("/dev/tty", "r+");
     if (!tty) {
-        return cli_err(SPRIG_EAUTH, "--ask-passphrase needs a terminal "
-                                    "(or set SPRIG_PASSPHRASE)");
+        return -1;
     }
     struct termios old, quiet;
     bool echo_off = tcgetattr(fileno(tty), &old) == 0;
-    quiet = old;
-    quiet.c_lflag &= ~(tcflag_t)ECHO;
     if (echo_off) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
     }
-    fputs("vault passphrase: ", tty);
+    fputs(prompt, tty);
     fflush(tty);
-    bool ok = fgets(c->passphrase, sizeof c->passphrase, tty) != NULL;
+    bool got = fgets(out, (int)cap, tty) != NULL;
     if (echo_off) {
         tcsetattr(fileno(tty), TCSAFLUSH, &old);
     }
     fputc('\n', tty);
     fclose(tty);
-    c->passphrase[strcspn(c->passphrase, "\r\n")] = 0;
-    return ok && c->passphrase[0]
-               ? CLI_CONTINUE
-               : cli_err(SPRIG_EAUTH, "no passphrase was given");
+    out[got ? strcspn(out, "\r\n") : 0] = 0;
+    return got && out[0];
+}
+
+/* Read a passphrase from the terminal, without echo, into c->passphrase. */
+static int
+ask_passphrase(cli *c)
+{
+    int r = tty_read_secret("vault passphrase: ", c->passphrase,
+                            sizeof c->passphrase);
+    if (r < 0) {
+        return cli_err(SPRIG_EAUTH, "--ask-passphrase needs a terminal "
+                                    "(or set SPRIG_PASSPHRASE)");
+    }
+    return r ? CLI_CONTINUE : cli_err(SPRIG_EAUTH, "no passphrase was given");
 }
 
 /* The vault options of the storage to open (local placements). */
@@ -560,28 +571,12 @@ cli_open(cli *c, bool create)
 int
 cli_prompt_password(const char *prompt, char *out, size_t cap)
 {
-    FILE *tty = fopen("/dev/tty", "r+");
-    if (!tty) {
+    int r = tty_read_secret(prompt, out, cap);
+    if (r < 0) {
         return cli_err(SPRIG_EINVAL, "no terminal to ask for the password: "
                                      "use --password-env VAR");
     }
-    struct termios old, quiet;
-    bool echo_off = tcgetattr(fileno(tty), &old) == 0;
-    if (echo_off) {
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
-    }
-    fputs(prompt, tty);
-    fflush(tty);
-    bool got = fgets(out, (int)cap, tty) != NULL;
-    if (echo_off) {
-        tcsetattr(fileno(tty), TCSAFLUSH, &old);
-    }
-    fputc('\n', tty);
-    fclose(tty);
-    out[got ? strcspn(out, "\r\n") : 0] = 0;
-    return got ? CLI_CONTINUE : cli_err(SPRIG_EINVAL, "no password given");
+    return r ? CLI_CONTINUE : cli_err(SPRIG_EINVAL, "no password given");
 }
 
 void
