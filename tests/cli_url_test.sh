@@ -109,7 +109,7 @@ expect "doc get with --token-file" 0 '{"id":"held","revision":1,"contents":{"hel
 run "$BIN" --url "$url" --token-file "$T/reader.token" db delete default
 expect_err "the reader may not delete the database" 6 "not allowed: action 'database.delete' on resource 'sprig.db.default' for 'reader'"
 run "$BIN" --url "$url" --token-file "$T/reader.token" doc put notes --id x '{}'
-expect_err "nor write to it" 6 "not allowed: action 'transaction.apply'"
+expect_err "nor write to it" 6 "not allowed: action 'document.insert' on resource 'sprig.db.default.collection.notes.document.x' for 'reader'"
 serve_down "serve stops on SIGTERM"
 run grep -r -a -l -F -e "$SPRIG_TEST_PW" -e "$(cut -d: -f2 "$T/reader.token")" "$DATA" "$T/serve.log" "$T/serve0.log"
 expect "no password or token secret in the storage's files or the log" 1 ""

@@ -16,6 +16,11 @@
  *   role   a role whose group grants exactly the row     -> passes
  *   other  the action on another database, and other actions on the
  *          call's resource                               -> SPRIG_EPERM
+ * db.apply has a row per operation kind (insert with an id, insert
+ * without one, update, overwrite, delete, check), each granted its own
+ * action on its document; test_insert_not_delete gives one identity
+ * insert but not delete on one collection and has a transaction mixing
+ * the two refused whole.
  * Every refused call must change nothing: the storage's fingerprint
  * (databases, schemas, documents with revisions, keys, the last
  * transaction id) is the same after it, and a refused publish reaches no
@@ -43,8 +48,8 @@ static const sprig_view_def views[] = {{.name = "v",
                                         .json_key = "k",
                                         .builtin_reduce = SPRIG_REDUCE_COUNT}};
 static const sprig_collection_def cols[] = {
-    {"c", SPRIG_ID_NATURAL, 0, views, 1}};
-static const sprig_schema_def schema = {"m", cols, 1};
+    {"c", SPRIG_ID_NATURAL, 0, views, 1}, {"p", SPRIG_ID_U64, 0}};
+static const sprig_schema_def schema = {"m", cols, 2};
 static const sprig_collection_def other_cols[] = {{"o", SPRIG_ID_U64, 0}};
 static const sprig_schema_def other_schema = {"other", other_cols, 1};
 
@@ -79,6 +84,7 @@ typedef struct mcase {
     bool any_ok;        /* granted: any answer but SPRIG_EPERM */
     bool needs_sub;     /* runs on a subscriber made beforehand */
     int (*run)(ctx *c, sprig_subscriber *sub);
+    const char *action; /* checked for (NULL: the row's action) */
 } mcase;
 
 #define APP "sprig.db.app"
@@ -150,6 +156,61 @@ r_apply(ctx *c, sprig_subscriber *s)
     (void)s;
     sprig_bytes id = sprig_str("new");
     return sprig_insert(c->db, "c", &id, sprig_str("{\"k\":9}"), NULL);
+}
+static int
+r_push(ctx *c, sprig_subscriber *s) /* an insert without an id */
+{
+    (void)s;
+    return sprig_insert(c->db, "p", NULL, sprig_str("{}"), NULL);
+}
+/* d1's current header, read with the real storage (the identity may not
+ * read). */
+static sprig_header
+stored_d1(sprig_doc **keep)
+{
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
+    SPRIG_OK_(sprig_get(db, "c", sprig_str("d1"), keep));
+    sprig_db_close(db);
+    return sprig_doc_header(*keep);
+}
+static int
+r_update(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_doc *d = NULL;
+    sprig_header h = stored_d1(&d);
+    int rc = sprig_update(c->db, "c", &h, sprig_str("{\"k\":2}"), NULL);
+    sprig_doc_free(d);
+    return rc;
+}
+static int
+r_overwrite(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return sprig_overwrite(c->db, "c", sprig_str("d1"), sprig_str("{\"k\":3}"),
+                           NULL);
+}
+static int
+r_delete_doc(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_doc *d = NULL;
+    sprig_header h = stored_d1(&d);
+    int rc = sprig_delete(c->db, "c", &h);
+    sprig_doc_free(d);
+    return rc;
+}
+static int
+r_check(ctx *c, sprig_subscriber *s) /* a transaction that only checks */
+{
+    (void)s;
+    sprig_txn *t;
+    SPRIG_OK_(sprig_txn_new(&t));
+    SPRIG_OK_(sprig_txn_check(t, "c", sprig_str("d1"), NULL));
+    int rc = sprig_txn_apply(c->db, t, NULL);
+    sprig_txn_free(t);
+    return rc;
 }
 static int
 r_get(ctx *c, sprig_subscriber *s)
@@ -330,7 +391,17 @@ static const mcase cases[] = {
      r_register},
     {"storage.list_schemas", {"sprig"}, false, false, r_list_schemas},
     {"storage.maintain", {"sprig"}, false, false, r_maintain},
-    {"db.apply", {APP}, false, false, r_apply},
+    {"db.apply", {DOC "new"}, false, false, r_apply, "document.insert"},
+    {"db.apply",
+     {APP ".collection.p.document"},
+     false,
+     false,
+     r_push,
+     "document.insert"},
+    {"db.apply", {DOC "d1"}, false, false, r_update, "document.update"},
+    {"db.apply", {DOC "d1"}, false, false, r_overwrite, "document.overwrite"},
+    {"db.apply", {DOC "d1"}, false, false, r_delete_doc, "document.delete"},
+    {"db.apply", {DOC "d1"}, false, false, r_check, "document.get"},
     {"db.get", {DOC "d1"}, false, false, r_get},
     {"db.get_multiple", {DOC "d1", DOC "d2"}, false, false, r_get_multiple},
     {"db.list", {APP ".collection.c"}, false, false, r_list},
@@ -532,6 +603,23 @@ start_servers(void)
     }
 }
 
+/* A client of placement p (ws, wss or quic) logged in as `user`. */
+static sprig_client *
+connect_as(int p, const char *user)
+{
+    char url[64];
+    sprig_server *s = srv[p - P_WS];
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d", place_names[p],
+             p == P_QUIC ? sprig_server_quic_port(s) : sprig_server_ws_port(s));
+    sprig_client_options co;
+    sprig_client_options_init(&co);
+    co.pinned_cert_path = p == P_WS ? NULL : cert;
+    sprig_client *cl;
+    SPRIG_OK_(sprig_client_connect(url, &co, &cl));
+    SPRIG_OK_(sprig_client_authenticate_password(cl, user, "pw"));
+    return cl;
+}
+
 static void
 log_in_everyone(void)
 {
@@ -542,17 +630,7 @@ log_in_everyone(void)
         SPRIG_OK_(
             sprig_storage_narrow(st, auth, idents[who], &as[P_LOCAL][who]));
         for (int p = P_WS; p < N_PLACES; p++) {
-            char url[64];
-            sprig_server *s = srv[p - P_WS];
-            snprintf(url, sizeof url, "%s://127.0.0.1:%d", place_names[p],
-                     p == P_QUIC ? sprig_server_quic_port(s)
-                                 : sprig_server_ws_port(s));
-            sprig_client_options co;
-            sprig_client_options_init(&co);
-            co.pinned_cert_path = p == P_WS ? NULL : cert;
-            SPRIG_OK_(sprig_client_connect(url, &co, &clients[p][who]));
-            SPRIG_OK_(sprig_client_authenticate_password(clients[p][who], user,
-                                                         "pw"));
+            clients[p][who] = connect_as(p, user);
             as[p][who] = sprig_client_storage(clients[p][who]);
         }
     }
@@ -666,13 +744,15 @@ run_case(const mcase *mc, int p, int who, sprig_subscriber *watch,
     bool ok = want_ok ? (mc->any_ok ? rc != SPRIG_EPERM : rc == 0)
                       : rc == SPRIG_EPERM;
     if (!ok) {
-        fail_msg("%s over %s as %s: %d (%s)", mc->api, place_names[p],
-                 id_names[who], rc, sprig_errmsg());
+        fail_msg("%s (%s) over %s as %s: %d (%s)", mc->api,
+                 mc->action ? mc->action : "", place_names[p], id_names[who],
+                 rc, sprig_errmsg());
     }
     if (!want_ok &&
         (fp0->len != fp1->len || memcmp(fp0->data, fp1->data, fp0->len) != 0)) {
-        fail_msg("%s over %s as %s: refused, yet the state changed", mc->api,
-                 place_names[p], id_names[who]);
+        fail_msg("%s (%s) over %s as %s: refused, yet the state changed",
+                 mc->api, mc->action ? mc->action : "", place_names[p],
+                 id_names[who]);
     }
     if (!want_ok && strcmp(mc->api, "pubsub.publish") == 0) {
         assert_true(nothing_published(watch));
@@ -724,7 +804,7 @@ test_matrix(void **state)
         const mcase *mc = &cases[i];
         const sprig__api *api = sprig__api_find(sprig_str(mc->api));
         assert_non_null(api);
-        grant_for(mc, api->action);
+        grant_for(mc, mc->action ? mc->action : api->action);
         for (int p = 0; p < N_PLACES; p++) {
             for (int who = 0; who < N_IDS; who++) {
                 run_case(mc, p, who, watch, &fp0, &fp1);
@@ -741,6 +821,77 @@ test_matrix(void **state)
     sprig_db_close(db);
 }
 
+/* One placement's part of test_insert_not_delete: `c` acts as u_writer. */
+static void
+insert_not_delete(ctx *c, int p, sprig_buf *fp0, sprig_buf *fp1)
+{
+    char id[16];
+    snprintf(id, sizeof id, "w%d", p);
+    sprig_bytes wid = sprig_str(id), mid = sprig_str("mixed");
+    SPRIG_OK_(sprig_insert(c->db, "c", &wid, sprig_str("{}"), NULL));
+    assert_int_equal(r_delete_doc(c, NULL), SPRIG_EPERM);
+    assert_int_equal(r_push(c, NULL), SPRIG_EPERM); /* not on "p" */
+    sprig_doc *d = NULL;
+    sprig_header h = stored_d1(&d);
+    sprig_txn *t;
+    SPRIG_OK_(sprig_txn_new(&t));
+    SPRIG_OK_(sprig_txn_insert(t, "c", &mid, sprig_str("{}")));
+    SPRIG_OK_(sprig_txn_delete(t, "c", &h));
+    fingerprint(fp0);
+    int rc = sprig_txn_apply(c->db, t, NULL);
+    fingerprint(fp1);
+    const char *msg = sprig_errmsg();
+    if (rc != SPRIG_EPERM || !strstr(msg, "'document.delete'") ||
+        !strstr(msg, DOC "d1'") ||
+        !strstr(msg, "operation 2 of the transaction's 2")) {
+        fail_msg("mixed transaction over %s: %d (%s)", place_names[p], rc, msg);
+    }
+    assert_int_equal(fp0->len, fp1->len); /* nothing of it was written */
+    assert_memory_equal(fp0->data, fp1->data, fp0->len);
+    sprig_txn_free(t);
+    sprig_doc_free(d);
+}
+
+/* An identity granted insert (and get) but not delete on one collection:
+ * its inserts pass, its deletes and inserts elsewhere are refused, and a
+ * transaction mixing an insert and a delete is refused whole -- naming
+ * the delete -- with nothing written, over every placement. */
+static void
+test_insert_not_delete(void **state)
+{
+    (void)state;
+    SPRIG_OK_(sprig_auth_user_create(auth, NULL, "u_writer", "pw"));
+    SPRIG_OK_(sprig_auth_group_create(auth, NULL, "g_writer"));
+    SPRIG_OK_(
+        sprig_auth_group_grant(auth, NULL, "g_writer", "database.open", APP));
+    SPRIG_OK_(sprig_auth_group_grant(auth, NULL, "g_writer",
+                                     "document.insert,document.get",
+                                     APP ".collection.c"));
+    SPRIG_OK_(sprig_auth_user_group(auth, NULL, "u_writer", "g_writer", true));
+    reset();
+    sprig_buf fp0 = {0}, fp1 = {0};
+    sprig_identity *who;
+    SPRIG_OK_(sprig_auth_login_password(auth, "u_writer", "pw", &who));
+    for (int p = 0; p < N_PLACES; p++) {
+        sprig_client *cl = p == P_LOCAL ? NULL : connect_as(p, "u_writer");
+        ctx c = {cl ? sprig_client_storage(cl) : NULL, NULL};
+        if (!cl) {
+            SPRIG_OK_(sprig_storage_narrow(st, auth, who, &c.st));
+        }
+        SPRIG_OK_(sprig_storage_open_database(c.st, "app", &c.db));
+        insert_not_delete(&c, p, &fp0, &fp1);
+        sprig_db_close(c.db);
+        if (cl) {
+            sprig_client_close(cl);
+        } else {
+            sprig_storage_close(c.st);
+        }
+    }
+    sprig_identity_release(who);
+    sprig_buf_clear(&fp0);
+    sprig_buf_clear(&fp1);
+}
+
 int
 main(void)
 {
@@ -748,6 +899,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_row_covered),
         cmocka_unit_test(test_matrix),
+        cmocka_unit_test(test_insert_not_delete),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     tu_rmtree(root);

@@ -6,7 +6,9 @@
  *  - walking the server's registry, a sample request for every row
  *    (PubSub rows, and a row added while the server runs, included)
  *    reaches the authorise step exactly once per resource it names, with
- *    the row's action, the canonical resource name the row's spec forms
+ *    the row's action (db.apply: each operation's own, on its document;
+ *    a pushed insert on the collection's "document"), the canonical
+ *    resource name the row's spec forms
  *    from the request (binary ids, an empty namespace, '.', '*' and '/'
  *    encoded), and the connection's identity (id, peer, transport); a row
  *    without a sample here fails the test, so new rows get one;
@@ -302,7 +304,9 @@ f_logout(anyreq *r)
 typedef struct sample {
     const char *api;
     void (*fill)(anyreq *r);
-    const char *res[3]; /* the resources, in order */
+    const char *res[3];     /* the resources, in order */
+    const char *actions[3]; /* their actions (NULL: the row's) */
+    const char *suffix;     /* after a refusal's message (or NULL) */
 } sample;
 
 #define DOC "sprig.db.main.collection."
@@ -314,7 +318,11 @@ static const sample samples[] = {
     {"storage.register_schema", f_schema, {"sprig.schema.other"}},
     {"storage.list_schemas", f_nothing, {"sprig"}},
     {"storage.maintain", f_maint, {"sprig"}},
-    {"db.apply", f_apply, {"sprig.db.main"}},
+    {"db.apply",
+     f_apply,
+     {DOC "msgs.document", DOC "kv.document.a%2Ab"},
+     {"document.insert", "document.overwrite"},
+     " (operation 1 of the transaction's 2)"},
     {"db.get", f_get, {DOC "msgs.document.%00%00%00%00%00%00%00%2A"}},
     {"db.get_multiple",
      f_get_multiple,
@@ -438,7 +446,7 @@ teardown(void **state)
 
 /* The records of one request: one per resource of its sample. */
 static void
-expect_records(const sample *s, const char *action, uint64_t client)
+expect_records(const sample *s, const char *row_action, uint64_t client)
 {
     size_t want = 0;
     while (want < 3 && s->res[want]) {
@@ -452,6 +460,7 @@ expect_records(const sample *s, const char *action, uint64_t client)
     }
     for (size_t i = 0; i < want; i++) {
         const rec *r = &R.items[i];
+        const char *action = s->actions[i] ? s->actions[i] : row_action;
         if (strcmp(r->action, action) || strcmp(r->resource, s->res[i])) {
             fail_msg("%s: authorised (%s, %s), wanted (%s, %s)", s->api,
                      r->action, r->resource, action, s->res[i]);
@@ -549,8 +558,10 @@ refuse_every_row(fixture *f)
         const sample *s;
         rawmsg *m = call_sample(f, rt, &s, &fr);
         char want[700], got[700];
-        snprintf(want, sizeof want, "not allowed: action '%s' on resource '%s'",
-                 rt->api.action, s->res[0]);
+        snprintf(want, sizeof want,
+                 "not allowed: action '%s' on resource '%s'%s",
+                 s->actions[0] ? s->actions[0] : rt->api.action, s->res[0],
+                 s->suffix ? s->suffix : "");
         snprintf(got, sizeof got, "%.*s", (int)fr.message.len,
                  (const char *)fr.message.data);
         if (fr.kind != SPRIG__FRAME_ERROR || fr.code != SPRIG_EPERM ||
@@ -721,7 +732,8 @@ main(void)
     topics[0] = sprig_str("t1");
     topics[1] = sprig_str("t/2");
     if (sprig_txn_new(&txn) != 0 ||
-        sprig_txn_insert(txn, "msgs", NULL, sprig_str("x")) != 0) {
+        sprig_txn_insert(txn, "msgs", NULL, sprig_str("x")) != 0 ||
+        sprig_txn_overwrite(txn, "kv", sprig_str("a*b"), sprig_str("y")) != 0) {
         return 1;
     }
     const struct CMUnitTest tests[] = {

@@ -195,10 +195,33 @@ wrote(n_db *d, int rc)
     return rc;
 }
 
+/* Operation `i` of `t`, for its own action on its document (an insert
+ * without an id: on sprig.db.<db>.collection.<c>.document), as the
+ * server's db.apply checks it; a refusal names the operation. */
+static int
+check_op(n_db *d, const sprig_txn *t, size_t i)
+{
+    const sprig__op *op = &t->ops[i];
+    sprig_bytes s[] = {S("sprig"),      S("db"),           S(d->name),
+                       S("collection"), S(op->collection), S("document"),
+                       op->id};
+    int rc = check(d->id, sprig__op_action(op->kind), s, op->has_id ? 7 : 6);
+    if (rc == SPRIG_EPERM && t->n > 1) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+        rc = sprig__err(rc, "%s (operation %zu of the transaction's %zu)", msg,
+                        i + 1, t->n);
+    }
+    return rc;
+}
+
 static int
 nd_apply(sprig_db *db, const sprig_txn *t, sprig_txn_result *res)
 {
-    int rc = check_db(ND(db), "transaction.apply");
+    int rc = t->n ? 0 : check_db(ND(db), "transaction.apply");
+    for (size_t i = 0; rc == 0 && i < t->n; i++) {
+        rc = check_op(ND(db), t, i);
+    }
     return rc ? rc : wrote(ND(db), INNER(db)->ops->apply(INNER(db), t, res));
 }
 

@@ -229,6 +229,11 @@ typedef struct sprig__op {
     void *mem;                 /* the copies, when the transaction owns them */
 } sprig__op;
 
+/** The permission action an operation is checked for (issue 10):
+ *  "document.insert", "document.update", "document.overwrite",
+ *  "document.delete"; a check reads the document: "document.get". */
+const char *sprig__op_action(sprig__op_kind k);
+
 /** Make `op` expect header `expected` (id, revision, hash);
  *  SPRIG_EINVAL when it is NULL. */
 int sprig__op_expect(sprig__op *op, const sprig_header *expected);

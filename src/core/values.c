@@ -199,6 +199,19 @@ sprig_txn_count(const sprig_txn *t)
     return t ? t->n : 0;
 }
 
+const char *
+sprig__op_action(sprig__op_kind k)
+{
+    switch (k) {
+    case SPRIG__OP_INSERT: return "document.insert";
+    case SPRIG__OP_UPDATE: return "document.update";
+    case SPRIG__OP_OVERWRITE: return "document.overwrite";
+    case SPRIG__OP_DELETE: return "document.delete";
+    case SPRIG__OP_CHECK: return "document.get";
+    }
+    return "document.unknown"; /* granted only by a wildcard */
+}
+
 int
 sprig__op_expect(sprig__op *op, const sprig_header *expected)
 {

@@ -116,7 +116,13 @@ typedef enum sprig__res_kind {
     SPRIG__RES_PUBSUB,     /* sprig.db.{0}.pubsub                    */
     SPRIG__RES_TOPIC,      /* sprig.db.{0}.pubsub.{1}                */
     SPRIG__RES_API,        /* sprig.api.{0} (custom APIs, later)     */
-    SPRIG__RES_IDENTITY    /* sprig.{0}.{1} (user or role, name)     */
+    SPRIG__RES_IDENTITY,   /* sprig.{0}.{1} (user or role, name)     */
+    /* sprig.db.{0}.collection.{1}.document.{2}, once per operation of the
+     * transaction in part 1 ("txn.collection", "txn.id"), each checked for
+     * its operation's own action (sprig__op_action); an insert without an
+     * id ends before its id: sprig.db.{0}.collection.{1}.document; an
+     * empty transaction names sprig.db.{0} for the row's action. */
+    SPRIG__RES_TXN_OPS
 } sprig__res_kind;
 
 /** A declared resource spec.  Each part names a request field, or a field

@@ -155,7 +155,7 @@ ROW(sprig__api_maintain, "storage.maintain", "storage.maintain",
 ROW(sprig__api_apply, "db.apply", "transaction.apply",
     "Apply a transaction atomically (every single-document write is one).",
     sprig__apply_req, FIELDS(apply_req), sprig__apply_resp, FIELDS(apply_resp),
-    true, WRITE, SUBMIT, RES(DATABASE, "db"));
+    true, WRITE, SUBMIT, RES(TXN_OPS, "db", "txn.collection", "txn.id"));
 ROW(sprig__api_get, "db.get", "document.get", "Read one document.",
     sprig__get_req, FIELDS(get_req), sprig__get_resp, FIELDS(get_resp), false,
     READ, CACHED_READ, RES(DOCUMENT, "db", "collection", "id"));
@@ -440,6 +440,8 @@ static const char *const res_forms[][8] = {
     [SPRIG__RES_TOPIC] = {"sprig", "db", NULL, "pubsub", NULL},
     [SPRIG__RES_API] = {"sprig", "api", NULL},
     [SPRIG__RES_IDENTITY] = {"sprig", NULL, NULL},
+    [SPRIG__RES_TXN_OPS] = {"sprig", "db", NULL, "collection", NULL, "document",
+                            NULL},
 };
 static const unsigned char res_lens[] = {
     [SPRIG__RES_SERVER] = 1,   [SPRIG__RES_SCHEMA] = 3,
@@ -448,6 +450,7 @@ static const unsigned char res_lens[] = {
     [SPRIG__RES_KV_NS] = 5,    [SPRIG__RES_KV_KEY] = 6,
     [SPRIG__RES_PUBSUB] = 4,   [SPRIG__RES_TOPIC] = 5,
     [SPRIG__RES_API] = 3,      [SPRIG__RES_IDENTITY] = 3,
+    [SPRIG__RES_TXN_OPS] = 7,
 };
 
 size_t

@@ -38,10 +38,9 @@ sprig__error_frame(sprig_buf *out, uint32_t id, int code, const char *msg,
 /* Ask the authorise callback -- or, without one, the permission engine
  * with the request's identity -- about one resource. */
 static int
-ask(sprig__call *c, const char *resource)
+ask(sprig__call *c, const char *action, const char *resource)
 {
     const sprig_server_options *o = &c->srv->opts;
-    const char *action = c->route->api.action;
     if (!o->authorize) {
         if (strcmp(action, "authenticate") == 0) {
             return SPRIG_OK; /* granted to every connection */
@@ -67,8 +66,20 @@ in_admin_db(const char *resource)
            (resource[n] == 0 || resource[n] == '.');
 }
 
-/* The authorise step: every resource the request names must pass.  A
- * write to "_admin" is noted: the records change when it is done. */
+/* A refused operation of a transaction: say which (the whole
+ * transaction is refused, nothing of it done). */
+static int
+refused_op(int rc, size_t i, size_t n)
+{
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+    return sprig__err(rc, "%s (operation %zu of the transaction's %zu)", msg,
+                      i + 1, n);
+}
+
+/* The authorise step: every resource the request names must pass (a
+ * transaction: each operation, for its own action).  A write to "_admin"
+ * is noted: the records change when it is done. */
 static int
 authorise(sprig__call *c, const void *req)
 {
@@ -81,8 +92,12 @@ authorise(sprig__call *c, const void *req)
     int rc = sprig__resource_count(api, req, &n);
     sprig_buf name = {0};
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *action = sprig__resource_action(api, req, i);
         rc = sprig__resource_name(api, req, c->sess, i, &name);
-        rc = rc ? rc : ask(c, (const char *)name.data);
+        rc = rc ? rc : ask(c, action, (const char *)name.data);
+        if (rc == SPRIG_EPERM && action != api->action && n > 1) {
+            rc = refused_op(rc, i, n); /* an operation of a transaction */
+        }
         if (rc == 0 && i == 0 && api->access == SPRIG__WRITE &&
             in_admin_db((const char *)name.data)) {
             c->admin_write = true;

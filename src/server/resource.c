@@ -11,7 +11,9 @@
  * binary ids and keys are unambiguous and a pattern may use '*' as a
  * wildcard (docs/protocol.md, "Resource names").  A part that is a list
  * (db.get_multiple's ids, pubsub.publish's topics) makes one resource per
- * element; an empty list makes one, cut before that part.
+ * element; an empty list makes one, cut before that part.  A transaction
+ * (db.apply, kind TXN_OPS) names one document per operation, each with
+ * its operation's action (sprig__resource_action).
  */
 #include "server/server_int.h"
 
@@ -72,6 +74,42 @@ sub_value(const sprig__field *f, const char *sub, const uint8_t *at,
                       f->name, sub);
 }
 
+/* The transaction a TXN_OPS row's part 1 names (NULL: none). */
+static const sprig_txn *
+txn_of(const sprig__api *api, const void *req)
+{
+    const char *sub;
+    const sprig__field *f = api->resource.kind == SPRIG__RES_TXN_OPS
+                                ? field_of(api, api->resource.parts[1], &sub)
+                                : NULL;
+    if (!f || f->type != SPRIG__F_TXN) {
+        return NULL;
+    }
+    return *(sprig_txn *const *)((const uint8_t *)req + f->offset);
+}
+
+/* Part "txn.collection" or "txn.id" of operation `i`; an insert without
+ * an id has none (*list 0: the name ends before it). */
+static int
+txn_value(const sprig__field *f, const char *sub, const uint8_t *at, size_t i,
+          sprig_bytes *out, size_t *list)
+{
+    const sprig_txn *t = *(sprig_txn *const *)at;
+    *list = t ? t->n : 0;
+    const sprig__op *op = t && i < t->n ? &t->ops[i] : NULL;
+    if (strcmp(sub, "collection") == 0) {
+        *out = str_bytes(op ? op->collection : NULL);
+        return SPRIG_OK;
+    }
+    if (strcmp(sub, "id") == 0) {
+        *out = op && op->has_id ? op->id : (sprig_bytes){NULL, 0};
+        *list = op && op->has_id ? SIZE_MAX : 0;
+        return SPRIG_OK;
+    }
+    return sprig__err(SPRIG_EINVAL, "resource part '%s.%s' is not known",
+                      f->name, sub);
+}
+
 /* The value of part `ref` (element `i` of a list); *list is the list's
  * length, or SIZE_MAX for a single value. */
 static int
@@ -92,6 +130,9 @@ part_value(const sprig__api *api, const void *req, const char *ref,
                           api->name, ref);
     }
     const uint8_t *at = (const uint8_t *)req + f->offset;
+    if (f->type == SPRIG__F_TXN) {
+        return txn_value(f, sub, at, i, out, list);
+    }
     if (*sub) {
         return sub_value(f, sub, at, sess, out);
     }
@@ -147,6 +188,11 @@ int
 sprig__resource_count(const sprig__api *api, const void *req, size_t *n)
 {
     *n = 1;
+    const sprig_txn *t = txn_of(api, req);
+    if (t && t->n) {
+        *n = t->n; /* one per operation */
+        return SPRIG_OK;
+    }
     for (size_t p = 0; p < 3 && api->resource.parts[p]; p++) {
         const sprig__field *f;
         const char *sub;
@@ -161,15 +207,27 @@ sprig__resource_count(const sprig__api *api, const void *req, size_t *n)
     return SPRIG_OK;
 }
 
+const char *
+sprig__resource_action(const sprig__api *api, const void *req, size_t i)
+{
+    const sprig_txn *t = txn_of(api, req);
+    return t && i < t->n ? sprig__op_action(t->ops[i].kind) : api->action;
+}
+
 int
 sprig__resource_name(const sprig__api *api, const void *req,
                      sprig__session *sess, size_t i, sprig_buf *out)
 {
     out->len = 0;
-    size_t n = sprig__res_segments(api->resource.kind), part;
+    sprig__res_kind kind = api->resource.kind;
+    const sprig_txn *t = txn_of(api, req);
+    if (kind == SPRIG__RES_TXN_OPS && (!t || t->n == 0)) {
+        kind = SPRIG__RES_DATABASE; /* an empty transaction: the database */
+    }
+    size_t n = sprig__res_segments(kind), part;
     int rc = SPRIG_OK;
     for (size_t s = 0; rc == 0 && s < n; s++) {
-        const char *lit = sprig__res_segment(api->resource.kind, s, &part);
+        const char *lit = sprig__res_segment(kind, s, &part);
         sprig_bytes v = str_bytes(lit);
         size_t list = SIZE_MAX;
         if (!lit) {

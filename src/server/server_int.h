@@ -158,6 +158,11 @@ void sprig__error_frame(sprig_buf *out, uint32_t id, int code, const char *msg,
 int sprig__resource_count(const sprig__api *api, const void *req, size_t *n);
 int sprig__resource_name(const sprig__api *api, const void *req,
                          sprig__session *sess, size_t i, sprig_buf *out);
+/** The action the i-th resource is checked for: the row's action, but
+ *  for a transaction's operation that operation's own
+ *  ("document.insert", ...: sprig__op_action).  Borrowed, static. */
+const char *sprig__resource_action(const sprig__api *api, const void *req,
+                                   size_t i);
 /** Check a row's spec: every part its form needs names a request field
  *  (or is "$name"); session-state parts only on loop rows.  SPRIG_EINVAL. */
 int sprig__resource_check(const sprig__api *api);
