@@ -347,7 +347,7 @@ static const sample samples[] = {
     {"pubsub.subscribe", f_subscribe, {"sprig.db.main.pubsub.news"}},
     {"pubsub.unsubscribe", f_subscribe, {"sprig.db.main.pubsub.news"}},
     {"pubsub.subscriber_free", f_sub_free, {"sprig.db.main.pubsub"}},
-    {"test.echo", f_echo, {"sprig.api.test%2Eecho"}},
+    {"test.echo", f_echo, {"sprig.api.test.echo"}},
     {"auth.password", f_password, {"sprig"}},
     {"auth.challenge", f_nothing, {"sprig"}},
     {"auth.token", f_token, {"sprig"}},

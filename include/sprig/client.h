@@ -42,6 +42,10 @@ typedef struct sprig_client_options {
      *  mismatch is SPRIG_ECONNECT naming both.  NULL: pinned_cert_path,
      *  or the system's trusted CAs. */
     const char *pinned_cert_sha256;
+    /** Pushes with no callback kept for sprig_client_push_next() (default
+     *  4096); past it the oldest is dropped and counted.  0: the
+     *  default. */
+    size_t max_pushes;
 } sprig_client_options;
 
 /** Fill `o` with the defaults above. */
@@ -116,6 +120,77 @@ SPRIG_API int sprig_client_authenticate_token_file(sprig_client *c,
  *  Errors: SPRIG_EIO, SPRIG_EINVAL. */
 SPRIG_API int sprig_token_file_read(const char *path, char id[17],
                                     char secret[65]);
+
+/* ==== custom APIs and pushes (issue 12; docs/api.md "Custom APIs",
+ * docs/protocol.md "Custom APIs and their pushes") ======================= */
+
+/**
+ * Call the server's custom API `api` ("counter.increment") with `len`
+ * bytes of `data` (NULL with 0: none) and wait for its answer: the bytes
+ * the handler replied are appended to `out` (the caller's buffer; free
+ * it with sprig_buf_clear()).  As the connection's default session (the
+ * last login).  Any thread; pipelined with every other call.
+ * Errors: what the handler failed with (a SPRIG_E* code, or an
+ * application code -30000..-39999), its message in sprig_errmsg();
+ * SPRIG_EPROTO "unknown API '...'" for a name the server does not serve;
+ * SPRIG_EPERM (the caller lacks the API's action); SPRIG_EINVAL (NULL
+ * argument); those of any call (SPRIG_ECLOSED, SPRIG_ECONNECT,
+ * SPRIG_ETIMEDOUT).
+ */
+SPRIG_API int sprig_client_call(sprig_client *c, const char *api,
+                                const void *data, size_t len, sprig_buf *out);
+
+/** A push callback: `api` and `data` are borrowed for the call.  It runs
+ *  on the client's network thread: it must not block, nor call the client
+ *  (hand the work to another thread). */
+typedef void (*sprig_client_push_fn)(void *udata, const char *api,
+                                     sprig_bytes data);
+
+/**
+ * Deliver pushes named `api` to `cb` from now on (replacing an earlier
+ * callback for it); `api` NULL: every push that has no callback of its
+ * own.  `cb` NULL removes the callback (pushes for `api` are queued
+ * again); once this returns, the removed callback is not running.  Not
+ * from inside a callback.  Pushes with no callback are queued (see
+ * sprig_client_push_next()).  PubSub's own pushes go to their
+ * subscribers, never here.  Any thread.
+ * Errors: SPRIG_EINVAL (NULL client), SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_client_on_push(sprig_client *c, const char *api,
+                                   sprig_client_push_fn cb, void *udata);
+
+/** A queued push (sprig_client_push_next()); free it with
+ *  sprig_client_push_free(). */
+typedef struct sprig_client_push {
+    char *api;
+    sprig_buf data;
+} sprig_client_push;
+
+/**
+ * The oldest queued push (one no callback took), waiting up to
+ * `timeout_ms` for one (0: do not wait).  *out is the caller's
+ * (sprig_client_push_free()).  Any thread.
+ * Errors: SPRIG_ETIMEDOUT (none came), SPRIG_EINVAL (NULL argument).
+ */
+SPRIG_API int sprig_client_push_next(sprig_client *c, unsigned timeout_ms,
+                                     sprig_client_push **out);
+/** Free a push from sprig_client_push_next() (NULL: no-op). */
+SPRIG_API void sprig_client_push_free(sprig_client_push *p);
+/** A file descriptor readable (poll/epoll) while pushes are queued.
+ *  Owned by the client: never close it.  -1 for a NULL client. */
+SPRIG_API int sprig_client_push_fd(sprig_client *c);
+
+/** Pushes so far: received (custom pushes; PubSub's are counted by their
+ *  subscribers), given to callbacks, queued, dropped from the full queue
+ *  (oldest first), malformed (not {"data": bin}: counted, not kept), and
+ *  waiting in the queue now. */
+typedef struct sprig_client_push_counts {
+    uint64_t received, delivered, queued, dropped, malformed;
+    size_t waiting;
+} sprig_client_push_counts;
+/** Fill `out`.  Any thread.  Errors: SPRIG_EINVAL (NULL argument). */
+SPRIG_API int sprig_client_push_stats(sprig_client *c,
+                                      sprig_client_push_counts *out);
 
 /**
  * Close the connection and free the client.  Database handles taken from

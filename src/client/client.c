@@ -117,12 +117,14 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
         return;
     }
     if (f.kind == SPRIG__FRAME_PUSH) {
-        pthread_mutex_lock(&c->lock);
         if (f.api.len == strlen(SPRIG__PUSH_MESSAGE) &&
             memcmp(f.api.data, SPRIG__PUSH_MESSAGE, f.api.len) == 0) {
+            pthread_mutex_lock(&c->lock);
             sprig__client_push_message(c, f.payload);
+            pthread_mutex_unlock(&c->lock);
+        } else {
+            sprig__client_push_custom(c, f.api, f.payload); /* its own lock */
         }
-        pthread_mutex_unlock(&c->lock);
         return;
     }
     pthread_mutex_lock(&c->lock);
@@ -153,7 +155,12 @@ on_close(sprig__conn *conn, int code, const char *reason, void *udata)
     bool was_open = c->state == CL_OPEN;
     c->conn = NULL;
     c->state = CL_DOWN;
-    if (was_open) {
+    if (was_open && code == SPRIG__CLOSE_REFUSED) { /* the connect hook */
+        snprintf(msg, sizeof msg, "the server refused the connection: %s",
+                 reason);
+        fail_list(&c->waiting, SPRIG_EPERM, msg);
+        sprig__client_subs_closed(c);
+    } else if (was_open) {
         snprintf(msg, sizeof msg, "connection to %s closed (%d: %s)", c->url,
                  code, reason);
         fail_list(&c->waiting, SPRIG_ECLOSED, msg);
@@ -414,6 +421,11 @@ sprig_client_connect(const char *url, const sprig_client_options *o,
     c->next_id = 1;
     c->storage.base.ops = &sprig__remote_storage_ops;
     c->storage.client = c;
+    if (sprig__client_pushes_new(c)) {
+        sprig__free(c->url);
+        sprig__free(c);
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->state_cond, NULL);
     uv_loop_init(&c->loop);
@@ -423,6 +435,7 @@ sprig_client_connect(const char *url, const sprig_client_options *o,
         uv_close((uv_handle_t *)&c->wake, close_cb);
         uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
+        sprig__client_pushes_free(c);
         sprig__free(c->url);
         sprig__free(c);
         return sprig__err(SPRIG_ENOMEM, "cannot start the client thread");
@@ -508,6 +521,7 @@ sprig_client_close(sprig_client *c)
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->state_cond);
     sprig__client_auth_free(c);
+    sprig__client_pushes_free(c);
     sprig__free(c->url);
     sprig__free(c);
 }

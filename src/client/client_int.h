@@ -76,7 +76,18 @@ struct sprig_client {
     bool authing;
     int auth_step; /* 1: the challenge is due, 2: the session */
     sprig__call auth_call;
+    struct sprig__pushes *pushes; /* custom pushes (push_client.c) */
 };
+
+/* ---- custom pushes (push_client.c) --------------------------------------- */
+
+/** Make and free the client's push state (callbacks, queue, eventfd).
+ *  SPRIG_ENOMEM, SPRIG_EIO. */
+int sprig__client_pushes_new(struct sprig_client *c);
+void sprig__client_pushes_free(struct sprig_client *c);
+/** Loop thread, client lock NOT held: a push that is not PubSub's. */
+void sprig__client_push_custom(struct sprig_client *c, sprig_bytes api,
+                               sprig_bytes payload);
 
 /* ---- authentication (auth_client.c) -------------------------------------- */
 

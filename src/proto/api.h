@@ -384,6 +384,21 @@ extern const sprig__field sprig__message_push_fields[];
 extern const size_t sprig__message_push_n;
 #define SPRIG__PUSH_MESSAGE "pubsub.message"
 
+/* ---- custom APIs (issue 12; docs/protocol.md "Custom APIs") ---------------
+ * A custom row's request is {"data": bin} (optional: absent is empty), its
+ * response {"data": bin}; a custom push's payload is {"data": bin} too. */
+typedef struct {
+    sprig_bytes data;
+    bool has_data;
+} sprig__custom_req;
+typedef struct {
+    sprig_buf data; /* owned */
+} sprig__custom_resp;
+/** The template of every custom row (name, action, access, where and
+ *  resource are the registration's); its request fields are also the
+ *  fields of a custom push's payload. */
+extern const sprig__api sprig__api_custom;
+
 /* api_codec.c: shapes shared by several composite types. */
 void sprig__enc_header(sprig__mp_wr *w, sprig_header h);
 int sprig__dec_header(sprig__mp_rd *r, sprig_header_buf *h);

@@ -36,6 +36,19 @@
 static const sprig__field no_fields[1] = {{"", SPRIG__F_BOOL, 0, 0, 0}};
 #define NONE no_fields, 0
 
+/* ---- custom APIs (issue 12): a template, not a row of the table --------- */
+
+static const sprig__field custom_req[] = {
+    OPT(sprig__custom_req, data, SPRIG__F_BYTES, has_data),
+};
+static const sprig__field custom_resp[] = {
+    F(sprig__custom_resp, data, SPRIG__F_BUF),
+};
+ROW(sprig__api_custom, "custom", "custom",
+    "A custom API: request and response bytes in field data.",
+    sprig__custom_req, FIELDS(custom_req), sprig__custom_resp,
+    FIELDS(custom_resp), false, READ, WORKER, RES(API, "$name"));
+
 /* ---- storage administration -------------------------------------------- */
 
 static const sprig__field db_create_req[] = {

@@ -72,7 +72,8 @@ decode_error(sprig__mp_rd *r, uint32_t n, sprig__frame *f)
     int64_t code = 0;
     int rc = read_id(r, &f->id);
     rc = rc ? rc : sprig__mp_read_i64(r, &code);
-    if (rc == 0 && (code >= 0 || code < -1000)) {
+    bool app = code <= -30000 && code >= -39999; /* custom APIs' own */
+    if (rc == 0 && (code >= 0 || (code < -1000 && !app))) {
         rc = sprig__err(SPRIG_EPROTO, "error code %lld is not an error",
                         (long long)code);
     }

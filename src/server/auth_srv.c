@@ -94,6 +94,7 @@ install(sprig__job *j)
         if (n->make_default) {
             s->default_ident = n->id;
         }
+        sprig__plat_authenticated(s, n->id, n->who); /* the hook */
     }
     sprig__free(n);
 }
@@ -196,6 +197,7 @@ sprig__auth_logout(sprig__call *c, void *req, void *resp)
                           "connection",
                           (unsigned long long)id);
     }
+    sprig__plat_session_ended(s, id, slot->who); /* the hook */
     sprig_identity_release(slot->who); /* requests in flight hold theirs */
     slot->who = NULL;
     slot->id = 0;

@@ -164,8 +164,8 @@ sprig__resource_check(const sprig__api *api)
     }
     for (size_t p = 0; p < parts; p++) {
         const char *ref = p < 3 ? api->resource.parts[p] : NULL, *sub;
-        if (ref && strcmp(ref, "$name") == 0) {
-            continue;
+        if (ref && (strcmp(ref, "$name") == 0 || ref[0] == '=')) {
+            continue; /* the row's name; a fixed name (custom APIs) */
         }
         const sprig__field *f = ref ? field_of(api, ref, &sub) : NULL;
         if (!f) {
@@ -207,6 +207,35 @@ sprig__resource_count(const sprig__api *api, const void *req, size_t *n)
     return SPRIG_OK;
 }
 
+/* Append a row's name, each of its dot-separated parts one segment
+ * (custom APIs: "shop.cart.add" -> ".shop.cart.add"). */
+static int
+name_segments(sprig_buf *out, const char *name)
+{
+    int rc = SPRIG_OK;
+    while (rc == 0) {
+        const char *dot = strchr(name, '.');
+        size_t n = dot ? (size_t)(dot - name) : strlen(name);
+        rc = sprig__resource_segment(
+            out, (sprig_bytes){(const uint8_t *)name, n}, false);
+        if (!dot) {
+            break;
+        }
+        name = dot + 1;
+    }
+    return rc;
+}
+
+/* A custom row with a fixed resource ("=sprig.db.app.keyvalue..n"):
+ * that name as given (the registration checked it). */
+static int
+fixed_name(const char *lit, sprig_buf *out)
+{
+    return sprig_buf_append(out, lit, strlen(lit))
+               ? sprig__err(SPRIG_ENOMEM, "out of memory")
+               : SPRIG_OK;
+}
+
 const char *
 sprig__resource_action(const sprig__api *api, const void *req, size_t i)
 {
@@ -225,8 +254,10 @@ sprig__resource_name(const sprig__api *api, const void *req,
         kind = SPRIG__RES_DATABASE; /* an empty transaction: the database */
     }
     size_t n = sprig__res_segments(kind), part;
-    int rc = SPRIG_OK;
-    for (size_t s = 0; rc == 0 && s < n; s++) {
+    const char *p0 = api->resource.parts[0];
+    bool fixed = kind == SPRIG__RES_API && p0 && p0[0] == '=';
+    int rc = fixed ? fixed_name(p0 + 1, out) : SPRIG_OK;
+    for (size_t s = 0; !fixed && rc == 0 && s < n; s++) {
         const char *lit = sprig__res_segment(kind, s, &part);
         sprig_bytes v = str_bytes(lit);
         size_t list = SIZE_MAX;
@@ -241,7 +272,10 @@ sprig__resource_name(const sprig__api *api, const void *req,
         if (rc || list == 0) {
             break; /* an empty list: the name stops before it */
         }
-        rc = sprig__resource_segment(out, v, s == 0);
+        const char *ref = lit ? NULL : api->resource.parts[part];
+        rc = ref && strcmp(ref, "$name") == 0
+                 ? name_segments(out, api->name)
+                 : sprig__resource_segment(out, v, s == 0);
     }
     if (rc == 0 && sprig__buf_reserve(out, 1) == 0) {
         ((char *)out->data)[out->len] = 0; /* a C string (not in len) */

@@ -244,7 +244,11 @@ on_done(uv_async_t *a)
     pthread_mutex_unlock(&srv->lock);
     while (j) {
         sprig__job *next = j->next;
-        sprig__session_job_done(j);
+        if (j->sess) {
+            sprig__session_job_done(j);
+        } else {
+            sprig__plat_loop_job(j); /* a push, listing or adoption */
+        }
         j = next;
     }
     maybe_finish(srv);
@@ -381,6 +385,8 @@ setup(sprig_server *srv)
                           uv_strerror(rc));
     }
     srv->loop_ready = true;
+    srv->loop_tid = pthread_self();
+    srv->loop_tid_set = true;
     uv_async_init(&srv->loop, &srv->done_async, on_done);
     uv_async_init(&srv->loop, &srv->stop_async, on_stop);
     uv_timer_init(&srv->loop, &srv->grace_timer);
@@ -414,7 +420,11 @@ teardown(sprig_server *srv)
     sprig__submit_drain(srv); /* their jobs join the done queue */
     for (sprig__job *j = srv->done_head, *n; j; j = n) {
         n = j->next;
-        sprig__session_job_done(j); /* sessions are closed: just frees */
+        if (j->sess) {
+            sprig__session_job_done(j); /* sessions are closed: just frees */
+        } else {
+            sprig__plat_loop_job(j);
+        }
     }
     srv->done_head = srv->done_tail = NULL;
     uv_loop_close(&srv->loop);
@@ -530,6 +540,7 @@ sprig_server_free(sprig_server *srv)
         sprig_storage_close(srv->st);
     }
     sprig__registry_free(&srv->reg);
+    sprig__api_rows_free(srv);
     sprig__free(srv->ws_host);
     sprig__free(srv->quic_host);
     pthread_mutex_destroy(&srv->lock);

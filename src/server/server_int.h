@@ -220,6 +220,10 @@ struct sprig__session {
     bool authenticated;     /* ever: the auth timeout no longer applies */
     uint64_t opened_ms;     /* uv_now at open */
     char addr[64];          /* the peer's address without its port */
+    /* the API platform (plat_srv.c; loop thread) */
+    bool accepted;    /* the connected hook let it in */
+    uint64_t wall_ms; /* when it opened, ms since 1970 */
+    void *user_data;  /* set by the connected hook, then read-only */
 };
 
 typedef enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED } srv_state;
@@ -305,7 +309,35 @@ struct sprig_server {
     _Atomic uint64_t next_ident; /* session numbers (any thread) */
     uv_timer_t auth_timer;       /* closes connections that never log in */
     bool auth_timer_on;
+    /* the API platform (issue 12: api_srv.c, plat_srv.c) */
+    struct custom_row *custom_rows; /* custom rows' program side (lock) */
+    sprig_server_hooks hooks;
+    pthread_t loop_tid; /* the loop thread, once set up */
+    bool loop_tid_set;
+    _Atomic uint64_t push_queued, push_sent, push_unmatched;
 };
+
+/* api_srv.c, plat_srv.c: the API platform (issue 12) */
+/** A custom API or push name is authority.name, not Sprig's own
+ *  (SPRIG_EINVAL naming `what`). */
+int sprig__api_name_check(const char *name, const char *what);
+/** Free the custom rows' program side (sprig_server_free). */
+void sprig__api_rows_free(sprig_server *srv);
+/** Loop thread: a session opened and was admitted: the connected hook;
+ *  false when it refused (the connection is being closed). */
+bool sprig__plat_connected(sprig__session *s);
+/** Loop thread: a session's connection closed: session_ended for each
+ *  session still open, then disconnected. */
+void sprig__plat_disconnected(sprig__session *s);
+/** Loop thread: session `id` of `who` was made / ended on `s`. */
+void sprig__plat_authenticated(sprig__session *s, uint64_t id,
+                               sprig_identity *who);
+void sprig__plat_session_ended(sprig__session *s, uint64_t id,
+                               sprig_identity *who);
+/** A job of the done queue with no session (a push, a listing, an
+ *  adoption): run it on the loop thread (or in teardown); it frees
+ *  itself. */
+void sprig__plat_loop_job(sprig__job *job);
 
 /* session.c (loop thread) */
 void sprig__session_on_open(sprig__conn *c, void *udata);

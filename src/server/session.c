@@ -88,7 +88,9 @@ sprig__session_on_open(sprig__conn *c, void *udata)
     }
     srv->sessions = s;
     sprig__conn_set_udata(c, s);
-    sprig__auth_admit(s); /* may close it: on_close cleans up */
+    if (sprig__auth_admit(s)) {   /* may close it: on_close cleans up */
+        sprig__plat_connected(s); /* the connected hook may refuse it */
+    }
 }
 
 /* The request's row, or NULL with the error answered. */
@@ -343,6 +345,7 @@ sprig__session_on_close(sprig__conn *c, int code, const char *reason,
     sprig_server *srv = s->srv;
     s->conn = NULL;
     sprig__pubsub_close_all(s);
+    sprig__plat_disconnected(s); /* hooks: session_ended..., disconnected */
     sprig__auth_session_closed(s);
     if (s->prev) {
         s->prev->next = s->next;

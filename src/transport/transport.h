@@ -63,6 +63,9 @@ enum {
     SPRIG_CLOSE_INTERNAL = 1011,    /* out of memory or an internal failure */
     SPRIG_CLOSE_TLS = 1015 /* TLS failed (reported locally, never sent) */
 };
+/* A server program's connect hook refused the connection (issue 12;
+ * docs/protocol.md, "Refused connections"). */
+#define SPRIG__CLOSE_REFUSED 4001
 
 /* Transitional: the names src/server used before the interface existed.
  * Remove once every caller says SPRIG_CLOSE_*. */
@@ -330,5 +333,17 @@ const char *sprig__conn_path(const sprig__conn *c);
 
 /** True for a connection made by sprig__tran_connect(). */
 bool sprig__conn_is_client(const sprig__conn *c);
+
+/**
+ * HTTP hand-over (issue 12): serve a TCP socket that the program's own
+ * HTTP code accepted as a connection of the plain WebSocket listener `l`
+ * (ws_int.h, sprig__ws_adopt(): `already_read` is the request as read,
+ * or with `upgraded` the start of the WebSocket stream after the
+ * program's own 101).  Loop thread.  Owns `fd` from now on (closed on
+ * error).  Errors: SPRIG_EINVAL (not a plain WebSocket listener, bad
+ * arguments), SPRIG_EBUSY (over max_connections), SPRIG_EIO, SPRIG_ENOMEM.
+ */
+int sprig__tran_adopt(sprig__listener *l, int fd, const uint8_t *already_read,
+                      size_t n, bool upgraded);
 
 #endif

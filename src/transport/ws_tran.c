@@ -7,6 +7,8 @@
  */
 #include "ws_int.h"
 
+#include <unistd.h>
+
 /* "wss" needs a certificate and key, "ws" must not have them. */
 static int
 ws_listen_scheme(uv_loop_t *loop, bool tls, const char *host, int port,
@@ -39,3 +41,16 @@ const sprig__tran_ops sprig__ws_tran = {
     .path = sprig__ws_path,
     .peer = sprig__ws_peer,
 };
+
+/* HTTP hand-over (issue 12): only a plain WebSocket listener adopts. */
+int
+sprig__tran_adopt(sprig__listener *l, int fd, const uint8_t *already_read,
+                  size_t n, bool upgraded)
+{
+    if (!l || l->ops != &sprig__ws_tran) {
+        close(fd);
+        return sprig__err(SPRIG_EINVAL, "adopt: not a WebSocket listener");
+    }
+    return sprig__ws_adopt(l, (uv_os_sock_t)fd, already_read, n, upgraded,
+                           NULL);
+}
