@@ -18,6 +18,8 @@
  *   pool.c      the worker threads that run database work
  *   submit.c    writes submitted to the engine as commands (no thread
  *               waits for their commit)
+ *   http_srv.c  the pages of plain HTTP GETs on the WebSocket port: the
+ *               web console (src/console's embedded files) and /health
  *   auth_srv.c  the auth.* rows (sessions of a connection: log in with a
  *               password or a token, assume an identity, log out) and
  *               connection admission (per-address limit, the timeout of
@@ -300,6 +302,7 @@ struct sprig_server {
     _Atomic uint64_t next_ident; /* session numbers (any thread) */
     uv_timer_t auth_timer;       /* closes connections that never log in */
     bool auth_timer_on;
+    uint64_t started_ns; /* uv_hrtime() at setup, for /health's uptime */
 };
 
 /* session.c (loop thread) */
@@ -312,6 +315,11 @@ void sprig__session_on_close(sprig__conn *c, int code, const char *reason,
 void sprig__session_job_done(sprig__job *job);
 /** Close every session's connection (1001). */
 void sprig__session_close_all(sprig_server *srv);
+
+/* http_srv.c: the pages of plain HTTP GETs (the web console, /health);
+ * a sprig__http_get_fn with the server as `udata` (loop thread). */
+int sprig__server_http_get(void *udata, const sprig__http_get_req *req,
+                           sprig__http_reply *rep);
 
 /* auth_srv.c */
 /** The handlers of the auth.* rows. */
