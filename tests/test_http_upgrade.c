@@ -303,6 +303,87 @@ test_status_page(void **state)
     sprig_buf_clear(&out);
 }
 
+/* Plain pages (issue 15): If-None-Match matching, the fetch metadata kept,
+ * and the answers sprig__http_reply_write builds. */
+static void
+test_pages(void **state)
+{
+    assert_true(sprig__http_etag_match("\"a1\"", "\"a1\""));
+    assert_true(sprig__http_etag_match("W/\"a1\"", "\"a1\""));
+    assert_true(sprig__http_etag_match("\"x\" ,W/\"y\",\t\"a1\"", "\"a1\""));
+    assert_true(sprig__http_etag_match("*", "\"a1\""));
+    assert_false(sprig__http_etag_match("\"a12\"", "\"a1\""));
+    assert_false(sprig__http_etag_match("\"a\"", "\"a1\""));
+    assert_false(sprig__http_etag_match("", "\"a1\""));
+    assert_false(sprig__http_etag_match("\"a1\"", NULL));
+    assert_false(sprig__http_etag_match("\"a1", "\"a1\""));
+
+    sprig__http_upgrade u;
+    assert_int_equal(
+        server_parse("GET /p?q HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"e\"\r\n"
+                     "sec-fetch-SITE: Same-Origin\r\nSec-Fetch-Mode: cors\r\n"
+                     "Sec-Fetch-Dest: a-destination-name-too-long\r\n\r\n",
+                     1, &u),
+        SPRIG__HTTP_STATUS_PAGE);
+    assert_string_equal(u.if_none_match, "\"e\"");
+    assert_string_equal(u.fetch_site, "same-origin");
+    assert_string_equal(u.fetch_mode, "cors");
+    assert_string_equal(u.fetch_dest, "");
+    assert_string_equal(u.path, "/p?q");
+
+    sprig_buf out = {0};
+    static const uint8_t body[] = "hello";
+    sprig__http_reply rep = {.status = 200,
+                             .content_type = "text/x-test",
+                             .body = body,
+                             .len = 5,
+                             .etag = "\"e\"",
+                             .csp = "default-src 'self'"};
+    SPRIG_OK_(sprig__http_reply_write(&u, &rep, &out)); /* If-None-Match */
+    SPRIG_OK_(sprig_buf_append(&out, "", 1));
+    assert_non_null(strstr(out.data, "HTTP/1.1 304 Not Modified\r\n"));
+    assert_non_null(strstr(out.data, "Content-Security-Policy: default-src "
+                                     "'self'\r\n"));
+    assert_null(strstr(out.data, "hello"));
+    out.len = 0;
+    rep.etag = "\"f\"";
+    SPRIG_OK_(sprig__http_reply_write(&u, &rep, &out));
+    SPRIG_OK_(sprig_buf_append(&out, "", 1));
+    assert_non_null(strstr(out.data, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(out.data, "Content-Type: text/x-test\r\n"));
+    assert_non_null(strstr(out.data, "Content-Length: 5\r\n"));
+    assert_non_null(strstr(out.data, "ETag: \"f\"\r\n"));
+    assert_non_null(strstr(out.data, "\r\n\r\nhello"));
+    out.len = 0;
+    rep.status = 500; /* the owner failed: a text 500, no CSP of the page */
+    SPRIG_OK_(sprig__http_reply_write(&u, &rep, &out));
+    SPRIG_OK_(sprig_buf_append(&out, "", 1));
+    assert_non_null(strstr(out.data, "HTTP/1.1 500 "));
+    assert_null(strstr(out.data, "default-src 'self'"));
+    assert_null(strstr(out.data, "hello"));
+    out.len = 0;
+    rep = (sprig__http_reply){0}; /* nothing: 404 */
+    SPRIG_OK_(sprig__http_reply_write(&u, &rep, &out));
+    SPRIG_OK_(sprig_buf_append(&out, "", 1));
+    assert_non_null(strstr(out.data, "HTTP/1.1 404 Not Found\r\n"));
+    sprig_buf_clear(&out);
+
+    /* another site's page: a script load refused, a navigation passes */
+    assert_int_equal(
+        server_parse("GET / HTTP/1.1\r\nHost: x\r\nSec-Fetch-Site: cross-site"
+                     "\r\nSec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: script"
+                     "\r\n\r\n",
+                     0, &u),
+        SPRIG__HTTP_REFUSE);
+    assert_int_equal(u.status, 403);
+    assert_non_null(strstr(u.reason, "another site's page"));
+    assert_int_equal(
+        server_parse("GET / HTTP/1.1\r\nHost: x\r\nSec-Fetch-Site: cross-site"
+                     "\r\nSec-Fetch-Mode: navigate\r\n\r\n",
+                     0, &u),
+        SPRIG__HTTP_STATUS_PAGE);
+}
+
 static int
 client_parse(const char *resp, size_t chunk, const char *proto,
              sprig__http_upgrade *u, size_t *head)
@@ -518,6 +599,7 @@ main(void)
         cmocka_unit_test(test_origins),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_status_page),
+        cmocka_unit_test(test_pages),
         cmocka_unit_test(test_client_side),
         cmocka_unit_test(test_request_round_trip),
         cmocka_unit_test(test_guard),

@@ -120,6 +120,17 @@ typedef struct sprig_server_options {
     /** A connection that has not authenticated within this is closed
      *  (1008) (default 10000 ms; 0: never).  Not with open_access. */
     unsigned auth_timeout_ms;
+
+    /* ---- the web console (issue 15; docs/architecture.md, "Web console")
+     * The WebSocket listener answers plain HTTP GET and HEAD requests (no
+     * upgrade) with pages: "/" the console (embedded in the library), its
+     * files under "/console/", "/health" a JSON object (name, version,
+     * protocol, uptime_s, connections); anything else 404.  Only to pages
+     * of allowed origins (`allowed_origins`): another site's page gets
+     * 403. */
+    /** true: no console ("/" answers the server's status as text; "/health"
+     *  stays).  `sprig serve --no-console`.  Default false. */
+    bool no_console;
 } sprig_server_options;
 
 /** Fill `o` with the defaults above. */

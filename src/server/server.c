@@ -359,6 +359,8 @@ listen_ws(sprig_server *srv)
     wo.close_timeout_ms = 2000;
     wo.status_body =
         "Sprig " SPRIG_VERSION_STRING ": ok\nprotocol " SPRIG_SUBPROTOCOL "\n";
+    wo.http_get = sprig__server_http_get;
+    wo.http_udata = srv;
     static const sprig__conn_cbs cbs = {
         .on_open = sprig__session_on_open,
         .on_message = sprig__session_on_message,
@@ -387,6 +389,7 @@ setup(sprig_server *srv)
     srv->loop_ready = true;
     srv->loop_tid = pthread_self();
     srv->loop_tid_set = true;
+    srv->started_ns = uv_hrtime();
     uv_async_init(&srv->loop, &srv->done_async, on_done);
     uv_async_init(&srv->loop, &srv->stop_async, on_stop);
     uv_timer_init(&srv->loop, &srv->grace_timer);

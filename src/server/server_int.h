@@ -18,6 +18,8 @@
  *   pool.c      the worker threads that run database work
  *   submit.c    writes submitted to the engine as commands (no thread
  *               waits for their commit)
+ *   http_srv.c  the pages of plain HTTP GETs on the WebSocket port: the
+ *               web console (src/console's embedded files) and /health
  *   auth_srv.c  the auth.* rows (sessions of a connection: log in with a
  *               password or a token, assume an identity, log out) and
  *               connection admission (per-address limit, the timeout of
@@ -315,6 +317,7 @@ struct sprig_server {
     pthread_t loop_tid; /* the loop thread, once set up */
     bool loop_tid_set;
     _Atomic uint64_t push_queued, push_sent, push_unmatched;
+    uint64_t started_ns; /* uv_hrtime() at setup, for /health's uptime */
 };
 
 /* api_srv.c, plat_srv.c: the API platform (issue 12) */
@@ -349,6 +352,11 @@ void sprig__session_on_close(sprig__conn *c, int code, const char *reason,
 void sprig__session_job_done(sprig__job *job);
 /** Close every session's connection (1001). */
 void sprig__session_close_all(sprig_server *srv);
+
+/* http_srv.c: the pages of plain HTTP GETs (the web console, /health);
+ * a sprig__http_get_fn with the server as `udata` (loop thread). */
+int sprig__server_http_get(void *udata, const sprig__http_get_req *req,
+                           sprig__http_reply *rep);
 
 /* auth_srv.c */
 /** The handlers of the auth.* rows. */

@@ -120,6 +120,27 @@ refuse(sprig__http_upgrade *u, int status, const char *fmt, ...)
 
 /* ---- headers ------------------------------------------------------------- */
 
+/* Sec-Fetch-Site / -Mode / -Dest (lower case, empty when too long). */
+static void
+header_fetch(sprig__http_upgrade *u, const char *which, const char *v)
+{
+    char *dst = !strcasecmp(which, "site")   ? u->fetch_site
+                : !strcasecmp(which, "mode") ? u->fetch_mode
+                : !strcasecmp(which, "dest") ? u->fetch_dest
+                                             : NULL;
+    size_t n = strlen(v);
+    if (!dst) {
+        return;
+    }
+    dst[0] = '\0';
+    if (n >= sizeof u->fetch_site) {
+        return;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        dst[i] = (char)tolower((unsigned char)v[i]);
+    }
+}
+
 static void
 header_request(sprig__http_upgrade *u, const char *name, const char *v)
 {
@@ -142,6 +163,12 @@ header_request(sprig__http_upgrade *u, const char *name, const char *v)
             u->flags |= SPRIG__HF_KEY;
             snprintf(u->key, sizeof u->key, "%.31s", v);
         }
+    } else if (!strcasecmp(name, "if-none-match")) {
+        snprintf(u->if_none_match, sizeof u->if_none_match, "%s",
+                 u->value_long || strlen(v) >= sizeof u->if_none_match ? ""
+                                                                       : v);
+    } else if (!strncasecmp(name, "sec-fetch-", 10)) {
+        header_fetch(u, name + 10, v);
     } else if (!strcasecmp(name, "sec-websocket-protocol")) {
         u->flags |= SPRIG__HF_PROTO_SEEN;
         if (u->subprotocol && token_list_has(v, u->subprotocol)) {
@@ -209,19 +236,48 @@ header_done(sprig__http_upgrade *u)
 
 /* ---- decisions ----------------------------------------------------------- */
 
+static bool origin_allowed(const sprig__http_upgrade *u);
+
+/* A page of another site loading this one other than by navigating to it
+ * (a script, a fetch, a frame), without an Origin allowed to do so?
+ * Browsers send Sec-Fetch-Site on every request; a no-cors load (a
+ * <script src> of another site) sends no Origin, so only it tells. */
+static bool
+cross_site_load(const sprig__http_upgrade *u)
+{
+    const char *site = u->fetch_site;
+    if (strcmp(site, "cross-site") && strcmp(site, "same-site")) {
+        return false; /* same-origin, none (typed in), or not a browser */
+    }
+    if (!strcmp(u->fetch_mode, "navigate") &&
+        (!strcmp(u->fetch_dest, "document") || !u->fetch_dest[0])) {
+        return false; /* a link to the page, in its own window */
+    }
+    return !u->has_origin; /* an Origin present passed origin_allowed */
+}
+
 static void
 decide_request_plain(sprig__http_upgrade *u)
 {
     unsigned m = u->parser.method;
-    if (m == HTTP_GET || m == HTTP_HEAD) {
+    if (m != HTTP_GET && m != HTTP_HEAD) {
+        refuse(u, 405,
+               "method %s not allowed: Sprig answers GET (its pages) and "
+               "WebSocket upgrades",
+               http_method_str((enum http_method)m));
+    } else if (!origin_allowed(u)) {
+        refuse(u, 403, "origin %.100s may not read this server's pages",
+               u->origin);
+    } else if (cross_site_load(u)) {
+        refuse(u, 403,
+               "another site's page may not load this server's pages "
+               "(Sec-Fetch-Site %s, mode %.15s, destination %.15s)",
+               u->fetch_site, u->fetch_mode[0] ? u->fetch_mode : "none",
+               u->fetch_dest[0] ? u->fetch_dest : "none");
+    } else {
         u->status = 200;
         u->verdict = SPRIG__HTTP_STATUS_PAGE;
-        return;
     }
-    refuse(u, 405,
-           "method %s not allowed: Sprig answers GET (its status) and "
-           "WebSocket upgrades",
-           http_method_str((enum http_method)m));
 }
 
 /* May a browser page of origin u->origin drive this server? */
@@ -572,7 +628,9 @@ sprig__http_status_text(int status)
     case 101: return "Switching Protocols";
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 304: return "Not Modified";
     case 403: return "Forbidden";
+    case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 414: return "URI Too Long";
@@ -647,6 +705,107 @@ answer_status_page(const sprig__http_upgrade *u, const char *body,
                       "Cache-Control: no-store\r\n"
                       "Connection: close\r\n\r\n%s",
                       strlen(body), head ? "" : body);
+}
+
+/* ---- plain pages (issue 15) ---------------------------------------------- */
+
+/* The next entity tag of an If-None-Match list, without W/ and quotes
+ * kept: *s advances past it; false at the end. */
+static bool
+next_etag(const char **s, const char **tag, size_t *n)
+{
+    const char *p = *s;
+    while (*p == ' ' || *p == '\t' || *p == ',') {
+        p++;
+    }
+    if (!*p) {
+        return false;
+    }
+    if (!strncmp(p, "W/", 2)) {
+        p += 2;
+    }
+    const char *start = p;
+    if (*p == '"') {
+        const char *q = strchr(p + 1, '"');
+        p = q ? q + 1 : p + strlen(p);
+    } else {
+        p += strcspn(p, ", \t");
+    }
+    *tag = start;
+    *n = (size_t)(p - start);
+    *s = p;
+    return true;
+}
+
+bool
+sprig__http_etag_match(const char *inm, const char *etag)
+{
+    const char *tag;
+    size_t n, el = etag ? strlen(etag) : 0;
+    if (!inm || !el) {
+        return false;
+    }
+    while (next_etag(&inm, &tag, &n)) {
+        if ((n == 1 && *tag == '*') || (n == el && !memcmp(tag, etag, n))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Headers every page answer carries. */
+static int
+page_headers(sprig_buf *out, const char *csp)
+{
+    return buf_printf(out,
+                      "Content-Security-Policy: %s\r\n"
+                      "X-Content-Type-Options: nosniff\r\n"
+                      "X-Frame-Options: DENY\r\n"
+                      "Referrer-Policy: no-referrer\r\n"
+                      "Cross-Origin-Resource-Policy: same-origin\r\n"
+                      "Cross-Origin-Opener-Policy: same-origin\r\n"
+                      "Connection: close\r\n\r\n",
+                      csp ? csp : "default-src 'none'; frame-ancestors 'none'");
+}
+
+int
+sprig__http_reply_write(const sprig__http_upgrade *u,
+                        const sprig__http_reply *rep, sprig_buf *out)
+{
+    static const char not_found[] = "no such page on this Sprig server\n",
+                      failed[] = "this page could not be made: see the "
+                                 "server's log\n";
+    bool head = u->parser.method == HTTP_HEAD;
+    int st = rep->status ? rep->status : 404;
+    const uint8_t *body = rep->body ? rep->body : rep->owned.data;
+    size_t len = rep->body ? rep->len : rep->owned.len;
+    const char *type =
+        rep->content_type ? rep->content_type : "text/plain; charset=utf-8";
+    if (st != 200) {
+        st = st == 404 ? 404 : 500;
+        body = (const uint8_t *)(st == 404 ? not_found : failed);
+        len = strlen((const char *)body);
+        type = "text/plain; charset=utf-8";
+    } else if (sprig__http_etag_match(u->if_none_match, rep->etag)) {
+        st = 304;
+    }
+    int rc =
+        buf_printf(out, "HTTP/1.1 %d %s\r\n", st, sprig__http_status_text(st));
+    if (!rc && st != 304) {
+        rc = buf_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                        type, len);
+    }
+    if (!rc && rep->etag && st != 404 && st != 500) {
+        rc = buf_printf(out, "ETag: %s\r\nCache-Control: no-cache\r\n",
+                        rep->etag);
+    } else if (!rc) {
+        rc = buf_printf(out, "Cache-Control: no-store\r\n");
+    }
+    rc = rc ? rc : page_headers(out, st == 200 || st == 304 ? rep->csp : NULL);
+    if (!rc && !head && st != 304 && len) {
+        rc = sprig_buf_append(out, body, len);
+    }
+    return rc;
 }
 
 int

@@ -10,6 +10,7 @@
 #define SPRIG_HTTP_UPGRADE_H
 
 #include "core/core.h"
+#include "transport.h"
 
 #include <http_parser.h>
 
@@ -89,6 +90,11 @@ typedef struct sprig__http_upgrade {
     char host[128];
     char origin[128];
     bool has_origin, origin_long;
+    /* server, plain GET/HEAD (issue 15): If-None-Match (empty when absent
+     * or too long) and the fetch metadata a browser sends (Sec-Fetch-Site,
+     * -Mode, -Dest; empty when absent) */
+    char if_none_match[256];
+    char fetch_site[16], fetch_mode[16], fetch_dest[16];
 } sprig__http_upgrade;
 
 /**
@@ -120,6 +126,21 @@ int sprig__http_upgrade_feed(sprig__http_upgrade *u, const uint8_t *data,
  */
 int sprig__http_answer(const sprig__http_upgrade *u, const char *status_body,
                        sprig_buf *out);
+
+/**
+ * Server: append the answer to a plain GET or HEAD (verdict
+ * SPRIG__HTTP_STATUS_PAGE) that the owner described in `rep` (see
+ * sprig__http_reply in transport.h): 200 with the body (none for HEAD),
+ * 304 when the request's If-None-Match names rep->etag (or is "*"), or
+ * 404 / 500 with a text body.  Every answer carries the security headers
+ * and Connection: close.  Errors: SPRIG_ENOMEM.
+ */
+int sprig__http_reply_write(const sprig__http_upgrade *u,
+                            const sprig__http_reply *rep, sprig_buf *out);
+
+/** Does the If-None-Match list `inm` name `etag` (weak comparison: a W/
+ *  prefix is ignored; "*" names any)?  False when either is empty. */
+bool sprig__http_etag_match(const char *inm, const char *etag);
 
 /** Append a complete refusal: status line, text body `reason` + "\n",
  *  Connection: close.  Errors: SPRIG_ENOMEM. */

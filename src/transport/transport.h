@@ -113,6 +113,41 @@ typedef struct sprig__conn_cbs {
     void (*on_writable)(sprig__conn *c, void *udata);
 } sprig__conn_cbs;
 
+/* ---- plain HTTP pages (issue 15: the web console) --------------------------
+ * A server's WebSocket listener also answers plain HTTP GET and HEAD
+ * requests (no Upgrade header): the transport parses and checks them
+ * (origins, fetch metadata), asks the owner's `http_get` hook what to
+ * serve, and writes the answer (headers, ETag and 304, HEAD). */
+
+/** A plain GET or HEAD that passed the checks, for the `http_get` hook.
+ *  Strings are borrowed for the call. */
+typedef struct sprig__http_get_req {
+    const char *path;  /* the request target up to '?' ("/console/a.js") */
+    const char *query; /* after '?', or "" */
+    bool head;         /* HEAD: the answer's body is not sent */
+} sprig__http_get_req;
+
+/** What to answer, filled by the `http_get` hook (which starts from a
+ *  zeroed reply).  The transport adds Content-Length, Cache-Control,
+ *  the security headers (nosniff, no framing, no referrer) and the
+ *  Content-Security-Policy (`csp`, or "default-src 'none'" when NULL),
+ *  answers 304 when the request's If-None-Match names `etag`, and omits
+ *  the body for HEAD. */
+typedef struct sprig__http_reply {
+    int status;               /* 200 or 404 (0: 404)                   */
+    const char *content_type; /* static; NULL: text/plain; charset=utf-8 */
+    const uint8_t *body;      /* borrowed (static data), or NULL: `owned` */
+    size_t len;
+    sprig_buf owned;  /* a body made for this request; freed after   */
+    const char *etag; /* a quoted strong tag ("\"ab12\""), or NULL */
+    const char *csp;  /* Content-Security-Policy; NULL: none allowed */
+} sprig__http_reply;
+
+/** The hook: fill `rep` for `req`.  Runs on the loop thread; must not
+ *  block.  A nonzero return (SPRIG_ENOMEM) answers 500. */
+typedef int (*sprig__http_get_fn)(void *udata, const sprig__http_get_req *req,
+                                  sprig__http_reply *rep);
+
 /** Options of a listener or a client connection.  Initialise with
  *  sprig__tran_opts_init(), then change fields.  Strings are copied by the
  *  function that takes the options; files are read then.  A transport
@@ -167,6 +202,14 @@ typedef struct sprig__tran_opts {
      *  (http(s):// + its Host) nor listed gets HTTP 403; one without Origin
      *  (not a browser) passes.  NULL: only the server's own origin. */
     const char *const *allowed_origins;
+    /** Server, WebSocket: the pages of plain GET and HEAD requests (see
+     *  sprig__http_get_fn), with its user pointer; replaces `status_body`.
+     *  Such a request is refused (403) when its Origin is not allowed (as
+     *  for an upgrade) or when it comes from another site's page other
+     *  than as a navigation to a document (Sec-Fetch-Site cross-site or
+     *  same-site without an allowed Origin).  NULL: `status_body`. */
+    sprig__http_get_fn http_get;
+    void *http_udata;
 } sprig__tran_opts;
 
 /** Fill `o` with the defaults above. */

@@ -613,11 +613,37 @@ begin_http_client(sprig__ws_conn *c)
     return rc;
 }
 
+/* A plain GET or HEAD: the owner's page (tran_opts.http_get). */
+static int
+answer_page(sprig__ws_conn *c, sprig_buf *out)
+{
+    char path[SPRIG__HTTP_PATH_MAX + 1];
+    snprintf(path, sizeof path, "%s", c->http->path);
+    char *q = strchr(path, '?');
+    if (q) {
+        *q++ = '\0';
+    }
+    sprig__http_get_req req = {
+        .path = path,
+        .query = q ? q : "",
+        .head = c->http->parser.method == HTTP_HEAD,
+    };
+    sprig__http_reply rep = {0};
+    if (c->cfg->opts.http_get(c->cfg->opts.http_udata, &req, &rep)) {
+        rep.status = 500;
+    }
+    int rc = sprig__http_reply_write(c->http, &rep, out);
+    sprig_buf_clear(&rep.owned);
+    return rc;
+}
+
 static void
 server_verdict(sprig__ws_conn *c, int v, const uint8_t *rest, size_t n)
 {
     sprig_buf b = {0};
-    int rc = sprig__http_answer(c->http, c->cfg->status_body, &b);
+    int rc = v == SPRIG__HTTP_STATUS_PAGE && c->cfg->opts.http_get
+                 ? answer_page(c, &b)
+                 : sprig__http_answer(c->http, c->cfg->status_body, &b);
     if (!rc) {
         rc = send_http(c, &b);
     }

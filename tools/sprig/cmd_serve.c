@@ -26,6 +26,7 @@ static const char serve_usage[] =
     "                               [--kv-persistence MODE]\n"
     "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
     "                               [--allow-origin ORIGIN] [--insecure-open]\n"
+    "                               [--no-console]\n"
     "\n"
     "Serve the storage at --path over QUIC (quic://, ALPN sprig/1) and\n"
     "WebSockets (protocol sprig.v1) until interrupted (SIGINT or SIGTERM:\n"
@@ -56,6 +57,10 @@ static const char serve_usage[] =
     "                     to open WebSockets besides the server's own\n"
     "  --insecure-open    no authentication: every connection may do\n"
     "                     everything (tests and benchmarks only)\n"
+    "  --no-console       no web console: a browser opening the WebSocket\n"
+    "                     address gets the server's status as text (by\n"
+    "                     default it gets the console, a page to log in\n"
+    "                     and browse the databases; /health: JSON status)\n"
     "\n"
     "Every request is checked against the permissions of the user its\n"
     "connection logged in as (sprig admin --help); a connection that has\n"
@@ -229,6 +234,10 @@ announce(const cli *c, sprig_server *srv, const sprig_server_options *o,
         printf("  listening on %s://127.0.0.1:%d (protocol sprig.v1)\n", scheme,
                port);
     }
+    if (port >= 0 && !o->no_console) {
+        printf("  web console: %s://127.0.0.1:%d/ (open it in a browser)\n",
+               tls ? "https" : "http", port);
+    }
     announce_auth(c, srv);
     const char *user = sprig_server_auth(srv) ? " --user NAME" : "";
     if (qport >= 0) {
@@ -343,6 +352,7 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     const cli_opt opts[] = {
         {"--allow-origin", &origins[0], NULL},
         {"--insecure-open", NULL, &o.open_access},
+        {"--no-console", NULL, &o.no_console},
         {"--ws", &o.ws_listen, NULL},
         {"--quic", &o.quic_listen, NULL},
         {"--wss", NULL, &wss},
