@@ -16,7 +16,7 @@
  * cut is on disk, and of the later operations a prefix.  Variants: NONE
  * (nothing unsynced reached the disk), ALL (everything did: the image a
  * kill -9 leaves) and RANDOM (per block and for the metadata prefix, drawn
- * from a seed).
+ * from a seed).  The recorded run starts on an empty directory.
  */
 #ifndef SPRIG_TESTS_PL_IMAGES_H
 #define SPRIG_TESTS_PL_IMAGES_H
@@ -39,7 +39,16 @@ typedef struct pl_journal {
     size_t n;
 } pl_journal;
 
-typedef enum pl_variant { PL_NONE = 0, PL_ALL = 1, PL_RANDOM = 2 } pl_variant;
+/* PL_LIAR is the harness's self-test: a disk that ignores the syncs of
+ * the command log's segments (wal/NNNNNNNN.seg) and keeps none of their
+ * writes, otherwise as NONE.  Acknowledged writes must then be found
+ * missing. */
+typedef enum pl_variant {
+    PL_NONE = 0,
+    PL_ALL = 1,
+    PL_RANDOM = 2,
+    PL_LIAR = 3
+} pl_variant;
 
 /** Read the journal at `path` (a torn last record is ignored).  0, or -1
  *  with a message on stderr. */

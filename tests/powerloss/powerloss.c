@@ -14,10 +14,13 @@
  *     with SPRIG_ECORRUPT), pass sprig_storage_check, and keep every
  *     promise the acknowledgements before the cut made (workload.c).
  * Options: --mode full|normal|none, --kv immediate|lazy, --steps N,
- * --images N, --keep (keep failing images).  SPRIG_SEED replays.  Exit 0
- * when every image passed, 1 otherwise, 77 when the run cannot be made
- * (LD_PRELOAD not honoured).  `sprig_powerloss work PATH ACKFILE ...` is
- * the workload itself (run by step 1).
+ * --images N, --keep (keep failing images), --report-only (count failures
+ * but exit 0: `none` promises nothing on power loss), --selftest (every
+ * image from a disk that ignores syncs, cut just after an
+ * acknowledgement: at least half must fail, or the judge is blind).  SPRIG_SEED
+ * replays.  Exit 0 when every image passed, 1 otherwise, 77 when the run cannot
+ * be made (LD_PRELOAD not honoured).  `sprig_powerloss work PATH ACKFILE ...`
+ * is the workload itself (run by step 1).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,12 +46,12 @@ typedef struct run {
     char root[1024], live[1100], journal[1100], acks[1100], img[1100];
     unsigned images;
     uint64_t seed;
-    bool keep;
+    bool keep, selftest, report_only;
     pl_journal j;
     pl_ack *ack;    /* ack[k]: the k-th acknowledgement */
     size_t *ack_at; /* its journal index */
     size_t n_ack;
-    unsigned passed, failed, corrupt, crashed;
+    unsigned passed, failed, corrupt, crashed, findings;
     uint64_t dropped;
 } run;
 
@@ -173,7 +176,7 @@ static size_t
 pick_cut(run *r, uint64_t *s)
 {
     uint64_t x = mix(++*s);
-    switch (x % 3) {
+    switch (r->selftest ? 0 : x % 3) {
     case 0: return r->ack_at[(x >> 8) % r->n_ack] + 1;
     case 1:
         for (size_t tries = 0; tries < 64; tries++) {
@@ -206,14 +209,17 @@ judge_child(run *r, size_t cut)
 static const char *
 variant_name(pl_variant v)
 {
-    return v == PL_NONE ? "none" : v == PL_ALL ? "all" : "random";
+    return v == PL_NONE   ? "none"
+           : v == PL_ALL  ? "all"
+           : v == PL_LIAR ? "liar (self-test)"
+                          : "random";
 }
 
 static void
 one_image(run *r, unsigned k, uint64_t *s)
 {
     size_t cut = pick_cut(r, s);
-    pl_variant v = (pl_variant)(k % 3);
+    pl_variant v = r->selftest ? PL_LIAR : (pl_variant)(k % 3);
     uint64_t iseed = mix(r->seed ^ (k * 0x100000001b3ull));
     sh("rm -rf '%s'%s", r->img, "");
     long dropped = pl_image_build(&r->j, cut, v, iseed, r->live, r->img);
@@ -226,6 +232,10 @@ one_image(run *r, unsigned k, uint64_t *s)
     r->failed++;
     r->corrupt += rc == 2;
     r->crashed += rc >= 128;
+    r->findings += rc == 4;
+    if (r->selftest) {
+        return; /* expected: the disk lied */
+    }
     printf("FAIL image %u: cut %zu of %zu, variant %s, image seed %" PRIu64
            ": %s\n",
            k, cut, r->j.n, variant_name(v), iseed,
@@ -248,12 +258,20 @@ images(run *r)
     for (unsigned k = 0; k < r->images; k++) {
         one_image(r, k, &s);
     }
-    printf("powerloss %s/%s: %u images (%u passed, %u failed: %u corrupt, "
-           "%u crashed), %u steps, %zu journal records, %" PRIu64
+    printf("powerloss %s/%s%s: %u images (%u passed, %u failed: %u "
+           "SPRIG_ECORRUPT, %u crashed, %u with check findings), %u steps, "
+           "%zu journal records, %" PRIu64
            " unsynced write pieces dropped, %.1f s\n",
-           r->mode, r->kv, r->images, r->passed, r->failed, r->corrupt,
-           r->crashed, r->o.steps, r->j.n, r->dropped, now_s() - t0);
-    return r->failed ? 1 : 0;
+           r->mode, r->kv, r->selftest ? " self-test" : "", r->images,
+           r->passed, r->failed, r->corrupt, r->crashed, r->findings,
+           r->o.steps, r->j.n, r->dropped, now_s() - t0);
+    if (r->selftest) { /* a disk ignoring syncs must be caught */
+        bool caught = r->failed * 2 >= r->images;
+        printf("self-test: %s\n", caught ? "the judge caught the lying disk"
+                                         : "LYING DISK NOT CAUGHT");
+        return caught ? 0 : 1;
+    }
+    return r->failed && !r->report_only ? 1 : 0;
 }
 
 /* ---- main
@@ -283,8 +301,11 @@ parse_args(run *r, int argc, char **argv)
     const char *root = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--keep")) {
-            r->keep = true;
+        if (!strcmp(a, "--keep") || !strcmp(a, "--selftest") ||
+            !strcmp(a, "--report-only")) {
+            r->keep = r->keep || !strcmp(a, "--keep");
+            r->selftest = r->selftest || !strcmp(a, "--selftest");
+            r->report_only = r->report_only || !strcmp(a, "--report-only");
             continue;
         }
         if (!v) {
@@ -321,18 +342,35 @@ parse_args(run *r, int argc, char **argv)
     return 0;
 }
 
+/* `verify PATH MODE KV STEPS`: judge a kept image (no promises). */
+static int
+verify_main(int argc, char **argv)
+{
+    pl_opts o = {0};
+    if (argc != 6 || !parse_mode(argv[3], &o.durability)) {
+        fprintf(stderr, "usage: verify PATH MODE KV STEPS\n");
+        return 2;
+    }
+    o.kv_lazy = !strcmp(argv[4], "lazy");
+    o.steps = (unsigned)strtoul(argv[5], NULL, 10);
+    return pl_verify(argv[2], &o, NULL, 0);
+}
+
 int
 main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "work")) {
         return work_main(argc, argv);
     }
+    if (argc > 1 && !strcmp(argv[1], "verify")) {
+        return verify_main(argc, argv);
+    }
     static run r;
     if (parse_args(&r, argc, argv) != 0) {
         fprintf(stderr,
                 "usage: %s --preload LIB --root DIR [--mode "
                 "full|normal|none] [--kv immediate|lazy] [--steps N] "
-                "[--images N] [--keep]\n",
+                "[--images N] [--keep] [--report-only] [--selftest]\n",
                 argv[0]);
         return 2;
     }
