@@ -114,7 +114,9 @@ crash-long: build
 # after the fix, copy a crash file into fuzz/corpus/<name>/.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
-FUZZERS      ?= http_upgrade frame request quic key schema_record bstate jview
+FUZZERS      ?= http_upgrade frame request quic key schema_record bstate jview \
+                cmd_record doc_record log_record kv_record view_record \
+                admin_record meta_record
 fuzz:
 	@sh scripts/deps.sh fuzz
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSPRIG_FUZZ=ON -DSPRIG_SANITIZE=ON \

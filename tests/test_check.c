@@ -27,11 +27,15 @@ static int
 count_reduce(const sprig_bytes *values, size_t n, bool rereduce, sprig_buf *out,
              void *udata)
 {
-    (void)values;
-    (void)rereduce;
     (void)udata;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) { /* a re-reduce adds the counts */
+        char t[24] = "";
+        memcpy(t, values[i].data, values[i].len < 23 ? values[i].len : 23);
+        total += rereduce ? strtoull(t, NULL, 10) : 1;
+    }
     char t[32];
-    snprintf(t, sizeof t, "%zu", n);
+    snprintf(t, sizeof t, "%zu", total);
     return sprig_buf_append(out, t, strlen(t));
 }
 
@@ -39,7 +43,9 @@ static const sprig_view_def ck_views[] = {
     {.name = "eager",
      .version = 1,
      .policy = SPRIG_VIEW_EAGER,
-     .json_key = "k"},
+     .json_key = "k",
+     .json_value = "n",
+     .builtin_reduce = SPRIG_REDUCE_SUM},
     {.name = "lazy",
      .version = 1,
      .json_key = "k",
@@ -55,6 +61,10 @@ static const sprig_collection_def ck_colls[] = {
 };
 static const sprig_schema_def ck_schema = {"ck", ck_colls, 1};
 
+/* Whether storages are opened encrypted and compressed (every value
+ * through the codec: the check must decode before it compares). */
+static bool encoded;
+
 static sprig_storage *
 open_st(const char *dir, bool ro)
 {
@@ -62,6 +72,9 @@ open_st(const char *dir, bool ro)
     sprig_storage_options_init(&o);
     o.path = dir;
     o.read_only = ro;
+    o.encrypt = encoded;
+    o.compress = encoded;
+    o.compress_min = 8;
     sprig_storage *st;
     SPRIG_OK_(sprig_storage_open(&o, &st));
     if (!ro) {
@@ -208,16 +221,40 @@ test_healthy(void **state)
     tu_rmtree(dir);
 }
 
+/* Every value encrypted and compressed: still no findings (the check once
+ * hashed and compared the stored, encoded bytes). */
 static void
-expect_damage(const char *name, void (*damage)(const char *dir),
-              const char *const *want)
+test_healthy_encoded(void **state)
+{
+    char dir[1200];
+    rt_scratch(dir, sizeof dir, "check-encoded");
+    encoded = true;
+    populate(dir);
+    check(dir, false, NULL);
+    check(dir, true, NULL);
+    encoded = false;
+    tu_rmtree(dir);
+}
+
+/* Damage a fresh storage, then check it: read-only (C views codeless,
+ * skipped) and writable with the schema registered (C views too). */
+static void
+expect_damage_in(const char *name, void (*damage)(const char *dir),
+                 const char *const *want, bool ro)
 {
     char dir[1200];
     rt_scratch(dir, sizeof dir, name);
     populate(dir);
     damage(dir);
-    assert_true(check(dir, true, want) >= 1);
+    assert_true(check(dir, ro, want) >= 1);
     tu_rmtree(dir);
+}
+
+static void
+expect_damage(const char *name, void (*damage)(const char *dir),
+              const char *const *want)
+{
+    expect_damage_in(name, damage, want, true);
 }
 
 static void
@@ -242,6 +279,77 @@ static void
 del_exp(const char *dir)
 {
     raw_del(dir, "kv.exp", NULL);
+}
+
+/* Change the first stored reduce value of view table `table` with LMDB:
+ * `how` 0 adds one to a built-in state's count, 1 makes a C reduce's
+ * text "999", 2 removes the value. */
+static void
+raw_reduce(const char *dir, const char *table, int how)
+{
+    raw r;
+    MDB_dbi dbi = raw_open(&r, dir, table);
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint8_t buf[128];
+    assert_int_equal(mdb_cursor_open(r.txn, dbi, &c), 0);
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    assert_true(v.mv_size <= sizeof buf && v.mv_size > 1);
+    assert_int_equal(((uint8_t *)v.mv_data)[0], 0); /* codec flags: plain */
+    memcpy(buf, v.mv_data, v.mv_size);
+    MDB_val nv = {v.mv_size, buf};
+    if (how == 0) {
+        assert_int_equal(v.mv_size, 1 + 75);
+        buf[1 + 8] += 1; /* the count's low byte */
+    } else if (how == 1) {
+        memcpy(buf + 1, "999", 3);
+        nv.mv_size = 4;
+    }
+    if (how == 2) {
+        assert_int_equal(mdb_cursor_del(c, 0), 0);
+    } else {
+        assert_int_equal(mdb_cursor_put(c, &k, &nv, MDB_CURRENT), 0);
+    }
+    mdb_cursor_close(c);
+    raw_close(&r);
+}
+
+static void
+bump_builtin(const char *dir)
+{
+    raw_reduce(dir, "v/docs/eager/r", 0);
+}
+
+static void
+bump_c(const char *dir)
+{
+    raw_reduce(dir, "v/docs/c/r", 1);
+}
+
+static void
+drop_reduce(const char *dir)
+{
+    raw_reduce(dir, "v/docs/eager/r", 2);
+}
+
+/* Stored reduce values are recomputed from the index and compared: a
+ * built-in state and a C reduce's bytes changed, a value removed. */
+static void
+test_reduce_damage_found(void **state)
+{
+    const char *builtin[] = {"view 'eager' of collection 'docs': the reduced "
+                             "value of key \"g0\" differs from its "
+                             "mappings' (recomputed)",
+                             NULL};
+    expect_damage("check-rb", bump_builtin, builtin);
+    const char *c[] = {"view 'c' of collection 'docs': the reduced value of "
+                       "key 0000000000000001 differs",
+                       NULL};
+    expect_damage_in("check-rc", bump_c, c, false); /* C code loaded */
+    const char *gone[] = {"view 'eager' of collection 'docs': key \"g0\" "
+                          "has mappings but no reduced value",
+                          NULL};
+    expect_damage("check-rd", drop_reduce, gone);
 }
 
 static void
@@ -272,7 +380,9 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_healthy),
+        cmocka_unit_test(test_healthy_encoded),
         cmocka_unit_test(test_damage_found),
+        cmocka_unit_test(test_reduce_damage_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@ typedef struct chk {
     sprig_buf *report;
     uint64_t n;
     const char *db;
+    sprig_buf dec; /* a document's decoded contents */
 } chk;
 
 static void finding(chk *c, const char *fmt, ...)
@@ -269,7 +270,13 @@ check_one_doc(chk *c, sprig__ldb *ldb, lastmap *m, sprig__coll *co, MDB_val *k,
                 shown);
         return;
     }
-    sprig__doc_hash(ldb->hash_key, contents, h);
+    /* the hash is of the plain contents, under the collection's key */
+    if (sprig__doc_read(ldb, co, id, v, &rev, &hash, &contents, &c->dec)) {
+        finding(c, "collection '%s': document '%s' does not decode: %s",
+                co->name, shown, sprig_errmsg());
+        return;
+    }
+    sprig__doc_hash(co->hash_key, contents, h);
     if (memcmp(h, hash, 16) != 0) {
         finding(c,
                 "collection '%s': document '%s': its contents do not match "
@@ -394,6 +401,7 @@ check_db(chk *c, sprig_storage *st)
         finding(c, "key-value store: %s", sprig_errmsg());
     }
     free_map(&m);
+    sprig_buf_clear(&c->dec);
     sprig_db_close(db);
     return rc;
 }
@@ -409,7 +417,7 @@ sprig_storage_check(sprig_storage *st, sprig_buf *report, uint64_t *findings)
                                         "(open its directory)");
     }
     sprig_database_list *l;
-    chk c = {report, 0, "_admin"};
+    chk c = {report, 0, "_admin", {0}};
     int rc = sprig_storage_list_databases(st, &l);
     if (rc) {
         finding(&c, "the registry does not read: %s", sprig_errmsg());
