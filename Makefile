@@ -24,6 +24,7 @@ all: build
 
 deps:
 	@sh scripts/deps.sh
+	@sh scripts/npm-deps.sh
 
 build: deps
 	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON $(CMAKE_ARGS) >/dev/null
@@ -63,6 +64,7 @@ run: deps
 test: test-normal test-asan
 
 test-normal: build
+	@sh scripts/deps.sh test
 	@echo "== test suite: normal build"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
