@@ -46,6 +46,17 @@ format | format-check) PKGS="$FORMAT_PKGS" ;;
     exit 2
     ;;
 esac
+# The JavaScript client (clients/js) and its tests need node and npm:
+# Debian's nodejs and npm, unless a node with its npm is there already
+# (e.g. nodesource's nodejs, which bundles npm and conflicts with
+# Debian's npm package).
+case $target in
+format*) ;;
+*)
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+        PKGS="$PKGS nodejs npm"
+    ;;
+esac
 # SQLite is a benchmark peer; the build uses it when it is there.
 case $target in format*) ;; *) PKGS="$PKGS libsqlite3-dev" ;; esac
 if [ $list = 1 ]; then
