@@ -24,7 +24,6 @@ all: build
 
 deps:
 	@sh scripts/deps.sh
-	@sh scripts/npm-deps.sh
 
 build: deps
 	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON $(CMAKE_ARGS) >/dev/null
