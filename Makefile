@@ -56,7 +56,9 @@ run: deps
 	echo "make run: a demo administrator 'demo' with password 'demo' exists" \
 	    "(for this local demo only; sprig admin --help)."; \
 	echo "  try: SPRIG_PW=demo $(BUILD)/tools/sprig --url" \
-	    "ws://127.0.0.1:$(PORT) --user demo --password-env SPRIG_PW db list"
+	    "ws://127.0.0.1:$(PORT) --user demo --password-env SPRIG_PW db list"; \
+	echo "  web console: http://127.0.0.1:$(PORT)/ (in a browser; log in" \
+	    "as demo / demo)"
 	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
 	    serve --ws 127.0.0.1:$(PORT) --quic 127.0.0.1:$(QUIC_PORT)
 
@@ -64,6 +66,7 @@ run: deps
 test: test-normal test-asan
 
 test-normal: build
+	@sh scripts/deps.sh test
 	@echo "== test suite: normal build"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 

@@ -3,7 +3,9 @@
 # Idempotent and quiet when nothing is missing; otherwise it says what it
 # installs and shows apt's progress.  The one set-up step, run by each
 # Makefile target for what that target needs:
-#   scripts/deps.sh               build + test (make build, test, run)
+#   scripts/deps.sh               build (make build, run)
+#   scripts/deps.sh test          also chromium (make test: the console's
+#                                 browser test)
 #   scripts/deps.sh bench         also the benchmark peers (make bench)
 #   scripts/deps.sh fuzz          also clang (make fuzz: libFuzzer)
 #   scripts/deps.sh format        clang-format and git (make format)
@@ -23,6 +25,8 @@ BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
 postgresql valgrind libpq-dev tarantool"
 FUZZ_PKGS="clang"
 FORMAT_PKGS="clang-format git"
+# The web console's end-to-end test drives Debian's Chromium (make test).
+TEST_PKGS="chromium"
 
 list=0
 if [ "${1:-}" = "--list" ]; then
@@ -31,7 +35,8 @@ if [ "${1:-}" = "--list" ]; then
 fi
 target=${1:-build}
 case $target in
-build | test | run | "") PKGS="$BUILD_PKGS" ;;
+build | run | "") PKGS="$BUILD_PKGS" ;;
+test) PKGS="$BUILD_PKGS $TEST_PKGS" ;;
 bench | --bench) PKGS="$BUILD_PKGS $BENCH_PKGS" ;;
 fuzz) PKGS="$BUILD_PKGS $FUZZ_PKGS" ;;
 format | format-check) PKGS="$FORMAT_PKGS" ;;
