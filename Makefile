@@ -17,7 +17,7 @@ PREFIX     ?= /usr/local
 MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
-        bench-auth bench-build bench-net bench-import \
+        bench-auth bench-api bench-build bench-net bench-import \
         crash-long fuzz format format-check clean install soak tsan \
         valgrind
 
@@ -88,12 +88,17 @@ bench: bench-build
 	@sh bench/run.sh $(BUILD)
 	@python3 bench/bench_net.py $(BUILD)
 	@python3 bench/bench_import.py $(BUILD)
+	@$(BUILD)/bench/api_bench --out bench/results/api.json
 
 # Bulk import from the CLI: sprig doc import (local, and over --url) beside
 # sqlite3's .import of the same rows (bench/bench_import.py).
 bench-import: bench-build
 	@python3 bench/bench_import.py $(BUILD)
 	@$(BUILD)/bench/auth_bench --out bench/results/auth.json
+
+# Custom API round trips beside db.get and kv.increment (issue 12).
+bench-api: bench-build
+	@$(BUILD)/bench/api_bench --out bench/results/api.json
 
 # Permission checks on vs off (50 clients, one run) and logins/s.
 bench-auth: bench-build

@@ -1,0 +1,309 @@
+/*
+ * api_bench.c -- what a custom API call costs (issue 12) beside the
+ * built-in rows, in one run: round trips per second with 50 clients over
+ * ws:// on loopback, each a sprig_client calling in a loop, against one
+ * server (open access: the request path without permission checks, the
+ * same for every row) for
+ *
+ *   get         the built-in db.get of one document (answered on the loop
+ *               thread from the handle cache)
+ *   empty-loop  a custom API whose handler answers at once, run on the
+ *               loop thread (SPRIG_API_RUN_LOOP)
+ *   empty       the same handler on the worker pool (the default)
+ *   incr        a custom API whose handler increments a key-value counter
+ *               (sprig_kv_increment on the server's storage) on a worker
+ *   kv.incr     the built-in kv.increment of the same counter (submitted
+ *               to the writer, no worker waits)
+ *
+ * Each round runs every workload for the same time, in an order rotated
+ * per round, so drift in the machine's load spreads over all of them; the
+ * median and the spread (min..max) of 5 rounds are reported, and the cost
+ * of each relative to get (get's rate / its rate: 1.0 = as cheap).
+ *
+ * Usage: api_bench [--quick] [--out FILE.json]
+ * --quick: 0.2 s phases, 2 rounds (the ctest smoke: behaviour, not speed).
+ */
+#include "sprig/client.h"
+#include "sprig/server.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLIENTS 50
+#define ROUNDS_MAX 8
+
+static const sprig_collection_def cols[] = {{"c", SPRIG_ID_NATURAL, 0}};
+static const sprig_schema_def schema = {"b", cols, 1};
+
+enum { W_GET, W_EMPTY_LOOP, W_EMPTY, W_INCR, W_KV_INCR, W_N };
+static const char *const names[W_N] = {"get", "empty-loop", "empty", "incr",
+                                       "kv.incr"};
+
+static sprig_db *server_db; /* the counter's database, on the server side */
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+check(int rc, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "api_bench: %s: %s: %s\n", what, sprig_strerror(rc),
+                sprig_errmsg());
+        exit(1);
+    }
+}
+
+static void
+h_empty(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    sprig_api_reply(ctx, NULL, 0);
+}
+
+static void
+h_incr(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    sprig_value one = sprig_value_of_i64(1), v = {0};
+    int rc = sprig_kv_increment(server_db, "", "n", &one, false, &v);
+    if (rc) {
+        sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
+        return;
+    }
+    char out[24];
+    int n = snprintf(out, sizeof out, "%lld", (long long)v.num.i64);
+    sprig_api_reply(ctx, out, (size_t)n);
+}
+
+typedef struct worker {
+    sprig_client *c;
+    sprig_db *db;
+    int kind;
+    atomic_bool *go, *stop;
+    uint64_t done;
+} worker;
+
+static void
+one_call(worker *w)
+{
+    sprig_buf b = {0};
+    sprig_doc *d = NULL;
+    sprig_value one = sprig_value_of_i64(1), v = {0};
+    switch (w->kind) {
+    case W_GET:
+        check(sprig_get(w->db, "c", sprig_str("doc"), &d), "get");
+        break;
+    case W_EMPTY_LOOP:
+        check(sprig_client_call(w->c, "bench.empty_loop", NULL, 0, &b), "call");
+        break;
+    case W_EMPTY:
+        check(sprig_client_call(w->c, "bench.empty", NULL, 0, &b), "call");
+        break;
+    case W_INCR:
+        check(sprig_client_call(w->c, "bench.incr", NULL, 0, &b), "call");
+        break;
+    default:
+        check(sprig_kv_increment(w->db, "", "n", &one, false, &v), "kv.incr");
+    }
+    sprig_doc_free(d);
+    sprig_buf_clear(&b);
+}
+
+static void *
+work(void *p)
+{
+    worker *w = p;
+    while (!atomic_load(w->go)) {
+        usleep(100);
+    }
+    while (!atomic_load(w->stop)) {
+        one_call(w);
+        w->done++;
+    }
+    return NULL;
+}
+
+/* One phase of workload `kind` for `secs`: calls per second. */
+static double
+phase(worker *w, int kind, double secs)
+{
+    pthread_t th[CLIENTS];
+    atomic_bool go = false, stop = false;
+    for (int i = 0; i < CLIENTS; i++) {
+        w[i].kind = kind;
+        w[i].go = &go;
+        w[i].stop = &stop;
+        w[i].done = 0;
+        one_call(&w[i]); /* warm: the handle cached, the row found */
+        pthread_create(&th[i], NULL, work, &w[i]);
+    }
+    atomic_store(&go, true);
+    double t0 = now_s();
+    usleep((useconds_t)(secs * 1e6));
+    atomic_store(&stop, true);
+    uint64_t total = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        total += w[i].done;
+    }
+    return (double)total / (now_s() - t0);
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort `v` and return its median. */
+static double
+median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static sprig_server *
+server(sprig_storage *st)
+{
+    sprig_server_options o;
+    sprig_server_options_init(&o);
+    o.ws_listen = "127.0.0.1:0";
+    o.open_access = true; /* the path, not the checks (auth_bench) */
+    o.max_connections_per_address = 0; /* 50 clients from 127.0.0.1 */
+    sprig_server *srv;
+    check(sprig_server_new_for(st, &o, &srv), "server");
+    sprig_api_options lo;
+    sprig_api_options_init(&lo);
+    lo.run = SPRIG_API_RUN_LOOP;
+    check(sprig_server_register_api_with(srv, "bench.empty_loop", "bench.call",
+                                         h_empty, NULL, &lo),
+          "register");
+    check(sprig_server_register_api(srv, "bench.empty", "bench.call", h_empty,
+                                    NULL),
+          "register");
+    sprig_api_options wo;
+    sprig_api_options_init(&wo);
+    wo.write = true;
+    check(sprig_server_register_api_with(srv, "bench.incr", "bench.write",
+                                         h_incr, NULL, &wo),
+          "register");
+    check(sprig_server_start(srv), "start");
+    return srv;
+}
+
+static sprig_storage *
+storage(char *dir)
+{
+    check(mkdtemp(dir) ? 0 : SPRIG_EIO, "mkdtemp");
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.path = dir;
+    sprig_storage *st;
+    check(sprig_storage_open(&so, &st), "open");
+    check(sprig_storage_register_schema(st, &schema), "schema");
+    check(sprig_storage_create_database(st, "app", "b", false), "create");
+    check(sprig_storage_open_database(st, "app", &server_db), "db");
+    check(sprig_overwrite(server_db, "c", sprig_str("doc"),
+                          sprig_str("{\"v\":1}"), NULL),
+          "put");
+    return st;
+}
+
+static void
+write_json(const char *out, double m[W_N], double lo[W_N], double hi[W_N],
+           int rounds, double secs)
+{
+    FILE *f = out ? fopen(out, "w") : NULL;
+    if (!f) {
+        return;
+    }
+    fprintf(f, "{\"clients\":%d,\"rounds\":%d,\"seconds\":%.1f", CLIENTS,
+            rounds, secs);
+    for (int k = 0; k < W_N; k++) {
+        fprintf(f,
+                ",\"%s\":{\"median\":%.0f,\"min\":%.0f,\"max\":%.0f,"
+                "\"cost_vs_get\":%.3f}",
+                names[k], m[k], lo[k], hi[k], m[W_GET] / m[k]);
+    }
+    fprintf(f, "}\n");
+    fclose(f);
+}
+
+int
+main(int argc, char **argv)
+{
+    bool quick = false;
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = true;
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out = argv[++i];
+        }
+    }
+    double secs = quick ? 0.2 : 2.0;
+    int rounds = quick ? 2 : 5;
+    char dir[] = "/tmp/sprig-api-bench.XXXXXX";
+    sprig_storage *st = storage(dir);
+    sprig_server *srv = server(st);
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d", sprig_server_ws_port(srv));
+    worker w[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        check(sprig_client_connect(url, NULL, &w[i].c), "connect");
+        check(sprig_storage_open_database(sprig_client_storage(w[i].c), "app",
+                                          &w[i].db),
+              "open");
+    }
+    double v[W_N][ROUNDS_MAX];
+    for (int r = 0; r < rounds; r++) {
+        printf("round %d:", r + 1);
+        for (int j = 0; j < W_N; j++) {
+            int k = (j + r) % W_N; /* rotate the order */
+            v[k][r] = phase(w, k, secs);
+        }
+        for (int k = 0; k < W_N; k++) {
+            printf(" %s %.0f/s", names[k], v[k][r]);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    double m[W_N], lo[W_N], hi[W_N];
+    for (int k = 0; k < W_N; k++) {
+        m[k] = median(v[k], rounds);
+        lo[k] = v[k][0];
+        hi[k] = v[k][rounds - 1];
+        printf("%-10s median %8.0f calls/s (%.0f..%.0f), cost vs get %.2fx\n",
+               names[k], m[k], lo[k], hi[k], m[W_GET] / m[k]);
+    }
+    printf("%d clients over ws://, %d rounds of %.1f s each\n", CLIENTS, rounds,
+           secs);
+    write_json(out, m, lo, hi, rounds, secs);
+    for (int i = 0; i < CLIENTS; i++) {
+        sprig_db_close(w[i].db);
+        sprig_client_close(w[i].c);
+    }
+    sprig_server_free(srv);
+    sprig_db_close(server_db);
+    sprig_storage_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "api_bench: could not remove %s\n", dir);
+    }
+    return 0;
+}
