@@ -413,6 +413,7 @@ on_timer(uv_timer_t *t)
     if (c->state == SPRIG__QS_DEAD || !c->q) {
         return;
     }
+    sprig__quic_ep_timer_fired(c->ep);
     if (sprig__qng_expire(c->q) == SPRIG__QNG_CLOSED) {
         engine_closed(c);
         return;

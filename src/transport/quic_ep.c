@@ -23,6 +23,7 @@
  */
 #include "quic_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,14 @@ struct sprig__quic_ep {
     size_t nbuckets, ncids;
     uint64_t seed;
     sprig__quic_stats stats;
+    /* datagrams waiting for one sendmmsg (out_flush): `nout` of `capout`
+     * slots of SPRIG__QUIC_MAX_DGRAM bytes in `obuf` */
+    uint8_t *obuf;
+    struct mmsghdr *omsg;
+    struct iovec *oiov;
+    sprig__qaddr *oaddr;
+    int nout, capout;
+    uint8_t *rbuf; /* server: recvmmsg's buffer (RECV_CHUNKS x 64 KiB) */
     /* client */
     sprig__quic_conn *client;
     uv_getaddrinfo_t gai;
@@ -66,8 +75,15 @@ struct sprig__quic_ep {
     int rport;
 };
 
-/* One read buffer per loop thread: a datagram is consumed before the next. */
+/* One read buffer per loop thread: a datagram is consumed before the next
+ * (clients; a listener reads many at once into its own rbuf). */
 static _Thread_local uint8_t read_buf[65536];
+
+/* Datagrams a listener reads with one recvmmsg (libuv gives each 64 KiB of
+ * the buffer), and the datagrams an endpoint sends with one sendmmsg. */
+#define RECV_CHUNKS 16
+#define SEND_BATCH_SERVER 64
+#define SEND_BATCH_CLIENT 8
 
 /* ---- small accessors ----------------------------------------------------- */
 
@@ -225,6 +241,11 @@ ep_free(sprig__quic_ep *ep)
         }
     }
     sprig__free(ep->buckets);
+    sprig__free(ep->obuf);
+    sprig__free(ep->omsg);
+    sprig__free(ep->oiov);
+    sprig__free(ep->oaddr);
+    sprig__free(ep->rbuf);
     sprig__qng_srv_free(ep->srv);
     if (ep->trust) {
         sprig__tls_cfg_free(ep->trust);
@@ -249,10 +270,13 @@ on_handle_closed(uv_handle_t *h)
 }
 
 /* Close the socket and the prepare handle: the memory goes after. */
+static void out_flush(sprig__quic_ep *ep);
+
 static void
 ep_shut(sprig__quic_ep *ep)
 {
     if (!uv_is_closing((uv_handle_t *)&ep->udp)) {
+        out_flush(ep); /* a CONNECTION_CLOSE may be waiting */
         uv_close((uv_handle_t *)&ep->udp, on_handle_closed);
         uv_close((uv_handle_t *)&ep->prep, on_handle_closed);
     }
@@ -294,6 +318,12 @@ sprig__quic_ep_forget(sprig__quic_ep *ep, sprig__quic_conn *c)
 }
 
 void
+sprig__quic_ep_timer_fired(sprig__quic_ep *ep)
+{
+    __atomic_add_fetch(&ep->stats.timers, 1, __ATOMIC_RELAXED);
+}
+
+void
 sprig__quic_ep_opened(sprig__quic_ep *ep, sprig__quic_conn *c)
 {
     pthread_mutex_lock(&ep->lock);
@@ -306,20 +336,93 @@ sprig__quic_ep_opened(sprig__quic_ep *ep, sprig__quic_conn *c)
 
 /* ---- sending and flushing ------------------------------------------------ */
 
+static void on_prepare(uv_prepare_t *p);
+
+/* Send every datagram waiting, with as few sendmmsg calls as the socket
+ * takes them; what it refuses is lost (QUIC retransmits). */
+static void
+out_flush(sprig__quic_ep *ep)
+{
+    int fd = -1, done = 0;
+    if (ep->nout == 0) {
+        return;
+    }
+    if (ep->udp_open && uv_fileno((uv_handle_t *)&ep->udp, &fd) == 0) {
+        while (done < ep->nout) {
+            int r =
+                sendmmsg(fd, ep->omsg + done, (unsigned)(ep->nout - done), 0);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) { /* full, or an error for the first: skip it */
+                done++;
+                __atomic_add_fetch(&ep->stats.dropped, 1, __ATOMIC_RELAXED);
+                continue;
+            }
+            done += r;
+            __atomic_add_fetch(&ep->stats.sent, (uint64_t)r, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&ep->stats.send_calls, 1, __ATOMIC_RELAXED);
+        }
+    }
+    ep->nout = 0;
+}
+
+static int
+out_alloc(sprig__quic_ep *ep)
+{
+    int cap = ep->server ? SEND_BATCH_SERVER : SEND_BATCH_CLIENT;
+    ep->obuf = sprig__malloc((size_t)cap * SPRIG__QUIC_MAX_DGRAM);
+    ep->omsg = sprig__calloc((size_t)cap, sizeof *ep->omsg);
+    ep->oiov = sprig__calloc((size_t)cap, sizeof *ep->oiov);
+    ep->oaddr = sprig__calloc((size_t)cap, sizeof *ep->oaddr);
+    if (!ep->obuf || !ep->omsg || !ep->oiov || !ep->oaddr) {
+        return SPRIG_ENOMEM;
+    }
+    ep->capout = cap;
+    return SPRIG_OK;
+}
+
+/* The prepare handle runs before the loop next waits for I/O. */
+static void
+want_prepare(sprig__quic_ep *ep)
+{
+    if (!ep->prep_on) {
+        ep->prep_on = true;
+        uv_prepare_start(&ep->prep, on_prepare);
+    }
+}
+
+/* Datagrams wait in the endpoint's batch and leave together before the
+ * loop next waits for I/O (on_prepare), or when the batch is full: the
+ * answers of one loop turn cost one sendmmsg, not a sendmsg each. */
 void
 sprig__quic_ep_send(sprig__quic_ep *ep, const sprig__qaddr *to,
                     const uint8_t *d, size_t n)
 {
-    uv_buf_t b = uv_buf_init((char *)d, (unsigned)n);
-    if (!ep->udp_open) {
+    if (!ep->udp_open || n > SPRIG__QUIC_MAX_DGRAM) {
         return;
     }
-    int r = uv_udp_try_send(
-        &ep->udp, &b, 1, ep->server ? (const struct sockaddr *)&to->ss : NULL);
-    if (r < 0) {
-        /* a full socket is a lost packet to QUIC */
+    if (!ep->capout && out_alloc(ep) != SPRIG_OK) {
         __atomic_add_fetch(&ep->stats.dropped, 1, __ATOMIC_RELAXED);
+        return;
     }
+    if (ep->nout == ep->capout) {
+        out_flush(ep);
+    }
+    int i = ep->nout++;
+    uint8_t *slot = ep->obuf + (size_t)i * SPRIG__QUIC_MAX_DGRAM;
+    memcpy(slot, d, n);
+    ep->oiov[i].iov_base = slot;
+    ep->oiov[i].iov_len = n;
+    memset(&ep->omsg[i], 0, sizeof ep->omsg[i]);
+    ep->omsg[i].msg_hdr.msg_iov = &ep->oiov[i];
+    ep->omsg[i].msg_hdr.msg_iovlen = 1;
+    if (ep->server) { /* a client's socket is connected */
+        ep->oaddr[i] = *to;
+        ep->omsg[i].msg_hdr.msg_name = &ep->oaddr[i].ss;
+        ep->omsg[i].msg_hdr.msg_namelen = to->len;
+    }
+    want_prepare(ep);
 }
 
 static void
@@ -333,6 +436,7 @@ on_prepare(uv_prepare_t *p)
         c->dirty = false;
         sprig__quic_conn_flush(c);
     }
+    out_flush(ep);
     uv_prepare_stop(&ep->prep);
     ep->prep_on = false;
 }
@@ -345,10 +449,7 @@ sprig__quic_ep_dirty(sprig__quic_ep *ep, sprig__quic_conn *c)
         c->dnext = ep->dirty;
         ep->dirty = c;
     }
-    if (!ep->prep_on) {
-        ep->prep_on = true;
-        uv_prepare_start(&ep->prep, on_prepare);
-    }
+    want_prepare(ep);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -471,7 +572,12 @@ sprig__quic_ep_datagram(sprig__quic_ep *ep, const uint8_t *d, size_t n,
 static void
 alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h, (void)suggested;
+    sprig__quic_ep *ep = h->data;
+    (void)suggested;
+    if (ep->rbuf) { /* recvmmsg: many datagrams per call */
+        *buf = uv_buf_init((char *)ep->rbuf, RECV_CHUNKS * 65536);
+        return;
+    }
     *buf = uv_buf_init((char *)read_buf, sizeof read_buf);
 }
 
@@ -529,7 +635,9 @@ ep_new(uv_loop_t *loop, bool server, const sprig__tran_opts *o,
     ep->opts.tls_ca_file = ep->opts.tls_pin_sha256 = NULL;
     gnutls_rnd(GNUTLS_RND_NONCE, &ep->seed, sizeof ep->seed);
     pthread_mutex_init(&ep->lock, NULL);
-    uv_udp_init(loop, &ep->udp);
+    /* a listener reads with recvmmsg: one call for many clients' packets */
+    ep->rbuf = server ? sprig__malloc(RECV_CHUNKS * 65536) : NULL;
+    uv_udp_init_ex(loop, &ep->udp, ep->rbuf ? UV_UDP_RECVMMSG : 0);
     uv_prepare_init(loop, &ep->prep);
     ep->udp.data = ep->prep.data = ep;
     ep->handles = 2;
@@ -685,6 +793,9 @@ sprig__quic_listener_stats(sprig__listener *l, sprig__quic_stats *out)
     out->retries = __atomic_load_n(&ep->stats.retries, __ATOMIC_RELAXED);
     out->resets = __atomic_load_n(&ep->stats.resets, __ATOMIC_RELAXED);
     out->dropped = __atomic_load_n(&ep->stats.dropped, __ATOMIC_RELAXED);
+    out->sent = __atomic_load_n(&ep->stats.sent, __ATOMIC_RELAXED);
+    out->send_calls = __atomic_load_n(&ep->stats.send_calls, __ATOMIC_RELAXED);
+    out->timers = __atomic_load_n(&ep->stats.timers, __ATOMIC_RELAXED);
     out->cids = __atomic_load_n(&ep->ncids, __ATOMIC_RELAXED);
     pthread_mutex_lock(&ep->lock);
     out->conns = ep->nconns;

@@ -310,11 +310,16 @@ void sprig__quic_ep_datagram(sprig__quic_ep *ep, const uint8_t *d, size_t n,
                              const sprig__qaddr *from);
 /** Counters of a listener, for tests: connections (all states), those
  *  still in the handshake, ids routed, Retry packets and stateless resets
- *  sent, datagrams the socket refused.  Any thread. */
+ *  sent, datagrams the socket refused; datagrams handed to the socket,
+ *  sendmmsg calls made, and connection timers that fired (loss recovery,
+ *  keep-alive: none on a quiet request/answer path).  Any thread. */
 typedef struct sprig__quic_stats {
     size_t conns, handshaking, cids;
     uint64_t retries, resets, dropped;
+    uint64_t sent, send_calls, timers;
 } sprig__quic_stats;
+/** A connection's timer fired (counted in its endpoint's stats). */
+void sprig__quic_ep_timer_fired(sprig__quic_ep *ep);
 void sprig__quic_listener_stats(sprig__listener *l, sprig__quic_stats *out);
 /** The listener of the endpoint of a QUIC listener handle. */
 sprig__quic_ep *sprig__quic_listener_ep(sprig__listener *l);

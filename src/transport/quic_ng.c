@@ -530,6 +530,14 @@ settings_of(const sprig__qng_cfg *cfg, ngtcp2_settings *st,
     st->max_window = 16u << 20;
     st->max_stream_window = 16u << 20;
     st->max_tx_udp_payload_size = SPRIG__QUIC_MAX_DGRAM;
+    /* Acknowledge every ack-eliciting packet in the next packet sent:
+     * with ngtcp2's default (every second packet, else after the ACK
+     * delay of smoothed RTT / 8) an answer leaves without the ACK of its
+     * request, and a separate ACK-only datagram follows on a timer, on
+     * both sides, for every request: 2.5 datagrams and two timer wake-ups
+     * per round trip instead of 2 and none.  The endpoint flushes once
+     * per loop turn, so a burst of packets still gets one ACK. */
+    st->ack_thresh = 1;
     if (cfg->handshake_timeout_ms) {
         st->handshake_timeout =
             (ngtcp2_duration)cfg->handshake_timeout_ms * NGTCP2_MILLISECONDS;
@@ -838,19 +846,16 @@ sprig__qng_read(sprig__qng *q, const sprig__qaddr *local,
     return fail(q, rv);
 }
 
-int
-sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
-                 size_t *taken,
-                 void (*send)(void *ctx, const uint8_t *d, size_t n), void *ctx)
+/* Write datagrams until ngtcp2 has nothing more (or is blocked): ACKs,
+ * retransmissions and the stream bytes of `pending` from *taken on. */
+static int
+write_loop(sprig__qng *q, const uint8_t *pending, size_t npending,
+           size_t *taken, void (*send)(void *ctx, const uint8_t *d, size_t n),
+           void *ctx, ngtcp2_tstamp ts)
 {
     uint8_t buf[SPRIG__QUIC_MAX_DGRAM];
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
-    ngtcp2_tstamp ts = now_ns();
-    *taken = 0;
-    if (q->closed) {
-        return SPRIG__QNG_CLOSED;
-    }
     ngtcp2_path_storage_zero(&ps);
     for (int i = 0; i < 4096; i++) {
         ngtcp2_vec v = {npending ? (uint8_t *)pending + *taken : NULL,
@@ -870,7 +875,7 @@ sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
             continue;
         }
         if (w == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-            have = false; /* flow control: send what else is due */
+            /* flow control: send what else is due */
             w = ngtcp2_conn_writev_stream(q->conn, &ps.path, &pi, buf,
                                           sizeof buf, NULL, 0, -1, NULL, 0, ts);
             if (w > 0) {
@@ -879,8 +884,7 @@ sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
             }
         }
         if (w < 0) {
-            return w == NGTCP2_ERR_STREAM_DATA_BLOCKED ? SPRIG__QNG_OK
-                                                       : fail(q, (int)w);
+            return fail(q, (int)w);
         }
         if (w == 0) {
             break;
@@ -889,6 +893,32 @@ sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
     }
     ngtcp2_conn_update_pkt_tx_time(q->conn, ts);
     return SPRIG__QNG_OK;
+}
+
+int
+sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
+                 size_t *taken,
+                 void (*send)(void *ctx, const uint8_t *d, size_t n), void *ctx)
+{
+    ngtcp2_tstamp ts = now_ns();
+    *taken = 0;
+    if (q->closed) {
+        return SPRIG__QNG_CLOSED;
+    }
+    int rc = write_loop(q, pending, npending, taken, send, ctx, ts);
+    /* Pacing's next send time (set by the writes) is no deadline when
+     * nothing waits to be sent: ngtcp2 lets a packet go up to 1 ms before
+     * it anyway, and a timer for it (rounded up to 1 ms) would only wake
+     * the loop for nothing after every packet.  Handling the expiry now
+     * cancels it (and anything else due within that 1 ms waits for its
+     * own timer, as it should). */
+    if (rc == SPRIG__QNG_OK && *taken == npending &&
+        ngtcp2_conn_get_expiry(q->conn) <= ts + NGTCP2_MILLISECONDS) {
+        int rv = ngtcp2_conn_handle_expiry(q->conn, ts);
+        rc = rv ? fail(q, rv)
+                : write_loop(q, pending, npending, taken, send, ctx, ts);
+    }
+    return rc;
 }
 
 uint64_t
