@@ -2,12 +2,17 @@
  * auth_bench.c -- the cost of permission checks (issue 10), in one run:
  *
  *   1. requests per second, 50 clients over ws:// on loopback, each a
- *      sprig_client doing db.get in a loop, against two servers on the
- *      same storage in the same process: one with open access (no
- *      checks) and one checking every request against the logged-in
- *      user's effective permissions.  The phases alternate (off, on, off,
- *      on, ...) so drift in the machine's load hits both; the median of
- *      each side and their ratio are reported (target >= 0.95).
+ *      sprig_client doing db.get (reads) or sprig_overwrite (writes: a
+ *      one-operation transaction, checked per operation as
+ *      document.overwrite on its document) in a loop, against two
+ *      servers on the same storage in the same process: one with open
+ *      access (no checks) and one checking every request against the
+ *      logged-in user's effective permissions, granted through patterns
+ *      (sprig.db.a*, among 8 unrelated statements).  The phases alternate
+ *      (off, on, off, on, ...) so drift in the machine's load hits both;
+ *      the median of each side, the spread (min-max) and their ratio are
+ *      reported (target >= 0.95), with the load average before and
+ *      after.
  *   2. logins per second with the default argon2id parameters (libsodium
  *      INTERACTIVE: 2 passes over 64 MiB), 8 threads logging in at once
  *      against the default bound of 4 concurrent hashes: accepted logins/s,
@@ -67,6 +72,8 @@ typedef struct worker {
     sprig_db *db;
     atomic_bool *go, *stop;
     uint64_t done;
+    bool write;
+    char id[16]; /* a write's document: one per client */
 } worker;
 
 static void *
@@ -77,9 +84,15 @@ work(void *p)
         usleep(100);
     }
     while (!atomic_load(w->stop)) {
-        sprig_doc *d = NULL;
-        check(sprig_get(w->db, "c", sprig_str("doc"), &d), "get");
-        sprig_doc_free(d);
+        if (w->write) {
+            check(sprig_overwrite(w->db, "c", sprig_str(w->id),
+                                  sprig_str("{\"v\":2}"), NULL),
+                  "overwrite");
+        } else {
+            sprig_doc *d = NULL;
+            check(sprig_get(w->db, "c", sprig_str("doc"), &d), "get");
+            sprig_doc_free(d);
+        }
         w->done++;
     }
     return NULL;
@@ -87,7 +100,7 @@ work(void *p)
 
 /* One phase: CLIENTS clients of `url` for `secs`; requests per second. */
 static double
-phase(const char *url, bool login, double secs)
+phase(const char *url, bool login, bool write, double secs)
 {
     sprig_client *c[CLIENTS];
     worker w[CLIENTS];
@@ -99,7 +112,8 @@ phase(const char *url, bool login, double secs)
             check(sprig_client_authenticate_password(c[i], "reader", "pw"),
                   "login");
         }
-        w[i] = (worker){NULL, &go, &stop, 0};
+        w[i] = (worker){NULL, &go, &stop, 0, write, ""};
+        snprintf(w[i].id, sizeof w[i].id, "w%d", i);
         check(sprig_storage_open_database(sprig_client_storage(c[i]), "app",
                                           &w[i].db),
               "open");
@@ -131,6 +145,84 @@ median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One kind of request, checks off and on: each round's rate, medians. */
+typedef struct side {
+    double off[8], on[8], m_off, m_on, lo_off, hi_off, lo_on, hi_on;
+} side;
+
+static void
+spread(const double *v, int n, double *lo, double *hi)
+{
+    *lo = *hi = v[0];
+    for (int i = 1; i < n; i++) {
+        *lo = v[i] < *lo ? v[i] : *lo;
+        *hi = v[i] > *hi ? v[i] : *hi;
+    }
+}
+
+/* `rounds` alternating rounds (which side goes first alternates too). */
+static side
+run_side(const char *url_off, const char *url_on, bool write, int rounds,
+         double secs)
+{
+    side s;
+    for (int r = 0; r < rounds; r++) {
+        if (r % 2) {
+            s.on[r] = phase(url_on, true, write, secs);
+            s.off[r] = phase(url_off, false, write, secs);
+        } else {
+            s.off[r] = phase(url_off, false, write, secs);
+            s.on[r] = phase(url_on, true, write, secs);
+        }
+        printf("%s round %d: checks off %.0f req/s, on %.0f req/s\n",
+               write ? "write" : "get", r + 1, s.off[r], s.on[r]);
+        fflush(stdout);
+    }
+    spread(s.off, rounds, &s.lo_off, &s.hi_off);
+    spread(s.on, rounds, &s.lo_on, &s.hi_on);
+    double tmp[8];
+    memcpy(tmp, s.off, sizeof tmp);
+    s.m_off = median(tmp, rounds);
+    memcpy(tmp, s.on, sizeof tmp);
+    s.m_on = median(tmp, rounds);
+    return s;
+}
+
+static void
+report(const char *what, const side *s, int rounds, double secs)
+{
+    printf("requests/s, %d clients, %s over ws://: checks off %.0f "
+           "(%.0f-%.0f), on %.0f (%.0f-%.0f) (median, min-max of %d rounds "
+           "of %.1f s): ratio %.3f\n",
+           CLIENTS, what, s->m_off, s->lo_off, s->hi_off, s->m_on, s->lo_on,
+           s->hi_on, rounds, secs, s->m_on / s->m_off);
+}
+
+static void
+side_json(FILE *f, const side *s)
+{
+    fprintf(f,
+            "{\"off\":%.0f,\"on\":%.0f,\"ratio\":%.4f,\"off_min\":%.0f,"
+            "\"off_max\":%.0f,\"on_min\":%.0f,\"on_max\":%.0f}",
+            s->m_off, s->m_on, s->m_on / s->m_off, s->lo_off, s->hi_off,
+            s->lo_on, s->hi_on);
+}
+
+/* The 1-minute load average (the machine is shared: say how busy). */
+static double
+loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) {
+            l = -1;
+        }
+        fclose(f);
+    }
+    return l;
 }
 
 typedef struct login_arg {
@@ -226,8 +318,11 @@ main(int argc, char **argv)
         check(sprig_auth_group_grant(a, NULL, "readers", "kv,document", res),
               "grant");
     }
-    check(sprig_auth_group_grant(a, NULL, "readers", "database.open,document",
+    check(sprig_auth_group_grant(a, NULL, "readers", "database.open",
                                  "sprig.db.app"),
+          "grant");
+    check(sprig_auth_group_grant(a, NULL, "readers", "document",
+                                 "sprig.db.a*.collection.*"),
           "grant");
     check(sprig_auth_user_group(a, NULL, "reader", "readers", true), "add");
     /* the check alone: what each request on the checking server adds */
@@ -249,20 +344,10 @@ main(int argc, char **argv)
              sprig_server_ws_port(off));
     snprintf(url_on, sizeof url_on, "ws://127.0.0.1:%d",
              sprig_server_ws_port(on));
-    double v_off[8], v_on[8];
-    for (int r = 0; r < rounds; r++) { /* alternate which side goes first */
-        if (r % 2) {
-            v_on[r] = phase(url_on, true, secs);
-            v_off[r] = phase(url_off, false, secs);
-        } else {
-            v_off[r] = phase(url_off, false, secs);
-            v_on[r] = phase(url_on, true, secs);
-        }
-        printf("round %d: checks off %.0f req/s, on %.0f req/s\n", r + 1,
-               v_off[r], v_on[r]);
-        fflush(stdout);
-    }
-    double m_off = median(v_off, rounds), m_on = median(v_on, rounds);
+    double load0 = loadavg();
+    side gets = run_side(url_off, url_on, false, rounds, secs);
+    side puts = run_side(url_off, url_on, true, rounds, secs);
+    double load1 = loadavg();
     sprig_server_free(on);
     sprig_server_free(off);
 
@@ -283,9 +368,9 @@ main(int argc, char **argv)
         busy += la[i].busy;
     }
     double el = now_s() - t0;
-    printf("requests/s, %d clients, db.get over ws://: checks off %.0f, on "
-           "%.0f (median of %d rounds of %.1f s): ratio %.3f\n",
-           CLIENTS, m_off, m_on, rounds, secs, m_on / m_off);
+    printf("load average (1 min) %.1f before, %.1f after\n", load0, load1);
+    report("db.get", &gets, rounds, secs);
+    report("overwrite (1-op transaction)", &puts, rounds, secs);
     printf("logins/s, argon2id opslimit %llu memlimit %zu MiB, bound %u at "
            "once, %d threads: %.1f accepted/s, %llu refused busy (peak "
            "hashing memory %zu MiB)\n",
@@ -298,12 +383,19 @@ main(int argc, char **argv)
             fprintf(f,
                     "{\"clients\":%d,\"rounds\":%d,\"seconds\":%.1f,"
                     "\"req_s_off\":%.0f,\"req_s_on\":%.0f,\"ratio\":%.4f,"
+                    "\"get\":",
+                    CLIENTS, rounds, secs, gets.m_off, gets.m_on,
+                    gets.m_on / gets.m_off);
+            side_json(f, &gets);
+            fprintf(f, ",\"write\":");
+            side_json(f, &puts);
+            fprintf(f,
+                    ",\"load_before\":%.2f,\"load_after\":%.2f,"
                     "\"logins_s\":%.2f,\"login_busy\":%llu,"
                     "\"max_hashing\":%u,\"memlimit_mib\":%zu,"
                     "\"ns_per_check\":%.0f}\n",
-                    CLIENTS, rounds, secs, m_off, m_on, m_on / m_off,
-                    (double)ok / el, (unsigned long long)busy, ao.max_hashing,
-                    ao.memlimit >> 20, ns_check);
+                    load0, load1, (double)ok / el, (unsigned long long)busy,
+                    ao.max_hashing, ao.memlimit >> 20, ns_check);
             fclose(f);
         }
     }

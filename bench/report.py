@@ -821,22 +821,39 @@ def backup_part(bj):
 
 def auth_part(aj):
     """Permission checks on against off (auth.json, bench/auth_bench)."""
-    return ["## Permission checks on against off", "",
-            "`bench/auth_bench` (`make bench-auth`): {} clients doing "
-            "`db.get` over ws://, {} alternating rounds of {:.0f} s with "
-            "checks off and on, in one run.".format(
-                aj["clients"], aj["rounds"], aj["seconds"]), "",
-            "| | value |", "|---|---:|",
-            "| requests/s, checks off | {:,} |".format(aj["req_s_off"]),
-            "| requests/s, checks on | {:,} |".format(aj["req_s_on"]),
-            "| ratio on / off (target ≥ 0.95×) | {:.3f}× |".format(
-                aj["ratio"]),
-            "| one permission check (9 statements) | {} ns of CPU |".format(
-                aj["ns_per_check"]),
-            "| logins/s at the default argon2id cost ({} MiB) | {:.2f} |"
-            .format(aj["memlimit_mib"], aj["logins_s"]),
-            "| logins refused busy (bound: {} hashing at once) | {:,} |"
-            .format(aj["max_hashing"], aj["login_busy"]), ""]
+    lines = ["## Permission checks on against off", "",
+             "`bench/auth_bench` (`make bench-auth`): {} clients over ws://, "
+             "{} alternating rounds of {:g} s with checks off "
+             "(`--insecure-open`) and on (a logged-in user granted through "
+             "patterns), in one run; median (min-max).".format(
+                 aj["clients"], aj["rounds"], aj["seconds"]), ""]
+    if "load_before" in aj:
+        lines += ["Machine load (1-minute load average, 2 cores shared): "
+                  "{:.1f} before, {:.1f} after.".format(
+                      aj["load_before"], aj["load_after"]), ""]
+    lines += ["| requests | checks off, req/s | checks on, req/s | "
+              "on / off (target ≥ 0.95×) |", "|---|---:|---:|---:|"]
+    kinds = [("get", "`db.get`"),
+             ("write", "overwrite (a 1-operation transaction)")]
+    for key, name in kinds:
+        k = aj.get(key)
+        if not k:
+            continue
+        lines.append("| {} | {:,} ({:,}-{:,}) | {:,} ({:,}-{:,}) | "
+                     "{:.3f}× |".format(name, k["off"], k["off_min"],
+                                        k["off_max"], k["on"], k["on_min"],
+                                        k["on_max"], k["ratio"]))
+    if "get" not in aj:
+        lines.append("| `db.get` | {:,} | {:,} | {:.3f}× |".format(
+            aj["req_s_off"], aj["req_s_on"], aj["ratio"]))
+    lines += ["", "| | value |", "|---|---:|",
+              "| one permission check (9 statements) | {} ns of CPU |".format(
+                  aj["ns_per_check"]),
+              "| logins/s at the default argon2id cost ({} MiB) | {:.2f} |"
+              .format(aj["memlimit_mib"], aj["logins_s"]),
+              "| logins refused busy (bound: {} hashing at once) | {:,} |"
+              .format(aj["max_hashing"], aj["login_busy"]), ""]
+    return lines
 
 
 def load_beside(here, name):

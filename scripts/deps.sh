@@ -18,9 +18,11 @@ BUILD_PKGS="build-essential pkg-config cmake liblmdb-dev libsodium-dev \
 liblz4-dev libjansson-dev libcmocka-dev libmsgpack-dev python3 \
 python3-websockets python3-msgpack \
 libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl \
-libngtcp2-dev libngtcp2-crypto-gnutls-dev libunistring-dev libedit-dev"
+libngtcp2-dev libngtcp2-crypto-gnutls-dev libunistring-dev libedit-dev \
+gdb"
 # libunistring-dev: `pkg-config --static sprig` (through gnutls) links
-# -lunistring.  libedit-dev: `sprig shell`'s line editing.
+# -lunistring.  libedit-dev: `sprig shell`'s line editing.  gdb: gcore, for
+# the core image `make secrets-leak` searches for passwords.
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
 postgresql valgrind libpq-dev tarantool"
 FUZZ_PKGS="clang"

@@ -110,8 +110,31 @@ run "$BIN" --url "$url" --token-file "$T/reader.token" db delete default
 expect_err "the reader may not delete the database" 6 "not allowed: action 'database.delete' on resource 'sprig.db.default' for 'reader'"
 run "$BIN" --url "$url" --token-file "$T/reader.token" doc put notes --id x '{}'
 expect_err "nor write to it" 6 "not allowed: action 'document.insert' on resource 'sprig.db.default.collection.notes.document.x' for 'reader'"
+# administration over the network: the admin, logged in, changes the
+# records of the running server; the change holds on the next request
+export SPRIG_DAVE_PW='pw-of-dave 2'
+run "$BIN" --url "$url" --user admin --password-env SPRIG_TEST_PW admin user create dave --password-env SPRIG_DAVE_PW
+expect "admin user create over ws://" 0 '{"user":"dave","ok":true}'
+run "$BIN" --url "$url" --user dave --password-env SPRIG_DAVE_PW doc get notes held
+expect_err "dave may not read yet" 6 "not allowed: action 'database.list' on resource 'sprig' for 'dave'"
+run "$BIN" --url "$url" --user admin --password-env SPRIG_TEST_PW admin user add-group dave readers
+expect "admin user add-group over ws://" 0 '{"user":"dave","ok":true}'
+run "$BIN" --url "$url" --user dave --password-env SPRIG_DAVE_PW doc get notes held
+expect "dave reads once in readers" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
+run "$BIN" --url "$url" --token-file "$T/reader.token" admin user add-group reader admins
+expect_err "the reader may not make itself an administrator" 6 "not allowed: action 'user.change_groups' on resource 'sprig.user.reader' for 'reader'"
+run "$BIN" --url "$url" --user admin --password-env SPRIG_TEST_PW admin token create dave --out "$T/dave.token"
+case $out in '{"token":"'*'","user":"dave","file":"'*) good ;; *) bad "admin token create over ws://" ;; esac
+run "$BIN" --url "$url" --token-file "$T/dave.token" doc get notes held
+expect "dave's token, made over ws://, logs in" 0 '{"id":"held","revision":1,"contents":{"held":true}}'
+run "$BIN" --url "$url" --user admin --password-env SPRIG_TEST_PW admin user remove-group dave readers
+expect "admin user remove-group over ws://" 0 '{"user":"dave","ok":true}'
+run "$BIN" --url "$url" --token-file "$T/dave.token" doc get notes held
+expect_err "dave out of readers: refused" 6 "not allowed: action 'database.list' on resource 'sprig' for 'dave'"
+run "$BIN" --url "$url" --user admin --password-env SPRIG_TEST_PW admin user create eve --hash-cost min
+expect_err "--hash-cost goes with --path" 2 "--hash-cost goes with --path"
 serve_down "serve stops on SIGTERM"
-run grep -r -a -l -F -e "$SPRIG_TEST_PW" -e "$(cut -d: -f2 "$T/reader.token")" "$DATA" "$T/serve.log" "$T/serve0.log"
+run grep -r -a -l -F -e "$SPRIG_TEST_PW" -e "$SPRIG_DAVE_PW" -e "$(cut -d: -f2 "$T/reader.token")" -e "$(cut -d: -f2 "$T/dave.token")" "$DATA" "$T/serve.log" "$T/serve0.log"
 expect "no password or token secret in the storage's files or the log" 1 ""
 
 # wss://: the server's self-signed certificate, trusted with --ca

@@ -75,7 +75,8 @@ static char cert[1300], key[1300];
 
 typedef struct ctx {
     sprig_storage *st;
-    sprig_db *db; /* "app", opened with the base grant */
+    sprig_db *db;        /* "app", opened with the base grant */
+    sprig_identity *who; /* local placement: the identity (else NULL) */
 } ctx;
 
 typedef struct mcase {
@@ -379,6 +380,111 @@ r_unsubscribe(ctx *c, sprig_subscriber *s)
     return sprig_unsubscribe(s, sprig_str("news"));
 }
 
+/* ---- admin.* rows: the admin records ---------------------------------------
+ * Targets: user "tu" in no group, role "rx", group "gx" holding "kv" on
+ * sprig.db.x, token TOKEN of tu (reset() puts them back). */
+
+#define TOKEN "00000000000000aa"
+
+/* One change: through the engine as the identity (local), or as the
+ * request of a logged-in client. */
+static int
+admin(ctx *c, sprig_admin_change ch)
+{
+    sprig_admin_token tok;
+    int rc = c->who ? sprig_auth_apply(auth, c->who, &ch, &tok)
+                    : sprig_client_admin(c->st, &ch, &tok);
+    explicit_bzero(&tok, sizeof tok);
+    return rc;
+}
+static int
+r_user_create(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){SPRIG_ADMIN_USER_CREATE, "nu", "pw"});
+}
+static int
+r_user_password(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(
+        c, (sprig_admin_change){SPRIG_ADMIN_USER_SET_PASSWORD, "tu", "new"});
+}
+static int
+r_user_delete(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){SPRIG_ADMIN_USER_DELETE, "tu"});
+}
+static int
+r_user_group(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){.op = SPRIG_ADMIN_USER_GROUP,
+                                         .name = "tu",
+                                         .other = "gx",
+                                         .add = true});
+}
+static int
+r_user_role(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){.op = SPRIG_ADMIN_USER_ROLE,
+                                         .name = "tu",
+                                         .other = "rx",
+                                         .add = true});
+}
+static int
+r_role_create(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){SPRIG_ADMIN_ROLE_CREATE, "nr"});
+}
+static int
+r_role_group(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){.op = SPRIG_ADMIN_ROLE_GROUP,
+                                         .name = "rx",
+                                         .other = "gx",
+                                         .add = true});
+}
+static int
+r_group_create(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){SPRIG_ADMIN_GROUP_CREATE, "ng"});
+}
+static int
+r_group_grant(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_GRANT,
+                                         .name = "gx",
+                                         .actions = "document",
+                                         .resource = "sprig.db.x"});
+}
+static int
+r_group_revoke(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_REVOKE,
+                                         .name = "gx",
+                                         .resource = "sprig.db.x"});
+}
+static int
+r_token_create(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){SPRIG_ADMIN_TOKEN_CREATE, "tu"});
+}
+static int
+r_token_delete(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    return admin(c, (sprig_admin_change){SPRIG_ADMIN_TOKEN_DELETE, TOKEN});
+}
+
 static const mcase cases[] = {
     {"storage.create_database", {"sprig.db.newdb"}, false, false, r_create},
     {"storage.delete_database", {"sprig.db.victim"}, false, false, r_delete},
@@ -433,6 +539,26 @@ static const mcase cases[] = {
     {"pubsub.subscriber_new", {APP ".pubsub"}, false, false, r_sub_new},
     {"pubsub.subscribe", {APP ".pubsub.news"}, false, true, r_subscribe},
     {"pubsub.unsubscribe", {APP ".pubsub.news"}, false, true, r_unsubscribe},
+    {"admin.user_create", {"sprig.user.nu"}, false, false, r_user_create},
+    {"admin.user_set_password",
+     {"sprig.user.tu"},
+     false,
+     false,
+     r_user_password},
+    {"admin.user_delete", {"sprig.user.tu"}, false, false, r_user_delete},
+    {"admin.user_group", {"sprig.user.tu"}, false, false, r_user_group},
+    {"admin.user_role", {"sprig.user.tu"}, false, false, r_user_role},
+    {"admin.role_create", {"sprig.role.nr"}, false, false, r_role_create},
+    {"admin.role_group", {"sprig.role.rx"}, false, false, r_role_group},
+    {"admin.group_create", {"sprig.group.ng"}, false, false, r_group_create},
+    {"admin.group_grant", {"sprig.group.gx"}, false, false, r_group_grant},
+    {"admin.group_revoke", {"sprig.group.gx"}, false, false, r_group_revoke},
+    {"admin.token_create", {"sprig.user.tu"}, false, false, r_token_create},
+    {"admin.token_delete",
+     {"sprig.token." TOKEN},
+     false,
+     false,
+     r_token_delete},
 };
 static const char *const elsewhere[] = {
     "auth.password", "auth.challenge", "auth.token",
@@ -446,6 +572,28 @@ fp_add(sprig_buf *b, const char *s)
 {
     SPRIG_OK_(sprig_buf_append(b, s, strlen(s)));
     SPRIG_OK_(sprig_buf_append(b, "|", 1));
+}
+
+/* The admin records: every record of the four collections, with its
+ * contents (hashes, groups, statements). */
+static void
+fp_admin(sprig_buf *b)
+{
+    static const char *const colls[] = {"users", "roles", "groups", "tokens"};
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_open_database(st, SPRIG_AUTH_DB, &db));
+    for (size_t c = 0; c < 4; c++) {
+        sprig_doc_list *l;
+        SPRIG_OK_(sprig_list(db, colls[c], NULL, SPRIG_ASC, 0, &l));
+        for (size_t i = 0; i < sprig_doc_list_count(l); i++) {
+            const sprig_doc *d = sprig_doc_list_get(l, i);
+            sprig_bytes id = sprig_doc_header(d).id, v = sprig_doc_contents(d);
+            SPRIG_OK_(sprig_buf_append(b, id.data, id.len));
+            SPRIG_OK_(sprig_buf_append(b, v.data, v.len));
+        }
+        sprig_doc_list_free(l);
+    }
+    sprig_db_close(db);
 }
 
 static void
@@ -487,12 +635,61 @@ fingerprint(sprig_buf *b)
     snprintf(line, sizeof line, "txn:%llu", (unsigned long long)last);
     fp_add(b, line);
     sprig_db_close(db);
+    fp_admin(b);
+}
+
+/* Delete record `name` of admin collection `coll` if it is there. */
+static void
+drop_record(sprig_db *db, const char *coll, const char *name)
+{
+    sprig_doc *d = NULL;
+    if (sprig_get(db, coll, sprig_str(name), &d) == 0) {
+        sprig_header h = sprig_doc_header(d);
+        SPRIG_OK_(sprig_delete(db, coll, &h));
+    }
+    sprig_doc_free(d);
+}
+
+/* The admin.* rows' targets as their cases expect them. */
+static void
+reset_admin(void)
+{
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_open_database(st, SPRIG_AUTH_DB, &db));
+    drop_record(db, "users", "nu");
+    drop_record(db, "roles", "nr");
+    drop_record(db, "groups", "ng");
+    SPRIG_OK_(sprig_overwrite(db, "users", sprig_str("tu"),
+                              sprig_str("{\"password\":null,\"groups\":[],"
+                                        "\"roles\":[]}"),
+                              NULL));
+    SPRIG_OK_(sprig_overwrite(db, "roles", sprig_str("rx"),
+                              sprig_str("{\"groups\":[]}"), NULL));
+    SPRIG_OK_(sprig_overwrite(db, "groups", sprig_str("gx"),
+                              sprig_str("{\"statements\":[{\"actions\":\"kv\","
+                                        "\"resource\":\"sprig.db.x\"}]}"),
+                              NULL));
+    sprig_doc_list *l;
+    SPRIG_OK_(sprig_list(db, "tokens", NULL, SPRIG_ASC, 0, &l));
+    for (size_t i = 0; i < sprig_doc_list_count(l); i++) {
+        sprig_header h = sprig_doc_header(sprig_doc_list_get(l, i));
+        SPRIG_OK_(sprig_delete(db, "tokens", &h));
+    }
+    sprig_doc_list_free(l);
+    SPRIG_OK_(sprig_overwrite(db, "tokens", sprig_str(TOKEN),
+                              sprig_str("{\"user\":\"tu\",\"key\":\""
+                                        "0000000000000000000000000000000000000"
+                                        "000000000000000000000000000\"}"),
+                              NULL));
+    sprig_db_close(db);
+    sprig_auth_changed(auth);
 }
 
 /* Put the storage back as every case expects it. */
 static void
 reset(void)
 {
+    reset_admin();
     sprig_storage_delete_database(st, "newdb");
     SPRIG_OK_(sprig_storage_create_database(st, "victim", "m", true));
     sprig_db *db;
@@ -725,7 +922,7 @@ run_case(const mcase *mc, int p, int who, sprig_subscriber *watch,
          sprig_buf *fp0, sprig_buf *fp1)
 {
     bool want_ok = who == EXACT || who == WILD || who == ROLE;
-    ctx c = {as[p][who], NULL};
+    ctx c = {as[p][who], NULL, p == P_LOCAL ? idents[who] : NULL};
     sprig_subscriber *sub = NULL;
     bool open_row = strcmp(mc->api, "storage.database") == 0;
     base(open_row ? NULL : "database.open");

@@ -19,6 +19,11 @@
  *    limit its connections are closed, while another address (127.0.0.2)
  *    still gets in;
  *  - a connection that does not authenticate is closed after the timeout;
+ *  - administration over the network (admin.* rows, sprig_client_admin):
+ *    a user removed from a group by an admin's request while logged in on
+ *    another connection is refused on its next request; users, groups,
+ *    grants, passwords, tokens and roles made and changed over the
+ *    network take effect at once; a user without the actions is refused;
  *  - no password or token secret appears in any error message the test
  *    saw, nor in any file of the storage (grep over the raw files).
  */
@@ -40,6 +45,8 @@
 #define PW_ALICE "alice-Secret-pw-1"
 #define PW_ADMIN "admin-Secret-pw-2"
 #define PW_BOB "bob-Secret-pw-3"
+#define PW_CAROL "carol-Secret-pw-4"
+#define PW_CAROL2 "carol-Secret-pw-5"
 
 static const sprig_collection_def cols[] = {{"c", SPRIG_ID_NATURAL, 0}};
 static const sprig_schema_def schema = {"app", cols, 1};
@@ -51,6 +58,7 @@ static int port;
 static char tok_id[SPRIG_TOKEN_ID_LEN + 1],
     tok_secret[SPRIG_TOKEN_SECRET_LEN + 1];
 static char seen[16384]; /* every error message the test saw */
+static char net_secret[SPRIG_TOKEN_SECRET_LEN + 1]; /* made over the network */
 
 static void
 note(const char *msg)
@@ -510,22 +518,183 @@ test_auth_timeout(void **state)
     sprig_buf_clear(&b);
 }
 
+/* One admin change over the network, through client `c`. */
+static int
+adm(sprig_client *c, sprig_admin_change ch, sprig_admin_token *tok)
+{
+    int rc = sprig_client_admin(sprig_client_storage(c), &ch, tok);
+    if (rc) {
+        note(sprig_errmsg());
+    }
+    return rc;
+}
+
+/* carol's insert of a document into app (her writers' grant). */
+static int
+carol_writes(sprig_client *c)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(sprig_client_storage(c), "app", &db);
+    sprig_bytes id = sprig_str("by-carol");
+    rc = rc ? rc : sprig_overwrite(db, "c", id, sprig_str("{}"), NULL);
+    if (rc) {
+        note(sprig_errmsg());
+    }
+    sprig_db_close(db);
+    return rc;
+}
+
+static sprig_client *
+logged_in(const char *user, const char *pw)
+{
+    sprig_client *c = client();
+    SPRIG_OK_(sprig_client_authenticate_password(c, user, pw));
+    return c;
+}
+
+/* The admin.* rows from clients: the admin changes the records while
+ * other connections are logged in, and they see it on their next
+ * request; a user without the actions is refused. */
+static void
+test_admin_over_network(void **state)
+{
+    (void)state;
+    sprig_client *adm_c = logged_in("admin", PW_ADMIN);
+    sprig_client *alice = logged_in("alice", PW_ALICE);
+    SPRIG_OK_(kv_get(alice));
+    sprig_admin_change out = {.op = SPRIG_ADMIN_USER_GROUP,
+                              .name = "alice",
+                              .other = "readers",
+                              .add = false};
+    SPRIG_OK_(adm(adm_c, out, NULL)); /* alice still logged in elsewhere */
+    SPRIG_EXPECT(SPRIG_EPERM, kv_get(alice));
+    out.add = true;
+    SPRIG_OK_(adm(adm_c, out, NULL));
+    SPRIG_OK_(kv_get(alice));
+    sprig_client_close(alice);
+    /* a new user with a password and a group, made over the network */
+    SPRIG_OK_(adm(
+        adm_c, (sprig_admin_change){SPRIG_ADMIN_USER_CREATE, "carol", PW_CAROL},
+        NULL));
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){SPRIG_ADMIN_GROUP_CREATE, "writers"},
+                  NULL));
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_GRANT,
+                                       .name = "writers",
+                                       .actions = "database.open,document",
+                                       .resource = "sprig.db.app"},
+                  NULL));
+    sprig_client *carol = logged_in("carol", PW_CAROL);
+    SPRIG_EXPECT(SPRIG_EPERM, carol_writes(carol));
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){.op = SPRIG_ADMIN_USER_GROUP,
+                                       .name = "carol",
+                                       .other = "writers",
+                                       .add = true},
+                  NULL));
+    SPRIG_OK_(carol_writes(carol));
+    /* carol may not administer: refused, nothing changed */
+    SPRIG_EXPECT(SPRIG_EPERM,
+                 adm(carol,
+                     (sprig_admin_change){.op = SPRIG_ADMIN_USER_GROUP,
+                                          .name = "carol",
+                                          .other = "admins",
+                                          .add = true},
+                     NULL));
+    SPRIG_EXPECT(SPRIG_EPERM,
+                 adm(carol,
+                     (sprig_admin_change){SPRIG_ADMIN_USER_CREATE, "mallory"},
+                     NULL));
+    /* a new password: the old one stops working */
+    SPRIG_OK_(adm(
+        adm_c,
+        (sprig_admin_change){SPRIG_ADMIN_USER_SET_PASSWORD, "carol", PW_CAROL2},
+        NULL));
+    sprig_client *c2 = client();
+    SPRIG_EXPECT(SPRIG_EPERM,
+                 sprig_client_authenticate_password(c2, "carol", PW_CAROL));
+    note(sprig_errmsg());
+    SPRIG_OK_(sprig_client_authenticate_password(c2, "carol", PW_CAROL2));
+    sprig_client_close(c2);
+    /* a token made over the network logs in, until it is deleted */
+    sprig_admin_token tok;
+    SPRIG_OK_(adm(
+        adm_c, (sprig_admin_change){SPRIG_ADMIN_TOKEN_CREATE, "carol"}, &tok));
+    snprintf(net_secret, sizeof net_secret, "%s", tok.secret);
+    c2 = client();
+    SPRIG_OK_(sprig_client_authenticate_token(c2, tok.id, tok.secret));
+    sprig_client_close(c2);
+    SPRIG_OK_(adm(adm_c, (sprig_admin_change){SPRIG_ADMIN_TOKEN_DELETE, tok.id},
+                  NULL));
+    c2 = client();
+    SPRIG_EXPECT(SPRIG_EPERM,
+                 sprig_client_authenticate_token(c2, tok.id, tok.secret));
+    note(sprig_errmsg());
+    sprig_client_close(c2);
+    /* roles: bob gets readers through one */
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){SPRIG_ADMIN_ROLE_CREATE, "auditors"},
+                  NULL));
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){.op = SPRIG_ADMIN_ROLE_GROUP,
+                                       .name = "auditors",
+                                       .other = "readers",
+                                       .add = true},
+                  NULL));
+    sprig_client *bob = logged_in("bob", PW_BOB);
+    SPRIG_EXPECT(SPRIG_EPERM, kv_get(bob));
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){.op = SPRIG_ADMIN_USER_ROLE,
+                                       .name = "bob",
+                                       .other = "auditors",
+                                       .add = true},
+                  NULL));
+    SPRIG_OK_(kv_get(bob));
+    sprig_client_close(bob);
+    /* revoking the group's grant, then deleting carol: her live session
+     * loses everything */
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_REVOKE,
+                                       .name = "writers",
+                                       .resource = "sprig.db.app"},
+                  NULL));
+    SPRIG_EXPECT(SPRIG_EPERM, carol_writes(carol));
+    SPRIG_OK_(adm(adm_c,
+                  (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_GRANT,
+                                       .name = "writers",
+                                       .actions = "database.open,document",
+                                       .resource = "sprig.db.app"},
+                  NULL));
+    SPRIG_OK_(carol_writes(carol));
+    SPRIG_OK_(adm(adm_c, (sprig_admin_change){SPRIG_ADMIN_USER_DELETE, "carol"},
+                  NULL));
+    SPRIG_EXPECT(SPRIG_EPERM, carol_writes(carol));
+    sprig_client_close(carol);
+    sprig_client_close(adm_c);
+}
+
 /* Last: nothing secret in the error messages seen or the storage's files. */
 static void
 test_no_secrets_leak(void **state)
 {
     (void)state;
-    const char *secrets[] = {PW_ALICE, PW_ADMIN, PW_BOB, tok_secret};
-    for (size_t i = 0; i < 4; i++) {
+    const char *secrets[] = {PW_ALICE, PW_ADMIN,  PW_BOB,
+                             PW_CAROL, PW_CAROL2, tok_secret};
+    for (size_t i = 0; i < 6; i++) {
         assert_null(strstr(seen, secrets[i]));
     }
+    assert_int_equal(strlen(net_secret), SPRIG_TOKEN_SECRET_LEN);
+    assert_null(strstr(seen, net_secret));
     assert_true(strlen(seen) > 100); /* the test did see refusals */
     sprig_server_free(srv);
     sprig_storage_close(st);
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "grep -r -a -q -F -e '%s' -e '%s' -e '%s' -e '%s' '%s'", PW_ALICE,
-             PW_ADMIN, PW_BOB, tok_secret, root);
+             "grep -r -a -q -F -e '%s' -e '%s' -e '%s' -e '%s' -e '%s' "
+             "-e '%s' -e '%s' '%s'",
+             PW_ALICE, PW_ADMIN, PW_BOB, PW_CAROL, PW_CAROL2, tok_secret,
+             net_secret, root);
     assert_int_not_equal(system(cmd), 0);
     /* the check can fail: the same grep finds a user name */
     snprintf(cmd, sizeof cmd, "grep -r -a -q -F -e 'alice' '%s'", root);
@@ -550,6 +719,7 @@ main(void)
         cmocka_unit_test(test_origins),
         cmocka_unit_test(test_per_address_limit),
         cmocka_unit_test(test_auth_timeout),
+        cmocka_unit_test(test_admin_over_network),
         cmocka_unit_test(test_no_secrets_leak),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);

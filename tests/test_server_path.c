@@ -147,6 +147,7 @@ typedef union anyreq {
     sprig__auth_assume_req assume;
     sprig__auth_logout_req logout;
     sprig__maint_req maint;
+    sprig__admin_req admin;
 } anyreq;
 
 #define MAIN ((char *)"main")
@@ -301,6 +302,21 @@ f_logout(anyreq *r)
     r->logout.session = 0;
 }
 
+static void
+f_admin(anyreq *r) /* every admin.* field: each row encodes its own */
+{
+    r->admin = (sprig__admin_req){.name = (char *)"a.b",
+                                  .password = (char *)"pw",
+                                  .group = (char *)"g",
+                                  .role = (char *)"r",
+                                  .user = (char *)"bob",
+                                  .id = (char *)"0123456789abcdef",
+                                  .actions = (char *)"*",
+                                  .resource = (char *)"sprig",
+                                  .add = true,
+                                  .has_password = true};
+}
+
 typedef struct sample {
     const char *api;
     void (*fill)(anyreq *r);
@@ -353,6 +369,18 @@ static const sample samples[] = {
     {"auth.token", f_token, {"sprig"}},
     {"auth.assume", f_assume, {"sprig.user.bob"}},
     {"auth.logout", f_logout, {"sprig"}},
+    {"admin.user_create", f_admin, {"sprig.user.a%2Eb"}},
+    {"admin.user_set_password", f_admin, {"sprig.user.a%2Eb"}},
+    {"admin.user_delete", f_admin, {"sprig.user.a%2Eb"}},
+    {"admin.user_group", f_admin, {"sprig.user.a%2Eb"}},
+    {"admin.user_role", f_admin, {"sprig.user.a%2Eb"}},
+    {"admin.role_create", f_admin, {"sprig.role.a%2Eb"}},
+    {"admin.role_group", f_admin, {"sprig.role.a%2Eb"}},
+    {"admin.group_create", f_admin, {"sprig.group.a%2Eb"}},
+    {"admin.group_grant", f_admin, {"sprig.group.a%2Eb"}},
+    {"admin.group_revoke", f_admin, {"sprig.group.a%2Eb"}},
+    {"admin.token_create", f_admin, {"sprig.user.bob"}},
+    {"admin.token_delete", f_admin, {"sprig.token.0123456789abcdef"}},
 };
 
 static const sample *

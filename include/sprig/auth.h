@@ -150,6 +150,64 @@ SPRIG_API int sprig_auth_token_create(sprig_auth *a, sprig_identity *as,
 SPRIG_API int sprig_auth_token_delete(sprig_auth *a, sprig_identity *as,
                                       const char *id);
 
+/* ---- one change of the admin records (the network's admin.* rows) --------
+ * The admin functions above as data, so a change can travel: the server's
+ * admin.* rows (docs/protocol.md, "Administration") decode into one,
+ * sprig_client_admin() (client.h) sends one, and `sprig admin` builds one
+ * for either.  The order is that of the rows (proto/api.h). */
+
+typedef enum sprig_admin_op {
+    SPRIG_ADMIN_USER_CREATE,       /**< name, password (NULL: token-only) */
+    SPRIG_ADMIN_USER_SET_PASSWORD, /**< name, password (NULL: none) */
+    SPRIG_ADMIN_USER_DELETE,       /**< name */
+    SPRIG_ADMIN_USER_GROUP,        /**< name, other = the group, add */
+    SPRIG_ADMIN_USER_ROLE,         /**< name, other = the role, add */
+    SPRIG_ADMIN_ROLE_CREATE,       /**< name */
+    SPRIG_ADMIN_ROLE_GROUP,        /**< name (the role), other, add */
+    SPRIG_ADMIN_GROUP_CREATE,      /**< name */
+    SPRIG_ADMIN_GROUP_GRANT,       /**< name (the group), actions, resource */
+    SPRIG_ADMIN_GROUP_REVOKE,      /**< name (the group), resource */
+    SPRIG_ADMIN_TOKEN_CREATE,      /**< name = the user: id and secret out */
+    SPRIG_ADMIN_TOKEN_DELETE,      /**< name = the token's id */
+    SPRIG_ADMIN_OPS                /**< how many there are */
+} sprig_admin_op;
+
+/** One change; the strings are borrowed.  Fields an op does not use are
+ *  ignored. */
+typedef struct sprig_admin_change {
+    sprig_admin_op op;
+    const char *name;
+    const char *password;
+    const char *other;
+    const char *actions, *resource;
+    bool add;
+} sprig_admin_change;
+
+/** What SPRIG_ADMIN_TOKEN_CREATE made (the secret is shown this once:
+ *  wipe it when done). */
+typedef struct sprig_admin_token {
+    char id[SPRIG_TOKEN_ID_LEN + 1];
+    char secret[SPRIG_TOKEN_SECRET_LEN + 1];
+} sprig_admin_token;
+
+/**
+ * Make change `ch` as `as` (NULL: the program, unchecked) by calling the
+ * function above that its op names.  `tok` receives a created token
+ * (may be NULL for other ops).  The action each op is checked for:
+ * user.create, user.set_password, user.delete, user.change_groups,
+ * user.change_roles (on sprig.user.<name>), role.create,
+ * role.change_groups (sprig.role.<name>), group.create, group.grant (for
+ * grant and revoke; sprig.group.<name>), token.create (sprig.user.<user>),
+ * token.delete (sprig.token.<id>).  Errors: those of that function;
+ * SPRIG_EINVAL (an unknown op, a NULL name, no `tok` for a token).
+ */
+SPRIG_API int sprig_auth_apply(sprig_auth *a, sprig_identity *as,
+                               const sprig_admin_change *ch,
+                               sprig_admin_token *tok);
+/** The action op `op` is checked for ("user.create", ...; NULL when
+ *  unknown).  Static. */
+SPRIG_API const char *sprig_admin_action(sprig_admin_op op);
+
 /* ---- authentication ------------------------------------------------------ */
 
 /**

@@ -192,6 +192,28 @@ typedef struct sprig_client_push_counts {
 SPRIG_API int sprig_client_push_stats(sprig_client *c,
                                       sprig_client_push_counts *out);
 
+/* ---- administration over the network (issue 10; docs/protocol.md,
+ * "Administration") -------------------------------------------------------- */
+
+/**
+ * Make change `ch` (sprig/auth.h: create a user, add it to a group, grant a
+ * group, make a token, ...) on the server behind `server` -- a storage
+ * from sprig_client_storage() or sprig_open() of a server's URL -- as the
+ * connection's identity, which needs the op's action on the record
+ * (sprig_admin_action(); e.g. "user.create" on "sprig.user.<name>").
+ * Other sessions see the change on their next request.  `tok` receives a
+ * created token (NULL for other ops); a password or secret the call held
+ * is wiped from the client's buffers when it returns.
+ * Errors: SPRIG_EINVAL (`server` is not a server's storage, a bad
+ * change), SPRIG_EPERM (not granted), SPRIG_EEXIST, SPRIG_ENOTFOUND, and
+ * those of any call.  Any thread.
+ */
+struct sprig_admin_change; /* sprig/auth.h */
+struct sprig_admin_token;
+SPRIG_API int sprig_client_admin(sprig_storage *server,
+                                 const struct sprig_admin_change *ch,
+                                 struct sprig_admin_token *tok);
+
 /**
  * Close the connection and free the client.  Database handles taken from
  * its storage must be closed first.  Requests still waiting in other

@@ -275,3 +275,68 @@ sprig__client_reauth_begin(sprig_client *c)
     }
     return true;
 }
+
+/* ---- administration over the network ---------------------------------------
+ */
+
+/* The admin.* request of change `ch`: its name goes in the field its row
+ * names ("name", "user" or "id"), `other` in "group" or "role". */
+static void
+admin_request(const sprig_admin_change *ch, sprig__admin_req *q)
+{
+    char *name = (char *)ch->name, *other = (char *)ch->other;
+    bool token_op = ch->op == SPRIG_ADMIN_TOKEN_CREATE ||
+                    ch->op == SPRIG_ADMIN_TOKEN_DELETE;
+    q->name = token_op ? NULL : name;
+    q->user = ch->op == SPRIG_ADMIN_TOKEN_CREATE ? name : NULL;
+    q->id = ch->op == SPRIG_ADMIN_TOKEN_DELETE ? name : NULL;
+    q->role = ch->op == SPRIG_ADMIN_USER_ROLE ? other : NULL;
+    q->group = ch->op == SPRIG_ADMIN_USER_ROLE ? NULL : other;
+    q->password = (char *)ch->password;
+    q->has_password = ch->password != NULL;
+    q->actions = (char *)ch->actions;
+    q->resource = (char *)ch->resource;
+    q->add = ch->add;
+}
+
+/* Copy a created token out of the answer. */
+static int
+token_out(const sprig__admin_resp *r, sprig_admin_token *tok)
+{
+    if (!r->id || !r->secret || strlen(r->id) != SPRIG_TOKEN_ID_LEN ||
+        strlen(r->secret) != SPRIG_TOKEN_SECRET_LEN) {
+        return sprig__err(SPRIG_EPROTO, "the server's token is malformed");
+    }
+    memcpy(tok->id, r->id, sizeof tok->id);
+    memcpy(tok->secret, r->secret, sizeof tok->secret);
+    return SPRIG_OK;
+}
+
+int
+sprig_client_admin(sprig_storage *server, const sprig_admin_change *ch,
+                   sprig_admin_token *tok)
+{
+    sprig_client *c = sprig__client_of(server);
+    if (!c || !ch || (unsigned)ch->op >= SPRIG_ADMIN_OPS) {
+        return sprig__err(SPRIG_EINVAL, "sprig_client_admin: a server's "
+                                        "storage and a known change are "
+                                        "needed");
+    }
+    if (ch->op == SPRIG_ADMIN_TOKEN_CREATE && !tok) {
+        return sprig__err(SPRIG_EINVAL, "creating a token needs somewhere "
+                                        "to put it");
+    }
+    const sprig__api *api = sprig__api_admin[ch->op];
+    sprig__admin_req q = {0};
+    sprig__admin_resp r = {0};
+    admin_request(ch, &q);
+    int rc = sprig__client_call(c, api, &q, &r);
+    if (rc == 0 && ch->op == SPRIG_ADMIN_TOKEN_CREATE) {
+        rc = token_out(&r, tok);
+    }
+    if (r.secret) {
+        explicit_bzero(r.secret, strlen(r.secret));
+    }
+    drop_answer(api, &r);
+    return rc;
+}

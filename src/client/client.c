@@ -476,6 +476,15 @@ owning_ops_init(void)
     owning_ops.close = owning_close;
 }
 
+sprig_client *
+sprig__client_of(sprig_storage *st)
+{
+    pthread_once(&owning_once, owning_ops_init);
+    bool remote =
+        st && (st->ops == &sprig__remote_storage_ops || st->ops == &owning_ops);
+    return remote ? ((remote_storage *)st)->client : NULL;
+}
+
 sprig_storage *
 sprig_client_storage_owning(sprig_client *c)
 {

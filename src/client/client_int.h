@@ -146,6 +146,9 @@ int sprig__r_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
                      sprig_bytes payload);
 int sprig__r_subscriber_new(sprig_db *db, sprig_subscriber **out);
 
+/** The client behind a server's storage (sprig_client_storage(), or one
+ *  that owns its client), or NULL for any other storage. */
+struct sprig_client *sprig__client_of(sprig_storage *st);
 /**
  * Run one request of row `api`: encode `req`, send, wait, decode the
  * answer into `resp` (zeroed by the caller; release it with

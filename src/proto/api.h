@@ -122,7 +122,11 @@ typedef enum sprig__res_kind {
      * its operation's own action (sprig__op_action); an insert without an
      * id ends before its id: sprig.db.{0}.collection.{1}.document; an
      * empty transaction names sprig.db.{0} for the row's action. */
-    SPRIG__RES_TXN_OPS
+    SPRIG__RES_TXN_OPS,
+    SPRIG__RES_USER,  /* sprig.user.{0}  (admin.*: the admin records) */
+    SPRIG__RES_ROLE,  /* sprig.role.{0}                              */
+    SPRIG__RES_GROUP, /* sprig.group.{0}                             */
+    SPRIG__RES_TOKEN  /* sprig.token.{0}                             */
 } sprig__res_kind;
 
 /** A declared resource spec.  Each part names a request field, or a field
@@ -240,6 +244,26 @@ typedef struct {
 typedef struct {
     uint64_t session;
 } sprig__auth_logout_req;
+
+/* ---- administration over the network (issue 10): the admin.* rows, one
+ * per sprig_admin_op of auth.h and in its order (sprig__api_admin).  One
+ * request struct for all: each row's fields are a subset of it. */
+typedef struct {
+    char *name, *password, *group, *role, *user, *id, *actions, *resource;
+    bool add, has_password;
+} sprig__admin_req;
+typedef struct {
+    char *id, *secret; /* admin.token_create */
+} sprig__admin_resp;
+#define SPRIG__ADMIN_ROWS 12
+extern const sprig__api *const sprig__api_admin[SPRIG__ADMIN_ROWS];
+extern const sprig__api sprig__api_admin_user_create,
+    sprig__api_admin_user_password, sprig__api_admin_user_delete,
+    sprig__api_admin_user_group, sprig__api_admin_user_role,
+    sprig__api_admin_role_create, sprig__api_admin_role_group,
+    sprig__api_admin_group_create, sprig__api_admin_group_grant,
+    sprig__api_admin_group_revoke, sprig__api_admin_token_create,
+    sprig__api_admin_token_delete;
 
 typedef struct {
     char *db;

@@ -401,6 +401,80 @@ ROW(sprig__api_auth_logout, "auth.logout", "authenticate",
     sprig__auth_logout_req, FIELDS(auth_logout_req), sprig__empty, NONE, false,
     READ, LOOP, RES(SERVER, NULL));
 
+/* ---- administration over the network (issue 10): each row its own action
+ * on the record it changes; run on a worker (hashing, record reads) ---- */
+
+#define AR(f) F(sprig__admin_req, f, SPRIG__F_STR)
+static const sprig__field adm_name[] = {AR(name)};
+static const sprig__field adm_password[] = {
+    AR(name), OPT(sprig__admin_req, password, SPRIG__F_STR, has_password)};
+static const sprig__field adm_user_group[] = {
+    AR(name), AR(group), F(sprig__admin_req, add, SPRIG__F_BOOL)};
+static const sprig__field adm_user_role[] = {
+    AR(name), AR(role), F(sprig__admin_req, add, SPRIG__F_BOOL)};
+static const sprig__field adm_grant[] = {AR(name), AR(actions), AR(resource)};
+static const sprig__field adm_revoke[] = {AR(name), AR(resource)};
+static const sprig__field adm_user[] = {AR(user)};
+static const sprig__field adm_id[] = {AR(id)};
+static const sprig__field adm_token_resp[] = {
+    F(sprig__admin_resp, id, SPRIG__F_STR),
+    F(sprig__admin_resp, secret, SPRIG__F_STR),
+};
+/* An admin.* row with an empty response: the request fields `rq`. */
+#define ADMIN_ROW(var, nm, act, sum, rq, kind, part)                           \
+    const sprig__api var = {nm,                                                \
+                            act,                                               \
+                            sum,                                               \
+                            rq,                                                \
+                            N(rq),                                             \
+                            NONE,                                              \
+                            sizeof(sprig__admin_req),                          \
+                            sizeof(sprig__admin_resp),                         \
+                            false,                                             \
+                            SPRIG__WRITE,                                      \
+                            SPRIG__RUN_WORKER,                                 \
+                            {SPRIG__RES_##kind, {part}}}
+
+ADMIN_ROW(sprig__api_admin_user_create, "admin.user_create", "user.create",
+          "Create a user (no password: token-only).", adm_password, USER,
+          "name");
+ADMIN_ROW(sprig__api_admin_user_password, "admin.user_set_password",
+          "user.set_password", "Set (or, without one, remove) a password.",
+          adm_password, USER, "name");
+ADMIN_ROW(sprig__api_admin_user_delete, "admin.user_delete", "user.delete",
+          "Delete a user (its tokens stop working).", adm_name, USER, "name");
+ADMIN_ROW(sprig__api_admin_user_group, "admin.user_group", "user.change_groups",
+          "Add a user to a group, or remove it.", adm_user_group, USER, "name");
+ADMIN_ROW(sprig__api_admin_user_role, "admin.user_role", "user.change_roles",
+          "Give a user a role, or take it away.", adm_user_role, USER, "name");
+ADMIN_ROW(sprig__api_admin_role_create, "admin.role_create", "role.create",
+          "Create a role.", adm_name, ROLE, "name");
+ADMIN_ROW(sprig__api_admin_role_group, "admin.role_group", "role.change_groups",
+          "Add a group to a role, or remove it.", adm_user_group, ROLE, "name");
+ADMIN_ROW(sprig__api_admin_group_create, "admin.group_create", "group.create",
+          "Create a permission group.", adm_name, GROUP, "name");
+ADMIN_ROW(sprig__api_admin_group_grant, "admin.group_grant", "group.grant",
+          "Grant a group actions on a resource pattern.", adm_grant, GROUP,
+          "name");
+ADMIN_ROW(sprig__api_admin_group_revoke, "admin.group_revoke", "group.grant",
+          "Remove a group's statements on exactly a resource pattern.",
+          adm_revoke, GROUP, "name");
+ROW(sprig__api_admin_token_create, "admin.token_create", "token.create",
+    "Create a token acting as a user: its id and secret, shown once.",
+    sprig__admin_req, FIELDS(adm_user), sprig__admin_resp,
+    FIELDS(adm_token_resp), false, WRITE, WORKER, RES(USER, "user"));
+ADMIN_ROW(sprig__api_admin_token_delete, "admin.token_delete", "token.delete",
+          "Delete a token.", adm_id, TOKEN, "id");
+
+const sprig__api *const sprig__api_admin[SPRIG__ADMIN_ROWS] = {
+    &sprig__api_admin_user_create,  &sprig__api_admin_user_password,
+    &sprig__api_admin_user_delete,  &sprig__api_admin_user_group,
+    &sprig__api_admin_user_role,    &sprig__api_admin_role_create,
+    &sprig__api_admin_role_group,   &sprig__api_admin_group_create,
+    &sprig__api_admin_group_grant,  &sprig__api_admin_group_revoke,
+    &sprig__api_admin_token_create, &sprig__api_admin_token_delete,
+};
+
 const sprig__api *const sprig__api_table[] = {
     &sprig__api_db_create,
     &sprig__api_db_delete,
@@ -435,6 +509,18 @@ const sprig__api *const sprig__api_table[] = {
     &sprig__api_auth_token,
     &sprig__api_auth_assume,
     &sprig__api_auth_logout,
+    &sprig__api_admin_user_create,
+    &sprig__api_admin_user_password,
+    &sprig__api_admin_user_delete,
+    &sprig__api_admin_user_group,
+    &sprig__api_admin_user_role,
+    &sprig__api_admin_role_create,
+    &sprig__api_admin_role_group,
+    &sprig__api_admin_group_create,
+    &sprig__api_admin_group_grant,
+    &sprig__api_admin_group_revoke,
+    &sprig__api_admin_token_create,
+    &sprig__api_admin_token_delete,
 };
 const size_t sprig__api_count = N(sprig__api_table);
 
@@ -455,6 +541,10 @@ static const char *const res_forms[][8] = {
     [SPRIG__RES_IDENTITY] = {"sprig", NULL, NULL},
     [SPRIG__RES_TXN_OPS] = {"sprig", "db", NULL, "collection", NULL, "document",
                             NULL},
+    [SPRIG__RES_USER] = {"sprig", "user", NULL},
+    [SPRIG__RES_ROLE] = {"sprig", "role", NULL},
+    [SPRIG__RES_GROUP] = {"sprig", "group", NULL},
+    [SPRIG__RES_TOKEN] = {"sprig", "token", NULL},
 };
 static const unsigned char res_lens[] = {
     [SPRIG__RES_SERVER] = 1,   [SPRIG__RES_SCHEMA] = 3,
@@ -463,7 +553,9 @@ static const unsigned char res_lens[] = {
     [SPRIG__RES_KV_NS] = 5,    [SPRIG__RES_KV_KEY] = 6,
     [SPRIG__RES_PUBSUB] = 4,   [SPRIG__RES_TOPIC] = 5,
     [SPRIG__RES_API] = 3,      [SPRIG__RES_IDENTITY] = 3,
-    [SPRIG__RES_TXN_OPS] = 7,
+    [SPRIG__RES_TXN_OPS] = 7,  [SPRIG__RES_USER] = 3,
+    [SPRIG__RES_ROLE] = 3,     [SPRIG__RES_GROUP] = 3,
+    [SPRIG__RES_TOKEN] = 3,
 };
 
 size_t

@@ -303,6 +303,18 @@ const sprig__builtin sprig__builtins[] = {
     {&sprig__api_auth_token, sprig__auth_token},
     {&sprig__api_auth_assume, sprig__auth_assume},
     {&sprig__api_auth_logout, sprig__auth_logout},
+    {&sprig__api_admin_user_create, sprig__admin_change},
+    {&sprig__api_admin_user_password, sprig__admin_change},
+    {&sprig__api_admin_user_delete, sprig__admin_change},
+    {&sprig__api_admin_user_group, sprig__admin_change},
+    {&sprig__api_admin_user_role, sprig__admin_change},
+    {&sprig__api_admin_role_create, sprig__admin_change},
+    {&sprig__api_admin_role_group, sprig__admin_change},
+    {&sprig__api_admin_group_create, sprig__admin_change},
+    {&sprig__api_admin_group_grant, sprig__admin_change},
+    {&sprig__api_admin_group_revoke, sprig__admin_change},
+    {&sprig__api_admin_token_create, sprig__admin_change},
+    {&sprig__api_admin_token_delete, sprig__admin_change},
 };
 const size_t sprig__builtins_n =
     sizeof sprig__builtins / sizeof *sprig__builtins;

@@ -365,6 +365,11 @@ int sprig__auth_challenge(sprig__call *c, void *req, void *resp);
 int sprig__auth_token(sprig__call *c, void *req, void *resp);
 int sprig__auth_assume(sprig__call *c, void *req, void *resp);
 int sprig__auth_logout(sprig__call *c, void *req, void *resp);
+/* admin_srv.c */
+/** The handler of every admin.* row (a worker): the change its row and
+ *  fields name, made by the permission engine. */
+int sprig__admin_change(sprig__call *c, void *req, void *resp);
+
 /** Loop thread: admit a new session (per-address limit); false: its
  *  connection was closed. */
 bool sprig__auth_admit(sprig__session *s);

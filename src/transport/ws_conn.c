@@ -431,6 +431,9 @@ ws_on_msg(wslay_event_context_ptr ctx,
             c->cfg->cbs.on_message(&c->base, a->msg, a->msg_length,
                                    c->base.udata);
         }
+        /* the message may have carried a password: wipe wslay's unmasked
+         * copy before it frees it (the receiver copied what it keeps) */
+        explicit_bzero((uint8_t *)(uintptr_t)a->msg, a->msg_length);
     } else if (a->opcode == WSLAY_CONNECTION_CLOSE) {
         close_received(c, a);
     }
@@ -822,6 +825,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     } else {
         plain_input(c, p, (size_t)n);
     }
+    explicit_bzero(buf->base, (size_t)n); /* consumed: leave no copy */
     if (c->state < SPRIG__CS_FINISHING) {
         pump(c);
     }

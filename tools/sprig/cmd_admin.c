@@ -1,16 +1,21 @@
 /*
  * cmd_admin.c -- `sprig admin ...`: users, roles, permission groups and
- * tokens of a local storage (issue 10), through the permission engine of
- * include/sprig/auth.h on the storage at --path.  Run by whoever may read
- * the storage's files, it is the way in for the first administrator (the
- * changes are made as the program, unchecked).  Passwords come from an
- * environment variable (--password-env VAR) or a prompt on the terminal,
- * never from the command line; a token's secret goes to a file (mode 0600),
- * never to stdout.  Part of tools/sprig/; see cli.h.
+ * tokens (issue 10).  With --path DIR the changes are made on that local
+ * storage through the permission engine of include/sprig/auth.h, as the
+ * program, unchecked: run by whoever may read the storage's files, it is
+ * the way in for the first administrator.  With --url URL (a running
+ * server) they are sent as the admin.* requests (docs/protocol.md,
+ * "Administration"), as the user logged in with --user or --token-file,
+ * and the server checks that user's permissions.  Either way a command
+ * builds one sprig_admin_change.  Passwords come from an environment
+ * variable (--password-env VAR after the command) or a prompt on the
+ * terminal, never from the command line; a token's secret goes to a file
+ * (mode 0600), never to stdout.  Part of tools/sprig/; see cli.h.
  */
 #include "cli.h"
 
 #include <sprig/auth.h>
+#include <sprig/client.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +26,17 @@
 
 static const char admin_usage[] =
     "usage: sprig --path DIR admin COMMAND ...\n"
+    "       sprig --url URL --user ADMIN [--password-env VAR] admin COMMAND "
+    "...\n"
     "\n"
-    "Users, roles, permission groups and tokens of the storage at --path\n"
-    "(the server reads them; a change applies to sessions on their next\n"
-    "request).  Passwords come from --password-env VAR or a prompt.\n"
+    "Users, roles, permission groups and tokens: of the storage at --path\n"
+    "(the server need not run: the changes are made as the program), or of\n"
+    "the running server at --url, as the user logged in with --user or\n"
+    "--token-file (the server checks that it may: user.create on\n"
+    "sprig.user.NAME, group.grant on sprig.group.NAME, ...).  A change\n"
+    "applies to every session on its next request.  A new password comes\n"
+    "from --password-env VAR given after the command, or a prompt (the\n"
+    "login's --password-env goes before the command).\n"
     "\n"
     "  admin user create NAME [--password] [--password-env VAR]\n"
     "  admin user set-password NAME [--password-env VAR]\n"
@@ -49,17 +61,24 @@ static const char admin_usage[] =
     "  sprig --path DIR admin group create admins\n"
     "  sprig --path DIR admin group grant admins '*' sprig\n"
     "  sprig --path DIR admin user add-group admin admins\n"
+    "Then, with the server running, e.g.:\n"
+    "  sprig --url ws://HOST:PORT --user admin admin user create bob "
+    "--password\n"
     "\n"
-    "--hash-cost min (tests only: the cheapest argon2id) or default.\n";
+    "--hash-cost min (tests only: the cheapest argon2id) or default, with\n"
+    "--path (a server hashes at its own cost).\n";
+
+/* Is --url a server (not a local storage spelled as a URL)? */
+static bool
+remote(const cli *c)
+{
+    return c->url && strstr(c->url, "://") && strncmp(c->url, "file:", 5);
+}
 
 /* The engine over the local storage. */
 static int
 open_auth(cli *c, const char *cost, sprig_auth **a)
 {
-    if (c->url) {
-        return cli_usage(admin_usage, "admin works on a local storage: give "
-                                      "--path DIR, not --url");
-    }
     sprig_auth_options o;
     if (cost && strcmp(cost, "min") == 0) {
         sprig_auth_options_min(&o);
@@ -76,20 +95,43 @@ open_auth(cli *c, const char *cost, sprig_auth **a)
     return rc ? cli_fail(rc) : CLI_CONTINUE;
 }
 
+/* Make change `ch`: on the server at --url as the logged-in user, or on
+ * the local storage as the program.  `tok`: a created token. */
 static int
-done(sprig_auth *a, int rc, const char *what, const char *name)
+apply(cli *c, const char *cost, const sprig_admin_change *ch,
+      sprig_admin_token *tok)
 {
+    int rc;
+    if (remote(c)) {
+        if (cost) {
+            return cli_usage(admin_usage, "--hash-cost goes with --path: a "
+                                          "server hashes at its own cost");
+        }
+        rc = cli_open(c, false); /* logs in: --user, --token-file */
+        int src = rc == CLI_CONTINUE ? sprig_client_admin(c->st, ch, tok) : 0;
+        return src ? cli_fail(src) : rc;
+    }
+    sprig_auth *a = NULL;
+    rc = open_auth(c, cost, &a);
+    int src = rc == CLI_CONTINUE ? sprig_auth_apply(a, NULL, ch, tok) : 0;
     sprig_auth_free(a);
-    if (rc) {
-        return cli_fail(rc);
+    return src ? cli_fail(src) : rc;
+}
+
+static int
+done(int rc, const char *what, const char *name)
+{
+    if (rc != CLI_CONTINUE) {
+        return rc;
     }
     printf("{\"%s\":\"%s\",\"ok\":true}\n", what, name);
     return CLI_OK;
 }
 
-/* The password: $VAR, or read from the terminal without echo. */
+/* The new password of user `name`: $VAR, or read from the terminal
+ * without echo. */
 static int
-get_password(const char *env, char *out, size_t cap)
+get_password(const char *env, const char *name, char *out, size_t cap)
 {
     if (env) {
         const char *v = getenv(env);
@@ -100,7 +142,9 @@ get_password(const char *env, char *out, size_t cap)
         snprintf(out, cap, "%s", v);
         return CLI_CONTINUE;
     }
-    return cli_prompt_password("password: ", out, cap);
+    char prompt[128];
+    snprintf(prompt, sizeof prompt, "new password for %s: ", name);
+    return cli_prompt_password(prompt, out, cap);
 }
 
 typedef struct parsed {
@@ -122,40 +166,45 @@ parse(int argc, char **argv, int n, parsed *p)
     return cli_parse(argc, argv, opts, admin_usage, n, n, &p->a);
 }
 
+/* The op of `admin user SUB`. */
+static sprig_admin_op
+user_op(const char *sub)
+{
+    if (strcmp(sub, "create") == 0) {
+        return SPRIG_ADMIN_USER_CREATE;
+    }
+    if (strcmp(sub, "set-password") == 0) {
+        return SPRIG_ADMIN_USER_SET_PASSWORD;
+    }
+    if (strcmp(sub, "delete") == 0) {
+        return SPRIG_ADMIN_USER_DELETE;
+    }
+    return strstr(sub, "-group") ? SPRIG_ADMIN_USER_GROUP
+                                 : SPRIG_ADMIN_USER_ROLE;
+}
+
 static int
 user_cmd(cli *c, int argc, char **argv)
 {
     parsed p = {0};
     const char *sub = argc > 1 ? argv[1] : "";
-    bool two = strstr(sub, "-group") || strstr(sub, "-role");
+    sprig_admin_op op = user_op(sub);
+    bool two = op == SPRIG_ADMIN_USER_GROUP || op == SPRIG_ADMIN_USER_ROLE;
     int rc = parse(argc - 1, argv + 1, two ? 2 : 1, &p);
-    sprig_auth *a = NULL;
-    rc = rc == CLI_CONTINUE ? open_auth(c, p.cost, &a) : rc;
     if (rc != CLI_CONTINUE) {
         return rc;
     }
-    const char *name = p.a.pos[0];
+    sprig_admin_change ch = {
+        op,   p.a.pos[0], NULL,         two ? p.a.pos[1] : NULL,
+        NULL, NULL,       sub[0] == 'a'};
     char pw[256] = "";
-    bool wants_pw = strcmp(sub, "set-password") == 0 ||
-                    (strcmp(sub, "create") == 0 && (p.password || p.pw_env));
-    if (wants_pw &&
-        (rc = get_password(p.pw_env, pw, sizeof pw)) != CLI_CONTINUE) {
-        sprig_auth_free(a);
-        return rc;
-    }
-    if (strcmp(sub, "create") == 0) {
-        rc = sprig_auth_user_create(a, NULL, name, wants_pw ? pw : NULL);
-    } else if (strcmp(sub, "set-password") == 0) {
-        rc = sprig_auth_user_set_password(a, NULL, name, pw);
-    } else if (strcmp(sub, "delete") == 0) {
-        rc = sprig_auth_user_delete(a, NULL, name);
-    } else if (strstr(sub, "-group")) {
-        rc = sprig_auth_user_group(a, NULL, name, p.a.pos[1], sub[0] == 'a');
-    } else {
-        rc = sprig_auth_user_role(a, NULL, name, p.a.pos[1], sub[0] == 'a');
-    }
+    bool wants_pw = op == SPRIG_ADMIN_USER_SET_PASSWORD ||
+                    (op == SPRIG_ADMIN_USER_CREATE && (p.password || p.pw_env));
+    rc = wants_pw ? get_password(p.pw_env, ch.name, pw, sizeof pw) : rc;
+    ch.password = wants_pw ? pw : NULL;
+    rc = rc == CLI_CONTINUE ? apply(c, p.cost, &ch, NULL) : rc;
     explicit_bzero(pw, sizeof pw);
-    return done(a, rc, "user", name);
+    return done(rc, "user", ch.name);
 }
 
 static int
@@ -165,15 +214,16 @@ role_cmd(cli *c, int argc, char **argv)
     const char *sub = argc > 1 ? argv[1] : "";
     bool create = strcmp(sub, "create") == 0;
     int rc = parse(argc - 1, argv + 1, create ? 1 : 2, &p);
-    sprig_auth *a = NULL;
-    rc = rc == CLI_CONTINUE ? open_auth(c, p.cost, &a) : rc;
-    if (rc != CLI_CONTINUE) {
-        return rc;
-    }
-    rc = create ? sprig_auth_role_create(a, NULL, p.a.pos[0])
-                : sprig_auth_role_group(a, NULL, p.a.pos[0], p.a.pos[1],
-                                        sub[0] == 'a');
-    return done(a, rc, "role", p.a.pos[0]);
+    sprig_admin_change ch = {create ? SPRIG_ADMIN_ROLE_CREATE
+                                    : SPRIG_ADMIN_ROLE_GROUP,
+                             p.a.pos[0],
+                             NULL,
+                             create ? NULL : p.a.pos[1],
+                             NULL,
+                             NULL,
+                             sub[0] == 'a'};
+    rc = rc == CLI_CONTINUE ? apply(c, p.cost, &ch, NULL) : rc;
+    return done(rc, "role", ch.name);
 }
 
 static int
@@ -183,16 +233,18 @@ group_cmd(cli *c, int argc, char **argv)
     const char *sub = argc > 1 ? argv[1] : "";
     int n = strcmp(sub, "create") == 0 ? 1 : strcmp(sub, "grant") == 0 ? 3 : 2;
     int rc = parse(argc - 1, argv + 1, n, &p);
-    sprig_auth *a = NULL;
-    rc = rc == CLI_CONTINUE ? open_auth(c, p.cost, &a) : rc;
-    if (rc != CLI_CONTINUE) {
-        return rc;
-    }
     char **pos = p.a.pos;
-    rc = n == 1   ? sprig_auth_group_create(a, NULL, pos[0])
-         : n == 3 ? sprig_auth_group_grant(a, NULL, pos[0], pos[1], pos[2])
-                  : sprig_auth_group_revoke(a, NULL, pos[0], pos[1]);
-    return done(a, rc, "group", pos[0]);
+    sprig_admin_change ch = {n == 1   ? SPRIG_ADMIN_GROUP_CREATE
+                             : n == 3 ? SPRIG_ADMIN_GROUP_GRANT
+                                      : SPRIG_ADMIN_GROUP_REVOKE,
+                             pos[0],
+                             NULL,
+                             NULL,
+                             n == 3 ? pos[1] : NULL,
+                             n == 3 ? pos[2] : pos[1],
+                             true};
+    rc = rc == CLI_CONTINUE ? apply(c, p.cost, &ch, NULL) : rc;
+    return done(rc, "group", pos[0]);
 }
 
 /* Write "ID:SECRET\n" to a new file only its owner can read. */
@@ -217,31 +269,25 @@ token_cmd(cli *c, int argc, char **argv)
 {
     parsed p = {0};
     const char *sub = argc > 1 ? argv[1] : "";
+    bool create = strcmp(sub, "create") == 0;
     int rc = parse(argc - 1, argv + 1, 1, &p);
-    if (rc == CLI_CONTINUE && strcmp(sub, "create") == 0 && !p.out) {
+    if (rc == CLI_CONTINUE && create && !p.out) {
         return cli_usage(admin_usage, "token create needs --out FILE");
     }
-    sprig_auth *a = NULL;
-    rc = rc == CLI_CONTINUE ? open_auth(c, p.cost, &a) : rc;
+    sprig_admin_change ch = {create ? SPRIG_ADMIN_TOKEN_CREATE
+                                    : SPRIG_ADMIN_TOKEN_DELETE,
+                             p.a.pos[0]};
+    sprig_admin_token tok;
+    rc = rc == CLI_CONTINUE ? apply(c, p.cost, &ch, &tok) : rc;
+    if (!create || rc != CLI_CONTINUE) {
+        return done(rc, "token", ch.name);
+    }
+    rc = write_token(p.out, tok.id, tok.secret);
+    explicit_bzero(tok.secret, sizeof tok.secret);
     if (rc != CLI_CONTINUE) {
         return rc;
     }
-    if (strcmp(sub, "delete") == 0) {
-        return done(a, sprig_auth_token_delete(a, NULL, p.a.pos[0]), "token",
-                    p.a.pos[0]);
-    }
-    char id[SPRIG_TOKEN_ID_LEN + 1], secret[SPRIG_TOKEN_SECRET_LEN + 1];
-    rc = sprig_auth_token_create(a, NULL, p.a.pos[0], id, secret);
-    sprig_auth_free(a);
-    if (rc) {
-        return cli_fail(rc);
-    }
-    rc = write_token(p.out, id, secret);
-    explicit_bzero(secret, sizeof secret);
-    if (rc != CLI_CONTINUE) {
-        return rc;
-    }
-    printf("{\"token\":\"%s\",\"user\":\"%s\",\"file\":\"%s\"}\n", id,
+    printf("{\"token\":\"%s\",\"user\":\"%s\",\"file\":\"%s\"}\n", tok.id,
            p.a.pos[0], p.out);
     return CLI_OK;
 }
