@@ -11,6 +11,11 @@
  *   any   -the engine closed (peer's close, idle timeout, handshake
  *          timeout or failure, stateless reset, a violation)-> finish
  *   finish: FINISHING -timer(0): on_close-> DEAD -timer closed-> freed
+ *   (server, the engine closed with a CONNECTION_CLOSE sent or received:
+ *   FINISHING -on_close-> LINGER, the closing or draining period of RFC
+ *   9000 §10.2: the engine is freed, the ids stay routed here, a late
+ *   datagram gets the saved CONNECTION_CLOSE again (closing, rate-limited)
+ *   or nothing (draining); -timer(3 x PTO, 1 to 3 s)-> DEAD)
  *
  * Nothing here calls into the engine from inside an engine callback: a
  * message handler that sends only appends to `out`, and one that closes
@@ -258,6 +263,7 @@ on_timer_closed(uv_handle_t *h)
     sprig__quic_conn *c = h->data;
     sprig__free(c->out.data);
     sprig__free(c->in);
+    sprig__free(c->close_pkt);
     sprig__free(c);
 }
 
@@ -394,6 +400,57 @@ sprig__quic_conn_flush(sprig__quic_conn *c)
     arm(c);
 }
 
+/* After on_close, a server connection the engine closed stays for the
+ * closing or draining period (RFC 9000 §10.2): its ids keep routing here,
+ * so a late packet gets our CONNECTION_CLOSE again (closing) or nothing
+ * (draining), not a stateless reset; the engine's memory goes now, the
+ * rest when the period ends (on_timer).  False: no period, destroy. */
+static bool
+linger(sprig__quic_conn *c)
+{
+    const uint8_t *pkt;
+    size_t len;
+    uint64_t pto;
+    if (!c->q || !sprig__quic_ep_is_server(c->ep) ||
+        sprig__qng_linger(c->q, &pkt, &len, &pto) == SPRIG__QNG_LINGER_NONE) {
+        return false;
+    }
+    if (pkt && !(c->close_pkt = sprig__malloc(len))) {
+        return false;
+    }
+    if (!sprig__quic_ep_linger(c->ep, c)) {
+        sprig__free(c->close_pkt);
+        c->close_pkt = NULL;
+        return false;
+    }
+    if (pkt) {
+        memcpy(c->close_pkt, pkt, len);
+        c->close_len = len;
+    }
+    uint64_t ms = 3 * pto;
+    ms = ms < SPRIG__QUIC_LINGER_MIN_MS ? SPRIG__QUIC_LINGER_MIN_MS : ms;
+    ms = ms > SPRIG__QUIC_LINGER_MAX_MS ? SPRIG__QUIC_LINGER_MAX_MS : ms;
+    c->state = SPRIG__QS_LINGER;
+    sprig__qng_free(c->q);
+    c->q = NULL;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+    return true;
+}
+
+/* A datagram for a lingering connection: in the closing period, repeat
+ * the CONNECTION_CLOSE for the 1st, 2nd, 4th, 8th, ... datagram (a rate
+ * that falls as they keep coming), never more than 3 times the bytes
+ * that came (no amplification); in the draining period, nothing. */
+static void
+linger_recv(sprig__quic_conn *c, size_t n, const sprig__qaddr *from)
+{
+    uint64_t k = ++c->linger_rx;
+    if (c->close_pkt && (k & (k - 1)) == 0 && c->close_len <= 3 * n) {
+        sprig__quic_ep_send(c->ep, from, c->close_pkt, c->close_len);
+        sprig__quic_ep_close_resent(c->ep);
+    }
+}
+
 static void
 on_timer(uv_timer_t *t)
 {
@@ -407,6 +464,12 @@ on_timer(uv_timer_t *t)
             cbs->on_close(&c->base, c->close_code, c->close_reason,
                           c->base.udata);
         }
+        if (!linger(c)) {
+            destroy(c);
+        }
+        return;
+    }
+    if (c->state == SPRIG__QS_LINGER) { /* the period is over */
         destroy(c);
         return;
     }
@@ -425,6 +488,10 @@ void
 sprig__quic_conn_recv(sprig__quic_conn *c, const uint8_t *pkt, size_t n,
                       const sprig__qaddr *from)
 {
+    if (c->state == SPRIG__QS_LINGER) {
+        linger_recv(c, n, from);
+        return;
+    }
     if (c->state >= SPRIG__QS_FINISHING) {
         return;
     }

@@ -55,7 +55,7 @@ struct sprig__quic_ep {
     sprig__qaddr local;
     int port;
     sprig__quic_conn *conns, *dirty;
-    size_t nconns, nhandshaking;
+    size_t nconns, nhandshaking, nlinger; /* nconns counts them all */
     cid_ent **buckets;
     size_t nbuckets, ncids;
     uint64_t seed;
@@ -307,7 +307,9 @@ sprig__quic_ep_forget(sprig__quic_ep *ep, sprig__quic_conn *c)
         c->lnext->lprev = c->lprev;
     }
     ep->nconns--;
-    if (!c->opened) {
+    if (c->lingering) {
+        ep->nlinger--;
+    } else if (!c->opened) {
         ep->nhandshaking--;
     }
     c->listed = false;
@@ -315,6 +317,29 @@ sprig__quic_ep_forget(sprig__quic_ep *ep, sprig__quic_conn *c)
     if (ep->closed && ep->nconns == 0) {
         ep_shut(ep);
     }
+}
+
+bool
+sprig__quic_ep_linger(sprig__quic_ep *ep, sprig__quic_conn *c)
+{
+    if (!ep->server || ep->closed || ep->nlinger >= ep->opts.max_connections) {
+        return false;
+    }
+    pthread_mutex_lock(&ep->lock);
+    c->listed = false;
+    c->lingering = true;
+    ep->nlinger++;
+    if (!c->opened) {
+        ep->nhandshaking--;
+    }
+    pthread_mutex_unlock(&ep->lock);
+    return true;
+}
+
+void
+sprig__quic_ep_close_resent(sprig__quic_ep *ep)
+{
+    __atomic_add_fetch(&ep->stats.closes_resent, 1, __ATOMIC_RELAXED);
 }
 
 void
@@ -558,7 +583,7 @@ sprig__quic_ep_datagram(sprig__quic_ep *ep, const uint8_t *d, size_t n,
     case SPRIG__QNG_RETRY: ep->stats.retries++; break;
     case SPRIG__QNG_RESET: ep->stats.resets++; break;
     case SPRIG__QNG_ACCEPT:
-        if (ep->nconns >= ep->opts.max_connections) {
+        if (ep->nconns - ep->nlinger >= ep->opts.max_connections) {
             sprig__qng_refuse(&h, out, &olen);
             break;
         }
@@ -757,9 +782,10 @@ sprig__quic_listener_close(sprig__listener *l)
     }
     ep->closed = true;
     sprig__quic_conn *c = ep->conns;
-    while (c) { /* handshakes under way are dropped; open ones stay */
+    while (c) { /* handshakes under way and closed connections in their
+                 * closing period are dropped; open ones stay */
         sprig__quic_conn *next = c->lnext;
-        if (!sprig__quic_conn_opened(c)) {
+        if (!sprig__quic_conn_opened(c) || c->lingering) {
             sprig__quic_conn_drop(c);
         }
         c = next;
@@ -796,10 +822,13 @@ sprig__quic_listener_stats(sprig__listener *l, sprig__quic_stats *out)
     out->sent = __atomic_load_n(&ep->stats.sent, __ATOMIC_RELAXED);
     out->send_calls = __atomic_load_n(&ep->stats.send_calls, __ATOMIC_RELAXED);
     out->timers = __atomic_load_n(&ep->stats.timers, __ATOMIC_RELAXED);
+    out->closes_resent =
+        __atomic_load_n(&ep->stats.closes_resent, __ATOMIC_RELAXED);
     out->cids = __atomic_load_n(&ep->ncids, __ATOMIC_RELAXED);
     pthread_mutex_lock(&ep->lock);
     out->conns = ep->nconns;
     out->handshaking = ep->nhandshaking;
+    out->lingering = ep->nlinger;
     pthread_mutex_unlock(&ep->lock);
 }
 

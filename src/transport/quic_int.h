@@ -183,6 +183,22 @@ int sprig__qng_expire(sprig__qng *q);
 void sprig__qng_close(sprig__qng *q, int code, const char *reason,
                       void (*send)(void *ctx, const uint8_t *d, size_t n),
                       void *ctx);
+/** What a closed engine's connection owes the peer (RFC 9000 §10.2). */
+typedef enum sprig__qng_linger_kind {
+    SPRIG__QNG_LINGER_NONE,     /* nothing: a silent close (idle timeout,
+                                 * handshake timeout, dropped) */
+    SPRIG__QNG_LINGER_CLOSING,  /* we closed: answer late packets with our
+                                 * CONNECTION_CLOSE (`pkt`) */
+    SPRIG__QNG_LINGER_DRAINING, /* the peer closed (or reset): stay quiet */
+} sprig__qng_linger_kind;
+
+/** After the engine closed: which period follows, the CONNECTION_CLOSE
+ *  datagram to repeat in the closing period (points into the engine:
+ *  copy it before sprig__qng_free), and the probe timeout in ms (the
+ *  period lasts three of them). */
+sprig__qng_linger_kind sprig__qng_linger(const sprig__qng *q,
+                                         const uint8_t **pkt, size_t *len,
+                                         uint64_t *pto_ms);
 /** Why the engine closed (after SPRIG__QNG_CLOSED). */
 void sprig__qng_close_info(const sprig__qng *q, sprig__qng_why *out);
 /** True once stream data can be written (the stream exists). */
@@ -217,6 +233,8 @@ typedef enum sprig__qstate {
     SPRIG__QS_OPEN,      /* messages flow                            */
     SPRIG__QS_CLOSING,   /* close asked: queued messages go out first */
     SPRIG__QS_FINISHING, /* on_close due on the next loop turn        */
+    SPRIG__QS_LINGER,    /* server, after on_close: the closing or
+                          * draining period (ids kept, engine freed)  */
     SPRIG__QS_DEAD       /* timer closing; freed when it is closed    */
 } sprig__qstate;
 
@@ -253,6 +271,12 @@ struct sprig__quic_conn {
     char path[256];
     char tls_version[16], tls_cipher[48];
     uint64_t messages_sent, writes; /* atomic: listings read them */
+    /* LINGER: the CONNECTION_CLOSE to repeat (NULL: draining, quiet) and
+     * the datagrams received since */
+    uint8_t *close_pkt;
+    size_t close_len;
+    uint64_t linger_rx;
+    bool lingering;
 };
 
 /** Make a connection object of endpoint `ep` (not yet with an engine). */
@@ -317,9 +341,21 @@ typedef struct sprig__quic_stats {
     size_t conns, handshaking, cids;
     uint64_t retries, resets, dropped;
     uint64_t sent, send_calls, timers;
+    size_t lingering;       /* connections in the closing/draining period */
+    uint64_t closes_resent; /* CONNECTION_CLOSEs repeated in it */
 } sprig__quic_stats;
 /** A connection's timer fired (counted in its endpoint's stats). */
 void sprig__quic_ep_timer_fired(sprig__quic_ep *ep);
+/** May `c`, just closed, linger (closing or draining period)?  Server
+ *  endpoints that are not closed, up to max_connections lingering.  True:
+ *  it is now counted as lingering (not listed, not admitted against). */
+bool sprig__quic_ep_linger(sprig__quic_ep *ep, sprig__quic_conn *c);
+/** A lingering connection repeated its CONNECTION_CLOSE (stats). */
+void sprig__quic_ep_close_resent(sprig__quic_ep *ep);
+/** Milliseconds a closing or draining period lasts at least (3 x PTO is
+ *  the RFC's minimum; late packets of a loaded machine come later). */
+#define SPRIG__QUIC_LINGER_MIN_MS 1000
+#define SPRIG__QUIC_LINGER_MAX_MS 3000
 void sprig__quic_listener_stats(sprig__listener *l, sprig__quic_stats *out);
 /** The listener of the endpoint of a QUIC listener handle. */
 sprig__quic_ep *sprig__quic_listener_ep(sprig__listener *l);

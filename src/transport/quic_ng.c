@@ -57,6 +57,9 @@ struct sprig__qng {
     bool server, ready, closed, silent;
     int64_t sid; /* the message stream; -1 until it exists */
     ngtcp2_connection_close_error last;
+    uint8_t *close_pkt; /* the CONNECTION_CLOSE datagram sent, kept for
+                         * the closing period (sprig__qng_linger) */
+    size_t close_len;
     sprig__qng_why why;
     char verify_err[300];
 };
@@ -719,6 +722,7 @@ sprig__qng_free(sprig__qng *q)
         gnutls_deinit(q->tls);
     }
     sprig__free(q->host);
+    sprig__free(q->close_pkt);
     sprig__free(q);
 }
 
@@ -968,7 +972,34 @@ sprig__qng_close(sprig__qng *q, int code, const char *reason,
         q->conn, &ps.path, &pi, buf, sizeof buf, &q->last, now_ns());
     if (w > 0) {
         send(ctx, buf, (size_t)w);
+        if (!q->close_pkt && (q->close_pkt = sprig__malloc((size_t)w))) {
+            memcpy(q->close_pkt, buf, (size_t)w);
+            q->close_len = (size_t)w;
+        }
     }
+}
+
+sprig__qng_linger_kind
+sprig__qng_linger(const sprig__qng *q, const uint8_t **pkt, size_t *len,
+                  uint64_t *pto_ms)
+{
+    *pkt = NULL;
+    *len = 0;
+    *pto_ms = 0;
+    if (!q->conn || q->silent) { /* idle, handshake timeout, dropped */
+        return SPRIG__QNG_LINGER_NONE;
+    }
+    *pto_ms = (ngtcp2_conn_get_pto(q->conn) + NGTCP2_MILLISECONDS - 1) /
+              NGTCP2_MILLISECONDS;
+    if (ngtcp2_conn_is_in_draining_period(q->conn)) {
+        return SPRIG__QNG_LINGER_DRAINING;
+    }
+    if (q->close_pkt) {
+        *pkt = q->close_pkt;
+        *len = q->close_len;
+        return SPRIG__QNG_LINGER_CLOSING;
+    }
+    return SPRIG__QNG_LINGER_NONE;
 }
 
 bool
