@@ -18,7 +18,7 @@ MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-auth bench-build bench-net bench-import \
-        crash-long fuzz format format-check clean install
+        crash-long powerloss fuzz format format-check clean install
 
 all: build
 
@@ -107,6 +107,15 @@ bench-build:
 # The long crash loop: 10,000 SIGKILL rounds (make test runs a short one).
 crash-long: build
 	@SPRIG_CRASH_ROUNDS=10000 $(BUILD)/tests/test_crash
+
+# The long power-loss run (tests/powerloss, docs/reliability.md): each
+# workload mode recorded once under the LD_PRELOAD recorder, then 300 crash
+# images of it judged (make test runs a short one).  SPRIG_SEED replays.
+powerloss: build
+	@sh tests/powerloss/powerloss.sh long \
+	    $(BUILD)/tests/powerloss/sprig_powerloss \
+	    $(BUILD)/tests/powerloss/libsprig_powerloss.so \
+	    $(BUILD)/test-tmp/powerloss-long
 
 # The long fuzz run: each libFuzzer harness (clang, ASan + UBSan) for
 # FUZZ_SECONDS, seeded from fuzz/corpus/<name>/ (make test replays those).

@@ -89,8 +89,7 @@ parse_mode(const char *m, sprig_durability *d)
     return !strcmp(m, "full") || !strcmp(m, "normal") || !strcmp(m, "none");
 }
 
-/* ---- 1. the recorded run
- * ------------------------------------------------------ */
+/* ---- 1. the recorded run ---- */
 
 static int
 record(run *r, const char *self)
@@ -145,8 +144,7 @@ load(run *r)
     return 0;
 }
 
-/* ---- 2. the journal is complete
- * ------------------------------------------------- */
+/* ---- 2. the journal is complete ---- */
 
 static int
 complete(run *r)
@@ -168,8 +166,7 @@ complete(run *r)
     return 0;
 }
 
-/* ---- 3. images
- * ------------------------------------------------------------------- */
+/* ---- 3. images ---- */
 
 /* A cut point: after an acknowledgement, before a sync, or anywhere. */
 static size_t
@@ -274,8 +271,7 @@ images(run *r)
     return r->failed && !r->report_only ? 1 : 0;
 }
 
-/* ---- main
- * ------------------------------------------------------------------------- */
+/* ---- main ---- */
 
 static int
 work_main(int argc, char **argv)
@@ -366,6 +362,7 @@ main(int argc, char **argv)
         return verify_main(argc, argv);
     }
     static run r;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress in logs, nothing forked */
     if (parse_args(&r, argc, argv) != 0) {
         fprintf(stderr,
                 "usage: %s --preload LIB --root DIR [--mode "

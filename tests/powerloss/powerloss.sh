@@ -11,7 +11,8 @@
 # the sizes; SPRIG_PL_KEEP=1 keeps failing images.
 set -e
 size=$1 driver=$2 rec=$3 root=$4
-if [ "$size" = long ]; then steps=1000 images=600; else steps=80 images=15; fi
+rec=$(cd "$(dirname "$rec")" && pwd)/$(basename "$rec") # LD_PRELOAD: absolute
+if [ "$size" = long ]; then steps=600 images=300; else steps=80 images=15; fi
 steps=${SPRIG_PL_STEPS:-$steps}
 images=${SPRIG_PL_IMAGES:-$images}
 seed=${SPRIG_SEED:-$(date +%s)}
