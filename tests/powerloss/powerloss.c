@@ -254,6 +254,10 @@ images(run *r)
     double t0 = now_s();
     for (unsigned k = 0; k < r->images; k++) {
         one_image(r, k, &s);
+        if ((k + 1) % 50 == 0 && k + 1 < r->images) {
+            printf("... %u images, %u failed, %.0f s\n", k + 1, r->failed,
+                   now_s() - t0);
+        }
     }
     printf("powerloss %s/%s%s: %u images (%u passed, %u failed: %u "
            "SPRIG_ECORRUPT, %u crashed, %u with check findings), %u steps, "
