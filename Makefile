@@ -18,8 +18,8 @@ MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
-        crash-long fuzz format format-check clean install soak tsan \
-        valgrind
+        crash-long powerloss fuzz format format-check clean install soak \
+        tsan valgrind
 
 all: build
 
@@ -137,6 +137,15 @@ soak: deps
 	@cmake --build $(BUILD) -j $(JOBS) --target sprig_soak
 	@$(BUILD)/tests/sprig-soak --seconds $(SOAK_SECONDS) \
 	    --clients $(SOAK_CLIENTS) --rounds 4
+
+# The long power-loss run (tests/powerloss, docs/reliability.md): each
+# workload mode recorded once under the LD_PRELOAD recorder, then 300 crash
+# images of it judged (make test runs a short one).  SPRIG_SEED replays.
+powerloss: build
+	@sh tests/powerloss/powerloss.sh long \
+	    $(BUILD)/tests/powerloss/sprig_powerloss \
+	    $(BUILD)/tests/powerloss/libsprig_powerloss.so \
+	    $(BUILD)/test-tmp/powerloss-long
 
 # The long fuzz run: each libFuzzer harness (clang, ASan + UBSan) for
 # FUZZ_SECONDS, seeded from fuzz/corpus/<name>/ (make test replays those).

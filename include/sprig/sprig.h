@@ -437,7 +437,10 @@ typedef enum sprig_durability {
      *  writes, never corrupts; a process crash loses nothing. */
     SPRIG_DURABILITY_NORMAL = 1,
     /** no fsync: the OS writes back when it likes; a process crash loses
-     *  nothing, a power loss may lose recent commits. */
+     *  nothing, but a power loss may lose recent commits AND leave the
+     *  files corrupt (LMDB's pages reach the disk in any order: the
+     *  power-loss harness found opens failing, integrity findings, and
+     *  LMDB crashing on the torn tree).  Only for data you can rebuild. */
     SPRIG_DURABILITY_NONE = 2
 } sprig_durability;
 

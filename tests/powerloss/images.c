@@ -23,8 +23,7 @@
 
 #define BLOCK 4096u
 
-/* ---- the journal ------------------------------------------------------------
- */
+/* ---- the journal ---- */
 
 static char *
 dup_n(const uint8_t *p, size_t n)
@@ -88,8 +87,7 @@ pl_journal_free(pl_journal *j)
     memset(j, 0, sizeof *j);
 }
 
-/* ---- inodes, names, per-block stops -----------------------------------------
- */
+/* ---- inodes, names, per-block stops ---- */
 
 typedef struct inode {
     uint64_t dev, ino;
@@ -233,8 +231,7 @@ block_stop(builder *b, long ino, uint64_t block, size_t idx)
     return b->stops[at].at;
 }
 
-/* ---- applying records
- * -------------------------------------------------------- */
+/* ---- applying records ---- */
 
 static void
 resize(inode *n, size_t size)
@@ -423,8 +420,7 @@ sync_marks(builder *b)
     return last;
 }
 
-/* ---- writing the image out
- * ---------------------------------------------------- */
+/* ---- writing the image out ---- */
 
 static int
 mkdirs(char *p)

@@ -89,8 +89,7 @@ parse_mode(const char *m, sprig_durability *d)
     return !strcmp(m, "full") || !strcmp(m, "normal") || !strcmp(m, "none");
 }
 
-/* ---- 1. the recorded run
- * ------------------------------------------------------ */
+/* ---- 1. the recorded run ---- */
 
 static int
 record(run *r, const char *self)
@@ -145,8 +144,7 @@ load(run *r)
     return 0;
 }
 
-/* ---- 2. the journal is complete
- * ------------------------------------------------- */
+/* ---- 2. the journal is complete ---- */
 
 static int
 complete(run *r)
@@ -168,8 +166,7 @@ complete(run *r)
     return 0;
 }
 
-/* ---- 3. images
- * ------------------------------------------------------------------- */
+/* ---- 3. images ---- */
 
 /* A cut point: after an acknowledgement, before a sync, or anywhere. */
 static size_t
@@ -257,6 +254,10 @@ images(run *r)
     double t0 = now_s();
     for (unsigned k = 0; k < r->images; k++) {
         one_image(r, k, &s);
+        if ((k + 1) % 50 == 0 && k + 1 < r->images) {
+            printf("... %u images, %u failed, %.0f s\n", k + 1, r->failed,
+                   now_s() - t0);
+        }
     }
     printf("powerloss %s/%s%s: %u images (%u passed, %u failed: %u "
            "SPRIG_ECORRUPT, %u crashed, %u with check findings), %u steps, "
@@ -274,8 +275,7 @@ images(run *r)
     return r->failed && !r->report_only ? 1 : 0;
 }
 
-/* ---- main
- * ------------------------------------------------------------------------- */
+/* ---- main ---- */
 
 static int
 work_main(int argc, char **argv)
@@ -366,6 +366,7 @@ main(int argc, char **argv)
         return verify_main(argc, argv);
     }
     static run r;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress in logs, nothing forked */
     if (parse_args(&r, argc, argv) != 0) {
         fprintf(stderr,
                 "usage: %s --preload LIB --root DIR [--mode "

@@ -11,7 +11,8 @@
 # the sizes; SPRIG_PL_KEEP=1 keeps failing images.
 set -e
 size=$1 driver=$2 rec=$3 root=$4
-if [ "$size" = long ]; then steps=1000 images=600; else steps=80 images=15; fi
+rec=$(cd "$(dirname "$rec")" && pwd)/$(basename "$rec") # LD_PRELOAD: absolute
+if [ "$size" = long ]; then steps=600 images=300; else steps=80 images=10; fi
 steps=${SPRIG_PL_STEPS:-$steps}
 images=${SPRIG_PL_IMAGES:-$images}
 seed=${SPRIG_SEED:-$(date +%s)}
@@ -37,7 +38,7 @@ if [ "$size" = long ]; then
     one none immediate "$images" --report-only
     one full selftest 60 --selftest
 else
-    one full selftest 5 --selftest
+    one full selftest 4 --selftest
 fi
 [ -z "$SPRIG_PL_KEEP" ] && rm -rf "$root"
 echo "powerloss $size: $(($(date +%s) - start)) s in all"

@@ -124,6 +124,7 @@ fd_info(int fd, fdinfo *fi)
 {
     char link[64];
     fi->tracked = fi->is_ack = fi->sync = false;
+    memset(&fi->st, 0, sizeof fi->st);
     if (log_fd < 0) {
         return false;
     }
@@ -170,7 +171,7 @@ emit_iov(const fdinfo *fi, const struct iovec *iov, int cnt, off_t off,
     }
 }
 
-/* ---- writes -------------------------------------------------------------- */
+/* ---- writes ---- */
 
 typedef ssize_t (*pwritev_fn)(int, const struct iovec *, int, off_t);
 typedef ssize_t (*writev_fn)(int, const struct iovec *, int);
@@ -246,8 +247,7 @@ pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
                    : do_writev(fd, iov, cnt, off, true);
 }
 
-/* ---- syncs ----------------------------------------------------------------
- */
+/* ---- syncs ---- */
 
 typedef int (*int_fn)(int);
 
@@ -317,8 +317,7 @@ sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
     return real_sync_file_range(fd, off, n, flags);
 }
 
-/* ---- shared writable maps (msync) ------------------------------------------
- */
+/* ---- shared writable maps (msync) ---- */
 
 typedef struct pl_map {
     void *addr;
@@ -393,8 +392,7 @@ msync(void *addr, size_t len, int flags)
     return real_msync(addr, len, flags);
 }
 
-/* ---- sizes ------------------------------------------------------------------
- */
+/* ---- sizes ---- */
 
 int
 ftruncate(int fd, off_t len)
@@ -468,8 +466,7 @@ posix_fallocate64(int fd, off_t off, off_t len)
     return do_alloc(fd, 0, off, len, true);
 }
 
-/* ---- names: open, create, rename, unlink, mkdir, rmdir ----------------------
- */
+/* ---- names: open, create, rename, unlink, mkdir, rmdir ---- */
 
 typedef int (*openat_fn)(int, const char *, int, ...);
 
@@ -597,12 +594,11 @@ creat64(const char *p, mode_t m)
  * record is journaled. */
 static int
 name_op(uint8_t op, int at1, const char *p1, int at2, const char *p2,
-        int r_if_untracked, int (*real)(void *), void *arg)
+        int (*real)(void *), void *arg)
 {
     char a1[1024], a2[1024];
     bool t1 = at_path(at1, p1, a1, sizeof a1);
     bool t2 = p2 && at_path(at2, p2, a2, sizeof a2);
-    (void)r_if_untracked;
     if (!t1 && !t2) {
         return real(arg);
     }
@@ -639,7 +635,7 @@ int
 renameat2(int at1, const char *p1, int at2, const char *p2, unsigned flags)
 {
     name_args a = {at1, at2, (int)flags, p1, p2, 0};
-    return name_op(PL_RENAME, at1, p1, at2, p2, 0, real_renameat2_, &a);
+    return name_op(PL_RENAME, at1, p1, at2, p2, real_renameat2_, &a);
 }
 
 int
@@ -668,7 +664,7 @@ unlinkat(int at, const char *p, int flags)
 {
     name_args a = {at, 0, flags, p, NULL, 0};
     uint8_t op = (flags & AT_REMOVEDIR) ? PL_RMDIR : PL_UNLINK;
-    return name_op(op, at, p, 0, NULL, 0, real_unlinkat_, &a);
+    return name_op(op, at, p, 0, NULL, real_unlinkat_, &a);
 }
 
 int
@@ -706,7 +702,7 @@ int
 mkdirat(int at, const char *p, mode_t mode)
 {
     name_args a = {at, 0, 0, p, NULL, mode};
-    return name_op(PL_MKDIR, at, p, 0, NULL, 0, real_mkdirat_, &a);
+    return name_op(PL_MKDIR, at, p, 0, NULL, real_mkdirat_, &a);
 }
 
 int

@@ -74,8 +74,7 @@ step_kind(unsigned i)
     return kinds[i % 10];
 }
 
-/* ---- contents
- * ----------------------------------------------------------------- */
+/* ---- contents ---- */
 
 static size_t
 doc_a(unsigned i, char *buf, size_t n)
@@ -122,8 +121,24 @@ open_storage(const char *path, const pl_opts *o, sprig_storage **st)
     return rc;
 }
 
-/* ---- the workload
- * --------------------------------------------------------------- */
+/* The reduce of view coll/view over all keys, as a number. */
+static int
+view_total(sprig_db *db, const char *coll, const char *view, uint64_t *out)
+{
+    sprig_view_query q;
+    sprig_view_query_init(&q, coll, view);
+    sprig_buf b = {0};
+    int rc = sprig_view_reduce(db, &q, &b);
+    char t[32] = "";
+    if (rc == 0) {
+        snprintf(t, sizeof t, "%.*s", (int)b.len, (const char *)b.data);
+    }
+    sprig_buf_clear(&b);
+    *out = strtoull(t, NULL, 10);
+    return rc;
+}
+
+/* ---- the workload ---- */
 
 typedef struct work {
     sprig_storage *st;
@@ -176,7 +191,14 @@ step_txn(work *w, unsigned i)
     }
     rc = rc ? rc : sprig_txn_apply(w->app, t, NULL);
     sprig_txn_free(t);
-    return rc ? fail("transaction", i, rc) : ack(w, 'T', i);
+    rc = rc ? fail("transaction", i, rc) : ack(w, 'T', i);
+    /* now and then the lazy view catches up: an indexing commit */
+    uint64_t sum;
+    if (rc == 0 && i % 20 == 0 &&
+        (rc = view_total(w->app, "b", "by_k", &sum))) {
+        rc = fail("lazy view query", i, rc);
+    }
+    return rc;
 }
 
 static int
@@ -281,8 +303,7 @@ pl_ack_parse(const uint8_t *p, size_t n, pl_ack *out)
     return sscanf(line, "%c %u", &out->kind, &out->step) == 2;
 }
 
-/* ---- the judge
- * ------------------------------------------------------------------ */
+/* ---- the judge ---- */
 
 typedef struct judge {
     const pl_opts *o;
@@ -378,6 +399,30 @@ read_app(judge *j, sprig_db *db)
     return rc && rc != SPRIG_ENOTFOUND ? bad("latest: %s", sprig_errmsg()) : 0;
 }
 
+/* The views answer what the documents hold: a/by_n (eager) counts a's
+ * documents, b/by_k (lazy: this query indexes what is pending) sums b's
+ * "n". */
+static int
+judge_views(judge *j, sprig_db *db)
+{
+    uint64_t count = j->latest >= 0, sum = 0, got_count, got_sum;
+    for (unsigned i = 0; i < j->o->steps; i++) {
+        count += j->a[i];
+        sum += j->b[i] ? i : 0;
+    }
+    int rc = view_total(db, "a", "by_n", &got_count);
+    rc = rc ? rc : view_total(db, "b", "by_k", &got_sum);
+    if (rc) {
+        return bad("view query: %s", sprig_errmsg());
+    }
+    if (got_count != count || got_sum != sum) {
+        return bad("views: a/by_n counts %" PRIu64 " (documents: %" PRIu64
+                   "), b/by_k sums %" PRIu64 " (documents: %" PRIu64 ")",
+                   got_count, count, got_sum, sum);
+    }
+    return 0;
+}
+
 /* Is "app" exactly as after its first p steps? */
 static bool
 app_is_prefix(const judge *j, unsigned p)
@@ -413,6 +458,7 @@ judge_app(judge *j)
         return bad("opening app: %s", sprig_errmsg());
     }
     rc = read_app(j, db);
+    rc = rc ? rc : judge_views(j, db);
     sprig_db_close(db);
     long found = -1;
     for (unsigned p = 0; rc == 0 && p <= j->o->steps; p++) {
