@@ -11,13 +11,19 @@
  *     refused at write time by lazy views as by eager ones, and one stored
  *     before a view existed is skipped, so no writer can break a view.
  * The fuzz harnesses that found them live in fuzz/ (key, schema_record,
- * bstate, jview), their corpora replayed by make test.
+ * bstate, jview), their corpora replayed by make test.  Then issue 17
+ * item 3 (corrupt files): a damaged registry entry no longer makes the
+ * open delete its database's directory.
  */
 #include "viewtest.h"
 
 #include "core/core.h"
+#include "local/codec.h"
 
+#include <lmdb.h>
 #include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- built-in reduce state ---------------------------------------------- */
 
@@ -275,6 +281,175 @@ test_view_key_over_limit(void **state)
     tu_rmtree(dir);
 }
 
+/* ---- a damaged registry entry must not delete its database --------------
+ * (found by the byte-flip test and fuzz_admin_record: the open's sweep of
+ * directories "the registry does not name" removed a database whose
+ * registry entry was malformed or had a flipped name byte) */
+
+static void
+reg_edit(const char *dir, int how)
+{
+    char p[1300];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    snprintf(p, sizeof p, "%s/_admin", dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, p, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "databases", 0, &dbi), 0);
+    MDB_val k = {2, (void *)"db"}, v, nk = {2, (void *)"dc"};
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    uint8_t buf[256];
+    memcpy(buf, v.mv_data, v.mv_size);
+    MDB_val nv = {v.mv_size, buf};
+    if (how == 0) { /* malformed: a version byte no build wrote */
+        buf[0] ^= 0x40;
+        assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
+    } else { /* the name's last byte flipped: "db" becomes "dc" */
+        assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+        assert_int_equal(mdb_put(txn, dbi, &nk, &nv, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void
+test_damaged_registry_keeps_data(void **state)
+{
+    static const sprig_collection_def c[] = {
+        {"docs", SPRIG_ID_NATURAL, 0, NULL, 0}};
+    static const sprig_schema_def sch = {"rg", c, 1};
+    for (int how = 0; how < 2; how++) {
+        const char *dir = tu_tmpdir("reg-damage");
+        char dbdir[1300], orphan[1300];
+        sprig_storage_options o;
+        sprig_storage *st;
+        sprig_db *db;
+        sprig_storage_options_init(&o);
+        o.path = dir;
+        SPRIG_OK_(sprig_storage_open(&o, &st));
+        SPRIG_OK_(sprig_storage_register_schema(st, &sch));
+        SPRIG_OK_(sprig_storage_create_database(st, "db", "rg", false));
+        SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
+        SPRIG_OK_(
+            sprig_overwrite(db, "docs", sprig_str("a"), sprig_str("{}"), NULL));
+        sprig_db_close(db);
+        sprig_storage_close(st);
+        reg_edit(dir, how);
+        snprintf(dbdir, sizeof dbdir, "%s/db/db.1/data.mdb", dir);
+        snprintf(orphan, sizeof orphan, "%s/db/zz.99", dir);
+        assert_int_equal(mkdir(orphan, 0700), 0); /* a real orphan */
+        SPRIG_OK_(sprig_storage_open(&o, &st));
+        assert_int_equal(access(dbdir, F_OK), 0); /* kept */
+        /* a real orphan is swept, unless an entry does not decode: then
+         * nothing is removed */
+        assert_int_equal(access(orphan, F_OK) == 0, how == 0);
+        int rc = sprig_storage_open_database(st, how ? "dc" : "db", &db);
+        /* refused, named: never an empty database made anew */
+        assert_int_equal(rc, SPRIG_ECORRUPT);
+        assert_non_null(strstr(sprig_errmsg(), how ? "'dc'" : "'db'"));
+        sprig_storage_close(st);
+        tu_rmtree(dir);
+    }
+}
+
+/* ---- a compressed value claiming 2 GiB (fuzz_kv_record) ---------------- */
+
+static void *
+big_realloc(void *p, size_t n)
+{
+    biggest = n > biggest ? n : biggest;
+    return realloc(p, n);
+}
+
+static void
+test_compressed_length_corrupt(void **state)
+{
+    /* [plain length u32 BE][LZ4 block]: 12 bytes claiming 2 GiB - 1 */
+    static const uint8_t stored[] = {0x7f, 0xff, 0xff, 0xff, 0x40, 'a',
+                                     'b',  'c',  'd',  0,    0,    0};
+    sprig__vloc loc = {'k', "db.1", "", {NULL, 0}};
+    sprig_buf scratch = {0};
+    sprig_bytes plain;
+    SPRIG_OK_(
+        sprig_replace_allocator(big_malloc, big_realloc, big_calloc, free));
+    biggest = 0;
+    int rc = sprig__codec_decode(NULL, &loc, SPRIG__CF_LZ4,
+                                 (sprig_bytes){stored, sizeof stored}, &scratch,
+                                 &plain);
+    SPRIG_OK_(sprig_replace_allocator(malloc, realloc, calloc, free));
+    sprig_buf_clear(&scratch);
+    assert_int_equal(rc, SPRIG_ECORRUPT);
+    if (biggest > 4096) {
+        fail_msg("decoding 12 bytes allocated %zu bytes", biggest);
+    }
+}
+
+/* ---- a view index entry whose document id is too long (fuzz_view_record):
+ * SPRIG_ECORRUPT naming the database, not SPRIG_ETOOBIG ------------------ */
+
+static void
+test_view_entry_id_malformed(void **state)
+{
+    static const sprig_view_def v[] = {{.name = "v",
+                                        .version = 1,
+                                        .policy = SPRIG_VIEW_EAGER,
+                                        .json_key = "k"}};
+    static const sprig_collection_def c[] = {
+        {"docs", SPRIG_ID_NATURAL, 0, v, 1}};
+    static const sprig_schema_def sch = {"ve", c, 1};
+    const char *dir = tu_tmpdir("view-entry");
+    char p[1300];
+    sprig_storage_options o;
+    sprig_storage *st;
+    sprig_db *db;
+    sprig_storage_options_init(&o);
+    o.path = dir;
+    SPRIG_OK_(sprig_storage_open(&o, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, &sch));
+    SPRIG_OK_(sprig_storage_create_database(st, "db", "ve", false));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
+    SPRIG_OK_(sprig_overwrite(db, "docs", sprig_str("a"),
+                              sprig_str("{\"k\":1}"), NULL));
+    sprig_db_close(db);
+    sprig_storage_close(st);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, val;
+    uint8_t id[300];
+    memset(id, 'x', sizeof id);
+    snprintf(p, sizeof p, "%s/db/db.1", dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 64), 0);
+    assert_int_equal(mdb_env_open(env, p, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "v/docs/v/e", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &val, MDB_FIRST), 0);
+    MDB_val nv = {sizeof id, id};
+    assert_int_equal(mdb_cursor_put(cur, &k, &nv, 0), 0); /* a second id */
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    SPRIG_OK_(sprig_storage_open(&o, &st));
+    SPRIG_OK_(sprig_storage_register_schema(st, &sch));
+    SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
+    sprig_view_query q;
+    sprig_mapping_list *l = NULL;
+    sprig_view_query_init(&q, "docs", "v");
+    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig_view_query_mappings(db, &q, &l));
+    assert_non_null(strstr(sprig_errmsg(), "database 'db'"));
+    assert_non_null(strstr(sprig_errmsg(), "malformed"));
+    sprig_mapping_list_free(l);
+    sprig_db_close(db);
+    sprig_storage_close(st);
+    tu_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -284,6 +459,9 @@ main(void)
         cmocka_unit_test(test_key_to_json_utf8),
         cmocka_unit_test(test_negative_nan_sorts_last),
         cmocka_unit_test(test_view_key_over_limit),
+        cmocka_unit_test(test_damaged_registry_keeps_data),
+        cmocka_unit_test(test_compressed_length_corrupt),
+        cmocka_unit_test(test_view_entry_id_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,7 +78,7 @@ sprig_storage_open_database(sprig_storage *st, const char *name, sprig_db **out)
     *out = NULL;
     CHECK_ARG(st, "storage is NULL");
     int rc = sprig__check_db_name(name);
-    return rc ? rc : st->ops->database(st, name, out);
+    return rc ? rc : sprig__err_in_db(st->ops->database(st, name, out), name);
 }
 
 /* ---- database handles -------------------------------------------------- */
@@ -137,6 +137,7 @@ static int
 with_context(int rc, sprig_db *db, const char *coll, const sprig_bytes *id)
 {
     if (rc < 0 && db) {
+        sprig__err_in_db(rc, db->ops->name(db));
         sprig__errinfo_context(db->ops->name(db), coll, id);
     }
     return rc;
@@ -368,7 +369,8 @@ sprig_list_executed_txns(sprig_db *db, uint64_t since, uint32_t limit,
                           limit, SPRIG_TXN_LOG_PAGE_MAX);
     }
     limit = limit ? limit : SPRIG_TXN_LOG_PAGE_DEFAULT;
-    return db->ops->list_executed(db, since, limit, out);
+    return with_context(db->ops->list_executed(db, since, limit, out), db, NULL,
+                        NULL);
 }
 
 int

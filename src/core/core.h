@@ -25,6 +25,13 @@
 int sprig__err(int rc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/** A failure of a call on database `db` whose detail says damaged data
+ *  (SPRIG_ECORRUPT) gets the database's name in front of its sentence,
+ *  unless the sentence names it already (issue 17: a corrupt file is
+ *  reported with the database it is in).  Keeps the structured detail.
+ *  Returns `rc`.  Any thread (its own error detail). */
+int sprig__err_in_db(int rc, const char *db);
+
 /* ---- structured error detail (error.c) ---------------------------------
  *
  * sprig__err() records the code and the sentence and clears the structured

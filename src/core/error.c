@@ -82,6 +82,23 @@ sprig__err(int rc, const char *fmt, ...)
 }
 
 int
+sprig__err_in_db(int rc, const char *db)
+{
+    char named[SPRIG_NAME_MAX + 16], old[sizeof errmsg_buf];
+    if (rc != SPRIG_ECORRUPT || !db || !*db) {
+        return rc;
+    }
+    snprintf(named, sizeof named, "'%s'", db);
+    if (strstr(errmsg_buf, named)) {
+        return rc;
+    }
+    memcpy(old, errmsg_buf, sizeof old);
+    snprintf(errmsg_buf, sizeof errmsg_buf, "database '%s': %.*s", db,
+             (int)(sizeof errmsg_buf - sizeof named - 16), old);
+    return rc;
+}
+
+int
 sprig__err_about(int rc, sprig_error_kind kind, const char *fmt, ...)
 {
     va_list ap;

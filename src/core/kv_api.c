@@ -305,6 +305,7 @@ sprig_kv_get(sprig_db *db, const char *ns, const char *key, bool and_delete,
     int rc = check_key(db, ns, key);
     rc = rc ? rc : db->ops->kv_get(db, ns_or_default(ns), key, and_delete, out);
     if (rc < 0 && db) {
+        sprig__err_in_db(rc, db->ops->name(db));
         sprig__errinfo_context(db->ops->name(db), NULL, NULL);
     }
     return rc;
@@ -369,6 +370,8 @@ sprig_kv_list_keys(sprig_db *db, const char *ns, const char *prefix,
     rc = rc ? rc : check_name(ns, prefix ? prefix : "", "prefix");
     rc = rc ? rc : (after ? check_name(ns, after, "`after` key") : 0);
     return rc ? rc
-              : db->ops->kv_list(db, ns_or_default(ns), prefix ? prefix : "",
-                                 after, limit, out);
+              : sprig__err_in_db(db->ops->kv_list(db, ns_or_default(ns),
+                                                  prefix ? prefix : "", after,
+                                                  limit, out),
+                                 db->ops->name(db));
 }

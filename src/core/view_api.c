@@ -126,6 +126,7 @@ static int
 ctx(int rc, sprig_db *db, const sprig_view_query *q)
 {
     if (rc < 0 && db && q) {
+        sprig__err_in_db(rc, db->ops->name(db));
         sprig__errinfo_context(db->ops->name(db), q->collection, NULL);
     }
     return rc;

@@ -112,6 +112,13 @@ decompress(sprig_bytes in, sprig_buf *scratch, size_t at, sprig_bytes *plain)
         return sprig__err(SPRIG_ECORRUPT, "a compressed value is truncated");
     }
     uint32_t n = sprig__get_u32be(in.data);
+    /* LZ4 makes at most ~255 bytes of one: a larger claim is damage, and
+     * must not be allocated (found by fuzz_kv_record: up to 2 GiB) */
+    if ((uint64_t)n > (uint64_t)(in.len - 4) * 255u + 16u) {
+        return sprig__err(SPRIG_ECORRUPT,
+                          "a compressed value of %zu bytes claims %u bytes",
+                          in.len, n);
+    }
     uintptr_t a = (uintptr_t)in.data, b = (uintptr_t)scratch->data;
     bool inside = scratch->data && a >= b && a < b + scratch->cap;
     size_t in_off = inside ? (size_t)(a - b) : 0;

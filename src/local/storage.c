@@ -643,7 +643,14 @@ sprig__storage_engine(sprig__lstorage *st, const char *name, sprig__ldb **out)
     }
     st->open = p;
     char dir[4096];
+    struct stat sb;
     db_dir(st, name, e.dir_id, dir, sizeof dir);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) { /* never made anew */
+        return sprig__err(SPRIG_ECORRUPT,
+                          "database '%s': its directory '%s' is missing "
+                          "(the registry or the files are damaged)",
+                          name, dir);
+    }
     rc = sprig__ldb_open(st, name, dir, def, out);
     if (rc == 0) {
         st->open[st->n_open++] = *out;
@@ -804,7 +811,75 @@ l_close(sprig_storage *s)
     }
 }
 
-/* Remove database directories the registry does not name. */
+/* Whether some registry entry records directory id `id`; *doubt is set
+ * when an entry does not decode or the registry does not read (then
+ * nothing is removed: a corrupt registry must not delete data). */
+static bool
+id_registered(sprig__lstorage *st, uint64_t id, bool *doubt)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    bool found = false;
+    if (sprig__env_read_begin(st->admin, &txn)) {
+        *doubt = true;
+        return false;
+    }
+    int mrc = mdb_cursor_open(txn, st->reg_dbs, &cur);
+    while (mrc == 0 && !found &&
+           (mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        reg_entry e;
+        char name[SPRIG_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%.*s", (int)k.mv_size,
+                 (const char *)k.mv_data);
+        if (sprig__reg_decode(name, &v, &e)) {
+            *doubt = true;
+        } else {
+            found = e.dir_id == id;
+        }
+    }
+    if (mrc != MDB_NOTFOUND && !found) {
+        *doubt = true;
+    }
+    mdb_cursor_close(cur);
+    sprig__env_read_end(st->admin, txn);
+    return found;
+}
+
+/* Whether directory "<name>.<id>" (`dir`, under `dbs`) is what a crash
+ * left between the two steps of a create or a delete: no registry entry
+ * records its id, and its name is free or registered with another
+ * directory that exists.  Anything else is damage (a flipped byte in the
+ * registry): the directory is kept for repair. */
+static bool
+is_orphan(sprig__lstorage *st, const char *dbs, const char *dir)
+{
+    char name[256], other[4400];
+    snprintf(name, sizeof name, "%s", dir);
+    char *dot = strrchr(name, '.'), *end = NULL;
+    if (!dot) {
+        return false;
+    }
+    *dot = 0;
+    uint64_t id = strtoull(dot + 1, &end, 10);
+    bool doubt = !*(dot + 1) || *end;
+    reg_entry e;
+    if (doubt || id_registered(st, id, &doubt) || doubt) {
+        return false;
+    }
+    int rc = reg_get(st, name, &e);
+    if (rc && rc != SPRIG_ENOTFOUND) {
+        return false;
+    }
+    if (rc == SPRIG_ENOTFOUND) {
+        return true;
+    }
+    snprintf(other, sizeof other, "%s/%s.%llu", dbs, name,
+             (unsigned long long)e.dir_id);
+    return access(other, F_OK) == 0;
+}
+
+/* Remove database directories the registry does not name (is_orphan). */
 static void
 sweep_orphans(sprig__lstorage *st)
 {
@@ -819,17 +894,7 @@ sweep_orphans(sprig__lstorage *st)
         if (de->d_name[0] == '.') {
             continue;
         }
-        char name[256];
-        snprintf(name, sizeof name, "%s", de->d_name);
-        char *dot = strrchr(name, '.');
-        reg_entry e;
-        bool keep = false;
-        if (dot) {
-            *dot = 0;
-            keep = reg_get(st, name, &e) == 0 &&
-                   e.dir_id == strtoull(dot + 1, NULL, 10);
-        }
-        if (!keep) {
+        if (is_orphan(st, p, de->d_name)) {
             char q[4400];
             snprintf(q, sizeof q, "%s/%s", p, de->d_name);
             sprig__rmdir_tree(q);

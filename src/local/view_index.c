@@ -406,6 +406,13 @@ key_values(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig__vscratch *vs)
     mrc = mdb_cursor_get(cur, &k, &id, MDB_SET_KEY);
     for (; mrc == 0 && rc == 0;
          mrc = mdb_cursor_get(cur, &k, &id, MDB_NEXT_DUP)) {
+        if (id.mv_size == 0 || id.mv_size > SPRIG_ID_MAX) { /* from disk */
+            rc = sprig__err(SPRIG_ECORRUPT,
+                            "view '%s' of collection '%s': an index entry's "
+                            "document id is malformed",
+                            vname(v), v->coll->name);
+            break;
+        }
         rc = sprig__mdb_err(mdb_get(txn, v->d, &id, &rec), "reading a view");
         rc = rc ? rc : keep_pairs(v, B(id), B(rec), vs);
     }

@@ -315,6 +315,12 @@ visit_mapping(walk *w, void *arg)
     uint64_t rev = 0;
     const uint8_t *hash = NULL;
     sprig_bytes pl;
+    if (w->v.mv_size == 0 || w->v.mv_size > SPRIG_ID_MAX) { /* from disk */
+        return sprig__err(SPRIG_ECORRUPT,
+                          "view '%s' of collection '%s': an index entry's "
+                          "document id is malformed",
+                          o->v->def->name, o->v->coll->name);
+    }
     int rc =
         sprig__mdb_err(mdb_get(mdb_cursor_txn(w->cur), o->v->d, &w->v, &rec),
                        "reading a view record");
