@@ -115,6 +115,22 @@ h_push_all(sprig_api_ctx *ctx, void *udata)
     }
 }
 
+/* How many clients are connected (asked from a worker). */
+static void
+h_clients(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    size_t n = 0;
+    int rc = sprig_server_connected_clients(sprig_api_server(ctx), NULL, 0, &n);
+    char out[32];
+    int len = snprintf(out, sizeof out, "%zu", n);
+    if (rc) {
+        sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
+    } else {
+        sprig_api_reply(ctx, out, (size_t)len);
+    }
+}
+
 /* Increment key "n" of database "app" through the caller's narrowed
  * storage: the answer is the new value as text. */
 static void
@@ -163,6 +179,8 @@ register_all(sprig_server *srv)
                                         h_whoami, NULL));
     SPRIG_OK_(sprig_server_register_api(srv, "test.push_all", "test.call",
                                         h_push_all, NULL));
+    SPRIG_OK_(sprig_server_register_api(srv, "test.clients", "test.call",
+                                        h_clients, NULL));
     sprig_api_options wo;
     sprig_api_options_init(&wo);
     wo.write = true;
@@ -262,7 +280,7 @@ calls_over(const char *kind)
             assert_string_equal(apis[i].action, "test.write");
         }
     }
-    assert_int_equal(custom, 11);
+    assert_int_equal(custom, 12);
     assert_true(na > 30);
     placement_close(&p);
 }
@@ -722,6 +740,7 @@ test_hooks(void **state)
     assert_int_equal(ci[0].sessions, 1);
     assert_non_null(strstr(ci[0].peer, "127.0.0.1:"));
     assert_true(ci[0].connected_ms > 1700000000000ull);
+    expect_answer(c, "test.clients", "", "1"); /* asked from a worker */
     sprig_client_close(c);
     wait_log(&h, "connected(ws) authenticated(alice,1) ended(alice) "
                  "disconnected(1) ");
