@@ -115,6 +115,22 @@ h_push_all(sprig_api_ctx *ctx, void *udata)
     }
 }
 
+/* How many clients are connected (asked from a worker). */
+static void
+h_clients(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    size_t n = 0;
+    int rc = sprig_server_connected_clients(sprig_api_server(ctx), NULL, 0, &n);
+    char out[32];
+    int len = snprintf(out, sizeof out, "%zu", n);
+    if (rc) {
+        sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
+    } else {
+        sprig_api_reply(ctx, out, (size_t)len);
+    }
+}
+
 /* Increment key "n" of database "app" through the caller's narrowed
  * storage: the answer is the new value as text. */
 static void
@@ -163,6 +179,8 @@ register_all(sprig_server *srv)
                                         h_whoami, NULL));
     SPRIG_OK_(sprig_server_register_api(srv, "test.push_all", "test.call",
                                         h_push_all, NULL));
+    SPRIG_OK_(sprig_server_register_api(srv, "test.clients", "test.call",
+                                        h_clients, NULL));
     sprig_api_options wo;
     sprig_api_options_init(&wo);
     wo.write = true;
@@ -262,7 +280,7 @@ calls_over(const char *kind)
             assert_string_equal(apis[i].action, "test.write");
         }
     }
-    assert_int_equal(custom, 11);
+    assert_int_equal(custom, 12);
     assert_true(na > 30);
     placement_close(&p);
 }
@@ -722,6 +740,7 @@ test_hooks(void **state)
     assert_int_equal(ci[0].sessions, 1);
     assert_non_null(strstr(ci[0].peer, "127.0.0.1:"));
     assert_true(ci[0].connected_ms > 1700000000000ull);
+    expect_answer(c, "test.clients", "", "1"); /* asked from a worker */
     sprig_client_close(c);
     wait_log(&h, "connected(ws) authenticated(alice,1) ended(alice) "
                  "disconnected(1) ");
@@ -779,6 +798,59 @@ test_refused_reason(void **state)
                                         "closed for maintenance");
     sprig_client_close(c);
     authsrv_close(&a);
+}
+
+/* Over QUIC too: the connected hook sees "quic", and a refusal's reason
+ * reaches the client (CONNECTION_CLOSE of type application, 4001). */
+static void
+test_refused_quic(void **state)
+{
+    (void)state;
+    hooklog h = {PTHREAD_MUTEX_INITIALIZER, "", 2}; /* the second is refused */
+    sprig_server_hooks hooks = {hk_connected, NULL, NULL, NULL, &h};
+    sprig_cert_info qc;
+    SPRIG_OK_(sprig_cert_ensure(root, &qc));
+    sprig_server_options o;
+    sprig_server_options_init(&o);
+    o.ws_listen = NULL;
+    o.quic_listen = "127.0.0.1:0";
+    o.quic_cert_file = qc.cert_path;
+    o.quic_key_file = qc.key_path;
+    o.open_access = true;
+    o.workers = 2;
+    char dir[1300];
+    snprintf(dir, sizeof dir, "%s/quicrefuse", root);
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.path = dir;
+    so.durability = SPRIG_DURABILITY_NONE;
+    sprig_server *srv;
+    SPRIG_OK_(sprig_server_new(&so, &o, &srv));
+    SPRIG_OK_(sprig_server_set_hooks(srv, &hooks));
+    register_all(srv);
+    SPRIG_OK_(sprig_server_start(srv));
+    char url[64];
+    snprintf(url, sizeof url, "quic://127.0.0.1:%d",
+             sprig_server_quic_port(srv));
+    sprig_client_options co;
+    sprig_client_options_init(&co);
+    co.pinned_cert_sha256 = qc.sha256;
+    sprig_client *ok, *no;
+    SPRIG_OK_(sprig_client_connect(url, &co, &ok));
+    expect_answer(ok, "test.echo", "over quic", "over quic");
+    wait_log(&h, "connected(quic) ");
+    SPRIG_OK_(sprig_client_connect(url, &co, &no));
+    int rc = SPRIG_OK;
+    for (int i = 0; i < 5 && rc != SPRIG_EPERM; i++) {
+        rc = call_str(no, "test.echo", "", NULL, 0);
+    }
+    SPRIG_EXPECT(SPRIG_EPERM, rc);
+    assert_string_equal(sprig_errmsg(), "the server refused the connection: "
+                                        "closed for maintenance");
+    expect_answer(ok, "test.echo", "still", "still");
+    sprig_client_close(no);
+    sprig_client_close(ok);
+    sprig_server_free(srv);
 }
 
 /* ---- HTTP hand-over ------------------------------------------------------ */
@@ -880,6 +952,7 @@ main(void)
         cmocka_unit_test(test_fifty_clients),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refused_reason),
+        cmocka_unit_test(test_refused_quic),
         cmocka_unit_test(test_handover),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

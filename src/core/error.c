@@ -48,7 +48,9 @@ sprig_strerror(int rc)
     case SPRIG_EBUSY: return "busy";
     case SPRIG_ENOTLEADER: return "not the leader";
     case SPRIG_ERANGE: return "out of range";
-    default: return "unknown error";
+    default: /* -30000..-39999: a custom API's own (sprig/server.h) */
+        return rc <= -30000 && rc >= -39999 ? "application error"
+                                            : "unknown error";
     }
 }
 

@@ -324,6 +324,54 @@ list_job(sprig__job *job)
     pthread_mutex_unlock(&l->lock);
 }
 
+/* Queue a listing job for the loop -- unless the done queue is closed
+ * (stopping): false.  A queued one is run by the loop, or by teardown
+ * before it joins the workers (sprig__plat_teardown), since a worker may
+ * be the one waiting for it. */
+static bool
+list_enqueue(sprig_server *srv, sprig__job *job)
+{
+    pthread_mutex_lock(&srv->lock);
+    bool open = !srv->done_closed;
+    if (open) {
+        if (srv->done_tail) {
+            srv->done_tail->next = job;
+        } else {
+            srv->done_head = job;
+        }
+        srv->done_tail = job;
+        uv_async_send(&srv->done_async);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return open;
+}
+
+void
+sprig__plat_teardown(sprig_server *srv)
+{
+    sprig__job *mine = NULL, **at = &mine;
+    pthread_mutex_lock(&srv->lock);
+    sprig__job **p = &srv->done_head;
+    srv->done_tail = NULL;
+    while (*p) {
+        sprig__job *j = *p;
+        if (!j->sess && j->on_loop == list_job) {
+            *p = j->next; /* take it out */
+            j->next = NULL;
+            *at = j;
+            at = &j->next;
+        } else {
+            srv->done_tail = j;
+            p = &j->next;
+        }
+    }
+    pthread_mutex_unlock(&srv->lock);
+    for (sprig__job *j = mine, *n; j; j = n) {
+        n = j->next;
+        list_job(j); /* sessions are gone: an empty listing */
+    }
+}
+
 int
 sprig_server_connected_clients(sprig_server *srv, sprig_server_client_info *out,
                                size_t cap, size_t *n)
@@ -347,7 +395,10 @@ sprig_server_connected_clients(sprig_server *srv, sprig_server_client_info *out,
     }
     job->attach = &l;
     job->on_loop = list_job;
-    sprig__job_finish(srv, job); /* the loop, or teardown, runs it */
+    if (!list_enqueue(srv, job)) {
+        sprig__free(job);
+        return SPRIG_OK; /* stopping: nobody listed */
+    }
     pthread_mutex_lock(&l.lock);
     while (!l.done) {
         pthread_cond_wait(&l.cond, &l.lock);

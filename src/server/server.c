@@ -419,6 +419,7 @@ teardown(sprig_server *srv)
     sprig__auth_timer_close(srv);
     close_listener(srv);
     uv_run(&srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
+    sprig__plat_teardown(srv);          /* a worker may wait for a listing */
     sprig__pool_stop(&srv->pool);
     sprig__submit_drain(srv); /* their jobs join the done queue */
     for (sprig__job *j = srv->done_head, *n; j; j = n) {

@@ -341,6 +341,9 @@ void sprig__plat_session_ended(sprig__session *s, uint64_t id,
  *  adoption): run it on the loop thread (or in teardown); it frees
  *  itself. */
 void sprig__plat_loop_job(sprig__job *job);
+/** Teardown, before the workers are joined: answer the listings still
+ *  queued (a worker may be waiting for one). */
+void sprig__plat_teardown(sprig_server *srv);
 
 /* session.c (loop thread) */
 void sprig__session_on_open(sprig__conn *c, void *udata);
