@@ -905,7 +905,13 @@ export class ChangesFeed {
     this.off = this.client.onPush("db.changes", (p) => this.onPush(p));
   }
   onPush(p) {
-    if (this.id === null || Number(p.feed) !== this.id) return;
+    if (this.id === null) {
+      // the first pushes may come in the same read as the answer that
+      // names the feed, before create() has seen it: keep them
+      if (this.creating) this.early.push(p);
+      return;
+    }
+    if (Number(p.feed) !== this.id) return;
     for (const e of p.entries) {
       const txn = BigInt(e[0]);
       if (txn <= this.last) continue; // never a duplicate, even on resume
@@ -920,11 +926,18 @@ export class ChangesFeed {
     }
   }
   async create() {
-    const a = await this.db.call("db.changes_subscribe", {
-      collection: this.collection, since: this.last,
-      contents: this.contents });
-    this.id = Number(a.feed);
+    this.creating = true;
+    this.early = [];
+    try {
+      const a = await this.db.call("db.changes_subscribe", {
+        collection: this.collection, since: this.last,
+        contents: this.contents });
+      this.id = Number(a.feed);
+    } finally {
+      this.creating = false;
+    }
     this.client.feeds.add(this);
+    for (const p of this.early.splice(0)) this.onPush(p);
   }
   async restore() {
     this.id = null;

@@ -121,6 +121,9 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
         if (f.api.len == strlen(SPRIG__PUSH_MESSAGE) &&
             memcmp(f.api.data, SPRIG__PUSH_MESSAGE, f.api.len) == 0) {
             sprig__client_push_message(c, f.payload);
+        } else if (f.api.len == strlen(SPRIG__PUSH_CHANGES) &&
+                   memcmp(f.api.data, SPRIG__PUSH_CHANGES, f.api.len) == 0) {
+            sprig__client_push_changes(c, f.payload);
         }
         pthread_mutex_unlock(&c->lock);
         return;
@@ -158,6 +161,7 @@ on_close(sprig__conn *conn, int code, const char *reason, void *udata)
                  code, reason);
         fail_list(&c->waiting, SPRIG_ECLOSED, msg);
         sprig__client_subs_closed(c);
+        sprig__client_watches_closed(c);
     } else {
         snprintf(msg, sizeof msg, "cannot connect to %s (%d: %s)", c->url, code,
                  reason);

@@ -343,6 +343,7 @@ sprig__session_on_close(sprig__conn *c, int code, const char *reason,
     sprig_server *srv = s->srv;
     s->conn = NULL;
     sprig__pubsub_close_all(s);
+    sprig__changes_close_all(s);
     sprig__auth_session_closed(s);
     if (s->prev) {
         s->prev->next = s->next;
@@ -362,6 +363,7 @@ sprig__session_on_writable(sprig__conn *c, void *udata)
     (void)c;
     if (s && s->tag == SPRIG__TAG_SESSION) {
         sprig__pubsub_resume(s);
+        sprig__changes_resume(s);
     }
 }
 
@@ -383,6 +385,7 @@ sprig__session_job_done(sprig__job *job)
     }
     if (s->subs) {
         sprig__pubsub_resume(s);
+        sprig__changes_resume(s);
     }
     unref(s);
     sprig_identity_release(job->who);
