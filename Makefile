@@ -17,7 +17,7 @@ PREFIX     ?= /usr/local
 MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
-        bench-auth bench-build bench-net bench-import \
+        bench-auth bench-build bench-net bench-import bench-js \
         crash-long fuzz format format-check clean install
 
 all: build
@@ -84,6 +84,12 @@ bench: bench-build
 	@sh bench/run.sh $(BUILD)
 	@python3 bench/bench_net.py $(BUILD)
 	@python3 bench/bench_import.py $(BUILD)
+	@node bench/bench_js.mjs $(BUILD)
+
+# The JavaScript client from Node beside sprig-bench, and the changes
+# feed's throughput to 10 followers (bench/bench_js.mjs).
+bench-js: bench-build
+	@node bench/bench_js.mjs $(BUILD)
 
 # Bulk import from the CLI: sprig doc import (local, and over --url) beside
 # sqlite3's .import of the same rows (bench/bench_import.py).
