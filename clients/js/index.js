@@ -527,6 +527,24 @@ export class Client {
     }
   }
 
+  /**
+   * Call a custom API of the server program (docs/protocol.md, "Custom
+   * APIs and their pushes"): the request's payload is one byte string
+   * {data}; resolves the answer's `data` bytes.  An application error
+   * rejects with SprigError whose code is in -30000..-39999.
+   */
+  async callApi(api, data = new Uint8Array(0), opts = {}) {
+    const a = await this.call(api, { data: toBytes(data) }, opts);
+    return a.data ?? new Uint8Array(0);
+  }
+
+  /** Handle the pushes of custom API `api`: cb(dataBytes).  Returns the
+   *  function that removes the handler. */
+  onApiPush(api, cb) {
+    return this.onPush(api, (p) => cb(p && p.data !== undefined ? p.data
+                                                                : new Uint8Array(0)));
+  }
+
   /** Resolves once the connection is open again (at once if it is). */
   async ready(timeoutMs = this.options.timeoutMs) {
     const end = Date.now() + timeoutMs;
