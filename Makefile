@@ -18,8 +18,8 @@ MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
-        crash-long powerloss fuzz format format-check clean install soak \
-        tsan valgrind
+        bench-js crash-long powerloss fuzz format format-check clean install \
+        soak tsan valgrind
 
 all: build
 
@@ -89,6 +89,12 @@ bench: bench-build
 	@python3 bench/bench_net.py $(BUILD)
 	@python3 bench/bench_import.py $(BUILD)
 	@$(BUILD)/bench/api_bench --out bench/results/api.json
+	@node bench/bench_js.mjs $(BUILD)
+
+# The JavaScript client from Node beside sprig-bench, and the changes
+# feed's throughput to 10 followers (bench/bench_js.mjs).
+bench-js: bench-build
+	@node bench/bench_js.mjs $(BUILD)
 
 # Bulk import from the CLI: sprig doc import (local, and over --url) beside
 # sqlite3's .import of the same rows (bench/bench_import.py).

@@ -29,9 +29,10 @@
  * logged in, so every row also proves that a change of the records
  * reaches live sessions on their next request.  A registry row that has
  * no case here fails the test; the auth.* rows (granted to everyone, or
- * auth.assume: tests/test_auth_server.c) and pubsub.subscriber_free
- * (releasing one's own subscriber: void in the API; its refusal is in
- * tests/test_server_path.c) are listed as covered elsewhere.
+ * auth.assume: tests/test_auth_server.c), pubsub.subscriber_free and
+ * db.changes_unsubscribe (releasing one's own subscriber or feed: void in
+ * the API; their refusal is in tests/test_server_path.c) are listed as
+ * covered elsewhere.
  */
 #include "testutil.h"
 
@@ -484,6 +485,15 @@ r_token_delete(ctx *c, sprig_subscriber *s)
     (void)s;
     return admin(c, (sprig_admin_change){SPRIG_ADMIN_TOKEN_DELETE, TOKEN});
 }
+static int
+r_changes(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    sprig_changes *f = NULL;
+    int rc = sprig_changes_open(c->db, 0, NULL, 0, &f);
+    sprig_changes_close(f);
+    return rc;
+}
 
 static const mcase cases[] = {
     {"storage.create_database", {"sprig.db.newdb"}, false, false, r_create},
@@ -514,6 +524,7 @@ static const mcase cases[] = {
     {"db.count", {APP ".collection.c"}, false, false, r_count},
     {"db.list_executed_transactions", {APP}, false, false, r_log},
     {"db.last_transaction_id", {APP}, false, false, r_last},
+    {"db.changes_subscribe", {APP}, false, false, r_changes},
     {"kv.set", {APP ".keyvalue.n.k1"}, false, false, r_kv_set},
     {"kv.get", {APP ".keyvalue.n.k1"}, true, false, r_kv_get},
     {"kv.increment", {APP ".keyvalue.n.k1"}, false, false, r_kv_incr},
@@ -561,8 +572,13 @@ static const mcase cases[] = {
      r_token_delete},
 };
 static const char *const elsewhere[] = {
-    "auth.password", "auth.challenge", "auth.token",
-    "auth.assume",   "auth.logout",    "pubsub.subscriber_free",
+    "auth.password",
+    "auth.challenge",
+    "auth.token",
+    "auth.assume",
+    "auth.logout",
+    "pubsub.subscriber_free",
+    "db.changes_unsubscribe",
 };
 
 /* ---- the state a refused call must not change --------------------------- */

@@ -148,6 +148,8 @@ typedef union anyreq {
     sprig__auth_logout_req logout;
     sprig__maint_req maint;
     sprig__admin_req admin;
+    sprig__changes_sub_req changes;
+    sprig__feed_req feed;
 } anyreq;
 
 #define MAIN ((char *)"main")
@@ -268,6 +270,16 @@ f_sub_free(anyreq *r)
     r->sub.subscriber = sub_free;
 }
 static void
+f_changes(anyreq *r)
+{
+    r->changes = (sprig__changes_sub_req){MAIN, (char *)"", 0, false};
+}
+static void
+f_feed(anyreq *r)
+{
+    r->feed = (sprig__feed_req){MAIN, 999};
+}
+static void
 f_maint(anyreq *r) /* compacting no database: allowed, it changes nothing */
 {
     r->maint = (sprig__maint_req){SPRIG__MAINT_COMPACT, (char *)"nosuch"};
@@ -347,6 +359,8 @@ static const sample samples[] = {
     {"db.count", f_count, {DOC "msgs"}},
     {"db.list_executed_transactions", f_db, {"sprig.db.main"}},
     {"db.last_transaction_id", f_db, {"sprig.db.main"}},
+    {"db.changes_subscribe", f_changes, {"sprig.db.main"}},
+    {"db.changes_unsubscribe", f_feed, {"sprig.db.main"}},
     {"kv.set", f_kv_set, {"sprig.db.main.keyvalue..k%201"}},
     {"kv.get", f_kv_key, {"sprig.db.main.keyvalue..k%201"}},
     {"kv.increment", f_kv_incr, {"sprig.db.main.keyvalue..k%201"}},

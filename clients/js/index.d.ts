@@ -164,6 +164,12 @@ export class Client {
     Promise<Record<string, any>>;
   /** Handle pushes of `api`; returns the function that removes it. */
   onPush(api: string, cb: (payload: any, api: string) => void): () => void;
+  /** A custom API: payload {data: bytes}, answer's data bytes. */
+  callApi(api: string, data?: BytesLike,
+          opts?: { session?: number | null; timeoutMs?: number }):
+    Promise<Uint8Array>;
+  /** Pushes [3, api, {data}] of a custom API. */
+  onApiPush(api: string, cb: (data: Uint8Array) => void): () => void;
   ready(timeoutMs?: number): Promise<void>;
   close(): void;
   /** Drop the socket as a network failure would (reconnect follows). */

@@ -527,6 +527,24 @@ export class Client {
     }
   }
 
+  /**
+   * Call a custom API of the server program (docs/protocol.md, "Custom
+   * APIs and their pushes"): the request's payload is one byte string
+   * {data}; resolves the answer's `data` bytes.  An application error
+   * rejects with SprigError whose code is in -30000..-39999.
+   */
+  async callApi(api, data = new Uint8Array(0), opts = {}) {
+    const a = await this.call(api, { data: toBytes(data) }, opts);
+    return a.data ?? new Uint8Array(0);
+  }
+
+  /** Handle the pushes of custom API `api`: cb(dataBytes).  Returns the
+   *  function that removes the handler. */
+  onApiPush(api, cb) {
+    return this.onPush(api, (p) => cb(p && p.data !== undefined ? p.data
+                                                                : new Uint8Array(0)));
+  }
+
   /** Resolves once the connection is open again (at once if it is). */
   async ready(timeoutMs = this.options.timeoutMs) {
     const end = Date.now() + timeoutMs;
@@ -905,7 +923,13 @@ export class ChangesFeed {
     this.off = this.client.onPush("db.changes", (p) => this.onPush(p));
   }
   onPush(p) {
-    if (this.id === null || Number(p.feed) !== this.id) return;
+    if (this.id === null) {
+      // the first pushes may come in the same read as the answer that
+      // names the feed, before create() has seen it: keep them
+      if (this.creating) this.early.push(p);
+      return;
+    }
+    if (Number(p.feed) !== this.id) return;
     for (const e of p.entries) {
       const txn = BigInt(e[0]);
       if (txn <= this.last) continue; // never a duplicate, even on resume
@@ -920,11 +944,18 @@ export class ChangesFeed {
     }
   }
   async create() {
-    const a = await this.db.call("db.changes_subscribe", {
-      collection: this.collection, since: this.last,
-      contents: this.contents });
-    this.id = Number(a.feed);
+    this.creating = true;
+    this.early = [];
+    try {
+      const a = await this.db.call("db.changes_subscribe", {
+        collection: this.collection, since: this.last,
+        contents: this.contents });
+      this.id = Number(a.feed);
+    } finally {
+      this.creating = false;
+    }
     this.client.feeds.add(this);
+    for (const p of this.early.splice(0)) this.onPush(p);
   }
   async restore() {
     this.id = null;

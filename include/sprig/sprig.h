@@ -1137,6 +1137,72 @@ SPRIG_API void sprig_txn_log_free(sprig_txn_log *l);
 /** Id of the last executed transaction, 0 when there is none. */
 SPRIG_API int sprig_last_txn_id(sprig_db *db, uint64_t *out);
 
+/* ---- Changes feed (issue 15): follow committed changes ----------------
+ *
+ * A feed delivers every document change of the transactions committed
+ * after `since`, oldest first: first the backlog read from the
+ * transaction log, then, as transactions commit, the new ones -- the feed
+ * always reads the log, so there is no gap and no duplicate across the
+ * switch.  To resume after a restart or a reconnect, open a new feed with
+ * `since` = the last transaction id whose changes were all processed
+ * (sprig_changes_last()).  A slow reader costs the storage nothing: it
+ * reads the log at its own pace.  Local databases wake a feed on each
+ * commit; a remote one is woken by the server's `db.changes` pushes.
+ * docs/protocol.md, "Changes feed". */
+
+/** A changes feed on one database handle. */
+typedef struct sprig_changes sprig_changes;
+
+/** sprig_changes_open() flag: each change carries the document's contents
+ *  (when it still has that revision; see sprig_change_event). */
+#define SPRIG_CHANGES_CONTENTS 1u
+
+/** One change, borrowed from the feed until its next call. */
+typedef struct sprig_change_event {
+    uint64_t txn_id;       /**< the transaction that made it */
+    uint64_t timestamp_ms; /**< its commit time */
+    const char *collection;
+    sprig_bytes id;
+    uint64_t revision; /**< the new revision, or the deleted one */
+    bool deleted;
+    /** SPRIG_CHANGES_CONTENTS: true and `contents` set when the document
+     *  still has `revision`; false when deleted or changed again since (a
+     *  later change of it follows in the feed). */
+    bool has_contents;
+    sprig_bytes contents;
+} sprig_change_event;
+
+/**
+ * Open a feed of the changes committed after transaction `since` (0: from
+ * the first), of `collection` only or of every collection (NULL or "");
+ * `flags` 0 or SPRIG_CHANGES_CONTENTS.  The handle `db` must stay open
+ * until sprig_changes_close().  Threads: one thread uses a feed at a time.
+ * Errors: SPRIG_EINVAL, SPRIG_ENOTFOUND (database deleted), SPRIG_EIO,
+ * SPRIG_ENOMEM; remote: SPRIG_EPERM, SPRIG_ECONNECT.
+ */
+SPRIG_API int sprig_changes_open(sprig_db *db, uint64_t since,
+                                 const char *collection, unsigned flags,
+                                 sprig_changes **out);
+/**
+ * The next change, waiting up to `timeout_ms` (-1: for ever, 0: poll) for
+ * one to commit.  `*out` is borrowed until the next call or the close.
+ * Errors: SPRIG_ETIMEDOUT (none yet), SPRIG_EINVAL, SPRIG_ENOTFOUND
+ * (database deleted), SPRIG_EIO, SPRIG_ENOMEM; remote: SPRIG_ECONNECT.
+ */
+SPRIG_API int sprig_changes_next(sprig_changes *c, int timeout_ms,
+                                 sprig_change_event *out);
+/**
+ * A file descriptor that becomes readable when changes may be waiting:
+ * then call sprig_changes_next(c, 0, ...) until SPRIG_ETIMEDOUT.  Owned by
+ * the feed.  -1 for a NULL feed.
+ */
+SPRIG_API int sprig_changes_fd(sprig_changes *c);
+/** The id of the last transaction whose changes were all delivered (the
+ *  `since` to resume from); `since` before any. */
+SPRIG_API uint64_t sprig_changes_last(const sprig_changes *c);
+/** Close the feed (NULL is a no-op). */
+SPRIG_API void sprig_changes_close(sprig_changes *c);
+
 /* ======================================================================
  * View queries (F4)
  * ====================================================================== */

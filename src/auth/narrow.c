@@ -278,6 +278,22 @@ nd_last_txn_id(sprig_db *db, uint64_t *out)
     return rc ? rc : INNER(db)->ops->last_txn_id(INNER(db), out);
 }
 
+/* Changes feeds (issue 15): opening one is `transaction.changes` on the
+ * database; reading it reads the log (`transaction.log`) and, with
+ * contents, the documents (`document.get`) through this handle. */
+static int
+nd_watch(sprig_db *db, int *fd, void **token)
+{
+    int rc = check_db(ND(db), "transaction.changes");
+    return rc ? rc : INNER(db)->ops->watch(INNER(db), fd, token);
+}
+
+static void
+nd_unwatch(sprig_db *db, void *token)
+{
+    INNER(db)->ops->unwatch(INNER(db), token);
+}
+
 static int
 nd_view_query(sprig_db *db, const sprig_view_query *q, bool with_docs,
               sprig_mapping_list **out)
@@ -420,6 +436,8 @@ static const sprig_db_ops n_db_ops = {
     .kv_list = nd_kv_list,
     .subscriber_new = nd_subscriber_new,
     .publish = nd_publish,
+    .watch = nd_watch,
+    .unwatch = nd_unwatch,
     .dropped = nd_dropped,
     .submit = NULL, /* writes go through the checked synchronous ops */
 };

@@ -122,6 +122,11 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
             pthread_mutex_lock(&c->lock);
             sprig__client_push_message(c, f.payload);
             pthread_mutex_unlock(&c->lock);
+        } else if (f.api.len == strlen(SPRIG__PUSH_CHANGES) &&
+                   memcmp(f.api.data, SPRIG__PUSH_CHANGES, f.api.len) == 0) {
+            pthread_mutex_lock(&c->lock);
+            sprig__client_push_changes(c, f.payload);
+            pthread_mutex_unlock(&c->lock);
         } else {
             sprig__client_push_custom(c, f.api, f.payload); /* its own lock */
         }
@@ -165,6 +170,7 @@ on_close(sprig__conn *conn, int code, const char *reason, void *udata)
                  code, reason);
         fail_list(&c->waiting, SPRIG_ECLOSED, msg);
         sprig__client_subs_closed(c);
+        sprig__client_watches_closed(c);
     } else {
         snprintf(msg, sizeof msg, "cannot connect to %s (%d: %s)", c->url, code,
                  reason);

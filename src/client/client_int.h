@@ -65,8 +65,9 @@ struct sprig_client {
     sprig__call *outbox, *outbox_tail;
     sprig__call *waiting; /* sent, not answered */
     uint32_t next_id;
-    uint64_t generation;     /* connections opened so far */
-    struct remote_sub *subs; /* subscribers (lock) */
+    uint64_t generation;          /* connections opened so far */
+    struct remote_sub *subs;      /* subscribers (lock) */
+    struct remote_watch *watches; /* changes feeds' wake-ups (lock) */
     remote_storage storage;
     /* authentication (auth_client.c; lock): the credentials of the last
      * successful login, replayed after each reconnect before the outbox
@@ -111,6 +112,17 @@ void sprig__client_push_message(struct sprig_client *c, sprig_bytes payload);
 /** The connection of generation `gen` closed (client lock held): its
  *  subscribers can receive nothing more. */
 void sprig__client_subs_closed(struct sprig_client *c);
+
+/* ---- changes feeds (changes_remote.c) ------------------------------------ */
+
+typedef struct remote_watch remote_watch;
+/** A "db.changes" push arrived (loop thread, client lock held). */
+void sprig__client_push_changes(struct sprig_client *c, sprig_bytes payload);
+/** The connection closed (client lock held): wake every watch once. */
+void sprig__client_watches_closed(struct sprig_client *c);
+/** The db ops `watch` / `unwatch` of a remote handle (core.h). */
+int sprig__r_watch(sprig_db *db, int *fd, void **token);
+void sprig__r_unwatch(sprig_db *db, void *token);
 
 /* ---- remote operations beyond documents (remote_more.c, subscriber.c) --- */
 

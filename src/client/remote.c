@@ -179,6 +179,8 @@ static const sprig_db_ops remote_db_ops = {
     .kv_list = sprig__r_kv_list,
     .subscriber_new = sprig__r_subscriber_new,
     .publish = sprig__r_publish,
+    .watch = sprig__r_watch,
+    .unwatch = sprig__r_unwatch,
 };
 
 /* ---- the storage --------------------------------------------------------- */

@@ -360,7 +360,18 @@ typedef struct sprig_db_ops {
     int (*submit)(sprig_db *db, struct sprig__cmd *cmd,
                   void (*done)(void *udata, int rc, struct sprig__cmd *cmd),
                   void *udata);
+    /* Changes feed wake-ups (changes_api.c; NULL: the feed polls the log
+     * every SPRIG__CHANGES_POLL_MS).  `watch` gives a non-blocking
+     * eventfd, owned by the placement, that is written after every commit
+     * of this database from now on (the feed reads it back to zero before
+     * it reads the log), and a token for `unwatch`, which stops that and
+     * closes the fd.  Any thread. */
+    int (*watch)(sprig_db *db, int *fd, void **token);
+    void (*unwatch)(sprig_db *db, void *token);
 } sprig_db_ops;
+
+/** How often a feed without wake-ups (`watch` NULL) re-reads the log. */
+#define SPRIG__CHANGES_POLL_MS 50
 
 /** Every database handle starts with this. */
 struct sprig_db {

@@ -669,6 +669,8 @@ static const sprig_db_ops local_db_ops = {
     .kv_list = sprig__kv_op_list,
     .subscriber_new = sprig__pubsub_subscriber_new,
     .publish = sprig__pubsub_publish,
+    .watch = sprig__changes_watch,
+    .unwatch = sprig__changes_unwatch,
     .dropped = sprig__db_dropped,
     .submit = h_submit,
 };

@@ -337,7 +337,18 @@ typedef struct sprig__writer {
     /* the writer thread, started by the first asynchronous request */
     pthread_t thread;
     bool thread_running, stop;
+    /* changes feeds waiting for commits (changes.c) */
+    pthread_mutex_t watch_lock;
+    struct sprig__watch *watchers;
 } sprig__writer;
+
+/* ---- changes.c: wake-ups of changes feeds ------------------------------ */
+
+/** Write 1 to the eventfd of every feed watching `w` (after a commit). */
+void sprig__writer_notify(sprig__writer *w);
+/** The db ops `watch` / `unwatch` of a local handle (core.h). */
+int sprig__changes_watch(sprig_db *db, int *fd, void **token);
+void sprig__changes_unwatch(sprig_db *db, void *token);
 
 int sprig__writer_init(sprig__writer *w, sprig__env *env);
 /** Stop the writer thread after it answered every queued request (a no-op

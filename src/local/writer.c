@@ -68,6 +68,7 @@ sprig__writer_init(sprig__writer *w, sprig__env *env)
         return sprig__err(SPRIG_ENOMEM, "cannot create a condition");
     }
     pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&w->watch_lock, NULL);
     return SPRIG_OK;
 }
 
@@ -78,6 +79,7 @@ sprig__writer_destroy(sprig__writer *w)
     pthread_cond_destroy(&w->cond);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->gather);
+    pthread_mutex_destroy(&w->watch_lock);
     pthread_mutex_destroy(&w->lock);
 }
 
@@ -369,6 +371,7 @@ lead(sprig__writer *w)
     uint64_t t0 = mono_ns();
     lead_batch(w, batch, n);
     uint64_t took = mono_ns() - t0;
+    sprig__writer_notify(w); /* changes feeds (changes.c) */
     for (sprig__wreq *r = batch; w->tap && r; r = r->next) {
         if (r->cmd && r->rc == 0) { /* still leading: in commit order */
             w->tap(w->tap_udata, w->tap_name, r->cmd);

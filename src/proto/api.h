@@ -423,6 +423,27 @@ typedef struct {
  *  fields of a custom push's payload. */
 extern const sprig__api sprig__api_custom;
 
+/* ---- changes feed (issue 15) ----------------------------------------------
+ */
+typedef struct {
+    char *db, *collection; /* collection "": every collection */
+    uint64_t since;
+    bool contents;
+} sprig__changes_sub_req;
+typedef struct {
+    uint64_t feed;
+} sprig__feed_resp;
+typedef struct {
+    char *db;
+    uint64_t feed;
+} sprig__feed_req;
+extern const sprig__api sprig__api_changes_subscribe,
+    sprig__api_changes_unsubscribe;
+/** The push of a changes feed: `feed` uint, `entries` array of
+ *  [txn_id, timestamp_ms, [[collection, id, revision, deleted, contents
+ *  or nil], ...]] (whole transactions, oldest first). */
+#define SPRIG__PUSH_CHANGES "db.changes"
+
 /* api_codec.c: shapes shared by several composite types. */
 void sprig__enc_header(sprig__mp_wr *w, sprig_header h);
 int sprig__dec_header(sprig__mp_rd *r, sprig_header_buf *h);

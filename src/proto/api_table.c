@@ -346,6 +346,31 @@ ROW(sprig__api_subscriber_free, "pubsub.subscriber_free", "pubsub.subscribe",
     "Drop a subscriber.", sprig__subscriber_req, FIELDS(subscriber_req),
     sprig__empty, NONE, false, READ, LOOP, RES(PUBSUB, "subscriber.db"));
 
+/* ---- changes feed (issue 15): pushes "db.changes" ----------------------- */
+
+static const sprig__field changes_sub_req[] = {
+    F(sprig__changes_sub_req, db, SPRIG__F_STR),
+    F(sprig__changes_sub_req, collection, SPRIG__F_STR),
+    F(sprig__changes_sub_req, since, SPRIG__F_U64),
+    F(sprig__changes_sub_req, contents, SPRIG__F_BOOL),
+};
+static const sprig__field feed_resp[] = {
+    F(sprig__feed_resp, feed, SPRIG__F_U64),
+};
+static const sprig__field feed_req[] = {
+    F(sprig__feed_req, db, SPRIG__F_STR),
+    F(sprig__feed_req, feed, SPRIG__F_U64),
+};
+ROW(sprig__api_changes_subscribe, "db.changes_subscribe", "transaction.changes",
+    "Follow the changes committed after a transaction id (of one collection "
+    "or all): the backlog, then live, as db.changes pushes.",
+    sprig__changes_sub_req, FIELDS(changes_sub_req), sprig__feed_resp,
+    FIELDS(feed_resp), false, READ, WORKER, RES(DATABASE, "db"));
+ROW(sprig__api_changes_unsubscribe, "db.changes_unsubscribe",
+    "transaction.changes", "Stop a changes feed of this connection.",
+    sprig__feed_req, FIELDS(feed_req), sprig__empty, NONE, false, READ, LOOP,
+    RES(DATABASE, "db"));
+
 /* ---- authentication (issue 10): open to every connection ("authenticate"
  * is granted to all), but auth.assume, gated by its own action ---------- */
 
@@ -504,6 +529,8 @@ const sprig__api *const sprig__api_table[] = {
     &sprig__api_unsubscribe,
     &sprig__api_subscriber_free,
     &sprig__api_last_txn,
+    &sprig__api_changes_subscribe,
+    &sprig__api_changes_unsubscribe,
     &sprig__api_auth_password,
     &sprig__api_auth_challenge,
     &sprig__api_auth_token,

@@ -208,8 +208,9 @@ struct sprig__session {
     char transport[16]; /* the connection's scheme, from the transport */
     sprig__conn *conn;  /* NULL once the connection closed */
     uint32_t inflight;
-    int refs;             /* the connection + one per job in flight */
-    sprig__srv_sub *subs; /* remote subscribers (pubsub_srv.c) */
+    int refs;                      /* the connection + one per job in flight */
+    sprig__srv_sub *subs;          /* remote subscribers (pubsub_srv.c) */
+    struct sprig__srv_feed *feeds; /* changes feeds (changes_srv.c) */
     /* The write lane (session.c): while a write of this session runs on a
      * worker, its later writes wait here, in order, as received. */
     bool lane_busy;
@@ -403,6 +404,14 @@ void sprig__pubsub_close_all(sprig__session *s);
 const char *sprig__pubsub_sub_db(sprig__session *s, uint64_t id);
 void sprig__session_on_writable(sprig__conn *c, void *udata);
 /* the handlers of the subscriber rows */
+/* changes_srv.c: the changes feeds of remote clients (issue 15) */
+/** Loop thread: as sprig__pubsub_resume, for paused feeds. */
+void sprig__changes_resume(sprig__session *s);
+/** Loop thread: the connection closed: drop the session's feeds. */
+void sprig__changes_close_all(sprig__session *s);
+int sprig__changes_subscribe(sprig__call *c, void *req, void *resp);
+int sprig__changes_unsubscribe(sprig__call *c, void *req, void *resp);
+
 int sprig__pubsub_new(sprig__call *c, void *req, void *resp);
 int sprig__pubsub_free(sprig__call *c, void *req, void *resp);
 int sprig__pubsub_subscribe(sprig__call *c, void *req, void *resp);

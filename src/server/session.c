@@ -345,6 +345,7 @@ sprig__session_on_close(sprig__conn *c, int code, const char *reason,
     sprig_server *srv = s->srv;
     s->conn = NULL;
     sprig__pubsub_close_all(s);
+    sprig__changes_close_all(s);
     sprig__plat_disconnected(s); /* hooks: session_ended..., disconnected */
     sprig__auth_session_closed(s);
     if (s->prev) {
@@ -365,6 +366,7 @@ sprig__session_on_writable(sprig__conn *c, void *udata)
     (void)c;
     if (s && s->tag == SPRIG__TAG_SESSION) {
         sprig__pubsub_resume(s);
+        sprig__changes_resume(s);
     }
 }
 
@@ -386,6 +388,7 @@ sprig__session_job_done(sprig__job *job)
     }
     if (s->subs) {
         sprig__pubsub_resume(s);
+        sprig__changes_resume(s);
     }
     unref(s);
     sprig_identity_release(job->who);

@@ -260,6 +260,9 @@ test("generic calls and pushes: call(api, payload), onPush", async () => {
   assert.equal(typeof Number(a.count), "number");
   await assert.rejects(c.call("no.such.api", {}),
                        (e) => e.code === codes.PROTO);
+  // a custom API's frame ({data}); this server program registers none
+  await assert.rejects(c.callApi("counter.increment", "x"),
+    (e) => e.code === codes.PROTO && /counter\.increment/.test(e.message));
   const seen = [];
   const off = c.onPush("pubsub.message", (p) => seen.push(p));
   const s = await c.db("default").subscribe("raw");
