@@ -89,7 +89,7 @@ async function main() {
   browser = await chromium.launch({ executablePath: CHROMIUM,
                                     args: ["--no-sandbox", "--disable-gpu"] });
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-  page.setDefaultTimeout(10000);
+  page.setDefaultTimeout(20000); // generous: the machine may be loaded
   const errors = [];
   page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
@@ -196,7 +196,7 @@ async function main() {
 }
 
 async function expectText(locator, want) {
-  const until = Date.now() + 10000;
+  const until = Date.now() + 20000;
   let got;
   while (Date.now() < until) {
     got = (await locator.textContent()).trim();
