@@ -3,8 +3,9 @@
 // authentication, a user who logs in through the page, creates and edits
 // a document, hits a revision conflict (a second writer -- the JavaScript
 // client in Node -- changes the document meanwhile) and resolves it,
-// queries a view a page at a time and reduces it, and sees a PubSub
-// message and a committed change arrive live.  Screenshots of each step
+// queries a view a page at a time and reduces it, sees a PubSub message
+// and a committed change arrive live, browses a key-value namespace and
+// deletes a key and a document.  Screenshots of each step
 // are kept in OUT (a build directory).
 //
 //   node e2e.mjs SPRIG_BINARY OUT_DIR [JS_CLIENT_DIR]
@@ -185,6 +186,27 @@ async function main() {
   await page.locator("ol.log").getByRole("link", { name: String(newId) }).waitFor();
   await snap(page, "changes");
   step(`change of document ${newId} arrived live`);
+
+  // key-value: a key Node sets is listed, then deleted from the page
+  await db.kv("").set("greeting", "hello from the kv store");
+  await page.getByRole("link", { name: "Key-value" }).click();
+  await page.getByRole("cell", { name: "hello from the kv store" }).waitFor();
+  await snap(page, "kv");
+  await page.getByRole("button", { name: "Delete key greeting" }).click();
+  await page.getByText("No keys.").waitFor();
+  if ((await db.kv("").get("greeting")) !== null)
+    throw new Error("the key is still there after the page deleted it");
+  step("key-value namespace browsed, a key deleted");
+
+  // delete a document from its page
+  await page.goto(`${url}#/db/default/docs/notes/${newId}`);
+  await page.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByRole("button", { name: "Yes, delete" }).click();
+  await page.getByText(/^notes: 5 documents$/).waitFor();
+  await db.get("notes", newId).then(
+    () => { throw new Error(`document ${newId} is still there`); },
+    (e) => { if (e.code !== -1) throw e; });
+  step(`document ${newId} deleted`);
 
   // server health
   await page.getByRole("link", { name: "Server health" }).click();
