@@ -97,6 +97,9 @@ async function main() {
 
   // log in
   await page.goto(url);
+  await page.getByLabel("User").waitFor();
+  if (await page.getByRole("button", { name: "Log out" }).isVisible())
+    throw new Error("a Log out button shows before anyone logged in");
   await page.getByLabel("User").fill("alice");
   await page.getByLabel("Password").fill("wrong");
   await page.getByRole("button", { name: "Log in" }).click();
@@ -106,6 +109,7 @@ async function main() {
   await page.getByRole("button", { name: "Log in" }).click();
   await page.locator("#conn.ok").waitFor();
   await page.getByText("as alice").waitFor();
+  await page.getByRole("button", { name: "Log out" }).waitFor();
   await snap(page, "logged-in");
   step("logged in (a wrong password refused first)");
 
@@ -213,6 +217,11 @@ async function main() {
   await page.locator("#connections").waitFor();
   await snap(page, "server");
   step("server health shown");
+
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByText("Logged out.").waitFor();
+  await page.getByRole("button", { name: "Log in" }).waitFor();
+  step("logged out");
 
   if (errors.length) throw new Error(errors.join("\n"));
 }
