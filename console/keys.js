@@ -53,13 +53,18 @@ function element(v, source) {
   throw new Error("a view key is a JSON scalar or an array of scalars");
 }
 
+/** The number literals of JSON text, in order (strings skipped). */
+function numberLiterals(text) {
+  const out = [];
+  const re = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+  for (const m of text.matchAll(re)) if (m[0][0] !== '"') out.push(m[0]);
+  return out;
+}
+
 /** The key bytes of JSON text `text` ("\"ann\"", "[\"a\", 1]", "42"). */
 export function keyFromJson(text) {
-  const sources = [];
-  const v = JSON.parse(text, function (k, x, ctx) {
-    if (typeof x === "number") sources.push(ctx && ctx.source);
-    return x;
-  });
+  const v = JSON.parse(text);
+  const sources = numberLiterals(text);
   const items = Array.isArray(v) ? v : [v];
   if (Array.isArray(v) && v.length === 0)
     throw new Error("an empty array is no key");

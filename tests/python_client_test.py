@@ -29,6 +29,7 @@ Every wait is bounded; the server is killed if it outlives the test.
 
 import asyncio
 import http.client
+import json
 import os
 import re
 import shutil
@@ -277,14 +278,17 @@ async def exercise(url):
 
 
 def plain_get(port):
+    """GET /health (the status for monitors; "/" is the web console)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    conn.request("GET", "/")
+    conn.request("GET", "/health")
     resp = conn.getresponse()
     body = resp.read().decode()
     conn.close()
     check(resp.status == 200, "GET status %r" % resp.status)
-    check("Sprig" in body, "status page %r" % body)
-    check(SUBPROTOCOL in body, "status page names %s: %r" % (SUBPROTOCOL, body))
+    health = json.loads(body)
+    check(health.get("name") == "sprig", "health %r" % body)
+    check(health.get("protocol") == SUBPROTOCOL,
+          "health names %s: %r" % (SUBPROTOCOL, body))
 
 
 def upgrade_without_subprotocol(port):

@@ -1071,10 +1071,12 @@ expect_http(const char *req, const char *status, const char *word)
 static void
 test_http(void **state)
 {
-    /* '/' is the web console; /health says who answers */
     expect_http(
         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ",
         "\r\n\r\n{\"name\":\"sprig\",\"version\":\"" SPRIG_VERSION_STRING "\"");
+    still_serving(&S);
+    expect_http("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 ",
+                "\r\n\r\n<!doctype html>"); /* the web console */
     still_serving(&S);
     expect_http("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
                 "HTTP/1.1 405 ", "GET");

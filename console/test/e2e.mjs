@@ -3,8 +3,9 @@
 // authentication, a user who logs in through the page, creates and edits
 // a document, hits a revision conflict (a second writer -- the JavaScript
 // client in Node -- changes the document meanwhile) and resolves it,
-// queries a view a page at a time and reduces it, and sees a PubSub
-// message and a committed change arrive live.  Screenshots of each step
+// queries a view a page at a time and reduces it, sees a PubSub message
+// and a committed change arrive live, browses a key-value namespace and
+// deletes a key and a document.  Screenshots of each step
 // are kept in OUT (a build directory).
 //
 //   node e2e.mjs SPRIG_BINARY OUT_DIR [JS_CLIENT_DIR]
@@ -89,13 +90,16 @@ async function main() {
   browser = await chromium.launch({ executablePath: CHROMIUM,
                                     args: ["--no-sandbox", "--disable-gpu"] });
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-  page.setDefaultTimeout(10000);
+  page.setDefaultTimeout(20000); // generous: the machine may be loaded
   const errors = [];
   page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
 
   // log in
   await page.goto(url);
+  await page.getByLabel("User").waitFor();
+  if (await page.getByRole("button", { name: "Log out" }).isVisible())
+    throw new Error("a Log out button shows before anyone logged in");
   await page.getByLabel("User").fill("alice");
   await page.getByLabel("Password").fill("wrong");
   await page.getByRole("button", { name: "Log in" }).click();
@@ -105,6 +109,7 @@ async function main() {
   await page.getByRole("button", { name: "Log in" }).click();
   await page.locator("#conn.ok").waitFor();
   await page.getByText("as alice").waitFor();
+  await page.getByRole("button", { name: "Log out" }).waitFor();
   await snap(page, "logged-in");
   step("logged in (a wrong password refused first)");
 
@@ -186,17 +191,43 @@ async function main() {
   await snap(page, "changes");
   step(`change of document ${newId} arrived live`);
 
+  // key-value: a key Node sets is listed, then deleted from the page
+  await db.kv("").set("greeting", "hello from the kv store");
+  await page.getByRole("link", { name: "Key-value" }).click();
+  await page.getByRole("cell", { name: "hello from the kv store" }).waitFor();
+  await snap(page, "kv");
+  await page.getByRole("button", { name: "Delete key greeting" }).click();
+  await page.getByText("No keys.").waitFor();
+  if ((await db.kv("").get("greeting")) !== null)
+    throw new Error("the key is still there after the page deleted it");
+  step("key-value namespace browsed, a key deleted");
+
+  // delete a document from its page
+  await page.goto(`${url}#/db/default/docs/notes/${newId}`);
+  await page.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByRole("button", { name: "Yes, delete" }).click();
+  await page.getByText(/^notes: 5 documents$/).waitFor();
+  await db.get("notes", newId).then(
+    () => { throw new Error(`document ${newId} is still there`); },
+    (e) => { if (e.code !== -1) throw e; });
+  step(`document ${newId} deleted`);
+
   // server health
   await page.getByRole("link", { name: "Server health" }).click();
   await page.locator("#connections").waitFor();
   await snap(page, "server");
   step("server health shown");
 
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByText("Logged out.").waitFor();
+  await page.getByRole("button", { name: "Log in" }).waitFor();
+  step("logged out");
+
   if (errors.length) throw new Error(errors.join("\n"));
 }
 
 async function expectText(locator, want) {
-  const until = Date.now() + 10000;
+  const until = Date.now() + 20000;
   let got;
   while (Date.now() < until) {
     got = (await locator.textContent()).trim();
