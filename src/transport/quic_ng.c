@@ -860,6 +860,7 @@ write_loop(sprig__qng *q, const uint8_t *pending, size_t npending,
     uint8_t buf[SPRIG__QUIC_MAX_DGRAM];
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
+    ngtcp2_ssize w = 0;
     ngtcp2_path_storage_zero(&ps);
     for (int i = 0; i < 4096; i++) {
         ngtcp2_vec v = {npending ? (uint8_t *)pending + *taken : NULL,
@@ -869,9 +870,9 @@ write_loop(sprig__qng *q, const uint8_t *pending, size_t npending,
         /* MORE only while stream bytes remain: without them the packet
          * is finished now, not held for bytes that will not come */
         uint32_t fl = have ? NGTCP2_WRITE_STREAM_FLAG_MORE : 0;
-        ngtcp2_ssize w = ngtcp2_conn_writev_stream(
-            q->conn, &ps.path, &pi, buf, sizeof buf, &nd, fl,
-            have ? q->sid : -1, &v, have ? 1 : 0, ts);
+        w = ngtcp2_conn_writev_stream(q->conn, &ps.path, &pi, buf, sizeof buf,
+                                      &nd, fl, have ? q->sid : -1, &v,
+                                      have ? 1 : 0, ts);
         if (nd > 0) {
             *taken += (size_t)nd;
         }
@@ -894,6 +895,18 @@ write_loop(sprig__qng *q, const uint8_t *pending, size_t npending,
             break;
         }
         send(ctx, buf, (size_t)w);
+    }
+    if (w == NGTCP2_ERR_WRITE_MORE) { /* the cap hit with a packet open:
+                                       * finish it (ngtcp2 asserts none is
+                                       * open when the timer is handled) */
+        w = ngtcp2_conn_writev_stream(q->conn, &ps.path, &pi, buf, sizeof buf,
+                                      NULL, 0, -1, NULL, 0, ts);
+        if (w < 0) {
+            return fail(q, (int)w);
+        }
+        if (w > 0) {
+            send(ctx, buf, (size_t)w);
+        }
     }
     ngtcp2_conn_update_pkt_tx_time(q->conn, ts);
     return SPRIG__QNG_OK;
