@@ -35,14 +35,32 @@ wipe_free(char *s)
 }
 
 void
+sprig__wipe_buf(sprig_buf *b)
+{
+    if (b->data) {
+        explicit_bzero(b->data, b->cap);
+    }
+    sprig_buf_clear(b);
+}
+
+bool
+sprig__api_secret(const sprig__api *api)
+{
+    return api == &sprig__api_auth_password ||
+           api == &sprig__api_admin_user_create ||
+           api == &sprig__api_admin_user_password ||
+           api == &sprig__api_admin_token_create;
+}
+
+void
 sprig__client_auth_free(sprig_client *c)
 {
     wipe_free(c->auth_name);
     wipe_free(c->auth_secret);
     c->auth_name = c->auth_secret = NULL;
     c->auth_kind = 0;
-    sprig_buf_clear(&c->auth_call.frame);
-    sprig_buf_clear(&c->auth_call.answer);
+    sprig__wipe_buf(&c->auth_call.frame); /* a password login's */
+    sprig__wipe_buf(&c->auth_call.answer);
 }
 
 /* Keep the credentials of a successful login (lock taken here). */
@@ -184,8 +202,8 @@ send_internal(sprig_client *c, const sprig__api *api, const void *req)
     sprig__mp_wr_init(&w, &frame);
     sprig__frame_request(&w, id, NULL, api->name);
     int rc = sprig__api_encode(&w, api->req, api->n_req, req);
-    sprig_buf_clear(&call->frame);
-    sprig_buf_clear(&call->answer);
+    sprig__wipe_buf(&call->frame); /* the last login's: a password */
+    sprig__wipe_buf(&call->answer);
     call->frame = frame;
     call->rc = 0;
     call->done = false;

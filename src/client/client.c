@@ -375,6 +375,10 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
     if (failed_here) {
         sprig__err_load(rc, &saved);
     }
+    if (sprig__api_secret(api)) { /* a password or a token secret */
+        sprig__wipe_buf(&call.frame);
+        sprig__wipe_buf(&call.answer);
+    }
     sprig_buf_clear(&call.frame);
     sprig_buf_clear(&call.answer);
     pthread_cond_destroy(&call.cond);

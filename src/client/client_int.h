@@ -158,6 +158,11 @@ int sprig__r_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
                      sprig_bytes payload);
 int sprig__r_subscriber_new(sprig_db *db, sprig_subscriber **out);
 
+/** Does row `api` carry a secret (a password in the request, a token
+ *  secret in the answer)?  Its buffers are wiped (sprig__wipe_buf). */
+bool sprig__api_secret(const sprig__api *api);
+/** Zero the whole of `b`'s memory, then free it. */
+void sprig__wipe_buf(sprig_buf *b);
 /** The client behind a server's storage (sprig_client_storage(), or one
  *  that owns its client), or NULL for any other storage. */
 struct sprig_client *sprig__client_of(sprig_storage *st);
