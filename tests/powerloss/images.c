@@ -56,7 +56,9 @@ pl_journal_load(const char *path, pl_journal *j)
     fclose(f);
     size_t cap = 0;
     for (size_t at = 0; ok && at + sizeof(pl_hdr) <= j->size;) {
-        const pl_hdr *h = (const pl_hdr *)(j->base + at);
+        pl_hdr hb; /* records are unaligned in the journal */
+        const pl_hdr *h = &hb;
+        memcpy(&hb, j->base + at, sizeof hb);
         size_t dlen = h->op == PL_WRITE || h->op == PL_ACK ? h->len : 0;
         size_t need = sizeof *h + h->plen + h->p2len + dlen;
         if (at + need > j->size) {
@@ -68,9 +70,12 @@ pl_journal_load(const char *path, pl_journal *j)
         }
         const uint8_t *p = j->base + at + sizeof *h;
         j->recs[j->n++] =
-            (pl_rec){h, dup_n(p, h->plen), dup_n(p + h->plen, h->p2len),
+            (pl_rec){hb, NULL, dup_n(p, h->plen), dup_n(p + h->plen, h->p2len),
                      p + h->plen + h->p2len};
         at += need;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        j->recs[i].h = &j->recs[i].hdr;
     }
     return ok ? 0 : -1;
 }

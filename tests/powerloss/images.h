@@ -27,7 +27,8 @@
 #include "plog.h"
 
 typedef struct pl_rec {
-    const pl_hdr *h;
+    pl_hdr hdr;         /* copied out of the journal (aligned) */
+    const pl_hdr *h;    /* &hdr */
     char *path, *path2; /* NUL-terminated copies */
     const uint8_t *data;
 } pl_rec;

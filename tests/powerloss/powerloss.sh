@@ -1,7 +1,8 @@
 #!/bin/sh
 # powerloss.sh -- runs the power-loss harness (tests/powerloss/powerloss.c)
-# over every workload mode: `short` (ctest, make test) or `long` (make
-# powerloss).  Usage: powerloss.sh short|long DRIVER RECORDER ROOT
+# over every workload mode: `short` (ctest, make test), `asan` (ctest in
+# the ASan build) or `long` (make powerloss).
+# Usage: powerloss.sh short|asan|long DRIVER RECORDER ROOT
 # Modes full/immediate, full/lazy and normal/immediate must pass every
 # image; none/immediate promises nothing on a power loss, so its failures
 # are reported, not failed on; a self-test run (a disk that ignores the
@@ -12,7 +13,11 @@
 set -e
 size=$1 driver=$2 rec=$3 root=$4
 rec=$(cd "$(dirname "$rec")" && pwd)/$(basename "$rec") # LD_PRELOAD: absolute
-if [ "$size" = long ]; then steps=600 images=300; else steps=80 images=10; fi
+case $size in
+long) steps=600 images=300 self=60 ;;
+asan) steps=40 images=4 self=2 ;;
+*) steps=80 images=10 self=4 ;;
+esac
 steps=${SPRIG_PL_STEPS:-$steps}
 images=${SPRIG_PL_IMAGES:-$images}
 seed=${SPRIG_SEED:-$(date +%s)}
@@ -34,12 +39,8 @@ one() { # mode kv images [flags]
 one full immediate "$images"
 one full lazy "$images"
 one normal immediate "$images"
-if [ "$size" = long ]; then
-    one none immediate "$images" --report-only
-    one full selftest 60 --selftest
-else
-    one full selftest 4 --selftest
-fi
+[ "$size" = long ] && one none immediate "$images" --report-only
+one full selftest "$self" --selftest
 [ -z "$SPRIG_PL_KEEP" ] && rm -rf "$root"
 echo "powerloss $size: $(($(date +%s) - start)) s in all"
 exit $status
