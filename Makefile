@@ -18,7 +18,7 @@ MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-auth bench-build bench-net bench-import \
-        crash-long fuzz format format-check clean install
+        crash-long flips fuzz format format-check clean install
 
 all: build
 
@@ -107,6 +107,13 @@ bench-build:
 # The long crash loop: 10,000 SIGKILL rounds (make test runs a short one).
 crash-long: build
 	@SPRIG_CRASH_ROUNDS=10000 $(BUILD)/tests/test_crash
+
+# The long byte-flip run (issue 17 item 3): FLIP_ROUNDS rounds of random
+# byte flips in a storage's files, each read back in a child process
+# (make test runs 24).  Replay one with SPRIG_SEED=N.
+FLIP_ROUNDS ?= 1000
+flips: build
+	@SPRIG_FLIP_ROUNDS=$(FLIP_ROUNDS) $(BUILD)/tests/test_flips
 
 # The long fuzz run: each libFuzzer harness (clang, ASan + UBSan) for
 # FUZZ_SECONDS, seeded from fuzz/corpus/<name>/ (make test replays those).
