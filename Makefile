@@ -18,8 +18,8 @@ MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
-        bench-js crash-long powerloss fuzz format format-check clean install \
-        soak tsan valgrind
+        bench-js crash-long powerloss flips fuzz format format-check clean \
+        install soak tsan valgrind
 
 all: build
 
@@ -152,6 +152,13 @@ powerloss: build
 	    $(BUILD)/tests/powerloss/sprig_powerloss \
 	    $(BUILD)/tests/powerloss/libsprig_powerloss.so \
 	    $(BUILD)/test-tmp/powerloss-long
+
+# The long byte-flip run (issue 17 item 3): FLIP_ROUNDS rounds of random
+# byte flips in a storage's files, each read back in a child process
+# (make test runs 24).  Replay one with SPRIG_SEED=N.
+FLIP_ROUNDS ?= 1000
+flips: build
+	@SPRIG_FLIP_ROUNDS=$(FLIP_ROUNDS) $(BUILD)/tests/test_flips
 
 # The long fuzz run: each libFuzzer harness (clang, ASan + UBSan) for
 # FUZZ_SECONDS, seeded from fuzz/corpus/<name>/ (make test replays those).

@@ -11,17 +11,18 @@
  *
  * Each round (seeded: SPRIG_SEED; SPRIG_FLIP_ROUNDS rounds, default 24)
  * copies a template, XORs 1-4 random bytes at random offsets of random
- * files, and in a child process (so a crash is seen, and a hang: 60 s)
- * opens the copy and reads everything: every document by listing and by
- * id, every view's mappings, reduce and grouped reduce, every key-value
- * pair, the log, then runs the integrity check.  Each call's answer is
- * compared with the truth and classed: right; refused (SPRIG_ECORRUPT or
- * SPRIG_EAUTH with a message naming the database or file); wrong (an
- * answer that differs, presented as right -- possible today: plaintext
- * values carry no checksum and LMDB none per page, docs/reliability.md);
- * other (any other error).  The test fails on a crash, a hang, an error
- * of another kind, or a refusal whose message names nothing; it prints
- * the counts, and the rounds with wrong answers and what they were.
+ * files (one flip in three in the header of a random LMDB page, meta
+ * pages included), and in a child process (so a crash is seen, and a hang: 60
+ * s) opens the copy and reads everything: every document by listing and by id,
+ * every view's mappings, reduce and grouped reduce, every key-value pair, the
+ * log, then runs the integrity check.  Each call's answer is compared with the
+ * truth and classed: right; refused (SPRIG_ECORRUPT or SPRIG_EAUTH with a
+ * message naming the database or file); wrong (an answer that differs,
+ * presented as right -- possible today: plaintext values carry no checksum and
+ * LMDB none per page, docs/reliability.md); other (any other error).  The test
+ * fails on a crash, a hang, an error of another kind, or a refusal whose
+ * message names nothing; it prints the counts, and the rounds with wrong
+ * answers and what they were.
  */
 #include "reltest.h"
 
@@ -537,6 +538,21 @@ flip_bytes(const char *dir, uint64_t *rng, char *what, size_t cap)
     for (size_t i = 0; i < flips; i++) {
         size_t f = rt_below(rng, fs.n);
         uint64_t off = rt_below(rng, fs.size[f]);
+        /* one flip in three hits LMDB's own structure: the 16-byte header
+         * of a page (page number, flags, free-space bounds) of a data.mdb,
+         * the meta pages included */
+        if (rt_below(rng, 3) == 0) {
+            size_t g = rt_below(rng, fs.n);
+            for (size_t j = 0; j < fs.n; j++, g = (g + 1) % fs.n) {
+                const char *b = strrchr(fs.path[g], '/');
+                if (b && !strcmp(b, "/data.mdb")) {
+                    f = g;
+                    off = rt_below(rng, fs.size[f] / 4096) * 4096 +
+                          rt_below(rng, 16);
+                    break;
+                }
+            }
+        }
         uint8_t mask = (uint8_t)(1 + rt_below(rng, 255)), b;
         int fd = open(fs.path[f], O_RDWR);
         assert_true(fd >= 0);

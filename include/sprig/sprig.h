@@ -589,7 +589,11 @@ SPRIG_API void sprig_storage_close(sprig_storage *st);
  * the transaction log records for each document is its current state;
  * every view agrees with its collection (documents not pending map to
  * exactly their stored pairs, no records of documents that are gone, the
- * entries table holds exactly the records' pairs); the key-value expiry
+ * entries table holds exactly the records' pairs; every stored reduce
+ * value, built-in or C, equals a recomputation from the key's mappings --
+ * skipped for a lazy view with pending documents, and a C view needs its
+ * code registered); values are decoded (decompressed, decrypted) before
+ * they are hashed or compared; the key-value expiry
  * index holds one entry per record with an expiry and nothing else; every
  * database of the registry opens.  One line per finding is appended to
  * `report` (may be NULL), each naming the database; *findings counts

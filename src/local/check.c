@@ -9,7 +9,8 @@
  *   - the transaction log against the data: the last change the log
  *     records for each document is its current state (the revision it
  *     has, or absent after a delete), and no document is unlogged;
- *   - every view against its collection (sprig__view_check);
+ *   - every view against its collection, and its stored reduce values
+ *     against a recomputation from the index (sprig__view_check);
  *   - the key-value store: records parse and the expiry index holds
  *     exactly one entry per record with an expiry (sprig__kv_verify).
  * Plus the registry: every database it names opens.

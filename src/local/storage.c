@@ -985,6 +985,12 @@ open_admin(sprig__lstorage *st)
         st->admin_w_ready = rc == 0;
         st->admin_w.tap_name = "_admin";
     }
+    if (rc == SPRIG_ECORRUPT && !strstr(sprig_errmsg(), "_admin")) {
+        char m[400];
+        snprintf(m, sizeof m, "%s", sprig_errmsg());
+        rc = sprig__err(rc, "storage '%.200s': its registry (_admin): %s",
+                        st->path, m);
+    }
     return rc;
 }
 

@@ -413,7 +413,13 @@ key_values(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig__vscratch *vs)
                             vname(v), v->coll->name);
             break;
         }
-        rc = sprig__mdb_err(mdb_get(txn, v->d, &id, &rec), "reading a view");
+        int grc = mdb_get(txn, v->d, &id, &rec);
+        rc = grc == MDB_NOTFOUND /* the index names a record not there */
+                 ? sprig__err(SPRIG_ECORRUPT,
+                              "view '%s' of collection '%s': an index entry "
+                              "names a document with no record",
+                              vname(v), v->coll->name)
+                 : sprig__mdb_err(grc, "reading a view");
         rc = rc ? rc : keep_pairs(v, B(id), B(rec), vs);
     }
     mdb_cursor_close(cur);

@@ -321,9 +321,13 @@ visit_mapping(walk *w, void *arg)
                           "document id is malformed",
                           o->v->def->name, o->v->coll->name);
     }
-    int rc =
-        sprig__mdb_err(mdb_get(mdb_cursor_txn(w->cur), o->v->d, &w->v, &rec),
-                       "reading a view record");
+    int mrc = mdb_get(mdb_cursor_txn(w->cur), o->v->d, &w->v, &rec);
+    int rc = mrc == MDB_NOTFOUND /* the index names a record not there */
+                 ? sprig__err(SPRIG_ECORRUPT,
+                              "view '%s' of collection '%s': an index entry "
+                              "names a document with no record",
+                              o->v->def->name, o->v->coll->name)
+                 : sprig__mdb_err(mrc, "reading a view record");
     rc = rc ? rc
             : sprig__view_d_read(o->v, B(w->v), B(rec), &rev, &hash, &pl,
                                  &o->vs.dec);
