@@ -160,6 +160,36 @@ FLIP_ROUNDS ?= 1000
 flips: build
 	@SPRIG_FLIP_ROUNDS=$(FLIP_ROUNDS) $(BUILD)/tests/test_flips
 
+# ThreadSanitizer (issue 17 item 7): the threaded tests -- the writer and
+# asynchronous submission, the server, the client, PubSub, concurrency,
+# key-value, request order, QUIC -- and a short soak, built with
+# -fsanitize=thread in $(TSAN_BUILD) and run; any data race fails
+# (halt_on_error).  Suppressions: tests/tsan.supp, each with its reason.
+TSAN_BUILD ?= build-tsan
+TSAN_TESTS ?= test_cmd_submit test_server test_server_order \
+              test_server_batches test_pubsub test_concurrency test_kv \
+              test_quic
+tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DSPRIG_TSAN=ON -DSPRIG_WERROR=ON \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPRIG_BENCH=OFF \
+	    $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TESTS) sprig_soak
+	@cd $(TSAN_BUILD) && \
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	    ctest --output-on-failure -j $(JOBS) \
+	    -R '^($(shell echo $(TSAN_TESTS) | tr ' ' '|'))$$'
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	    SPRIG_TEST_TMP=$(TSAN_BUILD)/test-tmp \
+	    $(TSAN_BUILD)/tests/sprig-soak --seconds 6 --clients 24 --rounds 2
+
+# valgrind memcheck (issue 17 item 7) over the unit tests of the normal
+# build -- those that neither open sockets nor depend on timing -- each
+# with --error-exitcode (scripts/valgrind.sh; suppressions in
+# tests/valgrind.supp, each with its reason).  make test runs two
+# (ctest valgrind_short).
+valgrind: build
+	@sh scripts/valgrind.sh $(CURDIR)/$(BUILD)
+
 # The long fuzz run: each libFuzzer harness (clang, ASan + UBSan) for
 # FUZZ_SECONDS, seeded from fuzz/corpus/<name>/ (make test replays those).
 # New inputs go to $(FUZZ_BUILD)/corpus-<name>/, crashes to $(FUZZ_BUILD)/:

@@ -586,7 +586,10 @@ sd_thread(void *p)
         snprintf(text, sizeof text, "t%d-%d", a->n, a->acked);
         rc = sprig_insert(db, "msgs", NULL, sprig_str(text), &h);
         if (rc == SPRIG_OK) {
-            memcpy(a->ids[a->acked++], h.id, 8);
+            memcpy(a->ids[a->acked], h.id, 8);
+            pthread_mutex_lock(&sd_lock); /* sd_total reads it meanwhile */
+            a->acked++;
+            pthread_mutex_unlock(&sd_lock);
             continue;
         }
         a->fails_after_down += down;

@@ -235,12 +235,12 @@ read_lsn(sprig__ckpt *c, MDB_txn *txn, uint64_t *lsn)
     return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "lsn");
 }
 
-/* Pin the newest snapshot and copy its meta page (commit lock held). */
+/* Pin the newest snapshot and copy its meta page (a read hold of
+ * map_lock and the commit lock held, taken in that order: the writer's). */
 static int
 capture(sprig__ckpt *c, MDB_txn **pin, uint64_t *txnid, uint64_t *lsn)
 {
     sprig__env *e = c->env;
-    pthread_rwlock_rdlock(&e->map_lock);
     int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, pin);
     int rc = mrc ? sprig__mdb_err(mrc, "pinning a checkpoint") : 0;
     if (rc == 0) {
@@ -254,7 +254,6 @@ capture(sprig__ckpt *c, MDB_txn **pin, uint64_t *txnid, uint64_t *lsn)
         rc =
             sprig__err(SPRIG_EIO, "cannot read the meta page of '%s'", e->path);
     }
-    pthread_rwlock_unlock(&e->map_lock);
     if (rc == 0 && (get_le(c->page + 16, 4) != META_MAGIC ||
                     get_le(c->page + META_TXNID_OFF, 8) != *txnid)) {
         rc = sprig__err(SPRIG_ECORRUPT,
@@ -292,18 +291,26 @@ save_meta(sprig__ckpt *c, uint64_t txnid, uint64_t lsn)
     return SPRIG_OK;
 }
 
-/* One checkpoint (run_lock held; commit_lock too when `committing`). */
+/* One checkpoint (run_lock held; when `committing`, the writer's read
+ * hold of map_lock and commit_lock too).  Lock order: map_lock before
+ * commit_lock everywhere -- the writer's commit_batch holds map_lock when
+ * sprig__ckpt_commit takes commit_lock; taking them the other way round
+ * here was a lock-order inversion (ThreadSanitizer, make tsan) that only
+ * glibc's reader-preferring rwlock kept from deadlocking against a
+ * waiting sprig__env_grow. */
 static int
 checkpoint_locked(sprig__ckpt *c, bool committing)
 {
     MDB_txn *pin = NULL;
     uint64_t txnid = 0, lsn = 0;
     if (!committing) {
+        pthread_rwlock_rdlock(&c->env->map_lock);
         pthread_mutex_lock(&c->commit_lock);
     }
     int rc = capture(c, &pin, &txnid, &lsn);
     if (!committing) {
         pthread_mutex_unlock(&c->commit_lock);
+        pthread_rwlock_unlock(&c->env->map_lock);
     }
     if (rc || (c->pin && txnid == c->pin_txnid)) {
         if (pin) {

@@ -177,7 +177,11 @@ run_init(run_arg *r, sprig__ldb *ldb, sprig__cmd *cmd)
     r->req.arg = r;
     r->req.cmd = cmd;
     r->req.lazy = cmd->lazy;
-    r->req.direct = cmd->kind == SPRIG__CMD_KV || cmd->kind == SPRIG__CMD_SWEEP;
+    /* transactions too: most succeed, and one that fails (a conflict)
+     * costs a re-run of its batch with children (writer.c) */
+    r->req.direct = cmd->kind == SPRIG__CMD_KV ||
+                    cmd->kind == SPRIG__CMD_SWEEP ||
+                    cmd->kind == SPRIG__CMD_TXN;
     r->req.frees = cmd_frees(cmd);
 }
 

@@ -278,7 +278,8 @@ typedef struct sprig__wreq {
     /* direct: in a batch, apply straight into the shared transaction (no
      * nested child).  If one fails, the batch is aborted and re-run with a
      * child per request, so a failure still discards only its own changes.
-     * For small, rarely failing changes: key-value commands, sweeps. */
+     * For rarely failing changes: key-value commands, sweeps, document
+     * transactions. */
     bool direct;
     bool frees; /* only deletes: may use the reserve past the limit */
     /* asynchronous requests (sprig__writer_submit_async): called once

@@ -18,11 +18,15 @@
  *
  * Applying.  A batch of one request runs directly in the parent
  * transaction.  In a larger batch, `direct` requests (key-value commands,
- * sweeps) are applied straight into the parent too -- no nested child, no
- * page-list copy, so queued sets, increments and deletes share one
+ * sweeps, document transactions) are applied straight into the parent too
+ * -- no nested child, no page-list copy, so queued writes share one
  * transaction -- and the others each in a nested child (a failing request
  * discards only its own changes).  If a direct request fails, the batch is
- * aborted and re-run with a child for every request (SPRIG__ESAFE).  When
+ * aborted and re-run with a child for every request (SPRIG__ESAFE).  Each
+ * LMDB child allocates ~3 MiB of page lists (mdb_txn_begin) and frees them
+ * at its end: cheap from glibc's heap, but under ASan every one is a fresh
+ * mmap and munmap (its large-allocation path), which made test_concurrency
+ * 80 times slower there than in a normal build (issue 17 item 7).  When
  * the map fills (SPRIG__EMAPFULL from a request or MDB_MAP_FULL from a
  * commit), the whole batch is aborted, the map doubled with no transaction
  * active, and the batch re-applied: callers never see it.
