@@ -433,7 +433,9 @@ ws_on_msg(wslay_event_context_ptr ctx,
         }
         /* the message may have carried a password: wipe wslay's unmasked
          * copy before it frees it (the receiver copied what it keeps) */
-        explicit_bzero((uint8_t *)(uintptr_t)a->msg, a->msg_length);
+        if (a->msg && a->msg_length) { /* an empty message has no buffer */
+            explicit_bzero((uint8_t *)(uintptr_t)a->msg, a->msg_length);
+        }
     } else if (a->opcode == WSLAY_CONNECTION_CLOSE) {
         close_received(c, a);
     }
