@@ -29,9 +29,19 @@ static atomic_uint_fast64_t next_env_id = 1;
 
 static void slots_env_close(sprig__env *e);
 
+/* Set when an LMDB call on this thread failed in a way that can leave its
+ * transaction unusable (LMDB marks it MDB_TXN_ERROR: every later call on it
+ * answers MDB_BAD_TXN).  sprig__env_read_end() then resets the read
+ * instead of keeping it open for this thread's next read, so one damaged
+ * page fails that read, not every later read of the database. */
+static _Thread_local bool txn_failed;
+
 int
 sprig__mdb_err(int mrc, const char *what)
 {
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        txn_failed = true;
+    }
     switch (mrc) {
     case 0: return SPRIG_OK;
     case MDB_NOTFOUND:
@@ -589,11 +599,12 @@ void
 sprig__env_read_end(sprig__env *e, MDB_txn *txn)
 {
     sprig__rslot *s = slot_find(e);
-    if (s && s->txn == txn) {
+    if (s && s->txn == txn && !txn_failed) {
         atomic_store(&s->state, S_IDLE); /* stays open for the next read */
     } else {
-        read_end_other(e, txn);
+        read_end_other(e, txn); /* reset: the next read renews */
     }
+    txn_failed = false;
     pthread_rwlock_unlock(&e->map_lock);
 }
 
