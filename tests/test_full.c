@@ -675,9 +675,10 @@ idx_fill(sprig_db *db)
 {
     char body[400];
     unsigned n = 0;
-    for (int rc = 0; rc == 0; n += rc == 0) {
+    for (int rc = 0; rc == 0;) {
         snprintf(body, sizeof body, "{\"k\":\"k%06u%0300u\"}", n, n);
         rc = sprig_insert(db, "docs", NULL, sprig_str(body), NULL);
+        bool stored = rc == 0; /* counted even if the set below fails */
         if (rc == 0 && n % 4 == 0) {
             char key[32];
             sprig_value v = {.kind = SPRIG_VALUE_BYTES,
@@ -686,6 +687,7 @@ idx_fill(sprig_db *db)
             rc = sprig_kv_set(db, "ns", key, &v, NULL, NULL, NULL);
         }
         assert_true(rc == 0 || rc == SPRIG_EFULL);
+        n += stored;
     }
     return n;
 }
