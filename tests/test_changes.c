@@ -403,7 +403,8 @@ test_slow_follower(void **state)
     free(doc);
     sprig_db_close(db);
     rawc_close(&k);
-    uv_loop_close(&loop);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the connection's handles close */
+    assert_int_equal(uv_loop_close(&loop), 0);
     sprig_server_free(srv);
 }
 

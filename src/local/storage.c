@@ -522,12 +522,16 @@ l_create_database(sprig_storage *s, const char *name, const char *schema,
     return rc;
 }
 
-/* Delete by DELETE_DB command `c`: the registry record first, the files
- * when the last handle goes.  Lock held. */
+/* Delete by DELETE_DB command `c`: the registry record first, made
+ * durable whatever the durability mode (in `normal` the record would reach
+ * the disk up to 10 ms later, and a power loss in between left a registry
+ * naming a directory already removed: found by tests/powerloss), then the
+ * files, when the last handle goes.  Lock held. */
 static int
 delete_with(sprig__lstorage *st, sprig__cmd *c)
 {
     int rc = sprig__admin_run(st, c);
+    rc = rc ? rc : sprig__ckpt_flush(st->admin);
     if (rc) {
         return rc;
     }
