@@ -440,7 +440,8 @@ typedef enum sprig_durability {
      *  nothing, but a power loss may lose recent commits AND leave the
      *  files corrupt (LMDB's pages reach the disk in any order: the
      *  power-loss harness found integrity-check findings, unreadable
-     *  records, and LMDB crashing on the torn tree).  Only for data you can rebuild. */
+     *  records, and LMDB crashing on the torn tree).  Only for data you can
+     * rebuild. */
     SPRIG_DURABILITY_NONE = 2
 } sprig_durability;
 
