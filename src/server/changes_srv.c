@@ -23,8 +23,7 @@
 
 #include <stdio.h>
 
-#define HIGH_WATER (8u << 20) /* queued bytes that pause the pushes */
-#define PUSH_CHANGES 256      /* changes per push (whole transactions) */
+#define PUSH_CHANGES 256 /* changes per push (whole transactions) */
 
 typedef struct sprig__srv_feed {
     struct sprig__srv_feed *next;
@@ -41,13 +40,6 @@ typedef struct sprig__srv_feed {
     bool held; /* `ev` was read but not sent yet (it starts a transaction) */
     sprig_change_event ev;
 } sprig__srv_feed;
-
-static size_t
-high_water(const sprig__session *sess)
-{
-    size_t bound = sess->srv->opts.max_send_queue / 2;
-    return bound && bound < HIGH_WATER ? bound : HIGH_WATER;
-}
 
 static void
 release_task(sprig__job *j)
@@ -124,7 +116,7 @@ put_entry(sprig__mp_wr *w, uint64_t txn, uint64_t ts, uint32_t n,
 static size_t
 push_bytes(const sprig__srv_feed *f)
 {
-    return high_water(f->sess) / 4;
+    return sprig__push_high_water(f->sess) / 4;
 }
 
 /* The next change into f->ev (or the held one); false when none waits
@@ -212,7 +204,8 @@ static void
 drain(sprig__srv_feed *f)
 {
     while (f->sess && f->sess->conn && !f->failed) {
-        if (sprig__conn_queued(f->sess->conn) >= high_water(f->sess)) {
+        if (sprig__conn_queued(f->sess->conn) >=
+            sprig__push_high_water(f->sess)) {
             uv_poll_stop(&f->poll);
             f->paused = true;
             return;
@@ -244,7 +237,7 @@ void
 sprig__changes_resume(sprig__session *sess)
 {
     if (!sess->feeds || !sess->conn ||
-        sprig__conn_queued(sess->conn) > high_water(sess) / 2) {
+        sprig__conn_queued(sess->conn) > sprig__push_high_water(sess) / 2) {
         return;
     }
     for (sprig__srv_feed *f = sess->feeds; f; f = f->next) {

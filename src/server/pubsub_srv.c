@@ -39,10 +39,8 @@ struct sprig__srv_sub {
     bool paused;
 };
 
-/* The pause threshold: below the connection's bound on queued bytes, so
- * a paused subscriber never gets its client disconnected. */
-static size_t
-high_water(const sprig__session *sess)
+size_t
+sprig__push_high_water(const sprig__session *sess)
 {
     size_t bound = sess->srv->opts.max_send_queue / 2;
     return bound && bound < HIGH_WATER ? bound : HIGH_WATER;
@@ -100,7 +98,8 @@ push_message(sprig__session *sess, uint64_t id, const sprig_message *m)
         sprig__conn_send(sess->conn, b.data, b.len);
     }
     sprig_buf_clear(&b);
-    return sess->conn && sprig__conn_queued(sess->conn) < high_water(sess);
+    return sess->conn &&
+           sprig__conn_queued(sess->conn) < sprig__push_high_water(sess);
 }
 
 static void
@@ -108,7 +107,8 @@ drain(sprig__srv_sub *s)
 {
     sprig_message *m;
     while (s->sess && s->sess->conn) {
-        if (sprig__conn_queued(s->sess->conn) >= high_water(s->sess)) {
+        if (sprig__conn_queued(s->sess->conn) >=
+            sprig__push_high_water(s->sess)) {
             uv_poll_stop(&s->poll);
             s->paused = true;
             atomic_fetch_add(&s->srv->pubsub_pauses, 1);
@@ -136,7 +136,8 @@ on_readable(uv_poll_t *p, int status, int events)
 void
 sprig__pubsub_resume(sprig__session *sess)
 {
-    if (!sess->conn || sprig__conn_queued(sess->conn) > high_water(sess) / 2) {
+    if (!sess->conn ||
+        sprig__conn_queued(sess->conn) > sprig__push_high_water(sess) / 2) {
         return; /* still full: a later drain resumes them */
     }
     for (sprig__srv_sub *s = sess->subs; s; s = s->next) {

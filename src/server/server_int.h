@@ -346,6 +346,12 @@ void sprig__plat_loop_job(sprig__job *job);
  *  queued (a worker may be waiting for one). */
 void sprig__plat_teardown(sprig_server *srv);
 
+/* pubsub_srv.c: the queued bytes past which a connection's pushes
+ * (PubSub messages, changes feeds) pause -- 8 MiB, or half the
+ * connection's send-queue bound if lower, so a paused stream never gets
+ * its client disconnected.  Loop thread. */
+size_t sprig__push_high_water(const sprig__session *sess);
+
 /* session.c (loop thread) */
 void sprig__session_on_open(sprig__conn *c, void *udata);
 void sprig__session_on_message(sprig__conn *c, const uint8_t *data, size_t len,
