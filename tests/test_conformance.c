@@ -573,7 +573,8 @@ main(void)
         SUITE(test_views),         SUITE(test_pubsub),
         SUITE(test_schema_views),
     };
-    const char *kinds[] = {"local", "ws", "wss", "quic", "wrapped", "vault"};
+    const char *kinds[] = {"local",        "ws",      "wss",  "quic",
+                           "quic-streams", "wrapped", "vault"};
     int failed = 0;
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         kind = kinds[i];

@@ -63,13 +63,16 @@ server(const char *name)
     return server_at(name, 0, 30000, 90000);
 }
 
+/* The client's stream mapping: "" (the default) or "?streams=..." */
+static const char *mapping = "";
+
 static int
 connect_to(int port, const char *scheme, const char *fp, const char *path,
            sprig_client **out)
 {
-    char url[80];
+    char url[120];
     sprig_client_options co;
-    snprintf(url, sizeof url, "%s://127.0.0.1:%d", scheme, port);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", scheme, port, mapping);
     sprig_client_options_init(&co);
     co.pinned_cert_sha256 = fp;
     co.pinned_cert_path = path;
@@ -349,6 +352,51 @@ test_loss_10(void **state)
     lossy(0.10, 200);
 }
 
+/* The same with a stream per request (issue 11's other mapping), and
+ * threads with requests in flight together on the one connection. */
+static void *
+lossy_thread(void *p)
+{
+    char tag[32];
+    snprintf(tag, sizeof tag, "t%p", p);
+    kv_rounds(p, 20, tag);
+    return NULL;
+}
+
+static void
+lossy_streams(double p, const char *query)
+{
+    const char *was = mapping;
+    mapping = query;
+    lossy(p, 100);
+    sprig_server *srv = server(p < 0.05 ? "sloss1" : "sloss10");
+    udp_proxy px;
+    sprig_client *c;
+    pthread_t th[6];
+    udp_proxy_start(&px, sprig_server_quic_port(srv), p, p, seed);
+    SPRIG_OK_(connect_to(px.port, "quic", cert.sha256, NULL, &c));
+    kv_rounds(c, 1, "first");
+    for (int i = 0; i < 6; i++) {
+        pthread_create(&th[i], NULL, lossy_thread, c);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+    }
+    sprig_client_close(c);
+    udp_proxy_stop(&px);
+    sprig_server_free(srv);
+    mapping = was;
+}
+
+static void
+test_loss_streams(void **state)
+{
+    (void)state;
+    lossy_streams(0.01, "?streams=request");
+    lossy_streams(0.10, "?streams=request");
+    lossy_streams(0.10, "?streams=one");
+}
+
 /* ---- keep-alive ---------------------------------------------------------- */
 
 /* Idle for three idle timeouts: with keep-alive the same connection (the
@@ -503,6 +551,7 @@ main(void)
         cmocka_unit_test(test_loss_0),
         cmocka_unit_test(test_loss_1),
         cmocka_unit_test(test_loss_10),
+        cmocka_unit_test(test_loss_streams),
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_idle_without_keepalive),
         cmocka_unit_test(test_100_clients),

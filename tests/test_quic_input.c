@@ -98,15 +98,20 @@ cap_send(void *ctx, const uint8_t *d, size_t n)
 }
 
 static int
-nop_data(void *ctx, const uint8_t *d, size_t n)
+nop_data(void *ctx, int64_t sid, const uint8_t *d, size_t n, bool fin)
 {
-    (void)ctx, (void)d, (void)n;
+    (void)ctx, (void)sid, (void)d, (void)n, (void)fin;
     return 0;
 }
 static void
-nop_acked(void *ctx, uint64_t n)
+nop_acked(void *ctx, int64_t sid, uint64_t n)
 {
-    (void)ctx, (void)n;
+    (void)ctx, (void)sid, (void)n;
+}
+static void
+nop_closed(void *ctx, int64_t sid)
+{
+    (void)ctx, (void)sid;
 }
 static void
 nop_ready(void *ctx)
@@ -130,12 +135,11 @@ static size_t
 make_initial(uint8_t *out)
 {
     sprig__qaddr local = {0}, remote = {0};
-    sprig__qng_io io = {NULL,      nop_data, nop_acked,
+    sprig__qng_io io = {NULL,      nop_data, nop_acked, nop_closed,
                         nop_ready, nop_cid,  nop_cid_rm};
     sprig__qng_cfg cfg = {0};
     sprig__qng *q;
     capture cap = {0};
-    size_t taken;
     uv_ip4_addr("127.0.0.1", 40000, (struct sockaddr_in *)&local.ss);
     uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)&remote.ss);
     local.len = remote.len = sizeof(struct sockaddr_in);
@@ -147,7 +151,7 @@ make_initial(uint8_t *out)
     cfg.trust = trust;
     cfg.handshake_timeout_ms = 1000;
     SPRIG_OK_(sprig__qng_client_new(&local, &remote, &cfg, &io, &q));
-    sprig__qng_flush(q, NULL, 0, &taken, cap_send, &cap);
+    sprig__qng_flush(q, NULL, 0, cap_send, &cap);
     sprig__qng_free(q);
     assert_true(cap.count >= 1 && cap.n[0] >= 1200);
     memcpy(out, cap.d[0], cap.n[0]);

@@ -11,7 +11,16 @@
  *     the server's own counters show why: at most 1.25 datagrams sent and
  *     0.25 connection timers fired per answer (ngtcp2's defaults gave a
  *     separate ACK datagram and a pacing or ACK-delay timer per answer);
- *   - 8 clients on 8 threads at once, 50 calls each: the same bounds.
+ *   - 8 clients on 8 threads at once, 50 calls each: the same bounds;
+ *   - 200 kv.set calls one at a time, answered from the database's writer
+ *     thread on a later loop turn than the request came: the request's
+ *     ACK waits for the answer and rides with it (at most 1.25 datagrams
+ *     and 0.25 timers per answer; without the wait each write cost an
+ *     ACK-only datagram and its answer);
+ *   - a stream per request (`?streams=request`): 8 threads on one client
+ *     and 300 calls one at a time (more than the 100 streams the server
+ *     allows at once, so the credit must come back), every request after
+ *     the first on a stream of its own, with the same bounds.
  *
  * The bounds count events, so they hold however slow the machine is; the
  * median is the end-to-end check.  Randomness: none.
@@ -58,18 +67,24 @@ cmp_double(const void *a, const void *b)
 }
 
 static sprig_client *
-client(void)
+client_at(const char *query)
 {
-    char url[80];
+    char url[120];
     sprig_client_options co;
     sprig_client *c;
-    snprintf(url, sizeof url, "quic://127.0.0.1:%d",
-             sprig_server_quic_port(srv));
+    snprintf(url, sizeof url, "quic://127.0.0.1:%d%s",
+             sprig_server_quic_port(srv), query);
     sprig_client_options_init(&co);
     co.pinned_cert_sha256 = cert.sha256;
     co.connect_timeout_ms = 20000;
     SPRIG_OK_(sprig_client_connect(url, &co, &c));
     return c;
+}
+
+static sprig_client *
+client(void)
+{
+    return client_at("");
 }
 
 /* `n` kv.get calls of the key "k", one at a time; each one's milliseconds
@@ -126,6 +141,38 @@ test_one_client(void **state)
     sprig_client_close(c);
 }
 
+/* `n` kv.set calls one at a time (answered by the writer thread). */
+static void
+sets(sprig_client *c, int n)
+{
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_open_database(sprig_client_storage(c), "db", &db));
+    for (int i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "w%d", i);
+        sprig_value v = sprig_value_of_u64((uint64_t)i);
+        SPRIG_OK_(sprig_kv_set(db, "ns", key, &v, NULL, NULL, NULL));
+    }
+    sprig_db_close(db);
+}
+
+static void
+test_writes(void **state)
+{
+    (void)state;
+    sprig_client *c = client();
+    sprig__quic_stats a, b;
+    sets(c, 20);
+    stats(&a);
+    sets(c, CALLS);
+    stats(&b);
+    print_message("writes: %llu ACKs waited for their answer\n",
+                  (unsigned long long)(b.ack_waits - a.ack_waits));
+    assert_true(b.ack_waits - a.ack_waits >= CALLS / 2);
+    assert_lean(&a, &b, CALLS, "one client, kv.set");
+    sprig_client_close(c);
+}
+
 static void *
 thread_gets(void *p)
 {
@@ -156,6 +203,35 @@ test_many_clients(void **state)
     for (int i = 0; i < THREADS; i++) {
         sprig_client_close(c[i]);
     }
+}
+
+/* One client, a stream per request: the threads' requests in flight
+ * together, then more calls than the server's stream limit. */
+static void
+test_request_streams(void **state)
+{
+    (void)state;
+    sprig_client *c = client_at("?streams=request");
+    pthread_t th[THREADS];
+    sprig__quic_stats a, b;
+    gets(c, 5, NULL); /* the first on the message stream, then streams */
+    stats(&a);
+    for (int i = 0; i < THREADS; i++) {
+        pthread_create(&th[i], NULL, thread_gets, c);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    gets(c, 300, NULL);
+    sets(c, 50);
+    stats(&b);
+    print_message("request streams: %llu opened\n",
+                  (unsigned long long)(b.req_streams - a.req_streams));
+    /* every call, and each database open (one per gets/sets) */
+    assert_int_equal(b.req_streams - a.req_streams,
+                     THREADS * THREAD_CALLS + 300 + 50 + THREADS + 2);
+    assert_lean(&a, &b, THREADS * THREAD_CALLS + 350, "a stream per request");
+    sprig_client_close(c);
 }
 
 static int
@@ -209,6 +285,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_client),
         cmocka_unit_test(test_many_clients),
+        cmocka_unit_test(test_writes),
+        cmocka_unit_test(test_request_streams),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     if (!failed) {

@@ -73,82 +73,253 @@ qbuf_queued(const sprig__qbuf *b)
     return b->len - b->head;
 }
 
-/* ---- engine callbacks ---------------------------------------------------- */
+/* ---- request streams ----------------------------------------------------- */
+
+/* Bytes waiting to go or to be acknowledged, on every stream. */
+static size_t
+queued(const sprig__quic_conn *c)
+{
+    return qbuf_queued(&c->out) + c->sq_bytes;
+}
+
+/* The kind and id of a frame ([kind, id, ...] in MessagePack), read
+ * without decoding it: the transport needs them only to put an answer on
+ * the stream its request came on.  False when it does not look like one
+ * (the message then goes on the message stream: clients match answers by
+ * id whatever stream they come on). */
+static bool
+frame_id(const uint8_t *m, size_t n, int *kind, uint32_t *id)
+{
+    if (n < 3 || ((m[0] & 0xf0) != 0x90 && m[0] != 0xdc && m[0] != 0xdd)) {
+        return false;
+    }
+    size_t i = (m[0] & 0xf0) == 0x90 ? 1 : m[0] == 0xdc ? 3 : 5;
+    if (i + 2 > n || m[i] > 3) {
+        return false;
+    }
+    *kind = m[i++];
+    uint8_t t = m[i++];
+    size_t w = t <= 0x7f   ? 0
+               : t == 0xcc ? 1
+               : t == 0xcd ? 2
+               : t == 0xce ? 4
+                           : 9;
+    if (w == 9 || i + w > n) {
+        return false;
+    }
+    uint32_t v = w ? 0 : t;
+    for (size_t j = 0; j < w; j++) {
+        v = v << 8 | m[i + j];
+    }
+    *id = v;
+    return true;
+}
+
+static sprig__qstream *
+stream_find(sprig__quic_conn *c, int64_t sid)
+{
+    sprig__qstream *s = c->streams;
+    while (s && s->sid != sid) {
+        s = s->next;
+    }
+    return s;
+}
+
+static sprig__qstream *
+stream_add(sprig__quic_conn *c, int64_t sid)
+{
+    sprig__qstream *s = sprig__calloc(1, sizeof *s);
+    if (s) {
+        s->sid = sid;
+        s->next = c->streams;
+        c->streams = s;
+        c->nstreams++;
+    }
+    return s;
+}
 
 static void
-deliver(sprig__quic_conn *c, const uint8_t *m, size_t n)
+stream_free(sprig__quic_conn *c, sprig__qstream *s)
+{
+    c->sq_bytes -= s->out_len - s->out_acked;
+    sprig__free(s->in.buf);
+    sprig__free(s->out);
+    sprig__free(s);
+}
+
+/* Unlink and free `s` (closed, or the connection goes). */
+static void
+stream_remove(sprig__quic_conn *c, sprig__qstream *s)
+{
+    for (sprig__qstream **p = &c->streams; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            c->nstreams--;
+            stream_free(c, s);
+            return;
+        }
+    }
+}
+
+/* Where a message sent now goes: a server's answer to a request that came
+ * on a request stream goes back on it; a client in per-request mode puts
+ * every request after its first on a new stream (the first opens the
+ * message stream, which pushes need).  NULL: the message stream. */
+static sprig__qstream *
+stream_for(sprig__quic_conn *c, const uint8_t *m, size_t n)
+{
+    int kind;
+    uint32_t id;
+    if (c->base.client) {
+        return c->per_request && c->s0_used ? stream_add(c, -1) : NULL;
+    }
+    if (!c->streams || !frame_id(m, n, &kind, &id) || kind == 0 || kind == 3) {
+        return NULL;
+    }
+    for (sprig__qstream *s = c->streams; s; s = s->next) {
+        if (s->has_id && !s->answered && s->id == id) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* The whole length-prefixed message `m` into request stream `s`. */
+static int
+stream_put(sprig__quic_conn *c, sprig__qstream *s, const uint8_t *m, size_t n)
+{
+    if (!(s->out = sprig__malloc(n + 4))) {
+        if (c->base.client) {
+            stream_remove(c, s);
+        }
+        return SPRIG_ENOMEM;
+    }
+    s->out[0] = (uint8_t)(n >> 24);
+    s->out[1] = (uint8_t)(n >> 16);
+    s->out[2] = (uint8_t)(n >> 8);
+    s->out[3] = (uint8_t)n;
+    memcpy(s->out + 4, m, n);
+    s->out_len = n + 4;
+    s->answered = true;
+    c->sq_bytes += n + 4;
+    return SPRIG_OK;
+}
+
+/* ---- engine callbacks ---------------------------------------------------- */
+
+/* A whole message: to on_message.  A server notes the id of the first
+ * request a request stream carries, for its answer. */
+static void
+deliver(sprig__quic_conn *c, sprig__qstream *s, const uint8_t *m, size_t n)
 {
     void *udata;
     const sprig__conn_cbs *cbs = sprig__quic_ep_cbs(c->ep, &udata);
+    int kind;
     (void)udata;
+    if (s && !s->has_id && !c->base.client && n > 0) {
+        s->has_id = frame_id(m, n, &kind, &s->id) && kind == 0;
+    }
+    if (!c->base.client) {
+        c->defer_ack = true; /* a request: its answer may carry the ACK */
+    }
     if (cbs->on_message) {
         cbs->on_message(&c->base, m, n, c->base.udata);
     }
 }
 
-/* Take stream bytes into the message being assembled; deliver each whole
- * one.  Stops (returns) once the connection is no longer open. */
-static int
-io_data(void *ctx, const uint8_t *d, size_t n)
+/* Room for `take` more bytes in `in`; false (a violation noted) when out
+ * of memory. */
+static bool
+in_room(sprig__quic_conn *c, sprig__qin *in, size_t take)
 {
-    sprig__quic_conn *c = ctx;
+    if (in->len + take <= in->cap) {
+        return true;
+    }
+    size_t cap = in->cap ? in->cap : 1024;
+    while (cap < in->len + take) {
+        cap *= 2;
+    }
+    uint8_t *p = sprig__realloc(in->buf, cap);
+    if (!p) {
+        c->violation = SPRIG_CLOSE_INTERNAL;
+        snprintf(c->violation_reason, sizeof c->violation_reason,
+                 "out of memory for a message");
+        return false;
+    }
+    in->buf = p;
+    in->cap = cap;
+    return true;
+}
+
+/* Take stream bytes into the message being assembled in `in`; deliver
+ * each whole one.  Stops once the connection is no longer open. */
+static void
+assemble(sprig__quic_conn *c, sprig__qin *in, sprig__qstream *s,
+         const uint8_t *d, size_t n)
+{
     size_t max = sprig__quic_ep_opts(c->ep)->max_message;
     while (n > 0 && c->state == SPRIG__QS_OPEN && !c->violation) {
-        size_t want = c->in_len < 4 ? 4
-                                    : 4 + ((size_t)c->in[0] << 24 |
-                                           (size_t)c->in[1] << 16 |
-                                           (size_t)c->in[2] << 8 | c->in[3]);
-        if (c->in_len >= 4 && want - 4 > max) {
+        const uint8_t *h = in->buf;
+        size_t want = in->len < 4
+                          ? 4
+                          : 4 + ((size_t)h[0] << 24 | (size_t)h[1] << 16 |
+                                 (size_t)h[2] << 8 | h[3]);
+        if (in->len >= 4 && want - 4 > max) {
             c->violation = SPRIG_CLOSE_TOO_BIG;
             snprintf(c->violation_reason, sizeof c->violation_reason,
                      "message of %zu bytes over the limit of %zu", want - 4,
                      max);
             break;
         }
-        size_t take = want - c->in_len < n ? want - c->in_len : n;
-        if (c->in_len + take > c->in_cap) {
-            size_t cap = c->in_cap ? c->in_cap : 1024;
-            while (cap < c->in_len + take) {
-                cap *= 2;
-            }
-            uint8_t *p = sprig__realloc(c->in, cap);
-            if (!p) {
-                c->violation = SPRIG_CLOSE_INTERNAL;
-                snprintf(c->violation_reason, sizeof c->violation_reason,
-                         "out of memory for a message");
-                break;
-            }
-            c->in = p;
-            c->in_cap = cap;
+        size_t take = want - in->len < n ? want - in->len : n;
+        if (!in_room(c, in, take)) {
+            break;
         }
-        memcpy(c->in + c->in_len, d, take);
-        c->in_len += take;
+        memcpy(in->buf + in->len, d, take);
+        in->len += take;
         d += take;
         n -= take;
-        if (c->in_len == want && want > 4) {
-            c->in_len = 0;
-            deliver(c, c->in + 4, want - 4);
-        } else if (c->in_len == want && want == 4 && c->in_len >= 4 &&
-                   (c->in[0] | c->in[1] | c->in[2] | c->in[3]) == 0) {
-            c->in_len = 0;
-            deliver(c, c->in + 4, 0); /* an empty message */
+        if (in->len == want && (want > 4 || (in->buf[0] | in->buf[1] |
+                                             in->buf[2] | in->buf[3]) == 0)) {
+            in->len = 0;
+            deliver(c, s, in->buf + 4, want - 4); /* maybe empty */
         }
+    }
+}
+
+/* Stream bytes: the message stream's (sid -1) or a request stream's (a
+ * server meets each first here; a client knows its own). */
+static int
+io_data(void *ctx, int64_t sid, const uint8_t *d, size_t n, bool fin)
+{
+    sprig__quic_conn *c = ctx;
+    (void)fin; /* a request stream ends with its one message */
+    if (sid < 0) {
+        assemble(c, &c->in, NULL, d, n);
+        return 0;
+    }
+    sprig__qstream *s = stream_find(c, sid);
+    if (!s && !c->base.client) {
+        if (!(s = stream_add(c, sid))) {
+            c->violation = SPRIG_CLOSE_INTERNAL;
+            snprintf(c->violation_reason, sizeof c->violation_reason,
+                     "out of memory for a stream");
+            return 0;
+        }
+        sprig__quic_ep_count(c->ep, &sprig__quic_ep_stats(c->ep)->req_streams);
+    }
+    if (s) {
+        assemble(c, &s->in, s, d, n);
     }
     return 0;
 }
 
+/* Below a quarter of the queue's bound again: on_writable. */
 static void
-io_acked(void *ctx, uint64_t n)
+check_writable(sprig__quic_conn *c)
 {
-    sprig__quic_conn *c = ctx;
-    c->out.head += (size_t)n;
-    c->out.sent -= (size_t)n;
-    if (c->out.head == c->out.len) {
-        c->out.head = c->out.len = 0;
-    }
     size_t low = sprig__quic_ep_opts(c->ep)->max_send_queue / 4;
-    if (c->want_writable && qbuf_queued(&c->out) <= low &&
-        c->state == SPRIG__QS_OPEN) {
+    if (c->want_writable && queued(c) <= low && c->state == SPRIG__QS_OPEN) {
         void *udata;
         const sprig__conn_cbs *cbs = sprig__quic_ep_cbs(c->ep, &udata);
         c->want_writable = false;
@@ -156,6 +327,40 @@ io_acked(void *ctx, uint64_t n)
             cbs->on_writable(&c->base, c->base.udata);
         }
     }
+}
+
+static void
+io_acked(void *ctx, int64_t sid, uint64_t n)
+{
+    sprig__quic_conn *c = ctx;
+    if (sid < 0) {
+        c->out.head += (size_t)n;
+        c->out.sent -= (size_t)n;
+        if (c->out.head == c->out.len) {
+            c->out.head = c->out.len = 0;
+        }
+    } else {
+        sprig__qstream *s = stream_find(c, sid);
+        if (s && s->out) {
+            size_t k = (size_t)n > s->out_len - s->out_acked
+                           ? s->out_len - s->out_acked
+                           : (size_t)n;
+            s->out_acked += k;
+            c->sq_bytes -= k;
+        }
+    }
+    check_writable(c);
+}
+
+static void
+io_stream_closed(void *ctx, int64_t sid)
+{
+    sprig__quic_conn *c = ctx;
+    sprig__qstream *s = stream_find(c, sid);
+    if (s) {
+        stream_remove(c, s);
+    }
+    check_writable(c);
 }
 
 static void
@@ -214,6 +419,7 @@ sprig__quic_conn_io(sprig__quic_conn *c, sprig__qng_io *io)
     io->ctx = c;
     io->data = io_data;
     io->acked = io_acked;
+    io->stream_closed = io_stream_closed;
     io->ready = io_ready;
     io->cid_add = io_cid_add;
     io->cid_remove = io_cid_remove;
@@ -262,7 +468,10 @@ on_timer_closed(uv_handle_t *h)
 {
     sprig__quic_conn *c = h->data;
     sprig__free(c->out.data);
-    sprig__free(c->in);
+    sprig__free(c->in.buf);
+    while (c->streams) {
+        stream_remove(c, c->streams);
+    }
     sprig__free(c->close_pkt);
     sprig__free(c);
 }
@@ -364,6 +573,110 @@ arm(sprig__quic_conn *c)
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+/* Client: open a stream for each request waiting for one.  When the
+ * server allows none and none is open (a server that takes one stream),
+ * the request goes on the message stream instead. */
+static int
+open_streams(sprig__quic_conn *c)
+{
+    bool any_open = false;
+    for (sprig__qstream *s = c->streams; s; s = s->next) {
+        any_open |= s->sid >= 0;
+    }
+    for (sprig__qstream *s = c->streams, *next; s; s = next) {
+        next = s->next;
+        if (s->sid >= 0 || sprig__qng_open_stream(c->q, &s->sid) == SPRIG_OK) {
+            any_open = true;
+            continue;
+        }
+        s->sid = -1;
+        if (any_open || sprig__qng_streams_left(c->q) > 0) {
+            continue; /* waits for the server's credit */
+        }
+        if (qbuf_append(&c->out, s->out, s->out_len) != SPRIG_OK) {
+            return SPRIG_ENOMEM;
+        }
+        stream_remove(c, s);
+    }
+    return SPRIG_OK;
+}
+
+/* What each stream has to write, into `ch` (the message stream first);
+ * `own[i]` the request stream of ch[i].  How many. */
+static size_t
+gather(sprig__quic_conn *c, sprig__qng_chunk *ch, sprig__qstream **own,
+       size_t cap)
+{
+    size_t k = 0, n = c->out.len - c->out.head - c->out.sent;
+    ch[k] = (sprig__qng_chunk){.sid = -1};
+    ch[k].d = n ? c->out.data + c->out.head + c->out.sent : NULL;
+    ch[k].n = n;
+    own[k++] = NULL;
+    for (sprig__qstream *s = c->streams; s && k < cap; s = s->next) {
+        if (s->sid >= 0 && s->out && s->out_sent < s->out_len) {
+            ch[k] = (sprig__qng_chunk){.sid = s->sid, .fin = true};
+            ch[k].d = s->out + s->out_sent;
+            ch[k].n = s->out_len - s->out_sent;
+            own[k++] = s;
+        }
+    }
+    return k;
+}
+
+/* A server that received a request this loop turn and has nothing to
+ * send lets the request's ACK wait for the answer (a worker's, on a later
+ * turn), up to SPRIG__QUIC_ACK_WAIT_MS from the first such request, so
+ * the answer's datagram carries it instead of an ACK-only one going now.
+ * True: wait (the timer, or the answer, flushes). */
+static bool
+ack_waits(sprig__quic_conn *c, size_t nchunks, const sprig__qng_chunk *ch)
+{
+    bool req = c->defer_ack;
+    c->defer_ack = false;
+    if (nchunks > 1 || ch[0].n > 0 || c->state != SPRIG__QS_OPEN ||
+        (!req && !c->ack_wait_until)) {
+        return false;
+    }
+    uint64_t now = uv_now(sprig__quic_ep_loop(c->ep));
+    if (!c->ack_wait_until) {
+        c->ack_wait_until = now + SPRIG__QUIC_ACK_WAIT_MS;
+        sprig__quic_ep_count(c->ep, &sprig__quic_ep_stats(c->ep)->ack_waits);
+        if (!uv_is_active((uv_handle_t *)&c->timer) ||
+            uv_timer_get_due_in(&c->timer) > SPRIG__QUIC_ACK_WAIT_MS) {
+            uv_timer_start(&c->timer, on_timer, SPRIG__QUIC_ACK_WAIT_MS, 0);
+        }
+    }
+    return now < c->ack_wait_until;
+}
+
+/* Hand the engine what waits on every stream; note what it took.  A
+ * server's ACK may wait for its answer instead (ack_waits: returns
+ * SPRIG__QNG_OK with nothing written, `*waited` set). */
+static int
+flush_streams(sprig__quic_conn *c, bool *waited)
+{
+    sprig__qng_chunk ch[SPRIG__QUIC_REQ_STREAMS + 2];
+    sprig__qstream *own[SPRIG__QUIC_REQ_STREAMS + 2];
+    if (c->streams && c->base.client && open_streams(c) != SPRIG_OK) {
+        c->violation = SPRIG_CLOSE_INTERNAL;
+        snprintf(c->violation_reason, sizeof c->violation_reason,
+                 "out of memory queueing a request");
+        return SPRIG__QNG_OK;
+    }
+    size_t k = gather(c, ch, own, sizeof ch / sizeof ch[0]);
+    if (!c->base.client && ack_waits(c, k, ch)) {
+        *waited = true;
+        return SPRIG__QNG_OK;
+    }
+    c->ack_wait_until = 0;
+    int rc = sprig__qng_flush(c->q, ch, k, send_dgram, c);
+    c->out.sent += ch[0].taken;
+    for (size_t i = 1; i < k; i++) {
+        own[i]->out_sent += ch[i].taken;
+    }
+    return rc;
+}
+
 void
 sprig__quic_conn_flush(sprig__quic_conn *c)
 {
@@ -382,17 +695,16 @@ sprig__quic_conn_flush(sprig__quic_conn *c)
         close_now(c, c->violation, c->violation_reason);
         return;
     }
-    size_t taken = 0;
-    size_t n = c->out.len - c->out.head - c->out.sent;
-    const uint8_t *p = n ? c->out.data + c->out.head + c->out.sent : NULL;
-    if (sprig__qng_flush(c->q, p, n, &taken, send_dgram, c) ==
-        SPRIG__QNG_CLOSED) {
+    bool waited = false;
+    if (flush_streams(c, &waited) == SPRIG__QNG_CLOSED) {
         engine_closed(c);
         return;
     }
-    c->out.sent += taken;
+    if (waited) {
+        return; /* the timer is set for the ACK's wait */
+    }
     if (c->state == SPRIG__QS_CLOSING &&
-        (qbuf_queued(&c->out) == 0 || !c->opened ||
+        (queued(c) == 0 || !c->opened ||
          uv_now(sprig__quic_ep_loop(c->ep)) >= c->close_deadline)) {
         close_now(c, c->send_code, c->close_reason);
         return;
@@ -477,6 +789,8 @@ on_timer(uv_timer_t *t)
         return;
     }
     sprig__quic_ep_timer_fired(c->ep);
+    c->ack_wait_until = 0; /* an ACK that waited goes now */
+    c->defer_ack = false;
     if (sprig__qng_expire(c->q) == SPRIG__QNG_CLOSED) {
         engine_closed(c);
         return;
@@ -522,18 +836,23 @@ sprig__quic_send(sprig__conn *bc, const uint8_t *data, size_t len)
                           "limit of %zu",
                           len, o->max_message);
     }
-    if (qbuf_queued(&c->out) + len + 4 > o->max_send_queue) {
+    if (queued(c) + len + 4 > o->max_send_queue) {
         sprig__quic_close(bc, SPRIG_CLOSE_POLICY, "send queue over its bound");
         return sprig__err(SPRIG_EBUSY, "send queue over %zu bytes: closing",
                           o->max_send_queue);
     }
     uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
                       (uint8_t)(len >> 8), (uint8_t)len};
-    if (qbuf_append(&c->out, hdr, 4) || qbuf_append(&c->out, data, len)) {
+    sprig__qstream *s = stream_for(c, data, len);
+    int rc = s                              ? stream_put(c, s, data, len)
+             : qbuf_append(&c->out, hdr, 4) ? SPRIG_ENOMEM
+                                            : qbuf_append(&c->out, data, len);
+    if (rc != SPRIG_OK) {
         return sprig__err(SPRIG_ENOMEM, "out of memory queueing a message");
     }
+    c->s0_used |= !s;
     __atomic_add_fetch(&c->messages_sent, 1, __ATOMIC_RELAXED);
-    if (qbuf_queued(&c->out) > o->max_send_queue / 4) {
+    if (queued(c) > o->max_send_queue / 4) {
         c->want_writable = true;
     }
     sprig__quic_ep_dirty(c->ep, c);
@@ -543,7 +862,7 @@ sprig__quic_send(sprig__conn *bc, const uint8_t *data, size_t len)
 size_t
 sprig__quic_queued(const sprig__conn *bc)
 {
-    return qbuf_queued(&((const sprig__quic_conn *)bc)->out);
+    return queued((const sprig__quic_conn *)bc);
 }
 
 void

@@ -343,6 +343,19 @@ sprig__quic_ep_close_resent(sprig__quic_ep *ep)
 }
 
 void
+sprig__quic_ep_count(sprig__quic_ep *ep, uint64_t *counter)
+{
+    (void)ep;
+    __atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
+
+sprig__quic_stats *
+sprig__quic_ep_stats(sprig__quic_ep *ep)
+{
+    return &ep->stats;
+}
+
+void
 sprig__quic_ep_timer_fired(sprig__quic_ep *ep)
 {
     __atomic_add_fetch(&ep->stats.timers, 1, __ATOMIC_RELAXED);
@@ -824,6 +837,9 @@ sprig__quic_listener_stats(sprig__listener *l, sprig__quic_stats *out)
     out->timers = __atomic_load_n(&ep->stats.timers, __ATOMIC_RELAXED);
     out->closes_resent =
         __atomic_load_n(&ep->stats.closes_resent, __ATOMIC_RELAXED);
+    out->req_streams =
+        __atomic_load_n(&ep->stats.req_streams, __ATOMIC_RELAXED);
+    out->ack_waits = __atomic_load_n(&ep->stats.ack_waits, __ATOMIC_RELAXED);
     out->cids = __atomic_load_n(&ep->ncids, __ATOMIC_RELAXED);
     pthread_mutex_lock(&ep->lock);
     out->conns = ep->nconns;
@@ -866,7 +882,17 @@ parse_url(sprig__quic_ep *ep, sprig__quic_conn *c, const char *url)
                           url);
     }
     ep->rport = (int)port;
-    snprintf(c->path, sizeof c->path, "%s", *end == '/' ? end : "/");
+    c->per_request = SPRIG__QUIC_PER_REQUEST;
+    if (strstr(end, "streams=request")) {
+        c->per_request = true;
+    } else if (strstr(end, "streams=one")) {
+        c->per_request = false;
+    }
+    if (*end == '/') {
+        snprintf(c->path, sizeof c->path, "%.*s", (int)strcspn(end, "?#"), end);
+    } else {
+        snprintf(c->path, sizeof c->path, "/");
+    }
     snprintf(c->peer, sizeof c->peer, "%.64s:%d", ep->host, ep->rport);
     return SPRIG_OK;
 }

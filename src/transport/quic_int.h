@@ -18,9 +18,11 @@
  * Nothing outside src/transport includes this header, except the
  * transport's tests and fuzz harness.
  *
- * Framing: one bidirectional stream (the client's first, id 0) carries
- * every message both ways, each a 4-byte big-endian length and the bytes
- * (docs/protocol.md, "QUIC").  Threads: the loop thread only, as in
+ * Framing: the client's first bidirectional stream (id 0, "the message
+ * stream") carries messages both ways, each a 4-byte big-endian length
+ * and the bytes; a client may also put each request on a stream of its
+ * own, answered on that stream (docs/protocol.md, "QUIC", says which is
+ * the default and why).  Threads: the loop thread only, as in
  * transport.h.
  */
 #ifndef SPRIG_QUIC_INT_H
@@ -65,14 +67,34 @@ typedef struct sprig__qaddr {
 
 /* ---- the engine (quic_ng.c) ---------------------------------------------- */
 
+/** The mapping a client uses unless its URL says otherwise
+ *  (`?streams=request`: a stream per request; `?streams=one`: every
+ *  message on the message stream). */
+#define SPRIG__QUIC_PER_REQUEST false
+
+/** Server: how long the ACK of a request whose answer is not ready in
+ *  the loop turn it came (a worker's) waits for the answer to carry it
+ *  before it leaves alone.  Well under the 25 ms maximum ACK delay both
+ *  sides announce (the peer's probe timeout allows for it). */
+#define SPRIG__QUIC_ACK_WAIT_MS 10
+
+/** Bidirectional streams a client may have open besides the message
+ *  stream (one request each); the server returns the credit as they
+ *  close. */
+#define SPRIG__QUIC_REQ_STREAMS 100
+
 /** What the engine calls back into (the connection); all on the loop
- *  thread, from inside sprig__qng_* calls. */
+ *  thread, from inside sprig__qng_* calls.  Stream ids: -1 is the message
+ *  stream, any other a request stream. */
 typedef struct sprig__qng_io {
     void *ctx;
-    /** Stream bytes, in order.  Nonzero: a violation; the engine closes. */
-    int (*data)(void *ctx, const uint8_t *d, size_t n);
-    /** The peer acknowledged `n` more bytes of what the stream sent. */
-    void (*acked)(void *ctx, uint64_t n);
+    /** Bytes of stream `sid`, in order; `fin`: the peer's last on it.
+     *  Nonzero: a violation; the engine closes. */
+    int (*data)(void *ctx, int64_t sid, const uint8_t *d, size_t n, bool fin);
+    /** The peer acknowledged `n` more bytes of what stream `sid` sent. */
+    void (*acked)(void *ctx, int64_t sid, uint64_t n);
+    /** Request stream `sid` is closed both ways (or reset): forget it. */
+    void (*stream_closed)(void *ctx, int64_t sid);
     /** Handshake complete (the client verified the server). */
     void (*ready)(void *ctx);
     /** A new id of this connection: route datagrams for it here.
@@ -165,13 +187,28 @@ void sprig__qng_free(sprig__qng *q);
 int sprig__qng_read(sprig__qng *q, const sprig__qaddr *local,
                     const sprig__qaddr *remote, const uint8_t *pkt, size_t n);
 
-/** Write due datagrams through `send` (acks, retransmissions, and stream
- *  bytes from `pending`, `npending` long: *taken says how many the engine
- *  took; it keeps none, the caller keeps them until `acked`). */
-int sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
-                     size_t *taken,
+/** Stream bytes offered to sprig__qng_flush: `n` bytes at `d` of stream
+ *  `sid` (-1: the message stream), `fin` when the stream ends after them.
+ *  The engine sets `taken` (bytes it took; it keeps none, the caller
+ *  keeps them until `acked`) and `fin_sent`. */
+typedef struct sprig__qng_chunk {
+    int64_t sid;
+    const uint8_t *d;
+    size_t n, taken;
+    bool fin, fin_sent;
+} sprig__qng_chunk;
+
+/** Write due datagrams through `send`: acks, retransmissions, and the
+ *  stream bytes of `chunks` (`nchunks` of them), coalesced into as few
+ *  packets as they fit. */
+int sprig__qng_flush(sprig__qng *q, sprig__qng_chunk *chunks, size_t nchunks,
                      void (*send)(void *ctx, const uint8_t *d, size_t n),
                      void *ctx);
+/** Client: open a request stream, its id into *sid.  SPRIG_EBUSY when
+ *  the server allows no more now (SPRIG__QNG_CLOSED never: no I/O). */
+int sprig__qng_open_stream(sprig__qng *q, int64_t *sid);
+/** Client: request streams the server allows besides those open. */
+uint64_t sprig__qng_streams_left(sprig__qng *q);
 
 /** Milliseconds until the engine's next deadline (0: due now). */
 uint64_t sprig__qng_timeout_ms(sprig__qng *q);
@@ -245,6 +282,25 @@ typedef struct sprig__qbuf {
     size_t head, len, cap, sent;
 } sprig__qbuf;
 
+/* A message being received: `len` bytes of `buf` (`cap` allocated). */
+typedef struct sprig__qin {
+    uint8_t *buf;
+    size_t len, cap;
+} sprig__qin;
+
+/* A request stream: one request (length-prefixed, then FIN) and, on the
+ * server, its answer.  The message is kept until acknowledged; the
+ * stream goes when the engine reports it closed. */
+typedef struct sprig__qstream {
+    struct sprig__qstream *next;
+    int64_t sid; /* -1: a client's, not yet opened */
+    uint32_t id; /* server: the id of the request it carried */
+    bool has_id, answered;
+    sprig__qin in;
+    uint8_t *out;
+    size_t out_len, out_sent, out_acked;
+} sprig__qstream;
+
 struct sprig__quic_conn {
     sprig__conn base; /* first: ops, udata, client */
     sprig__quic_ep *ep;
@@ -257,10 +313,17 @@ struct sprig__quic_conn {
     sprig__qaddr remote;
     sprig__qcid cids[SPRIG__QUIC_MAX_CIDS];
     int ncids;
-    sprig__qbuf out;
-    uint8_t *in; /* a message being received */
-    size_t in_len, in_cap;
-    int violation; /* a close code the peer earned while reading */
+    sprig__qbuf out; /* the message stream's */
+    sprig__qin in;   /* the message stream's */
+    /* request streams (quic_conn.c, "Request streams"): a client that
+     * puts each request on its own stream (`per_request`), a server that
+     * answers on the stream each came on; `sq_bytes` queued in them */
+    sprig__qstream *streams;
+    size_t nstreams, sq_bytes;
+    bool per_request, s0_used;
+    bool defer_ack; /* a request came: its ACK may wait for the answer */
+    uint64_t ack_wait_until; /* loop ms: an ACK waiting for its answer */
+    int violation;           /* a close code the peer earned while reading */
     char violation_reason[120];
     uint64_t close_deadline; /* loop ms: CLOSING gives up waiting */
     int close_code;          /* what on_close reports */
@@ -343,7 +406,13 @@ typedef struct sprig__quic_stats {
     uint64_t sent, send_calls, timers;
     size_t lingering;       /* connections in the closing/draining period */
     uint64_t closes_resent; /* CONNECTION_CLOSEs repeated in it */
+    uint64_t req_streams;   /* request streams clients opened */
+    uint64_t ack_waits;     /* ACKs that waited for a later answer */
 } sprig__quic_stats;
+/** A connection met a request stream / let an ACK wait (stats). */
+void sprig__quic_ep_count(sprig__quic_ep *ep, uint64_t *counter);
+/** The endpoint's counters, for sprig__quic_ep_count. */
+sprig__quic_stats *sprig__quic_ep_stats(sprig__quic_ep *ep);
 /** A connection's timer fired (counted in its endpoint's stats). */
 void sprig__quic_ep_timer_fired(sprig__quic_ep *ep);
 /** May `c`, just closed, linger (closing or draining period)?  Server

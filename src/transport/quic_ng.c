@@ -385,19 +385,21 @@ remove_cid_cb(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *ud)
     return 0;
 }
 
+/* Stream bytes: the message stream's as stream -1, a request stream's
+ * under its id (the server accepts only client-opened bidirectional
+ * streams, up to its limit: ngtcp2 enforces both). */
 static int
 recv_stream_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t off,
                const uint8_t *data, size_t n, void *ud, void *sud)
 {
     sprig__qng *q = ud;
-    (void)flags, (void)off, (void)sud;
+    bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+    (void)off, (void)sud;
     if (q->sid < 0 && q->server && sid == 0) {
         q->sid = 0; /* the client's message stream */
     }
-    if (sid != q->sid) {
-        return NGTCP2_ERR_CALLBACK_FAILURE; /* only one stream is allowed */
-    }
-    if (n && q->io.data(q->io.ctx, data, n)) {
+    if ((n || fin) &&
+        q->io.data(q->io.ctx, sid == q->sid ? -1 : sid, data, n, fin)) {
         return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     ngtcp2_conn_extend_max_stream_offset(conn, sid, n);
@@ -410,8 +412,26 @@ acked_cb(ngtcp2_conn *conn, int64_t sid, uint64_t off, uint64_t n, void *ud,
          void *sud)
 {
     sprig__qng *q = ud;
-    (void)conn, (void)sid, (void)off, (void)sud;
-    q->io.acked(q->io.ctx, n);
+    (void)conn, (void)off, (void)sud;
+    q->io.acked(q->io.ctx, sid == q->sid ? -1 : sid, n);
+    return 0;
+}
+
+/* A request stream closed: the connection forgets it, and a server gives
+ * the client the credit for another. */
+static int
+stream_close_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t code,
+                void *ud, void *sud)
+{
+    sprig__qng *q = ud;
+    (void)flags, (void)code, (void)sud;
+    if (sid == q->sid) {
+        return 0;
+    }
+    q->io.stream_closed(q->io.ctx, sid);
+    if (q->server && (sid & 3) == 0) {
+        ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    }
     return 0;
 }
 
@@ -438,12 +458,15 @@ handshake_done_cb(ngtcp2_conn *conn, void *ud)
     return 0;
 }
 
+/* The message stream is the connection: a reset of it closes it.  A
+ * request stream's reset only ends that stream (stream_close_cb). */
 static int
 stream_reset_cb(ngtcp2_conn *conn, int64_t sid, uint64_t size, uint64_t code,
                 void *ud, void *sud)
 {
-    (void)conn, (void)sid, (void)size, (void)code, (void)ud, (void)sud;
-    return NGTCP2_ERR_CALLBACK_FAILURE; /* the stream is the connection */
+    sprig__qng *q = ud;
+    (void)conn, (void)size, (void)code, (void)sud;
+    return sid == q->sid ? NGTCP2_ERR_CALLBACK_FAILURE : 0;
 }
 
 static const ngtcp2_callbacks base_callbacks = {
@@ -460,6 +483,7 @@ static const ngtcp2_callbacks base_callbacks = {
     .remove_connection_id = remove_cid_cb,
     .update_key = ngtcp2_crypto_update_key_cb,
     .stream_reset = stream_reset_cb,
+    .stream_close = stream_close_cb,
     .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
     .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
     .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
@@ -549,7 +573,8 @@ settings_of(const sprig__qng_cfg *cfg, ngtcp2_settings *st,
     tp->initial_max_stream_data_bidi_local = STREAM_WINDOW;
     tp->initial_max_stream_data_bidi_remote = STREAM_WINDOW;
     tp->initial_max_data = CONN_WINDOW;
-    tp->initial_max_streams_bidi = server ? 1 : 0; /* the message stream */
+    /* the message stream and the request streams */
+    tp->initial_max_streams_bidi = server ? 1 + SPRIG__QUIC_REQ_STREAMS : 0;
     tp->initial_max_streams_uni = 0;
     tp->max_idle_timeout =
         (ngtcp2_duration)cfg->idle_timeout_ms * NGTCP2_MILLISECONDS;
@@ -850,43 +875,72 @@ sprig__qng_read(sprig__qng *q, const sprig__qaddr *local,
     return fail(q, rv);
 }
 
+/* The next chunk at or after *k with something to write (bytes, or a
+ * FIN not yet sent) on a stream that exists; false when none is left. */
+static bool
+next_chunk(const sprig__qng *q, sprig__qng_chunk *ch, size_t nch, size_t *k)
+{
+    for (; *k < nch; (*k)++) {
+        const sprig__qng_chunk *c = &ch[*k];
+        bool sid_ok = c->sid >= 0 || q->sid >= 0;
+        if (sid_ok && (c->taken < c->n || (c->fin && !c->fin_sent))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One writev_stream call with chunk `c` (NULL: none, finish the packet). */
+static ngtcp2_ssize
+write_one(sprig__qng *q, ngtcp2_path_storage *ps, ngtcp2_pkt_info *pi,
+          uint8_t *buf, sprig__qng_chunk *c, ngtcp2_tstamp ts)
+{
+    ngtcp2_ssize nd = -1;
+    if (!c) {
+        return ngtcp2_conn_writev_stream(q->conn, &ps->path, pi, buf,
+                                         SPRIG__QUIC_MAX_DGRAM, NULL, 0, -1,
+                                         NULL, 0, ts);
+    }
+    ngtcp2_vec v = {(uint8_t *)c->d + c->taken, c->n - c->taken};
+    uint32_t fl = NGTCP2_WRITE_STREAM_FLAG_MORE |
+                  (c->fin ? NGTCP2_WRITE_STREAM_FLAG_FIN : 0);
+    ngtcp2_ssize w = ngtcp2_conn_writev_stream(
+        q->conn, &ps->path, pi, buf, SPRIG__QUIC_MAX_DGRAM, &nd, fl,
+        c->sid < 0 ? q->sid : c->sid, &v, v.len ? 1 : 0, ts);
+    if (nd >= 0) {
+        c->taken += (size_t)nd;
+        c->fin_sent = c->fin && c->taken == c->n;
+    }
+    return w;
+}
+
 /* Write datagrams until ngtcp2 has nothing more (or is blocked): ACKs,
- * retransmissions and the stream bytes of `pending` from *taken on. */
+ * retransmissions and the stream bytes of the chunks, several streams'
+ * frames in one packet when they fit (NGTCP2_WRITE_STREAM_FLAG_MORE:
+ * while a chunk is offered, the packet stays open for the next). */
 static int
-write_loop(sprig__qng *q, const uint8_t *pending, size_t npending,
-           size_t *taken, void (*send)(void *ctx, const uint8_t *d, size_t n),
-           void *ctx, ngtcp2_tstamp ts)
+write_loop(sprig__qng *q, sprig__qng_chunk *ch, size_t nch,
+           void (*send)(void *ctx, const uint8_t *d, size_t n), void *ctx,
+           ngtcp2_tstamp ts)
 {
     uint8_t buf[SPRIG__QUIC_MAX_DGRAM];
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
     ngtcp2_ssize w = 0;
+    size_t k = 0;
     ngtcp2_path_storage_zero(&ps);
     for (int i = 0; i < 4096; i++) {
-        ngtcp2_vec v = {npending ? (uint8_t *)pending + *taken : NULL,
-                        npending - *taken};
-        bool have = q->sid >= 0 && v.len > 0;
-        ngtcp2_ssize nd = -1;
-        /* MORE only while stream bytes remain: without them the packet
-         * is finished now, not held for bytes that will not come */
-        uint32_t fl = have ? NGTCP2_WRITE_STREAM_FLAG_MORE : 0;
-        w = ngtcp2_conn_writev_stream(q->conn, &ps.path, &pi, buf, sizeof buf,
-                                      &nd, fl, have ? q->sid : -1, &v,
-                                      have ? 1 : 0, ts);
-        if (nd > 0) {
-            *taken += (size_t)nd;
-        }
-        if (w == NGTCP2_ERR_WRITE_MORE) {
+        bool have = next_chunk(q, ch, nch, &k);
+        w = write_one(q, &ps, &pi, buf, have ? &ch[k] : NULL, ts);
+        if (w == NGTCP2_ERR_WRITE_MORE) { /* room left: the next chunk */
+            k += have && ch[k].taken == ch[k].n;
             continue;
         }
-        if (w == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-            /* flow control: send what else is due */
-            w = ngtcp2_conn_writev_stream(q->conn, &ps.path, &pi, buf,
-                                          sizeof buf, NULL, 0, -1, NULL, 0, ts);
-            if (w > 0) {
-                send(ctx, buf, (size_t)w);
-                continue;
-            }
+        if (w == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
+            w == NGTCP2_ERR_STREAM_SHUT_WR ||
+            w == NGTCP2_ERR_STREAM_NOT_FOUND) {
+            k++; /* flow control, or a stream gone: the others */
+            continue;
         }
         if (w < 0) {
             return fail(q, (int)w);
@@ -899,8 +953,7 @@ write_loop(sprig__qng *q, const uint8_t *pending, size_t npending,
     if (w == NGTCP2_ERR_WRITE_MORE) { /* the cap hit with a packet open:
                                        * finish it (ngtcp2 asserts none is
                                        * open when the timer is handled) */
-        w = ngtcp2_conn_writev_stream(q->conn, &ps.path, &pi, buf, sizeof buf,
-                                      NULL, 0, -1, NULL, 0, ts);
+        w = write_one(q, &ps, &pi, buf, NULL, ts);
         if (w < 0) {
             return fail(q, (int)w);
         }
@@ -912,30 +965,59 @@ write_loop(sprig__qng *q, const uint8_t *pending, size_t npending,
     return SPRIG__QNG_OK;
 }
 
+/* Everything offered was taken (and every FIN sent)? */
+static bool
+all_taken(const sprig__qng_chunk *ch, size_t nch)
+{
+    for (size_t i = 0; i < nch; i++) {
+        if (ch[i].taken < ch[i].n || (ch[i].fin && !ch[i].fin_sent)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int
-sprig__qng_flush(sprig__qng *q, const uint8_t *pending, size_t npending,
-                 size_t *taken,
+sprig__qng_flush(sprig__qng *q, sprig__qng_chunk *ch, size_t nch,
                  void (*send)(void *ctx, const uint8_t *d, size_t n), void *ctx)
 {
     ngtcp2_tstamp ts = now_ns();
-    *taken = 0;
+    for (size_t i = 0; i < nch; i++) {
+        ch[i].taken = 0;
+        ch[i].fin_sent = false;
+    }
     if (q->closed) {
         return SPRIG__QNG_CLOSED;
     }
-    int rc = write_loop(q, pending, npending, taken, send, ctx, ts);
+    int rc = write_loop(q, ch, nch, send, ctx, ts);
     /* Pacing's next send time (set by the writes) is no deadline when
      * nothing waits to be sent: ngtcp2 lets a packet go up to 1 ms before
      * it anyway, and a timer for it (rounded up to 1 ms) would only wake
      * the loop for nothing after every packet.  Handling the expiry now
      * cancels it (and anything else due within that 1 ms waits for its
      * own timer, as it should). */
-    if (rc == SPRIG__QNG_OK && *taken == npending &&
+    if (rc == SPRIG__QNG_OK && all_taken(ch, nch) &&
         ngtcp2_conn_get_expiry(q->conn) <= ts + NGTCP2_MILLISECONDS) {
         int rv = ngtcp2_conn_handle_expiry(q->conn, ts);
-        rc = rv ? fail(q, rv)
-                : write_loop(q, pending, npending, taken, send, ctx, ts);
+        rc = rv ? fail(q, rv) : write_loop(q, ch, nch, send, ctx, ts);
     }
     return rc;
+}
+
+int
+sprig__qng_open_stream(sprig__qng *q, int64_t *sid)
+{
+    if (q->closed || q->server || q->sid < 0) {
+        return SPRIG_EBUSY;
+    }
+    return ngtcp2_conn_open_bidi_stream(q->conn, sid, NULL) == 0 ? SPRIG_OK
+                                                                 : SPRIG_EBUSY;
+}
+
+uint64_t
+sprig__qng_streams_left(sprig__qng *q)
+{
+    return q->closed ? 0 : ngtcp2_conn_get_streams_bidi_left(q->conn);
 }
 
 uint64_t
