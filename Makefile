@@ -18,6 +18,7 @@ MAKEFLAGS  += --no-print-directory
 
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
+        bench-quic-streams \
         bench-js crash-long powerloss flips fuzz format format-check clean \
         install soak tsan valgrind
 
@@ -118,6 +119,21 @@ bench-auth: bench-build
 
 bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)
+
+# QUIC's stream mappings (issue 11): one stream against a stream per
+# request under 0/1/10 % loss (bench/quic_streams.c), then instructions
+# per request of each under callgrind (2000 kv.get, client and server).
+bench-quic-streams: bench-build
+	@$(BUILD)/bench/quic_streams --runs 5 --seconds 2 \
+	    --out bench/results/quic_streams.json
+	@for m in one request; do \
+	    valgrind -q --tool=callgrind --instr-atstart=no \
+	        --callgrind-out-file=$(BUILD)/quic-streams-cg.$$m \
+	        $(BUILD)/bench/quic_streams --cg $$m 2000 >/dev/null && \
+	    callgrind_annotate $(BUILD)/quic-streams-cg.$$m | \
+	        awk -v m=$$m '/PROGRAM TOTALS/ { gsub(",", "", $$1); \
+	            printf "%s: %d instructions per request\n", m, $$1 / 2000 }'; \
+	done
 
 bench-build:
 	@sh scripts/deps.sh bench

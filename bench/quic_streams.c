@@ -17,7 +17,8 @@
  * --instr-atstart=no` (instructions per request, client and server in one
  * process: the per-stream cost).  `make bench-quic-streams` runs both.
  *
- * usage: quic_streams [--quick] [--seconds S] [--conc K] [--out JSON]
+ * usage: quic_streams [--quick] [--seconds S] [--runs N (3)] [--conc K]
+ *                     [--out JSON]
  *        quic_streams --cg one|request N
  * Randomness: the relay's, from SPRIG_SEED (printed).
  */
@@ -25,6 +26,7 @@
 #include "sprig/server.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +231,14 @@ measure(sprig_server *srv, const char *mapping, double loss, int conc,
     return r;
 }
 
+static void
+rm_root(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    (void)!system(cmd);
+}
+
 static int
 cg_mode(const char *mapping, long n)
 {
@@ -246,14 +256,73 @@ cg_mode(const char *mapping, long n)
     printf("cg %s: %zu requests, %d errors\n", mapping, done, errors);
     sprig_client_close(c);
     sprig_server_free(srv);
+    rm_root();
     return errors ? 1 : 0;
+}
+
+/* The median of `n` values of field `f` of rs[0..n), and its range. */
+static double
+median_of(const result *rs, int n, size_t off, double *lo, double *hi)
+{
+    double v[16];
+    for (int i = 0; i < n; i++) {
+        v[i] = *(const double *)((const char *)&rs[i] + off);
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *lo = v[0];
+    *hi = v[n - 1];
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void
+print_cell(FILE *f, const result *rs, int n, bool json)
+{
+    double lo[3], hi[3];
+    double rps = median_of(rs, n, offsetof(result, rps), &lo[0], &hi[0]);
+    double p50 = median_of(rs, n, offsetof(result, p50), &lo[1], &hi[1]);
+    double p99 = median_of(rs, n, offsetof(result, p99), &lo[2], &hi[2]);
+    if (json) {
+        fprintf(f,
+                "{\"mapping\": \"%s\", \"loss\": %.2f, \"runs\": %d, "
+                "\"rps\": %.0f, \"rps_min\": %.0f, \"rps_max\": %.0f, "
+                "\"p50_ms\": %.3f, \"p50_min\": %.3f, \"p50_max\": %.3f, "
+                "\"p99_ms\": %.3f, \"p99_min\": %.3f, \"p99_max\": %.3f}",
+                rs[0].mapping, rs[0].loss, n, rps, lo[0], hi[0], p50, lo[1],
+                hi[1], p99, lo[2], hi[2]);
+        return;
+    }
+    fprintf(f,
+            "| %s | %.0f %% | %.0f (%.0f-%.0f) | %.2f (%.2f-%.2f) | %.1f "
+            "(%.1f-%.1f) |\n",
+            rs[0].mapping, rs[0].loss * 100, rps, lo[0], hi[0], p50, lo[1],
+            hi[1], p99, lo[2], hi[2]);
+}
+
+static void
+write_json(const char *out, uint64_t seed, int conc, double seconds,
+           result (*res)[16], int cells, int runs)
+{
+    FILE *f = fopen(out, "w");
+    if (!f) {
+        return;
+    }
+    fprintf(f,
+            "{\"bench\": \"quic_streams\", \"seed\": %llu, \"threads\": "
+            "%d, \"seconds\": %.2f, \"rows\": [",
+            (unsigned long long)seed, conc, seconds);
+    for (int i = 0; i < cells; i++) {
+        fprintf(f, "%s\n ", i ? "," : "");
+        print_cell(f, res[i], runs, true);
+    }
+    fprintf(f, "\n]}\n");
+    fclose(f);
 }
 
 int
 main(int argc, char **argv)
 {
     double seconds = 3.0;
-    int conc = 16;
+    int conc = 16, runs = 3;
     const char *out = NULL;
     bool quick = false;
     snprintf(root, sizeof root, "/tmp/sprig-quic-streams.%d", (int)getpid());
@@ -266,60 +335,58 @@ main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--quick")) {
             quick = true;
             seconds = 0.5;
+            runs = 1;
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+            runs = atoi(argv[++i]);
+            runs = runs < 1 ? 1 : runs > 16 ? 16 : runs;
         } else if (!strcmp(argv[i], "--conc") && i + 1 < argc) {
             conc = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];
         } else {
             fprintf(stderr, "usage: quic_streams [--quick] [--seconds S] "
-                            "[--conc K] [--out JSON] | --cg MAPPING N\n");
+                            "[--runs N] [--conc K] [--out JSON] | --cg "
+                            "MAPPING N\n");
             return 2;
         }
     }
     const char *s = getenv("SPRIG_SEED");
     uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
     printf("seed=%llu (replay with SPRIG_SEED=%llu); %d threads on one "
-           "connection, kv.get, %.1f s per cell\n",
-           (unsigned long long)seed, (unsigned long long)seed, conc, seconds);
+           "connection, kv.get, %.1f s per cell, %d runs\n",
+           (unsigned long long)seed, (unsigned long long)seed, conc, seconds,
+           runs);
     sprig_server *srv = start_server();
     static const char *maps[] = {"one", "request"};
     static const double losses[] = {0.0, 0.01, 0.10};
-    result res[6];
-    int k = 0, bad = 0;
+    static result res[6][16];
+    int cells = quick ? 4 : 6, bad = 0;
     printf("%-8s %5s %10s %9s %9s %9s %8s\n", "mapping", "loss", "req/s",
            "p50 ms", "p99 ms", "max ms", "dropped");
-    for (int l = 0; l < (quick ? 2 : 3); l++) {
-        for (int m = 0; m < 2; m++) {
-            result r = measure(srv, maps[m], losses[l], conc, seconds, seed);
+    for (int run = 0; run < runs; run++) { /* the cells interleaved */
+        for (int k = 0; k < cells; k++) {
+            result r = measure(srv, maps[k % 2], losses[k / 2], conc, seconds,
+                               seed + (uint64_t)run);
             printf("%-8s %4.0f%% %10.0f %9.2f %9.2f %9.2f %8lu%s\n", r.mapping,
                    r.loss * 100, r.rps, r.p50, r.p99, r.max, r.dropped,
                    r.errors ? " ERRORS" : "");
             fflush(stdout);
             bad |= r.errors != 0 || r.n == 0;
-            res[k++] = r;
+            res[k][run] = r;
         }
     }
     sprig_server_free(srv);
-    if (out) {
-        FILE *f = fopen(out, "w");
-        if (f) {
-            fprintf(f,
-                    "{\"bench\": \"quic_streams\", \"seed\": %llu, "
-                    "\"threads\": %d, \"seconds\": %.2f, \"rows\": [",
-                    (unsigned long long)seed, conc, seconds);
-            for (int i = 0; i < k; i++) {
-                fprintf(f,
-                        "%s\n {\"mapping\": \"%s\", \"loss\": %.2f, "
-                        "\"rps\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
-                        "\"max_ms\": %.3f, \"requests\": %zu}",
-                        i ? "," : "", res[i].mapping, res[i].loss, res[i].rps,
-                        res[i].p50, res[i].p99, res[i].max, res[i].n);
-            }
-            fprintf(f, "\n]}\n");
-            fclose(f);
-        }
+    printf("\nmedian (min-max) of %d runs:\n| mapping | loss | requests/s | "
+           "p50 ms | p99 ms |\n|---|---|---|---|---|\n",
+           runs);
+    for (int k = 0; k < cells; k++) {
+        print_cell(stdout, res[k], runs, false);
     }
+    if (out) {
+        write_json(out, seed, conc, seconds, res, cells, runs);
+    }
+    rm_root();
     return bad;
 }
