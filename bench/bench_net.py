@@ -19,7 +19,10 @@ failure or Ctrl-C).
            driver as Sprig's side; bench/tarantool_server.lua).
   net-quic the net-kv and net-doc loads over quic:// against the same
            server over ws:// (issue 11): QUIC vs WebSockets, p50/p99
-           and throughput, the transport the only difference.
+           and throughput, the transport the only difference; then where
+           the difference comes from: the server's instructions per
+           request over each (`sprig serve` under callgrind, kv.get,
+           10 clients, -P 1), by library (when valgrind is installed).
   pubsub   1 publisher -> 10 subscribers on separate connections,
            messages delivered per second and publish -> receive latency:
            `sprig-bench --pubsub` against `sprig serve` and, with
@@ -702,6 +705,99 @@ def quic_rows(sprig, args, rows):
              "durability": dur, "mode": "transport"}))
 
 
+def cg_by_object(path):
+    """Instructions of a callgrind dump, by ELF object (Sprig's own code
+    by its layer: sprig:proto, sprig:transport, ...)."""
+    rc, out, err = run(["callgrind_annotate", "--threshold=100", path])
+    by = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(.*?):(.*) \[(.*)\]$",
+                     line)
+        if not m:
+            continue
+        obj, src = os.path.basename(m.group(4)), m.group(2)
+        if obj == "sprig":
+            obj = "sprig:" + (src.split("/src/")[-1].split("/")[0]
+                              if "/src/" in src else "?")
+        by[obj] = by.get(obj, 0) + int(m.group(1).replace(",", ""))
+    return by
+
+
+def serve_under_callgrind(sprig, tmp):
+    """`sprig serve` of the build under callgrind, instrumentation off:
+    (process, ws URL, quic URL, pin, callgrind out file)."""
+    path = os.path.join(tmp, "cg-store")
+    for a in (["schema", "define", "bench", "docs"],
+              ["db", "create", "default", "--schema", "bench"]):
+        run([sprig.cli, "--path", path] + a)
+    out, logf = os.path.join(tmp, "cg.out"), os.path.join(tmp, "cg.log")
+    p = start("sprig-callgrind", [
+        shutil.which("valgrind"), "-q", "--tool=callgrind",
+        "--instr-atstart=no", "--callgrind-out-file=" + out, sprig.cli,
+        "--path", path, "serve", "--ws", "127.0.0.1:0", "--quic",
+        "127.0.0.1:0", "--durability", "full", "--kv-persistence", "lazy",
+        "--insecure-open"], logf)
+
+    def urls():
+        t = tail(logf, 50)
+        w = re.search(r"listening on (ws://127\.0\.0\.1:\d+)", t)
+        q = re.search(r"listening on (quic://127\.0\.0\.1:\d+)", t)
+        f = re.search(r"SHA-256 ([0-9a-f]{64})", t)
+        return (w.group(1), q.group(1), f.group(1)) if w and q and f \
+            else None
+    w, q, f = wait_for("sprig serve under callgrind", urls, p, timeout=180)
+    return p, w, q, f, out
+
+
+CG_SIZES = (1000, 4000)  # kv.get per dump; per request = the difference
+
+
+def quic_callgrind(sprig, tmp):
+    """The server's instructions per request over quic:// and ws://: each
+    transport loaded twice (CG_SIZES kv.get, 10 clients, -P 1) with
+    callgrind's instrumentation on and a dump after each; the difference
+    of the two dumps over the difference of the sizes leaves out the
+    handshakes and warm-up.  None when valgrind is not installed."""
+    ctl = shutil.which("callgrind_control")
+    if not (shutil.which("valgrind") and ctl and
+            shutil.which("callgrind_annotate")):
+        log("net-quic callgrind: valgrind is not installed, skipped")
+        return None
+    log("net-quic: server instructions per request (callgrind)")
+    p, ws, qu, pin, out = serve_under_callgrind(sprig, tmp)
+    run([sprig.bench, "-u", ws, "-c", "8", "-P", "16", "-r", "1000", "-d",
+         str(DATASIZE), "--load", "kv", "-q"], timeout=900)
+    dumps = {}
+    for name, url in (("quic", ["-u", qu, "--pin", pin]),
+                      ("ws", ["-u", ws])):
+        for n in CG_SIZES:
+            run([ctl, "-i", "on", str(p.pid)])
+            rc, o, e = run([sprig.bench] + url + [
+                "-c", "10", "-P", "1", "-n", str(n), "-t", "kv.get", "-r",
+                "1000", "-d", str(DATASIZE), "--csv"], timeout=900)
+            run([ctl, "-i", "off", str(p.pid)])
+            if rc:
+                stop(p)
+                raise RuntimeError("sprig-bench under callgrind: " +
+                                   (e.strip() or o.strip())[-300:])
+            run([ctl, "--dump=%s%d" % (name, n), str(p.pid)])
+            dumps[(name, n)] = "%s.%d" % (out, len(dumps) + 1)
+    stop(p)
+    reqs = CG_SIZES[1] - CG_SIZES[0]
+    res = {"requests": reqs, "clients": 10, "op": "kv.get", "per_request":
+           {}, "by_object": {}}
+    for name in ("quic", "ws"):
+        a, b = (cg_by_object(dumps[(name, n)]) for n in CG_SIZES)
+        objs = {k: round((b.get(k, 0) - a.get(k, 0)) / reqs)
+                for k in set(a) | set(b)}
+        res["by_object"][name] = {k: v for k, v in objs.items()
+                                  if abs(v) >= 100}
+        res["per_request"][name] = sum(objs.values())
+    log("  => server instructions per kv.get: quic %d, ws %d" % (
+        res["per_request"]["quic"], res["per_request"]["ws"]))
+    return res
+
+
 def report_compare(rows):
     log("new / old (Sprig of BUILD_DIR over Sprig of --compare):")
     print("| bench | row | new | old | new/old | per-run new/old |")
@@ -779,6 +875,11 @@ def peer_run(args, tmp, only):
     if "net-quic" in only:
         quic_rows(sprig, args, rows)
     stop(sprig.p)
+    if "net-quic" in only and not args.quick:
+        try:
+            limits["quic_callgrind"] = quic_callgrind(sprig, tmp)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            log("  net-quic callgrind FAILED: %s" % e)
     return rows, limits
 
 
@@ -829,7 +930,9 @@ def main():
             version_of(["redis-server", "--version"], r"v=(\S+)"),
             version_of(["pgbench", "--version"], r"(\d+\.\d+)"),
             version_of(["tarantool", "--version"], r"Tarantool (\S+)")),
-        "machine": dict(machine(), loopback_round_trips_per_s=limits),
+        "machine": dict(machine(), loopback_round_trips_per_s={
+            k: v for k, v in limits.items() if k != "quic_callgrind"}),
+        "quic_callgrind": limits.get("quic_callgrind"),
         "quick": args.quick, "runs": args.runs, "seconds_per_run":
         args.seconds, "clients": CLIENTS, "keyspace": KEYSPACE,
         "datasize": DATASIZE, "seconds": round(time.time() - t_start, 1),

@@ -691,6 +691,30 @@ def net_rows(rows, name):
     return out
 
 
+def quic_cg_table(cg):
+    """net-quic: the server's instructions per request over quic:// and
+    ws://, by library (bench_net.py's quic_callgrind)."""
+    if not cg:
+        return []
+    q, w = cg["by_object"]["quic"], cg["by_object"]["ws"]
+    keys = sorted(set(q) | set(w), key=lambda k: -(q.get(k, 0) -
+                                                   w.get(k, 0)))
+    out = ["**Where the difference comes from**: the server's instructions "
+           "per `{}` (callgrind: `sprig serve` under valgrind, {} clients, "
+           "-P 1, the difference between a dump of {:,} more requests and "
+           "the one before, so handshakes and warm-up drop out; the "
+           "kernel's work -- system calls, UDP or TCP -- is not "
+           "counted):".format(cg["op"], cg["clients"], cg["requests"]), "",
+           "| code | quic:// | ws:// | quic − ws |", "|---|---:|---:|---:|"]
+    for k in keys:
+        out.append("| {} | {:,} | {:,} | {:+,} |".format(
+            k, q.get(k, 0), w.get(k, 0), q.get(k, 0) - w.get(k, 0)))
+    pq, pw = cg["per_request"]["quic"], cg["per_request"]["ws"]
+    out += ["| **total** | **{:,}** | **{:,}** | **{:+,}** ({:.2f}×) |"
+            .format(pq, pw, pq - pw, pq / pw if pw else 0), ""]
+    return out
+
+
 def network_part(net, notes):
     m = net["machine"]
     rtt = m.get("loopback_round_trips_per_s", {})
@@ -741,6 +765,8 @@ def network_part(net, notes):
     for name in dict.fromkeys(r["name"] for r in net["rows"]):
         md += ["## {}".format(name), ""]
         md += net_rows(net["rows"], name)
+        if name == "net-quic":
+            md += quic_cg_table(net.get("quic_callgrind"))
         if notes.get(name):
             md += ["### Analysis", "", notes[name], ""]
     if notes.get("server"):
@@ -865,6 +891,55 @@ def load_beside(here, name):
     return json.load(open(path, encoding="utf-8"))
 
 
+def split_sections(lines):
+    """[(heading, lines)] of a Markdown page: a section starts at a "# " or
+    "## " line (with the comment lines just before it); the first has
+    heading None (what precedes any heading)."""
+    secs, cur = [], (None, [])
+    for line in lines:
+        if line.startswith(("# ", "## ")):
+            lead = []
+            while cur[1] and cur[1][-1].startswith("<!--"):
+                lead.insert(0, cur[1].pop())
+            secs.append(cur)
+            cur = (line.strip(), lead + [line])
+        else:
+            cur[1].append(line)
+    secs.append(cur)
+    return secs
+
+
+def keep_hand_sections(md, old_path):
+    """The sections of the page at `old_path` that this generator does not
+    make (written by other tools -- bench_js.mjs -- or by hand) stay: each
+    after the section it followed, or at the end.  Regenerating must not
+    drop them."""
+    if not os.path.exists(old_path):
+        return md
+    old = split_sections(open(old_path, encoding="utf-8").read()
+                         .rstrip("\n").split("\n"))
+    new = split_sections("\n".join(md).split("\n"))
+    made = {h for h, _ in new}
+    kept, prev = set(), None
+    for h, body in old:
+        if h is not None and h not in made:
+            at = next((i + 1 for i, (nh, _) in enumerate(new)
+                       if prev is not None and nh == prev), len(new))
+            while at < len(new) and new[at][0] in kept:
+                at += 1  # after the ones kept there before it
+            if body and body[-1].strip():
+                body = body + [""]
+            new.insert(at, (h, body))
+            kept.add(h)
+        prev = h
+    out = []
+    for _, body in new:
+        if out and out[-1].strip() and body and body[0].strip():
+            out.append("")
+        out += body
+    return out
+
+
 def main(argv):
     if len(argv) != 5:
         sys.stderr.write(__doc__)
@@ -939,6 +1014,7 @@ def main(argv):
     if notes.get("codec"):
         md += ["## Encryption and compression (the value codec)", "",
                notes["codec"], ""]
+    md = keep_hand_sections(md, out_md)
     with open(out_md, "w", encoding="utf-8") as f:
         f.write("\n".join(md).rstrip() + "\n")
     chart_data(r, out_dat)
