@@ -716,9 +716,9 @@ def cg_by_object(path):
         if not m:
             continue
         obj, src = os.path.basename(m.group(4)), m.group(2)
-        if obj == "sprig":
-            obj = "sprig:" + (src.split("/src/")[-1].split("/")[0]
-                              if "/src/" in src else "?")
+        if obj == "sprig":  # relative to the current directory, or not
+            layer = re.search(r"(?:^|/)src/([^/]+)/", src)
+            obj = "sprig:" + (layer.group(1) if layer else "?")
         by[obj] = by.get(obj, 0) + int(m.group(1).replace(",", ""))
     return by
 

@@ -318,33 +318,34 @@ write_json(const char *out, uint64_t seed, int conc, double seconds,
     fclose(f);
 }
 
-int
-main(int argc, char **argv)
+typedef struct opts {
+    double seconds;
+    int conc, runs;
+    const char *out;
+    bool quick;
+} opts;
+
+/* The options into *o; nonzero: exit with it (usage, or --cg done). */
+static int
+parse_args(int argc, char **argv, opts *o)
 {
-    double seconds = 3.0;
-    int conc = 16, runs = 3;
-    const char *out = NULL;
-    bool quick = false;
-    snprintf(root, sizeof root, "/tmp/sprig-quic-streams.%d", (int)getpid());
-    if (mkdir(root, 0700) != 0 || sprig_cert_ensure(root, &cert) != SPRIG_OK) {
-        die("certificate");
-    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cg") && i + 2 < argc) {
-            return cg_mode(argv[i + 1], atol(argv[i + 2]));
+            int rc = cg_mode(argv[i + 1], atol(argv[i + 2]));
+            return rc ? rc : -1;
         } else if (!strcmp(argv[i], "--quick")) {
-            quick = true;
-            seconds = 0.5;
-            runs = 1;
+            o->quick = true;
+            o->seconds = 0.5;
+            o->runs = 1;
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
-            seconds = atof(argv[++i]);
+            o->seconds = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
-            runs = atoi(argv[++i]);
-            runs = runs < 1 ? 1 : runs > 16 ? 16 : runs;
+            o->runs = atoi(argv[++i]);
+            o->runs = o->runs < 1 ? 1 : o->runs > 16 ? 16 : o->runs;
         } else if (!strcmp(argv[i], "--conc") && i + 1 < argc) {
-            conc = atoi(argv[++i]);
+            o->conc = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
+            o->out = argv[++i];
         } else {
             fprintf(stderr, "usage: quic_streams [--quick] [--seconds S] "
                             "[--runs N] [--conc K] [--out JSON] | --cg "
@@ -352,23 +353,24 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    const char *s = getenv("SPRIG_SEED");
-    uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
-    printf("seed=%llu (replay with SPRIG_SEED=%llu); %d threads on one "
-           "connection, kv.get, %.1f s per cell, %d runs\n",
-           (unsigned long long)seed, (unsigned long long)seed, conc, seconds,
-           runs);
-    sprig_server *srv = start_server();
+    return 0;
+}
+
+/* Every cell `o->runs` times, the cells interleaved; nonzero when a
+ * request failed. */
+static int
+run_cells(const opts *o, uint64_t seed, result (*res)[16], int cells)
+{
     static const char *maps[] = {"one", "request"};
     static const double losses[] = {0.0, 0.01, 0.10};
-    static result res[6][16];
-    int cells = quick ? 4 : 6, bad = 0;
+    sprig_server *srv = start_server();
+    int bad = 0;
     printf("%-8s %5s %10s %9s %9s %9s %8s\n", "mapping", "loss", "req/s",
            "p50 ms", "p99 ms", "max ms", "dropped");
-    for (int run = 0; run < runs; run++) { /* the cells interleaved */
+    for (int run = 0; run < o->runs; run++) {
         for (int k = 0; k < cells; k++) {
-            result r = measure(srv, maps[k % 2], losses[k / 2], conc, seconds,
-                               seed + (uint64_t)run);
+            result r = measure(srv, maps[k % 2], losses[k / 2], o->conc,
+                               o->seconds, seed + (uint64_t)run);
             printf("%-8s %4.0f%% %10.0f %9.2f %9.2f %9.2f %8lu%s\n", r.mapping,
                    r.loss * 100, r.rps, r.p50, r.p99, r.max, r.dropped,
                    r.errors ? " ERRORS" : "");
@@ -378,14 +380,38 @@ main(int argc, char **argv)
         }
     }
     sprig_server_free(srv);
+    return bad;
+}
+
+int
+main(int argc, char **argv)
+{
+    opts o = {3.0, 16, 3, NULL, false};
+    static result res[6][16];
+    snprintf(root, sizeof root, "/tmp/sprig-quic-streams.%d", (int)getpid());
+    if (mkdir(root, 0700) != 0 || sprig_cert_ensure(root, &cert) != SPRIG_OK) {
+        die("certificate");
+    }
+    int rc = parse_args(argc, argv, &o);
+    if (rc) {
+        return rc < 0 ? 0 : rc;
+    }
+    const char *s = getenv("SPRIG_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
+    printf("seed=%llu (replay with SPRIG_SEED=%llu); %d threads on one "
+           "connection, kv.get, %.1f s per cell, %d runs\n",
+           (unsigned long long)seed, (unsigned long long)seed, o.conc,
+           o.seconds, o.runs);
+    int cells = o.quick ? 4 : 6;
+    int bad = run_cells(&o, seed, res, cells);
     printf("\nmedian (min-max) of %d runs:\n| mapping | loss | requests/s | "
            "p50 ms | p99 ms |\n|---|---|---|---|---|\n",
-           runs);
+           o.runs);
     for (int k = 0; k < cells; k++) {
-        print_cell(stdout, res[k], runs, false);
+        print_cell(stdout, res[k], o.runs, false);
     }
-    if (out) {
-        write_json(out, seed, conc, seconds, res, cells, runs);
+    if (o.out) {
+        write_json(o.out, seed, o.conc, o.seconds, res, cells, o.runs);
     }
     rm_root();
     return bad;

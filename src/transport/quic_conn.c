@@ -1,6 +1,6 @@
 /*
  * quic_conn.c -- one QUIC connection as transport.h sees it: messages on
- * the stream, the send queue kept until acknowledged, the timer, close.
+ * its streams, the send queues kept until acknowledged, the timer, close.
  *
  * Design notes.  States (sprig__qstate, quic_int.h):
  *
@@ -25,8 +25,17 @@
  * fit (answer batching, as for WebSockets).
  *
  * Framing: each message is a 4-byte big-endian length and its bytes, on
- * the one bidirectional stream.  A length over max_message closes the
- * connection with 1009 before its bytes are buffered.
+ * the message stream (the client's first bidirectional stream).  A length
+ * over max_message closes the connection with 1009 before its bytes are
+ * buffered.
+ *
+ * Request streams (docs/protocol.md, "QUIC"): a client with per_request
+ * puts each message after its first on a new stream, then FIN; a server
+ * answers a request that came on one on the same stream (the answer's id
+ * names it: frame_id), then FIN, and sends everything else on the message
+ * stream.  A stream's state (sprig__qstream) goes when the engine reports
+ * it closed.  ACK wait: a server that delivered a request this turn and
+ * has nothing to send lets the ACK wait for the answer (ack_waits).
  */
 #include "quic_int.h"
 
