@@ -19,7 +19,7 @@ MAKEFLAGS  += --no-print-directory
 .PHONY: all deps build build-asan run test test-normal test-asan bench \
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
         bench-js crash-long powerloss flips fuzz format format-check clean \
-        install soak tsan valgrind
+        install soak tsan valgrind bench-cluster
 
 all: build
 
@@ -90,6 +90,7 @@ bench: bench-build
 	@python3 bench/bench_import.py $(BUILD)
 	@$(BUILD)/bench/api_bench --out bench/results/api.json
 	@node bench/bench_js.mjs $(BUILD)
+	@python3 bench/cluster/bench_cluster.py $(BUILD)
 
 # The JavaScript client from Node beside sprig-bench, and the changes
 # feed's throughput to 10 followers (bench/bench_js.mjs).
@@ -118,6 +119,12 @@ bench-auth: bench-build
 
 bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)
+
+# The cluster benchmark (issue 18): 3 Sprig nodes against 3 etcd 3.4
+# nodes on loopback, writes/s and p50/p99 with 1 and 64 in flight, and
+# failover time -> bench/results/cluster.json (bench/cluster/).
+bench-cluster: bench-build
+	@python3 bench/cluster/bench_cluster.py $(BUILD)
 
 bench-build:
 	@sh scripts/deps.sh bench
