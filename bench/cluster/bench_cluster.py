@@ -29,7 +29,9 @@ config follows the contract {"id":1,"raft":"127.0.0.1:P","url":
 bootstrapping the cluster.
 
 Writes bench/results/cluster.json (with the machine's load average beside
-the numbers: timing taken on a busy machine is rough).
+the numbers: timing taken on a busy machine is rough) and the "Cluster"
+section of docs/benchmarks.md, between its markers (replaced each run;
+appended when missing; --no-report leaves the page alone).
 usage: bench_cluster.py BUILD_DIR [--seconds S (5)] [--quick] [--out JSON]
                         [--only etcd|sprig] [--failovers N (5)]
 """
@@ -275,6 +277,82 @@ def bench_sprig(build, tmp, seconds, failovers):
     return out
 
 
+MARK_BEGIN = "<!-- bench-cluster: written by bench/cluster/bench_cluster.py -->"
+MARK_END = "<!-- end bench-cluster -->"
+
+
+def fmt(v, spec="{:.1f}"):
+    return "—" if v is None else spec.format(v)
+
+
+def side_rows(name, d):
+    if "skipped" in d or "error" in d:
+        return ["| %s | %s | | | |" % (name, d.get("skipped") or
+                                        "failed: " + d["error"])]
+    rows = []
+    for r in d.get("runs", []):
+        rows.append("| %s | %d in flight | %s | %s | %s |" % (
+            name, r["inflight"], fmt(r.get("writes_per_s"), "{:.0f}"),
+            fmt(r.get("p50_ms"), "{:.2f}"), fmt(r.get("p99_ms"), "{:.2f}")))
+    return rows
+
+
+def section(res):
+    e, s = res.get("etcd", {}), res.get("sprig", {})
+    md = [MARK_BEGIN, "## Cluster: 3 Sprig nodes beside 3 etcd nodes "
+          "(issue 18)", "",
+          "`make bench-cluster` (`bench/cluster/bench_cluster.py`, also run "
+          "by `make bench`), %s, %s cores, load average %s at the start and "
+          "%s at the end (a shared, busy machine: these times are rough). "
+          "Three nodes of each on loopback; every write committed by a "
+          "majority and fsynced before it is answered. Load: "
+          "`bench/cluster/cluster_load`, one connection per writer, 100-byte "
+          "values; etcd (%s) through its v3 HTTP/JSON gateway (POST "
+          "/v3/kv/put, HTTP/1.1 keep-alive: the gateway adds a JSON to "
+          "protobuf translation and an in-process gRPC hop per request "
+          "beside a native gRPC client), Sprig through its C client given "
+          "the three URLs." % (res["date"], res["cpus"],
+                               res["load_avg_start"], res["load_avg_end"],
+                               e.get("version", "etcd")), "",
+          "| system | writers | writes/s | p50 ms | p99 ms |",
+          "|---|---|---|---|---|"]
+    md += side_rows("etcd", e) + side_rows("sprig", s)
+    md += ["", "Failover (leader killed with SIGKILL → first write "
+           "committed on a survivor; a try every 50 ms, each on its own "
+           "connection; median of the runs, each on a fresh cluster): "
+           "etcd %s ms (runs: %s; its default election timeout is "
+           "1000 ms, randomised up to 2000 ms); Sprig %s." % (
+               fmt(e.get("failover_ms_median")),
+               ", ".join("%.0f" % x for x in e.get("failover_ms_all", [])),
+               "%s ms (runs: %s)" % (
+                   fmt(s.get("failover_ms_median")),
+                   ", ".join("%.0f" % x for x in
+                             s.get("failover_ms_all", [])))
+               if "failovers" in s else "not measured: " +
+               (s.get("skipped") or s.get("error", "?"))), ""]
+    if "runs" not in s:
+        md += ["The target of issue 18 (Sprig ≥ 1.0× etcd's committed "
+               "writes/s) cannot be judged until `sprig serve --cluster` "
+               "exists; the harness runs the Sprig side as soon as it does.",
+               ""]
+    md.append(MARK_END)
+    return md
+
+
+def write_section(res, path):
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) \
+        else ""
+    block = "\n".join(section(res))
+    if MARK_BEGIN in text and MARK_END in text:
+        a = text.index(MARK_BEGIN)
+        b = text.index(MARK_END) + len(MARK_END)
+        text = text[:a] + block + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -284,6 +362,7 @@ def main():
                                                   "cluster.json"))
     ap.add_argument("--only", choices=["etcd", "sprig"])
     ap.add_argument("--failovers", type=int, default=5)
+    ap.add_argument("--no-report", action="store_true")
     a = ap.parse_args()
     seconds = 1 if a.quick else a.seconds
     failovers = 1 if a.quick else a.failovers
@@ -315,6 +394,8 @@ def main():
         json.dump(result, f, indent=2)
         f.write("\n")
     print("bench_cluster: wrote %s" % a.out)
+    if not a.no_report:
+        write_section(result, os.path.join(ROOT, "docs", "benchmarks.md"))
     return status
 
 
