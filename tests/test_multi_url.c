@@ -12,8 +12,9 @@
  *  - SPRIG_ENOTLEADER naming "leader is node N at URL": a server that
  *    answers so (a custom API failing with that code and message, as a
  *    follower will) sends the client to the named node, where the same
- *    request is answered, as the same user, transparently; a second
- *    ENOTLEADER is not followed again (one retry);
+ *    request is answered, as the same user, transparently, also with 8
+ *    threads' calls refused at once; a second ENOTLEADER is not followed
+ *    again (one retry);
  *  - request ids: a write's payload carries "rid" (16 bytes), which a
  *    server decoding the row ignores.
  * Real ENOTLEADER from `sprig serve --cluster` is tested by
@@ -27,6 +28,7 @@
 #include "sprig/server.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -239,6 +241,45 @@ put_handler(sprig_api_ctx *ctx, void *udata)
     sprig_api_reply(ctx, who ? who : "", who ? strlen(who) : 0);
 }
 
+static void *
+put_thread(void *arg)
+{
+    sprig_client *c = arg;
+    sprig_buf out = {0};
+    intptr_t rc = 0;
+    for (int i = 0; i < 20 && rc == 0; i++) {
+        rc = sprig_client_call(c, "test.put", "z", 1, &out);
+        sprig_buf_clear(&out);
+    }
+    return (void *)rc;
+}
+
+/* Many threads' calls refused at once on the follower: each follows (the
+ * connection is closed once every call on it is answered), none fails. */
+static void
+concurrent_follow(const node *f, role *fr, role *lr)
+{
+    int f_before = fr->calls;
+    sprig_client *c;
+    SPRIG_OK_(sprig_client_connect(f->url, NULL, &c));
+    SPRIG_OK_(sprig_client_authenticate_password(c, USER, PASSWORD));
+    int before = lr->calls;
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, put_thread, c), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        assert_int_equal((intptr_t)rc, 0);
+    }
+    assert_int_equal(lr->calls - before, 8 * 20);
+    /* once followed, calls go to the leader: at most each thread's first
+     * call met the follower */
+    assert_true(fr->calls - f_before >= 1 && fr->calls - f_before <= 8);
+    sprig_client_close(c);
+}
+
 static void
 test_follow_leader(void **state)
 {
@@ -270,6 +311,8 @@ test_follow_leader(void **state)
                  sprig_client_call(c, "test.put", "y", 1, &out));
     assert_int_equal(lr.calls, 2);
     assert_int_equal(fr.calls, 2);
+    lr.leader_url = NULL;
+    concurrent_follow(&f, &fr, &lr);
     sprig_client_close(c);
     node_stop(&f);
     node_stop(&l);

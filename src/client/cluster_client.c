@@ -170,10 +170,12 @@ sprig__client_follow(struct sprig_client *c, const char *url)
         c->urls = grown;
         c->urls[c->n_urls++] = u;
     }
-    c->cur = i;
-    c->url = c->urls[i];
-    c->tries = 0;
-    c->switching = c->state != CL_DOWN; /* close the old connection */
+    if (i != c->cur) { /* else another call followed it already */
+        c->cur = i;
+        c->url = c->urls[i];
+        c->tries = 0;
+        c->switching = c->state != CL_DOWN; /* close the old connection */
+    }
     uv_async_send(&c->wake);
     return SPRIG_OK;
 }
