@@ -50,12 +50,12 @@ typedef struct remote_storage {
 } remote_storage;
 
 struct sprig_client {
-    char *url; /* the node in use: urls[cur] (lock) */
-    char **urls;  /* the nodes (cluster_client.c; lock) */
+    char *url;   /* the node in use: urls[cur] (lock) */
+    char **urls; /* the nodes (cluster_client.c; lock) */
     size_t n_urls, cur;
-    size_t tries;   /* failed connection attempts since the last open */
-    bool switching; /* following a leader: close the connection once
-                       its calls are answered (lock) */
+    size_t tries;          /* failed connection attempts since the last open */
+    bool switching;        /* following a leader: close the connection once
+                              its calls are answered (lock) */
     uint8_t rid_client[8]; /* request ids (cluster_client.c) */
     uint64_t rid_seq;
     sprig_client_options opts;
@@ -89,7 +89,8 @@ struct sprig_client {
     struct sprig__pushes *pushes; /* custom pushes (push_client.c) */
 };
 
-/* ---- clusters (cluster_client.c) ------------------------------------------ */
+/* ---- clusters (cluster_client.c) ------------------------------------------
+ */
 
 /** Split a comma-separated URL list into `*urls` (owned strings, free with
  *  sprig__client_urls_free); an element without a scheme takes the first
