@@ -20,7 +20,7 @@ MAKEFLAGS  += --no-print-directory
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
         bench-quic-streams \
         bench-js crash-long powerloss flips fuzz format format-check clean \
-        install soak tsan valgrind
+        install soak tsan valgrind bench-cluster
 
 all: build
 
@@ -91,6 +91,7 @@ bench: bench-build
 	@python3 bench/bench_import.py $(BUILD)
 	@$(BUILD)/bench/api_bench --out bench/results/api.json
 	@node bench/bench_js.mjs $(BUILD)
+	@python3 bench/cluster/bench_cluster.py $(BUILD)
 
 # The JavaScript client from Node beside sprig-bench, and the changes
 # feed's throughput to 10 followers (bench/bench_js.mjs).
@@ -134,6 +135,11 @@ bench-quic-streams: bench-build
 	        awk -v m=$$m '/PROGRAM TOTALS/ { gsub(",", "", $$1); \
 	            printf "%s: %d instructions per request\n", m, $$1 / 2000 }'; \
 	done
+# The cluster benchmark (issue 18): 3 Sprig nodes against 3 etcd 3.4
+# nodes on loopback, writes/s and p50/p99 with 1 and 64 in flight, and
+# failover time -> bench/results/cluster.json (bench/cluster/).
+bench-cluster: bench-build
+	@python3 bench/cluster/bench_cluster.py $(BUILD)
 
 bench-build:
 	@sh scripts/deps.sh bench

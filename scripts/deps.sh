@@ -24,7 +24,7 @@ gdb"
 # -lunistring.  libedit-dev: `sprig shell`'s line editing.  gdb: gcore, for
 # the core image `make secrets-leak` searches for passwords.
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
-postgresql valgrind libpq-dev tarantool"
+postgresql valgrind libpq-dev tarantool etcd-server"
 FUZZ_PKGS="clang"
 FORMAT_PKGS="clang-format git"
 # The web console's end-to-end test drives Debian's Chromium (make test).

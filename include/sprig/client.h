@@ -54,7 +54,12 @@ SPRIG_API void sprig_client_options_init(sprig_client_options *o);
 /**
  * Connect to `url` ("ws://host:port", "wss://host:port", or over QUIC
  * "quic://host:port" / "sprig://host:port", port 5645 by default: the
- * scheme picks the transport) and wait until the connection is open.  `o` may
+ * scheme picks the transport) and wait until the connection is open.  `url`
+ * may list several nodes of a cluster, comma-separated ("ws://a:5646,
+ * b:5646,quic://c:5645"; an element without a scheme takes the first's):
+ * the first that answers is used, a dropped connection moves on to the
+ * next, and a call refused with SPRIG_ENOTLEADER naming the leader is sent
+ * once more to it (docs/api.md, "Over the network").  `o` may
  * be NULL (defaults). Errors: SPRIG_EINVAL (malformed URL, or a scheme that
  * names no transport: the detail names it), SPRIG_ECONNECT (refused,
  * unreachable, timed out, TLS or upgrade refused: the detail says which),

@@ -8,7 +8,10 @@
  * the calls sent on it fail with SPRIG_ECLOSED, and the next call starts
  * a new connection (options.reconnect), which logs in again with the
  * credentials of the last login before it sends anything else
- * (auth_client.c).
+ * (auth_client.c).  Given a list of nodes (cluster_client.c), a failed
+ * attempt tries the next node until each was tried once, and a dropped
+ * connection moves on to the next node; following a leader closes the
+ * connection once its calls are answered ("switching") and reconnects.
  */
 #include "client/client_int.h"
 
@@ -60,7 +63,7 @@ fail_list(sprig__call **list, int rc, const char *msg)
 static void
 flush_outbox(sprig_client *c)
 {
-    while (c->outbox) {
+    while (c->outbox && !c->switching) {
         sprig__call *call = c->outbox;
         c->outbox = call->next;
         call->next = c->waiting;
@@ -84,8 +87,11 @@ on_open(sprig__conn *conn, void *udata)
     c->connected_once = true;
     c->generation++;
     c->connect_rc = 0;
+    c->tries = 0;
     pthread_cond_broadcast(&c->state_cond);
-    if (!sprig__client_reauth_begin(c)) {
+    if (c->switching) { /* opened to the old node: go to the leader */
+        sprig__conn_close(conn, SPRIG_CLOSE_NORMAL, "following the leader");
+    } else if (!sprig__client_reauth_begin(c)) {
         flush_outbox(c);
     }
     pthread_mutex_unlock(&c->lock);
@@ -147,7 +153,48 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
             finish(call, f.kind == SPRIG__FRAME_RESPONSE ? 0 : f.code, msg);
         }
     }
+    if (c->switching && !c->waiting && c->conn) { /* answered: follow */
+        sprig__conn_close(conn, SPRIG_CLOSE_NORMAL, "following the leader");
+    }
     pthread_mutex_unlock(&c->lock);
+}
+
+/* A connection attempt failed (lock held): true when another node is
+ * being tried (the wake-up starts it), false when every node was tried. */
+static bool
+try_other_node(sprig_client *c)
+{
+    if (c->switching) { /* the attempt was to the node being left */
+        c->switching = false;
+    } else if (c->tries + 1 < c->n_urls) {
+        c->tries++;
+        sprig__client_next_node(c);
+    } else {
+        c->tries = 0;
+        return false;
+    }
+    uv_async_send(&c->wake);
+    return true;
+}
+
+/* Every node refused (lock held): fail what waits for a connection. */
+static void
+connect_failed(sprig_client *c, const char *why)
+{
+    char msg[512];
+    if (c->n_urls > 1) {
+        snprintf(msg, sizeof msg,
+                 "cannot connect to any of the %zu nodes "
+                 "(the last: %s)",
+                 c->n_urls, why);
+    } else {
+        snprintf(msg, sizeof msg, "%s", why);
+    }
+    c->connect_rc = SPRIG_ECONNECT;
+    snprintf(c->connect_msg, sizeof c->connect_msg, "%s", msg);
+    fail_list(&c->waiting, SPRIG_ECONNECT, msg);
+    fail_list(&c->outbox, SPRIG_ECONNECT, msg);
+    c->outbox_tail = NULL;
 }
 
 static void
@@ -171,14 +218,21 @@ on_close(sprig__conn *conn, int code, const char *reason, void *udata)
         fail_list(&c->waiting, SPRIG_ECLOSED, msg);
         sprig__client_subs_closed(c);
         sprig__client_watches_closed(c);
+        if (!c->switching && c->n_urls > 1) {
+            sprig__client_next_node(c); /* fail over */
+        }
     } else {
         snprintf(msg, sizeof msg, "cannot connect to %s (%d: %s)", c->url, code,
                  reason);
-        c->connect_rc = SPRIG_ECONNECT;
-        snprintf(c->connect_msg, sizeof c->connect_msg, "%s", msg);
-        fail_list(&c->waiting, SPRIG_ECONNECT, msg);
-        fail_list(&c->outbox, SPRIG_ECONNECT, msg);
-        c->outbox_tail = NULL;
+        if (!try_other_node(c)) {
+            connect_failed(c, msg);
+        }
+    }
+    if (was_open) {
+        c->switching = false;
+    }
+    if (c->outbox && !c->closing) {
+        uv_async_send(&c->wake); /* calls queued meanwhile: reconnect */
     }
     pthread_cond_broadcast(&c->state_cond);
     pthread_mutex_unlock(&c->lock);
@@ -209,10 +263,9 @@ start_connect(sprig_client *c)
         snprintf(msg, sizeof msg, "cannot connect to %s: %s", c->url,
                  sprig_errmsg());
         c->state = CL_DOWN;
-        c->connect_rc = SPRIG_ECONNECT;
-        snprintf(c->connect_msg, sizeof c->connect_msg, "%s", msg);
-        fail_list(&c->outbox, SPRIG_ECONNECT, msg);
-        c->outbox_tail = NULL;
+        if (!try_other_node(c)) {
+            connect_failed(c, msg);
+        }
         pthread_cond_broadcast(&c->state_cond);
     }
 }
@@ -233,6 +286,11 @@ on_wake(uv_async_t *a)
             sprig__conn_close(c->conn, SPRIG_CLOSE_NORMAL, "client closing");
         }
         uv_close((uv_handle_t *)&c->wake, close_cb);
+    } else if (c->state == CL_OPEN && c->switching) {
+        if (!c->waiting) {
+            sprig__conn_close(c->conn, SPRIG_CLOSE_NORMAL,
+                              "following the leader");
+        }
     } else if (c->state == CL_OPEN && !c->authing) {
         flush_outbox(c);
     } else if (c->state == CL_DOWN && (c->outbox || c->connect_rc == 1)) {
@@ -328,13 +386,39 @@ call_init(sprig__call *call)
     return rc ? sprig__err(SPRIG_ENOMEM, "cannot make a condition") : 0;
 }
 
+/* The request frame; a write's carries its request id (cluster_client.c). */
 static int
-encode_request(sprig__call *call, const sprig__api *api, const void *req)
+encode_request(sprig_client *c, sprig__call *call, const sprig__api *api,
+               const void *req)
 {
     sprig__mp_wr w;
     sprig__mp_wr_init(&w, &call->frame);
     sprig__frame_request(&w, call->id, NULL, api->name);
-    return sprig__api_encode(&w, api->req, api->n_req, req);
+    if (api->access != SPRIG__WRITE) {
+        return sprig__api_encode(&w, api->req, api->n_req, req);
+    }
+    uint8_t rid[SPRIG__RID_LEN];
+    sprig__client_rid_next(c, rid);
+    return sprig__api_encode_rid(&w, api->req, api->n_req, req, rid);
+}
+
+/* Lock held, the call refused with SPRIG_ENOTLEADER: when its message
+ * names the leader, follow it and send the same frame (same request id)
+ * there once.  The call's outcome either way. */
+static int
+follow_leader(sprig_client *c, sprig__call *call, int rc)
+{
+    char url[256];
+    if (!sprig__leader_hint(call->msg, url, sizeof url) ||
+        sprig__client_follow(c, url) != 0) {
+        return rc;
+    }
+    call->done = false;
+    call->rc = 0;
+    call->msg[0] = '\0';
+    call->next = NULL;
+    sprig_buf_clear(&call->answer);
+    return wait_call(c, call);
 }
 
 int
@@ -350,10 +434,13 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
     call.id = c->next_id++;
     c->next_id += c->next_id == 0; /* ids are 1 to 2^32-1: 0 is reserved */
     pthread_mutex_unlock(&c->lock);
-    rc = encode_request(&call, api, req);
+    rc = encode_request(c, &call, api, req);
     if (rc == 0) {
         pthread_mutex_lock(&c->lock);
         rc = wait_call(c, &call);
+        if (rc == SPRIG_ENOTLEADER && call.done) {
+            rc = follow_leader(c, &call, rc);
+        }
         pthread_mutex_unlock(&c->lock);
     }
     bool failed_here = rc && call.done && call.rc == rc; /* an error frame */
@@ -387,13 +474,6 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
-/* The URL's scheme must name a transport (ws, wss, ...). */
-static int
-check_url(const char *url)
-{
-    return sprig__tran_for_url(url) ? SPRIG_OK : SPRIG_EINVAL;
-}
-
 /* Connect now and wait for the outcome. */
 static int
 first_connect(sprig_client *c)
@@ -417,22 +497,30 @@ sprig_client_connect(const char *url, const sprig_client_options *o,
         return sprig__err(SPRIG_EINVAL, "out is NULL");
     }
     *out = NULL;
-    int rc = check_url(url);
+    char **urls;
+    size_t n_urls;
+    int rc = sprig__client_urls_parse(url, &urls, &n_urls);
     sprig_client *c = rc ? NULL : sprig__calloc(1, sizeof *c);
     if (rc || !c) {
+        if (!rc) {
+            sprig__client_urls_free(urls, n_urls);
+        }
         return rc ? rc : sprig__err(SPRIG_ENOMEM, "out of memory");
     }
+    c->urls = urls;
+    c->n_urls = n_urls;
+    c->url = urls[0];
+    sprig__client_rid_init(c);
     if (o) {
         c->opts = *o;
     } else {
         sprig_client_options_init(&c->opts);
     }
-    c->url = sprig__strdup(url);
     c->next_id = 1;
     c->storage.base.ops = &sprig__remote_storage_ops;
     c->storage.client = c;
     if (sprig__client_pushes_new(c)) {
-        sprig__free(c->url);
+        sprig__client_urls_free(c->urls, c->n_urls);
         sprig__free(c);
         return sprig__err(SPRIG_ENOMEM, "out of memory");
     }
@@ -441,12 +529,12 @@ sprig_client_connect(const char *url, const sprig_client_options *o,
     uv_loop_init(&c->loop);
     uv_async_init(&c->loop, &c->wake, on_wake);
     c->wake.data = c;
-    if (!c->url || pthread_create(&c->thread, NULL, loop_thread, c) != 0) {
+    if (pthread_create(&c->thread, NULL, loop_thread, c) != 0) {
         uv_close((uv_handle_t *)&c->wake, close_cb);
         uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
         sprig__client_pushes_free(c);
-        sprig__free(c->url);
+        sprig__client_urls_free(c->urls, c->n_urls);
         sprig__free(c);
         return sprig__err(SPRIG_ENOMEM, "cannot start the client thread");
     }
@@ -541,7 +629,7 @@ sprig_client_close(sprig_client *c)
     pthread_cond_destroy(&c->state_cond);
     sprig__client_auth_free(c);
     sprig__client_pushes_free(c);
-    sprig__free(c->url);
+    sprig__client_urls_free(c->urls, c->n_urls);
     sprig__free(c);
 }
 

@@ -5,6 +5,8 @@
  *             the table of calls waiting for answers, reconnecting
  *   remote.c  the remote `sprig_storage` and `sprig_db` operations tables,
  *             each operation one call of an API row
+ *   cluster_client.c  URL lists, following the leader named by
+ *             SPRIG_ENOTLEADER, request ids on writes (issue 18)
  *
  * A call is made on the caller's thread: it encodes the request frame,
  * queues it, wakes the loop, and waits on its own condition variable until
@@ -48,7 +50,14 @@ typedef struct remote_storage {
 } remote_storage;
 
 struct sprig_client {
-    char *url;
+    char *url;   /* the node in use: urls[cur] (lock) */
+    char **urls; /* the nodes (cluster_client.c; lock) */
+    size_t n_urls, cur;
+    size_t tries;          /* failed connection attempts since the last open */
+    bool switching;        /* following a leader: close the connection once
+                              its calls are answered (lock) */
+    uint8_t rid_client[8]; /* request ids (cluster_client.c) */
+    uint64_t rid_seq;
     sprig_client_options opts;
     uv_loop_t loop;
     uv_async_t wake;
@@ -79,6 +88,27 @@ struct sprig_client {
     sprig__call auth_call;
     struct sprig__pushes *pushes; /* custom pushes (push_client.c) */
 };
+
+/* ---- clusters (cluster_client.c) ------------------------------------------
+ */
+
+/** Split a comma-separated URL list into `*urls` (owned strings, free with
+ *  sprig__client_urls_free); an element without a scheme takes the first
+ *  element's.  SPRIG_EINVAL (empty element, unknown scheme), SPRIG_ENOMEM. */
+int sprig__client_urls_parse(const char *list, char ***urls, size_t *n);
+void sprig__client_urls_free(char **urls, size_t n);
+/** The URL named by an ENOTLEADER message ("... leader is node N at
+ *  URL"), copied into `url`; false when the message names none usable. */
+bool sprig__leader_hint(const char *msg, char *url, size_t cap);
+/** Lock held: make `url` the client's node (added to the list when new)
+ *  and close the current connection once its calls are answered.
+ *  SPRIG_ENOMEM. */
+int sprig__client_follow(struct sprig_client *c, const char *url);
+/** Lock held: the next node of the list becomes the one in use. */
+void sprig__client_next_node(struct sprig_client *c);
+/** Draw the client's id; the next write's request id (locks itself). */
+void sprig__client_rid_init(struct sprig_client *c);
+void sprig__client_rid_next(struct sprig_client *c, uint8_t rid[16]);
 
 /* ---- custom pushes (push_client.c) --------------------------------------- */
 

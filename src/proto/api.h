@@ -180,6 +180,20 @@ const sprig__api *sprig__api_find(sprig_bytes name);
 /** Encode the struct `s` as the map described by `fields`. */
 int sprig__api_encode(sprig__mp_wr *w, const sprig__field *fields, size_t n,
                       const void *s);
+/* ---- request ids of writes (issue 18; src/client/cluster_client.c) ----
+ * A write request's payload may carry "rid": bin 16, the client's id (8
+ * bytes) and its write sequence number (u64 big-endian); a retry resends
+ * the same rid.  Servers that do not read it ignore it. */
+#define SPRIG__RID_FIELD "rid"
+#define SPRIG__RID_LEN 16
+/** sprig__api_encode() with the field "rid" = `rid` (bin 16) added. */
+int sprig__api_encode_rid(sprig__mp_wr *w, const sprig__field *fields, size_t n,
+                          const void *s, const uint8_t rid[16]);
+/** The "rid" of a request payload: 1 and `rid` filled when it has one of
+ *  16 bytes, 0 when it has none (or one of another size), SPRIG_EPROTO when
+ *  the payload is no map. */
+int sprig__api_request_rid(sprig_bytes payload, uint8_t rid[16]);
+
 /** Decode a map into the zeroed struct `s`.  On failure the struct may be
  *  partly filled: release it with sprig__api_free() either way. */
 int sprig__api_decode(sprig_bytes payload, const sprig__field *fields, size_t n,

@@ -890,6 +890,50 @@ sprig__api_encode(sprig__mp_wr *w, const sprig__field *fields, size_t n,
     return sprig__mp_wr_status(w);
 }
 
+int
+sprig__api_encode_rid(sprig__mp_wr *w, const sprig__field *fields, size_t n,
+                      const void *s, const uint8_t rid[16])
+{
+    uint32_t present = 1;
+    for (size_t i = 0; i < n; i++) {
+        present += field_present(&fields[i], s);
+    }
+    sprig__mp_map(w, present);
+    sprig__mp_str(w, SPRIG__RID_FIELD);
+    sprig__mp_bin(w, (sprig_bytes){rid, SPRIG__RID_LEN});
+    for (size_t i = 0; i < n; i++) {
+        if (field_present(&fields[i], s)) {
+            sprig__mp_str(w, fields[i].name);
+            enc_field(w, &fields[i], s);
+        }
+    }
+    return sprig__mp_wr_status(w);
+}
+
+int
+sprig__api_request_rid(sprig_bytes payload, uint8_t rid[16])
+{
+    sprig__mp_rd r;
+    uint32_t pairs;
+    sprig__mp_rd_init(&r, payload);
+    int rc = sprig__mp_read_map(&r, &pairs);
+    for (uint32_t i = 0; rc == 0 && i < pairs; i++) {
+        sprig_bytes key, v;
+        rc = sprig__mp_read_str(&r, &key);
+        bool is_rid = rc == 0 && key.len == strlen(SPRIG__RID_FIELD) &&
+                      memcmp(key.data, SPRIG__RID_FIELD, key.len) == 0;
+        if (is_rid && sprig__mp_read_bin(&r, &v) == 0) {
+            if (v.len != SPRIG__RID_LEN) {
+                return 0;
+            }
+            memcpy(rid, v.data, SPRIG__RID_LEN);
+            return 1;
+        }
+        rc = rc ? rc : sprig__mp_skip(&r);
+    }
+    return rc ? sprig__err(SPRIG_EPROTO, "a request payload is a map") : 0;
+}
+
 static int
 dec_str_field(sprig__mp_rd *r, char **out)
 {
