@@ -394,6 +394,7 @@ main(int argc, char **argv)
     }
     int rc = parse_args(argc, argv, &o);
     if (rc) {
+        rm_root(); /* --cg removed it already: no harm */
         return rc < 0 ? 0 : rc;
     }
     const char *s = getenv("SPRIG_SEED");
