@@ -34,6 +34,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define API_HAVE_CALLGRIND 1
+#endif
+#endif
+
 #define CLIENTS 50
 #define ROUNDS_MAX 8
 
@@ -160,6 +167,83 @@ phase(worker *w, int kind, double secs)
     return (double)total / (now_s() - t0);
 }
 
+/* ---- instruction counts (--cg, under callgrind) --------------------------
+ * `api_bench --cg KIND --n N` makes N calls of one workload with
+ * CG_CLIENTS clients at once and counts only them (set-up and warm-up
+ * uninstrumented; every thread, the server's loop and workers included).
+ * `api_bench --callgrind` runs that under valgrind for every workload and
+ * prints instructions per call beside the ratios: they do not move with
+ * the machine's load. */
+#define CG_CLIENTS 8
+
+typedef struct cg_worker {
+    worker *w;
+    uint64_t n;
+} cg_worker;
+
+static void *
+cg_work(void *p)
+{
+    cg_worker *c = p;
+    for (uint64_t i = 0; i < c->n; i++) {
+        one_call(c->w);
+    }
+    return NULL;
+}
+
+static void
+cg_run(worker *w, int kind, uint64_t n)
+{
+    pthread_t th[CG_CLIENTS];
+    cg_worker cw[CG_CLIENTS];
+    for (int i = 0; i < CG_CLIENTS; i++) {
+        w[i].kind = kind;
+        one_call(&w[i]); /* warm */
+        cw[i] = (cg_worker){&w[i], n / CG_CLIENTS};
+    }
+#ifdef API_HAVE_CALLGRIND
+    CALLGRIND_START_INSTRUMENTATION;
+    CALLGRIND_ZERO_STATS;
+#endif
+    for (int i = 0; i < CG_CLIENTS; i++) {
+        pthread_create(&th[i], NULL, cg_work, &cw[i]);
+    }
+    for (int i = 0; i < CG_CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+    }
+#ifdef API_HAVE_CALLGRIND
+    CALLGRIND_DUMP_STATS_AT("api_cg_region");
+    CALLGRIND_STOP_INSTRUMENTATION;
+#endif
+    printf("cg-ops: %llu\n", (unsigned long long)(n / CG_CLIENTS) * CG_CLIENTS);
+}
+
+/* Instructions per call of workload `k` (valgrind running --cg), or -1. */
+static double
+cg_count(const char *self, int k, unsigned n)
+{
+    char out[] = "/tmp/sprig-api-cg.XXXXXX", cmd[1024], line[256];
+    int fd = mkstemp(out);
+    if (fd < 0) {
+        return -1;
+    }
+    close(fd);
+    snprintf(cmd, sizeof cmd,
+             "valgrind -q --tool=callgrind --instr-atstart=no "
+             "--callgrind-out-file=%s '%s' --cg %s --n %u >/dev/null 2>&1; "
+             "grep -h -E '^(totals|summary):' %s.* | head -1; rm -f %s %s.*",
+             out, self, names[k], n, out, out, out);
+    FILE *f = popen(cmd, "r");
+    double per = -1;
+    if (f && fgets(line, sizeof line, f)) {
+        per = strtod(strchr(line, ':') + 1, NULL) / (double)n;
+    }
+    if (f) {
+        pclose(f);
+    }
+    return per;
+}
+
 static int
 cmp(const void *a, const void *b)
 {
@@ -183,6 +267,9 @@ server(sprig_storage *st)
     o.ws_listen = "127.0.0.1:0";
     o.open_access = true; /* the path, not the checks (auth_bench) */
     o.max_connections_per_address = 0; /* 50 clients from 127.0.0.1 */
+    if (getenv("API_BENCH_WORKERS")) {
+        o.workers = (unsigned)atoi(getenv("API_BENCH_WORKERS"));
+    }
     sprig_server *srv;
     check(sprig_server_new_for(st, &o, &srv), "server");
     sprig_api_options lo;
@@ -245,14 +332,33 @@ write_json(const char *out, double m[W_N], double lo[W_N], double hi[W_N],
 int
 main(int argc, char **argv)
 {
-    bool quick = false;
-    const char *out = NULL;
+    bool quick = false, cg_all = false;
+    const char *out = NULL, *cg = NULL, *only = NULL;
+    unsigned cg_n = 4000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out = argv[++i];
+        } else if (strcmp(argv[i], "--cg") == 0 && i + 1 < argc) {
+            cg = argv[++i];
+        } else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
+            cg_n = (unsigned)atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--callgrind") == 0) {
+            cg_all = true;
         }
+    }
+    if (cg_all) {
+        double per[W_N];
+        for (int k = 0; k < W_N; k++) {
+            per[k] = cg_count(argv[0], k, cg_n);
+            printf("%-10s %8.0f instructions per call (%.2fx get)\n", names[k],
+                   per[k], per[k] / per[W_GET]);
+            fflush(stdout);
+        }
+        return 0;
     }
     double secs = quick ? 0.2 : 2.0;
     int rounds = quick ? 2 : 5;
@@ -269,11 +375,23 @@ main(int argc, char **argv)
                                           &w[i].db),
               "open");
     }
+    if (cg) {
+        for (int k = 0; k < W_N; k++) {
+            if (strcmp(names[k], cg) == 0) {
+                cg_run(w, k, cg_n);
+            }
+        }
+        rounds = 0;
+    }
     double v[W_N][ROUNDS_MAX];
     for (int r = 0; r < rounds; r++) {
         printf("round %d:", r + 1);
         for (int j = 0; j < W_N; j++) {
             int k = (j + r) % W_N; /* rotate the order */
+            if (only && strcmp(only, names[k]) != 0) {
+                v[k][r] = 1;
+                continue;
+            }
             v[k][r] = phase(w, k, secs);
         }
         for (int k = 0; k < W_N; k++) {
@@ -283,16 +401,18 @@ main(int argc, char **argv)
         fflush(stdout);
     }
     double m[W_N], lo[W_N], hi[W_N];
-    for (int k = 0; k < W_N; k++) {
+    for (int k = 0; cg == NULL && k < W_N; k++) {
         m[k] = median(v[k], rounds);
         lo[k] = v[k][0];
         hi[k] = v[k][rounds - 1];
         printf("%-10s median %8.0f calls/s (%.0f..%.0f), cost vs get %.2fx\n",
                names[k], m[k], lo[k], hi[k], m[W_GET] / m[k]);
     }
-    printf("%d clients over ws://, %d rounds of %.1f s each\n", CLIENTS, rounds,
-           secs);
-    write_json(out, m, lo, hi, rounds, secs);
+    if (!cg) {
+        printf("%d clients over ws://, %d rounds of %.1f s each\n", CLIENTS,
+               rounds, secs);
+        write_json(out, m, lo, hi, rounds, secs);
+    }
     for (int i = 0; i < CLIENTS; i++) {
         sprig_db_close(w[i].db);
         sprig_client_close(w[i].c);

@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static const char *root;
 
@@ -643,6 +644,67 @@ test_fifty_clients(void **state)
     authsrv_close(&a);
 }
 
+/* ---- handlers that block ------------------------------------------------- */
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+h_sleep(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    usleep(400000);
+    sprig_api_reply(ctx, "slept", 5);
+}
+
+static void *
+sleeper_thread(void *arg)
+{
+    authsrv *a = arg;
+    sprig_client *c = login(a, "alice", "alice-pw");
+    expect_answer(c, "test.sleep", "", "slept");
+    sprig_client_close(c);
+    return NULL;
+}
+
+/* Handlers that block their workers do not hold up the requests queued
+ * behind them while other workers sleep: the pool wakes only a few
+ * workers at once (pool.c), and a job left waiting wakes another.  Three
+ * 400 ms handlers on a 4-worker server, then an echo: it is answered long
+ * before any of them. */
+static void
+test_blocked_workers(void **state)
+{
+    (void)state;
+    authsrv a;
+    authsrv_open(&a, NULL);
+    SPRIG_OK_(sprig_server_register_api(a.srv, "test.sleep", "test.call",
+                                        h_sleep, NULL));
+    sprig_client *c = login(&a, "alice", "alice-pw");
+    expect_answer(c, "test.echo", "warm", "warm");
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, sleeper_thread, &a), 0);
+    }
+    usleep(100000); /* the sleepers are in their handlers */
+    uint64_t t0 = now_ns();
+    expect_answer(c, "test.echo", "not blocked", "not blocked");
+    uint64_t ms = (now_ns() - t0) / 1000000;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+    }
+    printf("an echo behind three blocked workers: %llu ms\n",
+           (unsigned long long)ms);
+    assert_true(ms < 250);
+    sprig_client_close(c);
+    authsrv_close(&a);
+}
+
 /* ---- hooks --------------------------------------------------------------- */
 
 typedef struct hooklog {
@@ -950,6 +1012,7 @@ main(void)
         cmocka_unit_test(test_push_targets),
         cmocka_unit_test(test_push_queue_bound),
         cmocka_unit_test(test_fifty_clients),
+        cmocka_unit_test(test_blocked_workers),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refused_reason),
         cmocka_unit_test(test_refused_quic),
