@@ -10,7 +10,8 @@
  *   counter.get        answer: the value as decimal text.
  * The counter lives in the key-value store of database "counter" (key
  * "value"), which the handlers reach through the server's unrestricted
- * storage: clients are granted the counter's actions only, so the custom
+ * storage (the increment asynchronously: no worker waits for its
+ * commit): clients are granted the counter's actions only, so the custom
  * APIs are their only way to it.  A malformed amount is refused with an
  * application error code (SPRIG_EAPI(1)) that the client receives as is.
  *
@@ -47,8 +48,27 @@ check(int rc, const char *what)
  * thread). */
 static sprig_db *counter_db;
 
-/* counter.increment: add the amount, push the new value to everyone,
- * answer it.  Runs on a worker: the increment waits for its commit. */
+/* The increment was committed: push the new value to everyone, answer
+ * it.  Runs on the storage's writer thread (or a worker): short. */
+static void
+incremented(sprig_api_ctx *ctx, int rc, const sprig_value *now, void *udata)
+{
+    (void)udata;
+    if (rc) {
+        sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
+        return;
+    }
+    char out[24];
+    int n = snprintf(out, sizeof out, "%lld", (long long)now->num.i64);
+    sprig_push_target everyone = {.to = SPRIG_PUSH_ALL};
+    sprig_server_push(sprig_api_server(ctx), &everyone, "counter.changed", out,
+                      (size_t)n); /* before the answer, so it arrives first */
+    sprig_api_reply(ctx, out, (size_t)n);
+}
+
+/* counter.increment: check the amount and start the increment; no thread
+ * waits for its commit (sprig_api_kv_increment), the answer comes from
+ * `incremented`. */
 static void
 increment(sprig_api_ctx *ctx, void *udata)
 {
@@ -68,18 +88,12 @@ increment(sprig_api_ctx *ctx, void *udata)
         sprig_api_fail(ctx, SPRIG_EAPI(1), "amount '%s' is not a number", text);
         return;
     }
-    sprig_value by = sprig_value_of_i64(amount), now = {0};
-    int rc = sprig_kv_increment(counter_db, "", "value", &by, false, &now);
+    sprig_value by = sprig_value_of_i64(amount);
+    int rc = sprig_api_kv_increment(ctx, "counter", NULL, "value", &by,
+                                    incremented, NULL);
     if (rc) {
         sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
-        return;
     }
-    char out[24];
-    int n = snprintf(out, sizeof out, "%lld", (long long)now.num.i64);
-    sprig_push_target everyone = {.to = SPRIG_PUSH_ALL};
-    sprig_server_push(sprig_api_server(ctx), &everyone, "counter.changed", out,
-                      (size_t)n); /* before the answer, so it arrives first */
-    sprig_api_reply(ctx, out, (size_t)n);
 }
 
 /* counter.get: the value (0 before the first increment). */

@@ -644,6 +644,106 @@ test_fifty_clients(void **state)
     authsrv_close(&a);
 }
 
+/* ---- asynchronous key-value ---------------------------------------------- */
+
+/* The answer of an asynchronous key-value operation: the value as text
+ * ("-" for none), or "error N" for a failure. */
+static void
+akv_done(sprig_api_ctx *ctx, int rc, const sprig_value *v, void *udata)
+{
+    (void)udata;
+    char out[128];
+    int n;
+    if (rc) {
+        n = snprintf(out, sizeof out, "error %d", rc);
+    } else if (!v) {
+        n = snprintf(out, sizeof out, "-");
+    } else if (v->kind == SPRIG_VALUE_I64) {
+        n = snprintf(out, sizeof out, "%lld", (long long)v->num.i64);
+    } else {
+        n = snprintf(out, sizeof out, "%.*s", (int)v->bytes.len,
+                     (const char *)v->bytes.data);
+    }
+    sprig_api_reply(ctx, out, (size_t)n);
+}
+
+/* "incr", "get", "set:TEXT", "missing", "baddb": one asynchronous
+ * key-value operation on database "app" (or "nope"), answered from its
+ * completion. */
+static void
+h_akv(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    sprig_bytes r = sprig_api_request(ctx);
+    char req[64] = "";
+    memcpy(req, r.data, r.len < 63 ? r.len : 63);
+    sprig_value one = sprig_value_of_i64(1);
+    int rc;
+    if (strcmp(req, "incr") == 0) {
+        rc = sprig_api_kv_increment(ctx, "app", "a", "n", &one, akv_done, 0);
+    } else if (strncmp(req, "set:", 4) == 0) {
+        sprig_value v = sprig_value_of_bytes(sprig_str(req + 4));
+        rc = sprig_api_kv_set(ctx, "app", "a", "s", &v, akv_done, 0);
+    } else if (strcmp(req, "get") == 0) {
+        rc = sprig_api_kv_get(ctx, "app", "a", "s", akv_done, 0);
+    } else if (strcmp(req, "missing") == 0) {
+        rc = sprig_api_kv_get(ctx, "app", "a", "zz", akv_done, 0);
+    } else if (strcmp(req, "baddb") == 0) {
+        rc = sprig_api_kv_increment(ctx, "nope", NULL, "n", &one, akv_done, 0);
+    } else {
+        rc = sprig_api_kv_get(ctx, NULL, NULL, "k", akv_done, 0);
+    }
+    if (rc) {
+        sprig_api_fail(ctx, rc, "start: %s", sprig_errmsg());
+    }
+}
+
+static void
+akv_calls(sprig_client *c, const char *api)
+{
+    char out[128];
+    SPRIG_OK_(call_str(c, api, "incr", out, sizeof out));
+    long first = strtol(out, NULL, 10);
+    for (long i = 1; i <= 20; i++) {
+        SPRIG_OK_(call_str(c, api, "incr", out, sizeof out));
+        assert_int_equal(strtol(out, NULL, 10), first + i);
+    }
+    expect_answer(c, api, "set:hello there", "-");
+    expect_answer(c, api, "get", "hello there");
+    char want[32];
+    snprintf(want, sizeof want, "error %d", SPRIG_ENOTFOUND);
+    expect_answer(c, api, "missing", want);
+    expect_answer(c, api, "baddb", want);
+    SPRIG_EXPECT(SPRIG_EINVAL, call_str(c, api, "null", NULL, 0));
+    assert_non_null(strstr(sprig_errmsg(), "NULL argument"));
+}
+
+/* A handler's asynchronous key-value operations, on a worker and on the
+ * loop thread: increments count, a set is read back, a missing key and
+ * a missing database reach the callback as errors, a NULL argument is
+ * refused at the start.  The first call opens the database on a worker
+ * (not cached yet); the rest are submitted. */
+static void
+test_async_kv(void **state)
+{
+    (void)state;
+    authsrv a;
+    authsrv_open(&a, NULL);
+    sprig_api_options o;
+    sprig_api_options_init(&o);
+    o.write = true;
+    SPRIG_OK_(sprig_server_register_api_with(a.srv, "test.akv", "test.write",
+                                             h_akv, NULL, &o));
+    o.run = SPRIG_API_RUN_LOOP;
+    SPRIG_OK_(sprig_server_register_api_with(a.srv, "test.akv_loop",
+                                             "test.write", h_akv, NULL, &o));
+    sprig_client *c = login(&a, "alice", "alice-pw");
+    akv_calls(c, "test.akv");
+    akv_calls(c, "test.akv_loop");
+    sprig_client_close(c);
+    authsrv_close(&a);
+}
+
 /* ---- handlers that block ------------------------------------------------- */
 
 static uint64_t
@@ -1013,6 +1113,7 @@ main(void)
         cmocka_unit_test(test_push_queue_bound),
         cmocka_unit_test(test_fifty_clients),
         cmocka_unit_test(test_blocked_workers),
+        cmocka_unit_test(test_async_kv),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refused_reason),
         cmocka_unit_test(test_refused_quic),

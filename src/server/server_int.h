@@ -203,6 +203,10 @@ bool sprig__pool_push_request(sprig__pool *p, sprig__job *job);
 /** The rescue timer's check: wake a worker when the queue's head is late;
  *  true while jobs wait and sleeping workers are left (run it again). */
 bool sprig__pool_rescue(sprig__pool *p);
+/** A reference on a custom request's context (api_srv.c): it ends once
+ *  answered and every reference is dropped.  Any thread. */
+void sprig__api_ctx_hold(sprig_api_ctx *ctx);
+void sprig__api_ctx_drop(sprig_api_ctx *ctx);
 /** Keep the rescue timer running (the loop thread; server.c). */
 void sprig__pool_watch(sprig_server *srv);
 /** CLOCK_MONOTONIC in nanoseconds. */
