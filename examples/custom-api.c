@@ -8,6 +8,9 @@
  *                      value is also pushed to every connected client as
  *                      "counter.changed".
  *   counter.get        answer: the value as decimal text.
+ *   counter.echo       answer: the request's bytes as they are (a check
+ *                      that a client's encoding survives the trip; the
+ *                      tests call it with `sprig call`).
  * The counter lives in the key-value store of database "counter" (key
  * "value"), which the handlers reach through the server's unrestricted
  * storage (the increment asynchronously: no worker waits for its
@@ -112,6 +115,16 @@ get(sprig_api_ctx *ctx, void *udata)
     sprig_api_reply(ctx, out, (size_t)n);
 }
 
+/* counter.echo: the request, answered as it is (from the loop thread: it
+ * never blocks). */
+static void
+echo(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    sprig_bytes req = sprig_api_request(ctx);
+    sprig_api_reply(ctx, req.data, req.len);
+}
+
 /* The user the client logs in as (made once; a real program takes the
  * password from its configuration). */
 static void
@@ -169,6 +182,13 @@ main(int argc, char **argv)
     check(sprig_server_register_api(srv, "counter.get", "counter.read", get,
                                     NULL),
           "register counter.get");
+    sprig_api_options loop;
+    sprig_api_options_init(&loop);
+    loop.run = SPRIG_API_RUN_LOOP;
+    loop.summary = "Answer the request as it is.";
+    check(sprig_server_register_api_with(srv, "counter.echo", "counter.read",
+                                         echo, NULL, &loop),
+          "register counter.echo");
     check(sprig_server_start(srv), "start");
     make_user(srv);
     printf("Counter server on ws://127.0.0.1:%d\n", sprig_server_ws_port(srv));

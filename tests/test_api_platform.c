@@ -408,6 +408,32 @@ login(authsrv *a, const char *user, const char *pw)
     return c;
 }
 
+/* Does server.apis list `name` to `c`?  (It checks the entry's fields.) */
+static bool
+listed(sprig_client *c, const char *name)
+{
+    sprig_api_info *l;
+    size_t n;
+    SPRIG_OK_(sprig_client_apis(sprig_client_storage(c), &l, &n));
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].name, name) == 0) {
+            found = true;
+            if (strncmp(name, "test.", 5) == 0) {
+                char res[64];
+                snprintf(res, sizeof res, "sprig.api.%s", name);
+                assert_string_equal(l[i].resource, res);
+                assert_true(l[i].custom);
+            } else {
+                assert_false(l[i].custom);
+            }
+        }
+    }
+    assert_true(n > 30);
+    sprig_api_info_free(l, n);
+    return found;
+}
+
 /* A custom API is denied to an identity without its action, allowed to
  * one with it; the narrowed storage checks the caller. */
 static void
@@ -428,6 +454,10 @@ test_denied(void **state)
     SPRIG_EXPECT(SPRIG_EPERM, call_str(anon, "test.echo", "", NULL, 0));
     /* the counter did not move for bob */
     expect_answer(alice, "test.incr", "", "3");
+    /* server.apis lists each caller the custom APIs it may call */
+    assert_true(listed(alice, "test.incr") && listed(alice, "test.echo"));
+    assert_true(!listed(bob, "test.incr") && listed(bob, "test.echo"));
+    assert_true(!listed(anon, "test.echo") && listed(anon, "db.get"));
     sprig_client_close(alice);
     sprig_client_close(bob);
     sprig_client_close(anon);

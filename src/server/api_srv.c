@@ -492,6 +492,60 @@ sprig_server_apis(sprig_server *srv, sprig_server_api_info *out, size_t cap,
     return SPRIG_OK;
 }
 
+/* ---- server.apis: the listing over the wire ------------------------------ */
+
+/* Copy row `rt` into entry `e` (its resource pattern in `pat`). */
+static int
+entry_fill(sprig__api_entry *e, const sprig__route *rt, const char *pat)
+{
+    e->name = sprig__strdup(rt->api.name);
+    e->action = sprig__strdup(rt->api.action);
+    e->resource = sprig__strdup(pat);
+    e->summary = sprig__strdup(rt->api.summary ? rt->api.summary : "");
+    e->custom = rt->handler == custom_handler;
+    e->write = rt->api.access == SPRIG__WRITE;
+    bool ok = e->name && e->action && e->resource && e->summary;
+    return ok ? SPRIG_OK : sprig__err(SPRIG_ENOMEM, "out of memory");
+}
+
+/* Is row `rt` listed for the caller?  Built-in rows always (the protocol
+ * is public; their resources depend on the request); a custom row when
+ * the caller may call it (its resource is fixed: `pat`). */
+static bool
+listed(sprig__call *c, const sprig__route *rt, const char *pat)
+{
+    if (rt->handler != custom_handler) {
+        return true;
+    }
+    bool ok = sprig__request_allowed(c, rt->api.action, pat) == 0;
+    return ok;
+}
+
+int
+sprig__server_apis(sprig__call *c, void *rq, void *rs)
+{
+    (void)rq;
+    sprig__registry *reg = &c->srv->reg;
+    size_t n = sprig__registry_count(reg);
+    sprig__apis_list *l = sprig__calloc(1, sizeof *l);
+    if (!l || !(l->items = sprig__calloc(n ? n : 1, sizeof *l->items))) {
+        sprig__free(l);
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    ((sprig__apis_resp *)rs)->apis = l; /* the path frees it */
+    sprig_buf pat = {0};
+    int rc = SPRIG_OK;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const sprig__route *rt = sprig__registry_at(reg, i);
+        rc = rt ? sprig__resource_pattern(&rt->api, &pat) : SPRIG_OK;
+        if (rc == 0 && rt && listed(c, rt, (const char *)pat.data)) {
+            rc = entry_fill(&l->items[l->n++], rt, (const char *)pat.data);
+        }
+    }
+    sprig_buf_clear(&pat);
+    return rc;
+}
+
 void
 sprig__api_rows_free(sprig_server *srv)
 {

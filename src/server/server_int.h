@@ -171,6 +171,17 @@ const char *sprig__resource_action(const sprig__api *api, const void *req,
 int sprig__resource_check(const sprig__api *api);
 /** Append one segment in canonical form ('.' first unless `first`). */
 int sprig__resource_segment(sprig_buf *out, sprig_bytes seg, bool first);
+/** The row's resource as a pattern, a C string in `out`: literal segments
+ *  as they are, request parts as "{field}" ("sprig.db.{db}.keyvalue.{ns}.
+ *  {key}"); a custom row's is its resource itself. */
+int sprig__resource_pattern(const sprig__api *api, sprig_buf *out);
+/** May the request's caller run `action` on `resource` (the authorise
+ *  step's question: the authorise callback, or the identity's
+ *  permissions; open access allows all)?  0 or the refusal. */
+int sprig__request_allowed(sprig__call *c, const char *action,
+                           const char *resource);
+/** The handler of server.apis (api_srv.c). */
+int sprig__server_apis(sprig__call *c, void *req, void *resp);
 
 typedef struct sprig__pool {
     pthread_t *threads;
