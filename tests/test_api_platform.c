@@ -3,7 +3,10 @@
  * and clients on loopback: custom APIs over ws://, wss:// and quic://
  * (calls, application errors, a failing handler that leaves the
  * connection serving, asynchronous answers, requests and answers of
- * megabytes, unknown names), 50 clients calling at once, pushes to one
+ * megabytes, unknown names), 50 clients calling at once over ws://,
+ * wss:// and quic://, handlers that block (the pool wakes another
+ * worker), asynchronous key-value operations, the server.apis listing
+ * per caller, pushes to one
  * client / one identity / all (callbacks, the queue, its counted drops),
  * a custom API denied to an identity without its action, the hooks (a
  * refusing connect hook, the order connect / authenticate / session end /
@@ -341,12 +344,38 @@ test_register_errors(void **state)
 typedef struct authsrv {
     placement p; /* p.auth, p.auth_st */
     sprig_server *srv;
-    int port;
+    int port;           /* the ws:// (or wss://) port */
+    char url[80];       /* what login() connects to */
+    char cert[1300];    /* wss: the certificate clients pin */
+    sprig_cert_info qc; /* quic: the certificate (pinned by fingerprint) */
+    bool tls, quic;
 } authsrv;
 
-/* alice may call test.*, bob may read key-values only. */
+/* Listen on `kind` (ws, wss or quic): the options and, once started,
+ * the URL login() uses. */
 static void
-authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
+authsrv_transport(authsrv *a, const char *kind, sprig_server_options *o)
+{
+    a->quic = strcmp(kind, "quic") == 0;
+    a->tls = a->quic || strcmp(kind, "wss") == 0;
+    static char key[1300];
+    if (a->quic) {
+        SPRIG_OK_(sprig_cert_ensure(root, &a->qc));
+        o->ws_listen = NULL;
+        o->quic_listen = "127.0.0.1:0";
+        o->quic_cert_file = a->qc.cert_path;
+        o->quic_key_file = a->qc.key_path;
+    } else if (a->tls) {
+        placement_cert(root, a->cert, key, sizeof a->cert);
+        o->tls_cert_file = a->cert;
+        o->tls_key_file = key;
+    }
+}
+
+/* alice may call test.*, bob may read key-values only; the server
+ * listens on `kind` (ws, wss, quic). */
+static void
+authsrv_open_on(authsrv *a, const sprig_server_hooks *hooks, const char *kind)
 {
     memset(a, 0, sizeof *a);
     sprig_server_options o;
@@ -368,6 +397,7 @@ authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
     o.ws_listen = "127.0.0.1:0";
     o.workers = 4;
     o.max_connections_per_address = 0;
+    authsrv_transport(a, kind, &o);
     char dir[1300];
     snprintf(dir, sizeof dir, "%s/auth%d", root, rand());
     sprig_storage_options so;
@@ -385,6 +415,14 @@ authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
     register_all(a->srv);
     SPRIG_OK_(sprig_server_start(a->srv));
     a->port = sprig_server_ws_port(a->srv);
+    snprintf(a->url, sizeof a->url, "%s://127.0.0.1:%d", kind,
+             a->quic ? sprig_server_quic_port(a->srv) : a->port);
+}
+
+static void
+authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
+{
+    authsrv_open_on(a, hooks, "ws");
 }
 
 static void
@@ -398,10 +436,12 @@ authsrv_close(authsrv *a)
 static sprig_client *
 login(authsrv *a, const char *user, const char *pw)
 {
-    char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d", a->port);
+    sprig_client_options co;
+    sprig_client_options_init(&co);
+    co.pinned_cert_path = a->tls && !a->quic ? a->cert : NULL;
+    co.pinned_cert_sha256 = a->quic ? a->qc.sha256 : NULL;
     sprig_client *c;
-    SPRIG_OK_(sprig_client_connect(url, NULL, &c));
+    SPRIG_OK_(sprig_client_connect(a->url, &co, &c));
     if (user) {
         SPRIG_OK_(sprig_client_authenticate_password(c, user, pw));
     }
@@ -648,11 +688,10 @@ client_thread(void *arg)
 }
 
 static void
-test_fifty_clients(void **state)
+fifty_clients(const char *kind)
 {
-    (void)state;
     authsrv a;
-    authsrv_open(&a, NULL);
+    authsrv_open_on(&a, NULL, kind);
     enum { N = 50, R = 10 };
     pthread_t t[N];
     worker w[N];
@@ -672,6 +711,29 @@ test_fifty_clients(void **state)
     expect_answer(c, "test.incr", "", want);
     sprig_client_close(c);
     authsrv_close(&a);
+}
+
+/* 50 clients calling concurrently (echo and a key-value increment), over
+ * each transport: every answer right, the counter at 50 x 10 + 1. */
+static void
+test_fifty_clients(void **state)
+{
+    (void)state;
+    fifty_clients("ws");
+}
+
+static void
+test_fifty_clients_wss(void **state)
+{
+    (void)state;
+    fifty_clients("wss");
+}
+
+static void
+test_fifty_clients_quic(void **state)
+{
+    (void)state;
+    fifty_clients("quic");
 }
 
 /* ---- asynchronous key-value ---------------------------------------------- */
@@ -1142,6 +1204,8 @@ main(void)
         cmocka_unit_test(test_push_targets),
         cmocka_unit_test(test_push_queue_bound),
         cmocka_unit_test(test_fifty_clients),
+        cmocka_unit_test(test_fifty_clients_wss),
+        cmocka_unit_test(test_fifty_clients_quic),
         cmocka_unit_test(test_blocked_workers),
         cmocka_unit_test(test_async_kv),
         cmocka_unit_test(test_hooks),
