@@ -27,6 +27,7 @@
  * Usage: api_bench [--quick] [--out FILE.json]
  * --quick: 0.2 s phases, 2 rounds (the ctest smoke: behaviour, not speed).
  */
+#include "netload.h"
 #include "sprig/client.h"
 #include "sprig/server.h"
 
@@ -69,14 +70,6 @@ static const char *const apis[W_N] = {
     NULL};
 
 static sprig_db *server_db; /* the counter's database, on the server side */
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 check(int rc, const char *what)
@@ -139,8 +132,6 @@ typedef struct worker {
     sprig_client *c;
     sprig_db *db;
     int kind;
-    atomic_bool *go, *stop;
-    uint64_t done;
 } worker;
 
 static void
@@ -162,44 +153,22 @@ one_call(worker *w)
     sprig_buf_clear(&b);
 }
 
-static void *
-work(void *p)
+/* netload's call: one call of the client's workload. */
+static void
+one_call_fn(void *p)
 {
-    worker *w = p;
-    while (!atomic_load(w->go)) {
-        usleep(100);
-    }
-    while (!atomic_load(w->stop)) {
-        one_call(w);
-        w->done++;
-    }
-    return NULL;
+    one_call(p);
 }
 
 /* One phase of workload `kind` for `secs`: calls per second. */
 static double
 phase(worker *w, int kind, double secs)
 {
-    pthread_t th[CLIENTS];
-    atomic_bool go = false, stop = false;
     for (int i = 0; i < CLIENTS; i++) {
         w[i].kind = kind;
-        w[i].go = &go;
-        w[i].stop = &stop;
-        w[i].done = 0;
         one_call(&w[i]); /* warm: the handle cached, the row found */
-        pthread_create(&th[i], NULL, work, &w[i]);
     }
-    atomic_store(&go, true);
-    double t0 = now_s();
-    usleep((useconds_t)(secs * 1e6));
-    atomic_store(&stop, true);
-    uint64_t total = 0;
-    for (int i = 0; i < CLIENTS; i++) {
-        pthread_join(th[i], NULL);
-        total += w[i].done;
-    }
-    return (double)total / (now_s() - t0);
+    return netload_phase(CLIENTS, one_call_fn, w, sizeof *w, secs);
 }
 
 /* ---- instruction counts (--cg, under callgrind) --------------------------
@@ -277,21 +246,6 @@ cg_count(const char *self, int k, unsigned n)
         pclose(f);
     }
     return per;
-}
-
-static int
-cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sort `v` and return its median. */
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static sprig_server *
@@ -445,7 +399,7 @@ main(int argc, char **argv)
     }
     double m[W_N], lo[W_N], hi[W_N];
     for (int k = 0; cg == NULL && k < W_N; k++) {
-        m[k] = median(v[k], rounds);
+        m[k] = netload_median(v[k], rounds);
         lo[k] = v[k][0];
         hi[k] = v[k][rounds - 1];
     }
