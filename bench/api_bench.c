@@ -10,8 +10,12 @@
  *   empty-loop  a custom API whose handler answers at once, run on the
  *               loop thread (SPRIG_API_RUN_LOOP)
  *   empty       the same handler on the worker pool (the default)
- *   incr        a custom API whose handler increments a key-value counter
- *               (sprig_kv_increment on the server's storage) on a worker
+ *   incr        a custom API whose handler (on a worker) increments a
+ *               key-value counter asynchronously (sprig_api_kv_increment:
+ *               submitted to the writer, answered from its completion)
+ *   incr-loop   the same handler on the loop thread
+ *   incr-sync   a handler on a worker calling sprig_kv_increment (the
+ *               worker waits for the commit)
  *   kv.incr     the built-in kv.increment of the same counter (submitted
  *               to the writer, no worker waits)
  *
@@ -23,6 +27,7 @@
  * Usage: api_bench [--quick] [--out FILE.json]
  * --quick: 0.2 s phases, 2 rounds (the ctest smoke: behaviour, not speed).
  */
+#include "netload.h"
 #include "sprig/client.h"
 #include "sprig/server.h"
 
@@ -34,25 +39,37 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define API_HAVE_CALLGRIND 1
+#endif
+#endif
+
 #define CLIENTS 50
 #define ROUNDS_MAX 8
 
 static const sprig_collection_def cols[] = {{"c", SPRIG_ID_NATURAL, 0}};
 static const sprig_schema_def schema = {"b", cols, 1};
 
-enum { W_GET, W_EMPTY_LOOP, W_EMPTY, W_INCR, W_KV_INCR, W_N };
-static const char *const names[W_N] = {"get", "empty-loop", "empty", "incr",
-                                       "kv.incr"};
+enum {
+    W_GET,
+    W_EMPTY_LOOP,
+    W_EMPTY,
+    W_INCR,
+    W_INCR_LOOP,
+    W_INCR_SYNC,
+    W_KV_INCR,
+    W_N
+};
+static const char *const names[W_N] = {
+    "get", "empty-loop", "empty", "incr", "incr-loop", "incr-sync", "kv.incr"};
+static const char *const apis[W_N] = {
+    NULL,         "bench.empty_loop", "bench.empty",
+    "bench.incr", "bench.incr_loop",  "bench.incr_sync",
+    NULL};
 
 static sprig_db *server_db; /* the counter's database, on the server side */
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 check(int rc, const char *what)
@@ -71,8 +88,33 @@ h_empty(sprig_api_ctx *ctx, void *udata)
     sprig_api_reply(ctx, NULL, 0);
 }
 
+/* The asynchronous increment's answer: the new value as text. */
+static void
+incr_done(sprig_api_ctx *ctx, int rc, const sprig_value *v, void *udata)
+{
+    (void)udata;
+    if (rc) {
+        sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
+        return;
+    }
+    char out[24];
+    int n = snprintf(out, sizeof out, "%lld", (long long)v->num.i64);
+    sprig_api_reply(ctx, out, (size_t)n);
+}
+
 static void
 h_incr(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    sprig_value one = sprig_value_of_i64(1);
+    int rc = sprig_api_kv_increment(ctx, "app", "", "n", &one, incr_done, NULL);
+    if (rc) {
+        sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
+    }
+}
+
+static void
+h_incr_sync(sprig_api_ctx *ctx, void *udata)
 {
     (void)udata;
     sprig_value one = sprig_value_of_i64(1), v = {0};
@@ -90,8 +132,6 @@ typedef struct worker {
     sprig_client *c;
     sprig_db *db;
     int kind;
-    atomic_bool *go, *stop;
-    uint64_t done;
 } worker;
 
 static void
@@ -104,75 +144,108 @@ one_call(worker *w)
     case W_GET:
         check(sprig_get(w->db, "c", sprig_str("doc"), &d), "get");
         break;
-    case W_EMPTY_LOOP:
-        check(sprig_client_call(w->c, "bench.empty_loop", NULL, 0, &b), "call");
-        break;
-    case W_EMPTY:
-        check(sprig_client_call(w->c, "bench.empty", NULL, 0, &b), "call");
-        break;
-    case W_INCR:
-        check(sprig_client_call(w->c, "bench.incr", NULL, 0, &b), "call");
-        break;
-    default:
+    case W_KV_INCR:
         check(sprig_kv_increment(w->db, "", "n", &one, false, &v), "kv.incr");
+        break;
+    default: check(sprig_client_call(w->c, apis[w->kind], NULL, 0, &b), "call");
     }
     sprig_doc_free(d);
     sprig_buf_clear(&b);
 }
 
-static void *
-work(void *p)
+/* netload's call: one call of the client's workload. */
+static void
+one_call_fn(void *p)
 {
-    worker *w = p;
-    while (!atomic_load(w->go)) {
-        usleep(100);
-    }
-    while (!atomic_load(w->stop)) {
-        one_call(w);
-        w->done++;
-    }
-    return NULL;
+    one_call(p);
 }
 
 /* One phase of workload `kind` for `secs`: calls per second. */
 static double
 phase(worker *w, int kind, double secs)
 {
-    pthread_t th[CLIENTS];
-    atomic_bool go = false, stop = false;
     for (int i = 0; i < CLIENTS; i++) {
         w[i].kind = kind;
-        w[i].go = &go;
-        w[i].stop = &stop;
-        w[i].done = 0;
         one_call(&w[i]); /* warm: the handle cached, the row found */
-        pthread_create(&th[i], NULL, work, &w[i]);
     }
-    atomic_store(&go, true);
-    double t0 = now_s();
-    usleep((useconds_t)(secs * 1e6));
-    atomic_store(&stop, true);
-    uint64_t total = 0;
-    for (int i = 0; i < CLIENTS; i++) {
+    return netload_phase(CLIENTS, one_call_fn, w, sizeof *w, secs);
+}
+
+/* ---- instruction counts (--cg, under callgrind) --------------------------
+ * `api_bench --cg KIND --n N` makes N calls of one workload with
+ * CG_CLIENTS clients at once and counts only them (set-up and warm-up
+ * uninstrumented; every thread, the server's loop and workers included).
+ * `api_bench --callgrind` runs that under valgrind for every workload and
+ * prints instructions per call beside the ratios: they do not move with
+ * the machine's load. */
+#define CG_CLIENTS 8
+
+typedef struct cg_worker {
+    worker *w;
+    uint64_t n;
+} cg_worker;
+
+static void *
+cg_work(void *p)
+{
+    cg_worker *c = p;
+    for (uint64_t i = 0; i < c->n; i++) {
+        one_call(c->w);
+    }
+    return NULL;
+}
+
+static void
+cg_run(worker *w, int kind, uint64_t n)
+{
+    pthread_t th[CG_CLIENTS];
+    cg_worker cw[CG_CLIENTS];
+    for (int i = 0; i < CG_CLIENTS; i++) {
+        w[i].kind = kind;
+        one_call(&w[i]); /* warm */
+        cw[i] = (cg_worker){&w[i], n / CG_CLIENTS};
+    }
+#ifdef API_HAVE_CALLGRIND
+    CALLGRIND_START_INSTRUMENTATION;
+    CALLGRIND_ZERO_STATS;
+#endif
+    for (int i = 0; i < CG_CLIENTS; i++) {
+        pthread_create(&th[i], NULL, cg_work, &cw[i]);
+    }
+    for (int i = 0; i < CG_CLIENTS; i++) {
         pthread_join(th[i], NULL);
-        total += w[i].done;
     }
-    return (double)total / (now_s() - t0);
+#ifdef API_HAVE_CALLGRIND
+    CALLGRIND_DUMP_STATS_AT("api_cg_region");
+    CALLGRIND_STOP_INSTRUMENTATION;
+#endif
+    printf("cg-ops: %llu\n", (unsigned long long)(n / CG_CLIENTS) * CG_CLIENTS);
 }
 
-static int
-cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sort `v` and return its median. */
+/* Instructions per call of workload `k` (valgrind running --cg), or -1. */
 static double
-median(double *v, int n)
+cg_count(const char *self, int k, unsigned n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    char out[] = "/tmp/sprig-api-cg.XXXXXX", cmd[1024], line[256];
+    int fd = mkstemp(out);
+    if (fd < 0) {
+        return -1;
+    }
+    close(fd);
+    snprintf(cmd, sizeof cmd,
+             "valgrind -q --tool=callgrind --instr-atstart=no "
+             "--callgrind-out-file=%s '%s' --cg %s --n %u >/dev/null 2>&1; "
+             "grep -h -E '^(totals|summary):' %s.* | head -1; rm -f %s %s.*",
+             out, self, names[k], n, out, out, out);
+    FILE *f = popen(cmd, "r");
+    double per = -1;
+    if (f && fgets(line, sizeof line, f)) {
+        per = strtod(strchr(line, ':') + 1, NULL) / (double)n;
+    }
+    if (f) {
+        pclose(f);
+    }
+    return per;
 }
 
 static sprig_server *
@@ -183,6 +256,9 @@ server(sprig_storage *st)
     o.ws_listen = "127.0.0.1:0";
     o.open_access = true; /* the path, not the checks (auth_bench) */
     o.max_connections_per_address = 0; /* 50 clients from 127.0.0.1 */
+    if (getenv("API_BENCH_WORKERS")) {
+        o.workers = (unsigned)atoi(getenv("API_BENCH_WORKERS"));
+    }
     sprig_server *srv;
     check(sprig_server_new_for(st, &o, &srv), "server");
     sprig_api_options lo;
@@ -198,6 +274,13 @@ server(sprig_storage *st)
     sprig_api_options_init(&wo);
     wo.write = true;
     check(sprig_server_register_api_with(srv, "bench.incr", "bench.write",
+                                         h_incr, NULL, &wo),
+          "register");
+    check(sprig_server_register_api_with(srv, "bench.incr_sync", "bench.write",
+                                         h_incr_sync, NULL, &wo),
+          "register");
+    wo.run = SPRIG_API_RUN_LOOP;
+    check(sprig_server_register_api_with(srv, "bench.incr_loop", "bench.write",
                                          h_incr, NULL, &wo),
           "register");
     check(sprig_server_start(srv), "start");
@@ -235,8 +318,9 @@ write_json(const char *out, double m[W_N], double lo[W_N], double hi[W_N],
     for (int k = 0; k < W_N; k++) {
         fprintf(f,
                 ",\"%s\":{\"median\":%.0f,\"min\":%.0f,\"max\":%.0f,"
-                "\"cost_vs_get\":%.3f}",
-                names[k], m[k], lo[k], hi[k], m[W_GET] / m[k]);
+                "\"cost_vs_get\":%.3f,\"cost_vs_kv_incr\":%.3f}",
+                names[k], m[k], lo[k], hi[k], m[W_GET] / m[k],
+                m[W_KV_INCR] / m[k]);
     }
     fprintf(f, "}\n");
     fclose(f);
@@ -245,14 +329,33 @@ write_json(const char *out, double m[W_N], double lo[W_N], double hi[W_N],
 int
 main(int argc, char **argv)
 {
-    bool quick = false;
-    const char *out = NULL;
+    bool quick = false, cg_all = false;
+    const char *out = NULL, *cg = NULL, *only = NULL;
+    unsigned cg_n = 4000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
         } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
             out = argv[++i];
+        } else if (strcmp(argv[i], "--cg") == 0 && i + 1 < argc) {
+            cg = argv[++i];
+        } else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
+            cg_n = (unsigned)atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i];
+        } else if (strcmp(argv[i], "--callgrind") == 0) {
+            cg_all = true;
         }
+    }
+    if (cg_all) {
+        double per[W_N];
+        for (int k = 0; k < W_N; k++) {
+            per[k] = cg_count(argv[0], k, cg_n);
+            printf("%-10s %8.0f instructions per call (%.2fx get)\n", names[k],
+                   per[k], per[k] / per[W_GET]);
+            fflush(stdout);
+        }
+        return 0;
     }
     double secs = quick ? 0.2 : 2.0;
     int rounds = quick ? 2 : 5;
@@ -269,11 +372,23 @@ main(int argc, char **argv)
                                           &w[i].db),
               "open");
     }
+    if (cg) {
+        for (int k = 0; k < W_N; k++) {
+            if (strcmp(names[k], cg) == 0) {
+                cg_run(w, k, cg_n);
+            }
+        }
+        rounds = 0;
+    }
     double v[W_N][ROUNDS_MAX];
     for (int r = 0; r < rounds; r++) {
         printf("round %d:", r + 1);
         for (int j = 0; j < W_N; j++) {
             int k = (j + r) % W_N; /* rotate the order */
+            if (only && strcmp(only, names[k]) != 0) {
+                v[k][r] = 1;
+                continue;
+            }
             v[k][r] = phase(w, k, secs);
         }
         for (int k = 0; k < W_N; k++) {
@@ -283,16 +398,22 @@ main(int argc, char **argv)
         fflush(stdout);
     }
     double m[W_N], lo[W_N], hi[W_N];
-    for (int k = 0; k < W_N; k++) {
-        m[k] = median(v[k], rounds);
+    for (int k = 0; cg == NULL && k < W_N; k++) {
+        m[k] = netload_median(v[k], rounds);
         lo[k] = v[k][0];
         hi[k] = v[k][rounds - 1];
-        printf("%-10s median %8.0f calls/s (%.0f..%.0f), cost vs get %.2fx\n",
-               names[k], m[k], lo[k], hi[k], m[W_GET] / m[k]);
     }
-    printf("%d clients over ws://, %d rounds of %.1f s each\n", CLIENTS, rounds,
-           secs);
-    write_json(out, m, lo, hi, rounds, secs);
+    for (int k = 0; cg == NULL && k < W_N; k++) {
+        printf("%-10s median %8.0f calls/s (%.0f..%.0f), cost vs get %.2fx, "
+               "vs kv.incr %.2fx\n",
+               names[k], m[k], lo[k], hi[k], m[W_GET] / m[k],
+               m[W_KV_INCR] / m[k]);
+    }
+    if (!cg) {
+        printf("%d clients over ws://, %d rounds of %.1f s each\n", CLIENTS,
+               rounds, secs);
+        write_json(out, m, lo, hi, rounds, secs);
+    }
     for (int i = 0; i < CLIENTS; i++) {
         sprig_db_close(w[i].db);
         sprig_client_close(w[i].c);

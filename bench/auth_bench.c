@@ -22,6 +22,7 @@
  * --quick: 0.3 s phases, 2 rounds, the cheapest argon2id (the ctest
  * smoke; its numbers mean nothing).
  */
+#include "netload.h"
 #include "sprig/auth.h"
 #include "sprig/client.h"
 #include "sprig/server.h"
@@ -70,32 +71,24 @@ check(int rc, const char *what)
 
 typedef struct worker {
     sprig_db *db;
-    atomic_bool *go, *stop;
-    uint64_t done;
     bool write;
     char id[16]; /* a write's document: one per client */
 } worker;
 
-static void *
-work(void *p)
+/* netload's call: one request of a client. */
+static void
+one_request(void *p)
 {
     worker *w = p;
-    while (!atomic_load(w->go)) {
-        usleep(100);
+    if (w->write) {
+        check(sprig_overwrite(w->db, "c", sprig_str(w->id),
+                              sprig_str("{\"v\":2}"), NULL),
+              "overwrite");
+    } else {
+        sprig_doc *d = NULL;
+        check(sprig_get(w->db, "c", sprig_str("doc"), &d), "get");
+        sprig_doc_free(d);
     }
-    while (!atomic_load(w->stop)) {
-        if (w->write) {
-            check(sprig_overwrite(w->db, "c", sprig_str(w->id),
-                                  sprig_str("{\"v\":2}"), NULL),
-                  "overwrite");
-        } else {
-            sprig_doc *d = NULL;
-            check(sprig_get(w->db, "c", sprig_str("doc"), &d), "get");
-            sprig_doc_free(d);
-        }
-        w->done++;
-    }
-    return NULL;
 }
 
 /* One phase: CLIENTS clients of `url` for `secs`; requests per second. */
@@ -104,47 +97,24 @@ phase(const char *url, bool login, bool write, double secs)
 {
     sprig_client *c[CLIENTS];
     worker w[CLIENTS];
-    pthread_t th[CLIENTS];
-    atomic_bool go = false, stop = false;
     for (int i = 0; i < CLIENTS; i++) {
         check(sprig_client_connect(url, NULL, &c[i]), "connect");
         if (login) {
             check(sprig_client_authenticate_password(c[i], "reader", "pw"),
                   "login");
         }
-        w[i] = (worker){NULL, &go, &stop, 0, write, ""};
+        w[i] = (worker){NULL, write, ""};
         snprintf(w[i].id, sizeof w[i].id, "w%d", i);
         check(sprig_storage_open_database(sprig_client_storage(c[i]), "app",
                                           &w[i].db),
               "open");
-        pthread_create(&th[i], NULL, work, &w[i]);
     }
-    atomic_store(&go, true);
-    double t0 = now_s();
-    usleep((useconds_t)(secs * 1e6));
-    atomic_store(&stop, true);
-    uint64_t total = 0;
+    double rate = netload_phase(CLIENTS, one_request, w, sizeof *w, secs);
     for (int i = 0; i < CLIENTS; i++) {
-        pthread_join(th[i], NULL);
-        total += w[i].done;
         sprig_db_close(w[i].db);
         sprig_client_close(c[i]);
     }
-    return (double)total / (now_s() - t0);
-}
-
-static int
-cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double
-median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return rate;
 }
 
 /* One kind of request, checks off and on: each round's rate, medians. */
@@ -184,9 +154,9 @@ run_side(const char *url_off, const char *url_on, bool write, int rounds,
     spread(s.on, rounds, &s.lo_on, &s.hi_on);
     double tmp[8];
     memcpy(tmp, s.off, sizeof tmp);
-    s.m_off = median(tmp, rounds);
+    s.m_off = netload_median(tmp, rounds);
     memcpy(tmp, s.on, sizeof tmp);
-    s.m_on = median(tmp, rounds);
+    s.m_on = netload_median(tmp, rounds);
     return s;
 }
 

@@ -8,9 +8,13 @@
  *                      value is also pushed to every connected client as
  *                      "counter.changed".
  *   counter.get        answer: the value as decimal text.
+ *   counter.echo       answer: the request's bytes as they are (a check
+ *                      that a client's encoding survives the trip; the
+ *                      tests call it with `sprig call`).
  * The counter lives in the key-value store of database "counter" (key
  * "value"), which the handlers reach through the server's unrestricted
- * storage: clients are granted the counter's actions only, so the custom
+ * storage (the increment asynchronously: no worker waits for its
+ * commit): clients are granted the counter's actions only, so the custom
  * APIs are their only way to it.  A malformed amount is refused with an
  * application error code (SPRIG_EAPI(1)) that the client receives as is.
  *
@@ -47,8 +51,27 @@ check(int rc, const char *what)
  * thread). */
 static sprig_db *counter_db;
 
-/* counter.increment: add the amount, push the new value to everyone,
- * answer it.  Runs on a worker: the increment waits for its commit. */
+/* The increment was committed: push the new value to everyone, answer
+ * it.  Runs on the storage's writer thread (or a worker): short. */
+static void
+incremented(sprig_api_ctx *ctx, int rc, const sprig_value *now, void *udata)
+{
+    (void)udata;
+    if (rc) {
+        sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
+        return;
+    }
+    char out[24];
+    int n = snprintf(out, sizeof out, "%lld", (long long)now->num.i64);
+    sprig_push_target everyone = {.to = SPRIG_PUSH_ALL};
+    sprig_server_push(sprig_api_server(ctx), &everyone, "counter.changed", out,
+                      (size_t)n); /* before the answer, so it arrives first */
+    sprig_api_reply(ctx, out, (size_t)n);
+}
+
+/* counter.increment: check the amount and start the increment; no thread
+ * waits for its commit (sprig_api_kv_increment), the answer comes from
+ * `incremented`. */
 static void
 increment(sprig_api_ctx *ctx, void *udata)
 {
@@ -68,18 +91,12 @@ increment(sprig_api_ctx *ctx, void *udata)
         sprig_api_fail(ctx, SPRIG_EAPI(1), "amount '%s' is not a number", text);
         return;
     }
-    sprig_value by = sprig_value_of_i64(amount), now = {0};
-    int rc = sprig_kv_increment(counter_db, "", "value", &by, false, &now);
+    sprig_value by = sprig_value_of_i64(amount);
+    int rc = sprig_api_kv_increment(ctx, "counter", NULL, "value", &by,
+                                    incremented, NULL);
     if (rc) {
         sprig_api_fail(ctx, rc, "%s", sprig_errmsg());
-        return;
     }
-    char out[24];
-    int n = snprintf(out, sizeof out, "%lld", (long long)now.num.i64);
-    sprig_push_target everyone = {.to = SPRIG_PUSH_ALL};
-    sprig_server_push(sprig_api_server(ctx), &everyone, "counter.changed", out,
-                      (size_t)n); /* before the answer, so it arrives first */
-    sprig_api_reply(ctx, out, (size_t)n);
 }
 
 /* counter.get: the value (0 before the first increment). */
@@ -96,6 +113,16 @@ get(sprig_api_ctx *ctx, void *udata)
     char out[24];
     int n = snprintf(out, sizeof out, "%lld", (long long)v);
     sprig_api_reply(ctx, out, (size_t)n);
+}
+
+/* counter.echo: the request, answered as it is (from the loop thread: it
+ * never blocks). */
+static void
+echo(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    sprig_bytes req = sprig_api_request(ctx);
+    sprig_api_reply(ctx, req.data, req.len);
 }
 
 /* The user the client logs in as (made once; a real program takes the
@@ -155,6 +182,13 @@ main(int argc, char **argv)
     check(sprig_server_register_api(srv, "counter.get", "counter.read", get,
                                     NULL),
           "register counter.get");
+    sprig_api_options loop;
+    sprig_api_options_init(&loop);
+    loop.run = SPRIG_API_RUN_LOOP;
+    loop.summary = "Answer the request as it is.";
+    check(sprig_server_register_api_with(srv, "counter.echo", "counter.read",
+                                         echo, NULL, &loop),
+          "register counter.echo");
     check(sprig_server_start(srv), "start");
     make_user(srv);
     printf("Counter server on ws://127.0.0.1:%d\n", sprig_server_ws_port(srv));

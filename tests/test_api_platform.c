@@ -3,7 +3,10 @@
  * and clients on loopback: custom APIs over ws://, wss:// and quic://
  * (calls, application errors, a failing handler that leaves the
  * connection serving, asynchronous answers, requests and answers of
- * megabytes, unknown names), 50 clients calling at once, pushes to one
+ * megabytes, unknown names), 50 clients calling at once over ws://,
+ * wss:// and quic://, handlers that block (the pool wakes another
+ * worker), asynchronous key-value operations, the server.apis listing
+ * per caller, pushes to one
  * client / one identity / all (callbacks, the queue, its counted drops),
  * a custom API denied to an identity without its action, the hooks (a
  * refusing connect hook, the order connect / authenticate / session end /
@@ -17,6 +20,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static const char *root;
 
@@ -340,12 +344,38 @@ test_register_errors(void **state)
 typedef struct authsrv {
     placement p; /* p.auth, p.auth_st */
     sprig_server *srv;
-    int port;
+    int port;           /* the ws:// (or wss://) port */
+    char url[80];       /* what login() connects to */
+    char cert[1300];    /* wss: the certificate clients pin */
+    sprig_cert_info qc; /* quic: the certificate (pinned by fingerprint) */
+    bool tls, quic;
 } authsrv;
 
-/* alice may call test.*, bob may read key-values only. */
+/* Listen on `kind` (ws, wss or quic): the options and, once started,
+ * the URL login() uses. */
 static void
-authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
+authsrv_transport(authsrv *a, const char *kind, sprig_server_options *o)
+{
+    a->quic = strcmp(kind, "quic") == 0;
+    a->tls = a->quic || strcmp(kind, "wss") == 0;
+    static char key[1300];
+    if (a->quic) {
+        SPRIG_OK_(sprig_cert_ensure(root, &a->qc));
+        o->ws_listen = NULL;
+        o->quic_listen = "127.0.0.1:0";
+        o->quic_cert_file = a->qc.cert_path;
+        o->quic_key_file = a->qc.key_path;
+    } else if (a->tls) {
+        placement_cert(root, a->cert, key, sizeof a->cert);
+        o->tls_cert_file = a->cert;
+        o->tls_key_file = key;
+    }
+}
+
+/* alice may call test.*, bob may read key-values only; the server
+ * listens on `kind` (ws, wss, quic). */
+static void
+authsrv_open_on(authsrv *a, const sprig_server_hooks *hooks, const char *kind)
 {
     memset(a, 0, sizeof *a);
     sprig_server_options o;
@@ -367,6 +397,7 @@ authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
     o.ws_listen = "127.0.0.1:0";
     o.workers = 4;
     o.max_connections_per_address = 0;
+    authsrv_transport(a, kind, &o);
     char dir[1300];
     snprintf(dir, sizeof dir, "%s/auth%d", root, rand());
     sprig_storage_options so;
@@ -384,6 +415,14 @@ authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
     register_all(a->srv);
     SPRIG_OK_(sprig_server_start(a->srv));
     a->port = sprig_server_ws_port(a->srv);
+    snprintf(a->url, sizeof a->url, "%s://127.0.0.1:%d", kind,
+             a->quic ? sprig_server_quic_port(a->srv) : a->port);
+}
+
+static void
+authsrv_open(authsrv *a, const sprig_server_hooks *hooks)
+{
+    authsrv_open_on(a, hooks, "ws");
 }
 
 static void
@@ -397,14 +436,42 @@ authsrv_close(authsrv *a)
 static sprig_client *
 login(authsrv *a, const char *user, const char *pw)
 {
-    char url[64];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d", a->port);
+    sprig_client_options co;
+    sprig_client_options_init(&co);
+    co.pinned_cert_path = a->tls && !a->quic ? a->cert : NULL;
+    co.pinned_cert_sha256 = a->quic ? a->qc.sha256 : NULL;
     sprig_client *c;
-    SPRIG_OK_(sprig_client_connect(url, NULL, &c));
+    SPRIG_OK_(sprig_client_connect(a->url, &co, &c));
     if (user) {
         SPRIG_OK_(sprig_client_authenticate_password(c, user, pw));
     }
     return c;
+}
+
+/* Does server.apis list `name` to `c`?  (It checks the entry's fields.) */
+static bool
+listed(sprig_client *c, const char *name)
+{
+    sprig_api_info *l;
+    size_t n;
+    SPRIG_OK_(sprig_client_apis(sprig_client_storage(c), &l, &n));
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].name, name) == 0) {
+            found = true;
+            if (strncmp(name, "test.", 5) == 0) {
+                char res[64];
+                snprintf(res, sizeof res, "sprig.api.%s", name);
+                assert_string_equal(l[i].resource, res);
+                assert_true(l[i].custom);
+            } else {
+                assert_false(l[i].custom);
+            }
+        }
+    }
+    assert_true(n > 30);
+    sprig_api_info_free(l, n);
+    return found;
 }
 
 /* A custom API is denied to an identity without its action, allowed to
@@ -427,6 +494,10 @@ test_denied(void **state)
     SPRIG_EXPECT(SPRIG_EPERM, call_str(anon, "test.echo", "", NULL, 0));
     /* the counter did not move for bob */
     expect_answer(alice, "test.incr", "", "3");
+    /* server.apis lists each caller the custom APIs it may call */
+    assert_true(listed(alice, "test.incr") && listed(alice, "test.echo"));
+    assert_true(!listed(bob, "test.incr") && listed(bob, "test.echo"));
+    assert_true(!listed(anon, "test.echo") && listed(anon, "db.get"));
     sprig_client_close(alice);
     sprig_client_close(bob);
     sprig_client_close(anon);
@@ -617,11 +688,10 @@ client_thread(void *arg)
 }
 
 static void
-test_fifty_clients(void **state)
+fifty_clients(const char *kind)
 {
-    (void)state;
     authsrv a;
-    authsrv_open(&a, NULL);
+    authsrv_open_on(&a, NULL, kind);
     enum { N = 50, R = 10 };
     pthread_t t[N];
     worker w[N];
@@ -639,6 +709,190 @@ test_fifty_clients(void **state)
     char want[16];
     snprintf(want, sizeof want, "%d", N * R + 1);
     expect_answer(c, "test.incr", "", want);
+    sprig_client_close(c);
+    authsrv_close(&a);
+}
+
+/* 50 clients calling concurrently (echo and a key-value increment), over
+ * each transport: every answer right, the counter at 50 x 10 + 1. */
+static void
+test_fifty_clients(void **state)
+{
+    (void)state;
+    fifty_clients("ws");
+}
+
+static void
+test_fifty_clients_wss(void **state)
+{
+    (void)state;
+    fifty_clients("wss");
+}
+
+static void
+test_fifty_clients_quic(void **state)
+{
+    (void)state;
+    fifty_clients("quic");
+}
+
+/* ---- asynchronous key-value ---------------------------------------------- */
+
+/* The answer of an asynchronous key-value operation: the value as text
+ * ("-" for none), or "error N" for a failure. */
+static void
+akv_done(sprig_api_ctx *ctx, int rc, const sprig_value *v, void *udata)
+{
+    (void)udata;
+    char out[128];
+    int n;
+    if (rc) {
+        n = snprintf(out, sizeof out, "error %d", rc);
+    } else if (!v) {
+        n = snprintf(out, sizeof out, "-");
+    } else if (v->kind == SPRIG_VALUE_I64) {
+        n = snprintf(out, sizeof out, "%lld", (long long)v->num.i64);
+    } else {
+        n = snprintf(out, sizeof out, "%.*s", (int)v->bytes.len,
+                     (const char *)v->bytes.data);
+    }
+    sprig_api_reply(ctx, out, (size_t)n);
+}
+
+/* "incr", "get", "set:TEXT", "missing", "baddb": one asynchronous
+ * key-value operation on database "app" (or "nope"), answered from its
+ * completion. */
+static void
+h_akv(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    sprig_bytes r = sprig_api_request(ctx);
+    char req[64] = "";
+    memcpy(req, r.data, r.len < 63 ? r.len : 63);
+    sprig_value one = sprig_value_of_i64(1);
+    int rc;
+    if (strcmp(req, "incr") == 0) {
+        rc = sprig_api_kv_increment(ctx, "app", "a", "n", &one, akv_done, 0);
+    } else if (strncmp(req, "set:", 4) == 0) {
+        sprig_value v = sprig_value_of_bytes(sprig_str(req + 4));
+        rc = sprig_api_kv_set(ctx, "app", "a", "s", &v, akv_done, 0);
+    } else if (strcmp(req, "get") == 0) {
+        rc = sprig_api_kv_get(ctx, "app", "a", "s", akv_done, 0);
+    } else if (strcmp(req, "missing") == 0) {
+        rc = sprig_api_kv_get(ctx, "app", "a", "zz", akv_done, 0);
+    } else if (strcmp(req, "baddb") == 0) {
+        rc = sprig_api_kv_increment(ctx, "nope", NULL, "n", &one, akv_done, 0);
+    } else {
+        rc = sprig_api_kv_get(ctx, NULL, NULL, "k", akv_done, 0);
+    }
+    if (rc) {
+        sprig_api_fail(ctx, rc, "start: %s", sprig_errmsg());
+    }
+}
+
+static void
+akv_calls(sprig_client *c, const char *api)
+{
+    char out[128];
+    SPRIG_OK_(call_str(c, api, "incr", out, sizeof out));
+    long first = strtol(out, NULL, 10);
+    for (long i = 1; i <= 20; i++) {
+        SPRIG_OK_(call_str(c, api, "incr", out, sizeof out));
+        assert_int_equal(strtol(out, NULL, 10), first + i);
+    }
+    expect_answer(c, api, "set:hello there", "-");
+    expect_answer(c, api, "get", "hello there");
+    char want[32];
+    snprintf(want, sizeof want, "error %d", SPRIG_ENOTFOUND);
+    expect_answer(c, api, "missing", want);
+    expect_answer(c, api, "baddb", want);
+    SPRIG_EXPECT(SPRIG_EINVAL, call_str(c, api, "null", NULL, 0));
+    assert_non_null(strstr(sprig_errmsg(), "NULL argument"));
+}
+
+/* A handler's asynchronous key-value operations, on a worker and on the
+ * loop thread: increments count, a set is read back, a missing key and
+ * a missing database reach the callback as errors, a NULL argument is
+ * refused at the start.  The first call opens the database on a worker
+ * (not cached yet); the rest are submitted. */
+static void
+test_async_kv(void **state)
+{
+    (void)state;
+    authsrv a;
+    authsrv_open(&a, NULL);
+    sprig_api_options o;
+    sprig_api_options_init(&o);
+    o.write = true;
+    SPRIG_OK_(sprig_server_register_api_with(a.srv, "test.akv", "test.write",
+                                             h_akv, NULL, &o));
+    o.run = SPRIG_API_RUN_LOOP;
+    SPRIG_OK_(sprig_server_register_api_with(a.srv, "test.akv_loop",
+                                             "test.write", h_akv, NULL, &o));
+    sprig_client *c = login(&a, "alice", "alice-pw");
+    akv_calls(c, "test.akv");
+    akv_calls(c, "test.akv_loop");
+    sprig_client_close(c);
+    authsrv_close(&a);
+}
+
+/* ---- handlers that block ------------------------------------------------- */
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+h_sleep(sprig_api_ctx *ctx, void *udata)
+{
+    (void)udata;
+    usleep(400000);
+    sprig_api_reply(ctx, "slept", 5);
+}
+
+static void *
+sleeper_thread(void *arg)
+{
+    authsrv *a = arg;
+    sprig_client *c = login(a, "alice", "alice-pw");
+    expect_answer(c, "test.sleep", "", "slept");
+    sprig_client_close(c);
+    return NULL;
+}
+
+/* Handlers that block their workers do not hold up the requests queued
+ * behind them while other workers sleep: the pool wakes only a few
+ * workers at once (pool.c), and a job left waiting wakes another.  Three
+ * 400 ms handlers on a 4-worker server, then an echo: it is answered long
+ * before any of them. */
+static void
+test_blocked_workers(void **state)
+{
+    (void)state;
+    authsrv a;
+    authsrv_open(&a, NULL);
+    SPRIG_OK_(sprig_server_register_api(a.srv, "test.sleep", "test.call",
+                                        h_sleep, NULL));
+    sprig_client *c = login(&a, "alice", "alice-pw");
+    expect_answer(c, "test.echo", "warm", "warm");
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, sleeper_thread, &a), 0);
+    }
+    usleep(100000); /* the sleepers are in their handlers */
+    uint64_t t0 = now_ns();
+    expect_answer(c, "test.echo", "not blocked", "not blocked");
+    uint64_t ms = (now_ns() - t0) / 1000000;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+    }
+    printf("an echo behind three blocked workers: %llu ms\n",
+           (unsigned long long)ms);
+    assert_true(ms < 250);
     sprig_client_close(c);
     authsrv_close(&a);
 }
@@ -950,6 +1204,10 @@ main(void)
         cmocka_unit_test(test_push_targets),
         cmocka_unit_test(test_push_queue_bound),
         cmocka_unit_test(test_fifty_clients),
+        cmocka_unit_test(test_fifty_clients_wss),
+        cmocka_unit_test(test_fifty_clients_quic),
+        cmocka_unit_test(test_blocked_workers),
+        cmocka_unit_test(test_async_kv),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refused_reason),
         cmocka_unit_test(test_refused_quic),

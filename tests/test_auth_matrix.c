@@ -579,6 +579,7 @@ static const char *const elsewhere[] = {
     "auth.logout",
     "pubsub.subscriber_free",
     "db.changes_unsubscribe",
+    "server.apis", /* granted to all; its filter: test_api_platform, cli_api */
 };
 
 /* ---- the state a refused call must not change --------------------------- */

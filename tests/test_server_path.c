@@ -383,6 +383,7 @@ static const sample samples[] = {
     {"auth.token", f_token, {"sprig"}},
     {"auth.assume", f_assume, {"sprig.user.bob"}},
     {"auth.logout", f_logout, {"sprig"}},
+    {"server.apis", f_nothing, {"sprig"}},
     {"admin.user_create", f_admin, {"sprig.user.a%2Eb"}},
     {"admin.user_set_password", f_admin, {"sprig.user.a%2Eb"}},
     {"admin.user_delete", f_admin, {"sprig.user.a%2Eb"}},

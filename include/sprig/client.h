@@ -145,6 +145,42 @@ SPRIG_API int sprig_token_file_read(const char *path, char id[17],
 SPRIG_API int sprig_client_call(sprig_client *c, const char *api,
                                 const void *data, size_t len, sprig_buf *out);
 
+/**
+ * sprig_client_call() on the connection behind `server` -- a storage from
+ * sprig_client_storage() or sprig_open() of a server's URL (what the CLI
+ * has).  Same answer and errors; SPRIG_EINVAL when `server` is not a
+ * server's storage.  Any thread.
+ */
+SPRIG_API int sprig_client_call_on(sprig_storage *server, const char *api,
+                                   const void *data, size_t len,
+                                   sprig_buf *out);
+
+/** One API the server serves (server.apis; docs/protocol.md). */
+typedef struct sprig_api_info {
+    char *name;     /**< "db.get", "counter.increment" */
+    char *action;   /**< the permission action that guards it */
+    char *resource; /**< its resource pattern: "{field}" for a part the
+                       request gives ("sprig.db.{db}.keyvalue.{ns}.{key}");
+                       a custom API's fixed resource */
+    char *summary;  /**< one line; may be "" */
+    bool custom;    /**< registered by the server program */
+    bool write;     /**< changes state */
+} sprig_api_info;
+
+/**
+ * The APIs the server behind `server` (as sprig_client_call_on()) serves
+ * to this connection, in name order: every built-in row, and the custom
+ * APIs the caller may call (the others are left out).  *out is an array
+ * of *n entries owned by the caller (sprig_api_info_free()).  Granted to
+ * every connection, logged in or not (action "api.list").  Any thread.
+ * Errors: SPRIG_EINVAL (NULL argument, not a server's storage), those of
+ * any call; *out is NULL and *n 0 on failure.
+ */
+SPRIG_API int sprig_client_apis(sprig_storage *server, sprig_api_info **out,
+                                size_t *n);
+/** Free a listing of sprig_client_apis() (NULL: nothing). */
+SPRIG_API void sprig_api_info_free(sprig_api_info *apis, size_t n);
+
 /** A push callback: `api` and `data` are borrowed for the call.  It runs
  *  on the client's network thread: it must not block, nor call the client
  *  (hand the work to another thread). */

@@ -365,6 +365,54 @@ SPRIG_API int sprig_api_fail(sprig_api_ctx *ctx, int code, const char *fmt, ...)
 #endif
     ;
 
+/* ---- asynchronous key-value operations (inside a handler) ---- */
+
+/**
+ * The outcome of a handler's key-value operation: `rc` 0 or a negative
+ * code (the detail in sprig_errmsg() on this thread); `value` borrowed for
+ * the call: the value read (get) or the new value (increment); NULL for a
+ * set or a failure.  Usually answers the request (sprig_api_reply() /
+ * sprig_api_fail()) or starts the next operation.  Threads: any -- the
+ * storage's writer thread for a submitted write, the calling thread for a
+ * get of a cached database (before sprig_api_kv_get() returns), or a
+ * worker; keep it short (a writer thread runs it between commits).
+ */
+typedef void (*sprig_api_kv_done)(sprig_api_ctx *ctx, int rc,
+                                  const sprig_value *value, void *udata);
+
+/**
+ * Start a key-value operation on database `db` of the server's
+ * (unrestricted) storage and return: no worker waits for it.  The API's
+ * own action is the permission check; a handler that must check the
+ * caller further uses sprig_api_storage() instead.  `ns` may be NULL (the
+ * default namespace); strings and bytes are copied.  A write with the
+ * database's handle open in the server is queued as a command (the same
+ * path as the built-in kv.set / kv.increment rows) and `done` runs when it
+ * is committed per the storage's durability; otherwise a worker runs the
+ * synchronous call.  Returns 0: `done` is called exactly once (it may be
+ * before this returns), and `ctx` stays valid until then even if the
+ * request is answered meanwhile (answer after the operations you wait
+ * for: the request is answered once).  Errors: SPRIG_EINVAL (NULL ctx,
+ * db, key, done, or value / amount), SPRIG_ENOMEM; `done` is then never
+ * called.  The operation's own errors (SPRIG_ENOTFOUND for a missing key,
+ * those of sprig_kv_set() / sprig_kv_increment()) reach `done`.  Any
+ * thread, from the handler until its answer (a done callback included).
+ */
+SPRIG_API int sprig_api_kv_get(sprig_api_ctx *ctx, const char *db,
+                               const char *ns, const char *key,
+                               sprig_api_kv_done done, void *udata);
+/** Set (ns, key) to `value` (a plain set: no check, no expiry). */
+SPRIG_API int sprig_api_kv_set(sprig_api_ctx *ctx, const char *db,
+                               const char *ns, const char *key,
+                               const sprig_value *value, sprig_api_kv_done done,
+                               void *udata);
+/** Add `amount` to the number under (ns, key) (sprig_kv_increment()'s
+ *  rules, not saturating); `done` gets the new value. */
+SPRIG_API int sprig_api_kv_increment(sprig_api_ctx *ctx, const char *db,
+                                     const char *ns, const char *key,
+                                     const sprig_value *amount,
+                                     sprig_api_kv_done done, void *udata);
+
 /* ---- pushes ---- */
 
 /** Who a push goes to. */

@@ -363,3 +363,57 @@ sprig_client_call(sprig_client *c, const char *api, const void *data,
     sprig_buf_clear(&resp.data);
     return rc;
 }
+
+int
+sprig_client_call_on(sprig_storage *server, const char *api, const void *data,
+                     size_t len, sprig_buf *out)
+{
+    sprig_client *c = server ? sprig__client_of(server) : NULL;
+    if (!c) {
+        return sprig__err(SPRIG_EINVAL, "sprig_client_call_on: not a "
+                                        "server's storage");
+    }
+    return sprig_client_call(c, api, data, len, out);
+}
+
+void
+sprig_api_info_free(sprig_api_info *apis, size_t n)
+{
+    for (size_t i = 0; apis && i < n; i++) {
+        sprig__free(apis[i].name);
+        sprig__free(apis[i].action);
+        sprig__free(apis[i].resource);
+        sprig__free(apis[i].summary);
+    }
+    sprig__free(apis);
+}
+
+int
+sprig_client_apis(sprig_storage *server, sprig_api_info **out, size_t *n)
+{
+    sprig_client *c = server ? sprig__client_of(server) : NULL;
+    if (!c || !out || !n) {
+        return sprig__err(SPRIG_EINVAL, "sprig_client_apis: a server's "
+                                        "storage, out and n are needed");
+    }
+    *out = NULL;
+    *n = 0;
+    sprig__empty req = {0};
+    sprig__apis_resp resp = {0};
+    int rc = sprig__client_call(c, &sprig__api_server_apis, &req, &resp);
+    sprig__apis_list *l = resp.apis;
+    if (rc == 0 && l && l->n) {
+        *out = sprig__calloc(l->n, sizeof **out);
+        rc = *out ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; rc == 0 && l && i < l->n; i++) {
+        sprig__api_entry *e = &l->items[i];
+        (*out)[i] = (sprig_api_info){e->name,    e->action, e->resource,
+                                     e->summary, e->custom, e->write};
+        memset(e, 0, sizeof *e); /* the strings move */
+    }
+    *n = rc == 0 && l ? l->n : 0;
+    sprig__api_free(sprig__api_server_apis.resp, sprig__api_server_apis.n_resp,
+                    &resp);
+    return rc;
+}

@@ -48,7 +48,9 @@ typedef enum sprig__ftype {
     SPRIG__F_QUERY,   /* sprig__query      a view query (see docs)  */
     SPRIG__F_MAPPING_LIST, /* sprig_mapping_list * [[key, value, header|nil,
                               doc|nil], ...] */
-    SPRIG__F_BUF           /* sprig_buf (owned)  bin                     */
+    SPRIG__F_BUF,          /* sprig_buf (owned)  bin                     */
+    SPRIG__F_API_LIST /* sprig__apis_list *  [[name, action, resource, summary,
+                         custom, write], ...] (issue 12: server.apis) */
 } sprig__ftype;
 
 #define SPRIG__FIELD_OPTIONAL 1u
@@ -436,6 +438,22 @@ typedef struct {
  *  resource are the registration's); its request fields are also the
  *  fields of a custom push's payload. */
 extern const sprig__api sprig__api_custom;
+
+/* server.apis (issue 12): the listing of the rows a caller may call. */
+typedef struct sprig__api_entry {
+    char *name, *action, *resource, *summary; /* owned */
+    bool custom, write;
+} sprig__api_entry;
+typedef struct sprig__apis_list {
+    sprig__api_entry *items;
+    size_t n;
+} sprig__apis_list;
+typedef struct {
+    sprig__apis_list *apis;
+} sprig__apis_resp;
+/** Free a listing (NULL: nothing). */
+void sprig__apis_list_free(sprig__apis_list *l);
+extern const sprig__api sprig__api_server_apis;
 
 /* ---- changes feed (issue 15) ----------------------------------------------
  */

@@ -338,6 +338,96 @@ dec_mappings(sprig__mp_rd *r, sprig_mapping_list **out)
 
 /* ---- dispatch from api_codec.c ------------------------------------------ */
 
+/* ---- the API listing (server.apis) ------------------------------------- */
+
+void
+sprig__apis_list_free(sprig__apis_list *l)
+{
+    for (size_t i = 0; l && i < l->n; i++) {
+        sprig__free(l->items[i].name);
+        sprig__free(l->items[i].action);
+        sprig__free(l->items[i].resource);
+        sprig__free(l->items[i].summary);
+    }
+    if (l) {
+        sprig__free(l->items);
+        sprig__free(l);
+    }
+}
+
+static void
+enc_api_list(sprig__mp_wr *w, const sprig__apis_list *l)
+{
+    sprig__mp_array(w, (uint32_t)l->n);
+    for (size_t i = 0; i < l->n; i++) {
+        const sprig__api_entry *e = &l->items[i];
+        sprig__mp_array(w, 6);
+        sprig__mp_str(w, e->name ? e->name : "");
+        sprig__mp_str(w, e->action ? e->action : "");
+        sprig__mp_str(w, e->resource ? e->resource : "");
+        sprig__mp_str(w, e->summary ? e->summary : "");
+        sprig__mp_bool(w, e->custom);
+        sprig__mp_bool(w, e->write);
+    }
+}
+
+/* A string of the listing, copied. */
+static int
+dec_api_str(sprig__mp_rd *r, char **out)
+{
+    sprig_bytes v;
+    int rc = sprig__mp_read_str(r, &v);
+    if (rc == 0 && memchr(v.data, 0, v.len)) {
+        rc = sprig__err(SPRIG_EPROTO, "a string holds a NUL byte");
+    }
+    if (rc == 0 && !(*out = sprig__malloc(v.len + 1))) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        memcpy(*out, v.data, v.len);
+        (*out)[v.len] = 0;
+    }
+    return rc;
+}
+
+static int
+dec_api_entry(sprig__mp_rd *r, sprig__api_entry *e)
+{
+    uint32_t n;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n != 6) {
+        rc = sprig__err(SPRIG_EPROTO, "an API entry has 6 elements, not %u", n);
+    }
+    rc = rc ? rc : dec_api_str(r, &e->name);
+    rc = rc ? rc : dec_api_str(r, &e->action);
+    rc = rc ? rc : dec_api_str(r, &e->resource);
+    rc = rc ? rc : dec_api_str(r, &e->summary);
+    rc = rc ? rc : sprig__mp_read_bool(r, &e->custom);
+    return rc ? rc : sprig__mp_read_bool(r, &e->write);
+}
+
+static int
+dec_api_list(sprig__mp_rd *r, sprig__apis_list **out)
+{
+    uint32_t n;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n > 100000) {
+        rc = sprig__err(SPRIG_EPROTO, "%u APIs listed: too many", n);
+    }
+    sprig__apis_list *l = rc ? NULL : sprig__calloc(1, sizeof *l);
+    if (rc == 0 &&
+        (!l || (n && !(l->items = sprig__calloc(n, sizeof *l->items))))) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        l->n = i + 1;
+        rc = dec_api_entry(r, &l->items[i]);
+    }
+    sprig__apis_list_free(*out);
+    *out = l;
+    return rc;
+}
+
 void
 sprig__enc_more(sprig__mp_wr *w, sprig__ftype t, const void *p)
 {
@@ -351,6 +441,9 @@ sprig__enc_more(sprig__mp_wr *w, sprig__ftype t, const void *p)
         enc_mappings(w, *(sprig_mapping_list *const *)p);
         break;
     case SPRIG__F_BUF: sprig__mp_bin(w, sprig_buf_bytes(p)); break;
+    case SPRIG__F_API_LIST:
+        enc_api_list(w, *(sprig__apis_list *const *)p);
+        break;
     default: sprig__mp_nil(w); break;
     }
 }
@@ -363,6 +456,7 @@ sprig__dec_more(sprig__mp_rd *r, sprig__ftype t, void *p)
     case SPRIG__F_KV_LIST: return dec_kv_list(r, p);
     case SPRIG__F_QUERY: return dec_query(r, p);
     case SPRIG__F_MAPPING_LIST: return dec_mappings(r, p);
+    case SPRIG__F_API_LIST: return dec_api_list(r, p);
     case SPRIG__F_BUF: {
         sprig_bytes b;
         int rc = sprig__mp_read_bin(r, &b);
@@ -395,6 +489,10 @@ sprig__free_more(sprig__ftype t, void *p)
         *(sprig_mapping_list **)p = NULL;
         break;
     case SPRIG__F_BUF: sprig_buf_clear(p); break;
+    case SPRIG__F_API_LIST:
+        sprig__apis_list_free(*(sprig__apis_list **)p);
+        *(sprig__apis_list **)p = NULL;
+        break;
     default: break;
     }
 }
@@ -404,6 +502,7 @@ sprig__present_more(sprig__ftype t, const void *p)
 {
     switch (t) {
     case SPRIG__F_KV_LIST:
+    case SPRIG__F_API_LIST:
     case SPRIG__F_MAPPING_LIST: return *(void *const *)p != NULL;
     default: return true;
     }

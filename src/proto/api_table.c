@@ -49,6 +49,17 @@ ROW(sprig__api_custom, "custom", "custom",
     sprig__custom_req, FIELDS(custom_req), sprig__custom_resp,
     FIELDS(custom_resp), false, READ, WORKER, RES(API, "$name"));
 
+/* server.apis (issue 12): every row the caller may call, custom ones
+ * included; granted to every connection (docs/protocol.md). */
+static const sprig__field apis_resp[] = {
+    F(sprig__apis_resp, apis, SPRIG__F_API_LIST),
+};
+ROW(sprig__api_server_apis, "server.apis", "api.list",
+    "List the APIs this connection may call: name, action, resource "
+    "pattern, summary, custom, write.",
+    sprig__empty, NONE, sprig__apis_resp, FIELDS(apis_resp), false, READ,
+    WORKER, RES(SERVER, NULL));
+
 /* ---- storage administration -------------------------------------------- */
 
 static const sprig__field db_create_req[] = {
@@ -548,6 +559,7 @@ const sprig__api *const sprig__api_table[] = {
     &sprig__api_admin_group_revoke,
     &sprig__api_admin_token_create,
     &sprig__api_admin_token_delete,
+    &sprig__api_server_apis,
 };
 const size_t sprig__api_count = N(sprig__api_table);
 

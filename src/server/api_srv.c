@@ -45,7 +45,8 @@ struct sprig_api_ctx {
     sprig_buf req_copy; /* loop rows: the frame goes away */
     sprig_storage *narrowed;
     pthread_mutex_t lock;
-    bool in_handler, answered;
+    bool in_handler, claimed, answered;
+    unsigned refs; /* the answer + key-value operations in flight */
     int rc;
     char msg[512];
     sprig_buf reply;
@@ -115,6 +116,25 @@ printable(const char *s, size_t max)
 
 static void ctx_end(sprig_api_ctx *x);
 
+void
+sprig__api_ctx_hold(sprig_api_ctx *x)
+{
+    pthread_mutex_lock(&x->lock);
+    x->refs++;
+    pthread_mutex_unlock(&x->lock);
+}
+
+void
+sprig__api_ctx_drop(sprig_api_ctx *x)
+{
+    pthread_mutex_lock(&x->lock);
+    bool last = --x->refs == 0;
+    pthread_mutex_unlock(&x->lock);
+    if (last) {
+        ctx_end(x);
+    }
+}
+
 /* A context for call `c` with request `r`; NULL when out of memory. */
 static sprig_api_ctx *
 ctx_new(sprig__call *c, const sprig__custom_req *r)
@@ -138,6 +158,7 @@ ctx_new(sprig__call *c, const sprig__custom_req *r)
     }
     pthread_mutex_init(&x->lock, NULL);
     x->in_handler = true;
+    x->refs = 1;
     pthread_mutex_lock(&c->srv->lock);
     c->srv->submits++; /* teardown waits for every answer */
     pthread_mutex_unlock(&c->srv->lock);
@@ -172,7 +193,7 @@ custom_handler(sprig__call *c, void *rq, void *rs)
     } else {
         sprig__err(rc, "%s", x->msg);
     }
-    ctx_end(x);
+    sprig__api_ctx_drop(x);
     return rc;
 }
 
@@ -213,13 +234,24 @@ finish_later(sprig_api_ctx *x)
     sprig__request_answer(&c, x->rc, &resp, &job->out);
     sprig_buf_clear(&resp.data);
     sprig__job_finish(x->srv, job);
-    ctx_end(x); /* after the job is queued: teardown then finds it */
+    sprig__api_ctx_drop(x); /* after the job is queued: teardown finds it */
 }
 
-/* Record the answer; finish now unless the handler is still running. */
-static void
+/* Record the answer; finish now unless the handler is still running.
+ * SPRIG_EINVAL when the request was answered already. */
+static int
 answer(sprig_api_ctx *x, int rc, const char *msg, const void *data, size_t len)
 {
+    pthread_mutex_lock(&x->lock);
+    bool twice = x->claimed;
+    x->claimed = true;
+    pthread_mutex_unlock(&x->lock);
+    if (twice) {
+        return sprig__err(SPRIG_EINVAL,
+                          "the request to '%s' was answered "
+                          "already",
+                          x->route->api.name);
+    }
     x->rc = rc;
     snprintf(x->msg, sizeof x->msg, "%s", msg ? msg : "");
     if (rc == 0 && len && sprig_buf_append(&x->reply, data, len)) {
@@ -233,6 +265,7 @@ answer(sprig_api_ctx *x, int rc, const char *msg, const void *data, size_t len)
     if (later) {
         finish_later(x);
     }
+    return SPRIG_OK;
 }
 
 int
@@ -241,8 +274,7 @@ sprig_api_reply(sprig_api_ctx *ctx, const void *data, size_t len)
     if (!ctx) {
         return sprig__err(SPRIG_EINVAL, "sprig_api_reply: ctx is NULL");
     }
-    answer(ctx, SPRIG_OK, NULL, data, data ? len : 0);
-    return SPRIG_OK;
+    return answer(ctx, SPRIG_OK, NULL, data, data ? len : 0);
 }
 
 static bool
@@ -272,11 +304,11 @@ sprig_api_fail(sprig_api_ctx *ctx, int code, const char *fmt, ...)
         size_t at = k > 0 && (size_t)k < sizeof bad ? (size_t)k : 0;
         memcpy(bad + at, msg, strnlen(msg, sizeof bad - at - 1));
         bad[at + strnlen(msg, sizeof bad - at - 1)] = 0;
-        answer(ctx, SPRIG_EINVAL, bad, NULL, 0);
-        return SPRIG_EINVAL;
+        int rc = answer(ctx, SPRIG_EINVAL, bad, NULL, 0);
+        return rc ? rc : SPRIG_EINVAL;
     }
-    answer(ctx, code, msg, NULL, 0);
-    return code;
+    int rc = answer(ctx, code, msg, NULL, 0);
+    return rc ? rc : code;
 }
 
 /* ---- what a handler reads ------------------------------------------------ */
@@ -458,6 +490,60 @@ sprig_server_apis(sprig_server *srv, sprig_server_api_info *out, size_t cap,
         out[i].write = rt->api.access == SPRIG__WRITE;
     }
     return SPRIG_OK;
+}
+
+/* ---- server.apis: the listing over the wire ------------------------------ */
+
+/* Copy row `rt` into entry `e` (its resource pattern in `pat`). */
+static int
+entry_fill(sprig__api_entry *e, const sprig__route *rt, const char *pat)
+{
+    e->name = sprig__strdup(rt->api.name);
+    e->action = sprig__strdup(rt->api.action);
+    e->resource = sprig__strdup(pat);
+    e->summary = sprig__strdup(rt->api.summary ? rt->api.summary : "");
+    e->custom = rt->handler == custom_handler;
+    e->write = rt->api.access == SPRIG__WRITE;
+    bool ok = e->name && e->action && e->resource && e->summary;
+    return ok ? SPRIG_OK : sprig__err(SPRIG_ENOMEM, "out of memory");
+}
+
+/* Is row `rt` listed for the caller?  Built-in rows always (the protocol
+ * is public; their resources depend on the request); a custom row when
+ * the caller may call it (its resource is fixed: `pat`). */
+static bool
+listed(sprig__call *c, const sprig__route *rt, const char *pat)
+{
+    if (rt->handler != custom_handler) {
+        return true;
+    }
+    bool ok = sprig__request_allowed(c, rt->api.action, pat) == 0;
+    return ok;
+}
+
+int
+sprig__server_apis(sprig__call *c, void *rq, void *rs)
+{
+    (void)rq;
+    sprig__registry *reg = &c->srv->reg;
+    size_t n = sprig__registry_count(reg);
+    sprig__apis_list *l = sprig__calloc(1, sizeof *l);
+    if (!l || !(l->items = sprig__calloc(n ? n : 1, sizeof *l->items))) {
+        sprig__free(l);
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    ((sprig__apis_resp *)rs)->apis = l; /* the path frees it */
+    sprig_buf pat = {0};
+    int rc = SPRIG_OK;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const sprig__route *rt = sprig__registry_at(reg, i);
+        rc = rt ? sprig__resource_pattern(&rt->api, &pat) : SPRIG_OK;
+        if (rc == 0 && rt && listed(c, rt, (const char *)pat.data)) {
+            rc = entry_fill(&l->items[l->n++], rt, (const char *)pat.data);
+        }
+    }
+    sprig_buf_clear(&pat);
+    return rc;
 }
 
 void

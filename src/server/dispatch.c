@@ -317,6 +317,7 @@ const sprig__builtin sprig__builtins[] = {
     {&sprig__api_admin_group_revoke, sprig__admin_change},
     {&sprig__api_admin_token_create, sprig__admin_change},
     {&sprig__api_admin_token_delete, sprig__admin_change},
+    {&sprig__api_server_apis, sprig__server_apis},
 };
 const size_t sprig__builtins_n =
     sizeof sprig__builtins / sizeof *sprig__builtins;

@@ -284,3 +284,43 @@ sprig__resource_name(const sprig__api *api, const void *req,
     }
     return rc;
 }
+
+/* "{ref}": a segment that comes from the request (a pattern's). */
+static int
+pattern_part(sprig_buf *out, const char *ref, bool first)
+{
+    const char *dot = first ? "" : ".";
+    int rc = sprig_buf_append(out, dot, strlen(dot));
+    rc = rc ? rc : sprig_buf_append(out, "{", 1);
+    rc = rc ? rc : sprig_buf_append(out, ref, strlen(ref));
+    rc = rc ? rc : sprig_buf_append(out, "}", 1);
+    return rc ? sprig__err(SPRIG_ENOMEM, "out of memory") : SPRIG_OK;
+}
+
+int
+sprig__resource_pattern(const sprig__api *api, sprig_buf *out)
+{
+    out->len = 0;
+    sprig__res_kind kind = api->resource.kind;
+    size_t n = sprig__res_segments(kind), part;
+    const char *p0 = api->resource.parts[0];
+    bool fixed = kind == SPRIG__RES_API && p0 && p0[0] == '=';
+    int rc = fixed ? fixed_name(p0 + 1, out) : SPRIG_OK;
+    for (size_t s = 0; !fixed && rc == 0 && s < n; s++) {
+        const char *lit = sprig__res_segment(kind, s, &part);
+        const char *ref = lit || part >= 3 ? NULL : api->resource.parts[part];
+        if (lit) {
+            rc = sprig__resource_segment(out, str_bytes(lit), s == 0);
+        } else if (ref && strcmp(ref, "$name") == 0) {
+            rc = name_segments(out, api->name);
+        } else {
+            rc = pattern_part(out, ref ? ref : "?", s == 0);
+        }
+    }
+    if (rc == 0 && sprig__buf_reserve(out, 1) == 0) {
+        ((char *)out->data)[out->len] = 0; /* a C string (not in len) */
+    } else if (rc == 0) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    return rc;
+}

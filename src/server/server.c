@@ -205,6 +205,7 @@ close_sessions(sprig_server *srv)
         srv->sessions_closed = true;
         uv_timer_stop(&srv->grace_timer);
         uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
+        uv_close((uv_handle_t *)&srv->rescue_timer, close_cb);
         sprig__auth_timer_close(srv);
         sprig__session_close_all(srv);
     }
@@ -226,6 +227,25 @@ maybe_finish(sprig_server *srv)
         srv->done_closed = true;
     }
     pthread_mutex_unlock(&srv->lock);
+}
+
+static void
+on_rescue(uv_timer_t *t)
+{
+    sprig_server *srv = t->data;
+    if (!sprig__pool_rescue(&srv->pool)) {
+        uv_timer_stop(t); /* nothing waits, or no worker sleeps */
+    }
+}
+
+void
+sprig__pool_watch(sprig_server *srv)
+{
+    if (!uv_is_active((uv_handle_t *)&srv->rescue_timer) &&
+        !uv_is_closing((uv_handle_t *)&srv->rescue_timer)) {
+        uv_timer_start(&srv->rescue_timer, on_rescue, SPRIG__POOL_RESCUE_MS,
+                       SPRIG__POOL_RESCUE_MS);
+    }
 }
 
 static void
@@ -393,6 +413,9 @@ setup(sprig_server *srv)
     uv_async_init(&srv->loop, &srv->done_async, on_done);
     uv_async_init(&srv->loop, &srv->stop_async, on_stop);
     uv_timer_init(&srv->loop, &srv->grace_timer);
+    uv_timer_init(&srv->loop, &srv->rescue_timer);
+    uv_unref((uv_handle_t *)&srv->rescue_timer); /* keeps no loop alive */
+    srv->rescue_timer.data = srv;
     srv->done_async.data = srv->stop_async.data = srv;
     srv->grace_timer.data = srv;
     sprig__auth_timer_start(srv);
@@ -415,6 +438,7 @@ teardown(sprig_server *srv)
     pthread_mutex_unlock(&srv->lock);
     if (!uv_is_closing((uv_handle_t *)&srv->grace_timer)) {
         uv_close((uv_handle_t *)&srv->grace_timer, close_cb);
+        uv_close((uv_handle_t *)&srv->rescue_timer, close_cb);
     }
     sprig__auth_timer_close(srv);
     close_listener(srv);

@@ -119,6 +119,7 @@ struct sprig__job {
     sprig_identity *who;
     /* The request writes to "_admin": the records change when it is done. */
     bool admin_write;
+    uint64_t queued_ns; /* when it joined the pool's queue (pool.c) */
 };
 
 /** A request on its way through the path (request.c). */
@@ -170,6 +171,17 @@ const char *sprig__resource_action(const sprig__api *api, const void *req,
 int sprig__resource_check(const sprig__api *api);
 /** Append one segment in canonical form ('.' first unless `first`). */
 int sprig__resource_segment(sprig_buf *out, sprig_bytes seg, bool first);
+/** The row's resource as a pattern, a C string in `out`: literal segments
+ *  as they are, request parts as "{field}" ("sprig.db.{db}.keyvalue.{ns}.
+ *  {key}"); a custom row's is its resource itself. */
+int sprig__resource_pattern(const sprig__api *api, sprig_buf *out);
+/** May the request's caller run `action` on `resource` (the authorise
+ *  step's question: the authorise callback, or the identity's
+ *  permissions; open access allows all)?  0 or the refusal. */
+int sprig__request_allowed(sprig__call *c, const char *action,
+                           const char *resource);
+/** The handler of server.apis (api_srv.c). */
+int sprig__server_apis(sprig__call *c, void *req, void *resp);
 
 typedef struct sprig__pool {
     pthread_t *threads;
@@ -178,13 +190,38 @@ typedef struct sprig__pool {
     pthread_cond_t cond;
     sprig__job *head, *tail;
     bool stop;
+    unsigned idle;      /* workers waiting for a job */
+    unsigned signalled; /* of them, woken and not running yet */
+    unsigned spread;    /* awake workers a request wakes up to: the CPUs */
     void (*run)(sprig__job *job, void *udata);
     void *udata;
 } sprig__pool;
 
+/* A queued job older than this wakes another worker (pool.c). */
+#define SPRIG__POOL_LATE_NS 1000000u
+/* The rescue timer's period, in ms (server.c). */
+#define SPRIG__POOL_RESCUE_MS 1
+
 int sprig__pool_start(sprig__pool *p, unsigned n,
                       void (*run)(sprig__job *, void *), void *udata);
+/** Queue a task (any thread): a sleeping worker is woken if there is one. */
 void sprig__pool_push(sprig__pool *p, sprig__job *job);
+/** Queue a request job (the loop thread): a worker is woken only while
+ *  fewer than `spread` are awake, or when the queue's head is late.
+ *  Returns true when sleeping workers were left: the caller then keeps
+ *  the rescue timer running (sprig__pool_rescue). */
+bool sprig__pool_push_request(sprig__pool *p, sprig__job *job);
+/** The rescue timer's check: wake a worker when the queue's head is late;
+ *  true while jobs wait and sleeping workers are left (run it again). */
+bool sprig__pool_rescue(sprig__pool *p);
+/** A reference on a custom request's context (api_srv.c): it ends once
+ *  answered and every reference is dropped.  Any thread. */
+void sprig__api_ctx_hold(sprig_api_ctx *ctx);
+void sprig__api_ctx_drop(sprig_api_ctx *ctx);
+/** Keep the rescue timer running (the loop thread; server.c). */
+void sprig__pool_watch(sprig_server *srv);
+/** CLOCK_MONOTONIC in nanoseconds. */
+uint64_t sprig__pool_now_ns(void);
 /** Finish queued jobs, then join the threads. */
 void sprig__pool_stop(sprig__pool *p);
 
@@ -285,7 +322,8 @@ struct sprig_server {
     bool loop_ready;
     uv_async_t done_async, stop_async;
     uv_timer_t grace_timer;
-    bool sessions_closed; /* shutdown told every client (loop thread) */
+    uv_timer_t rescue_timer; /* late pool jobs wake workers (pool.c) */
+    bool sessions_closed;    /* shutdown told every client (loop thread) */
     sprig__listener *ws;
     sprig__listener *quic; /* under `lock`, like ws */
     sprig__pool pool;

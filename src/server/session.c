@@ -180,7 +180,9 @@ to_worker(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
         j->authorised = authorised;
         j->lane = rt->api.access == SPRIG__WRITE;
         s->lane_busy |= j->lane;
-        sprig__pool_push(&s->srv->pool, j);
+        if (sprig__pool_push_request(&s->srv->pool, j)) {
+            sprig__pool_watch(s->srv);
+        }
     }
 }
 
@@ -207,7 +209,9 @@ run_submit(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
         if (sprig_buf_append(&j->in, f->payload.data, f->payload.len) == 0) {
             j->lane = true; /* a SUBMIT row writes */
             s->lane_busy = true;
-            sprig__pool_push(&s->srv->pool, j);
+            if (sprig__pool_push_request(&s->srv->pool, j)) {
+                sprig__pool_watch(s->srv);
+            }
             return;
         }
         sprig__error_frame(&j->out, f->id, SPRIG_ENOMEM, "out of memory",

@@ -11,6 +11,7 @@
 #ifndef SPRIG_TOOLS_CLI_H
 #define SPRIG_TOOLS_CLI_H
 
+#include <sprig/client.h>
 #include <sprig/sprig.h>
 
 #include <stdbool.h>
@@ -258,6 +259,9 @@ int cli_cmd_export(cli *c, int argc, char **argv);
 int cli_cmd_import(cli *c, int argc, char **argv);
 int cli_cmd_compact(cli *c, int argc, char **argv);
 int cli_cmd_admin(cli *c, int argc, char **argv);
+/* cmd_api.c (issue 12): a server's APIs, and calling a custom one. */
+int cli_cmd_apis(cli *c, int argc, char **argv);
+int cli_cmd_call(cli *c, int argc, char **argv);
 /* Read a password from the terminal without echo (prompt on stderr) into
  * `out`; CLI_CONTINUE, or an exit status after an error message. */
 int cli_prompt_password(const char *prompt, char *out, size_t cap);

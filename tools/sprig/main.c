@@ -90,6 +90,8 @@ static const char top_usage[] =
     "  export DIR | import DIR      every database as JSON lines, and back\n"
     "  compact [NAME...] [--all]    compact databases in place\n"
     "  admin user|role|group|token ...  who may do what (sprig admin --help)\n"
+    "  apis                    a server's APIs (--url; sprig apis --help)\n"
+    "  call NAME [JSON|-]      call a server's custom API (sprig call --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "  shell        an interactive shell: history, tab completion, a\n"
     "               current database (also `sprig` alone on a terminal)\n"
@@ -136,6 +138,8 @@ static const cli_cmd top_cmds[] = {
     {"log", cli_cmd_log},
     {"shell", cli_cmd_shell},
     {"admin", cli_cmd_admin},
+    {"apis", cli_cmd_apis},
+    {"call", cli_cmd_call},
     {NULL, NULL},
 };
 
