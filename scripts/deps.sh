@@ -19,10 +19,11 @@ liblz4-dev libjansson-dev libcmocka-dev libmsgpack-dev python3 \
 python3-websockets python3-msgpack \
 libuv1-dev libgnutls28-dev libwslay-dev libhttp-parser-dev openssl \
 libngtcp2-dev libngtcp2-crypto-gnutls-dev libunistring-dev libedit-dev \
-gdb"
+gdb libraft-dev"
 # libunistring-dev: `pkg-config --static sprig` (through gnutls) links
 # -lunistring.  libedit-dev: `sprig shell`'s line editing.  gdb: gcore, for
-# the core image `make secrets-leak` searches for passwords.
+# the core image `make secrets-leak` searches for passwords.  libraft-dev:
+# consensus for the cluster (src/cluster, issue 18).
 BENCH_PKGS="libsqlite3-dev sqlite3 gnuplot-nox redis-server redis-tools \
 postgresql valgrind libpq-dev tarantool etcd-server"
 FUZZ_PKGS="clang"

@@ -1908,6 +1908,39 @@ SPRIG_API int sprig_cert_ensure(const char *dir, sprig_cert_info *out);
  *  certificate in the PEM file `pem_path`.  Errors: SPRIG_EINVAL. */
 SPRIG_API int sprig_cert_fingerprint(const char *pem_path, char out[65]);
 
+/* ======================================================================
+ * Cluster (issue 18; docs/cluster.md): a local storage as a node of a
+ * Raft group (libraft).  Every write the storage accepts becomes one Raft
+ * entry, answered once committed by a majority and applied on this node;
+ * on a node that is not the leader a write fails with SPRIG_ENOTLEADER,
+ * detail "not the leader; leader is node N at URL".  Reads are local.
+ * ====================================================================== */
+
+typedef struct sprig_cluster sprig_cluster;
+
+/**
+ * Open the local storage `so` describes (on disk) as a node of the group
+ * described by the JSON cluster file `file`:
+ *   {"id":1,"raft":"127.0.0.1:7001","url":"ws://127.0.0.1:5646",
+ *    "bootstrap":true,"peers":[{"id":2,"raft":"127.0.0.1:7002",
+ *    "url":"ws://127.0.0.1:5647"},...]}
+ * (`raft`: where this node listens for its peers, plain TCP; `url`: the
+ * client URL ENOTLEADER names; `bootstrap` on every node of a new
+ * cluster: the first start records every listed node as a voter).  Raft
+ * runs on a thread of its own with its durable log in <path>/raft/.
+ * Returns once Raft started (not once a leader is known).  Errors:
+ * SPRIG_EINVAL (the file), those of sprig_storage_open(), SPRIG_EIO
+ * (Raft did not start: the detail says why), SPRIG_ENOMEM.
+ */
+SPRIG_API int sprig_cluster_open(const sprig_storage_options *so,
+                                 const char *file, sprig_cluster **out);
+/** The node's storage (owned by the cluster handle): serve it, or use it
+ *  directly; writes through it are replicated.  Valid until close. */
+SPRIG_API sprig_storage *sprig_cluster_storage(sprig_cluster *c);
+/** Leave: stop Raft (in-flight writes fail with SPRIG_ECLOSED), close the
+ *  storage and free.  Stop serving the storage first.  NULL: no-op. */
+SPRIG_API void sprig_cluster_close(sprig_cluster *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -115,6 +115,11 @@ typedef struct sprig__cmd {
     bool lazy;             /* KV in lazy persistence: may commit without sync */
     uint8_t (*hashes)[16]; /* TXN: per op, or NULL (src/local's
                               sprig__cmd_hash) */
+    /* replication (src/local/repl.h): applying a committed Raft entry
+     * (or a node-local change): bypass the storage's replicator; and the
+     * entry's index, recorded with the effects when not 0 */
+    bool replicated;
+    uint64_t raft_index;
     sprig__cmd_out out;
     void *mem_, *ops_mem_, *hash_mem_; /* owned memory */
 } sprig__cmd;

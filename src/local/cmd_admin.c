@@ -129,14 +129,20 @@ sprig__admin_apply(sprig__lstorage *st, MDB_txn *txn, const sprig__cmd *c,
 {
     o->dir_id = 0;
     o->log_id = 0;
+    int rc;
     switch (c->kind) {
-    case SPRIG__CMD_CREATE_DB: return create_db(txn, st, c, o);
-    case SPRIG__CMD_DELETE_DB: return delete_db(txn, st, c, o);
-    case SPRIG__CMD_SCHEMA: return register_schema(txn, st, c, o);
-    default: break;
+    case SPRIG__CMD_CREATE_DB: rc = create_db(txn, st, c, o); break;
+    case SPRIG__CMD_DELETE_DB: rc = delete_db(txn, st, c, o); break;
+    case SPRIG__CMD_SCHEMA: rc = register_schema(txn, st, c, o); break;
+    default:
+        return sprig__err(SPRIG_EINVAL,
+                          "command kind %d is not an admin change",
+                          (int)c->kind);
     }
-    return sprig__err(SPRIG_EINVAL, "command kind %d is not an admin change",
-                      (int)c->kind);
+    if (rc == 0 && c->raft_index) {
+        rc = sprig__raft_put_applied(txn, st->reg_meta, c->raft_index);
+    }
+    return rc;
 }
 
 typedef struct admin_arg {

@@ -10,6 +10,7 @@
 #include "core/cmd.h"
 #include "kv.h"
 #include "local.h"
+#include "repl.h"
 
 #include <time.h>
 
@@ -110,9 +111,22 @@ sprig__log_write1(MDB_txn *txn, MDB_dbi log, uint64_t ts, const char *what,
     return SPRIG_OK;
 }
 
+#define RAFT_APPLIED_KEY "raft.applied"
+
 int
-sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
-                 sprig__cmd_out *out)
+sprig__raft_put_applied(MDB_txn *txn, MDB_dbi meta, uint64_t idx)
+{
+    uint8_t vb[8];
+    sprig__put_u64be(vb, idx);
+    MDB_val k = {sizeof RAFT_APPLIED_KEY - 1, RAFT_APPLIED_KEY};
+    MDB_val v = {8, vb};
+    return sprig__mdb_err(mdb_put(txn, meta, &k, &v, 0),
+                          "recording the applied Raft index");
+}
+
+static int
+cmd_apply_kind(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
+               sprig__cmd_out *out)
 {
     switch (cmd->kind) {
     case SPRIG__CMD_TXN: return sprig__docs_apply_cmd(txn, ldb, cmd, out);
@@ -125,6 +139,17 @@ sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
     return sprig__err(SPRIG_EINVAL,
                       "command kind %d does not apply to a database",
                       (int)cmd->kind);
+}
+
+int
+sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
+                 sprig__cmd_out *out)
+{
+    int rc = cmd_apply_kind(ldb, txn, cmd, out);
+    if (rc == 0 && cmd->raft_index) {
+        rc = sprig__raft_put_applied(txn, ldb->meta, cmd->raft_index);
+    }
+    return rc;
 }
 
 /* Does the command only remove data (so it may use the map's reserve)? */
@@ -199,6 +224,10 @@ sprig__ldb_run(sprig__ldb *ldb, sprig__cmd *cmd)
     if (atomic_load(&ldb->dropped)) {
         return sprig__ldb_gone(ldb);
     }
+    const sprig__repl *repl = sprig__storage_repl(ldb->st, cmd);
+    if (repl) {
+        return sprig__repl_run(repl, ldb->name, cmd);
+    }
     run_arg r;
     run_init(&r, ldb, cmd);
     int rc = sprig__writer_submit(&ldb->writer, &r.req);
@@ -239,6 +268,11 @@ sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
     } else if (cmd->kind == SPRIG__CMD_TXN && cmd->now_ms == 0) {
         cmd->now_ms = sprig__ldb_now(ldb);
     }
+    const sprig__repl *repl = sprig__storage_repl(ldb->st, cmd);
+    if (repl) {
+        int rc = sprig__cmd_hash(ldb, cmd);
+        return rc ? rc : repl->submit(repl->udata, ldb->name, cmd, done, udata);
+    }
     run_arg *r = sprig__malloc(sizeof *r);
     int rc = r ? sprig__cmd_hash(ldb, cmd)
                : sprig__err(SPRIG_ENOMEM, "out of memory submitting");
@@ -253,4 +287,24 @@ sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
         sprig__free(r);
     }
     return rc;
+}
+
+typedef struct mark_arg {
+    sprig__ldb *ldb;
+    uint64_t idx;
+} mark_arg;
+
+static int
+mark_apply(MDB_txn *txn, void *arg)
+{
+    mark_arg *m = arg;
+    return sprig__raft_put_applied(txn, m->ldb->meta, m->idx);
+}
+
+int
+sprig__ldb_mark_applied(sprig__ldb *ldb, uint64_t idx)
+{
+    mark_arg m = {ldb, idx};
+    sprig__wreq req = {.apply = mark_apply, .arg = &m};
+    return sprig__writer_submit(&ldb->writer, &req);
 }

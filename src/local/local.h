@@ -520,6 +520,10 @@ int sprig__ldb_submit(sprig__ldb *ldb, struct sprig__cmd *cmd,
                       void (*done)(void *udata, int rc, struct sprig__cmd *c),
                       void *udata);
 
+/** Record Raft index `idx` as applied in `ldb`'s environment (a database
+ *  created by a replicated entry starts there).  Waits.  Storage errors. */
+int sprig__ldb_mark_applied(sprig__ldb *ldb, uint64_t idx);
+
 /** Compute the content hash of each writing op of a TXN command into
  *  cmd->hashes (allocated and owned by the command unless the caller set
  *  cmd->hashes to room for n_ops), in the calling thread.  SPRIG_ENOMEM. */
@@ -587,6 +591,8 @@ struct sprig__lstorage {
     /* test seam (sprig__storage_tap): every committed command */
     sprig__cmd_tap tap;
     void *tap_udata;
+    /* the replicator (repl.h), or NULL: every write command goes to it */
+    _Atomic(const struct sprig__repl *) repl;
     pthread_mutex_t lock;
     sprig_schema_def **schemas;
     size_t n_schemas;
@@ -673,6 +679,12 @@ int sprig__reg_decode(const char *name, const MDB_val *v, sprig__reg_entry *e);
  *  SPRIG__EMAPFULL, SPRIG_EINVAL for another kind. */
 int sprig__admin_apply(sprig__lstorage *st, MDB_txn *txn,
                        const struct sprig__cmd *c, struct sprig__cmd_out *o);
+/** Record Raft index `idx` as the last applied to the environment whose
+ *  meta table is `meta`, inside `txn` (repl.h).  Storage errors. */
+int sprig__raft_put_applied(MDB_txn *txn, MDB_dbi meta, uint64_t idx);
+/** The replicator of `st`, or NULL when `cmd` bypasses it (or none). */
+const struct sprig__repl *sprig__storage_repl(sprig__lstorage *st,
+                                              const struct sprig__cmd *cmd);
 /** Run an admin command through the storage's admin writer and wait. */
 int sprig__admin_run(sprig__lstorage *st, struct sprig__cmd *cmd);
 

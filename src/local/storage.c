@@ -25,6 +25,7 @@
  */
 #include "core/cmd.h"
 #include "local.h"
+#include "repl.h"
 
 #include "core/view.h"
 
@@ -386,6 +387,16 @@ sprig__storage_put_schema(sprig__lstorage *st, sprig_bytes rec)
     return rc;
 }
 
+/* Is schema `name` registered with exactly the stored record `rec`? */
+static bool
+schema_stored(sprig__lstorage *st, const char *name, sprig_bytes rec)
+{
+    pthread_mutex_lock(&st->lock);
+    bool same = same_stored(find_schema(st, name), rec);
+    pthread_mutex_unlock(&st->lock);
+    return same;
+}
+
 static int
 l_register_schema(sprig_storage *s, const sprig_schema_def *def)
 {
@@ -394,6 +405,12 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
     sprig__cmd c = admin_cmd(st, SPRIG__CMD_SCHEMA);
     int rc = sprig__schema_encode(def, &enc);
     c.schema = sprig_buf_bytes(&enc);
+    const sprig__repl *repl = sprig__storage_repl(st, &c);
+    if (rc == 0 && repl && !schema_stored(st, def->name, c.schema)) {
+        /* through the group; then locally again, which records nothing
+         * more but keeps the code of C views the decoded copy lacks */
+        rc = sprig__repl_run(repl, "", &c);
+    }
     rc = rc ? rc : register_with(st, def, &c);
     sprig_buf_clear(&enc);
     return rc;
@@ -486,6 +503,10 @@ sprig__storage_create_at(sprig__lstorage *st, sprig__cmd *c,
     db_dir(st, c->name, dir_id, dir, sizeof dir);
     rc = rc || !fill ? rc : fill(dir, arg);
     rc = rc ? rc : sprig__ldb_open(st, c->name, dir, def, &ldb);
+    if (rc == 0 && c->raft_index && !fill) {
+        /* entries before this one never apply to the new database */
+        rc = sprig__ldb_mark_applied(ldb, c->raft_index);
+    }
     rc = rc ? rc : sprig__admin_run(st, c);
     if (rc == 0 && c->out.dir_id != dir_id) {
         rc = sprig__err(SPRIG_ECORRUPT, "the registry moved under a create");
@@ -514,12 +535,13 @@ l_create_database(sprig_storage *s, const char *name, const char *schema,
     c.name = name;
     c.schema_name = schema;
     bool done;
+    const sprig__repl *repl = sprig__storage_repl(st, &c);
     pthread_mutex_lock(&st->lock);
     int rc = check_new(st, name, schema, only_if_needed, &done);
     rc = rc || done ? rc : refuse_read_only(st);
-    rc = rc || done ? rc : create_with(st, &c);
+    rc = rc || done || repl ? rc : create_with(st, &c);
     pthread_mutex_unlock(&st->lock);
-    return rc;
+    return rc || done || !repl ? rc : sprig__repl_run(repl, "", &c);
 }
 
 /* Delete by DELETE_DB command `c`: the registry record first, made
@@ -561,8 +583,12 @@ l_delete_database(sprig_storage *s, const char *name)
     sprig__lstorage *st = ST(s);
     sprig__cmd c = admin_cmd(st, SPRIG__CMD_DELETE_DB);
     c.name = name;
-    pthread_mutex_lock(&st->lock);
+    const sprig__repl *repl = sprig__storage_repl(st, &c);
     int rc = refuse_read_only(st);
+    if (rc == 0 && repl) {
+        return sprig__repl_run(repl, "", &c);
+    }
+    pthread_mutex_lock(&st->lock);
     rc = rc ? rc : delete_with(st, &c);
     pthread_mutex_unlock(&st->lock);
     return rc;
@@ -733,6 +759,7 @@ admin_apply_cmd(sprig__lstorage *st, sprig__cmd *c)
 int
 sprig__storage_apply(sprig_storage *s, const char *db, sprig__cmd *cmd)
 {
+    cmd->replicated = true;
     if (cmd->kind >= SPRIG__CMD_CREATE_DB) {
         return admin_apply_cmd(ST(s), cmd);
     }

@@ -26,6 +26,7 @@ static const char serve_usage[] =
     "                               [--kv-persistence MODE]\n"
     "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
     "                               [--allow-origin ORIGIN] [--insecure-open]\n"
+    "                               [--cluster FILE]\n"
     "                               [--no-console]\n"
     "\n"
     "Serve the storage at --path over QUIC (quic://, ALPN sprig/1) and\n"
@@ -55,6 +56,11 @@ static const char serve_usage[] =
     "                     (default 1000; 0: no time threshold)\n"
     "  --allow-origin ORIGIN  a browser origin (https://app.example) allowed\n"
     "                     to open WebSockets besides the server's own\n"
+    "  --cluster FILE     run as a node of a Raft cluster (docs/cluster.md):\n"
+    "                     FILE is JSON {\"id\":1,\"raft\":\"HOST:PORT\",\n"
+    "                     \"url\":\"ws://HOST:PORT\",\"bootstrap\":true,\n"
+    "                     \"peers\":[{\"id\":2,\"raft\":...,\"url\":...}]};\n"
+    "                     writes on a follower get 'not the leader'\n"
     "  --insecure-open    no authentication: every connection may do\n"
     "                     everything (tests and benchmarks only)\n"
     "  --no-console       no web console: a browser opening the WebSocket\n"
@@ -296,9 +302,22 @@ prepare(cli *c, sprig_storage *st)
     return rc;
 }
 
+/* The server: for the storage `so` describes, or (--cluster) for the
+ * storage of the cluster node opened into *cl. */
+static int
+server_new(const sprig_storage_options *so, const sprig_server_options *o,
+           const char *cluster, sprig_cluster **cl, sprig_server **srv)
+{
+    if (!cluster) {
+        return sprig_server_new(so, o, srv);
+    }
+    int rc = sprig_cluster_open(so, cluster, cl);
+    return rc ? rc : sprig_server_new_for(sprig_cluster_storage(*cl), o, srv);
+}
+
 static int
 serve(cli *c, sprig_server_options *o, sprig_durability d,
-      const sprig_kv_persistence *kv, bool wss)
+      const sprig_kv_persistence *kv, bool wss, const char *cluster)
 {
     sprig_cert_info ci;
     char sha256[65] = "";
@@ -318,7 +337,8 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
     so.kv_persistence = *kv;
     so.read_only = c->read_only; /* serves reads; writes answer EPERM */
     sprig_server *srv = NULL;
-    int rc = sprig_server_new(&so, o, &srv);
+    sprig_cluster *cl = NULL;
+    int rc = server_new(&so, o, cluster, &cl, &srv);
     if (rc == 0 && c->schema_file) {
         rc = prepare(c, sprig_server_storage(srv));
     }
@@ -326,6 +346,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
     if (rc) {
         int status = cli_fail(rc);
         sprig_server_free(srv);
+        sprig_cluster_close(cl);
         return status;
     }
     announce(c, srv, o, sha256);
@@ -336,6 +357,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
     sprig_server_shutdown(srv, 5000);
     url_file(c, NULL);
     sprig_server_free(srv);
+    sprig_cluster_close(cl);
     return CLI_OK;
 }
 
@@ -347,11 +369,13 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     const char *durability = "full", *kv_mode = "immediate";
     const char *kv_changes = NULL, *kv_ms = NULL;
     bool wss = false;
+    const char *cluster = NULL;
     o.quic_listen = NULL; /* default below */
     static const char *origins[2];
     const cli_opt opts[] = {
         {"--allow-origin", &origins[0], NULL},
         {"--insecure-open", NULL, &o.open_access},
+        {"--cluster", &cluster, NULL},
         {"--no-console", NULL, &o.no_console},
         {"--ws", &o.ws_listen, NULL},
         {"--quic", &o.quic_listen, NULL},
@@ -404,5 +428,5 @@ cli_cmd_serve(cli *c, int argc, char **argv)
         o.ws_listen = addr;
     }
     rc = rc == CLI_CONTINUE && o.ws_listen ? probe_listen(o.ws_listen) : rc;
-    return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv, wss);
+    return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv, wss, cluster);
 }

@@ -1,0 +1,72 @@
+/*
+ * cluster_int.h -- private to src/cluster: the node's state, shared by
+ * node.c (proposals, the replicator) and fsm.c (the state machine).
+ */
+#ifndef SPRIG_CLUSTER_INT_H
+#define SPRIG_CLUSTER_INT_H
+
+#include "cluster.h"
+#include "core/cmd.h"
+#include "core/core.h"
+#include "local/repl.h"
+
+#include <pthread.h>
+
+#define SPRIG__ENTRY_MAGIC 0x53u
+#define SPRIG__ENTRY_VERSION 1u
+#define SPRIG__ENTRY_HDR 18u /* magic, version, origin, seq */
+
+/* A write on its way through the group. */
+typedef struct sprig__prop {
+    struct raft_apply req; /* req.data: this */
+    struct sprig__cnode *node;
+    char db[SPRIG_NAME_MAX + 1];
+    sprig__cmd *cmd;
+    sprig__cmd_done done;
+    void *udata;
+    uint64_t seq;
+    int rc; /* the local apply's outcome */
+    sprig__errsave err;
+    bool applied;
+    struct sprig__prop *next;
+} sprig__prop;
+
+typedef struct sprig__url {
+    uint64_t id;
+    char *url;
+} sprig__url;
+
+struct sprig__cnode {
+    uint64_t id;
+    sprig_storage_options opts;
+    char *path;
+    sprig_storage *st;
+    struct raft_fsm fsm;
+    struct raft *raft;
+    sprig__repl repl;
+    void (*wake)(void *);
+    void *wake_udata;
+    /* writes queued by submitters, not yet handed to raft (lock) */
+    pthread_mutex_t lock;
+    sprig__prop *queue, *queue_tail;
+    uint64_t next_seq;
+    /* handed to raft, awaiting apply (driver thread only) */
+    sprig__prop *pending;
+    /* entries at or below this may have been applied before (repl.h) */
+    uint64_t recovered_max;
+    sprig__url *urls;
+    size_t n_urls;
+    sprig__cnode_stats stats;
+};
+
+/** Set up n->fsm (fsm.c). */
+void sprig__fsm_init(sprig__cnode *n);
+/** The pending write of this node with proposal number `seq`, or NULL;
+ *  unlinked when `take`. */
+sprig__prop *sprig__prop_find(sprig__cnode *n, uint64_t seq, bool take);
+/** Open n->st from n->opts and install the replicator (node.c). */
+int sprig__cnode_storage_open(sprig__cnode *n);
+/** Remove the replicator and close n->st. */
+void sprig__cnode_storage_close(sprig__cnode *n);
+
+#endif /* SPRIG_CLUSTER_INT_H */

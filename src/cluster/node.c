@@ -1,0 +1,357 @@
+/*
+ * node.c -- a node's replication seam (cluster.h): the replicator the
+ * local storage calls for every write, the queue the driver thread drains
+ * into raft_apply, the answers after the local apply, and ENOTLEADER.
+ */
+#include "cluster_int.h"
+
+#include <stdio.h>
+
+/* ---- answering ------------------------------------------------------------
+ */
+
+/* Call the submitter's done with `rc` (the detail recorded in p->err when
+ * failed) and free the proposal. */
+static void
+prop_finish(sprig__prop *p, int rc)
+{
+    if (rc) {
+        sprig__err_load(rc, &p->err);
+    }
+    sprig__cmd_done done = p->done;
+    void *udata = p->udata;
+    sprig__cmd *cmd = p->cmd;
+    sprig__free(p);
+    done(udata, rc, cmd);
+}
+
+static void
+prop_fail(sprig__prop *p, int rc)
+{
+    sprig__err_save(&p->err);
+    prop_finish(p, rc);
+}
+
+sprig__prop *
+sprig__prop_find(sprig__cnode *n, uint64_t seq, bool take)
+{
+    for (sprig__prop **pp = &n->pending; *pp; pp = &(*pp)->next) {
+        sprig__prop *p = *pp;
+        if (p->seq == seq) {
+            if (take) {
+                *pp = p->next;
+            }
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* ---- the replicator (any thread) ------------------------------------------
+ */
+
+static int
+repl_submit(void *udata, const char *db, sprig__cmd *cmd, sprig__cmd_done done,
+            void *done_udata)
+{
+    sprig__cnode *n = udata;
+    sprig__prop *p = sprig__calloc(1, sizeof *p);
+    if (!p) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory replicating a write");
+    }
+    snprintf(p->db, sizeof p->db, "%s", db);
+    p->node = n;
+    p->cmd = cmd;
+    p->done = done;
+    p->udata = done_udata;
+    p->req.data = p;
+    pthread_mutex_lock(&n->lock);
+    p->seq = ++n->next_seq;
+    if (n->queue_tail) {
+        n->queue_tail->next = p;
+    } else {
+        n->queue = p;
+    }
+    n->queue_tail = p;
+    pthread_mutex_unlock(&n->lock);
+    if (n->wake) {
+        n->wake(n->wake_udata);
+    }
+    return SPRIG_OK;
+}
+
+/* ---- the driver thread ------------------------------------------------------
+ */
+
+static const char *
+url_of(const sprig__cnode *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->n_urls; i++) {
+        if (n->urls[i].id == id) {
+            return n->urls[i].url;
+        }
+    }
+    return NULL;
+}
+
+/* Record "not the leader" with the leader's id and URL. */
+static int
+not_leader(sprig__cnode *n)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    if (n->raft) {
+        raft_leader(n->raft, &id, &addr);
+    }
+    const char *url = id ? url_of(n, id) : NULL;
+    if (id && url) {
+        return sprig__err(SPRIG_ENOTLEADER,
+                          "not the leader; leader is node "
+                          "%llu at %s",
+                          (unsigned long long)id, url);
+    }
+    if (id) {
+        return sprig__err(SPRIG_ENOTLEADER,
+                          "not the leader; leader is node "
+                          "%llu (raft address %s, no client URL known)",
+                          (unsigned long long)id, addr ? addr : "?");
+    }
+    return sprig__err(SPRIG_ENOTLEADER, "not the leader; no leader is known");
+}
+
+static void
+apply_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    sprig__prop *p = req->data;
+    sprig__prop_find(p->node, p->seq, true);
+    if (status == 0 && p->applied) {
+        prop_finish(p, p->rc);
+    } else if (status == RAFT_SHUTDOWN) {
+        prop_fail(p,
+                  sprig__err(SPRIG_ECLOSED, "the node is shutting down; "
+                                            "the write's outcome is unknown"));
+    } else {
+        prop_fail(p, sprig__err(SPRIG_ETIMEDOUT,
+                                "leadership was lost before "
+                                "the write committed (%s): its outcome is "
+                                "unknown",
+                                raft_strerror(status)));
+    }
+}
+
+/* The entry of `p`: header, database name, the encoded command. */
+static int
+encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
+{
+    sprig_buf b = {0};
+    uint8_t hdr[SPRIG__ENTRY_HDR + 1];
+    size_t dl = strlen(p->db);
+    hdr[0] = SPRIG__ENTRY_MAGIC;
+    hdr[1] = SPRIG__ENTRY_VERSION;
+    sprig__put_u64be(hdr + 2, n->id);
+    sprig__put_u64be(hdr + 10, p->seq);
+    hdr[18] = (uint8_t)dl;
+    int rc = sprig_buf_append(&b, hdr, sizeof hdr);
+    rc = rc ? rc : sprig_buf_append(&b, p->db, dl);
+    rc = rc ? rc : sprig__cmd_encode(p->cmd, &b);
+    out->base = rc ? NULL : raft_malloc(b.len);
+    out->len = b.len;
+    if (rc == 0 && !out->base) {
+        rc = sprig__err(SPRIG_ENOMEM, "out of memory encoding an entry");
+    }
+    if (rc == 0) {
+        memcpy(out->base, b.data, b.len);
+    }
+    sprig_buf_clear(&b);
+    return rc;
+}
+
+/* Propose one write: fail it, or leave it pending on raft. */
+static void
+propose(sprig__cnode *n, sprig__prop *p)
+{
+    if (!n->raft || raft_state(n->raft) != RAFT_LEADER) {
+        n->stats.refused++;
+        prop_fail(p, not_leader(n));
+        return;
+    }
+    struct raft_buffer buf;
+    int rc = encode_entry(n, p, &buf);
+    if (rc) {
+        prop_fail(p, rc);
+        return;
+    }
+    p->next = n->pending;
+    n->pending = p;
+    int rv = raft_apply(n->raft, &p->req, &buf, 1, apply_cb);
+    if (rv != 0) {
+        sprig__prop_find(n, p->seq, true);
+        raft_free(buf.base);
+        prop_fail(p, rv == RAFT_NOTLEADER
+                         ? not_leader(n)
+                         : sprig__err(SPRIG_EIO, "raft_apply: %s",
+                                      raft_strerror(rv)));
+        return;
+    }
+    n->stats.proposed++;
+}
+
+void
+sprig__cnode_pump(sprig__cnode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    sprig__prop *q = n->queue;
+    n->queue = n->queue_tail = NULL;
+    pthread_mutex_unlock(&n->lock);
+    while (q) {
+        sprig__prop *next = q->next;
+        q->next = NULL;
+        propose(n, q);
+        q = next;
+    }
+}
+
+/* ---- life -------------------------------------------------------------------
+ */
+
+int
+sprig__cnode_storage_open(sprig__cnode *n)
+{
+    int rc = sprig_storage_open(&n->opts, &n->st);
+    rc = rc ? rc : sprig__storage_raft_applied_max(n->st, &n->recovered_max);
+    if (rc == 0) {
+        sprig__storage_replicate(n->st, &n->repl);
+    }
+    return rc;
+}
+
+void
+sprig__cnode_storage_close(sprig__cnode *n)
+{
+    if (n->st) {
+        sprig__storage_replicate(n->st, NULL);
+        sprig_storage_close(n->st);
+        n->st = NULL;
+    }
+}
+
+int
+sprig__cnode_open(const sprig_storage_options *o, uint64_t id,
+                  sprig__cnode **out)
+{
+    if (!o || !o->path || o->memory_only || id == 0) {
+        return sprig__err(SPRIG_EINVAL, "a cluster node needs an on-disk "
+                                        "storage and an id above 0");
+    }
+    sprig__cnode *n = sprig__calloc(1, sizeof *n);
+    char *path = sprig__strdup(o->path);
+    if (!n || !path) {
+        sprig__free(n);
+        sprig__free(path);
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening a node");
+    }
+    n->id = id;
+    n->opts = *o;
+    n->path = path;
+    n->opts.path = path;
+    n->repl.submit = repl_submit;
+    n->repl.udata = n;
+    pthread_mutex_init(&n->lock, NULL);
+    sprig__fsm_init(n);
+    int rc = sprig__cnode_storage_open(n);
+    if (rc) {
+        sprig__cnode_close(n);
+        return rc;
+    }
+    *out = n;
+    return SPRIG_OK;
+}
+
+struct raft_fsm *
+sprig__cnode_fsm(sprig__cnode *n)
+{
+    return &n->fsm;
+}
+
+void
+sprig__cnode_attach(sprig__cnode *n, struct raft *r)
+{
+    n->raft = r;
+}
+
+void
+sprig__cnode_set_wake(sprig__cnode *n, void (*wake)(void *), void *udata)
+{
+    n->wake = wake;
+    n->wake_udata = udata;
+}
+
+int
+sprig__cnode_set_url(sprig__cnode *n, uint64_t id, const char *url)
+{
+    char *u = sprig__strdup(url);
+    sprig__url *a =
+        u ? sprig__realloc(n->urls, (n->n_urls + 1) * sizeof *a) : NULL;
+    if (!a) {
+        sprig__free(u);
+        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    n->urls = a;
+    n->urls[n->n_urls++] = (sprig__url){id, u};
+    return SPRIG_OK;
+}
+
+sprig_storage *
+sprig__cnode_storage(sprig__cnode *n)
+{
+    return n->st;
+}
+
+void
+sprig__cnode_stats_get(sprig__cnode *n, sprig__cnode_stats *out)
+{
+    *out = n->stats;
+}
+
+uint64_t
+sprig__cnode_id(const sprig__cnode *n)
+{
+    return n->id;
+}
+
+static void
+fail_all(sprig__prop *p)
+{
+    while (p) {
+        sprig__prop *next = p->next;
+        prop_fail(p, sprig__err(SPRIG_ECLOSED, "the cluster node closed"));
+        p = next;
+    }
+}
+
+void
+sprig__cnode_close(sprig__cnode *n)
+{
+    if (!n) {
+        return;
+    }
+    if (n->st) {
+        sprig__storage_replicate(n->st, NULL);
+    }
+    pthread_mutex_lock(&n->lock);
+    sprig__prop *q = n->queue;
+    n->queue = n->queue_tail = NULL;
+    pthread_mutex_unlock(&n->lock);
+    fail_all(q);
+    fail_all(n->pending);
+    n->pending = NULL;
+    sprig__cnode_storage_close(n);
+    for (size_t i = 0; i < n->n_urls; i++) {
+        sprig__free(n->urls[i].url);
+    }
+    sprig__free(n->urls);
+    pthread_mutex_destroy(&n->lock);
+    sprig__free(n->path);
+    sprig__free(n);
+}

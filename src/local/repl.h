@@ -1,0 +1,92 @@
+/*
+ * repl.h -- the replication seam of the local engine: what src/cluster
+ * (Raft, issue 18) needs from a local storage, and nothing else of it.
+ *
+ * A storage with a replicator installed (sprig__storage_replicate) hands
+ * every write command it accepts -- from the synchronous API, from
+ * asynchronous submission (the server), from the key-value sweeper, and
+ * the admin changes (create and delete a database, register a schema) --
+ * to the replicator instead of its writers.  The replicator proposes it
+ * (raft_apply) and, once the entry is committed, applies it on every node
+ * through sprig__storage_apply with `cmd->replicated` set (which bypasses
+ * the seam) and `cmd->raft_index` set (which records the entry's index in
+ * the same LMDB transaction as the command's effects).  The submitter's
+ * done() fires after that local apply.
+ *
+ * Applied indexes: every environment (each database, and `_admin` for the
+ * admin kinds) keeps in its meta table the index of the last entry applied
+ * to it (key "raft.applied"); a database created by an entry starts at
+ * that entry's index.  A restarted node skips an entry at or below the
+ * index of the environment it targets: exactly once, per environment.
+ * The "floor" (`_admin` meta "raft.floor", local to the node, never
+ * replicated) is an index at or below which every entry is reflected in
+ * the storage and durable: it is written when the node takes a snapshot
+ * and after it restores one.
+ *
+ * Threads: all functions are safe from any thread unless said otherwise.
+ */
+#ifndef SPRIG_LOCAL_REPL_H
+#define SPRIG_LOCAL_REPL_H
+
+#include "core/cmd.h"
+
+/** A replicator.  `submit` takes `cmd` (for database `db`; "" for the
+ *  admin kinds), returns at once, and calls done(done_udata, rc, cmd)
+ *  exactly once, never inside the call, after the command was committed
+ *  by the group and applied locally (results in cmd->out) or failed (the
+ *  detail recorded in the calling thread).  A negative return: refused
+ *  now, done never called.  The command and what it points at stay the
+ *  submitter's, alive until done. */
+typedef struct sprig__repl {
+    int (*submit)(void *udata, const char *db, struct sprig__cmd *cmd,
+                  sprig__cmd_done done, void *done_udata);
+    void *udata;
+} sprig__repl;
+
+/** Install `r` on local storage `st` (NULL removes it).  `r` must stay
+ *  valid until removed.  Install before writes start; remove after they
+ *  stopped (a write racing the change may take either path). */
+void sprig__storage_replicate(sprig_storage *st, const sprig__repl *r);
+
+/** Submit `cmd` through `r` and wait for its done (the synchronous path of
+ *  the seam).  Never call it on the thread that drives the replicator. */
+int sprig__repl_run(const sprig__repl *r, const char *db,
+                    struct sprig__cmd *cmd);
+
+/** Apply a (decoded) command to the storage: admin kinds through the admin
+ *  writer, exactly as the API's own (the command's time, not the clock);
+ *  the others to database `db` (opened as needed).  Waits.  (Also declared
+ *  in local.h for tests.) */
+int sprig__storage_apply(sprig_storage *st, const char *db,
+                         struct sprig__cmd *cmd);
+
+/** The index of the last Raft entry applied to database `db` ("": the
+ *  `_admin` environment); 0 when none, or the database does not exist.
+ *  Storage errors. */
+int sprig__storage_raft_applied(sprig_storage *st, const char *db,
+                                uint64_t *out);
+
+/** The largest applied index over `_admin` and every database. */
+int sprig__storage_raft_applied_max(sprig_storage *st, uint64_t *out);
+
+/** Read the node's floor (0: none). */
+int sprig__storage_raft_floor(sprig_storage *st, uint64_t *out);
+/** Make everything committed durable (every open database's log or LMDB
+ *  flushed), then record `floor` in `_admin` durably.  Storage errors. */
+int sprig__storage_raft_set_floor(sprig_storage *st, uint64_t floor);
+
+/** A compacted copy of the storage in directory `dest` (created; must not
+ *  exist): `_admin/data.mdb` and `db/<name>.<id>/data.mdb` for every
+ *  registered database, directory names kept (a database's hash key lives
+ *  in its environment; later directory ids derive from the registry, so
+ *  they stay the same on every node).  Copies each environment at its last
+ *  commit: the caller makes sure no replicated command commits meanwhile.
+ *  Encrypted storages are refused (SPRIG_EINVAL: their vault is not part
+ *  of the copy yet).  SPRIG_EIO, storage errors. */
+int sprig__storage_snapshot(sprig_storage *st, const char *dest);
+
+/** Remove directory `dir` and everything below it (absent: nothing to
+ *  do).  SPRIG_EIO. */
+int sprig__repl_rmtree(const char *dir);
+
+#endif /* SPRIG_LOCAL_REPL_H */

@@ -1,0 +1,192 @@
+# cluster_nodes_test.sh -- three real `sprig serve --cluster` processes on
+# loopback (issue 18; docs/cluster.md): Raft over TCP (raft_uv), each node
+# with its own durable Raft log under <storage>/raft/.
+#
+#  - the nodes elect a leader; a write on a follower answers "not the
+#    leader; leader is node N at URL", and that URL is the leader's;
+#  - writes through the leader reach every node;
+#  - kill -9 of the leader while a writer runs: the two others elect a new
+#    leader, which takes writes; every acknowledged write (and every
+#    acknowledged increment, exactly once) is on both survivors;
+#
+# usage: sh cluster_nodes_test.sh PATH/TO/sprig SCRATCH_DIR
+BIN=$1
+T=$2
+rm -rf "$T" && mkdir -p "$T" || exit 1
+fail=0
+pids=""
+
+bad() {
+    echo "FAIL: $*"
+    fail=$((fail + 1))
+}
+
+cleanup() {
+    for p in $pids; do
+        kill -9 "$p" 2>/dev/null
+    done
+}
+trap cleanup EXIT
+
+# six free loopback ports: three for Raft, three for clients
+ports=$(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(6)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+set -- $ports
+R1=$1 R2=$2 R3=$3 W1=$4 W2=$5 W3=$6
+
+raft_port() { eval echo "\$R$1"; }
+ws_port() { eval echo "\$W$1"; }
+url() { echo "ws://127.0.0.1:$(ws_port "$1")"; }
+
+for i in 1 2 3; do
+    peers=""
+    for j in 1 2 3; do
+        [ "$j" = "$i" ] && continue
+        peers="$peers${peers:+,}{\"id\":$j,\"raft\":\"127.0.0.1:$(raft_port "$j")\",\"url\":\"$(url "$j")\"}"
+    done
+    echo "{\"id\":$i,\"raft\":\"127.0.0.1:$(raft_port "$i")\",\"url\":\"$(url "$i")\",\"bootstrap\":true,\"peers\":[$peers]}" >"$T/c$i.json"
+done
+
+start() {
+    "$BIN" serve --path "$T/n$1" --db app --ws "127.0.0.1:$(ws_port "$1")" \
+        --quic off --insecure-open --cluster "$T/c$1.json" \
+        >>"$T/n$1.log" 2>&1 &
+    eval "PID$1=$!"
+    pids="$pids $!"
+}
+
+sp() { # sp NODE ARGS...: the CLI against node NODE
+    n=$1
+    shift
+    "$BIN" --url "$(url "$n")" --db app "$@"
+}
+
+counter_of() { # counter_of NODE: the value of key "counter" (empty: none)
+    sp "$1" kv get counter 2>/dev/null |
+        sed -n 's/.*"value":\([0-9-]*\).*/\1/p'
+}
+
+for i in 1 2 3; do start "$i"; done
+
+# the leader: the node where a schema definition goes through (a minute at
+# most: elections, and the servers starting under load)
+leader=""
+tries=0
+while [ -z "$leader" ] && [ $tries -lt 300 ]; do
+    for i in 1 2 3; do
+        if sp "$i" schema define app items:natural >/dev/null 2>"$T/err"; then
+            leader=$i
+            break
+        fi
+    done
+    tries=$((tries + 1))
+    [ -z "$leader" ] && sleep 0.2
+done
+[ -n "$leader" ] || { bad "no leader elected"; cat "$T"/n*.log; exit 1; }
+echo "leader: node $leader"
+sp "$leader" db create app --schema app >/dev/null || bad "db create on the leader"
+
+# writes through the leader reach every node
+for k in 1 2 3 4 5; do
+    sp "$leader" doc put items --id "a$k" "{\"k\":$k}" >/dev/null ||
+        bad "write a$k through the leader"
+done
+for i in 1 2 3; do
+    n=""
+    for t in 1 2 3 4 5 6 7 8 9 10; do
+        n=$(sp "$i" doc count items 2>/dev/null)
+        [ "$n" = 5 ] && break
+        sleep 0.2
+    done
+    [ "$n" = 5 ] || bad "node $i holds $n of the 5 documents"
+done
+
+# a follower refuses, naming the leader and its client URL
+f=$((leader % 3 + 1))
+if sp "$f" doc put items --id nope '{"x":1}' >/dev/null 2>"$T/err"; then
+    bad "a write on follower $f succeeded"
+fi
+grep -q "not the leader; leader is node $leader at $(url "$leader")" "$T/err" ||
+    bad "follower's refusal: $(cat "$T/err")"
+
+# kill -9 of the leader under write load
+: >"$T/acked"
+(
+    k=0
+    while :; do
+        k=$((k + 1))
+        sp "$leader" doc put items --id "w$k" "{\"k\":$k}" >/dev/null 2>&1 ||
+            break
+        sp "$leader" kv incr counter --type i64 >/dev/null 2>&1 || break
+        echo "$k" >>"$T/acked"
+    done
+) &
+writer=$!
+while [ "$(wc -l <"$T/acked")" -lt 15 ]; do sleep 0.1; done
+eval "kill -9 \$PID$leader"
+wait "$writer"
+acked=$(wc -l <"$T/acked")
+echo "killed node $leader after $acked acknowledged writes"
+
+# a new leader among the survivors takes writes
+old=$leader
+leader=""
+tries=0
+while [ -z "$leader" ] && [ $tries -lt 150 ]; do
+    for i in 1 2 3; do
+        [ "$i" = "$old" ] && continue
+        if sp "$i" doc put items --id after '{"after":1}' >/dev/null 2>&1; then
+            leader=$i
+            break
+        fi
+    done
+    tries=$((tries + 1))
+    [ -z "$leader" ] && sleep 0.2
+done
+[ -n "$leader" ] || bad "no new leader after the kill"
+echo "new leader: node $leader"
+
+# every acknowledged write on every survivor (a follower may lag a little:
+# reads are local)
+check_node() { # check_node NODE: every acked document; the counter
+    i=$1
+    for t in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+        sp "$i" doc list items --limit 100000 >"$T/list$i" 2>/dev/null
+        c=$(counter_of "$i")
+        missing=0
+        for k in $(cat "$T/acked"); do
+            grep -q "\"id\":\"w$k\"" "$T/list$i" || missing=$((missing + 1))
+        done
+        [ $missing = 0 ] && [ -n "$c" ] && [ "$c" -ge "$acked" ] && break
+        sleep 0.3
+    done
+    [ $missing = 0 ] || bad "node $i lacks $missing acknowledged writes"
+    # an increment was acknowledged $acked times; one more may have
+    # committed unacknowledged when the leader died, none twice
+    [ -n "$c" ] && [ "$c" -ge "$acked" ] && [ "$c" -le $((acked + 1)) ] ||
+        bad "node $i: counter $c after $acked acknowledged increments"
+    echo "node $i: all $acked acknowledged writes, counter $c"
+}
+for i in 1 2 3; do
+    [ "$i" = "$old" ] || check_node "$i"
+done
+# the nodes stop with kill -9 too: a clean stop (SIGTERM, raft_close)
+# leaves a closed Raft segment that libraft then refuses to load (see
+# docs/cluster.md, "Not built yet"), and restarting a killed node is not
+# checked here yet
+cleanup
+wait 2>/dev/null
+trap - EXIT
+if [ $fail -gt 0 ]; then
+    for i in 1 2 3; do
+        echo "--- node $i log"
+        tail -20 "$T/n$i.log"
+    done
+    echo "$fail failure(s)"
+    exit 1
+fi
+echo "cluster_nodes: all passed"

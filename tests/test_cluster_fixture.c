@@ -1,0 +1,751 @@
+/*
+ * test_cluster_fixture.c -- the cluster's state machine (src/cluster) on
+ * libraft's deterministic fixture (raft/fixture.h: in-process servers, a
+ * fake clock, in-memory Raft I/O) over real temporary storages.
+ *
+ * Writes go through the public synchronous API, called in a helper thread
+ * on one node while the test thread drives the fixture: it hands the
+ * node's queued proposals to raft and steps the fixture only while a
+ * proposal is in flight, so raft sees the same events in the same order on
+ * every run (the seed picks the workload).  At the end every node's
+ * storage is closed and every LMDB table of every environment is compared
+ * byte for byte (as test_cmd_replay does), the node-local "raft.floor"
+ * key excepted.
+ *
+ * Covered: an election and writes of every kind replicated to all (with
+ * ENOTLEADER from a follower, naming the leader's URL); a partition (the
+ * isolated leader never commits and answers "outcome unknown" once it
+ * steps down, the majority elects and continues, the healed node catches
+ * up and drops its uncommitted entry); a restart (the node's storage
+ * reopened and every entry of the log applied again: each is skipped, an
+ * increment is not doubled); snapshots (a node that missed entries the
+ * others compacted catches up by InstallSnapshot, its storage replaced by
+ * the copy); a membership change (a spare added, made a voter, removed).
+ */
+#include "testutil.h"
+
+#include "cluster/cluster_int.h"
+#include "core/cmd.h"
+#include "local/local.h"
+
+#include <dirent.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <raft/fixture.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static uint64_t seed;
+
+static const sprig_collection_def colls[] = {{"pushed", SPRIG_ID_U64},
+                                             {"named", SPRIG_ID_NATURAL}};
+static const sprig_schema_def schema = {"app", colls, 2};
+
+/* ---- a cluster on the fixture ------------------------------------------- */
+
+#define MAXN 5
+
+typedef struct cl {
+    struct raft_fixture f;
+    sprig__cnode *node[MAXN];
+    char base[1024];
+    unsigned n;
+} cl;
+
+static void
+node_open(cl *c, unsigned i)
+{
+    char path[1200];
+    sprig_storage_options o;
+    sprig_storage_options_init(&o);
+    snprintf(path, sizeof path, "%s/node%u", c->base, i + 1);
+    o.path = path;
+    SPRIG_OK_(sprig__cnode_open(&o, i + 1, &c->node[i]));
+    for (unsigned j = 0; j < MAXN; j++) {
+        char url[64];
+        snprintf(url, sizeof url, "ws://127.0.0.1:%u", 5001 + j);
+        SPRIG_OK_(sprig__cnode_set_url(c->node[i], j + 1, url));
+    }
+}
+
+static void
+cl_init(cl *c, unsigned n, const char *tag)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->base, sizeof c->base, "%s", tu_tmpdir(tag));
+    c->n = n;
+    assert_int_equal(raft_fixture_initialize(&c->f), 0);
+    for (unsigned i = 0; i < n; i++) {
+        node_open(c, i);
+        assert_int_equal(raft_fixture_grow(&c->f, sprig__cnode_fsm(c->node[i])),
+                         0);
+        sprig__cnode_attach(c->node[i], raft_fixture_get(&c->f, i));
+    }
+    struct raft_configuration conf;
+    assert_int_equal(raft_fixture_configuration(&c->f, n, &conf), 0);
+    assert_int_equal(raft_fixture_bootstrap(&c->f, &conf), 0);
+    raft_configuration_close(&conf);
+    assert_int_equal(raft_fixture_start(&c->f), 0);
+    for (unsigned i = 0; i < n; i++) {
+        /* a node cut off does not bump its term and depose the leader
+         * when it comes back (real nodes run with it too) */
+        raft_set_pre_vote(raft_fixture_get(&c->f, i), true);
+    }
+}
+
+/* Close raft first (it may answer in-flight writes), then the nodes. */
+static void
+cl_close(cl *c)
+{
+    raft_fixture_close(&c->f);
+    for (unsigned i = 0; i < c->n; i++) {
+        sprig__cnode_close(c->node[i]);
+        c->node[i] = NULL;
+    }
+}
+
+static bool
+busy(cl *c)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->node[i] && (c->node[i]->queue || c->node[i]->pending)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+pump_all(cl *c)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->node[i]) {
+            sprig__cnode_pump(c->node[i]);
+        }
+    }
+}
+
+/* ---- calling the API in a helper thread ------------------------------------
+ */
+
+typedef struct job {
+    int (*fn)(struct job *);
+    sprig_storage *st;
+    const char *db;
+    uint64_t *rs;
+    int n, rc;
+    char msg[512]; /* the failure's detail, from the job's thread */
+    atomic_bool done;
+    pthread_t thread;
+} job;
+
+static void *
+job_main(void *arg)
+{
+    job *j = arg;
+    j->rc = j->fn(j);
+    snprintf(j->msg, sizeof j->msg, "%s", j->rc ? sprig_errmsg() : "");
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* Drive the fixture until job `j` is answered: hand queued proposals to
+ * raft and step only while a proposal is queued or in flight (otherwise
+ * the job's thread is working: wait for it), so raft sees the same events
+ * on every run.  At most `max_ms` of fake time; false if still waiting. */
+static bool
+drive(cl *c, job *j, unsigned max_ms)
+{
+    raft_time end = c->f.time + max_ms;
+    while (!atomic_load(&j->done) && c->f.time < end) {
+        pump_all(c);
+        if (busy(c)) {
+            raft_fixture_step(&c->f);
+        } else {
+            usleep(50);
+        }
+    }
+    return atomic_load(&j->done);
+}
+
+/* Run j->fn on node i's storage in a thread, driving the fixture. */
+static bool
+run_job(cl *c, unsigned i, job *j, unsigned max_ms)
+{
+    j->st = sprig__cnode_storage(c->node[i]);
+    atomic_store(&j->done, false);
+    assert_int_equal(pthread_create(&j->thread, NULL, job_main, j), 0);
+    if (!drive(c, j, max_ms)) {
+        return false; /* still waiting: the caller finishes it */
+    }
+    pthread_join(j->thread, NULL);
+    return true;
+}
+
+/* Drive the fixture until the stuck job `j` answers (or fail). */
+static void
+finish_job(cl *c, job *j, unsigned max_ms)
+{
+    if (!drive(c, j, max_ms)) {
+        for (unsigned i = 0; i < c->n; i++) {
+            print_message("node %u: state %d\n", i + 1,
+                          raft_state(raft_fixture_get(&c->f, i)));
+        }
+    }
+    assert_true(atomic_load(&j->done));
+    pthread_join(j->thread, NULL);
+}
+
+/* The workload: schema, database, documents, transactions, key-value. */
+static int
+job_setup(job *j)
+{
+    int rc = sprig_storage_register_schema(j->st, &schema);
+    rc = rc ? rc : sprig_storage_create_database(j->st, j->db, "app", false);
+    return rc;
+}
+
+static int
+job_docs(job *j)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    for (int i = 0; rc == 0 && i < j->n; i++) {
+        char body[64], id[16];
+        snprintf(body, sizeof body, "{\"i\":%d,\"r\":%llu}", i,
+                 (unsigned long long)(tu_rand(j->rs) % 1000));
+        snprintf(id, sizeof id, "n%llu",
+                 (unsigned long long)(tu_rand(j->rs) % 12));
+        sprig_bytes nid = sprig_str(id);
+        sprig_value one = sprig_value_of_i64(1);
+        sprig_value v = sprig_value_of_u64(tu_rand(j->rs) % 100);
+        sprig_kv_status status;
+        switch (tu_rand(j->rs) % 5) {
+        case 0:
+            rc = sprig_insert(db, "pushed", NULL, sprig_str(body), NULL);
+            break;
+        case 1:
+            rc = sprig_insert(db, "named", &nid, sprig_str(body), NULL);
+            rc = rc == SPRIG_ECONFLICT ? 0 : rc; /* a deterministic refusal */
+            break;
+        case 2:
+            rc = sprig_overwrite(db, "named", nid, sprig_str(body), NULL);
+            break;
+        case 3:
+            rc = sprig_kv_increment(db, "ns", "counter", &one, false, NULL);
+            break;
+        default:
+            rc = sprig_kv_set(db, "ns", id, &v, NULL, &status, NULL);
+            break;
+        }
+    }
+    sprig_db_close(db);
+    return rc;
+}
+
+static int
+job_one_insert(job *j)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    rc = rc ? rc
+            : sprig_overwrite(db, "named", sprig_str("marker"),
+                              sprig_str("{\"lost\":true}"), NULL);
+    sprig_db_close(db);
+    return rc;
+}
+
+static int
+job_admin(job *j)
+{
+    int rc = sprig_storage_create_database(j->st, "scratch", "app", false);
+    rc = rc ? rc : sprig_storage_delete_database(j->st, "scratch");
+    return rc ? rc
+              : sprig_storage_create_database(j->st, "scratch", "app", false);
+}
+
+static void
+run_ok(cl *c, unsigned i, int (*fn)(job *), const char *db, int n)
+{
+    job j = {.fn = fn, .db = db, .n = n, .rs = &seed};
+    assert_true(run_job(c, i, &j, 60000));
+    if (j.rc) {
+        print_message("job on node %u: %s\n", i + 1, j.msg);
+    }
+    assert_int_equal(j.rc, 0);
+}
+
+/* ---- comparing storages
+ * ------------------------------------------------------ */
+
+static void
+put_val(sprig_buf *out, const MDB_val *v)
+{
+    uint32_t n = (uint32_t)v->mv_size;
+    SPRIG_OK_(sprig_buf_append(out, &n, 4));
+    SPRIG_OK_(sprig_buf_append(out, v->mv_data, v->mv_size));
+}
+
+static void
+dump_table(MDB_txn *txn, const MDB_val *name, sprig_buf *out)
+{
+    char nm[256];
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    MDB_stat ms;
+    snprintf(nm, sizeof nm, "%.*s", (int)name->mv_size, (char *)name->mv_data);
+    assert_int_equal(mdb_dbi_open(txn, nm, 0, &dbi), 0);
+    assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
+    if (ms.ms_entries == 0) {
+        return; /* local: see test_cmd_replay */
+    }
+    put_val(out, name);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        if (k.mv_size == 10 && memcmp(k.mv_data, "raft.floor", 10) == 0) {
+            continue; /* node-local */
+        }
+        put_val(out, &k);
+        put_val(out, &v);
+    }
+    mdb_cursor_close(cur);
+}
+
+static void
+dump_env(const char *dir, sprig_buf *out)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_dbi main_dbi;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 256);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &main_dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, main_dbi, &cur), 0);
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        dump_table(txn, &k, out);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Node i's storage (closed): _admin, then each database directory. */
+static void
+dump_node(const cl *c, unsigned i, sprig_buf *out)
+{
+    char p[2048];
+    snprintf(p, sizeof p, "%s/node%u/_admin", c->base, i + 1);
+    dump_env(p, out);
+    snprintf(p, sizeof p, "%s/node%u/db", c->base, i + 1);
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    char *names[64];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 64) {
+        if (de->d_name[0] != '.') {
+            names[n++] = strdup(de->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t k = 0; k < n; k++) {
+        SPRIG_OK_(sprig_buf_append(out, names[k], strlen(names[k]) + 1));
+        snprintf(p, sizeof p, "%s/node%u/db/%s", c->base, i + 1, names[k]);
+        dump_env(p, out);
+        free(names[k]);
+    }
+}
+
+/* After cl_close: nodes [0, n) hold byte-identical storages. */
+static void
+assert_identical(const cl *c, unsigned n)
+{
+    sprig_buf first = {0};
+    dump_node(c, 0, &first);
+    assert_true(first.len > 500);
+    for (unsigned i = 1; i < n; i++) {
+        sprig_buf other = {0};
+        dump_node(c, i, &other);
+        print_message("node %u: %zu bytes of tables, node 1: %zu\n", i + 1,
+                      other.len, first.len);
+        assert_int_equal(other.len, first.len);
+        assert_memory_equal(other.data, first.data, first.len);
+        sprig_buf_clear(&other);
+    }
+    sprig_buf_clear(&first);
+}
+
+static bool
+member(struct raft *leader, raft_id id)
+{
+    for (unsigned k = 0; k < leader->configuration.n; k++) {
+        if (leader->configuration.servers[k].id == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Step until every live member applied the leader's last entry. */
+static void
+settle(cl *c)
+{
+    unsigned l = raft_fixture_leader_index(&c->f);
+    assert_true(l < c->n);
+    raft_index last = raft_last_index(raft_fixture_get(&c->f, l));
+    for (unsigned i = 0; i < c->n; i++) {
+        if (raft_fixture_alive(&c->f, i) &&
+            member(raft_fixture_get(&c->f, l), i + 1) &&
+            !raft_fixture_step_until_applied(&c->f, i, last, 10000)) {
+            struct raft *r = raft_fixture_get(&c->f, i);
+            print_message(
+                "node %u: applied %llu of %llu (leader %u), "
+                "commit %llu, last %llu, state %d, term %llu/%llu\n",
+                i + 1, (unsigned long long)raft_last_applied(r),
+                (unsigned long long)last, l + 1,
+                (unsigned long long)r->commit_index,
+                (unsigned long long)raft_last_index(r), raft_state(r),
+                (unsigned long long)r->current_term,
+                (unsigned long long)raft_fixture_get(&c->f, l)->current_term);
+            fail();
+        }
+    }
+}
+
+/* ---- the tests
+ * ----------------------------------------------------------------- */
+
+static void
+test_election_and_replication(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_repl");
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 120);
+    run_ok(&c, 0, job_admin, "app", 0);
+
+    /* a follower refuses, naming the leader and its URL */
+    job j = {.fn = job_one_insert, .db = "app"};
+    assert_true(run_job(&c, 1, &j, 1000));
+    assert_int_equal(j.rc, SPRIG_ENOTLEADER);
+    print_message("follower: %s\n", j.msg);
+    assert_non_null(strstr(j.msg, "leader is node 1 at ws://127.0.0.1:5001"));
+    settle(&c);
+    sprig__cnode_stats s0, s1;
+    sprig__cnode_stats_get(c.node[0], &s0);
+    sprig__cnode_stats_get(c.node[1], &s1);
+    assert_int_equal(s0.applied, s1.applied);
+    assert_true(s0.proposed > 120 && s1.refused == 1);
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
+static void
+test_partition(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_partition");
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 30);
+    /* isolate the leader: a minority of one */
+    for (unsigned i = 1; i < 3; i++) {
+        raft_fixture_disconnect(&c.f, 0, i);
+        raft_fixture_disconnect(&c.f, i, 0);
+    }
+    job lost = {.fn = job_one_insert, .db = "app"};
+    assert_false(run_job(&c, 0, &lost, 200)); /* never commits */
+    /* the majority elects a leader of its own and goes on */
+    assert_true(raft_fixture_step_until_has_no_leader(&c.f, 5000) ||
+                raft_fixture_leader_index(&c.f) != 0);
+    finish_job(&c, &lost, 10000); /* the old leader stepped down */
+    print_message("isolated leader: %s\n", lost.msg);
+    assert_int_equal(lost.rc, SPRIG_ETIMEDOUT);
+    unsigned l = 0;
+    for (raft_time end = c.f.time + 10000; l == 0 && c.f.time < end;) {
+        raft_fixture_step(&c.f);
+        for (unsigned i = 1; i < 3; i++) {
+            if (raft_state(raft_fixture_get(&c.f, i)) == RAFT_LEADER) {
+                l = i;
+            }
+        }
+    }
+    assert_true(l == 1 || l == 2);
+    run_ok(&c, l, job_docs, "app", 30);
+    /* heal: the old leader catches up and drops its uncommitted entry */
+    for (unsigned i = 1; i < 3; i++) {
+        raft_fixture_reconnect(&c.f, 0, i);
+        raft_fixture_reconnect(&c.f, i, 0);
+    }
+    run_ok(&c, l, job_docs, "app", 5);
+    settle(&c);
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_open_database(sprig__cnode_storage(c.node[0]),
+                                          "app", &db));
+    sprig_doc *d = NULL;
+    SPRIG_EXPECT(SPRIG_ENOTFOUND,
+                 sprig_get(db, "named", sprig_str("marker"), &d));
+    sprig_db_close(db);
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
+/* ---- restart: the log applied again to a reopened storage ---------------- */
+
+typedef struct tap_fsm {
+    struct raft_fsm fsm; /* first: what raft sees */
+    struct raft_fsm *inner;
+    struct raft *raft;
+    struct raft_buffer *entries;
+    raft_index *index;
+    size_t n;
+} tap_fsm;
+
+static int
+tap_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    tap_fsm *t = (tap_fsm *)fsm;
+    t->entries = realloc(t->entries, (t->n + 1) * sizeof *t->entries);
+    t->index = realloc(t->index, (t->n + 1) * sizeof *t->index);
+    t->index[t->n] = raft_last_applied(t->raft) + 1;
+    t->entries[t->n].base = malloc(buf->len);
+    memcpy(t->entries[t->n].base, buf->base, buf->len);
+    t->entries[t->n++].len = buf->len;
+    return t->inner->apply(t->inner, buf, result);
+}
+
+static uint64_t
+counter_of(sprig_storage *st)
+{
+    sprig_db *db;
+    int64_t v = 0;
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
+    int rc = sprig_kv_get_i64(db, "ns", "counter", &v);
+    sprig_db_close(db);
+    assert_true(rc == 0 || rc == SPRIG_ENOTFOUND);
+    return (uint64_t)v;
+}
+
+static void
+test_restart_applies_once(void **state)
+{
+    (void)state;
+    cl c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.base, sizeof c.base, "%s", tu_tmpdir("cluster_restart"));
+    c.n = 3;
+    tap_fsm taps[3];
+    assert_int_equal(raft_fixture_initialize(&c.f), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        node_open(&c, i);
+        taps[i] = (tap_fsm){*sprig__cnode_fsm(c.node[i]),
+                            sprig__cnode_fsm(c.node[i]),
+                            NULL,
+                            NULL,
+                            NULL,
+                            0};
+        taps[i].fsm.apply = tap_apply;
+        taps[i].fsm.data = c.node[i]->fsm.data;
+        assert_int_equal(raft_fixture_grow(&c.f, &taps[i].fsm), 0);
+        sprig__cnode_attach(c.node[i], raft_fixture_get(&c.f, i));
+        taps[i].raft = raft_fixture_get(&c.f, i);
+    }
+    struct raft_configuration conf;
+    assert_int_equal(raft_fixture_configuration(&c.f, 3, &conf), 0);
+    assert_int_equal(raft_fixture_bootstrap(&c.f, &conf), 0);
+    raft_configuration_close(&conf);
+    assert_int_equal(raft_fixture_start(&c.f), 0);
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 80);
+    run_ok(&c, 0, job_admin, "app", 0);
+    settle(&c);
+    uint64_t counter = counter_of(sprig__cnode_storage(c.node[2]));
+
+    /* node 3 restarts: its storage reopens; raft would apply the whole log
+     * again (no snapshot yet): every entry must be skipped */
+    raft_fixture_kill(&c.f, 2);
+    sprig__cnode *old = c.node[2];
+    c.node[2] = NULL;
+    sprig__storage_replicate(sprig__cnode_storage(old), NULL);
+    sprig_storage_close(old->st);
+    old->st = NULL;
+    node_open(&c, 2);
+    struct raft fake;
+    memset(&fake, 0, sizeof fake);
+    sprig__cnode_attach(c.node[2], &fake);
+    struct raft_fsm *fsm = sprig__cnode_fsm(c.node[2]);
+    sprig__cnode_stats st;
+    for (size_t k = 0; k < taps[2].n; k++) {
+        void *res;
+        fake.last_applied = taps[2].index[k] - 1;
+        assert_int_equal(fsm->apply(fsm, &taps[2].entries[k], &res), 0);
+    }
+    sprig__cnode_stats_get(c.node[2], &st);
+    print_message("restart: %zu entries replayed, %llu skipped, %llu run "
+                  "again (all refused: %llu)\n",
+                  taps[2].n, (unsigned long long)st.skipped,
+                  (unsigned long long)st.applied,
+                  (unsigned long long)st.failed);
+    /* only a tail of refused commands runs again (no later success on
+     * their database recorded a higher index); it changes nothing */
+    assert_int_equal(st.skipped + st.applied, taps[2].n);
+    assert_int_equal(st.applied, st.failed);
+    assert_true(st.skipped > taps[2].n - 5);
+    assert_int_equal(counter_of(sprig__cnode_storage(c.node[2])), counter);
+    /* the rest of the group is unaffected; close and compare */
+    sprig__cnode_close(c.node[2]);
+    c.node[2] = NULL;
+    raft_fixture_close(&c.f);
+    for (unsigned i = 0; i < 2; i++) {
+        sprig__cnode_close(c.node[i]);
+        c.node[i] = NULL;
+    }
+    sprig__cnode_close(old);
+    assert_identical(&c, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        for (size_t k = 0; k < taps[i].n; k++) {
+            free(taps[i].entries[k].base);
+        }
+        free(taps[i].entries);
+        free(taps[i].index);
+    }
+    tu_rmtree(c.base);
+}
+
+static void
+test_snapshot_catch_up(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_snapshot");
+    for (unsigned i = 0; i < 3; i++) {
+        raft_set_snapshot_threshold(raft_fixture_get(&c.f, i), 16);
+        raft_set_snapshot_trailing(raft_fixture_get(&c.f, i), 4);
+    }
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 10);
+    settle(&c);
+    /* node 3 misses many entries; the others compact their logs */
+    raft_fixture_kill(&c.f, 2);
+    run_ok(&c, 0, job_docs, "app", 60);
+    run_ok(&c, 0, job_admin, "app", 0);
+    sprig__cnode_stats s0, s2;
+    sprig__cnode_stats_get(c.node[0], &s0);
+    assert_true(s0.snapshots >= 2);
+    raft_fixture_revive(&c.f, 2);
+    run_ok(&c, 0, job_docs, "app", 3);
+    settle(&c);
+    sprig__cnode_stats_get(c.node[2], &s2);
+    print_message("leader took %llu snapshots; node 3 restored %llu\n",
+                  (unsigned long long)s0.snapshots,
+                  (unsigned long long)s2.restored);
+    assert_true(s2.restored >= 1);
+    assert_int_equal(counter_of(sprig__cnode_storage(c.node[2])),
+                     counter_of(sprig__cnode_storage(c.node[0])));
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
+/* ---- membership
+ * ---------------------------------------------------------------- */
+
+static bool change_done;
+static int change_status;
+
+static void
+change_cb(struct raft_change *req, int status)
+{
+    (void)req;
+    change_status = status;
+    change_done = true;
+}
+
+static void
+step_until_changed(cl *c)
+{
+    raft_time end = c->f.time + 20000;
+    while (!change_done && c->f.time < end) {
+        raft_fixture_step(&c->f);
+    }
+    assert_true(change_done);
+    assert_int_equal(change_status, 0);
+    change_done = false;
+}
+
+static void
+test_membership(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_membership");
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 20);
+    /* a fourth node joins as a spare, catches up, becomes a voter */
+    node_open(&c, 3);
+    assert_int_equal(raft_fixture_grow(&c.f, sprig__cnode_fsm(c.node[3])), 0);
+    c.n = 4;
+    struct raft *r4 = raft_fixture_get(&c.f, 3);
+    sprig__cnode_attach(c.node[3], r4);
+    assert_int_equal(raft_start(r4), 0);
+    for (unsigned j = 0; j < 3; j++) {
+        raft_fixture_reconnect(&c.f, 3, j);
+        raft_fixture_reconnect(&c.f, j, 3);
+    }
+    struct raft *leader = raft_fixture_get(&c.f, 0);
+    struct raft_change req;
+    assert_int_equal(raft_add(leader, &req, 4, r4->address, change_cb), 0);
+    step_until_changed(&c);
+    assert_int_equal(raft_assign(leader, &req, 4, RAFT_VOTER, change_cb), 0);
+    step_until_changed(&c);
+    run_ok(&c, 0, job_docs, "app", 20);
+    settle(&c);
+    assert_int_equal(counter_of(sprig__cnode_storage(c.node[3])),
+                     counter_of(sprig__cnode_storage(c.node[0])));
+    /* it leaves; later writes do not reach it */
+    assert_int_equal(raft_remove(leader, &req, 4, change_cb), 0);
+    step_until_changed(&c);
+    sprig__cnode_stats before, after;
+    sprig__cnode_stats_get(c.node[3], &before);
+    run_ok(&c, 0, job_docs, "app", 10);
+    settle(&c);
+    sprig__cnode_stats_get(c.node[3], &after);
+    assert_int_equal(after.applied, before.applied);
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
+int
+main(void)
+{
+    seed = tu_seed();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_election_and_replication),
+        cmocka_unit_test(test_partition),
+        cmocka_unit_test(test_restart_applies_once),
+        cmocka_unit_test(test_snapshot_catch_up),
+        cmocka_unit_test(test_membership),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
