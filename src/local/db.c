@@ -114,10 +114,12 @@ setup_codecs(sprig__ldb *ldb, sprig__lstorage *st)
                    (ldb->schema->collections[i].flags & SPRIG_COLL_ENCRYPTED);
         ldb->colls[i].codec.vault = enc ? ldb->vault : NULL;
         ldb->colls[i].codec.compress_min = st->compress_min;
+        ldb->colls[i].codec.crc = true;
         ldb->colls[i].hash_key = enc ? ldb->secret_hash_key : ldb->hash_key;
     }
     ldb->kv_codec.vault = st->encrypt_all ? ldb->vault : NULL;
     ldb->kv_codec.compress_min = st->compress_min;
+    ldb->kv_codec.crc = true;
     ldb->env->log_codec.vault = any ? ldb->vault : NULL;
     ldb->env->log_codec.compress_min = UINT32_MAX;
     ldb->env->log_db = ldb->dir_name;

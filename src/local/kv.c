@@ -158,11 +158,14 @@ int
 sprig__kv_rec_decode(const sprig__kv *kv, const MDB_val *k, sprig__kv_rec *r,
                      sprig_buf *scratch)
 {
-    if (!r->flags) {
+    if (!r->flags && !kv->ldb->crc_all) {
         return SPRIG_OK;
     }
+    uint8_t h[SPRIG__KV_REC_HDR] = {(uint8_t)r->kind};
+    sprig__put_u64be(h + 1, r->expire_at);
     sprig__vloc l =
         sprig__ldb_loc(kv->ldb, 'k', "", (sprig_bytes){k->mv_data, k->mv_size});
+    l.hdr = (sprig_bytes){h, sizeof h}; /* kind and expiry, without flags */
     int rc = sprig__codec_decode(kv->ldb->vault, &l, r->flags, r->payload,
                                  scratch, &r->payload);
     if (rc == 0 && r->kind != SPRIG_VALUE_BYTES) {
@@ -183,13 +186,15 @@ rec_put(MDB_txn *txn, sprig__kv *kv, MDB_val *k, sprig_value_kind kind,
         sprig_bytes payload, uint64_t bits, uint64_t exp, bool had,
         uint64_t old_exp)
 {
-    uint8_t num[8], cf = 0;
+    uint8_t num[8], cf = 0, h[SPRIG__KV_REC_HDR] = {(uint8_t)kind};
     if (kind != SPRIG_VALUE_BYTES) {
         sprig__put_u64be(num, bits);
         payload = (sprig_bytes){num, 8};
     }
+    sprig__put_u64be(h + 1, exp);
     sprig__vloc l =
         sprig__ldb_loc(kv->ldb, 'k', "", (sprig_bytes){k->mv_data, k->mv_size});
+    l.hdr = (sprig_bytes){h, sizeof h}; /* kind and expiry, without flags */
     int rc = sprig__codec_encode(&kv->ldb->kv_codec, &l, payload, &kv->wenc,
                                  &cf, &payload);
     if (rc) {
