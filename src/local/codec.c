@@ -42,7 +42,15 @@ make_ad(const sprig__vloc *l, uint8_t flags, uint8_t ad[AD_MAX])
     if (idn) {
         memcpy(ad + n, l->id.data, idn);
     }
-    return n + idn;
+    n += idn;
+    /* format 3 (flags SPRIG__CF_CRC): the header beside the value too (a
+     * fixed length per kind, so the id's end stays unambiguous) */
+    size_t hn = l->hdr.len < AD_MAX - n ? l->hdr.len : AD_MAX - n;
+    if ((flags & SPRIG__CF_CRC) && hn) {
+        memcpy(ad + n, l->hdr.data, hn);
+        n += hn;
+    }
+    return n;
 }
 
 /* Compress `p` into out[at..]: [len u32 BE][block]; false when it does
@@ -125,9 +133,22 @@ describe(const sprig__vloc *l, char *out, size_t n)
                  l->scope);
         break;
     case 'r': snprintf(out, n, "a reduce value of view '%s'", l->scope); break;
-    case 'k': snprintf(out, n, "a key-value value"); break;
+    case 'k':
+        snprintf(out, n, "the value of key-value key '%s%s'", id, tail);
+        break;
     default: snprintf(out, n, "a stored value");
     }
+}
+
+/* Put what the value is and its database directory in front of the
+ * message of a failure `rc` to open it. */
+static int
+named(const sprig__vloc *l, int rc)
+{
+    char what[160], msg[400];
+    describe(l, what, sizeof what);
+    snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+    return sprig__err(rc, "%s (database directory '%s'): %s", what, l->db, msg);
 }
 
 /* Check and strip the CRC of `stored` (flags `flags`). */
@@ -135,7 +156,7 @@ static int
 check_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes *stored)
 {
     char what[160];
-    if (stored->len < SPRIG__CRC_BYTES || (flags & SPRIG__CF_ENC)) {
+    if (stored->len < SPRIG__CRC_BYTES) {
         describe(l, what, sizeof what);
         return sprig__err(SPRIG_ECORRUPT,
                           "%s is malformed (%zu bytes, codec flags %#x)", what,
@@ -176,8 +197,10 @@ sprig__codec_encode(const sprig__codec *c, const sprig__vloc *loc,
     }
     sprig_bytes m = z ? sprig_buf_bytes(out) : plain;
     *flags = z ? SPRIG__CF_LZ4 : 0;
-    if (c && c->crc && !c->vault) {
+    if (c && c->crc) { /* sealed: the header joins the associated data */
         *flags |= SPRIG__CF_CRC;
+    }
+    if (c && c->crc && !c->vault) {
         int rc = append_crc(loc, *flags, m, out);
         *stored = rc ? plain : sprig_buf_bytes(out);
         return rc;
@@ -263,7 +286,7 @@ unseal(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
         sprig__vault_unseal(v, ad, adn, stored.data, stored.len, scratch->data);
     scratch->len = rc ? 0 : n;
     *plain = (sprig_bytes){scratch->data, n};
-    return rc;
+    return rc ? named(loc, rc) : rc;
 }
 
 int
@@ -286,7 +309,7 @@ sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
         return sprig__err(SPRIG_ECORRUPT, "a stored value has codec flags %#x",
                           flags);
     }
-    if (flags & SPRIG__CF_CRC) {
+    if ((flags & SPRIG__CF_CRC) && !(flags & SPRIG__CF_ENC)) {
         int rc = check_crc(loc, flags, &stored);
         *plain = stored;
         if (rc || flags == SPRIG__CF_CRC) {
@@ -309,7 +332,7 @@ sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
 }
 
 int
-sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
+sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                        sprig_bytes stored, uint8_t *out)
 {
     if (!v) {
@@ -318,8 +341,9 @@ sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
                           "opened without its vault");
     }
     uint8_t ad[AD_MAX];
-    size_t adn = make_ad(loc, SPRIG__CF_ENC, ad);
-    return sprig__vault_unseal(v, ad, adn, stored.data, stored.len, out);
+    size_t adn = make_ad(loc, flags, ad);
+    int rc = sprig__vault_unseal(v, ad, adn, stored.data, stored.len, out);
+    return rc ? named(loc, rc) : rc;
 }
 
 uint32_t

@@ -36,8 +36,12 @@
  * hash, kind and expiry) and the payload; checked by every decode, so a
  * flipped byte in a plaintext value, its header or its key (id, view key,
  * key-value key) is SPRIG_ECORRUPT instead of a changed answer.  Written
- * by scopes whose codec has `crc` and no vault; never with SPRIG__CF_ENC
- * (Poly1305 already covers those, and the pair is refused on read).  The
+ * by scopes whose codec has `crc` and no vault.  With SPRIG__CF_ENC the
+ * bit adds no CRC (Poly1305 already covers the payload): it says the
+ * header (sprig__vloc.hdr) is in the associated data too, so a flipped
+ * revision, hash or expiry of an encrypted value fails authentication as
+ * well (the flags are in the associated data: the bit cannot be dropped).
+ * The
  * database's directory name is not in it (unlike the associated data): the
  * CRC is against damage, not against a value copied on purpose.  Values
  * written before format 3 have no CRC bit and read as before.
@@ -113,11 +117,12 @@ int sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                         sprig_bytes stored, sprig_buf *scratch,
                         sprig_bytes *plain);
 
-/** Decode a value whose flags are exactly SPRIG__CF_ENC straight into
- *  `out` (room for stored.len - SPRIG__SEAL_OVERHEAD bytes, the plain
- *  length): no scratch, no copy.  Errors as sprig__codec_decode. */
+/** Decode a value whose flags are exactly SPRIG__CF_ENC, or that and
+ *  SPRIG__CF_CRC (`flags`), straight into `out` (room for stored.len -
+ *  SPRIG__SEAL_OVERHEAD bytes, the plain length): no scratch, no copy.
+ *  Errors as sprig__codec_decode. */
 int sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
-                           sprig_bytes stored, uint8_t *out);
+                           uint8_t flags, sprig_bytes stored, uint8_t *out);
 
 /** The CRC-32C that SPRIG__CF_CRC stores (u32 LE) after `payload` for a
  *  value at `loc` with codec flags `flags` (the whole flags byte).  Any

@@ -620,11 +620,12 @@ sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
     } else {
         rc = mrc ? SPRIG_ENOTFOUND : sprig__kv_rec_parse(&v, &r);
     }
+    sprig_buf scratch = {0};
+    /* decoded first: its CRC (or tag) covers the expiry judged next */
+    rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
     if (rc == 0 && r.expire_at && r.expire_at <= now) {
         rc = SPRIG_ENOTFOUND;
     }
-    sprig_buf scratch = {0};
-    rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
     if (rc == SPRIG_ENOTFOUND) {
         rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_KEY,
                               "no key '%s' in namespace '%s'", name,
@@ -685,8 +686,9 @@ list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
            has_prefix(&k, &lo)) {
         sprig__kv_rec r;
         rc = sprig__kv_rec_parse(&v, &r);
+        /* decoded first: its CRC (or tag) covers the expiry */
+        rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
         bool live = rc == 0 && !(r.expire_at && r.expire_at <= now);
-        rc = live ? sprig__kv_rec_decode(kv, &k, &r, &scratch) : rc;
         if (live && rc == 0) {
             sprig_value val = {0};
             val.kind = r.kind;
