@@ -180,7 +180,8 @@ powerloss: build
 # (make test runs 24).  Replay one with SPRIG_SEED=N.
 FLIP_ROUNDS ?= 1000
 flips: build
-	@SPRIG_FLIP_ROUNDS=$(FLIP_ROUNDS) $(BUILD)/tests/test_flips
+	@SPRIG_FLIP_ROUNDS=$(FLIP_ROUNDS) SPRIG_VALUE_FLIP_ROUNDS=$(FLIP_ROUNDS) \
+	    $(BUILD)/tests/test_flips
 
 # ThreadSanitizer (issue 17 item 7): the threaded tests -- the writer and
 # asynchronous submission, the server, the client, PubSub, concurrency,

@@ -12,6 +12,8 @@
  */
 #include "reltest.h"
 
+#include "local/codec.h"
+
 #include <lmdb.h>
 
 static int
@@ -192,9 +194,27 @@ raw_del(const char *dir, const char *table, const char *key)
     raw_close(&r);
 }
 
-/* Flip the last byte of document `id`'s contents. */
+/* Give a value stored as [hdr][payload][CRC] (codec flags `flags`) a CRC
+ * that matches its bytes again: damage as a faulty writer would leave it,
+ * which only the check's recomputations can find. */
 static void
-raw_flip_doc(const char *dir, const char *id)
+fix_crc(char kind, const char *scope, MDB_val k, uint8_t *buf, size_t n,
+        size_t hdr, uint8_t flags)
+{
+    assert_int_equal(flags, SPRIG__CF_CRC);
+    sprig__vloc l = {kind, "db.1", scope, {k.mv_data, k.mv_size}};
+    l.hdr = (sprig_bytes){buf + 1, hdr > 1 ? hdr - 1 : 0};
+    size_t body = n - hdr - SPRIG__CRC_BYTES;
+    uint32_t c = sprig__codec_crc(&l, flags, (sprig_bytes){buf + hdr, body});
+    for (int i = 0; i < 4; i++, c >>= 8) {
+        buf[hdr + body + (size_t)i] = (uint8_t)c;
+    }
+}
+
+/* Flip the last byte of document `id`'s contents; `keep_crc`: and make
+ * its CRC match again. */
+static void
+raw_flip_doc_crc(const char *dir, const char *id, bool keep_crc)
 {
     raw r;
     MDB_dbi dbi = raw_open(&r, dir, "c.docs");
@@ -204,6 +224,9 @@ raw_flip_doc(const char *dir, const char *id)
     assert_true(v.mv_size <= sizeof buf);
     memcpy(buf, v.mv_data, v.mv_size);
     buf[24 + 7] ^= 0x01; /* {"k":"g3",...: g3 becomes g2 */
+    if (keep_crc) {
+        fix_crc('d', "docs", k, buf, v.mv_size, 24, buf[0]);
+    }
     MDB_val nv = {v.mv_size, buf};
     assert_int_equal(mdb_put(r.txn, dbi, &k, &nv, 0), 0);
     raw_close(&r);
@@ -260,7 +283,13 @@ expect_damage(const char *name, void (*damage)(const char *dir),
 static void
 flip(const char *dir)
 {
-    raw_flip_doc(dir, "d03");
+    raw_flip_doc_crc(dir, "d03", true);
+}
+
+static void
+flip_bytes_only(const char *dir)
+{
+    raw_flip_doc_crc(dir, "d03", false);
 }
 
 static void
@@ -295,16 +324,21 @@ raw_reduce(const char *dir, const char *table, int how)
     assert_int_equal(mdb_cursor_open(r.txn, dbi, &c), 0);
     assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
     assert_true(v.mv_size <= sizeof buf && v.mv_size > 1);
-    assert_int_equal(((uint8_t *)v.mv_data)[0], 0); /* codec flags: plain */
+    /* codec flags: plain, with a CRC */
+    assert_int_equal(((uint8_t *)v.mv_data)[0], SPRIG__CF_CRC);
     memcpy(buf, v.mv_data, v.mv_size);
     MDB_val nv = {v.mv_size, buf};
     if (how == 0) {
-        assert_int_equal(v.mv_size, 1 + 75);
+        assert_int_equal(v.mv_size, 1 + 75 + SPRIG__CRC_BYTES);
         buf[1 + 8] += 1; /* the count's low byte */
     } else if (how == 1) {
         memcpy(buf + 1, "999", 3);
-        nv.mv_size = 4;
+        nv.mv_size = 1 + 3 + SPRIG__CRC_BYTES;
     }
+    char scope[64];
+    snprintf(scope, sizeof scope, "docs/%.*s", (int)(strlen(table) - 9),
+             table + 7); /* "v/docs/eager/r" */
+    fix_crc('r', scope, k, buf, nv.mv_size, 1, buf[0]);
     if (how == 2) {
         assert_int_equal(mdb_cursor_del(c, 0), 0);
     } else {
@@ -361,6 +395,13 @@ test_damage_found(void **state)
         "mappings differ",
         NULL};
     expect_damage("check-flip", flip, flipped);
+    const char *crc[] = {
+        "document 'd03' does not decode: document 'd03' of collection "
+        "'docs' is damaged: its CRC-32C is",
+        "view 'eager' of collection 'docs': document 'd03': document 'd03' "
+        "of collection 'docs' is damaged",
+        NULL};
+    expect_damage("check-crc", flip_bytes_only, crc);
     const char *entry[] = {"view 'eager' of collection 'docs': the entries "
                            "table does not hold the records' pairs",
                            NULL};

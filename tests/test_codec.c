@@ -5,7 +5,9 @@
  * saves bytes, a sealed value opens only at the location it was sealed for
  * (another id, scope, database, kind or flag byte fails authentication),
  * a flipped bit or a truncation is an error and never data, and an
- * encrypted value without a vault is SPRIG_EAUTH.
+ * encrypted value without a vault is SPRIG_EAUTH; the CRC of plaintext
+ * values (SPRIG__CF_CRC) refuses every single-byte flip and a value read
+ * at another location.
  */
 #include "testutil.h"
 
@@ -215,6 +217,69 @@ test_vault_keys(void **state)
     sprig_buf_clear(&scratch);
 }
 
+/* SPRIG__CF_CRC: round trips (plain and compressed, the plain one without
+ * a copy on read); every single-byte flip of the stored bytes, another id,
+ * scope, kind or header byte is SPRIG_ECORRUPT naming the value; flags 0
+ * where a CRC is required is SPRIG_ECORRUPT; sealed, the bit binds the
+ * header into the associated data (another header: SPRIG_EAUTH). */
+static void
+test_crc(void **state)
+{
+    (void)state;
+    sprig__vault *v = vault_at("crc");
+    char text[300];
+    for (size_t i = 0; i < sizeof text; i++) {
+        text[i] = "checksummed "[i % 12];
+    }
+    sprig_bytes p = {text, sizeof text};
+    sprig__codec c = {NULL, UINT32_MAX, true}, cz = {NULL, 64, true};
+    sprig__codec ce = {v, UINT32_MAX, true};
+    assert_int_equal(round_trip(&c, NULL, p), SPRIG__CF_CRC);
+    assert_int_equal(round_trip(&cz, NULL, p), SPRIG__CF_CRC | SPRIG__CF_LZ4);
+    assert_int_equal(round_trip(&ce, v, p), SPRIG__CF_CRC | SPRIG__CF_ENC);
+    uint8_t hdr[23] = {1, 2, 3}, f;
+    sprig__vloc l = loc("doc-1");
+    l.hdr = (sprig_bytes){hdr, sizeof hdr};
+    sprig_buf out = {0}, scratch = {0};
+    sprig_bytes st, back;
+    SPRIG_OK_(sprig__codec_encode(&c, &l, p, &out, &f, &st));
+    assert_int_equal(st.len, p.len + SPRIG__CRC_BYTES);
+    SPRIG_OK_(sprig__codec_decode(NULL, &l, f, st, &scratch, &back));
+    assert_ptr_equal(back.data, st.data); /* no copy */
+    assert_int_equal(back.len, p.len);
+    uint8_t *b = out.data;
+    for (size_t i = 0; i < st.len; i++) {
+        b[i] ^= 0x10;
+        SPRIG_EXPECT(SPRIG_ECORRUPT,
+                     sprig__codec_decode(NULL, &l, f, st, &scratch, &back));
+        b[i] ^= 0x10;
+    }
+    assert_non_null(strstr(sprig_errmsg(), "document 'doc-1' of collection "
+                                           "'docs' is damaged: its CRC-32C"));
+    sprig__vloc other[4] = {loc("doc-2"), l, l, l};
+    other[0].hdr = l.hdr;
+    other[1].scope = "docs2";
+    other[2].kind = 'v';
+    uint8_t hdr2[23] = {1, 2, 4};
+    other[3].hdr = (sprig_bytes){hdr2, sizeof hdr2};
+    for (int i = 0; i < 4; i++) {
+        SPRIG_EXPECT(SPRIG_ECORRUPT, sprig__codec_decode(NULL, &other[i], f, st,
+                                                         &scratch, &back));
+    }
+    l.crc_required = true;
+    SPRIG_EXPECT(SPRIG_ECORRUPT,
+                 sprig__codec_decode(NULL, &l, 0, p, &scratch, &back));
+    SPRIG_OK_(sprig__codec_encode(&ce, &l, p, &out, &f, &st));
+    SPRIG_OK_(sprig__codec_decode(v, &l, f, st, &scratch, &back));
+    SPRIG_EXPECT(SPRIG_EAUTH,
+                 sprig__codec_decode(v, &other[3], f, st, &scratch, &back));
+    SPRIG_EXPECT(SPRIG_EAUTH, sprig__codec_decode(v, &l, SPRIG__CF_ENC, st,
+                                                  &scratch, &back));
+    sprig_buf_clear(&out);
+    sprig_buf_clear(&scratch);
+    sprig__vault_free(v);
+}
+
 int
 main(void)
 {
@@ -222,9 +287,8 @@ main(void)
     seed = tu_seed();
     assert_true(sodium_init() >= 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flags),
-        cmocka_unit_test(test_location_bound),
-        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_flags),          cmocka_unit_test(test_crc),
+        cmocka_unit_test(test_location_bound), cmocka_unit_test(test_random),
         cmocka_unit_test(test_vault_keys),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,6 +52,16 @@ forge_stored_hash(sprig_db *db, const char *id, const uint8_t hash[16])
     assert_true(v.mv_size <= sizeof buf);
     memcpy(buf, v.mv_data, v.mv_size);
     memcpy(buf + 8, hash, 16);
+    if (buf[0] == SPRIG__CF_CRC) { /* the value's CRC covers the hash */
+        sprig__vloc l = sprig__ldb_loc(ldb, 'd', "docs", str(id));
+        l.hdr = (sprig_bytes){buf + 1, SPRIG__DOC_HDR - 1};
+        size_t n = v.mv_size - SPRIG__DOC_HDR - SPRIG__CRC_BYTES;
+        uint32_t crc = sprig__codec_crc(&l, buf[0],
+                                        (sprig_bytes){buf + SPRIG__DOC_HDR, n});
+        for (int i = 0; i < 4; i++, crc >>= 8) {
+            buf[SPRIG__DOC_HDR + n + (size_t)i] = (uint8_t)crc;
+        }
+    }
     MDB_val nv = {v.mv_size, buf};
     assert_int_equal(mdb_put(txn, c->dbi, &k, &nv, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);

@@ -27,6 +27,7 @@
 #include "reltest.h"
 
 #include <dirent.h>
+#include <lmdb.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -753,10 +754,203 @@ test_byte_flips(void **state)
     assert_int_equal(t.unnamed, 0);
 }
 
+/* ---- flips in stored values only ----------------------------------------
+ */
+
+typedef struct vspan {
+    char file[2048];
+    uint64_t off, len;
+    char table[64];
+} vspan;
+
+typedef struct vspans {
+    vspan *v;
+    size_t n, cap;
+} vspans;
+
+/* Whether table `name` holds values that carry a CRC or a tag: documents,
+ * key-value records, view `d` records and reduce values. */
+static bool
+valued_table(const char *name, size_t n)
+{
+    if (n >= 2 && !strncmp(name, "c.", 2)) {
+        return true;
+    }
+    if (n == 2 && !strncmp(name, "kv", 2)) {
+        return true;
+    }
+    return n > 4 && !strncmp(name, "v/", 2) &&
+           (!strncmp(name + n - 2, "/d", 2) || !strncmp(name + n - 2, "/r", 2));
+}
+
+/* Add where every value of table `name` sits in the file (map offsets). */
+static void
+spans_of_table(vspans *sp, MDB_txn *txn, const char *file, const char *name,
+               unsigned psize)
+{
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_dbi_open(txn, name, 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    for (int r = mdb_cursor_get(c, &k, &v, MDB_FIRST); r == 0;
+         r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (sp->n == sp->cap) {
+            sp->cap = sp->cap ? sp->cap * 2 : 64;
+            sp->v = realloc(sp->v, sp->cap * sizeof *sp->v);
+            assert_non_null(sp->v);
+        }
+        vspan *s = &sp->v[sp->n++];
+        snprintf(s->file, sizeof s->file, "%s", file);
+        snprintf(s->table, sizeof s->table, "%.63s", name);
+        /* the map is page-aligned: the page holding the value's first
+         * byte starts with its page number */
+        uintptr_t a = (uintptr_t)v.mv_data, pg = a & ~(uintptr_t)(psize - 1);
+        uint64_t pgno;
+        memcpy(&pgno, (const void *)pg, 8);
+        s->off = pgno * psize + (uint64_t)(a - pg);
+        s->len = v.mv_size;
+    }
+    mdb_cursor_close(c);
+}
+
+/* Every stored value of a valued table in database directory `dir`. */
+static void
+spans_of_db(vspans *sp, const char *dir, const char *skip)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_stat est;
+    MDB_cursor *c;
+    MDB_val k, v;
+    char file[2048], names[64][64];
+    size_t nn = 0;
+    snprintf(file, sizeof file, "%.1900s/data.mdb", dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 64), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644), 0);
+    assert_int_equal(mdb_env_stat(env, &est), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    MDB_dbi main_dbi; /* the main table: the tables' names */
+    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &main_dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, main_dbi, &c), 0);
+    for (int r = mdb_cursor_get(c, &k, &v, MDB_FIRST); r == 0 && nn < 64;
+         r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 63 && valued_table(k.mv_data, k.mv_size)) {
+            memcpy(names[nn], k.mv_data, k.mv_size);
+            names[nn++][k.mv_size] = 0;
+        }
+    }
+    mdb_cursor_close(c);
+    for (size_t i = 0; i < nn; i++) {
+        spans_of_table(sp, txn, file + strlen(skip) + 1, names[i],
+                       est.ms_psize);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* Every stored value of every database of the storage in `dir`. */
+static void
+value_spans(const char *dir, vspans *sp)
+{
+    char dbs[1500];
+    snprintf(dbs, sizeof dbs, "%.1200s/db", dir);
+    DIR *d = opendir(dbs);
+    struct dirent *e;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char p[1800];
+        if (e->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%.255s", dbs, e->d_name);
+            spans_of_db(sp, p, dir);
+        }
+    }
+    closedir(d);
+}
+
+/* XOR one byte of value `s` (a random byte, a random mask) in the copy of
+ * the storage in `dir`. */
+static void
+flip_value(const char *dir, const vspan *s, uint64_t *rng, char *what,
+           size_t cap)
+{
+    char p[3500];
+    uint64_t off = s->off + rt_below(rng, s->len);
+    uint8_t mask = (uint8_t)(1 + rt_below(rng, 255)), b;
+    snprintf(p, sizeof p, "%s/%s", dir, s->file);
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+    b ^= mask;
+    assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+    close(fd);
+    snprintf(what, cap, "%.300s (%s, value byte %llu of %llu)@%llu^%02x",
+             s->file, s->table, (unsigned long long)(off - s->off),
+             (unsigned long long)s->len, (unsigned long long)off, mask);
+}
+
+/* A flipped byte anywhere in a stored value -- a document (header and
+ * contents), a key-value record, a view record, a reduce value; plain,
+ * compressed or encrypted -- is refused (SPRIG_ECORRUPT: its CRC-32C;
+ * SPRIG_EAUTH: its tag) or, where no read meets it, changes nothing: never
+ * a changed answer presented as right.  Each round flips one byte of a
+ * live value of the clean template, found through LMDB (so no flip is
+ * wasted on free pages).  SPRIG_VALUE_FLIP_ROUNDS rounds (default 40). */
+static void
+test_value_flips(void **state)
+{
+    char base[1200], tmpl[1300], truth_path[1300], work[1300], out[1300];
+    uint64_t seed = tu_seed(), rng = seed ? seed : 1;
+    unsigned long rounds = rt_env_ulong("SPRIG_VALUE_FLIP_ROUNDS", 40);
+    tally t = {0};
+    lines truth;
+    vspans sp = {0};
+    rt_scratch(base, sizeof base, "vflips");
+    snprintf(tmpl, sizeof tmpl, "%s/template", base);
+    snprintf(truth_path, sizeof truth_path, "%s/truth", base);
+    make_template(tmpl, false);
+    snprintf(work, sizeof work, "%s/pristine", base);
+    copy_tree(tmpl, work);
+    dump_all(work, truth_path);
+    tu_rmtree(work);
+    load_lines(truth_path, &truth);
+    assert_string_equal(answer(&truth, "#check", 6), "0 0");
+    value_spans(tmpl, &sp);
+    assert_true(sp.n > 100); /* documents, kv, view records, reduces */
+    snprintf(out, sizeof out, "%s/answers", base);
+    uint64_t t0 = rt_now_us();
+    for (unsigned long r = 0; r < rounds; r++) {
+        char what[1500], round[1600];
+        snprintf(work, sizeof work, "%s/r", base);
+        copy_tree(tmpl, work);
+        flip_value(work, &sp.v[rt_below(&rng, sp.n)], &rng, what, sizeof what);
+        snprintf(round, sizeof round, "value round %lu %s", r, what);
+        one_round(&t, &truth, work, out, round);
+        tu_rmtree(work);
+    }
+    printf("value flips: %lu rounds over %zu stored values in %.1f s (seed "
+           "%llu): %lu answers right, %lu refused, %lu WRONG, %lu refusals "
+           "naming nothing, %lu other errors, %lu crashes, %lu hangs\n",
+           t.rounds, sp.n, (double)(rt_now_us() - t0) / 1e6,
+           (unsigned long long)seed, t.right, t.refused, t.wrong, t.unnamed,
+           t.other, t.crash, t.hang);
+    free(sp.v);
+    free_lines(&truth);
+    tu_rmtree(base);
+    assert_int_equal(t.wrong, 0);
+    assert_true(t.refused > 0); /* the flips did meet values */
+    assert_int_equal(t.crash, 0);
+    assert_int_equal(t.hang, 0);
+    assert_int_equal(t.other, 0);
+    assert_int_equal(t.unnamed, 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_value_flips),
         cmocka_unit_test(test_byte_flips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

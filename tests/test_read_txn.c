@@ -81,7 +81,9 @@ expect_in(sprig__ldb *ldb, MDB_txn *txn, uint64_t n, const char *want)
         return;
     }
     assert_int_equal(mrc, 0);
-    assert_int_equal(v.mv_size - SPRIG__DOC_HDR, strlen(want));
+    size_t crc = ((uint8_t *)v.mv_data)[0] & SPRIG__CF_CRC ? SPRIG__CRC_BYTES
+                                                           : 0; /* codec.h */
+    assert_int_equal(v.mv_size - SPRIG__DOC_HDR - crc, strlen(want));
     assert_memory_equal((char *)v.mv_data + SPRIG__DOC_HDR, want, strlen(want));
 }
 

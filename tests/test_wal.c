@@ -314,8 +314,8 @@ log_torn_tail(void **state)
         newest_seg(dir, seg, sizeof seg);
         int fd = open(seg, O_RDWR);
         assert_true(fd >= 0);
-        off_t at = 32 + 20 * (off_t)rec; /* record 21 */
-        if (mode == 0) {                 /* a flipped byte in its data */
+        off_t at = 1024 + 20 * (off_t)rec; /* record 21 */
+        if (mode == 0) {                   /* a flipped byte in its data */
             uint8_t b;
             assert_int_equal(pread(fd, &b, 1, at + 40), 1);
             b ^= 0x55;
@@ -337,6 +337,89 @@ log_torn_tail(void **state)
         assert_int_equal(s.n, 21);
         assert_int_equal(s.last, 21);
     }
+    tu_rmtree(dir);
+}
+
+/* XOR 0x55 into byte `at` of `path`. */
+static void
+flip_at(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x55;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+/* The oldest segment file (by name) of dir/wal. */
+static void
+oldest_seg(const char *dir, char *out, size_t n)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "ls %s/wal/*.seg | sort | head -1", dir);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(out, (int)n, f));
+    out[strcspn(out, "\n")] = 0;
+    pclose(f);
+}
+
+/* A damaged record below what was synced is corruption, not a torn tail:
+ * the open refuses (SPRIG_ECORRUPT naming the segment and the LSN) instead
+ * of cutting the log there.  One in the synced segment (its synced mark),
+ * one in an older segment (a later segment exists); a record after the
+ * last sync that is damaged is still a torn tail, dropped at open. */
+static void
+log_corrupt_vs_torn(void **state)
+{
+    (void)state;
+    char dir[1100], seg[1200], cmd[2400];
+    rt_scratch(dir, sizeof dir, "wal-corrupt");
+    const size_t fixed = 100, rec = 16 + fixed;
+    sprig__wal *w;
+    /* 1: synced through 50, record 21 flipped */
+    SPRIG_OK_(sprig__wal_open(dir, 0, 0, &w));
+    append_n(w, 1, 51, fixed, 1);
+    SPRIG_OK_(sprig__wal_sync(w));
+    sprig__wal_close(w);
+    newest_seg(dir, seg, sizeof seg);
+    flip_at(seg, 1024 + 20 * (off_t)rec + 40);
+    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig__wal_open(dir, 0, 0, &w));
+    print_message("middle: %s\n", sprig_errmsg());
+    assert_non_null(strstr(sprig_errmsg(), seg));
+    assert_non_null(strstr(sprig_errmsg(), "record LSN 21 is damaged"));
+    assert_non_null(strstr(sprig_errmsg(), "synced through LSN 50"));
+    /* ... unless the checkpoint holds it: applied 50, nothing is lost */
+    SPRIG_OK_(sprig__wal_open(dir, 50, 0, &w));
+    sprig__wal_close(w);
+    /* 2: synced through 50, 51-60 not; record 55 torn: dropped at open */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    SPRIG_OK_(sprig__wal_open(dir, 0, 0, &w));
+    append_n(w, 1, 51, fixed, 1);
+    SPRIG_OK_(sprig__wal_sync(w));
+    append_n(w, 51, 61, fixed, 1);
+    sprig__wal_close(w);
+    newest_seg(dir, seg, sizeof seg);
+    flip_at(seg, 1024 + 54 * (off_t)rec + 40);
+    seen s = replay_all(dir, 0, fixed);
+    assert_int_equal(s.n, 54);
+    /* 3: several segments, all synced; a record of the oldest flipped */
+    assert_int_equal(system(cmd), 0);
+    SPRIG_OK_(sprig__wal_open(dir, 0, 64 * 1024, &w));
+    append_n(w, 1, 2001, fixed, 7);
+    SPRIG_OK_(sprig__wal_sync(w));
+    sprig__wal_close(w);
+    oldest_seg(dir, seg, sizeof seg);
+    flip_at(seg, 1024 + 4 * (off_t)rec + 40); /* record 5 */
+    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig__wal_open(dir, 0, 64 * 1024, &w));
+    print_message("older segment: %s\n", sprig_errmsg());
+    assert_non_null(strstr(sprig_errmsg(), seg));
+    assert_non_null(strstr(sprig_errmsg(), "record LSN 5 is damaged"));
+    /* the files were left as they were: the refusal repeats */
+    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig__wal_open(dir, 0, 64 * 1024, &w));
     tu_rmtree(dir);
 }
 
@@ -796,6 +879,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(log_roundtrip_and_rotation),
         cmocka_unit_test(log_torn_tail),
+        cmocka_unit_test(log_corrupt_vs_torn),
         cmocka_unit_test(log_revert),
         cmocka_unit_test(scheme_one_sync_per_commit),
         cmocka_unit_test(scheme_crash_and_power_loss),

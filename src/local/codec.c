@@ -8,11 +8,15 @@
  * are stored as they are (flags say which).  The associated data of a
  * sealed value binds its flags and its location (codec.h), so neither a
  * flipped flag nor a value copied to another document, view key or
- * database opens.
+ * database opens.  A plaintext value of a scope that asks for it carries a
+ * CRC-32C after its payload (SPRIG__CF_CRC), over its location, header
+ * and payload, checked before anything else is done with it.
  */
 #include "codec.h"
+#include "local.h"
 
 #include <lz4.h>
+#include <stdio.h>
 
 /* Associated data: flags, kind, db NUL scope NUL id (bounded by names and
  * key limits: 64 + 130 + 512). */
@@ -38,7 +42,15 @@ make_ad(const sprig__vloc *l, uint8_t flags, uint8_t ad[AD_MAX])
     if (idn) {
         memcpy(ad + n, l->id.data, idn);
     }
-    return n + idn;
+    n += idn;
+    /* format 3 (flags SPRIG__CF_CRC): the header beside the value too (a
+     * fixed length per kind, so the id's end stays unambiguous) */
+    size_t hn = l->hdr.len < AD_MAX - n ? l->hdr.len : AD_MAX - n;
+    if ((flags & SPRIG__CF_CRC) && hn) {
+        memcpy(ad + n, l->hdr.data, hn);
+        n += hn;
+    }
+    return n;
 }
 
 /* Compress `p` into out[at..]: [len u32 BE][block]; false when it does
@@ -63,6 +75,109 @@ compress_into(sprig_bytes p, sprig_buf *out, size_t at, bool *kept)
     return SPRIG_OK;
 }
 
+/* The CRC-32C of a value: flags, kind, scope NUL, id length and id, the
+ * header bytes beside it, then the stored payload. */
+uint32_t
+sprig__codec_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
+{
+    uint8_t f[4] = {flags, (uint8_t)l->kind, (uint8_t)(l->id.len >> 8),
+                    (uint8_t)l->id.len};
+    uint32_t c = sprig__crc32c_update(0, f, 4);
+    c = sprig__crc32c_update(c, l->scope, strlen(l->scope) + 1);
+    c = sprig__crc32c_update(c, l->id.data, l->id.len);
+    c = sprig__crc32c_update(c, l->hdr.data, l->hdr.len);
+    return sprig__crc32c_update(c, body.data, body.len);
+}
+
+/* Append the CRC of m (plain, or out's own contents) to out; out then
+ * holds exactly m and its CRC. */
+static int
+append_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes m, sprig_buf *out)
+{
+    bool inside = m.len && m.data == (const uint8_t *)out->data;
+    if (sprig__buf_reserve(out, m.len + SPRIG__CRC_BYTES - out->len)) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory encoding a value");
+    }
+    if (!inside && m.len) {
+        memcpy(out->data, m.data, m.len);
+    }
+    uint8_t *o = out->data;
+    uint32_t c = sprig__codec_crc(l, flags, (sprig_bytes){o, m.len});
+    for (int i = 0; i < 4; i++, c >>= 8) {
+        o[m.len + (size_t)i] = (uint8_t)c;
+    }
+    out->len = m.len + SPRIG__CRC_BYTES;
+    return SPRIG_OK;
+}
+
+/* What a value is, for a message: "document 'x' of collection 'c'". */
+static void
+describe(const sprig__vloc *l, char *out, size_t n)
+{
+    char id[48];
+    size_t k = 0;
+    const uint8_t *p = l->id.data;
+    for (size_t i = 0; i < l->id.len && k + 4 < sizeof id; i++) {
+        id[k++] =
+            p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\'' ? (char)p[i] : '?';
+    }
+    id[k] = 0;
+    const char *tail = k < l->id.len ? "..." : "";
+    switch (l->kind) {
+    case 'd':
+        snprintf(out, n, "document '%s%s' of collection '%s'", id, tail,
+                 l->scope);
+        break;
+    case 'v':
+        snprintf(out, n, "the record of document '%s%s' in view '%s'", id, tail,
+                 l->scope);
+        break;
+    case 'r': snprintf(out, n, "a reduce value of view '%s'", l->scope); break;
+    case 'k':
+        snprintf(out, n, "the value of key-value key '%s%s'", id, tail);
+        break;
+    default: snprintf(out, n, "a stored value");
+    }
+}
+
+/* Put what the value is and its database directory in front of the
+ * message of a failure `rc` to open it. */
+static int
+named(const sprig__vloc *l, int rc)
+{
+    char what[160], msg[400];
+    describe(l, what, sizeof what);
+    snprintf(msg, sizeof msg, "%s", sprig_errmsg());
+    return sprig__err(rc, "%s (database directory '%s'): %s", what, l->db, msg);
+}
+
+/* Check and strip the CRC of `stored` (flags `flags`). */
+static int
+check_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes *stored)
+{
+    char what[160];
+    if (stored->len < SPRIG__CRC_BYTES) {
+        describe(l, what, sizeof what);
+        return sprig__err(SPRIG_ECORRUPT,
+                          "%s is malformed (%zu bytes, codec flags %#x)", what,
+                          stored->len, flags);
+    }
+    size_t n = stored->len - SPRIG__CRC_BYTES;
+    const uint8_t *t = stored->data + n;
+    uint32_t want = (uint32_t)t[0] | (uint32_t)t[1] << 8 |
+                    (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    uint32_t got = sprig__codec_crc(l, flags, (sprig_bytes){stored->data, n});
+    if (got != want) {
+        describe(l, what, sizeof what);
+        return sprig__err(SPRIG_ECORRUPT,
+                          "%s is damaged: its CRC-32C is %08x, its stored "
+                          "bytes give %08x",
+                          what, want, got);
+    }
+    stored->len = n;
+    return SPRIG_OK;
+}
+
 int
 sprig__codec_encode(const sprig__codec *c, const sprig__vloc *loc,
                     sprig_bytes plain, sprig_buf *out, uint8_t *flags,
@@ -82,6 +197,14 @@ sprig__codec_encode(const sprig__codec *c, const sprig__vloc *loc,
     }
     sprig_bytes m = z ? sprig_buf_bytes(out) : plain;
     *flags = z ? SPRIG__CF_LZ4 : 0;
+    if (c && c->crc) { /* sealed: the header joins the associated data */
+        *flags |= SPRIG__CF_CRC;
+    }
+    if (c && c->crc && !c->vault) {
+        int rc = append_crc(loc, *flags, m, out);
+        *stored = rc ? plain : sprig_buf_bytes(out);
+        return rc;
+    }
     if (!c || !c->vault) {
         *stored = m;
         return SPRIG_OK;
@@ -163,7 +286,7 @@ unseal(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
         sprig__vault_unseal(v, ad, adn, stored.data, stored.len, scratch->data);
     scratch->len = rc ? 0 : n;
     *plain = (sprig_bytes){scratch->data, n};
-    return rc;
+    return rc ? named(loc, rc) : rc;
 }
 
 int
@@ -171,12 +294,27 @@ sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                     sprig_bytes stored, sprig_buf *scratch, sprig_bytes *plain)
 {
     *plain = stored;
+    if (flags == 0 && loc->crc_required) {
+        char what[160];
+        describe(loc, what, sizeof what);
+        return sprig__err(SPRIG_ECORRUPT,
+                          "%s is damaged: its codec flags say it has no "
+                          "CRC-32C, but every value of this database has one",
+                          what);
+    }
     if (flags == 0) {
         return SPRIG_OK;
     }
     if (flags & ~SPRIG__CF_ALL) {
         return sprig__err(SPRIG_ECORRUPT, "a stored value has codec flags %#x",
                           flags);
+    }
+    if ((flags & SPRIG__CF_CRC) && !(flags & SPRIG__CF_ENC)) {
+        int rc = check_crc(loc, flags, &stored);
+        *plain = stored;
+        if (rc || flags == SPRIG__CF_CRC) {
+            return rc;
+        }
     }
     scratch->len = 0;
     sprig_bytes m = stored;
@@ -194,7 +332,7 @@ sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
 }
 
 int
-sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
+sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                        sprig_bytes stored, uint8_t *out)
 {
     if (!v) {
@@ -203,8 +341,9 @@ sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
                           "opened without its vault");
     }
     uint8_t ad[AD_MAX];
-    size_t adn = make_ad(loc, SPRIG__CF_ENC, ad);
-    return sprig__vault_unseal(v, ad, adn, stored.data, stored.len, out);
+    size_t adn = make_ad(loc, flags, ad);
+    int rc = sprig__vault_unseal(v, ad, adn, stored.data, stored.len, out);
+    return rc ? named(loc, rc) : rc;
 }
 
 uint32_t

@@ -29,6 +29,22 @@
  * 16], associated data = flags, location kind, database directory name,
  * scope and id (sprig__vloc): a value moved to another place, even inside
  * the same table, fails authentication.
+ *
+ * SPRIG__CF_CRC (format 3): the (compressed) payload followed by a CRC-32C
+ * (u32 LE) over the flags, the location kind, scope and id, the header
+ * bytes the record keeps beside the value (sprig__vloc.hdr: revision and
+ * hash, kind and expiry) and the payload; checked by every decode, so a
+ * flipped byte in a plaintext value, its header or its key (id, view key,
+ * key-value key) is SPRIG_ECORRUPT instead of a changed answer.  Written
+ * by scopes whose codec has `crc` and no vault.  With SPRIG__CF_ENC the
+ * bit adds no CRC (Poly1305 already covers the payload): it says the
+ * header (sprig__vloc.hdr) is in the associated data too, so a flipped
+ * revision, hash or expiry of an encrypted value fails authentication as
+ * well (the flags are in the associated data: the bit cannot be dropped).
+ * The
+ * database's directory name is not in it (unlike the associated data): the
+ * CRC is against damage, not against a value copied on purpose.  Values
+ * written before format 3 have no CRC bit and read as before.
  */
 #ifndef SPRIG_LOCAL_CODEC_H
 #define SPRIG_LOCAL_CODEC_H
@@ -37,12 +53,20 @@
 
 #define SPRIG__CF_LZ4 0x01u
 #define SPRIG__CF_ENC 0x02u
-#define SPRIG__CF_ALL 0x03u
+#define SPRIG__CF_CRC 0x04u
+#define SPRIG__CF_ALL 0x07u
+
+/* Bytes SPRIG__CF_CRC adds after the payload. */
+#define SPRIG__CRC_BYTES 4
 
 /* The storage format this build writes (recorded in `_admin` meta under
  * "format").  1: before the codec (no record).  2: values through the
- * codec (flags beside each value), view definition records version 2. */
-#define SPRIG__FORMAT_VERSION 2u
+ * codec (flags beside each value), view definition records version 2.
+ * 3: plaintext values carry SPRIG__CF_CRC (formats 1 and 2 upgrade in
+ * place: their values have no CRC bit and read unchanged; a format-3
+ * storage is refused by builds that write 2, which would not know the
+ * bit). */
+#define SPRIG__FORMAT_VERSION 3u
 
 /* Bytes sealing adds: key id, nonce, tag. */
 #define SPRIG__SEAL_OVERHEAD (4 + 24 + 16)
@@ -56,6 +80,10 @@ typedef struct sprig__vloc {
     const char *db;    /* the database directory's name, "<name>.<id>" */
     const char *scope; /* collection, "collection/view", or "" */
     sprig_bytes id;    /* document id, view key, encoded key; or empty */
+    sprig_bytes hdr;   /* header bytes kept beside the value, without the
+                          flags, that its CRC covers too; or empty */
+    bool crc_required; /* flags 0 (no CRC) is damage here: the database
+                          was created when every value got one */
 } sprig__vloc;
 
 /* How one scope (a collection and its views, the key-value store, the
@@ -63,32 +91,45 @@ typedef struct sprig__vloc {
 typedef struct sprig__codec {
     sprig__vault *vault;   /* encrypt under its current key; NULL: not */
     uint32_t compress_min; /* compress values longer; UINT32_MAX: never */
+    bool crc; /* append a CRC-32C to what is not encrypted (SPRIG__CF_CRC) */
 } sprig__codec;
 
 /** Encode `plain` for location `loc` under codec `c`: *flags gets the
  *  codec flags, *stored the bytes to store -- `plain` itself when *flags
- *  is 0 (nothing copied), else the contents of `out` (overwritten).
+ *  is 0 (nothing copied), else the contents of `out` (overwritten).  With
+ *  SPRIG__CF_CRC the CRC covers loc->hdr: the caller stores exactly those
+ *  header bytes beside the value.
  *  Any thread.  Errors: SPRIG_ENOMEM, SPRIG_ETOOBIG (over 2 GiB). */
 int sprig__codec_encode(const sprig__codec *c, const sprig__vloc *loc,
                         sprig_bytes plain, sprig_buf *out, uint8_t *flags,
                         sprig_bytes *stored);
 
 /** Decode `stored` (flags `flags`) for `loc`: *plain is `stored` itself
- *  when flags is 0, else bytes in `scratch` (overwritten; valid until it
- *  changes).  `v` may be NULL when the storage has no vault.  Any thread.
- *  Errors: SPRIG_EAUTH (an encrypted value and no vault, a key the vault
- *  does not hold, or a value that fails authentication: altered, or moved
- *  from elsewhere), SPRIG_ECORRUPT (unknown flags, malformed framing),
- *  SPRIG_ENOMEM. */
+ *  (or, with flags SPRIG__CF_CRC alone, all of it but the CRC) when
+ *  nothing is compressed or sealed, else bytes in `scratch` (overwritten;
+ *  valid until it changes).  `v` may be NULL when the storage has no
+ *  vault.  Any thread.  Errors: SPRIG_EAUTH (an encrypted value and no
+ *  vault, a key the vault does not hold, or a value that fails
+ *  authentication: altered, or moved from elsewhere), SPRIG_ECORRUPT
+ *  (unknown flags, malformed framing, a CRC that does not match: the
+ *  message says which value), SPRIG_ENOMEM. */
 int sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                         sprig_bytes stored, sprig_buf *scratch,
                         sprig_bytes *plain);
 
-/** Decode a value whose flags are exactly SPRIG__CF_ENC straight into
- *  `out` (room for stored.len - SPRIG__SEAL_OVERHEAD bytes, the plain
- *  length): no scratch, no copy.  Errors as sprig__codec_decode. */
+/** Decode a value whose flags are exactly SPRIG__CF_ENC, or that and
+ *  SPRIG__CF_CRC (`flags`), straight into `out` (room for stored.len -
+ *  SPRIG__SEAL_OVERHEAD bytes, the plain length): no scratch, no copy.
+ *  Errors as sprig__codec_decode. */
 int sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
-                           sprig_bytes stored, uint8_t *out);
+                           uint8_t flags, sprig_bytes stored, uint8_t *out);
+
+/** The CRC-32C that SPRIG__CF_CRC stores (u32 LE) after `payload` for a
+ *  value at `loc` with codec flags `flags` (the whole flags byte).  Any
+ *  thread; no errors.  For the integrity check's tests and the fuzz
+ *  harnesses, which make damage that keeps its CRC valid. */
+uint32_t sprig__codec_crc(const sprig__vloc *loc, uint8_t flags,
+                          sprig_bytes payload);
 
 /** The key id an encrypted payload was sealed with (0 if too short). */
 uint32_t sprig__codec_key_id(uint8_t flags, sprig_bytes stored);

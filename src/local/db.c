@@ -114,10 +114,12 @@ setup_codecs(sprig__ldb *ldb, sprig__lstorage *st)
                    (ldb->schema->collections[i].flags & SPRIG_COLL_ENCRYPTED);
         ldb->colls[i].codec.vault = enc ? ldb->vault : NULL;
         ldb->colls[i].codec.compress_min = st->compress_min;
+        ldb->colls[i].codec.crc = true;
         ldb->colls[i].hash_key = enc ? ldb->secret_hash_key : ldb->hash_key;
     }
     ldb->kv_codec.vault = st->encrypt_all ? ldb->vault : NULL;
     ldb->kv_codec.compress_min = st->compress_min;
+    ldb->kv_codec.crc = true;
     ldb->env->log_codec.vault = any ? ldb->vault : NULL;
     ldb->env->log_codec.compress_min = UINT32_MAX;
     ldb->env->log_db = ldb->dir_name;
@@ -304,7 +306,9 @@ doc_sealed(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
     memcpy(d->data, id.data, id.len);
     d->contents = d->data + id.len;
     sprig__vloc l = sprig__ldb_loc(ldb, 'd', c->name, id);
-    rc = sprig__codec_open_into(ldb->vault, &l, sealed, d->contents);
+    l.hdr = (sprig_bytes){(const uint8_t *)v->mv_data + 1, SPRIG__DOC_HDR - 1};
+    rc = sprig__codec_open_into(ldb->vault, &l, sprig__doc_flags(v), sealed,
+                                d->contents);
     if (rc) {
         sprig__free(d);
         return rc;
@@ -322,7 +326,9 @@ doc_from(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
     const uint8_t *hash = NULL;
     sprig_bytes contents;
     sprig_bytes id = {k->mv_data, k->mv_size};
-    if (!headers_only && sprig__doc_flags(v) == SPRIG__CF_ENC) {
+    uint8_t f = sprig__doc_flags(v);
+    if (!headers_only &&
+        (f == SPRIG__CF_ENC || f == (SPRIG__CF_ENC | SPRIG__CF_CRC))) {
         return doc_sealed(ldb, c, k, v, out);
     }
     int rc = headers_only ? sprig__doc_parse(v, &rev, &hash, &contents)

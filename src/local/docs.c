@@ -56,10 +56,11 @@ sprig__doc_read(const sprig__ldb *ldb, const sprig__coll *c, sprig_bytes id,
 {
     int rc = sprig__doc_parse(v, rev, hash, contents);
     uint8_t f = sprig__doc_flags(v);
-    if (rc || f == 0) {
+    if (rc || (f == 0 && !ldb->crc_all)) {
         return rc;
     }
     sprig__vloc l = sprig__ldb_loc(ldb, 'd', c->name, id);
+    l.hdr = (sprig_bytes){(const uint8_t *)v->mv_data + 1, SPRIG__DOC_HDR - 1};
     return sprig__codec_decode(ldb->vault, &l, f, *contents, scratch, contents);
 }
 
@@ -299,8 +300,11 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
 {
     const sprig__op *op = &a->cmd->ops[i];
     sprig_bytes id = {k->mv_data, k->mv_size}, body;
-    uint8_t cf;
+    uint8_t cf, h[SPRIG__DOC_HDR];
+    sprig__put_u64be(h, rev);
+    memcpy(h + 8, hash, 16);
     sprig__vloc l = sprig__ldb_loc(a->ldb, 'd', a->colls[i]->name, id);
+    l.hdr = (sprig_bytes){h + 1, SPRIG__DOC_HDR - 1}; /* its CRC covers it */
     int rc = sprig__codec_encode(&a->colls[i]->codec, &l, op->contents, &a->enc,
                                  &cf, &body);
     if (rc) {
@@ -314,8 +318,8 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
         return sprig__mdb_err(mrc, "writing a document");
     }
     uint8_t *p = v.mv_data;
-    sprig__put_u64be(p, rev | (uint64_t)cf << 56);
-    memcpy(p + 8, hash, 16);
+    h[0] = cf; /* revisions stay below 2^56 */
+    memcpy(p, h, SPRIG__DOC_HDR);
     if (body.len) {
         memcpy(p + SPRIG__DOC_HDR, body.data, body.len);
     }

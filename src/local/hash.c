@@ -31,6 +31,41 @@
 #include <sodium.h>
 
 #define HASH_KEY "hash_key"
+#define CRC_KEY "crc" /* present: created under format 3 (codec.h) */
+
+/* Whether the database in `txn` holds nothing yet: no log record, no
+ * document, no key-value table or an empty one. */
+static bool
+fresh_db(MDB_txn *txn, const sprig__ldb *ldb)
+{
+    MDB_stat s;
+    MDB_dbi kv;
+    if (mdb_stat(txn, ldb->log, &s) || s.ms_entries) {
+        return false;
+    }
+    for (size_t i = 0; i < ldb->n_colls; i++) {
+        if (mdb_stat(txn, ldb->colls[i].dbi, &s) || s.ms_entries) {
+            return false;
+        }
+    }
+    int mrc = mdb_dbi_open(txn, "kv", 0, &kv);
+    return mrc == MDB_NOTFOUND ||
+           (mrc == 0 && mdb_stat(txn, kv, &s) == 0 && s.ms_entries == 0);
+}
+
+/* A database created now gets the "crc" record: every plaintext value it
+ * will hold carries a CRC, so a value without one is damage. */
+static int
+mark_crc(MDB_txn *txn, sprig__ldb *ldb)
+{
+    if (!fresh_db(txn, ldb)) {
+        return MDB_SUCCESS;
+    }
+    MDB_val k = {sizeof CRC_KEY - 1, (void *)CRC_KEY}, v = {1, (void *)"\1"};
+    int mrc = mdb_put(txn, ldb->meta, &k, &v, 0);
+    ldb->crc_all = mrc == 0;
+    return mrc;
+}
 
 void
 sprig__hash_key_derive(const char *dir, uint8_t out[SPRIG__HASH_KEY_LEN])
@@ -89,6 +124,7 @@ key_create(sprig__ldb *ldb, const uint8_t *want)
             MDB_val k = {sizeof HASH_KEY - 1, (void *)HASH_KEY};
             MDB_val v = {SPRIG__HASH_KEY_LEN, ldb->hash_key};
             mrc = mdb_put(txn, ldb->meta, &k, &v, 0);
+            mrc = mrc ? mrc : mark_crc(txn, ldb);
             if (mrc == 0) {
                 mrc = mdb_txn_commit(txn);
                 txn = NULL;
@@ -120,6 +156,8 @@ sprig__hash_key_load(sprig__ldb *ldb, const uint8_t *want)
         return rc;
     }
     rc = key_get(txn, ldb->meta, ldb->hash_key);
+    MDB_val k = {sizeof CRC_KEY - 1, (void *)CRC_KEY}, v;
+    ldb->crc_all = mdb_get(txn, ldb->meta, &k, &v) == 0;
     sprig__env_read_end(ldb->env, txn);
     return rc == 0 ? key_create(ldb, want) : rc < 0 ? rc : SPRIG_OK;
 }

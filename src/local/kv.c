@@ -158,11 +158,14 @@ int
 sprig__kv_rec_decode(const sprig__kv *kv, const MDB_val *k, sprig__kv_rec *r,
                      sprig_buf *scratch)
 {
-    if (!r->flags) {
+    if (!r->flags && !kv->ldb->crc_all) {
         return SPRIG_OK;
     }
+    uint8_t h[SPRIG__KV_REC_HDR] = {(uint8_t)r->kind};
+    sprig__put_u64be(h + 1, r->expire_at);
     sprig__vloc l =
         sprig__ldb_loc(kv->ldb, 'k', "", (sprig_bytes){k->mv_data, k->mv_size});
+    l.hdr = (sprig_bytes){h, sizeof h}; /* kind and expiry, without flags */
     int rc = sprig__codec_decode(kv->ldb->vault, &l, r->flags, r->payload,
                                  scratch, &r->payload);
     if (rc == 0 && r->kind != SPRIG_VALUE_BYTES) {
@@ -183,13 +186,15 @@ rec_put(MDB_txn *txn, sprig__kv *kv, MDB_val *k, sprig_value_kind kind,
         sprig_bytes payload, uint64_t bits, uint64_t exp, bool had,
         uint64_t old_exp)
 {
-    uint8_t num[8], cf = 0;
+    uint8_t num[8], cf = 0, h[SPRIG__KV_REC_HDR] = {(uint8_t)kind};
     if (kind != SPRIG_VALUE_BYTES) {
         sprig__put_u64be(num, bits);
         payload = (sprig_bytes){num, 8};
     }
+    sprig__put_u64be(h + 1, exp);
     sprig__vloc l =
         sprig__ldb_loc(kv->ldb, 'k', "", (sprig_bytes){k->mv_data, k->mv_size});
+    l.hdr = (sprig_bytes){h, sizeof h}; /* kind and expiry, without flags */
     int rc = sprig__codec_encode(&kv->ldb->kv_codec, &l, payload, &kv->wenc,
                                  &cf, &payload);
     if (rc) {
@@ -615,11 +620,12 @@ sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
     } else {
         rc = mrc ? SPRIG_ENOTFOUND : sprig__kv_rec_parse(&v, &r);
     }
+    sprig_buf scratch = {0};
+    /* decoded first: its CRC (or tag) covers the expiry judged next */
+    rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
     if (rc == 0 && r.expire_at && r.expire_at <= now) {
         rc = SPRIG_ENOTFOUND;
     }
-    sprig_buf scratch = {0};
-    rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
     if (rc == SPRIG_ENOTFOUND) {
         rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_KEY,
                               "no key '%s' in namespace '%s'", name,
@@ -680,8 +686,9 @@ list_walk(sprig__kv *kv, MDB_txn *txn, const char *ns, const char *prefix,
            has_prefix(&k, &lo)) {
         sprig__kv_rec r;
         rc = sprig__kv_rec_parse(&v, &r);
+        /* decoded first: its CRC (or tag) covers the expiry */
+        rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
         bool live = rc == 0 && !(r.expire_at && r.expire_at <= now);
-        rc = live ? sprig__kv_rec_decode(kv, &k, &r, &scratch) : rc;
         if (live && rc == 0) {
             sprig_value val = {0};
             val.kind = r.kind;

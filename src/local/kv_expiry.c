@@ -537,10 +537,13 @@ verify_txn(MDB_txn *txn, sprig__kv *kv)
         return sprig__mdb_err(mrc, "opening a cursor");
     }
     int rc = SPRIG_OK;
+    sprig_buf scratch = {0};
     mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == 0 && mrc == 0) {
         sprig__kv_rec r;
         rc = sprig__kv_rec_parse(&v, &r);
+        /* the value too: a CRC or an authentication tag that fails */
+        rc = rc ? rc : sprig__kv_rec_decode(kv, &k, &r, &scratch);
         if (rc == 0 && r.expire_at) {
             with_exp++;
             rc = index_has(txn, kv, &k, r.expire_at);
@@ -548,6 +551,7 @@ verify_txn(MDB_txn *txn, sprig__kv *kv)
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
+    sprig_buf_clear(&scratch);
     rc = rc ? rc : sprig__mdb_err(mdb_stat(txn, kv->exp, &es), "verify");
     if (rc == 0 && es.ms_entries != with_exp) {
         rc = sprig__err(SPRIG_ECORRUPT,

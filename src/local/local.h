@@ -409,6 +409,8 @@ typedef struct sprig__ldb {
     const char *dir_name;        /* "<name>.<id>": values' location */
     sprig__vault *vault;         /* the storage's, or NULL */
     sprig__codec kv_codec;       /* key-value values */
+    bool crc_all; /* created under format 3: every plaintext value has a
+                     CRC, so flags 0 is damage (meta "crc", hash.c) */
 } sprig__ldb;
 
 /** The location of a value of `ldb` (codec.h). */
@@ -417,6 +419,7 @@ sprig__ldb_loc(const sprig__ldb *ldb, char kind, const char *scope,
                sprig_bytes id)
 {
     sprig__vloc l = {kind, ldb->dir_name, scope, id};
+    l.crc_required = ldb->crc_all;
     return l;
 }
 

@@ -80,6 +80,14 @@ reseal(rwalk *w, sprig_bytes key, MDB_val *v)
     const uint8_t *p = v->mv_data;
     sprig_bytes body = {p + hdr, v->mv_size - hdr}, plain, out;
     sprig__vloc l = sprig__ldb_loc(w->ldb, w->t->kind, w->t->scope, key);
+    uint8_t kh[SPRIG__KV_REC_HDR]; /* what a CRC covers beside the value */
+    if (w->t->kind == 'k' && hdr == sizeof kh) {
+        memcpy(kh, p, sizeof kh);
+        kh[0] &= 0x0f;
+        l.hdr = (sprig_bytes){kh, sizeof kh};
+    } else if (w->t->kind != 'r' && hdr > 1) {
+        l.hdr = (sprig_bytes){p + 1, hdr - 1};
+    }
     int rc = sprig__codec_decode(w->ldb->vault, &l, f, body, &w->dec, &plain);
     rc = rc ? rc
             : sprig__codec_encode(w->t->codec, &l, plain, &w->enc, &nf, &out);

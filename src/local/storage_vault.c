@@ -9,7 +9,10 @@
  *    anything, or new: either way it is written as SPRIG__FORMAT_VERSION
  *    at open.  Format 1 upgrades in place: its values are exactly the
  *    codec's plain values (flags 0), and view indexes rebuild themselves
- *    (their definition records changed version).  A newer format is
+ *    (their definition records changed version).  Format 2 upgrades in
+ *    place too: format 3 only adds the CRC bit (SPRIG__CF_CRC) to values
+ *    written from then on, and values without it read as before.  A
+ *    read-only open leaves the record as it is.  A newer format is
  *    refused with SPRIG_ESCHEMA and a message naming both versions.
  *  - `_admin` meta "codec": [encrypt u8][compress u8][compress_min u32
  *    BE], written when the options turn one on; once on, each stays on (a
@@ -104,9 +107,13 @@ format_check(sprig__lstorage *st)
                           st->path, ver, SPRIG__FORMAT_VERSION,
                           SPRIG__FORMAT_VERSION);
     }
-    /* format 1, or a new storage: the values need no rewrite (codec.h).
-     * Not synced: lost, the storage reads as format 1, which it is
-     * compatible with, and the next open writes it again. */
+    if (st->opts.read_only) { /* read as it is; a writable open records */
+        return SPRIG_OK;
+    }
+    /* format 1 or 2, or a new storage: the values need no rewrite
+     * (codec.h: values without SPRIG__CF_CRC read as before).  Not synced:
+     * lost, the storage reads as format 1, which it is compatible with, and the
+     * next open writes it again. */
     sprig__put_u32be(b, SPRIG__FORMAT_VERSION);
     return meta_put(st, FORMAT_KEY, b, 4, false);
 }

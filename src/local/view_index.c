@@ -115,10 +115,11 @@ sprig__view_d_read(const sprig__view *v, sprig_bytes id, sprig_bytes stored,
     *rev = sprig__get_u64be(p) & SPRIG__REV_MASK;
     *hash = p + 8;
     *pairs = (sprig_bytes){p + 24, stored.len - 24};
-    if (p[0] == 0) {
+    if (p[0] == 0 && !v->ldb->crc_all) {
         return SPRIG_OK;
     }
     sprig__vloc l = vloc(v, 'v', id);
+    l.hdr = (sprig_bytes){p + 1, 23}; /* revision and hash */
     return sprig__codec_decode(v->ldb->vault, &l, p[0], *pairs, scratch, pairs);
 }
 
@@ -129,6 +130,7 @@ sprig__view_d_put(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig_bytes rec,
     sprig_bytes body = {(const uint8_t *)rec.data + 24, rec.len - 24};
     uint8_t cf;
     sprig__vloc l = vloc(v, 'v', id);
+    l.hdr = (sprig_bytes){(const uint8_t *)rec.data + 1, 23};
     int rc =
         sprig__codec_encode(&v->coll->codec, &l, body, scratch, &cf, &body);
     if (rc) {
@@ -155,7 +157,7 @@ sprig__view_r_read(const sprig__view *v, sprig_bytes key, sprig_bytes stored,
     }
     const uint8_t *p = stored.data;
     *plain = (sprig_bytes){p + 1, stored.len - 1};
-    if (p[0] == 0) {
+    if (p[0] == 0 && !v->ldb->crc_all) {
         return SPRIG_OK;
     }
     sprig__vloc l = vloc(v, 'r', key);

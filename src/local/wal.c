@@ -4,11 +4,25 @@
  *
  * Design notes.  The log lives in `<db dir>/wal/` as segment files
  * (`NNNNNNNN.seg`; the name is only unique, the order comes from headers).
- * A segment starts with a 32-byte header: "SPRIGWL1", its first LSN (u64
+ * A segment starts with a 32-byte header: "SPRIGWL2", its first LSN (u64
  * LE), a CRC-32C of those 16 bytes, then at byte 20 the salt (u64 LE) and
- * at 28 its CRC-32C.  Records follow back to
- * back: [len u32 LE][crc32c u32 LE][lsn u64 LE][len bytes], the CRC
+ * at 28 its CRC-32C.  At byte 512, in a sector of its own, the synced
+ * mark: [LSN u64 LE][CRC-32C of salt and LSN u32 LE].  Records follow
+ * back to back from byte 1024 ("SPRIGWL1" segments, before the mark: from
+ * byte 32): [len u32 LE][crc32c u32 LE][lsn u64 LE][len bytes], the CRC
  * covering len, lsn and the bytes.  LSNs are consecutive across the log.
+ *
+ * Corrupt or torn.  A record whose CRC fails is a torn tail only if it
+ * was never synced.  After each fdatasync of a segment the log writes the
+ * synced LSN into that segment's mark (not synced itself: the next sync
+ * carries it), so a mark on disk never claims more than was durable when
+ * it was written.  At open, a segment of the chain that ends below its
+ * mark, or a valid segment that starts past the chain's end (a segment
+ * starts only once every record before it is synced), proves that a
+ * synced record is damaged: SPRIG_ECORRUPT naming the segment and the LSN,
+ * instead of silently cutting the log there.  Both ignore LSNs the
+ * checkpoint already holds.  The open syncs the chain's last segment
+ * before anything is appended, so the records it read count as synced.
  *
  * States.  At open every segment is scanned up to its first record that is
  * torn, corrupt, zero or out of sequence; the chain is the run of segments
@@ -44,12 +58,15 @@
 #include <unistd.h>
 
 #define HDR_BYTES 32
+#define MARK_AT 512  /* the synced mark, in a sector of its own */
+#define DATA_AT 1024 /* where a "SPRIGWL2" segment's records start */
 #define REC_HDR 16
 #define CHUNK (1u << 20)        /* the largest growth step */
 #define FIRST_BYTES (64u << 10) /* a new segment's first size */
 #define MAX_SPARES 2
 
-static const char magic[8] = {'S', 'P', 'R', 'I', 'G', 'W', 'L', '1'};
+static const char magic[8] = {'S', 'P', 'R', 'I', 'G', 'W', 'L', '2'};
+static const char magic1[8] = {'S', 'P', 'R', 'I', 'G', 'W', 'L', '1'};
 
 typedef struct wal_seg {
     char *path;
@@ -59,6 +76,8 @@ typedef struct wal_seg {
     uint64_t last;  /* last valid LSN (first - 1 when empty) */
     uint64_t pos;   /* end of the valid records */
     uint64_t size;  /* file size */
+    uint64_t data;  /* where records start (HDR_BYTES or DATA_AT) */
+    uint64_t mark;  /* synced mark: every record up to it was synced */
 } wal_seg;
 
 struct sprig__wal {
@@ -101,6 +120,14 @@ __attribute__((target("sse4.2"))) static uint32_t
 crc_hw(uint32_t c, const uint8_t *p, size_t n)
 {
     uint64_t c64 = c;
+    for (; n >= 32; n -= 32, p += 32) { /* unrolled: fewer loop steps */
+        uint64_t v[4];
+        memcpy(v, p, 32);
+        c64 = __builtin_ia32_crc32di(c64, v[0]);
+        c64 = __builtin_ia32_crc32di(c64, v[1]);
+        c64 = __builtin_ia32_crc32di(c64, v[2]);
+        c64 = __builtin_ia32_crc32di(c64, v[3]);
+    }
     for (; n >= 8; n -= 8, p += 8) {
         uint64_t v;
         memcpy(&v, p, 8);
@@ -160,6 +187,16 @@ rec_crc(uint64_t salt, const uint8_t *hdr, const void *bytes, size_t n)
     c = crc_update(c, hdr, 4);
     c = crc_update(c, hdr + 8, 8);
     return ~crc_update(c, bytes, n);
+}
+
+/* The CRC of a synced mark: the segment's salt and the LSN. */
+static uint32_t
+mark_crc(uint64_t salt, uint64_t lsn)
+{
+    uint8_t f[16];
+    put_u64le(f, salt);
+    put_u64le(f + 8, lsn);
+    return sprig__crc32c(f, 16);
 }
 
 static void
@@ -298,15 +335,27 @@ seg_push(wal_seg **arr, size_t *n, size_t *cap, const wal_seg *s)
 /* ---- scanning ------------------------------------------------------------ */
 
 /* Read the header of `s` (first = 0 when it is not a valid one). */
+static uint32_t mark_crc(uint64_t salt, uint64_t lsn);
+
 static void
 read_header(wal_seg *s)
 {
-    uint8_t h[HDR_BYTES];
-    s->first = 0;
-    if (s->size >= HDR_BYTES && pread_all(s->fd, h, HDR_BYTES, 0) == 0 &&
-        memcmp(h, magic, 8) == 0 && get_u32le(h + 16) == sprig__crc32c(h, 16)) {
-        s->first = get_u64le(h + 8);
-        s->salt = get_u64le(h + 20);
+    uint8_t h[HDR_BYTES], m[12];
+    s->first = s->mark = 0;
+    if (s->size < HDR_BYTES || pread_all(s->fd, h, HDR_BYTES, 0) != 0 ||
+        get_u32le(h + 16) != sprig__crc32c(h, 16)) {
+        return;
+    }
+    bool v2 = memcmp(h, magic, 8) == 0;
+    if (!v2 && memcmp(h, magic1, 8) != 0) {
+        return;
+    }
+    s->first = get_u64le(h + 8);
+    s->salt = get_u64le(h + 20);
+    s->data = v2 ? DATA_AT : HDR_BYTES;
+    if (v2 && s->size >= DATA_AT && pread_all(s->fd, m, 12, MARK_AT) == 0 &&
+        get_u32le(m + 8) == mark_crc(s->salt, get_u64le(m))) {
+        s->mark = get_u64le(m);
     }
 }
 
@@ -314,7 +363,7 @@ read_header(wal_seg *s)
 static int
 scan_seg(wal_seg *s, uint8_t **buf, size_t *cap)
 {
-    s->pos = HDR_BYTES;
+    s->pos = s->first ? s->data : HDR_BYTES;
     s->last = s->first ? s->first - 1 : 0;
     uint8_t h[REC_HDR];
     while (s->first && s->pos + REC_HDR <= s->size &&
@@ -426,6 +475,48 @@ holder(const wal_seg *all, const bool *taken, size_t n, uint64_t lsn)
     return best;
 }
 
+/* Whether the chain (w->chain, ending before w->next_lsn) ends below
+ * what was synced: a chain segment that ends below its synced mark, or a
+ * valid segment (not taken) that starts past the chain's end.  Records up
+ * to `applied` do not count (the checkpoint holds them).  ECORRUPT naming
+ * the segment and the first LSN lost. */
+static int
+check_breaks(sprig__wal *w, const wal_seg *all, size_t n, const bool *taken,
+             uint64_t applied)
+{
+    for (size_t i = 0; i < w->n_chain; i++) {
+        const wal_seg *s = &w->chain[i];
+        if (s->mark > s->last && s->mark > applied) {
+            return sprig__err(SPRIG_ECORRUPT,
+                              "command log '%s': record LSN %llu is damaged "
+                              "(its CRC fails, or its header is malformed), "
+                              "but the segment was synced through LSN %llu: "
+                              "not a torn write; records %llu to %llu are lost",
+                              s->path, (unsigned long long)s->last + 1,
+                              (unsigned long long)s->mark,
+                              (unsigned long long)s->last + 1,
+                              (unsigned long long)s->mark);
+        }
+    }
+    const char *end = w->n_chain ? w->chain[w->n_chain - 1].path : w->dir;
+    for (size_t i = 0; i < n; i++) {
+        const wal_seg *s = &all[i];
+        if (!taken[i] && s->first > w->next_lsn && s->first - 1 > applied) {
+            return sprig__err(SPRIG_ECORRUPT,
+                              "command log '%s': record LSN %llu is damaged or "
+                              "missing, but segment '%s' starts at LSN %llu "
+                              "(a segment starts only after every record "
+                              "before it was synced): records %llu to %llu "
+                              "are lost",
+                              end, (unsigned long long)w->next_lsn, s->path,
+                              (unsigned long long)s->first,
+                              (unsigned long long)w->next_lsn,
+                              (unsigned long long)s->first - 1);
+        }
+    }
+    return SPRIG_OK;
+}
+
 /* Pick the chain out of `all` (sorted): from the segment holding `want`,
  * each next one holding the record after the last.  Segments left out
  * become spares when every LSN they may hold is below the next one handed
@@ -453,9 +544,14 @@ build_chain(sprig__wal *w, wal_seg *all, size_t n, uint64_t want,
         }
     }
     w->next_lsn = expect;
+    rc = rc ? rc : check_breaks(w, all, n, taken, want - 1);
     for (size_t i = 0; i < n; i++) {
         wal_seg *s = &all[i];
         if (taken[i]) {
+            continue;
+        }
+        if (rc == SPRIG_ECORRUPT) { /* keep everything for a look */
+            seg_close(s);
             continue;
         }
         if (rc == 0 && s->last < expect && w->n_spares < MAX_SPARES &&
@@ -506,6 +602,12 @@ sprig__wal_open(const char *dbdir, uint64_t applied, size_t seg_bytes,
     sprig__free(all);
     int r = rc == 0 && unlinked ? sprig__sync_dir(w->dir) : 0;
     rc = rc ? rc : r ? io_err("cannot sync", w->dir, r) : 0;
+    /* what was read counts as synced from now on (check_breaks) */
+    wal_seg *tail = w->n_chain ? &w->chain[w->n_chain - 1] : NULL;
+    if (rc == 0 && tail && tail->last >= tail->first &&
+        fdatasync(tail->fd) != 0) {
+        rc = io_err("cannot sync", tail->path, errno);
+    }
     if (rc) {
         sprig__wal_close(w);
         return rc;
@@ -554,7 +656,7 @@ sprig__wal_replay(sprig__wal *w, uint64_t applied, sprig__wal_fn fn, void *arg)
     size_t cap = 0;
     for (size_t i = 0; rc == 0 && i < w->n_chain; i++) {
         wal_seg *s = &w->chain[i];
-        uint64_t off = HDR_BYTES;
+        uint64_t off = s->data;
         uint8_t h[REC_HDR];
         for (uint64_t lsn = s->first; rc == 0 && lsn <= s->last; lsn++) {
             int r = pread_all(s->fd, h, REC_HDR, off);
@@ -627,21 +729,23 @@ new_salt(sprig__wal *w)
     return x ? x : 1;
 }
 
-/* Write segment `s`'s header: first LSN next_lsn, a new salt. */
+/* Write segment `s`'s header: first LSN next_lsn, a new salt, no synced
+ * mark (zeros up to where the records start). */
 static int
 write_header(sprig__wal *w, wal_seg *s)
 {
-    uint8_t h[HDR_BYTES] = {0};
+    uint8_t h[DATA_AT] = {0};
     s->salt = new_salt(w);
     memcpy(h, magic, 8);
     put_u64le(h + 8, w->next_lsn);
     put_u32le(h + 16, sprig__crc32c(h, 16));
     put_u64le(h + 20, s->salt);
     put_u32le(h + 28, sprig__crc32c(h + 20, 8));
-    int r = pwrite_all(s->fd, h, HDR_BYTES, 0);
+    int r = pwrite_all(s->fd, h, DATA_AT, 0);
     s->first = w->next_lsn;
     s->last = s->first - 1;
-    s->pos = HDR_BYTES;
+    s->pos = s->data = DATA_AT;
+    s->mark = 0;
     return r ? io_err("cannot write", s->path, r) : SPRIG_OK;
 }
 
@@ -778,6 +882,18 @@ sprig__wal_append(sprig__wal *w, const sprig_bytes *recs, size_t n,
     return rc;
 }
 
+/* Write `lsn` as segment s's synced mark (lock held); 0 or errno. */
+static int
+write_mark(wal_seg *s, uint64_t lsn)
+{
+    uint8_t m[12];
+    put_u64le(m, lsn);
+    put_u32le(m + 8, mark_crc(s->salt, lsn));
+    int r = s->data == DATA_AT ? pwrite_all(s->fd, m, 12, MARK_AT) : 0;
+    s->mark = r ? s->mark : lsn;
+    return r;
+}
+
 int
 sprig__wal_revert(sprig__wal *w, uint64_t first_lsn)
 {
@@ -786,7 +902,12 @@ sprig__wal_revert(sprig__wal *w, uint64_t first_lsn)
     wal_seg *c = w->n_chain ? &w->chain[w->n_chain - 1] : NULL;
     if (c && first_lsn < w->next_lsn && first_lsn >= c->first) {
         uint64_t n = c->pos - w->batch_pos;
-        int r = zero_fill(c->fd, w->batch_pos, n);
+        int r = 0;
+        if (c->mark >= first_lsn) { /* the mark must not outlive them */
+            r = write_mark(c, first_lsn - 1);
+            r = r ? r : fdatasync(c->fd) ? errno : 0;
+        }
+        r = r ? r : zero_fill(c->fd, w->batch_pos, n);
         bool synced = w->synced_lsn > first_lsn;
         r = r ? r : synced && fdatasync(c->fd) ? errno : 0;
         rc = r ? io_err("cannot revert", c->path, r) : 0;
@@ -816,8 +937,16 @@ sprig__wal_sync(sprig__wal *w)
     atomic_fetch_add(&w->syncs, 1);
     pthread_mutex_lock(&w->lock);
     w->synced_lsn = target > w->synced_lsn ? target : w->synced_lsn;
+    int r = 0;
+    for (size_t i = 0; i < w->n_chain; i++) { /* the segment synced */
+        wal_seg *s = &w->chain[i];
+        uint64_t upto = target - 1 < s->last ? target - 1 : s->last;
+        if (s->fd == fd && upto > s->mark && upto >= s->first) {
+            r = write_mark(s, upto); /* durable with the next sync */
+        }
+    }
     pthread_mutex_unlock(&w->lock);
-    return SPRIG_OK;
+    return r ? io_err("cannot write the synced mark of", w->dir, r) : SPRIG_OK;
 }
 
 bool
