@@ -243,6 +243,9 @@ int cli_cmd_shell(cli *c, int argc, char **argv);
 int cli_run_command(cli *c, int argc, char **argv);
 const cli_cmd *cli_top_commands(void);
 
+/* cmd_clients.c: `clients` (a server's open connections). */
+int cli_cmd_clients(cli *c, int argc, char **argv);
+
 /* cmd_watch.c: `pubsub subscribe|publish` and `log`. */
 int cli_cmd_pubsub(cli *c, int argc, char **argv);
 int cli_cmd_log(cli *c, int argc, char **argv);

@@ -90,6 +90,7 @@ static const char top_usage[] =
     "  export DIR | import DIR      every database as JSON lines, and back\n"
     "  compact [NAME...] [--all]    compact databases in place\n"
     "  admin user|role|group|token ...  who may do what (sprig admin --help)\n"
+    "  clients      --url: the connections open on the server\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "  shell        an interactive shell: history, tab completion, a\n"
     "               current database (also `sprig` alone on a terminal)\n"
@@ -136,6 +137,7 @@ static const cli_cmd top_cmds[] = {
     {"log", cli_cmd_log},
     {"shell", cli_cmd_shell},
     {"admin", cli_cmd_admin},
+    {"clients", cli_cmd_clients}, /* issue 15 */
     {NULL, NULL},
 };
 
