@@ -76,8 +76,8 @@ static const char top_usage[] =
     "  view reduce COLLECTION VIEW [...same match...] [--group] [--after KEY]\n"
     "  pubsub subscribe TOPIC... | publish TOPIC MESSAGE\n"
     "  log [--since ID] [--limit N] [--follow]   the transaction log\n"
-    "  watch        not yet: the changes feed of issue 13 (until then:\n"
-    "               log --follow)\n"
+    "  watch [COLLECTION] [--from ID] [--limit N] [--contents]\n"
+    "               follow the changes feed: a JSON line per change\n"
     "  file put|get|cat|ls|stat|rm|mv|gc ...  the file store (sprig file "
     "--help)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
@@ -138,6 +138,7 @@ static const cli_cmd top_cmds[] = {
     {"shell", cli_cmd_shell},
     {"admin", cli_cmd_admin},
     {"clients", cli_cmd_clients}, /* issue 15 */
+    {"watch", cli_cmd_watch},     /* issue 15 */
     {NULL, NULL},
 };
 
