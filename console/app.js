@@ -136,7 +136,7 @@ function sidebar(current) {
   }
   if (!state.dbs.length) list.append(h("li.hint", { text: "none visible" }));
   nav.append(list, h("p", {}, h("a", { href: "#/server",
-                                        text: "Server health" })));
+                                        text: "Server health and clients" })));
   return nav;
 }
 

@@ -3,9 +3,12 @@
 # pubsub subscribe TOPIC...` receives what `pubsub publish` sends to its
 # topics (and not other topics), as NDJSON, stopping after --count or
 # --timeout or on SIGINT; `sprig log` prints the transaction log and
-# `log --follow` prints new commits as they happen; `sprig --help` says
-# that `watch` waits for the changes feed.  Registered with ctest as
-# `cli_watch` by tools/CMakeLists.txt:
+# `log --follow` prints new commits as they happen; `sprig watch` follows
+# the changes feed (issue 15): the backlog, one collection, contents, live
+# commits, --from to resume, --limit and --timeout, Ctrl-C, every change
+# of a concurrent writer once and in order, and a local path; `sprig
+# clients` lists the server's connections, its own marked.  Registered
+# with ctest as `cli_watch` by tools/CMakeLists.txt:
 #     sh tests/cli_watch_test.sh BUILD/tools/sprig [SCRATCH_DIR]
 
 NAME=cli-watch-test
@@ -85,13 +88,91 @@ wait $fol
 rc=$? out='' err=''
 expect "Ctrl-C ends log --follow, exit 0" 0 ""
 
-# ---- watch -----------------------------------------------------------------
+# ---- watch: the changes feed (issue 15) -------------------------------------
+# notime: the output with each "time" value replaced by T
+notime() { sed 's/"time":"[^"]*"/"time":T/g'; }
 run "$BIN" --help
-expect_has "--help says what watch waits for" 0 "watch        not yet: the changes feed of issue 13"
-run "$BIN" log --help
-expect_has "log --help points from watch to log --follow" 0 "shows every commit"
+expect_has "--help lists watch" 0 "watch [COLLECTION] [--from ID] [--limit N] [--contents]"
+run "$BIN" --url "$U" watch --from 0 --limit 3
+[ "$rc" = 0 ] && [ "$(printf '%s\n' "$out" | notime)" = '{"transaction":1,"time":T,"collection":"notes","id":"a","revision":1,"deleted":false}
+{"transaction":2,"time":T,"collection":"events","id":1,"revision":1,"deleted":false}
+{"transaction":3,"time":T,"collection":"notes","id":"a","revision":1,"deleted":true}' ] &&
+    good || bad "watch --from 0 --limit 3 prints the backlog a change a line: $out"
+run "$BIN" --url "$U" watch notes --from 0 --limit 2 --contents
+[ "$rc" = 0 ] && [ "$(printf '%s\n' "$out" | notime)" = '{"transaction":1,"time":T,"collection":"notes","id":"a","revision":1,"deleted":false,"contents":null}
+{"transaction":3,"time":T,"collection":"notes","id":"a","revision":1,"deleted":true,"contents":null}' ] &&
+    good || bad "watch COLLECTION --contents: that collection only, contents null once deleted: $out"
+run "$BIN" --url "$U" watch --timeout 300
+[ "$rc" = 0 ] && [ -z "$out" ] && good || bad "watch (from now) --timeout ends quietly with nothing new"
+# live: from now, with contents, while a writer commits
+"$BIN" --url "$U" watch --contents --limit 3 >"$T/watch.out" 2>"$T/watch.err" &
+wat=$!
+wait_for "$T/watch.err" "watching default after transaction 3" && good || bad "watch says where it starts"
+run "$BIN" --url "$U" doc put notes --id b '{"n":2}'
+run "$BIN" --url "$U" doc put events '{"e":2}'
+run "$BIN" --url "$U" doc put notes --id c '{"n":3}'
+wait $wat
+rc=$?
+[ "$rc" = 0 ] && [ "$(notime <"$T/watch.out")" = '{"transaction":4,"time":T,"collection":"notes","id":"b","revision":1,"deleted":false,"contents":{"n":2}}
+{"transaction":5,"time":T,"collection":"events","id":2,"revision":1,"deleted":false,"contents":{"e":2}}
+{"transaction":6,"time":T,"collection":"notes","id":"c","revision":1,"deleted":false,"contents":{"n":3}}' ] &&
+    good || bad "watch prints live commits with their contents, stops at --limit: $(cat "$T/watch.out")"
+run "$BIN" --url "$U" watch --from 4 --limit 2
+case $(printf '%s\n' "$out" | notime | tr '\n' ' ') in
+'{"transaction":5,'*'{"transaction":6,'*) good ;;
+*) bad "watch --from 4 resumes after transaction 4: $out" ;;
+esac
+# a writer committing 20 while a watcher follows: every one once, in order
+"$BIN" --url "$U" watch notes --limit 20 >"$T/watch2.out" 2>"$T/watch2.err" &
+wat=$!
+wait_for "$T/watch2.err" "watching" || bad "the second watcher starts"
+i=0
+while [ $i -lt 20 ]; do
+    "$BIN" --url "$U" doc put notes --id "w$i" '{}' >/dev/null || bad "write w$i"
+    i=$((i + 1))
+done
+wait $wat
+ids=$(sed 's/.*"id":"\([^"]*\)".*/\1/' "$T/watch2.out" | tr '\n' ' ')
+want=$(i=0; while [ $i -lt 20 ]; do printf 'w%d ' $i; i=$((i + 1)); done)
+[ "$ids" = "$want" ] && good || bad "every change once, in order, across backlog and live: $ids"
+txns=$(sed 's/.*"transaction":\([0-9]*\),.*/\1/' "$T/watch2.out")
+[ "$(printf '%s\n' "$txns" | sort -n -u | wc -l)" = 20 ] &&
+    [ "$(printf '%s\n' "$txns" | sort -n -c 2>&1)" = "" ] &&
+    good || bad "the transaction ids increase"
+"$BIN" --url "$U" watch >"$T/watch3.out" 2>"$T/watch3.err" &
+wat=$!
+wait_for "$T/watch3.err" "watching" || bad "the third watcher starts"
+kill -INT $wat
+wait $wat
+[ $? = 0 ] && good || bad "Ctrl-C (SIGINT) ends watch, exit 0"
+run "$BIN" --url "$U" watch --from x
+expect_err "watch --from needs a number" 2 "--from 'x' is not a number"
+run "$BIN" --url "$U" watch a b
+[ "$rc" = 2 ] && good || bad "watch takes one collection at most"
+
+# ---- clients: the server's connections (issue 15) ---------------------------
+"$BIN" --url "$U" pubsub subscribe idle --timeout 20000 >/dev/null 2>"$T/idle.err" &
+idle=$!
+wait_for "$T/idle.err" "subscribed" || bad "the idle subscriber starts"
+run "$BIN" --url "$U" clients
+case $out in
+'[{"id":'*'"transport":"ws"'*'"yours":false}'*'"yours":true}]') good ;;
+*) bad "clients lists the subscriber, then this command's own connection: $out" ;;
+esac
+[ "$(printf '%s' "$out" | grep -o '"yours":true' | wc -l)" = 1 ] && good ||
+    bad "exactly one connection is marked yours"
+kill -INT $idle
+wait $idle
+run "$BIN" --path "$DATA" clients
+expect_err "clients needs --url" 2 "clients needs --url"
 
 kill -TERM $srv
 wait $srv
+# a local storage: the same feed, through the file
+run "$BIN" --path "$DATA" watch events --from 0 --limit 2
+case $(printf '%s\n' "$out" | notime | tr '\n' ' ') in
+'{"transaction":2,"time":T,"collection":"events","id":1,'*'{"transaction":5,'*) good ;;
+*) bad "watch on a local path: $out" ;;
+esac
 echo "$NAME: $pass passed, $fail failed"
 [ $fail = 0 ]

@@ -495,6 +495,17 @@ r_changes(ctx *c, sprig_subscriber *s)
     return rc;
 }
 
+/* server.clients (issue 15): over the network the row itself; locally
+ * there is no server, so the check the row's path makes. */
+static int
+r_clients(ctx *c, sprig_subscriber *s)
+{
+    (void)s;
+    size_t n = 0;
+    return c->who ? sprig_identity_check(c->who, "server.clients", "sprig")
+                  : sprig_client_connected_clients(c->st, NULL, 0, &n);
+}
+
 static const mcase cases[] = {
     {"storage.create_database", {"sprig.db.newdb"}, false, false, r_create},
     {"storage.delete_database", {"sprig.db.victim"}, false, false, r_delete},
@@ -525,6 +536,7 @@ static const mcase cases[] = {
     {"db.list_executed_transactions", {APP}, false, false, r_log},
     {"db.last_transaction_id", {APP}, false, false, r_last},
     {"db.changes_subscribe", {APP}, false, false, r_changes},
+    {"server.clients", {"sprig"}, false, false, r_clients},
     {"kv.set", {APP ".keyvalue.n.k1"}, false, false, r_kv_set},
     {"kv.get", {APP ".keyvalue.n.k1"}, true, false, r_kv_get},
     {"kv.increment", {APP ".keyvalue.n.k1"}, false, false, r_kv_incr},

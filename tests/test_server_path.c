@@ -346,6 +346,7 @@ static const sample samples[] = {
     {"storage.register_schema", f_schema, {"sprig.schema.other"}},
     {"storage.list_schemas", f_nothing, {"sprig"}},
     {"storage.maintain", f_maint, {"sprig"}},
+    {"server.clients", f_nothing, {"sprig"}},
     {"db.apply",
      f_apply,
      {DOC "msgs.document", DOC "kv.document.a%2Ab"},

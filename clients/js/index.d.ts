@@ -92,6 +92,18 @@ export interface Mapping {
 
 export interface DatabaseInfo { name: string; schema: string }
 
+/** One open connection of the server (Client.connectedClients()). */
+export interface ConnectedClient {
+  id: bigint;           // the server's connection id
+  peer: string;         // "127.0.0.1:54321"
+  transport: string;    // "ws", "wss", "quic"
+  connectedMs: number;  // when it opened, ms since 1970
+  identity: string;     // its default session's identity, or ""
+  sessions: number;     // sessions (logins) open on it
+  requests: number;     // requests it sent so far
+  yours: boolean;       // the connection of the client that asked
+}
+
 export interface ViewDef {
   name: string; version?: number; policy?: "lazy" | "eager" | "unique";
   jsonKey?: string | null; jsonValue?: string | null;
@@ -186,6 +198,9 @@ export class Client {
            number, arg: string):
     Promise<{ items: number; itemsTotal: number; bytes: number;
               bytesTotal: number }>;
+  /** The server's open connections, oldest first; `yours` marks this
+   *  client's own (needs `server.clients` on `sprig`). */
+  connectedClients(): Promise<ConnectedClient[]>;
   db(name: string): Database;
 }
 

@@ -608,6 +608,19 @@ export class Client {
              bytes: num(a.bytes), bytesTotal: num(a.bytes_total) };
   }
 
+  /** The server's open connections, oldest first (the `server.clients`
+   *  row; needs that action on `sprig`): {id (BigInt), peer, transport,
+   *  connectedMs, identity, sessions, requests, yours}, `yours` marking
+   *  this client's own connection. */
+  async connectedClients() {
+    const a = await this.call("server.clients", {});
+    return a.clients.map(([id, peer, transport, connectedMs, identity,
+                           sessions, requests, yours]) => ({
+      id: BigInt(id), peer, transport, connectedMs: num(connectedMs),
+      identity, sessions: num(sessions), requests: num(requests),
+      yours: !!yours }));
+  }
+
   /** A handle on database `name` (no round trip). */
   db(name) { return new Database(this, name); }
 }

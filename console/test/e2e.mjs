@@ -212,11 +212,36 @@ async function main() {
     (e) => { if (e.code !== -1) throw e; });
   step(`document ${newId} deleted`);
 
-  // server health
-  await page.getByRole("link", { name: "Server health" }).click();
-  await page.locator("#connections").waitFor();
-  await snap(page, "server");
-  step("server health shown");
+  // server health and connected clients: the page's own connection
+  // (marked "you", as alice) and a second client opened now, as bob
+  await node.call("admin.user_create", { name: "bob", password: PW });
+  const second = await connect(wsUrl, { user: "bob", password: PW, reconnect: false });
+  try {
+    await second.db("default").count("notes").catch(() => {}); // a request
+    const mine = (await node.connectedClients()).find((c) => c.identity === "bob");
+    if (!mine || mine.yours) throw new Error("alice's client does not list bob's");
+    await page.getByRole("link", { name: "Server health" }).click();
+    await page.locator("#connections").waitFor();
+    const rows = page.locator("table.clients tbody tr");
+    const you = page.locator("table.clients tr.yours");
+    await you.waitFor();
+    if ((await you.count()) !== 1) throw new Error("not exactly one row marked as the console's");
+    await expectText(you.locator("td.identity"), "alice");
+    await expectText(you.locator("td.you"), "you");
+    const bobRow = page.locator(`table.clients tr[data-id="${mine.id}"]`);
+    await bobRow.waitFor(); // within a refresh
+    await expectText(bobRow.locator("td.identity"), "bob");
+    await expectText(bobRow.locator("td.you"), "");
+    if ((await rows.count()) < 3) // the page, node (alice) and bob
+      throw new Error(`only ${await rows.count()} clients listed`);
+    await snap(page, "server");
+    second.close();
+    await page.locator(`table.clients tr[data-id="${mine.id}"]`)
+      .waitFor({ state: "detached" }); // gone within a refresh
+  } finally {
+    second.close();
+  }
+  step("server health and connected clients shown (this page, a second client)");
 
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByText("Logged out.").waitFor();

@@ -500,6 +500,7 @@ typedef struct sprig_server_client_info {
     uint64_t connected_ms; /**< when it opened, ms since 1970 */
     char identity[128];    /**< the default session's identity, or "" */
     uint32_t sessions;     /**< sessions (logins) open on it */
+    uint64_t requests;     /**< requests received on it so far */
 } sprig_server_client_info;
 
 /**

@@ -1908,8 +1908,7 @@ SPRIG_API int sprig_cert_ensure(const char *dir, sprig_cert_info *out);
  *  certificate in the PEM file `pem_path`.  Errors: SPRIG_EINVAL. */
 SPRIG_API int sprig_cert_fingerprint(const char *pem_path, char out[65]);
 
-/* ======================================================================
- * Cluster (issue 18; docs/cluster.md): a local storage as a node of a
+/* =============================================================== * Cluster (issue 18; docs/cluster.md): a local storage as a node of a
  * Raft group (libraft).  Every write the storage accepts becomes one Raft
  * entry, answered once committed by a majority and applied on this node;
  * on a node that is not the leader a write fails with SPRIG_ENOTLEADER,
@@ -1940,6 +1939,34 @@ SPRIG_API sprig_storage *sprig_cluster_storage(sprig_cluster *c);
 /** Leave: stop Raft (in-flight writes fail with SPRIG_ECLOSED), close the
  *  storage and free.  Stop serving the storage first.  NULL: no-op. */
 SPRIG_API void sprig_cluster_close(sprig_cluster *c);
+=======
+/* ---- connected clients over the wire (issue 15, js2) ------------------- */
+
+/** One open connection of a server, as sprig_client_connected_clients()
+ *  reports it (the `server.clients` row).  A plain value: no pointers. */
+typedef struct sprig_connected_client {
+    uint64_t id;           /**< the server's connection id */
+    char peer[64];         /**< "127.0.0.1:54321" */
+    char transport[16];    /**< "ws", "wss", "quic" */
+    uint64_t connected_ms; /**< when it opened, ms since 1970 */
+    char identity[128];    /**< its default session's identity, or "" */
+    uint32_t sessions;     /**< sessions (logins) open on it */
+    uint64_t requests;     /**< requests it sent so far */
+    bool yours;            /**< the connection this call came on */
+} sprig_connected_client;
+
+/**
+ * The open connections of the server behind `server` (a storage from
+ * sprig_client_storage() or sprig_open() of a server's URL), oldest
+ * first: up to `cap` into `out` (may be NULL when `cap` is 0), their
+ * number in *n; the caller's own connection has `yours` set.  Needs the
+ * action `server.clients` on `sprig`.  Any thread.
+ * Errors: SPRIG_EINVAL (NULL n, NULL out with cap > 0, or `server` is not
+ * a server's storage), SPRIG_EPERM, and those of any call.
+ */
+SPRIG_API int sprig_client_connected_clients(sprig_storage *server,
+                                             sprig_connected_client *out,
+                                             size_t cap, size_t *n);
 
 #ifdef __cplusplus
 }

@@ -49,8 +49,11 @@ typedef enum sprig__ftype {
     SPRIG__F_MAPPING_LIST, /* sprig_mapping_list * [[key, value, header|nil,
                               doc|nil], ...] */
     SPRIG__F_BUF,          /* sprig_buf (owned)  bin                     */
-    SPRIG__F_API_LIST /* sprig__apis_list *  [[name, action, resource, summary,
-                         custom, write], ...] (issue 12: server.apis) */
+    SPRIG__F_API_LIST,   /* sprig__apis_list *  [[name, action, resource, summary,
+                            custom, write], ...] (issue 12: server.apis) */
+    SPRIG__F_CLIENT_LIST /* sprig__client_list  [[id, peer, transport,
+                            connected_ms, identity, sessions, requests,
+                            yours], ...] */
 } sprig__ftype;
 
 #define SPRIG__FIELD_OPTIONAL 1u
@@ -475,6 +478,18 @@ extern const sprig__api sprig__api_changes_subscribe,
  *  [txn_id, timestamp_ms, [[collection, id, revision, deleted, contents
  *  or nil], ...]] (whole transactions, oldest first). */
 #define SPRIG__PUSH_CHANGES "db.changes"
+
+/* ---- connected clients (issue 15; docs/protocol.md "Connected clients")
+ * server.clients: an empty request; the response's `clients` lists the
+ * server's open connections, oldest first. */
+typedef struct {
+    size_t n;
+    sprig_connected_client *items; /* owned (sprig__free) */
+} sprig__client_list;
+typedef struct {
+    sprig__client_list clients;
+} sprig__clients_resp;
+extern const sprig__api sprig__api_server_clients;
 
 /* api_codec.c: shapes shared by several composite types. */
 void sprig__enc_header(sprig__mp_wr *w, sprig_header h);

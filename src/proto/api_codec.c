@@ -1080,6 +1080,7 @@ sprig__api_free(const sprig__field *fields, size_t n, void *s)
         case SPRIG__F_MAPPING_LIST:
         case SPRIG__F_API_LIST:
         case SPRIG__F_BUF:
+        case SPRIG__F_CLIENT_LIST:
             sprig__free_more(f->type, AT(s, f->offset, char));
             continue;
         default: continue;

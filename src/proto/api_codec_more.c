@@ -336,6 +336,85 @@ dec_mappings(sprig__mp_rd *r, sprig_mapping_list **out)
     return rc;
 }
 
+/* ---- connected clients (server.clients) ---------------------------------- */
+
+static void
+enc_clients(sprig__mp_wr *w, const sprig__client_list *l)
+{
+    sprig__mp_array(w, (uint32_t)l->n);
+    for (size_t i = 0; i < l->n; i++) {
+        const sprig_connected_client *c = &l->items[i];
+        sprig__mp_array(w, 8);
+        sprig__mp_u64(w, c->id);
+        sprig__mp_str(w, c->peer);
+        sprig__mp_str(w, c->transport);
+        sprig__mp_u64(w, c->connected_ms);
+        sprig__mp_str(w, c->identity);
+        sprig__mp_u64(w, c->sessions);
+        sprig__mp_u64(w, c->requests);
+        sprig__mp_bool(w, c->yours);
+    }
+}
+
+/* A string into a fixed field, cut to fit. */
+static int
+dec_fixed_str(sprig__mp_rd *r, char *out, size_t cap)
+{
+    sprig_bytes v;
+    int rc = sprig__mp_read_str(r, &v);
+    if (rc == 0) {
+        size_t n = v.len < cap - 1 ? v.len : cap - 1;
+        memcpy(out, v.data, n);
+        out[n] = 0;
+    }
+    return rc;
+}
+
+static int
+dec_client(sprig__mp_rd *r, sprig_connected_client *c)
+{
+    uint32_t n;
+    uint64_t sessions = 0;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n < 8) {
+        rc = sprig__err(SPRIG_EPROTO, "a client entry has %u items, not 8",
+                        (unsigned)n);
+    }
+    rc = rc ? rc : sprig__mp_read_u64(r, &c->id);
+    rc = rc ? rc : dec_fixed_str(r, c->peer, sizeof c->peer);
+    rc = rc ? rc : dec_fixed_str(r, c->transport, sizeof c->transport);
+    rc = rc ? rc : sprig__mp_read_u64(r, &c->connected_ms);
+    rc = rc ? rc : dec_fixed_str(r, c->identity, sizeof c->identity);
+    rc = rc ? rc : sprig__mp_read_u64(r, &sessions);
+    rc = rc ? rc : sprig__mp_read_u64(r, &c->requests);
+    rc = rc ? rc : sprig__mp_read_bool(r, &c->yours);
+    c->sessions = sessions > UINT32_MAX ? UINT32_MAX : (uint32_t)sessions;
+    for (uint32_t i = 8; rc == 0 && i < n; i++) {
+        rc = sprig__mp_skip(r); /* later items: ignored */
+    }
+    return rc;
+}
+
+static int
+dec_clients(sprig__mp_rd *r, sprig__client_list *l)
+{
+    uint32_t n;
+    int rc = sprig__mp_read_array(r, &n);
+    if (rc == 0 && n > r->left / 9) { /* an entry takes 9 bytes or more */
+        rc = sprig__err(SPRIG_EPROTO, "%u clients in %zu bytes", (unsigned)n,
+                        r->left);
+    }
+    if (rc == 0 && n) {
+        l->items = sprig__calloc(n, sizeof *l->items);
+        rc = l->items ? 0 : sprig__err(SPRIG_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        rc = dec_client(r, &l->items[i]);
+        l->n += rc == 0;
+    }
+    return rc;
+}
+
 /* ---- dispatch from api_codec.c ------------------------------------------ */
 
 /* ---- the API listing (server.apis) ------------------------------------- */
@@ -444,6 +523,7 @@ sprig__enc_more(sprig__mp_wr *w, sprig__ftype t, const void *p)
     case SPRIG__F_API_LIST:
         enc_api_list(w, *(sprig__apis_list *const *)p);
         break;
+    case SPRIG__F_CLIENT_LIST: enc_clients(w, p); break;
     default: sprig__mp_nil(w); break;
     }
 }
@@ -462,6 +542,7 @@ sprig__dec_more(sprig__mp_rd *r, sprig__ftype t, void *p)
         int rc = sprig__mp_read_bin(r, &b);
         return rc ? rc : sprig_buf_append(p, b.data, b.len);
     }
+    case SPRIG__F_CLIENT_LIST: return dec_clients(r, p);
     default: return sprig__err(SPRIG_EPROTO, "unknown field type");
     }
 }
@@ -493,6 +574,13 @@ sprig__free_more(sprig__ftype t, void *p)
         sprig__apis_list_free(*(sprig__apis_list **)p);
         *(sprig__apis_list **)p = NULL;
         break;
+    case SPRIG__F_CLIENT_LIST: {
+        sprig__client_list *l = p;
+        sprig__free(l->items);
+        l->items = NULL;
+        l->n = 0;
+        break;
+    }
     default: break;
     }
 }

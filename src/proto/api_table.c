@@ -382,6 +382,16 @@ ROW(sprig__api_changes_unsubscribe, "db.changes_unsubscribe",
     sprig__feed_req, FIELDS(feed_req), sprig__empty, NONE, false, READ, LOOP,
     RES(DATABASE, "db"));
 
+/* ---- connected clients (issue 15): the server's open connections ------- */
+
+static const sprig__field clients_resp[] = {
+    F(sprig__clients_resp, clients, SPRIG__F_CLIENT_LIST),
+};
+ROW(sprig__api_server_clients, "server.clients", "server.clients",
+    "The server's open connections, oldest first (the caller's marked).",
+    sprig__empty, NONE, sprig__clients_resp, FIELDS(clients_resp), false, READ,
+    LOOP, RES(SERVER, NULL));
+
 /* ---- authentication (issue 10): open to every connection ("authenticate"
  * is granted to all), but auth.assume, gated by its own action ---------- */
 
@@ -542,6 +552,7 @@ const sprig__api *const sprig__api_table[] = {
     &sprig__api_last_txn,
     &sprig__api_changes_subscribe,
     &sprig__api_changes_unsubscribe,
+    &sprig__api_server_clients,
     &sprig__api_auth_password,
     &sprig__api_auth_challenge,
     &sprig__api_auth_token,

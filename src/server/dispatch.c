@@ -300,6 +300,7 @@ const sprig__builtin sprig__builtins[] = {
     {&sprig__api_subscriber_free, sprig__pubsub_free},
     {&sprig__api_changes_subscribe, sprig__changes_subscribe},
     {&sprig__api_changes_unsubscribe, sprig__changes_unsubscribe},
+    {&sprig__api_server_clients, sprig__server_clients},
     {&sprig__api_auth_password, sprig__auth_password},
     {&sprig__api_auth_challenge, sprig__auth_challenge},
     {&sprig__api_auth_token, sprig__auth_token},

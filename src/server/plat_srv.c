@@ -282,6 +282,7 @@ client_info(const sprig__session *s, sprig_server_client_info *o)
     snprintf(o->peer, sizeof o->peer, "%s", s->peer);
     snprintf(o->transport, sizeof o->transport, "%s", s->transport);
     o->connected_ms = s->wall_ms;
+    o->requests = s->requests;
     for (size_t i = 0; i < SPRIG__IDENTS; i++) {
         const sprig__ident *id = &s->idents[i];
         o->sessions += id->id != 0;

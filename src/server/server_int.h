@@ -264,6 +264,8 @@ struct sprig__session {
     bool accepted;    /* the connected hook let it in */
     uint64_t wall_ms; /* when it opened, ms since 1970 */
     void *user_data;  /* set by the connected hook, then read-only */
+    /* requests received (loop thread; server.clients, issue 15) */
+    uint64_t requests;
 };
 
 typedef enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED } srv_state;
@@ -455,6 +457,8 @@ void sprig__changes_resume(sprig__session *s);
 void sprig__changes_close_all(sprig__session *s);
 int sprig__changes_subscribe(sprig__call *c, void *req, void *resp);
 int sprig__changes_unsubscribe(sprig__call *c, void *req, void *resp);
+/* clients_srv.c: the server.clients row (loop thread). */
+int sprig__server_clients(sprig__call *c, void *req, void *resp);
 
 int sprig__pubsub_new(sprig__call *c, void *req, void *resp);
 int sprig__pubsub_free(sprig__call *c, void *req, void *resp);

@@ -244,6 +244,7 @@ dispatch(sprig__session *s, const sprig__route *rt, const sprig__frame *f,
          sprig_identity *who)
 {
     bool authorised = false;
+    s->requests++;
     switch (rt->api.where) {
     case SPRIG__RUN_LOOP: run_here(s, rt, f, &authorised, who); return;
     case SPRIG__RUN_CACHED_READ:

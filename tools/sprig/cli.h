@@ -244,9 +244,14 @@ int cli_cmd_shell(cli *c, int argc, char **argv);
 int cli_run_command(cli *c, int argc, char **argv);
 const cli_cmd *cli_top_commands(void);
 
+/* cmd_clients.c: `clients` (a server's open connections). */
+int cli_cmd_clients(cli *c, int argc, char **argv);
+
 /* cmd_watch.c: `pubsub subscribe|publish` and `log`. */
 int cli_cmd_pubsub(cli *c, int argc, char **argv);
 int cli_cmd_log(cli *c, int argc, char **argv);
+/* `watch`: the changes feed (issue 15). */
+int cli_cmd_watch(cli *c, int argc, char **argv);
 
 /* cmd_io.c: `doc import` and `doc export` (rows of cmd_doc.c's table). */
 int cli_doc_import(cli *c, int argc, char **argv);

@@ -4,9 +4,9 @@
  * not stored) and `sprig log` (the transaction log: executed transactions
  * and the documents they changed, --follow to keep printing new ones).
  * Streams print one JSON value a line (NDJSON) and flush each, so they
- * can be piped; SIGINT or SIGTERM ends them (exit 0).  `sprig watch`, the
- * changes feed of issue 13, is not here yet (see the usage).  Part of
- * tools/sprig/; see cli.h.
+ * can be piped; SIGINT or SIGTERM ends them (exit 0).  `sprig watch`
+ * follows the changes feed (sprig_changes_open/next, issue 15): a line
+ * per document change.  Part of tools/sprig/; see cli.h.
  */
 #include "cli.h"
 
@@ -54,9 +54,22 @@ static const char log_usage[] =
     "--follow prints them one a line instead and keeps printing new ones\n"
     "as they commit (polling every 200 ms) until Ctrl-C.\n"
     "\n"
-    "`sprig watch` (the changes feed: documents as they change, with their\n"
-    "contents) waits for issue 13's changes feed; until then `log --follow`\n"
-    "shows every commit.\n";
+    "`sprig watch` follows the changes feed instead: each change a line,\n"
+    "with the contents if asked, woken by commits rather than polling.\n";
+
+static const char watch_usage[] =
+    "usage: sprig [--path DIR | --url URL] [--db NAME] watch [COLLECTION]\n"
+    "                 [--from ID] [--limit N] [--contents] [--timeout MS]\n"
+    "\n"
+    "Follow the database's changes feed (of COLLECTION only, if given):\n"
+    "print each document change of the transactions committed after\n"
+    "transaction ID (default: the last one now, so only new changes) as\n"
+    "one line {\"transaction\":..,\"time\":..,\"collection\":..,\"id\":..,\n"
+    "\"revision\":..,\"deleted\":..} -- with --contents also \"contents\"\n"
+    "(JSON when it is JSON; null when the document was deleted or changed\n"
+    "again since) -- until Ctrl-C, N changes (--limit), or MS milliseconds\n"
+    "without one (--timeout); exit 0 either way.  Resume after the last\n"
+    "\"transaction\" printed with --from.  Says on stderr when it follows.\n";
 
 /* ---- stopping on a signal ---------------------------------------------- */
 
@@ -418,4 +431,128 @@ cli_cmd_log(cli *c, int argc, char **argv)
     load_kinds(c, &k);
     return follow_flag ? follow(c, &k, since)
                        : print_log(c, &k, since, (uint32_t)limit);
+}
+
+/* ---- watch: the changes feed -------------------------------------------- */
+
+/* One change as one JSON line. */
+static bool
+print_change(const kinds *k, const sprig_change_event *e, bool contents)
+{
+    jw w = {0};
+    jw_raw(&w, "{\"transaction\":");
+    jw_u64(&w, e->txn_id);
+    jw_raw(&w, ",\"time\":");
+    jw_time(&w, e->timestamp_ms);
+    jw_raw(&w, ",\"collection\":");
+    jw_cstr(&w, e->collection);
+    jw_raw(&w, ",\"id\":");
+    jw_id(&w, kind_of(k, e->collection), e->id);
+    jw_raw(&w, ",\"revision\":");
+    jw_u64(&w, e->revision);
+    jw_raw(&w, e->deleted ? ",\"deleted\":true" : ",\"deleted\":false");
+    if (contents) {
+        jw_raw(&w, ",\"contents\":");
+        if (e->has_contents) {
+            jw_contents(&w, e->contents);
+        } else {
+            jw_raw(&w, "null");
+        }
+    }
+    jw_raw(&w, "}");
+    return print_line(&w);
+}
+
+/* Print changes of `f` until a signal, `limit` of them (0: no bound) or
+ * `timeout_ms` (-1: none) without one. */
+static int
+watch_loop(sprig_changes *f, const kinds *k, uint64_t limit, long timeout_ms,
+           bool contents)
+{
+    uint64_t n = 0;
+    long quiet = 0;
+    while (!stop_signal && (limit == 0 || n < limit)) {
+        sprig_change_event e;
+        int src = sprig_changes_next(f, 200, &e);
+        if (src == SPRIG_ETIMEDOUT) {
+            quiet += 200;
+            if (timeout_ms >= 0 && quiet >= timeout_ms) {
+                break;
+            }
+            continue;
+        }
+        if (src) {
+            return cli_fail(src);
+        }
+        quiet = 0;
+        n++;
+        if (!print_change(k, &e, contents)) {
+            return cli_err(SPRIG_EIO, "cannot write the output");
+        }
+    }
+    return CLI_OK;
+}
+
+/* Parse watch's numeric options; CLI_CONTINUE when they are good. */
+static int
+watch_numbers(const char *from_arg, const char *limit_arg,
+              const char *timeout_arg, uint64_t *from, uint64_t *limit,
+              long *timeout_ms)
+{
+    uint64_t t = 0;
+    if (from_arg && !cli_parse_uint(from_arg, UINT64_MAX - 1, from)) {
+        return cli_usage(watch_usage, "--from '%s' is not a number", from_arg);
+    }
+    if (limit_arg && !cli_parse_uint(limit_arg, UINT64_MAX, limit)) {
+        return cli_usage(watch_usage, "--limit '%s' is not a number",
+                         limit_arg);
+    }
+    if (timeout_arg && !cli_parse_uint(timeout_arg, 86400000, &t)) {
+        return cli_usage(watch_usage,
+                         "--timeout '%s' is not a number of ms "
+                         "(up to a day)",
+                         timeout_arg);
+    }
+    *timeout_ms = timeout_arg ? (long)t : -1;
+    return CLI_CONTINUE;
+}
+
+int
+cli_cmd_watch(cli *c, int argc, char **argv)
+{
+    cli_args a;
+    const char *from_arg = NULL, *limit_arg = NULL, *timeout_arg = NULL;
+    bool contents = false;
+    uint64_t from = 0, limit = 0;
+    long timeout_ms = -1;
+    const cli_opt opts[] = {{"--from", &from_arg, NULL},
+                            {"--limit", &limit_arg, NULL},
+                            {"--timeout", &timeout_arg, NULL},
+                            {"--contents", NULL, &contents},
+                            {NULL, NULL, NULL}};
+    int rc = cli_parse(argc, argv, opts, watch_usage, 0, 1, &a);
+    rc = rc == CLI_CONTINUE ? watch_numbers(from_arg, limit_arg, timeout_arg,
+                                            &from, &limit, &timeout_ms)
+                            : rc;
+    rc = rc == CLI_CONTINUE ? open_db(c) : rc;
+    if (rc != CLI_CONTINUE) {
+        return rc;
+    }
+    int src = from_arg ? 0 : sprig_last_txn_id(c->db, &from);
+    sprig_changes *f = NULL;
+    src = src ? src
+              : sprig_changes_open(c->db, from, a.n ? a.pos[0] : NULL,
+                                   contents ? SPRIG_CHANGES_CONTENTS : 0, &f);
+    if (src) {
+        return cli_fail(src);
+    }
+    static kinds k; /* large: not on the stack */
+    load_kinds(c, &k);
+    fprintf(stderr, "watching %s after transaction %llu\n", c->dbname,
+            (unsigned long long)from);
+    catch_signals();
+    rc = watch_loop(f, &k, limit, timeout_ms, contents);
+    restore_signals();
+    sprig_changes_close(f);
+    return rc;
 }

@@ -76,8 +76,8 @@ static const char top_usage[] =
     "  view reduce COLLECTION VIEW [...same match...] [--group] [--after KEY]\n"
     "  pubsub subscribe TOPIC... | publish TOPIC MESSAGE\n"
     "  log [--since ID] [--limit N] [--follow]   the transaction log\n"
-    "  watch        not yet: the changes feed of issue 13 (until then:\n"
-    "               log --follow)\n"
+    "  watch [COLLECTION] [--from ID] [--limit N] [--contents]\n"
+    "               follow the changes feed: a JSON line per change\n"
     "  file put|get|cat|ls|stat|rm|mv|gc ...  the file store (sprig file "
     "--help)\n"
     "  serve [--ws HOST:PORT] ...   run a server (sprig serve --help)\n"
@@ -92,6 +92,7 @@ static const char top_usage[] =
     "  admin user|role|group|token ...  who may do what (sprig admin --help)\n"
     "  apis                    a server's APIs (--url; sprig apis --help)\n"
     "  call NAME [JSON|-]      call a server's custom API (sprig call --help)\n"
+    "  clients      --url: the connections open on the server\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "  shell        an interactive shell: history, tab completion, a\n"
     "               current database (also `sprig` alone on a terminal)\n"
@@ -140,6 +141,8 @@ static const cli_cmd top_cmds[] = {
     {"admin", cli_cmd_admin},
     {"apis", cli_cmd_apis},
     {"call", cli_cmd_call},
+    {"clients", cli_cmd_clients}, /* issue 15 */
+    {"watch", cli_cmd_watch},     /* issue 15 */
     {NULL, NULL},
 };
 

@@ -57,6 +57,30 @@ test("logins: password, token, refused without or with a wrong one",
     await assert.rejects(r.listDatabases(), (e) => e.code === codes.PERM);
   });
 
+test("connected clients: this one marked, another listed, refused without the grant",
+  async () => {
+    const c = await login();
+    const other = await login({ user: "reader" });
+    const l = await c.connectedClients();
+    const mine = l.filter((x) => x.yours);
+    assert.equal(mine.length, 1, "exactly one connection is the caller's");
+    assert.equal(mine[0].identity, "admin");
+    assert.equal(mine[0].transport, "ws");
+    assert.match(mine[0].peer, /^127\.0\.0\.1:\d+$/);
+    assert.equal(typeof mine[0].id, "bigint");
+    assert.ok(mine[0].requests >= 2, "the login and this call counted");
+    assert.ok(Math.abs(mine[0].connectedMs - Date.now()) < 600000);
+    assert.ok(l.some((x) => !x.yours && x.identity === "reader"),
+              "the second client is listed");
+    for (let i = 1; i < l.length; i++)
+      assert.ok(l[i - 1].connectedMs <= l[i].connectedMs, "oldest first");
+    const again = (await c.connectedClients()).find((x) => x.yours);
+    assert.equal(again.id, mine[0].id);
+    assert.equal(again.requests, mine[0].requests + 1);
+    await assert.rejects(other.connectedClients(),
+      (e) => e.code === codes.PERM && /server\.clients/.test(e.message));
+  });
+
 test("storage admin: databases and schemas", async () => {
   const c = await login();
   await c.registerSchema({ name: "shop", collections: [
