@@ -111,7 +111,7 @@ io_data(void *ctx, const uint8_t *d, size_t n)
             while (cap < c->in_len + take) {
                 cap *= 2;
             }
-            uint8_t *p = sprig__realloc(c->in, cap);
+            uint8_t *p = sprig__realloc_wiped(c->in, c->in_len, cap);
             if (!p) {
                 c->violation = SPRIG_CLOSE_INTERNAL;
                 snprintf(c->violation_reason, sizeof c->violation_reason,
@@ -128,6 +128,7 @@ io_data(void *ctx, const uint8_t *d, size_t n)
         if (c->in_len == want && want > 4) {
             c->in_len = 0;
             deliver(c, c->in + 4, want - 4);
+            explicit_bzero(c->in, want); /* it may hold a password */
         } else if (c->in_len == want && want == 4 && c->in_len >= 4 &&
                    (c->in[0] | c->in[1] | c->in[2] | c->in[3]) == 0) {
             c->in_len = 0;
@@ -262,7 +263,7 @@ on_timer_closed(uv_handle_t *h)
 {
     sprig__quic_conn *c = h->data;
     sprig__free(c->out.data);
-    sprig__free(c->in);
+    sprig__free_wiped(c->in, c->in_cap);
     sprig__free(c->close_pkt);
     sprig__free(c);
 }

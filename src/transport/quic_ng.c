@@ -397,7 +397,12 @@ recv_stream_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t off,
     if (sid != q->sid) {
         return NGTCP2_ERR_CALLBACK_FAILURE; /* only one stream is allowed */
     }
-    if (n && q->io.data(q->io.ctx, data, n)) {
+    int failed = n && q->io.data(q->io.ctx, data, n);
+    if (n) { /* consumed: wipe it where ngtcp2 decrypted (or reordered) it,
+              * as it may hold a password (issue 10) */
+        explicit_bzero((uint8_t *)(uintptr_t)data, n);
+    }
+    if (failed) {
         return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     ngtcp2_conn_extend_max_stream_offset(conn, sid, n);
