@@ -115,6 +115,7 @@ secrets-leak: build
 
 bench-auth: bench-build
 	@$(BUILD)/bench/auth_bench --out bench/results/auth.json
+	@python3 bench/auth_callgrind.py $(BUILD)
 
 bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)
