@@ -109,14 +109,15 @@ bench-api: bench-build
 	@$(BUILD)/bench/api_bench --out bench/results/api.json
 
 # Permission checks on vs off (50 clients, one run) and logins/s.
-# Passwords and token secrets searched for in a core image of a running
-# server, its log and its files (tests/secrets_leak_test.sh; not yet in
-# `make test`: a wrong password's frame still survives in wslay's buffers).
+# Passwords and token secrets searched for in a core image of running
+# servers (ws://, wss://, quic://), their logs and files
+# (tests/secrets_leak_test.sh; in `make test` as ctest secrets_leak).
 secrets-leak: build
 	@sh tests/secrets_leak_test.sh $(BUILD)/tools/sprig
 
 bench-auth: bench-build
 	@$(BUILD)/bench/auth_bench --out bench/results/auth.json
+	@python3 bench/auth_callgrind.py $(BUILD)
 
 bench-net: bench-build
 	@python3 bench/bench_net.py $(BUILD)

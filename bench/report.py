@@ -845,8 +845,9 @@ def backup_part(bj):
     return md + [""]
 
 
-def auth_part(aj):
-    """Permission checks on against off (auth.json, bench/auth_bench)."""
+def auth_part(aj, cg=None):
+    """Permission checks on against off (auth.json, bench/auth_bench; and
+    auth_callgrind.json, bench/auth_callgrind.py, when there is one)."""
     lines = ["## Permission checks on against off", "",
              "`bench/auth_bench` (`make bench-auth`): {} clients over ws://, "
              "{} alternating rounds of {:g} s with checks off "
@@ -879,7 +880,43 @@ def auth_part(aj):
               .format(aj["memlimit_mib"], aj["logins_s"]),
               "| logins refused busy (bound: {} hashing at once) | {:,} |"
               .format(aj["max_hashing"], aj["login_busy"]), ""]
+    if cg:
+        lines += auth_cg_part(cg)
+    lines += [
+        "**The network benchmarks with checks on.** `sprig-bench --user "
+        "NAME --password-env VAR` logs every connection in (auth.password) "
+        "before its tests, so any `sprig-bench` row can be run against a "
+        "server that enforces authentication instead of `--insecure-open` "
+        "(bench/bench_net.py keeps `--insecure-open`: its peers check "
+        "nothing either). Create the user with `sprig --path DIR admin user "
+        "create NAME --password-env VAR --hash-cost min`: at the default "
+        "argon2id cost 50 connections logging in at once, 4 hashes at a "
+        "time, can outlast the server's 10 s authentication timeout on a "
+        "loaded machine; logins refused as busy are sent again after 10 "
+        "ms. The login is not timed (ctest `bench_login`).", ""]
     return lines
+
+
+def auth_cg_part(cg):
+    """Instructions per request, checks on and off (auth_callgrind.json)."""
+    on, off = cg["sides"]["on"], cg["sides"]["off"]
+    return [
+        "Instructions per request of the server (callgrind, every thread; "
+        "`bench/auth_callgrind.py`, run by `make bench-auth`): `sprig serve` "
+        "under valgrind, {} clients of sprig-bench doing `{}` with checks "
+        "off (`--insecure-open`) and on (`--user`, the same grants as "
+        "above); the counters are zeroed and dumped around runs of {:,} and "
+        "{:,} requests and the difference divided, so connecting and "
+        "logging in cancel out. User-space instructions only: the system "
+        "calls that dominate a request's time are not counted, so this "
+        "ratio is larger than the req/s one. Load-independent.".format(
+            cg["clients"], cg["operation"], cg["requests"][0],
+            cg["requests"][1]), "",
+        "| `{}` | checks off | checks on | on / off |".format(
+            cg["operation"]),
+        "|---|---:|---:|---:|",
+        "| instructions per request | {:,.0f} | {:,.0f} | {:.3f}× |".format(
+            off["per_request"], on["per_request"], cg["ratio_on_off"]), ""]
 
 
 def load_beside(here, name):
@@ -1010,7 +1047,7 @@ def main(argv):
         md += import_part(ij)
     aj = load_beside(here, "auth.json")
     if aj:
-        md += auth_part(aj)
+        md += auth_part(aj, load_beside(here, "auth_callgrind.json"))
     if notes.get("codec"):
         md += ["## Encryption and compression (the value codec)", "",
                notes["codec"], ""]

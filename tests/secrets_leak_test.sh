@@ -1,19 +1,29 @@
 #!/bin/sh
 # secrets_leak_test.sh -- passwords and token secrets never leak (issue 10):
-# a real `sprig serve` is logged in to with a known password, a wrong
-# one, a known token secret and a wrong one, and made to create a user
-# with a known password over the network (admin.user_create); then the
-# plaintexts are searched for, byte for byte, in
-#   - a core image of the running server (gcore, from gdb),
-#   - the server's log (stdout and stderr),
+# a real `sprig serve` is logged in to, over each transport -- ws://,
+# wss:// (TLS through GnuTLS) and quic:// (ngtcp2) -- with a known
+# password, a wrong one, a known token secret and a wrong one, and made to
+# create a user with a known password over the network (admin.user_create,
+# which then logs in, rightly and wrongly); each client closes its
+# connection at once (the wrong password's frame is the last thing the
+# server read).  Then the plaintexts are searched for, byte for byte, in
+#   - a core image of each running server (gcore, from gdb),
+#   - the servers' logs (stdout and stderr),
 #   - every error message and output the clients printed,
 #   - every file of the storage directory (LMDB files, the command log).
 # Any hit fails the test, naming the secret and where.  The control: the
-# same search finds a user name (so the search can hit).  When gcore or
-# ptrace is not available the test says so and is skipped (exit 77),
-# never passed silently.  Registered with ctest as `secrets_leak` by
-# tools/CMakeLists.txt:
+# same search finds the created user's name (so the search can hit).
+# The copies this catches (and the wipes that remove them): wslay's
+# unmasked message and its read buffer (ws_conn.c assembles messages
+# itself), the socket read buffer, GnuTLS's decrypted record (tls.c),
+# ngtcp2's decrypted packet (quic_ng.c) and the QUIC stream reassembly
+# buffer (quic_conn.c), the decoded request and its raw frame
+# (auth_srv.c).  When gcore or ptrace is not available the test says so
+# and is skipped (exit 77), never passed silently.  Registered with ctest
+# as `secrets_leak` by tools/CMakeLists.txt (and `make secrets-leak`):
 #     sh tests/secrets_leak_test.sh BUILD/tools/sprig [SCRATCH_DIR]
+# SECRETS_LEAK_SERVERS="ws tls" (the default) picks the servers: ws://
+# alone, and wss:// with quic://.
 
 NAME=secrets-leak-test
 # shellcheck source=tests/cli_lib.sh
@@ -42,77 +52,173 @@ ID=$(cut -d: -f1 "$T/admin.token")
 WRONG_SECRET="deadbeef$(echo "$SECRET" | cut -c9-)"
 printf '%s:%s\n' "$ID" "$WRONG_SECRET" >"$T/wrong.token"
 
-# the server's environment holds no secret (only the clients' do)
-env -u PW_ADMIN -u PW_WRONG -u PW_NEW \
-    "$BIN" serve --path "$DATA" --ws 127.0.0.1:0 --quic off >"$T/serve.log" 2>&1 &
-srv=$!
-trap 'kill $srv 2>/dev/null' EXIT
-url=""
-i=0
-while [ $i -lt 200 ] && [ -z "$url" ] && kill -0 $srv 2>/dev/null; do
-    sleep 0.1
-    url=$(sed -n 's/.*listening on \(ws:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$T/serve.log")
-    i=$((i + 1))
-done
-[ -n "$url" ] || { echo "FAIL: serve did not start"; cat "$T/serve.log"; exit 1; }
-
 : >"$T/clients.txt"
-# client RUN-NAME ARGS...: run the tool, keep what it printed
+: >"$T/serve.log"
+srv=""
+trap '[ -n "$srv" ] && kill $srv 2>/dev/null' EXIT
+
+# serve_up LOG ARGS...: start the server (its environment holds no
+# secret: only the clients' do); sets srv and waits until it listens.
+serve_up() {
+    log=$1
+    shift
+    env -u PW_ADMIN -u PW_WRONG -u PW_NEW \
+        "$BIN" serve --path "$DATA" "$@" >"$log" 2>&1 &
+    srv=$!
+    i=0
+    while [ $i -lt 300 ] && ! grep -q "stop with Ctrl-C" "$log" &&
+        kill -0 $srv 2>/dev/null; do # its last line: every listener is up
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+# client ARGS...: run the tool, keep what it printed
 client() {
-    run "$@"
+    run "$BIN" "$@"
     printf '%s\n%s\n' "$out" "$err" >>"$T/clients.txt"
 }
-client "$BIN" --url "$url" --user admin --password-env PW_ADMIN db list
-expect "a right password" 0 '[{"name":"_admin","schema":"_admin"}]'
-client "$BIN" --url "$url" --user admin --password-env PW_WRONG db list
-expect_err "a wrong password" 6 "authentication failed"
-client "$BIN" --url "$url" --token-file "$T/admin.token" db list
-expect "a right token" 0 '[{"name":"_admin","schema":"_admin"}]'
-client "$BIN" --url "$url" --token-file "$T/wrong.token" db list
-expect_err "a wrong token secret" 6 "authentication failed"
-client "$BIN" --url "$url" --user admin --password-env PW_ADMIN admin user create newbie --password-env PW_NEW
-expect "a user made over the network" 0 '{"user":"newbie","ok":true}'
-client "$BIN" --url "$url" --user newbie --password-env PW_NEW db list
-expect_err "its password logs in (and it may not list)" 6 "not allowed: action 'database.list'"
-client "$BIN" --url "$url" --user newbie --password-env PW_WRONG db list
-expect_err "a wrong password for it" 6 "authentication failed"
 
-# the core image of the running server
-if ! gcore -o "$T/core" $srv >"$T/gcore.log" 2>&1 || ! ls "$T"/core.* >/dev/null 2>&1; then
-    echo "SKIP: gcore could not dump the server (ptrace not permitted?):"
-    sed 's/^/  /' "$T/gcore.log"
-    exit 77
+# logins TRANSPORT URL TRUST...: every login, right and wrong, over URL
+logins() {
+    t=$1 u=$2
+    shift 2
+    client --url "$u" "$@" --user admin --password-env PW_ADMIN db list
+    expect "$t: a right password" 0 '[{"name":"_admin","schema":"_admin"}]'
+    client --url "$u" "$@" --token-file "$T/admin.token" db list
+    expect "$t: a right token" 0 '[{"name":"_admin","schema":"_admin"}]'
+    client --url "$u" "$@" --token-file "$T/wrong.token" db list
+    expect_err "$t: a wrong token secret" 6 "authentication failed"
+    client --url "$u" "$@" --user admin --password-env PW_ADMIN \
+        admin user create "newbie$t" --password-env PW_NEW
+    expect "$t: a user made over the network" 0 \
+        "{\"user\":\"newbie$t\",\"ok\":true}"
+    client --url "$u" "$@" --user "newbie$t" --password-env PW_NEW db list
+    expect_err "$t: its password logs in (and it may not list)" 6 \
+        "not allowed: action 'database.list'"
+    client --url "$u" "$@" --user "newbie$t" --password-env PW_WRONG db list
+    expect_err "$t: a wrong password for it" 6 "authentication failed"
+    # last: a wrong password whose connection closes at once
+    client --url "$u" "$@" --user admin --password-env PW_WRONG db list
+    expect_err "$t: a wrong password" 6 "authentication failed"
+}
+
+# An AddressSanitizer build's core image would hold its shadow memory
+# (terabytes of address space): there the running server's memory is read
+# instead, from /proc/PID/mem (tests/memscan.py; freed memory stays in
+# ASan's quarantine, so this is the stricter search).
+if ldd "$BIN" 2>/dev/null | grep -q asan; then
+    image="memory (ASan: /proc/PID/mem)"
+else
+    image="core image (gcore)"
 fi
-kill -TERM $srv
-wait $srv
-trap - EXIT
 
-# search WHERE FILES...: no secret in them
+# patterns: every secret, then the control word $control
+patterns() {
+    printf '%s\n' "$PW_ADMIN" "$PW_WRONG" "$PW_NEW" "$SECRET" \
+        "$WRONG_SECRET" "$control" >"$T/patterns"
+}
+
+# dump SERVER: found = what the running server's memory holds (a core
+# image searched, or its memory read), then stop it
+dump() {
+    patterns
+    case $image in
+    memory*)
+        found=$(python3 "$(dirname "$0")/memscan.py" $srv "$T/patterns" \
+            2>"$T/gcore.log")
+        [ $? = 0 ] || {
+            echo "SKIP: the server's memory could not be read:"
+            sed 's/^/  /' "$T/gcore.log"
+            exit 77
+        }
+        ;;
+    *)
+        if ! gcore -o "$T/core-$1" $srv >"$T/gcore.log" 2>&1 ||
+            ! ls "$T/core-$1".* >/dev/null 2>&1; then
+            echo "SKIP: gcore could not dump the server (ptrace?):"
+            sed 's/^/  /' "$T/gcore.log"
+            exit 77
+        fi
+        found=$(LC_ALL=C grep -a -o -h -F -f "$T/patterns" "$T/core-$1".* |
+            sort -u)
+        rm -f "$T/core-$1".*
+        ;;
+    esac
+    kill -TERM $srv
+    wait $srv
+    srv=""
+}
+
+# search WHERE FILES...: found = what FILES hold (one pass for every
+# secret and the control), then verdict WHERE
 search() {
     where=$1
     shift
+    patterns
+    found=$(LC_ALL=C grep -r -a -o -h -F -f "$T/patterns" "$@" 2>/dev/null |
+        sort -u)
+    verdict "$where"
+}
+
+# verdict WHERE: no secret in $found
+verdict() {
     for s in "$PW_ADMIN" "$PW_WRONG" "$PW_NEW" "$SECRET" "$WRONG_SECRET"; do
-        hits=$(grep -r -a -l -F -e "$s" "$@" 2>/dev/null)
-        if [ -n "$hits" ]; then
-            rc=- out=$hits err=''
-            bad "secret '$s' found in $where"
+        if printf '%s\n' "$found" | grep -q -x -F -e "$s"; then
+            rc=- out='' err=''
+            bad "secret '$s' found in $1"
         else
             good
         fi
     done
 }
-search "the server's core image" "$T"/core.*
-search "the server's log" "$T/serve.log"
+
+# control WHERE: $found holds the control word (so the search can hit)
+control() {
+    if printf '%s\n' "$found" | grep -q -x -F -e "$control"; then
+        good
+    else
+        rc=- out='' err=''
+        bad "the control: '$control' is found in $1"
+    fi
+}
+
+# ws://: one server; wss:// and quic://: another (the storage's
+# certificate, made self-signed on its first start, pinned by SHA-256)
+for server in ${SECRETS_LEAK_SERVERS:-ws tls}; do
+    log=$T/serve-$server.log
+    if [ $server = ws ]; then
+        serve_up "$log" --ws 127.0.0.1:0 --quic off
+    else
+        serve_up "$log" --ws 127.0.0.1:0 --wss
+    fi
+    cat "$log" >>"$T/serve.log"
+    fp=$(sed -n 's/.*SHA-256 \([0-9a-f]*\).*/\1/p' "$log")
+    ws=$(sed -n 's/.*listening on \(wss*:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$log")
+    quic=$(sed -n 's/.*listening on \(quic:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$log")
+    if [ $server = ws ] && [ -n "$ws" ]; then
+        logins ws "$ws"
+        control=newbiews
+    elif [ -n "$ws" ] && [ -n "$quic" ] && [ -n "$fp" ]; then
+        logins wss "$ws" --ca "$fp"
+        logins quic "$quic" --ca "$fp"
+        control=newbiequic
+    else
+        echo "FAIL: serve ($server) did not start"
+        cat "$log"
+        exit 1
+    fi
+    dump $server
+    cat "$log" >>"$T/serve.log" # what it printed since
+    verdict "the server's $image ($server)"
+    control "the server's $image ($server)"
+done
+
+control=newbie
+search "the servers' logs" "$T/serve.log"
 search "the clients' output" "$T/clients.txt"
 search "the storage's files" "$DATA"
-# the control: the search does find what is there
-if grep -a -q -F -e newbie "$T"/core.* && grep -r -a -q -F -e newbie "$DATA"; then
-    good
-else
-    rc=- out='' err=''
-    bad "the control: a user name is found in the core image and the files"
-fi
-rm -f "$T"/core.*
+control "the storage's files"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

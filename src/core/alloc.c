@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void *(*a_malloc)(size_t) = malloc;
 static void *(*a_realloc)(void *, size_t) = realloc;
@@ -107,6 +108,26 @@ sprig__free(void *p)
         atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
         a_free(p);
     }
+}
+
+void
+sprig__free_wiped(void *p, size_t n)
+{
+    if (p && n) {
+        explicit_bzero(p, n);
+    }
+    sprig__free(p);
+}
+
+void *
+sprig__realloc_wiped(void *p, size_t used, size_t n)
+{
+    uint8_t *q = sprig__malloc(n);
+    if (q && p) {
+        memcpy(q, p, used < n ? used : n);
+        sprig__free_wiped(p, used);
+    }
+    return q;
 }
 
 char *

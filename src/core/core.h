@@ -96,6 +96,13 @@ void *sprig__realloc(void *p, size_t n);
 void sprig__free(void *p);
 char *sprig__strdup(const char *s);
 void *sprig__memdup(const void *p, size_t n);
+/** Grow (or shrink) `p` to `n` bytes as sprig__realloc does, but never
+ *  leave a copy behind: the first `used` bytes move to a new block and the
+ *  old one is wiped before it is freed (buffers that may hold a password
+ *  or a token secret; issue 10).  NULL (and `p` untouched) on ENOMEM. */
+void *sprig__realloc_wiped(void *p, size_t used, size_t n);
+/** Wipe the first `n` bytes of `p` (may be NULL), then free it. */
+void sprig__free_wiped(void *p, size_t n);
 /** Test seam: make the n-th allocation from now fail (0 = never). */
 void sprig__alloc_fail_after(unsigned long n);
 /** Number of live allocations made through the gateway. */

@@ -151,7 +151,7 @@ static void
 stream_free(sprig__quic_conn *c, sprig__qstream *s)
 {
     c->sq_bytes -= s->out_len - s->out_acked;
-    sprig__free(s->in.buf);
+    sprig__free_wiped(s->in.buf, s->in.cap);
     sprig__free(s->out);
     sprig__free(s);
 }
@@ -248,7 +248,7 @@ in_room(sprig__quic_conn *c, sprig__qin *in, size_t take)
     while (cap < in->len + take) {
         cap *= 2;
     }
-    uint8_t *p = sprig__realloc(in->buf, cap);
+    uint8_t *p = sprig__realloc_wiped(in->buf, in->len, cap);
     if (!p) {
         c->violation = SPRIG_CLOSE_INTERNAL;
         snprintf(c->violation_reason, sizeof c->violation_reason,
@@ -292,6 +292,7 @@ assemble(sprig__quic_conn *c, sprig__qin *in, sprig__qstream *s,
                                              in->buf[2] | in->buf[3]) == 0)) {
             in->len = 0;
             deliver(c, s, in->buf + 4, want - 4); /* maybe empty */
+            explicit_bzero(in->buf, want);        /* it may hold a password */
         }
     }
 }
@@ -477,7 +478,7 @@ on_timer_closed(uv_handle_t *h)
 {
     sprig__quic_conn *c = h->data;
     sprig__free(c->out.data);
-    sprig__free(c->in.buf);
+    sprig__free_wiped(c->in.buf, c->in.cap);
     while (c->streams) {
         stream_remove(c, c->streams);
     }

@@ -398,8 +398,13 @@ recv_stream_cb(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t off,
     if (q->sid < 0 && q->server && sid == 0) {
         q->sid = 0; /* the client's message stream */
     }
-    if ((n || fin) &&
-        q->io.data(q->io.ctx, sid == q->sid ? -1 : sid, data, n, fin)) {
+    int failed = (n || fin) &&
+                 q->io.data(q->io.ctx, sid == q->sid ? -1 : sid, data, n, fin);
+    if (n) { /* consumed: wipe it where ngtcp2 decrypted (or reordered) it,
+              * as it may hold a password (issue 10) */
+        explicit_bzero((uint8_t *)(uintptr_t)data, n);
+    }
+    if (failed) {
         return NGTCP2_ERR_CALLBACK_FAILURE;
     }
     ngtcp2_conn_extend_max_stream_offset(conn, sid, n);

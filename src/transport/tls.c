@@ -399,15 +399,22 @@ handshake_step(sprig__tls *t)
     return STEP_READY;
 }
 
-/* One record. */
+/* One record, handed on where GnuTLS decrypted it (no copy), then wiped
+ * there before GnuTLS frees it: it may hold a password (issue 10). */
 static int
 record_step(sprig__tls *t)
 {
-    uint8_t buf[16384];
-    ssize_t n = gnutls_record_recv(t->s, buf, sizeof buf);
-    if (n > 0) {
-        return t->io.plain(t->io.ctx, buf, (size_t)n) ? STEP_STOP : STEP_MORE;
+    gnutls_packet_t pkt = NULL;
+    ssize_t n = gnutls_record_recv_packet(t->s, &pkt);
+    if (n > 0 && pkt) {
+        gnutls_datum_t d = {NULL, 0};
+        gnutls_packet_get(pkt, &d, NULL);
+        int stop = t->io.plain(t->io.ctx, d.data, d.size);
+        explicit_bzero(d.data, d.size);
+        gnutls_packet_deinit(pkt);
+        return stop ? STEP_STOP : STEP_MORE;
     }
+    gnutls_packet_deinit(pkt);
     if (n == 0) {
         return sprig__err(SPRIG_ECLOSED, "TLS: the peer closed the session");
     }

@@ -100,6 +100,7 @@ conn_free(sprig__ws_conn *c)
         wslay_event_context_free(c->ws);
     }
     sprig__tls_free(c->tls);
+    sprig__free_wiped(c->msg, c->msg_cap);
     sprig__free(c->http);
     sprig_buf_clear(&c->plain);
     sprig_buf_clear(&c->wire);
@@ -421,21 +422,83 @@ close_received(sprig__ws_conn *c, const struct wslay_event_on_msg_recv_arg *a)
     uv_timer_start(&c->timer, on_timer, c->cfg->opts.close_timeout_ms, 0);
 }
 
+/*
+ * Data frames are assembled here, not by wslay (no buffering), because a
+ * message may carry a password: wslay would keep the unmasked payload in
+ * a chunk it frees unwiped, and in its read buffer.  Each chunk is copied
+ * into c->msg and wiped where wslay unmasked it (its read buffer, past
+ * its read mark: wslay reads those bytes no more); the message is wiped
+ * once delivered (the receiver copied what it keeps).  Control frames
+ * (close, ping) carry no secret: wslay still buffers them.
+ */
+static void
+ws_on_frame_start(wslay_event_context_ptr ctx,
+                  const struct wslay_event_on_frame_recv_start_arg *a, void *ud)
+{
+    sprig__ws_conn *c = ud;
+    (void)ctx;
+    c->frame_data = !(a->opcode & 0x8) && !c->msg_oom; /* 0x8-: control */
+    if (!c->frame_data) {
+        return;
+    }
+    if (a->opcode != WSLAY_CONTINUATION_FRAME) {
+        c->msg_len = 0; /* a new message (the guard checked the order) */
+    }
+    size_t need = c->msg_len + (size_t)a->payload_length;
+    if (need > c->msg_cap) { /* the guard bounded it by max_message */
+        uint8_t *p = sprig__realloc_wiped(c->msg, c->msg_len, need);
+        if (!p) {
+            c->frame_data = false;
+            c->msg_oom = true; /* ws_input ends the connection */
+            return;
+        }
+        c->msg = p;
+        c->msg_cap = need;
+    }
+}
+
+static void
+ws_on_frame_chunk(wslay_event_context_ptr ctx,
+                  const struct wslay_event_on_frame_recv_chunk_arg *a, void *ud)
+{
+    sprig__ws_conn *c = ud;
+    (void)ctx;
+    if (!c->frame_data || a->data_length == 0) {
+        return;
+    }
+    if (c->msg_len + a->data_length <= c->msg_cap) {
+        memcpy(c->msg + c->msg_len, a->data, a->data_length);
+        c->msg_len += a->data_length;
+    }
+    explicit_bzero((uint8_t *)(uintptr_t)a->data, a->data_length);
+}
+
+/* Wipe the delivered message; keep a small buffer for the next one. */
+static void
+msg_done(sprig__ws_conn *c)
+{
+    if (c->msg_len) {
+        explicit_bzero(c->msg, c->msg_len);
+    }
+    c->msg_len = 0;
+    if (c->msg_cap > 65536) {
+        sprig__free(c->msg);
+        c->msg = NULL;
+        c->msg_cap = 0;
+    }
+}
+
 static void
 ws_on_msg(wslay_event_context_ptr ctx,
           const struct wslay_event_on_msg_recv_arg *a, void *ud)
 {
     sprig__ws_conn *c = ud;
     if (a->opcode == WSLAY_BINARY_FRAME) {
-        if (c->state == SPRIG__CS_OPEN && c->cfg->cbs.on_message) {
-            c->cfg->cbs.on_message(&c->base, a->msg, a->msg_length,
-                                   c->base.udata);
+        if (c->state == SPRIG__CS_OPEN && !c->msg_oom &&
+            c->cfg->cbs.on_message) {
+            c->cfg->cbs.on_message(&c->base, c->msg, c->msg_len, c->base.udata);
         }
-        /* the message may have carried a password: wipe wslay's unmasked
-         * copy before it frees it (the receiver copied what it keeps) */
-        if (a->msg && a->msg_length) { /* an empty message has no buffer */
-            explicit_bzero((uint8_t *)(uintptr_t)a->msg, a->msg_length);
-        }
+        msg_done(c);
     } else if (a->opcode == WSLAY_CONNECTION_CLOSE) {
         close_received(c, a);
     }
@@ -445,6 +508,8 @@ static const struct wslay_event_callbacks ws_callbacks = {
     .recv_callback = ws_recv_cb,
     .send_callback = ws_send_cb,
     .genmask_callback = ws_genmask_cb,
+    .on_frame_recv_start_callback = ws_on_frame_start,
+    .on_frame_recv_chunk_callback = ws_on_frame_chunk,
     .on_msg_recv_callback = ws_on_msg,
 };
 
@@ -479,6 +544,7 @@ open_ws(sprig__ws_conn *c)
         return sprig__err(SPRIG_ENOMEM, "out of memory for framing");
     }
     wslay_event_config_set_max_recv_msg_length(c->ws, max);
+    wslay_event_config_set_no_buffering(c->ws, 1); /* ws_on_frame_start */
     sprig__ws_guard_init(&c->guard, !c->base.client, max);
     if (!c->path) {
         const char *p = c->http && c->http->path[0] ? c->http->path : "/";
@@ -553,6 +619,8 @@ ws_input(sprig__ws_conn *c, const uint8_t *data, size_t len)
     }
     if (c->guard.code) {
         conn_fail(c, c->guard.code, c->guard.reason);
+    } else if (c->msg_oom) {
+        conn_fail(c, SPRIG_CLOSE_INTERNAL, "out of memory for a message");
     } else if (r != 0) {
         conn_fail(c,
                   r == WSLAY_ERR_NOMEM ? SPRIG_CLOSE_INTERNAL

@@ -182,6 +182,12 @@ struct sprig__ws_conn {
     sprig__http_upgrade *http;
     wslay_event_context_ptr ws;
     sprig__ws_guard guard;
+    /* the message being received, assembled here (wslay buffers nothing
+     * of data frames) so that it can be wiped once delivered */
+    uint8_t *msg;
+    size_t msg_len, msg_cap;
+    bool frame_data;   /* the frame being received is a data frame */
+    bool msg_oom;      /* no room for it: the connection fails */
     const uint8_t *in; /* bytes offered to wslay's recv callback */
     size_t in_len;
     sprig_buf plain; /* TLS: plaintext waiting to be encrypted */

@@ -71,8 +71,10 @@ typedef struct bench_cfg {
     bool quiet, csv;
     const char *tt_host; /* --tarantool HOST:PORT: IPROTO, not sprig/1 */
     int tt_port;
-    uint32_t tt_space; /* the space of the documents (--tt-space) */
-    const char *pin;   /* --pin SHA256: wss/quic certificate fingerprint */
+    uint32_t tt_space;    /* the space of the documents (--tt-space) */
+    const char *pin;      /* --pin SHA256: wss/quic certificate fingerprint */
+    const char *user;     /* --user: each connection logs in (auth.password) */
+    const char *password; /* from --password-env VAR */
 } bench_cfg;
 
 /** A request template: one whole frame, with the offsets of the parts
@@ -95,6 +97,11 @@ void bench_value(uint64_t k, uint32_t len, uint8_t *out);
 /** Encode the template of `op`; 0 or -1 (message on stderr). */
 int frame_tpl_init(frame_tpl *t, bench_op op, const bench_cfg *cfg);
 void frame_tpl_free(frame_tpl *t);
+/** The request id of the login: the runs' ids stay below it. */
+#define BENCH_LOGIN_ID UINT32_MAX
+/** The login frame (auth.password as cfg->user, id BENCH_LOGIN_ID); 0 or
+ *  -1.  Wipe it (it holds the password) when done. */
+int frame_login(sprig_buf *b, const bench_cfg *cfg);
 /** Patch request id and item k into the template (in place). */
 void frame_tpl_patch(frame_tpl *t, uint32_t id, uint64_t k,
                      const bench_cfg *cfg);

@@ -19,6 +19,11 @@
  * connection that received an answer it cannot match is closed: its
  * slot's state is unknown.  Each phase has a deadline (--timeout).
  *
+ * With --user, each connection logs in (auth.password, BENCH_LOGIN_ID)
+ * once it opens, and counts as open when the answer says it did; a login
+ * refused as busy (the server hashes only so many passwords at once) is
+ * sent again 10 ms later (the worker's login timer).
+ *
  * With --tarantool the connections are plain TCP to Tarantool and speak
  * IPROTO (iproto.c): requests are written as they are issued, answers are
  * split off the bytes read and matched by their sync; the rest is the
@@ -54,6 +59,7 @@ typedef struct client {
     int close_code;
     char close_reason[96];
     bool open, dead, active;
+    bool login_wait, login_retry; /* --user: answer pending, resend due */
     slot *slots;
     unsigned inflight;
     uint64_t rng;
@@ -65,6 +71,8 @@ struct worker {
     pthread_t th;
     uv_loop_t loop;
     uv_timer_t timer;
+    uv_timer_t login_timer; /* --user: resends busy logins */
+    sprig_buf login;        /* --user: the login frame (wiped at the end) */
     bool loop_ready;
     client *clients;
     unsigned n;
@@ -175,13 +183,72 @@ issue(client *c, slot *s, unsigned si)
     return true;
 }
 
+/* The connection is ready for the runs (opened, and logged in). */
+static void
+client_ready(client *c)
+{
+    c->open = true;
+    if (++c->w->n_open == c->w->n) {
+        uv_stop(&c->w->loop);
+    }
+}
+
+static void
+login_send(client *c)
+{
+    worker *w = c->w;
+    c->login_wait = true;
+    c->login_retry = false;
+    if (sprig__conn_send(c->conn, w->login.data, w->login.len) != 0) {
+        note_error(w, "login: %s", sprig_errmsg());
+        w->failed = true;
+        uv_stop(&w->loop);
+    }
+}
+
+static void
+on_login_timer(uv_timer_t *t)
+{
+    worker *w = t->data;
+    for (unsigned i = 0; i < w->n; i++) {
+        client *c = &w->clients[i];
+        if (c->login_retry && c->conn) {
+            login_send(c);
+        }
+    }
+}
+
+/* The answer to the login (request id BENCH_LOGIN_ID). */
+static void
+login_answer(client *c, const sprig__frame *f)
+{
+    worker *w = c->w;
+    c->login_wait = false;
+    if (f->kind == SPRIG__FRAME_ERROR && f->code == SPRIG_EBUSY) {
+        c->login_retry = true;
+        if (!uv_is_active((uv_handle_t *)&w->login_timer)) {
+            uv_timer_start(&w->login_timer, on_login_timer, 10, 0);
+        }
+    } else if (f->kind == SPRIG__FRAME_ERROR) {
+        note_error(w, "login as '%s': error %d: %.*s", g.cfg->user, f->code,
+                   (int)(f->message.len > 150 ? 150 : f->message.len),
+                   (const char *)f->message.data);
+        w->failed = true;
+        uv_stop(&w->loop);
+    } else {
+        client_ready(c);
+    }
+}
+
 static void
 on_open(sprig__conn *conn, void *udata)
 {
     client *c = udata;
-    c->open = true;
-    if (++c->w->n_open == c->w->n) {
-        uv_stop(&c->w->loop);
+    (void)conn;
+    if (g.cfg->user && !g.cfg->tt_host) {
+        login_send(c);
+    } else {
+        client_ready(c);
     }
 }
 
@@ -246,13 +313,18 @@ on_message(sprig__conn *conn, const uint8_t *data, size_t len, void *udata)
     client *c = udata;
     worker *w = c->w;
     sprig__frame f;
-    if (w->phase != PH_RUN) {
+    bool login = w->phase == PH_CONNECT && c->login_wait;
+    if (w->phase != PH_RUN && !login) {
         note_error(w, "an answer outside a run");
         return;
     }
     if (sprig__frame_decode((sprig_bytes){data, len}, &f) != 0) {
         note_error(w, "undecodable answer: %s", sprig_errmsg());
         sprig__conn_close(conn, SPRIG_WS_NORMAL, "bad answer");
+        return;
+    }
+    if (login && f.id == BENCH_LOGIN_ID) {
+        login_answer(c, &f);
         return;
     }
     answered(c, f.id, &f, NULL);
@@ -546,7 +618,11 @@ driver_start(const bench_cfg *cfg)
         }
         w->loop_ready = true;
         uv_timer_init(&w->loop, &w->timer);
-        w->timer.data = w;
+        uv_timer_init(&w->loop, &w->login_timer);
+        w->timer.data = w->login_timer.data = w;
+        if (cfg->user && frame_login(&w->login, cfg) != 0) {
+            return -1;
+        }
         for (unsigned j = 0; j < w->n; j++) {
             client *c = &w->clients[j];
             c->w = w;
@@ -648,6 +724,7 @@ driver_stop(void)
         worker *w = &g.w[i];
         if (w->loop_ready) {
             uv_close((uv_handle_t *)&w->timer, NULL);
+            uv_close((uv_handle_t *)&w->login_timer, NULL);
             uv_run(&w->loop, UV_RUN_DEFAULT);
             uv_loop_close(&w->loop);
         }
@@ -657,6 +734,10 @@ driver_stop(void)
         }
         free(w->clients);
         free(w->scratch);
+        if (w->login.data) {
+            explicit_bzero(w->login.data, w->login.len);
+        }
+        sprig_buf_clear(&w->login);
     }
     pthread_barrier_destroy(&g.barrier);
     free(g.w);

@@ -137,6 +137,18 @@ encode(sprig_buf *b, const sprig__api *api, const void *req, uint32_t id)
     return sprig__api_encode(&w, api->req, api->n_req, req);
 }
 
+int
+frame_login(sprig_buf *b, const bench_cfg *cfg)
+{
+    sprig__auth_password_req r = {(char *)cfg->user, (char *)cfg->password};
+    if (encode(b, &sprig__api_auth_password, &r, BENCH_LOGIN_ID) != 0) {
+        fprintf(stderr, "sprig-bench: cannot encode the login: %s\n",
+                sprig_errmsg());
+        return -1;
+    }
+    return 0;
+}
+
 /* A db.apply of LOAD_BATCH overwrites: documents k*B+1 ... (k+1)*B, those
  * of them within the keyspace. */
 static int

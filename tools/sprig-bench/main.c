@@ -34,6 +34,11 @@ static const char usage[] =
     "                    quic://)\n"
     "  --pin SHA256      wss, quic: trust the server certificate with this\n"
     "                    SHA-256 fingerprint (sprig certificate show)\n"
+    "  --user NAME       log each connection in as NAME (auth.password)\n"
+    "                    before any test, so a server with its permission\n"
+    "                    engine on (no --insecure-open) can be measured\n"
+    "  --password-env VAR  the password of --user, from environment\n"
+    "                    variable VAR\n"
     "  -c CLIENTS        connections (default 50)\n"
     "  -n REQUESTS       requests per test (default 100000)\n"
     "  -P PIPELINE       requests in flight per connection (default 1)\n"
@@ -252,6 +257,8 @@ enum {
     O_TARANTOOL,
     O_TT_SPACE,
     O_PIN,
+    O_USER,
+    O_PASSWORD_ENV,
     O_HELP
 };
 
@@ -275,6 +282,8 @@ main(int argc, char **argv)
         {"tarantool", required_argument, NULL, O_TARANTOOL},
         {"tt-space", required_argument, NULL, O_TT_SPACE},
         {"pin", required_argument, NULL, O_PIN},
+        {"user", required_argument, NULL, O_USER},
+        {"password-env", required_argument, NULL, O_PASSWORD_ENV},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -303,6 +312,12 @@ main(int argc, char **argv)
         switch (opt) {
         case 'u': cfg.url = optarg; break;
         case O_PIN: cfg.pin = optarg; break;
+        case O_USER: cfg.user = optarg; break;
+        case O_PASSWORD_ENV:
+            if (!(cfg.password = getenv(optarg))) {
+                return bad_usage("--password-env: no such variable", optarg);
+            }
+            break;
         case 'c':
             if (number(optarg, 1, 10000, &v)) {
                 return bad_usage("bad -c", optarg);
@@ -407,6 +422,13 @@ main(int argc, char **argv)
     }
     if (optind < argc) {
         return bad_usage("unexpected argument", argv[optind]);
+    }
+    if (!cfg.user != !cfg.password) {
+        return bad_usage("--user and --password-env go together",
+                         cfg.user ? cfg.user : "");
+    }
+    if (cfg.user && (pubsub_n || cfg.tt_host || ping_s > 0)) {
+        return bad_usage("--user goes with the -t tests on Sprig", cfg.user);
     }
     if (ping_s > 0) {
         return tcp_ping(cfg.clients, ping_s, cfg.csv);
