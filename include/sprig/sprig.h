@@ -1908,7 +1908,8 @@ SPRIG_API int sprig_cert_ensure(const char *dir, sprig_cert_info *out);
  *  certificate in the PEM file `pem_path`.  Errors: SPRIG_EINVAL. */
 SPRIG_API int sprig_cert_fingerprint(const char *pem_path, char out[65]);
 
-/* =============================================================== * Cluster (issue 18; docs/cluster.md): a local storage as a node of a
+/* ======================================================================
+ * Cluster (issue 18; docs/cluster.md): a local storage as a node of a
  * Raft group (libraft).  Every write the storage accepts becomes one Raft
  * entry, answered once committed by a majority and applied on this node;
  * on a node that is not the leader a write fails with SPRIG_ENOTLEADER,
@@ -1939,7 +1940,7 @@ SPRIG_API sprig_storage *sprig_cluster_storage(sprig_cluster *c);
 /** Leave: stop Raft (in-flight writes fail with SPRIG_ECLOSED), close the
  *  storage and free.  Stop serving the storage first.  NULL: no-op. */
 SPRIG_API void sprig_cluster_close(sprig_cluster *c);
-=======
+
 /* ---- connected clients over the wire (issue 15, js2) ------------------- */
 
 /** One open connection of a server, as sprig_client_connected_clients()
