@@ -221,7 +221,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZERS      ?= http_upgrade frame request quic key schema_record bstate jview \
                 cmd_record doc_record log_record kv_record view_record \
-                admin_record meta_record
+                admin_record meta_record vault manifest
 fuzz:
 	@sh scripts/deps.sh fuzz
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSPRIG_FUZZ=ON -DSPRIG_SANITIZE=ON \
