@@ -36,6 +36,9 @@ mkdir -p "$SPRIG_TEST_TMP" "$LOGS"
 # command log's crash rounds (12 normally).
 export SPRIG_VIEW_RANDOM_TXNS="${SPRIG_VIEW_RANDOM_TXNS:-1000}"
 export SPRIG_WAL_ROUNDS="${SPRIG_WAL_ROUNDS:-4}"
+# Tests that kill a child after a random time give it this many times
+# longer (test_wal: its child had not opened its journal yet).
+export SPRIG_TEST_SLOWDOWN="${SPRIG_TEST_SLOWDOWN:-20}"
 failed=""
 for t in $UNIT_TESTS; do
     exe="$BUILD/tests/$t"
