@@ -20,7 +20,7 @@ MAKEFLAGS  += --no-print-directory
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
         bench-quic-streams \
         bench-js crash-long powerloss flips fuzz format format-check clean \
-        install soak tsan valgrind bench-cluster
+        install soak tsan test-tsan valgrind bench-cluster
 
 all: build
 
@@ -63,8 +63,9 @@ run: deps
 	@$(BUILD)/tools/sprig --path $(DATA) --schema examples/schemas/demo.json \
 	    serve --ws 127.0.0.1:$(PORT) --quic 127.0.0.1:$(QUIC_PORT)
 
-# The whole suite, in a normal build and in an ASan+UBSan build.
-test: test-normal test-asan
+# The whole suite, in a normal build and in an ASan+UBSan build, then the
+# short ThreadSanitizer stage (test-tsan).
+test: test-normal test-asan test-tsan
 
 test-normal: build
 	@sh scripts/deps.sh test
@@ -206,6 +207,28 @@ tsan: deps
 	    SPRIG_TEST_TMP=$(TSAN_BUILD)/test-tmp \
 	    $(TSAN_BUILD)/tests/sprig-soak --seconds 6 --clients 24 --rounds 2
 
+# make test's short ThreadSanitizer stage: only the library and the
+# threaded tests that run in seconds under TSan -- the writer and
+# asynchronous submission, the server and client (shared batches, request
+# order, a hundred clients, shutdown mid-request), PubSub -- then a 6 s
+# soak of 24 connections (server, client, writer, PubSub together).
+# `make tsan` adds test_concurrency (~8 min under TSan), test_kv and QUIC.
+TSAN_SHORT ?= test_cmd_submit test_server test_server_order \
+              test_server_batches test_pubsub
+test-tsan: deps
+	@echo "== ThreadSanitizer stage (short): $(TSAN_SHORT), soak"
+	@cmake -S . -B $(TSAN_BUILD) -DSPRIG_TSAN=ON -DSPRIG_WERROR=ON \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPRIG_BENCH=OFF \
+	    $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_SHORT) sprig_soak
+	@cd $(TSAN_BUILD) && \
+	    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	    ctest --output-on-failure -j $(JOBS) \
+	    -R '^($(shell echo $(TSAN_SHORT) | tr ' ' '|'))$$'
+	@TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	    SPRIG_TEST_TMP=$(TSAN_BUILD)/test-tmp \
+	    $(TSAN_BUILD)/tests/sprig-soak --seconds 6 --clients 24 --rounds 2
+
 # valgrind memcheck (issue 17 item 7) over the unit tests of the normal
 # build -- those that neither open sockets nor depend on timing -- each
 # with --error-exitcode (scripts/valgrind.sh; suppressions in
@@ -222,7 +245,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZERS      ?= http_upgrade frame request quic key schema_record bstate jview \
                 cmd_record doc_record log_record kv_record view_record \
-                admin_record meta_record
+                admin_record meta_record vault manifest
 fuzz:
 	@sh scripts/deps.sh fuzz
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSPRIG_FUZZ=ON -DSPRIG_SANITIZE=ON \
@@ -252,4 +275,4 @@ install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)

@@ -8,50 +8,16 @@
  * input; no allocation left live.
  */
 #include "core/cmd.h"
+#include "fuzzlimit.h"
 
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static size_t limit;
-
-static void *
-lim_malloc(size_t n)
-{
-    if (n > limit) {
-        abort();
-    }
-    return malloc(n);
-}
-
-static void *
-lim_realloc(void *p, size_t n)
-{
-    if (n > limit) {
-        abort();
-    }
-    return realloc(p, n);
-}
-
-static void *
-lim_calloc(size_t n, size_t s)
-{
-    if (s && n > limit / s) {
-        abort();
-    }
-    return calloc(n, s);
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool once;
-    if (!once) {
-        sprig_replace_allocator(lim_malloc, lim_realloc, lim_calloc, free);
-        once = true;
-    }
-    limit = 4096 + size * 256;
-    long live = sprig__alloc_live();
+    long live = fz_begin(size);
     sprig__cmd c, d;
     sprig_buf a = {0}, b = {0};
     memset(&c, 0, sizeof c);
@@ -69,8 +35,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sprig__cmd_clear(&d);
     sprig_buf_clear(&a);
     sprig_buf_clear(&b);
-    if (sprig__alloc_live() != live) {
-        abort();
-    }
+    fz_end(live);
     return 0;
 }

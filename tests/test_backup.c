@@ -20,6 +20,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -369,6 +370,99 @@ test_restore_checks_and_refuses(void **state)
     sprig_storage_close(st);
 }
 
+/* Restore `bdir` after `edit` changed its manifest (restored after):
+ * SPRIG_ECORRUPT with `says` in the message, and nothing registered. */
+static void
+refused_manifest(const char *bdir, void (*edit)(json_t *db, json_t *dbs),
+                 const char *says)
+{
+    char f[1200], rdir[1100];
+    snprintf(f, sizeof f, "%s/manifest.json", bdir);
+    json_t *m = json_load_file(f, 0, NULL);
+    assert_non_null(m);
+    json_t *dbs = json_object_get(m, "databases");
+    json_t *copy = json_deep_copy(m);
+    edit(json_array_get(dbs, 0), dbs);
+    assert_int_equal(json_dump_file(m, f, 0), 0);
+    fresh(rdir, sizeof rdir, "manifest");
+    sprig_storage *st = open_at(rdir);
+    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig_storage_restore(st, bdir, NULL, NULL));
+    if (!strstr(sprig_errmsg(), says)) {
+        fail_msg("'%s' does not say '%s'", sprig_errmsg(), says);
+    }
+    sprig_database_list *l;
+    SPRIG_OK_(sprig_storage_list_databases(st, &l));
+    assert_int_equal(sprig_database_list_count(l), 0);
+    sprig_database_list_free(l);
+    sprig_storage_close(st);
+    assert_int_equal(json_dump_file(copy, f, 0), 0);
+    json_decref(copy);
+    json_decref(m);
+}
+
+static void
+file_dotdot(json_t *db, json_t *dbs)
+{
+    (void)dbs;
+    json_object_set_new(db, "file", json_string(".."));
+}
+
+static void
+file_empty(json_t *db, json_t *dbs)
+{
+    (void)dbs;
+    json_object_set_new(db, "file", json_string(""));
+}
+
+static void
+file_missing(json_t *db, json_t *dbs)
+{
+    (void)dbs;
+    json_object_set_new(db, "file", json_string("b.mdb"));
+}
+
+static void
+crc_wide(json_t *db, json_t *dbs)
+{
+    (void)dbs;
+    json_int_t crc = json_integer_value(json_object_get(db, "crc32c"));
+    json_object_set_new(db, "crc32c", json_integer(crc + (1ll << 32)));
+}
+
+static void
+listed_twice(json_t *db, json_t *dbs)
+{
+    json_array_append_new(dbs, json_deep_copy(db));
+}
+
+/* Damaged manifests found by fuzz_manifest: a file name "" or ".." (a
+ * directory) and a file missing from the backup were SPRIG_EIO naming the
+ * destination; a CRC over 32 bits was taken; a database listed twice was
+ * restored "successfully", its second entry re-registering the name over
+ * the first copy.  Each is SPRIG_ECORRUPT now, before anything is
+ * registered; the untouched manifest still restores. */
+static void
+test_restore_refuses_damaged_manifests(void **state)
+{
+    (void)state;
+    char path[1100], bdir[1100], rdir[1100];
+    sprig_storage *st = small_storage(path, sizeof path);
+    fresh(bdir, sizeof bdir, "backup-mf");
+    SPRIG_OK_(sprig_storage_backup(st, bdir, NULL, NULL));
+    sprig_storage_close(st);
+    refused_manifest(bdir, file_dotdot, "malformed");
+    refused_manifest(bdir, file_empty, "malformed");
+    refused_manifest(bdir, file_missing,
+                     "b.mdb', named by the backup's "
+                     "manifest, is missing");
+    refused_manifest(bdir, crc_wide, "malformed");
+    refused_manifest(bdir, listed_twice, "database 'a' is listed twice");
+    fresh(rdir, sizeof rdir, "manifest-ok");
+    st = open_at(rdir);
+    SPRIG_OK_(sprig_storage_restore(st, bdir, NULL, NULL));
+    sprig_storage_close(st);
+}
+
 static uint64_t
 file_size(const char *p)
 {
@@ -507,6 +601,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backup_under_load_restores_a_consistent_prefix),
         cmocka_unit_test(test_restore_checks_and_refuses),
+        cmocka_unit_test(test_restore_refuses_damaged_manifests),
         cmocka_unit_test(test_compact_in_place),
         cmocka_unit_test(test_jobs_over_the_network),
     };

@@ -12,6 +12,7 @@
  * with sprig_replace_allocator() tells whether the failure was reached.
  * LMDB's own allocations do not go through the gateway and are not swept.
  */
+#include "oomtest.h"
 #include "reltest.h"
 
 #include <dirent.h>
@@ -30,53 +31,6 @@ static const sprig_schema_def extra_schema = {"extra", extra_colls, 1};
 #define BASE_DOCS 5
 #define BASE_PUSHED 2
 #define BASE_TXNS (BASE_DOCS + BASE_PUSHED)
-
-/* ======================================================================
- * Failure injection: arm, run, and tell whether the failure was reached.
- * ====================================================================== */
-
-static atomic_ulong calls; /* allocations that reached the allocator */
-
-static void *
-count_malloc(size_t n)
-{
-    atomic_fetch_add(&calls, 1);
-    return malloc(n);
-}
-
-static void *
-count_realloc(void *p, size_t n)
-{
-    atomic_fetch_add(&calls, 1);
-    return realloc(p, n);
-}
-
-static void *
-count_calloc(size_t n, size_t size)
-{
-    atomic_fetch_add(&calls, 1);
-    return calloc(n, size);
-}
-
-static void
-arm(unsigned long n)
-{
-    atomic_store(&calls, 0);
-    sprig__alloc_fail_after(n);
-}
-
-/* Switch failures off; true if the n-th allocation was reached (failed).
- * Not reached, the countdown is left at n - made >= 1, and a probe
- * allocation fails exactly when it is 1, i.e. when n - 1 were made. */
-static bool
-disarm(unsigned long n)
-{
-    unsigned long made = atomic_load(&calls);
-    void *probe = sprig__malloc(1);
-    sprig__alloc_fail_after(0);
-    sprig__free(probe);
-    return probe && made + 1 >= n;
-}
 
 /* ======================================================================
  * The prepared storage and a fresh working copy per attempt.
@@ -819,9 +773,9 @@ attempt(const oom_case *c, unsigned long n)
     current = &e;
     e.n = n;
     sprig__err(SPRIG_OK, "%s", "");
-    arm(n);
+    oom_arm(n);
     int rc = c->run(&e);
-    bool hit = disarm(n);
+    bool hit = oom_disarm(n);
     if (rc != SPRIG_OK && (rc != SPRIG_ENOMEM || !hit)) {
         fail_msg("%s, allocation %lu failing: returned %d (%s: %s)", c->name, n,
                  rc, sprig_strerror(rc), sprig_errmsg());
@@ -886,8 +840,7 @@ int
 main(void)
 {
     /* Before any other Sprig call, as the allocator contract asks. */
-    if (sprig_replace_allocator(count_malloc, count_realloc, count_calloc,
-                                free) != SPRIG_OK) {
+    if (oom_install()) {
         return 1;
     }
     struct CMUnitTest tests[N_CASES];

@@ -17,6 +17,7 @@
  * The client is a plain blocking socket (sockws.h) that allocates with
  * libc only while a failure is armed, so every failure is the server's.
  */
+#include "oomtest.h"
 #include "rawws.h"
 #include "sockws.h"
 
@@ -28,47 +29,6 @@
 #define MAX_POINTS 3000
 #define USER "oom"
 #define PASSWORD "oom-password"
-
-static atomic_ulong calls;
-
-static void *
-count_malloc(size_t n)
-{
-    atomic_fetch_add(&calls, 1);
-    return malloc(n);
-}
-
-static void *
-count_realloc(void *p, size_t n)
-{
-    atomic_fetch_add(&calls, 1);
-    return realloc(p, n);
-}
-
-static void *
-count_calloc(size_t n, size_t size)
-{
-    atomic_fetch_add(&calls, 1);
-    return calloc(n, size);
-}
-
-static void
-arm(unsigned long n)
-{
-    atomic_store(&calls, 0);
-    sprig__alloc_fail_after(n);
-}
-
-/* Failures off; true if the n-th allocation was reached (see test_oom). */
-static bool
-disarm(unsigned long n)
-{
-    unsigned long made = atomic_load(&calls);
-    void *probe = sprig__malloc(1);
-    sprig__alloc_fail_after(0);
-    sprig__free(probe);
-    return probe && made + 1 >= n;
-}
 
 /* ======================================================================
  * The server: authentication enforced, one user allowed everything.
@@ -420,10 +380,10 @@ attempt(const oom_row *r, unsigned long n)
     sprig_buf frame = r->frame(n);
     uint8_t *m = NULL;
     size_t len = 0;
-    arm(n);
+    oom_arm(n);
     rw_send(fd, sprig_buf_bytes(&frame));
     int got = recv_msg(fd, &m, &len);
-    bool hit = disarm(n);
+    bool hit = oom_disarm(n);
     sprig_buf_clear(&frame);
     judge(r, n, got, m, len, hit);
     free(m);
@@ -499,8 +459,7 @@ group_teardown(void **state)
 int
 main(void)
 {
-    if (sprig_replace_allocator(count_malloc, count_realloc, count_calloc,
-                                free) != SPRIG_OK) {
+    if (oom_install()) {
         return 1;
     }
     struct CMUnitTest tests[N_ROWS];

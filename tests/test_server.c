@@ -457,6 +457,9 @@ many_thread(void *p)
     sprig_client_options o;
     sprig_client_options_init(&o);
     o.request_timeout_ms = 30000;
+    /* a hundred handshakes at once: under ThreadSanitizer (make test's
+     * TSan stage) on a loaded machine they take longer than the default */
+    o.connect_timeout_ms = 30000;
     sprig_client *c = NULL;
     sprig_db *db = NULL;
     pthread_barrier_wait(a->start);

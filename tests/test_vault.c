@@ -327,6 +327,51 @@ test_passphrase(void **state)
     sprig_storage_close(st);
 }
 
+/* Set the vault header's argon2id limit at `off` (25 passes, 33 memory). */
+static void
+set_limit(const char *vault, long off, uint64_t v)
+{
+    uint8_t be[8];
+    for (int i = 0; i < 8; i++) {
+        be[i] = (uint8_t)(v >> (56 - 8 * i));
+    }
+    FILE *f = fopen(vault, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, off, SEEK_SET), 0);
+    assert_int_equal(fwrite(be, 1, 8, f), 8);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A damaged passphrase vault's argon2id limits (read before the header is
+ * authenticated) are refused as SPRIG_ECORRUPT before argon2id runs:
+ * found by fuzz_vault -- passes below argon2id's minimum failed as
+ * SPRIG_ENOMEM, and up to 64 passes over 4 GiB were run. */
+static void
+test_passphrase_limits_damaged(void **state)
+{
+    (void)state;
+    sprig_storage_options o;
+    sprig_storage_options_init(&o);
+    o.encrypt = true;
+    o.vault_passphrase = "limits";
+    sprig_storage_close(open_opts("limits", &o));
+    char vault[1300];
+    path_of(vault, sizeof vault, "limits/vault");
+    const struct {
+        long off;
+        uint64_t v;
+    } bad[] = {{25, 0},    {25, 5},          {25, UINT64_MAX},
+               {33, 4096}, {33, 1ull << 32}, {33, UINT64_MAX}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set_limit(vault, bad[i].off, bad[i].v);
+        SPRIG_EXPECT(SPRIG_ECORRUPT, try_open("limits", &o));
+        assert_non_null(strstr(sprig_errmsg(), "argon2id limits"));
+        set_limit(vault, 25, crypto_pwhash_OPSLIMIT_INTERACTIVE);
+        set_limit(vault, 33, crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    }
+    assert_int_equal(try_open("limits", &o), 0);
+}
+
 static int
 fixed_key(void *udata, bool create, uint8_t key[32])
 {
@@ -611,6 +656,7 @@ main(void)
         cmocka_unit_test(test_per_collection),
         cmocka_unit_test(test_key_file),
         cmocka_unit_test(test_passphrase),
+        cmocka_unit_test(test_passphrase_limits_damaged),
         cmocka_unit_test(test_keystore),
         cmocka_unit_test(test_swapped_ciphertext),
         cmocka_unit_test(test_keyed_hash),

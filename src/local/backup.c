@@ -640,6 +640,14 @@ typedef struct mf_db {
     uint64_t bytes, crc, last_txn;
 } mf_db;
 
+/* A file name of the backup's own directory: not empty, not "." or "..",
+ * no '/' (found by fuzz_manifest: "", "." and ".." named a directory). */
+static bool
+plain_file(const char *f)
+{
+    return *f && strcmp(f, ".") != 0 && strcmp(f, "..") != 0 && !strchr(f, '/');
+}
+
 /* Check the manifest's shape and fill `dbs` (pointing into `m`). */
 static int
 manifest_check(json_t *m, const char *path, mf_db **dbs, size_t *n)
@@ -672,10 +680,17 @@ manifest_check(json_t *m, const char *path, mf_db **dbs, size_t *n)
                         "name", &d->name, "schema", &d->schema, "file",
                         &d->file, "bytes", &by, "crc32c", &crc, "last_txn_id",
                         &last) != 0 ||
-            sprig__check_db_name(d->name) != 0 || strchr(d->file, '/') ||
-            by < 0 || crc < 0 || last < 0) {
+            sprig__check_db_name(d->name) != 0 || !plain_file(d->file) ||
+            by < 0 || crc < 0 || crc > UINT32_MAX || last < 0) {
             return sprig__err(SPRIG_ECORRUPT,
                               "'%s': database entry %zu is malformed", path, i);
+        }
+        for (size_t j = 0; j < i; j++) { /* found by fuzz_manifest */
+            if (strcmp((*dbs)[j].name, d->name) == 0) {
+                return sprig__err(SPRIG_ECORRUPT,
+                                  "'%s': database '%s' is listed twice", path,
+                                  d->name);
+            }
         }
         d->bytes = (uint64_t)by;
         d->crc = (uint64_t)crc;
@@ -763,6 +778,29 @@ copy_file(rs_ctx *x, const char *src, const char *dst, uint32_t *crc,
     return err ? io_err("cannot copy to", dst, err) : SPRIG_OK;
 }
 
+/* A file the manifest names must be a file of the backup: missing or not
+ * a regular file is a damaged backup (found by fuzz_manifest: it was an
+ * I/O error naming the destination). */
+static int
+backup_file(const char *src)
+{
+    struct stat sb;
+    if (stat(src, &sb) != 0) {
+        return errno == ENOENT
+                   ? sprig__err(SPRIG_ECORRUPT,
+                                "'%s', named by the backup's manifest, is "
+                                "missing",
+                                src)
+                   : SPRIG_OK; /* copy_file reports it */
+    }
+    return S_ISREG(sb.st_mode)
+               ? SPRIG_OK
+               : sprig__err(SPRIG_ECORRUPT,
+                            "'%s', named by the backup's manifest, is not a "
+                            "file",
+                            src);
+}
+
 /* CREATE_DB's fill step: the new directory gets the checked copy. */
 static int
 fill_restored(const char *dir, void *arg)
@@ -771,12 +809,16 @@ fill_restored(const char *dir, void *arg)
     char src[4200], dst[4200];
     snprintf(src, sizeof src, "%s/%s", x->dir, x->d->file);
     snprintf(dst, sizeof dst, "%s/data.mdb", dir);
+    int rc = backup_file(src);
+    if (rc) {
+        return rc;
+    }
     if (mkdir(dir, 0755) != 0) {
         return io_err("cannot create", dir, errno);
     }
     uint32_t crc = 0;
     uint64_t bytes = 0;
-    int rc = copy_file(x, src, dst, &crc, &bytes);
+    rc = copy_file(x, src, dst, &crc, &bytes);
     if (rc == 0 && (bytes != x->d->bytes || crc != x->d->crc)) {
         rc = sprig__err(SPRIG_ECORRUPT,
                         "'%s' does not match the manifest (%llu bytes, CRC "

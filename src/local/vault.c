@@ -175,9 +175,17 @@ vault_key(sprig__vault *v, const char *dir, const sprig_storage_options *o,
     }
     uint64_t ops = sprig__get_u64be(v->hdr + 25);
     uint64_t mem = sprig__get_u64be(v->hdr + 33);
-    if (ops > 64 || mem > (1ull << 32)) {
-        return sprig__err(SPRIG_ECORRUPT, "the vault's argon2id limits are "
-                                          "out of range");
+    /* The header is authenticated only after argon2id ran on its limits:
+     * a damaged one must not buy minutes of work or gigabytes (found by
+     * fuzz_vault), nor fail as SPRIG_ENOMEM below argon2id's minimum. */
+    if (ops < crypto_pwhash_OPSLIMIT_MIN ||
+        ops > crypto_pwhash_OPSLIMIT_SENSITIVE ||
+        mem < crypto_pwhash_MEMLIMIT_MIN ||
+        mem > crypto_pwhash_MEMLIMIT_SENSITIVE) {
+        return sprig__err(SPRIG_ECORRUPT,
+                          "the vault's argon2id limits (%llu passes, %llu "
+                          "bytes) are out of range: the vault file is damaged",
+                          (unsigned long long)ops, (unsigned long long)mem);
     }
     if (crypto_pwhash(v->vkey, 32, o->vault_passphrase,
                       strlen(o->vault_passphrase), v->hdr + 9, ops, (size_t)mem,
