@@ -25,8 +25,8 @@ libraft's, fsynced by raft_uv.  Election timeouts: etcd's defaults
 Until `sprig serve --cluster` exists (the raft branch), the Sprig side is
 recorded as "skipped: sprig serve --cluster not available".  The node
 config follows the contract {"id":1,"raft":"127.0.0.1:P","url":
-"ws://127.0.0.1:Q","bootstrap":true,"peers":[{"id":2,...},...]}, node 1
-bootstrapping the cluster.
+"ws://127.0.0.1:Q","bootstrap":true,"peers":[{"id":2,...},...]}, every
+node bootstrapping (the first start of each records the same members).
 
 Writes bench/results/cluster.json (with the machine's load average beside
 the numbers: timing taken on a busy machine is rough) and the "Cluster"
@@ -219,7 +219,7 @@ def sprig_start(sprig, tmp):
         n["url"] = "ws://" + n["ws"]
     for n in nodes:
         conf = {"id": n["id"], "raft": n["raft"], "url": n["url"],
-                "bootstrap": n["id"] == 1,
+                "bootstrap": True,
                 "peers": [{"id": p["id"], "raft": p["raft"], "url": p["url"]}
                           for p in nodes if p is not n]}
         path = os.path.join(tmp, "node%d.json" % n["id"])
