@@ -161,8 +161,8 @@ try {
 
 \`node bench/bench_js.mjs\` (\`make bench\`, \`make bench-js\`), one
 \`sprig serve\` on 127.0.0.1, ${r.when}, Node ${r.node}, ${r.cpus} cores
-shared with other builds (load average ${load0.toFixed(1)} before,
-${r.loadavg_after.toFixed(1)} after: noisy).
+(load average ${load0.toFixed(1)} before, ${r.loadavg_after.toFixed(1)} after;
+above ~${r.cpus} other work shares the cores and the numbers are noisy).
 
 Median of ${RUNS} runs (min–max); the JS and C round-trip runs alternate.
 
