@@ -49,8 +49,8 @@ typedef enum sprig__ftype {
     SPRIG__F_MAPPING_LIST, /* sprig_mapping_list * [[key, value, header|nil,
                               doc|nil], ...] */
     SPRIG__F_BUF,          /* sprig_buf (owned)  bin                     */
-    SPRIG__F_API_LIST,   /* sprig__apis_list *  [[name, action, resource, summary,
-                            custom, write], ...] (issue 12: server.apis) */
+    SPRIG__F_API_LIST, /* sprig__apis_list *  [[name, action, resource, summary,
+                          custom, write], ...] (issue 12: server.apis) */
     SPRIG__F_CLIENT_LIST /* sprig__client_list  [[id, peer, transport,
                             connected_ms, identity, sessions, requests,
                             yours], ...] */
