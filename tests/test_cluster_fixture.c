@@ -278,94 +278,15 @@ run_ok(cl *c, unsigned i, int (*fn)(job *), const char *db, int n)
 /* ---- comparing storages
  * ------------------------------------------------------ */
 
-static void
-put_val(sprig_buf *out, const MDB_val *v)
-{
-    uint32_t n = (uint32_t)v->mv_size;
-    SPRIG_OK_(sprig_buf_append(out, &n, 4));
-    SPRIG_OK_(sprig_buf_append(out, v->mv_data, v->mv_size));
-}
+#include "storedump.h"
 
-static void
-dump_table(MDB_txn *txn, const MDB_val *name, sprig_buf *out)
-{
-    char nm[256];
-    MDB_dbi dbi;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    MDB_stat ms;
-    snprintf(nm, sizeof nm, "%.*s", (int)name->mv_size, (char *)name->mv_data);
-    assert_int_equal(mdb_dbi_open(txn, nm, 0, &dbi), 0);
-    assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
-    if (ms.ms_entries == 0) {
-        return; /* local: see test_cmd_replay */
-    }
-    put_val(out, name);
-    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
-        if (k.mv_size == 10 && memcmp(k.mv_data, "raft.floor", 10) == 0) {
-            continue; /* node-local */
-        }
-        put_val(out, &k);
-        put_val(out, &v);
-    }
-    mdb_cursor_close(cur);
-}
-
-static void
-dump_env(const char *dir, sprig_buf *out)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    MDB_dbi main_dbi;
-    MDB_val k, v;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 256);
-    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &main_dbi), 0);
-    assert_int_equal(mdb_cursor_open(txn, main_dbi, &cur), 0);
-    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
-        dump_table(txn, &k, out);
-    }
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-}
-
-static int
-cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Node i's storage (closed): _admin, then each database directory. */
+/* Node i's storage (closed); "raft.floor" is node-local. */
 static void
 dump_node(const cl *c, unsigned i, sprig_buf *out)
 {
     char p[2048];
-    snprintf(p, sizeof p, "%s/node%u/_admin", c->base, i + 1);
-    dump_env(p, out);
-    snprintf(p, sizeof p, "%s/node%u/db", c->base, i + 1);
-    DIR *d = opendir(p);
-    assert_non_null(d);
-    char *names[64];
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && n < 64) {
-        if (de->d_name[0] != '.') {
-            names[n++] = strdup(de->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    for (size_t k = 0; k < n; k++) {
-        SPRIG_OK_(sprig_buf_append(out, names[k], strlen(names[k]) + 1));
-        snprintf(p, sizeof p, "%s/node%u/db/%s", c->base, i + 1, names[k]);
-        dump_env(p, out);
-        free(names[k]);
-    }
+    snprintf(p, sizeof p, "%s/node%u", c->base, i + 1);
+    sd_dump_storage(p, "raft.floor", out);
 }
 
 /* After cl_close: nodes [0, n) hold byte-identical storages. */

@@ -291,91 +291,7 @@ replay(const char *dir, uint64_t (*clock)(void *))
 
 /* ---- comparing ---------------------------------------------------------- */
 
-static void
-put_val(sprig_buf *out, const MDB_val *v)
-{
-    uint32_t n = (uint32_t)v->mv_size;
-    SPRIG_OK_(sprig_buf_append(out, &n, 4));
-    SPRIG_OK_(sprig_buf_append(out, v->mv_data, v->mv_size));
-}
-
-/* Every table of the environment in `dir`: name, then each key/value. */
-static void
-dump_env(const char *dir, sprig_buf *out)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_cursor *main_cur;
-    MDB_val k, v;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 256);
-    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    MDB_dbi main_dbi;
-    assert_int_equal(mdb_dbi_open(txn, NULL, 0, &main_dbi), 0);
-    assert_int_equal(mdb_cursor_open(txn, main_dbi, &main_cur), 0);
-    while (mdb_cursor_get(main_cur, &k, &v, MDB_NEXT) == 0) {
-        char name[256];
-        snprintf(name, sizeof name, "%.*s", (int)k.mv_size, (char *)k.mv_data);
-        MDB_dbi dbi;
-        MDB_cursor *cur;
-        MDB_val tk, tv;
-        assert_int_equal(mdb_dbi_open(txn, name, 0, &dbi), 0);
-        MDB_stat ms;
-        assert_int_equal(mdb_stat(txn, dbi, &ms), 0);
-        if (ms.ms_entries == 0) {
-            continue; /* local: see the file's comment */
-        }
-        put_val(out, &k);
-        assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-        size_t rows = 0;
-        while (mdb_cursor_get(cur, &tk, &tv, MDB_NEXT) == 0) {
-            put_val(out, &tk);
-            put_val(out, &tv);
-            rows++;
-        }
-        mdb_cursor_close(cur);
-        print_message("  %s/%s: %zu rows\n", strrchr(dir, '/') + 1, name, rows);
-    }
-    mdb_cursor_close(main_cur);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-}
-
-static int
-cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The whole storage: _admin, then each database directory by name. */
-static void
-dump_storage(const char *dir, sprig_buf *out)
-{
-    char p[2048];
-    snprintf(p, sizeof p, "%s/_admin", dir);
-    print_message("%s:\n", dir);
-    dump_env(p, out);
-    snprintf(p, sizeof p, "%s/db", dir);
-    DIR *d = opendir(p);
-    assert_non_null(d);
-    char *names[64];
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) && n < 64) {
-        if (de->d_name[0] != '.') {
-            names[n++] = strdup(de->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    for (size_t i = 0; i < n; i++) {
-        SPRIG_OK_(sprig_buf_append(out, names[i], strlen(names[i]) + 1));
-        snprintf(p, sizeof p, "%s/db/%s", dir, names[i]);
-        dump_env(p, out);
-        free(names[i]);
-    }
-}
+#include "storedump.h"
 
 static void
 test_replay_is_byte_identical(void **state)
@@ -392,9 +308,9 @@ test_replay_is_byte_identical(void **state)
     replay(s1, NULL);
     replay(s2, clock_1970);
     sprig_buf dr = {0}, d1 = {0}, d2 = {0};
-    dump_storage(r, &dr);
-    dump_storage(s1, &d1);
-    dump_storage(s2, &d2);
+    sd_dump_storage(r, NULL, &dr);
+    sd_dump_storage(s1, NULL, &d1);
+    sd_dump_storage(s2, NULL, &d2);
     assert_true(dr.len > 1000);
     assert_int_equal(dr.len, d1.len);
     assert_memory_equal(dr.data, d1.data, dr.len);
