@@ -864,8 +864,34 @@ export class KeyValue {
 }
 
 /** A PubSub subscriber (server-side state, re-made on reconnect). */
-export class Subscriber {
+/**
+ * What a subscriber and a changes feed share: server-side state named by
+ * `this.id` on `this.client`, pushes routed by `this.off`'s handler into
+ * `this.queue` (an async iterator), and a release that stops both sides.
+ */
+class PushStream {
+  /** Leave `set`, stop the pushes and the iterator, then free the server's
+   *  state with `api` ({[key]: id}) if the connection still stands. */
+  async release(set, api, key) {
+    set.delete(this);
+    this.off();
+    this.queue.end();
+    const id = this.id;
+    this.id = null;
+    if (id !== null && this.client.ws) {
+      try {
+        await this.client.call(api, { [key]: id });
+      } catch (_) { /* the connection is gone: so is the server's state */ }
+    }
+  }
+  next() { return this.queue.next(); }
+  return() { return this.queue.return(); }
+  [Symbol.asyncIterator]() { return this; }
+}
+
+export class Subscriber extends PushStream {
   constructor(db, cb) {
+    super();
     this.db = db;
     this.client = db.client;
     this.cb = cb;
@@ -905,26 +931,16 @@ export class Subscriber {
     for (const x of this.topics)
       if (td.decode(x) === td.decode(t)) this.topics.delete(x);
   }
-  async close() {
-    this.client.subscribers.delete(this);
-    this.off();
-    this.queue.end();
-    const id = this.id;
-    this.id = null;
-    if (id !== null && this.client.ws) {
-      try {
-        await this.client.call("pubsub.subscriber_free", { subscriber: id });
-      } catch (_) { /* the connection is gone: so is the subscriber */ }
-    }
+  close() {
+    return this.release(this.client.subscribers, "pubsub.subscriber_free",
+                        "subscriber");
   }
-  next() { return this.queue.next(); }
-  return() { return this.queue.return(); }
-  [Symbol.asyncIterator]() { return this; }
 }
 
 /** A changes feed (server-side state, resumed on reconnect). */
-export class ChangesFeed {
+export class ChangesFeed extends PushStream {
   constructor(db, since, collection, contents, cb) {
+    super();
     this.db = db;
     this.client = db.client;
     this.last = since;
@@ -976,21 +992,9 @@ export class ChangesFeed {
   }
   /** The id of the last transaction delivered (resume from it). */
   get lastId() { return this.last; }
-  async close() {
-    this.client.feeds.delete(this);
-    this.off();
-    this.queue.end();
-    const id = this.id;
-    this.id = null;
-    if (id !== null && this.client.ws) {
-      try {
-        await this.client.call("db.changes_unsubscribe", { feed: id });
-      } catch (_) { /* the connection is gone: so is the feed */ }
-    }
+  close() {
+    return this.release(this.client.feeds, "db.changes_unsubscribe", "feed");
   }
-  next() { return this.queue.next(); }
-  return() { return this.queue.return(); }
-  [Symbol.asyncIterator]() { return this; }
 }
 
 /**
