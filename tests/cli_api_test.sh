@@ -11,17 +11,7 @@
 # Usage: cli_api_test.sh SERVER SPRIG TMPDIR
 set -eu
 server=$1 sprig=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp"
-"$server" "$tmp/store" >"$tmp/server.out" 2>"$tmp/server.err" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-url=
-for _ in $(seq 1 200); do
-    url=$(sed -n 's/^Counter server on \(ws:[^ ]*\)$/\1/p' "$tmp/server.out" 2>/dev/null || true)
-    [ -n "$url" ] && break
-    sleep 0.05
-done
-[ -n "$url" ] || { echo "the server printed no URL"; cat "$tmp/server.err"; exit 1; }
+. "$(dirname "$0")/counter_server.sh"
 fail() { echo "FAIL: $*"; exit 1; }
 has() { grep -qF -- "$1" "$2" || { echo "missing: $1"; cat "$2"; fail "$3"; }; }
 hasnt() { ! grep -qF -- "$1" "$2" || { cat "$2"; fail "$3"; }; }

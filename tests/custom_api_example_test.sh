@@ -7,17 +7,7 @@
 # Usage: custom_api_example_test.sh SERVER CLIENT TMPDIR
 set -eu
 server=$1 client=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp"
-"$server" "$tmp/store" >"$tmp/server.out" 2>"$tmp/server.err" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-url=
-for _ in $(seq 1 200); do
-    url=$(sed -n 's/^Counter server on \(ws:[^ ]*\)$/\1/p' "$tmp/server.out" 2>/dev/null || true)
-    [ -n "$url" ] && break
-    sleep 0.05
-done
-[ -n "$url" ] || { echo "the server printed no URL"; cat "$tmp/server.err"; exit 1; }
+. "$(dirname "$0")/counter_server.sh"
 expect() { grep -qx "$1" "$2" || { echo "missing line: $1"; cat "$2"; exit 1; }; }
 "$client" "$url" >"$tmp/c1.out"
 cat "$tmp/c1.out"
