@@ -18,12 +18,13 @@
  * committed fails with SPRIG_ETIMEDOUT ("outcome unknown": it may still be
  * applied by the next leader).
  *
- * Entries: [0x53][version 1][origin node u64][proposal seq u64][db: len u8,
- * bytes][sprig__cmd_encode bytes], big-endian.  On the origin node the
- * submitter's own command is applied (its outputs are wanted); elsewhere
- * the decoded copy.  Apply stores the entry's index with the effects
- * (repl.h) and skips an entry at or below the index of the environment it
- * targets, so a restart applies each entry exactly once.
+ * Entries: [0x53][version 2][origin node u64][proposal seq u64][db: len u8,
+ * bytes][sprig__cmd_encode bytes][padding: 1..8 bytes, the last holding its
+ * length], big-endian, a multiple of 8 bytes long as raft_uv requires.
+ * On the origin node the submitter's own command is applied (its outputs
+ * are wanted); elsewhere the decoded copy.  Apply stores the entry's index
+ * with the effects (repl.h) and skips an entry at or below the index of the
+ * environment it targets, so a restart applies each entry exactly once.
  *
  * Snapshots (fsm version 2): snapshot() is a compacted copy of every
  * environment of the storage (sprig__storage_snapshot) packed into one

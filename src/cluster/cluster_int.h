@@ -13,7 +13,8 @@
 #include <pthread.h>
 
 #define SPRIG__ENTRY_MAGIC 0x53u
-#define SPRIG__ENTRY_VERSION 1u
+/* version 1 entries were unpadded: read, never written */
+#define SPRIG__ENTRY_VERSION 2u
 #define SPRIG__ENTRY_HDR 18u /* magic, version, origin, seq */
 
 /* A write on its way through the group. */

@@ -34,24 +34,36 @@ static int
 parse_entry(const struct raft_buffer *buf, entry *e)
 {
     const uint8_t *p = buf->base;
-    if (buf->len < SPRIG__ENTRY_HDR + 1 || p[0] != SPRIG__ENTRY_MAGIC ||
-        p[1] != SPRIG__ENTRY_VERSION) {
+    size_t len = buf->len;
+    if (len < SPRIG__ENTRY_HDR + 1 || p[0] != SPRIG__ENTRY_MAGIC ||
+        (p[1] != SPRIG__ENTRY_VERSION && p[1] != 1)) {
         return sprig__err(SPRIG_ECORRUPT,
                           "a Raft entry of %zu bytes is not "
                           "a Sprig command",
-                          buf->len);
+                          len);
+    }
+    if (p[1] == SPRIG__ENTRY_VERSION) { /* padded to 8 (node.c) */
+        size_t np = p[len - 1];
+        if (len % 8 != 0 || np < 1 || np > 8 ||
+            len < SPRIG__ENTRY_HDR + 1 + np) {
+            return sprig__err(SPRIG_ECORRUPT,
+                              "a Raft entry of %zu bytes has "
+                              "bad padding",
+                              len);
+        }
+        len -= np;
     }
     e->origin = sprig__get_u64be(p + 2);
     e->seq = sprig__get_u64be(p + 10);
     size_t dl = p[18];
-    if (dl > SPRIG_NAME_MAX || SPRIG__ENTRY_HDR + 1 + dl > buf->len) {
+    if (dl > SPRIG_NAME_MAX || SPRIG__ENTRY_HDR + 1 + dl > len) {
         return sprig__err(SPRIG_ECORRUPT, "a Raft entry's database name "
                                           "overruns it");
     }
     memcpy(e->db, p + 19, dl);
     e->db[dl] = 0;
     e->cmd.data = p + 19 + dl;
-    e->cmd.len = buf->len - 19 - dl;
+    e->cmd.len = len - 19 - dl;
     return SPRIG_OK;
 }
 

@@ -155,6 +155,15 @@ encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
     int rc = sprig_buf_append(&b, hdr, sizeof hdr);
     rc = rc ? rc : sprig_buf_append(&b, p->db, dl);
     rc = rc ? rc : sprig__cmd_encode(p->cmd, &b);
+    /* raft_uv needs every entry's length a multiple of 8 (its segment
+     * and message encoders pad each entry to 8 bytes but copy only
+     * buf.len: an odd length misaligns the next batch, and a closed
+     * segment no longer loads).  Pad with 1..8 bytes, the last of which
+     * holds the padding's length. */
+    uint8_t pad[8] = {0};
+    size_t np = 8 - b.len % 8;
+    pad[np - 1] = (uint8_t)np;
+    rc = rc ? rc : sprig_buf_append(&b, pad, np);
     out->base = rc ? NULL : raft_malloc(b.len);
     out->len = b.len;
     if (rc == 0 && !out->base) {
