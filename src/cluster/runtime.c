@@ -1,6 +1,6 @@
 /*
  * runtime.c -- a real node (sprig.h "Cluster"): the cluster file, raft_uv
- * with its own durable log under <storage>/raft/, plain TCP between nodes,
+ * with its own durable log under <storage>/raft/, TCP or TLS between nodes,
  * all of Raft on a libuv loop of its own thread.
  *
  * Why its own thread and not the server's loop: the server's loop is
@@ -13,12 +13,17 @@
  * "raft":"127.0.0.1:7002","url":"ws://127.0.0.1:5647"},...]}.  With
  * "bootstrap" (on every node of a new cluster, the same peers) the first
  * start records the configuration of every node listed as voters; later
- * starts, and nodes without it, load what their Raft log holds.
+ * starts, and nodes without it, load what their Raft log holds.  With
+ * "tls":{"ca":FILE,"cert":FILE,"key":FILE} (paths relative to the cluster
+ * file's folder) node-to-node traffic is mutually authenticated TLS
+ * (tls.h) instead of plain TCP; without it a warning line says so.
  */
 #include "cluster_int.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <raft/uv.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -40,6 +45,7 @@ struct sprig_cluster {
     uv_loop_t loop;
     uv_async_t wake, stop;
     struct raft_uv_transport transport;
+    sprig__ctls *tls; /* node-to-node TLS (tls.h); NULL: plain TCP */
     struct raft_io io;
     struct raft raft;
     pthread_t thread;
@@ -72,6 +78,46 @@ get_peer(json_t *o, peer *p, const char *what)
     return SPRIG_OK;
 }
 
+/* `name` of the "tls" object, relative to the cluster file's folder. */
+static int
+tls_path(json_t *tls, const char *name, const char *file, char *out, size_t n)
+{
+    json_t *v = json_object_get(tls, name);
+    if (!json_is_string(v)) {
+        return sprig__err(SPRIG_EINVAL,
+                          "the cluster file's \"tls\" needs \"ca\", "
+                          "\"cert\" and \"key\" (PEM files)");
+    }
+    const char *p = json_string_value(v);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", file);
+    if (p[0] == '/') {
+        snprintf(out, n, "%s", p);
+    } else {
+        snprintf(out, n, "%s/%s", dirname(dir), p);
+    }
+    return SPRIG_OK;
+}
+
+/* "tls": {"ca":FILE,"cert":FILE,"key":FILE}: load them; absent: warn. */
+static int
+load_tls(sprig_cluster *c, json_t *tls, const char *file)
+{
+    if (!tls) {
+        fprintf(stderr,
+                "sprig: node %llu: warning: no \"tls\" in the "
+                "cluster file: node-to-node (Raft) traffic is "
+                "unencrypted and unauthenticated\n",
+                (unsigned long long)c->self.id);
+        return SPRIG_OK;
+    }
+    char ca[4096], cert[4096], key[4096];
+    int rc = tls_path(tls, "ca", file, ca, sizeof ca);
+    rc = rc ? rc : tls_path(tls, "cert", file, cert, sizeof cert);
+    rc = rc ? rc : tls_path(tls, "key", file, key, sizeof key);
+    return rc ? rc : sprig__ctls_load(ca, cert, key, c->self.id, &c->tls);
+}
+
 static int
 load_config(sprig_cluster *c, const char *file)
 {
@@ -96,6 +142,7 @@ load_config(sprig_cluster *c, const char *file)
         rc = get_peer(json_array_get(ps, i), &c->peers[i], "peer");
         c->n_peers = i + 1;
     }
+    rc = rc ? rc : load_tls(c, json_object_get(j, "tls"), file);
     json_decref(j);
     return rc;
 }
@@ -164,7 +211,9 @@ static int
 raft_setup(sprig_cluster *c)
 {
     int rv = uv_loop_init(&c->loop);
-    rv = rv ? rv : raft_uv_tcp_init(&c->transport, &c->loop);
+    rv = rv       ? rv
+         : c->tls ? sprig__ctls_transport(c->tls, &c->transport, &c->loop)
+                  : raft_uv_tcp_init(&c->transport, &c->loop);
     rv = rv ? rv : raft_uv_init(&c->io, &c->loop, c->dir, &c->transport);
     rv = rv ? rv
             : raft_init(&c->raft, &c->io, sprig__cnode_fsm(c->node), c->self.id,
@@ -210,7 +259,9 @@ loop_main(void *arg)
     }
     started(c, 0);
     uv_run(&c->loop, UV_RUN_DEFAULT);
-    raft_uv_tcp_close(&c->transport);
+    if (!c->tls) {
+        raft_uv_tcp_close(&c->transport);
+    }
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_loop_close(&c->loop);
     return NULL;
@@ -278,6 +329,7 @@ sprig_cluster_open(const sprig_storage_options *so, const char *file,
         sprig__cnode_close(c->node);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->lock);
+        sprig__ctls_free(c->tls);
         sprig__free(c);
         return rc;
     }
@@ -302,5 +354,6 @@ sprig_cluster_close(sprig_cluster *c)
     sprig__cnode_close(c->node);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->lock);
+    sprig__ctls_free(c->tls);
     sprig__free(c);
 }
