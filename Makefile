@@ -20,7 +20,7 @@ MAKEFLAGS  += --no-print-directory
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
         bench-quic-streams \
         bench-js crash-long powerloss flips fuzz format format-check clean \
-        install soak tsan test-tsan valgrind bench-cluster
+        install soak tsan test-tsan valgrind bench-cluster bench-cluster-tls
 
 all: build
 
@@ -93,6 +93,7 @@ bench: bench-build
 	@$(BUILD)/bench/api_bench --out bench/results/api.json
 	@node bench/bench_js.mjs $(BUILD)
 	@python3 bench/cluster/bench_cluster.py $(BUILD)
+	@python3 bench/cluster/tls_cost.py $(BUILD) --out bench/results/cluster_tls.json
 
 # The JavaScript client from Node beside sprig-bench, and the changes
 # feed's throughput to 10 followers (bench/bench_js.mjs).
@@ -142,6 +143,15 @@ bench-quic-streams: bench-build
 # failover time -> bench/results/cluster.json (bench/cluster/).
 bench-cluster: bench-build
 	@python3 bench/cluster/bench_cluster.py $(BUILD)
+
+# What node-to-node TLS costs (issue 18): 3 loopback nodes, plain TCP
+# beside TLS, writes/s and p50/p99 with 1 and 64 in flight (alternating
+# rounds), then instructions per committed write under callgrind ->
+# bench/results/cluster_tls.json, cluster_tls_cg.json.
+bench-cluster-tls: bench-build
+	@python3 bench/cluster/tls_cost.py $(BUILD) --out bench/results/cluster_tls.json
+	@python3 bench/cluster/tls_cost.py $(BUILD) --callgrind 10 \
+	    --out bench/results/cluster_tls_cg.json
 
 bench-build:
 	@sh scripts/deps.sh bench

@@ -1924,9 +1924,14 @@ typedef struct sprig_cluster sprig_cluster;
  *   {"id":1,"raft":"127.0.0.1:7001","url":"ws://127.0.0.1:5646",
  *    "bootstrap":true,"peers":[{"id":2,"raft":"127.0.0.1:7002",
  *    "url":"ws://127.0.0.1:5647"},...]}
- * (`raft`: where this node listens for its peers, plain TCP; `url`: the
- * client URL ENOTLEADER names; `bootstrap` on every node of a new
- * cluster: the first start records every listed node as a voter).  Raft
+ * (`raft`: where this node listens for its peers; `url`: the client URL
+ * ENOTLEADER names; `bootstrap` on every node of a new cluster: the first
+ * start records every listed node as a voter).  With
+ * "tls":{"ca":FILE,"cert":FILE,"key":FILE} (PEM; relative paths from the
+ * cluster file's folder) node-to-node traffic is TLS, both ends presenting
+ * their certificate and refusing a peer whose certificate does not verify
+ * against the CA file; without it plain TCP, and a warning line on stderr.
+ * Raft
  * runs on a thread of its own with its durable log in <path>/raft/.
  * Returns once Raft started (not once a leader is known).  Errors:
  * SPRIG_EINVAL (the file), those of sprig_storage_open(), SPRIG_EIO
