@@ -18,7 +18,9 @@
 #      it does not speak TLS, and node 5 warns that its traffic is
 #      unencrypted;
 #  (e) every node stops cleanly on SIGTERM (exit status 0) with its TLS
-#      connections open.
+#      connections open;
+#  (f) nodes 1-3 start again and go on over TLS (a new write reaches all
+#      three; the wire check of (b) covers their new connections too).
 #
 # usage: sh cluster_tls_test.sh PATH/TO/sprig SCRATCH_DIR
 BIN=$1
@@ -226,6 +228,37 @@ for i in 1 2 3 4 5; do
     [ $st = 0 ] || bad "node $i stopped with status $st (SIGTERM; 137: hung)"
 done
 kill "$watchdog" 2>/dev/null
+
+# ---- (f) nodes 1-3 start again (their Raft logs hold the cluster) and
+# go on over TLS: a new leader, a write reaching all three, the old one kept
+for i in 1 2 3; do start "$i"; done
+leader=""
+tries=0
+while [ -z "$leader" ] && [ $tries -lt 300 ]; do
+    for i in 1 2 3; do
+        if SPRIG_NO_FOLLOW=1 sp "$i" doc put items --id again '{"again":1}' \
+            >/dev/null 2>&1; then
+            leader=$i
+            break
+        fi
+    done
+    tries=$((tries + 1))
+    [ -z "$leader" ] && sleep 0.2
+done
+[ -n "$leader" ] || bad "no leader after the restart"
+echo "leader after the restart: node $leader"
+for i in 1 2 3; do
+    got=""
+    for t in $(seq 1 50); do
+        got=$(sp "$i" doc get items again 2>/dev/null) && break
+        sleep 0.2
+    done
+    [ -n "$got" ] || bad "node $i lacks the write made after the restart"
+    sp "$i" doc get items canary 2>/dev/null | grep -q "$marker" ||
+        bad "node $i lost the document written before the restart"
+done
+for i in 1 2 3; do kill -TERM "$(v PID "$i")"; done
+for i in 1 2 3; do wait "$(v PID "$i")"; done
 
 # ---- (b) the wire
 cleanup # the proxy too, so the recordings are complete

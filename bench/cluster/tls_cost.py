@@ -14,8 +14,8 @@ numbers are rough).
 write for S seconds (1 in flight) after a warm-up of S/4, and report the
 instructions all three nodes spent per committed write (the counts
 callgrind dumps at the end of those S seconds, zeroed at their start,
-divided by the writes made; the nodes' heartbeats over that time are included, on
-both sides).
+divided by the writes made), and the same less what the nodes spend
+idle (heartbeats, timers: measured over S idle seconds before).
 
 usage: tls_cost.py BUILD_DIR [--seconds S (5)] [--rounds R (3)]
                              [--callgrind S] [--out JSON]
@@ -165,12 +165,21 @@ def callgrind_cost(build, sprig, tmp, tls, n):
 
     writes(max(n / 4, 1))
     totals()  # zeroes the counters (callgrind does after each dump)
+    t0 = time.time()
+    time.sleep(n)
+    idle = totals() / (time.time() - t0)  # heartbeats, timers: per second
+    t0 = time.time()
     r = writes(n)
     ir = totals()
+    secs = time.time() - t0
     bc.stop_all()
     bc.PROCS.clear()
     w = r.get("writes") or 0
-    return {"writes": w, "ir": ir, "ir_per_write": round(ir / w) if w else None}
+    net = ir - idle * secs
+    return {"writes": w, "seconds": round(secs, 2), "ir": ir,
+            "idle_ir_per_s": round(idle),
+            "ir_per_write": round(ir / w) if w else None,
+            "ir_per_write_less_idle": round(net / w) if w else None}
 
 
 def main():

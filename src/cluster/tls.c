@@ -291,7 +291,7 @@ conn_close(conn *c)
     bool setup = c->state < C_OPEN;
     c->state = C_CLOSING;
     c->shut.data = c;
-    if (setup && queued(&c->tcp) > 0 &&
+    if (setup && !c->t->closing && queued(&c->tcp) > 0 &&
         uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shut) == 0) {
         uv_timer_start(&c->timer, on_linger, 2000, 0);
     } else {
