@@ -6,7 +6,8 @@
 # has no "tls" (plain TCP).  Five voters: 1-3 are a majority.  Every Raft
 # connection to nodes 1-3 goes through a recording TCP proxy (python3).
 #
-#  (a) nodes 1-3 elect a leader and replicate over TLS;
+#  (a) nodes 1-3 elect a leader and replicate over TLS (a 1.3 MB document
+#      too, whole);
 #  (b) the bytes on the wire are TLS: the first byte of each direction of
 #      every recorded connection is a handshake record (0x16), and a
 #      distinctive document body written through the cluster never appears
@@ -193,6 +194,29 @@ for i in 1 2 3; do
     *"$marker"*) echo "node $i holds the document" ;;
     *) bad "node $i lacks the document written through the leader" ;;
     esac
+done
+# a large entry (1.3 MB of random text: many TLS records, the pumps'
+# back-pressure) arrives whole on both followers
+python3 -c '
+import base64, os, json, sys
+body = base64.b64encode(os.urandom(1024 * 1024)).decode()
+json.dump({"big": body}, open(sys.argv[1], "w"))' "$T/big.json"
+sp "$leader" doc put items --id big "@$T/big.json" >/dev/null 2>"$T/err" ||
+    bad "the large write: $(cat "$T/err")"
+want=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["big"]))' "$T/big.json")
+for i in 1 2 3; do
+    n=""
+    for t in $(seq 1 50); do
+        sp "$i" doc get items big >"$T/big$i.out" 2>/dev/null &&
+            n=$(python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["big"]
+s = open(sys.argv[2]).read()
+print(len(a) if a in s else -1)' "$T/big.json" "$T/big$i.out" 2>/dev/null) &&
+            [ "$n" = "$want" ] && break
+        sleep 0.2
+    done
+    [ "$n" = "$want" ] || bad "node $i lacks the large document whole ($n)"
 done
 # a few more writes, so heartbeats and appends both cross the proxies
 for k in 1 2 3 4 5; do
