@@ -388,7 +388,9 @@ call_init(sprig__call *call)
     return rc ? sprig__err(SPRIG_ENOMEM, "cannot make a condition") : 0;
 }
 
-/* The request frame; a write's carries its request id (cluster_client.c). */
+/* The request frame; a write's carries its request id (cluster_client.c),
+ * a read's "lin": true when the client's reads are linearizable (but for
+ * logging in, which any node answers). */
 static int
 encode_request(sprig_client *c, sprig__call *call, const sprig__api *api,
                const void *req)
@@ -397,7 +399,10 @@ encode_request(sprig_client *c, sprig__call *call, const sprig__api *api,
     sprig__mp_wr_init(&w, &call->frame);
     sprig__frame_request(&w, call->id, NULL, api->name);
     if (api->access != SPRIG__WRITE) {
-        return sprig__api_encode(&w, api->req, api->n_req, req);
+        bool lin = c->opts.linearizable_reads &&
+                   !(api->action && strcmp(api->action, "authenticate") == 0);
+        return lin ? sprig__api_encode_lin(&w, api->req, api->n_req, req)
+                   : sprig__api_encode(&w, api->req, api->n_req, req);
     }
     uint8_t rid[SPRIG__RID_LEN];
     sprig__client_rid_next(c, rid);
