@@ -431,7 +431,9 @@ backoff(sprig_client *c, unsigned ms)
 }
 
 /* Lock held, the call ended with `rc`: may the same frame go once more?
- * SPRIG_ENOTLEADER (the write was not proposed): to the leader it names,
+ * SPRIG_ENOTLEADER (the write was not proposed): to the leader it names
+ * (but not back to the node that named the one refusing now: two nodes
+ * naming each other, as in a split view, end the call),
  * or, when none is known yet (an election), to the same node after a
  * pause -- unless following is off (the option no_follow, or its alias
  * SPRIG_NO_FOLLOW=1 in the environment: a diagnostic, which node leads,
@@ -442,7 +444,8 @@ backoff(sprig_client *c, unsigned ms)
  * moved on to.  A write's retry carries the same request id, so the
  * cluster applies it once (docs/cluster.md). */
 static bool
-should_retry(sprig_client *c, sprig__call *call, int rc, unsigned attempt)
+should_retry(sprig_client *c, sprig__call *call, int rc, unsigned attempt,
+             char *refuser, size_t cap)
 {
     const char *off = getenv("SPRIG_NO_FOLLOW");
     bool follow = !c->opts.no_follow && !(off && strcmp(off, "1") == 0);
@@ -456,6 +459,10 @@ should_retry(sprig_client *c, sprig__call *call, int rc, unsigned attempt)
             return false;
         }
         if (sprig__leader_hint(call->msg, url, sizeof url)) {
+            if (strcmp(url, refuser) == 0) {
+                return false; /* two nodes naming each other: no ping-pong */
+            }
+            snprintf(refuser, cap, "%s", c->url);
             if (attempt > 0) { /* a node may name a leader that died */
                 backoff(c, pause);
             }
@@ -481,9 +488,10 @@ should_retry(sprig_client *c, sprig__call *call, int rc, unsigned attempt)
 static int
 send_call(sprig_client *c, sprig__call *call)
 {
+    char refuser[256] = ""; /* the node that named the last leader */
     int rc = wait_call(c, call);
     for (unsigned a = 1; rc && a < SPRIG__CALL_TRIES; a++) {
-        if (!should_retry(c, call, rc, a - 1)) {
+        if (!should_retry(c, call, rc, a - 1, refuser, sizeof refuser)) {
             break;
         }
         call_reset(call);
