@@ -108,7 +108,8 @@ static bool
 busy(cl *c)
 {
     for (unsigned i = 0; i < c->n; i++) {
-        if (c->node[i] && (c->node[i]->queue || c->node[i]->pending)) {
+        if (c->node[i] && (c->node[i]->queue || c->node[i]->pending ||
+                           c->node[i]->bars || c->node[i]->bars_issued)) {
             return true;
         }
     }
@@ -551,6 +552,238 @@ test_restart_applies_once(void **state)
     tu_rmtree(c.base);
 }
 
+/* ---- request ids: a retried write is applied once ----------------------- */
+
+static uint8_t rid_incr[16], rid_ins[16];
+static int64_t got_incr;
+static sprig_header_buf got_ins;
+
+/* One increment of "hits" under request id rid_incr (the thread's current
+ * request id, as the server sets it for a request's handler). */
+static int
+job_rid_incr(job *j)
+{
+    sprig_db *db;
+    sprig_value one = sprig_value_of_i64(1), out = {0};
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    sprig__rid_set_current(rid_incr);
+    rc = rc ? rc : sprig_kv_increment(db, "ns", "hits", &one, false, &out);
+    sprig__rid_set_current(NULL);
+    got_incr = rc ? -1 : out.num.i64;
+    sprig_value_clear(&out);
+    sprig_db_close(db);
+    return rc;
+}
+
+/* One insert with a generated id under request id rid_ins. */
+static int
+job_rid_insert(job *j)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    sprig__rid_set_current(rid_ins);
+    rc = rc ? rc
+            : sprig_insert(db, "pushed", NULL, sprig_str("{\"once\":1}"),
+                           &got_ins);
+    sprig__rid_set_current(NULL);
+    sprig_db_close(db);
+    return rc;
+}
+
+static int64_t
+hits_of(sprig_storage *st)
+{
+    sprig_db *db;
+    int64_t v = 0;
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
+    SPRIG_OK_(sprig_kv_get_i64(db, "ns", "hits", &v));
+    sprig_db_close(db);
+    return v;
+}
+
+static uint64_t
+pushed_of(sprig_storage *st)
+{
+    sprig_db *db;
+    uint64_t n = 0;
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
+    SPRIG_OK_(sprig_count(db, "pushed", NULL, &n));
+    sprig_db_close(db);
+    return n;
+}
+
+/* Node i runs both writes again with the same ids: the first answers. */
+static void
+rid_again(cl *c, unsigned i, int64_t incr, const sprig_header_buf *ins)
+{
+    got_incr = 0;
+    memset(&got_ins, 0, sizeof got_ins);
+    run_ok(c, i, job_rid_incr, "app", 0);
+    run_ok(c, i, job_rid_insert, "app", 0);
+    assert_int_equal(got_incr, incr);
+    assert_int_equal(got_ins.id_len, ins->id_len);
+    assert_memory_equal(got_ins.id, ins->id, ins->id_len);
+    assert_int_equal(got_ins.revision, ins->revision);
+    assert_memory_equal(got_ins.hash, ins->hash, 16);
+}
+
+static void
+test_request_ids(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_rid");
+    for (int i = 0; i < 16; i++) {
+        rid_incr[i] = (uint8_t)tu_rand(&seed);
+        rid_ins[i] = (uint8_t)tu_rand(&seed);
+    }
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 10);
+    run_ok(&c, 0, job_rid_incr, "app", 0);
+    run_ok(&c, 0, job_rid_insert, "app", 0);
+    int64_t incr = got_incr;
+    sprig_header_buf ins = got_ins;
+    assert_int_equal(incr, 1);
+    assert_int_equal(ins.revision, 1);
+    uint64_t pushed = pushed_of(sprig__cnode_storage(c.node[0]));
+    /* the same request ids again on the leader: nothing applied twice */
+    rid_again(&c, 0, incr, &ins);
+    settle(&c);
+    /* on a new leader (a retry after failover) */
+    raft_fixture_depose(&c.f);
+    raft_fixture_elect(&c.f, 1);
+    rid_again(&c, 1, incr, &ins);
+    /* the leader's storage closed and reopened: the table is on disk */
+    settle(&c);
+    sprig__cnode_storage_close(c.node[1]);
+    SPRIG_OK_(sprig__cnode_storage_open(c.node[1]));
+    rid_again(&c, 1, incr, &ins);
+    /* a fresh request id is applied: the table does not swallow writes */
+    rid_incr[0] ^= 0xff;
+    run_ok(&c, 1, job_rid_incr, "app", 0);
+    assert_int_equal(got_incr, incr + 1);
+    settle(&c);
+    for (unsigned i = 0; i < 3; i++) {
+        sprig_storage *st = sprig__cnode_storage(c.node[i]);
+        assert_int_equal(hits_of(st), incr + 1);
+        assert_int_equal(pushed_of(st), pushed);
+    }
+    sprig__cnode_stats s1;
+    sprig__cnode_stats_get(c.node[1], &s1);
+    print_message("request ids: 3 retries of 2 writes answered from the "
+                  "table; node 2 applied %llu entries\n",
+                  (unsigned long long)s1.applied);
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
+/* ---- linearizable reads: a deposed leader never answers stale --------- */
+
+static int64_t got_v;
+
+static int
+job_set_v(job *j)
+{
+    sprig_db *db;
+    sprig_value v = sprig_value_of_i64(j->n);
+    sprig_kv_status status;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    rc = rc ? rc : sprig_kv_set(db, "ns", "v", &v, NULL, &status, NULL);
+    sprig_db_close(db);
+    return rc;
+}
+
+/* Read "v"; j->n != 0: linearizably (the storage's read barrier first,
+ * as the server does for a request with "lin": true). */
+static int
+job_read_v(job *j)
+{
+    sprig_db *db;
+    got_v = -1;
+    int rc = j->n ? sprig__storage_read_barrier(j->st) : 0;
+    rc = rc ? rc : sprig_storage_open_database(j->st, j->db, &db);
+    if (rc == 0) {
+        rc = sprig_kv_get_i64(db, "ns", "v", &got_v);
+        sprig_db_close(db);
+    }
+    return rc;
+}
+
+static int
+read_v(cl *c, unsigned i, bool lin, int64_t *v)
+{
+    job j = {.fn = job_read_v, .db = "app", .n = lin};
+    assert_true(run_job(c, i, &j, 10000));
+    if (j.rc) {
+        print_message("%s read on node %u: %s\n", lin ? "linearizable" : "a",
+                      i + 1, j.msg);
+    }
+    *v = got_v;
+    return j.rc;
+}
+
+static void
+test_linearizable_reads(void **state)
+{
+    (void)state;
+    cl c;
+    int64_t v;
+    cl_init(&c, 3, "cluster_lin");
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_set_v, "app", 1);
+    settle(&c);
+    assert_int_equal(read_v(&c, 0, true, &v), 0); /* the leader confirms */
+    assert_int_equal(v, 1);
+    /* a follower refuses a linearizable read, naming the leader */
+    assert_int_equal(read_v(&c, 1, true, &v), SPRIG_ENOTLEADER);
+    /* cut the leader off: while it still believes it leads, it cannot
+     * confirm a read, and once deposed it fails it */
+    for (unsigned i = 1; i < 3; i++) {
+        raft_fixture_disconnect(&c.f, 0, i);
+        raft_fixture_disconnect(&c.f, i, 0);
+    }
+    job stuck = {.fn = job_read_v, .db = "app", .n = 1};
+    assert_false(run_job(&c, 0, &stuck, 200));
+    unsigned l = 0;
+    for (raft_time end = c.f.time + 10000; l == 0 && c.f.time < end;) {
+        raft_fixture_step(&c.f);
+        for (unsigned i = 1; i < 3; i++) {
+            if (raft_state(raft_fixture_get(&c.f, i)) == RAFT_LEADER) {
+                l = i;
+            }
+        }
+    }
+    assert_true(l == 1 || l == 2);
+    finish_job(&c, &stuck, 10000);
+    print_message("the cut-off leader's read: %s\n", stuck.msg);
+    assert_true(stuck.rc == SPRIG_ETIMEDOUT || stuck.rc == SPRIG_ENOTLEADER);
+    /* the new leader writes; the old one, still cut off, has the old
+     * value: a default read returns it (the test can tell), a
+     * linearizable one refuses */
+    run_ok(&c, l, job_set_v, "app", 2);
+    assert_int_equal(read_v(&c, 0, false, &v), 0);
+    assert_int_equal(v, 1);
+    int rc = read_v(&c, 0, true, &v);
+    assert_true(rc == SPRIG_ENOTLEADER || rc == SPRIG_ETIMEDOUT);
+    assert_int_equal(read_v(&c, l, true, &v), 0);
+    assert_int_equal(v, 2);
+    for (unsigned i = 1; i < 3; i++) {
+        raft_fixture_reconnect(&c.f, 0, i);
+        raft_fixture_reconnect(&c.f, i, 0);
+    }
+    run_ok(&c, l, job_set_v, "app", 3);
+    settle(&c);
+    sprig__cnode_stats s;
+    sprig__cnode_stats_get(c.node[l], &s);
+    assert_true(s.barriers >= 1);
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
 static void
 test_snapshot_catch_up(void **state)
 {
@@ -667,6 +900,8 @@ main(void)
         cmocka_unit_test(test_restart_applies_once),
         cmocka_unit_test(test_snapshot_catch_up),
         cmocka_unit_test(test_membership),
+        cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_linearizable_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,9 +13,13 @@
 #include <pthread.h>
 
 #define SPRIG__ENTRY_MAGIC 0x53u
-/* version 1 entries were unpadded: read, never written */
-#define SPRIG__ENTRY_VERSION 2u
+/* version 1 entries were unpadded, version 2 had no request-id part: read,
+ * never written */
+#define SPRIG__ENTRY_VERSION 3u
 #define SPRIG__ENTRY_HDR 18u /* magic, version, origin, seq */
+/* version 3: after the header [flags u8][request id 16 bytes, if flagged] */
+#define SPRIG__ENTRY_RID 0x01u  /* the command carries a request id */
+#define SPRIG__ENTRY_WANT 0x02u /* KV: the previous value is wanted */
 
 /* A write on its way through the group. */
 typedef struct sprig__prop {
@@ -31,6 +35,20 @@ typedef struct sprig__prop {
     bool applied;
     struct sprig__prop *next;
 } sprig__prop;
+
+/* A read barrier's waiter (linearizable reads; node.c). */
+typedef struct sprig__bar {
+    void (*done)(void *udata, int rc);
+    void *udata;
+    struct sprig__bar *next;
+} sprig__bar;
+
+/* One raft_barrier, for every waiter queued when it was issued. */
+typedef struct sprig__bargroup {
+    struct raft_barrier req; /* req.data: this */
+    struct sprig__cnode *node;
+    sprig__bar *waiters;
+} sprig__bargroup;
 
 typedef struct sprig__url {
     uint64_t id;
@@ -50,6 +68,8 @@ struct sprig__cnode {
     /* writes queued by submitters, not yet handed to raft (lock) */
     pthread_mutex_t lock;
     sprig__prop *queue, *queue_tail;
+    sprig__bar *bars;     /* read barriers queued (lock) */
+    unsigned bars_issued; /* barriers handed to raft (driver thread) */
     uint64_t next_seq;
     /* handed to raft, awaiting apply (driver thread only) */
     sprig__prop *pending;
