@@ -854,20 +854,6 @@ seal_record(sprig__ckpt *c, size_t at)
     return rc ? rc : sprig_buf_append(&c->enc, out.data, out.len);
 }
 
-/* A command applied from a Raft entry: SPRIG__LOG_RAFT and its index
- * before the record, so replay records the index too (local.h). */
-static int
-raft_prefix(sprig__ckpt *c, const sprig__cmd *cmd)
-{
-    if (!cmd->raft_index) {
-        return SPRIG_OK;
-    }
-    uint8_t h[SPRIG__LOG_RAFT_HDR];
-    h[0] = SPRIG__LOG_RAFT;
-    sprig__put_u64be(h + 1, cmd->raft_index);
-    return sprig_buf_append(&c->enc, h, sizeof h);
-}
-
 /* Encode the commands of the batch's successful requests into c->enc and
  * c->recs; *n of them, *durable unless all are lazy. */
 static int
@@ -890,10 +876,8 @@ encode_batch(sprig__ckpt *c, sprig__wreq *batch, size_t *n, bool *durable)
             c->cap_recs = cap;
         }
         size_t at = c->enc.len;
-        int rc = raft_prefix(c, r->cmd);
-        size_t inner = c->enc.len;
-        rc = rc ? rc : sprig__cmd_encode(r->cmd, &c->enc);
-        rc = rc ? rc : seal_record(c, inner);
+        int rc = sprig__cmd_encode(r->cmd, &c->enc);
+        rc = rc ? rc : seal_record(c, at);
         if (rc) {
             return rc;
         }

@@ -70,12 +70,6 @@ replay_cmd(void *arg, MDB_txn *txn, const uint8_t *p, size_t n)
 {
     sprig__ldb *ldb = arg;
     sprig__cmd c;
-    uint64_t raft_index = 0;
-    if (n > SPRIG__LOG_RAFT_HDR && p[0] == SPRIG__LOG_RAFT) { /* ckpt.c */
-        raft_index = sprig__get_u64be(p + 1);
-        p += SPRIG__LOG_RAFT_HDR;
-        n -= SPRIG__LOG_RAFT_HDR;
-    }
     sprig_bytes rec = {p, n};
     sprig_buf scratch = {0};
     int rc = SPRIG_OK;
@@ -87,8 +81,7 @@ replay_cmd(void *arg, MDB_txn *txn, const uint8_t *p, size_t n)
     memset(&c, 0, sizeof c);
     rc = rc ? rc : sprig__cmd_decode(rec, &c);
     if (rc == 0) {
-        c.out.txn = NULL;          /* no result wanted */
-        c.raft_index = raft_index; /* recorded with the effects, as before */
+        c.out.txn = NULL; /* no result wanted */
         rc = sprig__cmd_apply(ldb, txn, &c, &c.out);
     }
     sprig__cmd_clear(&c);

@@ -202,14 +202,6 @@ typedef struct sprig__ckpt sprig__ckpt;
  * version), the codec flags, then the sealed command (codec.h; location
  * kind 'l', the database's directory name). */
 #define SPRIG__LOG_SEALED 0xC5u
-/* A command-log record of a command applied from a Raft entry (issue 18):
- * this byte, the entry's index (u64 big-endian), then the record (plain or
- * sealed).  Replay records the index as the database's applied Raft index
- * ("raft.applied", repl.h) as the first apply did; without it a node
- * recovering after a crash rolled the index back to its last checkpoint
- * and Raft applied the entries after it a second time. */
-#define SPRIG__LOG_RAFT 0xC6u
-#define SPRIG__LOG_RAFT_HDR 9u
 
 /** Apply one logged record inside `txn` during replay: 0, SPRIG__EMAPFULL
  *  (the map grows, it runs again) or another negative code, which stops
