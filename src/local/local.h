@@ -202,6 +202,12 @@ typedef struct sprig__ckpt sprig__ckpt;
  * version), the codec flags, then the sealed command (codec.h; location
  * kind 'l', the database's directory name). */
 #define SPRIG__LOG_SEALED 0xC5u
+/* A command-log record of a command applied from a Raft entry (cluster):
+ * this byte, the entry's index (u64 big-endian), then the command.  Replay
+ * records the index with the effects, as the first apply did, so Raft
+ * does not apply the entry again after a crash (src/local/repl.h).  Inside
+ * the sealed bytes when the record is sealed. */
+#define SPRIG__LOG_RAFT 0xC6u
 
 /** Apply one logged record inside `txn` during replay: 0, SPRIG__EMAPFULL
  *  (the map grows, it runs again) or another negative code, which stops
