@@ -64,7 +64,7 @@ pause_ms(unsigned ms)
 }
 
 static int
-open_client(const load_cfg *c, sprig_storage **st, sprig_db **db)
+open_once(const load_cfg *c, sprig_storage **st, sprig_db **db)
 {
     sprig_open_options o;
     sprig_open_options_init(&o);
@@ -77,6 +77,23 @@ open_client(const load_cfg *c, sprig_storage **st, sprig_db **db)
     rc = sprig_storage_open_database(*st, "load", db);
     if (rc) {
         sprig_storage_close(*st);
+    }
+    return rc;
+}
+
+/* Open the client and the database, for up to 30 s: reads are local, and
+ * the node the client reaches first may not have applied the database's
+ * creation yet (SPRIG_ENOTFOUND), or may be down or electing. */
+static int
+open_client(const load_cfg *c, sprig_storage **st, sprig_db **db)
+{
+    int rc = SPRIG_OK;
+    for (int t = 0; t < 300; t++) {
+        rc = open_once(c, st, db);
+        if (rc == 0) {
+            break;
+        }
+        pause_ms(100);
     }
     return rc;
 }
