@@ -24,7 +24,7 @@ leader=""
 tries=0
 while [ -z "$leader" ] && [ $tries -lt 300 ]; do
     for i in 1 2 3; do
-        if SPRIG_NO_FOLLOW=1 sp "$i" schema define app items:natural \
+        if sp "$i" --no-follow schema define app items:natural \
             >/dev/null 2>"$T/err"; then
             leader=$i
             break
@@ -100,7 +100,7 @@ tries=0
 while [ -z "$leader" ] && [ $tries -lt 150 ]; do
     for i in 1 2 3; do
         [ "$i" = "$old" ] && continue
-        if SPRIG_NO_FOLLOW=1 sp "$i" doc put items --id after '{"after":1}' >/dev/null 2>&1; then
+        if sp "$i" --no-follow doc put items --id after '{"after":1}' >/dev/null 2>&1; then
             leader=$i
             break
         fi

@@ -46,6 +46,15 @@ typedef struct sprig_client_options {
      *  4096); past it the oldest is dropped and counted.  0: the
      *  default. */
     size_t max_pushes;
+    /* ---- clusters (issue 18; docs/cluster.md) ---- */
+    /** Do not follow SPRIG_ENOTLEADER to the leader it names (default
+     *  false; SPRIG_NO_FOLLOW=1 in the environment does the same). */
+    bool no_follow;
+    /** Every read request carries "lin": true, which a cluster node
+     *  answers only after confirming it leads (linearizable reads; a
+     *  follower answers SPRIG_ENOTLEADER, followed unless no_follow).
+     *  Default false. */
+    bool linearizable_reads;
 } sprig_client_options;
 
 /** Fill `o` with the defaults above. */

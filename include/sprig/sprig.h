@@ -641,6 +641,21 @@ typedef struct sprig_open_options {
      *  no login (the connection may only authenticate). */
     const char *user, *password;
     const char *token_file;
+    /* ---- clusters (issue 18; docs/cluster.md "Guarantees") ---- */
+    /** Do not follow SPRIG_ENOTLEADER: a write refused by a follower fails
+     *  with it (the detail names the leader) instead of being sent once
+     *  more to the leader.  A diagnostic (which node leads?); default
+     *  false.  The environment variable SPRIG_NO_FOLLOW=1 does the same. */
+    bool no_follow;
+    /** Every read of this storage handle is linearizable: it sees every
+     *  write acknowledged before it started, on any node.  The server
+     *  confirms that it leads (a Raft barrier) before reading; a follower
+     *  answers SPRIG_ENOTLEADER and the client follows the leader (so
+     *  reads go to the leader, at the cost of a round to a majority
+     *  each).  A server that is no cluster node ignores it.  Default
+     *  false: reads are served by the node connected to, possibly stale
+     *  (docs/cluster.md states the bound). */
+    bool linearizable_reads;
 } sprig_open_options;
 
 /** Fill `o` with defaults (storage defaults; client defaults). */

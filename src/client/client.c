@@ -406,15 +406,16 @@ encode_request(sprig_client *c, sprig__call *call, const sprig__api *api,
 
 /* Lock held, the call refused with SPRIG_ENOTLEADER: when its message
  * names the leader, follow it and send the same frame (same request id)
- * there once.  The call's outcome either way.  The environment variable
- * SPRIG_NO_FOLLOW=1 turns following off (a diagnostic: which node leads,
- * as tests/cluster_nodes_test.sh finds out). */
+ * there once.  The call's outcome either way.  The option no_follow (or
+ * its alias, the environment variable SPRIG_NO_FOLLOW=1) turns following
+ * off (a diagnostic: which node leads, as tests/cluster_nodes_test.sh
+ * finds out). */
 static int
 follow_leader(sprig_client *c, sprig__call *call, int rc)
 {
     char url[256];
     const char *off = getenv("SPRIG_NO_FOLLOW");
-    if ((off && strcmp(off, "1") == 0) ||
+    if (c->opts.no_follow || (off && strcmp(off, "1") == 0) ||
         !sprig__leader_hint(call->msg, url, sizeof url) ||
         sprig__client_follow(c, url) != 0) {
         return rc;

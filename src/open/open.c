@@ -47,6 +47,8 @@ open_remote(const sprig_open_options *o, const char *url, sprig_storage **out)
     sprig_client_options_init(&co);
     co.pinned_cert_path = o->pinned_cert_path;
     co.pinned_cert_sha256 = o->pinned_cert_sha256;
+    co.no_follow = o->no_follow;
+    co.linearizable_reads = o->linearizable_reads;
     if (o->connect_timeout_ms) {
         co.connect_timeout_ms = o->connect_timeout_ms;
     }

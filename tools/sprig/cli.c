@@ -554,6 +554,8 @@ cli_open(cli *c, bool create)
         return src;
     }
     o.storage.read_only = c->read_only;
+    o.no_follow = c->no_follow;
+    o.linearizable_reads = c->linearizable;
     char pw[256] = "";
     src = login_options(c, &o, pw, sizeof pw);
     if (src != CLI_CONTINUE) {

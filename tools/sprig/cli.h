@@ -57,6 +57,8 @@ typedef struct cli {
     const char *user;         /* --user: log in (a server) as this user */
     const char *password_env; /* --password-env VAR: its password */
     const char *token_file;   /* --token-file FILE: log in with a token */
+    bool no_follow;           /* --no-follow: a cluster's ENOTLEADER fails */
+    bool linearizable;        /* --linearizable: linearizable reads */
     sprig_storage *st;        /* opened by cli_open() */
     sprig_db *db;             /* opened by cli_open_coll() */
 } cli;

@@ -50,6 +50,11 @@ static const char top_usage[] =
     "               --password-env VAR, else a prompt on the terminal\n"
     "  --token-file FILE\n"
     "               --url: log in with the token in FILE (ID:SECRET)\n"
+    "  --no-follow  --url of a cluster: a write refused by a follower fails\n"
+    "               with 'not the leader' instead of following the leader\n"
+    "  --linearizable\n"
+    "               --url of a cluster: reads are linearizable (the leader\n"
+    "               confirms it leads before reading; see docs/cluster.md)\n"
     "  --help, -h   this help; every command takes --help too\n"
     "  --version    print the version\n"
     "\n"
@@ -205,6 +210,8 @@ global_options(cli *c, bool *version, cli_opt *out, int n)
         {"--user", &c->user, NULL},
         {"--password-env", &c->password_env, NULL},
         {"--token-file", &c->token_file, NULL},
+        {"--no-follow", NULL, &c->no_follow},
+        {"--linearizable", NULL, &c->linearizable},
         {"--version", NULL, version},
     };
     int k = (int)(sizeof rows / sizeof rows[0]);
