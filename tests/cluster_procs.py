@@ -5,8 +5,8 @@ storage per node, start / kill -9 / SIGTERM / SIGSTOP / SIGCONT of a node,
 and finding the leader.
 
 The leader is the node that accepts a write sent to it alone with
-following turned off (SPRIG_NO_FOLLOW=1, or the CLI's --no-follow once it
-exists): a follower refuses it with SPRIG_ENOTLEADER.  Every CLI call runs
+following turned off (the CLI's --no-follow): a follower refuses it with
+SPRIG_ENOTLEADER.  Every CLI call runs
 with a time limit, so a stopped (SIGSTOP) node cannot hang the harness.
 Standard library only.
 """
@@ -39,7 +39,6 @@ class Cluster:
         self.ws = {i: ports[n + i - 1] for i in range(1, n + 1)}
         self.procs = {}
         self.stopped = set()  # SIGSTOPped nodes
-        self.no_follow = os.environ.get("CJ_NO_FOLLOW_FLAG") == "1"
         os.makedirs(tmp, exist_ok=True)
         for i in self.ids():
             peers = [self.peer(j) for j in self.ids() if j != i]
@@ -126,14 +125,11 @@ class Cluster:
         cmd += ["--url", url] if url else ["--path", path]
         if db:
             cmd += ["--db", db]
-        env = dict(os.environ)
         if no_follow:
-            if self.no_follow:
-                cmd += ["--no-follow"]
-            env["SPRIG_NO_FOLLOW"] = "1"
+            cmd += ["--no-follow"]
         try:
             r = subprocess.run(cmd + args, capture_output=True, text=True,
-                               timeout=timeout, env=env)
+                               timeout=timeout)
         except subprocess.TimeoutExpired:
             return None, "", "timed out"
         return r.returncode, r.stdout, r.stderr
