@@ -551,6 +551,133 @@ test_restart_applies_once(void **state)
     tu_rmtree(c.base);
 }
 
+/* ---- request ids: a retried write is applied once ----------------------- */
+
+static uint8_t rid_incr[16], rid_ins[16];
+static int64_t got_incr;
+static sprig_header_buf got_ins;
+
+/* One increment of "hits" under request id rid_incr (the thread's current
+ * request id, as the server sets it for a request's handler). */
+static int
+job_rid_incr(job *j)
+{
+    sprig_db *db;
+    sprig_value one = sprig_value_of_i64(1), out = {0};
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    sprig__rid_set_current(rid_incr);
+    rc = rc ? rc : sprig_kv_increment(db, "ns", "hits", &one, false, &out);
+    sprig__rid_set_current(NULL);
+    got_incr = rc ? -1 : out.num.i64;
+    sprig_value_clear(&out);
+    sprig_db_close(db);
+    return rc;
+}
+
+/* One insert with a generated id under request id rid_ins. */
+static int
+job_rid_insert(job *j)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    sprig__rid_set_current(rid_ins);
+    rc = rc ? rc
+            : sprig_insert(db, "pushed", NULL, sprig_str("{\"once\":1}"),
+                           &got_ins);
+    sprig__rid_set_current(NULL);
+    sprig_db_close(db);
+    return rc;
+}
+
+static int64_t
+hits_of(sprig_storage *st)
+{
+    sprig_db *db;
+    int64_t v = 0;
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
+    SPRIG_OK_(sprig_kv_get_i64(db, "ns", "hits", &v));
+    sprig_db_close(db);
+    return v;
+}
+
+static uint64_t
+pushed_of(sprig_storage *st)
+{
+    sprig_db *db;
+    uint64_t n = 0;
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
+    SPRIG_OK_(sprig_count(db, "pushed", NULL, &n));
+    sprig_db_close(db);
+    return n;
+}
+
+/* Node i runs both writes again with the same ids: the first answers. */
+static void
+rid_again(cl *c, unsigned i, int64_t incr, const sprig_header_buf *ins)
+{
+    got_incr = 0;
+    memset(&got_ins, 0, sizeof got_ins);
+    run_ok(c, i, job_rid_incr, "app", 0);
+    run_ok(c, i, job_rid_insert, "app", 0);
+    assert_int_equal(got_incr, incr);
+    assert_int_equal(got_ins.id_len, ins->id_len);
+    assert_memory_equal(got_ins.id, ins->id, ins->id_len);
+    assert_int_equal(got_ins.revision, ins->revision);
+    assert_memory_equal(got_ins.hash, ins->hash, 16);
+}
+
+static void
+test_request_ids(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_rid");
+    for (int i = 0; i < 16; i++) {
+        rid_incr[i] = (uint8_t)tu_rand(&seed);
+        rid_ins[i] = (uint8_t)tu_rand(&seed);
+    }
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 10);
+    run_ok(&c, 0, job_rid_incr, "app", 0);
+    run_ok(&c, 0, job_rid_insert, "app", 0);
+    int64_t incr = got_incr;
+    sprig_header_buf ins = got_ins;
+    assert_int_equal(incr, 1);
+    assert_int_equal(ins.revision, 1);
+    uint64_t pushed = pushed_of(sprig__cnode_storage(c.node[0]));
+    /* the same request ids again on the leader: nothing applied twice */
+    rid_again(&c, 0, incr, &ins);
+    settle(&c);
+    /* on a new leader (a retry after failover) */
+    raft_fixture_depose(&c.f);
+    raft_fixture_elect(&c.f, 1);
+    rid_again(&c, 1, incr, &ins);
+    /* the leader's storage closed and reopened: the table is on disk */
+    settle(&c);
+    sprig__cnode_storage_close(c.node[1]);
+    SPRIG_OK_(sprig__cnode_storage_open(c.node[1]));
+    rid_again(&c, 1, incr, &ins);
+    /* a fresh request id is applied: the table does not swallow writes */
+    rid_incr[0] ^= 0xff;
+    run_ok(&c, 1, job_rid_incr, "app", 0);
+    assert_int_equal(got_incr, incr + 1);
+    settle(&c);
+    for (unsigned i = 0; i < 3; i++) {
+        sprig_storage *st = sprig__cnode_storage(c.node[i]);
+        assert_int_equal(hits_of(st), incr + 1);
+        assert_int_equal(pushed_of(st), pushed);
+    }
+    sprig__cnode_stats s1;
+    sprig__cnode_stats_get(c.node[1], &s1);
+    print_message("request ids: 3 retries of 2 writes answered from the "
+                  "table; node 2 applied %llu entries\n",
+                  (unsigned long long)s1.applied);
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
 static void
 test_snapshot_catch_up(void **state)
 {
@@ -667,6 +794,7 @@ main(void)
         cmocka_unit_test(test_restart_applies_once),
         cmocka_unit_test(test_snapshot_catch_up),
         cmocka_unit_test(test_membership),
+        cmocka_unit_test(test_request_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

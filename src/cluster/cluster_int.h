@@ -13,9 +13,13 @@
 #include <pthread.h>
 
 #define SPRIG__ENTRY_MAGIC 0x53u
-/* version 1 entries were unpadded: read, never written */
-#define SPRIG__ENTRY_VERSION 2u
+/* version 1 entries were unpadded, version 2 had no request-id part: read,
+ * never written */
+#define SPRIG__ENTRY_VERSION 3u
 #define SPRIG__ENTRY_HDR 18u /* magic, version, origin, seq */
+/* version 3: after the header [flags u8][request id 16 bytes, if flagged] */
+#define SPRIG__ENTRY_RID 0x01u  /* the command carries a request id */
+#define SPRIG__ENTRY_WANT 0x02u /* KV: the previous value is wanted */
 
 /* A write on its way through the group. */
 typedef struct sprig__prop {

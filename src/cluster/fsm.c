@@ -26,23 +26,44 @@ node_of(struct raft_fsm *fsm)
 
 typedef struct entry {
     uint64_t origin, seq;
+    uint8_t flags; /* SPRIG__ENTRY_RID, _WANT (version 3) */
+    uint8_t rid[16];
     char db[SPRIG_NAME_MAX + 1];
     sprig_bytes cmd;
 } entry;
 
+/* Version 3's request-id part at *off (node.c encode_rid_part). */
+static int
+parse_rid_part(const uint8_t *p, size_t len, size_t *off, entry *e)
+{
+    e->flags = *off < len ? p[*off] : 0xff;
+    size_t need = 1 + ((e->flags & SPRIG__ENTRY_RID) ? 16 : 0);
+    if ((e->flags & ~(SPRIG__ENTRY_RID | SPRIG__ENTRY_WANT)) ||
+        len - *off < need) {
+        return sprig__err(SPRIG_ECORRUPT, "a Raft entry's request-id part "
+                                          "is malformed");
+    }
+    if (e->flags & SPRIG__ENTRY_RID) {
+        memcpy(e->rid, p + *off + 1, 16);
+    }
+    *off += need;
+    return SPRIG_OK;
+}
+
 static int
 parse_entry(const struct raft_buffer *buf, entry *e)
 {
+    e->flags = 0;
     const uint8_t *p = buf->base;
     size_t len = buf->len;
-    if (len < SPRIG__ENTRY_HDR + 1 || p[0] != SPRIG__ENTRY_MAGIC ||
-        (p[1] != SPRIG__ENTRY_VERSION && p[1] != 1)) {
+    if (len < SPRIG__ENTRY_HDR + 1 || p[0] != SPRIG__ENTRY_MAGIC || p[1] < 1 ||
+        p[1] > SPRIG__ENTRY_VERSION) {
         return sprig__err(SPRIG_ECORRUPT,
                           "a Raft entry of %zu bytes is not "
                           "a Sprig command",
                           len);
     }
-    if (p[1] == SPRIG__ENTRY_VERSION) { /* padded to 8 (node.c) */
+    if (p[1] >= 2) { /* padded to 8 (node.c) */
         size_t np = p[len - 1];
         if (len % 8 != 0 || np < 1 || np > 8 ||
             len < SPRIG__ENTRY_HDR + 1 + np) {
@@ -55,15 +76,18 @@ parse_entry(const struct raft_buffer *buf, entry *e)
     }
     e->origin = sprig__get_u64be(p + 2);
     e->seq = sprig__get_u64be(p + 10);
-    size_t dl = p[18];
-    if (dl > SPRIG_NAME_MAX || SPRIG__ENTRY_HDR + 1 + dl > len) {
-        return sprig__err(SPRIG_ECORRUPT, "a Raft entry's database name "
-                                          "overruns it");
+    size_t off = SPRIG__ENTRY_HDR;
+    int rc = p[1] >= 3 ? parse_rid_part(p, len, &off, e) : SPRIG_OK;
+    size_t dl = off < len ? p[off] : SIZE_MAX;
+    if (rc || dl > SPRIG_NAME_MAX || off + 1 + dl > len) {
+        return rc ? rc
+                  : sprig__err(SPRIG_ECORRUPT, "a Raft entry's database name "
+                                               "overruns it");
     }
-    memcpy(e->db, p + 19, dl);
+    memcpy(e->db, p + off + 1, dl);
     e->db[dl] = 0;
-    e->cmd.data = p + 19 + dl;
-    e->cmd.len = len - 19 - dl;
+    e->cmd.data = p + off + 1 + dl;
+    e->cmd.len = len - off - 1 - dl;
     return SPRIG_OK;
 }
 
@@ -101,6 +125,18 @@ apply_cmd(sprig__cnode *n, const char *db, sprig__cmd *c, uint64_t index)
     return sprig__storage_apply(n->st, db, c);
 }
 
+/* A decoded command takes the request id and the wanting of the previous
+ * value from its entry (the origin's command has them already). */
+static void
+entry_rid(const entry *e, sprig__cmd *c)
+{
+    c->has_rid = (e->flags & SPRIG__ENTRY_RID) != 0;
+    c->want_value = (e->flags & SPRIG__ENTRY_WANT) != 0;
+    if (c->has_rid) {
+        memcpy(c->rid, e->rid, 16);
+    }
+}
+
 static int
 fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
@@ -128,6 +164,7 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     } else {
         sprig__cmd c;
         rc = sprig__cmd_decode(e.cmd, &c);
+        entry_rid(&e, &c);
         rc = rc ? rc : apply_cmd(n, e.db, &c, index);
         sprig__cmd_clear(&c);
     }

@@ -142,7 +142,20 @@ apply_cb(struct raft_apply *req, int status, void *result)
     }
 }
 
-/* The entry of `p`: header, database name, the encoded command. */
+/* Version 3's request-id part: [flags][rid, when the command has one].
+ * The previous value's being wanted travels too, so that every node's
+ * request-id table records the same outcome (src/local/rid.c). */
+static int
+encode_rid_part(sprig_buf *b, const sprig__cmd *cmd)
+{
+    uint8_t f = (cmd->has_rid ? SPRIG__ENTRY_RID : 0) |
+                (cmd->want_value ? SPRIG__ENTRY_WANT : 0);
+    int rc = sprig_buf_append(b, &f, 1);
+    return rc || !cmd->has_rid ? rc : sprig_buf_append(b, cmd->rid, 16);
+}
+
+/* The entry of `p`: header, request-id part, database name, the encoded
+ * command, padding. */
 static int
 encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
 {
@@ -154,7 +167,9 @@ encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
     sprig__put_u64be(hdr + 2, n->id);
     sprig__put_u64be(hdr + 10, p->seq);
     hdr[18] = (uint8_t)dl;
-    int rc = sprig_buf_append(&b, hdr, sizeof hdr);
+    int rc = sprig_buf_append(&b, hdr, SPRIG__ENTRY_HDR);
+    rc = rc ? rc : encode_rid_part(&b, p->cmd);
+    rc = rc ? rc : sprig_buf_append(&b, hdr + SPRIG__ENTRY_HDR, 1);
     rc = rc ? rc : sprig_buf_append(&b, p->db, dl);
     rc = rc ? rc : sprig__cmd_encode(p->cmd, &b);
     /* raft_uv needs every entry's length a multiple of 8 (its segment

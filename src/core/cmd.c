@@ -419,3 +419,29 @@ sprig__cmd_clear(sprig__cmd *c)
     sprig_value_clear(&c->out.value);
     memset(c, 0, sizeof *c);
 }
+
+/* ---- the current request id ---------------------------------------------
+ */
+
+static _Thread_local bool rid_set;
+static _Thread_local uint8_t rid_cur[16];
+
+void
+sprig__rid_set_current(const uint8_t rid[16])
+{
+    rid_set = rid != NULL;
+    if (rid) {
+        memcpy(rid_cur, rid, sizeof rid_cur);
+    }
+}
+
+bool
+sprig__rid_take_current(uint8_t rid[16])
+{
+    if (!rid_set) {
+        return false;
+    }
+    memcpy(rid, rid_cur, sizeof rid_cur);
+    rid_set = false;
+    return true;
+}

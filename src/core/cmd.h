@@ -84,6 +84,10 @@ typedef struct sprig__cmd_out {
     uint64_t dir_id;
     /* every kind: the log entry written (0: none, nothing changed) */
     uint64_t log_id;
+    /* request ids (issue 18): the command's request id was in the
+     * database's table, so nothing was applied and the outputs above are
+     * the first application's, as recorded (src/local/rid.c) */
+    bool deduped;
 } sprig__cmd_out;
 
 /** A write command.  Pointers are either borrowed (the submitter keeps the
@@ -120,6 +124,12 @@ typedef struct sprig__cmd {
      * entry's index, recorded with the effects when not 0 */
     bool replicated;
     uint64_t raft_index;
+    /* request id (issue 18): the client's id for the request this command
+     * serves; a replicated TXN or KV command whose id is in its database's
+     * table is not applied again (src/local/rid.c).  Carried in the Raft
+     * entry's header, not in this encoding. */
+    bool has_rid;
+    uint8_t rid[16];
     sprig__cmd_out out;
     void *mem_, *ops_mem_, *hash_mem_; /* owned memory */
 } sprig__cmd;
@@ -151,5 +161,18 @@ int sprig__cmd_decode(sprig_bytes in, sprig__cmd *c);
 /** Release what `c` owns (decoded copies, hashes, out.value) and zero it.
  *  Borrowed memory is untouched.  NULL is a no-op. */
 void sprig__cmd_clear(sprig__cmd *c);
+
+/* ---- the current request id (issue 18) --------------------------------
+ * The server runs a write request's handler with the request's id set as
+ * its thread's "current request id"; the first database command (TXN or
+ * KV) that a replicated storage accepts on that thread takes it (and
+ * clears it), whether the handler submits asynchronously or calls the
+ * synchronous API.  So one request's id goes to one command only. */
+
+/** Set this thread's current request id (NULL clears it). */
+void sprig__rid_set_current(const uint8_t rid[16]);
+/** Take this thread's current request id into `rid` and clear it: true
+ *  when there was one. */
+bool sprig__rid_take_current(uint8_t rid[16]);
 
 #endif /* SPRIG_CORE_CMD_H */

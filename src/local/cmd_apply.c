@@ -11,6 +11,7 @@
 #include "kv.h"
 #include "local.h"
 #include "repl.h"
+#include "rid.h"
 
 #include <time.h>
 
@@ -141,11 +142,43 @@ cmd_apply_kind(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
                       (int)cmd->kind);
 }
 
+/* A replicated command with a request id (rid.c): answered from the
+ * table when its id is there, else applied and recorded.  A TXN's result
+ * is recorded whether or not the submitter wants it (every node records
+ * the same). */
+static int
+cmd_apply_rid(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
+              sprig__cmd_out *out)
+{
+    bool found = false;
+    out->deduped = false;
+    sprig_txn_result *own = NULL;
+    if (cmd->kind == SPRIG__CMD_TXN && !out->txn) {
+        own = out->txn = sprig__txn_result_new(cmd->n_ops);
+        if (!own) {
+            return sprig__err(SPRIG_ENOMEM, "out of memory applying");
+        }
+    }
+    int rc = sprig__rid_lookup(ldb, txn, cmd, out, &found);
+    if (rc == 0 && !found) {
+        rc = cmd_apply_kind(ldb, txn, cmd, out);
+        rc = rc ? rc : sprig__rid_record(ldb, txn, cmd, out);
+    }
+    if (own) {
+        out->txn = NULL;
+        sprig_txn_result_free(own);
+    }
+    return rc;
+}
+
 int
 sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
                  sprig__cmd_out *out)
 {
-    int rc = cmd_apply_kind(ldb, txn, cmd, out);
+    bool rid = cmd->has_rid && cmd->raft_index &&
+               (cmd->kind == SPRIG__CMD_TXN || cmd->kind == SPRIG__CMD_KV);
+    int rc = rid ? cmd_apply_rid(ldb, txn, cmd, out)
+                 : cmd_apply_kind(ldb, txn, cmd, out);
     if (rc == 0 && cmd->raft_index) {
         rc = sprig__raft_put_applied(txn, ldb->meta, cmd->raft_index);
     }
@@ -210,6 +243,17 @@ run_init(run_arg *r, sprig__ldb *ldb, sprig__cmd *cmd)
     r->req.frees = cmd_frees(cmd);
 }
 
+/* A command about to be replicated takes the thread's current request id
+ * (cmd.h), unless it has one; sweeps never do. */
+static void
+take_rid(sprig__cmd *cmd)
+{
+    if (!cmd->has_rid &&
+        (cmd->kind == SPRIG__CMD_TXN || cmd->kind == SPRIG__CMD_KV)) {
+        cmd->has_rid = sprig__rid_take_current(cmd->rid);
+    }
+}
+
 static void
 after_commit(sprig__ldb *ldb, const sprig__cmd *cmd, int rc)
 {
@@ -226,6 +270,7 @@ sprig__ldb_run(sprig__ldb *ldb, sprig__cmd *cmd)
     }
     const sprig__repl *repl = sprig__storage_repl(ldb->st, cmd);
     if (repl) {
+        take_rid(cmd);
         return sprig__repl_run(repl, ldb->name, cmd);
     }
     run_arg r;
@@ -270,6 +315,7 @@ sprig__ldb_submit(sprig__ldb *ldb, sprig__cmd *cmd, sprig__cmd_done done,
     }
     const sprig__repl *repl = sprig__storage_repl(ldb->st, cmd);
     if (repl) {
+        take_rid(cmd);
         int rc = sprig__cmd_hash(ldb, cmd);
         return rc ? rc : repl->submit(repl->udata, ldb->name, cmd, done, udata);
     }

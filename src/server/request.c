@@ -18,6 +18,7 @@
  * builds error frames: for errors of the path, of handlers, and those
  * session.c finds before a row is known.
  */
+#include "core/cmd.h"
 #include "server/server_int.h"
 
 #include <stdio.h>
@@ -192,6 +193,26 @@ structs_free(structs *s, const sprig__api *api)
     }
 }
 
+/* The row's handler.  A write runs with the request's id ("rid", issue
+ * 18) as its thread's current request id: the command it submits to a
+ * replicated storage carries it (src/core/cmd.h), so a retried request is
+ * applied once. */
+static int
+run_handler(sprig__call *c, sprig_bytes payload, void *req, void *resp)
+{
+    uint8_t rid[SPRIG__RID_LEN];
+    bool has_rid = c->route->api.access == SPRIG__WRITE &&
+                   sprig__api_request_rid(payload, rid) == 1;
+    if (has_rid) {
+        sprig__rid_set_current(rid);
+    }
+    int rc = c->route->handler(c, req, resp);
+    if (has_rid) {
+        sprig__rid_set_current(NULL);
+    }
+    return rc;
+}
+
 int
 sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
                    sprig_buf *out)
@@ -204,7 +225,7 @@ sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
         rc = authorise(c, s.req);
         *authorised = rc == 0;
     }
-    rc = rc ? rc : c->route->handler(c, s.req, s.resp);
+    rc = rc ? rc : run_handler(c, payload, s.req, s.resp);
     if (rc == SPRIG__EMISS || rc == SPRIG__EASYNC) {
         structs_free(&s, api);
         return rc; /* a worker runs it, or the engine answers it */
