@@ -21,10 +21,13 @@ Then, with every node up:
     that bound, one lost would fall below it);
   - each node stops cleanly (SIGTERM), `sprig check` passes on each
     storage, and the document sets and key-value pairs read from the
-    three storage directories are identical.
+    three storage directories are identical; with --dump SPRIG_STOREDUMP
+    (tests/storedump_main.c) the three storages' LMDB contents are
+    byte-identical too.
 
 usage: python3 cluster_kill_leader_test.py SPRIG SPRIG_WRITE_LOAD TMP
        [--rounds N (2)] [--writers W (4)] [--settle S (3.0)]
+       [--dump SPRIG_STOREDUMP]
 Exit 0 when every check passes, 1 otherwise.
 """
 
@@ -169,7 +172,24 @@ def storage_dump(cl, i, writers):
     return out, kv
 
 
-def offline_checks(cl, writers):
+def byte_dumps(cl, dump):
+    raw = {}
+    for i in cl.ids():
+        r = subprocess.run([dump, cl.path(i)], capture_output=True,
+                           timeout=120)
+        if r.returncode != 0:
+            bad("node %d: sprig_storedump: %s" % (i, r.stderr[-300:]))
+            return
+        raw[i] = r.stdout
+    if all(raw[i] == raw[1] for i in cl.ids()):
+        say("the 3 storages are byte-identical (%d bytes dumped)"
+            % len(raw[1]))
+    else:
+        bad("the storages differ byte for byte (%s bytes dumped)" %
+            ", ".join(str(len(raw[i])) for i in cl.ids()))
+
+
+def offline_checks(cl, writers, dump):
     dumps = {}
     for i in cl.ids():
         st = cl.term(i)
@@ -186,6 +206,8 @@ def offline_checks(cl, writers):
             % len(dumps[1][0]))
     else:
         bad("the three storages differ in documents or key-value pairs")
+    if dump:
+        byte_dumps(cl, dump)
 
 
 def kill_round(cl, out, load, r, step):
@@ -217,6 +239,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--dump")
     a = ap.parse_args()
     shutil.rmtree(a.tmp, ignore_errors=True)
     cl = cluster_procs.Cluster(a.sprig, a.tmp, log=say)
@@ -251,7 +274,7 @@ def main():
                 "within 60 s")
             state = node_state(cl, cl.ids()[0], a.writers) or (set(), {})
         check_outcomes(docs, incr, state)
-        offline_checks(cl, a.writers)
+        offline_checks(cl, a.writers, a.dump)
     finally:
         if load and load.poll() is None:
             load.kill()

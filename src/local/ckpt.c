@@ -862,9 +862,12 @@ log_raft_index(sprig_buf *b, const sprig__cmd *cmd)
     if (!cmd->raft_index) {
         return SPRIG_OK;
     }
-    uint8_t h[9] = {SPRIG__LOG_RAFT};
+    uint8_t h[25] = {cmd->has_rid ? SPRIG__LOG_RAFT_RID : SPRIG__LOG_RAFT};
     sprig__put_u64be(h + 1, cmd->raft_index);
-    return sprig_buf_append(b, h, sizeof h);
+    if (cmd->has_rid) {
+        memcpy(h + 9, cmd->rid, 16);
+    }
+    return sprig_buf_append(b, h, cmd->has_rid ? 25 : 9);
 }
 
 /* Encode the commands of the batch's successful requests into c->enc and
