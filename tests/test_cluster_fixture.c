@@ -108,7 +108,8 @@ static bool
 busy(cl *c)
 {
     for (unsigned i = 0; i < c->n; i++) {
-        if (c->node[i] && (c->node[i]->queue || c->node[i]->pending)) {
+        if (c->node[i] && (c->node[i]->queue || c->node[i]->pending ||
+                           c->node[i]->bars || c->node[i]->bars_issued)) {
             return true;
         }
     }
@@ -678,6 +679,111 @@ test_request_ids(void **state)
     tu_rmtree(c.base);
 }
 
+/* ---- linearizable reads: a deposed leader never answers stale --------- */
+
+static int64_t got_v;
+
+static int
+job_set_v(job *j)
+{
+    sprig_db *db;
+    sprig_value v = sprig_value_of_i64(j->n);
+    sprig_kv_status status;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    rc = rc ? rc : sprig_kv_set(db, "ns", "v", &v, NULL, &status, NULL);
+    sprig_db_close(db);
+    return rc;
+}
+
+/* Read "v"; j->n != 0: linearizably (the storage's read barrier first,
+ * as the server does for a request with "lin": true). */
+static int
+job_read_v(job *j)
+{
+    sprig_db *db;
+    got_v = -1;
+    int rc = j->n ? sprig__storage_read_barrier(j->st) : 0;
+    rc = rc ? rc : sprig_storage_open_database(j->st, j->db, &db);
+    if (rc == 0) {
+        rc = sprig_kv_get_i64(db, "ns", "v", &got_v);
+        sprig_db_close(db);
+    }
+    return rc;
+}
+
+static int
+read_v(cl *c, unsigned i, bool lin, int64_t *v)
+{
+    job j = {.fn = job_read_v, .db = "app", .n = lin};
+    assert_true(run_job(c, i, &j, 10000));
+    if (j.rc) {
+        print_message("%s read on node %u: %s\n", lin ? "linearizable" : "a",
+                      i + 1, j.msg);
+    }
+    *v = got_v;
+    return j.rc;
+}
+
+static void
+test_linearizable_reads(void **state)
+{
+    (void)state;
+    cl c;
+    int64_t v;
+    cl_init(&c, 3, "cluster_lin");
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_set_v, "app", 1);
+    settle(&c);
+    assert_int_equal(read_v(&c, 0, true, &v), 0); /* the leader confirms */
+    assert_int_equal(v, 1);
+    /* a follower refuses a linearizable read, naming the leader */
+    assert_int_equal(read_v(&c, 1, true, &v), SPRIG_ENOTLEADER);
+    /* cut the leader off: while it still believes it leads, it cannot
+     * confirm a read, and once deposed it fails it */
+    for (unsigned i = 1; i < 3; i++) {
+        raft_fixture_disconnect(&c.f, 0, i);
+        raft_fixture_disconnect(&c.f, i, 0);
+    }
+    job stuck = {.fn = job_read_v, .db = "app", .n = 1};
+    assert_false(run_job(&c, 0, &stuck, 200));
+    unsigned l = 0;
+    for (raft_time end = c.f.time + 10000; l == 0 && c.f.time < end;) {
+        raft_fixture_step(&c.f);
+        for (unsigned i = 1; i < 3; i++) {
+            if (raft_state(raft_fixture_get(&c.f, i)) == RAFT_LEADER) {
+                l = i;
+            }
+        }
+    }
+    assert_true(l == 1 || l == 2);
+    finish_job(&c, &stuck, 10000);
+    print_message("the cut-off leader's read: %s\n", stuck.msg);
+    assert_true(stuck.rc == SPRIG_ETIMEDOUT || stuck.rc == SPRIG_ENOTLEADER);
+    /* the new leader writes; the old one, still cut off, has the old
+     * value: a default read returns it (the test can tell), a
+     * linearizable one refuses */
+    run_ok(&c, l, job_set_v, "app", 2);
+    assert_int_equal(read_v(&c, 0, false, &v), 0);
+    assert_int_equal(v, 1);
+    int rc = read_v(&c, 0, true, &v);
+    assert_true(rc == SPRIG_ENOTLEADER || rc == SPRIG_ETIMEDOUT);
+    assert_int_equal(read_v(&c, l, true, &v), 0);
+    assert_int_equal(v, 2);
+    for (unsigned i = 1; i < 3; i++) {
+        raft_fixture_reconnect(&c.f, 0, i);
+        raft_fixture_reconnect(&c.f, i, 0);
+    }
+    run_ok(&c, l, job_set_v, "app", 3);
+    settle(&c);
+    sprig__cnode_stats s;
+    sprig__cnode_stats_get(c.node[l], &s);
+    assert_true(s.barriers >= 1);
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
 static void
 test_snapshot_catch_up(void **state)
 {
@@ -795,6 +901,7 @@ main(void)
         cmocka_unit_test(test_snapshot_catch_up),
         cmocka_unit_test(test_membership),
         cmocka_unit_test(test_request_ids),
+        cmocka_unit_test(test_linearizable_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -388,7 +388,9 @@ call_init(sprig__call *call)
     return rc ? sprig__err(SPRIG_ENOMEM, "cannot make a condition") : 0;
 }
 
-/* The request frame; a write's carries its request id (cluster_client.c). */
+/* The request frame; a write's carries its request id (cluster_client.c),
+ * a read's "lin": true when the client's reads are linearizable (but for
+ * logging in, which any node answers). */
 static int
 encode_request(sprig_client *c, sprig__call *call, const sprig__api *api,
                const void *req)
@@ -397,35 +399,97 @@ encode_request(sprig_client *c, sprig__call *call, const sprig__api *api,
     sprig__mp_wr_init(&w, &call->frame);
     sprig__frame_request(&w, call->id, NULL, api->name);
     if (api->access != SPRIG__WRITE) {
-        return sprig__api_encode(&w, api->req, api->n_req, req);
+        bool lin = c->opts.linearizable_reads &&
+                   !(api->action && strcmp(api->action, "authenticate") == 0);
+        return lin ? sprig__api_encode_lin(&w, api->req, api->n_req, req)
+                   : sprig__api_encode(&w, api->req, api->n_req, req);
     }
     uint8_t rid[SPRIG__RID_LEN];
     sprig__client_rid_next(c, rid);
     return sprig__api_encode_rid(&w, api->req, api->n_req, req, rid);
 }
 
-/* Lock held, the call refused with SPRIG_ENOTLEADER: when its message
- * names the leader, follow it and send the same frame (same request id)
- * there once.  The call's outcome either way.  The option no_follow (or
- * its alias, the environment variable SPRIG_NO_FOLLOW=1) turns following
- * off (a diagnostic: which node leads, as tests/cluster_nodes_test.sh
- * finds out). */
-static int
-follow_leader(sprig_client *c, sprig__call *call, int rc)
+/* Lock held: the call is to be sent once more (same frame, same id). */
+static void
+call_reset(sprig__call *call)
 {
-    char url[256];
-    const char *off = getenv("SPRIG_NO_FOLLOW");
-    if (c->opts.no_follow || (off && strcmp(off, "1") == 0) ||
-        !sprig__leader_hint(call->msg, url, sizeof url) ||
-        sprig__client_follow(c, url) != 0) {
-        return rc;
-    }
     call->done = false;
     call->rc = 0;
     call->msg[0] = '\0';
     call->next = NULL;
     sprig_buf_clear(&call->answer);
-    return wait_call(c, call);
+}
+
+/* Lock held: wait `ms`, letting the loop thread work meanwhile. */
+static void
+backoff(sprig_client *c, unsigned ms)
+{
+    pthread_mutex_unlock(&c->lock);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&c->lock);
+}
+
+/* Lock held, the call ended with `rc`: may the same frame go once more?
+ * SPRIG_ENOTLEADER (the write was not proposed): to the leader it names,
+ * or, when none is known yet (an election), to the same node after a
+ * pause -- unless following is off (the option no_follow, or its alias
+ * SPRIG_NO_FOLLOW=1 in the environment: a diagnostic, which node leads,
+ * as tests/cluster_nodes_test.sh finds out).  On a cluster (several
+ * URLs), a call whose connection was lost (SPRIG_ECLOSED, SPRIG_ECONNECT)
+ * or that a node answered "outcome unknown" (SPRIG_ETIMEDOUT: leadership
+ * was lost before it committed): after a pause, on the node the client
+ * moved on to.  A write's retry carries the same request id, so the
+ * cluster applies it once (docs/cluster.md). */
+static bool
+should_retry(sprig_client *c, sprig__call *call, int rc, unsigned attempt)
+{
+    const char *off = getenv("SPRIG_NO_FOLLOW");
+    bool follow = !c->opts.no_follow && !(off && strcmp(off, "1") == 0);
+    unsigned pause = 50u << (attempt < 4 ? attempt : 4); /* to 800 ms */
+    if (!call->done || c->closing) {
+        return false; /* our own time limit, or closing */
+    }
+    if (rc == SPRIG_ENOTLEADER) {
+        char url[256];
+        if (!follow) {
+            return false;
+        }
+        if (sprig__leader_hint(call->msg, url, sizeof url)) {
+            if (attempt > 0) { /* a node may name a leader that died */
+                backoff(c, pause);
+            }
+            return sprig__client_follow(c, url) == 0;
+        }
+        backoff(c, pause);
+        return true;
+    }
+    bool lost =
+        rc == SPRIG_ECLOSED || rc == SPRIG_ECONNECT || rc == SPRIG_ETIMEDOUT;
+    if (!lost || c->n_urls < 2 || !c->opts.reconnect) {
+        return false;
+    }
+    backoff(c, pause);
+    return true;
+}
+
+/* Lock held: send the call and wait; retried as should_retry says, at
+ * most SPRIG__CALL_TRIES times in all (about 10 s of pauses: a leader's
+ * loss is noticed after an election timeout, 1 to 2 s by default, and a
+ * new one elected in another). */
+#define SPRIG__CALL_TRIES 16u
+static int
+send_call(sprig_client *c, sprig__call *call)
+{
+    int rc = wait_call(c, call);
+    for (unsigned a = 1; rc && a < SPRIG__CALL_TRIES; a++) {
+        if (!should_retry(c, call, rc, a - 1)) {
+            break;
+        }
+        call_reset(call);
+        rc = wait_call(c, call);
+    }
+    return rc;
 }
 
 int
@@ -444,10 +508,7 @@ sprig__client_call(sprig_client *c, const sprig__api *api, const void *req,
     rc = encode_request(c, &call, api, req);
     if (rc == 0) {
         pthread_mutex_lock(&c->lock);
-        rc = wait_call(c, &call);
-        if (rc == SPRIG_ENOTLEADER && call.done) {
-            rc = follow_leader(c, &call, rc);
-        }
+        rc = send_call(c, &call);
         pthread_mutex_unlock(&c->lock);
     }
     bool failed_here = rc && call.done && call.rc == rc; /* an error frame */

@@ -60,6 +60,7 @@ typedef struct sprig__cnode_stats {
     uint64_t restore_kept; /* snapshots whose index the floor covered */
     uint64_t proposed;     /* entries this node handed to raft_apply */
     uint64_t refused;      /* writes refused: not the leader */
+    uint64_t barriers;     /* read barriers confirmed (linearizable reads) */
 } sprig__cnode_stats;
 
 /** Open the storage `o` describes (on disk; its options are copied) as

@@ -36,6 +36,20 @@ typedef struct sprig__prop {
     struct sprig__prop *next;
 } sprig__prop;
 
+/* A read barrier's waiter (linearizable reads; node.c). */
+typedef struct sprig__bar {
+    void (*done)(void *udata, int rc);
+    void *udata;
+    struct sprig__bar *next;
+} sprig__bar;
+
+/* One raft_barrier, for every waiter queued when it was issued. */
+typedef struct sprig__bargroup {
+    struct raft_barrier req; /* req.data: this */
+    struct sprig__cnode *node;
+    sprig__bar *waiters;
+} sprig__bargroup;
+
 typedef struct sprig__url {
     uint64_t id;
     char *url;
@@ -54,6 +68,8 @@ struct sprig__cnode {
     /* writes queued by submitters, not yet handed to raft (lock) */
     pthread_mutex_t lock;
     sprig__prop *queue, *queue_tail;
+    sprig__bar *bars;     /* read barriers queued (lock) */
+    unsigned bars_issued; /* barriers handed to raft (driver thread) */
     uint64_t next_seq;
     /* handed to raft, awaiting apply (driver thread only) */
     sprig__prop *pending;

@@ -223,9 +223,115 @@ propose(sprig__cnode *n, sprig__prop *p)
     n->stats.proposed++;
 }
 
+/* ---- read barriers (linearizable reads) ----------------------------------
+ */
+
+/* Any thread: queue a waiter; the driver issues the barrier. */
+static int
+repl_barrier(void *udata, void (*done)(void *, int), void *done_udata)
+{
+    sprig__cnode *n = udata;
+    sprig__bar *b = sprig__calloc(1, sizeof *b);
+    if (!b) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory for a read barrier");
+    }
+    b->done = done;
+    b->udata = done_udata;
+    pthread_mutex_lock(&n->lock);
+    b->next = n->bars;
+    n->bars = b;
+    pthread_mutex_unlock(&n->lock);
+    if (n->wake) {
+        n->wake(n->wake_udata);
+    }
+    return SPRIG_OK;
+}
+
+/* Answer every waiter of a list with `rc` (the detail recorded in this
+ * thread, for each) and free them. */
+static void
+bars_finish(sprig__bar *b, int rc)
+{
+    sprig__errsave err;
+    if (rc) {
+        sprig__err_save(&err);
+    }
+    while (b) {
+        sprig__bar *next = b->next;
+        if (rc) {
+            sprig__err_load(rc, &err);
+        }
+        b->done(b->udata, rc);
+        sprig__free(b);
+        b = next;
+    }
+}
+
+static void
+barrier_cb(struct raft_barrier *req, int status)
+{
+    sprig__bargroup *g = req->data;
+    int rc = 0;
+    if (status == RAFT_SHUTDOWN) {
+        rc = sprig__err(SPRIG_ECLOSED, "the node is shutting down");
+    } else if (status != 0) {
+        rc = sprig__err(SPRIG_ETIMEDOUT,
+                        "leadership was lost before the read "
+                        "could be confirmed (%s)",
+                        raft_strerror(status));
+    }
+    g->node->stats.barriers += rc == 0;
+    g->node->bars_issued--;
+    bars_finish(g->waiters, rc);
+    sprig__free(g);
+}
+
+/* Issue one barrier for the waiters `b`: a barrier entry, committed in
+ * this leader's term and applied after every entry before it, proves
+ * that this node still leads and has applied all that was committed when
+ * the reads arrived.  Not the leader: ENOTLEADER naming the leader. */
+static void
+barrier_issue(sprig__cnode *n, sprig__bar *b)
+{
+    if (!n->raft || raft_state(n->raft) != RAFT_LEADER) {
+        bars_finish(b, not_leader(n));
+        return;
+    }
+    sprig__bargroup *g = sprig__calloc(1, sizeof *g);
+    if (!g) {
+        bars_finish(b, sprig__err(SPRIG_ENOMEM, "out of memory"));
+        return;
+    }
+    g->node = n;
+    g->waiters = b;
+    g->req.data = g;
+    int rv = raft_barrier(n->raft, &g->req, barrier_cb);
+    n->bars_issued += rv == 0;
+    if (rv != 0) {
+        sprig__free(g);
+        bars_finish(b, rv == RAFT_NOTLEADER
+                           ? not_leader(n)
+                           : sprig__err(SPRIG_EIO, "raft_barrier: %s",
+                                        raft_strerror(rv)));
+    }
+}
+
+static void
+barriers_pump(sprig__cnode *n)
+{
+    pthread_mutex_lock(&n->lock);
+    sprig__bar *b = n->bars;
+    n->bars = NULL;
+    pthread_mutex_unlock(&n->lock);
+    if (b) {
+        barrier_issue(n, b);
+    }
+}
+
 void
 sprig__cnode_pump(sprig__cnode *n)
 {
+    barriers_pump(n);
     pthread_mutex_lock(&n->lock);
     sprig__prop *q = n->queue;
     n->queue = n->queue_tail = NULL;
@@ -302,6 +408,7 @@ sprig__cnode_open(const sprig_storage_options *o, uint64_t id,
     n->path = path;
     n->opts.path = path;
     n->repl.submit = repl_submit;
+    n->repl.barrier = repl_barrier;
     n->repl.udata = n;
     pthread_mutex_init(&n->lock, NULL);
     sprig__fsm_init(n);
@@ -387,9 +494,14 @@ sprig__cnode_close(sprig__cnode *n)
     }
     pthread_mutex_lock(&n->lock);
     sprig__prop *q = n->queue;
+    sprig__bar *bars = n->bars;
     n->queue = n->queue_tail = NULL;
+    n->bars = NULL;
     pthread_mutex_unlock(&n->lock);
     fail_all(q);
+    if (bars) {
+        bars_finish(bars, sprig__err(SPRIG_ECLOSED, "the cluster node closed"));
+    }
     fail_all(n->pending);
     n->pending = NULL;
     sprig__cnode_storage_close(n);

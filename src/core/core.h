@@ -481,6 +481,14 @@ typedef struct sprig_storage_ops {
      * request).  NULL: SPRIG_EINVAL, "not supported". */
     int (*maintain)(sprig_storage *st, sprig__maint_kind kind, const char *arg,
                     sprig_progress_fn cb, void *udata);
+    /* Linearizable reads (issue 18): wait until a read started now sees
+     * every write acknowledged before it anywhere (on a cluster node: it
+     * confirms it leads and has applied what was committed).  Blocks the
+     * calling thread (never the driver's).  SPRIG_ENOTLEADER (a follower:
+     * the detail names the leader), SPRIG_ETIMEDOUT (leadership lost
+     * meanwhile), SPRIG_ECLOSED.  NULL, as for any storage that is not
+     * replicated: nothing to wait for. */
+    int (*read_barrier)(sprig_storage *st);
 } sprig_storage_ops;
 
 /** Every storage handle starts with this. */

@@ -77,6 +77,36 @@ sprig__repl_run(const sprig__repl *r, const char *db, sprig__cmd *cmd)
     return rc;
 }
 
+static void
+barrier_done(void *udata, int rc)
+{
+    repl_wait_done(udata, rc, NULL);
+}
+
+int
+sprig__storage_read_barrier(sprig_storage *s)
+{
+    const sprig__repl *r = atomic_load(&lst(s)->repl);
+    if (!r || !r->barrier) {
+        return SPRIG_OK; /* not replicated: every read is current */
+    }
+    repl_wait w = {.rc = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    int rc = r->barrier(r->udata, barrier_done, &w);
+    if (rc == 0) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done) {
+            pthread_cond_wait(&w.cond, &w.lock);
+        }
+        pthread_mutex_unlock(&w.lock);
+        rc = w.rc ? sprig__err_load(w.rc, &w.err) : 0;
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return rc;
+}
+
 /* ---- applied indexes and the floor ----------------------------------------
  */
 

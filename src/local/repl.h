@@ -41,7 +41,21 @@ typedef struct sprig__repl {
     int (*submit)(void *udata, const char *db, struct sprig__cmd *cmd,
                   sprig__cmd_done done, void *done_udata);
     void *udata;
+    /** A read barrier (linearizable reads; NULL: none): calls
+     *  done(done_udata, rc) exactly once, never inside the call, when
+     *  every write committed before the call is applied locally and this
+     *  node confirmed it still leads (rc 0) -- or failed (SPRIG_ENOTLEADER
+     *  on a follower, SPRIG_ETIMEDOUT when leadership was lost meanwhile,
+     *  SPRIG_ECLOSED; the detail recorded in the calling thread).  A
+     *  negative return: refused now, done never called. */
+    int (*barrier)(void *udata, void (*done)(void *done_udata, int rc),
+                   void *done_udata);
 } sprig__repl;
+
+/** The storage op read_barrier (core.h) of a local storage: the
+ *  replicator's barrier, waited for; 0 at once without a replicator (or
+ *  one without a barrier).  Never on the driver thread. */
+int sprig__storage_read_barrier(sprig_storage *st);
 
 /** Install `r` on local storage `st` (NULL removes it).  `r` must stay
  *  valid until removed.  Install before writes start; remove after they

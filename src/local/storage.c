@@ -1045,6 +1045,7 @@ static const sprig_storage_ops local_storage_ops = {
     .database = l_database,
     .status = l_status,
     .maintain = sprig__storage_maintain,
+    .read_barrier = sprig__storage_read_barrier,
 };
 
 int

@@ -198,6 +198,17 @@ int sprig__api_encode_rid(sprig__mp_wr *w, const sprig__field *fields, size_t n,
  *  16 bytes, 0 when it has none (or one of another size), SPRIG_EPROTO when
  *  the payload is no map. */
 int sprig__api_request_rid(sprig_bytes payload, uint8_t rid[16]);
+/* ---- linearizable reads (issue 18; docs/protocol.md) ----
+ * A read request's payload may carry "lin": true: a cluster node answers
+ * it only after confirming that it leads (a Raft barrier), else
+ * SPRIG_ENOTLEADER.  Servers that are no cluster node ignore it. */
+#define SPRIG__LIN_FIELD "lin"
+/** sprig__api_encode() with the field "lin" = true added. */
+int sprig__api_encode_lin(sprig__mp_wr *w, const sprig__field *fields, size_t n,
+                          const void *s);
+/** Does a request payload carry "lin": true?  (false for anything
+ *  else, a malformed payload included.) */
+bool sprig__api_request_lin(sprig_bytes payload);
 
 /** Decode a map into the zeroed struct `s`.  On failure the struct may be
  *  partly filled: release it with sprig__api_free() either way. */

@@ -934,6 +934,46 @@ sprig__api_request_rid(sprig_bytes payload, uint8_t rid[16])
     return rc ? sprig__err(SPRIG_EPROTO, "a request payload is a map") : 0;
 }
 
+int
+sprig__api_encode_lin(sprig__mp_wr *w, const sprig__field *fields, size_t n,
+                      const void *s)
+{
+    uint32_t present = 1;
+    for (size_t i = 0; i < n; i++) {
+        present += field_present(&fields[i], s);
+    }
+    sprig__mp_map(w, present);
+    sprig__mp_str(w, SPRIG__LIN_FIELD);
+    sprig__mp_bool(w, true);
+    for (size_t i = 0; i < n; i++) {
+        if (field_present(&fields[i], s)) {
+            sprig__mp_str(w, fields[i].name);
+            enc_field(w, &fields[i], s);
+        }
+    }
+    return sprig__mp_wr_status(w);
+}
+
+bool
+sprig__api_request_lin(sprig_bytes payload)
+{
+    sprig__mp_rd r;
+    uint32_t pairs;
+    sprig__mp_rd_init(&r, payload);
+    int rc = sprig__mp_read_map(&r, &pairs);
+    for (uint32_t i = 0; rc == 0 && i < pairs; i++) {
+        sprig_bytes key;
+        bool v = false;
+        rc = sprig__mp_read_str(&r, &key);
+        if (rc == 0 && key.len == strlen(SPRIG__LIN_FIELD) &&
+            memcmp(key.data, SPRIG__LIN_FIELD, key.len) == 0) {
+            return sprig__mp_read_bool(&r, &v) == 0 && v;
+        }
+        rc = rc ? rc : sprig__mp_skip(&r);
+    }
+    return false;
+}
+
 static int
 dec_str_field(sprig__mp_rd *r, char **out)
 {

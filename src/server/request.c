@@ -213,6 +213,18 @@ run_handler(sprig__call *c, sprig_bytes payload, void *req, void *resp)
     return rc;
 }
 
+/* A linearizable read ("lin": true, issue 18) on a storage that has a
+ * read barrier (a cluster node's): the barrier runs first, on a worker.
+ * Logging in is answered by any node. */
+static bool
+wants_barrier(const sprig__call *c, sprig_bytes payload)
+{
+    const sprig__api *api = &c->route->api;
+    return api->access == SPRIG__READ && c->srv->st->ops->read_barrier &&
+           !(api->action && strcmp(api->action, "authenticate") == 0) &&
+           sprig__api_request_lin(payload);
+}
+
 int
 sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
                    sprig_buf *out)
@@ -224,6 +236,13 @@ sprig__request_run(sprig__call *c, sprig_bytes payload, bool *authorised,
     if (rc == 0 && !*authorised) {
         rc = authorise(c, s.req);
         *authorised = rc == 0;
+    }
+    if (rc == 0 && wants_barrier(c, payload)) {
+        if (c->on_loop) { /* it waits for a round of the Raft group */
+            structs_free(&s, api);
+            return SPRIG__EMISS;
+        }
+        rc = c->srv->st->ops->read_barrier(c->srv->st);
     }
     rc = rc ? rc : run_handler(c, payload, s.req, s.resp);
     if (rc == SPRIG__EMISS || rc == SPRIG__EASYNC) {
