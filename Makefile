@@ -150,7 +150,7 @@ bench-cluster: bench-build
 # SPRIG_SEED replays a run.
 JEPSEN_ROUNDS ?= 5
 JEPSEN_OPS    ?= 80
-JEPSEN_READS  ?= none
+JEPSEN_READS  ?= linearizable
 jepsen: deps
 	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target sprig_cli sprig_lin_record \

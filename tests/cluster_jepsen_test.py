@@ -30,7 +30,8 @@ the next seed) before the test says the control failed.
 
 usage: python3 cluster_jepsen_test.py SPRIG SPRIG_LIN_RECORD TMP
        [--rounds R (1)] [--clients C (5)] [--keys K (3)] [--ops M (60)]
-       [--interval-ms I (300)] [--reads none|client|any|linearizable]
+       [--interval-ms I (300)]
+       [--reads linearizable (default)|none|client|any]
        [--expect-violation] [--control] [--check-limit S (300)]
 """
 
@@ -234,7 +235,7 @@ def main():
     ap.add_argument("--keys", type=int, default=3)
     ap.add_argument("--ops", type=int, default=60)
     ap.add_argument("--interval-ms", type=int, default=300)
-    ap.add_argument("--reads", default="none",
+    ap.add_argument("--reads", default="linearizable",
                     choices=["none", "client", "any", "linearizable"])
     ap.add_argument("--expect-violation", action="store_true")
     ap.add_argument("--control", action="store_true")

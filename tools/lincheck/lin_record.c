@@ -18,7 +18,7 @@
  *          revision conflict, is a "fail" (nothing written).  `expected`
  *          is the value this process last saw for the register.
  * Outcomes: ok; fail when the operation certainly did not apply (a
- * refused connection, a conflict, a failed compare, any failed read);
+ * conflict, a refusal, a failed compare, any failed read);
  * info (unknown) when a write or CAS ended in any other error -- a
  * timeout or a lost connection may hide a write that was applied.
  *
@@ -210,8 +210,10 @@ event(FILE *f, int p, const char *type, const char *fn, int key)
 static bool
 certainly_not_applied(int rc)
 {
-    return rc == SPRIG_ECONNECT || rc == SPRIG_ENOTLEADER ||
-           rc == SPRIG_ECONFLICT || rc == SPRIG_EPERM;
+    /* not SPRIG_ECONNECT nor SPRIG_ENOTLEADER: on a URL list the client
+     * resends a write whose connection was lost, so either may be the
+     * last answer after an attempt that was applied */
+    return rc == SPRIG_ECONFLICT || rc == SPRIG_EPERM;
 }
 
 static void

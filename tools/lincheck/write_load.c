@@ -14,9 +14,11 @@
  *         writer, so its final value is bounded by that writer's counts).
  * Each outcome is one line of OUT:  `doc ID ok|fail|info RC` or
  * `incr W ok|fail|info RC`.  ok: acknowledged; fail: certainly not
- * applied (SPRIG_ECONNECT: never sent; SPRIG_ENOTLEADER: refused before
- * it was proposed); info: unknown (a dropped connection, a timeout,
- * leadership lost after the proposal: it may have been applied).  After
+ * applied (refused: SPRIG_ECONFLICT, SPRIG_EPERM); info: unknown -- every
+ * other error, SPRIG_ECONNECT and SPRIG_ENOTLEADER included: the client
+ * resends a write whose connection was lost, so its last answer may follow
+ * an attempt that was applied (and SPRIG_EEXIST for a unique id means
+ * just that).  After
  * an error a writer sleeps 20 ms (an election takes about a second).
  *
  * usage: sprig-write-load --url URL[,URL...] --out FILE --stop FILE
@@ -44,10 +46,14 @@ typedef struct load_cfg {
 static const sprig_collection_def load_cols[] = {{"items", SPRIG_ID_U64, 0}};
 static const sprig_schema_def load_schema = {"load", load_cols, 1};
 
+/* Only a refusal by the state machine itself is certain: on a URL list
+ * the client resends a write whose connection was lost (same request id),
+ * so a final SPRIG_ECONNECT or SPRIG_ENOTLEADER may follow an attempt that
+ * reached a leader and was applied. */
 static bool
 certainly_not_applied(int rc)
 {
-    return rc == SPRIG_ECONNECT || rc == SPRIG_ENOTLEADER;
+    return rc == SPRIG_ECONFLICT || rc == SPRIG_EPERM;
 }
 
 static const char *
