@@ -143,14 +143,14 @@ class Cluster:
         while time.time() < end:
             for i in among:
                 rc, _, _ = self.cli(["kv", "set", "leader.probe", str(i)],
-                                    url=self.url(i), db=db, timeout=3,
+                                    url=self.url(i), db=db, timeout=10,
                                     no_follow=True)
                 if rc == 0:
                     return i
             time.sleep(0.2)
         return None
 
-    def first_leader(self, limit=90.0):
+    def first_leader(self, limit=180.0):
         """The first leader: where the schema definition of the probe
         database goes through (it is local only once it exists), then
         that database is created."""
@@ -159,7 +159,7 @@ class Cluster:
             for i in self.ids():
                 rc, _, _ = self.cli(["schema", "define", "probe",
                                      "p:natural"], url=self.url(i),
-                                    timeout=3, no_follow=True)
+                                    timeout=10, no_follow=True)
                 if rc == 0:
                     return i if self.create_db("probe", "probe", end) else None
             time.sleep(0.2)
