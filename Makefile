@@ -20,7 +20,8 @@ MAKEFLAGS  += --no-print-directory
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
         bench-quic-streams \
         bench-js crash-long powerloss flips fuzz format format-check clean \
-        install soak tsan test-tsan valgrind bench-cluster bench-cluster-tls
+        install soak tsan test-tsan valgrind bench-cluster bench-cluster-tls \
+        jepsen
 
 all: build
 
@@ -152,6 +153,24 @@ bench-cluster-tls: bench-build
 	@python3 bench/cluster/tls_cost.py $(BUILD) --out bench/results/cluster_tls.json
 	@python3 bench/cluster/tls_cost.py $(BUILD) --callgrind 10 \
 	    --out bench/results/cluster_tls_cg.json
+# The long Jepsen-style run (issue 18; tests/cluster_jepsen_test.py): 3 real
+# nodes, JEPSEN_ROUNDS rounds of 5 clients x JEPSEN_OPS operations under
+# kill -9 and SIGSTOP of the leader and of a follower, each history checked
+# by tools/lincheck/lincheck.py, then the kill-the-leader test twice as long.
+# SPRIG_SEED replays a run.
+JEPSEN_ROUNDS ?= 5
+JEPSEN_OPS    ?= 80
+JEPSEN_READS  ?= linearizable
+jepsen: deps
+	@cmake -S . -B $(BUILD) -DSPRIG_WERROR=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target sprig_cli sprig_lin_record \
+	    sprig_write_load
+	@python3 tests/cluster_jepsen_test.py $(BUILD)/tools/sprig \
+	    $(BUILD)/tools/sprig-lin-record $(BUILD)/jepsen-tmp \
+	    --rounds $(JEPSEN_ROUNDS) --ops $(JEPSEN_OPS) --reads $(JEPSEN_READS) \
+	    --control
+	@python3 tests/cluster_kill_leader_test.py $(BUILD)/tools/sprig \
+	    $(BUILD)/tools/sprig-write-load $(BUILD)/jepsen-kill-tmp --rounds 4
 
 bench-build:
 	@sh scripts/deps.sh bench

@@ -6,6 +6,8 @@
 #include "cluster_int.h"
 
 #include <stdio.h>
+#include <sys/random.h>
+#include <time.h>
 
 /* ---- answering ------------------------------------------------------------
  */
@@ -366,6 +368,25 @@ sprig__cnode_storage_close(sprig__cnode *n)
     }
 }
 
+/* The first proposal number of this node's life: random, so it never
+ * restarts at numbers an earlier life of the node used.  An entry is
+ * matched to the pending write it came from by (origin, number): after a
+ * restart, an older entry of this node still in the log (committed by the
+ * next leader while it was down) must not be taken for a new proposal
+ * with the same number, which would apply the new command in its place.
+ * Below 2^62: no wrap in practice. */
+static uint64_t
+first_seq(void)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+        struct timespec ts; /* no entropy source: the clock moves on */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    return r >> 2;
+}
+
 int
 sprig__cnode_open(const sprig_storage_options *o, uint64_t id,
                   sprig__cnode **out)
@@ -382,6 +403,7 @@ sprig__cnode_open(const sprig_storage_options *o, uint64_t id,
         return sprig__err(SPRIG_ENOMEM, "out of memory opening a node");
     }
     n->id = id;
+    n->next_seq = first_seq();
     n->opts = *o;
     n->path = path;
     n->opts.path = path;

@@ -854,6 +854,22 @@ seal_record(sprig__ckpt *c, size_t at)
     return rc ? rc : sprig_buf_append(&c->enc, out.data, out.len);
 }
 
+/* A command applied from a Raft entry: SPRIG__LOG_RAFT and the index
+ * first (local.h), so replay records it as the first apply did. */
+static int
+log_raft_index(sprig_buf *b, const sprig__cmd *cmd)
+{
+    if (!cmd->raft_index) {
+        return SPRIG_OK;
+    }
+    uint8_t h[25] = {cmd->has_rid ? SPRIG__LOG_RAFT_RID : SPRIG__LOG_RAFT};
+    sprig__put_u64be(h + 1, cmd->raft_index);
+    if (cmd->has_rid) {
+        memcpy(h + 9, cmd->rid, 16);
+    }
+    return sprig_buf_append(b, h, cmd->has_rid ? 25 : 9);
+}
+
 /* Encode the commands of the batch's successful requests into c->enc and
  * c->recs; *n of them, *durable unless all are lazy. */
 static int
@@ -876,7 +892,8 @@ encode_batch(sprig__ckpt *c, sprig__wreq *batch, size_t *n, bool *durable)
             c->cap_recs = cap;
         }
         size_t at = c->enc.len;
-        int rc = sprig__cmd_encode(r->cmd, &c->enc);
+        int rc = log_raft_index(&c->enc, r->cmd);
+        rc = rc ? rc : sprig__cmd_encode(r->cmd, &c->enc);
         rc = rc ? rc : seal_record(c, at);
         if (rc) {
             return rc;

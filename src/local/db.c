@@ -78,9 +78,24 @@ replay_cmd(void *arg, MDB_txn *txn, const uint8_t *p, size_t n)
         rc = sprig__codec_decode(ldb->vault, &l, p[1],
                                  (sprig_bytes){p + 2, n - 2}, &scratch, &rec);
     }
+    uint64_t raft_index = 0;
+    const uint8_t *rp = rec.data, *rid = NULL;
+    if (rc == 0 && rec.len >= 9 && rp[0] == SPRIG__LOG_RAFT) {
+        raft_index = sprig__get_u64be(rp + 1); /* ckpt.c */
+        rec = (sprig_bytes){rp + 9, rec.len - 9};
+    } else if (rc == 0 && rec.len >= 25 && rp[0] == SPRIG__LOG_RAFT_RID) {
+        raft_index = sprig__get_u64be(rp + 1);
+        rid = rp + 9;
+        rec = (sprig_bytes){rp + 25, rec.len - 25};
+    }
     memset(&c, 0, sizeof c);
     rc = rc ? rc : sprig__cmd_decode(rec, &c);
     if (rc == 0) {
+        c.raft_index = raft_index; /* recorded with the effects again */
+        c.has_rid = rid != NULL;   /* and the request id with them */
+        if (rid) {
+            memcpy(c.rid, rid, sizeof c.rid);
+        }
         c.out.txn = NULL; /* no result wanted */
         rc = sprig__cmd_apply(ldb, txn, &c, &c.out);
     }

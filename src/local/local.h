@@ -202,6 +202,19 @@ typedef struct sprig__ckpt sprig__ckpt;
  * version), the codec flags, then the sealed command (codec.h; location
  * kind 'l', the database's directory name). */
 #define SPRIG__LOG_SEALED 0xC5u
+/* A command-log record of a command applied from a Raft entry (cluster):
+ * this byte, the entry's index (u64 big-endian), then the command.  Replay
+ * records the index with the effects, as the first apply did, so Raft
+ * does not apply the entry again after a crash (src/local/repl.h).  Inside
+ * the sealed bytes when the record is sealed. */
+#define SPRIG__LOG_RAFT 0xC6u
+/* The same for a command with a request id (src/local/rid.c): this byte,
+ * the index, the 16-byte request id, then the command.  Replay records the
+ * id in the database's table as the first apply did; without it a node
+ * recovering after kill -9 lost the ids applied since its last checkpoint
+ * (its table no longer matched the other nodes', nor deduplicated a retry
+ * of those requests). */
+#define SPRIG__LOG_RAFT_RID 0xC7u
 
 /** Apply one logged record inside `txn` during replay: 0, SPRIG__EMAPFULL
  *  (the map grows, it runs again) or another negative code, which stops

@@ -18,7 +18,7 @@
  *          revision conflict, is a "fail" (nothing written).  `expected`
  *          is the value this process last saw for the register.
  * Outcomes: ok; fail when the operation certainly did not apply (a
- * refused connection, a conflict, a failed compare, any failed read);
+ * conflict, a refusal, a failed compare, any failed read);
  * info (unknown) when a write or CAS ended in any other error -- a
  * timeout or a lost connection may hide a write that was applied.
  *
@@ -28,8 +28,19 @@
  * the parent merges them, ordered by time, into OUT.  Randomness is
  * seeded (--seed, else SPRIG_SEED, else the time; printed).
  *
+ * Where reads go (--reads): `client` (the default) through the client, so
+ * on the node it is connected to (a cluster client follows the leader for
+ * writes, and fails over to the next node when a connection drops);
+ * `linearizable` likewise with sprig_open_options.linearizable_reads;
+ * `any` on a random node of the list each time (one more client per node:
+ * reads that are NOT linearizable on a cluster -- the case the checker
+ * must catch); `none`: no reads, half writes and half CAS.  Between two
+ * operations a process sleeps a random 0.5-1.5 times --interval-ms (0:
+ * not at all), so a run can span a fault schedule.
+ *
  * usage: sprig-lin-record --url URL[,URL...] --out FILE [--clients N (5)]
  *        [--keys K (3)] [--ops M (200)] [--seed S] [--timeout-ms T (5000)]
+ *        [--interval-ms I (0)] [--reads client|none|any|linearizable]
  *        [--user U --password-env VAR]
  * Exit 0 when the history is written (whatever it holds), 1 on a setup
  * error, 2 on a usage error.
@@ -45,12 +56,23 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Where reads go (--reads). */
+typedef enum read_mode {
+    READS_CLIENT,       /* through the client: the node it is connected to */
+    READS_NONE,         /* no reads: writes and CAS only */
+    READS_ANY,          /* a random node of the list each time */
+    READS_LINEARIZABLE, /* sprig_open_options.linearizable_reads */
+} read_mode;
+
 typedef struct rec_cfg {
     const char *url, *out, *user, *password;
     int clients, keys, ops;
-    unsigned timeout_ms;
+    unsigned timeout_ms, interval_ms;
+    read_mode reads;
     uint64_t seed;
 } rec_cfg;
+
+#define MAX_NODES 16
 
 static const sprig_collection_def lin_cols[] = {{"regs", SPRIG_ID_U64, 0}};
 static const sprig_schema_def lin_schema = {"lincheck", lin_cols, 1};
@@ -72,8 +94,16 @@ rnd(uint64_t *s) /* splitmix64 */
     return z ^ (z >> 31);
 }
 
+static void
+pause_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static int
-open_db(const rec_cfg *c, sprig_storage **st, sprig_db **db)
+open_db_once(const rec_cfg *c, const char *url, sprig_storage **st,
+             sprig_db **db)
 {
     sprig_open_options o;
     sprig_open_options_init(&o);
@@ -81,7 +111,8 @@ open_db(const rec_cfg *c, sprig_storage **st, sprig_db **db)
     o.password = c->password;
     o.connect_timeout_ms = c->timeout_ms;
     o.request_timeout_ms = c->timeout_ms;
-    int rc = sprig_open(c->url, &o, st);
+    o.linearizable_reads = c->reads == READS_LINEARIZABLE;
+    int rc = sprig_open(url, &o, st);
     if (rc) {
         return rc;
     }
@@ -90,6 +121,40 @@ open_db(const rec_cfg *c, sprig_storage **st, sprig_db **db)
         sprig_storage_close(*st);
     }
     return rc;
+}
+
+/* Open `url`'s database "lin", for up to 30 s: reads are local, and the
+ * node reached first may not have applied its creation yet. */
+static int
+open_db(const rec_cfg *c, const char *url, sprig_storage **st, sprig_db **db)
+{
+    int rc = SPRIG_OK;
+    for (int t = 0; t < 300; t++) {
+        rc = open_db_once(c, url, st, db);
+        if (rc == 0) {
+            break;
+        }
+        pause_ms(100);
+    }
+    return rc;
+}
+
+/* The nodes of a URL list, each a URL of its own (READS_ANY): "ws://a:1,
+ * b:2" gives "ws://a:1" and "ws://b:2". */
+static int
+split_urls(const char *list, char urls[][256], int max)
+{
+    const char *colon = strstr(list, "://");
+    size_t plen = colon ? (size_t)(colon - list) + 3 : 0;
+    int n = 0;
+    for (const char *s = list; *s && n < max;) {
+        size_t len = strcspn(s, ",");
+        bool has = len >= 3 && memmem(s, len, "://", 3) != NULL;
+        snprintf(urls[n++], 256, "%.*s%.*s", has ? 0 : (int)plen, list,
+                 (int)len, s);
+        s += len + (s[len] == ',');
+    }
+    return n;
 }
 
 /* ---- one process's operations ----------------------------------------------
@@ -145,8 +210,10 @@ event(FILE *f, int p, const char *type, const char *fn, int key)
 static bool
 certainly_not_applied(int rc)
 {
-    return rc == SPRIG_ECONNECT || rc == SPRIG_ENOTLEADER ||
-           rc == SPRIG_ECONFLICT || rc == SPRIG_EPERM;
+    /* not SPRIG_ECONNECT nor SPRIG_ENOTLEADER: on a URL list the client
+     * resends a write whose connection was lost, so either may be the
+     * last answer after an attempt that was applied */
+    return rc == SPRIG_ECONFLICT || rc == SPRIG_EPERM;
 }
 
 static void
@@ -167,7 +234,8 @@ do_read(FILE *f, sprig_db *db, int p, int key, int64_t *seen, bool *seen_p)
 }
 
 static void
-do_write(FILE *f, sprig_db *db, int p, int key, int64_t v)
+do_write(FILE *f, sprig_db *db, int p, int key, int64_t v, int64_t *seen,
+         bool *seen_p)
 {
     char text[32];
     int n = snprintf(text, sizeof text, "%" PRId64, v);
@@ -181,6 +249,10 @@ do_write(FILE *f, sprig_db *db, int p, int key, int64_t v)
                                                    : "info";
     event(f, p, type, "write", key);
     fprintf(f, "%" PRId64 "}\n", v);
+    if (rc == 0) {
+        *seen = v;
+        *seen_p = true;
+    }
 }
 
 /* The write of a CAS whose compare passed: insert or update. */
@@ -200,10 +272,14 @@ cas_write(sprig_db *db, int key, bool exp_p, const sprig_header *h, int64_t nv)
     return sprig_update(db, "regs", &want, contents, NULL);
 }
 
+/* A CAS from what this process last saw (*seen, *seen_p), which it then
+ * updates: the value its read found, or the new one when applied. */
 static void
-do_cas(FILE *f, sprig_db *db, int p, int key, bool exp_p, int64_t exp,
+do_cas(FILE *f, sprig_db *db, int p, int key, int64_t *seen, bool *seen_p,
        int64_t nv)
 {
+    bool exp_p = *seen_p;
+    int64_t exp = *seen;
     event(f, p, "invoke", "cas", key);
     fputc('[', f);
     put_val(f, exp_p, exp);
@@ -216,6 +292,12 @@ do_cas(FILE *f, sprig_db *db, int p, int key, bool exp_p, int64_t exp,
     if (rc == 0 && cur_p == exp_p && (!exp_p || cur == exp)) {
         rc = cas_write(db, key, exp_p, &h, nv);
         type = rc == 0 ? "ok" : certainly_not_applied(rc) ? "fail" : "info";
+        cur = nv;
+        cur_p = rc == 0 ? true : cur_p;
+    }
+    if (rc == 0) {
+        *seen = cur;
+        *seen_p = cur_p;
     }
     event(f, p, type, "cas", key);
     fputc('[', f);
@@ -223,13 +305,60 @@ do_cas(FILE *f, sprig_db *db, int p, int key, bool exp_p, int64_t exp,
     fprintf(f, ",%" PRId64 "]}\n", nv);
 }
 
+/* A client's handles: the client on the whole list, and with READS_ANY
+ * one more per node for the reads. */
+typedef struct handles {
+    sprig_storage *st, *node_st[MAX_NODES];
+    sprig_db *db, *node_db[MAX_NODES];
+    int n_nodes;
+} handles;
+
+static int
+handles_open(const rec_cfg *c, handles *h)
+{
+    memset(h, 0, sizeof *h);
+    int rc = open_db(c, c->url, &h->st, &h->db);
+    if (rc || c->reads != READS_ANY) {
+        return rc;
+    }
+    char urls[MAX_NODES][256];
+    int n = split_urls(c->url, urls, MAX_NODES);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        rc = open_db(c, urls[i], &h->node_st[i], &h->node_db[i]);
+        h->n_nodes += rc == 0;
+    }
+    return rc;
+}
+
+static void
+handles_close(handles *h)
+{
+    for (int i = 0; i < h->n_nodes; i++) {
+        sprig_db_close(h->node_db[i]);
+        sprig_storage_close(h->node_st[i]);
+    }
+    if (h->db) {
+        sprig_db_close(h->db);
+        sprig_storage_close(h->st);
+    }
+}
+
+/* The handle a read uses. */
+static sprig_db *
+read_db(const rec_cfg *c, handles *h, uint64_t *s)
+{
+    if (c->reads == READS_ANY && h->n_nodes > 0) {
+        return h->node_db[rnd(s) % (uint64_t)h->n_nodes];
+    }
+    return h->db;
+}
+
 static int
 client_run(const rec_cfg *c, int p, const char *path)
 {
     FILE *f = fopen(path, "w");
-    sprig_storage *st;
-    sprig_db *db;
-    if (!f || open_db(c, &st, &db) != 0) {
+    handles h;
+    if (!f || handles_open(c, &h) != 0) {
         fprintf(stderr, "sprig-lin-record: client %d: %s\n", p,
                 f ? sprig_errmsg() : strerror(errno));
         return 1;
@@ -240,15 +369,24 @@ client_run(const rec_cfg *c, int p, const char *path)
     for (int i = 0; i < c->ops; i++) {
         int key = 1 + (int)(rnd(&s) % (uint64_t)c->keys);
         int64_t v = (int64_t)(p + 1) * 1000000 + i; /* never written before */
-        switch (rnd(&s) % 4) {
+        unsigned pick = (unsigned)(rnd(&s) % 4);
+        if (c->reads == READS_NONE && pick < 2) {
+            pick = 2 + pick; /* half writes, half CAS */
+        }
+        switch (pick) {
         case 0:
-        case 1: do_read(f, db, p, key, &seen[key], &seen_p[key]); break;
-        case 2: do_write(f, db, p, key, v); break;
-        default: do_cas(f, db, p, key, seen_p[key], seen[key], v); break;
+        case 1:
+            do_read(f, read_db(c, &h, &s), p, key, &seen[key], &seen_p[key]);
+            break;
+        case 2: do_write(f, h.db, p, key, v, &seen[key], &seen_p[key]); break;
+        default: do_cas(f, h.db, p, key, &seen[key], &seen_p[key], v); break;
+        }
+        if (c->interval_ms) {
+            pause_ms(c->interval_ms / 2 +
+                     (unsigned)(rnd(&s) % (c->interval_ms + 1)));
         }
     }
-    sprig_db_close(db);
-    sprig_storage_close(st);
+    handles_close(&h);
     return fclose(f) == 0 ? 0 : 1;
 }
 
@@ -294,6 +432,20 @@ merge(const rec_cfg *c)
 }
 
 static int
+parse_reads(const char *v, read_mode *m)
+{
+    static const char *const names[] = {"client", "none", "any",
+                                        "linearizable"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcmp(v, names[i])) {
+            *m = (read_mode)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int
 parse_args(int argc, char **argv, rec_cfg *c)
 {
     *c = (rec_cfg){.clients = 5, .keys = 3, .ops = 200, .timeout_ms = 5000};
@@ -315,6 +467,12 @@ parse_args(int argc, char **argv, rec_cfg *c)
             c->seed = strtoull(v, NULL, 10);
         } else if (!strcmp(a, "--timeout-ms")) {
             c->timeout_ms = (unsigned)atoi(v);
+        } else if (!strcmp(a, "--interval-ms")) {
+            c->interval_ms = (unsigned)atoi(v);
+        } else if (!strcmp(a, "--reads")) {
+            if (parse_reads(v, &c->reads) != 0) {
+                return -1;
+            }
         } else if (!strcmp(a, "--user")) {
             c->user = v;
         } else if (!strcmp(a, "--password-env")) {
@@ -335,7 +493,9 @@ main(int argc, char **argv)
     if (parse_args(argc, argv, &c) != 0) {
         fprintf(stderr, "usage: sprig-lin-record --url URL[,URL...] --out FILE"
                         " [--clients N] [--keys K (<64)] [--ops M] [--seed S]"
-                        " [--timeout-ms T] [--user U --password-env VAR]\n");
+                        " [--timeout-ms T] [--interval-ms I]"
+                        " [--reads client|none|any|linearizable]"
+                        " [--user U --password-env VAR]\n");
         return 2;
     }
     printf("sprig-lin-record: seed %" PRIu64 " (--seed replays it)\n", c.seed);
