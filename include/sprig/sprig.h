@@ -1957,6 +1957,14 @@ typedef struct sprig_server sprig_server;
  * sprig_server_register_api_with() (SPRIG_EEXIST when called twice).
  */
 SPRIG_API int sprig_cluster_attach_server(sprig_cluster *c, sprig_server *srv);
+/**
+ * True while a new node -- a cluster file without "bootstrap", a storage
+ * that never applied an entry -- is not yet a member that applied what it
+ * knows (it waits for `cluster add` and the snapshot or log it then
+ * gets).  Serve its storage only once this is false: installing a
+ * snapshot swaps the storage under any handle taken before.  Any thread.
+ */
+SPRIG_API bool sprig_cluster_joining(sprig_cluster *c);
 
 /* ---- connected clients over the wire (issue 15, js2) ------------------- */
 

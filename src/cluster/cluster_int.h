@@ -94,6 +94,9 @@ void sprig__ops_start(sprig__ops *s, struct uv_loop_s *loop, struct raft *r);
 /** Fail queued requests (SPRIG_ECLOSED), take no more, close the async
  *  handle.  Raft's thread, before raft_close. */
 void sprig__ops_stop(sprig__ops *s);
+/** Is the node a member of its configuration, with what it knows applied
+ *  (checked every 100 ms until it is)?  Any thread. */
+bool sprig__ops_joined(sprig__ops *s);
 /** Free (after the loop ended).  NULL: no-op. */
 void sprig__ops_free(sprig__ops *s);
 /** Register cluster.status, .add, .remove and .transfer on `srv`.  Errors:

@@ -24,6 +24,7 @@
 #include "cluster_int.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include "sprig/server.h"
 #include <stdio.h>
 #include <uv.h>
@@ -51,6 +52,8 @@ struct sprig__ops {
     sprig__cnode *node;
     struct raft *raft;
     uv_async_t async;
+    uv_timer_t timer;    /* `joined` every 100 ms */
+    _Atomic bool joined; /* a member, and applied what it knows */
     pthread_mutex_t lock;
     bool running;     /* (lock) the loop takes requests */
     op *queue, *tail; /* (lock) oldest first */
@@ -567,12 +570,35 @@ sprig__ops_new(sprig__cnode *node, sprig__ops **out)
     return SPRIG_OK;
 }
 
+/* Is this node in the configuration, with every entry it knows committed
+ * applied?  (A new node: added, and past the snapshot it got.) */
+static void
+on_timer(uv_timer_t *t)
+{
+    sprig__ops *s = t->data;
+    struct raft *r = s->raft;
+    bool j = find_server(r, r->id) && r->commit_index > 0 &&
+             raft_last_applied(r) >= r->commit_index;
+    atomic_store(&s->joined, j);
+    if (j) {
+        uv_timer_stop(t);
+    }
+}
+
+bool
+sprig__ops_joined(sprig__ops *s)
+{
+    return atomic_load(&s->joined);
+}
+
 void
 sprig__ops_start(sprig__ops *s, uv_loop_t *loop, struct raft *r)
 {
     s->raft = r;
-    s->async.data = s;
+    s->async.data = s->timer.data = s;
     uv_async_init(loop, &s->async, on_ops);
+    uv_timer_init(loop, &s->timer);
+    uv_timer_start(&s->timer, on_timer, 0, 100);
     pthread_mutex_lock(&s->lock);
     s->running = true;
     pthread_mutex_unlock(&s->lock);
@@ -595,6 +621,7 @@ sprig__ops_stop(sprig__ops *s)
     }
     if (was) {
         uv_close((uv_handle_t *)&s->async, NULL);
+        uv_close((uv_handle_t *)&s->timer, NULL);
     }
 }
 

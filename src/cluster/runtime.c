@@ -38,6 +38,7 @@ struct sprig_cluster {
     bool bootstrap;
     unsigned snap_threshold, snap_trailing; /* the cluster file's */
     sprig__ops *ops;                        /* the cluster.* APIs (ops.c) */
+    bool fresh; /* no bootstrap, nothing ever applied: a new node */
     char dir[4096];
     uv_loop_t loop;
     uv_async_t wake, stop;
@@ -294,6 +295,7 @@ sprig_cluster_open(const sprig_storage_options *so, const char *file,
     int rc = load_config(c, file);
     rc = rc ? rc : sprig__cnode_open(so, c->self.id, &c->node);
     rc = rc ? rc : sprig__ops_new(c->node, &c->ops);
+    c->fresh = rc == 0 && !c->bootstrap && c->node->recovered_max == 0;
     rc = rc ? rc : set_urls(c);
     snprintf(c->dir, sizeof c->dir, "%s/raft", so->path);
     if (rc == 0 && mkdir(c->dir, 0755) != 0 && errno != EEXIST) {
@@ -344,4 +346,10 @@ sprig_cluster_attach_server(sprig_cluster *c, sprig_server *srv)
         return sprig__err(SPRIG_EINVAL, "sprig_cluster_attach_server: NULL");
     }
     return sprig__ops_register(c->ops, srv);
+}
+
+bool
+sprig_cluster_joining(sprig_cluster *c)
+{
+    return c && c->fresh && !sprig__ops_joined(c->ops);
 }

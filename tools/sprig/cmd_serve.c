@@ -314,6 +314,17 @@ server_new(const sprig_storage_options *so, const sprig_server_options *o,
         return sprig_server_new(so, o, srv);
     }
     int rc = sprig_cluster_open(so, cluster, cl);
+    if (rc == 0 && sprig_cluster_joining(*cl)) {
+        fprintf(stderr, "sprig: a new node: waiting to be added (sprig "
+                        "cluster add ID RAFT-ADDR URL on a member)\n");
+    }
+    while (rc == 0 && sprig_cluster_joining(*cl)) {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        if (sigtimedwait(sigs, NULL, &ts) > 0) {
+            fprintf(stderr, "sprig: stopped while waiting for the cluster\n");
+            rc = SPRIG_ECLOSED;
+        }
+    }
     /* with authentication the server makes "_admin" if missing: a
      * replicated write, refused until this node has a leader (a new
      * cluster electing one, a new node waiting for `cluster add`) */
