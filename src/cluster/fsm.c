@@ -433,6 +433,7 @@ static int
 move_entries(const char *names, const char *from, const char *to,
              bool missing_ok)
 {
+    flist l = {0}; /* the names first: no renames while listing */
     DIR *d = opendir(names);
     if (!d) {
         return io_err("cannot list", names);
@@ -440,17 +441,20 @@ move_entries(const char *names, const char *from, const char *to,
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
-            continue;
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            rc = flist_add(&l, de->d_name, 0);
         }
+    }
+    closedir(d);
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
         char a[8192], b[8192];
-        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
-        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        snprintf(a, sizeof a, "%s/%s", from, l.rel[i]);
+        snprintf(b, sizeof b, "%s/%s", to, l.rel[i]);
         if (rename(a, b) != 0 && !(missing_ok && errno == ENOENT)) {
             rc = io_err("cannot move", a);
         }
     }
-    closedir(d);
+    flist_free(&l);
     return rc;
 }
 
