@@ -59,12 +59,17 @@ call(cli *c, const char *api, const char *req, bool nodes)
     cli_format f = CLI_FORMAT_JSON;
     rc = cli_output_format(&f);
     jw w = {0};
-    const char *p = ans.data ? strstr(ans.data, "\"nodes\":[") : NULL;
-    if (rc == CLI_CONTINUE && nodes && f != CLI_FORMAT_JSON && p) {
+    const char *d = ans.data, *key = "\"nodes\":[", *end = "],\"stats\"";
+    /* the answer is not NUL-terminated: memmem, within ans.len */
+    const char *p = d && nodes && f != CLI_FORMAT_JSON
+                        ? memmem(d, ans.len, key, strlen(key))
+                        : NULL;
+    const char *e =
+        p ? memmem(p, ans.len - (size_t)(p - d), end, strlen(end)) : NULL;
+    if (rc == CLI_CONTINUE && p && e) {
         /* the array runs to the "]" before ",\"stats\"" (ops.c's order) */
-        const char *e = strstr(p, "],\"stats\"");
-        p += strlen("\"nodes\":");
-        jw_json(&w, (sprig_bytes){p, e ? (size_t)(e - p) + 1 : 2});
+        p += strlen(key) - 1;
+        jw_json(&w, (sprig_bytes){p, (size_t)(e - p) + 1});
     } else {
         jw_json(&w, sprig_buf_bytes(&ans));
     }
