@@ -6,7 +6,8 @@
 #
 # The sourcing script sets BIN (the sprig binary) and T (a scratch
 # directory, emptied here) and may set CL_SERVE_ARGS (default
-# "--insecure-open") before calling cl_init MAX_NODES.  Failures are
+# "--insecure-open") and CL_LOGIN (the CLI's login options, e.g.
+# "--token-file F") before calling cl_init MAX_NODES.  Failures are
 # counted with bad(); cl_finish NAME prints the logs and exits 1 after any.
 
 fail=0
@@ -92,10 +93,11 @@ cl_kill() {
     wait "$p" 2>/dev/null
 }
 
-sp() { # sp NODE ARGS...: the CLI against node NODE
+sp() { # sp NODE ARGS...: the CLI against node NODE (login: $CL_LOGIN)
     n=$1
     shift
-    "$BIN" --url "$(url "$n")" --db app "$@"
+    # shellcheck disable=SC2086 # CL_LOGIN is a word list
+    "$BIN" --url "$(url "$n")" --db app $CL_LOGIN "$@"
 }
 
 counter_of() { # counter_of NODE: the value of key "counter" (empty: none)

@@ -24,12 +24,15 @@
 
 #include "core/cmd.h"
 #include "local/local.h"
+#include "local/repl.h"
 
 #include <dirent.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static uint64_t seed;
 
@@ -359,6 +362,69 @@ test_expiry_decided_by_command(void **state)
     tu_rmtree(dir);
 }
 
+/* Commands applied from Raft entries (cluster) in a process that dies
+ * without closing (kill -9): the command log's replay at the next open
+ * records each entry's index with its effects, as the first apply did,
+ * so Raft skips those entries instead of applying them again.  (Before,
+ * the log did not carry the index: the replay re-applied the increments
+ * and left raft.applied at the last checkpoint, and a cluster node applied
+ * the same increments twice.) */
+static void
+test_raft_index_survives_crash(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("cmd_replay_raft");
+    enum { N = 20 };
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sprig_storage_options o;
+        sprig_storage_options_init(&o); /* full durability: the log */
+        o.path = dir;
+        sprig_storage *st;
+        if (sprig_storage_open(&o, &st) ||
+            sprig_storage_register_schema(st, &schema) ||
+            sprig_storage_create_database(st, "a", "replay", false)) {
+            _exit(2);
+        }
+        for (uint64_t i = 1; i <= N; i++) {
+            sprig__cmd c = {.kind = SPRIG__CMD_KV,
+                            .kv = SPRIG__KV_INCR,
+                            .ns = "",
+                            .key = "n",
+                            .now_ms = 1000,
+                            .replicated = true,
+                            .lazy = true,
+                            .raft_index = 100 + i};
+            c.value = sprig_value_of_i64(1);
+            if (sprig__storage_apply(st, "a", &c)) {
+                _exit(3);
+            }
+        }
+        _exit(0); /* no close: as kill -9 */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sprig_storage_options o;
+    sprig_storage_options_init(&o);
+    o.path = dir;
+    sprig_storage *st;
+    SPRIG_OK_(sprig_storage_open(&o, &st));
+    uint64_t applied = 0;
+    SPRIG_OK_(sprig__storage_raft_applied(st, "a", &applied));
+    assert_int_equal(applied, 100 + N);
+    sprig_db *db;
+    sprig_value v = {0};
+    SPRIG_OK_(sprig_storage_open_database(st, "a", &db));
+    SPRIG_OK_(sprig_kv_get(db, "", "n", false, &v));
+    assert_int_equal(v.num.i64, N); /* each increment once */
+    sprig_value_clear(&v);
+    sprig_db_close(db);
+    sprig_storage_close(st);
+    tu_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -366,6 +432,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_is_byte_identical),
         cmocka_unit_test(test_expiry_decided_by_command),
+        cmocka_unit_test(test_raft_index_survives_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

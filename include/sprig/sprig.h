@@ -1961,6 +1961,31 @@ SPRIG_API sprig_storage *sprig_cluster_storage(sprig_cluster *c);
  *  storage and free.  Stop serving the storage first.  NULL: no-op. */
 SPRIG_API void sprig_cluster_close(sprig_cluster *c);
 
+/* -- cluster operations (cops; docs/cluster.md "Operations") -- */
+typedef struct sprig_server sprig_server;
+/**
+ * Serve the cluster operations on `srv` (a server of this node's storage):
+ * registers the APIs cluster.status (action "cluster.read"), cluster.add,
+ * cluster.remove and cluster.transfer (action "cluster.admin"), resource
+ * "sprig.api.cluster.<op>", so an administrator (granted '*' on "sprig")
+ * may call them and other users may not.  Requests and answers are JSON
+ * text; each is handled on the node's Raft thread and answered when
+ * libraft is done (an add: once the node caught up and is a voter).
+ * Changes sent to a follower fail with SPRIG_ENOTLEADER naming the leader.
+ * Call before or after sprig_server_start(), once; close the server before
+ * the cluster.  Any thread.  Errors: SPRIG_EINVAL, those of
+ * sprig_server_register_api_with() (SPRIG_EEXIST when called twice).
+ */
+SPRIG_API int sprig_cluster_attach_server(sprig_cluster *c, sprig_server *srv);
+/**
+ * True while a new node -- a cluster file without "bootstrap", a storage
+ * that never applied an entry -- is not yet a member that applied what it
+ * knows (it waits for `cluster add` and the snapshot or log it then
+ * gets).  Serve its storage only once this is false: installing a
+ * snapshot swaps the storage under any handle taken before.  Any thread.
+ */
+SPRIG_API bool sprig_cluster_joining(sprig_cluster *c);
+
 /* ---- connected clients over the wire (issue 15, js2) ------------------- */
 
 /** One open connection of a server, as sprig_client_connected_clients()

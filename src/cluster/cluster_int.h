@@ -90,4 +90,37 @@ int sprig__cnode_storage_open(sprig__cnode *n);
 /** Remove the replicator and close n->st. */
 void sprig__cnode_storage_close(sprig__cnode *n);
 
+/* ---- cluster operations (ops.c; cops) ---- */
+
+/** The client URL of node `id`: the cluster file's, else the replicated
+ *  record of `cluster add` (ops.c), cached; NULL when unknown.  Driver
+ *  thread (node.c). */
+const char *sprig__cnode_url(sprig__cnode *n, uint64_t id);
+/** Record SPRIG_ENOTLEADER naming the leader (the words of cluster.h) and
+ *  return it.  Driver thread (node.c). */
+int sprig__cnode_not_leader(sprig__cnode *n);
+/** The URL `cluster add` recorded for node `id` in database "_cluster"
+ *  of `st` into `url`: SPRIG_OK, else SPRIG_ENOTFOUND.  Any thread. */
+int sprig__ops_url_load(sprig_storage *st, uint64_t id, char *url, size_t cap);
+
+/* The operations of a real node (runtime.c): the cluster.* APIs. */
+typedef struct sprig__ops sprig__ops;
+struct uv_loop_s;
+struct sprig_server;
+/** Make the operations of `node`.  SPRIG_ENOMEM.  Any thread. */
+int sprig__ops_new(sprig__cnode *node, sprig__ops **out);
+/** Take requests on `loop` (Raft's thread, before the loop runs). */
+void sprig__ops_start(sprig__ops *s, struct uv_loop_s *loop, struct raft *r);
+/** Fail queued requests (SPRIG_ECLOSED), take no more, close the async
+ *  handle.  Raft's thread, before raft_close. */
+void sprig__ops_stop(sprig__ops *s);
+/** Is the node a member of its configuration, with what it knows applied
+ *  (checked every 100 ms until it is)?  Any thread. */
+bool sprig__ops_joined(sprig__ops *s);
+/** Free (after the loop ended).  NULL: no-op. */
+void sprig__ops_free(sprig__ops *s);
+/** Register cluster.status, .add, .remove and .transfer on `srv`.  Errors:
+ *  those of sprig_server_register_api_with().  Any thread. */
+int sprig__ops_register(sprig__ops *s, struct sprig_server *srv);
+
 #endif /* SPRIG_CLUSTER_INT_H */

@@ -462,23 +462,59 @@ unpack(const uint8_t *p, size_t len, const char *root)
     return rc;
 }
 
-/* Swap the unpacked copy in for the storage: close it, move the old
- * directory aside, the new one in, reopen. */
+/* Move the top-level entries of `from` that the snapshot holds (those of
+ * `names`) to `to`.  Entries it does not hold stay: the Raft log of a
+ * real node (<storage>/raft/, which raft_uv is using), its certificate,
+ * serve.url. */
+static int
+move_entries(const char *names, const char *from, const char *to,
+             bool missing_ok)
+{
+    flist l = {0}; /* the names first: no renames while listing */
+    DIR *d = opendir(names);
+    if (!d) {
+        return io_err("cannot list", names);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            rc = flist_add(&l, de->d_name, 0);
+        }
+    }
+    closedir(d);
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        char a[8192], b[8192];
+        snprintf(a, sizeof a, "%s/%s", from, l.rel[i]);
+        snprintf(b, sizeof b, "%s/%s", to, l.rel[i]);
+        if (rename(a, b) != 0 && !(missing_ok && errno == ENOENT)) {
+            rc = io_err("cannot move", a);
+        }
+    }
+    flist_free(&l);
+    return rc;
+}
+
+/* Swap the unpacked copy in for the storage: close it, move the entries
+ * the copy replaces aside, the copy's in, reopen.  Not the whole
+ * directory: it also holds what the snapshot does not (the Raft log). */
 static int
 swap_in(sprig__cnode *n, const char *fresh)
 {
     char old[4096];
     side_dir(n, "old", old, sizeof old);
     int rc = sprig__repl_rmtree(old);
+    if (rc == 0 && mkdir(old, 0755) != 0) {
+        rc = io_err("cannot create", old);
+    }
     if (rc) {
         return rc;
     }
     sprig__cnode_storage_close(n);
-    if (rename(n->path, old) != 0) {
-        rc = io_err("cannot move aside", n->path);
-    } else if (rename(fresh, n->path) != 0) {
-        rc = io_err("cannot move in", fresh);
-        rename(old, n->path);
+    rc = move_entries(fresh, n->path, old, true);
+    rc = rc ? rc : move_entries(fresh, fresh, n->path, false);
+    if (rc) {
+        move_entries(old, old, n->path, true); /* put back what moved */
     }
     int orc = sprig__cnode_storage_open(n);
     sprig__repl_rmtree(old);

@@ -86,14 +86,26 @@ repl_submit(void *udata, const char *db, sprig__cmd *cmd, sprig__cmd_done done,
  */
 
 static const char *
-url_of(const sprig__cnode *n, uint64_t id)
+url_of(sprig__cnode *n, uint64_t id)
 {
     for (size_t i = 0; i < n->n_urls; i++) {
         if (n->urls[i].id == id) {
             return n->urls[i].url;
         }
     }
+    /* a node `cluster add` added: its replicated record (ops.c) */
+    char u[256];
+    if (n->st && sprig__ops_url_load(n->st, id, u, sizeof u) == SPRIG_OK &&
+        sprig__cnode_set_url(n, id, u) == SPRIG_OK) {
+        return n->urls[n->n_urls - 1].url;
+    }
     return NULL;
+}
+
+const char *
+sprig__cnode_url(sprig__cnode *n, uint64_t id)
+{
+    return url_of(n, id);
 }
 
 /* Record "not the leader" with the leader's id and URL. */
@@ -119,6 +131,12 @@ not_leader(sprig__cnode *n)
                           (unsigned long long)id, addr ? addr : "?");
     }
     return sprig__err(SPRIG_ENOTLEADER, "not the leader; no leader is known");
+}
+
+int
+sprig__cnode_not_leader(sprig__cnode *n)
+{
+    return not_leader(n);
 }
 
 static void

@@ -41,6 +41,9 @@ struct sprig_cluster {
     peer self, peers[MAX_PEERS];
     size_t n_peers;
     bool bootstrap;
+    unsigned snap_threshold, snap_trailing; /* the cluster file's */
+    sprig__ops *ops;                        /* the cluster.* APIs (ops.c) */
+    bool fresh; /* no bootstrap, nothing ever applied: a new node */
     char dir[4096];
     uv_loop_t loop;
     uv_async_t wake, stop;
@@ -118,6 +121,26 @@ load_tls(sprig_cluster *c, json_t *tls, const char *file)
     return rc ? rc : sprig__ctls_load(ca, cert, key, c->self.id, &c->tls);
 }
 
+/* "snapshot_threshold" (entries between snapshots) and
+ * "snapshot_trailing" (entries kept behind one), optional. */
+static int
+snapshot_settings(sprig_cluster *c, json_t *j)
+{
+    json_t *th = json_object_get(j, "snapshot_threshold"),
+           *tr = json_object_get(j, "snapshot_trailing");
+    if ((th && (!json_is_integer(th) || json_integer_value(th) < 1 ||
+                json_integer_value(th) > UINT32_MAX)) ||
+        (tr && (!json_is_integer(tr) || json_integer_value(tr) < 0 ||
+                json_integer_value(tr) > UINT32_MAX))) {
+        return sprig__err(SPRIG_EINVAL,
+                          "the cluster file's \"snapshot_threshold\" (>= 1) "
+                          "and \"snapshot_trailing\" (>= 0) are entry counts");
+    }
+    c->snap_threshold = th ? (unsigned)json_integer_value(th) : 1u << 16;
+    c->snap_trailing = tr ? (unsigned)json_integer_value(tr) : 1u << 15;
+    return SPRIG_OK;
+}
+
 static int
 load_config(sprig_cluster *c, const char *file)
 {
@@ -131,6 +154,9 @@ load_config(sprig_cluster *c, const char *file)
     json_t *b = json_object_get(j, "bootstrap"),
            *ps = json_object_get(j, "peers");
     c->bootstrap = json_is_true(b);
+    if (rc == 0) {
+        rc = snapshot_settings(c, j);
+    }
     if (rc == 0 && ps &&
         (!json_is_array(ps) || json_array_size(ps) > MAX_PEERS)) {
         rc = sprig__err(SPRIG_EINVAL,
@@ -176,6 +202,7 @@ static void
 on_stop(uv_async_t *h)
 {
     sprig_cluster *c = h->data;
+    sprig__ops_stop(c->ops);
     raft_close(&c->raft, on_raft_closed);
 }
 
@@ -196,15 +223,16 @@ bootstrap(sprig_cluster *c)
 }
 
 static void
-tune(struct raft *r)
+tune(sprig_cluster *c)
 {
+    struct raft *r = &c->raft;
     raft_set_pre_vote(r, true);
     raft_set_heartbeat_timeout(r, 100);
     raft_set_election_timeout(r, 1000);
     /* snapshots rare (each copies the storage, and restoring one under a
      * running server is not supported yet); a long tail for laggards */
-    raft_set_snapshot_threshold(r, 1u << 16);
-    raft_set_snapshot_trailing(r, 1u << 15);
+    raft_set_snapshot_threshold(r, c->snap_threshold);
+    raft_set_snapshot_trailing(r, c->snap_trailing);
 }
 
 static int
@@ -224,7 +252,7 @@ raft_setup(sprig_cluster *c)
         return rv;
     }
     c->raft.data = c;
-    tune(&c->raft);
+    tune(c);
     sprig__cnode_attach(c->node, &c->raft);
     c->wake.data = c->stop.data = c;
     uv_async_init(&c->loop, &c->wake, on_wake);
@@ -234,6 +262,8 @@ raft_setup(sprig_cluster *c)
     if (rv) {
         snprintf(c->start_err, sizeof c->start_err, "%s (%s)",
                  raft_strerror(rv), raft_errmsg(&c->raft));
+    } else {
+        sprig__ops_start(c->ops, &c->loop, &c->raft);
     }
     return rv;
 }
@@ -315,6 +345,8 @@ sprig_cluster_open(const sprig_storage_options *so, const char *file,
     pthread_cond_init(&c->cond, NULL);
     int rc = load_config(c, file);
     rc = rc ? rc : sprig__cnode_open(so, c->self.id, &c->node);
+    rc = rc ? rc : sprig__ops_new(c->node, &c->ops);
+    c->fresh = rc == 0 && !c->bootstrap && c->node->recovered_max == 0;
     rc = rc ? rc : set_urls(c);
     snprintf(c->dir, sizeof c->dir, "%s/raft", so->path);
     if (rc == 0 && mkdir(c->dir, 0755) != 0 && errno != EEXIST) {
@@ -327,6 +359,7 @@ sprig_cluster_open(const sprig_storage_options *so, const char *file,
     }
     if (rc) {
         sprig__cnode_close(c->node);
+        sprig__ops_free(c->ops);
         pthread_cond_destroy(&c->cond);
         pthread_mutex_destroy(&c->lock);
         sprig__ctls_free(c->tls);
@@ -352,8 +385,24 @@ sprig_cluster_close(sprig_cluster *c)
     uv_async_send(&c->stop);
     pthread_join(c->thread, NULL);
     sprig__cnode_close(c->node);
+    sprig__ops_free(c->ops);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->lock);
     sprig__ctls_free(c->tls);
     sprig__free(c);
+}
+
+int
+sprig_cluster_attach_server(sprig_cluster *c, sprig_server *srv)
+{
+    if (!c || !srv) {
+        return sprig__err(SPRIG_EINVAL, "sprig_cluster_attach_server: NULL");
+    }
+    return sprig__ops_register(c->ops, srv);
+}
+
+bool
+sprig_cluster_joining(sprig_cluster *c)
+{
+    return c && c->fresh && !sprig__ops_joined(c->ops);
 }

@@ -248,6 +248,8 @@ const cli_cmd *cli_top_commands(void);
 
 /* cmd_clients.c: `clients` (a server's open connections). */
 int cli_cmd_clients(cli *c, int argc, char **argv);
+/* cmd_cluster.c: cluster status|add|remove|transfer-leader (issue 18) */
+int cli_cmd_cluster(cli *c, int argc, char **argv);
 
 /* cmd_watch.c: `pubsub subscribe|publish` and `log`. */
 int cli_cmd_pubsub(cli *c, int argc, char **argv);

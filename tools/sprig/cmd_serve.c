@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char serve_usage[] =
@@ -306,13 +307,46 @@ prepare(cli *c, sprig_storage *st)
  * storage of the cluster node opened into *cl. */
 static int
 server_new(const sprig_storage_options *so, const sprig_server_options *o,
-           const char *cluster, sprig_cluster **cl, sprig_server **srv)
+           const char *cluster, const sigset_t *sigs, sprig_cluster **cl,
+           sprig_server **srv)
 {
     if (!cluster) {
         return sprig_server_new(so, o, srv);
     }
     int rc = sprig_cluster_open(so, cluster, cl);
-    return rc ? rc : sprig_server_new_for(sprig_cluster_storage(*cl), o, srv);
+    if (rc == 0 && sprig_cluster_joining(*cl)) {
+        fprintf(stderr, "sprig: a new node: waiting to be added (sprig "
+                        "cluster add ID RAFT-ADDR URL on a member)\n");
+    }
+    while (rc == 0 && sprig_cluster_joining(*cl)) {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        if (sigtimedwait(sigs, NULL, &ts) > 0) {
+            fprintf(stderr, "sprig: stopped while waiting for the cluster\n");
+            rc = SPRIG_ECLOSED;
+        }
+    }
+    /* with authentication the server makes "_admin" if missing: a
+     * replicated write, refused until this node has a leader (a new
+     * cluster electing one, a new node waiting for `cluster add`) */
+    bool said = false;
+    while (rc == 0) {
+        rc = sprig_server_new_for(sprig_cluster_storage(*cl), o, srv);
+        if (rc != SPRIG_ENOTLEADER) {
+            break;
+        }
+        if (!said) {
+            fprintf(stderr, "sprig: waiting for the cluster (%s)\n",
+                    sprig_errmsg());
+            said = true;
+        }
+        rc = 0;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        if (sigtimedwait(sigs, NULL, &ts) > 0) {
+            fprintf(stderr, "sprig: stopped while waiting for the cluster\n");
+            rc = SPRIG_ECLOSED;
+        }
+    }
+    return rc ? rc : sprig_cluster_attach_server(*cl, *srv);
 }
 
 static int
@@ -338,7 +372,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
     so.read_only = c->read_only; /* serves reads; writes answer EPERM */
     sprig_server *srv = NULL;
     sprig_cluster *cl = NULL;
-    int rc = server_new(&so, o, cluster, &cl, &srv);
+    int rc = server_new(&so, o, cluster, &sigs, &cl, &srv);
     if (rc == 0 && c->schema_file) {
         rc = prepare(c, sprig_server_storage(srv));
     }

@@ -98,6 +98,8 @@ static const char top_usage[] =
     "  apis                    a server's APIs (--url; sprig apis --help)\n"
     "  call NAME [JSON|-]      call a server's custom API (sprig call --help)\n"
     "  clients      --url: the connections open on the server\n"
+    "  cluster status|add|remove|transfer-leader ...  --url: a Raft\n"
+    "               cluster's nodes (sprig cluster --help)\n"
     "  demo         a guided tour: writes, conflicts, a transaction\n"
     "  shell        an interactive shell: history, tab completion, a\n"
     "               current database (also `sprig` alone on a terminal)\n"
@@ -148,6 +150,7 @@ static const cli_cmd top_cmds[] = {
     {"call", cli_cmd_call},
     {"clients", cli_cmd_clients}, /* issue 15 */
     {"watch", cli_cmd_watch},     /* issue 15 */
+    {"cluster", cli_cmd_cluster}, /* issue 18 */
     {NULL, NULL},
 };
 
