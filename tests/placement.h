@@ -75,6 +75,7 @@ static inline void placement_close_wrapped(placement *p);
 static inline void placement_open_cluster(placement *p,
                                           const sprig_schema_def *schema);
 static inline void placement_close_cluster(placement *p);
+static inline void placement_cluster_replicated(placement *p);
 
 /* A self-signed certificate for 127.0.0.1 in `root` (made once). */
 static inline void
@@ -216,6 +217,9 @@ static inline void
 placement_close(placement *p)
 {
     placement_close_wrapped(p);
+    if (p->client && p->pids[0] > 0) {
+        placement_cluster_replicated(p);
+    }
     if (p->client) {
         sprig_client_close(p->client);
     }
@@ -413,6 +417,50 @@ placement_open_cluster(placement *p, const sprig_schema_def *schema)
     SPRIG_OK_(rc);
     p->st = sprig_client_storage(p->client);
     placement_cluster_ready(p, schema);
+}
+
+/* The names of the databases `st` lists, one string. */
+static inline void
+placement_db_names(sprig_storage *st, char *out, size_t n)
+{
+    sprig_database_list *l;
+    out[0] = 0;
+    if (sprig_storage_list_databases(st, &l) != 0) {
+        snprintf(out, n, "(error: %s)", sprig_errmsg());
+        return;
+    }
+    for (size_t i = 0; i < sprig_database_list_count(l); i++) {
+        size_t at = strlen(out);
+        snprintf(out + at, n - at, "%s ", sprig_database_list_name(l, i));
+    }
+    sprig_database_list_free(l);
+}
+
+/* Every node lists the databases the suite left on the leader (a
+ * follower may lag a heartbeat or so: reads are local): the suite really
+ * ran through a replicated cluster. */
+static inline void
+placement_cluster_replicated(placement *p)
+{
+    char want[1024], got[1024];
+    placement_db_names(p->st, want, sizeof want);
+    for (int i = 0; i < 3; i++) {
+        char url[64];
+        sprig_client *c;
+        snprintf(url, sizeof url, "ws://127.0.0.1:%d", p->ws_ports[i]);
+        SPRIG_OK_(sprig_client_connect(url, NULL, &c));
+        for (int t = 0; t < 100; t++) {
+            placement_db_names(sprig_client_storage(c), got, sizeof got);
+            if (strcmp(got, want) == 0) {
+                break;
+            }
+            usleep(100000);
+        }
+        sprig_client_close(c);
+        if (strcmp(got, want) != 0) {
+            fail_msg("node %d lists '%s', the leader '%s'", i + 1, got, want);
+        }
+    }
 }
 
 static inline void
