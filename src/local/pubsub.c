@@ -370,8 +370,7 @@ sprig__pubsub_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
     if (atomic_load(&ldb->dropped)) {
         return sprig__ldb_gone(ldb);
     }
-    sprig__cmd probe = {.kind = SPRIG__CMD_PUBLISH};
-    const sprig__repl *r = sprig__storage_repl(ldb->st, &probe);
+    const sprig__repl *r = atomic_load(&ldb->st->repl); /* one load */
     if (r) {
         return publish_replicated(ldb, r, topics, n, payload);
     }
