@@ -17,6 +17,8 @@
  * client logs in as an administrator of a permission engine kept in a
  * memory-only storage of its own (sprig_server_options.auth), so the
  * served storage holds only the suite's databases and schemas.
+ * The "cluster" placement (its block is at the end) is three real
+ * `sprig serve --cluster` processes reached through one multi-URL client.
  */
 #ifndef SPRIG_PLACEMENT_H
 #define SPRIG_PLACEMENT_H
@@ -34,6 +36,9 @@ typedef struct placement {
     sprig_storage *auth_st; /* the permission engine's own storage */
     sprig_auth *auth;
     char dir[1200];
+    /* "cluster": the node processes and their client ports */
+    pid_t pids[3];
+    int ws_ports[3];
 } placement;
 
 /* The administrator the server placements log in as. */
@@ -66,6 +71,11 @@ static inline void placement_open_wrapped(placement *p,
                                           const sprig_storage_options *so,
                                           const sprig_schema_def *schema);
 static inline void placement_close_wrapped(placement *p);
+/* the "cluster" placement (its block is at the end) */
+static inline void placement_open_cluster(placement *p,
+                                          const sprig_schema_def *schema);
+static inline void placement_close_cluster(placement *p);
+static inline void placement_cluster_replicated(placement *p);
 
 /* A self-signed certificate for 127.0.0.1 in `root` (made once). */
 static inline void
@@ -141,13 +151,17 @@ placement_open(placement *p, const char *kind, const char *root,
         placement_open_wrapped(p, &so, schema);
         return;
     }
+    if (placement_is(kind, "cluster")) {
+        placement_open_cluster(p, schema);
+        return;
+    }
     bool vault = placement_is(kind, "vault");
     if (vault) { /* local, everything encrypted and compressed (issue 13) */
         so.encrypt = true;
         so.compress = true;
         so.compress_min = 16; /* the suite's small documents compress too */
     }
-    if (vault || strcmp(kind, "local") == 0) {
+    if (vault || placement_is(kind, "local")) {
         SPRIG_OK_(sprig_storage_open(&so, &p->local));
         SPRIG_OK_(sprig_storage_register_schema(p->local, schema));
         p->st = p->local;
@@ -203,9 +217,13 @@ static inline void
 placement_close(placement *p)
 {
     placement_close_wrapped(p);
+    if (p->client && p->pids[0] > 0) {
+        placement_cluster_replicated(p);
+    }
     if (p->client) {
         sprig_client_close(p->client);
     }
+    placement_close_cluster(p);
     if (p->srv) {
         sprig_server_free(p->srv);
     }
@@ -259,6 +277,201 @@ placement_close_wrapped(placement *p)
 {
     if (p->name && strcmp(p->name, "wrapped") == 0 && p->local) {
         assert_true(wrap_storage_opened(p->local) > 0);
+    }
+}
+
+/* ---- the "cluster" placement ----------------------------------------------
+ * Three `sprig serve --cluster` processes (the binary: $SPRIG_BIN, which
+ * CMake sets) on loopback, ephemeral ports, each with its own storage and
+ * Raft log under the placement's directory, reached by one client over
+ * "ws://a,b,c": it connects to the first node that answers and follows
+ * SPRIG_ENOTLEADER to the leader, so after its first write it talks to
+ * the leader and reads its own writes (reads are local to the node).
+ * The nodes run --insecure-open: the permission engine's users live in the
+ * replicated `_admin` database, and no node has an administrator before
+ * the cluster runs (the other server placements check permissions).  The
+ * nodes die with the test process (PR_SET_PDEATHSIG) and are killed with
+ * SIGKILL at close, also after a failed test (cmocka runs the teardown). */
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+
+/* A free loopback TCP port (bound once, released). */
+static inline int
+placement_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Node i's cluster file (every node listed, bootstrap on all). */
+static inline void
+placement_cluster_file(placement *p, int i, const int *raft, char *path,
+                       size_t n)
+{
+    snprintf(path, n, "%s/c%d.json", p->dir, i + 1);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"id\":%d,\"raft\":\"127.0.0.1:%d\",", i + 1, raft[i]);
+    fprintf(f, "\"url\":\"ws://127.0.0.1:%d\",\"bootstrap\":true,\"peers\":[",
+            p->ws_ports[i]);
+    for (int j = 0, k = 0; j < 3; j++) {
+        if (j != i) {
+            fprintf(f,
+                    "%s{\"id\":%d,\"raft\":\"127.0.0.1:%d\",\"url\":\"ws://"
+                    "127.0.0.1:%d\"}",
+                    k++ ? "," : "", j + 1, raft[j], p->ws_ports[j]);
+        }
+    }
+    fprintf(f, "]}\n");
+    fclose(f);
+}
+
+/* Start node i: `sprig serve --cluster`, its output in n<i>.log. */
+static inline pid_t
+placement_spawn_node(placement *p, const char *bin, int i, const char *file)
+{
+    char path[1300], ws[64], log[1300];
+    snprintf(path, sizeof path, "%s/n%d", p->dir, i + 1);
+    snprintf(ws, sizeof ws, "127.0.0.1:%d", p->ws_ports[i]);
+    snprintf(log, sizeof log, "%s/n%d.log", p->dir, i + 1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(bin, "sprig", "serve", "--path", path, "--ws", ws, "--quic",
+              "off", "--insecure-open", "--no-console", "--cluster", file,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Register the suite's schema through the client: a write, so it waits
+ * for a leader (an election after the start) and leaves the client on
+ * the leader.  Its views are declarative: they need no code on the
+ * nodes. */
+static inline void
+placement_cluster_ready(placement *p, const sprig_schema_def *schema)
+{
+    int rc = -1;
+    for (int t = 0; t < 600 && rc != 0; t++) { /* 60 s at most */
+        rc = sprig_storage_register_schema(p->st, schema);
+        if (rc != 0 && rc != SPRIG_ENOTLEADER && rc != SPRIG_ECONNECT &&
+            rc != SPRIG_ECLOSED) {
+            break;
+        }
+        if (rc != 0) {
+            usleep(100000);
+        }
+    }
+    if (rc != 0) {
+        fail_msg("no leader took the schema: %s", sprig_errmsg());
+    }
+}
+
+static inline void
+placement_open_cluster(placement *p, const sprig_schema_def *schema)
+{
+    const char *bin = getenv("SPRIG_BIN");
+    if (!bin || !*bin) {
+        fail_msg("the cluster placement needs SPRIG_BIN (the sprig binary)");
+    }
+    assert_int_equal(mkdir(p->dir, 0755), 0);
+    int raft[3];
+    for (int i = 0; i < 3; i++) {
+        raft[i] = placement_free_port();
+        p->ws_ports[i] = placement_free_port();
+    }
+    char url[256];
+    for (int i = 0; i < 3; i++) {
+        char file[1300];
+        placement_cluster_file(p, i, raft, file, sizeof file);
+        p->pids[i] = placement_spawn_node(p, bin, i, file);
+    }
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
+             p->ws_ports[0], p->ws_ports[1], p->ws_ports[2]);
+    int rc = -1;
+    for (int t = 0; t < 300 && rc != 0; t++) { /* the servers start */
+        rc = sprig_client_connect(url, NULL, &p->client);
+        if (rc != 0) {
+            usleep(100000);
+        }
+    }
+    SPRIG_OK_(rc);
+    p->st = sprig_client_storage(p->client);
+    placement_cluster_ready(p, schema);
+}
+
+/* The names of the databases `st` lists, one string. */
+static inline void
+placement_db_names(sprig_storage *st, char *out, size_t n)
+{
+    sprig_database_list *l;
+    out[0] = 0;
+    if (sprig_storage_list_databases(st, &l) != 0) {
+        snprintf(out, n, "(error: %s)", sprig_errmsg());
+        return;
+    }
+    for (size_t i = 0; i < sprig_database_list_count(l); i++) {
+        size_t at = strlen(out);
+        snprintf(out + at, n - at, "%s ", sprig_database_list_name(l, i));
+    }
+    sprig_database_list_free(l);
+}
+
+/* Every node lists the databases the suite left on the leader (a
+ * follower may lag a heartbeat or so: reads are local): the suite really
+ * ran through a replicated cluster. */
+static inline void
+placement_cluster_replicated(placement *p)
+{
+    char want[1024], got[1024];
+    placement_db_names(p->st, want, sizeof want);
+    for (int i = 0; i < 3; i++) {
+        char url[64];
+        sprig_client *c;
+        snprintf(url, sizeof url, "ws://127.0.0.1:%d", p->ws_ports[i]);
+        SPRIG_OK_(sprig_client_connect(url, NULL, &c));
+        for (int t = 0; t < 100; t++) {
+            placement_db_names(sprig_client_storage(c), got, sizeof got);
+            if (strcmp(got, want) == 0) {
+                break;
+            }
+            usleep(100000);
+        }
+        sprig_client_close(c);
+        if (strcmp(got, want) != 0) {
+            fail_msg("node %d lists '%s', the leader '%s'", i + 1, got, want);
+        }
+    }
+}
+
+static inline void
+placement_close_cluster(placement *p)
+{
+    for (int i = 0; i < 3; i++) {
+        if (p->pids[i] > 0) {
+            kill(p->pids[i], SIGKILL);
+            waitpid(p->pids[i], NULL, 0);
+            p->pids[i] = 0;
+        }
     }
 }
 

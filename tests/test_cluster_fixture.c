@@ -431,6 +431,10 @@ test_partition(void **state)
 
 /* ---- restart: the log applied again to a reopened storage ---------------- */
 
+/* PubSub (its block is below): 2 x PUBS publishes from two threads. */
+#define PUBS 24
+static int job_publish_two(job *j);
+
 typedef struct tap_fsm {
     struct raft_fsm fsm; /* first: what raft sees */
     struct raft_fsm *inner;
@@ -497,6 +501,7 @@ test_restart_applies_once(void **state)
     raft_fixture_elect(&c.f, 0);
     run_ok(&c, 0, job_setup, "app", 0);
     run_ok(&c, 0, job_docs, "app", 80);
+    run_ok(&c, 0, job_publish_two, "app", 0);
     run_ok(&c, 0, job_admin, "app", 0);
     settle(&c);
     uint64_t counter = counter_of(sprig__cnode_storage(c.node[2]));
@@ -515,22 +520,34 @@ test_restart_applies_once(void **state)
     sprig__cnode_attach(c.node[2], &fake);
     struct raft_fsm *fsm = sprig__cnode_fsm(c.node[2]);
     sprig__cnode_stats st;
+    /* a subscriber of the restarted node gets none of the old messages */
+    sprig_db *sdb;
+    sprig_subscriber *sub;
+    sprig_message *m;
+    SPRIG_OK_(sprig_storage_open_database(sprig__cnode_storage(c.node[2]),
+                                          "app", &sdb));
+    SPRIG_OK_(sprig_subscriber_new(sdb, &sub));
+    SPRIG_OK_(sprig_subscribe(sub, sprig_str("t")));
     for (size_t k = 0; k < taps[2].n; k++) {
         void *res;
         fake.last_applied = taps[2].index[k] - 1;
         assert_int_equal(fsm->apply(fsm, &taps[2].entries[k], &res), 0);
     }
+    SPRIG_EXPECT(SPRIG_ETIMEDOUT, sprig_subscriber_recv(sub, 0, &m));
+    sprig_subscriber_free(sub);
+    sprig_db_close(sdb);
     sprig__cnode_stats_get(c.node[2], &st);
     print_message("restart: %zu entries replayed, %llu skipped, %llu run "
-                  "again (all refused: %llu)\n",
+                  "again (all refused: %llu), %llu old publishes\n",
                   taps[2].n, (unsigned long long)st.skipped,
-                  (unsigned long long)st.applied,
-                  (unsigned long long)st.failed);
+                  (unsigned long long)st.applied, (unsigned long long)st.failed,
+                  (unsigned long long)st.stale_publishes);
     /* only a tail of refused commands runs again (no later success on
      * their database recorded a higher index); it changes nothing */
-    assert_int_equal(st.skipped + st.applied, taps[2].n);
+    assert_int_equal(st.skipped + st.applied + st.stale_publishes, taps[2].n);
+    assert_int_equal(st.stale_publishes, 2 * PUBS);
     assert_int_equal(st.applied, st.failed);
-    assert_true(st.skipped > taps[2].n - 5);
+    assert_true(st.skipped > taps[2].n - 2 * PUBS - 5);
     assert_int_equal(counter_of(sprig__cnode_storage(c.node[2])), counter);
     /* the rest of the group is unaffected; close and compare */
     sprig__cnode_close(c.node[2]);
@@ -890,6 +907,172 @@ test_membership(void **state)
     tu_rmtree(c.base);
 }
 
+/* ---- PubSub across nodes ------------------------------------------------
+ * A publish is an entry of the log (SPRIG__CMD_PUBLISH): every node's
+ * apply hands it to its own subscribers, so all of them see every message
+ * in the one order of the log, whichever thread published it. */
+
+typedef struct pub_arg {
+    sprig_db *db;
+    char tag;
+    int rc;
+} pub_arg;
+
+static void *
+pub_main(void *arg)
+{
+    pub_arg *a = arg;
+    for (int i = 0; a->rc == 0 && i < PUBS; i++) {
+        char msg[16];
+        snprintf(msg, sizeof msg, "%c%02d", a->tag, i);
+        if (i % 6 == 5) { /* one message to two topics */
+            sprig_bytes t[] = {sprig_str("t"), sprig_str("u")};
+            a->rc = sprig_publish_to_all(a->db, t, 2, sprig_str(msg));
+        } else {
+            a->rc = sprig_publish(a->db, sprig_str("t"), sprig_str(msg));
+        }
+    }
+    return NULL;
+}
+
+/* Two threads publishing at once on the job's node. */
+static int
+job_publish_two(job *j)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    if (rc) {
+        return rc;
+    }
+    pub_arg a[2] = {{db, 'A', 0}, {db, 'B', 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, pub_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    sprig_db_close(db);
+    return a[0].rc ? a[0].rc : a[1].rc;
+}
+
+static int
+job_publish_one(job *j)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    rc = rc ? rc : sprig_publish(db, sprig_str("t"), sprig_str("lost"));
+    sprig_db_close(db);
+    return rc;
+}
+
+typedef struct node_sub {
+    sprig_db *db;
+    sprig_subscriber *s;
+} node_sub;
+
+static void
+node_sub_open(cl *c, unsigned i, node_sub *ns)
+{
+    SPRIG_OK_(sprig_storage_open_database(sprig__cnode_storage(c->node[i]),
+                                          "app", &ns->db));
+    SPRIG_OK_(sprig_subscriber_new(ns->db, &ns->s));
+    SPRIG_OK_(sprig_subscribe(ns->s, sprig_str("t")));
+    SPRIG_OK_(sprig_subscribe(ns->s, sprig_str("u")));
+}
+
+static void
+node_sub_close(node_sub *ns)
+{
+    sprig_subscriber_free(ns->s);
+    sprig_db_close(ns->db);
+}
+
+/* Every message waiting, as "topic:payload " in arrival order. */
+static void
+drain(sprig_subscriber *s, sprig_buf *out)
+{
+    sprig_message *m;
+    while (sprig_subscriber_recv(s, 0, &m) == 0) {
+        sprig_bytes t = sprig_message_topic(m), p = sprig_message_payload(m);
+        SPRIG_OK_(sprig_buf_append(out, t.data, t.len));
+        SPRIG_OK_(sprig_buf_append(out, ":", 1));
+        SPRIG_OK_(sprig_buf_append(out, p.data, p.len));
+        SPRIG_OK_(sprig_buf_append(out, " ", 1));
+        sprig_message_free(m);
+    }
+}
+
+/* Each publisher's messages appear in its own order. */
+static void
+assert_publisher_order(const sprig_buf *log, char tag)
+{
+    char want[32];
+    const char *at = (const char *)log->data;
+    for (int i = 0; i < PUBS; i++) {
+        snprintf(want, sizeof want, "t:%c%02d ", tag, i);
+        const char *f = strstr(at, want);
+        assert_non_null(f);
+        at = f + strlen(want);
+    }
+}
+
+static void
+test_pubsub_across_nodes(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_pubsub");
+    raft_fixture_elect(&c.f, 1); /* node 2 leads */
+    run_ok(&c, 1, job_setup, "app", 0);
+    settle(&c);
+    node_sub subs[3];
+    for (unsigned i = 0; i < 3; i++) {
+        node_sub_open(&c, i, &subs[i]);
+    }
+    /* a follower's publish is refused, naming the leader (a client follows
+     * it there); nothing is delivered anywhere */
+    job j = {.fn = job_publish_one, .db = "app"};
+    assert_true(run_job(&c, 2, &j, 1000));
+    assert_int_equal(j.rc, SPRIG_ENOTLEADER);
+    assert_non_null(strstr(j.msg, "leader is node 2 at ws://127.0.0.1:5002"));
+    /* two publishers at once on node 2, and writes around them */
+    run_ok(&c, 1, job_docs, "app", 5);
+    run_ok(&c, 1, job_publish_two, "app", 0);
+    run_ok(&c, 1, job_docs, "app", 5);
+    settle(&c);
+    sprig_buf got[3] = {{0}};
+    for (unsigned i = 0; i < 3; i++) {
+        drain(subs[i].s, &got[i]);
+        SPRIG_OK_(sprig_buf_append(&got[i], "", 1)); /* NUL: strstr */
+        assert_int_equal(sprig_subscriber_dropped(subs[i].s), 0);
+    }
+    print_message("node 1 received: %.120s...\n", (const char *)got[0].data);
+    /* 2 x 24 messages, 2 x 4 of them also to "u" */
+    size_t n = 0;
+    for (const char *p = (const char *)got[0].data; (p = strchr(p, ' ')); p++) {
+        n++;
+    }
+    assert_int_equal(n, 2 * PUBS + 2 * (PUBS / 6));
+    assert_null(strstr((const char *)got[0].data, "lost"));
+    assert_publisher_order(&got[0], 'A');
+    assert_publisher_order(&got[0], 'B');
+    for (unsigned i = 1; i < 3; i++) { /* one order on every node */
+        assert_int_equal(got[i].len, got[0].len);
+        assert_memory_equal(got[i].data, got[0].data, got[0].len);
+    }
+    sprig__cnode_stats st;
+    sprig__cnode_stats_get(c.node[0], &st);
+    assert_int_equal(st.stale_publishes, 0);
+    for (unsigned i = 0; i < 3; i++) {
+        sprig_buf_clear(&got[i]);
+        node_sub_close(&subs[i]);
+    }
+    cl_close(&c);
+    assert_identical(&c, 3); /* publishes stored nothing anywhere */
+    tu_rmtree(c.base);
+}
+
 int
 main(void)
 {
@@ -902,6 +1085,7 @@ main(void)
         cmocka_unit_test(test_membership),
         cmocka_unit_test(test_request_ids),
         cmocka_unit_test(test_linearizable_reads),
+        cmocka_unit_test(test_pubsub_across_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

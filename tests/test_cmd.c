@@ -1,9 +1,10 @@
 /*
  * test_cmd.c -- write commands (src/core/cmd.h): the codec round-trips
- * every kind byte for byte; decoding rejects every truncation, trailing
- * bytes, and (randomly) corrupted input with SPRIG_ECORRUPT or decodes it
- * to a command that re-encodes to the same bytes, never crashing; decoded
- * commands apply through a database's writer like the API's own.
+ * every kind (PUBLISH included) byte for byte; decoding rejects every
+ * truncation, trailing bytes, and (randomly) corrupted input with
+ * SPRIG_ECORRUPT or decodes it to a command that re-encodes to the same bytes,
+ * never crashing; decoded commands apply through a database's writer like the
+ * API's own.
  */
 #include "testutil.h"
 
@@ -85,6 +86,14 @@ sample(int kind, sprig__cmd *c)
         c->kind = SPRIG__CMD_DELETE_DB;
         c->name = "db1";
         break;
+    case 7: {
+        static const sprig_bytes topics[] = {{"news", 4}, {"t\0x", 3}};
+        c->kind = SPRIG__CMD_PUBLISH;
+        c->topics = topics;
+        c->n_topics = 2;
+        c->payload = sprig_str("payload bytes");
+        break;
+    }
     default: {
         static sprig_buf enc;
         enc.len = 0;
@@ -95,7 +104,7 @@ sample(int kind, sprig__cmd *c)
     }
     }
 }
-#define N_KINDS 8
+#define N_KINDS 9
 
 static void
 test_round_trip(void **state)
@@ -122,6 +131,13 @@ test_round_trip(void **state)
             assert_string_equal(d.key, "key");
             assert_int_equal(d.expire_at, c.expire_at);
             assert_true(tu_bytes_eq(d.value.bytes, "value"));
+        }
+        if (k == 7) {
+            assert_int_equal(d.n_topics, 2);
+            assert_true(tu_bytes_eq(d.topics[0], "news"));
+            assert_int_equal(d.topics[1].len, 3);
+            assert_memory_equal(d.topics[1].data, "t\0x", 3);
+            assert_true(tu_bytes_eq(d.payload, "payload bytes"));
         }
         sprig__cmd_clear(&d);
         sprig_buf_clear(&a);

@@ -50,17 +50,20 @@ typedef struct sprig__cnode sprig__cnode;
 
 /** Counters of a node (test seams and `cluster status`). */
 typedef struct sprig__cnode_stats {
-    uint64_t applied;      /* entries run through the storage */
-    uint64_t failed;       /* of those, refused by the command's own
-                              outcome (a conflict...): no effect, and run
-                              again after a restart, refused again */
-    uint64_t skipped;      /* entries at or below an applied index */
-    uint64_t snapshots;    /* snapshots taken */
-    uint64_t restored;     /* snapshots swapped in */
-    uint64_t restore_kept; /* snapshots whose index the floor covered */
-    uint64_t proposed;     /* entries this node handed to raft_apply */
-    uint64_t refused;      /* writes refused: not the leader */
-    uint64_t barriers;     /* read barriers confirmed (linearizable reads) */
+    uint64_t applied;         /* entries run through the storage */
+    uint64_t failed;          /* of those, refused by the command's own
+                                 outcome (a conflict...): no effect, and run
+                                 again after a restart, refused again */
+    uint64_t skipped;         /* entries at or below an applied index */
+    uint64_t snapshots;       /* snapshots taken */
+    uint64_t restored;        /* snapshots swapped in */
+    uint64_t restore_kept;    /* snapshots whose index the floor covered */
+    uint64_t proposed;        /* entries this node handed to raft_apply */
+    uint64_t refused;         /* writes refused: not the leader */
+    uint64_t barriers;        /* read barriers confirmed (linearizable
+                                 reads) */
+    uint64_t stale_publishes; /* PUBLISH entries from before the node
+                                 started: not delivered (PubSub) */
 } sprig__cnode_stats;
 
 /** Open the storage `o` describes (on disk; its options are copied) as
@@ -80,6 +83,12 @@ void sprig__cnode_set_wake(sprig__cnode *n, void (*wake)(void *), void *udata);
 /** The client URL of node `id`, named by ENOTLEADER details.  Copied.
  *  SPRIG_ENOMEM.  Driver thread (or before the driver starts). */
 int sprig__cnode_set_url(sprig__cnode *n, uint64_t id, const char *url);
+/** Raft started (raft_start returned, its log loaded): a PUBLISH entry at
+ *  or below the log's last index was written before this start and is
+ *  not delivered to this node's subscribers when applied (PubSub
+ *  delivers only messages committed while the node runs).  Driver
+ *  thread. */
+void sprig__cnode_started(sprig__cnode *n);
 /** Hand queued writes to raft_apply, or fail them when this node is not
  *  the leader.  Driver thread. */
 void sprig__cnode_pump(sprig__cnode *n);

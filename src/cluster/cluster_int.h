@@ -75,6 +75,10 @@ struct sprig__cnode {
     sprig__prop *pending;
     /* entries at or below this may have been applied before (repl.h) */
     uint64_t recovered_max;
+    /* PubSub: a PUBLISH entry at or below this index was in the node's
+     * storage or Raft log when it started, so it is old news: never
+     * delivered (fsm.c; docs/cluster.md "PubSub across nodes") */
+    uint64_t publish_floor;
     sprig__url *urls;
     size_t n_urls;
     sprig__cnode_stats stats;

@@ -137,6 +137,18 @@ entry_rid(const entry *e, sprig__cmd *c)
     }
 }
 
+/* A PUBLISH entry from before the node started: its message is old news
+ * (applied live before, or committed while this node was down), so it is
+ * not delivered again; it changes no stored state either way. */
+static bool
+stale_publish(sprig__cnode *n, const entry *e, uint64_t index)
+{
+    bool stale = index <= n->publish_floor && e->cmd.len >= 2 &&
+                 ((const uint8_t *)e->cmd.data)[1] == SPRIG__CMD_PUBLISH;
+    n->stats.stale_publishes += stale;
+    return stale;
+}
+
 static int
 fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
@@ -146,6 +158,9 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     bool skip = false;
     *result = NULL;
     int rc = parse_entry(buf, &e);
+    if (rc == 0 && stale_publish(n, &e, index)) {
+        return 0;
+    }
     rc = rc ? rc : already_applied(n, &e, index, &skip);
     if (rc || skip) {
         n->stats.skipped += skip;

@@ -370,6 +370,9 @@ sprig__cnode_storage_open(sprig__cnode *n)
 {
     int rc = sprig_storage_open(&n->opts, &n->st);
     rc = rc ? rc : sprig__storage_raft_applied_max(n->st, &n->recovered_max);
+    if (n->recovered_max > n->publish_floor) {
+        n->publish_floor = n->recovered_max;
+    }
     if (rc == 0) {
         sprig__storage_replicate(n->st, &n->repl);
     }
@@ -437,6 +440,15 @@ sprig__cnode_open(const sprig_storage_options *o, uint64_t id,
     }
     *out = n;
     return SPRIG_OK;
+}
+
+void
+sprig__cnode_started(sprig__cnode *n)
+{
+    uint64_t last = n->raft ? raft_last_index(n->raft) : 0;
+    if (last > n->publish_floor) {
+        n->publish_floor = last;
+    }
 }
 
 struct raft_fsm *

@@ -259,6 +259,9 @@ raft_setup(sprig_cluster *c)
     uv_async_init(&c->loop, &c->stop, on_stop);
     rv = c->bootstrap ? bootstrap(c) : 0;
     rv = rv ? rv : raft_start(&c->raft);
+    if (rv == 0) {
+        sprig__cnode_started(c->node); /* PubSub: older publishes are old */
+    }
     if (rv) {
         snprintf(c->start_err, sizeof c->start_err, "%s (%s)",
                  raft_strerror(rv), raft_errmsg(&c->raft));

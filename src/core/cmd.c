@@ -100,6 +100,27 @@ encode_kv(const sprig__cmd *c, sprig_buf *b)
 }
 
 static int
+encode_publish(const sprig__cmd *c, sprig_buf *b)
+{
+    if (c->n_topics == 0 || c->payload.len > SPRIG_PAYLOAD_MAX) {
+        return sprig__err(SPRIG_EINVAL, "a publish without topics or over "
+                                        "the limits cannot be encoded");
+    }
+    int rc = sprig__buf_put_u32(b, (uint32_t)c->n_topics);
+    for (size_t i = 0; rc == 0 && i < c->n_topics; i++) {
+        const sprig_bytes *t = &c->topics[i];
+        if (t->len == 0 || t->len > SPRIG_TOPIC_MAX) {
+            return sprig__err(SPRIG_EINVAL,
+                              "a topic of %zu bytes cannot be "
+                              "encoded",
+                              t->len);
+        }
+        rc = put_str(b, t->data, t->len, 2);
+    }
+    return rc ? rc : put_str(b, c->payload.data, c->payload.len, 4);
+}
+
+static int
 encode_body(const sprig__cmd *c, sprig_buf *b)
 {
     int rc = 0;
@@ -124,6 +145,7 @@ encode_body(const sprig__cmd *c, sprig_buf *b)
         return rc ? rc : put_str(b, c->schema_name, strlen(c->schema_name), 1);
     case SPRIG__CMD_DELETE_DB: return put_str(b, c->name, strlen(c->name), 1);
     case SPRIG__CMD_SCHEMA: return put_str(b, c->schema.data, c->schema.len, 4);
+    case SPRIG__CMD_PUBLISH: return encode_publish(c, b);
     }
     return sprig__err(SPRIG_EINVAL, "unknown command kind %d", (int)c->kind);
 }
@@ -369,6 +391,31 @@ decode_admin(dec *d, sprig__cmd *c)
 }
 
 static int
+decode_publish(dec *d, sprig__cmd *c)
+{
+    uint32_t n;
+    if (sprig__rd_u32(&d->r, &n) || n == 0 || n > d->r.left / 3) {
+        return bad("a publish's topic count");
+    }
+    sprig_bytes *t = sprig__calloc(n, sizeof *t);
+    if (!t) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory decoding a command");
+    }
+    c->ops_mem_ = t;
+    c->topics = t;
+    c->n_topics = n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (get_str(d, 2, SPRIG_TOPIC_MAX, &t[i]) || t[i].len == 0) {
+            return bad("a publish's topic");
+        }
+    }
+    if (get_str(d, 4, SPRIG_PAYLOAD_MAX, &c->payload)) {
+        return bad("a publish's payload");
+    }
+    return SPRIG_OK;
+}
+
+static int
 decode_body(dec *d, sprig__cmd *c)
 {
     switch (c->kind) {
@@ -378,6 +425,7 @@ decode_body(dec *d, sprig__cmd *c)
     case SPRIG__CMD_CREATE_DB:
     case SPRIG__CMD_DELETE_DB:
     case SPRIG__CMD_SCHEMA: return decode_admin(d, c);
+    case SPRIG__CMD_PUBLISH: return decode_publish(d, c);
     }
     return bad("unknown kind");
 }

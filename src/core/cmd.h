@@ -30,6 +30,7 @@
  *   CREATE_DB [name: len u8, bytes][schema: len u8, bytes]
  *   DELETE_DB [name: len u8, bytes]
  *   SCHEMA    [encoded schema (sprig__schema_encode): len u32, bytes]
+ *   PUBLISH   [n u32] n x [topic: len u16, bytes][payload: len u32, bytes]
  * Decoding validates everything (version, kinds, names, limits, lengths,
  * no trailing bytes); anything else is SPRIG_ECORRUPT, never an assert.
  *
@@ -48,7 +49,11 @@ typedef enum sprig__cmd_kind {
     SPRIG__CMD_SWEEP = 3,     /* one expiry sweep step */
     SPRIG__CMD_CREATE_DB = 4, /* admin: record a new database */
     SPRIG__CMD_DELETE_DB = 5, /* admin: forget a database */
-    SPRIG__CMD_SCHEMA = 6     /* admin: register (or extend) a schema */
+    SPRIG__CMD_SCHEMA = 6,    /* admin: register (or extend) a schema */
+    /* a PubSub message to a database's topics: changes no stored state;
+     * only a replicated storage makes it a command (so Raft orders it),
+     * and applying it hands it to the local hub (src/local/pubsub.c) */
+    SPRIG__CMD_PUBLISH = 7
 } sprig__cmd_kind;
 
 typedef enum sprig__kv_cmd_kind {
@@ -113,6 +118,11 @@ typedef struct sprig__cmd {
     /* admin: database name, schema name (CREATE_DB) */
     const char *name, *schema_name;
     sprig_bytes schema; /* SCHEMA: sprig__schema_encode bytes */
+    /* PUBLISH: the topics (each 1..SPRIG_TOPIC_MAX bytes) and the payload
+     * (at most SPRIG_PAYLOAD_MAX bytes) */
+    const sprig_bytes *topics;
+    size_t n_topics;
+    sprig_bytes payload;
 
     /* ---- local, not encoded ---- */
     bool want_value;       /* KV SET / TAKE: capture the old value in out */

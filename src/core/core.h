@@ -375,6 +375,11 @@ typedef struct sprig_db_ops {
      * closes the fd.  Any thread. */
     int (*watch)(sprig_db *db, int *fd, void **token);
     void (*unwatch)(sprig_db *db, void *token);
+    /* Is the handle's storage replicated (a cluster node's, issue 18), so
+     * that every write -- a publish included -- waits for a Raft commit?
+     * A server moves such a publish off its loop thread.  Any thread,
+     * never blocks.  NULL: never. */
+    bool (*replicated)(const sprig_db *db);
 } sprig_db_ops;
 
 /** How often a feed without wake-ups (`watch` NULL) re-reads the log. */

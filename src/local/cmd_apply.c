@@ -135,7 +135,8 @@ cmd_apply_kind(sprig__ldb *ldb, MDB_txn *txn, const sprig__cmd *cmd,
     case SPRIG__CMD_SWEEP: return sprig__kv_sweep_apply(txn, ldb->kv, cmd, out);
     case SPRIG__CMD_CREATE_DB:
     case SPRIG__CMD_DELETE_DB:
-    case SPRIG__CMD_SCHEMA: break;
+    case SPRIG__CMD_SCHEMA:
+    case SPRIG__CMD_PUBLISH: break;
     }
     return sprig__err(SPRIG_EINVAL,
                       "command kind %d does not apply to a database",

@@ -690,6 +690,7 @@ static const sprig_db_ops local_db_ops = {
     .kv_list = sprig__kv_op_list,
     .subscriber_new = sprig__pubsub_subscriber_new,
     .publish = sprig__pubsub_publish,
+    .replicated = sprig__pubsub_replicated,
     .watch = sprig__changes_watch,
     .unwatch = sprig__changes_unwatch,
     .dropped = sprig__db_dropped,

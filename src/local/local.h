@@ -757,6 +757,14 @@ void sprig__hub_free(sprig__hub *h);
 int sprig__pubsub_subscriber_new(sprig_db *db, sprig_subscriber **out);
 int sprig__pubsub_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
                           sprig_bytes payload);
+/** Deliver a committed PUBLISH command to this node's subscribers of
+ *  database `ldb` (the apply side of a replicated publish; no stored
+ *  state changes).  SPRIG_ENOTFOUND (the database was deleted),
+ *  SPRIG_ENOMEM.  Any thread. */
+int sprig__pubsub_apply(sprig__ldb *ldb, const struct sprig__cmd *cmd);
+/** sprig_db_ops.replicated: does the handle's storage have a replicator
+ *  (its writes, publishes included, wait for a Raft commit)? */
+bool sprig__pubsub_replicated(const sprig_db *db);
 /** Test seam: topics with subscribers, and live subscribers. */
 void sprig__hub_counts(sprig_db *db, size_t *topics, size_t *subscribers);
 

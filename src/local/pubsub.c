@@ -35,8 +35,18 @@
  * subscriber; the hub is freed with the engine, empty by then.
  *
  * Lock order: hub lock, then a subscriber's mutex.
+ *
+ * Replicated storages (src/local/repl.h, issue 18).  On a storage with a
+ * replicator a publish is a command (SPRIG__CMD_PUBLISH) submitted through
+ * the seam like any write: the replicator (a Raft node) orders it in the
+ * log, and applying the committed entry on each node hands the message to
+ * that node's hub (sprig__pubsub_apply), in log order.  The publisher is
+ * answered after its own node delivered it.  Other storages deliver at
+ * once, as before.
  */
+#include "core/cmd.h"
 #include "local.h"
+#include "repl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -309,15 +319,11 @@ deliver(lsub *s, sprig_message *m)
 
 /* ---- publishing ------------------------------------------------------- */
 
-int
-sprig__pubsub_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
-                      sprig_bytes payload)
+/* Hand the message to this hub's subscribers of each topic. */
+static int
+hub_deliver(sprig__hub *h, const sprig_bytes *topics, size_t n,
+            sprig_bytes payload)
 {
-    sprig__ldb *ldb = sprig__db_ldb(db);
-    if (atomic_load(&ldb->dropped)) {
-        return sprig__ldb_gone(ldb);
-    }
-    sprig__hub *h = ldb->hub;
     int rc = SPRIG_OK;
     pthread_rwlock_rdlock(&h->lock);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -337,6 +343,54 @@ sprig__pubsub_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
     }
     pthread_rwlock_unlock(&h->lock);
     return rc;
+}
+
+/* A replicated storage: the message becomes a command that Raft orders;
+ * every node's apply delivers it (sprig__pubsub_apply).  Waits for the
+ * local apply, like any write through the seam. */
+static int
+publish_replicated(sprig__ldb *ldb, const sprig__repl *r,
+                   const sprig_bytes *topics, size_t n, sprig_bytes payload)
+{
+    sprig__cmd c = {.kind = SPRIG__CMD_PUBLISH};
+    c.now_ms = sprig__ldb_now(ldb);
+    c.topics = topics;
+    c.n_topics = n;
+    c.payload = payload;
+    int rc = sprig__repl_run(r, ldb->name, &c);
+    sprig__cmd_clear(&c); /* nothing owned: clears out.value */
+    return rc;
+}
+
+int
+sprig__pubsub_publish(sprig_db *db, const sprig_bytes *topics, size_t n,
+                      sprig_bytes payload)
+{
+    sprig__ldb *ldb = sprig__db_ldb(db);
+    if (atomic_load(&ldb->dropped)) {
+        return sprig__ldb_gone(ldb);
+    }
+    const sprig__repl *r = atomic_load(&ldb->st->repl); /* one load */
+    if (r) {
+        return publish_replicated(ldb, r, topics, n, payload);
+    }
+    return hub_deliver(ldb->hub, topics, n, payload);
+}
+
+int
+sprig__pubsub_apply(sprig__ldb *ldb, const sprig__cmd *cmd)
+{
+    if (atomic_load(&ldb->dropped)) {
+        return sprig__ldb_gone(ldb);
+    }
+    return hub_deliver(ldb->hub, cmd->topics, cmd->n_topics, cmd->payload);
+}
+
+bool
+sprig__pubsub_replicated(const sprig_db *db)
+{
+    sprig__ldb *ldb = sprig__db_ldb((sprig_db *)db);
+    return atomic_load(&ldb->st->repl) != NULL;
 }
 
 /* ---- subscriber operations -------------------------------------------- */

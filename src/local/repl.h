@@ -4,8 +4,9 @@
  *
  * A storage with a replicator installed (sprig__storage_replicate) hands
  * every write command it accepts -- from the synchronous API, from
- * asynchronous submission (the server), from the key-value sweeper, and
- * the admin changes (create and delete a database, register a schema) --
+ * asynchronous submission (the server), from the key-value sweeper, the
+ * admin changes (create and delete a database, register a schema), and
+ * PubSub publishes (SPRIG__CMD_PUBLISH: ordered by Raft, stored nowhere) --
  * to the replicator instead of its writers.  The replicator proposes it
  * (raft_apply) and, once the entry is committed, applies it on every node
  * through sprig__storage_apply with `cmd->replicated` set (which bypasses
@@ -69,8 +70,9 @@ int sprig__repl_run(const sprig__repl *r, const char *db,
 
 /** Apply a (decoded) command to the storage: admin kinds through the admin
  *  writer, exactly as the API's own (the command's time, not the clock);
- *  the others to database `db` (opened as needed).  Waits.  (Also declared
- *  in local.h for tests.) */
+ *  PUBLISH to the subscribers of database `db` on this node (nothing is
+ *  stored); the others to database `db` (opened as needed).  Waits.
+ *  (Also declared in local.h for tests.) */
 int sprig__storage_apply(sprig_storage *st, const char *db,
                          struct sprig__cmd *cmd);
 

@@ -760,12 +760,15 @@ int
 sprig__storage_apply(sprig_storage *s, const char *db, sprig__cmd *cmd)
 {
     cmd->replicated = true;
-    if (cmd->kind >= SPRIG__CMD_CREATE_DB) {
+    if (cmd->kind >= SPRIG__CMD_CREATE_DB && cmd->kind != SPRIG__CMD_PUBLISH) {
         return admin_apply_cmd(ST(s), cmd);
     }
     sprig_db *h;
     int rc = sprig_storage_open_database(s, db, &h);
-    if (rc == 0) {
+    if (rc == 0 && cmd->kind == SPRIG__CMD_PUBLISH) {
+        rc = sprig__pubsub_apply(sprig__db_ldb(h), cmd); /* nothing stored */
+        sprig_db_close(h);
+    } else if (rc == 0) {
         rc = sprig__ldb_run(sprig__db_ldb(h), cmd);
         sprig_db_close(h);
     }

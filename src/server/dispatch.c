@@ -231,13 +231,23 @@ s_view_delete_docs(sprig__call *c, void *rq, void *rs)
                                    &((sprig__deleted_resp *)rs)->deleted));
 }
 
+/* A publish on a replicated storage waits for a Raft commit: never on
+ * the loop thread (a worker runs it). */
+static int
+publish_on(sprig__call *c, sprig_db *db, const sprig__publish_req *r)
+{
+    if (c->on_loop && db->ops->replicated && db->ops->replicated(db)) {
+        return SPRIG__EMISS;
+    }
+    return sprig_publish_to_all(db, r->topics.items, r->topics.n, r->payload);
+}
+
 static int
 s_publish(sprig__call *c, void *rq, void *rs)
 {
     sprig__publish_req *r = rq;
     (void)rs;
-    WITH_DB(c, r->db,
-            sprig_publish_to_all(db, r->topics.items, r->topics.n, r->payload));
+    WITH_DB(c, r->db, publish_on(c, db, r));
 }
 
 /* A backup, restore, export, import or compaction: the job runs here, on
