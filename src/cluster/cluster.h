@@ -60,6 +60,10 @@ typedef struct sprig__cnode_stats {
     uint64_t restore_kept; /* snapshots whose index the floor covered */
     uint64_t proposed;     /* entries this node handed to raft_apply */
     uint64_t refused;      /* writes refused: not the leader */
+    uint64_t batches;      /* apply batches committed (fsm.c), each one
+                              writer batch for several entries */
+    uint64_t batched;      /* entries applied through them */
+    uint64_t batch_max;    /* the most entries in one */
 } sprig__cnode_stats;
 
 /** Open the storage `o` describes (on disk; its options are copied) as

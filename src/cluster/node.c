@@ -25,6 +25,12 @@ prop_finish(sprig__prop *p, int rc)
     done(udata, rc, cmd);
 }
 
+void
+sprig__prop_answer(sprig__prop *p)
+{
+    prop_finish(p, p->rc);
+}
+
 static void
 prop_fail(sprig__prop *p, int rc)
 {
@@ -125,7 +131,9 @@ apply_cb(struct raft_apply *req, int status, void *result)
     (void)result;
     sprig__prop *p = req->data;
     sprig__prop_find(p->node, p->seq, true);
-    if (status == 0 && p->applied) {
+    if (status == 0 && p->deferred) {
+        p->raft_done = true; /* in the apply batch: its flush answers */
+    } else if (status == 0 && p->applied) {
         prop_finish(p, p->rc);
     } else if (status == RAFT_SHUTDOWN) {
         prop_fail(p,
@@ -353,6 +361,8 @@ sprig__cnode_close(sprig__cnode *n)
     n->queue = n->queue_tail = NULL;
     pthread_mutex_unlock(&n->lock);
     fail_all(q);
+    sprig__fsm_flush(n); /* empty between apply rounds: defensive */
+    sprig__fsm_fini(n);
     fail_all(n->pending);
     n->pending = NULL;
     sprig__cnode_storage_close(n);
