@@ -27,11 +27,12 @@ typedef struct sprig__prop {
     void *udata;
     uint64_t seq;
     int rc; /* the local apply's outcome */
-    sprig__errsave err;
     bool applied;
     bool deferred;  /* in the apply batch, not committed yet (fsm.c) */
     bool raft_done; /* apply_cb ran while deferred: the flush answers */
     struct sprig__prop *next;
+    /* last and not zeroed (a few KB): set only when the write failed */
+    sprig__errsave err;
 } sprig__prop;
 
 typedef struct sprig__url {

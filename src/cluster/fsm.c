@@ -233,7 +233,9 @@ batch_settle(sprig__cnode *n, size_t i, int rc, const sprig__errsave *err)
     }
     if (p) {
         p->rc = rc;
-        p->err = *err;
+        if (rc) {
+            p->err = *err;
+        }
         p->applied = true;
         p->deferred = false;
         if (p->raft_done) {
@@ -301,7 +303,9 @@ batch_add(sprig__cnode *n, const entry *e, sprig__cmd *c, sprig__prop *p)
     if (rc) {
         return rc;
     }
-    snprintf(n->batch_db, sizeof n->batch_db, "%s", e->db);
+    if (n->batch_n == 0) {
+        memcpy(n->batch_db, e->db, strlen(e->db) + 1);
+    }
     n->batch_cmds[n->batch_n] = c;
     n->batch_props[n->batch_n] = p;
     n->batch_n++;

@@ -5,6 +5,7 @@
  */
 #include "cluster_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* ---- answering ------------------------------------------------------------
@@ -61,11 +62,15 @@ repl_submit(void *udata, const char *db, sprig__cmd *cmd, sprig__cmd_done done,
             void *done_udata)
 {
     sprig__cnode *n = udata;
-    sprig__prop *p = sprig__calloc(1, sizeof *p);
+    sprig__prop *p = sprig__malloc(sizeof *p);
     if (!p) {
         return sprig__err(SPRIG_ENOMEM, "out of memory replicating a write");
     }
-    snprintf(p->db, sizeof p->db, "%s", db);
+    memset(p, 0, offsetof(sprig__prop, err)); /* err: only on failure */
+    p->err.msg[0] = 0;
+    size_t dl = strnlen(db, SPRIG_NAME_MAX);
+    memcpy(p->db, db, dl);
+    p->db[dl] = 0;
     p->node = n;
     p->cmd = cmd;
     p->done = done;
