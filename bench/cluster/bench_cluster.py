@@ -765,6 +765,11 @@ def main():
         f.write("\n")
     print("bench_cluster: wrote %s (%.0f s)" % (a.out, result["wall_s"]))
     print("\n".join(table_rows(result)))
+    print("failover: %s; %s" % (failover_line("etcd", result.get("etcd", {})),
+                                failover_line("Sprig",
+                                              result.get("sprig", {}))))
+    print("\n".join(callgrind_lines(result.get("sprig", {}).get(
+        "callgrind"))))
     if not a.no_report and status == 0:
         write_section(result, os.path.join(ROOT, "docs", "benchmarks.md"))
     if a.smoke:

@@ -54,6 +54,8 @@ struct sprig__cnode {
     pthread_mutex_t lock;
     sprig__prop *queue, *queue_tail;
     uint64_t next_seq;
+    /* the encoding buffer of entries (driver thread only, node.c) */
+    sprig_buf enc;
     /* handed to raft, awaiting apply (driver thread only) */
     sprig__prop *pending;
     /* entries at or below this may have been applied before (repl.h) */

@@ -231,6 +231,7 @@ batch_settle(sprig__cnode *n, size_t i, int rc, const sprig__errsave *err)
     if (rc) {
         sprig__err_load(rc, err); /* for account()'s message */
     }
+    int verdict = account(n, rc, index);
     if (p) {
         p->rc = rc;
         if (rc) {
@@ -245,7 +246,7 @@ batch_settle(sprig__cnode *n, size_t i, int rc, const sprig__errsave *err)
         sprig__cmd_clear(c);
         sprig__free(c);
     }
-    return account(n, rc, index);
+    return verdict;
 }
 
 int

@@ -157,7 +157,8 @@ apply_cb(struct raft_apply *req, int status, void *result)
 static int
 encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
 {
-    sprig_buf b = {0};
+    sprig_buf b = n->enc; /* kept between entries: no growth each time */
+    b.len = 0;
     uint8_t hdr[SPRIG__ENTRY_HDR + 1];
     size_t dl = strlen(p->db);
     hdr[0] = SPRIG__ENTRY_MAGIC;
@@ -185,7 +186,10 @@ encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
     if (rc == 0) {
         memcpy(out->base, b.data, b.len);
     }
-    sprig_buf_clear(&b);
+    n->enc = b;
+    if (b.cap > (1u << 20)) { /* a big one: not kept */
+        sprig_buf_clear(&n->enc);
+    }
     return rc;
 }
 
@@ -368,6 +372,7 @@ sprig__cnode_close(sprig__cnode *n)
     fail_all(q);
     sprig__fsm_flush(n); /* empty between apply rounds: defensive */
     sprig__fsm_fini(n);
+    sprig_buf_clear(&n->enc);
     fail_all(n->pending);
     n->pending = NULL;
     sprig__cnode_storage_close(n);
