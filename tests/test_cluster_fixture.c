@@ -966,6 +966,44 @@ job_publish_one(job *j)
     return rc;
 }
 
+/* Writes from several threads at once on the leader: the proposals
+ * queued together commit in one round, and the state machine applies the
+ * round's entries in one writer batch (fsm.c).  Every write is answered
+ * only after its commit (each thread reads its own write back at once),
+ * two inserts of one id in a batch leave exactly one (the other refused,
+ * alike on every node), the counter holds every increment, and the nodes
+ * stay byte-identical. */
+#define BATCH_THREADS 8
+#define BATCH_WRITES 12
+
+static atomic_int dup_ok, dup_refused;
+
+static int
+job_batch(job *j)
+{
+    sprig_db *db;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    sprig_value one = sprig_value_of_i64(1);
+    for (int i = 0; rc == 0 && i < BATCH_WRITES; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "t%d-%d", j->n, i);
+        sprig_bytes bid = sprig_str(id);
+        rc = sprig_kv_increment(db, "ns", "total", &one, false, NULL);
+        rc = rc ? rc
+                : sprig_insert(db, "named", &bid, sprig_str("{\"b\":1}"), NULL);
+        sprig_doc *d = NULL;
+        rc = rc ? rc : sprig_get(db, "named", sprig_str(id), &d);
+        sprig_doc_free(d); /* read back at once: answered after commit */
+    }
+    sprig_bytes dup = sprig_str("dup");
+    int drc =
+        rc ? 0 : sprig_insert(db, "named", &dup, sprig_str("{\"d\":1}"), NULL);
+    atomic_fetch_add(drc == 0 ? &dup_ok : &dup_refused, 1);
+    rc = rc ? rc : (drc == SPRIG_ECONFLICT ? 0 : drc);
+    sprig_db_close(db);
+    return rc;
+}
+
 typedef struct node_sub {
     sprig_db *db;
     sprig_subscriber *s;
@@ -1073,6 +1111,53 @@ test_pubsub_across_nodes(void **state)
     tu_rmtree(c.base);
 }
 
+static void
+test_batched_apply(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_batch");
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    job js[BATCH_THREADS];
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        js[t] = (job){.fn = job_batch, .db = "app", .n = t, .rs = &seed};
+        js[t].st = sprig__cnode_storage(c.node[0]);
+        assert_int_equal(pthread_create(&js[t].thread, NULL, job_main, &js[t]),
+                         0);
+    }
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        finish_job(&c, &js[t], 120000);
+        if (js[t].rc) {
+            print_message("thread %d: %s\n", t, js[t].msg);
+        }
+        assert_int_equal(js[t].rc, 0);
+    }
+    settle(&c);
+    assert_int_equal(atomic_load(&dup_ok), 1);
+    assert_int_equal(atomic_load(&dup_refused), BATCH_THREADS - 1);
+    for (unsigned i = 0; i < 3; i++) {
+        sprig_db *db;
+        int64_t total = 0;
+        SPRIG_OK_(sprig_storage_open_database(sprig__cnode_storage(c.node[i]),
+                                              "app", &db));
+        SPRIG_OK_(sprig_kv_get_i64(db, "ns", "total", &total));
+        assert_int_equal(total, BATCH_THREADS * BATCH_WRITES);
+        sprig_db_close(db);
+        sprig__cnode_stats s;
+        sprig__cnode_stats_get(c.node[i], &s);
+        print_message(
+            "node %u: %llu entries applied, %llu in %llu batches "
+            "(at most %llu in one)\n",
+            i + 1, (unsigned long long)s.applied, (unsigned long long)s.batched,
+            (unsigned long long)s.batches, (unsigned long long)s.batch_max);
+        assert_true(s.batch_max > 1); /* some round had several entries */
+    }
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
 int
 main(void)
 {
@@ -1086,6 +1171,7 @@ main(void)
         cmocka_unit_test(test_request_ids),
         cmocka_unit_test(test_linearizable_reads),
         cmocka_unit_test(test_pubsub_across_nodes),
+        cmocka_unit_test(test_batched_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

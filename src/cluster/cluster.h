@@ -64,6 +64,10 @@ typedef struct sprig__cnode_stats {
                                  reads) */
     uint64_t stale_publishes; /* PUBLISH entries from before the node
                                  started: not delivered (PubSub) */
+    uint64_t batches;         /* apply batches committed (fsm.c), each one
+                                 writer batch for several entries */
+    uint64_t batched;         /* entries applied through them */
+    uint64_t batch_max;       /* the most entries in one */
 } sprig__cnode_stats;
 
 /** Open the storage `o` describes (on disk; its options are copied) as

@@ -31,9 +31,12 @@ typedef struct sprig__prop {
     void *udata;
     uint64_t seq;
     int rc; /* the local apply's outcome */
-    sprig__errsave err;
     bool applied;
+    bool deferred;  /* in the apply batch, not committed yet (fsm.c) */
+    bool raft_done; /* apply_cb ran while deferred: the flush answers */
     struct sprig__prop *next;
+    /* last and not zeroed (a few KB): set only when the write failed */
+    sprig__errsave err;
 } sprig__prop;
 
 /* A read barrier's waiter (linearizable reads; node.c). */
@@ -71,6 +74,8 @@ struct sprig__cnode {
     sprig__bar *bars;     /* read barriers queued (lock) */
     unsigned bars_issued; /* barriers handed to raft (driver thread) */
     uint64_t next_seq;
+    /* the encoding buffer of entries (driver thread only, node.c) */
+    sprig_buf enc;
     /* handed to raft, awaiting apply (driver thread only) */
     sprig__prop *pending;
     /* entries at or below this may have been applied before (repl.h) */
@@ -82,6 +87,17 @@ struct sprig__cnode {
     sprig__url *urls;
     size_t n_urls;
     sprig__cnode_stats stats;
+    /* the apply batch (driver thread, fsm.c): consecutive command entries
+     * of one database, committed in one writer batch at the end of the
+     * apply round; props[i] is the proposal of cmds[i], or NULL when
+     * cmds[i] was decoded (then owned here) */
+    char batch_db[SPRIG_NAME_MAX + 1];
+    sprig__cmd **batch_cmds;
+    sprig__prop **batch_props;
+    int *batch_rcs;
+    sprig__errsave *batch_errs;
+    size_t batch_n, batch_cap;
+    bool wedged; /* a batch failed on this node: it applies nothing more */
 };
 
 /** Set up n->fsm (fsm.c). */
@@ -89,6 +105,15 @@ void sprig__fsm_init(sprig__cnode *n);
 /** The pending write of this node with proposal number `seq`, or NULL;
  *  unlinked when `take`. */
 sprig__prop *sprig__prop_find(sprig__cnode *n, uint64_t seq, bool take);
+/** Answer a proposal whose entry was applied (p->rc, p->err) and free it
+ *  (node.c).  Driver thread. */
+void sprig__prop_answer(sprig__prop *p);
+/** Commit the apply batch (fsm.c): every entry of it applied, proposals
+ *  answered.  0, or a RAFT_* error (the node is then wedged).  Driver
+ *  thread. */
+int sprig__fsm_flush(sprig__cnode *n);
+/** Free the batch's arrays (after a flush). */
+void sprig__fsm_fini(sprig__cnode *n);
 /** Open n->st from n->opts and install the replicator (node.c). */
 int sprig__cnode_storage_open(sprig__cnode *n);
 /** Remove the replicator and close n->st. */

@@ -116,12 +116,18 @@ deterministic(int rc)
 
 /* Apply `c` at `index`: the storage's writers, no sync needed (the Raft
  * log is the durable point). */
-static int
-apply_cmd(sprig__cnode *n, const char *db, sprig__cmd *c, uint64_t index)
+static void
+prepare_cmd(sprig__cmd *c, uint64_t index)
 {
     c->raft_index = index;
     c->lazy = true;
     c->replicated = true;
+}
+
+static int
+apply_cmd(sprig__cnode *n, const char *db, sprig__cmd *c, uint64_t index)
+{
+    prepare_cmd(c, index);
     return sprig__storage_apply(n->st, db, c);
 }
 
@@ -149,27 +155,35 @@ stale_publish(sprig__cnode *n, const entry *e, uint64_t index)
     return stale;
 }
 
+/* Count an entry's outcome; RAFT_IOERR (and the node wedged) when it is
+ * this node failing rather than the command's own refusal. */
 static int
-fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+account(sprig__cnode *n, int rc, uint64_t index)
 {
-    sprig__cnode *n = node_of(fsm);
-    uint64_t index = raft_last_applied(n->raft) + 1;
-    entry e;
-    bool skip = false;
-    *result = NULL;
-    int rc = parse_entry(buf, &e);
-    if (rc == 0 && stale_publish(n, &e, index)) {
-        return 0;
+    n->stats.applied++;
+    n->stats.failed += rc != 0;
+    if (rc && !deterministic(rc)) {
+        fprintf(stderr,
+                "sprig: node %llu cannot apply entry %llu: %s; it "
+                "applies nothing more until restarted\n",
+                (unsigned long long)n->id, (unsigned long long)index,
+                sprig_errmsg());
+        n->wedged = true;
+        return RAFT_IOERR;
     }
-    rc = rc ? rc : already_applied(n, &e, index, &skip);
-    if (rc || skip) {
-        n->stats.skipped += skip;
-        return rc ? RAFT_CORRUPT : 0;
-    }
+    return 0;
+}
+
+/* Apply entry `e` at `index` now, alone (the path of admin commands and
+ * of a restart's replay). */
+static int
+apply_now(sprig__cnode *n, const entry *e, uint64_t index, void **result)
+{
     sprig__prop *p =
-        e.origin == n->id ? sprig__prop_find(n, e.seq, false) : NULL;
+        e->origin == n->id ? sprig__prop_find(n, e->seq, false) : NULL;
+    int rc;
     if (p) {
-        rc = apply_cmd(n, e.db, p->cmd, index);
+        rc = apply_cmd(n, e->db, p->cmd, index);
         p->rc = rc;
         p->applied = true;
         if (rc) {
@@ -178,20 +192,263 @@ fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
         *result = p;
     } else {
         sprig__cmd c;
-        rc = sprig__cmd_decode(e.cmd, &c);
-        entry_rid(&e, &c);
-        rc = rc ? rc : apply_cmd(n, e.db, &c, index);
+        rc = sprig__cmd_decode(e->cmd, &c);
+        entry_rid(e, &c);
+        rc = rc ? rc : apply_cmd(n, e->db, &c, index);
         sprig__cmd_clear(&c);
     }
-    n->stats.applied++;
-    n->stats.failed += rc != 0;
-    if (rc && !deterministic(rc)) {
-        fprintf(stderr, "sprig: node %llu cannot apply entry %llu: %s\n",
-                (unsigned long long)n->id, (unsigned long long)index,
-                sprig_errmsg());
-        return RAFT_IOERR;
+    return account(n, rc, index);
+}
+
+/* ---- the apply batch
+ * ---------------------------------------------------------
+ *
+ * libraft applies the committed entries of a round one by one, and
+ * answers a proposal as soon as its fsm->apply returns.  One LMDB
+ * transaction per entry made the driver thread the bottleneck of a loaded
+ * node, so consecutive command entries of one database are gathered and
+ * committed in one writer batch (one transaction; a refused command
+ * still changes nothing: writer.c) when the round ends: at the last
+ * committed entry, or before an entry that is not a command (a barrier --
+ * a read must see every entry before it -- or a configuration change), a
+ * snapshot, a restore, or an entry of another database or an admin kind.
+ * Each command still records its own index (raft.applied) in that
+ * transaction, so a restart applies each entry exactly once.  A proposal
+ * in the batch is answered by the flush, after its commit, never before. */
+
+/* Is the entry at `index` in r's log, and a command? */
+static bool
+log_is_command(const struct raft *r, raft_index index)
+{
+    const struct raft_log *l = &r->log;
+    size_t n =
+        l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
+    if (n == 0 || index <= l->offset || index > l->offset + n) {
+        return false;
+    }
+    size_t pos = (l->front + (size_t)(index - l->offset - 1)) % l->size;
+    return l->entries[pos].type == RAFT_COMMAND;
+}
+
+/* Does the round end with the entry at `index`? */
+static bool
+round_ends(const sprig__cnode *n, uint64_t index)
+{
+    const struct raft *r = n->raft;
+    return index >= r->commit_index || !log_is_command(r, index + 1);
+}
+
+static bool
+batchable(const sprig__cmd *c)
+{
+    return c->kind == SPRIG__CMD_TXN || c->kind == SPRIG__CMD_KV ||
+           c->kind == SPRIG__CMD_SWEEP;
+}
+
+static int
+batch_grow(sprig__cnode *n)
+{
+    if (n->batch_n < n->batch_cap) {
+        return SPRIG_OK;
+    }
+    size_t cap = n->batch_cap ? 2 * n->batch_cap : 64;
+    sprig__cmd **c = sprig__realloc(n->batch_cmds, cap * sizeof *c);
+    n->batch_cmds = c ? c : n->batch_cmds;
+    sprig__prop **p =
+        c ? sprig__realloc(n->batch_props, cap * sizeof *p) : NULL;
+    n->batch_props = p ? p : n->batch_props;
+    int *r = p ? sprig__realloc(n->batch_rcs, cap * sizeof *r) : NULL;
+    n->batch_rcs = r ? r : n->batch_rcs;
+    sprig__errsave *e =
+        r ? sprig__realloc(n->batch_errs, cap * sizeof *e) : NULL;
+    n->batch_errs = e ? e : n->batch_errs;
+    if (!e) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory batching applies");
+    }
+    n->batch_cap = cap;
+    return SPRIG_OK;
+}
+
+/* The outcome of batch entry i: answer its proposal, or free its decoded
+ * command.  Returns account()'s verdict. */
+static int
+batch_settle(sprig__cnode *n, size_t i, int rc, const sprig__errsave *err)
+{
+    sprig__prop *p = n->batch_props[i];
+    sprig__cmd *c = n->batch_cmds[i];
+    uint64_t index = c->raft_index;
+    if (rc) {
+        sprig__err_load(rc, err); /* for account()'s message */
+    }
+    int verdict = account(n, rc, index);
+    if (p) {
+        p->rc = rc;
+        if (rc) {
+            p->err = *err;
+        }
+        p->applied = true;
+        p->deferred = false;
+        if (p->raft_done) {
+            sprig__prop_answer(p);
+        } /* else apply_cb answers it (a close between the two) */
+    } else {
+        sprig__cmd_clear(c);
+        sprig__free(c);
+    }
+    return verdict;
+}
+
+int
+sprig__fsm_flush(sprig__cnode *n)
+{
+    size_t k = n->batch_n;
+    if (k == 0) {
+        return 0;
+    }
+    int rc = sprig__storage_apply_many(n->st, n->batch_db, n->batch_cmds, k,
+                                       n->batch_rcs, n->batch_errs);
+    n->stats.batches++;
+    n->stats.batched += k;
+    n->stats.batch_max = k > n->stats.batch_max ? k : n->stats.batch_max;
+    sprig__errsave whole;
+    if (rc) {
+        sprig__err_save(&whole);
+    }
+    int out = 0;
+    for (size_t i = 0; i < k; i++) {
+        int r = batch_settle(n, i, rc ? rc : n->batch_rcs[i],
+                             rc ? &whole : &n->batch_errs[i]);
+        out = out ? out : r;
+    }
+    n->batch_n = 0;
+    return out;
+}
+
+void
+sprig__fsm_fini(sprig__cnode *n)
+{
+    sprig__free(n->batch_cmds);
+    sprig__free(n->batch_props);
+    sprig__free(n->batch_rcs);
+    sprig__free(n->batch_errs);
+    n->batch_cmds = NULL;
+    n->batch_props = NULL;
+    n->batch_rcs = NULL;
+    n->batch_errs = NULL;
+    n->batch_n = n->batch_cap = 0;
+}
+
+/* Put entry `e` (a batchable command `c`, of proposal `p` or decoded) into
+ * the batch, flushing first when it targets another database. */
+static int
+batch_add(sprig__cnode *n, const entry *e, sprig__cmd *c, sprig__prop *p)
+{
+    int rc = 0;
+    if (n->batch_n && strcmp(n->batch_db, e->db) != 0) {
+        rc = sprig__fsm_flush(n);
+    }
+    if (rc == 0 && batch_grow(n) != 0) {
+        rc = RAFT_NOMEM;
+    }
+    if (rc) {
+        return rc;
+    }
+    if (n->batch_n == 0) {
+        memcpy(n->batch_db, e->db, strlen(e->db) + 1);
+    }
+    n->batch_cmds[n->batch_n] = c;
+    n->batch_props[n->batch_n] = p;
+    n->batch_n++;
+    if (p) {
+        p->deferred = true;
     }
     return 0;
+}
+
+/* Decode a follower's entry into a command on the heap (owned by the
+ * batch). */
+static int
+decode_owned(const entry *e, sprig__cmd **out)
+{
+    sprig__cmd *c = sprig__calloc(1, sizeof *c);
+    if (!c) {
+        return sprig__err(SPRIG_ENOMEM, "out of memory decoding an entry");
+    }
+    int rc = sprig__cmd_decode(e->cmd, c);
+    if (rc) {
+        sprig__cmd_clear(c);
+        sprig__free(c);
+        return rc;
+    }
+    entry_rid(e, c);
+    *out = c;
+    return SPRIG_OK;
+}
+
+/* Apply entry `e` at `index` through the batch, or alone when it is not
+ * a batchable command. */
+static int
+apply_batched(sprig__cnode *n, const entry *e, uint64_t index, void **result)
+{
+    sprig__prop *p =
+        e->origin == n->id ? sprig__prop_find(n, e->seq, false) : NULL;
+    sprig__cmd *c = p ? p->cmd : NULL;
+    int rc = c ? 0 : decode_owned(e, &c);
+    if (rc) {
+        sprig__errsave why;
+        sprig__err_save(&why);
+        int frc = sprig__fsm_flush(n);
+        return frc ? frc : account(n, sprig__err_load(rc, &why), index);
+    }
+    if (!batchable(c)) {
+        if (!p) {
+            sprig__cmd_clear(c);
+            sprig__free(c);
+        }
+        rc = sprig__fsm_flush(n);
+        return rc ? rc : apply_now(n, e, index, result);
+    }
+    prepare_cmd(c, index);
+    rc = batch_add(n, e, c, p);
+    if (rc) {
+        if (!p) {
+            sprig__cmd_clear(c);
+            sprig__free(c);
+        }
+        return rc;
+    }
+    *result = p;
+    return round_ends(n, index) ? sprig__fsm_flush(n) : 0;
+}
+
+static int
+fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    sprig__cnode *n = node_of(fsm);
+    uint64_t index = raft_last_applied(n->raft) + 1;
+    entry e;
+    bool skip = false;
+    *result = NULL;
+    if (n->wedged) {
+        return RAFT_IOERR;
+    }
+    int rc = parse_entry(buf, &e);
+    if (rc == 0 && stale_publish(n, &e, index)) {
+        return sprig__fsm_flush(n);
+    }
+    if (rc == 0 && index > n->recovered_max) {
+        return apply_batched(n, &e, index, result);
+    }
+    int frc = sprig__fsm_flush(n);
+    if (frc) {
+        return frc;
+    }
+    rc = rc ? rc : already_applied(n, &e, index, &skip);
+    if (rc || skip) {
+        n->stats.skipped += skip;
+        return rc ? RAFT_CORRUPT : 0;
+    }
+    return apply_now(n, &e, index, result);
 }
 
 /* ---- packing a directory tree into one buffer
@@ -364,6 +621,10 @@ static int
 fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     sprig__cnode *n = node_of(fsm);
+    int frc = sprig__fsm_flush(n); /* the copy holds every applied entry */
+    if (frc) {
+        return frc;
+    }
     struct raft_buffer *b = raft_malloc(sizeof *b);
     int rc = b ? take_snapshot(n, b) : SPRIG_ENOMEM;
     if (rc) {
@@ -565,6 +826,10 @@ static int
 fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     sprig__cnode *n = node_of(fsm);
+    int frc = sprig__fsm_flush(n);
+    if (frc) {
+        return frc;
+    }
     int rc = restore_from(n, buf);
     if (rc) {
         fprintf(stderr, "sprig: node %llu: restoring a snapshot failed: %s\n",

@@ -5,6 +5,7 @@
  */
 #include "cluster_int.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
@@ -25,6 +26,12 @@ prop_finish(sprig__prop *p, int rc)
     sprig__cmd *cmd = p->cmd;
     sprig__free(p);
     done(udata, rc, cmd);
+}
+
+void
+sprig__prop_answer(sprig__prop *p)
+{
+    prop_finish(p, p->rc);
 }
 
 static void
@@ -57,11 +64,15 @@ repl_submit(void *udata, const char *db, sprig__cmd *cmd, sprig__cmd_done done,
             void *done_udata)
 {
     sprig__cnode *n = udata;
-    sprig__prop *p = sprig__calloc(1, sizeof *p);
+    sprig__prop *p = sprig__malloc(sizeof *p);
     if (!p) {
         return sprig__err(SPRIG_ENOMEM, "out of memory replicating a write");
     }
-    snprintf(p->db, sizeof p->db, "%s", db);
+    memset(p, 0, offsetof(sprig__prop, err)); /* err: only on failure */
+    p->err.msg[0] = 0;
+    size_t dl = strnlen(db, SPRIG_NAME_MAX);
+    memcpy(p->db, db, dl);
+    p->db[dl] = 0;
     p->node = n;
     p->cmd = cmd;
     p->done = done;
@@ -145,7 +156,9 @@ apply_cb(struct raft_apply *req, int status, void *result)
     (void)result;
     sprig__prop *p = req->data;
     sprig__prop_find(p->node, p->seq, true);
-    if (status == 0 && p->applied) {
+    if (status == 0 && p->deferred) {
+        p->raft_done = true; /* in the apply batch: its flush answers */
+    } else if (status == 0 && p->applied) {
         prop_finish(p, p->rc);
     } else if (status == RAFT_SHUTDOWN) {
         prop_fail(p,
@@ -177,7 +190,8 @@ encode_rid_part(sprig_buf *b, const sprig__cmd *cmd)
 static int
 encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
 {
-    sprig_buf b = {0};
+    sprig_buf b = n->enc; /* kept between entries: no growth each time */
+    b.len = 0;
     uint8_t hdr[SPRIG__ENTRY_HDR + 1];
     size_t dl = strlen(p->db);
     hdr[0] = SPRIG__ENTRY_MAGIC;
@@ -207,7 +221,10 @@ encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
     if (rc == 0) {
         memcpy(out->base, b.data, b.len);
     }
-    sprig_buf_clear(&b);
+    n->enc = b;
+    if (b.cap > (1u << 20)) { /* a big one: not kept */
+        sprig_buf_clear(&n->enc);
+    }
     return rc;
 }
 
@@ -532,6 +549,9 @@ sprig__cnode_close(sprig__cnode *n)
     if (bars) {
         bars_finish(bars, sprig__err(SPRIG_ECLOSED, "the cluster node closed"));
     }
+    sprig__fsm_flush(n); /* empty between apply rounds: defensive */
+    sprig__fsm_fini(n);
+    sprig_buf_clear(&n->enc);
     fail_all(n->pending);
     n->pending = NULL;
     sprig__cnode_storage_close(n);

@@ -281,6 +281,36 @@ sprig__ldb_run(sprig__ldb *ldb, sprig__cmd *cmd)
     return rc;
 }
 
+int
+sprig__ldb_run_many(sprig__ldb *ldb, sprig__cmd **cmds, size_t n, int *rcs,
+                    sprig__errsave *errs)
+{
+    if (atomic_load(&ldb->dropped)) {
+        return sprig__ldb_gone(ldb);
+    }
+    run_arg *rs = sprig__malloc(n * sizeof *rs); /* run_init zeroes each */
+    sprig__wreq **reqs = rs ? sprig__malloc(n * sizeof *reqs) : NULL;
+    if (!reqs) {
+        sprig__free(rs);
+        return sprig__err(SPRIG_ENOMEM, "out of memory applying a batch");
+    }
+    for (size_t i = 0; i < n; i++) {
+        run_init(&rs[i], ldb, cmds[i]);
+        reqs[i] = &rs[i].req;
+    }
+    sprig__writer_submit_many(&ldb->writer, reqs, n);
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = rs[i].req.rc;
+        if (errs && rcs[i]) { /* a few KB: copied only for a failure */
+            errs[i] = rs[i].req.err;
+        }
+        after_commit(ldb, cmds[i], rcs[i]);
+    }
+    sprig__free(reqs);
+    sprig__free(rs);
+    return SPRIG_OK;
+}
+
 /* The writer answered an asynchronous command. */
 static void
 run_done(sprig__wreq *req)

@@ -375,6 +375,12 @@ void sprig__writer_destroy(sprig__writer *w);
  *  (a lone writer pays no hand-off).  Returns req->rc, with the detail
  *  recorded in the calling thread. */
 int sprig__writer_submit(sprig__writer *w, sprig__wreq *req);
+/** Apply the `n` requests `reqs` as sprig__writer_submit does, queued
+ *  together so that they commit in one batch (one LMDB transaction) when
+ *  no one else leads; blocks until all are answered.  Each request's rc
+ *  and err are set; nothing is recorded in the calling thread (the Raft
+ *  state machine's batched applies, src/cluster/fsm.c). */
+void sprig__writer_submit_many(sprig__writer *w, sprig__wreq **reqs, size_t n);
 /** Queue `req` (req->done set) and return at once; req->done is called
  *  exactly once, later, from another thread (see sprig__wreq).  The
  *  request must stay valid until then.  SPRIG_ENOMEM when the writer
@@ -528,6 +534,12 @@ int sprig__cmd_apply(sprig__ldb *ldb, MDB_txn *txn,
  *  durability) or failed; results in cmd->out.  The caller owns `cmd` and
  *  what it points at.  SPRIG_ENOTFOUND when the database was deleted. */
 int sprig__ldb_run(sprig__ldb *ldb, struct sprig__cmd *cmd);
+/** Run the `n` commands `cmds` through `ldb`'s writer in one batch (see
+ *  sprig__writer_submit_many) and wait: rcs[i] and errs[i] (when errs is
+ *  not NULL) get each one's outcome.  Returns SPRIG_ENOMEM (nothing run) or
+ *  SPRIG_ENOTFOUND when the database was deleted, else SPRIG_OK. */
+int sprig__ldb_run_many(sprig__ldb *ldb, struct sprig__cmd **cmds, size_t n,
+                        int *rcs, sprig__errsave *errs);
 
 /** The asynchronous form (sprig_db_ops.submit, whose comment in core.h
  *  gives the contract): queue `cmd` on `ldb`'s writer and return; `done`

@@ -76,6 +76,16 @@ int sprig__repl_run(const sprig__repl *r, const char *db,
 int sprig__storage_apply(sprig_storage *st, const char *db,
                          struct sprig__cmd *cmd);
 
+/** Apply the `n` decoded TXN, KV or SWEEP commands `cmds`, in order, to
+ *  database `db` in one batch of its writer (one LMDB transaction unless
+ *  one of them fails: writer.c), and wait.  rcs[i] gets each command's
+ *  outcome, errs[i] its detail (errs may be NULL).  Returns an error
+ *  (SPRIG_ENOTFOUND, SPRIG_ENOMEM, storage errors) only when none of them
+ *  ran; then rcs is not set.  (The batched applies of src/cluster/fsm.c.) */
+int sprig__storage_apply_many(sprig_storage *st, const char *db,
+                              struct sprig__cmd **cmds, size_t n, int *rcs,
+                              sprig__errsave *errs);
+
 /** The index of the last Raft entry applied to database `db` ("": the
  *  `_admin` environment); 0 when none, or the database does not exist.
  *  Storage errors. */

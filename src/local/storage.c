@@ -775,6 +775,22 @@ sprig__storage_apply(sprig_storage *s, const char *db, sprig__cmd *cmd)
     return rc;
 }
 
+int
+sprig__storage_apply_many(sprig_storage *s, const char *db, sprig__cmd **cmds,
+                          size_t n, int *rcs, sprig__errsave *errs)
+{
+    sprig_db *h;
+    for (size_t i = 0; i < n; i++) {
+        cmds[i]->replicated = true;
+    }
+    int rc = sprig_storage_open_database(s, db, &h);
+    if (rc == 0) {
+        rc = sprig__ldb_run_many(sprig__db_ldb(h), cmds, n, rcs, errs);
+        sprig_db_close(h);
+    }
+    return rc;
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 static void

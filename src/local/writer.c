@@ -441,6 +441,35 @@ sprig__writer_submit(sprig__writer *w, sprig__wreq *req)
     return req->rc;
 }
 
+void
+sprig__writer_submit_many(sprig__writer *w, sprig__wreq **reqs, size_t n)
+{
+    size_t i = 0;
+    if (w->env->read_only) {
+        for (; i < n; i++) {
+            reqs[i]->rc = refuse_read_only(w);
+            sprig__err_save(&reqs[i]->err);
+            reqs[i]->finished = true;
+        }
+        return;
+    }
+    pthread_mutex_lock(&w->lock);
+    for (i = 0; i < n; i++) {
+        reqs[i]->done = NULL;
+        enqueue(w, reqs[i]);
+    }
+    for (i = 0; i < n; i++) { /* answered in queue order */
+        while (!reqs[i]->finished) {
+            if (w->leader_active) {
+                pthread_cond_wait(&w->cond, &w->lock);
+            } else {
+                lead(w);
+            }
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
 /* The writer thread: lead whenever requests wait and no one leads. */
 static void *
 writer_main(void *arg)
