@@ -171,6 +171,28 @@ remove_files(const char *dir)
     unlink(p);
 }
 
+/* LMDB's page structure, verified whole before anything is read, when
+ * the snapshot spans at most SPRIG__VERIFY_OPEN_BYTES (pagecheck.c). */
+static int
+verify_at_open(sprig__env *e)
+{
+    MDB_envinfo info;
+    MDB_stat est;
+    MDB_txn *txn;
+    if (mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &est) ||
+        (uint64_t)(info.me_last_pgno + 1) * est.ms_psize >
+            SPRIG__VERIFY_OPEN_BYTES) {
+        return SPRIG_OK;
+    }
+    int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    if (mrc) {
+        return sprig__mdb_err(mrc, e->path);
+    }
+    int rc = sprig__env_verify(e, txn, NULL);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 int
 sprig__env_open(const char *dir, const sprig_storage_options *o,
                 unsigned maxdbs, sprig__env **out)
@@ -213,6 +235,11 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     MDB_envinfo info;
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
+    int rc = fresh ? SPRIG_OK : verify_at_open(e);
+    if (rc) {
+        sprig__env_close(e);
+        return rc;
+    }
     e->reserve = o->memory_only || o->read_only ? 0 : 2;
     sprig__env_reserve_make(e);
     *out = e;

@@ -93,6 +93,30 @@ int sprig__mdb_err(int mrc, const char *what);
 bool sprig__env_reserve_release(sprig__env *e);
 void sprig__env_reserve_make(sprig__env *e);
 
+/* ---- pagecheck.c: LMDB's page structure ------------------------------- */
+
+/* What a verification walked. */
+typedef struct sprig__verify_stats {
+    uint64_t pages;      /* pages reached from the snapshot (metas too) */
+    uint64_t tables;     /* named tables walked */
+    uint64_t free_pages; /* pages the free list holds */
+    uint64_t file_pages; /* the snapshot's last page + 1 */
+} sprig__verify_stats;
+
+/* Environments whose snapshot spans at most this many bytes are verified
+ * whole at every open (sprig__env_open); larger ones only by the integrity
+ * check (sprig_storage_check).  docs/reliability.md gives the cost. */
+#define SPRIG__VERIFY_OPEN_BYTES (1ull << 30)
+
+/** Verify LMDB's page structure of `e` as of read transaction `txn` (the
+ *  caller's, kept open throughout): every page reached from its meta page
+ *  -- the table directory, every named table with its duplicates, the
+ *  free list -- checked (pagecheck.c lists what); `st` (may be NULL) gets
+ *  what was walked.  Reads the map only.  Any thread.  Errors:
+ *  SPRIG_ECORRUPT naming the file, the table, the page and the damage
+ *  (the first found), SPRIG_ENOMEM, SPRIG_EIO. */
+int sprig__env_verify(sprig__env *e, MDB_txn *txn, sprig__verify_stats *st);
+
 /** Open (creating) an environment in directory `dir`. */
 int sprig__env_open(const char *dir, const sprig_storage_options *o,
                     unsigned maxdbs, sprig__env **out);
