@@ -136,7 +136,7 @@ check_lmdb(chk *c, MDB_txn *txn)
 static void
 check_pages(chk *c, sprig__env *e, MDB_txn *txn)
 {
-    if (sprig__env_verify(e, txn, NULL) != 0) {
+    if (sprig__env_verify(e, txn, 0, NULL) != 0) {
         finding(c, "LMDB: %s", sprig_errmsg());
     }
 }

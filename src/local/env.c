@@ -171,24 +171,18 @@ remove_files(const char *dir)
     unlink(p);
 }
 
-/* LMDB's page structure, verified whole before anything is read, when
- * the snapshot spans at most SPRIG__VERIFY_OPEN_BYTES (pagecheck.c). */
+/* LMDB's page structure, verified before anything is read: the table
+ * directory, the free list and the named tables up to
+ * SPRIG__VERIFY_OPEN_BYTES (pagecheck.c). */
 static int
 verify_at_open(sprig__env *e)
 {
-    MDB_envinfo info;
-    MDB_stat est;
     MDB_txn *txn;
-    if (mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &est) ||
-        (uint64_t)(info.me_last_pgno + 1) * est.ms_psize >
-            SPRIG__VERIFY_OPEN_BYTES) {
-        return SPRIG_OK;
-    }
     int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
     if (mrc) {
         return sprig__mdb_err(mrc, e->path);
     }
-    int rc = sprig__env_verify(e, txn, NULL);
+    int rc = sprig__env_verify(e, txn, SPRIG__VERIFY_OPEN_BYTES, NULL);
     mdb_txn_abort(txn);
     return rc;
 }
