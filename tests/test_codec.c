@@ -280,6 +280,38 @@ test_crc(void **state)
     sprig__vault_free(v);
 }
 
+/* The CRC of a value is the format-3 definition whatever path computes it
+ * (the CPU's CRC32 instruction in one pass, or the table): every piece
+ * length 0..19 (each tail of the 8-, 4-, 2- and 1-byte steps), against
+ * the definition fed piece by piece through sprig__crc32c_update. */
+static void
+test_crc_definition(void **state)
+{
+    (void)state;
+    uint8_t buf[64], scope[24];
+    for (size_t i = 0; i < sizeof buf; i++) {
+        buf[i] = (uint8_t)(i * 37 + 11);
+    }
+    for (size_t n = 0; n < 20; n++) {
+        memset(scope, 0, sizeof scope);
+        for (size_t j = 0; j < n; j++) {
+            scope[j] = (uint8_t)('a' + (j + n) % 26);
+        }
+        sprig__vloc l = {
+            'd',          "db.1", (const char *)scope, {buf + 3, (n * 7) % 20},
+            {buf + 5, n}, false};
+        sprig_bytes body = {buf + n, 64 - n - (n % 3)};
+        uint8_t flags = (uint8_t)(SPRIG__CF_CRC | (n & 1));
+        uint8_t f[4] = {flags, 'd', 0, (uint8_t)l.id.len};
+        uint32_t c = sprig__crc32c_update(0, f, 4);
+        c = sprig__crc32c_update(c, scope, n + 1);
+        c = sprig__crc32c_update(c, l.id.data, l.id.len);
+        c = sprig__crc32c_update(c, l.hdr.data, l.hdr.len);
+        c = sprig__crc32c_update(c, body.data, body.len);
+        assert_int_equal(sprig__codec_crc(&l, flags, body), c);
+    }
+}
+
 int
 main(void)
 {
@@ -287,8 +319,11 @@ main(void)
     seed = tu_seed();
     assert_true(sodium_init() >= 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flags),          cmocka_unit_test(test_crc),
-        cmocka_unit_test(test_location_bound), cmocka_unit_test(test_random),
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_crc),
+        cmocka_unit_test(test_crc_definition),
+        cmocka_unit_test(test_location_bound),
+        cmocka_unit_test(test_random),
         cmocka_unit_test(test_vault_keys),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

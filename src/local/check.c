@@ -1,9 +1,10 @@
 /*
  * check.c -- sprig_storage_check(): verify a local storage and report what
  * is wrong (issue 17, item 2).  Per database, in one read snapshot:
- *   - LMDB's own consistency: every table of the environment is read
- *     entry by entry (a damaged page makes LMDB fail the walk) and holds
- *     as many entries as its statistics say;
+ *   - LMDB's own consistency: its page structure verified page by page
+ *     (pagecheck.c, whatever the file's size; `_admin` too), and every
+ *     table of the environment read entry by entry (a damaged page makes
+ *     LMDB fail the walk) holding as many entries as its statistics say;
  *   - documents: every stored value parses, its id is 1..SPRIG_ID_MAX
  *     bytes, its revision is at least 1 and its content hash matches;
  *   - the transaction log against the data: the last change the log
@@ -127,6 +128,34 @@ check_lmdb(chk *c, MDB_txn *txn)
     if (mrc != MDB_NOTFOUND) {
         finding(c, "LMDB: the table directory: %s", mdb_strerror(mrc));
     }
+}
+
+/* LMDB's page structure of environment `e` in snapshot `txn`, walked
+ * whole, whatever its size (pagecheck.c; an open verifies only up to
+ * SPRIG__VERIFY_OPEN_BYTES). */
+static void
+check_pages(chk *c, sprig__env *e, MDB_txn *txn)
+{
+    if (sprig__env_verify(e, txn, 0, NULL) != 0) {
+        finding(c, "LMDB: %s", sprig_errmsg());
+    }
+}
+
+/* The registry's environment (`_admin`), in a snapshot of its own. */
+static void
+check_admin(chk *c, sprig_storage *st)
+{
+    sprig__env *e = ((sprig__lstorage *)st)->admin;
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&e->map_lock);
+    int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    if (mrc) {
+        finding(c, "LMDB: %s", mdb_strerror(mrc));
+    } else {
+        check_pages(c, e, txn);
+        mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&e->map_lock);
 }
 
 /* ---- the log's last word per document ------------------------------------ */
@@ -375,6 +404,7 @@ check_snapshot(chk *c, sprig__ldb *ldb, lastmap *m)
     int mrc = mdb_txn_begin(ldb->env->env, NULL, MDB_RDONLY, &txn);
     int rc = mrc ? sprig__mdb_err(mrc, "checking") : 0;
     if (rc == 0) {
+        check_pages(c, ldb->env, txn);
         check_lmdb(c, txn);
         rc = check_docs(c, ldb, txn, m);
         rc = rc ? rc : check_views(c, ldb, txn);
@@ -422,6 +452,7 @@ sprig_storage_check(sprig_storage *st, sprig_buf *report, uint64_t *findings)
     }
     sprig_database_list *l;
     chk c = {report, 0, "_admin", {0}};
+    check_admin(&c, st);
     int rc = sprig_storage_list_databases(st, &l);
     if (rc) {
         finding(&c, "the registry does not read: %s", sprig_errmsg());

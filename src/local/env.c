@@ -171,6 +171,22 @@ remove_files(const char *dir)
     unlink(p);
 }
 
+/* LMDB's page structure, verified before anything is read: the table
+ * directory, the free list and the named tables up to
+ * SPRIG__VERIFY_OPEN_BYTES (pagecheck.c). */
+static int
+verify_at_open(sprig__env *e)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    if (mrc) {
+        return sprig__mdb_err(mrc, e->path);
+    }
+    int rc = sprig__env_verify(e, txn, SPRIG__VERIFY_OPEN_BYTES, NULL);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 int
 sprig__env_open(const char *dir, const sprig_storage_options *o,
                 unsigned maxdbs, sprig__env **out)
@@ -213,6 +229,11 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     MDB_envinfo info;
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
+    int rc = fresh ? SPRIG_OK : verify_at_open(e);
+    if (rc) {
+        sprig__env_close(e);
+        return rc;
+    }
     e->reserve = o->memory_only || o->read_only ? 0 : 2;
     sprig__env_reserve_make(e);
     *out = e;

@@ -93,6 +93,37 @@ int sprig__mdb_err(int mrc, const char *what);
 bool sprig__env_reserve_release(sprig__env *e);
 void sprig__env_reserve_make(sprig__env *e);
 
+/* ---- pagecheck.c: LMDB's page structure ------------------------------- */
+
+/* What a verification walked. */
+typedef struct sprig__verify_stats {
+    uint64_t pages;      /* pages reached from the snapshot (metas too) */
+    uint64_t tables;     /* named tables walked */
+    uint64_t free_pages; /* pages the free list holds */
+    uint64_t file_pages; /* the snapshot's last page + 1 */
+    uint64_t skipped;    /* named tables left out (over the budget) */
+} sprig__verify_stats;
+
+/* At open, every environment is verified (sprig__env_open): its table
+ * directory and free list whole, and its named tables whole while their
+ * pages, in directory order, total at most this many bytes; a table that
+ * would pass it is left to the integrity check (sprig_storage_check),
+ * which verifies everything.  docs/reliability.md gives the cost. */
+#define SPRIG__VERIFY_OPEN_BYTES (256ull << 20)
+
+/** Verify LMDB's page structure of `e` as of read transaction `txn` (the
+ *  caller's, kept open throughout): every page reached from its meta page
+ *  -- the table directory, every named table with its duplicates, the
+ *  free list -- checked (pagecheck.c lists what).  `max_bytes` 0: all;
+ *  else named tables are walked while their recorded pages total at most
+ *  that, the others skipped (counted in st->skipped; the free list is then
+ *  not checked against the pages in use).  `st` (may be NULL) gets what
+ *  was walked.  Reads the file through a map of its own.  Any thread.
+ *  Errors: SPRIG_ECORRUPT naming the file, the table, the page and the
+ *  damage (the first found), SPRIG_ENOMEM, SPRIG_EIO. */
+int sprig__env_verify(sprig__env *e, MDB_txn *txn, uint64_t max_bytes,
+                      sprig__verify_stats *st);
+
 /** Open (creating) an environment in directory `dir`. */
 int sprig__env_open(const char *dir, const sprig_storage_options *o,
                     unsigned maxdbs, sprig__env **out);
