@@ -280,13 +280,14 @@ run_ok(cl *c, unsigned i, int (*fn)(job *), const char *db, int n)
 
 #include "storedump.h"
 
-/* Node i's storage (closed); "raft.floor" is node-local. */
+/* Node i's storage (closed); "raft.floor" and "wal.lsn" (the position of
+ * the node's own command log) are node-local. */
 static void
 dump_node(const cl *c, unsigned i, sprig_buf *out)
 {
     char p[2048];
     snprintf(p, sizeof p, "%s/node%u", c->base, i + 1);
-    sd_dump_storage(p, "raft.floor", out);
+    sd_dump_storage(p, "raft.floor,wal.lsn", out);
 }
 
 /* After cl_close: nodes [0, n) hold byte-identical storages. */
@@ -551,6 +552,114 @@ test_restart_applies_once(void **state)
     tu_rmtree(c.base);
 }
 
+static int
+job_scratch(job *j)
+{
+    return sprig_storage_create_database(j->st, "scratch", "app", false);
+}
+
+/* "scratch" deleted and created again (a new directory), a key that
+ * expires in an hour (so the sweeper of every node has work to watch). */
+static int
+job_recreate(job *j)
+{
+    int rc = sprig_storage_delete_database(j->st, "scratch");
+    return rc ? rc : job_scratch(j);
+}
+
+static int
+job_ttl(job *j)
+{
+    sprig_db *db;
+    sprig_value v = sprig_value_of_u64(7);
+    sprig_kv_set_opts o = {.expire_in_ms = 3600 * 1000};
+    sprig_kv_status status;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    rc = rc ? rc : sprig_kv_set(db, "ns", "ttl", &v, &o, &status, NULL);
+    sprig_db_close(db);
+    return rc;
+}
+
+/* Read every change of feed `f` now waiting; the count. */
+static size_t
+drain(sprig_changes *f)
+{
+    sprig_change_event ev;
+    size_t n = 0;
+    int rc;
+    while ((rc = sprig_changes_next(f, 0, &ev)) == 0) {
+        n++;
+    }
+    assert_int_equal(rc, SPRIG_ETIMEDOUT);
+    return n;
+}
+
+static uint64_t
+count_of(sprig_db *db, const char *coll)
+{
+    uint64_t n = 0;
+    SPRIG_OK_(sprig_count(db, coll, NULL, &n));
+    return n;
+}
+
+/* Handles node 3 holds across its snapshot install. */
+typedef struct held {
+    sprig_db *app, *scratch;
+    sprig_changes *feed;
+    size_t seen; /* changes the feed delivered */
+} held;
+
+static void
+hold(sprig_storage *st, held *h)
+{
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &h->app));
+    SPRIG_OK_(sprig_storage_open_database(st, "scratch", &h->scratch));
+    SPRIG_OK_(sprig_changes_open(h->app, 0, NULL, 0, &h->feed));
+    h->seen = drain(h->feed);
+    sprig__kv_stats ks;
+    sprig__kv_stats_get(h->app, &ks);
+    assert_true(h->seen > 0 && ks.housekeeper); /* the sweeper runs */
+}
+
+/* After the install: the same handles read the leader's data. */
+static void
+check_held(cl *c, held *h)
+{
+    sprig_db *lead;
+    SPRIG_OK_(sprig_storage_open_database(sprig__cnode_storage(c->node[0]),
+                                          "app", &lead));
+    assert_int_equal(count_of(h->app, "pushed"), count_of(lead, "pushed"));
+    assert_int_equal(count_of(h->app, "named"), count_of(lead, "named"));
+    int64_t a = -1, b = -2;
+    SPRIG_OK_(sprig_kv_get_i64(h->app, "ns", "counter", &a));
+    SPRIG_OK_(sprig_kv_get_i64(lead, "ns", "counter", &b));
+    assert_int_equal(a, b);
+    /* the feed delivers what it missed, up to the leader's last change */
+    sprig_changes *lf;
+    SPRIG_OK_(sprig_changes_open(lead, 0, NULL, 0, &lf));
+    size_t all = drain(lf), more = drain(h->feed);
+    print_message("feed: %zu changes before the install, %zu after; "
+                  "leader: %zu\n",
+                  h->seen, more, all);
+    assert_true(more > 0);
+    assert_int_equal(sprig_changes_last(h->feed), sprig_changes_last(lf));
+    sprig_changes_close(lf);
+    sprig_db_close(lead);
+    /* "scratch" was deleted and made anew: the old handle says so */
+    uint64_t n = 0;
+    assert_int_equal(sprig_count(h->scratch, "named", NULL, &n),
+                     SPRIG_ENOTFOUND);
+    assert_non_null(strstr(sprig_errmsg(), "database 'scratch' was deleted"));
+    sprig_db *fresh;
+    SPRIG_OK_(sprig_storage_open_database(sprig__cnode_storage(c->node[2]),
+                                          "scratch", &fresh));
+    assert_int_equal(count_of(fresh, "named"), 0);
+    sprig_db_close(fresh);
+    sprig_changes_close(h->feed);
+    sprig_db_close(h->scratch);
+    sprig_db_close(h->app);
+}
+
 static void
 test_snapshot_catch_up(void **state)
 {
@@ -564,11 +673,16 @@ test_snapshot_catch_up(void **state)
     raft_fixture_elect(&c.f, 0);
     run_ok(&c, 0, job_setup, "app", 0);
     run_ok(&c, 0, job_docs, "app", 10);
+    run_ok(&c, 0, job_scratch, "app", 0);
+    run_ok(&c, 0, job_ttl, "app", 0);
     settle(&c);
-    /* node 3 misses many entries; the others compact their logs */
+    /* node 3 holds handles, a changes feed and its sweeper runs, then
+     * misses many entries; the others compact their logs */
+    held h = {0};
+    hold(sprig__cnode_storage(c.node[2]), &h);
     raft_fixture_kill(&c.f, 2);
     run_ok(&c, 0, job_docs, "app", 60);
-    run_ok(&c, 0, job_admin, "app", 0);
+    run_ok(&c, 0, job_recreate, "app", 0);
     sprig__cnode_stats s0, s2;
     sprig__cnode_stats_get(c.node[0], &s0);
     assert_true(s0.snapshots >= 2);
@@ -580,6 +694,7 @@ test_snapshot_catch_up(void **state)
                   (unsigned long long)s0.snapshots,
                   (unsigned long long)s2.restored);
     assert_true(s2.restored >= 1);
+    check_held(&c, &h);
     assert_int_equal(counter_of(sprig__cnode_storage(c.node[2])),
                      counter_of(sprig__cnode_storage(c.node[0])));
     cl_close(&c);

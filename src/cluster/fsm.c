@@ -425,29 +425,6 @@ unpack(const uint8_t *p, size_t len, const char *root)
     return rc;
 }
 
-/* Swap the unpacked copy in for the storage: close it, move the old
- * directory aside, the new one in, reopen. */
-static int
-swap_in(sprig__cnode *n, const char *fresh)
-{
-    char old[4096];
-    side_dir(n, "old", old, sizeof old);
-    int rc = sprig__repl_rmtree(old);
-    if (rc) {
-        return rc;
-    }
-    sprig__cnode_storage_close(n);
-    if (rename(n->path, old) != 0) {
-        rc = io_err("cannot move aside", n->path);
-    } else if (rename(fresh, n->path) != 0) {
-        rc = io_err("cannot move in", fresh);
-        rename(old, n->path);
-    }
-    int orc = sprig__cnode_storage_open(n);
-    sprig__repl_rmtree(old);
-    return rc ? rc : orc;
-}
-
 static int
 restore_from(sprig__cnode *n, const struct raft_buffer *buf)
 {
@@ -466,7 +443,8 @@ restore_from(sprig__cnode *n, const struct raft_buffer *buf)
     side_dir(n, "restore", fresh, sizeof fresh);
     rc = rc ? rc : sprig__repl_rmtree(fresh);
     rc = rc ? rc : unpack(p, buf->len, fresh);
-    rc = rc ? rc : swap_in(n, fresh);
+    /* in place: the server's handles, feeds and watches stay valid */
+    rc = rc ? rc : sprig__storage_install(n->st, fresh);
     rc = rc ? rc : sprig__storage_raft_set_floor(n->st, index);
     sprig__repl_rmtree(fresh);
     n->stats.restored += rc == 0;

@@ -772,6 +772,100 @@ sprig__storage_apply(sprig_storage *s, const char *db, sprig__cmd *cmd)
     return rc;
 }
 
+/* ---- after an install in place (install.c) ------------------------------ */
+
+/* Give the codeless C views of `def` (read back from `_admin`) the code
+ * of the program's registration `old`, where it has the same C view. */
+static void
+keep_code(const sprig_schema_def *old, sprig_schema_def *def)
+{
+    for (size_t i = 0; old && i < def->n_collections; i++) {
+        sprig_collection_def *n = (sprig_collection_def *)&def->collections[i];
+        const sprig_collection_def *o = sprig__schema_find(old, n->name);
+        sprig_view_def *views = (sprig_view_def *)n->views; /* our copy */
+        for (size_t j = 0; o && j < n->n_views; j++) {
+            const sprig_view_def *ov = find_view(o, views[j].name);
+            if (views[j].map == sprig__codeless_map && ov &&
+                ov->map != sprig__codeless_map) {
+                /* a different view of that name stays codeless */
+                (void)keep_c_view(def->name, n->name, &views[j], ov);
+            }
+        }
+    }
+}
+
+/* Load the schemas from `_admin` again, C view code kept. */
+static int
+reload_schemas(sprig__lstorage *st)
+{
+    sprig_schema_def **old = st->schemas;
+    size_t n_old = st->n_schemas;
+    st->schemas = NULL;
+    st->n_schemas = 0;
+    int rc = load_schemas(st);
+    sprig_schema_def **drop = rc ? st->schemas : old;
+    size_t n_drop = rc ? st->n_schemas : n_old;
+    if (rc) {
+        st->schemas = old;
+        st->n_schemas = n_old;
+    }
+    for (size_t i = 0; rc == 0 && i < st->n_schemas; i++) {
+        for (size_t j = 0; j < n_old; j++) {
+            if (strcmp(old[j]->name, st->schemas[i]->name) == 0) {
+                keep_code(old[j], st->schemas[i]);
+            }
+        }
+    }
+    for (size_t i = 0; i < n_drop; i++) {
+        sprig__free(drop[i]);
+    }
+    sprig__free(drop);
+    return rc;
+}
+
+/* Is engine `l` still the database the registry names, with the same
+ * schema?  *gone: the registry no longer has it at l's directory. */
+static bool
+engine_current(sprig__lstorage *st, sprig__ldb *l, bool *gone)
+{
+    reg_entry e;
+    char dir[SPRIG_NAME_MAX + 32];
+    int rc = reg_get(st, l->name, &e);
+    snprintf(dir, sizeof dir, "%s.%llu", l->name,
+             (unsigned long long)(rc ? 0 : e.dir_id));
+    *gone = rc == SPRIG_ENOTFOUND || (rc == 0 && strcmp(dir, l->dir_name));
+    if (rc || *gone) {
+        return rc != 0 && !*gone; /* a registry error: keep it as it is */
+    }
+    const sprig_schema_def *def = find_schema(st, e.schema);
+    sprig_buf enc = {0};
+    bool same = def && sprig__schema_encode(def, &enc) == 0 &&
+                same_stored(l->schema, sprig_buf_bytes(&enc));
+    sprig_buf_clear(&enc);
+    return same;
+}
+
+int
+sprig__storage_reload(sprig__lstorage *st)
+{
+    int rc = reload_schemas(st);
+    size_t j = 0;
+    for (size_t i = 0; rc == 0 && i < st->n_open; i++) {
+        sprig__ldb *l = st->open[i];
+        bool gone = false;
+        if (engine_current(st, l, &gone) || (!gone && l->refs > 0)) {
+            st->open[j++] = l; /* a changed schema: as after a register */
+            continue;
+        }
+        atomic_store(&l->dropped, gone);
+        if (l->refs == 0) {
+            sprig__ldb_free(l); /* reopens on demand when not gone */
+        }
+    }
+    st->n_open = rc ? st->n_open : j;
+    return rc;
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 static void
