@@ -448,6 +448,12 @@ restore_from(sprig__cnode *n, const struct raft_buffer *buf)
     rc = rc ? rc : sprig__storage_raft_set_floor(n->st, index);
     sprig__repl_rmtree(fresh);
     n->stats.restored += rc == 0;
+    if (rc == 0) {
+        fprintf(stderr,
+                "sprig: node %llu installed a snapshot at index %llu "
+                "(%zu bytes) in place\n",
+                (unsigned long long)n->id, (unsigned long long)index, buf->len);
+    }
     return rc;
 }
 

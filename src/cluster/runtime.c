@@ -36,6 +36,9 @@ struct sprig_cluster {
     peer self, peers[MAX_PEERS];
     size_t n_peers;
     bool bootstrap;
+    /* "snapshot_threshold" / "snapshot_trailing" of the cluster file (0:
+     * the defaults of tune()) */
+    unsigned snap_threshold, snap_trailing;
     char dir[4096];
     uv_loop_t loop;
     uv_async_t wake, stop;
@@ -72,6 +75,22 @@ get_peer(json_t *o, peer *p, const char *what)
     return SPRIG_OK;
 }
 
+/* Optional field `name`: a positive integer (absent: 0). */
+static int
+get_uint(json_t *o, const char *name, unsigned *out)
+{
+    json_t *v = json_object_get(o, name);
+    if (v && (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+              json_integer_value(v) > UINT32_MAX)) {
+        return sprig__err(SPRIG_EINVAL,
+                          "the cluster file's \"%s\" must be a "
+                          "positive integer",
+                          name);
+    }
+    *out = v ? (unsigned)json_integer_value(v) : 0;
+    return SPRIG_OK;
+}
+
 static int
 load_config(sprig_cluster *c, const char *file)
 {
@@ -85,6 +104,8 @@ load_config(sprig_cluster *c, const char *file)
     json_t *b = json_object_get(j, "bootstrap"),
            *ps = json_object_get(j, "peers");
     c->bootstrap = json_is_true(b);
+    rc = rc ? rc : get_uint(j, "snapshot_threshold", &c->snap_threshold);
+    rc = rc ? rc : get_uint(j, "snapshot_trailing", &c->snap_trailing);
     if (rc == 0 && ps &&
         (!json_is_array(ps) || json_array_size(ps) > MAX_PEERS)) {
         rc = sprig__err(SPRIG_EINVAL,
@@ -149,15 +170,18 @@ bootstrap(sprig_cluster *c)
 }
 
 static void
-tune(struct raft *r)
+tune(sprig_cluster *c)
 {
+    struct raft *r = &c->raft;
     raft_set_pre_vote(r, true);
     raft_set_heartbeat_timeout(r, 100);
     raft_set_election_timeout(r, 1000);
-    /* snapshots rare (each copies the storage, and restoring one under a
-     * running server is not supported yet); a long tail for laggards */
-    raft_set_snapshot_threshold(r, 1u << 16);
-    raft_set_snapshot_trailing(r, 1u << 15);
+    /* snapshots rare (each copies the whole storage into memory); a long
+     * tail for laggards; the cluster file may say otherwise */
+    raft_set_snapshot_threshold(r, c->snap_threshold ? c->snap_threshold
+                                                     : 1u << 16);
+    raft_set_snapshot_trailing(r,
+                               c->snap_trailing ? c->snap_trailing : 1u << 15);
 }
 
 static int
@@ -175,7 +199,7 @@ raft_setup(sprig_cluster *c)
         return rv;
     }
     c->raft.data = c;
-    tune(&c->raft);
+    tune(c);
     sprig__cnode_attach(c->node, &c->raft);
     c->wake.data = c->stop.data = c;
     uv_async_init(&c->loop, &c->wake, on_wake);

@@ -150,9 +150,8 @@ copy_table(inst_copy *c, MDB_txn *txn, const char *name)
     mrc = mrc ? mrc : mdb_cursor_open(c->src, s, &sc);
     mrc = mrc ? mrc : mdb_cursor_open(txn, d, &dc);
     /* appending in key order, except where node-local keys stay */
-    unsigned put = (flags & MDB_DUPSORT) || strcmp(name, "meta") == 0
-                       ? 0
-                       : MDB_APPEND;
+    unsigned put =
+        (flags & MDB_DUPSORT) || strcmp(name, "meta") == 0 ? 0 : MDB_APPEND;
     while (mrc == 0 && (mrc = mdb_cursor_get(sc, &k, &v, MDB_NEXT)) == 0) {
         mrc = local_key(name, &k) ? 0 : mdb_cursor_put(dc, &k, &v, put);
     }
@@ -228,7 +227,8 @@ install_env(sprig__env *env, sprig__writer *w, const char *src_dir)
     return rc;
 }
 
-/* ---- the databases -------------------------------------------------------- */
+/* ---- the databases --------------------------------------------------------
+ */
 
 /* The open engine living in directory `dir_name`, or NULL (lock held). */
 static sprig__ldb *
