@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <raft/fixture.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint64_t seed;
@@ -52,6 +53,43 @@ typedef struct cl {
     unsigned n;
 } cl;
 
+/* Nodes of encrypted storages (test_snapshot_encrypted): every node holds
+ * a copy of node 1's vault, under one key file, as docs/cluster.md says to
+ * provision them. */
+static bool encrypted;
+
+static void
+copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char b[4096];
+    size_t n;
+    while ((n = fread(b, 1, sizeof b, in)) > 0) {
+        assert_int_equal(fwrite(b, 1, n, out), n);
+    }
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+static void
+encrypted_options(cl *c, unsigned i, sprig_storage_options *o)
+{
+    static char key[1200];
+    char from[1300], to[1300];
+    snprintf(key, sizeof key, "%s/vault.key", c->base);
+    o->encrypt = true;
+    o->vault_key_file = key;
+    if (i > 0) { /* node 1 made the vault; the others get copies */
+        snprintf(from, sizeof from, "%s/node1/vault", c->base);
+        snprintf(to, sizeof to, "%s/node%u", c->base, i + 1);
+        assert_int_equal(mkdir(to, 0755), 0);
+        snprintf(to, sizeof to, "%s/node%u/vault", c->base, i + 1);
+        copy_file(from, to);
+    }
+}
+
 static void
 node_open(cl *c, unsigned i)
 {
@@ -60,6 +98,9 @@ node_open(cl *c, unsigned i)
     sprig_storage_options_init(&o);
     snprintf(path, sizeof path, "%s/node%u", c->base, i + 1);
     o.path = path;
+    if (encrypted) {
+        encrypted_options(c, i, &o);
+    }
     SPRIG_OK_(sprig__cnode_open(&o, i + 1, &c->node[i]));
     for (unsigned j = 0; j < MAXN; j++) {
         char url[64];
@@ -702,6 +743,175 @@ test_snapshot_catch_up(void **state)
     tu_rmtree(c.base);
 }
 
+/* ---- encrypted storages ------------------------------------------------ */
+
+/* Append the decrypted contents of node i's database "app" to `out`:
+ * every document (id, revision, hash, contents) of both collections and
+ * every key-value pair. */
+static void
+plain_dump(cl *c, unsigned i, sprig_buf *out)
+{
+    char path[1200], key[1200];
+    sprig_storage_options o;
+    sprig_storage_options_init(&o);
+    snprintf(path, sizeof path, "%s/node%u", c->base, i + 1);
+    snprintf(key, sizeof key, "%s/vault.key", c->base);
+    o.path = path;
+    o.vault_key_file = key;
+    sprig_storage *st;
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_open(&o, &st));
+    SPRIG_OK_(sprig_storage_open_database(st, "app", &db));
+    for (size_t k = 0; k < 2; k++) {
+        sprig_doc_list *l;
+        SPRIG_OK_(sprig_list(db, colls[k].name, NULL, SPRIG_ASC, 0, &l));
+        for (size_t d = 0; d < sprig_doc_list_count(l); d++) {
+            const sprig_doc *doc = sprig_doc_list_get(l, d);
+            sprig_header h = sprig_doc_header(doc);
+            sprig_bytes b = sprig_doc_contents(doc);
+            SPRIG_OK_(sprig_buf_append(out, h.id.data, h.id.len));
+            SPRIG_OK_(sprig_buf_append(out, &h.revision, 8));
+            SPRIG_OK_(sprig_buf_append(out, h.hash, 16));
+            SPRIG_OK_(sprig_buf_append(out, b.data, b.len));
+        }
+        sprig_doc_list_free(l);
+    }
+    sprig_kv_key_list *kl;
+    SPRIG_OK_(sprig_kv_list_keys(db, "ns", NULL, NULL, 0, &kl));
+    for (size_t k = 0; k < sprig_kv_key_list_count(kl); k++) {
+        const char *name = sprig_kv_key_list_key(kl, k);
+        const sprig_value *v = sprig_kv_key_list_value(kl, k);
+        SPRIG_OK_(sprig_buf_append(out, name, strlen(name) + 1));
+        SPRIG_OK_(sprig_buf_append(out, &v->num, sizeof v->num));
+        SPRIG_OK_(sprig_buf_append(out, v->bytes.data, v->bytes.len));
+    }
+    sprig_kv_key_list_free(kl);
+    sprig_db_close(db);
+    sprig_storage_close(st);
+}
+
+/* Whether any file below `dir` contains `needle`. */
+static bool
+tree_has(const char *dir, const char *needle)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    bool found = false;
+    while (!found && (de = readdir(d))) {
+        char p[2400];
+        struct stat sb;
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        assert_int_equal(stat(p, &sb), 0);
+        if (S_ISDIR(sb.st_mode)) {
+            found = tree_has(p, needle);
+            continue;
+        }
+        FILE *f = fopen(p, "rb");
+        assert_non_null(f);
+        char *b = malloc((size_t)sb.st_size + 1);
+        size_t n = fread(b, 1, (size_t)sb.st_size, f);
+        fclose(f);
+        found = memmem(b, n, needle, strlen(needle)) != NULL;
+        free(b);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Encrypted nodes (copies of one vault) catch up by snapshot: the copy
+ * carries sealed values and the vault's fingerprint; the nodes hold the
+ * same decrypted data, their raw bytes differ (every node seals with its
+ * own random nonces), and no plaintext reaches any node's files. */
+static void
+test_snapshot_encrypted(void **state)
+{
+    (void)state;
+    cl c;
+    encrypted = true;
+    cl_init(&c, 3, "cluster_snapshot_enc");
+    encrypted = false;
+    for (unsigned i = 0; i < 3; i++) {
+        raft_set_snapshot_threshold(raft_fixture_get(&c.f, i), 16);
+        raft_set_snapshot_trailing(raft_fixture_get(&c.f, i), 4);
+    }
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    run_ok(&c, 0, job_docs, "app", 10);
+    settle(&c);
+    raft_fixture_kill(&c.f, 2);
+    run_ok(&c, 0, job_docs, "app", 60);
+    raft_fixture_revive(&c.f, 2);
+    run_ok(&c, 0, job_docs, "app", 3);
+    settle(&c);
+    sprig__cnode_stats s2;
+    sprig__cnode_stats_get(c.node[2], &s2);
+    assert_true(s2.restored >= 1);
+    cl_close(&c);
+    sprig_buf plain[3] = {{0}}, raw1 = {0}, raw3 = {0};
+    for (unsigned i = 0; i < 3; i++) {
+        plain_dump(&c, i, &plain[i]);
+    }
+    print_message("encrypted: %zu bytes of decrypted data per node\n",
+                  plain[0].len);
+    assert_true(plain[0].len > 200);
+    for (unsigned i = 1; i < 3; i++) {
+        assert_int_equal(plain[i].len, plain[0].len);
+        assert_memory_equal(plain[i].data, plain[0].data, plain[0].len);
+    }
+    dump_node(&c, 0, &raw1);
+    dump_node(&c, 2, &raw3);
+    assert_true(raw1.len != raw3.len ||
+                memcmp(raw1.data, raw3.data, raw1.len) != 0);
+    for (unsigned i = 0; i < 3; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/node%u", c.base, i + 1);
+        assert_false(tree_has(p, "\"r\":")); /* every body has one */
+        sprig_buf_clear(&plain[i]);
+    }
+    sprig_buf_clear(&raw1);
+    sprig_buf_clear(&raw3);
+    tu_rmtree(c.base);
+}
+
+/* A node whose vault is not the snapshot's refuses to install it. */
+static void
+test_snapshot_other_vault(void **state)
+{
+    (void)state;
+    char src[1200], dst[1300], key[1300];
+    snprintf(src, sizeof src, "%s", tu_tmpdir("cluster_vault_other"));
+    snprintf(key, sizeof key, "%s/k1", src);
+    snprintf(dst, sizeof dst, "%s/snap", src);
+    sprig_storage_options o;
+    sprig_storage_options_init(&o);
+    char p1[1300], p2[1300];
+    snprintf(p1, sizeof p1, "%s/a", src);
+    snprintf(p2, sizeof p2, "%s/b", src);
+    o.encrypt = true;
+    o.vault_key_file = key;
+    o.path = p1;
+    sprig_storage *a, *b;
+    SPRIG_OK_(sprig_storage_open(&o, &a));
+    o.path = p2; /* its own vault, under the same key */
+    SPRIG_OK_(sprig_storage_open(&o, &b));
+    SPRIG_OK_(sprig_storage_register_schema(a, &schema));
+    SPRIG_OK_(sprig__storage_snapshot(a, dst));
+    assert_int_equal(sprig__storage_install(b, dst), SPRIG_EAUTH);
+    print_message("other vault: %s\n", sprig_errmsg());
+    assert_non_null(strstr(sprig_errmsg(), "needs the same vault"));
+    sprig_schema_list *l;
+    SPRIG_OK_(sprig_storage_list_schemas(b, &l));
+    assert_int_equal(sprig_schema_list_count(l), 0); /* untouched */
+    sprig_schema_list_free(l);
+    sprig_storage_close(a);
+    sprig_storage_close(b);
+    tu_rmtree(src);
+}
+
 /* ---- membership
  * ---------------------------------------------------------------- */
 
@@ -781,6 +991,8 @@ main(void)
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_restart_applies_once),
         cmocka_unit_test(test_snapshot_catch_up),
+        cmocka_unit_test(test_snapshot_encrypted),
+        cmocka_unit_test(test_snapshot_other_vault),
         cmocka_unit_test(test_membership),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

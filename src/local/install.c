@@ -336,7 +336,8 @@ sprig__storage_install(sprig_storage *s, const char *src)
     char dir[4096], **dbs = NULL;
     size_t n = 0;
     snprintf(dir, sizeof dir, "%s/db", src);
-    int rc = list_dir(dir, &dbs, &n);
+    int rc = sprig__storage_vault_check(s, src);
+    rc = rc ? rc : list_dir(dir, &dbs, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = install_db(st, src, dbs[i]);
     }

@@ -81,8 +81,11 @@ int sprig__storage_raft_set_floor(sprig_storage *st, uint64_t floor);
  *  in its environment; later directory ids derive from the registry, so
  *  they stay the same on every node).  Copies each environment at its last
  *  commit: the caller makes sure no replicated command commits meanwhile.
- *  Encrypted storages are refused (SPRIG_EINVAL: their vault is not part
- *  of the copy yet).  SPRIG_EIO, storage errors. */
+ *  An encrypted storage's copy holds its values sealed as they are, and a
+ *  file `vault.id` with its vault's fingerprint (codec.h): only a storage
+ *  holding the same vault can install it (sprig__storage_vault_check).
+ *  The vault itself is never part of the copy.  SPRIG_EIO, storage
+ *  errors. */
 int sprig__storage_snapshot(sprig_storage *st, const char *dest);
 
 /** Install the storage copy in directory `src` (laid out as
@@ -110,6 +113,13 @@ int sprig__storage_snapshot(sprig_storage *st, const char *dest);
  *  SPRIG_EIO, SPRIG_ENOMEM, storage errors (then the storage holds a mix
  *  of old and new databases: the caller must not go on applying). */
 int sprig__storage_install(sprig_storage *st, const char *src);
+
+/** Whether `st` can open what the copy in `src` sealed: the copy names no
+ *  vault (unencrypted), or the same vault as `st`'s.  SPRIG_EAUTH naming
+ *  both fingerprints otherwise (every node of an encrypted cluster needs
+ *  copies of one vault: docs/cluster.md).  sprig__storage_install checks
+ *  it first. */
+int sprig__storage_vault_check(sprig_storage *st, const char *src);
 
 /** Remove directory `dir` and everything below it (absent: nothing to
  *  do).  SPRIG_EIO. */
