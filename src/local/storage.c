@@ -269,10 +269,13 @@ keep_c_view(const char *schema, const char *coll, sprig_view_def *v,
 }
 
 /* Check (and complete) the views of collection `n` against its old
- * definition `o` (NULL for a new collection). */
+ * definition `o` (NULL for a new collection).  `from_log`: the definition
+ * comes from a replicated SCHEMA command (decoded: its C views have no
+ * code), which every node must take alike -- a C view this node has no
+ * code for stays codeless until the node's program registers it. */
 static int
 check_views(const char *schema, const sprig_collection_def *o,
-            sprig_collection_def *n)
+            sprig_collection_def *n, bool from_log)
 {
     for (size_t i = 0; o && i < o->n_views; i++) {
         if (!find_view(n, o->views[i].name)) {
@@ -287,7 +290,7 @@ check_views(const char *schema, const sprig_collection_def *o,
         if (views[i].map == sprig__codeless_map) {
             int rc = keep_c_view(schema, n->name, &views[i],
                                  find_view(o, views[i].name));
-            if (rc) {
+            if (rc && !from_log) {
                 return rc;
             }
         }
@@ -296,7 +299,8 @@ check_views(const char *schema, const sprig_collection_def *o,
 }
 
 static int
-check_compatible(const sprig_schema_def *old, sprig_schema_def *def)
+check_compatible(const sprig_schema_def *old, sprig_schema_def *def,
+                 bool from_log)
 {
     for (size_t i = 0; old && i < old->n_collections; i++) {
         const sprig_collection_def *o = &old->collections[i];
@@ -318,7 +322,7 @@ check_compatible(const sprig_schema_def *old, sprig_schema_def *def)
         sprig_collection_def *n = (sprig_collection_def *)&def->collections[i];
         const sprig_collection_def *o =
             old ? sprig__schema_find(old, n->name) : NULL;
-        int rc = check_views(def->name, o, n);
+        int rc = check_views(def->name, o, n, from_log);
         if (rc) {
             return rc;
         }
@@ -339,9 +343,11 @@ same_stored(const sprig_schema_def *old, sprig_bytes enc)
     return same;
 }
 
-/* Register `def` by SCHEMA command `c` (whose bytes encode it). */
+/* Register `def` by SCHEMA command `c` (whose bytes encode it);
+ * `from_log`: as check_views says. */
 static int
-register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
+register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c,
+              bool from_log)
 {
     sprig_schema_def *copy;
     int rc = sprig__schema_copy(def, &copy);
@@ -350,7 +356,7 @@ register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
     }
     pthread_mutex_lock(&st->lock);
     const sprig_schema_def *old = find_schema(st, def->name);
-    rc = check_compatible(old, copy);
+    rc = check_compatible(old, copy, from_log);
     rc = rc ? rc : reserve_schema(st); /* so remembering cannot fail */
     if (rc == 0 && !same_stored(old, c->schema)) {
         rc = sprig__admin_run(st, c);
@@ -376,7 +382,7 @@ sprig__storage_put_schema(sprig__lstorage *st, sprig_bytes rec)
     const sprig_schema_def *old = find_schema(st, def->name);
     sprig__cmd c = admin_cmd(st, SPRIG__CMD_SCHEMA);
     c.schema = rec;
-    rc = old ? check_compatible(old, def) : 0;
+    rc = old ? check_compatible(old, def, true) : 0;
     rc = rc ? rc : reserve_schema(st);
     rc = rc ? rc : sprig__admin_run(st, &c);
     if (rc == 0) {
@@ -411,7 +417,7 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
          * more but keeps the code of C views the decoded copy lacks */
         rc = sprig__repl_run(repl, "", &c);
     }
-    rc = rc ? rc : register_with(st, def, &c);
+    rc = rc ? rc : register_with(st, def, &c, false);
     sprig_buf_clear(&enc);
     return rc;
 }
@@ -750,7 +756,7 @@ admin_apply_cmd(sprig__lstorage *st, sprig__cmd *c)
     }
     pthread_mutex_unlock(&st->lock);
     if (rc == 0 && def) {
-        rc = register_with(st, def, c);
+        rc = register_with(st, def, c, true);
     }
     sprig__free(def);
     return rc;
