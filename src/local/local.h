@@ -31,6 +31,8 @@
  *   pubsub.c   the in-memory PubSub hub of a database and its subscribers
  *   backup.c   online backup (every database at one moment), restore into
  *              an empty storage, compaction in place (backup.h)
+ *   install.c  a storage copy (a Raft snapshot) installed into an open
+ *              storage in place: handles stay valid (repl.h)
  *   export.c   logical export and import as JSON lines
  *
  * Invariants:
