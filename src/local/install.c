@@ -307,8 +307,9 @@ list_dir(const char *dir, char ***out, size_t *n)
 }
 
 /* Remove the database directories of the storage that the copy does not
- * have and no open engine uses (deleted since; their engines, if open,
- * were dropped by the reload and remove their files at their last close). */
+ * have and no open engine uses (deleted since).  Before the reload, so the
+ * engines it is about to drop still count as open: they remove their own
+ * files at their last close.  Lock held. */
 static void
 remove_stale(sprig__lstorage *st, char *const *keep, size_t n_keep)
 {
@@ -316,7 +317,6 @@ remove_stale(sprig__lstorage *st, char *const *keep, size_t n_keep)
     size_t n = 0;
     snprintf(dir, sizeof dir, "%s/db", st->path);
     if (list_dir(dir, &mine, &n) == 0) {
-        pthread_mutex_lock(&st->lock);
         for (size_t i = 0; i < n; i++) {
             if (!has_name(keep, n_keep, mine[i]) && !open_at(st, mine[i])) {
                 char p[8192];
@@ -324,7 +324,6 @@ remove_stale(sprig__lstorage *st, char *const *keep, size_t n_keep)
                 sprig__rmdir_tree(p);
             }
         }
-        pthread_mutex_unlock(&st->lock);
     }
     names_free(mine, n);
 }
@@ -346,11 +345,11 @@ sprig__storage_install(sprig_storage *s, const char *src)
         /* admin writes are serialised by the storage lock */
         pthread_mutex_lock(&st->lock);
         rc = install_env(st->admin, &st->admin_w, dir);
+        if (rc == 0) {
+            remove_stale(st, dbs, n);
+        }
         rc = rc ? rc : sprig__storage_reload(st);
         pthread_mutex_unlock(&st->lock);
-    }
-    if (rc == 0) {
-        remove_stale(st, dbs, n);
     }
     names_free(dbs, n);
     return rc;
