@@ -20,8 +20,7 @@ MAKEFLAGS  += --no-print-directory
         bench-auth bench-api bench-build bench-net bench-import secrets-leak \
         bench-quic-streams \
         bench-js crash-long powerloss flips fuzz format format-check clean \
-        install soak tsan test-tsan valgrind bench-cluster \
-        bench-snapshot-memory
+        install soak tsan test-tsan valgrind bench-cluster
 
 all: build
 
@@ -143,11 +142,6 @@ bench-quic-streams: bench-build
 # failover time -> bench/results/cluster.json (bench/cluster/).
 bench-cluster: bench-build
 	@python3 bench/cluster/bench_cluster.py $(BUILD)
-
-# The memory peak of a Raft snapshot of a 100 MB storage: the node taking
-# it and the node installing it (docs/cluster.md "Memory bound").
-bench-snapshot-memory: bench-build
-	@sh bench/cluster/snapshot_memory.sh $(BUILD)/tools/sprig 100
 
 bench-build:
 	@sh scripts/deps.sh bench
