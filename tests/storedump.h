@@ -7,7 +7,9 @@
  * value (each as a u32 length and the bytes).  Empty tables are left out:
  * a table is created lazily by the first write that needs it, which is
  * local (test_cmd_replay's comment says why).  `skip`, when not NULL, is a
- * key left out of every table (node-local state such as "raft.floor").
+ * comma-separated list of keys left out of every table (node-local state
+ * such as "raft.floor", or "wal.lsn": the position in a node's own command
+ * log, which differs after a snapshot install).
  * Header-only, static: include it once per test program, after cmocka.
  */
 #ifndef SPRIG_TEST_STOREDUMP_H
@@ -25,6 +27,21 @@ sd_put_val(sprig_buf *out, const MDB_val *v)
     uint32_t n = (uint32_t)v->mv_size;
     SPRIG_OK_(sprig_buf_append(out, &n, 4));
     SPRIG_OK_(sprig_buf_append(out, v->mv_data, v->mv_size));
+}
+
+/* Is `k` one of the comma-separated keys of `skip`? */
+static bool
+sd_skipped(const char *skip, const MDB_val *k)
+{
+    for (const char *p = skip; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (k->mv_size == n && memcmp(k->mv_data, p, n) == 0) {
+            return true;
+        }
+        p = e ? e + 1 : p + n;
+    }
+    return false;
 }
 
 /* One table of `txn`, named `name`, unless it is empty. */
@@ -46,8 +63,7 @@ sd_dump_table(MDB_txn *txn, const MDB_val *name, const char *skip,
     sd_put_val(out, name);
     assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
     while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
-        if (skip && k.mv_size == strlen(skip) &&
-            memcmp(k.mv_data, skip, k.mv_size) == 0) {
+        if (sd_skipped(skip, &k)) {
             continue;
         }
         sd_put_val(out, &k);

@@ -1,42 +1,41 @@
 /*
- * storedump_main.c -- `sprig_storedump DIR`: the LMDB contents of the
- * (closed) storage in DIR as one byte string on stdout, the dump of
- * storedump.h (every non-empty table of `_admin` and of each database
- * directory, every key and value), leaving out the node-local key
- * "raft.floor".  The cluster shell tests (cluster_restart, cluster_ops)
- * compare two nodes' dumps with cmp to prove their data byte-identical.
- * Exit 0, or 2 when a storage cannot be read (the message on stderr).
+ * storedump_main.c -- `sprig-storedump DIR [SKIP]`: a closed storage's
+ * LMDB contents (tests/storedump.h: `_admin`, then each database
+ * directory; every non-empty table, keys and values) written to stdout, so
+ * shell tests can prove real nodes byte-identical with cmp(1).  SKIP: a
+ * comma-separated list of node-local keys left out (default
+ * "raft.floor,wal.lsn").  Exit 2 when an environment cannot be read.
  */
-#include "sprig/sprig.h"
+#include <sprig/sprig.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* storedump.h's cmocka assertions, as plain checks that exit */
+/* storedump.h's checks, without cmocka */
 #define assert_int_equal(a, b)                                                 \
     do {                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                    \
-        if (a_ != b_) {                                                        \
-            fprintf(stderr, "sprig_storedump: %s = %lld, not %lld\n", #a, a_,  \
-                    b_);                                                       \
+        if ((long long)(a) != (long long)(b)) {                                \
+            fprintf(stderr, "sprig-storedump: %s failed (%s:%d)\n", #a,        \
+                    __FILE__, __LINE__);                                       \
             exit(2);                                                           \
         }                                                                      \
     } while (0)
 #define assert_non_null(p) assert_int_equal((p) != NULL, 1)
-#define SPRIG_OK_(call) assert_int_equal((call), SPRIG_OK)
+#define SPRIG_OK_(x) assert_int_equal((x), 0)
 
 #include "storedump.h"
 
 int
 main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: sprig_storedump STORAGE-DIR\n");
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: sprig-storedump DIR [SKIP]\n");
         return 2;
     }
-    sprig_buf b = {0};
-    sd_dump_storage(argv[1], "raft.floor", &b);
-    int ok = fwrite(b.data, 1, b.len, stdout) == b.len;
-    sprig_buf_clear(&b);
+    sprig_buf out = {0};
+    sd_dump_storage(argv[1], argc > 2 ? argv[2] : "raft.floor,wal.lsn", &out);
+    bool ok = fwrite(out.data, 1, out.len, stdout) == out.len;
+    sprig_buf_clear(&out);
     return ok ? 0 : 2;
 }

@@ -738,65 +738,6 @@ unpack(const uint8_t *p, size_t len, const char *root)
     return rc;
 }
 
-/* Move the top-level entries of `from` that the snapshot holds (those of
- * `names`) to `to`.  Entries it does not hold stay: the Raft log of a
- * real node (<storage>/raft/, which raft_uv is using), its certificate,
- * serve.url. */
-static int
-move_entries(const char *names, const char *from, const char *to,
-             bool missing_ok)
-{
-    flist l = {0}; /* the names first: no renames while listing */
-    DIR *d = opendir(names);
-    if (!d) {
-        return io_err("cannot list", names);
-    }
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d))) {
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            rc = flist_add(&l, de->d_name, 0);
-        }
-    }
-    closedir(d);
-    for (size_t i = 0; rc == 0 && i < l.n; i++) {
-        char a[8192], b[8192];
-        snprintf(a, sizeof a, "%s/%s", from, l.rel[i]);
-        snprintf(b, sizeof b, "%s/%s", to, l.rel[i]);
-        if (rename(a, b) != 0 && !(missing_ok && errno == ENOENT)) {
-            rc = io_err("cannot move", a);
-        }
-    }
-    flist_free(&l);
-    return rc;
-}
-
-/* Swap the unpacked copy in for the storage: close it, move the entries
- * the copy replaces aside, the copy's in, reopen.  Not the whole
- * directory: it also holds what the snapshot does not (the Raft log). */
-static int
-swap_in(sprig__cnode *n, const char *fresh)
-{
-    char old[4096];
-    side_dir(n, "old", old, sizeof old);
-    int rc = sprig__repl_rmtree(old);
-    if (rc == 0 && mkdir(old, 0755) != 0) {
-        rc = io_err("cannot create", old);
-    }
-    if (rc) {
-        return rc;
-    }
-    sprig__cnode_storage_close(n);
-    rc = move_entries(fresh, n->path, old, true);
-    rc = rc ? rc : move_entries(fresh, fresh, n->path, false);
-    if (rc) {
-        move_entries(old, old, n->path, true); /* put back what moved */
-    }
-    int orc = sprig__cnode_storage_open(n);
-    sprig__repl_rmtree(old);
-    return rc ? rc : orc;
-}
-
 static int
 restore_from(sprig__cnode *n, const struct raft_buffer *buf)
 {
@@ -815,10 +756,17 @@ restore_from(sprig__cnode *n, const struct raft_buffer *buf)
     side_dir(n, "restore", fresh, sizeof fresh);
     rc = rc ? rc : sprig__repl_rmtree(fresh);
     rc = rc ? rc : unpack(p, buf->len, fresh);
-    rc = rc ? rc : swap_in(n, fresh);
+    /* in place: the server's handles, feeds and watches stay valid */
+    rc = rc ? rc : sprig__storage_install(n->st, fresh);
     rc = rc ? rc : sprig__storage_raft_set_floor(n->st, index);
     sprig__repl_rmtree(fresh);
     n->stats.restored += rc == 0;
+    if (rc == 0) {
+        fprintf(stderr,
+                "sprig: node %llu installed a snapshot at index %llu "
+                "(%zu bytes) in place\n",
+                (unsigned long long)n->id, (unsigned long long)index, buf->len);
+    }
     return rc;
 }
 

@@ -229,8 +229,8 @@ tune(sprig_cluster *c)
     raft_set_pre_vote(r, true);
     raft_set_heartbeat_timeout(r, 100);
     raft_set_election_timeout(r, 1000);
-    /* snapshots rare (each copies the storage, and restoring one under a
-     * running server is not supported yet); a long tail for laggards */
+    /* snapshots rare (each copies the whole storage into memory); a long
+     * tail for laggards; the cluster file may say otherwise */
     raft_set_snapshot_threshold(r, c->snap_threshold);
     raft_set_snapshot_trailing(r, c->snap_trailing);
 }

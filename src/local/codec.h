@@ -167,6 +167,13 @@ int sprig__vault_unseal(sprig__vault *v, const uint8_t *ad, size_t adlen,
 void sprig__vault_hash_key(sprig__vault *v, const char *dir_name,
                            uint8_t out[16]);
 
+/** A fingerprint of the vault's secrets (its hash secret and every master
+ *  key): equal on two storages exactly when they hold copies of the same
+ *  vault, so each opens what the other sealed (a Raft snapshot of an
+ *  encrypted storage, repl.h).  Reveals nothing of the keys (a keyed
+ *  BLAKE2b).  Any thread. */
+void sprig__vault_fingerprint(sprig__vault *v, uint8_t out[16]);
+
 /** The current key's id. */
 uint32_t sprig__vault_current(sprig__vault *v);
 /** Rotation, step 1: a new random master key becomes current (the old ones

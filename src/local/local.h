@@ -31,6 +31,8 @@
  *   pubsub.c   the in-memory PubSub hub of a database and its subscribers
  *   backup.c   online backup (every database at one moment), restore into
  *              an empty storage, compaction in place (backup.h)
+ *   install.c  a storage copy (a Raft snapshot) installed into an open
+ *              storage in place: handles stay valid (repl.h)
  *   export.c   logical export and import as JSON lines
  *
  * Invariants:
@@ -703,6 +705,16 @@ int sprig__storage_create_at(sprig__lstorage *st, struct sprig__cmd *c,
  *  without their code included (as an open loads it).  st->lock held.
  *  SPRIG_ECORRUPT, SPRIG_ESCHEMA, storage errors. */
 int sprig__storage_put_schema(sprig__lstorage *st, sprig_bytes rec);
+
+/** After `_admin` was replaced in place (install.c, st->lock held): load
+ *  the schemas again, keeping the code of the C views the program had
+ *  registered (a codeless view read back takes the code of the program's
+ *  view of the same name when they match); drop the open engines whose
+ *  database the registry no longer names at their directory (deleted, or
+ *  deleted and created again: handles answer SPRIG_ENOTFOUND "database
+ *  'x' was deleted", the next open finds the new one); close idle engines
+ *  whose schema changed (they reopen with it).  Storage errors. */
+int sprig__storage_reload(sprig__lstorage *st);
 
 /** Drop one handle's reference on `ldb` (and on the storage). */
 void sprig__storage_release(sprig__lstorage *st, sprig__ldb *ldb,

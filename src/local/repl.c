@@ -8,11 +8,14 @@
 #include "repl.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #define RAFT_APPLIED_KEY "raft.applied"
 #define RAFT_FLOOR_KEY "raft.floor"
+/* the file of a snapshot copy naming the vault that sealed it */
+#define SNAP_VAULT_ID "vault.id"
 
 static sprig__lstorage *
 lst(sprig_storage *s)
@@ -250,19 +253,74 @@ copy_db(sprig__lstorage *st, const char *name, const char *dest)
     return rc;
 }
 
+/* The vault's fingerprint as 32 hex digits in *hex (""): no vault. */
+static void
+vault_id(sprig__lstorage *st, char hex[33])
+{
+    pthread_mutex_lock(&st->lock);
+    sprig__vault *v = st->vault;
+    pthread_mutex_unlock(&st->lock);
+    hex[0] = 0;
+    if (v) {
+        uint8_t fp[16];
+        sprig__vault_fingerprint(v, fp);
+        sodium_bin2hex(hex, 33, fp, 16);
+    }
+}
+
+/* An encrypted storage's copy says which vault sealed it: SNAP_VAULT_ID. */
+static int
+put_vault_id(sprig__lstorage *st, const char *dest)
+{
+    char hex[33], path[4096];
+    vault_id(st, hex);
+    if (!hex[0]) {
+        return SPRIG_OK;
+    }
+    snprintf(path, sizeof path, "%s/%s", dest, SNAP_VAULT_ID);
+    FILE *f = fopen(path, "wx");
+    bool ok = f && fputs(hex, f) >= 0;
+    ok = f && fclose(f) == 0 && ok;
+    return ok ? SPRIG_OK
+              : sprig__err(SPRIG_EIO, "cannot write '%s': %s", path,
+                           strerror(errno));
+}
+
+int
+sprig__storage_vault_check(sprig_storage *s, const char *src)
+{
+    sprig__lstorage *st = lst(s);
+    char path[4096], theirs[64] = "", mine[33];
+    snprintf(path, sizeof path, "%s/%s", src, SNAP_VAULT_ID);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return SPRIG_OK; /* a copy of an unencrypted storage */
+    }
+    bool read = fgets(theirs, sizeof theirs, f) != NULL;
+    fclose(f);
+    vault_id(st, mine);
+    if (read && strcmp(theirs, mine) == 0) {
+        return SPRIG_OK;
+    }
+    return sprig__err(SPRIG_EAUTH,
+                      "the snapshot was sealed under vault %.32s and this "
+                      "node %s%s: every node of an encrypted cluster needs "
+                      "the same vault (copy <storage>/vault and its key to "
+                      "each node before its first start; docs/cluster.md)",
+                      read ? theirs : "(unreadable)",
+                      mine[0] ? "has vault " : "has no vault", mine);
+}
+
 int
 sprig__storage_snapshot(sprig_storage *s, const char *dest)
 {
     sprig__lstorage *st = lst(s);
-    if (st->vault || st->encrypt_all) {
-        return sprig__err(SPRIG_EINVAL, "a Raft snapshot of an encrypted "
-                                        "storage is not supported yet");
-    }
     char dir[4096];
     sprig_database_list *l = NULL;
     snprintf(dir, sizeof dir, "%s/db", dest);
     int rc = mk(dest);
     rc = rc ? rc : mk(dir);
+    rc = rc ? rc : put_vault_id(st, dest);
     snprintf(dir, sizeof dir, "%s/_admin", dest);
     rc = rc ? rc : copy_env(st->admin, dir);
     rc = rc ? rc : sprig_storage_list_databases(s, &l);

@@ -107,9 +107,45 @@ int sprig__storage_raft_set_floor(sprig_storage *st, uint64_t floor);
  *  in its environment; later directory ids derive from the registry, so
  *  they stay the same on every node).  Copies each environment at its last
  *  commit: the caller makes sure no replicated command commits meanwhile.
- *  Encrypted storages are refused (SPRIG_EINVAL: their vault is not part
- *  of the copy yet).  SPRIG_EIO, storage errors. */
+ *  An encrypted storage's copy holds its values sealed as they are, and a
+ *  file `vault.id` with its vault's fingerprint (codec.h): only a storage
+ *  holding the same vault can install it (sprig__storage_vault_check).
+ *  The vault itself is never part of the copy.  SPRIG_EIO, storage
+ *  errors. */
 int sprig__storage_snapshot(sprig_storage *st, const char *dest);
+
+/** Install the storage copy in directory `src` (laid out as
+ *  sprig__storage_snapshot makes it: a Raft snapshot unpacked) into the
+ *  open storage `st`, in place: `st`, every sprig_db handle, open changes
+ *  feed, watch, subscriber and the key-value sweeper stay valid and see the
+ *  copy's data from then on.  The rules:
+ *   - a database open here whose directory the copy has (the same
+ *     database: directory ids never repeat) gets the copy's contents in
+ *     one write transaction of its own writer -- a read in flight keeps
+ *     its snapshot, the next one sees the copy; no reader is waited for;
+ *   - a database not open here gets the copy's directory moved in;
+ *   - `_admin` goes last (its registry decides what exists); then a
+ *     database open here that the copy does not have (deleted, or deleted
+ *     and created again) is dropped: its handles answer SPRIG_ENOTFOUND
+ *     "database 'x' was deleted" and its files go at their last close; a
+ *     database only the copy has opens on demand; schemas are read again,
+ *     the code of the program's C views kept (see sprig__storage_reload);
+ *   - node-local meta keys stay: "wal.lsn" (the command log's position)
+ *     and "raft.floor"; the copy's writes are not logged, a checkpoint of
+ *     each environment makes them durable before this returns.
+ *  The caller makes sure no replicated command applies meanwhile (the
+ *  driver thread, between two applies); `src` is consumed (directories
+ *  moved out of it).  Never on a thread a writer of `st` waits for.
+ *  SPRIG_EIO, SPRIG_ENOMEM, storage errors (then the storage holds a mix
+ *  of old and new databases: the caller must not go on applying). */
+int sprig__storage_install(sprig_storage *st, const char *src);
+
+/** Whether `st` can open what the copy in `src` sealed: the copy names no
+ *  vault (unencrypted), or the same vault as `st`'s.  SPRIG_EAUTH naming
+ *  both fingerprints otherwise (every node of an encrypted cluster needs
+ *  copies of one vault: docs/cluster.md).  sprig__storage_install checks
+ *  it first. */
+int sprig__storage_vault_check(sprig_storage *st, const char *src);
 
 /** Remove directory `dir` and everything below it (absent: nothing to
  *  do).  SPRIG_EIO. */

@@ -269,10 +269,13 @@ keep_c_view(const char *schema, const char *coll, sprig_view_def *v,
 }
 
 /* Check (and complete) the views of collection `n` against its old
- * definition `o` (NULL for a new collection). */
+ * definition `o` (NULL for a new collection).  `from_log`: the definition
+ * comes from a replicated SCHEMA command (decoded: its C views have no
+ * code), which every node must take alike -- a C view this node has no
+ * code for stays codeless until the node's program registers it. */
 static int
 check_views(const char *schema, const sprig_collection_def *o,
-            sprig_collection_def *n)
+            sprig_collection_def *n, bool from_log)
 {
     for (size_t i = 0; o && i < o->n_views; i++) {
         if (!find_view(n, o->views[i].name)) {
@@ -287,7 +290,7 @@ check_views(const char *schema, const sprig_collection_def *o,
         if (views[i].map == sprig__codeless_map) {
             int rc = keep_c_view(schema, n->name, &views[i],
                                  find_view(o, views[i].name));
-            if (rc) {
+            if (rc && !from_log) {
                 return rc;
             }
         }
@@ -296,7 +299,8 @@ check_views(const char *schema, const sprig_collection_def *o,
 }
 
 static int
-check_compatible(const sprig_schema_def *old, sprig_schema_def *def)
+check_compatible(const sprig_schema_def *old, sprig_schema_def *def,
+                 bool from_log)
 {
     for (size_t i = 0; old && i < old->n_collections; i++) {
         const sprig_collection_def *o = &old->collections[i];
@@ -318,7 +322,7 @@ check_compatible(const sprig_schema_def *old, sprig_schema_def *def)
         sprig_collection_def *n = (sprig_collection_def *)&def->collections[i];
         const sprig_collection_def *o =
             old ? sprig__schema_find(old, n->name) : NULL;
-        int rc = check_views(def->name, o, n);
+        int rc = check_views(def->name, o, n, from_log);
         if (rc) {
             return rc;
         }
@@ -339,9 +343,11 @@ same_stored(const sprig_schema_def *old, sprig_bytes enc)
     return same;
 }
 
-/* Register `def` by SCHEMA command `c` (whose bytes encode it). */
+/* Register `def` by SCHEMA command `c` (whose bytes encode it);
+ * `from_log`: as check_views says. */
 static int
-register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
+register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c,
+              bool from_log)
 {
     sprig_schema_def *copy;
     int rc = sprig__schema_copy(def, &copy);
@@ -350,7 +356,7 @@ register_with(sprig__lstorage *st, const sprig_schema_def *def, sprig__cmd *c)
     }
     pthread_mutex_lock(&st->lock);
     const sprig_schema_def *old = find_schema(st, def->name);
-    rc = check_compatible(old, copy);
+    rc = check_compatible(old, copy, from_log);
     rc = rc ? rc : reserve_schema(st); /* so remembering cannot fail */
     if (rc == 0 && !same_stored(old, c->schema)) {
         rc = sprig__admin_run(st, c);
@@ -376,7 +382,7 @@ sprig__storage_put_schema(sprig__lstorage *st, sprig_bytes rec)
     const sprig_schema_def *old = find_schema(st, def->name);
     sprig__cmd c = admin_cmd(st, SPRIG__CMD_SCHEMA);
     c.schema = rec;
-    rc = old ? check_compatible(old, def) : 0;
+    rc = old ? check_compatible(old, def, true) : 0;
     rc = rc ? rc : reserve_schema(st);
     rc = rc ? rc : sprig__admin_run(st, &c);
     if (rc == 0) {
@@ -411,7 +417,7 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
          * more but keeps the code of C views the decoded copy lacks */
         rc = sprig__repl_run(repl, "", &c);
     }
-    rc = rc ? rc : register_with(st, def, &c);
+    rc = rc ? rc : register_with(st, def, &c, false);
     sprig_buf_clear(&enc);
     return rc;
 }
@@ -750,7 +756,7 @@ admin_apply_cmd(sprig__lstorage *st, sprig__cmd *c)
     }
     pthread_mutex_unlock(&st->lock);
     if (rc == 0 && def) {
-        rc = register_with(st, def, c);
+        rc = register_with(st, def, c, true);
     }
     sprig__free(def);
     return rc;
@@ -788,6 +794,97 @@ sprig__storage_apply_many(sprig_storage *s, const char *db, sprig__cmd **cmds,
         rc = sprig__ldb_run_many(sprig__db_ldb(h), cmds, n, rcs, errs);
         sprig_db_close(h);
     }
+/* ---- after an install in place (install.c) ------------------------------ */
+
+/* Give the codeless C views of `def` (read back from `_admin`) the code
+ * of the program's registration `old`, where it has the same C view. */
+static void
+keep_code(const sprig_schema_def *old, sprig_schema_def *def)
+{
+    for (size_t i = 0; old && i < def->n_collections; i++) {
+        sprig_collection_def *n = (sprig_collection_def *)&def->collections[i];
+        const sprig_collection_def *o = sprig__schema_find(old, n->name);
+        sprig_view_def *views = (sprig_view_def *)n->views; /* our copy */
+        for (size_t j = 0; o && j < n->n_views; j++) {
+            const sprig_view_def *ov = find_view(o, views[j].name);
+            if (views[j].map == sprig__codeless_map && ov &&
+                ov->map != sprig__codeless_map) {
+                /* a different view of that name stays codeless */
+                (void)keep_c_view(def->name, n->name, &views[j], ov);
+            }
+        }
+    }
+}
+
+/* Load the schemas from `_admin` again, C view code kept. */
+static int
+reload_schemas(sprig__lstorage *st)
+{
+    sprig_schema_def **old = st->schemas;
+    size_t n_old = st->n_schemas;
+    st->schemas = NULL;
+    st->n_schemas = 0;
+    int rc = load_schemas(st);
+    sprig_schema_def **drop = rc ? st->schemas : old;
+    size_t n_drop = rc ? st->n_schemas : n_old;
+    if (rc) {
+        st->schemas = old;
+        st->n_schemas = n_old;
+    }
+    for (size_t i = 0; rc == 0 && i < st->n_schemas; i++) {
+        for (size_t j = 0; j < n_old; j++) {
+            if (strcmp(old[j]->name, st->schemas[i]->name) == 0) {
+                keep_code(old[j], st->schemas[i]);
+            }
+        }
+    }
+    for (size_t i = 0; i < n_drop; i++) {
+        sprig__free(drop[i]);
+    }
+    sprig__free(drop);
+    return rc;
+}
+
+/* Is engine `l` still the database the registry names, with the same
+ * schema?  *gone: the registry no longer has it at l's directory. */
+static bool
+engine_current(sprig__lstorage *st, sprig__ldb *l, bool *gone)
+{
+    reg_entry e;
+    char dir[SPRIG_NAME_MAX + 32];
+    int rc = reg_get(st, l->name, &e);
+    snprintf(dir, sizeof dir, "%s.%llu", l->name,
+             (unsigned long long)(rc ? 0 : e.dir_id));
+    *gone = rc == SPRIG_ENOTFOUND || (rc == 0 && strcmp(dir, l->dir_name));
+    if (rc || *gone) {
+        return rc != 0 && !*gone; /* a registry error: keep it as it is */
+    }
+    const sprig_schema_def *def = find_schema(st, e.schema);
+    sprig_buf enc = {0};
+    bool same = def && sprig__schema_encode(def, &enc) == 0 &&
+                same_stored(l->schema, sprig_buf_bytes(&enc));
+    sprig_buf_clear(&enc);
+    return same;
+}
+
+int
+sprig__storage_reload(sprig__lstorage *st)
+{
+    int rc = reload_schemas(st);
+    size_t j = 0;
+    for (size_t i = 0; rc == 0 && i < st->n_open; i++) {
+        sprig__ldb *l = st->open[i];
+        bool gone = false;
+        if (engine_current(st, l, &gone) || (!gone && l->refs > 0)) {
+            st->open[j++] = l; /* a changed schema: as after a register */
+            continue;
+        }
+        atomic_store(&l->dropped, gone);
+        if (l->refs == 0) {
+            sprig__ldb_free(l); /* reopens on demand when not gone */
+        }
+    }
+    st->n_open = rc ? st->n_open : j;
     return rc;
 }
 

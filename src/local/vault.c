@@ -420,6 +420,24 @@ sprig__vault_hash_key(sprig__vault *v, const char *dir_name, uint8_t out[16])
     crypto_generichash_final(&s, out, 16);
 }
 
+void
+sprig__vault_fingerprint(sprig__vault *v, uint8_t out[16])
+{
+    static const char ctx[] = "sprig vault fingerprint v1:";
+    crypto_generichash_state s;
+    pthread_rwlock_rdlock(&v->lock);
+    crypto_generichash_init(&s, v->hash_root, 32, 16);
+    crypto_generichash_update(&s, (const uint8_t *)ctx, sizeof ctx - 1);
+    for (size_t i = 0; i < v->n; i++) {
+        uint8_t id[4];
+        sprig__put_u32be(id, v->keys[i].id);
+        crypto_generichash_update(&s, id, 4);
+        crypto_generichash_update(&s, v->keys[i].k, 32);
+    }
+    pthread_rwlock_unlock(&v->lock);
+    crypto_generichash_final(&s, out, 16);
+}
+
 /* ---- rotation ---------------------------------------------------------------
  */
 
