@@ -630,30 +630,6 @@ job_rid_incr(job *j)
     sprig__rid_set_current(NULL);
     got_incr = rc ? -1 : out.num.i64;
     sprig_value_clear(&out);
-static int
-job_scratch(job *j)
-{
-    return sprig_storage_create_database(j->st, "scratch", "app", false);
-}
-
-/* "scratch" deleted and created again (a new directory), a key that
- * expires in an hour (so the sweeper of every node has work to watch). */
-static int
-job_recreate(job *j)
-{
-    int rc = sprig_storage_delete_database(j->st, "scratch");
-    return rc ? rc : job_scratch(j);
-}
-
-static int
-job_ttl(job *j)
-{
-    sprig_db *db;
-    sprig_value v = sprig_value_of_u64(7);
-    sprig_kv_set_opts o = {.expire_in_ms = 3600 * 1000};
-    sprig_kv_status status;
-    int rc = sprig_storage_open_database(j->st, j->db, &db);
-    rc = rc ? rc : sprig_kv_set(db, "ns", "ttl", &v, &o, &status, NULL);
     sprig_db_close(db);
     return rc;
 }
@@ -865,9 +841,39 @@ test_linearizable_reads(void **state)
     cl_close(&c);
     assert_identical(&c, 3);
     tu_rmtree(c.base);
+}
+
+static int
+job_scratch(job *j)
+{
+    return sprig_storage_create_database(j->st, "scratch", "app", false);
+}
+
+/* "scratch" deleted and created again (a new directory), a key that
+ * expires in an hour (so the sweeper of every node has work to watch). */
+static int
+job_recreate(job *j)
+{
+    int rc = sprig_storage_delete_database(j->st, "scratch");
+    return rc ? rc : job_scratch(j);
+}
+
+static int
+job_ttl(job *j)
+{
+    sprig_db *db;
+    sprig_value v = sprig_value_of_u64(7);
+    sprig_kv_set_opts o = {.expire_in_ms = 3600 * 1000};
+    sprig_kv_status status;
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    rc = rc ? rc : sprig_kv_set(db, "ns", "ttl", &v, &o, &status, NULL);
+    sprig_db_close(db);
+    return rc;
+}
+
 /* Read every change of feed `f` now waiting; the count. */
 static size_t
-drain(sprig_changes *f)
+drain_feed(sprig_changes *f)
 {
     sprig_change_event ev;
     size_t n = 0;
@@ -900,7 +906,7 @@ hold(sprig_storage *st, held *h)
     SPRIG_OK_(sprig_storage_open_database(st, "app", &h->app));
     SPRIG_OK_(sprig_storage_open_database(st, "scratch", &h->scratch));
     SPRIG_OK_(sprig_changes_open(h->app, 0, NULL, 0, &h->feed));
-    h->seen = drain(h->feed);
+    h->seen = drain_feed(h->feed);
     sprig__kv_stats ks;
     sprig__kv_stats_get(h->app, &ks);
     assert_true(h->seen > 0 && ks.housekeeper); /* the sweeper runs */
@@ -922,7 +928,7 @@ check_held(cl *c, held *h)
     /* the feed delivers what it missed, up to the leader's last change */
     sprig_changes *lf;
     SPRIG_OK_(sprig_changes_open(lead, 0, NULL, 0, &lf));
-    size_t all = drain(lf), more = drain(h->feed);
+    size_t all = drain_feed(lf), more = drain_feed(h->feed);
     print_message("feed: %zu changes before the install, %zu after; "
                   "leader: %zu\n",
                   h->seen, more, all);

@@ -794,6 +794,9 @@ sprig__storage_apply_many(sprig_storage *s, const char *db, sprig__cmd **cmds,
         rc = sprig__ldb_run_many(sprig__db_ldb(h), cmds, n, rcs, errs);
         sprig_db_close(h);
     }
+    return rc;
+}
+
 /* ---- after an install in place (install.c) ------------------------------ */
 
 /* Give the codeless C views of `def` (read back from `_admin`) the code
