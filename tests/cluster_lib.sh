@@ -1,5 +1,6 @@
 # cluster_lib.sh -- shell helpers for tests of real `sprig serve --cluster`
-# processes on loopback (cluster_nodes, cluster_restart, cluster_ops):
+# processes on loopback (cluster_nodes, cluster_restart, cluster_ops,
+# cluster_rid):
 # ports, cluster files, starting and stopping nodes, the CLI against a
 # node, finding the leader, waiting for a node to catch up, and comparing
 # two stopped nodes byte for byte (sprig_storedump).  Sourced, not run.
@@ -100,9 +101,30 @@ sp() { # sp NODE ARGS...: the CLI against node NODE (login: $CL_LOGIN)
     "$BIN" --url "$(url "$n")" --db app $CL_LOGIN "$@"
 }
 
-counter_of() { # counter_of NODE: the value of key "counter" (empty: none)
-    sp "$1" kv get counter 2>/dev/null |
+counter_of() { # counter_of NODE [FLAGS]: the value of key "counter" (empty: none)
+    n=$1
+    shift
+    sp "$n" "$@" kv get counter 2>/dev/null |
         sed -n 's/.*"value":\([0-9-]*\).*/\1/p'
+}
+
+# cl_first_leader "NODES": the leader of a new cluster -- the node among
+# NODES where defining schema "app" (collection items, natural ids) goes
+# through with following off; nothing (status 1) after ~60 s.
+cl_first_leader() {
+    tries=0
+    while [ $tries -lt 300 ]; do
+        for i in $1; do
+            if sp "$i" --no-follow schema define app items:natural \
+                >/dev/null 2>&1; then
+                echo "$i"
+                return 0
+            fi
+        done
+        tries=$((tries + 1))
+        sleep 0.2
+    done
+    return 1
 }
 
 # cl_leader "NODES": the node among NODES that takes a write with

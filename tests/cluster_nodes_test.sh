@@ -20,19 +20,7 @@ for i in 1 2 3; do cl_start "$i"; done
 
 # the leader: the node where a schema definition goes through (a minute at
 # most: elections, and the servers starting under load)
-leader=""
-tries=0
-while [ -z "$leader" ] && [ $tries -lt 300 ]; do
-    for i in 1 2 3; do
-        if sp "$i" --no-follow schema define app items:natural \
-            >/dev/null 2>"$T/err"; then
-            leader=$i
-            break
-        fi
-    done
-    tries=$((tries + 1))
-    [ -z "$leader" ] && sleep 0.2
-done
+leader=$(cl_first_leader "1 2 3")
 [ -n "$leader" ] || { bad "no leader elected"; cat "$T"/n*.log; exit 1; }
 echo "leader: node $leader"
 sp "$leader" db create app --schema app >/dev/null || bad "db create on the leader"

@@ -49,19 +49,7 @@ CL_LOGIN="--token-file $T/admin.tok"
 for i in 1 2 3; do cl_config "$i" "1 2 3" true "$EXTRA"; done
 for i in 1 2 3; do cl_start "$i"; done
 
-leader=""
-tries=0
-while [ -z "$leader" ] && [ $tries -lt 300 ]; do
-    for i in 1 2 3; do
-        if SPRIG_NO_FOLLOW=1 sp "$i" schema define app items:natural \
-            >/dev/null 2>&1; then
-            leader=$i
-            break
-        fi
-    done
-    tries=$((tries + 1))
-    [ -z "$leader" ] && sleep 0.2
-done
+leader=$(cl_first_leader "1 2 3")
 [ -n "$leader" ] || { bad "no leader elected"; cl_finish cluster_ops; }
 sp "$leader" db create app --schema app >/dev/null || bad "db create"
 echo "leader: node $leader"

@@ -15,82 +15,12 @@
 # usage: sh cluster_rid_test.sh PATH/TO/sprig SCRATCH_DIR
 BIN=$1
 T=$2
-rm -rf "$T" && mkdir -p "$T" || exit 1
-fail=0
-pids=""
+. "$(dirname "$0")/cluster_lib.sh"
+cl_init 3
+for i in 1 2 3; do cl_config "$i" "1 2 3" true; done
+for i in 1 2 3; do cl_start "$i"; done
 
-bad() {
-    echo "FAIL: $*"
-    fail=$((fail + 1))
-}
-
-cleanup() {
-    for p in $pids; do
-        kill -9 "$p" 2>/dev/null
-    done
-}
-trap cleanup EXIT
-
-# six free loopback ports: three for Raft, three for clients
-ports=$(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-set -- $ports
-R1=$1 R2=$2 R3=$3 W1=$4 W2=$5 W3=$6
-
-raft_port() { eval echo "\$R$1"; }
-ws_port() { eval echo "\$W$1"; }
-url() { echo "ws://127.0.0.1:$(ws_port "$1")"; }
-
-for i in 1 2 3; do
-    peers=""
-    for j in 1 2 3; do
-        [ "$j" = "$i" ] && continue
-        peers="$peers${peers:+,}{\"id\":$j,\"raft\":\"127.0.0.1:$(raft_port "$j")\",\"url\":\"$(url "$j")\"}"
-    done
-    echo "{\"id\":$i,\"raft\":\"127.0.0.1:$(raft_port "$i")\",\"url\":\"$(url "$i")\",\"bootstrap\":true,\"peers\":[$peers]}" >"$T/c$i.json"
-done
-
-start() {
-    "$BIN" serve --path "$T/n$1" --db app --ws "127.0.0.1:$(ws_port "$1")" \
-        --quic off --insecure-open --cluster "$T/c$1.json" \
-        >>"$T/n$1.log" 2>&1 &
-    eval "PID$1=$!"
-    pids="$pids $!"
-}
-
-
-sp() { # sp NODE ARGS...: the CLI against node NODE
-    n=$1
-    shift
-    "$BIN" --url "$(url "$n")" --db app "$@"
-}
-
-counter_of() { # counter_of NODE [FLAGS]: the value of key "counter"
-    n=$1
-    shift
-    sp "$n" "$@" kv get counter 2>/dev/null |
-        sed -n 's/.*"value":\([0-9-]*\).*/\1/p'
-}
-
-for i in 1 2 3; do start "$i"; done
-
-leader=""
-tries=0
-while [ -z "$leader" ] && [ $tries -lt 300 ]; do
-    for i in 1 2 3; do
-        if sp "$i" --no-follow schema define app items:natural \
-            >/dev/null 2>"$T/err"; then
-            leader=$i
-            break
-        fi
-    done
-    tries=$((tries + 1))
-    [ -z "$leader" ] && sleep 0.2
-done
+leader=$(cl_first_leader "1 2 3")
 [ -n "$leader" ] || { bad "no leader elected"; cat "$T"/n*.log; exit 1; }
 echo "leader: node $leader"
 sp "$leader" db create app --schema app >/dev/null || bad "db create"
@@ -157,15 +87,4 @@ for i in 1 2 3; do
         bad "linearizable read on node $i: $c, the last write made $acked"
 done
 
-cleanup
-wait 2>/dev/null
-trap - EXIT
-if [ $fail -gt 0 ]; then
-    for i in 1 2 3; do
-        echo "--- node $i log"
-        tail -20 "$T/n$i.log"
-    done
-    echo "$fail failure(s)"
-    exit 1
-fi
-echo "cluster_rid: all passed"
+cl_finish cluster_rid
