@@ -246,6 +246,9 @@ report_latency(const soak *s)
         uint32_t *all = malloc((n ? n : 1) * sizeof *all);
         size_t k = 0;
         for (unsigned i = 0; all && i < s->workers; i++) {
+            if (s->w[i].lat[op].n == 0) {
+                continue; /* its array may be NULL: no memcpy from it */
+            }
             memcpy(all + k, s->w[i].lat[op].us,
                    s->w[i].lat[op].n * sizeof *all);
             k += s->w[i].lat[op].n;
