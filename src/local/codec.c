@@ -13,6 +13,7 @@
  * and payload, checked before anything else is done with it.
  */
 #include "codec.h"
+#include "crc_hw.h"
 #include "local.h"
 
 #include <lz4.h>
@@ -79,43 +80,9 @@ compress_into(sprig_bytes p, sprig_buf *out, size_t at, bool *kept)
  * the header bytes beside it, then the stored payload -- the format-3
  * definition, which stored values carry: the bytes and their order never
  * change.  Every read computes it, so it is one pass of the CPU's CRC32
- * instruction over the pieces where there is one (checked once: SSE 4.2),
- * eight bytes a step and the tail of each piece in 4-, 2- and 1-byte
- * steps; else the table-driven sprig__crc32c_update. */
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static inline uint32_t
-crc_piece(uint32_t c, const uint8_t *p, size_t n)
-{
-    uint64_t c64 = c;
-    for (; n >= 32; n -= 32, p += 32) { /* unrolled: fewer loop steps */
-        uint64_t v[4];
-        memcpy(v, p, 32);
-        c64 = __builtin_ia32_crc32di(c64, v[0]);
-        c64 = __builtin_ia32_crc32di(c64, v[1]);
-        c64 = __builtin_ia32_crc32di(c64, v[2]);
-        c64 = __builtin_ia32_crc32di(c64, v[3]);
-    }
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c64 = __builtin_ia32_crc32di(c64, v);
-    }
-    c = (uint32_t)c64;
-    if (n & 4) {
-        uint32_t v;
-        memcpy(&v, p, 4);
-        c = __builtin_ia32_crc32si(c, v);
-        p += 4;
-    }
-    if (n & 2) {
-        uint16_t v;
-        memcpy(&v, p, 2);
-        c = __builtin_ia32_crc32hi(c, v);
-        p += 2;
-    }
-    return n & 1 ? __builtin_ia32_crc32qi(c, *p) : c;
-}
-
+ * instruction over the pieces where there is one (checked once: SSE 4.2,
+ * crc_hw.h); else the table-driven sprig__crc32c_update. */
+#if defined(SPRIG__CRC_HW)
 __attribute__((target("sse4.2"))) static uint32_t
 crc_hw(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
 {
@@ -124,23 +91,18 @@ crc_hw(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
     uint32_t f32;
     memcpy(&f32, f, 4);
     uint32_t c = __builtin_ia32_crc32si(~0u, f32);
-    c = crc_piece(c, (const uint8_t *)l->scope, strlen(l->scope) + 1);
-    c = crc_piece(c, l->id.data, l->id.len);
-    c = crc_piece(c, l->hdr.data, l->hdr.len);
-    return ~crc_piece(c, body.data, body.len);
+    c = sprig__crc_hw(c, (const uint8_t *)l->scope, strlen(l->scope) + 1);
+    c = sprig__crc_hw(c, l->id.data, l->id.len);
+    c = sprig__crc_hw(c, l->hdr.data, l->hdr.len);
+    return ~sprig__crc_hw(c, body.data, body.len);
 }
-
-static int crc_has_hw = -1;
 #endif
 
 uint32_t
 sprig__codec_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
 {
-#if defined(__x86_64__)
-    if (crc_has_hw < 0) {
-        crc_has_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-    }
-    if (crc_has_hw) {
+#if defined(SPRIG__CRC_HW)
+    if (sprig__crc_hw_ok()) {
         return crc_hw(l, flags, body);
     }
 #endif

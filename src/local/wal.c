@@ -45,6 +45,7 @@
  * (one at a time); sync also from the checkpointer, drop only from it.  A
  * mutex guards the segment lists and positions; fdatasync runs outside it.
  */
+#include "crc_hw.h"
 #include "local.h"
 
 #include <dirent.h>
@@ -115,43 +116,13 @@ crc_init(void)
     }
 }
 
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t
-crc_hw(uint32_t c, const uint8_t *p, size_t n)
-{
-    uint64_t c64 = c;
-    for (; n >= 32; n -= 32, p += 32) { /* unrolled: fewer loop steps */
-        uint64_t v[4];
-        memcpy(v, p, 32);
-        c64 = __builtin_ia32_crc32di(c64, v[0]);
-        c64 = __builtin_ia32_crc32di(c64, v[1]);
-        c64 = __builtin_ia32_crc32di(c64, v[2]);
-        c64 = __builtin_ia32_crc32di(c64, v[3]);
-    }
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c64 = __builtin_ia32_crc32di(c64, v);
-    }
-    c = (uint32_t)c64;
-    for (; n; n--) {
-        c = __builtin_ia32_crc32qi(c, *p++);
-    }
-    return c;
-}
-#endif
-
 static uint32_t
 crc_update(uint32_t c, const void *data, size_t n)
 {
     const uint8_t *p = data;
-#if defined(__x86_64__)
-    static int hw = -1;
-    if (hw < 0) {
-        hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-    }
-    if (hw) {
-        return crc_hw(c, p, n);
+#if defined(SPRIG__CRC_HW)
+    if (sprig__crc_hw_ok()) {
+        return sprig__crc_hw(c, p, n);
     }
 #endif
     pthread_once(&crc_once, crc_init);
