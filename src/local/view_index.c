@@ -94,6 +94,54 @@ key_text(sprig_bytes key, char *out, size_t n)
     sprig_buf_clear(&b);
 }
 
+/* A short printable form of a document id for messages: as it is when
+ * printable, in hex otherwise. */
+static void
+id_text(sprig_bytes id, char *out, size_t n)
+{
+    const uint8_t *p = id.data;
+    bool printable = id.len + 1 < n;
+    for (size_t i = 0; printable && i < id.len; i++) {
+        printable = p[i] >= 0x20 && p[i] < 0x7F;
+    }
+    if (printable) {
+        snprintf(out, n, "'%.*s'", (int)id.len, (const char *)p);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < id.len && k + 3 < n; i++, k += 2) {
+        snprintf(out + k, 3, "%02x", p[i]);
+    }
+    out[k] = 0;
+}
+
+int
+sprig__view_entry_corrupt(const sprig__view *v, sprig_bytes key, sprig_bytes id)
+{
+    char kt[120], it[120];
+    key_text(key, kt, sizeof kt);
+    id_text(id, it, sizeof it);
+    return sprig__err(SPRIG_ECORRUPT,
+                      "view '%s' of collection '%s': the index entry (key "
+                      "%s, document %s) is not among what the document "
+                      "emitted (its CRC-checked record): the view's "
+                      "entries table is damaged",
+                      vname(v), v->coll->name, kt, it);
+}
+
+int
+sprig__view_pairs_have(sprig_bytes pl, sprig_bytes key, bool *found)
+{
+    sprig__pairs it;
+    sprig__pair p;
+    int more = 0, rc = sprig__pairs_init(&it, pl);
+    *found = false;
+    while (rc == 0 && !*found && (more = sprig__pairs_next(&it, &p)) == 1) {
+        *found = sprig__bytes_cmp(p.key, key) == 0;
+    }
+    return rc ? rc : more < 0 ? more : SPRIG_OK;
+}
+
 /* ---- stored values through the codec ---------------------------------------
  */
 
@@ -324,14 +372,43 @@ unique_violation(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id,
     return rc;
 }
 
+/* Whether the index entry (key, holder) is backed by holder's d record
+ * (CRC-checked): SPRIG_ECORRUPT naming the entry when it is not, so a
+ * flipped entry is never reported as another document's key. */
 static int
-add_entry(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id)
+entry_backed(MDB_txn *txn, const sprig__view *v, sprig_bytes key,
+             MDB_val *holder, sprig__vscratch *vs)
+{
+    MDB_val rec;
+    uint64_t rev;
+    const uint8_t *hash;
+    sprig_bytes pl;
+    bool found = false;
+    if (holder->mv_size == 0 || holder->mv_size > SPRIG_ID_MAX) {
+        return sprig__view_entry_corrupt(v, key, B(*holder));
+    }
+    int mrc = mdb_get(txn, v->d, holder, &rec);
+    if (mrc == MDB_NOTFOUND) {
+        return sprig__view_entry_corrupt(v, key, B(*holder));
+    }
+    int rc = sprig__mdb_err(mrc, "reading a view");
+    rc = rc ? rc
+            : sprig__view_d_read(v, B(*holder), B(rec), &rev, &hash, &pl,
+                                 &vs->dec);
+    rc = rc ? rc : sprig__view_pairs_have(pl, key, &found);
+    return rc || found ? rc : sprig__view_entry_corrupt(v, key, B(*holder));
+}
+
+static int
+add_entry(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig_bytes id,
+          sprig__vscratch *vs)
 {
     MDB_val k = V(key), d = V(id), cur;
     if (v->def->policy == SPRIG_VIEW_UNIQUE) {
         int mrc = mdb_get(txn, v->e, &k, &cur);
         if (mrc == 0) {
-            return unique_violation(txn, v, key, id, &cur);
+            int rc = entry_backed(txn, v, key, &cur, vs);
+            return rc ? rc : unique_violation(txn, v, key, id, &cur);
         }
         if (mrc != MDB_NOTFOUND) {
             return sprig__mdb_err(mrc, "reading a view");
@@ -362,12 +439,14 @@ keep_pairs(const sprig__view *v, sprig_bytes id, sprig_bytes rec,
     sprig_bytes pl;
     int rc = sprig__view_d_read(v, id, rec, &rev, &hash, &pl, &vs->dec);
     rc = rc ? rc
-            : grow((void **)&vs->kofs, &vs->capkofs, vs->nkofs + 1,
+            : grow((void **)&vs->kofs, &vs->capkofs, vs->nkofs + 3,
                    sizeof *vs->kofs);
     if (rc == 0) {
         vs->kofs[vs->nkofs++] = vs->kvals.len;
         vs->kofs[vs->nkofs++] = pl.len;
+        vs->kofs[vs->nkofs++] = id.len;
         rc = sprig_buf_append(&vs->kvals, pl.data, pl.len);
+        rc = rc ? rc : sprig_buf_append(&vs->kvals, id.data, id.len);
     }
     return rc;
 }
@@ -428,11 +507,18 @@ key_values(MDB_txn *txn, sprig__view *v, sprig_bytes key, sprig__vscratch *vs)
     if (rc == 0 && mrc != MDB_NOTFOUND) {
         rc = sprig__mdb_err(mrc, "reading a view");
     }
-    /* the pair lists are all in kvals now: its pointers hold still */
-    for (size_t r = 0; rc == 0 && r < vs->nkofs; r += 2) {
-        sprig_bytes pl = {(uint8_t *)vs->kvals.data + vs->kofs[r],
-                          vs->kofs[r + 1]};
+    /* the pair lists are all in kvals now: its pointers hold still; each
+     * entry (key, id) must find `key` in id's record (a flipped entry key
+     * would otherwise drop out of the result unseen) */
+    for (size_t r = 0; rc == 0 && r < vs->nkofs; r += 3) {
+        const uint8_t *at = (const uint8_t *)vs->kvals.data + vs->kofs[r];
+        sprig_bytes pl = {at, vs->kofs[r + 1]};
+        size_t before = vs->nvals;
         rc = key_values_of(pl, key, vs);
+        if (rc == 0 && vs->nvals == before) {
+            rc = sprig__view_entry_corrupt(
+                v, key, (sprig_bytes){at + pl.len, vs->kofs[r + 2]});
+        }
     }
     return rc;
 }
@@ -487,6 +573,23 @@ del_r(MDB_txn *txn, sprig__view *v, sprig_bytes key)
     return mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "writing a view");
 }
 
+/* A recomputed built-in state `s` of `key` counts other than `want`
+ * values, what its CRC-checked stored state said less the values removed
+ * plus those added: an entry of the index went missing (a flipped key). */
+static int
+count_differs(const sprig__view *v, sprig_bytes key, uint64_t want,
+              sprig__bstate s)
+{
+    char kt[120];
+    key_text(key, kt, sizeof kt);
+    return sprig__err(SPRIG_ECORRUPT,
+                      "view '%s' of collection '%s': key %s has %llu "
+                      "values in the index but its reduced value counts "
+                      "%llu: the view's entries table is damaged",
+                      vname(v), v->coll->name, kt, (unsigned long long)s.count,
+                      (unsigned long long)want);
+}
+
 /* r[K] of a built-in reduce, after removing the old values of group g and
  * adding the new ones. */
 static int
@@ -506,6 +609,7 @@ update_builtin(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
         rc = sprig__view_r_read(v, key, B(cur), &vs->dec, &cv);
         rc = rc ? rc : sprig__bstate_decode(cv, &s);
     }
+    uint64_t want = s.count - g->on + g->nn; /* when r[K] was there */
     for (size_t i = 0; rc == 0 && exact && i < g->on; i++) {
         exact =
             sprig__bstate_remove(&s, v->def->builtin_reduce, P[g->o + i].value);
@@ -519,6 +623,7 @@ update_builtin(MDB_txn *txn, sprig__view *v, const sprig__vgroup *g,
         for (size_t i = 0; rc == 0 && i < vs->nvals; i++) {
             sprig__bstate_add(&s, vs->vals[i]);
         }
+        rc = rc || mrc || s.count == want ? rc : count_differs(v, key, want, s);
     }
     if (rc || s.count == 0) {
         return rc ? rc : del_r(txn, v, key);
@@ -610,7 +715,7 @@ apply_diff(MDB_txn *txn, sprig__view *v, sprig_bytes id, size_t no,
             j++, g.nn++;
         }
         if (g.on == 0) {
-            rc = add_entry(txn, v, key, id);
+            rc = add_entry(txn, v, key, id, vs);
         } else if (g.nn == 0) {
             rc = del_entry(txn, v, key, id);
         }
@@ -1052,6 +1157,33 @@ check_records(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
     return rc ? rc : sprig__mdb_err(mrc, "reading a view");
 }
 
+/* Every entry (K, X) of `e` against X's record: the record must exist
+ * and hold a pair with key K (issue 17: a flipped entry key or id that
+ * keeps the table's order is caught here, not by the structure). */
+static int
+check_entries(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
+              sprig__view_bad_fn bad, void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, x;
+    int mrc = mdb_cursor_open(txn, v->e, &cur);
+    bool opened = mrc == 0;
+    int rc = SPRIG_OK;
+    while (rc == 0 && mrc == 0 &&
+           (mrc = mdb_cursor_get(cur, &k, &x, MDB_NEXT)) == 0) {
+        rc = entry_backed(txn, v, B(k), &x, vs);
+        if (rc == SPRIG_ECORRUPT || rc == SPRIG_EAUTH) {
+            bad(arg, v, sprig_errmsg(), B(x));
+            rc = SPRIG_OK;
+        }
+    }
+    if (opened) {
+        mdb_cursor_close(cur);
+    }
+    return rc ? rc
+              : sprig__mdb_err(mrc == MDB_NOTFOUND ? 0 : mrc, "reading a view");
+}
+
 /* Whether stored reduce value `got` is what recomputing gave, `want`: a
  * built-in state field by field (the float sum within rounding: adding
  * and removing in another order may round differently), a C reduce's
@@ -1186,5 +1318,6 @@ sprig__view_check(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
     }
     int rc = check_docs(txn, v, vs, bad, arg);
     rc = rc ? rc : check_records(txn, v, vs, bad, arg);
+    rc = rc ? rc : check_entries(txn, v, vs, bad, arg);
     return rc ? rc : check_reduces(txn, v, vs, bad, arg);
 }

@@ -346,6 +346,9 @@ visit_mapping(walk *w, void *arg)
         }
     }
     rc = rc ? rc : more;
+    if (rc == 0 && o->npairs == 0) { /* the record does not back the entry */
+        rc = sprig__view_entry_corrupt(o->v, B(w->k), B(w->v));
+    }
     if (rc) {
         return rc;
     }

@@ -147,6 +147,21 @@ int sprig__view_r_read(const sprig__view *v, sprig_bytes key,
                        sprig_bytes stored, sprig_buf *scratch,
                        sprig_bytes *plain);
 
+/* Entries are protected through the records (issue 17): an entry (K, X)
+ * of `e` is right only if X's CRC-checked d record holds a pair with key
+ * K, and every read of an entry checks that (query, reduce recompute,
+ * the unique check, sprig_storage_check); the query and the recompute
+ * read d[X] for its values anyway, so the check costs no lookup. */
+
+/** SPRIG_ECORRUPT (detail: the view, collection, key and id, "the view's
+ *  entries table is damaged") for entry (key, id) of `v`, which its
+ *  document's record does not back.  Returns the code. */
+int sprig__view_entry_corrupt(const sprig__view *v, sprig_bytes key,
+                              sprig_bytes id);
+/** Whether decoded pair list `pl` holds a pair with key `key` (*found).
+ *  SPRIG_ECORRUPT when the list is malformed. */
+int sprig__view_pairs_have(sprig_bytes pl, sprig_bytes key, bool *found);
+
 /** Re-map up to `max` (0: all) pending documents of `v`; *left tells
  *  whether some remain. */
 int sprig__view_index_pending(MDB_txn *txn, sprig__view *v, size_t max,
@@ -163,8 +178,9 @@ typedef void (*sprig__view_bad_fn)(void *arg, const sprig__view *v,
  *  17, sprig_storage_check): every document not pending maps to exactly
  *  the pairs its record holds, at its revision; no record is left for a
  *  document that is gone (an orphan); the entries table holds exactly the
- *  records' pairs.  `bad` is called per finding.  Codeless views are
- *  skipped (no code to map with).  Errors: storage errors only. */
+ *  records' pairs, and each entry (K, X) is backed by X's record.  `bad` is
+ * called per finding.  Codeless views are skipped (no code to map with).
+ * Errors: storage errors only. */
 int sprig__view_check(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
                       sprig__view_bad_fn bad, void *arg);
 
