@@ -811,10 +811,43 @@ remap(MDB_txn *txn, sprig__view *v, sprig_bytes id, uint64_t rev,
 
 /* ---- the write hook and pending documents -------------------------------- */
 
+/* The value of pending row `id` of v: the CRC-32C of its location (kind
+ * 'i', the view, the id), u32 LE, so a flipped id that keeps the table's
+ * order is refused instead of leaving a document unindexed. */
+static void
+pending_crc(const sprig__view *v, sprig_bytes id, uint8_t out[4])
+{
+    sprig__vloc l = vloc(v, 'i', id);
+    uint32_t c = sprig__codec_crc(&l, 0, (sprig_bytes){NULL, 0});
+    for (int i = 0; i < 4; i++, c >>= 8) {
+        out[i] = (uint8_t)c;
+    }
+}
+
+int
+sprig__view_pending_ok(const sprig__view *v, sprig_bytes id, sprig_bytes value)
+{
+    uint8_t want[4];
+    char it[120];
+    pending_crc(v, id, want);
+    if (id.len && id.len <= SPRIG_ID_MAX && value.len == 4 &&
+        memcmp(value.data, want, 4) == 0) {
+        return SPRIG_OK;
+    }
+    id_text(id, it, sizeof it);
+    return sprig__err(SPRIG_ECORRUPT,
+                      "view '%s' of collection '%s': the pending entry of "
+                      "document %s fails its CRC: the view's pending table "
+                      "is damaged",
+                      vname(v), v->coll->name, it);
+}
+
 static int
 invalidate(MDB_txn *txn, sprig__view *v, sprig_bytes id)
 {
-    MDB_val k = V(id), d = {0, (void *)""};
+    uint8_t crc[4];
+    pending_crc(v, id, crc);
+    MDB_val k = V(id), d = {4, crc};
     return sprig__mdb_err(mdb_put(txn, v->i, &k, &d, 0), "writing a view");
 }
 
@@ -938,8 +971,8 @@ sprig__view_index_pending(MDB_txn *txn, sprig__view *v, size_t max, bool *left,
     size_t n = 0;
     while (rc == 0 && (max == 0 || n < max) &&
            (mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST)) == 0) {
-        if (k.mv_size == 0 || k.mv_size > SPRIG_ID_MAX) {
-            rc = sprig__err(SPRIG_ECORRUPT, "a pending view id is malformed");
+        rc = sprig__view_pending_ok(v, B(k), B(d));
+        if (rc) {
             break;
         }
         size_t len = k.mv_size;
@@ -1184,6 +1217,25 @@ check_entries(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
               : sprig__mdb_err(mrc == MDB_NOTFOUND ? 0 : mrc, "reading a view");
 }
 
+/* Every pending row against its CRC. */
+static int
+check_pending(MDB_txn *txn, sprig__view *v, sprig__view_bad_fn bad, void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, x;
+    int mrc = mdb_cursor_open(txn, v->i, &cur);
+    bool opened = mrc == 0;
+    while (mrc == 0 && (mrc = mdb_cursor_get(cur, &k, &x, MDB_NEXT)) == 0) {
+        if (sprig__view_pending_ok(v, B(k), B(x))) {
+            bad(arg, v, sprig_errmsg(), B(k));
+        }
+    }
+    if (opened) {
+        mdb_cursor_close(cur);
+    }
+    return sprig__mdb_err(mrc == MDB_NOTFOUND ? 0 : mrc, "reading a view");
+}
+
 /* Whether stored reduce value `got` is what recomputing gave, `want`: a
  * built-in state field by field (the float sum within rounding: adding
  * and removing in another order may round differently), a C reduce's
@@ -1319,5 +1371,6 @@ sprig__view_check(MDB_txn *txn, sprig__view *v, sprig__vscratch *vs,
     int rc = check_docs(txn, v, vs, bad, arg);
     rc = rc ? rc : check_records(txn, v, vs, bad, arg);
     rc = rc ? rc : check_entries(txn, v, vs, bad, arg);
+    rc = rc ? rc : check_pending(txn, v, bad, arg);
     return rc ? rc : check_reduces(txn, v, vs, bad, arg);
 }

@@ -130,9 +130,9 @@ static int
 definition(const sprig__view *v, sprig_buf *out)
 {
     const sprig_view_def *d = v->def;
-    /* record version 2: values through the codec (format 1 indexes are
-     * rebuilt) */
-    int rc = sprig__buf_put_u8(out, 2);
+    /* record version 3: pending rows carry a CRC (issue 17); version 2:
+     * values through the codec.  Indexes of older versions are rebuilt. */
+    int rc = sprig__buf_put_u8(out, SPRIG__VIEW_RECORD_VERSION);
     rc = rc ? rc : sprig__buf_put_u32(out, d->version);
     rc = rc ? rc : sprig__buf_put_u8(out, (uint8_t)d->policy);
     rc = rc ? rc : sprig__buf_put_u8(out, d->json_key ? 1 : 0);

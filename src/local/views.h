@@ -20,8 +20,9 @@
  *   v.C.V.r  reduce: view key -> the reduced value of the key's mappings
  *            (a sprig__bstate for built-in reduces, the C reduce's bytes
  *            otherwise); only for views that reduce
- *   v.C.V.i  invalidated: source id -> "" for documents changed since a
- *            lazy view was last brought up to date
+ *   v.C.V.i  invalidated: source id -> CRC-32C of (kind 'i', "C/V", id)
+ *            (u32 LE; checked on every read) for documents changed since
+ *            a lazy view was last brought up to date
  * and in `meta`, "view:C/V" -> the definition the index was built with.
  * Keys (<= SPRIG_KEY_MAX 400) and ids (<= SPRIG_ID_MAX 255) each fit
  * LMDB's 511-byte key limit on their own, which a composite (key, id) key
@@ -94,6 +95,11 @@ int sprig__views_drain(sprig__ldb *ldb, sprig__view *v,
 /* Documents indexed per write transaction when catching up. */
 #define SPRIG__VIEW_CHUNK 2000
 
+/* The version of a view's definition record (meta "view:C/V"): an index
+ * whose record has another version is rebuilt at open.  3: pending rows
+ * carry their CRC (issue 17); 2: values through the codec. */
+#define SPRIG__VIEW_RECORD_VERSION 3
+
 /* ---- view_index.c ------------------------------------------------------- */
 
 /** Scratch memory of one write request, reused across its documents. */
@@ -161,6 +167,12 @@ int sprig__view_entry_corrupt(const sprig__view *v, sprig_bytes key,
 /** Whether decoded pair list `pl` holds a pair with key `key` (*found).
  *  SPRIG_ECORRUPT when the list is malformed. */
 int sprig__view_pairs_have(sprig_bytes pl, sprig_bytes key, bool *found);
+
+/** Whether row (id, value) of v's pending table `i` is intact (its value
+ *  is the CRC of its location): SPRIG_OK or SPRIG_ECORRUPT naming the view
+ *  and the id. */
+int sprig__view_pending_ok(const sprig__view *v, sprig_bytes id,
+                           sprig_bytes value);
 
 /** Re-map up to `max` (0: all) pending documents of `v`; *left tells
  *  whether some remain. */
