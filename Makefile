@@ -71,7 +71,9 @@ test: test-normal test-asan test-tsan
 # The suite's ctest: JOBS tests that keep a core busy at a time, and up to
 # WAIT_SLOTS more that mostly wait (the cluster tests) beside them
 # (resource groups "cpus" and "waits": tests/schedule/CMakeLists.txt).
-WAIT_SLOTS ?= 4
+# Two are enough: the waiting tests' time over two slots stays well inside
+# the busy tests' run, and more at once would starve their elections.
+WAIT_SLOTS ?= 2
 CTEST_SCHEDULED = printf '{"version":{"major":1,"minor":0},"local":[{"cpus":[{"id":"0","slots":%d}],"waits":[{"id":"0","slots":%d}]}]}\n' \
 	    $(JOBS) $(WAIT_SLOTS) >ctest-cpus.json && \
 	    ctest --output-on-failure --resource-spec-file ctest-cpus.json \
