@@ -68,16 +68,26 @@ run: deps
 # short ThreadSanitizer stage (test-tsan).
 test: test-normal test-asan test-tsan
 
+# The suite's ctest: JOBS tests that keep a core busy at a time, and up to
+# WAIT_SLOTS more that mostly wait (the cluster tests) beside them
+# (resource groups "cpus" and "waits": tests/schedule/CMakeLists.txt).
+# Two are enough: the waiting tests' time over two slots stays well inside
+# the busy tests' run, and more at once would starve their elections.
+WAIT_SLOTS ?= 2
+CTEST_SCHEDULED = printf '{"version":{"major":1,"minor":0},"local":[{"cpus":[{"id":"0","slots":%d}],"waits":[{"id":"0","slots":%d}]}]}\n' \
+	    $(JOBS) $(WAIT_SLOTS) >ctest-cpus.json && \
+	    ctest --output-on-failure --resource-spec-file ctest-cpus.json \
+	    -j $$(($(JOBS) + $(WAIT_SLOTS)))
+
 test-normal: build
 	@sh scripts/deps.sh test
 	@echo "== test suite: normal build"
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BUILD) && $(CTEST_SCHEDULED)
 
 test-asan: build-asan
 	@echo "== test suite: ASan+UBSan build"
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	    ctest --output-on-failure -j $(JOBS)
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(CTEST_SCHEDULED)
 
 # Benchmarks (Release build in $(BUILD)): the local engine against raw LMDB
 # and SQLite, its CPU-bound rows again under callgrind (instructions per

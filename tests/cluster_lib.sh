@@ -1,6 +1,6 @@
 # cluster_lib.sh -- shell helpers for tests of real `sprig serve --cluster`
 # processes on loopback (cluster_nodes, cluster_restart, cluster_ops,
-# cluster_rid):
+# cluster_rid, cluster_tls, cluster_snapshot_live):
 # ports, cluster files, starting and stopping nodes, the CLI against a
 # node, finding the leader, waiting for a node to catch up, and comparing
 # two stopped nodes byte for byte (sprig_storedump).  Sourced, not run.
@@ -20,31 +20,37 @@ bad() {
     fail=$((fail + 1))
 }
 
+# every process started (a stopped one continued first), with kill -9
 cl_cleanup() {
     for p in $pids; do
+        kill -CONT "$p" 2>/dev/null
         kill -9 "$p" 2>/dev/null
     done
 }
 
-# cl_init MAX: an empty $T, two free loopback ports per node (Raft R<i>,
-# clients W<i>) for nodes 1..MAX
+# cl_init MAX [EXTRA]: an empty $T, two free loopback ports per node (Raft
+# R<i>, clients W<i>) for nodes 1..MAX, and EXTRA more (X1..X<EXTRA>, e.g.
+# for proxies)
 cl_init() {
     rm -rf "$T" && mkdir -p "$T" || exit 1
     trap cl_cleanup EXIT
     CL_MAX=$1
     ports=$(python3 -c '
 import socket, sys
-ss = [socket.socket() for _ in range(2 * int(sys.argv[1]))]
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in ss:
     s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$CL_MAX")
+print(" ".join(str(s.getsockname()[1]) for s in ss))' \
+        $((2 * CL_MAX + ${2:-0})))
     i=0
     for p in $ports; do
         i=$((i + 1))
         if [ $i -le "$CL_MAX" ]; then
             eval "R$i=$p"
-        else
+        elif [ $i -le $((2 * CL_MAX)) ]; then
             eval "W$((i - CL_MAX))=$p"
+        else
+            eval "X$((i - 2 * CL_MAX))=$p"
         fi
     done
 }
@@ -54,6 +60,9 @@ ws_port() { eval echo "\$W$1"; }
 url() { echo "ws://127.0.0.1:$(ws_port "$1")"; }
 raft_addr() { echo "127.0.0.1:$(raft_port "$1")"; }
 pid_of() { eval echo "\$PID$1"; }
+# cl_peer_raft FROM N: where node FROM reaches node N's Raft port (a test
+# may redefine it after sourcing, e.g. to put a proxy in between)
+cl_peer_raft() { raft_addr "$2"; }
 
 # cl_config NODE "MEMBERS" BOOTSTRAP [EXTRA]: $T/c<NODE>.json naming the
 # other MEMBERS as peers; BOOTSTRAP true|false; EXTRA: more JSON members
@@ -62,7 +71,7 @@ cl_config() {
     peers=""
     for j in $2; do
         [ "$j" = "$1" ] && continue
-        peers="$peers${peers:+,}{\"id\":$j,\"raft\":\"$(raft_addr "$j")\",\"url\":\"$(url "$j")\"}"
+        peers="$peers${peers:+,}{\"id\":$j,\"raft\":\"$(cl_peer_raft "$1" "$j")\",\"url\":\"$(url "$j")\"}"
     done
     echo "{\"id\":$1,\"raft\":\"$(raft_addr "$1")\",\"url\":\"$(url "$1")\",\"bootstrap\":$3${4:+,$4},\"peers\":[$peers]}" >"$T/c$1.json"
 }
@@ -108,15 +117,16 @@ counter_of() { # counter_of NODE [FLAGS]: the value of key "counter" (empty: non
         sed -n 's/.*"value":\([0-9-]*\).*/\1/p'
 }
 
-# cl_first_leader "NODES": the leader of a new cluster -- the node among
-# NODES where defining schema "app" (collection items, natural ids) goes
-# through with following off; nothing (status 1) after ~60 s.
-cl_first_leader() {
+# cl_leader_by "NODES" ARGS...: the first node among NODES where the CLI
+# command ARGS (a write) goes through with following off -- the leader;
+# nothing (status 1) after ~60 s.
+cl_leader_by() {
+    cl_nodes=$1
+    shift
     tries=0
     while [ $tries -lt 300 ]; do
-        for i in $1; do
-            if sp "$i" --no-follow schema define app items:natural \
-                >/dev/null 2>&1; then
+        for i in $cl_nodes; do
+            if SPRIG_NO_FOLLOW=1 sp "$i" "$@" >/dev/null 2>&1; then
                 echo "$i"
                 return 0
             fi
@@ -127,24 +137,14 @@ cl_first_leader() {
     return 1
 }
 
-# cl_leader "NODES": the node among NODES that takes a write with
-# following off (a key-value set of "leader-probe"); empty after ~60 s.
-# Needs database app.
-cl_leader() {
-    tries=0
-    while [ $tries -lt 300 ]; do
-        for i in $1; do
-            if SPRIG_NO_FOLLOW=1 sp "$i" kv set leader-probe "$i" \
-                >/dev/null 2>&1; then
-                echo "$i"
-                return 0
-            fi
-        done
-        tries=$((tries + 1))
-        sleep 0.2
-    done
-    return 1
-}
+# cl_first_leader "NODES": the leader of a new cluster -- the node among
+# NODES where defining schema "app" (collection items, natural ids) goes
+# through; nothing (status 1) after ~60 s.
+cl_first_leader() { cl_leader_by "$1" schema define app items:natural; }
+
+# cl_leader "NODES": the node among NODES that takes a write (a key-value
+# set of "leader-probe"); empty after ~60 s.  Needs database app.
+cl_leader() { cl_leader_by "$1" kv set leader-probe 1; }
 
 # cl_wait_count NODE COLL N [SECONDS]: until NODE holds N documents in COLL
 # (reads are local); 1 when it does not within SECONDS (default 30)

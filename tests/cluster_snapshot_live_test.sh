@@ -28,9 +28,6 @@
 BIN=$1
 DUMP=$2
 T=$3
-rm -rf "$T" && mkdir -p "$T" || exit 1
-fail=0
-pids=""
 # documents written while the follower is stopped (the ASan build passes
 # fewer: each CLI process costs ~10x there, and a stop longer than the
 # client's 90 s idle limit would end the feed's connection); either is
@@ -38,81 +35,22 @@ pids=""
 N=${SNAP_LIVE_WRITES:-120}
 THRESHOLD=${SNAP_LIVE_THRESHOLD:-32}
 TRAILING=$((THRESHOLD / 4))
-
-bad() {
-    echo "FAIL: $*"
-    fail=$((fail + 1))
-}
-
-cleanup() {
-    for p in $pids; do
-        kill -CONT "$p" 2>/dev/null
-        kill -9 "$p" 2>/dev/null
-    done
-}
-trap cleanup EXIT
-
-ports=$(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-set -- $ports
-R1=$1 R2=$2 R3=$3 W1=$4 W2=$5 W3=$6
-
-raft_port() { eval echo "\$R$1"; }
-ws_port() { eval echo "\$W$1"; }
-url() { echo "ws://127.0.0.1:$(ws_port "$1")"; }
+. "$(dirname "$0")/cluster_lib.sh"
+cl_init 3
 
 for i in 1 2 3; do
-    peers=""
-    for j in 1 2 3; do
-        [ "$j" = "$i" ] && continue
-        peers="$peers${peers:+,}{\"id\":$j,\"raft\":\"127.0.0.1:$(raft_port "$j")\",\"url\":\"$(url "$j")\"}"
-    done
-    echo "{\"id\":$i,\"raft\":\"127.0.0.1:$(raft_port "$i")\",\"url\":\"$(url "$i")\",\"bootstrap\":true,\"snapshot_threshold\":$THRESHOLD,\"snapshot_trailing\":$TRAILING,\"peers\":[$peers]}" >"$T/c$i.json"
+    cl_config "$i" "1 2 3" true \
+        "\"snapshot_threshold\":$THRESHOLD,\"snapshot_trailing\":$TRAILING"
 done
-
-start() {
-    "$BIN" serve --path "$T/n$1" --db app --ws "127.0.0.1:$(ws_port "$1")" \
-        --quic off --insecure-open --cluster "$T/c$1.json" \
-        >>"$T/n$1.log" 2>&1 &
-    eval "PID$1=$!"
-    pids="$pids $!"
-}
-
-sp() { # sp NODE ARGS...: the CLI against node NODE
-    n=$1
-    shift
-    "$BIN" --url "$(url "$n")" --db app "$@"
-}
 
 count_on() { sp "$1" doc count items 2>/dev/null; }
+# wait_count NODE WANT SECONDS (doubled: the loop this replaces counted
+# polls, not seconds, and gave a loaded machine more time)
+wait_count() { cl_wait_count "$1" items "$2" $(($3 * 2)); }
 
-wait_count() { # wait_count NODE WANT SECONDS
-    for t in $(seq 1 $(($3 * 5))); do
-        [ "$(count_on "$1")" = "$2" ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
+for i in 1 2 3; do cl_start "$i"; done
 
-for i in 1 2 3; do start "$i"; done
-
-leader=""
-tries=0
-while [ -z "$leader" ] && [ $tries -lt 300 ]; do
-    for i in 1 2 3; do
-        if SPRIG_NO_FOLLOW=1 sp "$i" schema define app items:natural \
-            >/dev/null 2>"$T/err"; then
-            leader=$i
-            break
-        fi
-    done
-    tries=$((tries + 1))
-    [ -z "$leader" ] && sleep 0.2
-done
+leader=$(cl_first_leader "1 2 3")
 [ -n "$leader" ] || { bad "no leader elected"; cat "$T"/n*.log; exit 1; }
 f=$((leader % 3 + 1)) # the follower that will lag
 echo "leader: node $leader; lagging follower: node $f"
@@ -154,21 +92,9 @@ sleep 1
 # commits N writes and the two compact their logs
 eval "kill -STOP \$PID$f"
 eval "kill -TERM \$PID$leader; wait \$PID$leader"
-start "$leader"
+cl_start "$leader"
 o=$((6 - leader - f)) # the third node
-leader=""
-tries=0
-while [ -z "$leader" ] && [ $tries -lt 300 ]; do
-    for i in $o $((6 - o - f)); do
-        if SPRIG_NO_FOLLOW=1 sp "$i" doc put items --id pre6 '{"k":6}' \
-            >/dev/null 2>&1; then
-            leader=$i
-            break
-        fi
-    done
-    tries=$((tries + 1))
-    [ -z "$leader" ] && sleep 0.2
-done
+leader=$(cl_leader_by "$o $((6 - o - f))" doc put items --id pre6 '{"k":6}')
 [ -n "$leader" ] || { bad "no leader after the restart"; exit 1; }
 echo "leader after the restart: node $leader"
 for w in 1 2 3; do
@@ -230,7 +156,7 @@ for i in 1 2 3; do
 done
 
 # byte-identical, and sound
-cleanup
+cl_cleanup
 wait 2>/dev/null
 trap - EXIT
 for i in 1 2 3; do
@@ -246,12 +172,4 @@ for i in 1 2 3; do
         bad "sprig check on node $i: $(tail -3 "$T/check$i")"
 done
 
-if [ $fail -gt 0 ]; then
-    for i in 1 2 3; do
-        echo "--- node $i log"
-        tail -20 "$T/n$i.log"
-    done
-    echo "$fail failure(s)"
-    exit 1
-fi
-echo "cluster_snapshot_live: all passed"
+cl_finish cluster_snapshot_live

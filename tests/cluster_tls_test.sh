@@ -26,21 +26,11 @@
 # usage: sh cluster_tls_test.sh PATH/TO/sprig SCRATCH_DIR
 BIN=$1
 T=$2
-rm -rf "$T" && mkdir -p "$T/wire" || exit 1
-fail=0
-pids=""
-
-bad() {
-    echo "FAIL: $*"
-    fail=$((fail + 1))
-}
-
-cleanup() {
-    for p in $pids; do
-        kill -9 "$p" 2>/dev/null
-    done
-}
-trap cleanup EXIT
+. "$(dirname "$0")/cluster_lib.sh"
+# ports: Raft and clients of nodes 1-5, proxies in front of nodes 1-3
+# (X1-X3)
+cl_init 5 3
+mkdir -p "$T/wire" || exit 1
 
 # ---- certificates: the cluster CA and nodes 1-4 (node 4: another CA)
 ossl() { openssl "$@" >/dev/null 2>&1 || { echo "openssl $1 failed"; exit 1; }; }
@@ -59,25 +49,18 @@ mkca otherca
 for i in 1 2 3; do mknode "$i" ca; done
 mknode 4 otherca
 
-# ---- ports: Raft (5), clients (5), proxies in front of nodes 1-3 (3)
-ports=$(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(13)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-set -- $ports
-R1=$1 R2=$2 R3=$3 R4=$4 R5=$5 W1=$6 W2=$7 W3=$8 W4=$9
-shift 9
-W5=$1 P1=$2 P2=$3 P3=$4
-
 v() { eval echo "\$$1$2"; }
-url() { echo "ws://127.0.0.1:$(v W "$1")"; }
-peer_raft() { # peer_raft FROM N: where node FROM reaches node N: through
-    # the proxy for 1-3, except from node 5 (whose plain TCP would be
-    # recorded, and is refused directly just the same)
-    if [ "$2" -le 3 ] && [ "$1" != 5 ]; then v P "$2"; else v R "$2"; fi
+# where node FROM reaches node N: through the proxy for 1-3, except from
+# node 5 (whose plain TCP would be recorded, and is refused directly just
+# the same)
+cl_peer_raft() {
+    if [ "$2" -le 3 ] && [ "$1" != 5 ]; then
+        echo "127.0.0.1:$(v X "$2")"
+    else
+        raft_addr "$2"
+    fi
 }
+P1=$X1 P2=$X2 P3=$X3
 
 # ---- the recording proxy: LISTEN:TARGET pairs; each connection's bytes
 # go to wire/<listen port>.<n>.up (towards the target) and .down
@@ -138,45 +121,15 @@ pids="$pids $!"
 
 # ---- cluster files
 for i in 1 2 3 4 5; do
-    peers=""
-    for j in 1 2 3 4 5; do
-        [ "$j" = "$i" ] && continue
-        peers="$peers${peers:+,}{\"id\":$j,\"raft\":\"127.0.0.1:$(peer_raft "$i" "$j")\",\"url\":\"$(url "$j")\"}"
-    done
-    tls=",\"tls\":{\"ca\":\"ca.pem\",\"cert\":\"n$i.pem\",\"key\":\"n$i.key\"}"
+    tls="\"tls\":{\"ca\":\"ca.pem\",\"cert\":\"n$i.pem\",\"key\":\"n$i.key\"}"
     [ "$i" = 5 ] && tls=""
-    echo "{\"id\":$i,\"raft\":\"127.0.0.1:$(v R "$i")\",\"url\":\"$(url "$i")\",\"bootstrap\":true,\"peers\":[$peers]$tls}" >"$T/c$i.json"
+    cl_config "$i" "1 2 3 4 5" true "$tls"
 done
 
-start() {
-    "$BIN" serve --path "$T/n$1" --db app --ws "127.0.0.1:$(v W "$1")" \
-        --quic off --insecure-open --cluster "$T/c$1.json" \
-        >>"$T/n$1.log" 2>&1 &
-    eval "PID$1=$!"
-    pids="$pids $!"
-}
-sp() { # sp NODE ARGS...: the CLI against node NODE
-    n=$1
-    shift
-    "$BIN" --url "$(url "$n")" --db app "$@"
-}
-
-for i in 1 2 3 4 5; do start "$i"; done
+for i in 1 2 3 4 5; do cl_start "$i"; done
 
 # ---- (a) a leader among 1-3, replication over TLS
-leader=""
-tries=0
-while [ -z "$leader" ] && [ $tries -lt 300 ]; do
-    for i in 1 2 3; do
-        if SPRIG_NO_FOLLOW=1 sp "$i" schema define app items:natural \
-            >/dev/null 2>"$T/err"; then
-            leader=$i
-            break
-        fi
-    done
-    tries=$((tries + 1))
-    [ -z "$leader" ] && sleep 0.2
-done
+leader=$(cl_first_leader "1 2 3")
 [ -n "$leader" ] || { bad "no leader elected"; tail -5 "$T"/n*.log; exit 1; }
 echo "leader: node $leader"
 sp "$leader" db create app --schema app >/dev/null || bad "db create on the leader"
@@ -267,20 +220,8 @@ kill "$watchdog" 2>/dev/null
 
 # ---- (f) nodes 1-3 start again (their Raft logs hold the cluster) and
 # go on over TLS: a new leader, a write reaching all three, the old one kept
-for i in 1 2 3; do start "$i"; done
-leader=""
-tries=0
-while [ -z "$leader" ] && [ $tries -lt 300 ]; do
-    for i in 1 2 3; do
-        if SPRIG_NO_FOLLOW=1 sp "$i" doc put items --id again '{"again":1}' \
-            >/dev/null 2>&1; then
-            leader=$i
-            break
-        fi
-    done
-    tries=$((tries + 1))
-    [ -z "$leader" ] && sleep 0.2
-done
+for i in 1 2 3; do cl_start "$i"; done
+leader=$(cl_leader_by "1 2 3" doc put items --id again '{"again":1}')
 [ -n "$leader" ] || bad "no leader after the restart"
 echo "leader after the restart: node $leader"
 for i in 1 2 3; do
@@ -297,7 +238,7 @@ for i in 1 2 3; do kill -TERM "$(v PID "$i")"; done
 for i in 1 2 3; do wait "$(v PID "$i")"; done
 
 # ---- (b) the wire
-cleanup # the proxy too, so the recordings are complete
+cl_cleanup # the proxy too, so the recordings are complete
 wait 2>/dev/null
 trap - EXIT
 python3 - "$T/wire" "$marker" "$P1" "$P2" "$P3" >"$T/wire.out" 2>&1 <<'EOF'
@@ -335,12 +276,4 @@ cat "$T/wire.out"
 grep -rqa "$marker" "$T/n$leader/raft" ||
     bad "the marker is not in the leader's Raft log: the wire check proves nothing"
 
-if [ $fail -gt 0 ]; then
-    for i in 1 2 3 4 5; do
-        echo "--- node $i log"
-        tail -20 "$T/n$i.log"
-    done
-    echo "$fail failure(s)"
-    exit 1
-fi
-echo "cluster_tls: all passed"
+cl_finish cluster_tls

@@ -529,6 +529,29 @@ adm(sprig_client *c, sprig_admin_change ch, sprig_admin_token *tok)
     return rc;
 }
 
+/* Add `name` to `other` over the network (op: SPRIG_ADMIN_USER_GROUP,
+ * _USER_ROLE or _ROLE_GROUP). */
+static int
+adm_add(sprig_client *c, sprig_admin_op op, const char *name, const char *other)
+{
+    return adm(c,
+               (sprig_admin_change){
+                   .op = op, .name = name, .other = other, .add = true},
+               NULL);
+}
+
+/* Group "writers" may open database app and write its documents. */
+static int
+grant_writers(sprig_client *c)
+{
+    return adm(c,
+               (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_GRANT,
+                                    .name = "writers",
+                                    .actions = "database.open,document",
+                                    .resource = "sprig.db.app"},
+               NULL);
+}
+
 /* carol's insert of a document into app (her writers' grant). */
 static int
 carol_writes(sprig_client *c)
@@ -579,29 +602,14 @@ test_admin_over_network(void **state)
     SPRIG_OK_(adm(adm_c,
                   (sprig_admin_change){SPRIG_ADMIN_GROUP_CREATE, "writers"},
                   NULL));
-    SPRIG_OK_(adm(adm_c,
-                  (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_GRANT,
-                                       .name = "writers",
-                                       .actions = "database.open,document",
-                                       .resource = "sprig.db.app"},
-                  NULL));
+    SPRIG_OK_(grant_writers(adm_c));
     sprig_client *carol = logged_in("carol", PW_CAROL);
     SPRIG_EXPECT(SPRIG_EPERM, carol_writes(carol));
-    SPRIG_OK_(adm(adm_c,
-                  (sprig_admin_change){.op = SPRIG_ADMIN_USER_GROUP,
-                                       .name = "carol",
-                                       .other = "writers",
-                                       .add = true},
-                  NULL));
+    SPRIG_OK_(adm_add(adm_c, SPRIG_ADMIN_USER_GROUP, "carol", "writers"));
     SPRIG_OK_(carol_writes(carol));
     /* carol may not administer: refused, nothing changed */
     SPRIG_EXPECT(SPRIG_EPERM,
-                 adm(carol,
-                     (sprig_admin_change){.op = SPRIG_ADMIN_USER_GROUP,
-                                          .name = "carol",
-                                          .other = "admins",
-                                          .add = true},
-                     NULL));
+                 adm_add(carol, SPRIG_ADMIN_USER_GROUP, "carol", "admins"));
     SPRIG_EXPECT(SPRIG_EPERM,
                  adm(carol,
                      (sprig_admin_change){SPRIG_ADMIN_USER_CREATE, "mallory"},
@@ -636,20 +644,10 @@ test_admin_over_network(void **state)
     SPRIG_OK_(adm(adm_c,
                   (sprig_admin_change){SPRIG_ADMIN_ROLE_CREATE, "auditors"},
                   NULL));
-    SPRIG_OK_(adm(adm_c,
-                  (sprig_admin_change){.op = SPRIG_ADMIN_ROLE_GROUP,
-                                       .name = "auditors",
-                                       .other = "readers",
-                                       .add = true},
-                  NULL));
+    SPRIG_OK_(adm_add(adm_c, SPRIG_ADMIN_ROLE_GROUP, "auditors", "readers"));
     sprig_client *bob = logged_in("bob", PW_BOB);
     SPRIG_EXPECT(SPRIG_EPERM, kv_get(bob));
-    SPRIG_OK_(adm(adm_c,
-                  (sprig_admin_change){.op = SPRIG_ADMIN_USER_ROLE,
-                                       .name = "bob",
-                                       .other = "auditors",
-                                       .add = true},
-                  NULL));
+    SPRIG_OK_(adm_add(adm_c, SPRIG_ADMIN_USER_ROLE, "bob", "auditors"));
     SPRIG_OK_(kv_get(bob));
     sprig_client_close(bob);
     /* revoking the group's grant, then deleting carol: her live session
@@ -660,12 +658,7 @@ test_admin_over_network(void **state)
                                        .resource = "sprig.db.app"},
                   NULL));
     SPRIG_EXPECT(SPRIG_EPERM, carol_writes(carol));
-    SPRIG_OK_(adm(adm_c,
-                  (sprig_admin_change){.op = SPRIG_ADMIN_GROUP_GRANT,
-                                       .name = "writers",
-                                       .actions = "database.open,document",
-                                       .resource = "sprig.db.app"},
-                  NULL));
+    SPRIG_OK_(grant_writers(adm_c));
     SPRIG_OK_(carol_writes(carol));
     SPRIG_OK_(adm(adm_c, (sprig_admin_change){SPRIG_ADMIN_USER_DELETE, "carol"},
                   NULL));

@@ -17,18 +17,10 @@
  * The late datagram is one the client really sent (recorded by the relay
  * of udp_proxy.h), so it carries one of the connection's ids.
  */
-#include "sprig/client.h"
-#include "sprig/server.h"
-#include "testutil.h"
+#include "quictest.h"
 #include "udp_proxy.h"
 
-#include "server/server_int.h"  /* the server's QUIC listener, for counters */
-#include "transport/quic_int.h" /* sprig__quic_listener_stats */
-
 #include <poll.h>
-
-static const sprig_collection_def cols[] = {{"docs", SPRIG_ID_U64, 0}};
-static const sprig_schema_def schema = {"q", cols, 1};
 
 static const char *root;
 static sprig_cert_info cert;
@@ -39,9 +31,7 @@ static int raw = -1; /* the test's own UDP socket: late datagrams */
 static void
 stats(sprig__quic_stats *st)
 {
-    pthread_mutex_lock(&srv->lock);
-    sprig__quic_listener_stats(srv->quic, st);
-    pthread_mutex_unlock(&srv->lock);
+    quictest_stats(srv, st);
 }
 
 /* Wait (10 s at most) until the listener counts `lingering` connections
@@ -64,15 +54,7 @@ wait_lingering(size_t want, bool at_least)
 static sprig_client *
 client_via(udp_proxy *px)
 {
-    char url[80];
-    sprig_client_options co;
-    sprig_client *c;
-    snprintf(url, sizeof url, "quic://127.0.0.1:%d", px->port);
-    sprig_client_options_init(&co);
-    co.pinned_cert_sha256 = cert.sha256;
-    co.connect_timeout_ms = 20000;
-    SPRIG_OK_(sprig_client_connect(url, &co, &c));
-    return c;
+    return quictest_client(px->port, "", &cert);
 }
 
 /* A few calls, so the relay records short-header datagrams. */
@@ -230,26 +212,13 @@ setup(void **state)
 {
     char dir[1200];
     static int k;
-    sprig_storage_options so;
     sprig_server_options o;
     (void)state;
     snprintf(dir, sizeof dir, "%s/db%d", root, k++);
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
-    sprig_server_options_init(&o);
-    o.open_access = true; /* the transport is tested here, not permissions */
+    quictest_options(&o, &cert);
     o.max_connections_per_address = 0;
-    o.ws_listen = NULL;
-    o.quic_listen = "127.0.0.1:0";
-    o.quic_cert_file = cert.cert_path;
-    o.quic_key_file = cert.key_path;
     o.max_frame = 64 * 1024;
-    o.workers = 2;
-    SPRIG_OK_(sprig_server_new(&so, &o, &srv));
-    sprig_storage *st = sprig_server_storage(srv);
-    SPRIG_OK_(sprig_storage_register_schema(st, &schema));
-    SPRIG_OK_(sprig_storage_create_database(st, "db", "q", true));
+    srv = quictest_server(dir, &o);
     SPRIG_OK_(sprig_server_start(srv));
     return 0;
 }
@@ -268,8 +237,7 @@ main(void)
 {
     seed = tu_seed();
     root = tu_tmpdir("quic-close");
-    if (sprig_cert_ensure(root, &cert) != SPRIG_OK) {
-        fprintf(stderr, "certificate: %s\n", sprig_errmsg());
+    if (quictest_cert(root, &cert)) {
         return 1;
     }
     struct sockaddr_in a = {0};

@@ -10,16 +10,10 @@
  * (Initials, a whole handshake) as seed files for fuzz/fuzz_quic.c.
  * Randomness: SPRIG_SEED.
  */
-#include "sprig/client.h"
-#include "sprig/server.h"
-#include "testutil.h"
+#include "quictest.h"
 #include "udp_proxy.h"
 
-#include "server/server_int.h"  /* the server's QUIC listener, for counters */
 #include "transport/quic_int.h" /* the engine, to make valid Initials */
-
-static const sprig_collection_def cols[] = {{"docs", SPRIG_ID_U64, 0}};
-static const sprig_schema_def schema = {"q", cols, 1};
 
 static const char *root;
 static sprig_cert_info cert;
@@ -45,9 +39,7 @@ send_from(int i, const uint8_t *d, size_t n)
 static void
 stats(sprig__quic_stats *st)
 {
-    pthread_mutex_lock(&srv->lock);
-    sprig__quic_listener_stats(srv->quic, st);
-    pthread_mutex_unlock(&srv->lock);
+    quictest_stats(srv, st);
 }
 
 /* The good client still gets answers. */
@@ -376,32 +368,14 @@ static int
 setup(void **state)
 {
     (void)state;
-    sprig_storage_options so;
     sprig_server_options o;
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/st", root);
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
-    sprig_server_options_init(&o);
-    o.open_access = true; /* the transport is tested here, not permissions */
-    o.ws_listen = NULL;
-    o.quic_listen = "127.0.0.1:0";
-    o.quic_cert_file = cert.cert_path;
-    o.quic_key_file = cert.key_path;
-    o.workers = 2;
-    SPRIG_OK_(sprig_server_new(&so, &o, &srv));
-    sprig_storage *st = sprig_server_storage(srv);
-    SPRIG_OK_(sprig_storage_register_schema(st, &schema));
-    SPRIG_OK_(sprig_storage_create_database(st, "db", "q", true));
+    quictest_options(&o, &cert);
+    srv = quictest_server(dir, &o);
     SPRIG_OK_(sprig_server_start(srv));
     port = sprig_server_quic_port(srv);
-    sprig_client_options co;
-    sprig_client_options_init(&co);
-    co.pinned_cert_sha256 = cert.sha256;
-    char url[64];
-    snprintf(url, sizeof url, "quic://127.0.0.1:%d", port);
-    SPRIG_OK_(sprig_client_connect(url, &co, &good));
+    good = quictest_client(port, "", &cert);
     for (int i = 0; i < NSOCK; i++) {
         socks[i] = socket(AF_INET, SOCK_DGRAM, 0);
     }
@@ -426,8 +400,7 @@ main(void)
 {
     rng = tu_seed() | 1;
     root = tu_tmpdir("quic-input");
-    if (sprig_cert_ensure(root, &cert) != SPRIG_OK) {
-        fprintf(stderr, "certificate: %s\n", sprig_errmsg());
+    if (quictest_cert(root, &cert)) {
         return 1;
     }
     const struct CMUnitTest tests[] = {

@@ -25,17 +25,9 @@
  * The bounds count events, so they hold however slow the machine is; the
  * median is the end-to-end check.  Randomness: none.
  */
-#include "sprig/client.h"
-#include "sprig/server.h"
-#include "testutil.h"
-
-#include "server/server_int.h"  /* the server's QUIC listener, for counters */
-#include "transport/quic_int.h" /* sprig__quic_listener_stats */
+#include "quictest.h"
 
 #include <pthread.h>
-
-static const sprig_collection_def cols[] = {{"docs", SPRIG_ID_U64, 0}};
-static const sprig_schema_def schema = {"q", cols, 1};
 
 static const char *root;
 static sprig_cert_info cert;
@@ -46,9 +38,7 @@ enum { CALLS = 200, THREADS = 8, THREAD_CALLS = 50 };
 static void
 stats(sprig__quic_stats *st)
 {
-    pthread_mutex_lock(&srv->lock);
-    sprig__quic_listener_stats(srv->quic, st);
-    pthread_mutex_unlock(&srv->lock);
+    quictest_stats(srv, st);
 }
 
 static double
@@ -69,16 +59,7 @@ cmp_double(const void *a, const void *b)
 static sprig_client *
 client_at(const char *query)
 {
-    char url[120];
-    sprig_client_options co;
-    sprig_client *c;
-    snprintf(url, sizeof url, "quic://127.0.0.1:%d%s",
-             sprig_server_quic_port(srv), query);
-    sprig_client_options_init(&co);
-    co.pinned_cert_sha256 = cert.sha256;
-    co.connect_timeout_ms = 20000;
-    SPRIG_OK_(sprig_client_connect(url, &co, &c));
-    return c;
+    return quictest_client(sprig_server_quic_port(srv), query, &cert);
 }
 
 static sprig_client *
@@ -238,25 +219,13 @@ static int
 setup(void **state)
 {
     char dir[1200];
-    sprig_storage_options so;
     sprig_server_options o;
     (void)state;
     snprintf(dir, sizeof dir, "%s/db", root);
-    sprig_storage_options_init(&so);
-    so.path = dir;
-    so.durability = SPRIG_DURABILITY_NONE;
-    sprig_server_options_init(&o);
-    o.open_access = true; /* the transport is tested here, not permissions */
+    quictest_options(&o, &cert);
     o.max_connections_per_address = 0;
-    o.ws_listen = NULL;
-    o.quic_listen = "127.0.0.1:0";
-    o.quic_cert_file = cert.cert_path;
-    o.quic_key_file = cert.key_path;
-    o.workers = 2;
-    SPRIG_OK_(sprig_server_new(&so, &o, &srv));
+    srv = quictest_server(dir, &o);
     sprig_storage *st = sprig_server_storage(srv);
-    SPRIG_OK_(sprig_storage_register_schema(st, &schema));
-    SPRIG_OK_(sprig_storage_create_database(st, "db", "q", true));
     sprig_db *db;
     SPRIG_OK_(sprig_storage_open_database(st, "db", &db));
     sprig_value v = sprig_value_of_u64(42);
@@ -278,8 +247,7 @@ int
 main(void)
 {
     root = tu_tmpdir("quic-latency");
-    if (sprig_cert_ensure(root, &cert) != SPRIG_OK) {
-        fprintf(stderr, "certificate: %s\n", sprig_errmsg());
+    if (quictest_cert(root, &cert)) {
         return 1;
     }
     const struct CMUnitTest tests[] = {

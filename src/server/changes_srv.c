@@ -26,13 +26,12 @@
 #define PUSH_CHANGES 256 /* changes per push (whole transactions) */
 
 typedef struct sprig__srv_feed {
+    sprig__owned own; /* first: closed on a worker (sprig__owned_release) */
     struct sprig__srv_feed *next;
     uint64_t id;
-    sprig_server *srv;
     sprig_db *db;
     sprig_changes *feed;
     sprig__session *sess; /* NULL once the session let go of it */
-    sprig__job *release;  /* the task that closes it (made up front) */
     uv_poll_t poll;
     uv_timer_t start;
     int open_handles; /* poll + timer, until their close callbacks */
@@ -41,22 +40,20 @@ typedef struct sprig__srv_feed {
     sprig_change_event ev;
 } sprig__srv_feed;
 
+/* Worker (or a failed handler): close the feed and its database handle. */
 static void
-release_task(sprig__job *j)
+feed_free(void *obj)
 {
-    sprig__srv_feed *f = j->attach;
+    sprig__srv_feed *f = obj;
     sprig_changes_close(f->feed);
     sprig_db_close(f->db);
     sprig__free(f);
-    sprig__free(j);
 }
 
 static void
 release(sprig__srv_feed *f)
 {
-    f->release->attach = f;
-    f->release->task = release_task;
-    sprig__run_task(f->srv, f->release);
+    sprig__owned_release(&f->own);
 }
 
 static void
@@ -288,15 +285,6 @@ attach(sprig__job *j)
     uv_timer_start(&f->start, on_start, 0, 0);
 }
 
-static void
-feed_discard(sprig__srv_feed *f)
-{
-    sprig_changes_close(f->feed);
-    sprig_db_close(f->db);
-    sprig__free(f->release);
-    sprig__free(f);
-}
-
 int
 sprig__changes_subscribe(sprig__call *c, void *rq, void *rs)
 {
@@ -304,10 +292,9 @@ sprig__changes_subscribe(sprig__call *c, void *rq, void *rs)
     if (c->on_loop || !c->job) {
         return sprig__err(SPRIG_EINVAL, "changes feeds open on a worker");
     }
-    sprig__srv_feed *f = sprig__calloc(1, sizeof *f);
-    if (!f || !(f->release = sprig__calloc(1, sizeof *f->release))) {
-        sprig__free(f);
-        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    sprig__srv_feed *f = sprig__owned_new(sizeof *f, c->srv, feed_free);
+    if (!f) {
+        return SPRIG_ENOMEM;
     }
     uint64_t since = r->since;
     int rc = sprig_storage_open_database(c->srv->st, r->db, &f->db);
@@ -319,10 +306,9 @@ sprig__changes_subscribe(sprig__call *c, void *rq, void *rs)
                                  r->contents ? SPRIG_CHANGES_CONTENTS : 0,
                                  &f->feed);
     if (rc) {
-        feed_discard(f);
+        sprig__owned_discard(&f->own);
         return rc;
     }
-    f->srv = c->srv;
     f->id = atomic_fetch_add(&c->srv->next_sub_id, 1) + 1;
     c->job->on_loop = attach;
     c->job->attach = f;

@@ -374,3 +374,42 @@ sprig__run_task(sprig_server *srv, sprig__job *job)
         job->task(job); /* shutting down: the workers have stopped */
     }
 }
+
+void *
+sprig__owned_new(size_t size, sprig_server *srv, void (*close)(void *obj))
+{
+    sprig__owned *o = sprig__calloc(1, size);
+    if (!o || !(o->release = sprig__calloc(1, sizeof *o->release))) {
+        sprig__free(o);
+        sprig__err(SPRIG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    o->srv = srv;
+    o->close = close;
+    return o;
+}
+
+/* Worker task: close the object, then free its job. */
+static void
+owned_task(sprig__job *j)
+{
+    sprig__owned *o = j->attach;
+    o->close(o);
+    sprig__free(j);
+}
+
+void
+sprig__owned_release(sprig__owned *o)
+{
+    o->release->attach = o;
+    o->release->task = owned_task;
+    sprig__run_task(o->srv, o->release);
+}
+
+void
+sprig__owned_discard(sprig__owned *o)
+{
+    sprig__job *j = o->release;
+    o->close(o);
+    sprig__free(j);
+}

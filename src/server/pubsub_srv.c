@@ -26,14 +26,13 @@
 #define HIGH_WATER (8u << 20) /* queued bytes that pause the pushes */
 
 struct sprig__srv_sub {
+    sprig__owned own; /* first: closed on a worker (sprig__owned_release) */
     sprig__srv_sub *next;
     uint64_t id;
-    sprig_server *srv;
     sprig_subscriber *sub;
     sprig_db *db;
     char db_name[SPRIG_NAME_MAX + 1];
     sprig__session *sess; /* NULL once the session let go of it */
-    sprig__job *release;  /* the task that closes it (made up front) */
     uv_poll_t poll;
     bool polling; /* `poll` initialised */
     bool paused;
@@ -46,23 +45,21 @@ sprig__push_high_water(const sprig__session *sess)
     return bound && bound < HIGH_WATER ? bound : HIGH_WATER;
 }
 
-/* Worker task: close the subscriber and its database handle. */
+/* Worker (or a failed handler): close the subscriber and its database
+ * handle. */
 static void
-release_task(sprig__job *j)
+sub_free(void *obj)
 {
-    sprig__srv_sub *s = j->attach;
+    sprig__srv_sub *s = obj;
     sprig_subscriber_free(s->sub);
     sprig_db_close(s->db);
     sprig__free(s);
-    sprig__free(j);
 }
 
 static void
 release(sprig__srv_sub *s)
 {
-    s->release->attach = s;
-    s->release->task = release_task;
-    sprig__run_task(s->srv, s->release);
+    sprig__owned_release(&s->own);
 }
 
 static void
@@ -111,7 +108,7 @@ drain(sprig__srv_sub *s)
             sprig__push_high_water(s->sess)) {
             uv_poll_stop(&s->poll);
             s->paused = true;
-            atomic_fetch_add(&s->srv->pubsub_pauses, 1);
+            atomic_fetch_add(&s->own.srv->pubsub_pauses, 1);
             return;
         }
         if (sprig_subscriber_recv(s->sub, 0, &m) != 0) {
@@ -206,15 +203,6 @@ attach(sprig__job *j)
     uv_poll_start(&s->poll, UV_READABLE, on_readable);
 }
 
-static void
-sub_discard(sprig__srv_sub *s)
-{
-    sprig_subscriber_free(s->sub);
-    sprig_db_close(s->db);
-    sprig__free(s->release);
-    sprig__free(s);
-}
-
 int
 sprig__pubsub_new(sprig__call *c, void *rq, void *rs)
 {
@@ -222,19 +210,17 @@ sprig__pubsub_new(sprig__call *c, void *rq, void *rs)
     if (c->on_loop || !c->job) {
         return sprig__err(SPRIG_EINVAL, "subscribers open on a worker");
     }
-    sprig__srv_sub *s = sprig__calloc(1, sizeof *s);
-    if (!s || !(s->release = sprig__calloc(1, sizeof *s->release))) {
-        sprig__free(s);
-        return sprig__err(SPRIG_ENOMEM, "out of memory");
+    sprig__srv_sub *s = sprig__owned_new(sizeof *s, c->srv, sub_free);
+    if (!s) {
+        return SPRIG_ENOMEM;
     }
     int rc = sprig_storage_open_database(c->srv->st, r->db, &s->db);
     rc = rc ? rc : sprig_subscriber_new(s->db, &s->sub);
     if (rc) {
-        sub_discard(s);
+        sprig__owned_discard(&s->own);
         return rc;
     }
     snprintf(s->db_name, sizeof s->db_name, "%s", r->db);
-    s->srv = c->srv;
     s->id = atomic_fetch_add(&c->srv->next_sub_id, 1) + 1;
     c->job->on_loop = attach;
     c->job->attach = s;

@@ -491,4 +491,29 @@ void sprig__job_finish(sprig_server *srv, sprig__job *job);
  *  stopped already (shutdown), run it on the calling thread. */
 void sprig__run_task(sprig_server *srv, sprig__job *job);
 
+/* ---- objects a session owns and a worker closes (dispatch.c) ----------
+ * A remote client's PubSub subscriber (pubsub_srv.c) and changes feed
+ * (changes_srv.c) each hold a database handle, whose close may wait on
+ * the storage lock: the loop thread never closes them itself.  Each
+ * starts with this header, made with its release job up front so that
+ * letting go of it cannot fail. */
+typedef struct sprig__owned {
+    sprig_server *srv;
+    sprig__job *release;      /* the task that closes it */
+    void (*close)(void *obj); /* close everything and free `obj` */
+} sprig__owned;
+
+/** A zeroed object of `size` bytes (>= sizeof sprig__owned) that starts
+ *  with a sprig__owned for server `srv`, closed by `close`, and its
+ *  release job; NULL when out of memory (SPRIG_ENOMEM recorded).  Any
+ *  thread. */
+void *sprig__owned_new(size_t size, sprig_server *srv,
+                       void (*close)(void *obj));
+/** Loop thread: hand `o` to a worker that runs o->close (which frees it);
+ *  during shutdown it runs here (sprig__run_task). */
+void sprig__owned_release(sprig__owned *o);
+/** An object never handed to the loop (its handler failed): o->close
+ *  here, and its release job freed.  Any thread. */
+void sprig__owned_discard(sprig__owned *o);
+
 #endif

@@ -45,14 +45,13 @@
  * Exit 0 when the history is written (whatever it holds), 1 on a setup
  * error, 2 on a usage error.
  */
-#include "sprig/sprig.h"
+#include "procs.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,48 +94,23 @@ rnd(uint64_t *s) /* splitmix64 */
 }
 
 static void
-pause_ms(unsigned ms)
+open_options(const rec_cfg *c, sprig_open_options *o)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    sprig_open_options_init(o);
+    o->user = c->user;
+    o->password = c->password;
+    o->connect_timeout_ms = c->timeout_ms;
+    o->request_timeout_ms = c->timeout_ms;
+    o->linearizable_reads = c->reads == READS_LINEARIZABLE;
 }
 
-static int
-open_db_once(const rec_cfg *c, const char *url, sprig_storage **st,
-             sprig_db **db)
-{
-    sprig_open_options o;
-    sprig_open_options_init(&o);
-    o.user = c->user;
-    o.password = c->password;
-    o.connect_timeout_ms = c->timeout_ms;
-    o.request_timeout_ms = c->timeout_ms;
-    o.linearizable_reads = c->reads == READS_LINEARIZABLE;
-    int rc = sprig_open(url, &o, st);
-    if (rc) {
-        return rc;
-    }
-    rc = sprig_storage_open_database(*st, "lin", db);
-    if (rc) {
-        sprig_storage_close(*st);
-    }
-    return rc;
-}
-
-/* Open `url`'s database "lin", for up to 30 s: reads are local, and the
- * node reached first may not have applied its creation yet. */
+/* Open `url`'s database "lin" (procs_open_db: retried for up to 30 s). */
 static int
 open_db(const rec_cfg *c, const char *url, sprig_storage **st, sprig_db **db)
 {
-    int rc = SPRIG_OK;
-    for (int t = 0; t < 300; t++) {
-        rc = open_db_once(c, url, st, db);
-        if (rc == 0) {
-            break;
-        }
-        pause_ms(100);
-    }
-    return rc;
+    sprig_open_options o;
+    open_options(c, &o);
+    return procs_open_db(url, &o, "lin", st, db);
 }
 
 /* The nodes of a URL list, each a URL of its own (READS_ANY): "ws://a:1,
@@ -353,9 +327,11 @@ read_db(const rec_cfg *c, handles *h, uint64_t *s)
     return h->db;
 }
 
+/* Client process `p`: its events to `path`. */
 static int
-client_run(const rec_cfg *c, int p, const char *path)
+client_run(const void *cfg, int p, const char *path)
 {
+    const rec_cfg *c = cfg;
     FILE *f = fopen(path, "w");
     handles h;
     if (!f || handles_open(c, &h) != 0) {
@@ -382,8 +358,8 @@ client_run(const rec_cfg *c, int p, const char *path)
         default: do_cas(f, h.db, p, key, &seen[key], &seen_p[key], v); break;
         }
         if (c->interval_ms) {
-            pause_ms(c->interval_ms / 2 +
-                     (unsigned)(rnd(&s) % (c->interval_ms + 1)));
+            procs_pause_ms(c->interval_ms / 2 +
+                           (unsigned)(rnd(&s) % (c->interval_ms + 1)));
         }
     }
     handles_close(&h);
@@ -392,44 +368,6 @@ client_run(const rec_cfg *c, int p, const char *path)
 
 /* ---- the parent
  * -------------------------------------------------------------- */
-
-static int
-setup(const rec_cfg *c)
-{
-    sprig_open_options o;
-    sprig_open_options_init(&o);
-    o.user = c->user;
-    o.password = c->password;
-    sprig_storage *st;
-    int rc = sprig_open(c->url, &o, &st);
-    if (rc == 0) {
-        rc = sprig_storage_register_schema(st, &lin_schema);
-        rc = rc ? rc
-                : sprig_storage_create_database(st, "lin", "lincheck", true);
-        sprig_storage_close(st);
-    }
-    if (rc) {
-        fprintf(stderr, "sprig-lin-record: setup: %s\n", sprig_errmsg());
-    }
-    return rc;
-}
-
-/* Merge the clients' files into OUT, ordered by time (sort -s on the
- * time field keeps each file's order for equal times). */
-static int
-merge(const rec_cfg *c)
-{
-    char cmd[4096];
-    int n = snprintf(cmd, sizeof cmd,
-                     "cat '%s'.p* | sort -s -t: -k6,6n > '%s' && "
-                     "rm -f '%s'.p*",
-                     c->out, c->out, c->out);
-    if (n >= (int)sizeof cmd || strchr(c->out, '\'')) {
-        fprintf(stderr, "sprig-lin-record: bad output path\n");
-        return 1;
-    }
-    return system(cmd) == 0 ? 0 : 1;
-}
 
 static int
 parse_reads(const char *v, read_mode *m)
@@ -500,26 +438,16 @@ main(int argc, char **argv)
     }
     printf("sprig-lin-record: seed %" PRIu64 " (--seed replays it)\n", c.seed);
     fflush(stdout);
-    if (setup(&c) != 0) {
+    /* setup: no timeouts, as before (the first node may be electing) */
+    sprig_open_options o;
+    sprig_open_options_init(&o);
+    o.user = c.user;
+    o.password = c.password;
+    if (procs_setup("sprig-lin-record", c.url, &o, &lin_schema, "lin") != 0) {
         return 1;
     }
-    pid_t pids[256];
-    for (int p = 0; p < c.clients; p++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s.p%d", c.out, p);
-        pids[p] = fork();
-        if (pids[p] == 0) {
-            _exit(client_run(&c, p, path));
-        }
-    }
-    int failed = 0;
-    for (int p = 0; p < c.clients; p++) {
-        int status = 0;
-        waitpid(pids[p], &status, 0);
-        failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-    }
-    if (failed) {
-        fprintf(stderr, "sprig-lin-record: %d client(s) failed\n", failed);
-    }
-    return merge(&c) || failed ? 1 : 0;
+    /* merged ordered by time (sort -s on the time field keeps each
+     * process's order for equal times) */
+    return procs_run("sprig-lin-record", c.out, "p", c.clients, client_run, &c,
+                     "sort -s -t: -k6,6n");
 }

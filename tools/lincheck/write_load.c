@@ -26,15 +26,13 @@
  *        [--timeout-ms T (3000)]
  * Exit 0 when every writer ran to the end, 1 on a setup error, 2 usage.
  */
-#include "sprig/sprig.h"
+#include "procs.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct load_cfg {
@@ -62,48 +60,6 @@ outcome(int rc)
     return rc == 0 ? "ok" : certainly_not_applied(rc) ? "fail" : "info";
 }
 
-static void
-pause_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int
-open_once(const load_cfg *c, sprig_storage **st, sprig_db **db)
-{
-    sprig_open_options o;
-    sprig_open_options_init(&o);
-    o.connect_timeout_ms = c->timeout_ms;
-    o.request_timeout_ms = c->timeout_ms;
-    int rc = sprig_open(c->url, &o, st);
-    if (rc) {
-        return rc;
-    }
-    rc = sprig_storage_open_database(*st, "load", db);
-    if (rc) {
-        sprig_storage_close(*st);
-    }
-    return rc;
-}
-
-/* Open the client and the database, for up to 30 s: reads are local, and
- * the node the client reaches first may not have applied the database's
- * creation yet (SPRIG_ENOTFOUND), or may be down or electing. */
-static int
-open_client(const load_cfg *c, sprig_storage **st, sprig_db **db)
-{
-    int rc = SPRIG_OK;
-    for (int t = 0; t < 300; t++) {
-        rc = open_once(c, st, db);
-        if (rc == 0) {
-            break;
-        }
-        pause_ms(100);
-    }
-    return rc;
-}
-
 /* One step of writer `w`: a document, then an increment. */
 static void
 step(FILE *f, sprig_db *db, int w, int i)
@@ -125,17 +81,29 @@ step(FILE *f, sprig_db *db, int w, int i)
     fprintf(f, "incr %d %s %d\n", w, outcome(rc), rc);
     fflush(f);
     if (failed || rc != 0) {
-        pause_ms(20);
+        procs_pause_ms(20);
     }
 }
 
-static int
-writer_run(const load_cfg *c, int w, const char *path)
+static void
+open_options(const load_cfg *c, sprig_open_options *o)
 {
+    sprig_open_options_init(o);
+    o->connect_timeout_ms = c->timeout_ms;
+    o->request_timeout_ms = c->timeout_ms;
+}
+
+/* Writer `w` (a forked process): its outcomes to `path`. */
+static int
+writer_run(const void *cfg, int w, const char *path)
+{
+    const load_cfg *c = cfg;
+    sprig_open_options o;
+    open_options(c, &o);
     FILE *f = fopen(path, "w");
     sprig_storage *st;
     sprig_db *db;
-    if (!f || open_client(c, &st, &db) != 0) {
+    if (!f || procs_open_db(c->url, &o, "load", &st, &db) != 0) {
         fprintf(stderr, "sprig-write-load: writer %d: %s\n", w,
                 f ? sprig_errmsg() : strerror(errno));
         return 1;
@@ -149,39 +117,6 @@ writer_run(const load_cfg *c, int w, const char *path)
     sprig_db_close(db);
     sprig_storage_close(st);
     return fclose(f) == 0 ? 0 : 1;
-}
-
-static int
-setup(const load_cfg *c)
-{
-    sprig_open_options o;
-    sprig_open_options_init(&o);
-    o.connect_timeout_ms = c->timeout_ms;
-    o.request_timeout_ms = c->timeout_ms;
-    sprig_storage *st;
-    int rc = sprig_open(c->url, &o, &st);
-    if (rc == 0) {
-        rc = sprig_storage_register_schema(st, &load_schema);
-        rc = rc ? rc : sprig_storage_create_database(st, "load", "load", true);
-        sprig_storage_close(st);
-    }
-    if (rc) {
-        fprintf(stderr, "sprig-write-load: setup: %s\n", sprig_errmsg());
-    }
-    return rc;
-}
-
-static int
-merge(const load_cfg *c)
-{
-    char cmd[4096];
-    int n = snprintf(cmd, sizeof cmd, "cat '%s'.w* > '%s' && rm -f '%s'.w*",
-                     c->out, c->out, c->out);
-    if (n >= (int)sizeof cmd || strchr(c->out, '\'')) {
-        fprintf(stderr, "sprig-write-load: bad output path\n");
-        return 1;
-    }
-    return system(cmd) == 0 ? 0 : 1;
 }
 
 static int
@@ -222,26 +157,11 @@ main(int argc, char **argv)
                         " [--timeout-ms T]\n");
         return 2;
     }
-    if (setup(&c) != 0) {
+    sprig_open_options o;
+    open_options(&c, &o);
+    if (procs_setup("sprig-write-load", c.url, &o, &load_schema, "load") != 0) {
         return 1;
     }
-    pid_t pids[256];
-    for (int w = 0; w < c.writers; w++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s.w%d", c.out, w);
-        pids[w] = fork();
-        if (pids[w] == 0) {
-            _exit(writer_run(&c, w, path));
-        }
-    }
-    int failed = 0;
-    for (int w = 0; w < c.writers; w++) {
-        int status = 0;
-        waitpid(pids[w], &status, 0);
-        failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-    }
-    if (failed) {
-        fprintf(stderr, "sprig-write-load: %d writer(s) failed\n", failed);
-    }
-    return merge(&c) || failed ? 1 : 0;
+    return procs_run("sprig-write-load", c.out, "w", c.writers, writer_run, &c,
+                     NULL);
 }
