@@ -1610,6 +1610,97 @@ test_batched_apply(void **state)
     tu_rmtree(c.base);
 }
 
+/* ---- grouped proposals ---------------------------------------------------
+ */
+
+#define GROUP_THREADS 6
+
+/* One insert, read back at once on the same node: answered only after its
+ * own entry was applied there. */
+static int
+job_group_one(job *j)
+{
+    sprig_db *db;
+    char id[32];
+    snprintf(id, sizeof id, "g%d", j->n);
+    sprig_bytes bid = sprig_str(id);
+    int rc = sprig_storage_open_database(j->st, j->db, &db);
+    rc =
+        rc ? rc : sprig_insert(db, "named", &bid, sprig_str("{\"g\":1}"), NULL);
+    sprig_doc *d = NULL;
+    rc = rc ? rc : sprig_get(db, "named", bid, &d);
+    sprig_doc_free(d);
+    sprig_db_close(db);
+    return rc;
+}
+
+static size_t
+queued(sprig__cnode *n)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&n->lock);
+    for (sprig__prop *p = n->queue; p; p = p->next) {
+        k++;
+    }
+    pthread_mutex_unlock(&n->lock);
+    return k;
+}
+
+/* Writes queued together on the leader go to raft in one raft_apply
+ * (node.c), whose callback libraft calls after the group's first entry;
+ * each write is still answered only once its own entry is applied (its
+ * writer reads it back at once), and every node holds them all. */
+static void
+test_grouped_proposals(void **state)
+{
+    (void)state;
+    cl c;
+    cl_init(&c, 3, "cluster_group");
+    raft_fixture_elect(&c.f, 0);
+    run_ok(&c, 0, job_setup, "app", 0);
+    settle(&c);
+    sprig__cnode_stats before, after;
+    sprig__cnode_stats_get(c.node[0], &before);
+    job js[GROUP_THREADS];
+    for (int t = 0; t < GROUP_THREADS; t++) {
+        js[t] = (job){.fn = job_group_one, .db = "app", .n = t};
+        js[t].st = sprig__cnode_storage(c.node[0]);
+        atomic_store(&js[t].done, false);
+        assert_int_equal(pthread_create(&js[t].thread, NULL, job_main, &js[t]),
+                         0);
+    }
+    for (int w = 0; w < 20000 && queued(c.node[0]) < GROUP_THREADS; w++) {
+        usleep(500); /* all queued before the first pump */
+    }
+    assert_int_equal(queued(c.node[0]), GROUP_THREADS);
+    for (int t = 0; t < GROUP_THREADS; t++) {
+        finish_job(&c, &js[t], 60000);
+        if (js[t].rc) {
+            print_message("thread %d: %s\n", t, js[t].msg);
+        }
+        assert_int_equal(js[t].rc, 0);
+    }
+    sprig__cnode_stats_get(c.node[0], &after);
+    print_message("%llu writes proposed in %llu raft_apply calls\n",
+                  (unsigned long long)(after.proposed - before.proposed),
+                  (unsigned long long)(after.groups - before.groups));
+    assert_int_equal(after.proposed - before.proposed, GROUP_THREADS);
+    assert_int_equal(after.groups - before.groups, 1);
+    settle(&c);
+    for (unsigned i = 0; i < 3; i++) {
+        sprig_db *db;
+        uint64_t n = 0;
+        SPRIG_OK_(sprig_storage_open_database(sprig__cnode_storage(c.node[i]),
+                                              "app", &db));
+        SPRIG_OK_(sprig_count(db, "named", NULL, &n));
+        assert_int_equal(n, GROUP_THREADS);
+        sprig_db_close(db);
+    }
+    cl_close(&c);
+    assert_identical(&c, 3);
+    tu_rmtree(c.base);
+}
+
 int
 main(void)
 {
@@ -1627,6 +1718,7 @@ main(void)
         cmocka_unit_test(test_linearizable_reads),
         cmocka_unit_test(test_pubsub_across_nodes),
         cmocka_unit_test(test_batched_apply),
+        cmocka_unit_test(test_grouped_proposals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,6 +59,8 @@ typedef struct sprig__cnode_stats {
     uint64_t restored;        /* snapshots swapped in */
     uint64_t restore_kept;    /* snapshots whose index the floor covered */
     uint64_t proposed;        /* entries this node handed to raft_apply */
+    uint64_t groups;          /* raft_apply calls for them (node.c: the
+                                 writes queued together go in one) */
     uint64_t refused;         /* writes refused: not the leader */
     uint64_t barriers;        /* read barriers confirmed (linearizable
                                  reads) */
@@ -93,8 +95,11 @@ int sprig__cnode_set_url(sprig__cnode *n, uint64_t id, const char *url);
  *  delivers only messages committed while the node runs).  Driver
  *  thread. */
 void sprig__cnode_started(sprig__cnode *n);
-/** Hand queued writes to raft_apply, or fail them when this node is not
- *  the leader.  Driver thread. */
+/** Hand queued writes to raft_apply (those queued together in one call),
+ *  or fail them when this node is not the leader; fail the writes raft
+ *  gave up on whose entry a lost leadership leaves unapplied (outcome
+ *  unknown).  Call it on wake-ups and now and then (a timer).  Driver
+ *  thread. */
 void sprig__cnode_pump(sprig__cnode *n);
 /** The storage (changes after a snapshot is swapped in).  Driver thread,
  *  or any thread while no snapshot can be restored. */

@@ -23,7 +23,6 @@
 
 /* A write on its way through the group. */
 typedef struct sprig__prop {
-    struct raft_apply req; /* req.data: this */
     struct sprig__cnode *node;
     char db[SPRIG_NAME_MAX + 1];
     sprig__cmd *cmd;
@@ -33,11 +32,26 @@ typedef struct sprig__prop {
     int rc; /* the local apply's outcome */
     bool applied;
     bool deferred;  /* in the apply batch, not committed yet (fsm.c) */
-    bool raft_done; /* apply_cb ran while deferred: the flush answers */
+    bool raft_done; /* its group's raft_apply callback ran before the
+                       entry's outcome was known: whoever settles the
+                       entry answers it (fsm.c), or the orphan sweep
+                       fails it (node.c) */
+    uint64_t term;  /* the leader's term when proposed */
     struct sprig__prop *next;
     /* last and not zeroed (a few KB): set only when the write failed */
     sprig__errsave err;
 } sprig__prop;
+
+/* Several proposals handed to raft in one raft_apply (node.c): one
+ * AppendEntries and one log write for all of them.  libraft calls the
+ * request's callback once the FIRST entry is applied; each proposal is
+ * answered when its own entry is applied. */
+typedef struct sprig__pgroup {
+    struct raft_apply req; /* req.data: this */
+    struct sprig__cnode *node;
+    size_t n;
+    sprig__prop *props[];
+} sprig__pgroup;
 
 /* A read barrier's waiter (linearizable reads; node.c). */
 typedef struct sprig__bar {
@@ -105,8 +119,8 @@ void sprig__fsm_init(sprig__cnode *n);
 /** The pending write of this node with proposal number `seq`, or NULL;
  *  unlinked when `take`. */
 sprig__prop *sprig__prop_find(sprig__cnode *n, uint64_t seq, bool take);
-/** Answer a proposal whose entry was applied (p->rc, p->err) and free it
- *  (node.c).  Driver thread. */
+/** Answer a proposal whose entry was applied (p->rc, p->err): unlink it
+ *  from the pending list and free it (node.c).  Driver thread. */
 void sprig__prop_answer(sprig__prop *p);
 /** Commit the apply batch (fsm.c): every entry of it applied, proposals
  *  answered.  0, or a RAFT_* error (the node is then wedged).  Driver

@@ -197,14 +197,21 @@ apply_now(sprig__cnode *n, const entry *e, uint64_t index, void **result)
         rc = rc ? rc : apply_cmd(n, e->db, &c, index);
         sprig__cmd_clear(&c);
     }
-    return account(n, rc, index);
+    int verdict = account(n, rc, index);
+    if (p && p->raft_done) { /* its group's callback ran: answer it now */
+        *result = NULL;
+        sprig__prop_answer(p);
+    }
+    return verdict;
 }
 
 /* ---- the apply batch
  * ---------------------------------------------------------
  *
- * libraft applies the committed entries of a round one by one, and
- * answers a proposal as soon as its fsm->apply returns.  One LMDB
+ * libraft applies the committed entries of a round one by one.  A
+ * proposal is answered once its own entry is applied (node.c groups
+ * several proposals in one raft_apply, whose callback libraft calls after
+ * the group's first entry).  One LMDB
  * transaction per entry made the driver thread the bottleneck of a loaded
  * node, so consecutive command entries of one database are gathered and
  * committed in one writer batch (one transaction; a refused command
@@ -290,7 +297,7 @@ batch_settle(sprig__cnode *n, size_t i, int rc, const sprig__errsave *err)
         p->deferred = false;
         if (p->raft_done) {
             sprig__prop_answer(p);
-        } /* else apply_cb answers it (a close between the two) */
+        } /* else its group's callback answers it */
     } else {
         sprig__cmd_clear(c);
         sprig__free(c);

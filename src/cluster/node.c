@@ -31,6 +31,7 @@ prop_finish(sprig__prop *p, int rc)
 void
 sprig__prop_answer(sprig__prop *p)
 {
+    sprig__prop_find(p->node, p->seq, true);
     prop_finish(p, p->rc);
 }
 
@@ -77,7 +78,6 @@ repl_submit(void *udata, const char *db, sprig__cmd *cmd, sprig__cmd_done done,
     p->cmd = cmd;
     p->done = done;
     p->udata = done_udata;
-    p->req.data = p;
     pthread_mutex_lock(&n->lock);
     p->seq = ++n->next_seq;
     if (n->queue_tail) {
@@ -150,27 +150,41 @@ sprig__cnode_not_leader(sprig__cnode *n)
     return not_leader(n);
 }
 
+/* A proposal of a group whose raft_apply finished with `status`: answer
+ * it when its entry's outcome is known, leave it to whoever settles its
+ * entry (fsm.c), or fail it when raft gave up on it. */
 static void
-apply_cb(struct raft_apply *req, int status, void *result)
+group_settle(sprig__prop *p, int status)
+{
+    if (p->applied && !p->deferred) {
+        sprig__prop_answer(p);
+    } else if (status == 0 || p->deferred) {
+        p->raft_done = true; /* its apply (or the flush) answers it */
+    } else {
+        sprig__prop_find(p->node, p->seq, true);
+        prop_fail(p, status == RAFT_SHUTDOWN
+                         ? sprig__err(SPRIG_ECLOSED,
+                                      "the node is shutting down; the "
+                                      "write's outcome is unknown")
+                         : sprig__err(SPRIG_ETIMEDOUT,
+                                      "leadership was lost before the write "
+                                      "committed (%s): its outcome is unknown",
+                                      raft_strerror(status)));
+    }
+}
+
+/* libraft calls this once the group's FIRST entry is applied (or when it
+ * gives up on the group): the later entries are usually applied in the
+ * same round, else settled one by one as they are. */
+static void
+group_cb(struct raft_apply *req, int status, void *result)
 {
     (void)result;
-    sprig__prop *p = req->data;
-    sprig__prop_find(p->node, p->seq, true);
-    if (status == 0 && p->deferred) {
-        p->raft_done = true; /* in the apply batch: its flush answers */
-    } else if (status == 0 && p->applied) {
-        prop_finish(p, p->rc);
-    } else if (status == RAFT_SHUTDOWN) {
-        prop_fail(p,
-                  sprig__err(SPRIG_ECLOSED, "the node is shutting down; "
-                                            "the write's outcome is unknown"));
-    } else {
-        prop_fail(p, sprig__err(SPRIG_ETIMEDOUT,
-                                "leadership was lost before "
-                                "the write committed (%s): its outcome is "
-                                "unknown",
-                                raft_strerror(status)));
+    sprig__pgroup *g = req->data;
+    for (size_t i = 0; i < g->n; i++) {
+        group_settle(g->props[i], status);
     }
+    sprig__free(g);
 }
 
 /* Version 3's request-id part: [flags][rid, when the command has one].
@@ -228,34 +242,128 @@ encode_entry(sprig__cnode *n, sprig__prop *p, struct raft_buffer *out)
     return rc;
 }
 
-/* Propose one write: fail it, or leave it pending on raft. */
+/* The most writes, and bytes, handed to raft in one raft_apply. */
+#define GROUP_MAX 256
+#define GROUP_BYTES (1u << 20)
+
+/* Fail every proposal of `g` with `rc` (recorded), free their entries
+ * and the group. */
 static void
-propose(sprig__cnode *n, sprig__prop *p)
+group_fail(sprig__cnode *n, sprig__pgroup *g, struct raft_buffer *bufs, int rc)
 {
-    if (!n->raft || raft_state(n->raft) != RAFT_LEADER) {
-        n->stats.refused++;
-        prop_fail(p, not_leader(n));
+    sprig__errsave why;
+    sprig__err_save(&why);
+    for (size_t i = 0; i < g->n; i++) {
+        raft_free(bufs[i].base);
+        sprig__prop_find(n, g->props[i]->seq, true);
+        sprig__err_load(rc, &why);
+        prop_fail(g->props[i], rc);
+    }
+    sprig__free(g);
+}
+
+/* Hand the group `g` (proposals on the pending list, entries in `bufs`)
+ * to raft in one raft_apply, or fail them all. */
+static void
+group_apply(sprig__cnode *n, sprig__pgroup *g, struct raft_buffer *bufs)
+{
+    if (g->n == 0) {
+        sprig__free(g);
         return;
     }
-    struct raft_buffer buf;
-    int rc = encode_entry(n, p, &buf);
-    if (rc) {
-        prop_fail(p, rc);
-        return;
-    }
-    p->next = n->pending;
-    n->pending = p;
-    int rv = raft_apply(n->raft, &p->req, &buf, 1, apply_cb);
+    int rv = raft_apply(n->raft, &g->req, bufs, (unsigned)g->n, group_cb);
     if (rv != 0) {
-        sprig__prop_find(n, p->seq, true);
-        raft_free(buf.base);
-        prop_fail(p, rv == RAFT_NOTLEADER
-                         ? not_leader(n)
-                         : sprig__err(SPRIG_EIO, "raft_apply: %s",
-                                      raft_strerror(rv)));
+        int rc = rv == RAFT_NOTLEADER ? not_leader(n)
+                                      : sprig__err(SPRIG_EIO, "raft_apply: %s",
+                                                   raft_strerror(rv));
+        group_fail(n, g, bufs, rc);
         return;
     }
-    n->stats.proposed++;
+    n->stats.proposed += g->n;
+    n->stats.groups++;
+}
+
+/* Take from `*q` the writes of the next group (at most GROUP_MAX, about
+ * GROUP_BYTES of entries) into a new group, their entries into `bufs`,
+ * each put on the pending list; one whose entry cannot be made fails. */
+static sprig__pgroup *
+group_take(sprig__cnode *n, sprig__prop **q, struct raft_buffer *bufs)
+{
+    sprig__pgroup *g =
+        sprig__malloc(sizeof *g + GROUP_MAX * sizeof(sprig__prop *));
+    if (!g) {
+        return NULL;
+    }
+    g->node = n;
+    g->n = 0;
+    g->req.data = g;
+    size_t bytes = 0;
+    while (*q && g->n < GROUP_MAX && bytes < GROUP_BYTES) {
+        sprig__prop *p = *q;
+        *q = p->next;
+        p->next = NULL;
+        int rc = encode_entry(n, p, &bufs[g->n]);
+        if (rc) {
+            prop_fail(p, rc);
+            continue;
+        }
+        bytes += bufs[g->n].len;
+        p->term = n->raft->current_term;
+        p->next = n->pending;
+        n->pending = p;
+        g->props[g->n++] = p;
+    }
+    return g;
+}
+
+/* Propose the queued writes `q`: fail them, or leave them pending on
+ * raft, in groups. */
+static void
+propose_all(sprig__cnode *n, sprig__prop *q)
+{
+    struct raft_buffer bufs[GROUP_MAX];
+    while (q) {
+        if (!n->raft || raft_state(n->raft) != RAFT_LEADER) {
+            sprig__prop *next = q->next;
+            n->stats.refused++;
+            prop_fail(q, not_leader(n));
+            q = next;
+            continue;
+        }
+        sprig__pgroup *g = group_take(n, &q, bufs);
+        if (!g) {
+            sprig__prop *next = q->next;
+            prop_fail(q, sprig__err(SPRIG_ENOMEM, "out of memory proposing"));
+            q = next;
+            continue;
+        }
+        group_apply(n, g, bufs);
+    }
+}
+
+/* Proposals whose group's callback ran but whose entry was never applied
+ * while this node led in the term it proposed them in: when it no longer
+ * leads in that term, the entry may never be applied here, so the write
+ * fails with its outcome unknown (it may still commit: a client retries
+ * with its request id). */
+static void
+sweep_orphans(sprig__cnode *n)
+{
+    bool leads = n->raft && raft_state(n->raft) == RAFT_LEADER;
+    uint64_t term = n->raft ? n->raft->current_term : 0;
+    sprig__prop **pp = &n->pending;
+    while (*pp) {
+        sprig__prop *p = *pp;
+        if (p->raft_done && !p->applied && !p->deferred &&
+            (!leads || p->term != term)) {
+            *pp = p->next;
+            prop_fail(p, sprig__err(SPRIG_ETIMEDOUT,
+                                    "leadership was lost before the write "
+                                    "was applied: its outcome is unknown"));
+        } else {
+            pp = &p->next;
+        }
+    }
 }
 
 /* ---- read barriers (linearizable reads) ----------------------------------
@@ -371,12 +479,8 @@ sprig__cnode_pump(sprig__cnode *n)
     sprig__prop *q = n->queue;
     n->queue = n->queue_tail = NULL;
     pthread_mutex_unlock(&n->lock);
-    while (q) {
-        sprig__prop *next = q->next;
-        q->next = NULL;
-        propose(n, q);
-        q = next;
-    }
+    propose_all(n, q);
+    sweep_orphans(n);
 }
 
 /* ---- life -------------------------------------------------------------------

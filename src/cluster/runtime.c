@@ -47,6 +47,7 @@ struct sprig_cluster {
     char dir[4096];
     uv_loop_t loop;
     uv_async_t wake, stop;
+    uv_timer_t tick; /* sprig__cnode_pump now and then (orphan writes) */
     struct raft_uv_transport transport;
     sprig__ctls *tls; /* node-to-node TLS (tls.h); NULL: plain TCP */
     struct raft_io io;
@@ -184,6 +185,13 @@ on_wake(uv_async_t *h)
 }
 
 static void
+on_tick(uv_timer_t *h)
+{
+    sprig_cluster *c = h->data;
+    sprig__cnode_pump(c->node);
+}
+
+static void
 wake_fn(void *udata)
 {
     uv_async_send(&((sprig_cluster *)udata)->wake);
@@ -196,6 +204,7 @@ on_raft_closed(struct raft *r)
     raft_uv_close(&c->io); /* as dqlite does: in raft's close callback */
     uv_close((uv_handle_t *)&c->wake, NULL);
     uv_close((uv_handle_t *)&c->stop, NULL);
+    uv_close((uv_handle_t *)&c->tick, NULL);
 }
 
 static void
@@ -257,6 +266,9 @@ raft_setup(sprig_cluster *c)
     c->wake.data = c->stop.data = c;
     uv_async_init(&c->loop, &c->wake, on_wake);
     uv_async_init(&c->loop, &c->stop, on_stop);
+    c->tick.data = c;
+    uv_timer_init(&c->loop, &c->tick);
+    uv_timer_start(&c->tick, on_tick, 200, 200);
     rv = c->bootstrap ? bootstrap(c) : 0;
     rv = rv ? rv : raft_start(&c->raft);
     if (rv == 0) {
