@@ -171,6 +171,239 @@ remove_files(const char *dir)
     unlink(p);
 }
 
+/* ---- the meta page LMDB opens -------------------------------------------
+ *
+ * LMDB keeps two meta pages and opens the one with the higher transaction
+ * id.  A flip that lowers the newest one's id, raises the older one's, or
+ * changes the roots it names makes LMDB open another snapshot, sound in
+ * structure: acknowledged commits would vanish, presented as right.  So a
+ * clean close leaves a copy of its last meta page outside data.mdb (a
+ * logged database: the checkpoint in wal/meta, ckpt.c; the others: the
+ * file `closed`, written below), and the next open compares it with the
+ * page LMDB would pick and puts it back when they differ.  Only a clean
+ * close leaves a copy, so a crash state (which may legitimately be behind,
+ * in `none` durability) is never judged against one.  LMDB 0.9's layout
+ * (on-disk version 1): a 16-byte page header (flags at byte 10), MDB_meta
+ * from byte 16 (magic) to 152 (the transaction id at 144). */
+
+#define META_FLAG 0x08 /* P_META */
+#define META_MAGIC 0xBEEFC0DEu
+#define META_TXNID 144
+#define META_END 152
+
+static atomic_ulong meta_restores;
+
+static uint64_t
+le_get(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static void
+le_put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++, v >>= 8) {
+        p[i] = (uint8_t)v;
+    }
+}
+
+static bool
+meta_valid(const uint8_t *pg)
+{
+    return (le_get(pg + 10, 2) & META_FLAG) && le_get(pg + 16, 4) == META_MAGIC;
+}
+
+/* The meta page LMDB would open from `m` (both slots, psize each), or NULL
+ * when one of them is not a meta page (LMDB refuses to open then). */
+static const uint8_t *
+meta_pick(const uint8_t *m, unsigned psize)
+{
+    const uint8_t *a = m, *b = m + psize;
+    if (!meta_valid(a) || !meta_valid(b)) {
+        return NULL;
+    }
+    return le_get(a + META_TXNID, 8) < le_get(b + META_TXNID, 8) ? b : a;
+}
+
+/* Write `page` into both meta slots of `fd` (each with its own page
+ * number) and sync. */
+static int
+meta_put_back(int fd, const char *path, const uint8_t *page, unsigned psize)
+{
+    uint8_t *pg = sprig__memdup(page, psize);
+    int r = pg ? 0 : ENOMEM;
+    for (uint64_t k = 0; r == 0 && k < 2; k++) {
+        le_put(pg, k, 8); /* the page header's page number */
+        ssize_t w = pwrite(fd, pg, psize, (off_t)(k * psize));
+        r = w == (ssize_t)psize ? 0 : w < 0 ? errno : EIO;
+    }
+    r = r ? r : fdatasync(fd) ? errno : 0;
+    sprig__free(pg);
+    if (r) {
+        return sprig__err(r == ENOSPC ? SPRIG_EFULL : SPRIG_EIO,
+                          "cannot put back the saved meta page of '%s': %s",
+                          path, strerror(r));
+    }
+    atomic_fetch_add(&meta_restores, 1);
+    return SPRIG_OK;
+}
+
+unsigned long
+sprig__env_meta_restores(void)
+{
+    return atomic_load(&meta_restores);
+}
+
+int
+sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
+                      bool trust_newer, bool read_only)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    int fd = open(p, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) {
+        return sprig__err(errno == ENOENT ? SPRIG_ECORRUPT : SPRIG_EIO,
+                          "database file '%s' cannot be opened (%s), but the "
+                          "copy of its meta page saved at its last close "
+                          "says it holds snapshot %llu",
+                          p, strerror(errno),
+                          (unsigned long long)le_get(page + META_TXNID, 8));
+    }
+    uint8_t *m = sprig__malloc(2 * (size_t)psize);
+    if (!m) {
+        close(fd);
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening '%s'", p);
+    }
+    ssize_t got = pread(fd, m, 2 * (size_t)psize, 0);
+    const uint8_t *pick = got == (ssize_t)(2 * psize) ? meta_pick(m, psize) : 0;
+    uint64_t want = le_get(page + META_TXNID, 8);
+    uint64_t have = pick ? le_get(pick + META_TXNID, 8) : 0;
+    /* the same bytes, in the slot LMDB wrote them to (txnid & 1) */
+    bool same = pick && pick == m + (want & 1) * psize &&
+                memcmp(pick + 8, page + 8, META_END - 8) == 0;
+    int rc = SPRIG_OK;
+    if (got != (ssize_t)(2 * psize)) {
+        rc = sprig__err(SPRIG_ECORRUPT,
+                        "database file '%s' is truncated (%zd bytes), but "
+                        "the copy of its meta page saved at its last clean "
+                        "close says it holds snapshot %llu",
+                        p, got, (unsigned long long)want);
+    } else if (same || (pick && trust_newer && have > want)) {
+        rc = SPRIG_OK;
+    } else if (read_only) {
+        rc = sprig__err(SPRIG_ECORRUPT,
+                        "database file '%s' is damaged: the meta page LMDB "
+                        "would open (%s %llu, slot %d) differs from the copy "
+                        "saved at its last clean close (snapshot %llu, slot "
+                        "%d); open it writable once to put the copy back",
+                        p, pick ? "snapshot" : "unreadable, id",
+                        (unsigned long long)have,
+                        pick ? (int)((pick - m) / psize) : -1,
+                        (unsigned long long)want, (int)(want & 1));
+    } else {
+        rc = meta_put_back(fd, p, page, psize);
+    }
+    close(fd);
+    sprig__free(m);
+    return rc;
+}
+
+/* The `closed` file: [magic 8][txnid 8][psize 4][crc32c 4][meta page]. */
+static const char closed_magic[8] = {'S', 'P', 'R', 'I', 'G', 'C', 'L', '1'};
+#define CLOSED_HDR 24
+
+/* At a clean close of an env without a command log: sync everything, then
+ * save a copy of the newest meta page in `closed` (synced), so the marker
+ * never claims more than the disk holds.  Best effort: no copy, no check. */
+static void
+seal_at_close(sprig__env *e)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd = -1;
+    if (!e->seal || mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &st) ||
+        mdb_env_sync(e->env, 1) || mdb_env_get_fd(e->env, &fd)) {
+        return;
+    }
+    unsigned psize = st.ms_psize;
+    uint64_t txnid = info.me_last_txnid;
+    uint8_t *buf = sprig__malloc(CLOSED_HDR + (size_t)psize);
+    uint8_t *pg = buf ? buf + CLOSED_HDR : NULL;
+    off_t off = (off_t)((txnid & 1) * psize);
+    if (!buf || pread(fd, pg, psize, off) != (ssize_t)psize ||
+        !meta_valid(pg) || le_get(pg + META_TXNID, 8) != txnid) {
+        sprig__free(buf);
+        return;
+    }
+    memcpy(buf, closed_magic, 8);
+    le_put(buf + 8, txnid, 8);
+    le_put(buf + 16, psize, 4);
+    le_put(buf + 20, sprig__crc32c(pg, psize), 4);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/closed", e->path);
+    int out = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out >= 0) {
+        bool ok = pwrite(out, buf, CLOSED_HDR + (size_t)psize, 0) ==
+                  (ssize_t)(CLOSED_HDR + psize);
+        if (!ok || fdatasync(out) != 0) {
+            ok = false;
+        }
+        close(out);
+        if (!ok) {
+            unlink(p); /* a partial copy would only be ignored; tidy */
+        }
+    }
+    sprig__free(buf);
+}
+
+/* At open, before LMDB: the copy a clean close left (`closed`), checked
+ * against data.mdb's meta pages (put back when they differ).  *found when
+ * the file exists (the open removes it once it succeeded).  A damaged copy
+ * (CRC) is no evidence either way: ignored. */
+static int
+check_closed(const char *dir, bool read_only, bool *found)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/closed", dir);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    *found = fd >= 0;
+    if (fd < 0) {
+        return SPRIG_OK;
+    }
+    uint8_t h[CLOSED_HDR];
+    uint8_t *pg = NULL;
+    unsigned psize = 0;
+    if (pread(fd, h, CLOSED_HDR, 0) == CLOSED_HDR &&
+        memcmp(h, closed_magic, 8) == 0) {
+        psize = (unsigned)le_get(h + 16, 4);
+        pg = psize >= 512 && psize <= 65536 ? sprig__malloc(psize) : NULL;
+    }
+    bool ok = pg && pread(fd, pg, psize, CLOSED_HDR) == (ssize_t)psize &&
+              sprig__crc32c(pg, psize) == (uint32_t)le_get(h + 20, 4) &&
+              le_get(pg + META_TXNID, 8) == le_get(h + 8, 8);
+    close(fd);
+    int rc = ok ? sprig__env_meta_check(dir, pg, psize, false, read_only) : 0;
+    sprig__free(pg);
+    return rc;
+}
+
+/* The open succeeded: the copy is spent (commits follow).  Removed
+ * durably, so it can never be compared with a later state. */
+static int
+closed_spent(const char *dir)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/closed", dir);
+    int r = unlink(p) == 0 || errno == ENOENT ? 0 : errno;
+    r = r ? r : sprig__sync_dir(dir);
+    return r ? sprig__err(SPRIG_EIO, "cannot remove '%s': %s", p, strerror(r))
+             : SPRIG_OK;
+}
+
 /* LMDB's page structure, verified before anything is read: the table
  * directory, the free list and the named tables up to
  * SPRIG__VERIFY_OPEN_BYTES (pagecheck.c). */
@@ -212,6 +445,12 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     pthread_mutex_init(&e->pool_lock, NULL);
     bool fresh = false;
     e->read_only = o->read_only;
+    /* first: a copy saved at close says data.mdb must not be new */
+    int rc = o->memory_only ? 0 : check_closed(dir, o->read_only, &e->sealed);
+    if (rc) {
+        sprig__env_close(e);
+        return rc;
+    }
     int mrc = o->read_only ? 0 : prepare_files(dir, &fresh);
     mrc = mrc ? mrc : mdb_env_create(&e->env);
     mrc = mrc ? mrc : mdb_env_set_maxdbs(e->env, maxdbs);
@@ -219,7 +458,7 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     mrc = mrc ? mrc : mdb_env_set_mapsize(e->env, e->map_size);
     mrc = mrc ? mrc : mdb_env_open(e->env, dir, env_flags(o), 0644);
     if (mrc) {
-        int rc = sprig__mdb_err(sprig__env_io_err(dir, mrc), dir);
+        rc = sprig__mdb_err(sprig__env_io_err(dir, mrc), dir);
         sprig__env_close(e);
         if (fresh) {
             remove_files(dir);
@@ -229,13 +468,15 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     MDB_envinfo info;
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
-    int rc = fresh ? SPRIG_OK : verify_at_open(e);
+    rc = fresh ? SPRIG_OK : verify_at_open(e);
+    rc = rc || !e->sealed || o->read_only ? rc : closed_spent(dir);
     if (rc) {
         sprig__env_close(e);
         return rc;
     }
     e->reserve = o->memory_only || o->read_only ? 0 : 2;
     sprig__env_reserve_make(e);
+    e->seal = !o->memory_only && !o->read_only; /* ckpt.c clears it */
     *out = e;
     return SPRIG_OK;
 }
@@ -252,6 +493,9 @@ sprig__env_close(sprig__env *e)
         mdb_txn_abort(e->pool[i]);
     }
     sprig__free(e->pool);
+    if (e->env && e->seal) {
+        seal_at_close(e);
+    }
     if (e->env) {
         mdb_env_close(e->env);
     }

@@ -81,7 +81,32 @@ typedef struct sprig__env {
      * back; touched by the writer's commit step and at open only */
     int reserve;
     bool read_only; /* opened MDB_RDONLY: no write transaction, ever */
+    /* the meta page saved at a clean close (env.c, `closed`): `seal` when
+     * this env writes one at close (a writable file without a command log:
+     * `_admin`, `none` durability); `sealed` when the open found one (it is
+     * removed once the open succeeded) */
+    bool seal, sealed;
 } sprig__env;
+
+/** The meta page LMDB will open (env.c; issue 17 item 3).  `page` is a
+ *  copy (`psize` bytes) of LMDB's meta page of the snapshot a clean close
+ *  left: the command log's last checkpoint (wal/meta) or the `closed` file
+ *  beside data.mdb.  Reads data.mdb's two meta pages and the one LMDB would
+ *  pick (the higher transaction id); when that one differs from `page` in
+ *  its header or MDB_meta bytes (a lowered or raised transaction id, a
+ *  changed root), writes `page` back into both slots (synced), so LMDB
+ *  opens exactly the saved snapshot -- unless `trust_newer` and the file's
+ *  is newer (the copy may be an older one: a damaged newer copy).  Call
+ *  before LMDB opens `dir`, with no other user of it.  Errors:
+ *  SPRIG_ECORRUPT when data.mdb is missing, or when `read_only` and the
+ *  page would have to be put back (naming the file and both ids);
+ *  SPRIG_EIO / SPRIG_EFULL when the put back fails. */
+int sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
+                          bool trust_newer, bool read_only);
+
+/** Test seam: meta pages put back by sprig__env_meta_check in this
+ *  process (any thread). */
+unsigned long sprig__env_meta_restores(void);
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
 int sprig__mdb_err(int mrc, const char *what);
