@@ -341,6 +341,47 @@ test_lowered_admin(void **state)
     tu_rmtree(dir);
 }
 
+/* The same after a crash: `_admin` keeps its copy after every commit, so
+ * a writer killed right after creating a database leaves a copy of that
+ * commit's meta page. */
+static void
+test_lowered_admin_crashed(void **state)
+{
+    (void)state;
+    char dir[1200], adm[1300];
+    rt_scratch(dir, sizeof dir, "meta_admin_crash");
+    make_storage(dir, SPRIG_DURABILITY_FULL, 2);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int rc;
+        sprig_storage *st = open_st(dir, SPRIG_DURABILITY_FULL, false, &rc);
+        if (rc || sprig_storage_create_database(st, "late", "mt", false)) {
+            _exit(2);
+        }
+        kill(getpid(), SIGKILL);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    PATHF(adm, "%s/_admin", dir);
+    uint64_t t0, n0, t1, n1;
+    lmdb_sees(adm, "databases", &t0, &n0);
+    assert_int_equal(n0, 2);
+    assert_int_equal(lower_newest(adm), t0);
+    lmdb_sees(adm, "databases", &t1, &n1);
+    assert_int_equal(n1, 1); /* LMDB alone: "late" is not registered */
+    int rc;
+    sprig_storage *st = open_st(dir, SPRIG_DURABILITY_FULL, false, &rc);
+    SPRIG_OK_(rc);
+    sprig_db *db;
+    SPRIG_OK_(sprig_storage_open_database(st, "late", &db));
+    sprig_db_close(db);
+    sprig_storage_close(st);
+    tu_rmtree(dir);
+}
+
 /* ---- legitimate crash states still open -------------------------------- */
 
 /* A child opens the storage, writes d<from>..d<to-1> (and a lazy key-value
@@ -454,6 +495,7 @@ main(void)
         cmocka_unit_test(test_swapped_full),
         cmocka_unit_test(test_swapped_none),
         cmocka_unit_test(test_lowered_admin),
+        cmocka_unit_test(test_lowered_admin_crashed),
         cmocka_unit_test(test_crash_states_open),
         cmocka_unit_test(test_mode_switch),
     };

@@ -228,8 +228,9 @@ check_clean(const char *dir, bool read_only)
     int rc = read_saved(fd, &slot, &psize, &txnid, &k, &damaged);
     close(fd);
     if (rc == 0 && slot) {
-        rc = sprig__env_meta_check(dir, slot + SLOT_HDR, psize, damaged,
-                                   read_only);
+        rc = sprig__env_meta_check(
+            dir, slot + SLOT_HDR, psize,
+            damaged ? SPRIG__META_NEWER : SPRIG__META_EXACT, read_only);
     }
     sprig__free(slot);
     return rc;
@@ -831,6 +832,9 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
         int rc =
             mrc ? sprig__mdb_err(sprig__env_io_err(e->path, mrc), "committing")
                 : 0;
+        if (rc == 0) {
+            sprig__env_durable_commit(e); /* `_admin`: its meta page copy */
+        }
         return reserve_step(e, rc, frees);
     }
     if (n && !atomic_load(&c->recovered)) {

@@ -177,12 +177,14 @@ remove_files(const char *dir)
  * id.  A flip that lowers the newest one's id, raises the older one's, or
  * changes the roots it names makes LMDB open another snapshot, sound in
  * structure: acknowledged commits would vanish, presented as right.  So a
- * clean close leaves a copy of its last meta page outside data.mdb (a
- * logged database: the checkpoint in wal/meta, ckpt.c; the others: the
- * file `closed`, written below), and the next open compares it with the
- * page LMDB would pick and puts it back when they differ.  Only a clean
- * close leaves a copy, so a crash state (which may legitimately be behind,
- * in `none` durability) is never judged against one.  LMDB 0.9's layout
+ * copy of the last meta page is kept outside data.mdb -- a logged
+ * database: the checkpoint in wal/meta (ckpt.c), checked after a clean
+ * close; `_admin` in `full` and `normal`: `meta.copy`, written after every
+ * (synced) commit; `none`: `meta.copy` written at a clean close only (its
+ * commits are not synced, so a crash state may legitimately be behind) --
+ * and the next open compares it with the page LMDB would pick, puts it
+ * back when LMDB would open an older or different one, and refuses what
+ * it cannot put right.  LMDB 0.9's layout
  * (on-disk version 1): a 16-byte page header (flags at byte 10), MDB_meta
  * from byte 16 (magic) to 152 (the transaction id at 144). */
 
@@ -258,20 +260,44 @@ sprig__env_meta_restores(void)
     return atomic_load(&meta_restores);
 }
 
+/* Whether data.mdb's meta pages `m` may open as they are against the copy
+ * `page` (`pick`: the page LMDB opens).  The copy's bytes in the slot LMDB
+ * wrote them to (txnid & 1) always may; under SPRIG__META_NEWER any newer
+ * file too; under SPRIG__META_NEXT one commit after the copy (it is
+ * written after each commit): an id exactly one more, in the other slot,
+ * the copy's slot untouched. */
+static bool
+meta_agrees(const uint8_t *m, const uint8_t *pick, const uint8_t *page,
+            unsigned psize, int policy)
+{
+    uint64_t want = le_get(page + META_TXNID, 8);
+    const uint8_t *mine = m + (want & 1) * psize;
+    bool kept =
+        meta_valid(mine) && memcmp(mine + 8, page + 8, META_END - 8) == 0;
+    if (!pick) {
+        return false;
+    }
+    if (pick == mine) {
+        return kept;
+    }
+    uint64_t have = le_get(pick + META_TXNID, 8);
+    return (policy == SPRIG__META_NEWER && have > want) ||
+           (policy == SPRIG__META_NEXT && kept && have == want + 1);
+}
+
 int
 sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
-                      bool trust_newer, bool read_only)
+                      int policy, bool read_only)
 {
     char p[4200];
+    uint64_t want = le_get(page + META_TXNID, 8);
     snprintf(p, sizeof p, "%s/data.mdb", dir);
     int fd = open(p, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0) {
         return sprig__err(errno == ENOENT ? SPRIG_ECORRUPT : SPRIG_EIO,
                           "database file '%s' cannot be opened (%s), but the "
-                          "copy of its meta page saved at its last close "
-                          "says it holds snapshot %llu",
-                          p, strerror(errno),
-                          (unsigned long long)le_get(page + META_TXNID, 8));
+                          "copy of its meta page says it holds snapshot %llu",
+                          p, strerror(errno), (unsigned long long)want);
     }
     uint8_t *m = sprig__malloc(2 * (size_t)psize);
     if (!m) {
@@ -280,30 +306,30 @@ sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
     }
     ssize_t got = pread(fd, m, 2 * (size_t)psize, 0);
     const uint8_t *pick = got == (ssize_t)(2 * psize) ? meta_pick(m, psize) : 0;
-    uint64_t want = le_get(page + META_TXNID, 8);
     uint64_t have = pick ? le_get(pick + META_TXNID, 8) : 0;
-    /* the same bytes, in the slot LMDB wrote them to (txnid & 1) */
-    bool same = pick && pick == m + (want & 1) * psize &&
-                memcmp(pick + 8, page + 8, META_END - 8) == 0;
+    /* a newer snapshot than the copy cannot be put right from it */
+    bool newer = pick && have > want && policy != SPRIG__META_EXACT;
     int rc = SPRIG_OK;
     if (got != (ssize_t)(2 * psize)) {
         rc = sprig__err(SPRIG_ECORRUPT,
                         "database file '%s' is truncated (%zd bytes), but "
-                        "the copy of its meta page saved at its last clean "
-                        "close says it holds snapshot %llu",
+                        "the copy of its meta page says it holds snapshot "
+                        "%llu",
                         p, got, (unsigned long long)want);
-    } else if (same || (pick && trust_newer && have > want)) {
+    } else if (meta_agrees(m, pick, page, psize, policy)) {
         rc = SPRIG_OK;
-    } else if (read_only) {
+    } else if (read_only || newer) {
         rc = sprig__err(SPRIG_ECORRUPT,
                         "database file '%s' is damaged: the meta page LMDB "
                         "would open (%s %llu, slot %d) differs from the copy "
-                        "saved at its last clean close (snapshot %llu, slot "
-                        "%d); open it writable once to put the copy back",
+                        "saved outside it (snapshot %llu, slot %d)%s",
                         p, pick ? "snapshot" : "unreadable, id",
                         (unsigned long long)have,
                         pick ? (int)((pick - m) / psize) : -1,
-                        (unsigned long long)want, (int)(want & 1));
+                        (unsigned long long)want, (int)(want & 1),
+                        newer ? ""
+                              : "; open it writable once to put the copy "
+                                "back");
     } else {
         rc = meta_put_back(fd, p, page, psize);
     }
@@ -312,94 +338,167 @@ sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
     return rc;
 }
 
-/* The `closed` file: [magic 8][txnid 8][psize 4][crc32c 4][meta page]. */
-static const char closed_magic[8] = {'S', 'P', 'R', 'I', 'G', 'C', 'L', '1'};
-#define CLOSED_HDR 24
+/* The copy: `<dir>/meta.copy`, two slots (one per transaction id parity, so
+ * a torn write leaves the other), each [magic 8][txnid 8][psize 4][crc32c
+ * of the page 4][LMDB's meta page].  The magic says which kind: "SPRIGMC1"
+ * written at a clean close (spent at the next open: any difference is
+ * damage), "SPRIGMT1" kept after every commit (`_admin` in `full` and
+ * `normal`, whose commits LMDB syncs: a crash may leave one more commit
+ * than the copy). */
+#define COPY_FILE "meta.copy"
+#define COPY_HDR 24
+static const char copy_closed[8] = {'S', 'P', 'R', 'I', 'G', 'M', 'C', '1'};
+static const char copy_kept[8] = {'S', 'P', 'R', 'I', 'G', 'M', 'T', '1'};
 
-/* At a clean close of an env without a command log: sync everything, then
- * save a copy of the newest meta page in `closed` (synced), so the marker
- * never claims more than the disk holds.  Best effort: no copy, no check. */
+/* Write the newest meta page (on disk in data.mdb: the caller synced it)
+ * into its slot of the copy, synced.  Best effort: without a copy there is
+ * no check; a torn one is ignored. */
 static void
-seal_at_close(sprig__env *e)
+copy_write(sprig__env *e, bool kept)
 {
     MDB_envinfo info;
     MDB_stat st;
     int fd = -1;
-    if (!e->seal || mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &st) ||
-        mdb_env_sync(e->env, 1) || mdb_env_get_fd(e->env, &fd)) {
+    if (mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &st) ||
+        mdb_env_get_fd(e->env, &fd)) {
         return;
     }
     unsigned psize = st.ms_psize;
     uint64_t txnid = info.me_last_txnid;
-    uint8_t *buf = sprig__malloc(CLOSED_HDR + (size_t)psize);
-    uint8_t *pg = buf ? buf + CLOSED_HDR : NULL;
+    uint8_t *buf = sprig__malloc(COPY_HDR + (size_t)psize);
+    uint8_t *pg = buf ? buf + COPY_HDR : NULL;
     off_t off = (off_t)((txnid & 1) * psize);
     if (!buf || pread(fd, pg, psize, off) != (ssize_t)psize ||
         !meta_valid(pg) || le_get(pg + META_TXNID, 8) != txnid) {
         sprig__free(buf);
         return;
     }
-    memcpy(buf, closed_magic, 8);
+    memcpy(buf, kept ? copy_kept : copy_closed, 8);
     le_put(buf + 8, txnid, 8);
     le_put(buf + 16, psize, 4);
     le_put(buf + 20, sprig__crc32c(pg, psize), 4);
-    char p[4200];
-    snprintf(p, sizeof p, "%s/closed", e->path);
-    int out = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out >= 0) {
-        bool ok = pwrite(out, buf, CLOSED_HDR + (size_t)psize, 0) ==
-                  (ssize_t)(CLOSED_HDR + psize);
-        if (!ok || fdatasync(out) != 0) {
-            ok = false;
-        }
-        close(out);
-        if (!ok) {
-            unlink(p); /* a partial copy would only be ignored; tidy */
-        }
+    if (e->copy_fd < 0) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/" COPY_FILE, e->path);
+        e->copy_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    }
+    size_t n = COPY_HDR + (size_t)psize;
+    if (e->copy_fd >= 0 &&
+        pwrite(e->copy_fd, buf, n, (off_t)((txnid & 1) * n)) == (ssize_t)n) {
+        (void)fdatasync(e->copy_fd);
     }
     sprig__free(buf);
 }
 
-/* At open, before LMDB: the copy a clean close left (`closed`), checked
- * against data.mdb's meta pages (put back when they differ).  *found when
- * the file exists (the open removes it once it succeeded).  A damaged copy
- * (CRC) is no evidence either way: ignored. */
-static int
-check_closed(const char *dir, bool read_only, bool *found)
+void
+sprig__env_durable_commit(sprig__env *e)
+{
+    if (e->keep_copy) {
+        copy_write(e, true);
+    }
+}
+
+/* Slot `k` of the copy in `fd`: its page (allocated) and header, or NULL
+ * when it is not a valid slot.  Slot 1 sits where its own size says. */
+static uint8_t *
+copy_slot(int fd, int k, uint8_t h[COPY_HDR], unsigned *psize)
+{
+    unsigned ps = 4096;
+    for (int pass = 0; pass < 2; pass++) {
+        off_t at = (off_t)k * (COPY_HDR + ps);
+        if (pread(fd, h, COPY_HDR, at) != COPY_HDR ||
+            (memcmp(h, copy_kept, 8) && memcmp(h, copy_closed, 8))) {
+            return NULL;
+        }
+        unsigned hp = (unsigned)le_get(h + 16, 4);
+        if (hp < 512 || hp > 65536) {
+            return NULL;
+        }
+        if (hp != ps) {
+            ps = hp;
+            continue;
+        }
+        uint8_t *pg = sprig__malloc(ps);
+        if (pg && (pread(fd, pg, ps, at + COPY_HDR) != (ssize_t)ps ||
+                   sprig__crc32c(pg, ps) != (uint32_t)le_get(h + 20, 4) ||
+                   le_get(pg + META_TXNID, 8) != le_get(h + 8, 8))) {
+            sprig__free(pg);
+            pg = NULL;
+        }
+        *psize = ps;
+        return pg;
+    }
+    return NULL;
+}
+
+/* Read the newest valid slot of `dir`'s copy: *page (allocated) and
+ * whether it is kept after every commit; NULL when none. */
+static void
+copy_read(const char *dir, uint8_t **page, unsigned *psize, bool *kept)
 {
     char p[4200];
-    snprintf(p, sizeof p, "%s/closed", dir);
+    snprintf(p, sizeof p, "%s/" COPY_FILE, dir);
+    *page = NULL;
     int fd = open(p, O_RDONLY | O_CLOEXEC);
-    *found = fd >= 0;
-    if (fd < 0) {
-        return SPRIG_OK;
+    uint64_t best = 0;
+    for (int k = 0; fd >= 0 && k < 2; k++) {
+        uint8_t h[COPY_HDR];
+        unsigned ps = 0;
+        uint8_t *pg = copy_slot(fd, k, h, &ps);
+        uint64_t t = pg ? le_get(h + 8, 8) : 0;
+        if (pg && (!*page || t > best)) {
+            sprig__free(*page);
+            *page = pg;
+            *psize = ps;
+            *kept = memcmp(h, copy_kept, 8) == 0;
+            best = t;
+        } else {
+            sprig__free(pg);
+        }
     }
-    uint8_t h[CLOSED_HDR];
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* At open, before LMDB: the copy (if any) against data.mdb's meta pages
+ * (put back when they differ).  *found when the file exists.  A damaged
+ * copy (CRC) is no evidence either way: ignored. */
+static int
+check_copy(const char *dir, bool read_only, bool *found)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/" COPY_FILE, dir);
+    *found = access(p, F_OK) == 0;
     uint8_t *pg = NULL;
     unsigned psize = 0;
-    if (pread(fd, h, CLOSED_HDR, 0) == CLOSED_HDR &&
-        memcmp(h, closed_magic, 8) == 0) {
-        psize = (unsigned)le_get(h + 16, 4);
-        pg = psize >= 512 && psize <= 65536 ? sprig__malloc(psize) : NULL;
+    bool kept = false;
+    if (*found) {
+        copy_read(dir, &pg, &psize, &kept);
     }
-    bool ok = pg && pread(fd, pg, psize, CLOSED_HDR) == (ssize_t)psize &&
-              sprig__crc32c(pg, psize) == (uint32_t)le_get(h + 20, 4) &&
-              le_get(pg + META_TXNID, 8) == le_get(h + 8, 8);
-    close(fd);
-    int rc = ok ? sprig__env_meta_check(dir, pg, psize, false, read_only) : 0;
+    int pol = kept ? SPRIG__META_NEXT : SPRIG__META_EXACT;
+    int rc = pg ? sprig__env_meta_check(dir, pg, psize, pol, read_only) : 0;
     sprig__free(pg);
     return rc;
 }
 
-/* The open succeeded: the copy is spent (commits follow).  Removed
- * durably, so it can never be compared with a later state. */
+/* The open succeeded.  An env that keeps a copy writes it now (of the
+ * snapshot it opened); any other spends it (its commits follow, never
+ * copied), removed durably so it is never compared with a later state. */
 static int
-closed_spent(const char *dir)
+copy_after_open(sprig__env *e, bool found)
 {
+    if (e->keep_copy) {
+        copy_write(e, true);
+        return SPRIG_OK;
+    }
+    if (!found) {
+        return SPRIG_OK;
+    }
     char p[4200];
-    snprintf(p, sizeof p, "%s/closed", dir);
+    snprintf(p, sizeof p, "%s/" COPY_FILE, e->path);
     int r = unlink(p) == 0 || errno == ENOENT ? 0 : errno;
-    r = r ? r : sprig__sync_dir(dir);
+    r = r ? r : sprig__sync_dir(e->path);
     return r ? sprig__err(SPRIG_EIO, "cannot remove '%s': %s", p, strerror(r))
              : SPRIG_OK;
 }
@@ -445,8 +544,10 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     pthread_mutex_init(&e->pool_lock, NULL);
     bool fresh = false;
     e->read_only = o->read_only;
-    /* first: a copy saved at close says data.mdb must not be new */
-    int rc = o->memory_only ? 0 : check_closed(dir, o->read_only, &e->sealed);
+    /* first: a copy of its meta page says data.mdb must not be new */
+    bool found = false;
+    e->copy_fd = -1;
+    int rc = o->memory_only ? 0 : check_copy(dir, o->read_only, &found);
     if (rc) {
         sprig__env_close(e);
         return rc;
@@ -469,7 +570,12 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
     rc = fresh ? SPRIG_OK : verify_at_open(e);
-    rc = rc || !e->sealed || o->read_only ? rc : closed_spent(dir);
+    /* the copy: kept after every commit where LMDB syncs them (`_admin`
+     * in full and normal: ckpt.c's envs pass `none` here), else written at
+     * a clean close */
+    e->keep_copy = !o->memory_only && !o->read_only &&
+                   o->durability != SPRIG_DURABILITY_NONE;
+    rc = rc || o->read_only || o->memory_only ? rc : copy_after_open(e, found);
     if (rc) {
         sprig__env_close(e);
         return rc;
@@ -493,8 +599,11 @@ sprig__env_close(sprig__env *e)
         mdb_txn_abort(e->pool[i]);
     }
     sprig__free(e->pool);
-    if (e->env && e->seal) {
-        seal_at_close(e);
+    if (e->env && e->seal && mdb_env_sync(e->env, 1) == 0) {
+        copy_write(e, false); /* the clean close's: nothing may follow */
+    }
+    if (e->copy_fd >= 0) {
+        close(e->copy_fd);
     }
     if (e->env) {
         mdb_env_close(e->env);
@@ -955,6 +1064,7 @@ sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
         }
         if (mrc == 0) {
             sprig__env_tables_opened(e); /* reads must see new handles */
+            sprig__env_durable_commit(e);
         }
         pthread_rwlock_unlock(&e->map_lock);
         if (mrc == MDB_MAP_FULL) {

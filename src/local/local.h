@@ -81,28 +81,44 @@ typedef struct sprig__env {
      * back; touched by the writer's commit step and at open only */
     int reserve;
     bool read_only; /* opened MDB_RDONLY: no write transaction, ever */
-    /* the meta page saved at a clean close (env.c, `closed`): `seal` when
-     * this env writes one at close (a writable file without a command log:
-     * `_admin`, `none` durability); `sealed` when the open found one (it is
-     * removed once the open succeeded) */
-    bool seal, sealed;
+    /* the copy of the meta page (env.c, `meta.copy`): `seal` when this env
+     * writes one at close (a writable file without a command log: `_admin`,
+     * `none`; ckpt.c clears it), `keep_copy` when after every commit too
+     * (`_admin` in full and normal), its file descriptor or -1 */
+    bool seal, keep_copy;
+    int copy_fd;
 } sprig__env;
 
+/** How a data.mdb newer than its copy is judged (sprig__env_meta_check). */
+enum {
+    SPRIG__META_EXACT = 0, /**< the copy is of the last commit */
+    SPRIG__META_NEWER = 1, /**< the copy may be older (a damaged newer one) */
+    SPRIG__META_NEXT = 2,  /**< one commit may follow the copy (a crash) */
+};
+
 /** The meta page LMDB will open (env.c; issue 17 item 3).  `page` is a
- *  copy (`psize` bytes) of LMDB's meta page of the snapshot a clean close
- *  left: the command log's last checkpoint (wal/meta) or the `closed` file
- *  beside data.mdb.  Reads data.mdb's two meta pages and the one LMDB would
- *  pick (the higher transaction id); when that one differs from `page` in
- *  its header or MDB_meta bytes (a lowered or raised transaction id, a
- *  changed root), writes `page` back into both slots (synced), so LMDB
- *  opens exactly the saved snapshot -- unless `trust_newer` and the file's
- *  is newer (the copy may be an older one: a damaged newer copy).  Call
- *  before LMDB opens `dir`, with no other user of it.  Errors:
- *  SPRIG_ECORRUPT when data.mdb is missing, or when `read_only` and the
- *  page would have to be put back (naming the file and both ids);
- *  SPRIG_EIO / SPRIG_EFULL when the put back fails. */
+ *  copy (`psize` bytes) of LMDB's meta page of the last snapshot known
+ *  durable: the command log's checkpoint after a clean close (wal/meta) or
+ *  `meta.copy` beside data.mdb.  Reads data.mdb's two meta pages and the
+ *  one LMDB would pick (the higher transaction id); when it is not the
+ *  copy (header and MDB_meta bytes, in the slot of the copy's id) -- a
+ *  lowered or raised transaction id, swapped slots, a changed root --
+ *  writes `page` back into both slots (synced), so LMDB opens exactly the
+ *  copy's snapshot; except that `policy` may accept a newer file
+ *  (SPRIG__META_NEWER: any; SPRIG__META_NEXT: exactly one commit after,
+ *  the copy's slot intact), and a newer file it does not accept is
+ *  refused (the copy cannot put it right).  Call before LMDB opens `dir`,
+ *  with no other user of it.  Errors: SPRIG_ECORRUPT when data.mdb is
+ *  missing or short, when refused, or when `read_only` and the page would
+ *  have to be put back (naming the file and both ids); SPRIG_EIO /
+ *  SPRIG_EFULL when the put back fails. */
 int sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
-                          bool trust_newer, bool read_only);
+                          int policy, bool read_only);
+
+/** After a commit LMDB synced (the writer's commit step without a command
+ *  log): an env that keeps a copy of its meta page after every commit
+ *  (`_admin` in full and normal) writes it, synced.  Nothing otherwise. */
+void sprig__env_durable_commit(sprig__env *e);
 
 /** Test seam: meta pages put back by sprig__env_meta_check in this
  *  process (any thread). */
