@@ -230,7 +230,7 @@ check_clean(const char *dir, bool read_only)
     if (rc == 0 && slot) {
         rc = sprig__env_meta_check(
             dir, slot + SLOT_HDR, psize,
-            damaged ? SPRIG__META_NEWER : SPRIG__META_EXACT, read_only);
+            damaged ? SPRIG__META_NEWER : SPRIG__META_NEXT, read_only);
     }
     sprig__free(slot);
     return rc;

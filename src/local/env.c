@@ -179,12 +179,13 @@ remove_files(const char *dir)
  * structure: acknowledged commits would vanish, presented as right.  So a
  * copy of the last meta page is kept outside data.mdb -- a logged
  * database: the checkpoint in wal/meta (ckpt.c), checked after a clean
- * close; `_admin` in `full` and `normal`: `meta.copy`, written after every
- * (synced) commit; `none`: `meta.copy` written at a clean close only (its
- * commits are not synced, so a crash state may legitimately be behind) --
- * and the next open compares it with the page LMDB would pick, puts it
- * back when LMDB would open an older or different one, and refuses what
- * it cannot put right.  LMDB 0.9's layout
+ * close (after a crash it is put back anyway); `_admin` in `full` and
+ * `normal`: `meta.copy`, written after every (synced) commit; `none`: no
+ * copy (nothing is synced there, so a crash state may legitimately be
+ * behind any copy) -- and the next open compares it with the page LMDB
+ * would pick, puts it back when LMDB would open an older or different one,
+ * and refuses a newer one it cannot vouch for (one commit past the copy
+ * is a crash's or an outside writer's: accepted).  LMDB 0.9's layout
  * (on-disk version 1): a 16-byte page header (flags at byte 10), MDB_meta
  * from byte 16 (magic) to 152 (the transaction id at 144). */
 
@@ -282,7 +283,7 @@ meta_agrees(const uint8_t *m, const uint8_t *pick, const uint8_t *page,
     }
     uint64_t have = le_get(pick + META_TXNID, 8);
     return (policy == SPRIG__META_NEWER && have > want) ||
-           (policy == SPRIG__META_NEXT && kept && have == want + 1);
+           (kept && have == want + 1);
 }
 
 int
@@ -308,7 +309,7 @@ sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
     const uint8_t *pick = got == (ssize_t)(2 * psize) ? meta_pick(m, psize) : 0;
     uint64_t have = pick ? le_get(pick + META_TXNID, 8) : 0;
     /* a newer snapshot than the copy cannot be put right from it */
-    bool newer = pick && have > want && policy != SPRIG__META_EXACT;
+    bool newer = pick && have > want;
     int rc = SPRIG_OK;
     if (got != (ssize_t)(2 * psize)) {
         rc = sprig__err(SPRIG_ECORRUPT,
@@ -340,11 +341,10 @@ sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
 
 /* The copy: `<dir>/meta.copy`, two slots (one per transaction id parity, so
  * a torn write leaves the other), each [magic 8][txnid 8][psize 4][crc32c
- * of the page 4][LMDB's meta page].  The magic says which kind: "SPRIGMC1"
- * written at a clean close (spent at the next open: any difference is
- * damage), "SPRIGMT1" kept after every commit (`_admin` in `full` and
- * `normal`, whose commits LMDB syncs: a crash may leave one more commit
- * than the copy). */
+ * of the page 4][LMDB's meta page]; "SPRIGMT1" written after a commit,
+ * "SPRIGMC1" at a clean close (judged alike).  Only envs whose commits LMDB
+ * syncs keep one (`_admin` in `full` and `normal`): a copy must never claim
+ * more than the disk holds, and `none` never syncs (not even at close). */
 #define COPY_FILE "meta.copy"
 #define COPY_HDR 24
 static const char copy_closed[8] = {'S', 'P', 'R', 'I', 'G', 'M', 'C', '1'};
@@ -476,8 +476,11 @@ check_copy(const char *dir, bool read_only, bool *found)
     if (*found) {
         copy_read(dir, &pg, &psize, &kept);
     }
-    int pol = kept ? SPRIG__META_NEXT : SPRIG__META_EXACT;
-    int rc = pg ? sprig__env_meta_check(dir, pg, psize, pol, read_only) : 0;
+    (void)kept; /* either kind: one commit may follow it (an outside
+                   writer's, or a crash's before the copy was written) */
+    int rc =
+        pg ? sprig__env_meta_check(dir, pg, psize, SPRIG__META_NEXT, read_only)
+           : 0;
     sprig__free(pg);
     return rc;
 }
@@ -582,7 +585,7 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     }
     e->reserve = o->memory_only || o->read_only ? 0 : 2;
     sprig__env_reserve_make(e);
-    e->seal = !o->memory_only && !o->read_only; /* ckpt.c clears it */
+    e->seal = e->keep_copy; /* `none` never syncs, so never claims */
     *out = e;
     return SPRIG_OK;
 }
