@@ -317,7 +317,8 @@ sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
                         "the copy of its meta page says it holds snapshot "
                         "%llu",
                         p, got, (unsigned long long)want);
-    } else if (meta_agrees(m, pick, page, psize, policy)) {
+    } else if (!pick || meta_agrees(m, pick, page, psize, policy)) {
+        /* !pick: not two meta pages; LMDB refuses it itself (MDB_INVALID) */
         rc = SPRIG_OK;
     } else if (read_only || newer) {
         rc = sprig__err(SPRIG_ECORRUPT,

@@ -104,15 +104,17 @@ enum {
  *  copy (`psize` bytes) of LMDB's meta page of the last snapshot known
  *  durable: the command log's checkpoint after a clean close (wal/meta) or
  *  `_admin`'s `meta.copy` (written after each commit and at close).  Reads
- * data.mdb's two meta pages and the one LMDB would pick (the higher transaction
- * id); when it is not the copy (header and MDB_meta bytes, in the slot of the
- * copy's id) -- a lowered or raised transaction id, swapped slots, a changed
- * root -- writes `page` back into both slots (synced), so LMDB opens exactly
- * the copy's snapshot; a newer file is accepted as `policy` says, else refused
- * (the copy cannot put it right).  Call before LMDB opens `dir`, with no other
- * user of it.  Errors: SPRIG_ECORRUPT when data.mdb is missing or short, when
- * refused, or when `read_only` and the page would have to be put back (naming
- * the file and both ids); SPRIG_EIO / SPRIG_EFULL when the put back fails. */
+ *  data.mdb's two meta pages and the one LMDB would pick (the higher id;
+ *  nothing is done when either is not a meta page: LMDB refuses the file
+ *  itself, MDB_INVALID, as before).  When it is not the copy (header and
+ *  MDB_meta bytes, in the slot of the copy's id) -- a lowered or raised
+ *  transaction id, swapped slots, a changed root -- writes `page` back
+ *  into both slots (synced), so LMDB opens exactly the copy's snapshot; a
+ *  newer file is accepted as `policy` says, else refused (the copy cannot
+ *  put it right).  Call before LMDB opens `dir`, with no other user of it.
+ *  Errors: SPRIG_ECORRUPT when data.mdb is missing or short, when refused,
+ *  or when `read_only` and the page would have to be put back (naming the
+ *  file and both ids); SPRIG_EIO / SPRIG_EFULL when the put back fails. */
 int sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
                           int policy, bool read_only);
 
