@@ -542,15 +542,20 @@ flip_bytes(const char *dir, uint64_t *rng, char *what, size_t cap)
         uint64_t off = rt_below(rng, fs.size[f]);
         /* one flip in three hits LMDB's own structure: the 16-byte header
          * of a page (page number, flags, free-space bounds) of a data.mdb,
-         * the meta pages included */
+         * the meta pages included; one in four of those, a meta page's
+         * transaction id instead (LMDB opens the meta page with the
+         * higher one: a lowered newest id opens the previous snapshot) */
         if (rt_below(rng, 3) == 0) {
             size_t g = rt_below(rng, fs.n);
+            bool txnid = rt_below(rng, 4) == 0;
             for (size_t j = 0; j < fs.n; j++, g = (g + 1) % fs.n) {
                 const char *b = strrchr(fs.path[g], '/');
                 if (b && !strcmp(b, "/data.mdb")) {
                     f = g;
-                    off = rt_below(rng, fs.size[f] / 4096) * 4096 +
-                          rt_below(rng, 16);
+                    off = txnid
+                              ? rt_below(rng, 2) * 4096 + 144 + rt_below(rng, 8)
+                              : rt_below(rng, fs.size[f] / 4096) * 4096 +
+                                    rt_below(rng, 16);
                     break;
                 }
             }

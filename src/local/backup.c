@@ -984,9 +984,10 @@ file_size(const char *path)
     return stat(path, &s) == 0 ? (uint64_t)s.st_size : 0;
 }
 
-/* Replace dir/data.mdb by the copy: the saved checkpoint (pages of the old
- * file) goes first, so a crash at any step finds a complete file and a
- * clean marker, never an old meta page to put back into the new file. */
+/* Replace dir/data.mdb by the copy: the saved checkpoint and the copy of
+ * the meta page saved at close (pages of the old file) go first, so a crash at
+ * any step finds a complete file and a clean marker, never an old meta page to
+ * put back into the new file. */
 static int
 swap_in(const char *dir, const char *copy)
 {
@@ -997,6 +998,10 @@ swap_in(const char *dir, const char *copy)
     if (!err && access(p, F_OK) == 0) {
         err = sprig__sync_dir(p);
     }
+    /* so does the copy of the meta page a clean close left (env.c) */
+    snprintf(p, sizeof p, "%s/closed", dir);
+    err = err || unlink(p) == 0 || errno == ENOENT ? err : errno;
+    err = err ? err : sprig__sync_dir(dir);
     snprintf(p, sizeof p, "%s/data.mdb", dir);
     err = err ? err : rename(copy, p) ? errno : 0;
     err = err ? err : sprig__sync_dir(dir);

@@ -117,10 +117,23 @@ get_le(const uint8_t *p, int n)
 /* A saved slot: [magic 8]["txnid" 8][lsn 8][psize 4][crc 4][page]. */
 static const char slot_magic[8] = {'S', 'P', 'R', 'I', 'G', 'C', 'K', '1'};
 
-/* Read the newest valid slot of `wal/meta` into *page (allocated). */
+static bool
+all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Read the newest valid slot of `wal/meta` into *page (allocated).
+ * *damaged (when given): a slot holds bytes but is not valid (a torn or
+ * flipped copy: a newer checkpoint than *txnid may have been lost). */
 static int
 read_saved(int fd, uint8_t **page, unsigned *psize, uint64_t *txnid,
-           int *slot_k)
+           int *slot_k, bool *damaged)
 {
     *page = NULL;
     *txnid = 0;
@@ -134,6 +147,9 @@ read_saved(int fd, uint8_t **page, unsigned *psize, uint64_t *txnid,
         uint64_t off = (uint64_t)k * (SLOT_HDR + ps);
         if (memcmp(h, slot_magic, 8) || ps < 512 || ps > 65536 ||
             off + SLOT_HDR + ps > (uint64_t)sb.st_size) {
+            if (damaged && !all_zero(h, SLOT_HDR)) {
+                *damaged = true;
+            }
             continue;
         }
         uint8_t *buf = sprig__malloc(SLOT_HDR + ps);
@@ -149,6 +165,9 @@ read_saved(int fd, uint8_t **page, unsigned *psize, uint64_t *txnid,
                   get_le(buf + 24, 4) == ps &&
                   sprig__crc32c(buf, SLOT_HDR + ps) == crc;
         uint64_t t = ok ? get_le(buf + 8, 8) : 0;
+        if (!ok && damaged && !all_zero(buf, SLOT_HDR + ps)) {
+            *damaged = true;
+        }
         if (ok && (!*page || t > *txnid)) {
             sprig__free(*page);
             *page = buf;
@@ -186,7 +205,39 @@ restore_meta(const char *dir, const uint8_t *slot, unsigned psize)
     return r ? io_err("cannot restore the checkpoint of", p, r) : 0;
 }
 
-/* Before LMDB opens `dir`: was the last shutdown clean?  If not, put back
+/* The last checkpoint against data.mdb's meta pages before LMDB opens
+ * `dir` (env.c, sprig__env_meta_check): after a clean close it describes
+ * the newest snapshot exactly, so a meta page that differs (a lowered
+ * transaction id makes LMDB open the previous snapshot) is put back, or,
+ * read-only, refused.  A damaged slot may have hidden a newer checkpoint:
+ * then a newer file is believed. */
+static int
+check_clean(const char *dir, bool read_only)
+{
+    char p[4200];
+    path_in(p, sizeof p, dir, "wal/meta");
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return SPRIG_OK; /* made before the log existed, or compacted */
+    }
+    uint8_t *slot;
+    unsigned psize = 0;
+    uint64_t txnid;
+    int k;
+    bool damaged = false;
+    int rc = read_saved(fd, &slot, &psize, &txnid, &k, &damaged);
+    close(fd);
+    if (rc == 0 && slot) {
+        rc = sprig__env_meta_check(
+            dir, slot + SLOT_HDR, psize,
+            damaged ? SPRIG__META_NEWER : SPRIG__META_NEXT, read_only);
+    }
+    sprig__free(slot);
+    return rc;
+}
+
+/* Before LMDB opens `dir`: was the last shutdown clean?  If so, check the
+ * meta page LMDB will open against the last checkpoint; if not, put back
  * the last checkpoint's meta page.  Removes the clean marker durably. */
 static int
 prepare(const char *dir)
@@ -197,7 +248,14 @@ prepare(const char *dir)
         return io_err("cannot create", p, errno);
     }
     path_in(p, sizeof p, dir, "wal/clean");
-    if (unlink(p) == 0) {
+    if (access(p, F_OK) == 0) {
+        int rc = check_clean(dir, false);
+        if (rc) {
+            return rc; /* the marker stays: the next open checks again */
+        }
+        if (unlink(p) != 0 && errno != ENOENT) {
+            return io_err("cannot remove", p, errno);
+        }
         path_in(p, sizeof p, dir, "wal");
         int r = sprig__sync_dir(p);
         return r ? io_err("cannot sync", p, r) : 0;
@@ -211,7 +269,7 @@ prepare(const char *dir)
     unsigned psize;
     uint64_t txnid;
     int k;
-    int rc = read_saved(fd, &slot, &psize, &txnid, &k);
+    int rc = read_saved(fd, &slot, &psize, &txnid, &k, NULL);
     close(fd);
     if (rc == 0 && slot) {
         rc = restore_meta(dir, slot, psize);
@@ -488,7 +546,7 @@ ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
     unsigned ops;
     uint64_t otx;
     int k = 1;
-    rc = rc ? rc : read_saved(c->meta_fd, &old, &ops, &otx, &k);
+    rc = rc ? rc : read_saved(c->meta_fd, &old, &ops, &otx, &k, NULL);
     c->seq = old ? (uint64_t)k + 1 : 0;
     sprig__free(old);
     const char *names[] = {"meta"};
@@ -527,7 +585,28 @@ open_read_only(const char *dir, const sprig_storage_options *o, unsigned maxdbs,
                           "it writable once",
                           dir);
     }
-    return sprig__env_open(dir, o, maxdbs, out);
+    int rc = logged_before ? check_clean(dir, true) : 0;
+    return rc ? rc : sprig__env_open(dir, o, maxdbs, out);
+}
+
+/* A writable open without the log (`none` durability): the last checkpoint
+ * stops describing the file at its first commit, so it goes (durably)
+ * before anything is written -- else a later logged open would compare
+ * the file with it, or put it back.  Nothing to do when there is none. */
+static int
+drop_checkpoint(const char *dir, const sprig_storage_options *o)
+{
+    char p[4200];
+    if (o->read_only || o->memory_only) {
+        return SPRIG_OK;
+    }
+    path_in(p, sizeof p, dir, "wal/meta");
+    if (unlink(p) != 0) {
+        return errno == ENOENT ? 0 : io_err("cannot remove", p, errno);
+    }
+    path_in(p, sizeof p, dir, "wal");
+    int r = sprig__sync_dir(p);
+    return r ? io_err("cannot sync", p, r) : 0;
 }
 
 int
@@ -535,7 +614,8 @@ sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
                      unsigned maxdbs, sprig__env **out)
 {
     if (!logged(o)) {
-        return sprig__env_open(dir, o, maxdbs, out);
+        int rc = drop_checkpoint(dir, o);
+        return rc ? rc : sprig__env_open(dir, o, maxdbs, out);
     }
     if (o->read_only) {
         return open_read_only(dir, o, maxdbs, out);
@@ -550,6 +630,9 @@ sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
     sprig_storage_options lo = *o;
     lo.durability = SPRIG_DURABILITY_NONE; /* LMDB: MDB_NOSYNC */
     rc = sprig__env_open(dir, &lo, maxdbs, out);
+    if (rc == 0) {
+        (*out)->seal = false; /* the checkpoint is its copy (prepare) */
+    }
     rc = rc ? rc : ckpt_new(*out, o, &(*out)->ckpt);
     uint64_t applied = 0;
     if (rc == 0) {
@@ -749,6 +832,9 @@ sprig__ckpt_commit(sprig__env *e, MDB_txn *txn, const sprig_bytes *recs,
         int rc =
             mrc ? sprig__mdb_err(sprig__env_io_err(e->path, mrc), "committing")
                 : 0;
+        if (rc == 0) {
+            sprig__env_durable_commit(e); /* `_admin`: its meta page copy */
+        }
         return reserve_step(e, rc, frees);
     }
     if (n && !atomic_load(&c->recovered)) {

@@ -171,6 +171,342 @@ remove_files(const char *dir)
     unlink(p);
 }
 
+/* ---- the meta page LMDB opens -------------------------------------------
+ *
+ * LMDB keeps two meta pages and opens the one with the higher transaction
+ * id.  A flip that lowers the newest one's id, raises the older one's, or
+ * changes the roots it names makes LMDB open another snapshot, sound in
+ * structure: acknowledged commits would vanish, presented as right.  So a
+ * copy of the last meta page is kept outside data.mdb -- a logged
+ * database: the checkpoint in wal/meta (ckpt.c), checked after a clean
+ * close (after a crash it is put back anyway); `_admin` in `full` and
+ * `normal`: `meta.copy`, written after every (synced) commit; `none`: no
+ * copy (nothing is synced there, so a crash state may legitimately be
+ * behind any copy) -- and the next open compares it with the page LMDB
+ * would pick, puts it back when LMDB would open an older or different one,
+ * and refuses a newer one it cannot vouch for (one commit past the copy
+ * is a crash's or an outside writer's: accepted).  LMDB 0.9's layout
+ * (on-disk version 1): a 16-byte page header (flags at byte 10), MDB_meta
+ * from byte 16 (magic) to 152 (the transaction id at 144). */
+
+#define META_FLAG 0x08 /* P_META */
+#define META_MAGIC 0xBEEFC0DEu
+#define META_TXNID 144
+#define META_END 152
+
+static atomic_ulong meta_restores;
+
+static uint64_t
+le_get(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+static void
+le_put(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++, v >>= 8) {
+        p[i] = (uint8_t)v;
+    }
+}
+
+static bool
+meta_valid(const uint8_t *pg)
+{
+    return (le_get(pg + 10, 2) & META_FLAG) && le_get(pg + 16, 4) == META_MAGIC;
+}
+
+/* The meta page LMDB would open from `m` (both slots, psize each), or NULL
+ * when one of them is not a meta page (LMDB refuses to open then). */
+static const uint8_t *
+meta_pick(const uint8_t *m, unsigned psize)
+{
+    const uint8_t *a = m, *b = m + psize;
+    if (!meta_valid(a) || !meta_valid(b)) {
+        return NULL;
+    }
+    return le_get(a + META_TXNID, 8) < le_get(b + META_TXNID, 8) ? b : a;
+}
+
+/* Write `page` into both meta slots of `fd` (each with its own page
+ * number) and sync. */
+static int
+meta_put_back(int fd, const char *path, const uint8_t *page, unsigned psize)
+{
+    uint8_t *pg = sprig__memdup(page, psize);
+    int r = pg ? 0 : ENOMEM;
+    for (uint64_t k = 0; r == 0 && k < 2; k++) {
+        le_put(pg, k, 8); /* the page header's page number */
+        ssize_t w = pwrite(fd, pg, psize, (off_t)(k * psize));
+        r = w == (ssize_t)psize ? 0 : w < 0 ? errno : EIO;
+    }
+    r = r ? r : fdatasync(fd) ? errno : 0;
+    sprig__free(pg);
+    if (r) {
+        return sprig__err(r == ENOSPC ? SPRIG_EFULL : SPRIG_EIO,
+                          "cannot put back the saved meta page of '%s': %s",
+                          path, strerror(r));
+    }
+    atomic_fetch_add(&meta_restores, 1);
+    return SPRIG_OK;
+}
+
+unsigned long
+sprig__env_meta_restores(void)
+{
+    return atomic_load(&meta_restores);
+}
+
+/* Whether data.mdb's meta pages `m` may open as they are against the copy
+ * `page` (`pick`: the page LMDB opens).  The copy's bytes in the slot LMDB
+ * wrote them to (txnid & 1) always may; under SPRIG__META_NEWER any newer
+ * file too; under SPRIG__META_NEXT one commit after the copy (it is
+ * written after each commit): an id exactly one more, in the other slot,
+ * the copy's slot untouched. */
+static bool
+meta_agrees(const uint8_t *m, const uint8_t *pick, const uint8_t *page,
+            unsigned psize, int policy)
+{
+    uint64_t want = le_get(page + META_TXNID, 8);
+    const uint8_t *mine = m + (want & 1) * psize;
+    bool kept =
+        meta_valid(mine) && memcmp(mine + 8, page + 8, META_END - 8) == 0;
+    if (!pick) {
+        return false;
+    }
+    if (pick == mine) {
+        return kept;
+    }
+    uint64_t have = le_get(pick + META_TXNID, 8);
+    return (policy == SPRIG__META_NEWER && have > want) ||
+           (kept && have == want + 1);
+}
+
+int
+sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
+                      int policy, bool read_only)
+{
+    char p[4200];
+    uint64_t want = le_get(page + META_TXNID, 8);
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    int fd = open(p, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) {
+        return sprig__err(errno == ENOENT ? SPRIG_ECORRUPT : SPRIG_EIO,
+                          "database file '%s' cannot be opened (%s), but the "
+                          "copy of its meta page says it holds snapshot %llu",
+                          p, strerror(errno), (unsigned long long)want);
+    }
+    uint8_t *m = sprig__malloc(2 * (size_t)psize);
+    if (!m) {
+        close(fd);
+        return sprig__err(SPRIG_ENOMEM, "out of memory opening '%s'", p);
+    }
+    ssize_t got = pread(fd, m, 2 * (size_t)psize, 0);
+    const uint8_t *pick = got == (ssize_t)(2 * psize) ? meta_pick(m, psize) : 0;
+    uint64_t have = pick ? le_get(pick + META_TXNID, 8) : 0;
+    /* a newer snapshot than the copy cannot be put right from it */
+    bool newer = pick && have > want;
+    int rc = SPRIG_OK;
+    if (got != (ssize_t)(2 * psize)) {
+        rc = sprig__err(SPRIG_ECORRUPT,
+                        "database file '%s' is truncated (%zd bytes), but "
+                        "the copy of its meta page says it holds snapshot "
+                        "%llu",
+                        p, got, (unsigned long long)want);
+    } else if (!pick || meta_agrees(m, pick, page, psize, policy)) {
+        /* !pick: not two meta pages; LMDB refuses it itself (MDB_INVALID) */
+        rc = SPRIG_OK;
+    } else if (read_only || newer) {
+        rc = sprig__err(SPRIG_ECORRUPT,
+                        "database file '%s' is damaged: the meta page LMDB "
+                        "would open (%s %llu, slot %d) differs from the copy "
+                        "saved outside it (snapshot %llu, slot %d)%s",
+                        p, pick ? "snapshot" : "unreadable, id",
+                        (unsigned long long)have,
+                        pick ? (int)((pick - m) / psize) : -1,
+                        (unsigned long long)want, (int)(want & 1),
+                        newer ? ""
+                              : "; open it writable once to put the copy "
+                                "back");
+    } else {
+        rc = meta_put_back(fd, p, page, psize);
+    }
+    close(fd);
+    sprig__free(m);
+    return rc;
+}
+
+/* The copy: `<dir>/meta.copy`, two slots (one per transaction id parity, so
+ * a torn write leaves the other), each [magic 8][txnid 8][psize 4][crc32c
+ * of the page 4][LMDB's meta page]; "SPRIGMT1" written after a commit,
+ * "SPRIGMC1" at a clean close (judged alike).  Only envs whose commits LMDB
+ * syncs keep one (`_admin` in `full` and `normal`): a copy must never claim
+ * more than the disk holds, and `none` never syncs (not even at close). */
+#define COPY_FILE "meta.copy"
+#define COPY_HDR 24
+static const char copy_closed[8] = {'S', 'P', 'R', 'I', 'G', 'M', 'C', '1'};
+static const char copy_kept[8] = {'S', 'P', 'R', 'I', 'G', 'M', 'T', '1'};
+
+/* Write the newest meta page (on disk in data.mdb: the caller synced it)
+ * into its slot of the copy, synced.  Best effort: without a copy there is
+ * no check; a torn one is ignored. */
+static void
+copy_write(sprig__env *e, bool kept)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int fd = -1;
+    if (mdb_env_info(e->env, &info) || mdb_env_stat(e->env, &st) ||
+        mdb_env_get_fd(e->env, &fd)) {
+        return;
+    }
+    unsigned psize = st.ms_psize;
+    uint64_t txnid = info.me_last_txnid;
+    uint8_t *buf = sprig__malloc(COPY_HDR + (size_t)psize);
+    uint8_t *pg = buf ? buf + COPY_HDR : NULL;
+    off_t off = (off_t)((txnid & 1) * psize);
+    if (!buf || pread(fd, pg, psize, off) != (ssize_t)psize ||
+        !meta_valid(pg) || le_get(pg + META_TXNID, 8) != txnid) {
+        sprig__free(buf);
+        return;
+    }
+    memcpy(buf, kept ? copy_kept : copy_closed, 8);
+    le_put(buf + 8, txnid, 8);
+    le_put(buf + 16, psize, 4);
+    le_put(buf + 20, sprig__crc32c(pg, psize), 4);
+    if (e->copy_fd < 0) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/" COPY_FILE, e->path);
+        e->copy_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    }
+    size_t n = COPY_HDR + (size_t)psize;
+    if (e->copy_fd >= 0 &&
+        pwrite(e->copy_fd, buf, n, (off_t)((txnid & 1) * n)) == (ssize_t)n) {
+        (void)fdatasync(e->copy_fd);
+    }
+    sprig__free(buf);
+}
+
+void
+sprig__env_durable_commit(sprig__env *e)
+{
+    if (e->keep_copy) {
+        copy_write(e, true);
+    }
+}
+
+/* Slot `k` of the copy in `fd`: its page (allocated) and header, or NULL
+ * when it is not a valid slot.  Slot 1 sits where its own size says. */
+static uint8_t *
+copy_slot(int fd, int k, uint8_t h[COPY_HDR], unsigned *psize)
+{
+    unsigned ps = 4096;
+    for (int pass = 0; pass < 2; pass++) {
+        off_t at = (off_t)k * (COPY_HDR + ps);
+        if (pread(fd, h, COPY_HDR, at) != COPY_HDR ||
+            (memcmp(h, copy_kept, 8) && memcmp(h, copy_closed, 8))) {
+            return NULL;
+        }
+        unsigned hp = (unsigned)le_get(h + 16, 4);
+        if (hp < 512 || hp > 65536) {
+            return NULL;
+        }
+        if (hp != ps) {
+            ps = hp;
+            continue;
+        }
+        uint8_t *pg = sprig__malloc(ps);
+        if (pg && (pread(fd, pg, ps, at + COPY_HDR) != (ssize_t)ps ||
+                   sprig__crc32c(pg, ps) != (uint32_t)le_get(h + 20, 4) ||
+                   le_get(pg + META_TXNID, 8) != le_get(h + 8, 8))) {
+            sprig__free(pg);
+            pg = NULL;
+        }
+        *psize = ps;
+        return pg;
+    }
+    return NULL;
+}
+
+/* Read the newest valid slot of `dir`'s copy: *page (allocated) and
+ * whether it is kept after every commit; NULL when none. */
+static void
+copy_read(const char *dir, uint8_t **page, unsigned *psize, bool *kept)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/" COPY_FILE, dir);
+    *page = NULL;
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    uint64_t best = 0;
+    for (int k = 0; fd >= 0 && k < 2; k++) {
+        uint8_t h[COPY_HDR];
+        unsigned ps = 0;
+        uint8_t *pg = copy_slot(fd, k, h, &ps);
+        uint64_t t = pg ? le_get(h + 8, 8) : 0;
+        if (pg && (!*page || t > best)) {
+            sprig__free(*page);
+            *page = pg;
+            *psize = ps;
+            *kept = memcmp(h, copy_kept, 8) == 0;
+            best = t;
+        } else {
+            sprig__free(pg);
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* At open, before LMDB: the copy (if any) against data.mdb's meta pages
+ * (put back when they differ).  *found when the file exists.  A damaged
+ * copy (CRC) is no evidence either way: ignored. */
+static int
+check_copy(const char *dir, bool read_only, bool *found)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/" COPY_FILE, dir);
+    *found = access(p, F_OK) == 0;
+    uint8_t *pg = NULL;
+    unsigned psize = 0;
+    bool kept = false;
+    if (*found) {
+        copy_read(dir, &pg, &psize, &kept);
+    }
+    (void)kept; /* either kind: one commit may follow it (an outside
+                   writer's, or a crash's before the copy was written) */
+    int rc =
+        pg ? sprig__env_meta_check(dir, pg, psize, SPRIG__META_NEXT, read_only)
+           : 0;
+    sprig__free(pg);
+    return rc;
+}
+
+/* The open succeeded.  An env that keeps a copy writes it now (of the
+ * snapshot it opened); any other spends it (its commits follow, never
+ * copied), removed durably so it is never compared with a later state. */
+static int
+copy_after_open(sprig__env *e, bool found)
+{
+    if (e->keep_copy) {
+        copy_write(e, true);
+        return SPRIG_OK;
+    }
+    if (!found) {
+        return SPRIG_OK;
+    }
+    char p[4200];
+    snprintf(p, sizeof p, "%s/" COPY_FILE, e->path);
+    int r = unlink(p) == 0 || errno == ENOENT ? 0 : errno;
+    r = r ? r : sprig__sync_dir(e->path);
+    return r ? sprig__err(SPRIG_EIO, "cannot remove '%s': %s", p, strerror(r))
+             : SPRIG_OK;
+}
+
 /* LMDB's page structure, verified before anything is read: the table
  * directory, the free list and the named tables up to
  * SPRIG__VERIFY_OPEN_BYTES (pagecheck.c). */
@@ -212,6 +548,14 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     pthread_mutex_init(&e->pool_lock, NULL);
     bool fresh = false;
     e->read_only = o->read_only;
+    /* first: a copy of its meta page says data.mdb must not be new */
+    bool found = false;
+    e->copy_fd = -1;
+    int rc = o->memory_only ? 0 : check_copy(dir, o->read_only, &found);
+    if (rc) {
+        sprig__env_close(e);
+        return rc;
+    }
     int mrc = o->read_only ? 0 : prepare_files(dir, &fresh);
     mrc = mrc ? mrc : mdb_env_create(&e->env);
     mrc = mrc ? mrc : mdb_env_set_maxdbs(e->env, maxdbs);
@@ -219,7 +563,7 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     mrc = mrc ? mrc : mdb_env_set_mapsize(e->env, e->map_size);
     mrc = mrc ? mrc : mdb_env_open(e->env, dir, env_flags(o), 0644);
     if (mrc) {
-        int rc = sprig__mdb_err(sprig__env_io_err(dir, mrc), dir);
+        rc = sprig__mdb_err(sprig__env_io_err(dir, mrc), dir);
         sprig__env_close(e);
         if (fresh) {
             remove_files(dir);
@@ -229,13 +573,20 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     MDB_envinfo info;
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
-    int rc = fresh ? SPRIG_OK : verify_at_open(e);
+    rc = fresh ? SPRIG_OK : verify_at_open(e);
+    /* the copy: kept after every commit where LMDB syncs them (`_admin`
+     * in full and normal: ckpt.c's envs pass `none` here), else written at
+     * a clean close */
+    e->keep_copy = !o->memory_only && !o->read_only &&
+                   o->durability != SPRIG_DURABILITY_NONE;
+    rc = rc || o->read_only || o->memory_only ? rc : copy_after_open(e, found);
     if (rc) {
         sprig__env_close(e);
         return rc;
     }
     e->reserve = o->memory_only || o->read_only ? 0 : 2;
     sprig__env_reserve_make(e);
+    e->seal = e->keep_copy; /* `none` never syncs, so never claims */
     *out = e;
     return SPRIG_OK;
 }
@@ -252,6 +603,12 @@ sprig__env_close(sprig__env *e)
         mdb_txn_abort(e->pool[i]);
     }
     sprig__free(e->pool);
+    if (e->env && e->seal && mdb_env_sync(e->env, 1) == 0) {
+        copy_write(e, false); /* the clean close's: nothing may follow */
+    }
+    if (e->copy_fd >= 0) {
+        close(e->copy_fd);
+    }
     if (e->env) {
         mdb_env_close(e->env);
     }
@@ -711,6 +1068,7 @@ sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
         }
         if (mrc == 0) {
             sprig__env_tables_opened(e); /* reads must see new handles */
+            sprig__env_durable_commit(e);
         }
         pthread_rwlock_unlock(&e->map_lock);
         if (mrc == MDB_MAP_FULL) {

@@ -81,7 +81,51 @@ typedef struct sprig__env {
      * back; touched by the writer's commit step and at open only */
     int reserve;
     bool read_only; /* opened MDB_RDONLY: no write transaction, ever */
+    /* the copy of the meta page (env.c, `meta.copy`): `keep_copy` when this
+     * env writes one after every commit LMDB synced (a writable env without
+     * a command log in full or normal: `_admin`), `seal` when at its close
+     * too (ckpt.c clears it), the copy's file descriptor or -1 */
+    bool seal, keep_copy;
+    int copy_fd;
 } sprig__env;
+
+/** How a data.mdb newer than its copy is judged (sprig__env_meta_check). */
+enum {
+    /** one commit may follow the copy (a crash before the copy was
+     *  written, a writer outside Sprig): its id exactly one more, in the
+     *  other slot, the copy's slot intact; anything newer is refused */
+    SPRIG__META_NEXT = 0,
+    /** any newer file is believed (the copy may be an older one: a damaged
+     *  slot of the checkpoint may have held a newer one) */
+    SPRIG__META_NEWER = 1,
+};
+
+/** The meta page LMDB will open (env.c; issue 17 item 3).  `page` is a
+ *  copy (`psize` bytes) of LMDB's meta page of the last snapshot known
+ *  durable: the command log's checkpoint after a clean close (wal/meta) or
+ *  `_admin`'s `meta.copy` (written after each commit and at close).  Reads
+ *  data.mdb's two meta pages and the one LMDB would pick (the higher id;
+ *  nothing is done when either is not a meta page: LMDB refuses the file
+ *  itself, MDB_INVALID, as before).  When it is not the copy (header and
+ *  MDB_meta bytes, in the slot of the copy's id) -- a lowered or raised
+ *  transaction id, swapped slots, a changed root -- writes `page` back
+ *  into both slots (synced), so LMDB opens exactly the copy's snapshot; a
+ *  newer file is accepted as `policy` says, else refused (the copy cannot
+ *  put it right).  Call before LMDB opens `dir`, with no other user of it.
+ *  Errors: SPRIG_ECORRUPT when data.mdb is missing or short, when refused,
+ *  or when `read_only` and the page would have to be put back (naming the
+ *  file and both ids); SPRIG_EIO / SPRIG_EFULL when the put back fails. */
+int sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
+                          int policy, bool read_only);
+
+/** After a commit LMDB synced (the writer's commit step without a command
+ *  log): an env that keeps a copy of its meta page after every commit
+ *  (`_admin` in full and normal) writes it, synced.  Nothing otherwise. */
+void sprig__env_durable_commit(sprig__env *e);
+
+/** Test seam: meta pages put back by sprig__env_meta_check in this
+ *  process (any thread). */
+unsigned long sprig__env_meta_restores(void);
 
 /** Map an LMDB error to a Sprig code, recording `what` in the detail. */
 int sprig__mdb_err(int mrc, const char *what);
