@@ -279,22 +279,23 @@ sprig__env_close(sprig__env *e)
  *   RESET --(owner: read_begin, renew)--> BUSY --(owner: read_end)--> IDLE
  *   IDLE --(owner: read_begin, reuse or renew)--> BUSY
  *   IDLE --(committer / grow: claim)--> CLAIMED --(reset)--> RESET
- *   IDLE --(owner: read_begin, reuse without the map lock)--> FAST
- *   FAST --(owner: read_end; or a growth seen, or not current)--> IDLE
+ *   IDLE, RESET --(owner: read_begin without the map lock: reuse or
+ *                  renew)--> FAST --(owner: read_end)--> IDLE
+ *   FAST --(owner: a growth seen, nothing done)--> IDLE, RESET as it was
  *
- * A read that reuses its idle slot as is (the common case: no commit
- * since) takes no map lock: the slot goes IDLE -> FAST, and the reader
- * then checks `growing`; sprig__env_grow() first bumps `growing`, then
- * waits until no slot is FAST (sequentially consistent on both sides, so
- * either the reader sees the growth and backs off to the locked path, or
- * the grower sees the FAST slot and waits for it), and only then takes
- * the map lock exclusively.  Every other read holds the map lock shared
- * from begin to end, so growth waits for all readers as before.  Slots live on
- * two lists: the thread's (thread-local, walked without a lock) and the env's
- * (under slot_lock), so whichever ends first -- the env (close) or the thread
- * (exit) -- frees the transaction.  A slot matches its env by id, never by
- * address.  A read while the thread's slot is busy (nested reads) or claimed,
- * or ended on another thread, goes through the pool of reset transactions. */
+ * A read that takes its own idle or reset slot (the common case) takes no
+ * map lock: the slot goes FAST, and the reader then checks `growing`;
+ * sprig__env_grow() first bumps `growing`, then waits until no slot is FAST
+ * (sequentially consistent on both sides, so either the reader sees the growth
+ * and backs off to the locked path, or the grower sees the FAST slot and waits
+ * for it), and only then takes the map lock exclusively.  Every other read
+ * holds the map lock shared from begin to end, so growth waits for all readers
+ * as before.  Slots live on two lists: the thread's (thread-local, walked
+ * without a lock) and the env's (under slot_lock), so whichever ends first --
+ * the env (close) or the thread (exit) -- frees the transaction.  A slot
+ * matches its env by id, never by address.  A read while the thread's slot is
+ * busy (nested reads) or claimed, or ended on another thread, goes through the
+ * pool of reset transactions. */
 
 enum { S_RESET, S_IDLE, S_BUSY, S_CLAIMED, S_FAST };
 
