@@ -3,6 +3,7 @@
  * after a commit on the same thread sees it; nested reads on one thread
  * keep their own snapshots; readers on many threads while the map grows
  * (growth waits for readers, none deadlocks, every read is consistent);
+ * a reused read (no map lock) holds growth off and may nest a read;
  * threads that exit give their transactions back; a database closed while
  * threads that read it live on, then reopened, reads correctly (slots match
  * environments by id, not by address).
@@ -12,6 +13,7 @@
 #include "local/local.h"
 
 #include <pthread.h>
+#include <time.h>
 
 static const sprig_collection_def cols[] = {{"docs", SPRIG_ID_U64, 0}};
 static const sprig_schema_def schema = {"rt", cols, 1};
@@ -188,6 +190,101 @@ test_readers_while_map_grows(void **state)
     sprig_db_close(db);
 }
 
+/* Writes documents 2..3000 of 2,000 bytes (the map must grow), counting. */
+typedef struct grower {
+    sprig_db *db;
+    atomic_ullong written;
+    atomic_bool done;
+    int failures;
+} grower;
+
+static void *
+grower_main(void *p)
+{
+    grower *g = p;
+    char c[3000];
+    for (uint64_t n = 2; n <= 3000; n++) {
+        uint8_t b[8];
+        contents_of(n, 1, 2000, c);
+        g->failures += sprig_overwrite(g->db, "docs", sprig_id_u64(n, b),
+                                       sprig_str(c), NULL) != 0;
+        atomic_store(&g->written, n);
+    }
+    atomic_store(&g->done, true);
+    return NULL;
+}
+
+/* The map size, read as growth writes it (under the map lock). */
+static size_t
+map_size_of(sprig__env *e)
+{
+    pthread_rwlock_rdlock(&e->map_lock);
+    size_t n = e->map_size;
+    pthread_rwlock_unlock(&e->map_lock);
+    return n;
+}
+
+/* Wait until the grower finishes or makes no progress for 300 ms. */
+static void
+wait_stalled(grower *g)
+{
+    unsigned long long last = atomic_load(&g->written);
+    for (int quiet = 0, i = 0; quiet < 30 && i < 3000; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        unsigned long long now = atomic_load(&g->written);
+        quiet = now == last ? quiet + 1 : 0;
+        last = now;
+        if (atomic_load(&g->done)) {
+            return;
+        }
+    }
+}
+
+/* A read that reuses this thread's idle transaction takes no map lock
+ * (env.c, FAST): while one is open on this thread, a growth on another
+ * waits for it (the map is never resized under it: its snapshot still
+ * reads right), a nested read on this thread still runs (no deadlock),
+ * and once it ends the growth goes on. */
+static void
+test_fast_read_holds_growth(void **state)
+{
+    (void)state;
+    sprig_db *db = open_at("fastgrow", 256 * 1024);
+    sprig__ldb *ldb = sprig__db_ldb(db);
+    size_t map0 = map_size_of(ldb->env);
+    uint8_t b[8];
+    SPRIG_OK_(sprig_overwrite(db, "docs", sprig_id_u64(1, b), sprig_str("one"),
+                              NULL));
+    sprig_doc *d;
+    SPRIG_OK_(sprig_get(db, "docs", sprig_id_u64(1, b), &d)); /* the slot */
+    sprig_doc_free(d);
+    MDB_txn *a;
+    SPRIG_OK_(sprig__env_read_begin(ldb->env, &a)); /* reused: FAST */
+    grower g = {.db = db};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, grower_main, &g), 0);
+    wait_stalled(&g);
+    assert_false(atomic_load(&g.done));            /* held up by `a` */
+    assert_int_equal(map_size_of(ldb->env), map0); /* not resized */
+    SPRIG_OK_(sprig_get(db, "docs", sprig_id_u64(1, b), &d)); /* nested */
+    assert_true(tu_bytes_eq(sprig_doc_contents(d), "one"));
+    sprig_doc_free(d);
+    expect_in(ldb, a, 1, "one");
+    expect_in(ldb, a, 2, NULL); /* its snapshot, before the grower's */
+    sprig__env_read_end(ldb->env, a);
+    pthread_join(th, NULL);
+    assert_int_equal(g.failures, 0);
+    assert_true(atomic_load(&g.done));
+    assert_true(map_size_of(ldb->env) >= 16 * map0);
+    char want[3000];
+    contents_of(3000, 1, 2000, want);
+    SPRIG_OK_(sprig_get(db, "docs", sprig_id_u64(3000, b), &d));
+    assert_true(tu_bytes_eq(sprig_doc_contents(d), want));
+    sprig_doc_free(d);
+    sprig_db_close(db);
+}
+
 /* A thread that reads once, then waits to be told to read again. */
 typedef struct lingerer {
     sprig_db *db;
@@ -317,6 +414,7 @@ main(void)
         cmocka_unit_test(test_get_sees_own_commit),
         cmocka_unit_test(test_nested_snapshots),
         cmocka_unit_test(test_readers_while_map_grows),
+        cmocka_unit_test(test_fast_read_holds_growth),
         cmocka_unit_test(test_close_while_threads_live),
         cmocka_unit_test(test_exited_threads_return_slots),
     };

@@ -122,11 +122,18 @@ sprig__put_u64be(uint8_t *p, uint64_t v)
 static inline uint64_t
 sprig__get_u64be(const uint8_t *p)
 {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                            \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v; /* one load and a byte swap (the loop below is not one) */
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+#else
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) {
         v = (v << 8) | p[i];
     }
     return v;
+#endif
 }
 
 static inline void

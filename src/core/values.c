@@ -40,7 +40,11 @@ sprig__doc_new(sprig_bytes id, uint64_t revision, const uint8_t hash[16],
     memcpy(d->hash, hash, 16);
     d->id_len = (uint32_t)id.len;
     d->len = contents.len;
-    memcpy(d->data, id.data, id.len);
+    if (id.len == 8) { /* a u64 id: one move, not a call */
+        memcpy(d->data, id.data, 8);
+    } else if (id.len) {
+        memcpy(d->data, id.data, id.len);
+    }
     d->contents = d->data + id.len;
     if (contents.len) {
         memcpy(d->contents, contents.data, contents.len);

@@ -81,38 +81,86 @@ compress_into(sprig_bytes p, sprig_buf *out, size_t at, bool *kept)
  * definition, which stored values carry: the bytes and their order never
  * change.  Every read computes it, so it is one pass of the CPU's CRC32
  * instruction over the pieces where there is one (checked once: SSE 4.2,
- * crc_hw.h); else the table-driven sprig__crc32c_update. */
+ * crc_hw.h); else the table-driven sprig__crc32c_update.  The fixed start
+ * (flags to scope) may come from the caller (vloc.crc_start), and a header
+ * lying right before its payload is one piece with it. */
 #if defined(SPRIG__CRC_HW)
 __attribute__((target("sse4.2"))) static uint32_t
-crc_hw(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
+crc_hw_start(const sprig__vloc *l, uint8_t flags)
 {
     uint8_t f[4] = {flags, (uint8_t)l->kind, (uint8_t)(l->id.len >> 8),
                     (uint8_t)l->id.len};
     uint32_t f32;
     memcpy(&f32, f, 4);
     uint32_t c = __builtin_ia32_crc32si(~0u, f32);
-    c = sprig__crc_hw(c, (const uint8_t *)l->scope, strlen(l->scope) + 1);
-    c = sprig__crc_hw(c, l->id.data, l->id.len);
+    return sprig__crc_hw(c, (const uint8_t *)l->scope, strlen(l->scope) + 1);
+}
+
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
+{
+    uint32_t c = l->crc_start && flags == SPRIG__CF_CRC
+                     ? *l->crc_start
+                     : crc_hw_start(l, flags);
+    if (l->id.len == 8) { /* a u64 id: one step */
+        uint64_t v;
+        memcpy(&v, l->id.data, 8);
+        c = (uint32_t)__builtin_ia32_crc32di(c, v);
+    } else {
+        c = sprig__crc_hw(c, l->id.data, l->id.len);
+    }
+    if (l->hdr.len && l->hdr.data + l->hdr.len == body.data) {
+        /* the header right before the payload (a stored document): the
+         * same bytes in the same order, one pass */
+        return ~sprig__crc_hw(c, l->hdr.data, l->hdr.len + body.len);
+    }
     c = sprig__crc_hw(c, l->hdr.data, l->hdr.len);
     return ~sprig__crc_hw(c, body.data, body.len);
 }
 #endif
 
+/* The table-driven start (sprig__crc32c_update's convention). */
+static uint32_t
+crc_sw_start(const sprig__vloc *l, uint8_t flags)
+{
+    uint8_t f[4] = {flags, (uint8_t)l->kind, (uint8_t)(l->id.len >> 8),
+                    (uint8_t)l->id.len};
+    uint32_t c = sprig__crc32c_update(0, f, 4);
+    return sprig__crc32c_update(c, l->scope, strlen(l->scope) + 1);
+}
+
 uint32_t
-sprig__codec_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
+sprig__codec_crc_start(const sprig__vloc *l, uint8_t flags)
+{
+#if defined(SPRIG__CRC_HW)
+    if (sprig__crc_hw_ok()) {
+        return crc_hw_start(l, flags);
+    }
+#endif
+    return crc_sw_start(l, flags);
+}
+
+/* sprig__codec_crc, inlined into the read's check_crc. */
+static inline uint32_t
+value_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
 {
 #if defined(SPRIG__CRC_HW)
     if (sprig__crc_hw_ok()) {
         return crc_hw(l, flags, body);
     }
 #endif
-    uint8_t f[4] = {flags, (uint8_t)l->kind, (uint8_t)(l->id.len >> 8),
-                    (uint8_t)l->id.len};
-    uint32_t c = sprig__crc32c_update(0, f, 4);
-    c = sprig__crc32c_update(c, l->scope, strlen(l->scope) + 1);
+    uint32_t c = l->crc_start && flags == SPRIG__CF_CRC
+                     ? *l->crc_start
+                     : crc_sw_start(l, flags);
     c = sprig__crc32c_update(c, l->id.data, l->id.len);
     c = sprig__crc32c_update(c, l->hdr.data, l->hdr.len);
     return sprig__crc32c_update(c, body.data, body.len);
+}
+
+uint32_t
+sprig__codec_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes body)
+{
+    return value_crc(l, flags, body);
 }
 
 /* Append the CRC of m (plain, or out's own contents) to out; out then
@@ -128,7 +176,7 @@ append_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes m, sprig_buf *out)
         memcpy(out->data, m.data, m.len);
     }
     uint8_t *o = out->data;
-    uint32_t c = sprig__codec_crc(l, flags, (sprig_bytes){o, m.len});
+    uint32_t c = value_crc(l, flags, (sprig_bytes){o, m.len});
     for (int i = 0; i < 4; i++, c >>= 8) {
         o[m.len + (size_t)i] = (uint8_t)c;
     }
@@ -177,28 +225,39 @@ named(const sprig__vloc *l, int rc)
     return sprig__err(rc, "%s (database directory '%s'): %s", what, l->db, msg);
 }
 
+/* The error of a value whose CRC does not hold (or that is too short to
+ * have one): out of line, so the read's check stays small. */
+__attribute__((noinline, cold)) static int
+crc_failed(const sprig__vloc *l, uint8_t flags, size_t len, uint32_t want,
+           uint32_t got)
+{
+    char what[160];
+    describe(l, what, sizeof what);
+    if (len < SPRIG__CRC_BYTES) {
+        return sprig__err(SPRIG_ECORRUPT,
+                          "%s is malformed (%zu bytes, codec flags %#x)", what,
+                          len, flags);
+    }
+    return sprig__err(SPRIG_ECORRUPT,
+                      "%s is damaged: its CRC-32C is %08x, its stored "
+                      "bytes give %08x",
+                      what, want, got);
+}
+
 /* Check and strip the CRC of `stored` (flags `flags`). */
 static int
 check_crc(const sprig__vloc *l, uint8_t flags, sprig_bytes *stored)
 {
-    char what[160];
     if (stored->len < SPRIG__CRC_BYTES) {
-        describe(l, what, sizeof what);
-        return sprig__err(SPRIG_ECORRUPT,
-                          "%s is malformed (%zu bytes, codec flags %#x)", what,
-                          stored->len, flags);
+        return crc_failed(l, flags, stored->len, 0, 0);
     }
     size_t n = stored->len - SPRIG__CRC_BYTES;
     const uint8_t *t = stored->data + n;
     uint32_t want = (uint32_t)t[0] | (uint32_t)t[1] << 8 |
                     (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
-    uint32_t got = sprig__codec_crc(l, flags, (sprig_bytes){stored->data, n});
+    uint32_t got = value_crc(l, flags, (sprig_bytes){stored->data, n});
     if (got != want) {
-        describe(l, what, sizeof what);
-        return sprig__err(SPRIG_ECORRUPT,
-                          "%s is damaged: its CRC-32C is %08x, its stored "
-                          "bytes give %08x",
-                          what, want, got);
+        return crc_failed(l, flags, stored->len, want, got);
     }
     stored->len = n;
     return SPRIG_OK;
@@ -316,10 +375,24 @@ unseal(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
 }
 
 int
+sprig__codec_check(const sprig__vloc *loc, sprig_bytes stored,
+                   sprig_bytes *plain)
+{
+    int rc = check_crc(loc, SPRIG__CF_CRC, &stored);
+    *plain = stored;
+    return rc;
+}
+
+int
 sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                     sprig_bytes stored, sprig_buf *scratch, sprig_bytes *plain)
 {
     *plain = stored;
+    if (flags == SPRIG__CF_CRC) { /* the common case: plain, with its CRC */
+        int rc = check_crc(loc, flags, &stored);
+        *plain = stored;
+        return rc;
+    }
     if (flags == 0 && loc->crc_required) {
         char what[160];
         describe(loc, what, sizeof what);

@@ -84,6 +84,10 @@ typedef struct sprig__vloc {
                           flags, that its CRC covers too; or empty */
     bool crc_required; /* flags 0 (no CRC) is damage here: the database
                           was created when every value got one */
+    const uint32_t *crc_start; /* or NULL: the CRC state after the fixed
+                          start of a value of flags SPRIG__CF_CRC exactly
+                          here (sprig__codec_crc_start), kept by the
+                          caller; used for no other flags */
 } sprig__vloc;
 
 /* How one scope (a collection and its views, the key-value store, the
@@ -117,6 +121,16 @@ int sprig__codec_decode(sprig__vault *v, const sprig__vloc *loc, uint8_t flags,
                         sprig_bytes stored, sprig_buf *scratch,
                         sprig_bytes *plain);
 
+/** Check and strip the CRC of a plain value whose flags are exactly
+ *  SPRIG__CF_CRC (the common case of a read, without sprig__codec_decode's
+ *  dispatch): *plain is `stored` without its 4 CRC bytes, pointing into
+ *  `stored`.  When loc->hdr lies right before `stored` in memory (a stored
+ *  document) the CRC is one pass over both.  Any thread.  Errors:
+ *  SPRIG_ECORRUPT (too short, or a CRC that does not match: the message
+ *  says which value). */
+int sprig__codec_check(const sprig__vloc *loc, sprig_bytes stored,
+                       sprig_bytes *plain);
+
 /** Decode a value whose flags are exactly SPRIG__CF_ENC, or that and
  *  SPRIG__CF_CRC (`flags`), straight into `out` (room for stored.len -
  *  SPRIG__SEAL_OVERHEAD bytes, the plain length): no scratch, no copy.
@@ -130,6 +144,13 @@ int sprig__codec_open_into(sprig__vault *v, const sprig__vloc *loc,
  *  harnesses, which make damage that keeps its CRC valid. */
 uint32_t sprig__codec_crc(const sprig__vloc *loc, uint8_t flags,
                           sprig_bytes payload);
+
+/** The CRC state after the fixed start of the CRC of a value at `loc`
+ *  with flags `flags`: flags, kind, id length (loc->id.len; its bytes are
+ *  not read) and scope.  Opaque; a caller keeps it per scope and id
+ *  length in loc->crc_start so a value's CRC skips that part.  Any
+ *  thread; no errors. */
+uint32_t sprig__codec_crc_start(const sprig__vloc *loc, uint8_t flags);
 
 /** The key id an encrypted payload was sealed with (0 if too short). */
 uint32_t sprig__codec_key_id(uint8_t flags, sprig_bytes stored);

@@ -23,12 +23,15 @@ sprig__crc_hw(uint32_t c, const uint8_t *p, size_t n)
 {
     uint64_t c64 = c;
     for (; n >= 32; n -= 32, p += 32) { /* unrolled: fewer loop steps */
-        uint64_t v[4];
-        memcpy(v, p, 32);
-        c64 = __builtin_ia32_crc32di(c64, v[0]);
-        c64 = __builtin_ia32_crc32di(c64, v[1]);
-        c64 = __builtin_ia32_crc32di(c64, v[2]);
-        c64 = __builtin_ia32_crc32di(c64, v[3]);
+        uint64_t v0, v1, v2, v3; /* four loads: no copy through the stack */
+        memcpy(&v0, p, 8);
+        memcpy(&v1, p + 8, 8);
+        memcpy(&v2, p + 16, 8);
+        memcpy(&v3, p + 24, 8);
+        c64 = __builtin_ia32_crc32di(c64, v0);
+        c64 = __builtin_ia32_crc32di(c64, v1);
+        c64 = __builtin_ia32_crc32di(c64, v2);
+        c64 = __builtin_ia32_crc32di(c64, v3);
     }
     for (; n >= 8; n -= 8, p += 8) {
         uint64_t v;

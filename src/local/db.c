@@ -174,6 +174,8 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
     for (size_t i = 0; rc == 0 && i < schema->n_collections; i++) {
         ldb->colls[i].name = (char *)ldb->schema->collections[i].name;
         ldb->colls[i].id_kind = schema->collections[i].id_kind;
+        sprig__vloc l = {'d', NULL, ldb->colls[i].name, {NULL, 8}};
+        ldb->colls[i].crc_start8 = sprig__codec_crc_start(&l, SPRIG__CF_CRC);
         ldb->n_colls++;
     }
     /* tables: collections + meta + log, with room for views later */
@@ -332,6 +334,29 @@ doc_sealed(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
     return SPRIG_OK;
 }
 
+/* A plain document (flags exactly SPRIG__CF_CRC: the common case of a
+ * read): its CRC checked in one pass over header and payload, then copied
+ * straight into the new sprig_doc, without the codec's dispatch or a
+ * scratch buffer.  v holds at least the header (its flags said so). */
+static int
+doc_plain(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
+          sprig_doc **out)
+{
+    const uint8_t *p = v->mv_data;
+    sprig_bytes id = {k->mv_data, k->mv_size}, contents;
+    sprig__vloc l = sprig__ldb_loc(ldb, 'd', c->name, id);
+    l.hdr = (sprig_bytes){p + 1, SPRIG__DOC_HDR - 1};
+    l.crc_start = id.len == 8 ? &c->crc_start8 : NULL;
+    sprig_bytes stored = {p + SPRIG__DOC_HDR, v->mv_size - SPRIG__DOC_HDR};
+    int rc = sprig__codec_check(&l, stored, &contents);
+    if (rc) {
+        return rc;
+    }
+    uint64_t rev = sprig__get_u64be(p) & SPRIG__REV_MASK;
+    *out = sprig__doc_new(id, rev, p + 8, contents);
+    return *out ? SPRIG_OK : SPRIG_ENOMEM;
+}
+
 /* Copy the stored document at (k, v) into a new sprig_doc. */
 static int
 doc_from(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
@@ -342,6 +367,9 @@ doc_from(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
     sprig_bytes contents;
     sprig_bytes id = {k->mv_data, k->mv_size};
     uint8_t f = sprig__doc_flags(v);
+    if (!headers_only && f == SPRIG__CF_CRC) {
+        return doc_plain(ldb, c, k, v, out);
+    }
     if (!headers_only &&
         (f == SPRIG__CF_ENC || f == (SPRIG__CF_ENC | SPRIG__CF_CRC))) {
         return doc_sealed(ldb, c, k, v, out);
@@ -379,10 +407,14 @@ h_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
         sprig__errinfo_database(ldb->name);
     } else if (mrc) {
         rc = sprig__mdb_err(mrc, "reading a document");
+    } else if (sprig__doc_flags(&v) == SPRIG__CF_CRC) {
+        rc = doc_plain(ldb, c, &k, &v, out); /* the common case */
     } else {
         sprig_buf scratch = {0};
         rc = doc_from(ldb, c, &k, &v, false, &scratch, out);
-        sprig_buf_clear(&scratch);
+        if (scratch.data) { /* used only by compressed documents */
+            sprig_buf_clear(&scratch);
+        }
     }
     sprig__env_read_end(ldb->env, txn);
     return rc;

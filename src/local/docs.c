@@ -43,12 +43,6 @@ sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
     return SPRIG_OK;
 }
 
-uint8_t
-sprig__doc_flags(const MDB_val *v)
-{
-    return v->mv_size >= SPRIG__DOC_HDR ? ((const uint8_t *)v->mv_data)[0] : 0;
-}
-
 int
 sprig__doc_read(const sprig__ldb *ldb, const sprig__coll *c, sprig_bytes id,
                 MDB_val *v, uint64_t *rev, const uint8_t **hash,
@@ -61,6 +55,7 @@ sprig__doc_read(const sprig__ldb *ldb, const sprig__coll *c, sprig_bytes id,
     }
     sprig__vloc l = sprig__ldb_loc(ldb, 'd', c->name, id);
     l.hdr = (sprig_bytes){(const uint8_t *)v->mv_data + 1, SPRIG__DOC_HDR - 1};
+    l.crc_start = id.len == 8 ? &c->crc_start8 : NULL;
     return sprig__codec_decode(ldb->vault, &l, f, *contents, scratch, contents);
 }
 
@@ -305,6 +300,7 @@ put_doc(MDB_txn *txn, apply_ctx *a, size_t i, MDB_val *k, uint64_t rev,
     memcpy(h + 8, hash, 16);
     sprig__vloc l = sprig__ldb_loc(a->ldb, 'd', a->colls[i]->name, id);
     l.hdr = (sprig_bytes){h + 1, SPRIG__DOC_HDR - 1}; /* its CRC covers it */
+    l.crc_start = id.len == 8 ? &a->colls[i]->crc_start8 : NULL;
     int rc = sprig__codec_encode(&a->colls[i]->codec, &l, op->contents, &a->enc,
                                  &cf, &body);
     if (rc) {

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -635,16 +636,25 @@ sprig__env_close(sprig__env *e)
  *   RESET --(owner: read_begin, renew)--> BUSY --(owner: read_end)--> IDLE
  *   IDLE --(owner: read_begin, reuse or renew)--> BUSY
  *   IDLE --(committer / grow: claim)--> CLAIMED --(reset)--> RESET
+ *   IDLE, RESET --(owner: read_begin without the map lock: reuse or
+ *                  renew)--> FAST --(owner: read_end)--> IDLE
+ *   FAST --(owner: a growth seen, nothing done)--> IDLE, RESET as it was
  *
- * Every read still holds the map lock shared from begin to end, so growth
- * waits for readers as before.  Slots live on two lists: the thread's
- * (thread-local, walked without a lock) and the env's (under slot_lock),
- * so whichever ends first -- the env (close) or the thread (exit) -- frees
- * the transaction.  A slot matches its env by id, never by address.  A read
- * while the thread's slot is busy (nested reads) or claimed, or ended on
- * another thread, goes through the pool of reset transactions. */
+ * A read that takes its own idle or reset slot (the common case) takes no
+ * map lock: the slot goes FAST, and the reader then checks `growing`;
+ * sprig__env_grow() first bumps `growing`, then waits until no slot is FAST
+ * (sequentially consistent on both sides, so either the reader sees the growth
+ * and backs off to the locked path, or the grower sees the FAST slot and waits
+ * for it), and only then takes the map lock exclusively.  Every other read
+ * holds the map lock shared from begin to end, so growth waits for all readers
+ * as before.  Slots live on two lists: the thread's (thread-local, walked
+ * without a lock) and the env's (under slot_lock), so whichever ends first --
+ * the env (close) or the thread (exit) -- frees the transaction.  A slot
+ * matches its env by id, never by address.  A read while the thread's slot is
+ * busy (nested reads) or claimed, or ended on another thread, goes through the
+ * pool of reset transactions. */
 
-enum { S_RESET, S_IDLE, S_BUSY, S_CLAIMED };
+enum { S_RESET, S_IDLE, S_BUSY, S_CLAIMED, S_FAST };
 
 typedef struct sprig__rslot {
     sprig__env *env;
@@ -668,7 +678,8 @@ static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static pthread_key_t slot_key;
 static _Thread_local tls_entry tls_slots[SLOTS_PER_THREAD];
-static sprig__env *open_envs; /* envs with slots, under slot_lock */
+static _Thread_local tls_entry tls_last; /* the last one found */
+static sprig__env *open_envs;            /* envs with slots, under slot_lock */
 
 /* The open env with id `id` that has slots, or NULL (slot_lock held). */
 static sprig__env *
@@ -711,6 +722,7 @@ slots_thread_exit(void *arg)
         }
         *t = (tls_entry){0, NULL};
     }
+    tls_last = (tls_entry){0, NULL};
     pthread_mutex_unlock(&slot_lock);
 }
 
@@ -762,8 +774,12 @@ sprig__env_committed(sprig__env *e)
 static sprig__rslot *
 slot_find(const sprig__env *e)
 {
+    if (tls_last.env_id == e->id) {
+        return tls_last.slot;
+    }
     for (size_t i = 0; i < SLOTS_PER_THREAD; i++) {
         if (tls_slots[i].env_id == e->id) {
+            tls_last = tls_slots[i];
             return tls_slots[i].slot;
         }
     }
@@ -829,6 +845,9 @@ slot_drop(sprig__rslot *s)
             tls_slots[i] = (tls_entry){0, NULL};
         }
     }
+    if (tls_last.slot == s) {
+        tls_last = (tls_entry){0, NULL};
+    }
     s->txn = NULL;
     slot_free(s);
     pthread_mutex_unlock(&slot_lock);
@@ -886,11 +905,53 @@ pool_take(sprig__env *e)
     return t;
 }
 
+/* This thread's idle or reset slot taken without the map lock (FAST):
+ * reused as is when it sees the newest commit, else renewed.  False when
+ * it cannot serve (busy, claimed, a growth under way: the locked path
+ * then runs) or its renewal failed (*mrc; the slot is dropped). */
+static bool
+slot_take_fast(sprig__env *e, sprig__rslot *s, int *mrc)
+{
+    int st = S_IDLE;
+    *mrc = 0;
+    if (!atomic_compare_exchange_strong(&s->state, &st, S_FAST) &&
+        (st != S_RESET ||
+         !atomic_compare_exchange_strong(&s->state, &st, S_FAST))) {
+        return false;
+    }
+    if (atomic_load(&e->growing) != 0) {
+        atomic_store(&s->state, st); /* untouched: as it was */
+        return false;
+    }
+    if (st == S_IDLE && is_current(e, s)) {
+        return true;
+    }
+    if (st == S_IDLE) {
+        mdb_txn_reset(s->txn);
+    }
+    s->tables = atomic_load(&e->tables_gen);
+    *mrc = mdb_txn_renew(s->txn);
+    if (*mrc) {
+        mdb_txn_abort(s->txn);
+        slot_drop(s);
+        return false;
+    }
+    return true;
+}
+
 int
 sprig__env_read_begin(sprig__env *e, MDB_txn **txn)
 {
-    pthread_rwlock_rdlock(&e->map_lock);
     sprig__rslot *s = slot_find(e);
+    int fast_mrc = 0;
+    if (s && slot_take_fast(e, s, &fast_mrc)) {
+        *txn = s->txn;
+        return SPRIG_OK;
+    }
+    if (fast_mrc) {
+        return sprig__mdb_err(fast_mrc, "beginning a read");
+    }
+    pthread_rwlock_rdlock(&e->map_lock);
     MDB_txn *t = NULL;
     int got = s ? slot_take(e, s, &t) : 0;
     if (got == 1) {
@@ -954,15 +1015,17 @@ pool_put(sprig__env *e, MDB_txn *txn)
 }
 
 /* End a read that is not this thread's slot's: a slot of another thread
- * (the read began there) is reset and marked so; else the pool takes it. */
-static void
+ * (the read began there) is reset and marked so; else the pool takes it.
+ * False when the read was a slot's FAST one (it holds no map lock). */
+static bool
 read_end_other(sprig__env *e, MDB_txn *txn)
 {
-    bool slot = false;
+    bool slot = false, locked = true;
     mdb_txn_reset(txn);
     pthread_mutex_lock(&slot_lock);
     for (sprig__rslot *s = e->slots; s && !slot; s = s->next_env) {
         if (s->txn == txn) {
+            locked = atomic_load(&s->state) != S_FAST;
             atomic_store(&s->state, S_RESET);
             slot = true;
         }
@@ -971,27 +1034,81 @@ read_end_other(sprig__env *e, MDB_txn *txn)
     if (!slot) {
         pool_put(e, txn);
     }
+    return locked;
 }
 
 void
 sprig__env_read_end(sprig__env *e, MDB_txn *txn)
 {
     sprig__rslot *s = slot_find(e);
+    bool locked;
     if (s && s->txn == txn && !txn_failed) {
+        locked = atomic_load(&s->state) != S_FAST;
         atomic_store(&s->state, S_IDLE); /* stays open for the next read */
     } else {
-        read_end_other(e, txn); /* reset: the next read renews */
+        locked = read_end_other(e, txn); /* reset: the next read renews */
     }
     txn_failed = false;
-    pthread_rwlock_unlock(&e->map_lock);
+    if (locked) {
+        pthread_rwlock_unlock(&e->map_lock);
+    }
+}
+
+/* Whether a slot of `e` is FAST (a read without the map lock). */
+static bool
+any_fast(sprig__env *e)
+{
+    bool fast = false;
+    pthread_mutex_lock(&slot_lock);
+    for (sprig__rslot *s = e->slots; s && !fast; s = s->next_env) {
+        fast = atomic_load(&s->state) == S_FAST;
+    }
+    pthread_mutex_unlock(&slot_lock);
+    return fast;
+}
+
+/* Growth, before the exclusive map lock: no new FAST read starts, and
+ * the running ones end (they may hold nested locked reads, so this waits
+ * without the map lock; a FAST slot seen later is one backing off). */
+static void
+fast_reads_stop(sprig__env *e)
+{
+    atomic_fetch_add(&e->growing, 1);
+    while (any_fast(e)) {
+        sched_yield();
+    }
+}
+
+/* Under the exclusive map lock: reset every idle slot (as
+ * sprig__env_committed), waiting out those backing off from FAST. */
+static void
+slots_reset_all(sprig__env *e)
+{
+    pthread_mutex_lock(&slot_lock);
+    for (sprig__rslot *s = e->slots; s; s = s->next_env) {
+        int st = S_IDLE;
+        while (!atomic_compare_exchange_strong(&s->state, &st, S_CLAIMED)) {
+            if (st != S_FAST) {
+                break; /* RESET, or BUSY/CLAIMED: not while we hold it */
+            }
+            sched_yield();
+            st = S_IDLE;
+        }
+        if (st == S_IDLE) {
+            mdb_txn_reset(s->txn);
+            atomic_store(&s->state, S_RESET);
+        }
+    }
+    pthread_mutex_unlock(&slot_lock);
 }
 
 int
 sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve)
 {
     int rc = SPRIG_OK;
+    fast_reads_stop(e);
     pthread_rwlock_wrlock(&e->map_lock);
-    sprig__env_committed(e);        /* no transaction open while resizing */
+    slots_reset_all(e);             /* no transaction open while resizing */
     if (e->map_size == seen_size) { /* nobody grew it meanwhile */
         size_t want = e->map_size * 2;
         size_t limit = e->max_map_size;
@@ -1016,6 +1133,7 @@ sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve)
         }
     }
     pthread_rwlock_unlock(&e->map_lock);
+    atomic_fetch_sub(&e->growing, 1);
     return rc;
 }
 

@@ -36,8 +36,10 @@
  *   export.c   logical export and import as JSON lines
  *
  * Invariants:
- *  - Every LMDB transaction runs under the env's map lock held shared;
- *    growing the map takes it exclusively, with no transaction active.
+ *  - Every LMDB transaction runs under the env's map lock held shared, or
+ *    is a thread's reused read transaction in a FAST slot (env.c), which
+ *    growth waits out; growing the map takes the lock exclusively, with
+ *    no transaction active.
  *  - Only the current writer leader of a database opens write transactions
  *    on its environment.
  *  - A document value is [revision u64 BE][16-byte hash][contents]; the
@@ -72,6 +74,7 @@ typedef struct sprig__env {
     struct sprig__rslot *slots;
     struct sprig__env *next_open; /* in env.c's list of envs with slots */
     atomic_ulong tables_gen;      /* bumped when tables are opened */
+    atomic_int growing;       /* growths under way: reads take the map lock */
     struct sprig__ckpt *ckpt; /* the command log's state (ckpt.c), or NULL */
     /* how command-log records are sealed (a database with an encrypted
      * scope): set by db.c before the first write; NULL vault: plain */
@@ -481,6 +484,8 @@ typedef struct sprig__coll {
     sprig__codec codec;      /* its documents and view values (codec.h) */
     const uint8_t *hash_key; /* its revision hash key: the database's, or
                                 the keyed one of an encrypted collection */
+    uint32_t crc_start8;     /* sprig__codec_crc_start of its documents with
+                                8-byte ids and flags SPRIG__CF_CRC (vloc) */
 } sprig__coll;
 
 typedef struct sprig__lstorage sprig__lstorage;
@@ -651,8 +656,13 @@ int sprig__docs_apply_cmd(MDB_txn *txn, sprig__ldb *ldb,
  *  and the stored payload, still encoded. */
 int sprig__doc_parse(MDB_val *v, uint64_t *rev, const uint8_t **hash,
                      sprig_bytes *contents);
-/** The codec flags of a stored document value (0 if malformed). */
-uint8_t sprig__doc_flags(const MDB_val *v);
+/** The codec flags of a stored document value (0 if malformed).  Inline:
+ *  every read asks it. */
+static inline uint8_t
+sprig__doc_flags(const MDB_val *v)
+{
+    return v->mv_size >= SPRIG__DOC_HDR ? ((const uint8_t *)v->mv_data)[0] : 0;
+}
 /** Parse and decode the stored document of collection `c` with id `id`:
  *  *contents is in the map (plain) or in `scratch`.  Errors: those of
  *  sprig__doc_parse and sprig__codec_decode (SPRIG_EAUTH). */
