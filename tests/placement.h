@@ -17,8 +17,11 @@
  * client logs in as an administrator of a permission engine kept in a
  * memory-only storage of its own (sprig_server_options.auth), so the
  * served storage holds only the suite's databases and schemas.
- * The "cluster" placement (its block is at the end) is three real
- * `sprig serve --cluster` processes reached through one multi-URL client.
+ * The "cluster" placement (its block is at the end) is three real node
+ * processes -- the test program itself in its node mode, a server program
+ * embedding Sprig with the test's C view code -- reached through one
+ * multi-URL client that logs in as the administrator the nodes bootstrap
+ * through the Raft log.
  */
 #ifndef SPRIG_PLACEMENT_H
 #define SPRIG_PLACEMENT_H
@@ -281,15 +284,21 @@ placement_close_wrapped(placement *p)
 }
 
 /* ---- the "cluster" placement ----------------------------------------------
- * Three `sprig serve --cluster` processes (the binary: $SPRIG_BIN, which
- * CMake sets) on loopback, ephemeral ports, each with its own storage and
- * Raft log under the placement's directory, reached by one client over
- * "ws://a,b,c": it connects to the first node that answers and follows
- * SPRIG_ENOTLEADER to the leader, so after its first write it talks to
- * the leader and reads its own writes (reads are local to the node).
- * The nodes run --insecure-open: the permission engine's users live in the
- * replicated `_admin` database, and no node has an administrator before
- * the cluster runs (the other server placements check permissions).  The
+ * Three node processes on loopback, ephemeral ports, each with its own
+ * storage and Raft log under the placement's directory, reached by one
+ * client over "ws://a,b,c": it connects to the first node that answers
+ * and follows SPRIG_ENOTLEADER to the leader, so after its first write it
+ * talks to the leader and reads its own writes (reads are local).
+ *
+ * A node is the test program re-executed in its node mode
+ * (placement_node_main): a user's own server program embedding Sprig, as
+ * a cluster with C views runs one -- it opens its storage as a cluster
+ * node (sprig_cluster_open), registers the schemas of its C views with
+ * their code (the test's `node_schemas` callback, given what the setup
+ * asked for), serves the storage with authentication ON, and bootstraps
+ * the administrator through the Raft log
+ * (sprig_cluster_bootstrap_admin): the same calls `sprig serve --cluster
+ * --admin-user` makes.  The client logs in as that administrator.  The
  * nodes die with the test process (PR_SET_PDEATHSIG) and are killed with
  * SIGKILL at close, also after a failed test (cmocka runs the teardown). */
 #include <signal.h>
@@ -299,6 +308,13 @@ placement_close_wrapped(placement *p)
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <fcntl.h>
+
+/* The node mode's first argument (argv[1]). */
+#define PLACEMENT_NODE_ARG "--placement-node"
+
+/* What the setup asks the nodes to register with code ("" none): set
+ * before placement_open, passed to the node program's callback. */
+static const char *placement_node_views = "";
 
 /* A free loopback TCP port (bound once, released). */
 static inline int
@@ -338,9 +354,9 @@ placement_cluster_file(placement *p, int i, const int *raft, char *path,
     fclose(f);
 }
 
-/* Start node i: `sprig serve --cluster`, its output in n<i>.log. */
+/* Start node i: this program in its node mode, its output in n<i>.log. */
 static inline pid_t
-placement_spawn_node(placement *p, const char *bin, int i, const char *file)
+placement_spawn_node(placement *p, int i, const char *file)
 {
     char path[1300], ws[64], log[1300];
     snprintf(path, sizeof path, "%s/n%d", p->dir, i + 1);
@@ -355,12 +371,118 @@ placement_spawn_node(placement *p, const char *bin, int i, const char *file)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execl(bin, "sprig", "serve", "--path", path, "--ws", ws, "--quic",
-              "off", "--insecure-open", "--no-console", "--cluster", file,
-              (char *)NULL);
+        execl("/proc/self/exe", "sprig-node", PLACEMENT_NODE_ARG, path, ws,
+              file, placement_node_views, (char *)NULL);
         _exit(127);
     }
     return pid;
+}
+
+/* The node program's schemas with their C view code: `views` is what the
+ * setup asked for.  Returns what sprig_storage_register_schema returns. */
+typedef int (*placement_node_schemas_fn)(sprig_storage *st, const char *views);
+
+/* Call `f` until it is not refused for want of a leader (or a leader
+ * lost), 60 s at most.  Its last result. */
+static inline int
+placement_node_retry(int (*f)(void *arg), void *arg)
+{
+    int rc = -1;
+    for (int t = 0; t < 600; t++) {
+        rc = f(arg);
+        if (rc != SPRIG_ENOTLEADER && rc != SPRIG_ETIMEDOUT) {
+            break;
+        }
+        usleep(100000);
+    }
+    return rc;
+}
+
+typedef struct placement_node {
+    sprig_cluster *cl;
+    sprig_server *srv;
+    sprig_server_options o;
+    placement_node_schemas_fn schemas;
+    const char *views;
+} placement_node;
+
+static inline int
+placement_node_schemas(void *arg)
+{
+    placement_node *n = arg;
+    return n->schemas ? n->schemas(sprig_cluster_storage(n->cl), n->views)
+                      : SPRIG_OK;
+}
+
+static inline int
+placement_node_server(void *arg)
+{
+    placement_node *n = arg; /* the server makes "_admin": a write */
+    return sprig_server_new_for(sprig_cluster_storage(n->cl), &n->o, &n->srv);
+}
+
+static inline int
+placement_node_admin(void *arg)
+{
+    placement_node *n = arg;
+    return sprig_cluster_bootstrap_admin(n->cl, sprig_server_auth(n->srv),
+                                         PLACEMENT_USER, PLACEMENT_PASSWORD);
+}
+
+/* Open, register, serve (authentication on), bootstrap the admin. */
+static inline int
+placement_node_start(placement_node *n, const char *path, const char *ws,
+                     const char *file)
+{
+    static sprig_auth_options ao;
+    sprig_auth_options_min(&ao); /* cheap hashes: a test */
+    sprig_storage_options so;
+    sprig_storage_options_init(&so);
+    so.path = path;
+    so.durability = SPRIG_DURABILITY_NONE; /* the Raft log is durable */
+    sprig_server_options_init(&n->o);
+    n->o.ws_listen = ws;
+    n->o.workers = 2;
+    n->o.no_console = true;
+    n->o.auth_options = &ao;
+    n->o.max_connections_per_address = 0;
+    int rc = sprig_cluster_open(&so, file, &n->cl);
+    rc = rc ? rc : placement_node_retry(placement_node_schemas, n);
+    rc = rc ? rc : placement_node_retry(placement_node_server, n);
+    rc = rc ? rc : placement_node_retry(placement_node_admin, n);
+    rc = rc ? rc : sprig_cluster_attach_server(n->cl, n->srv);
+    return rc ? rc : sprig_server_start(n->srv);
+}
+
+/* The node mode: `PROG --placement-node PATH HOST:PORT CLUSTER-FILE VIEWS`.
+ * Serves until SIGTERM or SIGINT (or its parent dies).  Exit status 0,
+ * or 1 with the reason on stderr. */
+static inline int
+placement_node_main(int argc, char **argv, placement_node_schemas_fn schemas)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s %s PATH HOST:PORT CLUSTER-FILE VIEWS\n",
+                argv[0], PLACEMENT_NODE_ARG);
+        return 1;
+    }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* threads inherit the mask */
+    placement_node n = {.schemas = schemas, .views = argv[5]};
+    int rc = placement_node_start(&n, argv[2], argv[3], argv[4]);
+    if (rc) {
+        fprintf(stderr, "node: %s\n", sprig_errmsg());
+    } else {
+        fprintf(stderr, "node: serving %s\n", argv[3]);
+        int sig;
+        sigwait(&sigs, &sig);
+        sprig_server_shutdown(n.srv, 2000);
+    }
+    sprig_server_free(n.srv);
+    sprig_cluster_close(n.cl);
+    return rc ? 1 : 0;
 }
 
 /* Register the suite's schema through the client: a write, so it waits
@@ -386,13 +508,28 @@ placement_cluster_ready(placement *p, const sprig_schema_def *schema)
     }
 }
 
+/* A client of `url` logged in as the administrator (the servers may still
+ * be starting: 30 s at most). */
+static inline sprig_client *
+placement_cluster_client(const char *url)
+{
+    sprig_client *c = NULL;
+    int rc = -1;
+    for (int t = 0; t < 300 && rc != 0; t++) {
+        rc = sprig_client_connect(url, NULL, &c);
+        if (rc != 0) {
+            usleep(100000);
+        }
+    }
+    SPRIG_OK_(rc);
+    SPRIG_OK_(sprig_client_authenticate_password(c, PLACEMENT_USER,
+                                                 PLACEMENT_PASSWORD));
+    return c;
+}
+
 static inline void
 placement_open_cluster(placement *p, const sprig_schema_def *schema)
 {
-    const char *bin = getenv("SPRIG_BIN");
-    if (!bin || !*bin) {
-        fail_msg("the cluster placement needs SPRIG_BIN (the sprig binary)");
-    }
     assert_int_equal(mkdir(p->dir, 0755), 0);
     int raft[3];
     for (int i = 0; i < 3; i++) {
@@ -403,18 +540,11 @@ placement_open_cluster(placement *p, const sprig_schema_def *schema)
     for (int i = 0; i < 3; i++) {
         char file[1300];
         placement_cluster_file(p, i, raft, file, sizeof file);
-        p->pids[i] = placement_spawn_node(p, bin, i, file);
+        p->pids[i] = placement_spawn_node(p, i, file);
     }
     snprintf(url, sizeof url, "ws://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
              p->ws_ports[0], p->ws_ports[1], p->ws_ports[2]);
-    int rc = -1;
-    for (int t = 0; t < 300 && rc != 0; t++) { /* the servers start */
-        rc = sprig_client_connect(url, NULL, &p->client);
-        if (rc != 0) {
-            usleep(100000);
-        }
-    }
-    SPRIG_OK_(rc);
+    p->client = placement_cluster_client(url);
     p->st = sprig_client_storage(p->client);
     placement_cluster_ready(p, schema);
 }
@@ -446,9 +576,8 @@ placement_cluster_replicated(placement *p)
     placement_db_names(p->st, want, sizeof want);
     for (int i = 0; i < 3; i++) {
         char url[64];
-        sprig_client *c;
         snprintf(url, sizeof url, "ws://127.0.0.1:%d", p->ws_ports[i]);
-        SPRIG_OK_(sprig_client_connect(url, NULL, &c));
+        sprig_client *c = placement_cluster_client(url);
         for (int t = 0; t < 100; t++) {
             placement_db_names(sprig_client_storage(c), got, sizeof got);
             if (strcmp(got, want) == 0) {

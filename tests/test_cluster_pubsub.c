@@ -23,9 +23,8 @@ static sprig_client *
 node_client(placement *p, int i, sprig_db **db)
 {
     char url[64];
-    sprig_client *c;
     snprintf(url, sizeof url, "ws://127.0.0.1:%d", p->ws_ports[i]);
-    SPRIG_OK_(sprig_client_connect(url, NULL, &c));
+    sprig_client *c = placement_cluster_client(url); /* the administrator */
     int rc = -1;
     for (int t = 0; t < 100 && rc != 0; t++) {
         rc = sprig_storage_open_database(sprig_client_storage(c), "ps", db);
@@ -80,8 +79,10 @@ cli_subscriber(placement *p, int i, const char *out)
         int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fo, 1);
         dup2(fe, 2);
-        execl(getenv("SPRIG_BIN"), "sprig", "--url", url, "--db", "ps",
-              "pubsub", "subscribe", "t", "--count", count, "--timeout",
+        setenv("CLUSTER_PUBSUB_PW", PLACEMENT_PASSWORD, 1);
+        execl(getenv("SPRIG_BIN"), "sprig", "--url", url, "--user",
+              PLACEMENT_USER, "--password-env", "CLUSTER_PUBSUB_PW", "--db",
+              "ps", "pubsub", "subscribe", "t", "--count", count, "--timeout",
               "30000", (char *)NULL);
         _exit(127);
     }
@@ -204,8 +205,11 @@ test_pubsub_every_node(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], PLACEMENT_NODE_ARG) == 0) {
+        return placement_node_main(argc, argv, NULL); /* a cluster node */
+    }
     if (!getenv("SPRIG_BIN")) {
         printf("SPRIG_BIN is not set (ctest sets it): skipped\n");
         return 77;

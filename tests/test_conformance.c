@@ -67,14 +67,22 @@ test_storage_admin(void **state)
                  sprig_storage_create_database(p->st, "b/d", "conf", false));
     sprig_database_list *l;
     SPRIG_OK_(sprig_storage_list_databases(p->st, &l));
-    assert_int_equal(sprig_database_list_count(l), 2);
-    assert_string_equal(sprig_database_list_name(l, 0), "a");
-    assert_string_equal(sprig_database_list_schema(l, 1), "conf");
+    size_t at = 0; /* "_admin": the cluster's users live in its storage */
+    while (at < sprig_database_list_count(l) &&
+           strcmp(sprig_database_list_name(l, at), "_admin") == 0) {
+        at++;
+    }
+    assert_int_equal(sprig_database_list_count(l) - at, 2);
+    assert_int_equal(at, placement_is(p->name, "cluster") ? 1 : 0);
+    assert_string_equal(sprig_database_list_name(l, at), "a");
+    assert_string_equal(sprig_database_list_schema(l, at + 1), "conf");
     sprig_database_list_free(l);
     sprig_schema_list *sl;
     SPRIG_OK_(sprig_storage_list_schemas(p->st, &sl));
-    assert_int_equal(sprig_schema_list_count(sl), 1);
-    const sprig_schema_def *s = sprig_schema_list_get(sl, 0);
+    at = st_find(sl, "_admin") ? 1 : 0; /* the cluster's, as above */
+    assert_int_equal(sprig_schema_list_count(sl) - at, 1);
+    const sprig_schema_def *s = st_find(sl, "conf");
+    assert_non_null(s);
     assert_string_equal(s->name, "conf");
     assert_int_equal(s->n_collections, 2);
     assert_int_equal(s->collections[1].id_kind, SPRIG_ID_NATURAL);
@@ -425,6 +433,168 @@ test_pubsub(void **state)
     sprig_db_close(db);
 }
 
+/* ---- permissions, on the plain server placements and the cluster ---------
+ * A user granted reads of one database may read it and nothing else, and
+ * may write nothing; once the grant is revoked it may not read it either,
+ * in the session it has open.  On the cluster the user is made and the
+ * grant revoked through the leader (replicated `_admin` writes), and the
+ * user is checked on each node by a client of that node alone (it does
+ * not follow the leader) -- reads are answered, and so checked, by the
+ * node itself: two followers and the leader. */
+
+#define READER "reader"
+#define READER_PASSWORD "reader-pw-123"
+
+/* A client of the placement's node `i` (the cluster) or its only server,
+ * logged in as READER (on a follower, once the user reached it). */
+static sprig_client *
+reader_client(placement *p, int i)
+{
+    char url[64];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d",
+             p->srv ? sprig_server_ws_port(p->srv) : p->ws_ports[i]);
+    sprig_client_options co;
+    sprig_client_options_init(&co);
+    co.no_follow = true; /* the node itself answers, never the leader */
+    sprig_client *c = NULL;
+    int rc = -1;
+    for (int t = 0; t < 300 && rc != 0; t++) { /* a node still starting */
+        rc = sprig_client_connect(url, &co, &c);
+        if (rc != 0) {
+            usleep(100000);
+        }
+    }
+    SPRIG_OK_(rc);
+    rc = -1;
+    for (int t = 0; t < 100 && rc != 0; t++) { /* 10 s: replication */
+        rc = sprig_client_authenticate_password(c, READER, READER_PASSWORD);
+        if (rc != 0) {
+            usleep(100000);
+        }
+    }
+    SPRIG_OK_(rc);
+    return c;
+}
+
+/* Read document 1 of "perm" through `st`: its contents into `b`. */
+static int
+reader_get(sprig_storage *st, sprig_buf *b)
+{
+    sprig_db *db;
+    uint8_t id[8];
+    int rc = sprig_storage_open_database(st, "perm", &db);
+    if (rc == 0) {
+        sprig_doc *d;
+        rc = sprig_get(db, "msgs", sprig_id_u64(1, id), &d);
+        b->len = 0;
+        if (rc == 0) {
+            sprig_bytes c = sprig_doc_contents(d);
+            rc = sprig_buf_append(b, c.data, c.len);
+            sprig_doc_free(d);
+        }
+        sprig_db_close(db);
+    }
+    return rc;
+}
+
+/* What READER may do through `c`: read "perm" when `granted`, nothing
+ * else ever.  The read is retried for 10 s (a follower applying the
+ * revocation). */
+static void
+reader_checks(sprig_client *c, bool granted)
+{
+    sprig_storage *st = sprig_client_storage(c);
+    sprig_buf b = {0};
+    int rc = -1;
+    for (int t = 0; t < 100; t++) {
+        rc = reader_get(st, &b);
+        if ((rc == 0) == granted) {
+            break;
+        }
+        usleep(100000);
+    }
+    if (granted) {
+        SPRIG_OK_(rc);
+        assert_true(tu_bytes_eq(sprig_buf_bytes(&b), "{\"cat\":\"a\"}"));
+    } else {
+        SPRIG_EXPECT(SPRIG_EPERM, rc);
+    }
+    sprig_buf_clear(&b);
+    sprig_db *db;
+    SPRIG_EXPECT(SPRIG_EPERM, sprig_storage_open_database(st, "other", &db));
+    SPRIG_EXPECT(SPRIG_EPERM,
+                 sprig_storage_create_database(st, "mine", "conf", false));
+}
+
+/* A write as READER through `c` is refused and changes nothing. */
+static void
+reader_write_refused(placement *p, sprig_client *c)
+{
+    sprig_db *db, *mine;
+    SPRIG_OK_(
+        sprig_storage_open_database(sprig_client_storage(c), "perm", &db));
+    SPRIG_EXPECT(SPRIG_EPERM, sprig_insert(db, "msgs", NULL,
+                                           sprig_str("{\"cat\":\"b\"}"), NULL));
+    if (!strstr(sprig_errmsg(), "document.insert")) {
+        fail_msg("refused, but: %s", sprig_errmsg());
+    }
+    sprig_db_close(db);
+    uint64_t n = 0;
+    SPRIG_OK_(sprig_storage_open_database(p->st, "perm", &mine));
+    SPRIG_OK_(sprig_count(mine, "msgs", NULL, &n));
+    assert_int_equal(n, 1);
+    sprig_db_close(mine);
+}
+
+/* One admin change through the placement's administrator client. */
+static int
+admin(placement *p, sprig_admin_op op, const char *name, const char *other,
+      const char *actions, const char *resource)
+{
+    sprig_admin_change ch = {.op = op,
+                             .name = name,
+                             .password = other,
+                             .other = other,
+                             .actions = actions,
+                             .resource = resource,
+                             .add = true};
+    return sprig_client_admin(p->st, &ch, NULL);
+}
+
+static void
+test_permissions(void **state)
+{
+    placement *p = *state;
+    if (!p->client || (p->srv && sprig_server_ws_port(p->srv) <= 0) ||
+        placement_is(p->name, "wss")) {
+        skip(); /* local (nothing checks); quic, wss: test_auth_* */
+    }
+    sprig_db *db = fresh_db(p, "perm");
+    SPRIG_OK_(
+        sprig_insert(db, "msgs", NULL, sprig_str("{\"cat\":\"a\"}"), NULL));
+    sprig_db_close(db);
+    SPRIG_OK_(sprig_storage_create_database(p->st, "other", "conf", false));
+    SPRIG_OK_(
+        admin(p, SPRIG_ADMIN_USER_CREATE, READER, READER_PASSWORD, NULL, NULL));
+    SPRIG_OK_(admin(p, SPRIG_ADMIN_GROUP_CREATE, "readers", NULL, NULL, NULL));
+    SPRIG_OK_(admin(p, SPRIG_ADMIN_GROUP_GRANT, "readers", NULL,
+                    "database.open,document.get", "sprig.db.perm"));
+    SPRIG_OK_(admin(p, SPRIG_ADMIN_USER_GROUP, READER, "readers", NULL, NULL));
+    int nodes = p->pids[0] > 0 ? 3 : 1;
+    sprig_client *c[3];
+    for (int i = 0; i < nodes; i++) {
+        c[i] = reader_client(p, i);
+        reader_checks(c[i], true);
+        reader_write_refused(p, c[i]);
+    }
+    SPRIG_OK_(admin(p, SPRIG_ADMIN_GROUP_REVOKE, "readers", NULL, NULL,
+                    "sprig.db.perm"));
+    for (int i = 0; i < nodes; i++) {
+        reader_checks(c[i], false); /* the same session, now refused */
+        sprig_client_close(c[i]);
+    }
+}
+
 /* ---- schemas with views, on every placement ------------------------------
  * A schema lists the same on every placement, views included (declarative
  * ones whole, C ones by description); registering a listed schema again
@@ -459,11 +629,24 @@ static const sprig_collection_def note_cols[] = {
 static const sprig_schema_def notes_schema = {"notes", note_cols, 1};
 
 /* The storage of the program that runs the placement (where C views get
- * their code). */
+ * their code); NULL for the cluster, whose nodes are programs of their
+ * own. */
 static sprig_storage *
 program_storage(placement *p)
 {
     return p->srv ? sprig_server_storage(p->srv) : p->local;
+}
+
+/* The node program's schemas (the "cluster" placement's nodes are this
+ * program in its node mode: placement_node_main): "notes", with the code
+ * of its C view, when the setup asked for it. */
+static int
+node_schemas(sprig_storage *st, const char *views)
+{
+    if (strcmp(views, "notes") != 0) {
+        return SPRIG_OK;
+    }
+    return sprig_storage_register_schema(st, &notes_schema);
 }
 
 /* The listed "notes" and "conf" describe what was registered. */
@@ -507,14 +690,10 @@ static void
 test_schema_views(void **state)
 {
     placement *p = *state;
-    if (!program_storage(p)) {
-        /* the cluster's nodes are `sprig serve` processes: no program of
-         * the test's own holds a storage there to give a C view its code
-         * (declarative views: test_views; registration through a node:
-         * every cluster placement's setup) */
-        skip();
-    }
-    SPRIG_OK_(sprig_storage_register_schema(program_storage(p), &notes_schema));
+    if (program_storage(p)) {
+        SPRIG_OK_(
+            sprig_storage_register_schema(program_storage(p), &notes_schema));
+    } /* else the cluster: each node's program did (node_schemas) */
     expect_listed(p, NULL);
     /* the listed schema, registered again through the placement */
     sprig_schema_list *l;
@@ -567,18 +746,38 @@ test_schema_views(void **state)
     sprig_db_close(db);
 }
 
+/* test_schema_views's setup: the cluster's node programs register
+ * "notes" with its C view's code at their start. */
+static int
+setup_notes(void **state)
+{
+    placement_node_views = "notes";
+    setup(state);
+    placement_node_views = "";
+    return 0;
+}
+
 #define SUITE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
-main(void)
+main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], PLACEMENT_NODE_ARG) == 0) {
+        return placement_node_main(argc, argv, node_schemas);
+    }
     root = tu_tmpdir("conformance");
     const struct CMUnitTest tests[] = {
-        SUITE(test_storage_admin), SUITE(test_crud),
-        SUITE(test_reads),         SUITE(test_transactions),
-        SUITE(test_large_values),  SUITE(test_kv),
-        SUITE(test_views),         SUITE(test_pubsub),
-        SUITE(test_schema_views),
+        SUITE(test_storage_admin),
+        SUITE(test_crud),
+        SUITE(test_reads),
+        SUITE(test_transactions),
+        SUITE(test_large_values),
+        SUITE(test_kv),
+        SUITE(test_views),
+        SUITE(test_pubsub),
+        SUITE(test_permissions),
+        cmocka_unit_test_setup_teardown(test_schema_views, setup_notes,
+                                        teardown),
     };
     const char *kinds[] = {"local",        "ws",      "wss",   "quic",
                            "quic-streams", "wrapped", "vault", "cluster"};

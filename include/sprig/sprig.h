@@ -1986,6 +1986,30 @@ SPRIG_API int sprig_cluster_attach_server(sprig_cluster *c, sprig_server *srv);
  */
 SPRIG_API bool sprig_cluster_joining(sprig_cluster *c);
 
+/* -- the first administrator of a new cluster (cconf; docs/cluster.md
+ *    "Start a cluster") -- */
+typedef struct sprig_auth sprig_auth;
+/**
+ * Make `user` (password `password`) the first administrator of the
+ * cluster, through the Raft log: when the records of `a` -- the permission
+ * engine over this node's storage, e.g. sprig_server_auth() of the node's
+ * server -- hold no user (or only `user`, without its rights: a bootstrap
+ * cut short), the leader writes group "admins" granted '*' on "sprig",
+ * the user, and the user in the group, each a replicated `_admin`
+ * transaction, so every node and every node added later has them.
+ * Returns 0 once `user` is an administrator on this node (applied here),
+ * or when the records hold other users (nothing is done: the cluster is
+ * not new).  SPRIG_ENOTLEADER: this node is not the leader and has not
+ * applied the leader's bootstrap yet, SPRIG_ETIMEDOUT: leadership was lost
+ * half-way -- call again after a pause (every node may call it, with the
+ * same user and password).  Blocks while a write commits; not on the
+ * node's Raft thread.  Other errors: SPRIG_EINVAL (NULL or empty
+ * arguments), those of the permission engine and the storage.
+ */
+SPRIG_API int sprig_cluster_bootstrap_admin(sprig_cluster *c, sprig_auth *a,
+                                            const char *user,
+                                            const char *password);
+
 /* ---- connected clients over the wire (issue 15, js2) ------------------- */
 
 /** One open connection of a server, as sprig_client_connected_clients()

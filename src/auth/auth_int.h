@@ -79,6 +79,7 @@ struct sprig_identity {
     char label[96]; /* what sprig_identity_name returns */
     pthread_mutex_t lock;
     uint64_t gen; /* of `perms` */
+    uint64_t txn; /* "_admin"'s last transaction id when `perms` were read */
     bool loaded;
     sprig__stmts perms;
 };

@@ -113,16 +113,26 @@ sprig_auth_changed(sprig_auth *a)
     }
 }
 
+/* The last transaction id of "_admin": it moves with every change of the
+ * records, also those the engine did not make -- on a cluster node, the
+ * changes replicated from the leader (cconf), an installed snapshot. */
+static int
+records_txn(sprig_auth *a, uint64_t *txn)
+{
+    return sprig_last_txn_id(a->db, txn);
+}
+
 /* (Re)compute the permissions when the records changed (lock held). */
 static int
 refresh(sprig_identity *id)
 {
-    uint64_t gen = atomic_load(&id->a->gen);
-    if (id->loaded && id->gen == gen) {
-        return SPRIG_OK;
+    uint64_t gen = atomic_load(&id->a->gen), txn = 0;
+    int rc = records_txn(id->a, &txn);
+    if (rc || (id->loaded && id->gen == gen && id->txn == txn)) {
+        return rc;
     }
     sprig__stmts s = {0};
-    int rc = sprig__records_perms(id->a, id->role, id->name, &s);
+    rc = sprig__records_perms(id->a, id->role, id->name, &s);
     if (rc == SPRIG_ENOTFOUND) {
         rc = SPRIG_OK; /* deleted: no permission at all */
     }
@@ -133,6 +143,7 @@ refresh(sprig_identity *id)
     sprig__stmts_free(&id->perms);
     id->perms = s;
     id->gen = gen;
+    id->txn = txn;
     id->loaded = true;
     return SPRIG_OK;
 }
@@ -151,12 +162,13 @@ sprig__identity_new(sprig_auth *a, bool role, const char *name,
     snprintf(id->name, sizeof id->name, "%s", name);
     snprintf(id->label, sizeof id->label, "%s%s", role ? "role:" : "", name);
     pthread_mutex_init(&id->lock, NULL);
-    int rc = sprig__records_perms(a, role, name, &id->perms);
+    id->gen = atomic_load(&a->gen);
+    int rc = records_txn(a, &id->txn);
+    rc = rc ? rc : sprig__records_perms(a, role, name, &id->perms);
     if (rc) {
         sprig_identity_release(id);
         return rc;
     }
-    id->gen = atomic_load(&a->gen);
     id->loaded = true;
     *out = id;
     return SPRIG_OK;

@@ -403,6 +403,28 @@ schema_stored(sprig__lstorage *st, const char *name, sprig_bytes rec)
     return same;
 }
 
+/* Would `def` be taken here, as a registration of this node's program or
+ * client (not from the log)?  Checked before a replicated SCHEMA command
+ * is proposed: the log's apply takes a C view without code (a node
+ * without the program's code must take what the group took), so a
+ * registration naming a C view this storage does not have -- refused on
+ * a single storage -- is refused by the node proposing it, before it can
+ * make the view codeless on every node (cconf). */
+static int
+precheck_schema(sprig__lstorage *st, const sprig_schema_def *def)
+{
+    sprig_schema_def *copy;
+    int rc = sprig__schema_copy(def, &copy);
+    if (rc) {
+        return rc;
+    }
+    pthread_mutex_lock(&st->lock);
+    rc = check_compatible(find_schema(st, def->name), copy, false);
+    pthread_mutex_unlock(&st->lock);
+    sprig__free(copy);
+    return rc;
+}
+
 static int
 l_register_schema(sprig_storage *s, const sprig_schema_def *def)
 {
@@ -415,7 +437,8 @@ l_register_schema(sprig_storage *s, const sprig_schema_def *def)
     if (rc == 0 && repl && !schema_stored(st, def->name, c.schema)) {
         /* through the group; then locally again, which records nothing
          * more but keeps the code of C views the decoded copy lacks */
-        rc = sprig__repl_run(repl, "", &c);
+        rc = precheck_schema(st, def);
+        rc = rc ? rc : sprig__repl_run(repl, "", &c);
     }
     rc = rc ? rc : register_with(st, def, &c, false);
     sprig_buf_clear(&enc);

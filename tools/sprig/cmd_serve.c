@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +28,8 @@ static const char serve_usage[] =
     "                               [--kv-persistence MODE]\n"
     "                               [--kv-lazy-changes N] [--kv-lazy-ms MS]\n"
     "                               [--allow-origin ORIGIN] [--insecure-open]\n"
-    "                               [--cluster FILE]\n"
+    "                               [--cluster FILE [--admin-user NAME\n"
+    "                                --admin-password-env VAR]]\n"
     "                               [--no-console]\n"
     "\n"
     "Serve the storage at --path over QUIC (quic://, ALPN sprig/1) and\n"
@@ -62,6 +64,12 @@ static const char serve_usage[] =
     "                     \"url\":\"ws://HOST:PORT\",\"bootstrap\":true,\n"
     "                     \"peers\":[{\"id\":2,\"raft\":...,\"url\":...}]};\n"
     "                     writes on a follower get 'not the leader'\n"
+    "  --admin-user NAME  with --cluster, a new cluster (no user yet): the\n"
+    "                     leader makes NAME an administrator (group admins,\n"
+    "                     '*' on sprig) through the Raft log, so every node,\n"
+    "                     also one added later, has it; give it to every\n"
+    "                     node of the first start (drop it afterwards)\n"
+    "  --admin-password-env VAR  NAME's password, from variable VAR\n"
     "  --insecure-open    no authentication: every connection may do\n"
     "                     everything (tests and benchmarks only)\n"
     "  --no-console       no web console: a browser opening the WebSocket\n"
@@ -349,9 +357,41 @@ server_new(const sprig_storage_options *so, const sprig_server_options *o,
     return rc ? rc : sprig_cluster_attach_server(*cl, *srv);
 }
 
+/* --admin-user: the first administrator of a new cluster, through the
+ * Raft log (sprig_cluster_bootstrap_admin); a follower waits until the
+ * leader's writes reached it.  `user` NULL: nothing to do. */
+static int
+admin_bootstrap(sprig_cluster *cl, sprig_server *srv, const char *user,
+                const char *env, const sigset_t *sigs)
+{
+    if (!cl || !user) {
+        return SPRIG_OK;
+    }
+    const char *pw = getenv(env); /* checked by cli_cmd_serve */
+    int rc;
+    while ((rc = sprig_cluster_bootstrap_admin(cl, sprig_server_auth(srv), user,
+                                               pw)) == SPRIG_ENOTLEADER ||
+           rc == SPRIG_ETIMEDOUT) {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        if (sigtimedwait(sigs, NULL, &ts) > 0) {
+            fprintf(stderr, "sprig: stopped while waiting for the cluster\n");
+            return SPRIG_ECLOSED;
+        }
+    }
+    if (rc == 0) {
+        fprintf(stderr, "sprig: administrator '%s' ready\n", user);
+    }
+    return rc;
+}
+
+typedef struct admin_opt {
+    const char *user, *env;
+} admin_opt;
+
 static int
 serve(cli *c, sprig_server_options *o, sprig_durability d,
-      const sprig_kv_persistence *kv, bool wss, const char *cluster)
+      const sprig_kv_persistence *kv, bool wss, const char *cluster,
+      const admin_opt *adm)
 {
     sprig_cert_info ci;
     char sha256[65] = "";
@@ -373,6 +413,7 @@ serve(cli *c, sprig_server_options *o, sprig_durability d,
     sprig_server *srv = NULL;
     sprig_cluster *cl = NULL;
     int rc = server_new(&so, o, cluster, &sigs, &cl, &srv);
+    rc = rc ? rc : admin_bootstrap(cl, srv, adm->user, adm->env, &sigs);
     if (rc == 0 && c->schema_file) {
         rc = prepare(c, sprig_server_storage(srv));
     }
@@ -404,12 +445,15 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     const char *kv_changes = NULL, *kv_ms = NULL;
     bool wss = false;
     const char *cluster = NULL;
+    admin_opt adm = {NULL, NULL};
     o.quic_listen = NULL; /* default below */
     static const char *origins[2];
     const cli_opt opts[] = {
         {"--allow-origin", &origins[0], NULL},
         {"--insecure-open", NULL, &o.open_access},
         {"--cluster", &cluster, NULL},
+        {"--admin-user", &adm.user, NULL},
+        {"--admin-password-env", &adm.env, NULL},
         {"--no-console", NULL, &o.no_console},
         {"--ws", &o.ws_listen, NULL},
         {"--quic", &o.quic_listen, NULL},
@@ -434,6 +478,17 @@ cli_cmd_serve(cli *c, int argc, char **argv)
     if (!*c->path || !*c->dbname) {
         return cli_usage(serve_usage, "--%s is empty",
                          *c->path ? "db" : "path");
+    }
+    if (adm.user && (!cluster || !adm.env || o.open_access)) {
+        return cli_usage(serve_usage, "--admin-user goes with --cluster and "
+                                      "--admin-password-env, without "
+                                      "--insecure-open");
+    }
+    if (adm.user && (!getenv(adm.env) || !*getenv(adm.env))) {
+        return cli_usage(serve_usage,
+                         "--admin-password-env: variable '%s' "
+                         "is empty or unset",
+                         adm.env);
     }
     if (!o.tls_cert_file != !o.tls_key_file) {
         return cli_usage(serve_usage, "--tls-cert and --tls-key go together");
@@ -462,5 +517,5 @@ cli_cmd_serve(cli *c, int argc, char **argv)
         o.ws_listen = addr;
     }
     rc = rc == CLI_CONTINUE && o.ws_listen ? probe_listen(o.ws_listen) : rc;
-    return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv, wss, cluster);
+    return rc != CLI_CONTINUE ? rc : serve(c, &o, d, &kv, wss, cluster, &adm);
 }
