@@ -19,10 +19,8 @@
 #include <lmdb.h>
 #include <sys/stat.h>
 
-static const sprig_view_def kv_views[] = {{.name = "v",
-                                           .version = 1,
-                                           .policy = SPRIG_VIEW_EAGER,
-                                           .json_key = "k"}};
+static const sprig_view_def kv_views[] = {
+    {.name = "v", .version = 1, .policy = SPRIG_VIEW_EAGER, .json_key = "k"}};
 static const sprig_collection_def kcolls[] = {
     {"items", SPRIG_ID_NATURAL, 0, kv_views, 1}};
 static const sprig_schema_def kschema = {"kt", kcolls, 1};
@@ -53,8 +51,8 @@ make_storage(const char *dir, sprig_storage_options *o)
 /* XOR `mask` into byte `at` of key `key` (n bytes) wherever a leaf node
  * with flags `flags` holds it in `file`; how many copies were changed. */
 static int
-flip_key(const char *file, uint16_t flags, const void *key, size_t n,
-         size_t at, uint8_t mask)
+flip_key(const char *file, uint16_t flags, const void *key, size_t n, size_t at,
+         uint8_t mask)
 {
     FILE *f = fopen(file, "r+b");
     assert_non_null(f);
@@ -115,7 +113,8 @@ close_all(sprig_storage *st, sprig_db *db)
     }
 }
 
-/* ---- table names ---------------------------------------------------------- */
+/* ---- table names ----------------------------------------------------------
+ */
 
 static void
 expect_table_refused(const char *table, size_t at, uint8_t mask)
@@ -143,7 +142,7 @@ static void
 test_table_name_flipped(void **state)
 {
     (void)state;
-    expect_table_refused("c.items", 6, 0x01);     /* "c.itemr" */
+    expect_table_refused("c.items", 6, 0x01);      /* "c.itemr" */
     expect_table_refused("v/items/v/e", 10, 0x03); /* "v/items/v/f" */
     expect_table_refused("meta", 2, 0x01);         /* "meua" */
 }
