@@ -1137,6 +1137,31 @@ sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve)
     return rc;
 }
 
+static int
+table_missing(const sprig__env *e, const char *name)
+{
+    return sprig__err(SPRIG_ECORRUPT,
+                      "'%s': table '%s' is missing from the table "
+                      "directory although it was created (a damaged table "
+                      "name?)",
+                      e->path, name);
+}
+
+bool
+sprig__env_table_recorded(MDB_txn *txn, const char *name)
+{
+    char key[2 * SPRIG_NAME_MAX + 32];
+    MDB_dbi meta;
+    MDB_val v;
+    int n = snprintf(key, sizeof key, "table:%s", name);
+    MDB_val k = {(size_t)n, key};
+    if (strcmp(name, "meta") == 0 || n < 0 || (size_t)n >= sizeof key ||
+        mdb_dbi_open(txn, "meta", 0, &meta) != 0) {
+        return false;
+    }
+    return mdb_get(txn, meta, &k, &v) == 0;
+}
+
 /* Read-only: the tables must exist (a read transaction cannot create
  * them); their handles stay valid after it. */
 static int
@@ -1147,6 +1172,10 @@ open_dbis_ro(sprig__env *e, const char *const *names, size_t n, MDB_dbi *out)
     size_t i = 0;
     for (; mrc == 0 && i < n; i++) {
         mrc = mdb_dbi_open(txn, names[i], 0, &out[i]);
+    }
+    if (mrc == MDB_NOTFOUND && sprig__env_table_recorded(txn, names[i - 1])) {
+        mdb_txn_abort(txn);
+        return table_missing(e, names[i - 1]);
     }
     if (txn) {
         mrc = mrc ? (mdb_txn_abort(txn), mrc) : mdb_txn_commit(txn);
@@ -1177,16 +1206,6 @@ open_dbis_ro(sprig__env *e, const char *const *names, size_t n, MDB_dbi *out)
  * its record then. */
 
 #define TABLE_REC "table:"
-
-static int
-table_missing(const sprig__env *e, const char *name)
-{
-    return sprig__err(SPRIG_ECORRUPT,
-                      "'%s': table '%s' is missing from the table "
-                      "directory although it was created (a damaged table "
-                      "name?)",
-                      e->path, name);
-}
 
 /* Whether the table directory of `txn` holds any table. */
 static int

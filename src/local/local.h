@@ -216,6 +216,9 @@ int sprig__env_io_err(const char *dir, int mrc);
  *  gets one.  Open `meta` before other tables of a new environment. */
 int sprig__env_dbi_open(sprig__env *e, MDB_txn *txn, const char *name,
                         unsigned flags, MDB_dbi *out);
+/** Whether `meta` of `txn`'s environment records table `name` as created
+ *  (so its absence is damage).  Any transaction; no error set. */
+bool sprig__env_table_recorded(MDB_txn *txn, const char *name);
 /** Open or create named databases in one write transaction (each through
  *  sprig__env_dbi_open; `meta` first; `meta` missing while the directory
  *  holds other tables is SPRIG_ECORRUPT). */

@@ -78,6 +78,28 @@ open_view_dbis(sprig__env *e, MDB_txn *txn, sprig__view *v, unsigned create)
     return mrc;
 }
 
+/* Read-only: a table of `v` is missing but recorded as created (env.c):
+ * damage; SPRIG_ECORRUPT set naming it. */
+static bool
+view_recorded(MDB_txn *txn, const sprig__view *v)
+{
+    static const char parts[] = "edir";
+    char name[2 * SPRIG_NAME_MAX + 8];
+    MDB_dbi d;
+    for (const char *p = parts; *p; p++) {
+        table_name(name, sizeof name, v, *p);
+        if (mdb_dbi_open(txn, name, 0, &d) == MDB_NOTFOUND &&
+            sprig__env_table_recorded(txn, name)) {
+            sprig__err(SPRIG_ECORRUPT,
+                       "table '%s' is missing from the table directory "
+                       "although it was created (a damaged table name?)",
+                       name);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Open (creating) every view table in one write transaction. */
 static int
 open_tables(sprig__env *e, struct sprig__views *vw)
@@ -90,9 +112,14 @@ open_tables(sprig__env *e, struct sprig__views *vw)
         int mrc =
             mdb_txn_begin(e->env, NULL, e->read_only ? MDB_RDONLY : 0, &txn);
         bool began = mrc == 0;
-        for (size_t i = 0; mrc == 0 && i < vw->n; i++) {
+        size_t i = 0;
+        for (; mrc == 0 && i < vw->n; i++) {
             mrc = open_view_dbis(e, txn, &vw->v[i],
                                  e->read_only ? 0 : MDB_CREATE);
+        }
+        if (mrc == MDB_NOTFOUND && e->read_only &&
+            view_recorded(txn, &vw->v[i - 1])) {
+            mrc = SPRIG__MRC_REPORTED; /* its message set */
         }
         if (mrc == 0) {
             mrc = mdb_txn_commit(txn);
