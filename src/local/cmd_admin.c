@@ -9,29 +9,47 @@
  * `_admin` tables: `databases` (name -> registry record), `schemas` (name
  * -> sprig__schema_encode bytes), `meta` ("next_dir" -> the last directory
  * id handed out, u64 BE) and `log` (the admin changes, local.h's
- * sprig__log_write).  A registry record is [1][schema name: len u32,
- * bytes][directory id u64 BE].
+ * sprig__log_write).  A registry record is [2][schema name: len u32,
+ * bytes][directory id u64 BE][CRC-32C u32 BE of the database's name (the
+ * key) and the bytes before]: no CRC covers LMDB's keys, so a flipped
+ * byte of a name that keeps the table's order is caught here.  Version 1
+ * (the same without the CRC, written before) still reads.
  */
 #include "core/cmd.h"
 #include "local.h"
+
+/* The CRC of registry record `rec` (its first `n` bytes) of `name`. */
+static uint32_t
+reg_crc(const char *name, const uint8_t *rec, size_t n)
+{
+    return sprig__crc32c_update(sprig__crc32c(name, strlen(name)), rec, n);
+}
 
 int
 sprig__reg_decode(const char *name, const MDB_val *v, sprig__reg_entry *e)
 {
     sprig__rd r = {v->mv_data, v->mv_size};
     uint8_t ver;
-    uint32_t n;
+    uint32_t n, crc = 0;
     const uint8_t *p;
     int rc = sprig__rd_u8(&r, &ver);
     rc = rc ? rc : sprig__rd_u32(&r, &n);
-    if (rc == 0 && (ver != 1 || n > SPRIG_NAME_MAX)) {
+    if (rc == 0 && ((ver != 1 && ver != 2) || n > SPRIG_NAME_MAX)) {
         rc = SPRIG_ECORRUPT;
     }
     rc = rc ? rc : sprig__rd_bytes(&r, n, &p);
     rc = rc ? rc : sprig__rd_u64(&r, &e->dir_id);
-    if (rc) {
+    size_t covered = v->mv_size - r.left;
+    rc = rc || ver == 1 ? rc : sprig__rd_u32(&r, &crc);
+    if (rc || r.left) {
         return sprig__err(SPRIG_ECORRUPT,
                           "registry entry of database '%s' is malformed", name);
+    }
+    if (ver == 2 && crc != reg_crc(name, v->mv_data, covered)) {
+        return sprig__err(SPRIG_ECORRUPT,
+                          "registry entry of database '%s' fails its CRC "
+                          "(the name or the record is damaged)",
+                          name);
     }
     memcpy(e->schema, p, n);
     e->schema[n] = 0;
@@ -71,10 +89,12 @@ create_db(MDB_txn *txn, sprig__lstorage *st, const sprig__cmd *c,
     sprig_buf rec = {0};
     size_t sl = strlen(c->schema_name);
     int rc = bump_dir(txn, st, &o->dir_id);
-    rc = rc ? rc : sprig__buf_put_u8(&rec, 1);
+    rc = rc ? rc : sprig__buf_put_u8(&rec, 2);
     rc = rc ? rc : sprig__buf_put_u32(&rec, (uint32_t)sl);
     rc = rc ? rc : sprig_buf_append(&rec, c->schema_name, sl);
     rc = rc ? rc : sprig__buf_put_u64(&rec, o->dir_id);
+    rc =
+        rc ? rc : sprig__buf_put_u32(&rec, reg_crc(c->name, rec.data, rec.len));
     rc = rc ? rc : put(txn, st->reg_dbs, c->name, rec.data, rec.len);
     sprig_buf_clear(&rec);
     return rc ? rc

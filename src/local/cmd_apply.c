@@ -49,7 +49,19 @@ log_next_id(MDB_txn *txn, MDB_dbi log, uint64_t *next)
     if (mrc && mrc != MDB_NOTFOUND) {
         return sprig__mdb_err(mrc, "reading the last log id");
     }
+    MDB_stat s;
     *next = (mrc ? 0 : sprig__get_u64be(k.mv_data)) + 1;
+    mrc = mdb_stat(txn, log, &s);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "reading the log's size");
+    }
+    if (*next != s.ms_entries + 1) { /* ids are 1..N (db.c) */
+        return sprig__err(SPRIG_ECORRUPT,
+                          "the transaction log's last id is %llu, its size "
+                          "%llu (a damaged key)",
+                          (unsigned long long)(*next - 1),
+                          (unsigned long long)s.ms_entries);
+    }
     return SPRIG_OK;
 }
 

@@ -620,14 +620,62 @@ h_count(sprig_db *db, const char *coll, const sprig_range *r, uint64_t *out)
     return rc;
 }
 
+/* The log's keys are its ids 1..N, consecutive (entries are appended,
+ * never removed), N its entry count: no CRC covers a key, so a flipped
+ * byte of an id that keeps the table's order (only the first or the last
+ * can) is caught by this. */
+static int
+log_key_bad(const sprig__ldb *ldb, uint64_t got, uint64_t want)
+{
+    return sprig__err(SPRIG_ECORRUPT,
+                      "database '%s': its transaction log has id %llu where "
+                      "%llu belongs (a damaged key)",
+                      ldb->name, (unsigned long long)got,
+                      (unsigned long long)want);
+}
+
+typedef struct log_arg {
+    sprig_txn_log *l;
+    const sprig__ldb *ldb;
+    uint64_t next; /* the id the next entry must have */
+    uint32_t seen;
+} log_arg;
+
 static int
 log_visit(MDB_val *k, MDB_val *v, void *arg)
 {
+    log_arg *a = arg;
     if (k->mv_size != 8) {
         return sprig__err(SPRIG_ECORRUPT, "log key has %zu bytes", k->mv_size);
     }
-    return sprig__txn_log_append(arg, sprig__get_u64be(k->mv_data),
+    uint64_t id = sprig__get_u64be(k->mv_data);
+    if (id != a->next) {
+        return log_key_bad(a->ldb, id, a->next);
+    }
+    a->next++;
+    a->seen++;
+    return sprig__txn_log_append(a->l, id,
                                  (sprig_bytes){v->mv_data, v->mv_size});
+}
+
+/* After a walk from `since` that saw a->seen entries: when it reached the
+ * end, the last id must be the entry count. */
+static int
+log_end_check(MDB_txn *txn, const sprig__ldb *ldb, const log_arg *a,
+              uint32_t limit)
+{
+    MDB_stat s;
+    if (limit && a->seen == limit) {
+        return SPRIG_OK; /* stopped before the end */
+    }
+    int mrc = mdb_stat(txn, ldb->log, &s);
+    if (mrc) {
+        return sprig__mdb_err(mrc, "reading the log's size");
+    }
+    if (a->seen ? a->next - 1 != s.ms_entries : a->next <= s.ms_entries) {
+        return log_key_bad(ldb, a->next - 1, s.ms_entries);
+    }
+    return SPRIG_OK;
 }
 
 static int
@@ -643,9 +691,11 @@ h_list_executed(sprig_db *db, uint64_t since, uint32_t limit,
     uint8_t kb[8];
     sprig__put_u64be(kb, since);
     sprig_range r = {{SPRIG_INCLUDED, {kb, 8}}, {SPRIG_UNBOUNDED, {0}}};
+    log_arg a = {l, ldb, since ? since : 1, 0};
     int rc = read_begin(ldb, NULL, NULL, &txn);
     if (rc == 0) {
-        rc = walk(txn, ldb->log, &r, SPRIG_ASC, limit, log_visit, l);
+        rc = walk(txn, ldb->log, &r, SPRIG_ASC, limit, log_visit, &a);
+        rc = rc ? rc : log_end_check(txn, ldb, &a, limit);
         sprig__env_read_end(ldb->env, txn);
     }
     if (rc) {
@@ -661,6 +711,7 @@ sprig__last_txn_id(MDB_txn *txn, sprig__ldb *ldb, uint64_t *out)
 {
     MDB_cursor *cur;
     MDB_val k, v;
+    MDB_stat s;
     int mrc = mdb_cursor_open(txn, ldb->log, &cur);
     if (mrc) {
         return sprig__mdb_err(mrc, "opening a cursor");
@@ -673,6 +724,10 @@ sprig__last_txn_id(MDB_txn *txn, sprig__ldb *ldb, uint64_t *out)
     }
     if (mrc == 0 && k.mv_size != 8) {
         return sprig__err(SPRIG_ECORRUPT, "log key has %zu bytes", k.mv_size);
+    }
+    mrc = mrc ? mrc : mdb_stat(txn, ldb->log, &s);
+    if (mrc == 0 && sprig__get_u64be(k.mv_data) != s.ms_entries) {
+        return log_key_bad(ldb, sprig__get_u64be(k.mv_data), s.ms_entries);
     }
     if (mrc == 0) {
         *out = sprig__get_u64be(k.mv_data);

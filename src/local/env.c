@@ -1137,6 +1137,31 @@ sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve)
     return rc;
 }
 
+static int
+table_missing(const sprig__env *e, const char *name)
+{
+    return sprig__err(SPRIG_ECORRUPT,
+                      "'%s': table '%s' is missing from the table "
+                      "directory although it was created (a damaged table "
+                      "name?)",
+                      e->path, name);
+}
+
+bool
+sprig__env_table_recorded(MDB_txn *txn, const char *name)
+{
+    char key[2 * SPRIG_NAME_MAX + 32];
+    MDB_dbi meta;
+    MDB_val v;
+    int n = snprintf(key, sizeof key, "table:%s", name);
+    MDB_val k = {(size_t)n, key};
+    if (strcmp(name, "meta") == 0 || n < 0 || (size_t)n >= sizeof key ||
+        mdb_dbi_open(txn, "meta", 0, &meta) != 0) {
+        return false;
+    }
+    return mdb_get(txn, meta, &k, &v) == 0;
+}
+
 /* Read-only: the tables must exist (a read transaction cannot create
  * them); their handles stay valid after it. */
 static int
@@ -1147,6 +1172,10 @@ open_dbis_ro(sprig__env *e, const char *const *names, size_t n, MDB_dbi *out)
     size_t i = 0;
     for (; mrc == 0 && i < n; i++) {
         mrc = mdb_dbi_open(txn, names[i], 0, &out[i]);
+    }
+    if (mrc == MDB_NOTFOUND && sprig__env_table_recorded(txn, names[i - 1])) {
+        mdb_txn_abort(txn);
+        return table_missing(e, names[i - 1]);
     }
     if (txn) {
         mrc = mrc ? (mdb_txn_abort(txn), mrc) : mdb_txn_commit(txn);
@@ -1163,6 +1192,103 @@ open_dbis_ro(sprig__env *e, const char *const *names, size_t n, MDB_dbi *out)
     return sprig__mdb_err(mrc, "opening tables");
 }
 
+/* ---- table records: a table is created once, never again -------------
+ *
+ * LMDB's table directory keys a table by its name, and no checksum covers
+ * the name: a flipped byte that keeps the directory's order renames a
+ * table, and an open that created what it did not find would answer from
+ * a new, empty table.  So each table created is recorded in the
+ * environment's `meta` table ("table:<name>" -> CRC-32C of the name), in
+ * the transaction that creates it; a named table that is missing while
+ * its record exists is SPRIG_ECORRUPT.  `meta` itself (it holds the
+ * records) must exist once the directory holds any other table.  A table
+ * found without a record (an environment made before the records) gets
+ * its record then. */
+
+#define TABLE_REC "table:"
+
+/* Whether the table directory of `txn` holds any table. */
+static int
+directory_empty(MDB_txn *txn, bool *empty)
+{
+    MDB_dbi main_dbi;
+    MDB_stat s;
+    int mrc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+    mrc = mrc ? mrc : mdb_stat(txn, main_dbi, &s);
+    *empty = mrc == 0 && s.ms_entries == 0;
+    return mrc;
+}
+
+/* The record of table `name` in `meta`: put it when it is not there. */
+static int
+record_table(MDB_txn *txn, MDB_dbi meta, MDB_val *k, const char *name)
+{
+    MDB_val v;
+    int mrc = mdb_get(txn, meta, k, &v);
+    if (mrc != MDB_NOTFOUND) {
+        return mrc;
+    }
+    uint8_t c[4];
+    uint32_t crc = sprig__crc32c(name, strlen(name));
+    memcpy(c, &crc, 4);
+    v = (MDB_val){4, c};
+    return mdb_put(txn, meta, k, &v, 0);
+}
+
+int
+sprig__env_dbi_open(sprig__env *e, MDB_txn *txn, const char *name,
+                    unsigned flags, MDB_dbi *out)
+{
+    char key[2 * SPRIG_NAME_MAX + 32];
+    MDB_dbi meta;
+    MDB_val v;
+    int n = snprintf(key, sizeof key, TABLE_REC "%s", name);
+    int mrc = mdb_dbi_open(txn, name, flags & ~MDB_CREATE, out);
+    if (strcmp(name, "meta") == 0 || (mrc && mrc != MDB_NOTFOUND) || n < 0 ||
+        (size_t)n >= sizeof key) {
+        return mrc == MDB_NOTFOUND && (flags & MDB_CREATE)
+                   ? mdb_dbi_open(txn, name, flags, out)
+                   : mrc;
+    }
+    int mm = mdb_dbi_open(txn, "meta", 0, &meta);
+    MDB_val k = {(size_t)n, key};
+    if (mm && mm != MDB_NOTFOUND) {
+        return mm;
+    }
+    int got = mm ? MDB_NOTFOUND : mdb_get(txn, meta, &k, &v);
+    if (mrc == MDB_NOTFOUND && got == 0) {
+        table_missing(e, name);
+        return SPRIG__MRC_REPORTED;
+    }
+    if (got && got != MDB_NOTFOUND) {
+        return got;
+    }
+    if (mrc == MDB_NOTFOUND && (flags & MDB_CREATE)) {
+        mrc = mdb_dbi_open(txn, name, flags, out);
+    }
+    return mrc || mm ? mrc : record_table(txn, meta, &k, name);
+}
+
+/* `meta` missing from a directory that holds other tables: renamed. */
+static int
+check_meta(sprig__env *e, MDB_txn *txn, const char *const *names, size_t n)
+{
+    bool wants = false, empty = false;
+    MDB_dbi d;
+    for (size_t i = 0; i < n; i++) {
+        wants = wants || strcmp(names[i], "meta") == 0;
+    }
+    if (!wants || mdb_dbi_open(txn, "meta", 0, &d) != MDB_NOTFOUND) {
+        return 0;
+    }
+    int mrc = directory_empty(txn, &empty);
+    if (mrc == 0 && !empty) {
+        table_missing(e, "meta");
+        return SPRIG__MRC_REPORTED;
+    }
+    return mrc;
+}
+
 int
 sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
                      MDB_dbi *out)
@@ -1176,8 +1302,18 @@ sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
         pthread_rwlock_rdlock(&e->map_lock);
         int mrc = mdb_txn_begin(e->env, NULL, 0, &txn);
         bool began = mrc == 0;
+        mrc = mrc ? mrc : check_meta(e, txn, names, n);
+        for (size_t i = 0; mrc == 0 && i < n; i++) { /* meta first */
+            if (strcmp(names[i], "meta") == 0) {
+                mrc =
+                    sprig__env_dbi_open(e, txn, names[i], MDB_CREATE, &out[i]);
+            }
+        }
         for (size_t i = 0; mrc == 0 && i < n; i++) {
-            mrc = mdb_dbi_open(txn, names[i], MDB_CREATE, &out[i]);
+            if (strcmp(names[i], "meta") != 0) {
+                mrc =
+                    sprig__env_dbi_open(e, txn, names[i], MDB_CREATE, &out[i]);
+            }
         }
         if (mrc == 0) {
             mrc = mdb_txn_commit(txn);
@@ -1195,6 +1331,9 @@ sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
                 return rc;
             }
             continue;
+        }
+        if (mrc == SPRIG__MRC_REPORTED) {
+            return SPRIG_ECORRUPT;
         }
         return sprig__mdb_err(sprig__env_io_err(e->path, mrc),
                               "opening tables");

@@ -43,6 +43,9 @@ local_key(const char *table, const MDB_val *k)
     if (strcmp(table, "meta") != 0) {
         return false;
     }
+    if (k->mv_size > 6 && memcmp(k->mv_data, "table:", 6) == 0) {
+        return true; /* the tables this node created (env.c): its own */
+    }
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         if (k->mv_size == strlen(keys[i]) &&
             memcmp(k->mv_data, keys[i], k->mv_size) == 0) {

@@ -204,7 +204,24 @@ int sprig__env_grow(sprig__env *e, size_t seen_size, bool reserve);
 /** EIO from a short write on a full disk becomes ENOSPC. */
 int sprig__env_io_err(const char *dir, int mrc);
 
-/** Open or create named databases in one write transaction. */
+/** sprig__env_dbi_open's "error already set" result (SPRIG_ECORRUPT). */
+#define SPRIG__MRC_REPORTED (-31999)
+/** Open table `name` in write transaction `txn` of `e` (LMDB flags; with
+ *  MDB_CREATE it is created if it was never created).  Each table created
+ *  is recorded in the environment's `meta` table ("table:<name>"), in
+ *  `txn`; a table missing from LMDB's table directory while its record
+ *  exists (a flipped table name) sets SPRIG_ECORRUPT naming `e`'s path
+ *  and the table and returns SPRIG__MRC_REPORTED.  Otherwise an LMDB code
+ *  (MDB_NOTFOUND without MDB_CREATE).  A table found without a record
+ *  gets one.  Open `meta` before other tables of a new environment. */
+int sprig__env_dbi_open(sprig__env *e, MDB_txn *txn, const char *name,
+                        unsigned flags, MDB_dbi *out);
+/** Whether `meta` of `txn`'s environment records table `name` as created
+ *  (so its absence is damage).  Any transaction; no error set. */
+bool sprig__env_table_recorded(MDB_txn *txn, const char *name);
+/** Open or create named databases in one write transaction (each through
+ *  sprig__env_dbi_open; `meta` first; `meta` missing while the directory
+ *  holds other tables is SPRIG_ECORRUPT). */
 int sprig__env_open_dbis(sprig__env *e, const char *const *names, size_t n,
                          MDB_dbi *out);
 

@@ -79,6 +79,38 @@ db_dir(const sprig__lstorage *st, const char *name, uint64_t id, char *out,
 
 typedef sprig__reg_entry reg_entry;
 
+/* `name` is not in the registry: SPRIG_ENOTFOUND, but SPRIG_ECORRUPT when
+ * an entry does not decode (its name may be `name`'s, damaged). */
+static int
+reg_absent(sprig__lstorage *st, MDB_txn *txn, const char *name)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int mrc = mdb_cursor_open(txn, st->reg_dbs, &cur);
+    while (mrc == 0 && (mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        reg_entry e;
+        char other[SPRIG_NAME_MAX + 1];
+        snprintf(other, sizeof other, "%.*s", (int)k.mv_size,
+                 (const char *)k.mv_data);
+        if (sprig__reg_decode(other, &v, &e) != 0) {
+            char m[300];
+            snprintf(m, sizeof m, "%s", sprig_errmsg());
+            mdb_cursor_close(cur);
+            return sprig__err(SPRIG_ECORRUPT,
+                              "storage '%.200s': its registry (_admin) has no "
+                              "entry for database '%s' and a damaged one: %s",
+                              st->path, name, m);
+        }
+    }
+    if (cur) {
+        mdb_cursor_close(cur);
+    }
+    int rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE,
+                              "no database named '%s'", name);
+    sprig__errinfo_database(name);
+    return rc;
+}
+
 /* Look `name` up in the registry: SPRIG_ENOTFOUND when absent. */
 static int
 reg_get(sprig__lstorage *st, const char *name, reg_entry *e)
@@ -91,9 +123,7 @@ reg_get(sprig__lstorage *st, const char *name, reg_entry *e)
     MDB_val k = {strlen(name), (void *)name}, v;
     int mrc = mdb_get(txn, st->reg_dbs, &k, &v);
     if (mrc == MDB_NOTFOUND) {
-        rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE,
-                              "no database named '%s'", name);
-        sprig__errinfo_database(name);
+        rc = reg_absent(st, txn, name);
     } else {
         rc = mrc ? sprig__mdb_err(mrc, "reading the registry")
                  : sprig__reg_decode(name, &v, e);
@@ -172,6 +202,17 @@ remember_schema(sprig__lstorage *st, sprig_schema_def *copy)
     st->schemas[st->n_schemas++] = copy;
 }
 
+/* A stored schema failed to decode: name the storage and its registry. */
+static int
+schema_corrupt(const sprig__lstorage *st)
+{
+    char m[400];
+    snprintf(m, sizeof m, "%s", sprig_errmsg());
+    return sprig__err(SPRIG_ECORRUPT,
+                      "storage '%.200s': its registry (_admin): %s", st->path,
+                      m);
+}
+
 static int
 load_schemas(sprig__lstorage *st)
 {
@@ -191,8 +232,17 @@ load_schemas(sprig__lstorage *st)
             rc = rc ? rc
                     : sprig__schema_decode((sprig_bytes){v.mv_data, v.mv_size},
                                            &s);
+            if (rc == 0 && (k.mv_size != strlen(s->name) ||
+                            memcmp(k.mv_data, s->name, k.mv_size))) {
+                rc = sprig__err(
+                    SPRIG_ECORRUPT, "a schema stored as '%.*s' is named '%s'",
+                    (int)k.mv_size, (const char *)k.mv_data, s->name);
+                sprig__free(s); /* one allocation (sprig__schema_copy) */
+            }
             if (rc == 0) {
                 remember_schema(st, s);
+            } else if (rc == SPRIG_ECORRUPT) {
+                rc = schema_corrupt(st);
             }
             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
         }

@@ -51,21 +51,53 @@ table_name(char *out, size_t n, const sprig__view *v, char p)
     snprintf(out, n, "v/%s/%s/%c", v->coll->name, v->def->name, p);
 }
 
+/* Read-only: as LMDB has it; writable: through the table records (a
+ * view table renamed by damage is SPRIG__MRC_REPORTED, env.c). */
 static int
-open_view_dbis(MDB_txn *txn, sprig__view *v, unsigned create)
+open_one(sprig__env *e, MDB_txn *txn, const char *name, unsigned flags,
+         MDB_dbi *out)
+{
+    return e->read_only ? mdb_dbi_open(txn, name, flags, out)
+                        : sprig__env_dbi_open(e, txn, name, flags, out);
+}
+
+static int
+open_view_dbis(sprig__env *e, MDB_txn *txn, sprig__view *v, unsigned create)
 {
     char name[2 * SPRIG_NAME_MAX + 8];
     table_name(name, sizeof name, v, 'e');
-    int mrc = mdb_dbi_open(txn, name, create | MDB_DUPSORT, &v->e);
+    int mrc = open_one(e, txn, name, create | MDB_DUPSORT, &v->e);
     table_name(name, sizeof name, v, 'd');
-    mrc = mrc ? mrc : mdb_dbi_open(txn, name, create, &v->d);
+    mrc = mrc ? mrc : open_one(e, txn, name, create, &v->d);
     table_name(name, sizeof name, v, 'i');
-    mrc = mrc ? mrc : mdb_dbi_open(txn, name, create, &v->i);
+    mrc = mrc ? mrc : open_one(e, txn, name, create, &v->i);
     table_name(name, sizeof name, v, 'r');
     if (mrc == 0 && v->reduces) {
-        mrc = mdb_dbi_open(txn, name, create, &v->r);
+        mrc = open_one(e, txn, name, create, &v->r);
     }
     return mrc;
+}
+
+/* Read-only: a table of `v` is missing but recorded as created (env.c):
+ * damage; SPRIG_ECORRUPT set naming it. */
+static bool
+view_recorded(MDB_txn *txn, const sprig__view *v)
+{
+    static const char parts[] = "edir";
+    char name[2 * SPRIG_NAME_MAX + 8];
+    MDB_dbi d;
+    for (const char *p = parts; *p; p++) {
+        table_name(name, sizeof name, v, *p);
+        if (mdb_dbi_open(txn, name, 0, &d) == MDB_NOTFOUND &&
+            sprig__env_table_recorded(txn, name)) {
+            sprig__err(SPRIG_ECORRUPT,
+                       "table '%s' is missing from the table directory "
+                       "although it was created (a damaged table name?)",
+                       name);
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Open (creating) every view table in one write transaction. */
@@ -80,8 +112,14 @@ open_tables(sprig__env *e, struct sprig__views *vw)
         int mrc =
             mdb_txn_begin(e->env, NULL, e->read_only ? MDB_RDONLY : 0, &txn);
         bool began = mrc == 0;
-        for (size_t i = 0; mrc == 0 && i < vw->n; i++) {
-            mrc = open_view_dbis(txn, &vw->v[i], e->read_only ? 0 : MDB_CREATE);
+        size_t i = 0;
+        for (; mrc == 0 && i < vw->n; i++) {
+            mrc = open_view_dbis(e, txn, &vw->v[i],
+                                 e->read_only ? 0 : MDB_CREATE);
+        }
+        if (mrc == MDB_NOTFOUND && e->read_only &&
+            view_recorded(txn, &vw->v[i - 1])) {
+            mrc = SPRIG__MRC_REPORTED; /* its message set */
         }
         if (mrc == 0) {
             mrc = mdb_txn_commit(txn);
@@ -98,6 +136,9 @@ open_tables(sprig__env *e, struct sprig__views *vw)
                               "yet and is open read-only: open it writable "
                               "once",
                               e->path);
+        }
+        if (mrc == SPRIG__MRC_REPORTED) {
+            return SPRIG_ECORRUPT;
         }
         if (mrc != MDB_MAP_FULL) {
             return sprig__mdb_err(mrc, "opening view tables");
