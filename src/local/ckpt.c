@@ -9,6 +9,14 @@
  *               own write transaction, append the batch to the log, sync it
  *               (durable batches, full mode), mdb_txn_commit (MDB_NOSYNC),
  *               answer.  All under `commit_lock`.
+ *   modes       `full`: the commit syncs the log; `normal`: the
+ *               checkpointer syncs it every NORMAL_SYNC_MS; `none`: nobody
+ *               syncs it but a segment rotation, an explicit flush and
+ *               close -- it is written (a process crash loses nothing) and
+ *               the checkpoints (every interval, or CKPT_COMMITS commits)
+ *               are its durable points: a power loss restores the last one
+ *               and replays whatever valid prefix of the log reached the
+ *               disk, so a suffix of the writes is lost, never half of one.
  *   checkpoint  (checkpointer thread, at open and at close) under
  *               `commit_lock`: begin a read transaction -- the new pin --
  *               on the newest snapshot T and copy T's LMDB meta page (slot
@@ -51,7 +59,8 @@ struct sprig__ckpt {
     sprig__env *env;
     sprig__wal *wal;
     MDB_dbi meta;
-    bool full; /* sync each durable batch; else a timer syncs */
+    bool full;  /* sync each durable batch */
+    bool timed; /* `normal`: a timer syncs the log (`none`: nobody) */
     pthread_mutex_t commit_lock;
     MDB_txn *pin;       /* the snapshot of the last checkpoint */
     uint64_t pin_txnid; /* its LMDB transaction id */
@@ -412,7 +421,7 @@ mono_ms(void)
 }
 
 /* The checkpointer: every interval a checkpoint; in normal mode a log sync
- * every NORMAL_SYNC_MS. */
+ * every NORMAL_SYNC_MS (full and none: none). */
 static void *
 ckpt_main(void *arg)
 {
@@ -422,7 +431,7 @@ ckpt_main(void *arg)
     while (!c->stop) {
         uint64_t now = mono_ms();
         uint64_t wait =
-            c->full ? (next > now ? next - now : 0) : NORMAL_SYNC_MS;
+            !c->timed ? (next > now ? next - now : 0) : NORMAL_SYNC_MS;
         if (atomic_load(&c->since) >= CKPT_COMMITS) {
             wait = 0;
         }
@@ -436,7 +445,7 @@ ckpt_main(void *arg)
             break;
         }
         pthread_mutex_unlock(&c->lock);
-        if (!c->full) {
+        if (c->timed) {
             sprig__wal_sync(c->wal); /* an error is seen by the next one */
         }
         if (mono_ms() >= next || atomic_load(&c->since) >= CKPT_COMMITS) {
@@ -504,6 +513,7 @@ ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
     c->env = e;
     c->meta_fd = -1;
     c->full = o->durability == SPRIG_DURABILITY_FULL;
+    c->timed = o->durability == SPRIG_DURABILITY_NORMAL;
     c->interval_ms = 1000;
     pthread_mutex_init(&c->commit_lock, NULL);
     pthread_mutex_init(&c->lock, NULL);
@@ -560,10 +570,12 @@ ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
     return SPRIG_OK;
 }
 
+/* Every storage on disk is logged, `none` too (its log is only never
+ * synced on the commit path); a memory-only one has no files. */
 static bool
 logged(const sprig_storage_options *o)
 {
-    return !o->memory_only && o->durability != SPRIG_DURABILITY_NONE;
+    return !o->memory_only;
 }
 
 /* Read-only: LMDB as it is, no log.  Only a database closed cleanly (its
@@ -589,33 +601,12 @@ open_read_only(const char *dir, const sprig_storage_options *o, unsigned maxdbs,
     return rc ? rc : sprig__env_open(dir, o, maxdbs, out);
 }
 
-/* A writable open without the log (`none` durability): the last checkpoint
- * stops describing the file at its first commit, so it goes (durably)
- * before anything is written -- else a later logged open would compare
- * the file with it, or put it back.  Nothing to do when there is none. */
-static int
-drop_checkpoint(const char *dir, const sprig_storage_options *o)
-{
-    char p[4200];
-    if (o->read_only || o->memory_only) {
-        return SPRIG_OK;
-    }
-    path_in(p, sizeof p, dir, "wal/meta");
-    if (unlink(p) != 0) {
-        return errno == ENOENT ? 0 : io_err("cannot remove", p, errno);
-    }
-    path_in(p, sizeof p, dir, "wal");
-    int r = sprig__sync_dir(p);
-    return r ? io_err("cannot sync", p, r) : 0;
-}
-
 int
 sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
                      unsigned maxdbs, sprig__env **out)
 {
     if (!logged(o)) {
-        int rc = drop_checkpoint(dir, o);
-        return rc ? rc : sprig__env_open(dir, o, maxdbs, out);
+        return sprig__env_open(dir, o, maxdbs, out);
     }
     if (o->read_only) {
         return open_read_only(dir, o, maxdbs, out);

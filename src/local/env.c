@@ -180,10 +180,10 @@ remove_files(const char *dir)
  * structure: acknowledged commits would vanish, presented as right.  So a
  * copy of the last meta page is kept outside data.mdb -- a logged
  * database: the checkpoint in wal/meta (ckpt.c), checked after a clean
- * close (after a crash it is put back anyway); `_admin` in `full` and
- * `normal`: `meta.copy`, written after every (synced) commit; `none`: no
- * copy (nothing is synced there, so a crash state may legitimately be
- * behind any copy) -- and the next open compares it with the page LMDB
+ * close (after a crash it is put back anyway); `_admin`: `meta.copy`,
+ * written after every (synced) commit (a `none` storage's `_admin` runs as
+ * in `normal`: storage.c, open_admin); an env whose LMDB never syncs
+ * (memory-only): no copy -- and the next open compares it with the page LMDB
  * would pick, puts it back when LMDB would open an older or different one,
  * and refuses a newer one it cannot vouch for (one commit past the copy
  * is a crash's or an outside writer's: accepted).  LMDB 0.9's layout
@@ -345,8 +345,8 @@ sprig__env_meta_check(const char *dir, const uint8_t *page, unsigned psize,
  * a torn write leaves the other), each [magic 8][txnid 8][psize 4][crc32c
  * of the page 4][LMDB's meta page]; "SPRIGMT1" written after a commit,
  * "SPRIGMC1" at a clean close (judged alike).  Only envs whose commits LMDB
- * syncs keep one (`_admin` in `full` and `normal`): a copy must never claim
- * more than the disk holds, and `none` never syncs (not even at close). */
+ * syncs keep one (`_admin`): a copy must never claim more than the disk
+ * holds, and an env opened `none` never syncs (not even at close). */
 #define COPY_FILE "meta.copy"
 #define COPY_HDR 24
 static const char copy_closed[8] = {'S', 'P', 'R', 'I', 'G', 'M', 'C', '1'};
@@ -575,9 +575,8 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
     rc = fresh ? SPRIG_OK : verify_at_open(e);
-    /* the copy: kept after every commit where LMDB syncs them (`_admin`
-     * in full and normal: ckpt.c's envs pass `none` here), else written at
-     * a clean close */
+    /* the copy: kept after every commit where LMDB syncs them (`_admin`:
+     * ckpt.c's envs pass `none` here, their checkpoint is their copy) */
     e->keep_copy = !o->memory_only && !o->read_only &&
                    o->durability != SPRIG_DURABILITY_NONE;
     rc = rc || o->read_only || o->memory_only ? rc : copy_after_open(e, found);

@@ -1195,6 +1195,12 @@ open_admin(sprig__lstorage *st)
     sprig_storage_options ao = st->opts;
     ao.initial_map_size = 8u << 20;
     ao.max_map_size = 0;
+    /* `none`: the registry's (rare) commits are synced as in `normal` --
+     * LMDB without syncs tears its tree on a power loss, and `_admin` has
+     * no command log to put it back (docs/reliability.md) */
+    if (ao.durability == SPRIG_DURABILITY_NONE) {
+        ao.durability = SPRIG_DURABILITY_NORMAL;
+    }
     int rc = sprig__env_open(p, &ao, 8, &st->admin);
     const char *names[4] = {"databases", "schemas", "meta", "log"};
     MDB_dbi dbis[4];

@@ -15,7 +15,7 @@
  *     promise the acknowledgements before the cut made (workload.c).
  * Options: --mode full|normal|none, --kv immediate|lazy, --steps N,
  * --images N, --keep (keep failing images), --report-only (count failures
- * but exit 0: `none` promises nothing on power loss), --selftest (every
+ * but exit 0: a look at a mode that promises nothing), --selftest (every
  * image from a disk that ignores syncs, cut just after an
  * acknowledgement: at least half must fail, or the judge is blind).  SPRIG_SEED
  * replays.  Exit 0 when every image passed, 1 otherwise, 77 when the run cannot
