@@ -8,7 +8,9 @@
  * of the same size land exactly where stale ones begin; a reverted append
  * leaves nothing; dropped segments are recycled.
  *
- * Scheme: one fdatasync per durable commit (counted by interposing it), and
+ * Scheme: one fdatasync per durable commit (counted by interposing it); in
+ * `none` none on the commit path, every commit in a checkpoint within the
+ * interval; modes switched across opens; and
  * crash recovery for real.  A child process commits numbered records --
  * each puts key i and rewrites one of 16 hot keys, so LMDB frees and reuses
  * pages all the time, with a checkpoint every few commits -- and reports
@@ -624,6 +626,86 @@ scheme_one_sync_per_commit(void **state)
     tu_rmtree(dir);
 }
 
+/* `none`: the log is written (a kill -9 loses nothing) but never synced on
+ * the commit path -- no per-commit fdatasync, no 10 ms timer; the
+ * checkpoints are its durable points, so the checkpoint interval (1 s, or
+ * CKPT_COMMITS commits) bounds what a power loss takes: within it every
+ * acknowledged commit is in a checkpoint (data.mdb and wal/meta synced),
+ * still without one sync of the log. */
+static void
+scheme_none_checkpoints_bound_the_loss(void **state)
+{
+    (void)state;
+    char dir[1100];
+    rt_scratch(dir, sizeof dir, "wal-none");
+    sprig__env *e = scheme_open(dir, SPRIG_DURABILITY_NONE, NULL);
+    assert_non_null(e->ckpt); /* logged, like `normal` */
+    sprig__ckpt_stats_t st0, st1;
+    sprig__ckpt_stats(e, &st0);
+    long l0 = atomic_load(&log_syncs);
+    for (uint64_t i = 0; i < 300; i++) {
+        SPRIG_OK_(scheme_commit(e, i, true));
+    }
+    sprig__ckpt_stats(e, &st1);
+    assert_int_equal(st1.log_appends - st0.log_appends, 300);
+    assert_int_equal(atomic_load(&log_syncs), l0);
+    /* every record is in a durable checkpoint within the interval */
+    uint64_t t0 = rt_now_us();
+    while (st1.ckpt_lsn < 300 && rt_now_us() - t0 < 5000000) {
+        usleep(20000);
+        sprig__ckpt_stats(e, &st1);
+    }
+    uint64_t waited = rt_now_us() - t0;
+    printf("none: all 300 commits in a checkpoint after %llu ms, %llu "
+           "checkpoints, %ld log syncs\n",
+           (unsigned long long)(waited / 1000),
+           (unsigned long long)(st1.checkpoints - st0.checkpoints),
+           atomic_load(&log_syncs) - l0);
+    assert_true(st1.ckpt_lsn >= 300);
+    assert_true(st1.checkpoints > st0.checkpoints);
+    assert_int_equal(atomic_load(&log_syncs), l0);
+    sprig__env_close(e);
+    uint64_t replayed;
+    e = scheme_open(dir, SPRIG_DURABILITY_NONE, &replayed);
+    assert_int_equal(replayed, 0);
+    assert_int_equal(verify(e, 300), 300);
+    sprig__env_close(e);
+    tu_rmtree(dir);
+}
+
+/* Across opens a storage switches modes freely: none -> full -> none, and
+ * a `none` database made before `none` had a log (no wal/) opens. */
+static void
+scheme_none_switches_modes(void **state)
+{
+    (void)state;
+    char dir[1100], wal[1200];
+    rt_scratch(dir, sizeof dir, "wal-none-switch");
+    snprintf(wal, sizeof wal, "%s/wal", dir);
+    static const sprig_durability modes[] = {
+        SPRIG_DURABILITY_NONE, SPRIG_DURABILITY_FULL, SPRIG_DURABILITY_NONE,
+        SPRIG_DURABILITY_NORMAL, SPRIG_DURABILITY_NONE};
+    uint64_t n = 0;
+    for (size_t m = 0; m < 5; m++) {
+        if (m == 4) {
+            tu_rmtree(wal); /* as an older `none` left it: no log */
+        }
+        uint64_t replayed;
+        sprig__env *e = scheme_open(dir, modes[m], &replayed);
+        assert_int_equal(replayed, 0);
+        assert_int_equal(verify(e, n), n);
+        for (uint64_t i = n; i < n + 50; i++) {
+            SPRIG_OK_(scheme_commit(e, i, true));
+        }
+        n += 50;
+        sprig__env_close(e);
+    }
+    sprig__env *e = scheme_open(dir, SPRIG_DURABILITY_FULL, NULL);
+    assert_int_equal(verify(e, n), n);
+    sprig__env_close(e);
+    tu_rmtree(dir);
+}
+
 /* ---- crash rounds ------------------------------------------------------- */
 
 /* The child: commit from `from` on, acknowledging each on `ack`. */
@@ -895,6 +977,8 @@ main(void)
         cmocka_unit_test(log_corrupt_vs_torn),
         cmocka_unit_test(log_revert),
         cmocka_unit_test(scheme_one_sync_per_commit),
+        cmocka_unit_test(scheme_none_checkpoints_bound_the_loss),
+        cmocka_unit_test(scheme_none_switches_modes),
         cmocka_unit_test(scheme_crash_and_power_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
