@@ -436,12 +436,13 @@ typedef enum sprig_durability {
      *  commit: a power loss may lose the last ~10 ms of acknowledged
      *  writes, never corrupts; a process crash loses nothing. */
     SPRIG_DURABILITY_NORMAL = 1,
-    /** no fsync: the OS writes back when it likes; a process crash loses
-     *  nothing, but a power loss may lose recent commits AND leave the
-     *  files corrupt (LMDB's pages reach the disk in any order: the
-     *  power-loss harness found integrity-check findings, unreadable
-     *  records, and LMDB crashing on the torn tree).  Only for data you can
-     * rebuild. */
+    /** no fsync on the way of a write: commits are logged like the
+     *  others, but the log is made durable only by the checkpoints (about
+     *  every second, or every 2,048 commits) and at close.  A process
+     *  crash loses nothing; a power loss loses the writes since the last
+     *  checkpoint -- always a suffix of them, never half of one, and the
+     *  files never corrupt (tests/powerloss).  The storage's registry
+     *  (`_admin`, rare writes) still syncs as in NORMAL. */
     SPRIG_DURABILITY_NONE = 2
 } sprig_durability;
 
@@ -1429,8 +1430,8 @@ SPRIG_API int sprig_key_to_json(sprig_bytes key, sprig_buf *out);
  *    never damaged: recovery restores the last checkpoint and replays the
  *    log (docs/architecture.md, "Durability").  Immediate mode loses what
  *    the storage's durability allows (nothing with FULL).
- *  - With SPRIG_DURABILITY_NONE or memory_only every commit is already an
- *    MDB_NOSYNC commit and nothing is ever flushed, as for documents: both
+ *  - With SPRIG_DURABILITY_NONE or memory_only nothing syncs on the way
+ *    of any write (NONE: only its checkpoints do), as for documents: both
  *    modes behave alike.
  * Removals by the expiry sweeper are always lazy: losing one in a crash
  * only means an expired (so invisible) key is swept again.

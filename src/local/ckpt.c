@@ -162,8 +162,9 @@ read_saved(int fd, uint8_t **page, unsigned *psize, uint64_t *txnid,
             continue;
         }
         uint8_t *buf = sprig__malloc(SLOT_HDR + ps);
-        if (!buf) {
+        if (!buf) { /* the caller frees *page: not twice (test_oom) */
             sprig__free(*page);
+            *page = NULL;
             return sprig__err(SPRIG_ENOMEM, "out of memory (restore)");
         }
         ssize_t got = pread(fd, buf, SLOT_HDR + ps, (off_t)off);
@@ -894,6 +895,12 @@ sprig__ckpt_now(sprig__env *e)
         return SPRIG_OK;
     }
     return checkpoint(e->ckpt);
+}
+
+bool
+sprig__ckpt_never_syncs(const sprig__env *e)
+{
+    return e->ckpt && !e->ckpt->full && !e->ckpt->timed;
 }
 
 void

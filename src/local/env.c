@@ -221,6 +221,40 @@ meta_valid(const uint8_t *pg)
     return (le_get(pg + 10, 2) & META_FLAG) && le_get(pg + 16, 4) == META_MAGIC;
 }
 
+/* A power loss while LMDB created data.mdb (its two meta pages are
+ * written unsynced: the first commit syncs them) can leave the file at its
+ * first size with zeros where they go.  No commit ever completed in such a
+ * file -- one grows it past two pages, and a copy or a checkpoint claims a
+ * state only after a sync --, so when nothing claims one (`claimed`: a
+ * copy of the meta page exists) it is removed and made anew, instead of
+ * refused as not an LMDB file (found by tests/powerloss, cut points
+ * before a storage's first acknowledgement). */
+static void
+drop_unborn(const char *dir, bool claimed)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    struct stat sb;
+    uint8_t pg[2 * 4096];
+    int fd = claimed ? -1 : open(p, O_RDONLY | O_CLOEXEC);
+    bool unborn = fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size == sizeof pg &&
+                  pread(fd, pg, sizeof pg, 0) == (ssize_t)sizeof pg;
+    for (size_t k = 0; unborn && k < 2; k++) {
+        const uint8_t *m = pg + k * 4096;
+        bool zero = true;
+        for (size_t i = 0; zero && i < 4096; i++) {
+            zero = m[i] == 0;
+        }
+        unborn = zero || (meta_valid(m) && le_get(m + META_TXNID, 8) == 0);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (unborn) {
+        unlink(p);
+    }
+}
+
 /* The meta page LMDB would open from `m` (both slots, psize each), or NULL
  * when one of them is not a meta page (LMDB refuses to open then). */
 static const uint8_t *
@@ -557,6 +591,9 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
         sprig__env_close(e);
         return rc;
     }
+    if (!o->read_only && !o->memory_only) {
+        drop_unborn(dir, found);
+    }
     int mrc = o->read_only ? 0 : prepare_files(dir, &fresh);
     mrc = mrc ? mrc : mdb_env_create(&e->env);
     mrc = mrc ? mrc : mdb_env_set_maxdbs(e->env, maxdbs);
@@ -575,6 +612,10 @@ sprig__env_open(const char *dir, const sprig_storage_options *o,
     mdb_env_info(e->env, &info);
     e->map_size = info.me_mapsize; /* an existing file may be larger */
     rc = fresh ? SPRIG_OK : verify_at_open(e);
+    if (rc == 0 && fresh && !o->memory_only) { /* before a copy claims it */
+        mdb_env_sync(e->env, 1);
+        sprig__sync_dir(dir);
+    }
     /* the copy: kept after every commit where LMDB syncs them (`_admin`:
      * ckpt.c's envs pass `none` here, their checkpoint is their copy) */
     e->keep_copy = !o->memory_only && !o->read_only &&

@@ -42,6 +42,9 @@ sprig__kv_open(sprig__ldb *ldb)
         return sprig__err(SPRIG_ENOMEM, "out of memory opening a database");
     }
     const sprig_storage_options *o = &ldb->st->opts;
+    /* `none` syncs nothing per write (its checkpoints do, for all writes
+     * alike): a lazy flush would only add syncs, so lazy means immediate
+     * there, and the log keeps the suffix rule for both */
     bool syncs = !o->memory_only && o->durability != SPRIG_DURABILITY_NONE;
     kv->ldb = ldb;
     kv->lazy = syncs && o->kv_persistence.mode == SPRIG_KV_LAZY;

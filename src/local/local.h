@@ -354,8 +354,13 @@ int sprig__ckpt_commit_batch(sprig__env *e, MDB_txn *txn,
 /** Make everything committed so far durable: a log sync (or, without a
  *  log, mdb_env_sync).  For lazy flushes.  Any thread. */
 int sprig__ckpt_flush(sprig__env *e);
-/** A checkpoint now (tests).  Any thread. */
+/** A checkpoint now (tests; the writer at the map's size limit, to move
+ *  the pin).  Any thread. */
 int sprig__ckpt_now(sprig__env *e);
+/** Whether `e` has a command log that is never synced on the way of a
+ *  write (`none` durability): lazy commits leave nothing to flush there.
+ *  False without a log.  Any thread. */
+bool sprig__ckpt_never_syncs(const sprig__env *e);
 /** Stop the checkpointer, take a last checkpoint and mark the shutdown
  *  clean (sprig__env_close calls it).  No writer may be active. */
 void sprig__ckpt_close(sprig__env *e);

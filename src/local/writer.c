@@ -56,8 +56,10 @@ sprig__writer_init(sprig__writer *w, sprig__env *env)
     unsigned flags = 0;
     mdb_env_get_flags(env->env, &flags);
     /* with a command log (env->ckpt) LMDB runs MDB_NOSYNC, but the log
-     * syncs: lazy commits are counted and flushed as before */
-    w->env_nosync = (flags & MDB_NOSYNC) != 0 && !env->ckpt;
+     * syncs: lazy commits are counted and flushed as before -- unless it
+     * is `none`'s, which no write syncs */
+    w->env_nosync = ((flags & MDB_NOSYNC) != 0 && !env->ckpt) ||
+                    sprig__ckpt_never_syncs(env);
     if (pthread_mutex_init(&w->lock, NULL)) {
         return sprig__err(SPRIG_ENOMEM, "cannot create a mutex");
     }
@@ -199,7 +201,7 @@ static void
 commit_batch(sprig__writer *w, sprig__wreq *batch)
 {
     sprig__env *e = w->env;
-    bool safe = false;
+    bool safe = false, pinned = false;
     for (;;) {
         pthread_rwlock_rdlock(&e->map_lock);
         size_t seen = e->map_size;
@@ -220,6 +222,15 @@ commit_batch(sprig__writer *w, sprig__wreq *batch)
             frees = frees && r->frees;
         }
         rc = sprig__env_grow(e, seen, frees);
+        if (rc == SPRIG_EFULL && !pinned && e->ckpt) {
+            /* at the size limit: the checkpoint's pin holds the pages
+             * freed since it; a checkpoint now moves it, then once more */
+            pinned = true;
+            rc = sprig__ckpt_now(e);
+            if (rc == 0) {
+                continue;
+            }
+        }
         if (rc) {
             for (sprig__wreq *r = batch; r; r = r->next) {
                 fail_req(r, rc);
