@@ -231,8 +231,8 @@ load_stored(MDB_txn *txn, apply_ctx *a, sprig__coll *c, MDB_val *k, stored *s)
     MDB_val v;
     int mrc = mdb_get(txn, c->dbi, k, &v);
     memset(s, 0, sizeof *s);
-    if (mrc == MDB_NOTFOUND) {
-        return SPRIG_OK;
+    if (mrc == MDB_NOTFOUND) { /* confirmed by the neighbours (miss.c) */
+        return sprig__miss_doc_confirm(txn, a->ldb, c, k);
     }
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a document");

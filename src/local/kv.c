@@ -227,6 +227,28 @@ rec_del(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t exp)
     return rc ? rc : exp ? sprig__kv_exp_del(txn, kv, k, exp) : 0;
 }
 
+/* A stored record checked against its encoded key (miss.c). */
+static int
+rec_check(void *arg, const MDB_val *k, MDB_val *v, sprig_buf *scratch)
+{
+    sprig__kv_rec r;
+    int rc = sprig__kv_rec_parse(v, &r);
+    return rc ? rc : sprig__kv_rec_decode(arg, k, &r, scratch);
+}
+
+/* A lookup of k missed: SPRIG_OK when its neighbours confirm it (a key
+ * renamed in order would sit there, failing its CRC), else
+ * SPRIG_ECORRUPT. */
+static int
+miss_confirm(MDB_txn *txn, sprig__kv *kv, const MDB_val *k)
+{
+    char where[300];
+    snprintf(where, sizeof where, "database '%s', key-value store",
+             kv->ldb->name);
+    sprig__miss_site s = {rec_check, kv, where, "key"};
+    return sprig__miss_confirm(txn, kv->data, k, &s);
+}
+
 /* Find the live record of k in a write: an expired one is removed and
  * counts as absent. */
 static int
@@ -238,7 +260,7 @@ load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now,
     memset(r, 0, sizeof *r);
     int mrc = mdb_get(txn, kv->data, k, &v);
     if (mrc == MDB_NOTFOUND) {
-        return SPRIG_OK;
+        return miss_confirm(txn, kv, k);
     }
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a key-value record");
@@ -617,8 +639,11 @@ sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
     int mrc = mdb_get(txn, kv->data, &k, &v);
     if (mrc && mrc != MDB_NOTFOUND) {
         rc = sprig__mdb_err(mrc, "reading a key-value record");
+    } else if (mrc) { /* confirmed by the neighbours */
+        rc = miss_confirm(txn, kv, &k);
+        rc = rc ? rc : SPRIG_ENOTFOUND;
     } else {
-        rc = mrc ? SPRIG_ENOTFOUND : sprig__kv_rec_parse(&v, &r);
+        rc = sprig__kv_rec_parse(&v, &r);
     }
     sprig_buf scratch = {0};
     /* decoded first: its CRC (or tag) covers the expiry judged next */
