@@ -21,6 +21,7 @@
  */
 #include "views.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #define B(v) ((sprig_bytes){(v).mv_data, (v).mv_size})
@@ -387,13 +388,29 @@ entry_pairs(walk *w, vop *o, uint64_t *rev_out, const uint8_t **hash_out)
     return rc;
 }
 
+/* A damaged row just outside a query's range: the query is refused. */
+static int
+edge_refused(const vop *o, int rc)
+{
+    if (rc != SPRIG_ECORRUPT && rc != SPRIG_EAUTH) {
+        return rc;
+    }
+    char why[400];
+    snprintf(why, sizeof why, "%s", sprig_errmsg());
+    return sprig__err(SPRIG_ECORRUPT,
+                      "database '%s', view '%s' of collection '%s': a query "
+                      "cannot be answered: the row next to its key range is "
+                      "damaged and may be one of its keys, renamed (%s)",
+                      o->ldb->name, o->v->def->name, o->v->coll->name, why);
+}
+
 /* An entry just outside a query's range (walk_edges). */
 static int
 edge_mapping(walk *w, void *arg)
 {
     uint64_t rev;
     const uint8_t *hash;
-    return entry_pairs(w, arg, &rev, &hash);
+    return edge_refused(arg, entry_pairs(w, arg, &rev, &hash));
 }
 
 /* A reduce value just outside a query's range: its CRC covers its key. */
@@ -402,7 +419,8 @@ edge_reduce(walk *w, void *arg)
 {
     vop *o = arg;
     sprig_bytes val;
-    return sprig__view_r_read(o->v, B(w->k), B(w->v), &o->vs.dec, &val);
+    return edge_refused(
+        o, sprig__view_r_read(o->v, B(w->k), B(w->v), &o->vs.dec, &val));
 }
 
 /* The mappings of one (key, id) entry. */
