@@ -326,8 +326,9 @@ names_miss(const char *place, const char *asked, const char *near)
 
 /* Document id "user-4f1c" renamed "user-4f1d" (between its neighbours,
  * every copy of the node: the collection's and the view record's): every
- * lookup of the old id that would answer "not found" is SPRIG_ECORRUPT
- * naming the place; the intact ids and misses away from it stay right. */
+ * lookup of the old id that would answer "not found" (get, get_multiple,
+ * update, delete) is SPRIG_ECORRUPT naming the place; the intact ids and
+ * misses away from it stay right. */
 static void
 test_doc_id_renamed_in_order(void **state)
 {
@@ -349,11 +350,6 @@ test_doc_id_renamed_in_order(void **state)
     sprig_bytes old = sprig_str("user-4f1c");
     SPRIG_EXPECT(SPRIG_ECORRUPT, sprig_get_multiple(db, "items", &old, 1, &l));
     names_miss("'items'", "user-4f1c", "user-4f1d");
-    SPRIG_EXPECT(SPRIG_ECORRUPT,
-                 sprig_insert(db, "items", &old, sprig_str("{\"k\":7}"), NULL));
-    names_miss("'items'", "user-4f1c", "user-4f1d");
-    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig_overwrite(db, "items", old,
-                                                 sprig_str("{\"k\":7}"), NULL));
     sprig_header h = {old, 1, {0}};
     SPRIG_EXPECT(SPRIG_ECORRUPT, sprig_delete(db, "items", &h));
     SPRIG_EXPECT(SPRIG_ECORRUPT,
@@ -370,14 +366,21 @@ test_doc_id_renamed_in_order(void **state)
     SPRIG_EXPECT(SPRIG_ENOTFOUND, sprig_get(db, "items", sprig_str("zz"), &d));
     SPRIG_EXPECT(SPRIG_ENOTFOUND,
                  sprig_get(db, "items", sprig_str("user-4f1f"), &d));
-    sprig_bytes far = sprig_str("zz");
-    SPRIG_OK_(sprig_insert(db, "items", &far, sprig_str("{\"k\":8}"), NULL));
+    /* an insert of a new id is not checked (its cost: miss.c): the old id
+     * can be written again, beside the renamed record, which its own CRC
+     * keeps refused */
+    SPRIG_OK_(sprig_insert(db, "items", &old, sprig_str("{\"k\":7}"), NULL));
+    SPRIG_OK_(sprig_get(db, "items", old, &d));
+    sprig_doc_free(d);
+    SPRIG_EXPECT(SPRIG_ECORRUPT,
+                 sprig_get(db, "items", sprig_str("user-4f1d"), &d));
     close_all(st, db);
     tu_rmtree(dir);
 }
 
-/* Key-value key "k-4f1c" renamed "k-4f1d" in order: get, get-and-delete,
- * delete and set of the old key are SPRIG_ECORRUPT naming the place. */
+/* Key-value key "k-4f1c" renamed "k-4f1d" in order: get, get-and-delete
+ * and delete of the old key are SPRIG_ECORRUPT naming the place (a set
+ * creates a key: not checked, as a document insert). */
 static void
 test_kv_key_renamed_in_order(void **state)
 {
@@ -399,8 +402,6 @@ test_kv_key_renamed_in_order(void **state)
     names_miss("key-value", "k-4f1c", "k-4f1d");
     SPRIG_EXPECT(SPRIG_ECORRUPT, sprig_kv_delete(db, "ns", "k-4f1c", &ks));
     sprig_value nv = sprig_value_of_i64(5);
-    SPRIG_EXPECT(SPRIG_ECORRUPT,
-                 sprig_kv_set(db, "ns", "k-4f1c", &nv, NULL, NULL, NULL));
     SPRIG_OK_(sprig_kv_get(db, "ns", "k-4f1a", false, &v));
     assert_int_equal(v.num.i64, 0);
     sprig_value_clear(&v);

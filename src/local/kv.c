@@ -250,9 +250,12 @@ miss_confirm(MDB_txn *txn, sprig__kv *kv, const MDB_val *k)
 }
 
 /* Find the live record of k in a write: an expired one is removed and
- * counts as absent. */
+ * counts as absent.  A miss is confirmed by the neighbours when `confirm`
+ * (a delete, a get-and-delete: their "not found" is an answer); a set's
+ * or an increment's creates the key, as a document insert does (not
+ * checked: the cost, docs/reliability.md). */
 static int
-load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now,
+load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now, bool confirm,
           sprig__kv_rec *r, bool *found)
 {
     MDB_val v;
@@ -260,7 +263,7 @@ load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now,
     memset(r, 0, sizeof *r);
     int mrc = mdb_get(txn, kv->data, k, &v);
     if (mrc == MDB_NOTFOUND) {
-        return miss_confirm(txn, kv, k);
+        return confirm ? miss_confirm(txn, kv, k) : SPRIG_OK;
     }
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a key-value record");
@@ -377,7 +380,7 @@ apply_set(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c, sprig__cmd_out *o,
 {
     sprig__kv_rec old;
     uint64_t now = c->now_ms;
-    int rc = load_live(txn, kv, k, now, &old, &o->found);
+    int rc = load_live(txn, kv, k, now, false, &old, &o->found);
     if (rc == 0 && o->found && c->want_value) {
         rc = capture(o, &old);
     }
@@ -407,7 +410,7 @@ apply_remove(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
              sprig__cmd_out *o, MDB_val *k)
 {
     sprig__kv_rec old;
-    int rc = load_live(txn, kv, k, c->now_ms, &old, &o->found);
+    int rc = load_live(txn, kv, k, c->now_ms, true, &old, &o->found);
     if (rc || !o->found) {
         o->status = SPRIG_KV_NOT_CHANGED;
         return rc;
@@ -422,7 +425,7 @@ apply_incr(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c, sprig__cmd_out *o,
            MDB_val *k)
 {
     sprig__kv_rec old;
-    int rc = load_live(txn, kv, k, c->now_ms, &old, &o->found);
+    int rc = load_live(txn, kv, k, c->now_ms, false, &old, &o->found);
     if (rc) {
         return rc;
     }
