@@ -6,14 +6,17 @@
  * pending) and a C view with its own reduce, an encrypted collection with
  * a view (the vault), values compressed and not, key-value pairs with and
  * without expiry, the transaction log; one closed cleanly, one left by a
- * killed writer (its command log is replayed at open).  The truth is what
+ * killed writer (its command log is replayed at open).  Ids and keys are
+ * 16 hex characters from the seeded PRNG, as real users' are, so a
+ * flipped late key byte mostly keeps the table's order.  The truth is what
  * an untouched copy reads.
  *
  * Each round (seeded: SPRIG_SEED; SPRIG_FLIP_ROUNDS rounds, default 24)
  * copies a template, XORs 1-4 random bytes at random offsets of random
  * files (one flip in three in the header of a random LMDB page, meta
  * pages included), and in a child process (so a crash is seen, and a hang: 60
- * s) opens the copy and reads everything: every document by listing and by id,
+ * s) opens the copy and reads everything: every document by listing, by the
+ * listed ids and by the ids written (a lookup of a renamed id's old id),
  * every view's mappings, reduce and grouped reduce, every key-value pair, the
  * log, then runs the integrity check.  Each call's answer is compared with the
  * truth and classed: right; refused (SPRIG_ECORRUPT or SPRIG_EAUTH with a
@@ -1095,8 +1098,8 @@ struct_pages(const char *dir, bpage **v, size_t *n)
 }
 
 /* XOR one byte of page `p`'s structure in the copy in `dir`: its bounds, a
- * node offset, a node's header (sizes, flags, child page) or the first
- * bytes of a node's key. */
+ * node offset, a node's header (sizes, flags, child page) or one of the
+ * first 24 bytes of a node's key. */
 static void
 flip_structure(const char *dir, const bpage *p, uint64_t *rng, char *what,
                size_t cap)
