@@ -39,7 +39,8 @@ typedef struct walk {
     MDB_val k, v;
     int (*edge)(struct walk *w, void *arg); /* checks an entry just outside
                                                a range, or NULL */
-    bool point; /* the range is one key: edges only when it is empty */
+    bool point;  /* the range is one key: edges only when it is empty */
+    bool beyond; /* the walk stopped on the first entry past its far end */
 } walk;
 
 static int
@@ -151,14 +152,16 @@ walk_start(walk *w)
     if (mrc == 0 && w->after && !after_ok(w)) {
         mrc = seek_after(w);
     }
-    return mrc == 0 && past_end(w) ? MDB_NOTFOUND : mrc;
+    w->beyond = mrc == 0 && past_end(w);
+    return w->beyond ? MDB_NOTFOUND : mrc;
 }
 
 static int
 walk_next(walk *w)
 {
     int mrc = get(w, w->asc ? MDB_NEXT : MDB_PREV);
-    return mrc == 0 && past_end(w) ? MDB_NOTFOUND : mrc;
+    w->beyond = mrc == 0 && past_end(w);
+    return w->beyond ? MDB_NOTFOUND : mrc;
 }
 
 /* Visit: 0 go on, 1 stop (limit reached), < 0 an error. */
@@ -172,16 +175,16 @@ typedef int (*visit_fn)(walk *w, void *arg);
 static int
 walk_edges(walk *w, void *arg)
 {
-    int mrc = 0, rc = 0;
-    if (w->lo.kind != SPRIG_UNBOUNDED) {
-        mrc = seek_le(w, w->lo.key, w->lo.kind == SPRIG_INCLUDED);
-        rc = mrc ? 0 : w->edge(w, arg);
+    /* the far side: where the walk stopped (none when the table ended) */
+    int rc = w->beyond ? w->edge(w, arg) : SPRIG_OK;
+    const sprig_bound *near = w->asc ? &w->lo : &w->hi;
+    if (rc || near->kind == SPRIG_UNBOUNDED) {
+        return rc;
     }
-    if (rc == 0 && (mrc == 0 || mrc == MDB_NOTFOUND) &&
-        w->hi.kind != SPRIG_UNBOUNDED) {
-        mrc = seek_ge(w, w->hi.key, w->hi.kind == SPRIG_INCLUDED);
-        rc = mrc ? 0 : w->edge(w, arg);
-    }
+    bool incl = near->kind == SPRIG_INCLUDED;
+    int mrc =
+        w->asc ? seek_le(w, near->key, incl) : seek_ge(w, near->key, incl);
+    rc = mrc ? SPRIG_OK : w->edge(w, arg);
     if (rc == 0 && mrc && mrc != MDB_NOTFOUND) {
         rc = sprig__mdb_err(mrc, "walking a view");
     }
