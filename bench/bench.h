@@ -70,6 +70,16 @@ typedef struct bench_engine {
      *  differs from lens[id] into *bad (a read error fails the call). */
     int (*get_random)(void *db, const uint64_t *ids, size_t n,
                       const uint16_t *lens, uint64_t *bad);
+    /** Look up ids[0..n-1] that are absent: each is document id's 8-byte
+     *  key followed by one byte 0x80, so it falls between documents id
+     *  and id + 1 (a miss inside the table, not past its end); count
+     *  those found into *bad.  NULL when the engine has no such row. */
+    int (*get_miss)(void *db, const uint64_t *ids, size_t n, uint64_t *bad);
+    /** Insert documents 1..n under named ids: random 8-byte keys from
+     *  `seed` (new ids landing between stored ones), `per_txn` per
+     *  transaction.  NULL when the engine has no such row. */
+    int (*insert_named)(void *db, const bench_docs *d, uint64_t n,
+                        unsigned per_txn, uint64_t seed);
     /** Read document `id` into buf (for checking, untimed). */
     int (*read)(void *db, uint64_t id, char *buf, size_t cap, size_t *len);
     int (*count)(void *db, uint64_t *n);

@@ -8,6 +8,7 @@
  *   local-insert-durable     single-document transactions, 1 thread
  *   local-insert-concurrent  8 threads of single-document transactions
  *   local-get                random gets by id over the batch's data
+ *   local-get-miss           random gets of absent ids between them
  *   local-view-*             declarative views vs SQLite (wl_view.c)
  *   kv-*                     the key-value store vs raw LMDB (wl_kv.c)
  *   pubsub                   1 publisher -> 10 subscribers (wl_pubsub.c)
@@ -739,6 +740,77 @@ wl_get(const ctx *c, bench_result *res)
     res->failed = rc != 0;
 }
 
+/* ---- local-get-miss --------------------------------------------------------
+ */
+
+/* One timed pass of each engine with a get_miss over the sequence's ids,
+ * engines taking turns by run. */
+static int
+miss_run(const ctx *c, void **dbs, const get_set *g, unsigned r,
+         bench_result *res)
+{
+    for (unsigned k = 0; k < 2; k++) {
+        unsigned j = (k + r) % 2;
+        uint64_t bad = 0;
+        double c0 = bench_cpu(), t0 = bench_now();
+        int rc = c->eng[j]->get_miss(dbs[j], g->ids, c->o.gets, &bad);
+        double secs = bench_now() - t0, cpu = bench_cpu() - c0;
+        if (rc || bad) {
+            return rc ? rc : bench_fail(c->eng[j]->name, "found absent ids");
+        }
+        bench_push(&res->s[j], (double)c->o.gets, secs, cpu);
+        printf("  %-13s %10.0f misses/s  (%.2f s, cpu %.2f us/miss)\n",
+               c->eng[j]->name, (double)c->o.gets / secs, secs,
+               cpu * 1e6 / (double)c->o.gets);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+/* Lookups of absent ids between the batch's documents (bench.h
+ * get_miss): Sprig's miss checks both neighbours' CRCs (src/local/miss.c),
+ * raw LMDB answers a plain mdb_get miss. */
+static void
+wl_get_miss(const ctx *c, bench_result *res)
+{
+    static char what[128];
+    char gb[32], nb[32];
+    snprintf(what, sizeof what,
+             "%s random gets of absent ids between %s documents, seed %llu",
+             bench_thousands(c->o.gets, gb, sizeof gb),
+             bench_thousands(c->o.n, nb, sizeof nb),
+             (unsigned long long)c->o.seed);
+    *res = (bench_result){.name = "local-get-miss",
+                          .unit = "misses/s",
+                          .durability = "reads (data written with full)",
+                          .workload = what};
+    bench_add_series(res, 0, "sprig");
+    bench_add_series(res, 1, "lmdb");
+    bench_add_ratio(res, 1, 0);
+    printf("\n-- %s: %s\n", res->name, what);
+    get_set g = {NULL, NULL};
+    void *dbs[2] = {NULL, NULL};
+    int rc = get_set_make(c, &g);
+    for (unsigned i = 0; rc == 0 && i < 2; i++) {
+        char dir[4200];
+        engine_dir(c, "batch", c->eng[i], dir, sizeof dir);
+        rc = c->eng[i]->open(dir, &dbs[i]);
+    }
+    double t0 = bench_now();
+    for (unsigned r = 0;
+         rc == 0 && bench_another_run(c->o.budget, r, c->o.runs, t0); r++) {
+        rc = miss_run(c, dbs, &g, r, res);
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        if (dbs[i]) {
+            c->eng[i]->close(dbs[i]);
+        }
+    }
+    free(g.ids);
+    free(g.lens);
+    res->failed = rc != 0;
+}
+
 /* ---- main ------------------------------------------------------------------
  */
 
@@ -792,7 +864,7 @@ wanted(const opts *o, const char *name)
     return o->only == NULL;
 }
 
-/* The local document workloads: results res[0..3] (--only insert, get). */
+/* The local document workloads: results res[0..4] (--only insert, get). */
 static size_t
 wl_documents(ctx *c, bench_result *res)
 {
@@ -816,6 +888,7 @@ wl_documents(ctx *c, bench_result *res)
     }
     if (!res[0].failed) {
         wl_get(c, &res[n++]);
+        wl_get_miss(c, &res[n++]);
     } else {
         res[n++] = (bench_result){.name = "local-get",
                                   .unit = "gets/s",
@@ -866,7 +939,8 @@ callgrind_mode(ctx *c)
         return bench_fail("cg", "built without valgrind/callgrind.h");
     }
     if (strcmp(row, "local-insert-batch") == 0 ||
-        strcmp(row, "local-get") == 0) {
+        strcmp(row, "local-get") == 0 || strcmp(row, "local-get-miss") == 0 ||
+        strcmp(row, "local-insert-named") == 0) {
         rc = bench_cg_documents(&plan, row, series, c->o.n);
     } else if (strncmp(row, "local-view-", 11) == 0) {
         rc = bench_cg_view(&plan, row, series, c->o.n);

@@ -39,6 +39,8 @@ ROWS = [
      [("lmdb", 1.3), ("sqlite", None)]),
     ("local-get", 20000, ["sprig", "lmdb", "sqlite"],
      [("lmdb", 1.3), ("sqlite", None)]),
+    ("local-get-miss", 20000, ["sprig", "lmdb"], [("lmdb", None)]),
+    ("local-insert-named", 20000, ["sprig"], []),
     ("local-view-insert", 5000, ["sprig", "sprig-noview", "sqlite"],
      [("sqlite", 1.5), ("sprig-noview", None)]),
     ("local-view-query", 10000, ["sprig", "sqlite"], [("sqlite", None)]),
@@ -53,6 +55,9 @@ ROWS = [
 OPS = {
     "local-insert-batch": "document inserted (1,000 per transaction)",
     "local-get": "random get by id",
+    "local-get-miss": "get of an absent id between stored ones",
+    "local-insert-named": "document inserted under a random named id "
+                          "(1,000 per transaction)",
     "local-view-insert": "document inserted (1,000 per transaction)",
     "local-view-query": "key query (~N/500 mappings each)",
     "local-view-reduce": "range reduce (count and sum)",

@@ -191,6 +191,37 @@ l_get_random(void *db, const uint64_t *ids, size_t n, const uint16_t *lens,
     return rc;
 }
 
+/* A plain mdb_get miss per id, each in its own renewed read
+ * transaction (as l_get_random). */
+static int
+l_get_miss(void *db, const uint64_t *ids, size_t n, uint64_t *bad)
+{
+    ldb *l = db;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
+    if (mrc) {
+        return mdb_fail("begin read", mrc);
+    }
+    mdb_txn_reset(txn);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t kb[9];
+        if ((mrc = mdb_txn_renew(txn))) {
+            rc = mdb_fail("renew", mrc);
+            break;
+        }
+        bench_put_be64(kb, ids[i]);
+        kb[8] = 0x80;
+        MDB_val key = {9, kb}, val;
+        mrc = mdb_get(txn, l->dbi, &key, &val);
+        *bad += mrc == 0;
+        rc = mrc && mrc != MDB_NOTFOUND ? mdb_fail("get", mrc) : 0;
+        mdb_txn_reset(txn);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 int
 bench_lmdb_get_longtxn(void *db, const uint64_t *ids, size_t n,
                        const uint16_t *lens, uint64_t *bad)
@@ -252,6 +283,7 @@ const bench_engine bench_lmdb = {
     .insert_batch = l_insert_batch,
     .insert_threads = l_insert_threads,
     .get_random = l_get_random,
+    .get_miss = l_get_miss,
     .read = l_read,
     .count = l_count,
 };

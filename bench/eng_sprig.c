@@ -150,6 +150,34 @@ p_insert_batch(void *db, const bench_docs *d, uint64_t first, uint64_t n,
     return 0;
 }
 
+/* Documents 1..n under random named ids, per_txn per transaction: an
+ * insert of a new id is a lookup's miss (src/local/miss.c checks it). */
+static int
+p_insert_named(void *db, const bench_docs *d, uint64_t n, unsigned per_txn,
+               uint64_t seed)
+{
+    pdb *p = db;
+    uint64_t st = seed;
+    for (uint64_t done = 0; done < n; done += per_txn) {
+        uint64_t k = n - done < per_txn ? n - done : per_txn;
+        sprig_txn *t;
+        int rc = sprig_txn_new(&t);
+        for (uint64_t i = 0; rc == 0 && i < k; i++) {
+            size_t len;
+            uint8_t kb[8];
+            const char *doc = bench_doc(d, 1 + done + i, &len);
+            sprig_bytes id = sprig_id_u64(bench_rand(&st) >> 1, kb);
+            rc = sprig_txn_insert(t, COLL, &id, (sprig_bytes){doc, len});
+        }
+        rc = rc ? rc : sprig_txn_apply(p->db, t, NULL);
+        sprig_txn_free(t);
+        if (rc) {
+            return sp_fail("insert named ids", rc);
+        }
+    }
+    return 0;
+}
+
 typedef struct worker {
     sprig_db *db;
     const bench_docs *d;
@@ -218,6 +246,26 @@ p_get_random(void *db, const uint64_t *ids, size_t n, const uint16_t *lens,
 }
 
 static int
+p_get_miss(void *db, const uint64_t *ids, size_t n, uint64_t *bad)
+{
+    pdb *p = db;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t kb[9];
+        sprig_id_u64(ids[i], kb);
+        kb[8] = 0x80;
+        sprig_doc *doc = NULL;
+        int rc = sprig_get(p->db, COLL, (sprig_bytes){kb, 9}, &doc);
+        if (rc == 0) {
+            ++*bad;
+            sprig_doc_free(doc);
+        } else if (rc != SPRIG_ENOTFOUND) {
+            return sp_fail("get a missing id", rc);
+        }
+    }
+    return 0;
+}
+
+static int
 p_read(void *db, uint64_t id, char *buf, size_t cap, size_t *len)
 {
     pdb *p = db;
@@ -249,6 +297,8 @@ const bench_engine bench_sprig = {
     .insert_batch = p_insert_batch,
     .insert_threads = p_insert_threads,
     .get_random = p_get_random,
+    .get_miss = p_get_miss,
+    .insert_named = p_insert_named,
     .read = p_read,
     .count = p_count,
 };

@@ -94,6 +94,14 @@ ABOUT = {
         "ratio uses this one — and, beside it, all gets in one long read "
         "transaction (the physical upper bound). SQLite: a prepared "
         "`SELECT doc FROM docs WHERE id = ?`, copying the blob.",
+    "local-get-miss":
+        "Random gets of absent ids over the same documents: each id is a "
+        "stored document's 8-byte key followed by one byte (0x80), so it "
+        "falls between two stored ones. Sprig: `sprig_get` answering "
+        "SPRIG_ENOTFOUND after checking both neighbours' CRCs (a key "
+        "renamed in order would sit there; src/local/miss.c). LMDB: a "
+        "plain `mdb_get` miss, one read transaction per get as local-get. "
+        "No target: the row shows what the check costs.",
     "local-view-insert":
         "JSON documents `{\"id\":k,\"category\":\"c123\","
         "\"price\":4567,...}` of 140–160 bytes, 500 categories (uniform), "

@@ -8,7 +8,7 @@
  * reads.  Instruction counts do not move with the machine's load, so they
  * stand beside the time ratios of a shared, noisy machine.  This file
  * holds the markers and the document rows (local-insert-batch,
- * local-get); wl_view.c and wl_kv.c hold theirs.
+ * local-get, local-get-miss); wl_view.c and wl_kv.c hold theirs.
  */
 #include "bench.h"
 
@@ -90,13 +90,59 @@ cg_gets(const bench_plan *p, const bench_engine *e, void *db,
     return rc ? rc : bad ? bench_fail(e->name, "wrong lengths") : 0;
 }
 
+/* n lookups of absent ids between documents (get_miss). */
+static int
+cg_misses(const bench_plan *p, const bench_engine *e, void *db, uint64_t n)
+{
+    uint64_t *ids = malloc(n * sizeof *ids), st = p->seed, bad = 0;
+    int rc = ids ? 0 : bench_fail("cg", "out of memory");
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        ids[i] = 1 + bench_rand(&st) % n;
+    }
+    if (rc == 0) {
+        bench_cg_begin();
+        rc = e->get_miss(db, ids, n, &bad);
+        bench_cg_end(n);
+    }
+    free(ids);
+    return rc ? rc : bad ? bench_fail(e->name, "found absent ids") : 0;
+}
+
+/* local-insert-named: n documents under random named ids. */
+static int
+cg_named(const bench_plan *p, const bench_engine *e, uint64_t n)
+{
+    bench_docs d;
+    char dir[4200];
+    void *db = NULL;
+    snprintf(dir, sizeof dir, "%s/cg-%s", p->tmp, e->name);
+    int rc = bench_docs_make(&d, n + 1, p->seed);
+    rc = rc ? rc : bench_mkdirs(dir);
+    rc = rc ? rc : e->open(dir, &db);
+    if (rc == 0) {
+        bench_cg_begin();
+        rc = e->insert_named(db, &d, n, 1000, p->seed);
+        bench_cg_end(n);
+    }
+    if (db) {
+        e->close(db);
+    }
+    bench_docs_free(&d);
+    return rc;
+}
+
 int
 bench_cg_documents(const bench_plan *p, const char *row, const char *series,
                    uint64_t n)
 {
     const bench_engine *e = engine_named(series);
-    bool get = strcmp(row, "local-get") == 0;
-    if (!e || (!get && strcmp(row, "local-insert-batch") != 0)) {
+    if (e && strcmp(row, "local-insert-named") == 0 && e->insert_named) {
+        return cg_named(p, e, n);
+    }
+    bool miss = strcmp(row, "local-get-miss") == 0;
+    bool get = miss || strcmp(row, "local-get") == 0;
+    if (!e || (!get && strcmp(row, "local-insert-batch") != 0) ||
+        (miss && !e->get_miss)) {
         return bench_fail("cg", "no row %s with series %s", row, series);
     }
     bench_docs d;
@@ -108,7 +154,7 @@ bench_cg_documents(const bench_plan *p, const char *row, const char *series,
     rc = rc ? rc : e->open(dir, &db);
     if (rc == 0 && get) {
         rc = e->insert_batch(db, &d, 1, n, 1000, NULL);
-        rc = rc ? rc : cg_gets(p, e, db, &d, n);
+        rc = rc ? rc : miss ? cg_misses(p, e, db, n) : cg_gets(p, e, db, &d, n);
     } else if (rc == 0) {
         uint64_t count = 0;
         /* SPRIG_BENCH_CG_PER_TXN: another batch size, by hand (single

@@ -18,6 +18,8 @@
 #include "core/cmd.h"
 #include "local.h"
 
+#include <stdio.h>
+
 /* The CRC of registry record `rec` (its first `n` bytes) of `name`. */
 static uint32_t
 reg_crc(const char *name, const uint8_t *rec, size_t n)
@@ -103,6 +105,33 @@ create_db(MDB_txn *txn, sprig__lstorage *st, const sprig__cmd *c,
                                   o->dir_id, false, &o->log_id);
 }
 
+/* A registry record checked against its key, the database's name. */
+static int
+reg_check(void *arg, const MDB_val *k, MDB_val *v, sprig_buf *scratch)
+{
+    (void)arg;
+    (void)scratch;
+    char name[SPRIG_NAME_MAX + 1];
+    sprig__reg_entry e;
+    if (k->mv_size > SPRIG_NAME_MAX) {
+        return sprig__err(SPRIG_ECORRUPT, "a registry name of %zu bytes",
+                          k->mv_size);
+    }
+    memcpy(name, k->mv_data, k->mv_size);
+    name[k->mv_size] = 0;
+    return sprig__reg_decode(name, v, &e);
+}
+
+int
+sprig__reg_miss_confirm(sprig__lstorage *st, MDB_txn *txn, const MDB_val *k)
+{
+    char where[300];
+    snprintf(where, sizeof where, "storage '%.200s', registry (_admin)",
+             st->path);
+    sprig__miss_site s = {reg_check, NULL, where, "database"};
+    return sprig__miss_confirm(txn, st->reg_dbs, k, &s);
+}
+
 static int
 delete_db(MDB_txn *txn, sprig__lstorage *st, const sprig__cmd *c,
           sprig__cmd_out *o)
@@ -110,9 +139,13 @@ delete_db(MDB_txn *txn, sprig__lstorage *st, const sprig__cmd *c,
     MDB_val k = {strlen(c->name), (void *)c->name}, v;
     sprig__reg_entry e;
     int mrc = mdb_get(txn, st->reg_dbs, &k, &v);
-    if (mrc == MDB_NOTFOUND) {
-        int rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE,
-                                  "no database named '%s'", c->name);
+    if (mrc == MDB_NOTFOUND) { /* confirmed by the neighbours (miss.c) */
+        int rc = sprig__reg_miss_confirm(st, txn, &k);
+        if (rc) {
+            return rc;
+        }
+        rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DATABASE,
+                              "no database named '%s'", c->name);
         sprig__errinfo_database(c->name);
         return rc;
     }

@@ -388,6 +388,17 @@ doc_from(const sprig__ldb *ldb, const sprig__coll *c, MDB_val *k, MDB_val *v,
 }
 
 static int
+no_such_doc(const sprig__ldb *ldb, const char *coll, sprig_bytes id)
+{
+    int rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DOCUMENT,
+                              "no such document in collection '%s'", coll);
+    sprig__errinfo_collection(coll);
+    sprig__errinfo_id(id);
+    sprig__errinfo_database(ldb->name);
+    return rc;
+}
+
+static int
 h_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
 {
     sprig__ldb *ldb = LDB(db);
@@ -399,12 +410,9 @@ h_get(sprig_db *db, const char *coll, sprig_bytes id, sprig_doc **out)
     }
     MDB_val k = {id.len, (void *)id.data}, v;
     int mrc = mdb_get(txn, c->dbi, &k, &v);
-    if (mrc == MDB_NOTFOUND) {
-        rc = sprig__err_about(SPRIG_ENOTFOUND, SPRIG_ERROR_KIND_DOCUMENT,
-                              "no such document in collection '%s'", coll);
-        sprig__errinfo_collection(coll);
-        sprig__errinfo_id(id);
-        sprig__errinfo_database(ldb->name);
+    if (mrc == MDB_NOTFOUND) { /* confirmed by the neighbours (miss.c) */
+        rc = sprig__miss_doc_confirm(txn, ldb, c, &k);
+        rc = rc ? rc : no_such_doc(ldb, coll, id);
     } else if (mrc) {
         rc = sprig__mdb_err(mrc, "reading a document");
     } else if (sprig__doc_flags(&v) == SPRIG__CF_CRC) {
@@ -441,7 +449,8 @@ h_get_multiple(sprig_db *db, const char *coll, const sprig_bytes *ids, size_t n,
         MDB_val k = {ids[i].len, (void *)ids[i].data}, v;
         int mrc = mdb_get(txn, c->dbi, &k, &v);
         sprig_doc *d = NULL;
-        if (mrc == MDB_NOTFOUND) {
+        if (mrc == MDB_NOTFOUND) { /* confirmed by the neighbours */
+            rc = sprig__miss_doc_confirm(txn, ldb, c, &k);
             continue;
         }
         rc = mrc ? sprig__mdb_err(mrc, "reading a document")

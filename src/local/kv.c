@@ -230,10 +230,35 @@ rec_del(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t exp)
     return rc ? rc : exp ? sprig__kv_exp_del(txn, kv, k, exp) : 0;
 }
 
-/* Find the live record of k in a write: an expired one is removed and
- * counts as absent. */
+/* A stored record checked against its encoded key (miss.c). */
 static int
-load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now,
+rec_check(void *arg, const MDB_val *k, MDB_val *v, sprig_buf *scratch)
+{
+    sprig__kv_rec r;
+    int rc = sprig__kv_rec_parse(v, &r);
+    return rc ? rc : sprig__kv_rec_decode(arg, k, &r, scratch);
+}
+
+/* A lookup of k missed: SPRIG_OK when its neighbours confirm it (a key
+ * renamed in order would sit there, failing its CRC), else
+ * SPRIG_ECORRUPT. */
+static int
+miss_confirm(MDB_txn *txn, sprig__kv *kv, const MDB_val *k)
+{
+    char where[300];
+    snprintf(where, sizeof where, "database '%s', key-value store",
+             kv->ldb->name);
+    sprig__miss_site s = {rec_check, kv, where, "key"};
+    return sprig__miss_confirm(txn, kv->data, k, &s);
+}
+
+/* Find the live record of k in a write: an expired one is removed and
+ * counts as absent.  A miss is confirmed by the neighbours when `confirm`
+ * (a delete, a get-and-delete: their "not found" is an answer); a set's
+ * or an increment's creates the key, as a document insert does (not
+ * checked: the cost, docs/reliability.md). */
+static int
+load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now, bool confirm,
           sprig__kv_rec *r, bool *found)
 {
     MDB_val v;
@@ -241,7 +266,7 @@ load_live(MDB_txn *txn, sprig__kv *kv, MDB_val *k, uint64_t now,
     memset(r, 0, sizeof *r);
     int mrc = mdb_get(txn, kv->data, k, &v);
     if (mrc == MDB_NOTFOUND) {
-        return SPRIG_OK;
+        return confirm ? miss_confirm(txn, kv, k) : SPRIG_OK;
     }
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a key-value record");
@@ -358,7 +383,7 @@ apply_set(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c, sprig__cmd_out *o,
 {
     sprig__kv_rec old;
     uint64_t now = c->now_ms;
-    int rc = load_live(txn, kv, k, now, &old, &o->found);
+    int rc = load_live(txn, kv, k, now, false, &old, &o->found);
     if (rc == 0 && o->found && c->want_value) {
         rc = capture(o, &old);
     }
@@ -388,7 +413,7 @@ apply_remove(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c,
              sprig__cmd_out *o, MDB_val *k)
 {
     sprig__kv_rec old;
-    int rc = load_live(txn, kv, k, c->now_ms, &old, &o->found);
+    int rc = load_live(txn, kv, k, c->now_ms, true, &old, &o->found);
     if (rc || !o->found) {
         o->status = SPRIG_KV_NOT_CHANGED;
         return rc;
@@ -403,7 +428,7 @@ apply_incr(MDB_txn *txn, sprig__kv *kv, const sprig__cmd *c, sprig__cmd_out *o,
            MDB_val *k)
 {
     sprig__kv_rec old;
-    int rc = load_live(txn, kv, k, c->now_ms, &old, &o->found);
+    int rc = load_live(txn, kv, k, c->now_ms, false, &old, &o->found);
     if (rc) {
         return rc;
     }
@@ -620,8 +645,11 @@ sprig__kv_read(sprig__kv *kv, const sprig__kv_key *key, const char *name,
     int mrc = mdb_get(txn, kv->data, &k, &v);
     if (mrc && mrc != MDB_NOTFOUND) {
         rc = sprig__mdb_err(mrc, "reading a key-value record");
+    } else if (mrc) { /* confirmed by the neighbours */
+        rc = miss_confirm(txn, kv, &k);
+        rc = rc ? rc : SPRIG_ENOTFOUND;
     } else {
-        rc = mrc ? SPRIG_ENOTFOUND : sprig__kv_rec_parse(&v, &r);
+        rc = sprig__kv_rec_parse(&v, &r);
     }
     sprig_buf scratch = {0};
     /* decoded first: its CRC (or tag) covers the expiry judged next */

@@ -695,6 +695,41 @@ int sprig__doc_read(const sprig__ldb *ldb, const sprig__coll *c, sprig_bytes id,
  *  flags. */
 #define SPRIG__REV_MASK 0x00ffffffffffffffull
 
+/* ---- miss.c: a lookup's miss confirmed by its neighbours --------------- */
+
+/** Check one record (key k, value v) against its own key: SPRIG_OK when it
+ *  holds or cannot be checked (no CRC), SPRIG_ECORRUPT or SPRIG_EAUTH when
+ *  it does not.  `scratch` is the caller's to use. */
+typedef int (*sprig__miss_check_fn)(void *arg, const MDB_val *k, MDB_val *v,
+                                    sprig_buf *scratch);
+
+/** Where a lookup missed, for sprig__miss_confirm(). */
+typedef struct sprig__miss_site {
+    sprig__miss_check_fn check;
+    void *arg;
+    const char *where;    /* "database 'x', collection 'c'" */
+    const char *key_kind; /* "document id", "key" ... */
+} sprig__miss_site;
+
+/** A lookup of key `k` in table `dbi` (not MDB_DUPSORT) found nothing:
+ *  check the records just after and just before where k would be with
+ *  s->check.  A key renamed in order (a flipped byte) sits exactly there,
+ *  and its record then fails against its new key.  SPRIG_OK: the miss
+ *  stands.  SPRIG_ECORRUPT naming s->where, the neighbour's key and `k`;
+ *  other errors of s->check (SPRIG_ENOMEM) or LMDB's.  Any thread, in any
+ *  transaction of `dbi`'s environment. */
+int sprig__miss_confirm(MDB_txn *txn, MDB_dbi dbi, const MDB_val *k,
+                        const sprig__miss_site *s);
+
+typedef struct sprig__miss_doc {
+    const sprig__ldb *ldb;
+    const sprig__coll *c;
+} sprig__miss_doc;
+
+/** sprig__miss_confirm() for a document id `k` of collection `c`. */
+int sprig__miss_doc_confirm(MDB_txn *txn, const sprig__ldb *ldb,
+                            const sprig__coll *c, const MDB_val *k);
+
 /* ---- hash.c ---------------------------------------------------------- */
 
 #define SPRIG__HASH_KEY_LEN 16
@@ -818,6 +853,11 @@ typedef struct sprig__reg_entry {
     uint64_t dir_id;
 } sprig__reg_entry;
 
+/** A registry lookup of name `k` missed in `txn` (of `_admin`): SPRIG_OK
+ *  when the neighbouring records hold against their names, else
+ *  SPRIG_ECORRUPT naming the storage and both names (miss.c). */
+int sprig__reg_miss_confirm(sprig__lstorage *st, MDB_txn *txn,
+                            const MDB_val *k);
 /** Parse the registry record of database `name`; SPRIG_ECORRUPT. */
 int sprig__reg_decode(const char *name, const MDB_val *v, sprig__reg_entry *e);
 /** Apply a CREATE_DB, DELETE_DB or SCHEMA command in a write transaction of

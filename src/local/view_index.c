@@ -927,8 +927,9 @@ remap_stored(MDB_txn *txn, sprig__view *v, sprig_bytes id, sprig__vscratch *vs)
     MDB_val k = V(id), val;
     int mrc = mdb_get(txn, v->coll->dbi, &k, &val);
     jdoc jd = {NULL, NULL, NULL};
-    if (mrc == MDB_NOTFOUND) {
-        return remap(txn, v, id, 0, zero, NULL, &jd, false, vs);
+    if (mrc == MDB_NOTFOUND) { /* gone, confirmed by the neighbours */
+        int rc = sprig__miss_doc_confirm(txn, v->ldb, v->coll, &k);
+        return rc ? rc : remap(txn, v, id, 0, zero, NULL, &jd, false, vs);
     }
     if (mrc) {
         return sprig__mdb_err(mrc, "reading a document");
