@@ -397,6 +397,25 @@ log_corrupt_vs_torn(void **state)
     /* ... unless the checkpoint holds it: applied 50, nothing is lost */
     SPRIG_OK_(sprig__wal_open(dir, 50, 0, &w));
     sprig__wal_close(w);
+    /* 1b: its FIRST record flipped: the segment then holds no LSN the
+     * open asks for (it was left out of the chain, the log read as empty:
+     * test_flips seed 1796564234, byte-flip round 51) */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    SPRIG_OK_(sprig__wal_open(dir, 0, 0, &w));
+    append_n(w, 1, 9, fixed, 1);
+    SPRIG_OK_(sprig__wal_sync(w));
+    sprig__wal_close(w);
+    newest_seg(dir, seg, sizeof seg);
+    flip_at(seg, 1024 + 40);
+    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig__wal_open(dir, 0, 0, &w));
+    print_message("first: %s\n", sprig_errmsg());
+    assert_non_null(strstr(sprig_errmsg(), seg));
+    assert_non_null(strstr(sprig_errmsg(), "record LSN 1 is damaged"));
+    assert_non_null(strstr(sprig_errmsg(), "synced through LSN 8"));
+    SPRIG_EXPECT(SPRIG_ECORRUPT, sprig__wal_open(dir, 3, 0, &w));
+    SPRIG_OK_(sprig__wal_open(dir, 8, 0, &w)); /* the checkpoint holds all */
+    sprig__wal_close(w);
     /* 2: synced through 50, 51-60 not; record 55 torn: dropped at open */
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
     assert_int_equal(system(cmd), 0);

@@ -447,8 +447,9 @@ holder(const wal_seg *all, const bool *taken, size_t n, uint64_t lsn)
 }
 
 /* Whether the chain (w->chain, ending before w->next_lsn) ends below
- * what was synced: a chain segment that ends below its synced mark, or a
- * valid segment (not taken) that starts past the chain's end.  Records up
+ * what was synced: a segment (in the chain or not) that ends below its
+ * synced mark, or a valid segment (not taken) that starts past the chain's
+ * end.  Records up
  * to `applied` do not count (the checkpoint holds them).  ECORRUPT naming
  * the segment and the first LSN lost. */
 static int
@@ -466,6 +467,25 @@ check_breaks(sprig__wal *w, const wal_seg *all, size_t n, const bool *taken,
                               s->path, (unsigned long long)s->last + 1,
                               (unsigned long long)s->mark,
                               (unsigned long long)s->last + 1,
+                              (unsigned long long)s->mark);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* a segment whose damage is before `want` (its first record, say)
+         * holds no LSN the chain asked for, so it is not in the chain: its
+         * synced mark past the chain's end still says records were lost */
+        const wal_seg *s = &all[i];
+        if (!taken[i] && s->first && s->first <= w->next_lsn &&
+            s->last < w->next_lsn && s->mark >= w->next_lsn &&
+            s->mark > applied) {
+            return sprig__err(SPRIG_ECORRUPT,
+                              "command log '%s': record LSN %llu is damaged "
+                              "(its CRC fails, or its header is malformed), "
+                              "but the segment was synced through LSN %llu: "
+                              "not a torn write; records %llu to %llu are lost",
+                              s->path, (unsigned long long)s->last + 1,
+                              (unsigned long long)s->mark,
+                              (unsigned long long)w->next_lsn,
                               (unsigned long long)s->mark);
         }
     }
