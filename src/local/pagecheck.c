@@ -87,6 +87,8 @@ typedef struct pv {
     const pv_tree *tree;
     sprig__verify_stats *st;
     uint64_t budget; /* pages left for named tables; UINT64_MAX: all */
+    const sprig__verify_opts *o; /* `only`, `stop`, `skipped` */
+    uint64_t tick;               /* pages since `stop` was last asked */
 } pv;
 
 static uint16_t
@@ -155,6 +157,13 @@ reach(pv *v, uint64_t pgno, uint64_t n)
     }
     v->used += n;
     v->st->pages += n;
+    v->tick += n;
+    if (v->o->stop && v->tick >= 256) { /* ~1 MiB: a prompt answer */
+        v->tick = 0;
+        if (v->o->stop(v->o->arg)) {
+            return SPRIG__ESTOP;
+        }
+    }
     return SPRIG_OK;
 }
 
@@ -381,9 +390,17 @@ named(pv *v, uint64_t pgno, sprig_bytes key, const uint8_t *d, size_t size)
         return bad(v, pgno, "%s has flags %#x", t.name, db.flags);
     }
     t.dupsort = db.flags & MDB_DUPSORT;
+    if (v->o->only.data) { /* that table alone */
+        bool it = key.len == v->o->only.len &&
+                  memcmp(key.data, v->o->only.data, key.len) == 0;
+        return it ? tree(v, &t, &db, pgno) : SPRIG_OK;
+    }
     uint64_t pages = db.branch + db.leaf + db.overflow;
     if (v->budget != UINT64_MAX && pages > v->budget) {
         v->st->skipped++; /* too large for this pass: the check's */
+        if (v->o->skipped) {
+            v->o->skipped(v->o->arg, key);
+        }
         return SPRIG_OK;
     }
     v->budget -= v->budget != UINT64_MAX ? pages : 0;
@@ -528,9 +545,10 @@ walk_all(pv *v, const uint8_t *meta)
     if (mdb.flags) {
         return bad(v, 0, "the table directory has flags %#x", mdb.flags);
     }
+    bool whole = !v->o->only.data;
     int rc = tree(v, &dir, &mdb, 0);
-    rc = rc ? rc : tree(v, &fl, &fdb, 0);
-    if (rc == 0 && !v->st->skipped && v->used + v->freed != v->last) {
+    rc = rc || !whole ? rc : tree(v, &fl, &fdb, 0);
+    if (rc == 0 && whole && !v->st->skipped && v->used + v->freed != v->last) {
         v->tree = NULL;
         rc = bad(v, v->last - 1,
                  "%llu pages in use and %llu free, but the file's last page "
@@ -571,11 +589,20 @@ int
 sprig__env_verify(sprig__env *e, MDB_txn *txn, uint64_t max_bytes,
                   sprig__verify_stats *st)
 {
+    sprig__verify_opts o = {.max_bytes = max_bytes};
+    return sprig__env_verify_opts(e, txn, &o, st);
+}
+
+int
+sprig__env_verify_opts(sprig__env *e, MDB_txn *txn, const sprig__verify_opts *o,
+                       sprig__verify_stats *st)
+{
     sprig__verify_stats local = {0};
     MDB_stat est;
     struct stat sb;
     int fd;
-    pv v = {.path = e->path, .st = st ? st : &local, .used = 2};
+    uint64_t max_bytes = o->max_bytes;
+    pv v = {.path = e->path, .st = st ? st : &local, .used = 2, .o = o};
     *v.st = (sprig__verify_stats){0};
     if (mdb_env_stat(e->env, &est) || mdb_env_get_fd(e->env, &fd) ||
         fstat(fd, &sb) != 0) {
