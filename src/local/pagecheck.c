@@ -33,6 +33,9 @@
  * transaction's (copied, then the id read again: a writer may reuse the
  * slot).  A bitmap of the pages (one bit each) tells a page reached twice.
  * Recursion is bounded by the tree depth (at most 32, LMDB's cursor stack).
+ * The tables a budget leaves out are told to a callback, and a walk can
+ * take one named table only (with the directory), asking a stop callback
+ * every 256 pages: the background walk's (bgverify.c).
  */
 #include "local.h"
 
