@@ -266,8 +266,9 @@ test_clean_walk(void **state)
     tu_rmtree(dir);
 }
 
-/* A close while the walk goes on (slowed: 40 ms every 256 pages) returns
- * within a slice or two, and the next open walks again, clean. */
+/* A close while the walk goes on (slowed: 300 ms every 256 pages, so
+ * c.b's ~2,000 pages would take > 2 s more) returns within a slice or
+ * two, and the next open walks again, clean. */
 static void
 test_close_during_walk(void **state)
 {
@@ -276,7 +277,7 @@ test_close_during_walk(void **state)
     rt_scratch(dir, sizeof dir, "bgv_close");
     make_storage(dir, 6000, 1000); /* ~6 MB: ~2,000 pages of c.b */
     sprig__verify_open_bytes_set(0);
-    sprig__bgverify_slice_delay(40);
+    sprig__bgverify_slice_delay(300);
     sprig_storage *st = open_st(dir, false);
     sprig_db *db;
     SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
@@ -289,7 +290,7 @@ test_close_during_walk(void **state)
     sprig_storage_close(st);
     uint64_t took = rt_now_us() - t0;
     print_message("close during the walk: %llu us\n", (unsigned long long)took);
-    assert_true(took < 1000000); /* a slice is 40 ms; the walk ~0.3 s */
+    assert_true(took < 1500000); /* the walk had > 2 s to go */
     sprig__bgverify_slice_delay(0);
     st = open_st(dir, false);
     SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
@@ -311,7 +312,7 @@ test_growth_during_walk(void **state)
     rt_scratch(dir, sizeof dir, "bgv_grow");
     make_storage(dir, 3000, 1000);
     sprig__verify_open_bytes_set(0);
-    sprig__bgverify_slice_delay(50); /* c.b's walk: > 0.3 s */
+    sprig__bgverify_slice_delay(100); /* c.b's walk: > 0.4 s */
     sprig_storage *st = open_map(dir, false, 4u << 20);
     sprig_db *db;
     SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
