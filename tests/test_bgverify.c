@@ -302,8 +302,9 @@ test_close_during_walk(void **state)
     tu_rmtree(dir);
 }
 
-/* Writes that grow the map while the walk goes on: they do not wait for
- * it (the walk lets go of its snapshot and walks the table again). */
+/* Writes that grow the map while the walk goes on: they wait for it at
+ * most a slice (the walk lets go of its snapshot and walks the table
+ * again), and commits racing its snapshots are not taken for damage. */
 static void
 test_growth_during_walk(void **state)
 {
@@ -312,11 +313,12 @@ test_growth_during_walk(void **state)
     rt_scratch(dir, sizeof dir, "bgv_grow");
     make_storage(dir, 3000, 1000);
     sprig__verify_open_bytes_set(0);
-    sprig__bgverify_slice_delay(100); /* c.b's walk: > 0.4 s */
+    sprig__bgverify_slice_delay(500); /* c.b's ~1,000 pages: > 1.5 s */
     sprig_storage *st = open_map(dir, false, 4u << 20);
     sprig_db *db;
     SPRIG_OK_(sprig_storage_open_database(st, "d", &db));
     unsigned long restarts = sprig__bgverify_restarts();
+    usleep(300000); /* the walk is inside c.b (c.a is one page) */
     uint64_t t0 = rt_now_us();
     fill(db, "a", 20000, 1000); /* ~20 MB: past the first map size */
     uint64_t took = rt_now_us() - t0;

@@ -164,14 +164,43 @@ should_stop(void *arg)
     return atomic_load(&b->stop) || atomic_load(&b->e->growing) > 0;
 }
 
+/* One walk of table o->only in a fresh read snapshot, under the map
+ * lock (shared), as any read. */
+static int
+walk_once(sprig__env *e, const sprig__verify_opts *o, sprig__verify_stats *st)
+{
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&e->map_lock);
+    int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    int rc = mrc ? sprig__mdb_err(mrc, "verifying in the background")
+                 : sprig__env_verify_opts(e, txn, o, st);
+    if (mrc == 0) {
+        mdb_txn_abort(txn);
+    }
+    pthread_rwlock_unlock(&e->map_lock);
+    return rc;
+}
+
+static int
+moved_err(const sprig__env *e)
+{
+    return sprig__err(SPRIG_EIO,
+                      "'%s': commits kept rewriting the meta pages before "
+                      "the background verification could read its "
+                      "snapshot's (1,000 tries): not verified",
+                      e->path);
+}
+
 /* Table `i` in a snapshot of its own, again after each map growth that
- * interrupted it.  SPRIG__ESTOP: closing. */
+ * interrupted it and each start commits raced (SPRIG__EMOVED: the
+ * snapshot's meta page rewritten before it was read, not damage).
+ * SPRIG__ESTOP: closing. */
 static int
 walk_table(sprig__bgv *b, size_t i)
 {
     sprig__env *e = b->e;
     sprig__verify_opts o = {.only = b->names[i], .stop = should_stop, .arg = b};
-    for (;;) {
+    for (unsigned moved = 0;;) {
         while (atomic_load(&e->growing) > 0 && !atomic_load(&b->stop)) {
             usleep(1000);
         }
@@ -179,18 +208,13 @@ walk_table(sprig__bgv *b, size_t i)
             return SPRIG__ESTOP;
         }
         sprig__verify_stats st;
-        MDB_txn *txn;
-        pthread_rwlock_rdlock(&e->map_lock);
-        int mrc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
-        int rc = mrc ? sprig__mdb_err(mrc, "verifying in the background")
-                     : sprig__env_verify_opts(e, txn, &o, &st);
-        if (mrc == 0) {
-            mdb_txn_abort(txn);
+        int rc = walk_once(e, &o, &st);
+        if (rc == SPRIG__EMOVED && ++moved < 1000) {
+            continue;
         }
-        pthread_rwlock_unlock(&e->map_lock);
         if (rc != SPRIG__ESTOP || atomic_load(&b->stop)) {
             atomic_fetch_add(&b->pages, rc ? 0 : st.pages);
-            return rc;
+            return rc == SPRIG__EMOVED ? moved_err(e) : rc;
         }
         atomic_fetch_add(&restarts, 1);
     }

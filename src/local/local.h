@@ -185,16 +185,20 @@ typedef struct sprig__verify_opts {
      * (not the free list; st->tables 0: no such table) */
     sprig_bytes only;
     /* asked every 256 pages walked (may be NULL): true stops the walk,
-     * which then returns SPRIG__ESTOP (no message set) */
+     * which then returns SPRIG__ESTOP (no message set).  Given, the walk
+     * runs beside writers: when neither meta slot holds the transaction's
+     * snapshot any more (two commits since it began), it returns
+     * SPRIG__EMOVED (no message set) -- begin again -- not damage */
     bool (*stop)(void *arg);
     /* told each named table the budget leaves out (may be NULL) */
     void (*skipped)(void *arg, sprig_bytes name);
     void *arg;
 } sprig__verify_opts;
 #define SPRIG__ESTOP (-1010)
+#define SPRIG__EMOVED (-1011)
 
 /** sprig__env_verify() with options `o` (above); same errors, plus
- *  SPRIG__ESTOP when o->stop said so. */
+ *  SPRIG__ESTOP when o->stop said so and SPRIG__EMOVED (above). */
 int sprig__env_verify_opts(sprig__env *e, MDB_txn *txn,
                            const sprig__verify_opts *o,
                            sprig__verify_stats *st);
