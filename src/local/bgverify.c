@@ -19,7 +19,10 @@
  * changed since the open is verified as it is now.  Every 256 pages the
  * walk asks whether to stop: the close (`stop`) ends it, and a map growth
  * under way (`growing`) abandons the table, releasing the lock and the
- * snapshot, to walk it again after -- a writer never waits for a walk.
+ * snapshot, to walk it again after -- a writer waits at most a slice.
+ * Beside writers, two commits may rewrite both meta slots between the
+ * snapshot's start and the verifier's read of its meta page: that is
+ * SPRIG__EMOVED, a fresh snapshot, not damage.
  * States: RUNNING -> CLEAN | FAILED (damage) | ERROR (could not walk:
  * ENOMEM, EIO) | STOPPED (closed first); set once by the thread, with
  * release order after the message, read with acquire (sprig_storage_
