@@ -21,7 +21,7 @@ MAKEFLAGS  += --no-print-directory
         bench-quic-streams \
         bench-js crash-long powerloss flips fuzz format format-check clean \
         install soak tsan test-tsan valgrind bench-cluster bench-cluster-tls \
-        jepsen
+        jepsen bench-bgverify
 
 all: build
 
@@ -105,6 +105,13 @@ bench: bench-build
 	@node bench/bench_js.mjs $(BUILD)
 	@python3 bench/cluster/bench_cluster.py $(BUILD)
 	@python3 bench/cluster/tls_cost.py $(BUILD) --out bench/results/cluster_tls.json
+	@$(BUILD)/bench/bench_bgverify --out bench/results/bgverify.json
+
+# The page verification on a ~1 GB database (issue 17 item 3): the open,
+# the background walk past its budget, sprig check, and gets while the
+# walk runs against after (bench/bench_bgverify.c).
+bench-bgverify: bench-build
+	@$(BUILD)/bench/bench_bgverify --out bench/results/bgverify.json
 
 # The JavaScript client from Node beside sprig-bench, and the changes
 # feed's throughput to 10 followers (bench/bench_js.mjs).
@@ -249,11 +256,12 @@ tsan: deps
 # make test's short ThreadSanitizer stage: only the library and the
 # threaded tests that run in seconds under TSan -- the writer and
 # asynchronous submission, the server and client (shared batches, request
-# order, a hundred clients, shutdown mid-request), PubSub -- then a 6 s
+# order, a hundred clients, shutdown mid-request), PubSub, the background
+# page verification (close mid-walk, map growth) -- then a 6 s
 # soak of 24 connections (server, client, writer, PubSub together).
 # `make tsan` adds test_concurrency (~8 min under TSan), test_kv and QUIC.
 TSAN_SHORT ?= test_cmd_submit test_server test_server_order \
-              test_server_batches test_pubsub
+              test_server_batches test_pubsub test_bgverify
 test-tsan: deps
 	@echo "== ThreadSanitizer stage (short): $(TSAN_SHORT), soak"
 	@cmake -S . -B $(TSAN_BUILD) -DSPRIG_TSAN=ON -DSPRIG_WERROR=ON \

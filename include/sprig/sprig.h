@@ -607,6 +607,40 @@ SPRIG_API void sprig_storage_close(sprig_storage *st);
 SPRIG_API int sprig_storage_check(sprig_storage *st, sprig_buf *report,
                                   uint64_t *findings);
 
+/* ---- background verification (issue 17, item 3; bgverify) ----------------
+ */
+
+/** How far the background verification got (sprig_storage_verify_wait).
+ *  A plain value. */
+typedef struct sprig_verify_progress {
+    uint64_t tables_done; /**< tables walked whole, clean */
+    uint64_t tables_left; /**< tables still to walk (0 once finished) */
+    uint64_t pages;       /**< pages those tables held */
+} sprig_verify_progress;
+
+/**
+ * Wait for the background verification of a local storage's open
+ * environments (its registry and every database opened so far) and say
+ * its result.  Opening an environment verifies LMDB's page structure of
+ * its named tables while they total at most 256 MiB (the environment
+ * variable SPRIG_VERIFY_OPEN_BYTES, read once per process, changes that
+ * for tests and operators; 0: none); the tables past it are walked after
+ * the open in a low-priority thread, one table per read snapshot.  On the
+ * first damage that environment fails: every later read and write of its
+ * database returns SPRIG_ECORRUPT with the verifier's sentence (naming the
+ * file, the table and the page), which stderr and sprig_storage_check()
+ * repeat.  Closing the database or the storage stops the walk.
+ *
+ * `timeout_ms` < 0 waits as long as it takes; 0 only looks.  `progress`
+ * (may be NULL) gets how far the walks got.  Threads: any.  Returns 0
+ * when every walk finished clean (or none was needed).  Errors:
+ * SPRIG_ECORRUPT (damage found: the sentence names it), SPRIG_ETIMEDOUT
+ * (still walking), SPRIG_EIO / SPRIG_ENOMEM (a walk could not run: not
+ * verified, nothing failed), SPRIG_EINVAL (NULL, or not a local storage).
+ */
+SPRIG_API int sprig_storage_verify_wait(sprig_storage *st, int timeout_ms,
+                                        sprig_verify_progress *progress);
+
 /* ---- one URL opens any placement ----------------------------------------- */
 
 /** What carries a network connection (sprig_client_info(),

@@ -141,6 +141,17 @@ check_pages(chk *c, sprig__env *e, MDB_txn *txn)
     }
 }
 
+/* What the background verification of `e` found (bgverify.c): the
+ * damage that failed it, which its reads and writes now say. */
+static void
+check_background(chk *c, sprig__env *e)
+{
+    bool running;
+    if (sprig__env_bgverify_result(e, &running, true) == SPRIG_ECORRUPT) {
+        finding(c, "the background verification failed it: %s", sprig_errmsg());
+    }
+}
+
 /* The registry's environment (`_admin`), in a snapshot of its own. */
 static void
 check_admin(chk *c, sprig_storage *st)
@@ -156,6 +167,7 @@ check_admin(chk *c, sprig_storage *st)
         mdb_txn_abort(txn);
     }
     pthread_rwlock_unlock(&e->map_lock);
+    check_background(c, e);
 }
 
 /* ---- the log's last word per document ------------------------------------ */
@@ -411,6 +423,7 @@ check_snapshot(chk *c, sprig__ldb *ldb, lastmap *m)
         mdb_txn_commit(txn); /* read-only: keeps the handles it opened */
     }
     pthread_rwlock_unlock(&ldb->env->map_lock);
+    check_background(c, ldb->env);
     return rc;
 }
 

@@ -211,6 +211,7 @@ sprig__ldb_open(sprig__lstorage *st, const char *name, const char *dir,
         sprig__free(ldb);
         return rc;
     }
+    sprig__env_bgverify_start(ldb->env); /* the tables its open left */
     *out = ldb;
     return SPRIG_OK;
 }

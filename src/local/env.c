@@ -553,7 +553,7 @@ verify_at_open(sprig__env *e)
     if (mrc) {
         return sprig__mdb_err(mrc, e->path);
     }
-    int rc = sprig__env_verify(e, txn, SPRIG__VERIFY_OPEN_BYTES, NULL);
+    int rc = sprig__env_verify_open(e, txn); /* bgverify.c: the rest later */
     mdb_txn_abort(txn);
     return rc;
 }
@@ -638,6 +638,7 @@ sprig__env_close(sprig__env *e)
     if (!e) {
         return;
     }
+    sprig__env_bgverify_stop(e); /* first: its walk reads the env */
     slots_env_close(e);
     sprig__ckpt_close(e);
     for (size_t i = 0; i < e->pool_n; i++) {
@@ -982,6 +983,10 @@ slot_take_fast(sprig__env *e, sprig__rslot *s, int *mrc)
 int
 sprig__env_read_begin(sprig__env *e, MDB_txn **txn)
 {
+    int frc = sprig__env_check(e);
+    if (frc) {
+        return frc;
+    }
     sprig__rslot *s = slot_find(e);
     int fast_mrc = 0;
     if (s && slot_take_fast(e, s, &fast_mrc)) {

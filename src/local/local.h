@@ -90,6 +90,11 @@ typedef struct sprig__env {
      * too (ckpt.c clears it), the copy's file descriptor or -1 */
     bool seal, keep_copy;
     int copy_fd;
+    /* the background verification (bgverify.c): the tables the open left
+     * out, or NULL; `failed` once it found damage (every read and write
+     * batch then fails) */
+    struct sprig__bgv *bgv;
+    atomic_bool failed;
 } sprig__env;
 
 /** How a data.mdb newer than its copy is judged (sprig__env_meta_check). */
@@ -172,6 +177,80 @@ typedef struct sprig__verify_stats {
  *  damage (the first found), SPRIG_ENOMEM, SPRIG_EIO. */
 int sprig__env_verify(sprig__env *e, MDB_txn *txn, uint64_t max_bytes,
                       sprig__verify_stats *st);
+
+/* What sprig__env_verify_opts walks, beyond sprig__env_verify's budget. */
+typedef struct sprig__verify_opts {
+    uint64_t max_bytes; /* as sprig__env_verify's */
+    /* non-NULL data: walk the table directory and this named table only
+     * (not the free list; st->tables 0: no such table) */
+    sprig_bytes only;
+    /* asked every 256 pages walked (may be NULL): true stops the walk,
+     * which then returns SPRIG__ESTOP (no message set).  Given, the walk
+     * runs beside writers: when neither meta slot holds the transaction's
+     * snapshot any more (two commits since it began), it returns
+     * SPRIG__EMOVED (no message set) -- begin again -- not damage */
+    bool (*stop)(void *arg);
+    /* told each named table the budget leaves out (may be NULL) */
+    void (*skipped)(void *arg, sprig_bytes name);
+    void *arg;
+} sprig__verify_opts;
+#define SPRIG__ESTOP (-1010)
+#define SPRIG__EMOVED (-1011)
+
+/** sprig__env_verify() with options `o` (above); same errors, plus
+ *  SPRIG__ESTOP when o->stop said so and SPRIG__EMOVED (above). */
+int sprig__env_verify_opts(sprig__env *e, MDB_txn *txn,
+                           const sprig__verify_opts *o,
+                           sprig__verify_stats *st);
+
+/* ---- bgverify.c: the tables past the open's budget ------------------- */
+
+typedef struct sprig__bgv sprig__bgv;
+
+/** The open's budget in bytes: SPRIG__VERIFY_OPEN_BYTES, or the
+ *  environment variable SPRIG_VERIFY_OPEN_BYTES (read once per process;
+ *  for tests and operators; 0 there: no named table at open). */
+uint64_t sprig__verify_open_bytes(void);
+/** Test seam: the open's budget from now on (0: no named table;
+ *  UINT64_MAX: back to the default or the environment's). */
+void sprig__verify_open_bytes_set(uint64_t bytes);
+/** Test seam: sleep `ms` every 256 pages the background walks (0: no). */
+void sprig__bgverify_slice_delay(unsigned ms);
+/** Test seam: table walks a map growth interrupted (walked again), in
+ *  this process. */
+unsigned long sprig__bgverify_restarts(void);
+/** The open's verification of `e` in snapshot `txn` (sprig__env_open):
+ *  the budget's walk; the tables it leaves out are kept in e->bgv for
+ *  sprig__env_bgverify_start.  Errors: those of sprig__env_verify. */
+int sprig__env_verify_open(sprig__env *e, MDB_txn *txn);
+/** Start walking the tables the open left out, in a thread of `e`'s own
+ *  (nothing when none or started; NULL: nothing).  Call once the owner
+ *  finished opening `e` (a failure found before would fail its open). */
+void sprig__env_bgverify_start(sprig__env *e);
+/** Stop the walk and join its thread (promptly: it asks every 256
+ *  pages), freeing its state.  sprig__env_close's first step. */
+void sprig__env_bgverify_stop(sprig__env *e);
+/** SPRIG_ECORRUPT with the sentence of the damage that failed `e`. */
+int sprig__env_failed_err(sprig__env *e);
+/** The walk's result: 0 (clean, going on, or no walk), or its failure's
+ *  code (SPRIG_ECORRUPT: damage; SPRIG_ENOMEM, SPRIG_EIO: not walked),
+ *  its message set when `say`; *running whether it goes on.  Any
+ *  thread, while `e` is open. */
+int sprig__env_bgverify_result(sprig__env *e, bool *running, bool say);
+/** Add the walk's progress to the counters (tables walked, tables left
+ *  while it runs, pages walked). */
+void sprig__env_bgverify_progress(sprig__env *e, uint64_t *tables,
+                                  uint64_t *left, uint64_t *pages);
+
+/** 0, or SPRIG_ECORRUPT when the background verification failed `e`
+ *  (every read and write batch asks first; one relaxed load). */
+static inline int
+sprig__env_check(sprig__env *e)
+{
+    return atomic_load_explicit(&e->failed, memory_order_acquire)
+               ? sprig__env_failed_err(e)
+               : SPRIG_OK;
+}
 
 /** Open (creating) an environment in directory `dir`. */
 int sprig__env_open(const char *dir, const sprig_storage_options *o,

@@ -33,6 +33,9 @@
  * transaction's (copied, then the id read again: a writer may reuse the
  * slot).  A bitmap of the pages (one bit each) tells a page reached twice.
  * Recursion is bounded by the tree depth (at most 32, LMDB's cursor stack).
+ * The tables a budget leaves out are told to a callback, and a walk can
+ * take one named table only (with the directory), asking a stop callback
+ * every 256 pages: the background walk's (bgverify.c).
  */
 #include "local.h"
 
@@ -87,6 +90,8 @@ typedef struct pv {
     const pv_tree *tree;
     sprig__verify_stats *st;
     uint64_t budget; /* pages left for named tables; UINT64_MAX: all */
+    const sprig__verify_opts *o; /* `only`, `stop`, `skipped` */
+    uint64_t tick;               /* pages since `stop` was last asked */
 } pv;
 
 static uint16_t
@@ -155,6 +160,13 @@ reach(pv *v, uint64_t pgno, uint64_t n)
     }
     v->used += n;
     v->st->pages += n;
+    v->tick += n;
+    if (v->o->stop && v->tick >= 256) { /* ~1 MiB: a prompt answer */
+        v->tick = 0;
+        if (v->o->stop(v->o->arg)) {
+            return SPRIG__ESTOP;
+        }
+    }
     return SPRIG_OK;
 }
 
@@ -381,9 +393,17 @@ named(pv *v, uint64_t pgno, sprig_bytes key, const uint8_t *d, size_t size)
         return bad(v, pgno, "%s has flags %#x", t.name, db.flags);
     }
     t.dupsort = db.flags & MDB_DUPSORT;
+    if (v->o->only.data) { /* that table alone */
+        bool it = key.len == v->o->only.len &&
+                  memcmp(key.data, v->o->only.data, key.len) == 0;
+        return it ? tree(v, &t, &db, pgno) : SPRIG_OK;
+    }
     uint64_t pages = db.branch + db.leaf + db.overflow;
     if (v->budget != UINT64_MAX && pages > v->budget) {
         v->st->skipped++; /* too large for this pass: the check's */
+        if (v->o->skipped) {
+            v->o->skipped(v->o->arg, key);
+        }
         return SPRIG_OK;
     }
     v->budget -= v->budget != UINT64_MAX ? pages : 0;
@@ -528,9 +548,10 @@ walk_all(pv *v, const uint8_t *meta)
     if (mdb.flags) {
         return bad(v, 0, "the table directory has flags %#x", mdb.flags);
     }
+    bool whole = !v->o->only.data;
     int rc = tree(v, &dir, &mdb, 0);
-    rc = rc ? rc : tree(v, &fl, &fdb, 0);
-    if (rc == 0 && !v->st->skipped && v->used + v->freed != v->last) {
+    rc = rc || !whole ? rc : tree(v, &fl, &fdb, 0);
+    if (rc == 0 && whole && !v->st->skipped && v->used + v->freed != v->last) {
         v->tree = NULL;
         rc = bad(v, v->last - 1,
                  "%llu pages in use and %llu free, but the file's last page "
@@ -547,6 +568,11 @@ verify_map(pv *v, MDB_txn *txn)
 {
     uint8_t meta[PV_DB * 2 + 16];
     int rc = pick_meta(v, mdb_txn_id(txn), meta);
+    if (rc && v->o->stop) {
+        /* walking beside a writer (bgverify.c): two commits since the
+         * transaction began rewrote both slots -- not damage */
+        return SPRIG__EMOVED;
+    }
     if (rc) {
         return rc;
     }
@@ -571,11 +597,20 @@ int
 sprig__env_verify(sprig__env *e, MDB_txn *txn, uint64_t max_bytes,
                   sprig__verify_stats *st)
 {
+    sprig__verify_opts o = {.max_bytes = max_bytes};
+    return sprig__env_verify_opts(e, txn, &o, st);
+}
+
+int
+sprig__env_verify_opts(sprig__env *e, MDB_txn *txn, const sprig__verify_opts *o,
+                       sprig__verify_stats *st)
+{
     sprig__verify_stats local = {0};
     MDB_stat est;
     struct stat sb;
     int fd;
-    pv v = {.path = e->path, .st = st ? st : &local, .used = 2};
+    uint64_t max_bytes = o->max_bytes;
+    pv v = {.path = e->path, .st = st ? st : &local, .used = 2, .o = o};
     *v.st = (sprig__verify_stats){0};
     if (mdb_env_stat(e->env, &est) || mdb_env_get_fd(e->env, &fd) ||
         fstat(fd, &sb) != 0) {

@@ -1284,6 +1284,7 @@ sprig_storage_open(const sprig_storage_options *o, sprig_storage **out)
     if (!o->read_only) {
         sweep_orphans(st);
     }
+    sprig__env_bgverify_start(st->admin); /* the tables its open left */
     *out = &st->base;
     return SPRIG_OK;
 }

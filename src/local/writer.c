@@ -167,6 +167,11 @@ try_batch(sprig__env *e, sprig__wreq *batch, bool safe)
     for (sprig__wreq *r = batch; r; r = r->next) {
         r->rc = 0;
     }
+    int frc = sprig__env_check(e); /* failed by bgverify.c: nothing more */
+    if (frc) {
+        fail_rest(batch, frc);
+        return 0;
+    }
     int mrc = mdb_txn_begin(e->env, NULL, 0, &parent);
     if (mrc) {
         int rc = sprig__mdb_err(mrc, "beginning a write");
