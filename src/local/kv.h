@@ -47,6 +47,7 @@ struct sprig__kv {
     bool stop;
     uint64_t next_due;  /* earliest expiry the index may hold, or MAX */
     uint64_t noted_min; /* earliest expiry noted during a sweep */
+    bool retry_soon;    /* the last sweep met the open's log replay */
     atomic_bool flush_pending;
     atomic_bool flush_now;
     uint64_t flush_deadline; /* monotonic ms; 0: none */

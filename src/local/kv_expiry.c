@@ -51,6 +51,7 @@
 
 #define SWEEP_BATCH 1000
 #define MAX_NAP_MS 1000
+#define RETRY_NAP_MS 10 /* a sweep that met the open's replay */
 #define NEVER UINT64_MAX
 
 /* ---- the index -------------------------------------------------------- */
@@ -302,7 +303,13 @@ do_sweep(sprig__kv *kv)
     pthread_mutex_unlock(&kv->lock);
     int rc = sweep_all(kv, &removed, &next);
     pthread_mutex_lock(&kv->lock);
-    if (rc) { /* e.g. the disk is full: retry after a nap */
+    /* the thread starts before the open replays the database's log
+     * (db.c), whose commits run first: due now, in a short real nap (the
+     * storage's clock may be a test's, standing still) */
+    kv->retry_soon = rc == SPRIG_EBUSY;
+    if (rc == SPRIG_EBUSY) {
+        next = sprig__kv_now(kv);
+    } else if (rc) { /* e.g. the disk is full: retry after a nap */
         next = sprig__kv_now(kv) + MAX_NAP_MS;
     }
     kv->next_due = next < kv->noted_min ? next : kv->noted_min;
@@ -313,7 +320,9 @@ static void
 nap(sprig__kv *kv, uint64_t now)
 {
     uint64_t wait = NEVER;
-    if (kv->next_due != NEVER) {
+    if (kv->retry_soon) {
+        wait = RETRY_NAP_MS;
+    } else if (kv->next_due != NEVER) {
         wait = kv->next_due - now;
         wait = wait < MAX_NAP_MS ? wait : MAX_NAP_MS;
     }
@@ -348,8 +357,13 @@ housekeeper(void *arg)
             continue;
         }
         uint64_t now = sprig__kv_now(kv);
-        if (kv->next_due <= now) {
+        if (kv->next_due <= now && !kv->retry_soon) {
             do_sweep(kv);
+            continue;
+        }
+        if (kv->retry_soon) { /* after one nap */
+            nap(kv, now);
+            kv->retry_soon = false;
             continue;
         }
         nap(kv, now);
