@@ -164,6 +164,38 @@ test_table_name_flipped(void **state)
     expect_table_refused("meta", 2, 0x01);         /* "meua" */
 }
 
+/* The command log's position in `meta` ("wal.lsn": no CRC covers it)
+ * renamed in order ("walqlsn", the last key of its page) or lowered: the
+ * open would replay the log from there and apply its commands twice. */
+static void
+test_wal_lsn_flipped(void **state)
+{
+    (void)state;
+    for (int lowered = 0; lowered < 2; lowered++) {
+        const char *dir = tu_tmpdir("keys-lsn");
+        char f[1300];
+        sprig_storage_options o;
+        sprig_storage *st;
+        sprig_db *db;
+        make_storage(dir, &o);
+        db_file(f, sizeof f, dir, "db/db.2");
+        if (lowered) { /* the value's low byte: LSN 3 -> 2 (key, then 8) */
+            flip_key(f, 0, "wal.lsn", 7, 7 + 7, 0x01);
+        } else {
+            flip_key(f, 0, "wal.lsn", 7, 3, 0x5f);
+        }
+        int rc = open_db(&o, &st, &db);
+        if (rc != SPRIG_ECORRUPT) {
+            fail_msg("wal.lsn %s: open gave %d (%s)",
+                     lowered ? "lowered" : "renamed", rc, sprig_errmsg());
+        }
+        assert_non_null(strstr(sprig_errmsg(), "wal.lsn"));
+        assert_non_null(strstr(sprig_errmsg(), "db.2"));
+        close_all(st, db);
+        tu_rmtree(dir);
+    }
+}
+
 /* ---- the registry ------------------------------------------------------- */
 
 static void
@@ -500,6 +532,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_name_flipped),
+        cmocka_unit_test(test_wal_lsn_flipped),
         cmocka_unit_test(test_registry_name_flipped),
         cmocka_unit_test(test_registry_table_flipped),
         cmocka_unit_test(test_log_key_flipped),

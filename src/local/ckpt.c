@@ -65,6 +65,8 @@ struct sprig__ckpt {
     MDB_txn *pin;       /* the snapshot of the last checkpoint */
     uint64_t pin_txnid; /* its LMDB transaction id */
     uint64_t ckpt_lsn;  /* the LSN it covers */
+    uint64_t open_lsn;  /* the LSN the newest saved checkpoint held at open
+                           (0: none saved) */
     uint64_t seq;       /* checkpoints written (picks the slot) */
     int meta_fd;        /* wal/meta */
     unsigned psize;
@@ -301,6 +303,26 @@ read_lsn(sprig__ckpt *c, MDB_txn *txn, uint64_t *lsn)
                           c->env->path);
     }
     return mrc == 0 || mrc == MDB_NOTFOUND ? 0 : sprig__mdb_err(mrc, "lsn");
+}
+
+/* The position LMDB holds (`wal.lsn` in `meta`) is never behind the last
+ * checkpoint's: the checkpoint copied it from the snapshot it saved, and
+ * the file opens at that snapshot or later.  Behind it -- the record's key
+ * or value damaged (no CRC covers `meta`) -- the replay would apply logged
+ * commands a second time (test_flips seed 12, structure round 122: the
+ * key renamed "walqlsn", the database's log doubled). */
+static int
+lsn_behind(const sprig__ckpt *c, uint64_t applied)
+{
+    if (applied >= c->open_lsn) {
+        return SPRIG_OK;
+    }
+    return sprig__err(SPRIG_ECORRUPT,
+                      "'%s': its applied log position (\"" LSN_KEY "\" in "
+                      "table 'meta': LSN %llu) is behind its last "
+                      "checkpoint's (LSN %llu): the record is damaged",
+                      c->env->path, (unsigned long long)applied,
+                      (unsigned long long)c->open_lsn);
 }
 
 /* Pin the newest snapshot and copy its meta page (a read hold of
@@ -559,6 +581,7 @@ ckpt_new(sprig__env *e, const sprig_storage_options *o, sprig__ckpt **out)
     int k = 1;
     rc = rc ? rc : read_saved(c->meta_fd, &old, &ops, &otx, &k, NULL);
     c->seq = old ? (uint64_t)k + 1 : 0;
+    c->open_lsn = old ? get_le(old + 16, 8) : 0;
     sprig__free(old);
     const char *names[] = {"meta"};
     rc = rc ? rc : pin_now(c);
@@ -633,6 +656,7 @@ sprig__ckpt_env_open(const char *dir, const sprig_storage_options *o,
         if (rc == 0) {
             rc = read_lsn((*out)->ckpt, txn, &applied);
             sprig__env_read_end(*out, txn);
+            rc = rc ? rc : lsn_behind((*out)->ckpt, applied);
         }
     }
     rc = rc ? rc : sprig__wal_open(dir, applied, 0, &(*out)->ckpt->wal);
