@@ -446,6 +446,21 @@ holder(const wal_seg *all, const bool *taken, size_t n, uint64_t lsn)
     return best;
 }
 
+/* ECORRUPT: segment `s` ends (its record s->last + 1 damaged) below its
+ * synced mark; records `from` to the mark are lost. */
+static int
+synced_lost(const wal_seg *s, uint64_t from)
+{
+    return sprig__err(SPRIG_ECORRUPT,
+                      "command log '%s': record LSN %llu is damaged (its CRC "
+                      "fails, or its header is malformed), but the segment "
+                      "was synced through LSN %llu: not a torn write; "
+                      "records %llu to %llu are lost",
+                      s->path, (unsigned long long)s->last + 1,
+                      (unsigned long long)s->mark, (unsigned long long)from,
+                      (unsigned long long)s->mark);
+}
+
 /* Whether the chain (w->chain, ending before w->next_lsn) ends below
  * what was synced: a segment (in the chain or not) that ends below its
  * synced mark, or a valid segment (not taken) that starts past the chain's
@@ -459,15 +474,7 @@ check_breaks(sprig__wal *w, const wal_seg *all, size_t n, const bool *taken,
     for (size_t i = 0; i < w->n_chain; i++) {
         const wal_seg *s = &w->chain[i];
         if (s->mark > s->last && s->mark > applied) {
-            return sprig__err(SPRIG_ECORRUPT,
-                              "command log '%s': record LSN %llu is damaged "
-                              "(its CRC fails, or its header is malformed), "
-                              "but the segment was synced through LSN %llu: "
-                              "not a torn write; records %llu to %llu are lost",
-                              s->path, (unsigned long long)s->last + 1,
-                              (unsigned long long)s->mark,
-                              (unsigned long long)s->last + 1,
-                              (unsigned long long)s->mark);
+            return synced_lost(s, s->last + 1);
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -478,15 +485,7 @@ check_breaks(sprig__wal *w, const wal_seg *all, size_t n, const bool *taken,
         if (!taken[i] && s->first && s->first <= w->next_lsn &&
             s->last < w->next_lsn && s->mark >= w->next_lsn &&
             s->mark > applied) {
-            return sprig__err(SPRIG_ECORRUPT,
-                              "command log '%s': record LSN %llu is damaged "
-                              "(its CRC fails, or its header is malformed), "
-                              "but the segment was synced through LSN %llu: "
-                              "not a torn write; records %llu to %llu are lost",
-                              s->path, (unsigned long long)s->last + 1,
-                              (unsigned long long)s->mark,
-                              (unsigned long long)w->next_lsn,
-                              (unsigned long long)s->mark);
+            return synced_lost(s, w->next_lsn);
         }
     }
     const char *end = w->n_chain ? w->chain[w->n_chain - 1].path : w->dir;
